@@ -1,0 +1,79 @@
+import type { ZodError } from 'zod';
+
+/**
+ * The closed set of error kinds the API can return. Each has a stable `type` URI
+ * (`/problems/<code>`) so clients can branch on it without parsing prose.
+ */
+export const problemCatalog = {
+  validation_failed: { status: 400, title: 'The request is not valid' },
+  malformed_json: { status: 400, title: 'The request body is not valid JSON' },
+  unauthenticated: { status: 401, title: 'Missing or invalid API key' },
+  forbidden: { status: 403, title: 'The API key may not do this' },
+  not_found: { status: 404, title: 'No such resource' },
+  method_not_allowed: { status: 405, title: 'Method not allowed on this resource' },
+  conflict: { status: 409, title: 'The request conflicts with existing state' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported content type' },
+  unprocessable: { status: 422, title: 'The request is understood but cannot be processed' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  quota_exceeded: { status: 429, title: 'Usage quota exceeded' },
+  internal_error: { status: 500, title: 'Internal error' },
+  unavailable: { status: 503, title: 'A dependency is unavailable' },
+} as const;
+
+export type ProblemCode = keyof typeof problemCatalog;
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance?: string;
+  [extension: string]: unknown;
+}
+
+export const problemTypeUri = (code: ProblemCode): string => `/problems/${code}`;
+
+/** The one error class for failures that should reach the client as problem+json. */
+export class ProblemError extends Error {
+  readonly status: number;
+
+  constructor(
+    readonly code: ProblemCode,
+    readonly detail: string,
+    readonly extensions: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+    this.name = 'ProblemError';
+    this.status = problemCatalog[code].status;
+  }
+
+  toBody(instance?: string): ProblemBody {
+    return {
+      type: problemTypeUri(this.code),
+      title: problemCatalog[this.code].title,
+      status: this.status,
+      detail: this.detail,
+      ...(instance ? { instance } : {}),
+      ...this.extensions,
+    };
+  }
+}
+
+/** JSON Pointer (RFC 6901) for a zod issue path, as used in RFC 9457's `errors` extension. */
+export function jsonPointer(path: readonly PropertyKey[]): string {
+  return '#' + path.map((p) => '/' + String(p).replaceAll('~', '~0').replaceAll('/', '~1')).join('');
+}
+
+/** The shared mapper from zod failures to a 400 problem naming every offending field. */
+export function problemFromZod(error: ZodError, where: 'body' | 'query' | 'params' = 'body'): ProblemError {
+  const errors = error.issues.map((issue) => ({
+    pointer: jsonPointer(issue.path),
+    detail: issue.message,
+  }));
+  const first = errors[0];
+  const summary = first ? `${first.pointer === '#' ? where : first.pointer.slice(2)}: ${first.detail}` : 'invalid';
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
+  return new ProblemError('validation_failed', `Invalid ${where}: ${summary}${more}`, { errors });
+}
