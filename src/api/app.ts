@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Logger } from 'pino';
+import { notFoundHandler, problemHandler } from './error-handler';
+import { createApiMetrics } from './metrics';
+import { docsRouter } from './routes/docs';
+import { healthRouter, type ReadinessCheck } from './routes/health';
+import { pricingRouter } from './routes/pricing';
+
+export interface AppDeps {
+  logger: Logger;
+  /** Named readiness probes for /readyz, e.g. Postgres and Temporal. */
+  readiness: Record<string, ReadinessCheck>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  const metrics = createApiMetrics();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      // Honour a caller's correlation id when it is sane; otherwise mint one.
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+    }),
+  );
+  app.use(metrics.middleware);
+  app.use(express.json({ limit: '5mb', type: ['application/json', 'application/*+json'] }));
+
+  app.use(healthRouter(deps.readiness));
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.use(docsRouter());
+  app.use(pricingRouter);
+
+  app.use(notFoundHandler);
+  app.use(problemHandler);
+  return app;
+}

@@ -1,0 +1,46 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { ZodError } from 'zod';
+import { ProblemError, problemFromZod } from './problem';
+
+/** Errors raised by Express's body parser carry a `type` naming what went wrong. */
+function fromBodyParser(err: unknown): ProblemError | undefined {
+  if (typeof err !== 'object' || err === null || !('type' in err)) return undefined;
+  switch ((err as { type: unknown }).type) {
+    case 'entity.parse.failed':
+      return new ProblemError('malformed_json', 'The request body could not be parsed as JSON.');
+    case 'entity.too.large':
+      return new ProblemError('payload_too_large', `The request body exceeds ${String((err as { limit?: unknown }).limit ?? 'the limit')} bytes.`);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new ProblemError('unsupported_media_type', 'Unsupported body encoding or charset.');
+    case 'request.aborted':
+      return new ProblemError('validation_failed', 'The request was aborted before its body was complete.');
+    default:
+      return undefined;
+  }
+}
+
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  next(new ProblemError('not_found', `No route for ${req.method} ${req.path}.`));
+};
+
+/**
+ * Renders every failure as RFC 9457 problem+json. Anything unexpected becomes a 500 that names
+ * only the request id; the stack goes to the log, never to the client.
+ */
+export const problemHandler: ErrorRequestHandler = (err, req, res, next) => {
+  if (res.headersSent) return next(err);
+  const problem =
+    err instanceof ProblemError ? err
+    : err instanceof ZodError ? problemFromZod(err)
+    : fromBodyParser(err);
+  const instance = `urn:request:${String(req.id)}`;
+  if (!problem) {
+    req.log.error({ err }, 'unhandled error');
+    const body = new ProblemError('internal_error', `An internal error occurred; quote request id ${String(req.id)} when reporting it.`).toBody(instance);
+    res.status(500).type('application/problem+json').json(body);
+    return;
+  }
+  if (problem.status >= 500) req.log.error({ err }, problem.detail);
+  res.status(problem.status).set(problem.headers).type('application/problem+json').json(problem.toBody(instance));
+};
