@@ -6,7 +6,6 @@ import { notFoundHandler, problemHandler } from './error-handler';
 import { createApiMetrics } from './metrics';
 import { docsRouter } from './routes/docs';
 import { healthRouter, type ReadinessCheck } from './routes/health';
-import { pricingRouter } from './routes/pricing';
 
 export interface AppDeps {
   logger: Logger;
@@ -44,7 +43,6 @@ export function createApp(deps: AppDeps): Express {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use(docsRouter());
-  app.use(pricingRouter);
 
   app.use(notFoundHandler);
   app.use(problemHandler);

