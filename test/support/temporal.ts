@@ -1,0 +1,14 @@
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { temporalCliPath, temporalTestServerPath } from '../../src/temporal/binaries';
+
+/** Temporal's time-skipping test server, from the binary provisioned by scripts/provision-temporal.sh. */
+export const timeSkippingEnvironment = () =>
+  TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: temporalTestServerPath() } },
+  });
+
+/** A real Temporal dev server (the CLI that `npm start` runs), in memory, on a free port. */
+export const localEnvironment = () =>
+  TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: temporalCliPath() }, ui: false },
+  });
