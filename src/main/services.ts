@@ -73,3 +73,12 @@ export function closeServer(server: Server): Promise<void> {
     server.closeIdleConnections();
   });
 }
+
+/** Separate API / worker processes never start servers: they need both addresses. */
+export function requireExternal(config: Config): { databaseUrl: string; temporalAddress: string } {
+  const missing = [!config.DATABASE_URL && 'DATABASE_URL', !config.TEMPORAL_ADDRESS && 'TEMPORAL_ADDRESS'].filter(Boolean);
+  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
+    throw new Error(`${missing.join(' and ')} must be set (use \`npm start\` for the all-in-one local stack).`);
+  }
+  return { databaseUrl: config.DATABASE_URL, temporalAddress: config.TEMPORAL_ADDRESS };
+}
