@@ -74,7 +74,8 @@ async function main(): Promise<number> {
     run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], env);
 
   let failed = 0;
-  if (selected.includes('unit')) failed |= await step('unit', () => nodeTest(testFiles('unit'), process.env));
+  const unitFiles = testFiles('unit');
+  if (selected.includes('unit') && unitFiles.length) failed |= await step('unit', () => nodeTest(unitFiles, process.env));
 
   const needsPostgres = selected.some((s) => s !== 'unit' && testFiles(s).length > 0);
   let cluster: RunningPostgres | undefined;
