@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import { notFoundHandler, problemHandler } from './error-handler';
@@ -11,6 +11,10 @@ export interface AppDeps {
   logger: Logger;
   /** Named readiness probes for /readyz, e.g. Postgres and Temporal. */
   readiness: Record<string, ReadinessCheck>;
+  /** Verifies the caller's API key and sets `req.principal`; refuses bad keys with 401. */
+  authenticate: RequestHandler;
+  /** Resource routers; each guards its routes with `requireScope`. */
+  routers: Router[];
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -43,6 +47,8 @@ export function createApp(deps: AppDeps): Express {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use(docsRouter());
+  app.use('/v1', deps.authenticate);
+  for (const router of deps.routers) app.use(router);
 
   app.use(notFoundHandler);
   app.use(problemHandler);

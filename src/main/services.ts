@@ -3,6 +3,7 @@ import { Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app';
+import { ProblemError } from '../api/problem';
 import type { Config } from '../config';
 import { createPool, type Pool } from '../db/pool';
 import { createWorker } from '../worker';
@@ -34,6 +35,11 @@ export async function startApi(config: Config, services: Services, logger: Logge
       postgres: () => services.pool.query('select 1'),
       temporal: () => services.temporal.healthService.check({}),
     },
+    // Until API keys exist (issue 5) every /v1 route is refused rather than left open.
+    authenticate: () => {
+      throw new ProblemError('unauthenticated', 'API keys are not configured on this server.', { reason: 'no_keys' });
+    },
+    routers: [],
   });
   return new Promise((resolve, reject) => {
     const server = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(server)));

@@ -38,6 +38,8 @@ before(async () => {
       postgres: () => db.pool.query('select 1'),
       temporal: () => temporal.connection.healthService.check({}),
     },
+    authenticate: (_req, _res, next) => next(),
+    routers: [],
   });
   server = await listen(app);
 });
@@ -65,6 +67,8 @@ describe('operations endpoints', () => {
     const app = createApp({
       logger: logs.logger,
       readiness: { postgres: () => deadPool.query('select 1'), temporal: () => temporal.connection.healthService.check({}) },
+      authenticate: (_req, _res, next) => next(),
+      routers: [],
     });
     const dead = await listen(app);
     try {
