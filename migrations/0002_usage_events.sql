@@ -1,0 +1,50 @@
+-- Up Migration
+
+-- The source of truth for usage. The primary key is the idempotency key: a retried or
+-- concurrently repeated event hits it inside the inserting transaction, so it is stored and
+-- counted once. payload_hash tells a retry of the same event (duplicate) from a different event
+-- reusing the id (conflict).
+--
+-- Sized for tens of millions of rows a month: two B-trees only (the key, and the one access
+-- path every reader uses: customer + meter + time range, for usage queries, invoices and
+-- reconciliation). Not partitioned by time: a partitioned table's unique key must include the
+-- partition column, and deduplication must hold across all time, so (customer, event id) could
+-- no longer be enforced by the database. Old rows can later move to an archive table once their
+-- invoices are final.
+CREATE TABLE usage_events (
+  customer_id  uuid NOT NULL REFERENCES customers (id),
+  event_id     text NOT NULL CHECK (length(event_id) BETWEEN 1 AND 128),
+  meter_id     uuid NOT NULL REFERENCES meters (id),
+  event_time   timestamptz NOT NULL,
+  received_at  timestamptz NOT NULL,
+  -- The meter's exact value: NULL for count meters (each event counts 1) and unique_count meters
+  -- (the distinct key stays in properties).
+  value        numeric CHECK (value >= 0),
+  properties   jsonb NOT NULL,
+  payload_hash bytea NOT NULL CHECK (length(payload_hash) = 16),
+  -- Arrived more than the allowed lateness after it happened; the invoicing policy decides.
+  late         boolean NOT NULL,
+  PRIMARY KEY (customer_id, event_id)
+);
+CREATE INDEX usage_events_customer_meter_time_idx ON usage_events (customer_id, meter_id, event_time);
+
+-- Real-time counters per customer, meter and UTC day, updated in the inserting transaction only
+-- for newly stored events. Days add up to any billing period whatever its anchor; limits and
+-- dashboards read these, invoices recompute from usage_events.
+CREATE TABLE usage_counters (
+  customer_id     uuid NOT NULL REFERENCES customers (id),
+  meter_id        uuid NOT NULL REFERENCES meters (id),
+  day             date NOT NULL,
+  event_count     bigint NOT NULL,
+  value_sum       numeric NOT NULL,
+  value_max       numeric,
+  latest_value    numeric,
+  latest_time     timestamptz,
+  latest_event_id text,
+  updated_at      timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (customer_id, meter_id, day)
+);
+
+-- Down Migration
+DROP TABLE usage_counters;
+DROP TABLE usage_events;

@@ -1,0 +1,15 @@
+import { z } from 'zod';
+
+export const PageQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  after: z.string().min(1).max(256).optional().meta({ description: 'The `next_cursor` of the previous page' }),
+});
+
+/** Fetches one row more than asked to know whether another page exists. */
+export function page<T>(rows: T[], limit: number, cursorOf: (row: T) => string) {
+  const data = rows.slice(0, limit);
+  const last = data[data.length - 1];
+  return { data, next_cursor: rows.length > limit && last ? cursorOf(last) : null };
+}
+
+export const pageSchema = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });

@@ -1,0 +1,93 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { Pool } from '../../db/pool';
+import { createCustomer, getCustomer, listCustomers, type Customer } from '../../metering/customer-store';
+import { actingCustomer, principalOf, requireScope } from '../auth';
+import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { page, pageSchema, PageQuerySchema } from '../pagination';
+import { ProblemError, problemFromZod } from '../problem';
+
+const CustomerInputSchema = z
+  .object({
+    external_id: z.string().min(1).max(128).regex(/^[^\u0000]*$/, 'must not contain NUL').meta({ description: 'Your id for the customer' }),
+    name: z.string().min(1).max(256),
+    currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD').meta({ example: 'USD' }),
+  })
+  .strict()
+  .meta({ id: 'CustomerInput' });
+
+const CustomerSchema = z
+  .object({ external_id: z.string(), name: z.string(), currency: z.string(), created_at: z.string() })
+  .meta({ id: 'Customer' });
+
+const ExternalIdParams = z.object({ externalId: z.string().min(1).max(128) });
+
+const security = [{ [apiKeyAuth.name]: [] }];
+registry.registerPath({
+  method: 'post',
+  path: '/v1/customers',
+  summary: 'Create a customer (idempotent on external_id)',
+  tags: ['customers'],
+  security,
+  request: { body: { content: { 'application/json': { schema: CustomerInputSchema } } } },
+  responses: {
+    201: { description: 'Created', content: { 'application/json': { schema: CustomerSchema } } },
+    200: { description: 'Already exists with the same attributes', content: { 'application/json': { schema: CustomerSchema } } },
+    ...problemResponses(400, 401, 403, 409),
+  },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/customers/{externalId}',
+  summary: 'Get a customer',
+  tags: ['customers'],
+  security,
+  request: { params: ExternalIdParams },
+  responses: { 200: { description: 'The customer', content: { 'application/json': { schema: CustomerSchema } } }, ...problemResponses(401, 403, 404) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/customers',
+  summary: 'List customers by external id',
+  tags: ['customers'],
+  security,
+  request: { query: PageQuerySchema },
+  responses: { 200: { description: 'A page of customers', content: { 'application/json': { schema: pageSchema(CustomerSchema) } } }, ...problemResponses(400, 401, 403) },
+});
+
+const toJson = (c: Customer) => ({ external_id: c.externalId, name: c.name, currency: c.currency, created_at: c.createdAt.toISOString() });
+
+export function customersRouter(pool: Pool): Router {
+  const router = Router();
+
+  router.post('/v1/customers', requireScope('billing:admin'), async (req, res) => {
+    const parsed = CustomerInputSchema.safeParse(req.body);
+    if (!parsed.success) throw problemFromZod(parsed.error);
+    const { created, customer } = await createCustomer(pool, parsed.data);
+    if (!created && (customer.name !== parsed.data.name || customer.currency !== parsed.data.currency)) {
+      throw new ProblemError('conflict', `Customer "${parsed.data.external_id}" already exists with other attributes.`, { existing: toJson(customer) });
+    }
+    res.status(created ? 201 : 200).location(`/v1/customers/${encodeURIComponent(customer.externalId)}`).json(toJson(customer));
+  });
+
+  router.get('/v1/customers/:externalId', requireScope('billing:read'), async (req, res) => {
+    const externalId = actingCustomer(principalOf(req), ExternalIdParams.parse(req.params).externalId)!;
+    const customer = await getCustomer(pool, externalId);
+    if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
+    res.json(toJson(customer));
+  });
+
+  router.get('/v1/customers', requireScope('billing:read'), async (req, res) => {
+    const query = PageQuerySchema.safeParse(req.query);
+    if (!query.success) throw problemFromZod(query.error, 'query');
+    const principal = principalOf(req);
+    if (principal.customer) {
+      throw new ProblemError('forbidden', 'A key restricted to one customer cannot list customers.', { reason: 'customer_restricted' });
+    }
+    const rows = await listCustomers(pool, query.data.limit + 1, query.data.after);
+    const result = page(rows, query.data.limit, (c) => c.externalId);
+    res.json({ data: result.data.map(toJson), next_cursor: result.next_cursor });
+  });
+
+  return router;
+}

@@ -1,0 +1,137 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import {
+  CloudEventInputSchema,
+  EventInputSchema,
+  EventOutcomeSchema,
+  fromCloudEvent,
+  MAX_BATCH_EVENTS,
+  type EventOutcome,
+} from '../../domain/metering/event-input';
+import type { EventParser, IngestService } from '../../metering/ingest';
+import { principalOf, requireScope } from '../auth';
+import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { ProblemError, problemFromZod, type ProblemCode } from '../problem';
+
+const JSON_TYPE = 'application/json';
+const CE_TYPE = 'application/cloudevents+json';
+const CE_BATCH_TYPE = 'application/cloudevents-batch+json';
+
+const IngestQuerySchema = z.object({
+  atomic: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true')
+    .meta({ description: 'All-or-nothing: if any event fails, none is stored' }),
+});
+
+const BatchResultSchema = z
+  .object({
+    accepted: z.number().int(),
+    duplicate: z.number().int(),
+    conflict: z.number().int(),
+    rejected: z.number().int(),
+    results: z.array(EventOutcomeSchema),
+  })
+  .meta({ id: 'IngestResult' });
+
+registry.registerPath({
+  method: 'post',
+  path: '/v1/events',
+  summary: 'Ingest usage events: one event, or a batch of up to 1,000',
+  description:
+    'A 2xx means every stored event is committed. Events are deduplicated per customer on `id`: the same id with the ' +
+    'same payload is a `duplicate` (counted once), with another payload a `conflict`. Valid events of a batch are stored ' +
+    'even when others are rejected, unless `atomic=true`. Also accepts CloudEvents (`application/cloudevents+json`, ' +
+    '`application/cloudevents-batch+json`: subject = customer, time = timestamp, data = properties). Body limit: 5 MB.',
+  tags: ['events'],
+  security: [{ [apiKeyAuth.name]: [] }],
+  request: {
+    query: IngestQuerySchema,
+    body: {
+      content: {
+        [JSON_TYPE]: { schema: z.union([EventInputSchema, z.array(EventInputSchema).max(MAX_BATCH_EVENTS)]) },
+        [CE_TYPE]: { schema: CloudEventInputSchema },
+        [CE_BATCH_TYPE]: { schema: z.array(CloudEventInputSchema).max(MAX_BATCH_EVENTS) },
+      },
+    },
+  },
+  responses: {
+    201: { description: 'Single event stored', content: { [JSON_TYPE]: { schema: EventOutcomeSchema } } },
+    200: { description: 'Batch processed (per-event results), or a single duplicate', content: { [JSON_TYPE]: { schema: BatchResultSchema } } },
+    ...problemResponses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+  },
+});
+
+const parseCloudEvent: EventParser = (item) => {
+  const ce = CloudEventInputSchema.safeParse(item);
+  return ce.success ? { success: true, data: fromCloudEvent(ce.data) } : ce;
+};
+
+/** The problem a failed single event (or a batch where nothing was stored) maps to. */
+function problemCode(o: EventOutcome): ProblemCode {
+  if (o.status === 'conflict') return 'conflict';
+  if (o.reason === 'invalid_event' || o.reason === 'missing_customer') return 'validation_failed';
+  if (o.reason === 'customer_forbidden') return 'forbidden';
+  return 'unprocessable';
+}
+
+function readBody(req: Request): { items: unknown[]; single: boolean; parse?: EventParser } {
+  const body: unknown = req.body;
+  if (req.is(CE_BATCH_TYPE) || req.is(CE_TYPE)) {
+    const single = Boolean(req.is(CE_TYPE));
+    if (single ? Array.isArray(body) || typeof body !== 'object' : !Array.isArray(body)) {
+      throw new ProblemError('validation_failed', single ? 'Expected one CloudEvent object.' : 'Expected a JSON array of CloudEvents.');
+    }
+    return { items: single ? [body] : (body as unknown[]), single, parse: parseCloudEvent };
+  }
+  if (!req.is(JSON_TYPE)) {
+    throw new ProblemError('unsupported_media_type', `Send ${JSON_TYPE}, ${CE_TYPE} or ${CE_BATCH_TYPE}.`);
+  }
+  if (Array.isArray(body)) return { items: body, single: false };
+  if (typeof body === 'object' && body !== null) return { items: [body], single: true };
+  throw new ProblemError('validation_failed', 'Expected an event object or an array of events.');
+}
+
+export function eventsRouter(ingest: IngestService): Router {
+  const router = Router();
+
+  router.post('/v1/events', requireScope('events:write'), async (req, res) => {
+    const query = IngestQuerySchema.safeParse(req.query);
+    if (!query.success) throw problemFromZod(query.error, 'query');
+    const { items, single, parse } = readBody(req);
+    if (items.length === 0) throw new ProblemError('validation_failed', 'The batch is empty.');
+    if (items.length > MAX_BATCH_EVENTS) {
+      throw new ProblemError('payload_too_large', `A batch holds at most ${MAX_BATCH_EVENTS} events; got ${items.length}.`);
+    }
+    const { outcomes, rolledBack } = await ingest.ingest(items, principalOf(req), query.data.atomic, parse);
+
+    if (single) {
+      const o = outcomes[0]!;
+      if (o.status === 'accepted' || o.status === 'duplicate') {
+        res.status(o.status === 'accepted' ? 201 : 200).json(o);
+        return;
+      }
+      throw new ProblemError(problemCode(o), o.detail ?? o.reason ?? o.status, { reason: o.reason, event: o });
+    }
+
+    const counts = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0 };
+    for (const o of outcomes) counts[o.status]++;
+    if (rolledBack || counts.accepted + counts.duplicate === 0) {
+      const failures = outcomes.filter((o) => o.status === 'conflict' || (o.status === 'rejected' && o.reason !== 'batch_rolled_back'));
+      const code = failures.every((o) => o.status === 'conflict') ? 'conflict' : problemCode(failures.find((o) => o.status === 'rejected')!);
+      throw new ProblemError(
+        code,
+        `${rolledBack ? 'Atomic batch rolled back, nothing stored' : 'No event of the batch was stored'}: ${failures.length} event(s) failed, first at index ${failures[0]!.index} (${failures[0]!.reason}).`,
+        {
+          errors: failures.map((o) => ({ pointer: `#/${o.index}`, reason: o.reason, detail: o.detail ?? o.reason })),
+          ...counts,
+          results: outcomes,
+        },
+      );
+    }
+    res.status(200).json({ ...counts, results: outcomes });
+  });
+
+  return router;
+}

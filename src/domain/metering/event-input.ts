@@ -1,0 +1,84 @@
+import { z } from 'zod';
+
+export const MAX_BATCH_EVENTS = 1000;
+/** Serialized size limit of one event's properties, so one event cannot carry megabytes. */
+export const MAX_PROPERTIES_BYTES = 8 * 1024;
+
+const properties = z
+  .record(z.string().max(128), z.unknown())
+  .refine((p) => JSON.stringify(p).length <= MAX_PROPERTIES_BYTES, {
+    message: `properties must serialize to at most ${MAX_PROPERTIES_BYTES} bytes`,
+  });
+
+/** One usage event as an API client sends it. */
+export const EventInputSchema = z
+  .object({
+    id: z.string().min(1).max(128).meta({ description: 'Idempotency key, unique per customer' }),
+    customer: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .meta({ description: "Customer external id; implied by a key restricted to one customer" }),
+    type: z.string().min(1).max(128).meta({ description: 'Event type; names the meter it feeds' }),
+    timestamp: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .meta({ description: 'RFC 3339 time the usage happened; default: when received' }),
+    properties: properties.default({}),
+  })
+  .strict()
+  .meta({ id: 'UsageEvent' });
+
+export type EventInput = z.infer<typeof EventInputSchema>;
+
+/** A CloudEvents 1.0 event (structured JSON mode) carrying usage: subject = customer, data = properties. */
+export const CloudEventInputSchema = z
+  .object({
+    specversion: z.literal('1.0'),
+    id: z.string().min(1).max(128),
+    source: z.string().min(1).max(1024),
+    type: z.string().min(1).max(128),
+    subject: z.string().min(1).max(128).optional(),
+    time: z.iso.datetime({ offset: true }).optional(),
+    datacontenttype: z.string().optional(),
+    data: properties.optional(),
+  })
+  .meta({ id: 'CloudEvent' });
+
+export type CloudEventInput = z.infer<typeof CloudEventInputSchema>;
+
+export function fromCloudEvent(ce: CloudEventInput): EventInput {
+  return {
+    id: ce.id,
+    type: ce.type,
+    properties: ce.data ?? {},
+    ...(ce.subject !== undefined ? { customer: ce.subject } : {}),
+    ...(ce.time !== undefined ? { timestamp: ce.time } : {}),
+  };
+}
+
+export const eventOutcomes = ['accepted', 'duplicate', 'conflict', 'rejected'] as const;
+export type EventOutcomeStatus = (typeof eventOutcomes)[number];
+
+export interface EventOutcome {
+  index: number;
+  id: string | null;
+  status: EventOutcomeStatus;
+  /** Machine-readable reason for rejected and conflict outcomes. */
+  reason?: string;
+  detail?: string;
+  /** Accepted more than the allowed lateness after the usage happened. */
+  late?: boolean;
+}
+
+export const EventOutcomeSchema = z
+  .object({
+    index: z.number().int(),
+    id: z.string().nullable(),
+    status: z.enum(eventOutcomes),
+    reason: z.string().optional(),
+    detail: z.string().optional(),
+    late: z.boolean().optional(),
+  })
+  .meta({ id: 'EventOutcome' });

@@ -1,0 +1,253 @@
+import type { PoolClient } from 'pg';
+import type { Pool } from '../db/pool';
+import { ProblemError } from '../api/problem';
+
+/** An event validated and resolved against its meter, ready to store. */
+export interface PreparedEvent {
+  customer: string;
+  eventId: string;
+  meterId: string;
+  eventTime: string;
+  receivedAt: string;
+  value: string | null;
+  properties: string;
+  payloadHash: Buffer;
+  late: boolean;
+}
+
+export type WriteOutcome =
+  | { status: 'accepted' }
+  | { status: 'duplicate' }
+  | { status: 'conflict' }
+  | { status: 'rejected'; reason: 'unknown_customer' };
+
+export interface WriteResult {
+  outcomes: WriteOutcome[];
+  /** Atomic writes only: true when something failed and nothing was stored. */
+  rolledBack: boolean;
+}
+
+export interface IngestWriterOptions {
+  /** Rows per transaction: large enough to amortize a commit, small enough to keep latency low. */
+  maxRowsPerTransaction: number;
+  /** Transactions in flight at once; two keep both PostgreSQL cores busy. */
+  maxConcurrentTransactions: number;
+  /** Backpressure: beyond this many queued rows requests get 503 + Retry-After. */
+  maxQueuedRows: number;
+}
+
+interface Pending {
+  events: PreparedEvent[];
+  atomic: boolean;
+  resolve(result: WriteResult): void;
+  reject(err: unknown): void;
+}
+
+const RETRYABLE = new Set(['40P01', '40001']);
+const MAX_ATTEMPTS = 4;
+
+// One statement stores the new events and folds only those into the daily counters: rows that
+// hit the unique key are skipped by ON CONFLICT and never reach the counter CTE. Rows are
+// inserted in key order so concurrent transactions lock in the same order and cannot deadlock
+// on each other's keys.
+const INSERT_SQL = `
+with input as (
+  select * from unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
+                       $6::numeric[], $7::jsonb[], $8::bytea[], $9::boolean[])
+    with ordinality as t(customer_ext, event_id, meter_id, event_time, received_at, value, properties, payload_hash, late, ord)
+), resolved as (
+  select c.id as customer_id, i.* from input i join customers c on c.external_id = i.customer_ext
+), ins as (
+  insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, payload_hash, late)
+  select customer_id, event_id, meter_id, event_time, received_at, value, properties, payload_hash, late
+    from resolved order by customer_id, event_id
+  on conflict (customer_id, event_id) do nothing
+  returning customer_id, event_id, meter_id, event_time, value
+), counted as (
+  insert into usage_counters as uc
+    (customer_id, meter_id, day, event_count, value_sum, value_max, latest_value, latest_time, latest_event_id)
+  select customer_id, meter_id, (event_time at time zone 'UTC')::date, count(*), coalesce(sum(value), 0), max(value),
+         (array_agg(value order by event_time desc, event_id desc))[1], max(event_time),
+         (array_agg(event_id order by event_time desc, event_id desc))[1]
+    from ins group by 1, 2, 3 order by 1, 2, 3
+  on conflict (customer_id, meter_id, day) do update set
+    event_count = uc.event_count + excluded.event_count,
+    value_sum = uc.value_sum + excluded.value_sum,
+    value_max = greatest(uc.value_max, excluded.value_max),
+    latest_value = case when (excluded.latest_time, excluded.latest_event_id) > (uc.latest_time, uc.latest_event_id)
+                        then excluded.latest_value else uc.latest_value end,
+    latest_event_id = case when (excluded.latest_time, excluded.latest_event_id) > (uc.latest_time, uc.latest_event_id)
+                        then excluded.latest_event_id else uc.latest_event_id end,
+    latest_time = greatest(uc.latest_time, excluded.latest_time),
+    updated_at = now()
+)
+select r.ord::int from resolved r join ins on ins.customer_id = r.customer_id and ins.event_id = r.event_id`;
+
+// Runs as its own statement so that it sees rows a concurrent transaction committed while ours
+// waited on the unique key (READ COMMITTED takes a fresh snapshot per statement).
+const CLASSIFY_SQL = `
+select u.ord::int, c.id is not null as known, e.payload_hash
+  from unnest($1::int[], $2::text[], $3::text[]) as u(ord, customer_ext, event_id)
+  left join customers c on c.external_id = u.customer_ext
+  left join usage_events e on e.customer_id = c.id and e.event_id = u.event_id`;
+
+/**
+ * Group commit: concurrent requests share transactions. While a transaction is in flight new
+ * requests queue; the next transaction takes all of them (up to the row limit). A request's
+ * promise resolves only after the COMMIT that contains its rows, so a 2xx always means durable.
+ */
+export class IngestWriter {
+  private readonly queue: Pending[] = [];
+  private queuedRows = 0;
+  private inFlight = 0;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly options: IngestWriterOptions = { maxRowsPerTransaction: 10_000, maxConcurrentTransactions: 2, maxQueuedRows: 200_000 },
+  ) {}
+
+  write(events: PreparedEvent[], atomic = false): Promise<WriteResult> {
+    if (events.length === 0) return Promise.resolve({ outcomes: [], rolledBack: false });
+    if (this.queuedRows + events.length > this.options.maxQueuedRows) {
+      return Promise.reject(
+        new ProblemError('unavailable', 'The ingest queue is full; retry shortly.', {}, { 'Retry-After': '1' }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ events, atomic, resolve, reject });
+      this.queuedRows += events.length;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.options.maxConcurrentTransactions && this.queue.length > 0) {
+      const group = this.takeGroup();
+      this.inFlight++;
+      void this.commitGroup(group).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  /** Atomic requests commit alone, so their rollback cannot take other requests' rows with it. */
+  private takeGroup(): Pending[] {
+    const first = this.queue.shift()!;
+    const group = [first];
+    let rows = first.events.length;
+    if (!first.atomic) {
+      while (this.queue.length > 0 && !this.queue[0]!.atomic && rows + this.queue[0]!.events.length <= this.options.maxRowsPerTransaction) {
+        const next = this.queue.shift()!;
+        group.push(next);
+        rows += next.events.length;
+      }
+    }
+    this.queuedRows -= rows;
+    return group;
+  }
+
+  private async commitGroup(group: Pending[]): Promise<void> {
+    try {
+      const events = group.flatMap((p) => p.events);
+      const outcomes = await this.commitWithRetry(events, group[0]!.atomic);
+      let offset = 0;
+      for (const pending of group) {
+        const own = outcomes.slice(offset, offset + pending.events.length);
+        offset += pending.events.length;
+        const failed = pending.atomic && own.some((o) => o.status === 'conflict' || o.status === 'rejected');
+        pending.resolve({ outcomes: own, rolledBack: failed });
+      }
+    } catch (err) {
+      if (group.length === 1) {
+        group[0]!.reject(err);
+        return;
+      }
+      // One request's rows broke the shared transaction: retry each alone so only it fails.
+      await Promise.all(group.map((p) => this.commitGroup([p])));
+    }
+  }
+
+  private async commitWithRetry(events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.commit(events, atomic);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (attempt >= MAX_ATTEMPTS || !code || !RETRYABLE.has(code)) throw err;
+      }
+    }
+  }
+
+  private async commit(events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
+    // Repeats of a key within the group go to the database once; the rest are judged against it.
+    const firstOf = new Map<string, number>();
+    const unique: PreparedEvent[] = [];
+    const uniqueIndex = events.map((e) => {
+      const key = `${e.customer}\u0000${e.eventId}`;
+      let at = firstOf.get(key);
+      if (at === undefined) {
+        at = unique.length;
+        firstOf.set(key, at);
+        unique.push(e);
+      }
+      return at;
+    });
+
+    const client = await this.pool.connect();
+    let uniqueOutcomes: WriteOutcome[];
+    try {
+      await client.query('begin');
+      uniqueOutcomes = await this.store(client, unique);
+      const failed = uniqueOutcomes.some((o) => o.status === 'conflict' || o.status === 'rejected');
+      await client.query(atomic && failed ? 'rollback' : 'commit');
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      client.release(true);
+      throw err;
+    }
+    client.release();
+
+    return events.map((e, i) => {
+      const at = uniqueIndex[i]!;
+      const first = uniqueOutcomes[at]!;
+      if (unique[at] === e) return first;
+      if (first.status === 'rejected') return first;
+      return unique[at]!.payloadHash.equals(e.payloadHash) && first.status !== 'conflict' ? { status: 'duplicate' } : { status: 'conflict' };
+    });
+  }
+
+  private async store(client: PoolClient, events: PreparedEvent[]): Promise<WriteOutcome[]> {
+    const { rows } = await client.query<{ ord: number }>(INSERT_SQL, [
+      events.map((e) => e.customer),
+      events.map((e) => e.eventId),
+      events.map((e) => e.meterId),
+      events.map((e) => e.eventTime),
+      events.map((e) => e.receivedAt),
+      events.map((e) => e.value),
+      events.map((e) => e.properties),
+      events.map((e) => e.payloadHash),
+      events.map((e) => e.late),
+    ]);
+    const outcomes: Array<WriteOutcome | undefined> = new Array(events.length);
+    for (const { ord } of rows) outcomes[ord - 1] = { status: 'accepted' };
+    const missing = events.flatMap((_, i) => (outcomes[i] ? [] : [i]));
+    if (missing.length > 0) {
+      const found = await client.query<{ ord: number; known: boolean; payload_hash: Buffer | null }>(CLASSIFY_SQL, [
+        missing.map((i) => i),
+        missing.map((i) => events[i]!.customer),
+        missing.map((i) => events[i]!.eventId),
+      ]);
+      for (const row of found.rows) {
+        const event = events[row.ord]!;
+        if (!row.known) outcomes[row.ord] = { status: 'rejected', reason: 'unknown_customer' };
+        else if (!row.payload_hash) throw new Error(`event ${event.eventId} was neither inserted nor found`);
+        else outcomes[row.ord] = row.payload_hash.equals(event.payloadHash) ? { status: 'duplicate' } : { status: 'conflict' };
+      }
+    }
+    return outcomes.map((o, i) => {
+      if (!o) throw new Error(`no outcome for event ${events[i]!.eventId}`);
+      return o;
+    });
+  }
+}

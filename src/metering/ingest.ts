@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import { actingCustomer, type Principal } from '../api/auth';
+import { jsonPointer } from '../api/problem';
+import type { Clock } from '../clock';
+import { canonicalJson } from '../domain/metering/canonical-json';
+import { EventInputSchema, type EventInput, type EventOutcome } from '../domain/metering/event-input';
+import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
+import { meterValue } from '../domain/metering/event-value';
+import { matchesFilter } from '../domain/metering/meter';
+import type { IngestWriter, PreparedEvent } from './ingest-writer';
+import type { MeterCatalog } from './meter-catalog';
+
+export interface IngestDeps {
+  writer: IngestWriter;
+  catalog: MeterCatalog;
+  clock: Clock;
+  timePolicy: EventTimePolicy;
+}
+
+export interface IngestResult {
+  outcomes: EventOutcome[];
+  /** Atomic batches: true when nothing was stored because some event failed. */
+  rolledBack: boolean;
+}
+
+export type EventParser = (
+  item: unknown,
+) => { success: true; data: EventInput } | { success: false; error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> } };
+const parseEvent: EventParser = (item) => EventInputSchema.safeParse(item);
+
+type Prepared = { ok: true; event: PreparedEvent } | { ok: false; outcome: EventOutcome };
+
+const reject = (index: number, id: string | null, reason: string, detail: string): Prepared => ({
+  ok: false,
+  outcome: { index, id, status: 'rejected', reason, detail },
+});
+
+const notStored = (index: number, id: string): EventOutcome => ({
+  index,
+  id,
+  status: 'rejected',
+  reason: 'batch_rolled_back',
+  detail: 'valid, but not stored: another event of this atomic batch failed',
+});
+
+// PostgreSQL text and jsonb cannot hold NUL characters; refuse them here rather than fail the batch.
+const hasNul = (s: string) => s.includes('\u0000') || s.includes('\\u0000');
+
+/**
+ * Validates a batch event by event, resolves each against its meter (from memory), and hands the
+ * valid ones to the group-commit writer. Invalid events get a reason; valid ones are stored
+ * even when others are rejected, unless the batch is atomic.
+ */
+export class IngestService {
+  constructor(private readonly deps: IngestDeps) {}
+
+  /** `parse` turns one raw item into an event: plain JSON events by default, or CloudEvents. */
+  async ingest(items: readonly unknown[], principal: Principal, atomic: boolean, parse: EventParser = parseEvent): Promise<IngestResult> {
+    const receivedAt = this.deps.clock.now();
+    const prepared = await Promise.all(items.map((item, index) => this.prepare(item, index, principal, receivedAt, parse)));
+    const outcomes: EventOutcome[] = new Array(items.length);
+    const toWrite: Array<{ index: number; event: PreparedEvent }> = [];
+    for (const [index, p] of prepared.entries()) {
+      if (p.ok) toWrite.push({ index, event: p.event });
+      else outcomes[index] = p.outcome;
+    }
+    if (atomic && toWrite.length < items.length) {
+      for (const { index, event } of toWrite) outcomes[index] = notStored(index, event.eventId);
+      return { outcomes, rolledBack: true };
+    }
+    const written = await this.deps.writer.write(
+      toWrite.map((w) => w.event),
+      atomic,
+    );
+    for (const [i, { index, event }] of toWrite.entries()) {
+      const o = written.outcomes[i]!;
+      outcomes[index] =
+        o.status === 'rejected' ? { index, id: event.eventId, status: 'rejected', reason: o.reason, detail: `unknown customer "${event.customer}"` }
+        : o.status === 'conflict' ? { index, id: event.eventId, status: 'conflict', reason: 'id_reused', detail: 'an event with this id and a different payload is already stored' }
+        : o.status === 'accepted' && written.rolledBack ? notStored(index, event.eventId)
+        : { index, id: event.eventId, status: o.status, ...(event.late ? { late: true } : {}) };
+    }
+    return { outcomes, rolledBack: written.rolledBack };
+  }
+
+  private async prepare(item: unknown, index: number, principal: Principal, receivedAt: Date, parse: EventParser): Promise<Prepared> {
+    const rawId = typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : null;
+    const parsed = parse(item);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return reject(index, rawId, 'invalid_event', `${jsonPointer([index, ...issue.path])}: ${issue.message}`);
+    }
+    const input: EventInput = parsed.data;
+    const propertiesJson = JSON.stringify(input.properties);
+    if (hasNul(input.id) || hasNul(propertiesJson) || (input.customer !== undefined && hasNul(input.customer))) {
+      return reject(index, input.id, 'invalid_event', `${jsonPointer([index])}: NUL characters are not allowed`);
+    }
+
+    let customer: string | undefined;
+    try {
+      customer = actingCustomer(principal, input.customer);
+    } catch {
+      return reject(index, input.id, 'customer_forbidden', 'this API key is restricted to another customer');
+    }
+    if (customer === undefined) {
+      return reject(index, input.id, 'missing_customer', `${jsonPointer([index, 'customer'])}: required unless the API key is restricted to a customer`);
+    }
+
+    const meter = await this.deps.catalog.forType(input.type);
+    if (!meter) return reject(index, input.id, 'unknown_event_type', `no meter consumes events of type "${input.type}"`);
+    if (!matchesFilter(meter, input.properties)) {
+      return reject(index, input.id, 'filtered_out', `the event does not match the filter of meter "${meter.code}"`);
+    }
+    const value = meterValue(meter, input.properties);
+    if (!value.ok) return reject(index, input.id, value.reason, value.detail);
+
+    const eventTime = input.timestamp ? new Date(input.timestamp) : receivedAt;
+    const timing = classifyEventTime(eventTime, receivedAt, this.deps.timePolicy);
+    if (timing.status === 'future') {
+      return reject(index, input.id, 'timestamp_in_future', `the timestamp is ${Math.round(timing.aheadMs / 1000)} s ahead of the server clock (limit ${this.deps.timePolicy.maxFutureSkewMs / 1000} s)`);
+    }
+
+    // What the client sent (not defaults we filled in), so a retry without a timestamp is a duplicate.
+    const payload = canonicalJson({
+      type: input.type,
+      properties: input.properties,
+      ...(input.timestamp ? { timestamp: eventTime.toISOString() } : {}),
+    });
+    return {
+      ok: true,
+      event: {
+        customer,
+        eventId: input.id,
+        meterId: meter.id,
+        eventTime: eventTime.toISOString(),
+        receivedAt: receivedAt.toISOString(),
+        value: value.value,
+        properties: propertiesJson,
+        payloadHash: createHash('sha256').update(payload).digest().subarray(0, 16),
+        late: timing.status === 'late',
+      },
+    };
+  }
+}

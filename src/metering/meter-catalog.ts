@@ -1,0 +1,49 @@
+import type { Pool } from '../db/pool';
+import type { Meter } from '../domain/metering/meter';
+import { allMeters } from './meter-store';
+
+/**
+ * Meters by event type, in memory: ingestion validates events without a database read.
+ * Meters are few and only ever added, so the whole table is cached and refreshed on a short TTL;
+ * an unknown event type forces one refresh (at most once per `missRefreshMs`) before it is
+ * rejected, so a meter created through another process is seen at once.
+ */
+export class MeterCatalog {
+  private byType = new Map<string, Meter>();
+  private loadedAt = 0;
+  private lastMissRefresh = 0;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly ttlMs = 30_000,
+    private readonly missRefreshMs = 1_000,
+  ) {}
+
+  async forType(eventType: string): Promise<Meter | undefined> {
+    const now = Date.now();
+    if (now - this.loadedAt > this.ttlMs) await this.refresh();
+    const meter = this.byType.get(eventType);
+    if (meter || now - this.lastMissRefresh < this.missRefreshMs) return meter;
+    this.lastMissRefresh = now;
+    await this.refresh();
+    return this.byType.get(eventType);
+  }
+
+  /** Adds a meter this process just created, without waiting for a refresh. */
+  add(meter: Meter): void {
+    this.byType.set(meter.eventType, meter);
+  }
+
+  refresh(): Promise<void> {
+    this.loading ??= allMeters(this.pool)
+      .then((meters) => {
+        this.byType = new Map(meters.map((m) => [m.eventType, m]));
+        this.loadedAt = Date.now();
+      })
+      .finally(() => {
+        this.loading = undefined;
+      });
+    return this.loading;
+  }
+}
