@@ -4,8 +4,10 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { ProblemError } from '../api/problem';
+import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createPool, type Pool } from '../db/pool';
+import { createMetering } from '../metering/metering';
 import { createWorker } from '../worker';
 
 /** The long-lived pieces of one process; `close()` releases them in reverse order. */
@@ -29,6 +31,11 @@ export async function connectServices(config: Config, databaseUrl: string, tempo
 }
 
 export async function startApi(config: Config, services: Services, logger: Logger): Promise<Server> {
+  const metering = createMetering({
+    pool: services.pool,
+    clock: systemClock,
+    timePolicy: { maxFutureSkewMs: config.EVENT_MAX_FUTURE_SKEW_SECONDS * 1000, lateAfterMs: config.EVENT_LATE_AFTER_SECONDS * 1000 },
+  });
   const app = createApp({
     logger,
     readiness: {
@@ -39,7 +46,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
     authenticate: () => {
       throw new ProblemError('unauthenticated', 'API keys are not configured on this server.', { reason: 'no_keys' });
     },
-    routers: [],
+    routers: [...metering.routers],
   });
   return new Promise((resolve, reject) => {
     const server = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(server)));

@@ -1,0 +1,30 @@
+import type { Router } from 'express';
+import { customersRouter } from '../api/routes/customers';
+import { eventsRouter } from '../api/routes/events';
+import { metersRouter } from '../api/routes/meters';
+import { usageRouter } from '../api/routes/usage';
+import type { Clock } from '../clock';
+import type { Pool } from '../db/pool';
+import type { EventTimePolicy } from '../domain/metering/event-time';
+import { IngestService } from './ingest';
+import { IngestWriter, type IngestWriterOptions } from './ingest-writer';
+import { MeterCatalog } from './meter-catalog';
+
+export interface MeteringOptions {
+  pool: Pool;
+  clock: Clock;
+  timePolicy: EventTimePolicy;
+  writer?: IngestWriterOptions;
+}
+
+/** The metering chapter assembled: catalog cache, group-commit writer, ingest service and its routes. */
+export function createMetering(opts: MeteringOptions): { ingest: IngestService; catalog: MeterCatalog; routers: Router[] } {
+  const catalog = new MeterCatalog(opts.pool);
+  const writer = new IngestWriter(opts.pool, opts.writer);
+  const ingest = new IngestService({ writer, catalog, clock: opts.clock, timePolicy: opts.timePolicy });
+  return {
+    ingest,
+    catalog,
+    routers: [customersRouter(opts.pool), metersRouter(opts.pool, catalog), eventsRouter(ingest), usageRouter(opts.pool)],
+  };
+}
