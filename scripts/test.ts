@@ -92,7 +92,7 @@ async function main(): Promise<number> {
     if (needsPostgres) {
       await step('postgres', async () => {
         if (!maintenanceUrl) {
-          cluster = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), ephemeral: true });
+          cluster = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), durability: 'none' });
           maintenanceUrl = cluster.url;
         }
         await migrate(await ensureDatabase(maintenanceUrl, template));

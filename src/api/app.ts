@@ -3,7 +3,7 @@ import express, { type Express, type RequestHandler, type Router } from 'express
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import { notFoundHandler, problemHandler } from './error-handler';
-import { createApiMetrics } from './metrics';
+import type { ApiMetrics } from './metrics';
 import { docsRouter } from './routes/docs';
 import { healthRouter, type ReadinessCheck } from './routes/health';
 
@@ -15,13 +15,15 @@ export interface AppDeps {
   authenticate: RequestHandler;
   /** Resource routers; each guards its routes with `requireScope`. */
   routers: Router[];
+  /** The process's metrics registry; other chapters (e.g. the ingest writer) register into it too. */
+  metrics: ApiMetrics;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
-  const metrics = createApiMetrics();
+  const { metrics } = deps;
   app.disable('x-powered-by');
   app.set('trust proxy', false);
 

@@ -15,8 +15,8 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) exitHook.unhookEvent(signa
 export interface EmbeddedPostgresOptions {
   dataDir: string;
   port: number;
-  /** Trade durability for speed: for throwaway test clusters only. */
-  ephemeral?: boolean;
+  /** `none` trades crash safety for speed (fsync off): for throwaway test clusters only. */
+  durability?: 'full' | 'none';
   logger?: Logger;
 }
 
@@ -72,13 +72,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     port: opts.port,
     user: USER,
     password: PASSWORD,
-    persistent: !opts.ephemeral,
+    persistent: true,
     createPostgresUser: userInfo().uid === 0,
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
       '-c', 'unix_socket_directories=',
       '-c', 'max_connections=200',
-      ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+      ...(opts.durability === 'none' ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
     ],
     onLog: (m: unknown) => logLines.push(String(m)),
     onError: (m: unknown) => logLines.push(String(m)),

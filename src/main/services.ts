@@ -3,6 +3,7 @@ import { Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app';
+import { createApiMetrics } from '../api/metrics';
 import { ProblemError } from '../api/problem';
 import { systemClock } from '../clock';
 import type { Config } from '../config';
@@ -31,8 +32,10 @@ export async function connectServices(config: Config, databaseUrl: string, tempo
 }
 
 export async function startApi(config: Config, services: Services, logger: Logger): Promise<Server> {
+  const metrics = createApiMetrics();
   const metering = createMetering({
     pool: services.pool,
+    registry: metrics.registry,
     clock: systemClock,
     timePolicy: { maxFutureSkewMs: config.EVENT_MAX_FUTURE_SKEW_SECONDS * 1000, lateAfterMs: config.EVENT_LATE_AFTER_SECONDS * 1000 },
   });
@@ -47,6 +50,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
       throw new ProblemError('unauthenticated', 'API keys are not configured on this server.', { reason: 'no_keys' });
     },
     routers: [...metering.routers],
+    metrics,
   });
   return new Promise((resolve, reject) => {
     const server = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(server)));

@@ -1,4 +1,5 @@
 import type { PoolClient } from 'pg';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Pool } from '../db/pool';
 import { ProblemError } from '../api/problem';
 
@@ -100,11 +101,39 @@ export class IngestWriter {
   private readonly queue: Pending[] = [];
   private queuedRows = 0;
   private inFlight = 0;
+  private readonly metrics;
 
   constructor(
     private readonly pool: Pool,
     private readonly options: IngestWriterOptions = { maxRowsPerTransaction: 10_000, maxConcurrentTransactions: 2, maxQueuedRows: 200_000 },
-  ) {}
+    registry?: Registry,
+  ) {
+    const registers = registry ? [registry] : [];
+    const queuedRows = () => this.queuedRows;
+    this.metrics = {
+      rows: new Histogram({
+        name: 'ingest_transaction_rows',
+        help: 'Events per group-commit transaction',
+        buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10000],
+        registers,
+      }),
+      seconds: new Histogram({
+        name: 'ingest_transaction_seconds',
+        help: 'Duration of a group-commit transaction, BEGIN to COMMIT',
+        buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+        registers,
+      }),
+      events: new Counter({ name: 'ingest_events_total', help: 'Events by write outcome', labelNames: ['status'] as const, registers }),
+      queued: new Gauge({
+        name: 'ingest_queued_rows',
+        help: 'Events waiting for a transaction',
+        registers,
+        collect(this: Gauge) {
+          this.set(queuedRows());
+        },
+      }),
+    };
+  }
 
   write(events: PreparedEvent[], atomic = false): Promise<WriteResult> {
     if (events.length === 0) return Promise.resolve({ outcomes: [], rolledBack: false });
@@ -150,7 +179,11 @@ export class IngestWriter {
   private async commitGroup(group: Pending[]): Promise<void> {
     try {
       const events = group.flatMap((p) => p.events);
+      const stopTimer = this.metrics.seconds.startTimer();
       const outcomes = await this.commitWithRetry(events, group[0]!.atomic);
+      stopTimer();
+      this.metrics.rows.observe(events.length);
+      for (const o of outcomes) this.metrics.events.inc({ status: o.status });
       let offset = 0;
       for (const pending of group) {
         const own = outcomes.slice(offset, offset + pending.events.length);

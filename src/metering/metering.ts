@@ -1,4 +1,5 @@
 import type { Router } from 'express';
+import type { Registry } from 'prom-client';
 import { customersRouter } from '../api/routes/customers';
 import { eventsRouter } from '../api/routes/events';
 import { metersRouter } from '../api/routes/meters';
@@ -15,12 +16,14 @@ export interface MeteringOptions {
   clock: Clock;
   timePolicy: EventTimePolicy;
   writer?: IngestWriterOptions;
+  /** Where the writer's metrics go (rows per commit, commit time, queue depth). */
+  registry?: Registry;
 }
 
 /** The metering chapter assembled: catalog cache, group-commit writer, ingest service and its routes. */
 export function createMetering(opts: MeteringOptions): { ingest: IngestService; catalog: MeterCatalog; routers: Router[] } {
   const catalog = new MeterCatalog(opts.pool);
-  const writer = new IngestWriter(opts.pool, opts.writer);
+  const writer = new IngestWriter(opts.pool, opts.writer, opts.registry);
   const ingest = new IngestService({ writer, catalog, clock: opts.clock, timePolicy: opts.timePolicy });
   return {
     ingest,

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { createApp } from '../../src/api/app';
 import { problemHandler } from '../../src/api/error-handler';
+import { createApiMetrics } from '../../src/api/metrics';
 import { redactPaths } from '../../src/logger';
 import { createPool } from '../../src/db/pool';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -40,6 +41,7 @@ before(async () => {
     },
     authenticate: (_req, _res, next) => next(),
     routers: [],
+    metrics: createApiMetrics(),
   });
   server = await listen(app);
 });
@@ -69,6 +71,7 @@ describe('operations endpoints', () => {
       readiness: { postgres: () => deadPool.query('select 1'), temporal: () => temporal.connection.healthService.check({}) },
       authenticate: (_req, _res, next) => next(),
       routers: [],
+      metrics: createApiMetrics(),
     });
     const dead = await listen(app);
     try {
