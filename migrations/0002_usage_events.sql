@@ -2,8 +2,9 @@
 
 -- The source of truth for usage. The primary key is the idempotency key: a retried or
 -- concurrently repeated event hits it inside the inserting transaction, so it is stored and
--- counted once. payload_hash tells a retry of the same event (duplicate) from a different event
--- reusing the id (conflict).
+-- counted once. A retry of the same event (duplicate) is told from a different event reusing the
+-- id (conflict) by comparing meter, properties (jsonb equality ignores key order) and, when the
+-- client sent one, the timestamp; this only runs for the rare rows that hit the key.
 --
 -- Sized for tens of millions of rows a month: two B-trees only (the key, and the one access
 -- path every reader uses: customer + meter + time range, for usage queries, invoices and
@@ -21,7 +22,8 @@ CREATE TABLE usage_events (
   -- (the distinct key stays in properties).
   value        numeric CHECK (value >= 0),
   properties   jsonb NOT NULL,
-  payload_hash bytea NOT NULL CHECK (length(payload_hash) = 16),
+  -- False when the server filled in event_time: a retry without a timestamp is still a duplicate.
+  timestamp_provided boolean NOT NULL,
   -- Arrived more than the allowed lateness after it happened; the invoicing policy decides.
   late         boolean NOT NULL,
   PRIMARY KEY (customer_id, event_id)

@@ -1,6 +1,7 @@
 import type { PoolClient } from 'pg';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Pool } from '../db/pool';
+import { canonicalJson } from '../domain/metering/canonical-json';
 import { ProblemError } from '../api/problem';
 
 /** An event validated and resolved against its meter, ready to store. */
@@ -11,9 +12,20 @@ export interface PreparedEvent {
   eventTime: string;
   receivedAt: string;
   value: string | null;
+  /** JSON text of the event's properties. */
   properties: string;
-  payloadHash: Buffer;
+  timestampProvided: boolean;
   late: boolean;
+}
+
+/** Same event sent twice (a retry), as opposed to another event reusing the id. */
+function samePayload(a: PreparedEvent, b: PreparedEvent): boolean {
+  return (
+    a.meterId === b.meterId &&
+    a.timestampProvided === b.timestampProvided &&
+    (!a.timestampProvided || a.eventTime === b.eventTime) &&
+    canonicalJson(JSON.parse(a.properties)) === canonicalJson(JSON.parse(b.properties))
+  );
 }
 
 export type WriteOutcome =
@@ -54,13 +66,13 @@ const MAX_ATTEMPTS = 4;
 const INSERT_SQL = `
 with input as (
   select * from unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
-                       $6::numeric[], $7::jsonb[], $8::bytea[], $9::boolean[])
-    with ordinality as t(customer_ext, event_id, meter_id, event_time, received_at, value, properties, payload_hash, late, ord)
+                       $6::numeric[], $7::jsonb[], $8::boolean[], $9::boolean[])
+    with ordinality as t(customer_ext, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late, ord)
 ), resolved as (
   select c.id as customer_id, i.* from input i join customers c on c.external_id = i.customer_ext
 ), ins as (
-  insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, payload_hash, late)
-  select customer_id, event_id, meter_id, event_time, received_at, value, properties, payload_hash, late
+  insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
+  select customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late
     from resolved order by customer_id, event_id
   on conflict (customer_id, event_id) do nothing
   returning customer_id, event_id, meter_id, event_time, value
@@ -87,8 +99,11 @@ select r.ord::int from resolved r join ins on ins.customer_id = r.customer_id an
 // Runs as its own statement so that it sees rows a concurrent transaction committed while ours
 // waited on the unique key (READ COMMITTED takes a fresh snapshot per statement).
 const CLASSIFY_SQL = `
-select u.ord::int, c.id is not null as known, e.payload_hash
-  from unnest($1::int[], $2::text[], $3::text[]) as u(ord, customer_ext, event_id)
+select u.ord::int, c.id is not null as known, e.event_id is not null as stored,
+       e.meter_id = u.meter_id and e.properties = u.properties and e.timestamp_provided = u.timestamp_provided
+         and (not u.timestamp_provided or e.event_time = u.event_time) as same
+  from unnest($1::int[], $2::text[], $3::text[], $4::uuid[], $5::jsonb[], $6::boolean[], $7::timestamptz[])
+         as u(ord, customer_ext, event_id, meter_id, properties, timestamp_provided, event_time)
   left join customers c on c.external_id = u.customer_ext
   left join usage_events e on e.customer_id = c.id and e.event_id = u.event_id`;
 
@@ -246,7 +261,7 @@ export class IngestWriter {
       const first = uniqueOutcomes[at]!;
       if (unique[at] === e) return first;
       if (first.status === 'rejected') return first;
-      return unique[at]!.payloadHash.equals(e.payloadHash) && first.status !== 'conflict' ? { status: 'duplicate' } : { status: 'conflict' };
+      return first.status !== 'conflict' && samePayload(unique[at]!, e) ? { status: 'duplicate' } : { status: 'conflict' };
     });
   }
 
@@ -259,23 +274,27 @@ export class IngestWriter {
       events.map((e) => e.receivedAt),
       events.map((e) => e.value),
       events.map((e) => e.properties),
-      events.map((e) => e.payloadHash),
+      events.map((e) => e.timestampProvided),
       events.map((e) => e.late),
     ]);
     const outcomes: Array<WriteOutcome | undefined> = new Array(events.length);
     for (const { ord } of rows) outcomes[ord - 1] = { status: 'accepted' };
     const missing = events.flatMap((_, i) => (outcomes[i] ? [] : [i]));
     if (missing.length > 0) {
-      const found = await client.query<{ ord: number; known: boolean; payload_hash: Buffer | null }>(CLASSIFY_SQL, [
-        missing.map((i) => i),
-        missing.map((i) => events[i]!.customer),
-        missing.map((i) => events[i]!.eventId),
+      const pick = <T>(f: (e: PreparedEvent) => T) => missing.map((i) => f(events[i]!));
+      const found = await client.query<{ ord: number; known: boolean; stored: boolean; same: boolean | null }>(CLASSIFY_SQL, [
+        missing,
+        pick((e) => e.customer),
+        pick((e) => e.eventId),
+        pick((e) => e.meterId),
+        pick((e) => e.properties),
+        pick((e) => e.timestampProvided),
+        pick((e) => e.eventTime),
       ]);
       for (const row of found.rows) {
-        const event = events[row.ord]!;
         if (!row.known) outcomes[row.ord] = { status: 'rejected', reason: 'unknown_customer' };
-        else if (!row.payload_hash) throw new Error(`event ${event.eventId} was neither inserted nor found`);
-        else outcomes[row.ord] = row.payload_hash.equals(event.payloadHash) ? { status: 'duplicate' } : { status: 'conflict' };
+        else if (!row.stored) throw new Error(`event ${events[row.ord]!.eventId} was neither inserted nor found`);
+        else outcomes[row.ord] = row.same ? { status: 'duplicate' } : { status: 'conflict' };
       }
     }
     return outcomes.map((o, i) => {

@@ -1,12 +1,10 @@
-import { createHash } from 'node:crypto';
 import { actingCustomer, type Principal } from '../api/auth';
 import { jsonPointer } from '../api/problem';
 import type { Clock } from '../clock';
-import { canonicalJson } from '../domain/metering/canonical-json';
 import { EventInputSchema, type EventInput, type EventOutcome } from '../domain/metering/event-input';
 import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
 import { meterValue } from '../domain/metering/event-value';
-import { matchesFilter } from '../domain/metering/meter';
+import { matchesFilter, type Meter } from '../domain/metering/meter';
 import type { IngestWriter, PreparedEvent } from './ingest-writer';
 import type { MeterCatalog } from './meter-catalog';
 
@@ -57,7 +55,9 @@ export class IngestService {
   /** `parse` turns one raw item into an event: plain JSON events by default, or CloudEvents. */
   async ingest(items: readonly unknown[], principal: Principal, atomic: boolean, parse: EventParser = parseEvent): Promise<IngestResult> {
     const receivedAt = this.deps.clock.now();
-    const prepared = await Promise.all(items.map((item, index) => this.prepare(item, index, principal, receivedAt, parse)));
+    const parsed = items.map((item) => parse(item));
+    const meters = await this.deps.catalog.forTypes(new Set(parsed.flatMap((p) => (p.success ? [p.data.type] : []))));
+    const prepared = items.map((item, index) => this.prepare(item, parsed[index]!, index, principal, receivedAt, meters));
     const outcomes: EventOutcome[] = new Array(items.length);
     const toWrite: Array<{ index: number; event: PreparedEvent }> = [];
     for (const [index, p] of prepared.entries()) {
@@ -83,9 +83,15 @@ export class IngestService {
     return { outcomes, rolledBack: written.rolledBack };
   }
 
-  private async prepare(item: unknown, index: number, principal: Principal, receivedAt: Date, parse: EventParser): Promise<Prepared> {
+  private prepare(
+    item: unknown,
+    parsed: ReturnType<EventParser>,
+    index: number,
+    principal: Principal,
+    receivedAt: Date,
+    meters: ReadonlyMap<string, Meter>,
+  ): Prepared {
     const rawId = typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : null;
-    const parsed = parse(item);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       return reject(index, rawId, 'invalid_event', `${jsonPointer([index, ...issue.path])}: ${issue.message}`);
@@ -106,7 +112,7 @@ export class IngestService {
       return reject(index, input.id, 'missing_customer', `${jsonPointer([index, 'customer'])}: required unless the API key is restricted to a customer`);
     }
 
-    const meter = await this.deps.catalog.forType(input.type);
+    const meter = meters.get(input.type);
     if (!meter) return reject(index, input.id, 'unknown_event_type', `no meter consumes events of type "${input.type}"`);
     if (!matchesFilter(meter, input.properties)) {
       return reject(index, input.id, 'filtered_out', `the event does not match the filter of meter "${meter.code}"`);
@@ -120,12 +126,6 @@ export class IngestService {
       return reject(index, input.id, 'timestamp_in_future', `the timestamp is ${Math.round(timing.aheadMs / 1000)} s ahead of the server clock (limit ${this.deps.timePolicy.maxFutureSkewMs / 1000} s)`);
     }
 
-    // What the client sent (not defaults we filled in), so a retry without a timestamp is a duplicate.
-    const payload = canonicalJson({
-      type: input.type,
-      properties: input.properties,
-      ...(input.timestamp ? { timestamp: eventTime.toISOString() } : {}),
-    });
     return {
       ok: true,
       event: {
@@ -136,7 +136,7 @@ export class IngestService {
         receivedAt: receivedAt.toISOString(),
         value: value.value,
         properties: propertiesJson,
-        payloadHash: createHash('sha256').update(payload).digest().subarray(0, 16),
+        timestampProvided: input.timestamp !== undefined,
         late: timing.status === 'late',
       },
     };

@@ -20,14 +20,16 @@ export class MeterCatalog {
     private readonly missRefreshMs = 1_000,
   ) {}
 
-  async forType(eventType: string): Promise<Meter | undefined> {
+  /** The meters of these event types (unknown types are absent from the result). */
+  async forTypes(eventTypes: ReadonlySet<string>): Promise<ReadonlyMap<string, Meter>> {
     const now = Date.now();
     if (now - this.loadedAt > this.ttlMs) await this.refresh();
-    const meter = this.byType.get(eventType);
-    if (meter || now - this.lastMissRefresh < this.missRefreshMs) return meter;
-    this.lastMissRefresh = now;
-    await this.refresh();
-    return this.byType.get(eventType);
+    const missing = [...eventTypes].some((t) => !this.byType.has(t));
+    if (missing && now - this.lastMissRefresh >= this.missRefreshMs) {
+      this.lastMissRefresh = now;
+      await this.refresh();
+    }
+    return this.byType;
   }
 
   /** Adds a meter this process just created, without waiting for a refresh. */
