@@ -42,7 +42,8 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(metrics.middleware);
-  app.use(express.json({ limit: '5mb', type: ['application/json', 'application/*+json'] }));
+  // Non-strict: a valid JSON scalar reaches the route and gets a precise validation error.
+  app.use(express.json({ limit: '5mb', strict: false, type: ['application/json', 'application/*+json'] }));
 
   app.use(healthRouter(deps.readiness));
   app.get('/metrics', async (_req, res) => {
