@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { currencyCodes, minorUnits } from '../currencies';
-import { DECIMAL_PATTERN, Decimal, ZERO, isDecimalString, roundingModes, type Decimal as DecimalValue } from '../money';
+import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString, roundingModes, type Decimal as DecimalValue } from '../money';
 
 /*
  * The plan and the priced result as they travel in JSON: in the API, in Postgres and in workflow
@@ -16,22 +16,19 @@ function decimalOrUndefined(text: string | null): DecimalValue | undefined {
   return text !== null && isDecimalString(text) ? new Decimal(text) : undefined;
 }
 
-const DecimalString = z
+/** Prices, fees and quantities: never negative, and never a JSON number. */
+const NonNegativeDecimal = z
   .string({
     error: (issue) =>
       issue.input === undefined ? 'is required'
       : 'must be a decimal string such as "12.50"; JSON numbers are refused so that binary floating point never touches money',
   })
-  .regex(DECIMAL_PATTERN, {
+  .regex(UNSIGNED_DECIMAL_PATTERN, {
     abort: true,
     error: (issue) =>
-      `${JSON.stringify(issue.input)} is not a decimal string: use plain digits such as "12.50" (at most 20 digits on each side of the point; no exponent, NaN or Infinity)`,
+      typeof issue.input === 'string' && isDecimalString(issue.input) ? `must not be negative (got ${JSON.stringify(issue.input)})`
+      : `${JSON.stringify(issue.input)} is not a decimal string: use plain digits such as "12.50" (at most 20 digits on each side of the point; no exponent, NaN or Infinity)`,
   });
-
-const NonNegativeDecimal = DecimalString.refine((text) => !text.startsWith('-'), {
-  abort: true,
-  error: (issue) => `must not be negative (got ${JSON.stringify(issue.input)})`,
-});
 
 const PositiveDecimal = NonNegativeDecimal.refine((text) => new Decimal(text).gt(0), {
   error: (issue) => `must be greater than 0 (got ${JSON.stringify(issue.input)})`,
