@@ -25,7 +25,7 @@ export type Decimal = DecimalJs;
 export const ZERO = new Decimal(0);
 
 /** Plain decimal notation only: no exponent, no NaN/Infinity, no "1." or ".5", no "+". */
-export const DECIMAL_PATTERN = new RegExp(`^-?\\d{1,${MAX_DIGITS}}(\\.\\d{1,${MAX_DIGITS}})?$`);
+const DECIMAL_PATTERN = new RegExp(`^-?\\d{1,${MAX_DIGITS}}(\\.\\d{1,${MAX_DIGITS}})?$`);
 /** The same without a sign: prices, fees and quantities are never negative. */
 export const UNSIGNED_DECIMAL_PATTERN = new RegExp(DECIMAL_PATTERN.source.replace('^-?', '^'));
 

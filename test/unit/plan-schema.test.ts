@@ -61,6 +61,11 @@ describe('plan schema refuses invalid plans, naming the field', () => {
     const result = PricePlanSchema.safeParse({ currency: 'XYZ', charges: [{ meter: 'a', model: 'per_unit', unit_price: '-1' }, { meter: 'b', model: 'package', package_size: '0', package_price: '1' }] });
     assert.deepEqual(result.error!.issues.map((i) => i.path.join('.')), ['currency', 'charges.0.unit_price', 'charges.1.package_size']);
   });
+
+  test('an unknown currency is the only complaint about a fee in it', () => {
+    const result = PricePlanSchema.safeParse({ currency: 'XYZ', base_fee: '1.2345', charges: [] });
+    assert.deepEqual(result.error!.issues.map((i) => i.path.join('.')), ['currency']);
+  });
 });
 
 describe('plan schema accepts valid plans', () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { currencyCodes, minorUnits } from '../currencies';
+import { currencyCodes, isCurrency, minorUnits } from '../currencies';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString, roundingModes, type Decimal as DecimalValue } from '../money';
 
 /*
@@ -128,7 +128,9 @@ export const ChargeSchema = z
 export type Charge = z.infer<typeof ChargeSchema>;
 
 /** Fixed amounts are money, so they may not carry more digits than the currency has. */
-function checkMinorDigits(plan: { currency: (typeof currencyCodes)[number] }, field: 'base_fee' | 'minimum_commitment', value: string | undefined, ctx: z.RefinementCtx) {
+function checkMinorDigits(plan: { currency: string }, field: 'base_fee' | 'minimum_commitment', value: string | undefined, ctx: z.RefinementCtx) {
+  // An unknown currency is reported on its own field; there are no minor units to compare with.
+  if (!isCurrency(plan.currency)) return;
   const amount = value === undefined ? undefined : decimalOrUndefined(value);
   const digits = minorUnits(plan.currency);
   if (amount && amount.decimalPlaces() > digits) {
