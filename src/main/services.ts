@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { createApiMetrics } from '../api/metrics';
 import { ProblemError } from '../api/problem';
+import { pricingRouter } from '../api/routes/pricing';
 import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createPool, type Pool } from '../db/pool';
@@ -49,7 +50,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
     authenticate: () => {
       throw new ProblemError('unauthenticated', 'API keys are not configured on this server.', { reason: 'no_keys' });
     },
-    routers: [...metering.routers],
+    routers: [...metering.routers, pricingRouter],
     metrics,
   });
   return new Promise((resolve, reject) => {
