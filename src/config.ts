@@ -23,6 +23,13 @@ export const envSchema = z.object({
   EVENT_LATE_AFTER_SECONDS: z.coerce.number().int().min(0).default(3600),
   TEMPORAL_CLI_PATH: z.string().optional(),
   TEMPORAL_TEST_SERVER_PATH: z.string().optional(),
+  NODE_ENV: z.string().optional(),
+  // "2:<secret>,1:<older secret>": versioned HMAC peppers for API keys (src/keys/pepper.ts).
+  API_KEY_PEPPERS: z.string().optional(),
+  API_KEY_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  API_KEY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).default(10_000),
+  API_KEY_DEFAULT_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(100),
+  API_KEY_DEFAULT_BURST: z.coerce.number().int().min(0).max(1_000_000).default(200),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -4,11 +4,13 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { createApiMetrics } from '../api/metrics';
-import { ProblemError } from '../api/problem';
 import { pricingRouter } from '../api/routes/pricing';
 import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createPool, type Pool } from '../db/pool';
+import { startKeys, type Keys } from '../keys/keys';
+import { loadPeppers } from '../keys/pepper';
+import { createLogger } from '../logger';
 import { createMetering } from '../metering/metering';
 import { createWorker } from '../worker';
 
@@ -16,21 +18,45 @@ import { createWorker } from '../worker';
 export interface Services {
   pool: Pool;
   temporal: Connection;
+  /** API keys: verification cache kept current by its own LISTEN connection. */
+  keys: Keys;
   close(): Promise<void>;
 }
 
-export async function connectServices(config: Config, databaseUrl: string, temporalAddress: string): Promise<Services> {
+export async function connectServices(
+  config: Config,
+  databaseUrl: string,
+  temporalAddress: string,
+  logger = createLogger(config.LOG_LEVEL),
+): Promise<Services> {
+  const { peppers, source } = await loadPeppers(config);
+  if (source === 'dev-file') logger.warn('API_KEY_PEPPERS is not set: using the development pepper kept in DATA_DIR (refused when NODE_ENV=production)');
   const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
+  const keys = await startKeys({
+    pool,
+    databaseUrl,
+    peppers,
+    clock: systemClock,
+    logger,
+    cache: { ttlSeconds: config.API_KEY_CACHE_TTL_SECONDS, maxEntries: config.API_KEY_CACHE_MAX_ENTRIES },
+    defaults: { ratePerSecond: config.API_KEY_DEFAULT_RATE_PER_SECOND, burst: config.API_KEY_DEFAULT_BURST },
+  });
   const temporal = await Connection.connect({ address: temporalAddress });
   return {
     pool,
     temporal,
+    keys,
     close: async () => {
       await temporal.close();
+      await keys.close();
       await pool.end();
     },
   };
 }
+
+// The first admin key comes from the CLI, so its secret reaches only the operator's terminal,
+// never the server log.
+const BOOTSTRAP_COMMAND = 'npm run cli -- keys create --name admin --scopes keys:admin,billing:admin,billing:read,usage:read,events:write';
 
 export async function startApi(config: Config, services: Services, logger: Logger): Promise<Server> {
   const metrics = createApiMetrics();
@@ -46,13 +72,13 @@ export async function startApi(config: Config, services: Services, logger: Logge
       postgres: () => services.pool.query('select 1'),
       temporal: () => services.temporal.healthService.check({}),
     },
-    // Until API keys exist (issue 5) every /v1 route is refused rather than left open.
-    authenticate: () => {
-      throw new ProblemError('unauthenticated', 'API keys are not configured on this server.', { reason: 'no_keys' });
-    },
-    routers: [...metering.routers, pricingRouter],
+    authenticate: services.keys.authenticate,
+    routers: [...metering.routers, pricingRouter, services.keys.router],
     metrics,
   });
+  if (!(await services.keys.service.hasUsableAdminKey())) {
+    logger.warn(`No API key can administer keys yet. Create the first one with: ${BOOTSTRAP_COMMAND}`);
+  }
   return new Promise((resolve, reject) => {
     const server = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(server)));
   });

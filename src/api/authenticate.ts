@@ -1,0 +1,61 @@
+import type { Request, RequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import type { RateDecision, KeyRateLimiter } from '../keys/rate-limiter';
+import type { KeyVerifier, RefusalReason } from '../keys/verifier';
+import { ProblemError } from './problem';
+
+const refusals: Record<RefusalReason, string> = {
+  missing_key: 'Send an API key as `Authorization: Bearer <key>` (or `X-API-Key: <key>`).',
+  malformed_key: 'The API key is not in the expected format.',
+  bad_checksum: 'The API key has a bad checksum: it was probably mistyped or truncated.',
+  invalid_key: 'The API key is not valid.',
+};
+
+/** The key from `Authorization: Bearer <key>`, else `X-API-Key`. */
+function presentedKey(req: Request): string | undefined {
+  const authorization = req.headers.authorization;
+  if (authorization !== undefined) {
+    // Anything but a bearer token is still presented, and refused as malformed.
+    return /^Bearer +(\S+) *$/i.exec(authorization)?.[1] ?? authorization;
+  }
+  const header = req.headers['x-api-key'];
+  return typeof header === 'string' ? header.trim() : undefined;
+}
+
+/** IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers): one item per window. */
+function setRateLimitHeaders(res: Response, decision: RateDecision): void {
+  res.setHeader('RateLimit-Policy', decision.windows.map((w) => `"${w.policy}";q=${w.quota};w=${w.windowSeconds}`).join(', '));
+  res.setHeader(
+    'RateLimit',
+    decision.windows.map((w) => `"${w.policy}";r=${Math.max(0, w.remaining)};t=${Math.max(0, Math.ceil(w.resetMs / 1000))}`).join(', '),
+  );
+}
+
+/**
+ * `/v1` guard: verifies the API key (in memory, see KeyVerifier), sets `req.principal`, then
+ * charges the key's rate limit. Refusals are 401 with a reason that never tells whether a key
+ * exists; over the limit is 429 with Retry-After. Every authenticated response carries the
+ * RateLimit headers, so clients can pace themselves before hitting 429.
+ */
+export function authenticate(deps: { verifier: KeyVerifier; limiter: KeyRateLimiter; logger: Logger }): RequestHandler {
+  return async (req, res, next) => {
+    const verification = await deps.verifier.verify(presentedKey(req));
+    if (!verification.ok) {
+      if (verification.cause) deps.logger.debug({ keyId: verification.keyId, cause: verification.cause }, 'API key refused');
+      // RFC 6750: a request without credentials gets the challenge but no error code.
+      const challenge = verification.reason === 'missing_key' ? 'Bearer realm="meterflow"' : 'Bearer realm="meterflow", error="invalid_token"';
+      throw new ProblemError('unauthenticated', refusals[verification.reason], { reason: verification.reason }, { 'WWW-Authenticate': challenge });
+    }
+    const { key } = verification;
+    const decision = await deps.limiter.consume(key.id, key);
+    setRateLimitHeaders(res, decision);
+    if (!decision.allowed) {
+      const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      throw new ProblemError('rate_limited', `This API key is over its rate limit; retry in ${retryAfter} s.`, { retry_after: retryAfter }, {
+        'Retry-After': String(retryAfter),
+      });
+    }
+    req.principal = key.principal;
+    next();
+  };
+}

@@ -1,0 +1,269 @@
+import { Router, type Response } from 'express';
+import { z } from 'zod';
+import { actorOf, grantable, visibleKey } from '../../keys/access';
+import type { KeyService } from '../../keys/service';
+import { keyStatus } from '../../keys/status';
+import type { ApiKey } from '../../keys/store';
+import type { Clock } from '../../clock';
+import { principalOf, requireScope, scopes } from '../auth';
+import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { page, pageSchema, PageQuerySchema } from '../pagination';
+import { problemFromZod } from '../problem';
+
+const ScopeSchema = z.enum(scopes);
+const FutureInstant = z.iso.datetime({ offset: true }).meta({ description: 'RFC 3339 instant, in the future', example: '2027-01-01T00:00:00Z' });
+const RateLimitSchema = z
+  .strictObject({
+    per_second: z.number().int().min(1).max(100_000).meta({ description: 'Steady requests per second' }),
+    burst: z.number().int().min(0).max(1_000_000).meta({ description: 'Extra requests above the steady rate, per 10-second window' }),
+  })
+  .meta({ id: 'RateLimit' });
+
+const KeyInputSchema = z
+  .strictObject({
+    name: z.string().min(1).max(128).meta({ example: 'ingest, production' }),
+    environment: z.enum(['live', 'test']).default('live'),
+    scopes: z.array(ScopeSchema).min(1),
+    customer: z.string().min(1).max(128).nullable().optional().meta({ description: 'External id of the one customer the key may act for; omit for any customer' }),
+    expires_at: FutureInstant.nullable().optional(),
+    rate_limit: RateLimitSchema.optional().meta({ description: 'Defaults from API_KEY_DEFAULT_RATE_PER_SECOND / API_KEY_DEFAULT_BURST' }),
+  })
+  .meta({ id: 'ApiKeyInput' });
+
+const KeyPatchSchema = z
+  .strictObject({
+    name: z.string().min(1).max(128).optional(),
+    scopes: z.array(ScopeSchema).min(1).optional(),
+    expires_at: FutureInstant.nullable().optional(),
+    rate_limit: RateLimitSchema.optional(),
+  })
+  .meta({ id: 'ApiKeyPatch' });
+
+const RotateInputSchema = z
+  .strictObject({
+    grace_seconds: z.number().int().min(0).max(30 * 24 * 3600).default(86_400).meta({ description: 'How long the old key keeps working (0: stops now). Default one day' }),
+    expires_at: FutureInstant.nullable().optional().meta({ description: 'Expiry of the new key' }),
+  })
+  .meta({ id: 'ApiKeyRotation' });
+
+const ApiKeySchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    environment: z.enum(['live', 'test']),
+    scopes: z.array(ScopeSchema),
+    customer: z.string().nullable(),
+    start: z.string().meta({ description: 'The non-secret beginning of the key, to recognise it', example: 'mf_live_3kT9' }),
+    status: z.enum(['active', 'revoked', 'expired']),
+    rate_limit: RateLimitSchema,
+    expires_at: z.string().nullable(),
+    revoked_at: z.string().nullable(),
+    replaced_by: z.uuid().nullable(),
+    created_by: z.string(),
+    created_at: z.string(),
+  })
+  .meta({ id: 'ApiKey' });
+
+const IssuedKeySchema = ApiKeySchema.extend({
+  secret: z.string().meta({ description: 'The API key itself. Shown only in this response: store it now.', example: 'mf_live_3kT9…' }),
+}).meta({ id: 'IssuedApiKey' });
+
+const RotatedKeySchema = IssuedKeySchema.extend({ previous: ApiKeySchema }).meta({ id: 'RotatedApiKey' });
+
+const CurrentKeySchema = z
+  .object({
+    id: z.uuid(),
+    environment: z.enum(['live', 'test']),
+    scopes: z.array(ScopeSchema),
+    customer: z.string().nullable(),
+  })
+  .meta({ id: 'CurrentApiKey' });
+
+const IdParams = z.object({ id: z.uuid() });
+
+const security = [{ [apiKeyAuth.name]: [] }];
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
+const tags = ['keys'];
+const adminOnly = 'Requires the `keys:admin` scope. A key restricted to a customer sees and manages only that customer\'s keys.';
+
+registry.registerPath({
+  method: 'post',
+  path: '/v1/keys',
+  summary: 'Create an API key; its secret is in this response only',
+  description: `${adminOnly} A key can grant only scopes it holds itself.`,
+  tags,
+  security,
+  request: { body: json(KeyInputSchema) },
+  responses: { 201: { description: 'Created', ...json(IssuedKeySchema) }, ...problemResponses(400, 401, 403, 422, 429) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/keys',
+  summary: 'List API keys (never their secrets), oldest first',
+  description: adminOnly,
+  tags,
+  security,
+  request: { query: PageQuerySchema },
+  responses: { 200: { description: 'A page of keys', ...json(pageSchema(ApiKeySchema)) }, ...problemResponses(400, 401, 403, 429) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/keys/current',
+  summary: 'The key making this request: its id, scopes and customer',
+  description: 'Any valid key; answered from memory.',
+  tags,
+  security,
+  responses: { 200: { description: 'The calling key', ...json(CurrentKeySchema) }, ...problemResponses(401, 429) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/keys/{id}',
+  summary: 'Get an API key',
+  description: adminOnly,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: 'The key', ...json(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+});
+registry.registerPath({
+  method: 'patch',
+  path: '/v1/keys/{id}',
+  summary: 'Change an active key\'s name, scopes, expiry or rate limit',
+  description: `${adminOnly} Takes effect in every API process within a second.`,
+  tags,
+  security,
+  request: { params: IdParams, body: json(KeyPatchSchema) },
+  responses: { 200: { description: 'The changed key', ...json(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 409, 429) },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/v1/keys/{id}/revoke',
+  summary: 'Revoke a key, at once and for good (idempotent)',
+  description: `${adminOnly} Every API process refuses the key within a second.`,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: 'The revoked key', ...json(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/v1/keys/{id}/rotate',
+  summary: 'Issue a successor key; the old one works until the grace deadline',
+  description: `${adminOnly} The new key has the same name, scopes, customer and rate limit.`,
+  tags,
+  security,
+  request: { params: IdParams, body: json(RotateInputSchema) },
+  responses: { 201: { description: 'The new key (secret shown once) and the old one', ...json(RotatedKeySchema) }, ...problemResponses(400, 401, 403, 404, 409, 429) },
+});
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+function toJson(k: ApiKey, now: Date): z.infer<typeof ApiKeySchema> {
+  return {
+    id: k.id,
+    name: k.name,
+    environment: k.environment,
+    scopes: k.scopes,
+    customer: k.customer?.externalId ?? null,
+    start: k.start,
+    status: keyStatus(k, now),
+    rate_limit: { per_second: k.ratePerSecond, burst: k.burst },
+    expires_at: iso(k.expiresAt),
+    revoked_at: iso(k.revokedAt),
+    replaced_by: k.replacedBy,
+    created_by: k.createdBy,
+    created_at: k.createdAt.toISOString(),
+  };
+}
+
+/** Responses carrying a secret must not sit in any cache. */
+const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'params'): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw problemFromZod(parsed.error, where);
+  return parsed.data;
+}
+
+const optionalDate = (value: string | null | undefined) => (value === undefined ? undefined : value === null ? null : new Date(value));
+
+export function keysRouter(service: KeyService, clock: Clock): Router {
+  const router = Router();
+  const admin = requireScope('keys:admin');
+
+  router.post('/v1/keys', admin, async (req, res) => {
+    const input = parse(KeyInputSchema, req.body, 'body');
+    const principal = principalOf(req);
+    const customer = grantable(principal, input.scopes, input.customer);
+    const { secret, key } = await service.create(
+      {
+        name: input.name,
+        environment: input.environment,
+        scopes: input.scopes,
+        customer,
+        expiresAt: optionalDate(input.expires_at),
+        ratePerSecond: input.rate_limit?.per_second,
+        burst: input.rate_limit?.burst,
+      },
+      actorOf(principal),
+    );
+    noStore(res);
+    res.status(201).location(`/v1/keys/${key.id}`).json({ ...toJson(key, clock.now()), secret });
+  });
+
+  router.get('/v1/keys', admin, async (req, res) => {
+    const query = parse(PageQuerySchema.extend({ after: z.uuid().optional() }), req.query, 'query');
+    const principal = principalOf(req);
+    const rows = await service.list({ limit: query.limit + 1, after: query.after, customerId: principal.customer?.id });
+    const result = page(rows, query.limit, (k) => k.id);
+    const now = clock.now();
+    res.json({ data: result.data.map((k) => toJson(k, now)), next_cursor: result.next_cursor });
+  });
+
+  router.get('/v1/keys/current', (req, res) => {
+    const { keyId, environment, scopes: held, customer } = principalOf(req);
+    res.json({ id: keyId, environment, scopes: held, customer: customer?.externalId ?? null });
+  });
+
+  router.get('/v1/keys/:id', admin, async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    res.json(toJson(visibleKey(principalOf(req), await service.get(id), id), clock.now()));
+  });
+
+  router.patch('/v1/keys/:id', admin, async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    const patch = parse(KeyPatchSchema, req.body, 'body');
+    const principal = principalOf(req);
+    visibleKey(principal, await service.get(id), id);
+    grantable(principal, patch.scopes, undefined);
+    const key = await service.update(
+      id,
+      { name: patch.name, scopes: patch.scopes, expiresAt: optionalDate(patch.expires_at), ratePerSecond: patch.rate_limit?.per_second, burst: patch.rate_limit?.burst },
+      actorOf(principal),
+    );
+    res.json(toJson(key, clock.now()));
+  });
+
+  router.post('/v1/keys/:id/revoke', admin, async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    const principal = principalOf(req);
+    visibleKey(principal, await service.get(id), id);
+    const key = visibleKey(principal, await service.revoke(id, actorOf(principal)), id);
+    res.json(toJson(key, clock.now()));
+  });
+
+  router.post('/v1/keys/:id/rotate', admin, async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    const input = parse(RotateInputSchema, req.body ?? {}, 'body');
+    const principal = principalOf(req);
+    const old = visibleKey(principal, await service.get(id), id);
+    // Rotation hands out a new secret with the old key's powers: the caller must hold them.
+    grantable(principal, old.scopes, old.customer?.externalId ?? null);
+    const { secret, key, previous } = await service.rotate(id, { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) }, actorOf(principal));
+    const now = clock.now();
+    noStore(res);
+    res.status(201).location(`/v1/keys/${key.id}`).json({ ...toJson(key, now), secret, previous: toJson(previous, now) });
+  });
+
+  return router;
+}

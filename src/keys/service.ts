@@ -1,0 +1,222 @@
+import type { Scope } from '../api/auth';
+import { ProblemError } from '../api/problem';
+import type { Clock } from '../clock';
+import { recordAudit, type AuditActor } from '../db/audit';
+import type { Pool } from '../db/pool';
+import { generateKey, type KeyEnvironment } from './format';
+import type { Peppers } from './pepper';
+import { keyStatus } from './status';
+import { findCustomerId, findKey, hasUsableAdminKey, inTransaction, insertKey, listKeys, updateKey, type ApiKey, type KeyChanges, type Queryable, type StoredKey } from './store';
+
+export interface NewKey {
+  name: string;
+  environment: KeyEnvironment;
+  scopes: readonly Scope[];
+  /** External id of the one customer the key may act for; null or absent: any customer. */
+  customer?: string | null | undefined;
+  expiresAt?: Date | null | undefined;
+  ratePerSecond?: number | undefined;
+  burst?: number | undefined;
+}
+
+export interface KeyPatch {
+  name?: string | undefined;
+  scopes?: readonly Scope[] | undefined;
+  expiresAt?: Date | null | undefined;
+  ratePerSecond?: number | undefined;
+  burst?: number | undefined;
+}
+
+/** A freshly issued key: the only time its secret exists outside the caller's hands. */
+export interface IssuedKey {
+  secret: string;
+  key: ApiKey;
+}
+
+export interface KeyServiceDeps {
+  pool: Pool;
+  peppers: Peppers;
+  clock: Clock;
+  defaults: { ratePerSecond: number; burst: number };
+}
+
+const MAX_GRACE_SECONDS = 30 * 24 * 3600;
+
+/** Drops the stored hash: nothing outside this chapter needs it. */
+function publicKey(stored: StoredKey): ApiKey {
+  const { keyHash: _hash, ...key } = stored;
+  return key;
+}
+
+const describe = (k: ApiKey) => ({
+  name: k.name,
+  environment: k.environment,
+  scopes: k.scopes,
+  customer: k.customer?.externalId ?? null,
+  start: k.start,
+  expires_at: k.expiresAt?.toISOString() ?? null,
+  rate_limit: { per_second: k.ratePerSecond, burst: k.burst },
+});
+
+/**
+ * The key lifecycle: issue, change, revoke, rotate. Each change and its audit entry commit in
+ * one transaction; the api_keys trigger then tells every API process to drop its cached copy.
+ */
+export class KeyService {
+  constructor(private readonly deps: KeyServiceDeps) {}
+
+  async create(input: NewKey, actor: AuditActor): Promise<IssuedKey> {
+    this.assertFuture(input.expiresAt, 'expires_at');
+    return inTransaction(this.deps.pool, async (tx) => {
+      const issued = await this.insert(tx, input, actor);
+      await recordAudit(tx, { actor, action: 'api_key.created', subjectType: 'api_key', subjectId: issued.key.id, details: describe(issued.key) });
+      return issued;
+    });
+  }
+
+  async get(id: string): Promise<ApiKey | undefined> {
+    const key = await findKey(this.deps.pool, id);
+    return key && publicKey(key);
+  }
+
+  async list(opts: { limit: number; after?: string | undefined; customerId?: string | undefined }): Promise<ApiKey[]> {
+    return (await listKeys(this.deps.pool, opts)).map(publicKey);
+  }
+
+  async update(id: string, patch: KeyPatch, actor: AuditActor): Promise<ApiKey> {
+    this.assertFuture(patch.expiresAt, 'expires_at');
+    return inTransaction(this.deps.pool, async (tx) => {
+      const before = await this.lockUsable(tx, id, 'change');
+      const changes: KeyChanges = {};
+      const changed: Record<string, { from: unknown; to: unknown }> = {};
+      const note = <K extends keyof KeyChanges>(field: K, name: string, from: unknown, to: KeyChanges[K] | undefined, same: boolean) => {
+        if (to === undefined || same) return;
+        changes[field] = to;
+        changed[name] = { from, to };
+      };
+      note('name', 'name', before.name, patch.name, patch.name === before.name);
+      note('expiresAt', 'expires_at', before.expiresAt, patch.expiresAt, patch.expiresAt?.getTime() === before.expiresAt?.getTime());
+      note('ratePerSecond', 'rate_per_second', before.ratePerSecond, patch.ratePerSecond, patch.ratePerSecond === before.ratePerSecond);
+      note('burst', 'burst', before.burst, patch.burst, patch.burst === before.burst);
+      const scopes = patch.scopes && [...new Set(patch.scopes)].sort();
+      note('scopes', 'scopes', before.scopes, scopes, scopes?.join() === [...before.scopes].sort().join());
+      if (Object.keys(changes).length === 0) return publicKey(before);
+
+      const after = await updateKey(tx, id, changes);
+      const { scopes: scopeChange, ...others } = changed;
+      // Scope changes are their own audit action: they are what a reviewer looks for.
+      if (scopeChange) {
+        await recordAudit(tx, { actor, action: 'api_key.scopes_changed', subjectType: 'api_key', subjectId: id, details: scopeChange });
+      }
+      if (Object.keys(others).length > 0) {
+        await recordAudit(tx, { actor, action: 'api_key.updated', subjectType: 'api_key', subjectId: id, details: { changes: others } });
+      }
+      return publicKey(after);
+    });
+  }
+
+  /** Immediate and final. Revoking a revoked key changes nothing and is not an error. */
+  async revoke(id: string, actor: AuditActor): Promise<ApiKey | undefined> {
+    return inTransaction(this.deps.pool, async (tx) => {
+      const key = await findKey(tx, id, true);
+      if (!key) return undefined;
+      if (key.revokedAt) return publicKey(key);
+      const revoked = await updateKey(tx, id, { revokedAt: this.deps.clock.now() });
+      await recordAudit(tx, { actor, action: 'api_key.revoked', subjectType: 'api_key', subjectId: id, details: { start: key.start } });
+      return publicKey(revoked);
+    });
+  }
+
+  /**
+   * Issues a successor with the same name, scopes, customer and limits; the old key keeps
+   * working until `graceSeconds` from now (0: stops at once), so clients can switch over.
+   */
+  async rotate(id: string, opts: { graceSeconds: number; expiresAt?: Date | null | undefined }, actor: AuditActor): Promise<IssuedKey & { previous: ApiKey }> {
+    if (!Number.isInteger(opts.graceSeconds) || opts.graceSeconds < 0 || opts.graceSeconds > MAX_GRACE_SECONDS) {
+      throw new ProblemError('validation_failed', `grace_seconds must be an integer between 0 and ${MAX_GRACE_SECONDS}.`);
+    }
+    this.assertFuture(opts.expiresAt, 'expires_at');
+    return inTransaction(this.deps.pool, async (tx) => {
+      const old = await this.lockUsable(tx, id, 'rotate');
+      if (old.replacedBy) throw new ProblemError('conflict', `Key ${id} was already rotated to ${old.replacedBy}.`, { replaced_by: old.replacedBy });
+      const now = this.deps.clock.now();
+      const issued = await this.insert(
+        tx,
+        {
+          name: old.name,
+          environment: old.environment,
+          scopes: old.scopes,
+          customer: old.customer?.externalId ?? null,
+          expiresAt: opts.expiresAt ?? null,
+          ratePerSecond: old.ratePerSecond,
+          burst: old.burst,
+        },
+        actor,
+        old.customer?.id ?? null,
+      );
+      const deadline = new Date(now.getTime() + opts.graceSeconds * 1000);
+      // A grace period never extends a key beyond the expiry it already had.
+      const oldExpiry = old.expiresAt && old.expiresAt < deadline ? old.expiresAt : deadline;
+      const previous = await updateKey(tx, id, { replacedBy: issued.key.id, expiresAt: oldExpiry });
+      await recordAudit(tx, {
+        actor,
+        action: 'api_key.rotated',
+        subjectType: 'api_key',
+        subjectId: id,
+        details: { replaced_by: issued.key.id, expires_at: oldExpiry.toISOString() },
+      });
+      await recordAudit(tx, {
+        actor,
+        action: 'api_key.created',
+        subjectType: 'api_key',
+        subjectId: issued.key.id,
+        details: { ...describe(issued.key), rotated_from: id },
+      });
+      return { ...issued, previous: publicKey(previous) };
+    });
+  }
+
+  /** Whether the system can be administered through the API yet (see `npm run cli -- keys create`). */
+  hasUsableAdminKey(): Promise<boolean> {
+    return hasUsableAdminKey(this.deps.pool, this.deps.clock.now());
+  }
+
+  private async insert(tx: Queryable, input: NewKey, actor: AuditActor, knownCustomerId?: string | null): Promise<IssuedKey> {
+    let customerId = knownCustomerId ?? null;
+    if (knownCustomerId === undefined && input.customer) {
+      customerId = (await findCustomerId(tx, input.customer)) ?? null;
+      if (!customerId) throw new ProblemError('unprocessable', `No customer "${input.customer}".`, { reason: 'unknown_customer' });
+    }
+    const generated = generateKey(input.environment);
+    const stored = await insertKey(tx, {
+      name: input.name,
+      environment: input.environment,
+      scopes: [...new Set(input.scopes)].sort(),
+      customerId,
+      keyHash: this.deps.peppers.digest(generated.secret),
+      pepperVersion: this.deps.peppers.current,
+      start: generated.start,
+      ratePerSecond: input.ratePerSecond ?? this.deps.defaults.ratePerSecond,
+      burst: input.burst ?? this.deps.defaults.burst,
+      expiresAt: input.expiresAt ?? null,
+      createdBy: actor,
+      createdAt: this.deps.clock.now(),
+    });
+    return { secret: generated.secret, key: publicKey(stored) };
+  }
+
+  /** Locks the key for a change; revoked and expired keys stay as they are. */
+  private async lockUsable(tx: Queryable, id: string, verb: string): Promise<StoredKey> {
+    const key = await findKey(tx, id, true);
+    if (!key) throw new ProblemError('not_found', `No API key ${id}.`);
+    const status = keyStatus(key, this.deps.clock.now());
+    if (status !== 'active') throw new ProblemError('conflict', `Cannot ${verb} a ${status} key.`, { reason: `key_${status}` });
+    return key;
+  }
+
+  private assertFuture(at: Date | null | undefined, field: string): void {
+    if (at && at.getTime() <= this.deps.clock.now().getTime()) {
+      throw new ProblemError('validation_failed', `${field} must be in the future.`, { errors: [{ pointer: `#/${field}`, detail: 'must be in the future' }] });
+    }
+  }
+}
