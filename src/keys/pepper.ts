@@ -72,7 +72,7 @@ export async function loadPeppers(config: PepperConfig): Promise<{ peppers: Pepp
   await mkdir(path.dirname(file), { recursive: true });
   // Written aside, then linked into place: link() is atomic and fails if the file exists, so two
   // processes starting together agree on one pepper and neither reads a half-written file.
-  const draft = `${file}.${process.pid}.tmp`;
+  const draft = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFile(draft, `1:${randomBytes(48).toString('base64url')}\n`, { mode: 0o600 });
   try {
     await link(draft, file);

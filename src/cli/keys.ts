@@ -1,0 +1,123 @@
+import { Command, Option } from 'commander';
+import { z } from 'zod';
+import { scopes } from '../api/auth';
+import { ProblemError } from '../api/problem';
+import { systemClock } from '../clock';
+import type { Config } from '../config';
+import { createPool } from '../db/pool';
+import { loadPeppers } from '../keys/pepper';
+import { KeyService } from '../keys/service';
+import { keyStatus } from '../keys/status';
+import type { ApiKey } from '../keys/store';
+
+const CreateOptions = z.object({
+  name: z.string().min(1).max(128),
+  scopes: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(scopes)).min(1)),
+  env: z.enum(['live', 'test']),
+  customer: z.string().min(1).max(128).optional(),
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  rate: z.coerce.number().int().min(1).max(100_000).optional(),
+  burst: z.coerce.number().int().min(0).max(1_000_000).optional(),
+});
+
+function describeKey(k: ApiKey): string {
+  const status = keyStatus(k, systemClock.now());
+  const customer = k.customer ? ` customer=${k.customer.externalId}` : '';
+  const expiry = k.expiresAt ? ` expires=${k.expiresAt.toISOString()}` : '';
+  return `${k.id}  ${k.start}…  ${status.padEnd(7)}  ${k.environment}  "${k.name}"  scopes=${k.scopes.join(',')}${customer}${expiry}  pepper=v${k.pepperVersion}`;
+}
+
+/** Runs one command against the database with a key service acting as `cli`, then disconnects. */
+async function withService<T>(config: Config, databaseUrl: string, work: (service: KeyService) => Promise<T>): Promise<T> {
+  const { peppers } = await loadPeppers(config);
+  const pool = createPool(databaseUrl, 2);
+  try {
+    await pool.query('select 1').catch((err: unknown) => {
+      throw new Error(`cannot reach PostgreSQL at ${new URL(databaseUrl).host} (is \`npm start\` running, or DATABASE_URL set?): ${String(err)}`);
+    });
+    const service = new KeyService({
+      pool,
+      peppers,
+      clock: systemClock,
+      defaults: { ratePerSecond: config.API_KEY_DEFAULT_RATE_PER_SECOND, burst: config.API_KEY_DEFAULT_BURST },
+    });
+    return await work(service);
+  } finally {
+    await pool.end();
+  }
+}
+
+/** Problems from the service read as plain sentences on a terminal. */
+const explain = (err: unknown) => (err instanceof ProblemError ? new Error(err.detail) : err);
+
+export function keysCommand(config: Config, databaseUrl: string, out: (line: string) => void): Command {
+  const keys = new Command('keys').description('manage API keys (acts as "cli" in the audit log)');
+
+  keys
+    .command('create')
+    .description('create an API key and print its secret, once; bootstraps the first keys:admin key')
+    .requiredOption('--name <name>', 'what the key is for')
+    .requiredOption('--scopes <list>', `comma-separated: ${scopes.join(', ')}`)
+    .addOption(new Option('--env <environment>', 'live or test').choices(['live', 'test']).default('live'))
+    .option('--customer <externalId>', 'restrict the key to one customer')
+    .option('--expires-at <instant>', 'RFC 3339 expiry, e.g. 2027-01-01T00:00:00Z')
+    .option('--rate <perSecond>', 'steady requests per second')
+    .option('--burst <requests>', 'extra requests per 10 s above the steady rate')
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = CreateOptions.safeParse(raw);
+      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
+      const o = parsed.data;
+      const { secret, key } = await withService(config, databaseUrl, (service) =>
+        service
+          .create(
+            {
+              name: o.name,
+              environment: o.env,
+              scopes: o.scopes,
+              customer: o.customer,
+              expiresAt: o.expiresAt ? new Date(o.expiresAt) : null,
+              ratePerSecond: o.rate,
+              burst: o.burst,
+            },
+            'cli',
+          )
+          .catch((err: unknown) => {
+            throw explain(err);
+          }),
+      );
+      out(describeKey(key));
+      out('The secret below is shown only now; it cannot be recovered, only rotated or revoked:');
+      out(secret);
+    });
+
+  keys
+    .command('list')
+    .description('list keys, oldest first (never their secrets)')
+    .action(async () => {
+      await withService(config, databaseUrl, async (service) => {
+        let after: string | undefined;
+        for (;;) {
+          const page = await service.list({ limit: 500, after });
+          for (const k of page) out(describeKey(k));
+          if (page.length < 500) break;
+          after = page[page.length - 1]!.id;
+        }
+      });
+    });
+
+  keys
+    .command('revoke')
+    .description('revoke a key at once, in every API process')
+    .argument('<id>', 'key id (see `keys list`)')
+    .action(async (id: string) => {
+      if (!z.uuid().safeParse(id).success) throw new Error(`"${id}" is not a key id (a UUID; see \`keys list\`)`);
+      const key = await withService(config, databaseUrl, (service) => service.revoke(id, 'cli'));
+      if (!key) throw new Error(`no API key ${id}`);
+      out(describeKey(key));
+    });
+
+  return keys;
+}
