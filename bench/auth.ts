@@ -1,0 +1,116 @@
+/**
+ * `npm run bench:auth`: requests/s and latency of an authenticated, rate-limited endpoint
+ * (`GET /v1/keys/current`: key verification + per-key rate limit + a JSON answer), and the
+ * database queries per request on that path in steady state, measured by counting every query
+ * any pg client of the server process sends. A run against /healthz on the same server gives
+ * the cost of the Express stack without authentication, for comparison. The server runs in a child process so the load
+ * generator does not share its event loop.
+ *
+ *   BENCH_SECONDS (10)  BENCH_CONNECTIONS (32)
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { pino } from 'pino';
+import { createApp } from '../src/api/app';
+import { createApiMetrics } from '../src/api/metrics';
+import { systemClock } from '../src/clock';
+import { createPool } from '../src/db/pool';
+import { startKeys } from '../src/keys/keys';
+import { parsePeppers } from '../src/keys/pepper';
+import { freePort, startBenchDatabase } from './support';
+
+const PEPPER = `1:${'bench-pepper-'.repeat(4)}`;
+type Message = { queries: number };
+
+/** Child: the API with real key verification on the bench database, counting its queries. */
+async function serve(databaseUrl: string, port: number): Promise<void> {
+  let queries = 0;
+  const query = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    queries++;
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
+
+  const pool = createPool(databaseUrl, 10);
+  const keys = await startKeys({
+    pool,
+    databaseUrl,
+    peppers: parsePeppers(PEPPER),
+    clock: systemClock,
+    logger: pino({ level: 'warn' }),
+    cache: { ttlSeconds: 60, maxEntries: 10_000 },
+    defaults: { ratePerSecond: 100, burst: 200 },
+  });
+  const app = createApp({
+    logger: pino({ level: 'warn' }),
+    readiness: {},
+    authenticate: keys.authenticate,
+    routers: [keys.router],
+    metrics: createApiMetrics(),
+  });
+  app.listen(port, '127.0.0.1', () => process.send!({ queries }));
+  process.on('message', () => process.send!({ queries } satisfies Message));
+}
+
+async function ask(child: ChildProcess): Promise<number> {
+  child.send('count');
+  const [message] = (await once(child, 'message')) as [Message];
+  return message.queries;
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+  const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+  const db = await startBenchDatabase('auth');
+  const port = await freePort();
+  const child = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  try {
+    await once(child, 'message');
+    // Issued straight into the bench database, as the CLI does; a limit high enough that the
+    // limiter runs on every request without refusing the load generator.
+    const setupPool = createPool(db.url, 1);
+    const setup = await startKeys({
+      pool: setupPool,
+      databaseUrl: db.url,
+      peppers: parsePeppers(PEPPER),
+      clock: systemClock,
+      logger: pino({ level: 'warn' }),
+      cache: { ttlSeconds: 60, maxEntries: 10 },
+      defaults: { ratePerSecond: 1_000_000, burst: 1_000_000 },
+    });
+    const { secret } = await setup.service.create({ name: 'bench', environment: 'test', scopes: ['usage:read'] }, 'cli');
+    await setup.close();
+    await setupPool.end();
+
+    const url = `http://127.0.0.1:${port}/v1/keys/current`;
+    const headers = { authorization: `Bearer ${secret}` };
+    const warm = await fetch(url, { headers });
+    if (warm.status !== 200) throw new Error(`warm-up request answered ${warm.status}`);
+    const before = await ask(child);
+    const result = await autocannon({ url, connections, duration: seconds, headers });
+    const queries = (await ask(child)) - before;
+
+    // The same server and middleware stack without authentication, for the cost of auth alone.
+    const baseline = await autocannon({ url: `http://127.0.0.1:${port}/healthz`, connections, duration: seconds });
+
+    const requests = result.requests.total;
+    const ok = result['2xx'];
+    console.log(`GET /v1/keys/current, ${connections} connections, ${seconds} s, one key (cached after the warm-up request)`);
+    console.log(`requests/s: ${Math.round(result.requests.average).toLocaleString('en-US')} (total ${requests.toLocaleString('en-US')}, 2xx ${ok.toLocaleString('en-US')}, non-2xx ${result.non2xx}, errors ${result.errors})`);
+    console.log(`latency ms: p50 ${result.latency.p50}  p99 ${result.latency.p99}  max ${result.latency.max}`);
+    console.log(`baseline GET /healthz (no auth, same stack): ${Math.round(baseline.requests.average).toLocaleString('en-US')} requests/s, p99 ${baseline.latency.p99} ms`);
+    console.log(`database queries per request (steady state): ${(queries / requests).toFixed(4)} (${queries} queries in ${requests} requests)`);
+    const res = await fetch(url, { headers });
+    console.log(`headers: RateLimit-Policy: ${res.headers.get('ratelimit-policy')} | RateLimit: ${res.headers.get('ratelimit')}`);
+    if (queries !== 0 || ok !== requests) process.exitCode = 1;
+  } finally {
+    child.kill();
+    await once(child, 'exit');
+    await db.stop();
+  }
+}
+
+if (process.argv[2] === 'serve') await serve(process.argv[3]!, Number(process.argv[4]));
+else await main();
