@@ -12,7 +12,7 @@ const lifecycle = createLifecycle(logger);
 async function main(): Promise<void> {
   const { databaseUrl, temporalAddress } = requireExternal(config);
   await migrate(databaseUrl, logger);
-  const services = await connectServices(config, databaseUrl, temporalAddress);
+  const services = await connectServices(config, databaseUrl, temporalAddress, logger);
   lifecycle.defer('connections', services.close);
   const server = await startApi(config, services, logger);
   lifecycle.defer('API', () => closeServer(server));

@@ -2,17 +2,14 @@ import type { Server } from 'node:http';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
-import { createApp } from '../api/app';
-import { createApiMetrics } from '../api/metrics';
-import { pricingRouter } from '../api/routes/pricing';
 import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createPool, type Pool } from '../db/pool';
 import { startKeys, type Keys } from '../keys/keys';
 import { loadPeppers } from '../keys/pepper';
 import { createLogger } from '../logger';
-import { createMetering } from '../metering/metering';
 import { createWorker } from '../worker';
+import { buildApiApp } from './api-app';
 
 /** The long-lived pieces of one process; `close()` releases them in reverse order. */
 export interface Services {
@@ -59,22 +56,16 @@ export async function connectServices(
 const BOOTSTRAP_COMMAND = 'npm run cli -- keys create --name admin --scopes keys:admin,billing:admin,billing:read,usage:read,events:write';
 
 export async function startApi(config: Config, services: Services, logger: Logger): Promise<Server> {
-  const metrics = createApiMetrics();
-  const metering = createMetering({
+  const app = buildApiApp({
     pool: services.pool,
-    registry: metrics.registry,
+    keys: services.keys,
     clock: systemClock,
-    timePolicy: { maxFutureSkewMs: config.EVENT_MAX_FUTURE_SKEW_SECONDS * 1000, lateAfterMs: config.EVENT_LATE_AFTER_SECONDS * 1000 },
-  });
-  const app = createApp({
     logger,
     readiness: {
       postgres: () => services.pool.query('select 1'),
       temporal: () => services.temporal.healthService.check({}),
     },
-    authenticate: services.keys.authenticate,
-    routers: [...metering.routers, pricingRouter, services.keys.router],
-    metrics,
+    timePolicy: { maxFutureSkewMs: config.EVENT_MAX_FUTURE_SKEW_SECONDS * 1000, lateAfterMs: config.EVENT_LATE_AFTER_SECONDS * 1000 },
   });
   if (!(await services.keys.service.hasUsableAdminKey())) {
     logger.warn(`No API key can administer keys yet. Create the first one with: ${BOOTSTRAP_COMMAND}`);

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     temporalUi = `http://127.0.0.1:${config.TEMPORAL_UI_PORT}`;
   }
 
-  const services = await connectServices(config, databaseUrl, temporalAddress);
+  const services = await connectServices(config, databaseUrl, temporalAddress, logger);
   lifecycle.defer('connections', services.close);
   const worker = await startWorker(config, temporalAddress, logger);
   lifecycle.defer('worker', worker.stop);

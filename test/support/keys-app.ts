@@ -1,14 +1,12 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { createApp } from '../../src/api/app';
-import { createApiMetrics } from '../../src/api/metrics';
 import type { Clock } from '../../src/clock';
 import { redactPaths } from '../../src/logger';
 import { defaultEventTimePolicy } from '../../src/domain/metering/event-time';
 import { startKeys, type Keys } from '../../src/keys/keys';
+import { buildApiApp } from '../../src/main/api-app';
 import { parsePeppers, type Peppers } from '../../src/keys/pepper';
 import type { NewKey } from '../../src/keys/service';
-import { createMetering } from '../../src/metering/metering';
 import { createPool, type Pool } from '../../src/db/pool';
 import type { TestDatabase } from './database';
 import { listen } from './http';
@@ -40,7 +38,7 @@ export interface KeysTestApp {
 
 /**
  * One API process as production wires it: its own pool, its own LISTEN connection, the real
- * authentication middleware, the keys router and the metering routers, on one test database.
+ * authentication middleware and every router (`buildApiApp`), on one test database.
  * Several instances on the same database stand for several API processes.
  */
 export async function startKeysApp(
@@ -66,14 +64,13 @@ export async function startKeysApp(
     cache: { ttlSeconds: opts.ttlSeconds ?? 60, maxEntries: 1000 },
     defaults: { ratePerSecond: 1000, burst: 1000 },
   });
-  const metrics = createApiMetrics();
-  const metering = createMetering({ pool, clock, timePolicy: defaultEventTimePolicy, registry: metrics.registry });
-  const app = createApp({
+  const app = buildApiApp({
+    pool,
+    keys,
+    clock,
     logger,
     readiness: { postgres: () => pool.query('select 1') },
-    authenticate: keys.authenticate,
-    routers: [...metering.routers, keys.router],
-    metrics,
+    timePolicy: defaultEventTimePolicy,
   });
   const server = await listen(app);
   return {
