@@ -12,16 +12,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { pino } from 'pino';
-import { createApp } from '../src/api/app';
-import { createApiMetrics } from '../src/api/metrics';
-import { systemClock } from '../src/clock';
-import { createPool } from '../src/db/pool';
-import { startKeys } from '../src/keys/keys';
-import { parsePeppers } from '../src/keys/pepper';
-import { freePort, startBenchDatabase } from './support';
+import { freePort, issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
 
-const PEPPER = `1:${'bench-pepper-'.repeat(4)}`;
 type Message = { queries: number };
 
 /** Child: the API with real key verification on the bench database, counting its queries. */
@@ -32,25 +24,8 @@ async function serve(databaseUrl: string, port: number): Promise<void> {
     queries++;
     return (query as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof query;
-
-  const pool = createPool(databaseUrl, 10);
-  const keys = await startKeys({
-    pool,
-    databaseUrl,
-    peppers: parsePeppers(PEPPER),
-    clock: systemClock,
-    logger: pino({ level: 'warn' }),
-    cache: { ttlSeconds: 60, maxEntries: 10_000 },
-    defaults: { ratePerSecond: 100, burst: 200 },
-  });
-  const app = createApp({
-    logger: pino({ level: 'warn' }),
-    readiness: {},
-    authenticate: keys.authenticate,
-    routers: [keys.router],
-    metrics: createApiMetrics(),
-  });
-  app.listen(port, '127.0.0.1', () => process.send!({ queries }));
+  await serveBenchApi(databaseUrl, port);
+  process.send!({ queries });
   process.on('message', () => process.send!({ queries } satisfies Message));
 }
 
@@ -68,21 +43,7 @@ async function main(): Promise<void> {
   const child = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
   try {
     await once(child, 'message');
-    // Issued straight into the bench database, as the CLI does; a limit high enough that the
-    // limiter runs on every request without refusing the load generator.
-    const setupPool = createPool(db.url, 1);
-    const setup = await startKeys({
-      pool: setupPool,
-      databaseUrl: db.url,
-      peppers: parsePeppers(PEPPER),
-      clock: systemClock,
-      logger: pino({ level: 'warn' }),
-      cache: { ttlSeconds: 60, maxEntries: 10 },
-      defaults: { ratePerSecond: 1_000_000, burst: 1_000_000 },
-    });
-    const { secret } = await setup.service.create({ name: 'bench', environment: 'test', scopes: ['usage:read'] }, 'cli');
-    await setup.close();
-    await setupPool.end();
+    const secret = await issueBenchKey(db.url, ['usage:read']);
 
     const url = `http://127.0.0.1:${port}/v1/keys/current`;
     const headers = { authorization: `Bearer ${secret}` };

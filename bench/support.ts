@@ -1,4 +1,13 @@
 import { rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { pino } from 'pino';
+import type { Scope } from '../src/api/auth';
+import { systemClock } from '../src/clock';
+import { createPool } from '../src/db/pool';
+import { defaultEventTimePolicy } from '../src/domain/metering/event-time';
+import { startKeys, type Keys } from '../src/keys/keys';
+import { parsePeppers } from '../src/keys/pepper';
+import { buildApiApp } from '../src/main/api-app';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded';
@@ -41,3 +50,49 @@ export async function startBenchDatabase(name: string): Promise<BenchDatabase> {
 }
 
 export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+const PEPPER = `1:${'bench-pepper-'.repeat(4)}`;
+
+function benchKeys(databaseUrl: string, pool: ReturnType<typeof createPool>, rate: number): Promise<Keys> {
+  return startKeys({
+    pool,
+    databaseUrl,
+    peppers: parsePeppers(PEPPER),
+    clock: systemClock,
+    logger: pino({ level: 'warn' }),
+    cache: { ttlSeconds: 60, maxEntries: 10_000 },
+    defaults: { ratePerSecond: rate, burst: rate },
+  });
+}
+
+/**
+ * Issues a key straight into the bench database, as the CLI does, with a rate limit high enough
+ * that the limiter runs on every request without refusing the load generator.
+ */
+export async function issueBenchKey(databaseUrl: string, scopes: Scope[]): Promise<string> {
+  const pool = createPool(databaseUrl, 1);
+  const keys = await benchKeys(databaseUrl, pool, 1_000_000);
+  try {
+    return (await keys.service.create({ name: 'bench', environment: 'test', scopes }, 'cli')).secret;
+  } finally {
+    await keys.close();
+    await pool.end();
+  }
+}
+
+/** The production API composition on the bench database, for a benchmark's server process. */
+export async function serveBenchApi(databaseUrl: string, port: number): Promise<Server> {
+  const pool = createPool(databaseUrl, 10);
+  const keys = await benchKeys(databaseUrl, pool, 100);
+  const app = buildApiApp({
+    pool,
+    keys,
+    clock: systemClock,
+    logger: pino({ level: 'warn' }),
+    readiness: { postgres: () => pool.query('select 1') },
+    timePolicy: defaultEventTimePolicy,
+  });
+  return new Promise((resolve) => {
+    const server = app.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}

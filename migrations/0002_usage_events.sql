@@ -12,10 +12,15 @@
 -- partition column, and deduplication must hold across all time, so (customer, event id) could
 -- no longer be enforced by the database. Old rows can later move to an archive table once their
 -- invoices are final.
+--
+-- No foreign keys here: their per-row triggers were 40% of the insert's cost. Integrity holds
+-- without them: the insert resolves customer_id by joining customers in the same statement,
+-- meter_id comes from the meters table, and neither customers nor meters can be deleted or
+-- change id (triggers below).
 CREATE TABLE usage_events (
-  customer_id  uuid NOT NULL REFERENCES customers (id),
+  customer_id  uuid NOT NULL,
   event_id     text NOT NULL CHECK (length(event_id) BETWEEN 1 AND 128),
-  meter_id     uuid NOT NULL REFERENCES meters (id),
+  meter_id     uuid NOT NULL,
   event_time   timestamptz NOT NULL,
   received_at  timestamptz NOT NULL,
   -- The meter's exact value: NULL for count meters (each event counts 1) and unique_count meters
@@ -34,8 +39,8 @@ CREATE INDEX usage_events_customer_meter_time_idx ON usage_events (customer_id, 
 -- for newly stored events. Days add up to any billing period whatever its anchor; limits and
 -- dashboards read these, invoices recompute from usage_events.
 CREATE TABLE usage_counters (
-  customer_id     uuid NOT NULL REFERENCES customers (id),
-  meter_id        uuid NOT NULL REFERENCES meters (id),
+  customer_id     uuid NOT NULL,
+  meter_id        uuid NOT NULL,
   day             date NOT NULL,
   event_count     bigint NOT NULL,
   value_sum       numeric NOT NULL,
@@ -47,6 +52,23 @@ CREATE TABLE usage_counters (
   PRIMARY KEY (customer_id, meter_id, day)
 );
 
+-- Usage refers to customers and meters forever: they may be renamed, never removed or re-keyed.
+CREATE FUNCTION refuse_removal() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' OR NEW.id <> OLD.id THEN
+    RAISE EXCEPTION '% rows cannot be deleted or change id: usage events refer to them', TG_TABLE_NAME
+      USING ERRCODE = 'restrict_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER customers_are_permanent BEFORE DELETE OR UPDATE OF id ON customers
+  FOR EACH ROW EXECUTE FUNCTION refuse_removal();
+CREATE TRIGGER meters_are_permanent BEFORE DELETE OR UPDATE OF id ON meters
+  FOR EACH ROW EXECUTE FUNCTION refuse_removal();
+
 -- Down Migration
+DROP TRIGGER meters_are_permanent ON meters;
+DROP TRIGGER customers_are_permanent ON customers;
+DROP FUNCTION refuse_removal();
 DROP TABLE usage_counters;
 DROP TABLE usage_events;

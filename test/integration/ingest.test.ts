@@ -102,6 +102,14 @@ describe('deduplication in the writing transaction', () => {
   });
 });
 
+describe('referential integrity without per-row foreign keys', () => {
+  test('customers and meters cannot be deleted or re-keyed', async () => {
+    await assert.rejects(db.pool.query("delete from customers where external_id = 'acme'"), /cannot be deleted/);
+    await assert.rejects(db.pool.query("update meters set id = gen_random_uuid() where code = 'tokens'"), /cannot be deleted or change id/);
+    await db.pool.query("update customers set name = 'Acme Corp' where external_id = 'acme'");
+  });
+});
+
 describe('event time', () => {
   test('an event beyond the allowed future skew is rejected with the reason; nothing stored', async () => {
     const ahead = new Date(NOW.getTime() + 5 * 60_000 + 1000).toISOString();

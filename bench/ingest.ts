@@ -1,0 +1,135 @@
+/**
+ * `npm run bench:ingest`: events/s through the HTTP API into a durable PostgreSQL, request latency,
+ * and, in the same run, the raw ceiling: COPY of the same rows into the same table and indexes.
+ *
+ *   BENCH_SECONDS (20)  BENCH_CONNECTIONS (8)  BENCH_BATCH (1000)  BENCH_CUSTOMERS (100)
+ */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { freePort, issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
+
+if (process.argv[2] === 'serve') {
+  // Child: the production API composition; the load generator runs in the parent process.
+  await serveBenchApi(process.argv[3]!, Number(process.argv[4]));
+  process.send!('ready');
+} else {
+  await main();
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.env.BENCH_SECONDS ?? 20);
+  const connections = Number(process.env.BENCH_CONNECTIONS ?? 8);
+  const batchSize = Number(process.env.BENCH_BATCH ?? 1000);
+  const customers = Number(process.env.BENCH_CUSTOMERS ?? 100);
+
+  const db = await startBenchDatabase('ingest');
+  const admin = new pg.Client({ connectionString: db.url });
+  await admin.connect();
+  await admin.query(`insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`);
+  await admin.query(`insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g`, [customers]);
+  const key = await issueBenchKey(db.url, ['events:write']);
+
+  const port = await freePort();
+  const server = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  await once(server, 'message');
+  const base = `http://127.0.0.1:${port}`;
+
+  let seq = 0;
+  const timestamp = new Date().toISOString();
+  function nextBody(): string {
+    const events = new Array(batchSize);
+    for (let k = 0; k < batchSize; k++) {
+      const i = seq++;
+      events[k] = { id: `evt-${i}`, customer: `cust-${i % customers}`, type: 'tokens', timestamp, properties: { tokens: String((i % 997) + 0.25), model: 'small' } };
+    }
+    return JSON.stringify(events);
+  }
+
+  console.log(`HTTP: ${connections} connections × batches of ${batchSize} for ${seconds} s, ${customers} customers, fsync on`);
+  const result = await autocannon({
+    url: `${base}/v1/events`,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        setupRequest: (req) => ({ ...req, body: nextBody() }),
+      },
+    ],
+  });
+  // Requests cut off when the run ended may still commit; wait until the table stops growing.
+  let stored = -1;
+  for (let previous = -2; stored !== previous; await new Promise((r) => setTimeout(r, 500))) {
+    previous = stored;
+    stored = Number((await admin.query<{ n: string }>('select count(*)::text as n from usage_events')).rows[0]!.n);
+  }
+  const counted = Number((await admin.query<{ n: string }>('select coalesce(sum(event_count), 0)::text as n from usage_counters')).rows[0]!.n);
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  server.kill('SIGTERM');
+  await once(server, 'exit');
+
+  // Throughput counts only acknowledged events: a 2xx means committed.
+  const acknowledged = result['2xx'] * batchSize;
+  const httpRate = acknowledged / result.duration;
+  const metric = (name: string) => Number(metrics.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? NaN);
+  const txCount = metric('ingest_transaction_seconds_count');
+  console.log(`  requests: ${result.requests.total} (2xx ${result['2xx']}, non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts})`);
+  console.log(`  events acknowledged: ${acknowledged} in ${result.duration.toFixed(1)} s  →  ${Math.round(httpRate)} events/s`);
+  console.log(`  events stored: ${stored}, counted by the real-time counters: ${counted}`);
+  console.log(`  request latency: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, max ${result.latency.max} ms`);
+  console.log(`  group commit: ${txCount} transactions, ${Math.round(metric('ingest_transaction_rows_sum') / txCount)} events each, ${((metric('ingest_transaction_seconds_sum') / txCount) * 1000).toFixed(1)} ms each`);
+
+  // Raw ceiling: the same rows, pre-rendered, COPYed into the same (emptied) table and indexes.
+  await admin.query('truncate usage_events, usage_counters');
+  const ids = (await admin.query<{ id: string; external_id: string }>('select id, external_id from customers')).rows;
+  const customerId = new Map(ids.map((r) => [r.external_id, r.id]));
+  const meterId = (await admin.query<{ id: string }>('select id from meters')).rows[0]!.id;
+  const rows = stored;
+  function renderRows(from: number, to: number): string[] {
+    const lines: string[] = [];
+    for (let i = from; i < to; i++) {
+      const tokens = String((i % 997) + 0.25);
+      lines.push(`${customerId.get(`cust-${i % customers}`)}\tcopy-${i}\t${meterId}\t${timestamp}\t${timestamp}\t${tokens}\t{"tokens": "${tokens}", "model": "small"}\tt\tf\n`);
+    }
+    return lines;
+  }
+  async function copyRun(writers: number): Promise<number> {
+    await admin.query('truncate usage_events');
+    const per = Math.floor(rows / writers);
+    const chunks = Array.from({ length: writers }, (_, w) => renderRows(w * per, (w + 1) * per));
+    const t0 = performance.now();
+    await Promise.all(
+      chunks.map(async (lines) => {
+        const c = new pg.Client({ connectionString: db.url });
+        await c.connect();
+        // Batches of 10,000 rows per COPY and commit, like the writer's transactions.
+        for (let i = 0; i < lines.length; i += 10_000) {
+          await pipeline(
+            Readable.from(lines.slice(i, i + 10_000)),
+            c.query(copyFrom('copy usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin')),
+          );
+        }
+        await c.end();
+      }),
+    );
+    return (per * writers) / ((performance.now() - t0) / 1000);
+  }
+  const copy1 = await copyRun(1);
+  const copy2 = await copyRun(2);
+  const ceiling = Math.max(copy1, copy2);
+  console.log(`raw ceiling (COPY of ${rows} pre-rendered rows, same table and indexes): 1 writer ${Math.round(copy1)} rows/s, 2 writers ${Math.round(copy2)} rows/s`);
+  console.log(`end to end / ceiling: ${((httpRate / ceiling) * 100).toFixed(0)}%`);
+
+  await admin.end();
+  await db.stop();
+  if (stored !== counted || stored < acknowledged || result.non2xx > 0 || result.errors > 0) {
+    console.error('FAILED: lost, double-counted or refused events');
+    process.exit(1);
+  }
+}
