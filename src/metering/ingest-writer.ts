@@ -6,7 +6,9 @@ import { ProblemError } from '../api/problem';
 
 /** An event validated and resolved against its meter, ready to store. */
 export interface PreparedEvent {
+  /** External id, for messages. */
   customer: string;
+  customerId: string;
   eventId: string;
   meterId: string;
   eventTime: string;
@@ -28,11 +30,7 @@ function samePayload(a: PreparedEvent, b: PreparedEvent): boolean {
   );
 }
 
-export type WriteOutcome =
-  | { status: 'accepted' }
-  | { status: 'duplicate' }
-  | { status: 'conflict' }
-  | { status: 'rejected'; reason: 'unknown_customer' };
+export type WriteOutcome = { status: 'accepted' | 'duplicate' | 'conflict' };
 
 export interface WriteResult {
   outcomes: WriteOutcome[];
@@ -64,16 +62,11 @@ const MAX_ATTEMPTS = 4;
 // inserted in key order so concurrent transactions lock in the same order and cannot deadlock
 // on each other's keys.
 const INSERT_SQL = `
-with input as (
-  select * from unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
-                       $6::numeric[], $7::jsonb[], $8::boolean[], $9::boolean[])
-    with ordinality as t(customer_ext, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late, ord)
-), resolved as (
-  select c.id as customer_id, i.* from input i join customers c on c.external_id = i.customer_ext
-), ins as (
+with ins as (
   insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-  select customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late
-    from resolved order by customer_id, event_id
+  select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
+                       $6::numeric[], $7::jsonb[], $8::boolean[], $9::boolean[])
+  order by 1, 2
   on conflict (customer_id, event_id) do nothing
   returning customer_id, event_id, meter_id, event_time, value
 ), counted as (
@@ -94,18 +87,17 @@ with input as (
     latest_time = greatest(uc.latest_time, excluded.latest_time),
     updated_at = now()
 )
-select r.ord::int from resolved r join ins on ins.customer_id = r.customer_id and ins.event_id = r.event_id`;
+select customer_id, event_id from ins`;
 
 // Runs as its own statement so that it sees rows a concurrent transaction committed while ours
 // waited on the unique key (READ COMMITTED takes a fresh snapshot per statement).
 const CLASSIFY_SQL = `
-select u.ord::int, c.id is not null as known, e.event_id is not null as stored,
+select u.ord::int, e.event_id is not null as stored,
        e.meter_id = u.meter_id and e.properties = u.properties and e.timestamp_provided = u.timestamp_provided
          and (not u.timestamp_provided or e.event_time = u.event_time) as same
-  from unnest($1::int[], $2::text[], $3::text[], $4::uuid[], $5::jsonb[], $6::boolean[], $7::timestamptz[])
-         as u(ord, customer_ext, event_id, meter_id, properties, timestamp_provided, event_time)
-  left join customers c on c.external_id = u.customer_ext
-  left join usage_events e on e.customer_id = c.id and e.event_id = u.event_id`;
+  from unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[], $5::jsonb[], $6::boolean[], $7::timestamptz[])
+         as u(ord, customer_id, event_id, meter_id, properties, timestamp_provided, event_time)
+  left join usage_events e on e.customer_id = u.customer_id and e.event_id = u.event_id`;
 
 /**
  * Group commit: concurrent requests share transactions. While a transaction is in flight new
@@ -203,7 +195,7 @@ export class IngestWriter {
       for (const pending of group) {
         const own = outcomes.slice(offset, offset + pending.events.length);
         offset += pending.events.length;
-        const failed = pending.atomic && own.some((o) => o.status === 'conflict' || o.status === 'rejected');
+        const failed = pending.atomic && own.some((o) => o.status === 'conflict');
         pending.resolve({ outcomes: own, rolledBack: failed });
       }
     } catch (err) {
@@ -232,7 +224,7 @@ export class IngestWriter {
     const firstOf = new Map<string, number>();
     const unique: PreparedEvent[] = [];
     const uniqueIndex = events.map((e) => {
-      const key = `${e.customer}\u0000${e.eventId}`;
+      const key = `${e.customerId}\u0000${e.eventId}`;
       let at = firstOf.get(key);
       if (at === undefined) {
         at = unique.length;
@@ -247,7 +239,7 @@ export class IngestWriter {
     try {
       await client.query('begin');
       uniqueOutcomes = await this.store(client, unique);
-      const failed = uniqueOutcomes.some((o) => o.status === 'conflict' || o.status === 'rejected');
+      const failed = uniqueOutcomes.some((o) => o.status === 'conflict');
       await client.query(atomic && failed ? 'rollback' : 'commit');
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
@@ -260,14 +252,13 @@ export class IngestWriter {
       const at = uniqueIndex[i]!;
       const first = uniqueOutcomes[at]!;
       if (unique[at] === e) return first;
-      if (first.status === 'rejected') return first;
       return first.status !== 'conflict' && samePayload(unique[at]!, e) ? { status: 'duplicate' } : { status: 'conflict' };
     });
   }
 
   private async store(client: PoolClient, events: PreparedEvent[]): Promise<WriteOutcome[]> {
-    const { rows } = await client.query<{ ord: number }>(INSERT_SQL, [
-      events.map((e) => e.customer),
+    const { rows } = await client.query<{ customer_id: string; event_id: string }>(INSERT_SQL, [
+      events.map((e) => e.customerId),
       events.map((e) => e.eventId),
       events.map((e) => e.meterId),
       events.map((e) => e.eventTime),
@@ -278,13 +269,16 @@ export class IngestWriter {
       events.map((e) => e.late),
     ]);
     const outcomes: Array<WriteOutcome | undefined> = new Array(events.length);
-    for (const { ord } of rows) outcomes[ord - 1] = { status: 'accepted' };
+    const inserted = new Set(rows.map((r) => `${r.customer_id}\u0000${r.event_id}`));
+    events.forEach((e, i) => {
+      if (inserted.has(`${e.customerId}\u0000${e.eventId}`)) outcomes[i] = { status: 'accepted' };
+    });
     const missing = events.flatMap((_, i) => (outcomes[i] ? [] : [i]));
     if (missing.length > 0) {
       const pick = <T>(f: (e: PreparedEvent) => T) => missing.map((i) => f(events[i]!));
-      const found = await client.query<{ ord: number; known: boolean; stored: boolean; same: boolean | null }>(CLASSIFY_SQL, [
+      const found = await client.query<{ ord: number; stored: boolean; same: boolean | null }>(CLASSIFY_SQL, [
         missing,
-        pick((e) => e.customer),
+        pick((e) => e.customerId),
         pick((e) => e.eventId),
         pick((e) => e.meterId),
         pick((e) => e.properties),
@@ -292,8 +286,7 @@ export class IngestWriter {
         pick((e) => e.eventTime),
       ]);
       for (const row of found.rows) {
-        if (!row.known) outcomes[row.ord] = { status: 'rejected', reason: 'unknown_customer' };
-        else if (!row.stored) throw new Error(`event ${events[row.ord]!.eventId} was neither inserted nor found`);
+        if (!row.stored) throw new Error(`event ${events[row.ord]!.eventId} was neither inserted nor found`);
         else outcomes[row.ord] = row.same ? { status: 'duplicate' } : { status: 'conflict' };
       }
     }

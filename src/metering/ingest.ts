@@ -6,11 +6,13 @@ import { classifyEventTime, type EventTimePolicy } from '../domain/metering/even
 import { meterValue } from '../domain/metering/event-value';
 import { matchesFilter, type Meter } from '../domain/metering/meter';
 import type { IngestWriter, PreparedEvent } from './ingest-writer';
+import type { CustomerDirectory } from './customer-directory';
 import type { MeterCatalog } from './meter-catalog';
 
 export interface IngestDeps {
   writer: IngestWriter;
   catalog: MeterCatalog;
+  customers: CustomerDirectory;
   clock: Clock;
   timePolicy: EventTimePolicy;
 }
@@ -45,8 +47,8 @@ const notStored = (index: number, id: string): EventOutcome => ({
 const hasNul = (s: string) => s.includes('\u0000') || s.includes('\\u0000');
 
 /**
- * Validates a batch event by event, resolves each against its meter (from memory), and hands the
- * valid ones to the group-commit writer. Invalid events get a reason; valid ones are stored
+ * Validates a batch event by event, resolves each against its customer and meter (from memory),
+ * and hands the valid ones to the group-commit writer. Invalid events get a reason; valid ones are stored
  * even when others are rejected, unless the batch is atomic.
  */
 export class IngestService {
@@ -56,8 +58,12 @@ export class IngestService {
   async ingest(items: readonly unknown[], principal: Principal, atomic: boolean, parse: EventParser = parseEvent): Promise<IngestResult> {
     const receivedAt = this.deps.clock.now();
     const parsed = items.map((item) => parse(item));
-    const meters = await this.deps.catalog.forTypes(new Set(parsed.flatMap((p) => (p.success ? [p.data.type] : []))));
-    const prepared = items.map((item, index) => this.prepare(item, parsed[index]!, index, principal, receivedAt, meters));
+    const valid = parsed.flatMap((p) => (p.success ? [p.data] : []));
+    const [meters, customers] = await Promise.all([
+      this.deps.catalog.forTypes(new Set(valid.map((e) => e.type))),
+      this.deps.customers.resolve(new Set(valid.flatMap((e) => principal.customer?.externalId ?? e.customer ?? []))),
+    ]);
+    const prepared = items.map((item, index) => this.prepare(item, parsed[index]!, index, principal, receivedAt, meters, customers));
     const outcomes: EventOutcome[] = new Array(items.length);
     const toWrite: Array<{ index: number; event: PreparedEvent }> = [];
     for (const [index, p] of prepared.entries()) {
@@ -75,8 +81,7 @@ export class IngestService {
     for (const [i, { index, event }] of toWrite.entries()) {
       const o = written.outcomes[i]!;
       outcomes[index] =
-        o.status === 'rejected' ? { index, id: event.eventId, status: 'rejected', reason: o.reason, detail: `unknown customer "${event.customer}"` }
-        : o.status === 'conflict' ? { index, id: event.eventId, status: 'conflict', reason: 'id_reused', detail: 'an event with this id and a different payload is already stored' }
+        o.status === 'conflict' ? { index, id: event.eventId, status: 'conflict', reason: 'id_reused', detail: 'an event with this id and a different payload is already stored' }
         : o.status === 'accepted' && written.rolledBack ? notStored(index, event.eventId)
         : { index, id: event.eventId, status: o.status, ...(event.late ? { late: true } : {}) };
     }
@@ -90,6 +95,7 @@ export class IngestService {
     principal: Principal,
     receivedAt: Date,
     meters: ReadonlyMap<string, Meter>,
+    customers: ReadonlyMap<string, string>,
   ): Prepared {
     const rawId = typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : null;
     if (!parsed.success) {
@@ -111,6 +117,8 @@ export class IngestService {
     if (customer === undefined) {
       return reject(index, input.id, 'missing_customer', `${jsonPointer([index, 'customer'])}: required unless the API key is restricted to a customer`);
     }
+    const customerId = customers.get(customer);
+    if (!customerId) return reject(index, input.id, 'unknown_customer', `unknown customer "${customer}"`);
 
     const meter = meters.get(input.type);
     if (!meter) return reject(index, input.id, 'unknown_event_type', `no meter consumes events of type "${input.type}"`);
@@ -130,6 +138,7 @@ export class IngestService {
       ok: true,
       event: {
         customer,
+        customerId,
         eventId: input.id,
         meterId: meter.id,
         eventTime: eventTime.toISOString(),

@@ -7,6 +7,7 @@ import { usageRouter } from '../api/routes/usage';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
+import { CustomerDirectory } from './customer-directory';
 import { IngestService } from './ingest';
 import { IngestWriter, type IngestWriterOptions } from './ingest-writer';
 import { MeterCatalog } from './meter-catalog';
@@ -23,11 +24,12 @@ export interface MeteringOptions {
 /** The metering chapter assembled: catalog cache, group-commit writer, ingest service and its routes. */
 export function createMetering(opts: MeteringOptions): { ingest: IngestService; catalog: MeterCatalog; routers: Router[] } {
   const catalog = new MeterCatalog(opts.pool);
+  const customers = new CustomerDirectory(opts.pool);
   const writer = new IngestWriter(opts.pool, opts.writer, opts.registry);
-  const ingest = new IngestService({ writer, catalog, clock: opts.clock, timePolicy: opts.timePolicy });
+  const ingest = new IngestService({ writer, catalog, customers, clock: opts.clock, timePolicy: opts.timePolicy });
   return {
     ingest,
     catalog,
-    routers: [customersRouter(opts.pool), metersRouter(opts.pool, catalog), eventsRouter(ingest), usageRouter(opts.pool)],
+    routers: [customersRouter(opts.pool, customers), metersRouter(opts.pool, catalog), eventsRouter(ingest), usageRouter(opts.pool)],
   };
 }

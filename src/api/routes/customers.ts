@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Pool } from '../../db/pool';
+import type { CustomerDirectory } from '../../metering/customer-directory';
 import { createCustomer, getCustomer, listCustomers, type Customer } from '../../metering/customer-store';
 import { actingCustomer, principalOf, requireScope } from '../auth';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
@@ -57,13 +58,14 @@ registry.registerPath({
 
 const toJson = (c: Customer) => ({ external_id: c.externalId, name: c.name, currency: c.currency, created_at: c.createdAt.toISOString() });
 
-export function customersRouter(pool: Pool): Router {
+export function customersRouter(pool: Pool, directory: CustomerDirectory): Router {
   const router = Router();
 
   router.post('/v1/customers', requireScope('billing:admin'), async (req, res) => {
     const parsed = CustomerInputSchema.safeParse(req.body);
     if (!parsed.success) throw problemFromZod(parsed.error);
     const { created, customer } = await createCustomer(pool, parsed.data);
+    directory.add(customer.externalId, customer.id);
     if (!created && (customer.name !== parsed.data.name || customer.currency !== parsed.data.currency)) {
       throw new ProblemError('conflict', `Customer "${parsed.data.external_id}" already exists with other attributes.`, { existing: toJson(customer) });
     }
