@@ -1,0 +1,81 @@
+import { recordAudit, type AuditActor } from '../db/audit';
+import type { Pool } from '../db/pool';
+import type { Plan } from '../domain/plan';
+import { inTransaction, type Queryable } from '../keys/store';
+
+export type StoredPlan = Plan & { createdAt: Date };
+
+/** Plan columns, for queries that join plans under the alias `p`. */
+export const planColumns = 'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval, p.created_at';
+
+export interface PlanRow {
+  code: string;
+  name: string;
+  currency: Plan['currency'];
+  rounding: NonNullable<Plan['rounding']> | null;
+  base_fee: string | null;
+  minimum_commitment: string | null;
+  charges: Plan['charges'];
+  limits: Plan['limits'];
+  billing_interval: Plan['interval'];
+  created_at: Date;
+}
+
+/**
+ * Rows were validated by the plan schema before they were written and cannot change since, so
+ * they are read back as they are. Absent optional fields stay absent: a plan reads back exactly
+ * as it was created.
+ */
+export function toPlan(r: PlanRow): StoredPlan {
+  return {
+    id: r.code,
+    name: r.name,
+    currency: r.currency,
+    ...(r.rounding === null ? {} : { rounding: r.rounding }),
+    ...(r.base_fee === null ? {} : { base_fee: r.base_fee }),
+    ...(r.minimum_commitment === null ? {} : { minimum_commitment: r.minimum_commitment }),
+    charges: r.charges,
+    limits: r.limits,
+    interval: r.billing_interval,
+    createdAt: r.created_at,
+  };
+}
+
+export type CreatePlanResult = { created: true; plan: StoredPlan } | { created: false; existing: StoredPlan };
+
+/** Stores a validated plan with its audit entry, or returns the plan that already has the code. */
+export async function createPlan(pool: Pool, plan: Plan, actor: AuditActor): Promise<CreatePlanResult> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<PlanRow>(
+      `insert into plans as p (code, name, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (code) do nothing returning ${planColumns}`,
+      [
+        plan.id,
+        plan.name,
+        plan.currency,
+        plan.rounding ?? null,
+        plan.base_fee ?? null,
+        plan.minimum_commitment ?? null,
+        JSON.stringify(plan.charges),
+        JSON.stringify(plan.limits),
+        JSON.stringify(plan.interval),
+      ],
+    );
+    if (!rows[0]) return { created: false, existing: (await getPlan(client, plan.id))! };
+    await recordAudit(client, { actor, action: 'plan.created', subjectType: 'plan', subjectId: plan.id, details: { name: plan.name, currency: plan.currency } });
+    return { created: true, plan: toPlan(rows[0]) };
+  });
+}
+
+export async function getPlan(db: Queryable, code: string): Promise<StoredPlan | undefined> {
+  const { rows } = await db.query<PlanRow>(`select ${planColumns} from plans p where p.code = $1`, [code]);
+  return rows[0] && toPlan(rows[0]);
+}
+
+export async function listPlans(pool: Pool, limit: number, after?: string): Promise<StoredPlan[]> {
+  const { rows } = await pool.query<PlanRow>(
+    `select ${planColumns} from plans p where ($2::text is null or p.code > $2) order by p.code limit $1`,
+    [limit, after ?? null],
+  );
+  return rows.map(toPlan);
+}

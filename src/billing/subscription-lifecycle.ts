@@ -1,0 +1,12 @@
+import type { Subscription } from './subscription-store';
+
+/**
+ * What must happen outside the database when a subscription starts or ends: in production, the
+ * customer's billing workflow (id `billing/<customer external id>`) is started or told to close
+ * with signal-with-start. Callers invoke it after the database commit; implementations must be
+ * idempotent, so a request retried after a failure here converges instead of duplicating work.
+ */
+export interface SubscriptionLifecycle {
+  started(subscription: Subscription): Promise<void>;
+  canceled(subscription: Subscription): Promise<void>;
+}

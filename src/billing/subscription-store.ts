@@ -1,0 +1,175 @@
+import { recordAudit, type AuditActor } from '../db/audit';
+import type { Pool } from '../db/pool';
+import type { Plan } from '../domain/plan';
+import { inTransaction, type Queryable } from '../keys/store';
+import { getPlan, planColumns, toPlan, type PlanRow } from './plan-store';
+
+export const subscriptionStatuses = ['active', 'canceled'] as const;
+export type SubscriptionStatus = (typeof subscriptionStatuses)[number];
+
+/** A subscription with its customer and the full terms of its current plan, as the billing workflow needs them. */
+export interface Subscription {
+  id: string;
+  customer: { id: string; externalId: string };
+  plan: Plan;
+  /** The subscription start; every billing period is derived from it. */
+  anchor: Date;
+  status: SubscriptionStatus;
+  /** When billing ends: the final period is cut short here. */
+  cancelAt: Date | null;
+  /** When the cancellation was recorded. */
+  canceledAt: Date | null;
+  createdAt: Date;
+}
+
+export interface SubscriptionChange {
+  id: string;
+  subscriptionId: string;
+  fromPlan: string;
+  toPlan: string;
+  effectiveAt: Date;
+  actor: AuditActor;
+}
+
+type SubscriptionRow = Omit<PlanRow, 'created_at'> & {
+  id: string;
+  customer_id: string;
+  customer_external_id: string;
+  anchor: Date;
+  status: SubscriptionStatus;
+  cancel_at: Date | null;
+  canceled_at: Date | null;
+  created_at: Date;
+  plan_created_at: Date;
+};
+
+// The plan's created_at is renamed so that the subscription's own wins.
+const selectSubscriptions = `select ${planColumns.replace('p.created_at', 'p.created_at as plan_created_at')},
+    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.created_at
+  from subscriptions s join customers c on c.id = s.customer_id join plans p on p.code = s.plan_code`;
+
+function toSubscription(r: SubscriptionRow): Subscription {
+  const { createdAt: _planCreatedAt, ...plan } = toPlan({ ...r, created_at: r.plan_created_at });
+  return {
+    id: r.id,
+    customer: { id: r.customer_id, externalId: r.customer_external_id },
+    plan,
+    anchor: r.anchor,
+    status: r.status,
+    cancelAt: r.cancel_at,
+    canceledAt: r.canceled_at,
+    createdAt: r.created_at,
+  };
+}
+
+async function selectOne(db: Queryable, where: string, params: unknown[]): Promise<Subscription | undefined> {
+  const { rows } = await db.query<SubscriptionRow>(`${selectSubscriptions} where ${where}`, params);
+  return rows[0] && toSubscription(rows[0]);
+}
+
+export const getSubscription = (db: Queryable, id: string) => selectOne(db, 's.id = $1', [id]);
+
+/** The customer's one active subscription, if any. */
+export const getActiveSubscription = (db: Queryable, customerId: string) => selectOne(db, "s.customer_id = $1 and s.status = 'active'", [customerId]);
+
+export interface NewSubscription {
+  customerId: string;
+  planCode: string;
+  anchor: Date;
+  actor: AuditActor;
+}
+
+export type CreateSubscriptionResult = { created: true; subscription: Subscription } | { created: false; existing: Subscription };
+
+/**
+ * Creates an active subscription and its `subscription.created` audit entry in one transaction,
+ * or returns the customer's active subscription when there already is one (the partial unique
+ * index decides, so concurrent requests cannot both succeed).
+ */
+export async function createSubscription(pool: Pool, input: NewSubscription): Promise<CreateSubscriptionResult> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ id: string }>(
+      `insert into subscriptions (customer_id, plan_code, anchor) values ($1, $2, $3)
+       on conflict (customer_id) where status = 'active' do nothing returning id`,
+      [input.customerId, input.planCode, input.anchor],
+    );
+    if (!rows[0]) return { created: false, existing: (await getActiveSubscription(client, input.customerId))! };
+    const subscription = (await getSubscription(client, rows[0].id))!;
+    await recordAudit(client, {
+      actor: input.actor,
+      action: 'subscription.created',
+      subjectType: 'subscription',
+      subjectId: subscription.id,
+      details: { customer: subscription.customer.externalId, plan: input.planCode, anchor: input.anchor.toISOString() },
+    });
+    return { created: true, subscription };
+  });
+}
+
+export type CancelSubscriptionResult = { canceled: boolean; subscription: Subscription } | undefined;
+
+/**
+ * Cancels at `at`, which is both when billing ends and when the cancellation is recorded, with a
+ * `subscription.canceled` audit entry in the same transaction. An already canceled subscription
+ * is returned as it is (canceled: false), so a retried request converges; undefined when absent.
+ */
+export async function cancelSubscription(pool: Pool, id: string, at: Date, actor: AuditActor): Promise<CancelSubscriptionResult> {
+  return inTransaction(pool, async (client) => {
+    const { rowCount } = await client.query(
+      `update subscriptions set status = 'canceled', cancel_at = $2, canceled_at = $2 where id = $1 and status = 'active'`,
+      [id, at],
+    );
+    const subscription = await getSubscription(client, id);
+    if (!subscription) return undefined;
+    if (rowCount === 0) return { canceled: false, subscription };
+    await recordAudit(client, {
+      actor,
+      action: 'subscription.canceled',
+      subjectType: 'subscription',
+      subjectId: id,
+      details: { customer: subscription.customer.externalId, plan: subscription.plan.id, cancel_at: at.toISOString() },
+    });
+    return { canceled: true, subscription };
+  });
+}
+
+export type ChangePlanResult =
+  | { outcome: 'changed'; subscription: Subscription; change: SubscriptionChange }
+  /** Already on the plan: a retry of a change that committed. */
+  | { outcome: 'unchanged'; subscription: Subscription }
+  | { outcome: 'refused'; reason: 'subscription_not_found' | 'subscription_canceled' | 'unknown_plan' | 'currency_mismatch' };
+
+/**
+ * Moves an active subscription to another plan: updates its current plan, appends the change to
+ * its history and writes a `subscription.plan_changed` audit entry, all in one transaction with
+ * the subscription row locked, so concurrent changes apply one after the other. Refusals are
+ * results, not exceptions: retrying cannot turn them into success. A plan in another currency is
+ * refused because one subscription's invoices share one currency.
+ */
+export async function changePlan(pool: Pool, subscriptionId: string, toPlan: string, actor: AuditActor, effectiveAt: Date): Promise<ChangePlanResult> {
+  return inTransaction(pool, async (client) => {
+    const locked = await client.query<{ status: SubscriptionStatus }>('select status from subscriptions where id = $1 for update', [subscriptionId]);
+    if (!locked.rows[0]) return { outcome: 'refused', reason: 'subscription_not_found' };
+    if (locked.rows[0].status !== 'active') return { outcome: 'refused', reason: 'subscription_canceled' };
+    const current = (await getSubscription(client, subscriptionId))!;
+    if (current.plan.id === toPlan) return { outcome: 'unchanged', subscription: current };
+    const target = await getPlan(client, toPlan);
+    if (!target) return { outcome: 'refused', reason: 'unknown_plan' };
+    if (target.currency !== current.plan.currency) return { outcome: 'refused', reason: 'currency_mismatch' };
+
+    await client.query('update subscriptions set plan_code = $2 where id = $1', [subscriptionId, toPlan]);
+    const { rows } = await client.query<{ id: string }>(
+      'insert into subscription_changes (subscription_id, from_plan, to_plan, effective_at, actor) values ($1, $2, $3, $4, $5) returning id',
+      [subscriptionId, current.plan.id, toPlan, effectiveAt, actor],
+    );
+    await recordAudit(client, {
+      actor,
+      action: 'subscription.plan_changed',
+      subjectType: 'subscription',
+      subjectId: subscriptionId,
+      details: { from_plan: current.plan.id, to_plan: toPlan, effective_at: effectiveAt.toISOString() },
+    });
+    const change: SubscriptionChange = { id: rows[0]!.id, subscriptionId, fromPlan: current.plan.id, toPlan, effectiveAt, actor };
+    return { outcome: 'changed', subscription: (await getSubscription(client, subscriptionId))!, change };
+  });
+}
