@@ -10,6 +10,7 @@ import { migrate } from '../db/migrate';
 import { temporalCliPath } from '../temporal/binaries';
 import { startTemporalDevServer } from '../temporal/dev-server';
 import { installTemporalRuntime } from '../temporal/runtime';
+import { runDemo } from './demo';
 import { createLifecycle } from './lifecycle';
 import { entryLogger } from './logger';
 import { closeServer, connectServices, startApi, startWorker } from './services';
@@ -56,6 +57,11 @@ async function main(): Promise<void> {
   lifecycle.defer('API', () => closeServer(server));
 
   const api = `http://${config.HOST}:${config.PORT}`;
+  if (config.DEMO) {
+    await runDemo({ api, pool: services.pool, keys: services.keys, dataDir: config.DATA_DIR, logger }).catch((err: unknown) =>
+      logger.error({ err }, 'demo failed (the system itself is up)'),
+    );
+  }
   logger.info(
     { api, docs: `${api}/docs`, temporalUi: temporalUi ?? `(external Temporal at ${temporalAddress})` },
     `meterflow is ready. API ${api} (docs ${api}/docs)` +
