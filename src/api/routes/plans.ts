@@ -1,0 +1,105 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { createPlan, getPlan, listPlans, type StoredPlan } from '../../billing/plan-store';
+import type { Pool } from '../../db/pool';
+import { canonicalJson } from '../../domain/metering/canonical-json';
+import { PlanCodeSchema, PlanSchema, planSchema, type Plan } from '../../domain/plan';
+import { actorOf } from '../../keys/access';
+import { allMeters } from '../../metering/meter-store';
+import { principalOf, requireScope } from '../auth';
+import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { page, pageSchema, PageQuerySchema } from '../pagination';
+import { ProblemError, problemFromZod } from '../problem';
+
+const StoredPlanSchema = z.object({ ...PlanSchema.shape, created_at: z.string() }).meta({ id: 'StoredPlan' });
+
+const CodeParams = z.object({ code: PlanCodeSchema });
+
+const security = [{ [apiKeyAuth.name]: [] }];
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
+const tags = ['plans'];
+
+registry.registerPath({
+  method: 'post',
+  path: '/v1/plans',
+  summary: 'Create a plan (idempotent on identical input; a plan never changes afterwards)',
+  description:
+    'Requires `billing:admin` and a key not restricted to a customer. Every charge and limit must name a defined meter. ' +
+    'To change prices, create a plan with a new code and move subscriptions to it.',
+  tags,
+  security,
+  request: { body: json(PlanSchema) },
+  responses: {
+    201: { description: 'Created', ...json(StoredPlanSchema) },
+    200: { description: 'Already exists, identical', ...json(StoredPlanSchema) },
+    ...problemResponses(400, 401, 403, 409),
+  },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/plans/{code}',
+  summary: 'Get a plan',
+  tags,
+  security,
+  request: { params: CodeParams },
+  responses: { 200: { description: 'The plan', ...json(StoredPlanSchema) }, ...problemResponses(400, 401, 403, 404) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/plans',
+  summary: 'List plans by code',
+  tags,
+  security,
+  request: { query: PageQuerySchema },
+  responses: { 200: { description: 'A page of plans', ...json(pageSchema(StoredPlanSchema)) }, ...problemResponses(400, 401, 403) },
+});
+
+const termsOf = ({ createdAt: _createdAt, ...plan }: StoredPlan): Plan => plan;
+const toJson = (plan: StoredPlan): z.infer<typeof StoredPlanSchema> => ({ ...termsOf(plan), created_at: plan.createdAt.toISOString() });
+
+export function plansRouter({ pool }: { pool: Pool }): Router {
+  const router = Router();
+
+  router.post('/v1/plans', requireScope('billing:admin'), async (req, res) => {
+    const principal = principalOf(req);
+    if (principal.customer) {
+      throw new ProblemError('forbidden', 'A key restricted to one customer cannot create plans, which every customer can subscribe to.', { reason: 'customer_restricted' });
+    }
+    const knownMeters = new Set((await allMeters(pool)).map((meter) => meter.code));
+    const parsed = planSchema({ knownMeters }).safeParse(req.body);
+    if (!parsed.success) throw problemFromZod(parsed.error);
+    const result = await createPlan(pool, parsed.data, actorOf(principal));
+    if (result.created) {
+      res.status(201).location(`/v1/plans/${result.plan.id}`).json(toJson(result.plan));
+      return;
+    }
+    // jsonb reorders object keys, so the terms are compared in canonical form.
+    if (canonicalJson(termsOf(result.existing)) === canonicalJson(parsed.data)) {
+      res.status(200).json(toJson(result.existing));
+      return;
+    }
+    throw new ProblemError(
+      'conflict',
+      `Plan "${parsed.data.id}" already exists with other terms; plans never change: create the new terms under a new code.`,
+      { existing: toJson(result.existing) },
+    );
+  });
+
+  router.get('/v1/plans/:code', requireScope('billing:read'), async (req, res) => {
+    const params = CodeParams.safeParse(req.params);
+    if (!params.success) throw problemFromZod(params.error, 'params');
+    const plan = await getPlan(pool, params.data.code);
+    if (!plan) throw new ProblemError('not_found', `No plan "${params.data.code}".`);
+    res.json(toJson(plan));
+  });
+
+  router.get('/v1/plans', requireScope('billing:read'), async (req, res) => {
+    const query = PageQuerySchema.safeParse(req.query);
+    if (!query.success) throw problemFromZod(query.error, 'query');
+    const rows = await listPlans(pool, query.data.limit + 1, query.data.after);
+    const result = page(rows, query.data.limit, (plan) => plan.id);
+    res.json({ data: result.data.map(toJson), next_cursor: result.next_cursor });
+  });
+
+  return router;
+}

@@ -1,0 +1,225 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { getPlan } from '../../billing/plan-store';
+import type { SubscriptionLifecycle } from '../../billing/subscription-lifecycle';
+import {
+  cancelSubscription,
+  createSubscription,
+  getActiveSubscription,
+  getSubscription,
+  subscriptionStatuses,
+  type Subscription,
+} from '../../billing/subscription-store';
+import type { Clock } from '../../clock';
+import type { Pool } from '../../db/pool';
+import { periodContaining, type Period } from '../../domain/periods';
+import { PlanCodeSchema } from '../../domain/plan';
+import { actorOf } from '../../keys/access';
+import { getCustomer } from '../../metering/customer-store';
+import { actingCustomer, principalOf, requireScope, type Principal } from '../auth';
+import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { ProblemError, problemFromZod } from '../problem';
+
+const SubscriptionInputSchema = z
+  .strictObject({
+    customer: z.string().min(1).max(128).meta({ description: 'External id of the customer' }),
+    plan: PlanCodeSchema.meta({ description: 'Code of the plan' }),
+    start: z.iso
+      .datetime({ offset: true, error: 'must be an RFC 3339 instant with a time zone, such as 2026-01-31T00:00:00Z' })
+      .optional()
+      .meta({ description: 'The subscription start, which anchors every billing period; default now. May be in the past or the future.' }),
+  })
+  .meta({ id: 'SubscriptionInput' });
+
+const PeriodSchema = z.object({ start: z.string(), end: z.string() }).meta({ id: 'BillingPeriod', description: 'Half-open: [start, end).' });
+
+const SubscriptionSchema = z
+  .object({
+    id: z.uuid(),
+    customer: z.string().meta({ description: 'External id of the customer' }),
+    plan: z.string().meta({ description: 'Code of the current plan' }),
+    anchor: z.string().meta({ description: 'The subscription start; periods are derived from it' }),
+    status: z.enum(subscriptionStatuses),
+    current_period: PeriodSchema.nullable().meta({
+      description: 'The period in progress (the first one when the start is still ahead); null once canceled.',
+    }),
+    cancel_at: z.string().nullable().meta({ description: 'When billing ends: the final period is cut short here' }),
+    canceled_at: z.string().nullable().meta({ description: 'When the cancellation was recorded' }),
+    created_at: z.string(),
+  })
+  .meta({ id: 'Subscription' });
+
+const IdParams = z.object({ id: z.uuid() });
+const ExternalIdParams = z.object({ externalId: z.string().min(1).max(128) });
+
+const security = [{ [apiKeyAuth.name]: [] }];
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
+const tags = ['subscriptions'];
+const restricted = 'A key restricted to a customer sees only that customer\'s subscriptions.';
+
+registry.registerPath({
+  method: 'post',
+  path: '/v1/subscriptions',
+  summary: 'Subscribe a customer to a plan and start its billing workflow',
+  description:
+    'Requires `billing:admin`. A customer has at most one active subscription: another one is a 409, while repeating the same ' +
+    'request (same customer and plan, and the same start or none) returns the existing subscription with 200, so a retry is safe.',
+  tags,
+  security,
+  request: { body: json(SubscriptionInputSchema) },
+  responses: {
+    201: { description: 'Subscribed; the response carries the current billing period', ...json(SubscriptionSchema) },
+    200: { description: 'The same subscription already exists', ...json(SubscriptionSchema) },
+    ...problemResponses(400, 401, 403, 409, 422, 503),
+  },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/subscriptions/{id}',
+  summary: 'Get a subscription',
+  description: restricted,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: 'The subscription', ...json(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/customers/{externalId}/subscription',
+  summary: "A customer's active subscription",
+  description: restricted,
+  tags,
+  security,
+  request: { params: ExternalIdParams },
+  responses: { 200: { description: 'The active subscription', ...json(SubscriptionSchema) }, ...problemResponses(401, 403, 404) },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/v1/subscriptions/{id}/cancel',
+  summary: 'Cancel a subscription now (idempotent); its billing workflow closes the final period',
+  description: `Requires \`billing:admin\`. ${restricted}`,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: 'The canceled subscription', ...json(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 503) },
+});
+
+/** The period holding `now`, or the first one while the start is still ahead. */
+function currentPeriod(subscription: Subscription, now: Date): Period | null {
+  if (subscription.status !== 'active') return null;
+  return periodContaining(subscription.anchor, subscription.plan.interval, Math.max(now.getTime(), subscription.anchor.getTime()));
+}
+
+function toJson(s: Subscription, now: Date): z.infer<typeof SubscriptionSchema> {
+  const period = currentPeriod(s, now);
+  return {
+    id: s.id,
+    customer: s.customer.externalId,
+    plan: s.plan.id,
+    anchor: s.anchor.toISOString(),
+    status: s.status,
+    current_period: period && { start: period.start.toISOString(), end: period.end.toISOString() },
+    cancel_at: s.cancelAt?.toISOString() ?? null,
+    canceled_at: s.canceledAt?.toISOString() ?? null,
+    created_at: s.createdAt.toISOString(),
+  };
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'params'): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw problemFromZod(parsed.error, where);
+  return parsed.data;
+}
+
+/** Another customer's subscription looks absent to a restricted key, not forbidden: its existence is not theirs to learn. */
+function visible(principal: Principal, subscription: Subscription | undefined, id: string): Subscription {
+  if (!subscription || (principal.customer && principal.customer.id !== subscription.customer.id)) {
+    throw new ProblemError('not_found', `No subscription ${id}.`);
+  }
+  return subscription;
+}
+
+export interface SubscriptionsRouterDeps {
+  pool: Pool;
+  clock: Clock;
+  lifecycle: SubscriptionLifecycle;
+}
+
+export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRouterDeps): Router {
+  const router = Router();
+
+  /**
+   * Runs a lifecycle step after the commit. The database already holds the change, and the
+   * step is idempotent, so the client is told to retry: the same request then converges.
+   */
+  const afterCommit = async (req: Request, subscription: Subscription, step: 'started' | 'canceled') => {
+    try {
+      await lifecycle[step](subscription);
+    } catch (err) {
+      req.log.error({ err, subscription: subscription.id }, `subscription lifecycle step "${step}" failed after commit`);
+      throw new ProblemError(
+        'unavailable',
+        `Subscription ${subscription.id} is saved, but its billing workflow could not be ${step === 'started' ? 'started' : 'told'}; retry the same request.`,
+        { subscription: subscription.id },
+      );
+    }
+  };
+
+  router.post('/v1/subscriptions', requireScope('billing:admin'), async (req, res) => {
+    const input = parse(SubscriptionInputSchema, req.body, 'body');
+    const principal = principalOf(req);
+    const externalId = actingCustomer(principal, input.customer)!;
+    const [customer, plan] = await Promise.all([getCustomer(pool, externalId), getPlan(pool, input.plan)]);
+    if (!customer) throw new ProblemError('unprocessable', `No customer "${externalId}".`, { reason: 'unknown_customer' });
+    if (!plan) throw new ProblemError('unprocessable', `No plan "${input.plan}".`, { reason: 'unknown_plan' });
+    if (plan.currency !== customer.currency) {
+      throw new ProblemError('unprocessable', `Customer "${externalId}" is billed in ${customer.currency}, plan "${plan.id}" in ${plan.currency}.`, {
+        reason: 'currency_mismatch',
+      });
+    }
+    const anchor = input.start === undefined ? clock.now() : new Date(input.start);
+    const result = await createSubscription(pool, { customerId: customer.id, planCode: plan.id, anchor, actor: actorOf(principal) });
+
+    if (!result.created) {
+      const { existing } = result;
+      const sameRequest = existing.plan.id === plan.id && (input.start === undefined || existing.anchor.getTime() === anchor.getTime());
+      if (!sameRequest) {
+        throw new ProblemError('conflict', `Customer "${externalId}" already has an active subscription; cancel it or change its plan.`, {
+          existing: toJson(existing, clock.now()),
+        });
+      }
+      await afterCommit(req, existing, 'started');
+      res.status(200).json(toJson(existing, clock.now()));
+      return;
+    }
+    await afterCommit(req, result.subscription, 'started');
+    res.status(201).location(`/v1/subscriptions/${result.subscription.id}`).json(toJson(result.subscription, clock.now()));
+  });
+
+  router.get('/v1/subscriptions/:id', requireScope('billing:read'), async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    res.json(toJson(visible(principalOf(req), await getSubscription(pool, id), id), clock.now()));
+  });
+
+  router.get('/v1/customers/:externalId/subscription', requireScope('billing:read'), async (req, res) => {
+    const externalId = actingCustomer(principalOf(req), parse(ExternalIdParams, req.params, 'params').externalId)!;
+    const customer = await getCustomer(pool, externalId);
+    if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
+    const subscription = await getActiveSubscription(pool, customer.id);
+    if (!subscription) throw new ProblemError('not_found', `Customer "${externalId}" has no active subscription.`);
+    res.json(toJson(subscription, clock.now()));
+  });
+
+  router.post('/v1/subscriptions/:id/cancel', requireScope('billing:admin'), async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    const principal = principalOf(req);
+    visible(principal, await getSubscription(pool, id), id);
+    const result = await cancelSubscription(pool, id, clock.now(), actorOf(principal));
+    if (!result) throw new ProblemError('not_found', `No subscription ${id}.`);
+    // Also when it was already canceled: a retry after a failed step converges.
+    await afterCommit(req, result.subscription, 'canceled');
+    res.json(toJson(result.subscription, clock.now()));
+  });
+
+  return router;
+}
