@@ -12,7 +12,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { freePort, issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
+import { freePort } from '../scripts/free-port';
+import { issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
 
 type Message = { queries: number };
 

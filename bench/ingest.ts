@@ -11,7 +11,8 @@ import { Readable } from 'node:stream';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { freePort, issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
+import { freePort } from '../scripts/free-port';
+import { issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
 
 if (process.argv[2] === 'serve') {
   // Child: the production API composition; the load generator runs in the parent process.

@@ -5,12 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded';
 import { migrate } from '../src/db/migrate';
 import { temporalTestServerPath } from '../src/temporal/binaries';
+import { freePort } from './free-port';
 
 const root = path.resolve(import.meta.dirname, '..');
 const suites = ['unit', 'integration', 'workflows'] as const;
@@ -33,17 +33,6 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: root, env, stdio: 'inherit' });
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
   });
 }
 
