@@ -42,7 +42,7 @@ export interface KeysTestApp {
  * Several instances on the same database stand for several API processes.
  */
 export async function startKeysApp(
-  db: TestDatabase,
+  db: Pick<TestDatabase, 'url'>,
   opts: { clock?: Clock; ttlSeconds?: number; peppers?: Peppers } = {},
 ): Promise<KeysTestApp> {
   const clock = opts.clock ?? { now: () => new Date() };

@@ -1,0 +1,34 @@
+/**
+ * One API process for tests that need real OS processes: `startApiProcess(db)` forks this file,
+ * which serves the full API (`startKeysApp`: real keys, own pool, own LISTEN connection) on the
+ * given database and reports its URL.
+ */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { startKeysApp } from './keys-app';
+
+export interface ApiProcess {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export async function startApiProcess(databaseUrl: string): Promise<ApiProcess> {
+  const child = fork(import.meta.filename, ['serve', databaseUrl], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const [url] = (await once(child, 'message')) as [string];
+  return {
+    url,
+    pid: child.pid!,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+if (process.argv[2] === 'serve') {
+  const url = process.argv[3]!;
+  const app = await startKeysApp({ url });
+  process.send!(app.url);
+  process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));
+}
