@@ -88,13 +88,20 @@ export type CreateSubscriptionResult = { created: true; subscription: Subscripti
  */
 export async function createSubscription(pool: Pool, input: NewSubscription): Promise<CreateSubscriptionResult> {
   return inTransaction(pool, async (client) => {
-    const { rows } = await client.query<{ id: string }>(
-      `insert into subscriptions (customer_id, plan_code, anchor) values ($1, $2, $3)
-       on conflict (customer_id) where status = 'active' do nothing returning id`,
-      [input.customerId, input.planCode, input.anchor],
-    );
-    if (!rows[0]) return { created: false, existing: (await getActiveSubscription(client, input.customerId))! };
-    const subscription = (await getSubscription(client, rows[0].id))!;
+    let id: string | undefined;
+    // Each statement sees the latest commits: if the active subscription that blocked the insert
+    // is canceled before it can be read, the insert is simply tried again.
+    while (id === undefined) {
+      const { rows } = await client.query<{ id: string }>(
+        `insert into subscriptions (customer_id, plan_code, anchor) values ($1, $2, $3)
+         on conflict (customer_id) where status = 'active' do nothing returning id`,
+        [input.customerId, input.planCode, input.anchor],
+      );
+      id = rows[0]?.id;
+      const existing = id === undefined ? await getActiveSubscription(client, input.customerId) : undefined;
+      if (existing) return { created: false, existing };
+    }
+    const subscription = (await getSubscription(client, id))!;
     await recordAudit(client, {
       actor: input.actor,
       action: 'subscription.created',
