@@ -5,10 +5,11 @@ import { inTransaction, type Queryable } from '../keys/store';
 
 export type StoredPlan = Plan & { createdAt: Date };
 
-/** Plan columns, for queries that join plans under the alias `p`. */
-export const planColumns = 'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval, p.created_at';
+/** The columns holding a plan's terms, for queries that join plans under the alias `p`. */
+export const planTermColumns = 'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval';
+const planColumns = `${planTermColumns}, p.created_at`;
 
-export interface PlanRow {
+export interface PlanTermsRow {
   code: string;
   name: string;
   currency: Plan['currency'];
@@ -18,15 +19,16 @@ export interface PlanRow {
   charges: Plan['charges'];
   limits: Plan['limits'];
   billing_interval: Plan['interval'];
-  created_at: Date;
 }
 
+type PlanRow = PlanTermsRow & { created_at: Date };
+
 /**
- * Rows were validated by the plan schema before they were written and cannot change since, so
+ * Rows were validated by the plan schema before they were written and their terms never change, so
  * they are read back as they are. Absent optional fields stay absent: a plan reads back exactly
  * as it was created.
  */
-export function toPlan(r: PlanRow): StoredPlan {
+export function toPlanTerms(r: PlanTermsRow): Plan {
   return {
     id: r.code,
     name: r.name,
@@ -37,9 +39,10 @@ export function toPlan(r: PlanRow): StoredPlan {
     charges: r.charges,
     limits: r.limits,
     interval: r.billing_interval,
-    createdAt: r.created_at,
   };
 }
+
+const toPlan = (r: PlanRow): StoredPlan => ({ ...toPlanTerms(r), createdAt: r.created_at });
 
 export type CreatePlanResult = { created: true; plan: StoredPlan } | { created: false; existing: StoredPlan };
 

@@ -2,7 +2,7 @@ import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import type { Plan } from '../domain/plan';
 import { inTransaction, type Queryable } from '../keys/store';
-import { getPlan, planColumns, toPlan, type PlanRow } from './plan-store';
+import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from './plan-store';
 
 export const subscriptionStatuses = ['active', 'canceled'] as const;
 export type SubscriptionStatus = (typeof subscriptionStatuses)[number];
@@ -31,7 +31,7 @@ export interface SubscriptionChange {
   actor: AuditActor;
 }
 
-type SubscriptionRow = Omit<PlanRow, 'created_at'> & {
+type SubscriptionRow = PlanTermsRow & {
   id: string;
   customer_id: string;
   customer_external_id: string;
@@ -40,20 +40,17 @@ type SubscriptionRow = Omit<PlanRow, 'created_at'> & {
   cancel_at: Date | null;
   canceled_at: Date | null;
   created_at: Date;
-  plan_created_at: Date;
 };
 
-// The plan's created_at is renamed so that the subscription's own wins.
-const selectSubscriptions = `select ${planColumns.replace('p.created_at', 'p.created_at as plan_created_at')},
+const selectSubscriptions = `select ${planTermColumns},
     s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.created_at
   from subscriptions s join customers c on c.id = s.customer_id join plans p on p.code = s.plan_code`;
 
 function toSubscription(r: SubscriptionRow): Subscription {
-  const { createdAt: _planCreatedAt, ...plan } = toPlan({ ...r, created_at: r.plan_created_at });
   return {
     id: r.id,
     customer: { id: r.customer_id, externalId: r.customer_external_id },
-    plan,
+    plan: toPlanTerms(r),
     anchor: r.anchor,
     status: r.status,
     cancelAt: r.cancel_at,
