@@ -159,7 +159,7 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
       req.log.error({ err, subscription: subscription.id }, `subscription lifecycle step "${step}" failed after commit`);
       throw new ProblemError(
         'unavailable',
-        `Subscription ${subscription.id} is saved, but its billing workflow could not be ${step === 'started' ? 'started' : 'told'}; retry the same request.`,
+        `Subscription ${subscription.id} is saved, but its billing workflow could not be ${step === 'started' ? 'started' : 'told of the cancellation'}; retry the same request.`,
         { subscription: subscription.id },
       );
     }
