@@ -42,7 +42,13 @@ export async function startKeys(opts: KeysOptions): Promise<Keys> {
   });
   const listener = new KeyInvalidationListener({ databaseUrl: opts.databaseUrl, cache, logger });
   await listener.start();
-  const service = new KeyService({ pool: opts.pool, peppers: opts.peppers, clock: opts.clock, defaults: opts.defaults });
+  const service = new KeyService({
+    pool: opts.pool,
+    peppers: opts.peppers,
+    clock: opts.clock,
+    defaults: opts.defaults,
+    onChanged: (id) => cache.evict(id),
+  });
   const verifier = new KeyVerifier({ pool: opts.pool, peppers: opts.peppers, cache, clock: opts.clock, logger });
   return {
     service,

@@ -38,6 +38,11 @@ export interface KeyServiceDeps {
   peppers: Peppers;
   clock: Clock;
   defaults: { ratePerSecond: number; burst: number };
+  /**
+   * Called after a change to a key commits. This process drops its cached copy at once, so its
+   * own next request sees the change; other processes learn it from the trigger's NOTIFY.
+   */
+  onChanged?: (id: string) => void;
 }
 
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
@@ -60,7 +65,8 @@ const describe = (k: ApiKey) => ({
 
 /**
  * The key lifecycle: issue, change, revoke, rotate. Each change and its audit entry commit in
- * one transaction; the api_keys trigger then tells every API process to drop its cached copy.
+ * one transaction; the api_keys trigger then tells every API process to drop its cached copy
+ * (this one drops it at once: `onChanged`).
  */
 export class KeyService {
   constructor(private readonly deps: KeyServiceDeps) {}
@@ -85,7 +91,7 @@ export class KeyService {
 
   async update(id: string, patch: KeyPatch, actor: AuditActor): Promise<ApiKey> {
     this.assertFuture(patch.expiresAt, 'expires_at');
-    return inTransaction(this.deps.pool, async (tx) => {
+    const result = await inTransaction(this.deps.pool, async (tx) => {
       const before = await this.lockUsable(tx, id, 'change');
       const changes: KeyChanges = {};
       const changed: Record<string, { from: unknown; to: unknown }> = {};
@@ -113,11 +119,13 @@ export class KeyService {
       }
       return publicKey(after);
     });
+    this.deps.onChanged?.(id);
+    return result;
   }
 
   /** Immediate and final. Revoking a revoked key changes nothing and is not an error. */
   async revoke(id: string, actor: AuditActor): Promise<ApiKey | undefined> {
-    return inTransaction(this.deps.pool, async (tx) => {
+    const result = await inTransaction(this.deps.pool, async (tx) => {
       const key = await findKey(tx, id, true);
       if (!key) return undefined;
       if (key.revokedAt) return publicKey(key);
@@ -125,6 +133,8 @@ export class KeyService {
       await recordAudit(tx, { actor, action: 'api_key.revoked', subjectType: 'api_key', subjectId: id, details: { start: key.start } });
       return publicKey(revoked);
     });
+    this.deps.onChanged?.(id);
+    return result;
   }
 
   /**
@@ -136,7 +146,7 @@ export class KeyService {
       throw new ProblemError('validation_failed', `grace_seconds must be an integer between 0 and ${MAX_GRACE_SECONDS}.`);
     }
     this.assertFuture(opts.expiresAt, 'expires_at');
-    return inTransaction(this.deps.pool, async (tx) => {
+    const result = await inTransaction(this.deps.pool, async (tx) => {
       const old = await this.lockUsable(tx, id, 'rotate');
       if (old.replacedBy) throw new ProblemError('conflict', `Key ${id} was already rotated to ${old.replacedBy}.`, { replaced_by: old.replacedBy });
       const now = this.deps.clock.now();
@@ -174,6 +184,8 @@ export class KeyService {
       });
       return { ...issued, previous: publicKey(previous) };
     });
+    this.deps.onChanged?.(id);
+    return result;
   }
 
   /** Whether the system can be administered through the API yet (see `npm run cli -- keys create`). */

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { createApiMetrics } from '../api/metrics';
 import type { ReadinessCheck } from '../api/routes/health';
+import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
@@ -27,7 +28,7 @@ export function buildApiApp(deps: ApiAppDeps): Express {
     logger: deps.logger,
     readiness: deps.readiness,
     authenticate: deps.keys.authenticate,
-    routers: [...metering.routers, pricingRouter, deps.keys.router],
+    routers: [...metering.routers, pricingRouter, plansRouter({ pool: deps.pool }), deps.keys.router],
     metrics,
   });
 }
