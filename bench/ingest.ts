@@ -18,6 +18,8 @@ if (process.argv[2] === 'serve') {
   // Child: the production API composition; the load generator runs in the parent process.
   await serveBenchApi(process.argv[3]!, Number(process.argv[4]));
   process.send!('ready');
+  // A normal exit, so that BENCH_PROFILE's --cpu-prof gets written.
+  process.once('SIGTERM', () => process.exit(0));
 } else {
   await main();
 }
@@ -36,7 +38,7 @@ async function main(): Promise<void> {
   const key = await issueBenchKey(db.url, ['events:write']);
 
   const port = await freePort();
-  const server = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const server = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])], stdio: 'inherit' });
   await once(server, 'message');
   const base = `http://127.0.0.1:${port}`;
 

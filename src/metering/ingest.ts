@@ -1,7 +1,7 @@
 import { actingCustomer, type Principal } from '../api/auth';
 import { jsonPointer } from '../api/problem';
 import type { Clock } from '../clock';
-import { EventInputSchema, type EventInput, type EventOutcome } from '../domain/metering/event-input';
+import { EventInputSchema, MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
 import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
 import { meterValue } from '../domain/metering/event-value';
 import { matchesFilter, type Meter } from '../domain/metering/meter';
@@ -57,13 +57,14 @@ export class IngestService {
   /** `parse` turns one raw item into an event: plain JSON events by default, or CloudEvents. */
   async ingest(items: readonly unknown[], principal: Principal, atomic: boolean, parse: EventParser = parseEvent): Promise<IngestResult> {
     const receivedAt = this.deps.clock.now();
+    const receivedAtIso = receivedAt.toISOString();
     const parsed = items.map((item) => parse(item));
     const valid = parsed.flatMap((p) => (p.success ? [p.data] : []));
     const [meters, customers] = await Promise.all([
       this.deps.catalog.forTypes(new Set(valid.map((e) => e.type))),
       this.deps.customers.resolve(new Set(valid.flatMap((e) => principal.customer?.externalId ?? e.customer ?? []))),
     ]);
-    const prepared = items.map((item, index) => this.prepare(item, parsed[index]!, index, principal, receivedAt, meters, customers));
+    const prepared = items.map((item, index) => this.prepare(item, parsed[index]!, index, principal, receivedAt, receivedAtIso, meters, customers));
     const outcomes: EventOutcome[] = new Array(items.length);
     const toWrite: Array<{ index: number; event: PreparedEvent }> = [];
     for (const [index, p] of prepared.entries()) {
@@ -94,6 +95,7 @@ export class IngestService {
     index: number,
     principal: Principal,
     receivedAt: Date,
+    receivedAtIso: string,
     meters: ReadonlyMap<string, Meter>,
     customers: ReadonlyMap<string, string>,
   ): Prepared {
@@ -104,6 +106,9 @@ export class IngestService {
     }
     const input: EventInput = parsed.data;
     const propertiesJson = JSON.stringify(input.properties);
+    if (propertiesJson.length > MAX_PROPERTIES_BYTES) {
+      return reject(index, input.id, 'invalid_event', `${jsonPointer([index, 'properties'])}: must serialize to at most ${MAX_PROPERTIES_BYTES} bytes`);
+    }
     if (hasNul(input.id) || hasNul(propertiesJson) || (input.customer !== undefined && hasNul(input.customer))) {
       return reject(index, input.id, 'invalid_event', `${jsonPointer([index])}: NUL characters are not allowed`);
     }
@@ -141,8 +146,8 @@ export class IngestService {
         customerId,
         eventId: input.id,
         meterId: meter.id,
-        eventTime: eventTime.toISOString(),
-        receivedAt: receivedAt.toISOString(),
+        eventTime: input.timestamp ? eventTime.toISOString() : receivedAtIso,
+        receivedAt: receivedAtIso,
         value: value.value,
         properties: propertiesJson,
         timestampProvided: input.timestamp !== undefined,
