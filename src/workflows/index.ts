@@ -1,1 +1,1 @@
-export {};
+export { billingPeriodWorkflow } from './billing-period';

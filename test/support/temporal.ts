@@ -1,5 +1,9 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { temporalCliPath, temporalTestServerPath } from '../../src/temporal/binaries';
+
+// Worker state changes and the like are noise in test output; warnings and errors still show.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 /** Temporal's time-skipping test server, from the binary provisioned by scripts/provision-temporal.sh. */
 export const timeSkippingEnvironment = () =>

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
+import { Worker } from '@temporalio/worker';
 import { sleepFor } from './fixtures/sleeper';
 
 let env: TestWorkflowEnvironment;

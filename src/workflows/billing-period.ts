@@ -1,0 +1,249 @@
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { Decimal } from '../domain/money';
+import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
+import { evaluateLimit, type LimitState, type MeterLimit } from '../domain/quota-policy';
+
+/*
+ * One customer's subscription, one run per billing period. Usage arrives as batched signals
+ * (never one per event), limits are evaluated with the shared quota policy, soft thresholds
+ * notify once per period, a hard limit blocks after its grace period, and at the period end
+ * plus the allowed lateness the period is closed and the workflow continues as new.
+ * Deterministic: no I/O and no Node APIs here; time is the workflow's own clock.
+ */
+
+/** What the workflow needs from the outside world; implemented in src/activities. */
+export interface BillingPeriodActivities {
+  notifyThreshold(input: { subscriptionId: string; customer: string; meter: string; periodStart: string; threshold: string; usage: string }): Promise<void>;
+  setEntitlement(input: { customerId: string; meter: string; blocked: boolean; periodEnd: string }): Promise<void>;
+  closePeriod(input: { subscriptionId: string; customerId: string; planCode: string; periodStart: string; periodEnd: string }): Promise<void>;
+}
+
+const { notifyThreshold, setEntitlement, closePeriod } = proxyActivities<BillingPeriodActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+});
+
+export interface SubscriptionTerms {
+  subscriptionId: string;
+  customer: string;
+  customerId: string;
+  planCode: string;
+  limits: MeterLimit[];
+  /** Subscription start: periods are derived from it (ISO 8601 UTC). */
+  anchor: string;
+  interval: BillingInterval;
+}
+
+export interface MeterPeriodState {
+  usage: string;
+  notified: string[];
+  limit: LimitState;
+}
+
+/** What one run hands to the next: only what the period in progress still needs. */
+export interface CarriedState {
+  periodStart: string;
+  periodEnd: string;
+  meters: Record<string, MeterPeriodState>;
+  /** Highest sequence seen per usage producer (API process): replays and reordering are ignored. */
+  producers: Record<string, number>;
+  /** Usage that arrived for the following period while this one waited for late events. */
+  early: Record<string, string>;
+}
+
+export interface BillingPeriodInput {
+  terms: SubscriptionTerms;
+  /** How long after the period end late events are still counted in it. */
+  allowedLatenessMs: number;
+  carried?: CarriedState;
+}
+
+/** Usage accumulated by one producer since its previous report, bucketed by UTC minute. */
+export interface UsageReport {
+  producer: string;
+  seq: number;
+  deltas: Array<{ meter: string; minute: string; quantity: string }>;
+}
+
+export const workflowIdFor = (customer: string) => `billing/${customer}`;
+
+export const usageReported = defineSignal<[UsageReport]>('usageReported');
+export const cancelSubscription = defineSignal<[]>('cancelSubscription');
+export const changePlan = defineUpdate<BillingPeriodView, [{ planCode: string; limits: MeterLimit[] }]>('changePlan');
+export const billingState = defineQuery<BillingPeriodView>('state');
+
+export interface BillingPeriodView {
+  subscriptionId: string;
+  planCode: string;
+  period: { start: string; end: string };
+  meters: Record<string, MeterPeriodState>;
+  canceled: boolean;
+}
+
+export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<void> {
+  let terms = input.terms;
+  const period = input.carried
+    ? { start: new Date(input.carried.periodStart), end: new Date(input.carried.periodEnd) }
+    : periodContaining(new Date(terms.anchor), terms.interval, new Date());
+  const meters: Record<string, MeterPeriodState> = input.carried?.meters ?? {};
+  const producers: Record<string, number> = input.carried?.producers ?? {};
+  const early: Record<string, Decimal> = Object.fromEntries(Object.entries(input.carried?.early ?? {}).map(([m, q]) => [m, new Decimal(q)]));
+  let dirty = Object.keys(meters).length > 0;
+  let canceled = false;
+
+  const meterState = (meter: string) => (meters[meter] ??= { usage: '0', notified: [], limit: { status: 'ok' } });
+  const view = (): BillingPeriodView => ({
+    subscriptionId: terms.subscriptionId,
+    planCode: terms.planCode,
+    period: { start: period.start.toISOString(), end: period.end.toISOString() },
+    meters,
+    canceled,
+  });
+
+  setHandler(usageReported, (report) => {
+    if (report.seq <= (producers[report.producer] ?? -1)) return;
+    producers[report.producer] = report.seq;
+    for (const { meter, minute, quantity } of report.deltas) {
+      const at = Date.parse(minute);
+      // Before the period: its run has closed; the invoice's late-event policy takes it from the database.
+      if (at < period.start.getTime()) continue;
+      if (at >= period.end.getTime()) {
+        early[meter] = (early[meter] ?? new Decimal(0)).plus(quantity);
+        continue;
+      }
+      const state = meterState(meter);
+      state.usage = new Decimal(state.usage).plus(quantity).toFixed();
+    }
+    dirty = true;
+  });
+  setHandler(cancelSubscription, () => {
+    canceled = true;
+  });
+  setHandler(billingState, view);
+  showDetails();
+  setHandler(
+    changePlan,
+    async ({ planCode, limits }) => {
+      terms = { ...terms, planCode, limits };
+      await evaluateLimits();
+      return view();
+    },
+    {
+      validator: ({ planCode, limits }) => {
+        if (!planCode) throw new Error('planCode is required');
+        if (!Array.isArray(limits)) throw new Error('limits must be an array');
+      },
+    },
+  );
+
+  /** Applies the quota policy to every limited meter; notifies and (un)blocks as it says. */
+  async function evaluateLimits(): Promise<void> {
+    dirty = false;
+    const now = new Date();
+    for (const limit of terms.limits) {
+      const state = meterState(limit.meter);
+      const result = evaluateLimit(limit, { usage: state.usage, notified: state.notified, state: state.limit }, now);
+      const wasBlocked = state.limit.status === 'blocked';
+      state.limit = result.state;
+      for (const crossing of result.newlyCrossed) {
+        // Recorded before the activity runs so a concurrent evaluation cannot notify twice;
+        // the activity itself is retried until it succeeds and is idempotent per threshold.
+        state.notified.push(crossing.key);
+        await notifyThreshold({
+          subscriptionId: terms.subscriptionId,
+          customer: terms.customer,
+          meter: limit.meter,
+          periodStart: period.start.toISOString(),
+          threshold: crossing.key,
+          usage: state.usage,
+        });
+      }
+      const blocked = result.state.status === 'blocked';
+      if (blocked !== wasBlocked) {
+        await setEntitlement({ customerId: terms.customerId, meter: limit.meter, blocked, periodEnd: period.end.toISOString() });
+      }
+    }
+    showDetails();
+  }
+
+  /** What the Temporal UI shows for this run at a glance (memo and current details). */
+  function showDetails(): void {
+    const usage = Object.fromEntries(Object.entries(meters).map(([m, s]) => [m, s.usage]));
+    upsertMemo({ period: view().period, usage });
+    setCurrentDetails(
+      [
+        `**${terms.customer}** on plan \`${terms.planCode}\`${canceled ? ' (canceled)' : ''}`,
+        `Period ${period.start.toISOString()} → ${period.end.toISOString()}`,
+        ...Object.entries(meters).map(([m, s]) => `- ${m}: ${s.usage} (${s.limit.status}; notified ${s.notified.join(', ') || 'none'})`),
+      ].join('\n'),
+    );
+  }
+
+  /** The next moment something happens without a signal: a grace period ending. */
+  const nextGraceDeadline = () =>
+    Math.min(
+      ...Object.values(meters).map((m) => (m.limit.status === 'over_limit_in_grace' ? Date.parse(m.limit.grace_ends_at) : Infinity)),
+    );
+
+  const closeAt = period.end.getTime() + input.allowedLatenessMs;
+  while (!canceled && Date.now() < closeAt) {
+    const wakeAt = Math.min(closeAt, nextGraceDeadline());
+    await condition(() => dirty || canceled || workflowInfo().continueAsNewSuggested, Math.max(1, wakeAt - Date.now()));
+    if (dirty || Date.now() >= nextGraceDeadline()) await evaluateLimits();
+    if (workflowInfo().continueAsNewSuggested && !canceled) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof billingPeriodWorkflow>({ terms, allowedLatenessMs: input.allowedLatenessMs, carried: carry(period) });
+    }
+  }
+
+  const closing = canceled ? { start: period.start, end: new Date(Math.max(period.start.getTime(), Date.now())) } : period;
+  await closePeriod({
+    subscriptionId: terms.subscriptionId,
+    customerId: terms.customerId,
+    planCode: terms.planCode,
+    periodStart: closing.start.toISOString(),
+    periodEnd: closing.end.toISOString(),
+  });
+  for (const limit of terms.limits) {
+    if (meters[limit.meter]?.limit.status === 'blocked') {
+      await setEntitlement({ customerId: terms.customerId, meter: limit.meter, blocked: false, periodEnd: period.end.toISOString() });
+    }
+  }
+  await condition(allHandlersFinished);
+  if (canceled) return;
+
+  const next = nextPeriod(new Date(terms.anchor), terms.interval, period);
+  await continueAsNew<typeof billingPeriodWorkflow>({
+    terms,
+    allowedLatenessMs: input.allowedLatenessMs,
+    carried: {
+      periodStart: next.start.toISOString(),
+      periodEnd: next.end.toISOString(),
+      meters: Object.fromEntries(Object.entries(early).map(([m, q]) => [m, { usage: q.toFixed(), notified: [], limit: { status: 'ok' } }])),
+      producers,
+      early: {},
+    },
+  });
+
+  function carry(p: { start: Date; end: Date }): CarriedState {
+    return {
+      periodStart: p.start.toISOString(),
+      periodEnd: p.end.toISOString(),
+      meters,
+      producers,
+      early: Object.fromEntries(Object.entries(early).map(([m, q]) => [m, q.toFixed()])),
+    };
+  }
+}

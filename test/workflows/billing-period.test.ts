@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { periodContaining } from '../../src/domain/periods';
+import type { MeterLimit } from '../../src/domain/quota-policy';
+import {
+  billingPeriodWorkflow,
+  billingState,
+  changePlan,
+  usageReported,
+  workflowIdFor,
+  type BillingPeriodActivities,
+  type SubscriptionTerms,
+} from '../../src/workflows/billing-period';
+import { workflowsPath } from '../../src/worker';
+import { timeSkippingEnvironment } from '../support/temporal';
+
+/*
+ * The billing-period workflow on Temporal's time-skipping server, with activities that record
+ * their calls (the activities' own I/O is tested against Postgres separately).
+ */
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+const calls: Array<{ name: keyof BillingPeriodActivities; input: Record<string, unknown> }> = [];
+const activities: BillingPeriodActivities = {
+  notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
+  setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
+  closePeriod: async (input) => void calls.push({ name: 'closePeriod', input }),
+};
+const of = (name: keyof BillingPeriodActivities) => calls.filter((c) => c.name === name).map((c) => c.input);
+
+before(async () => {
+  [env, bundle] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath })]);
+});
+after(async () => {
+  await env?.teardown();
+});
+beforeEach(() => {
+  calls.length = 0;
+});
+
+const limits: MeterLimit[] = [
+  { meter: 'api_calls', soft_thresholds: [{ percent: 50 }, { percent: 80 }, { percent: 100 }], hard_limit: '1000', grace_period: 'PT1H', at_hard_limit: 'block' },
+];
+
+async function withWorker<T>(taskQueue: string, fn: () => Promise<T>): Promise<T> {
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
+  return worker.runUntil(fn());
+}
+
+const minuteNow = async () => new Date(Math.floor((await env.currentTimeMs()) / 60_000) * 60_000).toISOString();
+
+describe('billing-period workflow', () => {
+  test('batched usage, thresholds once, grace then block, upgrade unblocks, late usage counted, close and continue-as-new', async () => {
+    const taskQueue = 'billing-test-1';
+    const now = await env.currentTimeMs();
+    // A calendar month anchored on the 31st: periods end on the 30th/31st as months allow.
+    const anchor = '2025-01-31T00:00:00.000Z';
+    const period = periodContaining(new Date(anchor), { kind: 'calendar_month' }, now);
+    const terms: SubscriptionTerms = {
+      subscriptionId: 'sub-1',
+      customer: 'acme',
+      customerId: '00000000-0000-0000-0000-000000000001',
+      planCode: 'starter',
+      limits,
+      anchor,
+      interval: { kind: 'calendar_month' },
+    };
+    await withWorker(taskQueue, async () => {
+      const handle = await env.client.workflow.start(billingPeriodWorkflow, {
+        taskQueue,
+        workflowId: workflowIdFor('acme'),
+        args: [{ terms, allowedLatenessMs: 5 * 60_000 }],
+      });
+      const report = async (seq: number, quantity: string, minute?: string) =>
+        handle.signal(usageReported, { producer: 'api-1', seq, deltas: [{ meter: 'api_calls', minute: minute ?? (await minuteNow()), quantity }] });
+
+      await report(1, '400');
+      await report(2, '450');
+      await report(2, '450'); // a replayed signal: ignored
+      await report(1, '999'); // out of order: ignored
+      await env.sleep('1 minute');
+      let state = await handle.query(billingState);
+      assert.equal(state.meters.api_calls!.usage, '850');
+      assert.deepEqual(of('notifyThreshold').map((n) => n.threshold), ['50%', '80%']);
+
+      await report(3, '150.5');
+      await env.sleep('1 minute');
+      state = await handle.query(billingState);
+      assert.equal(state.meters.api_calls!.limit.status, 'over_limit_in_grace');
+      assert.deepEqual(of('notifyThreshold').map((n) => n.threshold), ['50%', '80%', '100%']);
+      assert.deepEqual(of('setEntitlement'), []);
+
+      await env.sleep('61 minutes');
+      state = await handle.query(billingState);
+      assert.equal(state.meters.api_calls!.limit.status, 'blocked');
+      assert.deepEqual(of('setEntitlement').map((e) => e.blocked), [true]);
+
+      const upgraded = await handle.executeUpdate(changePlan, {
+        args: [{ planCode: 'growth', limits: [{ ...limits[0]!, hard_limit: '100000' }] }],
+      });
+      assert.equal(upgraded.planCode, 'growth');
+      assert.equal(upgraded.meters.api_calls!.limit.status, 'ok');
+      assert.deepEqual(of('setEntitlement').map((e) => e.blocked), [true, false]);
+      // Each threshold notified once per period, even after the limit moved.
+      assert.deepEqual(of('notifyThreshold').map((n) => n.threshold), ['50%', '80%', '100%']);
+
+      // Past the period end, within the allowed lateness: usage from inside the period still counts in it.
+      const untilEnd = period.end.getTime() - (await env.currentTimeMs());
+      await env.sleep(untilEnd + 60_000);
+      await report(4, '10', new Date(period.end.getTime() - 120_000).toISOString());
+      await report(5, '7', new Date(period.end.getTime() + 60_000).toISOString()); // belongs to the next period
+      await env.sleep('1 second');
+      state = await handle.query(billingState);
+      assert.equal(state.meters.api_calls!.usage, '1010.5');
+      assert.deepEqual(of('closePeriod'), []);
+
+      await env.sleep('5 minutes');
+      assert.deepEqual(of('closePeriod'), [
+        { subscriptionId: 'sub-1', customerId: terms.customerId, planCode: 'growth', periodStart: period.start.toISOString(), periodEnd: period.end.toISOString() },
+      ]);
+      // The next run: next period, early usage carried, thresholds reset, producer sequence kept.
+      state = await handle.query(billingState);
+      assert.equal(state.period.start, period.end.toISOString());
+      assert.equal(state.meters.api_calls!.usage, '7');
+      assert.deepEqual(state.meters.api_calls!.notified, []);
+      await report(5, '1000'); // a sequence already seen before continue-as-new: still ignored
+      await env.sleep('1 second');
+      assert.equal((await handle.query(billingState)).meters.api_calls!.usage, '7');
+      const runs = await env.client.workflow.getHandle(workflowIdFor('acme')).describe();
+      assert.notEqual(runs.runId, handle.firstExecutionRunId);
+
+      // The recorded history of the first run replays without non-determinism against today's code.
+      const history = await env.client.workflow.getHandle(workflowIdFor('acme'), handle.firstExecutionRunId).fetchHistory();
+      const replays = [];
+      for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, [{ workflowId: workflowIdFor('acme'), history }])) {
+        replays.push(result);
+      }
+      assert.equal(replays.length, 1);
+      assert.equal(replays[0]!.error, undefined, String(replays[0]!.error));
+    });
+  });
+});
