@@ -74,7 +74,7 @@ export async function issueBenchKey(databaseUrl: string, scopes: Scope[]): Promi
 export async function serveBenchApi(databaseUrl: string, port: number): Promise<Server> {
   const pool = createPool(databaseUrl, 10);
   const keys = await benchKeys(databaseUrl, pool, 100);
-  const app = buildApiApp({
+  const { app } = buildApiApp({
     pool,
     keys,
     clock: systemClock,

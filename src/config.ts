@@ -21,6 +21,7 @@ export const envSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('billing'),
   EVENT_MAX_FUTURE_SKEW_SECONDS: z.coerce.number().int().min(0).default(300),
+  ALLOWED_LATENESS_SECONDS: z.coerce.number().int().min(0).default(300),
   EVENT_LATE_AFTER_SECONDS: z.coerce.number().int().min(0).default(3600),
   TEMPORAL_CLI_PATH: z.string().optional(),
   TEMPORAL_TEST_SERVER_PATH: z.string().optional(),

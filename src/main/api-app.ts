@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app';
@@ -5,11 +6,14 @@ import { createApiMetrics } from '../api/metrics';
 import type { ReadinessCheck } from '../api/routes/health';
 import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
+import { subscriptionsRouter } from '../api/routes/subscriptions';
+import { temporalSubscriptionLifecycle } from '../billing/temporal-subscription-lifecycle';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
+import { UsageSignaler } from '../metering/usage-signaler';
 
 export interface ApiAppDeps {
   pool: Pool;
@@ -18,17 +22,36 @@ export interface ApiAppDeps {
   logger: Logger;
   readiness: Record<string, ReadinessCheck>;
   timePolicy: EventTimePolicy;
+  /** With Temporal: subscriptions drive billing workflows, and stored usage is signalled to them. */
+  billing?: { client: Client; taskQueue: string; allowedLatenessMs: number };
+}
+
+export interface ApiApp {
+  app: Express;
+  /** Flushes what is still owed to the workflows. */
+  stop(): Promise<void>;
 }
 
 /** The whole API as every entry point, test and benchmark runs it: one composition, one place. */
-export function buildApiApp(deps: ApiAppDeps): Express {
+export function buildApiApp(deps: ApiAppDeps): ApiApp {
   const metrics = createApiMetrics();
-  const metering = createMetering({ pool: deps.pool, clock: deps.clock, timePolicy: deps.timePolicy, registry: metrics.registry });
-  return createApp({
+  const signaler = deps.billing && new UsageSignaler({ client: deps.billing.client, logger: deps.logger, registry: metrics.registry });
+  const metering = createMetering({
+    pool: deps.pool,
+    clock: deps.clock,
+    timePolicy: deps.timePolicy,
+    registry: metrics.registry,
+    ...(signaler ? { onStored: (usage) => signaler.record(usage) } : {}),
+  });
+  const billingRouters = deps.billing
+    ? [subscriptionsRouter({ pool: deps.pool, clock: deps.clock, lifecycle: temporalSubscriptionLifecycle(deps.billing) })]
+    : [];
+  const app = createApp({
     logger: deps.logger,
     readiness: deps.readiness,
     authenticate: deps.keys.authenticate,
-    routers: [...metering.routers, pricingRouter, plansRouter({ pool: deps.pool }), deps.keys.router],
+    routers: [...metering.routers, pricingRouter, plansRouter({ pool: deps.pool }), ...billingRouters, deps.keys.router],
     metrics,
   });
+  return { app, stop: async () => signaler?.stop() };
 }

@@ -3,7 +3,7 @@ import { loadConfig } from '../config';
 import { migrate } from '../db/migrate';
 import { createLifecycle } from './lifecycle';
 import { entryLogger } from './logger';
-import { closeServer, connectServices, requireExternal, startApi } from './services';
+import { connectServices, requireExternal, startApi } from './services';
 
 const config = loadConfig();
 const logger = entryLogger(config.LOG_LEVEL);
@@ -14,8 +14,8 @@ async function main(): Promise<void> {
   await migrate(databaseUrl, logger);
   const services = await connectServices(config, databaseUrl, temporalAddress, logger);
   lifecycle.defer('connections', services.close);
-  const server = await startApi(config, services, logger);
-  lifecycle.defer('API', () => closeServer(server));
+  const api = await startApi(config, services, logger);
+  lifecycle.defer('API', api.stop);
   logger.info({ api: `http://${config.HOST}:${config.PORT}` }, 'API ready');
 }
 

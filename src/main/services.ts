@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { systemClock } from '../clock';
@@ -55,8 +55,14 @@ export async function connectServices(
 // never the server log.
 const BOOTSTRAP_COMMAND = 'npm run cli -- keys create --name admin --scopes keys:admin,billing:admin,billing:read,usage:read,events:write';
 
-export async function startApi(config: Config, services: Services, logger: Logger): Promise<Server> {
-  const app = buildApiApp({
+export interface RunningApi {
+  server: Server;
+  /** Stops accepting requests, then flushes usage still owed to the billing workflows. */
+  stop(): Promise<void>;
+}
+
+export async function startApi(config: Config, services: Services, logger: Logger): Promise<RunningApi> {
+  const { app, stop } = buildApiApp({
     pool: services.pool,
     keys: services.keys,
     clock: systemClock,
@@ -66,13 +72,25 @@ export async function startApi(config: Config, services: Services, logger: Logge
       temporal: () => services.temporal.healthService.check({}),
     },
     timePolicy: { maxFutureSkewMs: config.EVENT_MAX_FUTURE_SKEW_SECONDS * 1000, lateAfterMs: config.EVENT_LATE_AFTER_SECONDS * 1000 },
+    billing: {
+      client: new Client({ connection: services.temporal, namespace: config.TEMPORAL_NAMESPACE }),
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
+    },
   });
   if (!(await services.keys.service.hasUsableAdminKey())) {
     logger.warn(`No API key can administer keys yet. Create the first one with: ${BOOTSTRAP_COMMAND}`);
   }
-  return new Promise((resolve, reject) => {
-    const server = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(server)));
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
+  return {
+    server,
+    stop: async () => {
+      await closeServer(server);
+      await stop();
+    },
+  };
 }
 
 export interface RunningWorker {

@@ -13,7 +13,7 @@ import { installTemporalRuntime } from '../temporal/runtime';
 import { runDemo } from './demo';
 import { createLifecycle } from './lifecycle';
 import { entryLogger } from './logger';
-import { closeServer, connectServices, startApi, startWorker } from './services';
+import { connectServices, startApi, startWorker } from './services';
 
 const config = loadConfig();
 const logger = entryLogger(config.LOG_LEVEL);
@@ -53,8 +53,8 @@ async function main(): Promise<void> {
     logger.error({ err }, 'worker crashed');
     void lifecycle.shutdown('worker crash', 1);
   });
-  const server = await startApi(config, services, logger);
-  lifecycle.defer('API', () => closeServer(server));
+  const running = await startApi(config, services, logger);
+  lifecycle.defer('API', running.stop);
 
   const api = `http://${config.HOST}:${config.PORT}`;
   if (config.DEMO) {

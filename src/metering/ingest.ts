@@ -8,12 +8,15 @@ import { matchesFilter, type Meter } from '../domain/metering/meter';
 import type { IngestWriter, PreparedEvent } from './ingest-writer';
 import type { CustomerDirectory } from './customer-directory';
 import type { MeterCatalog } from './meter-catalog';
+import type { AcceptedUsage } from './usage-signaler';
 
 export interface IngestDeps {
   writer: IngestWriter;
   catalog: MeterCatalog;
   customers: CustomerDirectory;
   clock: Clock;
+  /** Told about every newly stored event after its commit (quota tracking). */
+  onStored?: (usage: AcceptedUsage[]) => void;
   timePolicy: EventTimePolicy;
 }
 
@@ -28,7 +31,7 @@ export type EventParser = (
 ) => { success: true; data: EventInput } | { success: false; error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> } };
 const parseEvent: EventParser = (item) => EventInputSchema.safeParse(item);
 
-type Prepared = { ok: true; event: PreparedEvent } | { ok: false; outcome: EventOutcome };
+type Prepared = { ok: true; event: PreparedEvent; meter: Meter } | { ok: false; outcome: EventOutcome };
 
 const reject = (index: number, id: string | null, reason: string, detail: string): Prepared => ({
   ok: false,
@@ -66,9 +69,9 @@ export class IngestService {
     ]);
     const prepared = items.map((item, index) => this.prepare(item, parsed[index]!, index, principal, receivedAt, receivedAtIso, meters, customers));
     const outcomes: EventOutcome[] = new Array(items.length);
-    const toWrite: Array<{ index: number; event: PreparedEvent }> = [];
+    const toWrite: Array<{ index: number; event: PreparedEvent; meter: Meter }> = [];
     for (const [index, p] of prepared.entries()) {
-      if (p.ok) toWrite.push({ index, event: p.event });
+      if (p.ok) toWrite.push({ index, event: p.event, meter: p.meter });
       else outcomes[index] = p.outcome;
     }
     if (atomic && toWrite.length < items.length) {
@@ -85,6 +88,15 @@ export class IngestService {
         o.status === 'conflict' ? { index, id: event.eventId, status: 'conflict', reason: 'id_reused', detail: 'an event with this id and a different payload is already stored' }
         : o.status === 'accepted' && written.rolledBack ? notStored(index, event.eventId)
         : { index, id: event.eventId, status: o.status, ...(event.late ? { late: true } : {}) };
+    }
+    if (this.deps.onStored && !written.rolledBack) {
+      this.deps.onStored(
+        toWrite.flatMap(({ event, meter }, i) =>
+          written.outcomes[i]!.status === 'accepted' && (meter.aggregation === 'count' || meter.aggregation === 'sum')
+            ? [{ customer: event.customer, meter: meter.code, quantity: event.value ?? '1', eventTime: event.eventTime }]
+            : [],
+        ),
+      );
     }
     return { outcomes, rolledBack: written.rolledBack };
   }
@@ -141,6 +153,7 @@ export class IngestService {
 
     return {
       ok: true,
+      meter,
       event: {
         customer,
         customerId,

@@ -8,7 +8,7 @@ import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import { CustomerDirectory } from './customer-directory';
-import { IngestService } from './ingest';
+import { IngestService, type IngestDeps } from './ingest';
 import { IngestWriter, type IngestWriterOptions } from './ingest-writer';
 import { MeterCatalog } from './meter-catalog';
 
@@ -19,6 +19,7 @@ export interface MeteringOptions {
   writer?: IngestWriterOptions;
   /** Where the writer's metrics go (rows per commit, commit time, queue depth). */
   registry?: Registry;
+  onStored?: IngestDeps['onStored'];
 }
 
 /** The metering chapter assembled: catalog cache, group-commit writer, ingest service and its routes. */
@@ -26,7 +27,14 @@ export function createMetering(opts: MeteringOptions): { ingest: IngestService; 
   const catalog = new MeterCatalog(opts.pool);
   const customers = new CustomerDirectory(opts.pool);
   const writer = new IngestWriter(opts.pool, opts.writer, opts.registry);
-  const ingest = new IngestService({ writer, catalog, customers, clock: opts.clock, timePolicy: opts.timePolicy });
+  const ingest = new IngestService({
+    writer,
+    catalog,
+    customers,
+    clock: opts.clock,
+    timePolicy: opts.timePolicy,
+    ...(opts.onStored ? { onStored: opts.onStored } : {}),
+  });
   return {
     ingest,
     catalog,

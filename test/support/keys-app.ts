@@ -64,7 +64,7 @@ export async function startKeysApp(
     cache: { ttlSeconds: opts.ttlSeconds ?? 60, maxEntries: 1000 },
     defaults: { ratePerSecond: 1000, burst: 1000 },
   });
-  const app = buildApiApp({
+  const { app } = buildApiApp({
     pool,
     keys,
     clock,

@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { Counter, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { Decimal } from '../domain/money';
+import { usageReported, workflowIdFor, type UsageReport } from '../workflows/billing-period';
+
+/** One newly stored event, as quota tracking needs it. */
+export interface AcceptedUsage {
+  customer: string;
+  meter: string;
+  /** 1 for a count meter, the value for a sum meter; other aggregations do not add up. */
+  quantity: string;
+  eventTime: string;
+}
+
+interface CustomerQueue {
+  pending: Map<string, Decimal>;
+  /** A report sent but not confirmed; retried with the same sequence, so it cannot count twice. */
+  inFlight?: UsageReport;
+  sending: boolean;
+}
+
+const MINUTE = 60_000;
+const NO_WORKFLOW_BACKOFF_MS = 30_000;
+
+/**
+ * Feeds the billing workflows without one signal per event: stored usage is summed per
+ * customer, meter and minute, and each customer's workflow gets at most one signal per
+ * interval. Every report carries this process's producer id and an increasing sequence, so the
+ * workflow ignores replays and reordering. A customer without a running workflow (no
+ * subscription) is skipped for a while. Quota tracking only: invoices recompute from the events.
+ */
+export class UsageSignaler {
+  private readonly producer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  private seq = 0;
+  private readonly queues = new Map<string, CustomerQueue>();
+  private readonly noWorkflowUntil = new Map<string, number>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly metrics;
+
+  constructor(
+    private readonly opts: { client: Client; logger: Logger; intervalMs?: number; registry?: Registry },
+  ) {
+    const registers = opts.registry ? [opts.registry] : [];
+    this.metrics = {
+      signals: new Counter({ name: 'usage_signals_total', help: 'Usage reports signalled to billing workflows', registers }),
+      events: new Counter({ name: 'usage_signal_events_total', help: 'Stored events folded into usage reports', registers }),
+    };
+    this.timer = setInterval(() => this.flush(), opts.intervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  record(usage: readonly AcceptedUsage[]): void {
+    const now = Date.now();
+    for (const u of usage) {
+      if ((this.noWorkflowUntil.get(u.customer) ?? 0) > now) continue;
+      let queue = this.queues.get(u.customer);
+      if (!queue) this.queues.set(u.customer, (queue = { pending: new Map(), sending: false }));
+      const minute = new Date(Math.floor(Date.parse(u.eventTime) / MINUTE) * MINUTE).toISOString();
+      const key = `${u.meter}\u0000${minute}`;
+      queue.pending.set(key, (queue.pending.get(key) ?? new Decimal(0)).plus(u.quantity));
+      this.metrics.events.inc();
+    }
+  }
+
+  /** Sends what has accumulated; one report in flight per customer keeps each producer's sequence in order. */
+  flush(): Promise<void> {
+    return Promise.all([...this.queues.entries()].map(([customer, queue]) => this.send(customer, queue))).then(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+
+  private async send(customer: string, queue: CustomerQueue): Promise<void> {
+    if (queue.sending) return;
+    if (!queue.inFlight) {
+      if (queue.pending.size === 0) {
+        this.queues.delete(customer);
+        return;
+      }
+      queue.inFlight = {
+        producer: this.producer,
+        seq: ++this.seq,
+        deltas: [...queue.pending].map(([key, quantity]) => {
+          const [meter, minute] = key.split('\u0000') as [string, string];
+          return { meter, minute, quantity: quantity.toFixed() };
+        }),
+      };
+      queue.pending = new Map();
+    }
+    queue.sending = true;
+    try {
+      await this.opts.client.workflow.getHandle(workflowIdFor(customer)).signal(usageReported, queue.inFlight);
+      this.metrics.signals.inc();
+      queue.inFlight = undefined;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        this.noWorkflowUntil.set(customer, Date.now() + NO_WORKFLOW_BACKOFF_MS);
+        this.queues.delete(customer);
+      } else {
+        this.opts.logger.warn({ err, customer }, 'usage report not delivered; retrying with the same sequence');
+      }
+    } finally {
+      queue.sending = false;
+    }
+  }
+}
