@@ -5,6 +5,7 @@ import type { Scope } from '../src/api/auth';
 import { systemClock } from '../src/clock';
 import { createPool } from '../src/db/pool';
 import { defaultEventTimePolicy } from '../src/domain/metering/event-time';
+import { startEntitlements } from '../src/entitlements/entitlements';
 import { startKeys, type Keys } from '../src/keys/keys';
 import { parsePeppers } from '../src/keys/pepper';
 import { buildApiApp } from '../src/main/api-app';
@@ -74,11 +75,14 @@ export async function issueBenchKey(databaseUrl: string, scopes: Scope[]): Promi
 export async function serveBenchApi(databaseUrl: string, port: number): Promise<Server> {
   const pool = createPool(databaseUrl, 10);
   const keys = await benchKeys(databaseUrl, pool, 100);
+  const logger = pino({ level: 'warn' });
+  const entitlements = await startEntitlements({ databaseUrl, clock: systemClock, logger, upgradeUrl: '/upgrade' });
   const { app } = buildApiApp({
     pool,
     keys,
+    entitlements: entitlements.store,
     clock: systemClock,
-    logger: pino({ level: 'warn' }),
+    logger,
     readiness: { postgres: () => pool.query('select 1') },
     timePolicy: defaultEventTimePolicy,
   });

@@ -32,6 +32,8 @@ export const envSchema = z.object({
   API_KEY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).default(10_000),
   API_KEY_DEFAULT_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(100),
   API_KEY_DEFAULT_BURST: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  // Where a customer refused for a blocked meter can raise its limits (in 429s and entitlement checks).
+  UPGRADE_URL: z.string().min(1).default('/upgrade'),
 });
 
 export type Config = z.infer<typeof envSchema>;

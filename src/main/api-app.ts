@@ -3,6 +3,7 @@ import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { createApiMetrics } from '../api/metrics';
+import { entitlementsRouter } from '../api/routes/entitlements';
 import type { ReadinessCheck } from '../api/routes/health';
 import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
@@ -11,6 +12,7 @@ import { temporalSubscriptionLifecycle } from '../billing/temporal-subscription-
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
+import type { EntitlementStore } from '../entitlements/store';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
 import { UsageSignaler } from '../metering/usage-signaler';
@@ -22,6 +24,8 @@ export interface ApiAppDeps {
   logger: Logger;
   readiness: Record<string, ReadinessCheck>;
   timePolicy: EventTimePolicy;
+  /** Blocked meters, kept current by the process's entitlement listener (src/entitlements). */
+  entitlements: EntitlementStore;
   /** With Temporal: subscriptions drive billing workflows, and stored usage is signalled to them. */
   billing?: { client: Client; taskQueue: string; allowedLatenessMs: number };
 }
@@ -41,6 +45,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     clock: deps.clock,
     timePolicy: deps.timePolicy,
     registry: metrics.registry,
+    entitlements: deps.entitlements,
     ...(signaler ? { onStored: (usage) => signaler.record(usage) } : {}),
   });
   const billingRouters = deps.billing
@@ -50,7 +55,14 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     logger: deps.logger,
     readiness: deps.readiness,
     authenticate: deps.keys.authenticate,
-    routers: [...metering.routers, pricingRouter, plansRouter({ pool: deps.pool }), ...billingRouters, deps.keys.router],
+    routers: [
+      ...metering.routers,
+      entitlementsRouter({ store: deps.entitlements, catalog: metering.catalog, customers: metering.customers }),
+      pricingRouter,
+      plansRouter({ pool: deps.pool }),
+      ...billingRouters,
+      deps.keys.router,
+    ],
     metrics,
   });
   return { app, stop: async () => signaler?.stop() };

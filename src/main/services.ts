@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createPool, type Pool } from '../db/pool';
+import { startEntitlements, type Entitlements } from '../entitlements/entitlements';
 import { startKeys, type Keys } from '../keys/keys';
 import { loadPeppers } from '../keys/pepper';
 import { createLogger } from '../logger';
@@ -17,6 +18,8 @@ export interface Services {
   temporal: Connection;
   /** API keys: verification cache kept current by its own LISTEN connection. */
   keys: Keys;
+  /** Blocked meters in memory, kept current by their own LISTEN connection. */
+  entitlements: Entitlements;
   close(): Promise<void>;
 }
 
@@ -38,13 +41,16 @@ export async function connectServices(
     cache: { ttlSeconds: config.API_KEY_CACHE_TTL_SECONDS, maxEntries: config.API_KEY_CACHE_MAX_ENTRIES },
     defaults: { ratePerSecond: config.API_KEY_DEFAULT_RATE_PER_SECOND, burst: config.API_KEY_DEFAULT_BURST },
   });
+  const entitlements = await startEntitlements({ databaseUrl, clock: systemClock, logger, upgradeUrl: config.UPGRADE_URL });
   const temporal = await Connection.connect({ address: temporalAddress });
   return {
     pool,
     temporal,
     keys,
+    entitlements,
     close: async () => {
       await temporal.close();
+      await entitlements.close();
       await keys.close();
       await pool.end();
     },
@@ -65,6 +71,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
   const { app, stop } = buildApiApp({
     pool: services.pool,
     keys: services.keys,
+    entitlements: services.entitlements.store,
     clock: systemClock,
     logger,
     readiness: {

@@ -5,6 +5,7 @@ import { EventInputSchema, MAX_PROPERTIES_BYTES, type EventInput, type EventOutc
 import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
 import { meterValue } from '../domain/metering/event-value';
 import { matchesFilter, type Meter } from '../domain/metering/meter';
+import type { EntitlementStore } from '../entitlements/store';
 import type { IngestWriter, PreparedEvent } from './ingest-writer';
 import type { CustomerDirectory } from './customer-directory';
 import type { MeterCatalog } from './meter-catalog';
@@ -15,6 +16,8 @@ export interface IngestDeps {
   catalog: MeterCatalog;
   customers: CustomerDirectory;
   clock: Clock;
+  /** Blocked meters, in memory: their events are refused before any write. The API always has them; metering alone (tools, tests) may not. */
+  entitlements?: EntitlementStore;
   /** Told about every newly stored event after its commit (quota tracking). */
   onStored?: (usage: AcceptedUsage[]) => void;
   timePolicy: EventTimePolicy;
@@ -149,6 +152,24 @@ export class IngestService {
     const timing = classifyEventTime(eventTime, receivedAt, this.deps.timePolicy);
     if (timing.status === 'future') {
       return reject(index, input.id, 'timestamp_in_future', `the timestamp is ${Math.round(timing.aheadMs / 1000)} s ahead of the server clock (limit ${this.deps.timePolicy.maxFutureSkewMs / 1000} s)`);
+    }
+    const { entitlements } = this.deps;
+    const block = entitlements?.blockOf(customerId, meter.code);
+    if (entitlements && block) {
+      const resetsAt = block.resetsAt.toISOString();
+      const upgradeUrl = entitlements.upgradeUrl;
+      return {
+        ok: false,
+        outcome: {
+          index,
+          id: input.id,
+          status: 'rejected',
+          reason: 'quota_exceeded',
+          detail: `meter "${meter.code}" is blocked for customer "${customer}" until ${resetsAt}: its hard limit was exceeded past the grace period; raise it at ${upgradeUrl}`,
+          resets_at: resetsAt,
+          upgrade_url: upgradeUrl,
+        },
+      };
     }
 
     return {

@@ -10,6 +10,7 @@ import { allMeters } from './meter-store';
  */
 export class MeterCatalog {
   private byType = new Map<string, Meter>();
+  private byCode = new Map<string, Meter>();
   private loadedAt = 0;
   private lastMissRefresh = 0;
   private loading: Promise<void> | undefined;
@@ -22,25 +23,36 @@ export class MeterCatalog {
 
   /** The meters of these event types (unknown types are absent from the result). */
   async forTypes(eventTypes: ReadonlySet<string>): Promise<ReadonlyMap<string, Meter>> {
-    const now = Date.now();
-    if (now - this.loadedAt > this.ttlMs) await this.refresh();
-    const missing = [...eventTypes].some((t) => !this.byType.has(t));
-    if (missing && now - this.lastMissRefresh >= this.missRefreshMs) {
-      this.lastMissRefresh = now;
-      await this.refresh();
-    }
+    await this.fresh(() => [...eventTypes].some((t) => !this.byType.has(t)));
     return this.byType;
+  }
+
+  /** The meter with this code, if there is one. */
+  async forCode(code: string): Promise<Meter | undefined> {
+    await this.fresh(() => !this.byCode.has(code));
+    return this.byCode.get(code);
   }
 
   /** Adds a meter this process just created, without waiting for a refresh. */
   add(meter: Meter): void {
     this.byType.set(meter.eventType, meter);
+    this.byCode.set(meter.code, meter);
+  }
+
+  private async fresh(missing: () => boolean): Promise<void> {
+    const now = Date.now();
+    if (now - this.loadedAt > this.ttlMs) await this.refresh();
+    if (missing() && now - this.lastMissRefresh >= this.missRefreshMs) {
+      this.lastMissRefresh = now;
+      await this.refresh();
+    }
   }
 
   refresh(): Promise<void> {
     this.loading ??= allMeters(this.pool)
       .then((meters) => {
         this.byType = new Map(meters.map((m) => [m.eventType, m]));
+        this.byCode = new Map(meters.map((m) => [m.code, m]));
         this.loadedAt = Date.now();
       })
       .finally(() => {

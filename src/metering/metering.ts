@@ -7,6 +7,7 @@ import { usageRouter } from '../api/routes/usage';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
+import type { EntitlementStore } from '../entitlements/store';
 import { CustomerDirectory } from './customer-directory';
 import { IngestService, type IngestDeps } from './ingest';
 import { IngestWriter, type IngestWriterOptions } from './ingest-writer';
@@ -20,10 +21,11 @@ export interface MeteringOptions {
   /** Where the writer's metrics go (rows per commit, commit time, queue depth). */
   registry?: Registry;
   onStored?: IngestDeps['onStored'];
+  entitlements?: EntitlementStore;
 }
 
 /** The metering chapter assembled: catalog cache, group-commit writer, ingest service and its routes. */
-export function createMetering(opts: MeteringOptions): { ingest: IngestService; catalog: MeterCatalog; routers: Router[] } {
+export function createMetering(opts: MeteringOptions): { ingest: IngestService; catalog: MeterCatalog; customers: CustomerDirectory; routers: Router[] } {
   const catalog = new MeterCatalog(opts.pool);
   const customers = new CustomerDirectory(opts.pool);
   const writer = new IngestWriter(opts.pool, opts.writer, opts.registry);
@@ -32,12 +34,14 @@ export function createMetering(opts: MeteringOptions): { ingest: IngestService; 
     catalog,
     customers,
     clock: opts.clock,
+    ...(opts.entitlements ? { entitlements: opts.entitlements } : {}),
     timePolicy: opts.timePolicy,
     ...(opts.onStored ? { onStored: opts.onStored } : {}),
   });
   return {
     ingest,
     catalog,
-    routers: [customersRouter(opts.pool, customers), metersRouter(opts.pool, catalog), eventsRouter(ingest), usageRouter(opts.pool)],
+    customers,
+    routers: [customersRouter(opts.pool, customers), metersRouter(opts.pool, catalog), eventsRouter(ingest, opts.clock), usageRouter(opts.pool)],
   };
 }

@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import type { Clock } from '../../src/clock';
 import { redactPaths } from '../../src/logger';
 import { defaultEventTimePolicy } from '../../src/domain/metering/event-time';
+import { startEntitlements, type Entitlements } from '../../src/entitlements/entitlements';
 import { startKeys, type Keys } from '../../src/keys/keys';
 import { buildApiApp } from '../../src/main/api-app';
 import { parsePeppers, type Peppers } from '../../src/keys/pepper';
@@ -27,6 +28,7 @@ export class ManualClock implements Clock {
 export interface KeysTestApp {
   url: string;
   keys: Keys;
+  entitlements: Entitlements;
   /** This instance's own pool: counting its queries counts the instance's database work. */
   pool: Pool;
   logs: string[];
@@ -64,9 +66,11 @@ export async function startKeysApp(
     cache: { ttlSeconds: opts.ttlSeconds ?? 60, maxEntries: 1000 },
     defaults: { ratePerSecond: 1000, burst: 1000 },
   });
+  const entitlements = await startEntitlements({ databaseUrl: db.url, clock, logger, upgradeUrl: '/upgrade' });
   const { app } = buildApiApp({
     pool,
     keys,
+    entitlements: entitlements.store,
     clock,
     logger,
     readiness: { postgres: () => pool.query('select 1') },
@@ -76,6 +80,7 @@ export async function startKeysApp(
   return {
     url: server.url,
     keys,
+    entitlements,
     pool,
     logs: lines,
     issue: async (input) => {
@@ -90,6 +95,7 @@ export async function startKeysApp(
       }),
     close: async () => {
       await server.close();
+      await entitlements.close();
       await keys.close();
       await pool.end();
     },

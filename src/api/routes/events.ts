@@ -1,5 +1,6 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
+import type { Clock } from '../../clock';
 import {
   CloudEventInputSchema,
   EventInputSchema,
@@ -8,6 +9,7 @@ import {
   MAX_BATCH_EVENTS,
   type EventOutcome,
 } from '../../domain/metering/event-input';
+import { secondsUntil } from '../../entitlements/store';
 import type { EventParser, IngestService } from '../../metering/ingest';
 import { principalOf, requireScope } from '../auth';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
@@ -73,7 +75,14 @@ function problemCode(o: EventOutcome): ProblemCode {
   if (o.status === 'conflict') return 'conflict';
   if (o.reason === 'invalid_event' || o.reason === 'missing_customer') return 'validation_failed';
   if (o.reason === 'customer_forbidden') return 'forbidden';
+  if (o.reason === 'quota_exceeded') return 'quota_exceeded';
   return 'unprocessable';
+}
+
+/** A quota refusal tells the client when to come back: the earliest reset among the refused events. */
+function retryAfter(failures: readonly EventOutcome[], clock: Clock): Record<string, string> {
+  const resets = failures.flatMap((o) => (o.reason === 'quota_exceeded' && o.resets_at ? [Date.parse(o.resets_at)] : []));
+  return resets.length ? { 'Retry-After': String(secondsUntil(new Date(Math.min(...resets)), clock.now())) } : {};
 }
 
 function readBody(req: Request): { items: unknown[]; single: boolean; parse?: EventParser } {
@@ -93,7 +102,7 @@ function readBody(req: Request): { items: unknown[]; single: boolean; parse?: Ev
   throw new ProblemError('validation_failed', 'Expected an event object or an array of events.');
 }
 
-export function eventsRouter(ingest: IngestService): Router {
+export function eventsRouter(ingest: IngestService, clock: Clock): Router {
   const router = Router();
 
   router.post('/v1/events', requireScope('events:write'), async (req, res) => {
@@ -112,7 +121,8 @@ export function eventsRouter(ingest: IngestService): Router {
         res.status(o.status === 'accepted' ? 201 : 200).json(o);
         return;
       }
-      throw new ProblemError(problemCode(o), o.detail ?? o.reason ?? o.status, { reason: o.reason, event: o });
+      const quota = o.reason === 'quota_exceeded' ? { resets_at: o.resets_at, upgrade_url: o.upgrade_url } : {};
+      throw new ProblemError(problemCode(o), o.detail ?? o.reason ?? o.status, { reason: o.reason, ...quota, event: o }, retryAfter([o], clock));
     }
 
     const counts = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0 };
@@ -128,6 +138,7 @@ export function eventsRouter(ingest: IngestService): Router {
           ...counts,
           results: outcomes,
         },
+        code === 'quota_exceeded' ? retryAfter(failures, clock) : {},
       );
     }
     res.status(200).json({ ...counts, results: outcomes });

@@ -69,6 +69,9 @@ export interface EventOutcome {
   detail?: string;
   /** Accepted more than the allowed lateness after the usage happened. */
   late?: boolean;
+  /** `quota_exceeded`: when the meter's block lapses (ISO 8601 UTC), and where to raise the limit. */
+  resets_at?: string;
+  upgrade_url?: string;
 }
 
 export const EventOutcomeSchema = z
@@ -79,5 +82,7 @@ export const EventOutcomeSchema = z
     reason: z.string().optional(),
     detail: z.string().optional(),
     late: z.boolean().optional(),
+    resets_at: z.string().optional().meta({ description: 'quota_exceeded: when the block lapses' }),
+    upgrade_url: z.string().optional().meta({ description: 'quota_exceeded: where to raise the limit' }),
   })
   .meta({ id: 'EventOutcome' });
