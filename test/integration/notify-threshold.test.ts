@@ -1,0 +1,340 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createNotifyThreshold, type NotifyThresholdInput, type ThresholdCrossedPayload } from '../../src/activities/notify-threshold';
+import { generateWebhookSecret, verifyWebhook, type VerifyResult } from '../../src/activities/webhook-signature';
+import { createSubscription } from '../../src/billing/subscription-store';
+import { createCustomer } from '../../src/metering/customer-store';
+import { createMeter } from '../../src/metering/meter-store';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+
+/** What a real receiver does: verifies the signature on the raw body, then answers as scripted. */
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+  verified: VerifyResult;
+}
+type Answer = { status: number } | { delayMs: number };
+
+class Receiver {
+  readonly received: Received[] = [];
+  /** Answers for the next requests, in order; afterwards 204. A failed verification is a 401 whatever is scripted. */
+  readonly script: Answer[] = [];
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    readonly secret: string,
+  ) {}
+
+  static async start(now: () => Date, secret = generateWebhookSecret()): Promise<Receiver> {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const receiver = new Receiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, secret);
+    server.on('request', async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += String(chunk);
+      const header = req.headers['meterflow-signature'];
+      const verified = verifyWebhook({ secret: receiver.secret, body, header: Array.isArray(header) ? header[0] : header, now: now() });
+      receiver.received.push({ headers: req.headers, body, verified });
+      if (!verified.ok) return void res.writeHead(401).end(verified.reason);
+      const answer = receiver.script.shift() ?? { status: 204 };
+      if ('delayMs' in answer) return void setTimeout(() => res.writeHead(204).end(), answer.delayMs).unref();
+      res.writeHead(answer.status).end();
+    });
+    return receiver;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((done) => this.server.close(() => done()));
+  }
+}
+
+const NOW = new Date('2026-03-15T12:00:00Z');
+let now = NOW;
+const clock = { now: () => new Date(now) };
+const PERIOD_START = '2026-03-01T00:00:00.000Z';
+const TIMEOUT_MS = 300;
+
+let db: TestDatabase;
+const receivers: Receiver[] = [];
+const notifyThreshold = () => createNotifyThreshold({ pool: db.pool, clock, timeoutMs: TIMEOUT_MS });
+
+before(async () => {
+  db = await createTestDatabase();
+  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
+  await db.pool.query(`insert into plans (code, name, currency, charges, billing_interval) values ('basic', 'Basic', 'USD', '[]', '{"kind": "calendar_month"}')`);
+});
+after(async () => {
+  for (const r of receivers) await r.close();
+  await db.drop();
+});
+
+let customers = 0;
+/** A new customer with an active subscription; its endpoints are its own. */
+async function subscribe(): Promise<{ customer: string; customerId: string; subscriptionId: string }> {
+  const customer = `cust-${++customers}`;
+  const { customer: created } = await createCustomer(db.pool, { external_id: customer, name: customer, currency: 'USD' });
+  const result = await createSubscription(db.pool, { customerId: created.id, planCode: 'basic', anchor: new Date('2026-01-01T00:00:00Z'), actor: 'system' });
+  assert.ok(result.created);
+  return { customer, customerId: created.id, subscriptionId: result.subscription.id };
+}
+
+async function receiver(secret?: string): Promise<Receiver> {
+  const r = await Receiver.start(clock.now, secret);
+  receivers.push(r);
+  return r;
+}
+
+async function addEndpoint(customerId: string | null, url: string, secret: string): Promise<string> {
+  const { rows } = await db.pool.query<{ id: string }>('insert into webhook_endpoints (customer_id, url, secret) values ($1, $2, $3) returning id', [customerId, url, secret]);
+  return rows[0]!.id;
+}
+
+const crossing = (s: { customer: string; subscriptionId: string }, threshold = '80%'): NotifyThresholdInput => ({
+  subscriptionId: s.subscriptionId,
+  customer: s.customer,
+  meter: 'api_calls',
+  periodStart: PERIOD_START,
+  threshold,
+  usage: '812',
+});
+
+interface Row {
+  id: string;
+  kind: string;
+  status: string;
+  attempts: number;
+  last_error: string | null;
+  last_attempt_at: Date | null;
+  delivered_at: Date | null;
+  created_at: Date;
+  payload: ThresholdCrossedPayload;
+}
+const rowsOf = async (subscriptionId: string) =>
+  (await db.pool.query<Row>('select * from notifications where subscription_id = $1 order by created_at', [subscriptionId])).rows;
+
+/** Runs the activity expecting it to throw an ApplicationFailure, and returns it. */
+async function failure(run: Promise<void>): Promise<ApplicationFailure> {
+  const err = await run.then(
+    () => assert.fail('expected the activity to fail'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ApplicationFailure, String(err));
+  return err;
+}
+
+describe('notifyThreshold', () => {
+  test('delivers one signed notification; running the activity again sends nothing more', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    const notify = notifyThreshold();
+
+    await notify(crossing(s));
+    await notify(crossing(s));
+
+    const [row, ...more] = await rowsOf(s.subscriptionId);
+    assert.ok(row);
+    assert.equal(more.length, 0);
+    assert.equal(row.kind, 'threshold_crossed');
+    assert.equal(row.status, 'delivered');
+    assert.equal(row.attempts, 1);
+    assert.equal(row.last_error, null);
+    assert.deepEqual([row.created_at, row.last_attempt_at, row.delivered_at], [NOW, NOW, NOW]);
+
+    assert.equal(r.received.length, 1);
+    const [request] = r.received;
+    assert.ok(request?.verified.ok);
+    assert.equal(request.headers['content-type'], 'application/json');
+    assert.equal(request.headers['meterflow-event-id'], row.id);
+    assert.match(String(request.headers['meterflow-signature']), /^t=1773576000,v1=[0-9a-f]{64}$/);
+    const expected: ThresholdCrossedPayload = {
+      id: row.id,
+      type: 'threshold_crossed',
+      created_at: NOW.toISOString(),
+      data: { subscription_id: s.subscriptionId, customer: s.customer, meter: 'api_calls', period_start: PERIOD_START, threshold: '80%', usage: '812' },
+    };
+    assert.deepEqual(JSON.parse(request.body), expected);
+    assert.deepEqual(row.payload, expected);
+  });
+
+  test('each threshold and each period is its own notification', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    const notify = notifyThreshold();
+    await notify(crossing(s, '80%'));
+    await notify(crossing(s, '100%'));
+    await notify({ ...crossing(s, '80%'), periodStart: '2026-04-01T00:00:00.000Z' });
+    // The same instant written another way is the same period.
+    await notify({ ...crossing(s, '80%'), periodStart: '2026-03-01T00:00:00Z' });
+    const rows = await rowsOf(s.subscriptionId);
+    assert.equal(rows.length, 3);
+    assert.equal(new Set(r.received.map((q) => q.headers['meterflow-event-id'])).size, 3);
+    assert.ok(rows.every((row) => row.status === 'delivered'));
+  });
+
+  test('concurrent executions of the same crossing share one row', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    const notify = notifyThreshold();
+    await Promise.all(Array.from({ length: 5 }, () => notify(crossing(s))));
+    const rows = await rowsOf(s.subscriptionId);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]?.status, 'delivered');
+    // At least once: overlapping executions may each send, always with the same event id.
+    assert.ok(r.received.length >= 1);
+    assert.deepEqual(new Set(r.received.map((q) => q.headers['meterflow-event-id'])), new Set([rows[0]?.id]));
+  });
+
+  test('a 500 is retryable; the retry delivers the same event and the row ends delivered after 2 attempts', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    r.script.push({ status: 500 });
+    const notify = notifyThreshold();
+
+    const err = await failure(notify(crossing(s)));
+    assert.equal(err.nonRetryable, false);
+    assert.equal(err.type, 'WebhookDeliveryFailed');
+    let [row] = await rowsOf(s.subscriptionId);
+    assert.equal(row?.status, 'pending');
+    assert.equal(row?.attempts, 1);
+    assert.match(row?.last_error ?? '', /HTTP 500$/);
+    assert.equal(row?.delivered_at, null);
+
+    now = new Date(NOW.getTime() + 2000);
+    try {
+      await notify(crossing(s));
+    } finally {
+      now = NOW;
+    }
+    const rows = await rowsOf(s.subscriptionId);
+    assert.equal(rows.length, 1);
+    [row] = rows;
+    assert.equal(row?.status, 'delivered');
+    assert.equal(row?.attempts, 2);
+    assert.deepEqual(row?.delivered_at, new Date(NOW.getTime() + 2000));
+    assert.match(row?.last_error ?? '', /HTTP 500$/, 'the last error stays: it says why it took two attempts');
+    assert.equal(r.received.length, 2);
+    assert.equal(r.received[0]?.body, r.received[1]?.body);
+    assert.equal(r.received[0]?.headers['meterflow-event-id'], r.received[1]?.headers['meterflow-event-id']);
+  });
+
+  test('a 400 is non-retryable and marks the notification failed; 408 and 429 are retried', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    const notify = notifyThreshold();
+
+    r.script.push({ status: 400 });
+    const err = await failure(notify(crossing(s, '80%')));
+    assert.equal(err.nonRetryable, true);
+    assert.equal(err.type, 'WebhookRejected');
+
+    r.script.push({ status: 408 }, { status: 429 });
+    assert.equal((await failure(notify(crossing(s, '100%')))).nonRetryable, false);
+    assert.equal((await failure(notify(crossing(s, '100%')))).nonRetryable, false);
+    await notify(crossing(s, '100%'));
+
+    const rows = await rowsOf(s.subscriptionId);
+    assert.deepEqual(Object.fromEntries(rows.map((row) => [row.payload.data.threshold, [row.status, row.attempts, row.last_error?.replace(/^endpoint \S+: /, '')]])), {
+      '80%': ['failed', 1, 'HTTP 400'],
+      '100%': ['delivered', 3, 'HTTP 429'],
+    });
+  });
+
+  test('a slow endpoint times out and is retried', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    r.script.push({ delayMs: TIMEOUT_MS * 5 });
+    const notify = notifyThreshold();
+
+    const started = Date.now();
+    const err = await failure(notify(crossing(s)));
+    assert.ok(Date.now() - started < TIMEOUT_MS * 4, 'gave up at the timeout');
+    assert.equal(err.nonRetryable, false);
+    const [row] = await rowsOf(s.subscriptionId);
+    assert.equal(row?.status, 'pending');
+    assert.match(row?.last_error ?? '', new RegExp(`timed out after ${TIMEOUT_MS} ms$`));
+
+    await notify(crossing(s));
+    assert.equal((await rowsOf(s.subscriptionId))[0]?.status, 'delivered');
+  });
+
+  test('an unreachable endpoint is retried and says why', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await r.close();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    const err = await failure(notifyThreshold()(crossing(s)));
+    assert.equal(err.nonRetryable, false);
+    assert.match((await rowsOf(s.subscriptionId))[0]?.last_error ?? '', /request failed: .*ECONNREFUSED/);
+  });
+
+  test('without an endpoint the notification is recorded as no_endpoint, and nothing is retried', async () => {
+    const s = await subscribe();
+    const other = await subscribe();
+    const r = await receiver();
+    // Another customer's endpoint and a disabled one are not this customer's.
+    await addEndpoint(other.customerId, r.url, r.secret);
+    const disabled = await addEndpoint(s.customerId, r.url, r.secret);
+    await db.pool.query('update webhook_endpoints set disabled_at = now() where id = $1', [disabled]);
+
+    await notifyThreshold()(crossing(s));
+    const [row] = await rowsOf(s.subscriptionId);
+    assert.equal(row?.status, 'no_endpoint');
+    assert.equal(row?.attempts, 0);
+    assert.equal(r.received.length, 0);
+  });
+
+  test('a receiver holding another secret rejects the request as a signature mismatch', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, r.url, generateWebhookSecret());
+    const err = await failure(notifyThreshold()(crossing(s)));
+    assert.deepEqual(r.received[0]?.verified, { ok: false, reason: 'signature_mismatch' });
+    // The receiver's 401 is a 4xx: retrying the same request cannot fix it.
+    assert.equal(err.nonRetryable, true);
+    assert.equal((await rowsOf(s.subscriptionId))[0]?.status, 'failed');
+  });
+
+  test("the customer's endpoints and the global ones each get it; a retry goes only to those that failed", async () => {
+    const s = await subscribe();
+    const own = await receiver();
+    const global = await receiver();
+    await addEndpoint(s.customerId, own.url, own.secret);
+    await addEndpoint(null, global.url, global.secret);
+    global.script.push({ status: 503 });
+    const notify = notifyThreshold();
+    try {
+      await failure(notify(crossing(s)));
+      await notify(crossing(s));
+    } finally {
+      await db.pool.query('update webhook_endpoints set disabled_at = now() where customer_id is null');
+    }
+    assert.equal(own.received.length, 1);
+    assert.equal(global.received.length, 2);
+    assert.ok([...own.received, ...global.received].every((q) => q.verified.ok));
+    const [row] = await rowsOf(s.subscriptionId);
+    assert.equal(row?.status, 'delivered');
+    assert.equal(row?.attempts, 2);
+  });
+
+  test('runs in a Temporal activity context', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    await new MockActivityEnvironment().run(notifyThreshold(), crossing(s));
+    assert.equal((await rowsOf(s.subscriptionId))[0]?.status, 'delivered');
+    assert.equal(r.received.length, 1);
+  });
+});
