@@ -44,6 +44,7 @@ export async function startEntitlements(opts: EntitlementsOptions): Promise<Enti
   const logger = opts.logger.child({ component: 'entitlements' });
   const store = new EntitlementStore(opts.clock, opts.upgradeUrl);
   let live = false;
+  let closing = false;
   const listener = new NotificationListener({
     databaseUrl: opts.databaseUrl,
     channel: ENTITLEMENT_CHANGES_CHANNEL,
@@ -64,7 +65,7 @@ export async function startEntitlements(opts: EntitlementsOptions): Promise<Enti
       logger.info({ blocked: rows.length }, 'entitlements loaded');
     },
     onLost: () => {
-      if (live) logger.warn('entitlement changes are not heard until the listener reconnects: keeping the last known blocks');
+      if (live && !closing) logger.warn('entitlement changes are not heard until the listener reconnects: keeping the last known blocks');
       live = false;
     },
   });
@@ -74,7 +75,10 @@ export async function startEntitlements(opts: EntitlementsOptions): Promise<Enti
     get live() {
       return live;
     },
-    close: () => listener.close(),
+    close: () => {
+      closing = true;
+      return listener.close();
+    },
   };
 }
 
