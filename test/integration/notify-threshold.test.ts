@@ -5,12 +5,20 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { pino } from 'pino';
 import { createNotifyThreshold, type NotifyThresholdInput, type ThresholdCrossedPayload } from '../../src/activities/notify-threshold';
 import { generateWebhookSecret, verifyWebhook, type VerifyResult } from '../../src/activities/webhook-signature';
+import { createApp } from '../../src/api/app';
+import { createApiMetrics } from '../../src/api/metrics';
+import { buildOpenApiDocument } from '../../src/api/openapi';
+import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { createCustomer } from '../../src/metering/customer-store';
 import { createMeter } from '../../src/metering/meter-store';
+import { startKeys } from '../../src/keys/keys';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { listen } from '../support/http';
+import { testPeppers } from '../support/keys-app';
 
 /** What a real receiver does: verifies the signature on the raw body, then answers as scripted. */
 interface Received {
@@ -27,7 +35,8 @@ class Receiver {
   private constructor(
     private readonly server: Server,
     readonly url: string,
-    readonly secret: string,
+    /** The secret it verifies with: the endpoint's, as shown once at creation. */
+    public secret: string,
   ) {}
 
   static async start(now: () => Date, secret = generateWebhookSecret()): Promise<Receiver> {
@@ -336,5 +345,132 @@ describe('notifyThreshold', () => {
     await new MockActivityEnvironment().run(notifyThreshold(), crossing(s));
     assert.equal((await rowsOf(s.subscriptionId))[0]?.status, 'delivered');
     assert.equal(r.received.length, 1);
+  });
+});
+
+describe('webhook endpoints API', () => {
+  let api: { call(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; headers: Headers; body: any }>; close(): Promise<void> };
+  let admin: string;
+
+  before(async () => {
+    const logger = pino({ level: 'silent' });
+    const keys = await startKeys({
+      pool: db.pool,
+      databaseUrl: db.url,
+      peppers: testPeppers(),
+      clock,
+      logger,
+      cache: { ttlSeconds: 60, maxEntries: 100 },
+      defaults: { ratePerSecond: 1000, burst: 1000 },
+    });
+    const server = await listen(
+      createApp({ logger, readiness: {}, authenticate: keys.authenticate, routers: [webhookEndpointsRouter({ pool: db.pool, clock })], metrics: createApiMetrics() }),
+    );
+    ({ secret: admin } = await keys.service.create({ name: 'admin', environment: 'test', scopes: ['billing:admin'] }, 'cli'));
+    api = {
+      call: async (method, path, key, body) => {
+        const res = await fetch(`${server.url}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        return { status: res.status, headers: res.headers, body: await res.json() };
+      },
+      close: async () => {
+        await server.close();
+        await keys.close();
+      },
+    };
+  });
+  after(() => api.close());
+
+  test('an endpoint registered through the API receives signed notifications until it is disabled', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    const created = await api.call('POST', '/v1/webhook-endpoints', admin, { url: r.url, customer: s.customer });
+    assert.equal(created.status, 201);
+    assert.equal(created.headers.get('cache-control'), 'no-store');
+    assert.match(created.body.secret, /^whsec_/);
+    assert.deepEqual({ ...created.body, secret: undefined }, {
+      id: created.body.id,
+      url: r.url,
+      customer: s.customer,
+      status: 'active',
+      created_at: NOW.toISOString(),
+      disabled_at: null,
+      secret: undefined,
+    });
+    // The receiver holds the secret shown once; it is never shown again.
+    r.secret = created.body.secret;
+    const read = await api.call('GET', `/v1/webhook-endpoints/${created.body.id}`, admin);
+    assert.equal(read.status, 200);
+    assert.equal('secret' in read.body, false);
+    const listed = await api.call('GET', '/v1/webhook-endpoints?limit=500', admin);
+    assert.ok(listed.body.data.some((e: { id: string; secret?: string }) => e.id === created.body.id && e.secret === undefined));
+
+    await notifyThreshold()(crossing(s, '80%'));
+    assert.ok(r.received[0]?.verified.ok);
+
+    const disabled = await api.call('DELETE', `/v1/webhook-endpoints/${created.body.id}`, admin);
+    assert.equal(disabled.status, 200);
+    assert.equal(disabled.body.status, 'disabled');
+    assert.equal((await api.call('DELETE', `/v1/webhook-endpoints/${created.body.id}`, admin)).body.disabled_at, disabled.body.disabled_at);
+    await notifyThreshold()(crossing(s, '100%'));
+    assert.equal(r.received.length, 1);
+    const statuses = Object.fromEntries((await rowsOf(s.subscriptionId)).map((row) => [row.payload.data.threshold, row.status]));
+    assert.deepEqual(statuses, { '80%': 'delivered', '100%': 'no_endpoint' });
+
+    const { rows: audit } = await db.pool.query<{ action: string; details: object }>(
+      "select action, details from audit_log where subject_type = 'webhook_endpoint' and subject_id = $1 order by id",
+      [created.body.id],
+    );
+    assert.deepEqual(audit.map((a) => a.action), ['webhook_endpoint.created', 'webhook_endpoint.disabled']);
+    assert.ok(!JSON.stringify(audit).includes(created.body.secret), 'the audit log never holds the secret');
+  });
+
+  test("a customer's key manages only its own endpoints and cannot register a global one", async () => {
+    const mine = await subscribe();
+    const theirs = await subscribe();
+    const keys = await startKeys({
+      pool: db.pool,
+      databaseUrl: db.url,
+      peppers: testPeppers(),
+      clock,
+      logger: pino({ level: 'silent' }),
+      cache: { ttlSeconds: 60, maxEntries: 100 },
+      defaults: { ratePerSecond: 1000, burst: 1000 },
+    });
+    const { secret: restricted } = await keys.service.create({ name: 'mine', environment: 'test', scopes: ['billing:admin'], customer: mine.customer }, 'cli');
+    await keys.close();
+
+    const own = await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/mine' });
+    assert.equal(own.status, 201);
+    assert.equal(own.body.customer, mine.customer);
+    assert.equal((await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/all', customer: null })).status, 403);
+    assert.equal((await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/x', customer: theirs.customer })).status, 403);
+
+    const global = await api.call('POST', '/v1/webhook-endpoints', admin, { url: 'https://example.com/all' });
+    assert.equal(global.body.customer, null);
+    await api.call('DELETE', `/v1/webhook-endpoints/${global.body.id}`, admin);
+    assert.equal((await api.call('GET', `/v1/webhook-endpoints/${global.body.id}`, restricted)).status, 404);
+    assert.equal((await api.call('DELETE', `/v1/webhook-endpoints/${global.body.id}`, restricted)).status, 404);
+    const listed = await api.call('GET', '/v1/webhook-endpoints', restricted);
+    assert.deepEqual(listed.body.data.map((e: { id: string }) => e.id), [own.body.id]);
+  });
+
+  test('invalid input is a 400 naming the field; an unknown customer is 422', async () => {
+    for (const body of [{ url: 'ftp://example.com/x' }, { url: 'not a url' }, { url: 'https://example.com', extra: 1 }]) {
+      const res = await api.call('POST', '/v1/webhook-endpoints', admin, body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+    }
+    const unknown = await api.call('POST', '/v1/webhook-endpoints', admin, { url: 'https://example.com/x', customer: 'nobody' });
+    assert.equal(unknown.status, 422);
+    assert.equal(unknown.body.reason, 'unknown_customer');
+  });
+
+  test('the routes are in the OpenAPI document', () => {
+    const paths = buildOpenApiDocument().paths ?? {};
+    assert.deepEqual(Object.keys(paths['/v1/webhook-endpoints'] ?? {}).sort(), ['get', 'post']);
+    assert.deepEqual(Object.keys(paths['/v1/webhook-endpoints/{id}'] ?? {}).sort(), ['delete', 'get']);
   });
 });

@@ -1,0 +1,240 @@
+import { Router, type Response } from 'express';
+import { z } from 'zod';
+import { generateWebhookSecret } from '../../activities/webhook-signature';
+import type { Clock } from '../../clock';
+import { recordAudit, type AuditActor } from '../../db/audit';
+import type { Pool } from '../../db/pool';
+import { actorOf } from '../../keys/access';
+import { findCustomerId, inTransaction, type Queryable } from '../../keys/store';
+import { principalOf, requireScope, type Principal } from '../auth';
+import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { page, pageSchema, PageQuerySchema } from '../pagination';
+import { ProblemError, problemFromZod } from '../problem';
+
+/*
+ * Where soft-limit notifications are sent (src/activities/notify-threshold.ts). An endpoint
+ * belongs to one customer, or is global (every customer's notifications) when created without
+ * one by a key not restricted to a customer. Its signing secret is returned once, at creation;
+ * endpoints are disabled, never deleted, so the outbox keeps saying where notifications went.
+ */
+
+const EndpointInputSchema = z
+  .strictObject({
+    url: z.url({ protocol: /^https?$/ }).max(2048).meta({ example: 'https://example.com/hooks/meterflow' }),
+    customer: z
+      .string()
+      .min(1)
+      .max(128)
+      .nullable()
+      .optional()
+      .meta({ description: "External id of the customer whose notifications go here; null for every customer's. Omitted: the key's own customer, or null for an unrestricted key" }),
+  })
+  .meta({ id: 'WebhookEndpointInput' });
+
+const EndpointSchema = z
+  .object({
+    id: z.uuid(),
+    url: z.string(),
+    customer: z.string().nullable().meta({ description: 'null: a global endpoint, receiving every customer\'s notifications' }),
+    status: z.enum(['active', 'disabled']),
+    created_at: z.string(),
+    disabled_at: z.string().nullable(),
+  })
+  .meta({ id: 'WebhookEndpoint' });
+
+const CreatedEndpointSchema = EndpointSchema.extend({
+  secret: z.string().meta({
+    description:
+      'The signing secret. Shown only in this response: store it now. Verify each request\'s `Meterflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` and reject old timestamps; deduplicate on `Meterflow-Event-Id`.',
+    example: 'whsec_…',
+  }),
+}).meta({ id: 'CreatedWebhookEndpoint' });
+
+const IdParams = z.object({ id: z.uuid() });
+
+const security = [{ [apiKeyAuth.name]: [] }];
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
+const tags = ['webhooks'];
+const adminOnly = "Requires `billing:admin`. A key restricted to a customer sees and manages only that customer's endpoints.";
+
+registry.registerPath({
+  method: 'post',
+  path: '/v1/webhook-endpoints',
+  summary: 'Register a webhook endpoint; its signing secret is in this response only',
+  description: `${adminOnly} Notifications are POSTed as JSON, signed, and retried until the endpoint answers 2xx (a 4xx other than 408 and 429 stops the retries).`,
+  tags,
+  security,
+  request: { body: json(EndpointInputSchema) },
+  responses: { 201: { description: 'Created', ...json(CreatedEndpointSchema) }, ...problemResponses(400, 401, 403, 422, 429) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/webhook-endpoints',
+  summary: 'List webhook endpoints (never their secrets)',
+  description: adminOnly,
+  tags,
+  security,
+  request: { query: PageQuerySchema },
+  responses: { 200: { description: 'A page of endpoints', ...json(pageSchema(EndpointSchema)) }, ...problemResponses(400, 401, 403, 429) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/webhook-endpoints/{id}',
+  summary: 'Get a webhook endpoint',
+  description: adminOnly,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: 'The endpoint', ...json(EndpointSchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+});
+registry.registerPath({
+  method: 'delete',
+  path: '/v1/webhook-endpoints/{id}',
+  summary: 'Disable a webhook endpoint (idempotent); it receives nothing more',
+  description: adminOnly,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: 'The disabled endpoint', ...json(EndpointSchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+});
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'params'): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw problemFromZod(parsed.error, where);
+  return parsed.data;
+}
+
+/** The customer an endpoint is registered for; restricted keys register only their own customer's. */
+function endpointCustomer(principal: Principal, requested: string | null | undefined): string | null {
+  if (!principal.customer) return requested ?? null;
+  if (requested === undefined || requested === principal.customer.externalId) return principal.customer.externalId;
+  throw new ProblemError(
+    'forbidden',
+    requested === null ? "A key restricted to a customer cannot register an endpoint for every customer's notifications." : 'This API key is restricted to another customer.',
+    { reason: 'customer_mismatch' },
+  );
+}
+
+/** A customer-restricted caller sees only its customer's endpoints; others look absent, not forbidden. */
+function visible(principal: Principal, endpoint: EndpointRow | undefined, id: string): EndpointRow {
+  if (!endpoint || (principal.customer && endpoint.customer_id !== principal.customer.id)) throw new ProblemError('not_found', `No webhook endpoint ${id}.`);
+  return endpoint;
+}
+
+const toJson = (e: EndpointRow): z.infer<typeof EndpointSchema> => ({
+  id: e.id,
+  url: e.url,
+  customer: e.customer,
+  status: e.disabled_at ? 'disabled' : 'active',
+  created_at: e.created_at.toISOString(),
+  disabled_at: e.disabled_at?.toISOString() ?? null,
+});
+
+/** Responses carrying a secret must not sit in any cache. */
+const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
+
+export function webhookEndpointsRouter({ pool, clock }: { pool: Pool; clock: Clock }): Router {
+  const router = Router();
+  const admin = requireScope('billing:admin');
+
+  router.post('/v1/webhook-endpoints', admin, async (req, res) => {
+    const input = parse(EndpointInputSchema, req.body, 'body');
+    const principal = principalOf(req);
+    const customer = endpointCustomer(principal, input.customer);
+    const customerId = customer === null ? null : await findCustomerId(pool, customer);
+    if (customerId === undefined) throw new ProblemError('unprocessable', `No customer "${customer}".`, { reason: 'unknown_customer' });
+    const secret = generateWebhookSecret();
+    const endpoint = await createEndpoint(pool, { url: input.url, customerId, secret, at: clock.now(), actor: actorOf(principal) });
+    noStore(res);
+    res.status(201).location(`/v1/webhook-endpoints/${endpoint.id}`).json({ ...toJson(endpoint), secret });
+  });
+
+  router.get('/v1/webhook-endpoints', admin, async (req, res) => {
+    const query = parse(PageQuerySchema, req.query, 'query');
+    const principal = principalOf(req);
+    const rows = await listEndpoints(pool, { limit: query.limit + 1, after: query.after, customerId: principal.customer?.id });
+    const result = page(rows, query.limit, (e) => e.id);
+    res.json({ data: result.data.map(toJson), next_cursor: result.next_cursor });
+  });
+
+  router.get('/v1/webhook-endpoints/:id', admin, async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    res.json(toJson(visible(principalOf(req), await findEndpoint(pool, id), id)));
+  });
+
+  router.delete('/v1/webhook-endpoints/:id', admin, async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    const principal = principalOf(req);
+    const endpoint = await inTransaction(pool, async (client) => {
+      const current = visible(principal, await findEndpoint(client, id, true), id);
+      return current.disabled_at ? current : disableEndpoint(client, current, clock.now(), actorOf(principal));
+    });
+    res.json(toJson(endpoint));
+  });
+
+  return router;
+}
+
+// Queries. The notify activity reads endpoints with its own query: it needs the secret, these never return it.
+
+interface EndpointRow {
+  id: string;
+  url: string;
+  customer_id: string | null;
+  customer: string | null;
+  created_at: Date;
+  disabled_at: Date | null;
+}
+
+const endpointColumns = 'e.id, e.url, e.customer_id, c.external_id as customer, e.created_at, e.disabled_at';
+
+/** Inserts the endpoint and its audit entry (never the secret) in one transaction. */
+async function createEndpoint(pool: Pool, input: { url: string; customerId: string | null; secret: string; at: Date; actor: AuditActor }): Promise<EndpointRow> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ id: string }>('insert into webhook_endpoints (customer_id, url, secret, created_at) values ($1, $2, $3, $4) returning id', [
+      input.customerId,
+      input.url,
+      input.secret,
+      input.at,
+    ]);
+    const endpoint = (await findEndpoint(client, rows[0]!.id))!;
+    await recordAudit(client, {
+      actor: input.actor,
+      action: 'webhook_endpoint.created',
+      subjectType: 'webhook_endpoint',
+      subjectId: endpoint.id,
+      details: { url: endpoint.url, customer: endpoint.customer },
+    });
+    return endpoint;
+  });
+}
+
+async function findEndpoint(db: Queryable, id: string, lock = false): Promise<EndpointRow | undefined> {
+  const { rows } = await db.query<EndpointRow>(
+    `select ${endpointColumns} from webhook_endpoints e left join customers c on c.id = e.customer_id where e.id = $1${lock ? ' for update of e' : ''}`,
+    [id],
+  );
+  return rows[0];
+}
+
+async function listEndpoints(db: Queryable, opts: { limit: number; after: string | undefined; customerId: string | undefined }): Promise<EndpointRow[]> {
+  const { rows } = await db.query<EndpointRow>(
+    `select ${endpointColumns} from webhook_endpoints e left join customers c on c.id = e.customer_id
+     where ($1::uuid is null or e.customer_id = $1) and ($2::text is null or e.id::text > $2)
+     order by e.id::text limit $3`,
+    [opts.customerId ?? null, opts.after ?? null, opts.limit],
+  );
+  return rows;
+}
+
+async function disableEndpoint(client: Queryable, endpoint: EndpointRow, at: Date, actor: AuditActor): Promise<EndpointRow> {
+  await client.query('update webhook_endpoints set disabled_at = $2 where id = $1', [endpoint.id, at]);
+  await recordAudit(client, {
+    actor,
+    action: 'webhook_endpoint.disabled',
+    subjectType: 'webhook_endpoint',
+    subjectId: endpoint.id,
+    details: { url: endpoint.url, customer: endpoint.customer },
+  });
+  return { ...endpoint, disabled_at: at };
+}
