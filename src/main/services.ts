@@ -10,6 +10,7 @@ import { startKeys, type Keys } from '../keys/keys';
 import { loadPeppers } from '../keys/pepper';
 import { createLogger } from '../logger';
 import { createWorker } from '../worker';
+import { createActivities } from '../activities';
 import { buildApiApp } from './api-app';
 
 /** The long-lived pieces of one process; `close()` releases them in reverse order. */
@@ -107,16 +108,20 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function startWorker(config: Config, temporalAddress: string, logger: Logger): Promise<RunningWorker> {
+export async function startWorker(config: Config, databaseUrl: string, temporalAddress: string, logger: Logger): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: temporalAddress });
+  const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
   const worker = await createWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: {},
+    activities: createActivities({ pool, clock: systemClock, webhookTimeoutMs: 10_000 }),
     logger,
   });
-  const done = worker.run().finally(() => connection.close());
+  const done = worker.run().finally(async () => {
+    await connection.close();
+    await pool.end();
+  });
   return {
     worker,
     done,
