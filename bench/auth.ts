@@ -8,33 +8,11 @@
  *
  *   BENCH_SECONDS (10)  BENCH_CONNECTIONS (32)
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { freePort } from '../scripts/free-port';
-import { issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
-
-type Message = { queries: number };
-
-/** Child: the API with real key verification on the bench database, counting its queries. */
-async function serve(databaseUrl: string, port: number): Promise<void> {
-  let queries = 0;
-  const query = pg.Client.prototype.query;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    queries++;
-    return (query as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  await serveBenchApi(databaseUrl, port);
-  process.send!({ queries });
-  process.on('message', () => process.send!({ queries } satisfies Message));
-}
-
-async function ask(child: ChildProcess): Promise<number> {
-  child.send('count');
-  const [message] = (await once(child, 'message')) as [Message];
-  return message.queries;
-}
+import { issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
 
 async function main(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -50,9 +28,9 @@ async function main(): Promise<void> {
     const headers = { authorization: `Bearer ${secret}` };
     const warm = await fetch(url, { headers });
     if (warm.status !== 200) throw new Error(`warm-up request answered ${warm.status}`);
-    const before = await ask(child);
+    const before = await queriesSoFar(child);
     const result = await autocannon({ url, connections, duration: seconds, headers });
-    const queries = (await ask(child)) - before;
+    const queries = (await queriesSoFar(child)) - before;
 
     // The same server and middleware stack without authentication, for the cost of auth alone.
     const baseline = await autocannon({ url: `http://127.0.0.1:${port}/healthz`, connections, duration: seconds });
@@ -74,5 +52,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === 'serve') await serve(process.argv[3]!, Number(process.argv[4]));
+if (process.argv[2] === 'serve') await serveCountingQueries(process.argv[3]!, Number(process.argv[4]));
 else await main();

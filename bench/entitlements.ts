@@ -8,36 +8,14 @@
  *
  *   BENCH_SECONDS (10)  BENCH_CONNECTIONS (32)  BENCH_CUSTOMERS (1000)  BENCH_BLOCKED_EVERY (10)
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { createSetEntitlement } from '../src/activities/set-entitlement';
 import { systemClock } from '../src/clock';
 import { createPool } from '../src/db/pool';
 import { freePort } from '../scripts/free-port';
-import { issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
-
-type Message = { queries: number };
-
-/** Child: the API on the bench database, counting every query any of its pg clients sends. */
-async function serve(databaseUrl: string, port: number): Promise<void> {
-  let queries = 0;
-  const query = pg.Client.prototype.query;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    queries++;
-    return (query as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  await serveBenchApi(databaseUrl, port);
-  process.send!({ queries } satisfies Message);
-  process.on('message', () => process.send!({ queries } satisfies Message));
-}
-
-async function ask(child: ChildProcess): Promise<number> {
-  child.send('count');
-  const [message] = (await once(child, 'message')) as [Message];
-  return message.queries;
-}
+import { issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
 
 async function main(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -79,7 +57,7 @@ async function main(): Promise<void> {
 
     let n = 0;
     let refused = 0;
-    const before = await ask(child);
+    const before = await queriesSoFar(child);
     const result = await autocannon({
       url,
       connections,
@@ -95,7 +73,7 @@ async function main(): Promise<void> {
         },
       ],
     });
-    const queries = (await ask(child)) - before;
+    const queries = (await queriesSoFar(child)) - before;
 
     const requests = result.requests.total;
     const ok = result['2xx'];
@@ -112,5 +90,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === 'serve') await serve(process.argv[3]!, Number(process.argv[4]));
+if (process.argv[2] === 'serve') await serveCountingQueries(process.argv[3]!, Number(process.argv[4]));
 else await main();

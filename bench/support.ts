@@ -1,3 +1,5 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { pino } from 'pino';
@@ -10,6 +12,7 @@ import { startKeys, type Keys } from '../src/keys/keys';
 import { parsePeppers } from '../src/keys/pepper';
 import { buildApiApp } from '../src/main/api-app';
 import { freePort } from '../scripts/free-port';
+import { countQueries } from '../scripts/query-counter';
 import path from 'node:path';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded';
 import { migrate } from '../src/db/migrate';
@@ -89,4 +92,24 @@ export async function serveBenchApi(databaseUrl: string, port: number): Promise<
   return new Promise((resolve) => {
     const server = app.listen(port, '127.0.0.1', () => resolve(server));
   });
+}
+
+type QueryCount = { queries: number };
+
+/**
+ * Child side of a benchmark that proves a path needs no database: serves the API and answers
+ * every message from the parent with the number of queries its pg clients have sent.
+ */
+export async function serveCountingQueries(databaseUrl: string, port: number): Promise<void> {
+  const counter = countQueries();
+  await serveBenchApi(databaseUrl, port);
+  process.send!({ queries: counter.count } satisfies QueryCount);
+  process.on('message', () => process.send!({ queries: counter.count } satisfies QueryCount));
+}
+
+/** Parent side: the server child's query count now. */
+export async function queriesSoFar(child: ChildProcess): Promise<number> {
+  child.send('count');
+  const [message] = (await once(child, 'message')) as [QueryCount];
+  return message.queries;
 }

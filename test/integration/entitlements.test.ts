@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import pg from 'pg';
+import { countQueries } from '../../scripts/query-counter';
 import { createSetEntitlement } from '../../src/activities/set-entitlement';
 import { systemClock } from '../../src/clock';
 import { ENTITLEMENT_LISTENER_APPLICATION_NAME } from '../../src/entitlements/entitlements';
@@ -231,21 +231,16 @@ describe('database work per check', () => {
     for (const [body, key] of bodies) assert.equal((await check(one, body, key)).status, 200);
     assert.equal((await ingest(one, event('tokens'))).status, 429);
 
-    let queries = 0;
-    const query = pg.Client.prototype.query;
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      queries++;
-      return (query as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof query;
+    const counter = countQueries();
     try {
       for (let i = 0; i < 100; i++) {
         for (const [body, key] of bodies) assert.equal((await check(one, body, key)).status, 200);
       }
       for (let i = 0; i < 20; i++) assert.equal((await ingest(one, event('tokens'))).status, 429);
     } finally {
-      pg.Client.prototype.query = query;
+      counter.restore();
     }
-    assert.equal(queries, 0, `${queries} queries for 300 checks and 20 refused events`);
+    assert.equal(counter.count, 0, `${counter.count} queries for 300 checks and 20 refused events`);
     await setEntitlement({ customerId: ids.acme, meter: 'tokens', blocked: false, periodEnd });
     await within(1000, () => !one.entitlements.store.isBlocked(ids.acme, 'tokens'));
   });
