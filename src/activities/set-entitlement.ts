@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Clock } from '../clock';
 import { recordAudit } from '../db/audit';
 import type { Pool } from '../db/pool';
+import { inTransaction } from '../db/transaction';
 import type { BillingPeriodActivities } from '../workflows/billing-period';
 
 export type SetEntitlementInput = Parameters<BillingPeriodActivities['setEntitlement']>[0];
@@ -19,43 +20,39 @@ export function createSetEntitlement(deps: { pool: Pool; clock: Clock }): Billin
     const resetsAt = new Date(periodEnd);
     if (Number.isNaN(resetsAt.getTime())) throw ApplicationFailure.nonRetryable(`periodEnd ${JSON.stringify(periodEnd)} is not a timestamp`, 'invalid_input');
     const now = deps.clock.now();
-    const client = await deps.pool.connect();
     try {
-      await client.query('begin');
-      const changed = blocked
-        ? // A block for another period than the one on record is a change too.
-          await client.query(
-            `insert into entitlements as e (customer_id, meter, blocked, reason, resets_at, updated_at)
-             values ($1, $2, true, 'hard_limit', $3, $4)
-             on conflict (customer_id, meter) do update
-               set blocked = true, reason = 'hard_limit', resets_at = excluded.resets_at, updated_at = excluded.updated_at
-               where not e.blocked or e.resets_at <> excluded.resets_at`,
-            [customerId, meter, resetsAt, now],
-          )
-        : // Nothing blocked, nothing to lift: no row is created just to say so.
-          await client.query(
-            `update entitlements set blocked = false, reason = null, updated_at = $3
-             where customer_id = $1 and meter = $2 and blocked`,
-            [customerId, meter, now],
-          );
-      if (changed.rowCount) {
-        await recordAudit(client, {
-          actor: 'system',
-          action: blocked ? 'entitlement.blocked' : 'entitlement.unblocked',
-          subjectType: 'entitlement',
-          subjectId: `${customerId}/${meter}`,
-          details: { customer_id: customerId, meter, ...(blocked ? { reason: 'hard_limit', resets_at: resetsAt.toISOString() } : {}) },
-        });
-      }
-      await client.query('commit');
+      await inTransaction(deps.pool, async (client) => {
+        const changed = blocked
+          ? // A block for another period than the one on record is a change too.
+            await client.query(
+              `insert into entitlements as e (customer_id, meter, blocked, reason, resets_at, updated_at)
+               values ($1, $2, true, 'hard_limit', $3, $4)
+               on conflict (customer_id, meter) do update
+                 set blocked = true, reason = 'hard_limit', resets_at = excluded.resets_at, updated_at = excluded.updated_at
+                 where not e.blocked or e.resets_at <> excluded.resets_at`,
+              [customerId, meter, resetsAt, now],
+            )
+          : // Nothing blocked, nothing to lift: no row is created just to say so.
+            await client.query(
+              `update entitlements set blocked = false, reason = null, updated_at = $3
+               where customer_id = $1 and meter = $2 and blocked`,
+              [customerId, meter, now],
+            );
+        if (changed.rowCount) {
+          await recordAudit(client, {
+            actor: 'system',
+            action: blocked ? 'entitlement.blocked' : 'entitlement.unblocked',
+            subjectType: 'entitlement',
+            subjectId: `${customerId}/${meter}`,
+            details: { customer_id: customerId, meter, ...(blocked ? { reason: 'hard_limit', resets_at: resetsAt.toISOString() } : {}) },
+          });
+        }
+      });
     } catch (err) {
-      await client.query('rollback').catch(() => undefined);
       if ((err as { code?: unknown }).code === FOREIGN_KEY_VIOLATION) {
         throw ApplicationFailure.nonRetryable(`no customer ${customerId} or no meter "${meter}"`, 'unknown_customer_or_meter');
       }
       throw err;
-    } finally {
-      client.release();
     }
   };
 }

@@ -1,7 +1,7 @@
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import type { Plan } from '../domain/plan';
-import { inTransaction, type Queryable } from '../keys/store';
+import { inTransaction, type Queryable } from '../db/transaction';
 
 export type StoredPlan = Plan & { createdAt: Date };
 

@@ -6,7 +6,8 @@ import type { Pool } from '../db/pool';
 import { generateKey, type KeyEnvironment } from './format';
 import type { Peppers } from './pepper';
 import { keyStatus } from './status';
-import { findCustomerId, findKey, hasUsableAdminKey, inTransaction, insertKey, listKeys, updateKey, type ApiKey, type KeyChanges, type Queryable, type StoredKey } from './store';
+import { findCustomerId, findKey, hasUsableAdminKey, insertKey, listKeys, updateKey, type ApiKey, type KeyChanges, type StoredKey } from './store';
+import { inTransaction, type Queryable } from '../db/transaction';
 
 export interface NewKey {
   name: string;

@@ -1,10 +1,8 @@
-import type pg from 'pg';
 import type { Scope } from '../api/auth';
-import type { Pool } from '../db/pool';
+import type { Queryable } from '../db/transaction';
 import type { KeyEnvironment } from './format';
 
 /** Anything that runs SQL: the pool, or the client of an open transaction. */
-export type Queryable = Pick<pg.ClientBase, 'query'>;
 
 export interface ApiKey {
   id: string;
@@ -69,20 +67,6 @@ const toKey = (r: KeyRow): StoredKey => ({
   keyHash: r.key_hash,
 });
 
-export async function inTransaction<T>(pool: Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    const result = await work(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}
 
 export interface KeyRowInput {
   name: string;
