@@ -34,8 +34,6 @@ test('closing a period recomputes exact usage of [start, end) from raw events, o
   const created = await createSubscription(db.pool, { customerId: customer.id, planCode: 'pro', anchor: new Date('2026-01-31T00:00:00Z'), actor: 'cli' });
   assert.ok(created.created);
 
-  const clock = { now: () => new Date('2026-03-05T00:00:00Z') };
-  const { ingest } = createMetering({ pool: db.pool, clock, timePolicy: defaultEventTimePolicy });
   const admin = { keyId: 't', environment: 'test' as const, scopes: ['events:write' as const], customer: null };
   const events = [
     { id: 'before', customer: 'acme', type: 'tokens', timestamp: '2026-02-27T23:59:59.999Z', properties: { tokens: '1000' } },
@@ -44,12 +42,11 @@ test('closing a period recomputes exact usage of [start, end) from raw events, o
     { id: 'call', customer: 'acme', type: 'api_call', timestamp: '2026-03-01T00:00:00Z' },
     { id: 'end', customer: 'acme', type: 'tokens', timestamp: '2026-03-31T00:00:00Z', properties: { tokens: '5' } },
   ];
-  const clockLater = { now: () => new Date('2026-03-31T00:00:30Z') };
-  await createMetering({ pool: db.pool, clock: clockLater, timePolicy: defaultEventTimePolicy }).ingest.ingest(events, admin, false);
-  void ingest;
+  const clock = { now: () => new Date('2026-03-31T00:00:30Z') };
+  await createMetering({ pool: db.pool, clock, timePolicy: defaultEventTimePolicy }).ingest.ingest(events, admin, false);
 
   // Jan 31 anchor: the period after [Jan 31, Feb 28) is [Feb 28, Mar 31).
-  const close = createClosePeriod({ pool: db.pool, clock: clockLater });
+  const close = createClosePeriod({ pool: db.pool, clock });
   const input = { subscriptionId: created.subscription.id, customerId: customer.id, planCode: 'pro', periodStart: '2026-02-28T00:00:00.000Z', periodEnd: '2026-03-31T00:00:00.000Z' };
   await close(input);
   await close(input);
