@@ -2,6 +2,7 @@
  * `npm test`: type-check, unit tests, integration tests on a real PostgreSQL, and workflow tests
  * on Temporal's time-skipping test server. One PostgreSQL cluster serves the whole run: a template
  * database is migrated once and every test file clones its own database from it.
+ * `npm run test:<suite>` runs one suite; TEST_FILTER=<part of a file name> narrows to matching files.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, rmSync, statSync } from 'node:fs';
@@ -24,7 +25,7 @@ function testFiles(dir: string): string[] {
     return [];
   }
   return readdirSync(abs, { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.test.ts'))
+    .filter((f) => f.endsWith('.test.ts') && (!process.env.TEST_FILTER || f.includes(process.env.TEST_FILTER)))
     .map((f) => path.join('test', dir, f))
     .sort();
 }

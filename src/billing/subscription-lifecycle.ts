@@ -9,4 +9,6 @@ import type { Subscription } from './subscription-store';
 export interface SubscriptionLifecycle {
   started(subscription: Subscription): Promise<void>;
   canceled(subscription: Subscription): Promise<void>;
+  /** The subscription now carries its new plan; its limits apply at once (no proration: the close prices the whole period on it). */
+  planChanged(subscription: Subscription): Promise<void>;
 }

@@ -1,5 +1,12 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { billingPeriodWorkflow, cancelSubscription, workflowIdFor, type SubscriptionTerms } from '../workflows/billing-period';
+import {
+  billingPeriodWorkflow,
+  cancelSubscription,
+  changePlan,
+  subscriptionStarted,
+  workflowIdFor,
+  type SubscriptionTerms,
+} from '../workflows/billing-period';
 import type { SubscriptionLifecycle } from './subscription-lifecycle';
 import type { Subscription } from './subscription-store';
 
@@ -14,25 +21,41 @@ export const termsOf = (s: Subscription): SubscriptionTerms => ({
 });
 
 /**
- * Subscriptions drive the customer's billing workflow. Both calls are idempotent, as the
- * lifecycle contract requires: starting uses the deterministic workflow id with the
- * USE_EXISTING conflict policy, and a cancel for a workflow that has already ended is a no-op.
+ * Subscriptions drive the customer's billing workflow (one id per customer). Every call is
+ * idempotent, as the lifecycle contract requires. Starting is signal-with-start: it starts the
+ * workflow, or, while the previous subscription's run is still closing its final period, hands
+ * the new terms to it so it continues as the new subscription once the final invoice is out.
  */
 export function temporalSubscriptionLifecycle(opts: { client: Client; taskQueue: string; allowedLatenessMs: number }): SubscriptionLifecycle {
+  const start = (subscription: Subscription) =>
+    opts.client.workflow.signalWithStart(billingPeriodWorkflow, {
+      workflowId: workflowIdFor(subscription.customer.externalId),
+      taskQueue: opts.taskQueue,
+      args: [{ terms: termsOf(subscription), allowedLatenessMs: opts.allowedLatenessMs }],
+      signal: subscriptionStarted,
+      signalArgs: [termsOf(subscription)],
+    });
   return {
     started: async (subscription) => {
-      await opts.client.workflow.start(billingPeriodWorkflow, {
-        workflowId: workflowIdFor(subscription.customer.externalId),
-        taskQueue: opts.taskQueue,
-        args: [{ terms: termsOf(subscription), allowedLatenessMs: opts.allowedLatenessMs }],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-      });
+      await start(subscription);
     },
     canceled: async (subscription) => {
       try {
-        await opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId)).signal(cancelSubscription);
+        const at = (subscription.canceledAt ?? new Date()).toISOString();
+        await opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId)).signal(cancelSubscription, { at });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+    },
+    planChanged: async (subscription) => {
+      const handle = opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
+      const update = { planCode: subscription.plan.id, limits: subscription.plan.limits };
+      try {
+        await handle.executeUpdate(changePlan, { args: [update] });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        // No running workflow (it was never started, or was terminated): start one on the new plan.
+        await start(subscription);
       }
     },
   };

@@ -8,6 +8,7 @@ import type { ReadinessCheck } from '../api/routes/health';
 import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
+import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import { temporalSubscriptionLifecycle } from '../billing/temporal-subscription-lifecycle';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
@@ -60,6 +61,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       entitlementsRouter({ store: deps.entitlements, catalog: metering.catalog, customers: metering.customers }),
       pricingRouter,
       plansRouter({ pool: deps.pool }),
+      webhookEndpointsRouter({ pool: deps.pool, clock: deps.clock }),
       ...billingRouters,
       deps.keys.router,
     ],

@@ -4,7 +4,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { Decimal } from '../domain/money';
-import { usageReported, workflowIdFor, type UsageReport } from '../workflows/billing-period';
+import { USAGE_BUCKET_MS, usageReported, workflowIdFor, type UsageReport } from '../workflows/billing-period';
 
 /** One newly stored event, as quota tracking needs it. */
 export interface AcceptedUsage {
@@ -22,12 +22,11 @@ interface CustomerQueue {
   sending: boolean;
 }
 
-const MINUTE = 60_000;
 const NO_WORKFLOW_BACKOFF_MS = 30_000;
 
 /**
  * Feeds the billing workflows without one signal per event: stored usage is summed per
- * customer, meter and minute, and each customer's workflow gets at most one signal per
+ * customer, meter and second, and each customer's workflow gets at most one signal per
  * interval. Every report carries this process's producer id and an increasing sequence, so the
  * workflow ignores replays and reordering. A customer without a running workflow (no
  * subscription) is skipped for a while. Quota tracking only: invoices recompute from the events.
@@ -58,8 +57,8 @@ export class UsageSignaler {
       if ((this.noWorkflowUntil.get(u.customer) ?? 0) > now) continue;
       let queue = this.queues.get(u.customer);
       if (!queue) this.queues.set(u.customer, (queue = { pending: new Map(), sending: false }));
-      const minute = new Date(Math.floor(Date.parse(u.eventTime) / MINUTE) * MINUTE).toISOString();
-      const key = `${u.meter}\u0000${minute}`;
+      const bucket = new Date(Math.floor(Date.parse(u.eventTime) / USAGE_BUCKET_MS) * USAGE_BUCKET_MS).toISOString();
+      const key = `${u.meter}\u0000${bucket}`;
       queue.pending.set(key, (queue.pending.get(key) ?? new Decimal(0)).plus(u.quantity));
       this.metrics.events.inc();
     }
@@ -86,8 +85,8 @@ export class UsageSignaler {
         producer: this.producer,
         seq: ++this.seq,
         deltas: [...queue.pending].map(([key, quantity]) => {
-          const [meter, minute] = key.split('\u0000') as [string, string];
-          return { meter, minute, quantity: quantity.toFixed() };
+          const [meter, at] = key.split('\u0000') as [string, string];
+          return { meter, at, quantity: quantity.toFixed() };
         }),
       };
       queue.pending = new Map();

@@ -70,17 +70,23 @@ export interface BillingPeriodInput {
   carried?: CarriedState;
 }
 
-/** Usage accumulated by one producer since its previous report, bucketed by UTC minute. */
+/** Width of the time buckets usage is reported in. */
+export const USAGE_BUCKET_MS = 1000;
+
+/** Usage accumulated by one producer since its previous report, in buckets of USAGE_BUCKET_MS starting at `at`. */
 export interface UsageReport {
   producer: string;
   seq: number;
-  deltas: Array<{ meter: string; minute: string; quantity: string }>;
+  deltas: Array<{ meter: string; at: string; quantity: string }>;
 }
 
 export const workflowIdFor = (customer: string) => `billing/${customer}`;
 
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
-export const cancelSubscription = defineSignal<[]>('cancelSubscription');
+/** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
+export const subscriptionStarted = defineSignal<[SubscriptionTerms]>('subscriptionStarted');
+/** `at` is the cancellation time recorded in Postgres, so the final invoice and the database agree on it. */
+export const cancelSubscription = defineSignal<[{ at: string }?]>('cancelSubscription');
 export const changePlan = defineUpdate<BillingPeriodView, [{ planCode: string; limits: MeterLimit[] }]>('changePlan');
 export const billingState = defineQuery<BillingPeriodView>('state');
 
@@ -90,6 +96,8 @@ export interface BillingPeriodView {
   period: { start: string; end: string };
   meters: Record<string, MeterPeriodState>;
   canceled: boolean;
+  /** The end of what this run bills: the period end, or the cancellation time. */
+  billedUntil: string;
 }
 
 export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<void> {
@@ -100,8 +108,14 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
   const meters: Record<string, MeterPeriodState> = input.carried?.meters ?? {};
   const producers: Record<string, number> = input.carried?.producers ?? {};
   const early: Record<string, Decimal> = Object.fromEntries(Object.entries(input.carried?.early ?? {}).map(([m, q]) => [m, new Decimal(q)]));
+  /** Producers heard in this run: the only ones whose sequences the next period still needs. */
+  const heard = new Set<string>();
   let dirty = Object.keys(meters).length > 0;
   let canceled = false;
+  /** Billing ends here: the period end, or the cancellation time when that comes first. */
+  let billedUntil = period.end;
+  /** A subscription that replaces this one once it is closed. */
+  let successor: SubscriptionTerms | undefined;
 
   const meterState = (meter: string) => (meters[meter] ??= { usage: '0', notified: [], limit: { status: 'ok' } });
   const view = (): BillingPeriodView => ({
@@ -110,15 +124,19 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
     period: { start: period.start.toISOString(), end: period.end.toISOString() },
     meters,
     canceled,
+    billedUntil: billedUntil.toISOString(),
   });
 
   setHandler(usageReported, (report) => {
     if (report.seq <= (producers[report.producer] ?? -1)) return;
     producers[report.producer] = report.seq;
-    for (const { meter, minute, quantity } of report.deltas) {
-      const at = Date.parse(minute);
-      // Before the period: its run has closed; the invoice's late-event policy takes it from the database.
-      if (at < period.start.getTime()) continue;
+    heard.add(report.producer);
+    for (const delta of report.deltas) {
+      const { meter, quantity } = delta;
+      const at = Date.parse(delta.at);
+      // Entirely before the period: its run has closed; the invoice's late-event policy takes it from
+      // the database. A bucket straddling the start counts here, so quotas never miss the first second.
+      if (at + USAGE_BUCKET_MS <= period.start.getTime()) continue;
       if (at >= period.end.getTime()) {
         early[meter] = (early[meter] ?? new Decimal(0)).plus(quantity);
         continue;
@@ -128,8 +146,17 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
     }
     dirty = true;
   });
-  setHandler(cancelSubscription, () => {
+  const cancel = (at: number) => {
+    if (canceled) return;
     canceled = true;
+    billedUntil = new Date(Math.min(period.end.getTime(), Math.max(period.start.getTime(), at)));
+    showDetails();
+  };
+  setHandler(cancelSubscription, (input) => cancel(input ? Date.parse(input.at) : Date.now()));
+  setHandler(subscriptionStarted, (next) => {
+    if (next.subscriptionId === terms.subscriptionId) return;
+    successor = next;
+    cancel(Date.parse(next.anchor));
   });
   setHandler(billingState, view);
   showDetails();
@@ -197,10 +224,13 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
       ...Object.values(meters).map((m) => (m.limit.status === 'over_limit_in_grace' ? Date.parse(m.limit.grace_ends_at) : Infinity)),
     );
 
-  const closeAt = period.end.getTime() + input.allowedLatenessMs;
-  while (!canceled && Date.now() < closeAt) {
-    const wakeAt = Math.min(closeAt, nextGraceDeadline());
-    await condition(() => dirty || canceled || workflowInfo().continueAsNewSuggested, Math.max(1, wakeAt - Date.now()));
+  // A cancellation is billed at once, not at the boundary: the final invoice covers
+  // [start, cancellation) and is issued after the allowed lateness, like any other close.
+  const closeAt = () => billedUntil.getTime() + input.allowedLatenessMs;
+  while (Date.now() < closeAt()) {
+    const wakeAt = Math.min(closeAt(), nextGraceDeadline());
+    const wasCanceled = canceled;
+    await condition(() => dirty || canceled !== wasCanceled || workflowInfo().continueAsNewSuggested, Math.max(1, wakeAt - Date.now()));
     if (dirty || Date.now() >= nextGraceDeadline()) await evaluateLimits();
     if (workflowInfo().continueAsNewSuggested && !canceled) {
       await condition(allHandlersFinished);
@@ -208,13 +238,12 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
     }
   }
 
-  const closing = canceled ? { start: period.start, end: new Date(Math.max(period.start.getTime(), Date.now())) } : period;
   await closePeriod({
     subscriptionId: terms.subscriptionId,
     customerId: terms.customerId,
     planCode: terms.planCode,
-    periodStart: closing.start.toISOString(),
-    periodEnd: closing.end.toISOString(),
+    periodStart: period.start.toISOString(),
+    periodEnd: billedUntil.toISOString(),
   });
   for (const limit of terms.limits) {
     if (meters[limit.meter]?.limit.status === 'blocked') {
@@ -222,6 +251,9 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
     }
   }
   await condition(allHandlersFinished);
+  if (successor) {
+    await continueAsNew<typeof billingPeriodWorkflow>({ terms: successor, allowedLatenessMs: input.allowedLatenessMs });
+  }
   if (canceled) return;
 
   const next = nextPeriod(new Date(terms.anchor), terms.interval, period);
@@ -232,7 +264,7 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
       periodStart: next.start.toISOString(),
       periodEnd: next.end.toISOString(),
       meters: Object.fromEntries(Object.entries(early).map(([m, q]) => [m, { usage: q.toFixed(), notified: [], limit: { status: 'ok' } }])),
-      producers,
+      producers: Object.fromEntries(Object.entries(producers).filter(([p]) => heard.has(p))),
       early: {},
     },
   });

@@ -22,7 +22,7 @@ import { ManualClock, testPeppers } from '../support/keys-app';
  * converges.
  */
 class RecordingLifecycle implements SubscriptionLifecycle {
-  calls: { step: 'started' | 'canceled'; subscription: Subscription }[] = [];
+  calls: { step: keyof SubscriptionLifecycle; subscription: Subscription }[] = [];
   failNext = false;
 
   started(subscription: Subscription) {
@@ -31,7 +31,10 @@ class RecordingLifecycle implements SubscriptionLifecycle {
   canceled(subscription: Subscription) {
     return this.record('canceled', subscription);
   }
-  private async record(step: 'started' | 'canceled', subscription: Subscription) {
+  planChanged(subscription: Subscription) {
+    return this.record('planChanged', subscription);
+  }
+  private async record(step: keyof SubscriptionLifecycle, subscription: Subscription) {
     this.calls.push({ step, subscription });
     if (this.failNext) {
       this.failNext = false;
@@ -98,7 +101,7 @@ const call = async (method: string, path: string, body?: unknown, key = admin) =
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: res.status, location: res.headers.get('location'), body: (await res.json()) as Json };
+  return { status: res.status, location: res.headers.get('location'), contentType: res.headers.get('content-type'), body: (await res.json()) as Json };
 };
 
 const monthly = {
@@ -373,9 +376,40 @@ describe('subscriptions', () => {
     assert.deepEqual(await changePlan(db.pool, acmeSubscription, 'demo-5m', 'system', effectiveAt), { outcome: 'refused', reason: 'subscription_canceled' });
   });
 
+  test('POST change-plan: 200 on the new plan, the workflow told; a retry converges; refusals are 409/422 and change nothing', async () => {
+    const { rows } = await db.pool.query<{ id: string }>(`select s.id from subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'initech'`);
+    const id = rows[0]!.id;
+    const moved = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m' });
+    assert.equal(moved.status, 200);
+    assert.equal(moved.body.plan, 'demo-5m');
+    assert.deepEqual(lifecycle.calls.map((c) => [c.step, c.subscription.plan.id]), [['planChanged', 'demo-5m']]);
+    const again = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m' });
+    assert.equal(again.status, 200);
+    assert.equal(lifecycle.calls.length, 2);
+    const changes = await count('subscription_changes where subscription_id = $1', [id]);
+
+    lifecycle.failNext = true;
+    assert.equal((await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'capped' })).status, 503);
+    assert.equal((await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'capped' })).status, 200);
+    assert.equal(await count('subscription_changes where subscription_id = $1', [id]), changes + 1);
+
+    const refused = [
+      [await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'nope' }), 422],
+      [await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-eur' }), 422],
+      [await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'capped', extra: 1 }), 400],
+      [await call('POST', `/v1/subscriptions/${acmeSubscription}/change-plan`, { plan: 'capped' }), 409],
+      [await call('POST', '/v1/subscriptions/00000000-0000-4000-8000-000000000000/change-plan', { plan: 'capped' }), 404],
+    ] as const;
+    for (const [res, status] of refused) {
+      assert.equal(res.status, status, JSON.stringify(res.body));
+      assert.match(res.contentType ?? '', /^application\/problem\+json/);
+    }
+    assert.equal(await count('subscription_changes where subscription_id = $1', [id]), changes + 1);
+  });
+
   test('the routes and schemas are in the OpenAPI document', () => {
     const doc = buildOpenApiDocument();
-    for (const path of ['/v1/plans', '/v1/plans/{code}', '/v1/subscriptions', '/v1/subscriptions/{id}', '/v1/subscriptions/{id}/cancel', '/v1/customers/{externalId}/subscription']) {
+    for (const path of ['/v1/plans', '/v1/plans/{code}', '/v1/subscriptions', '/v1/subscriptions/{id}', '/v1/subscriptions/{id}/cancel', '/v1/subscriptions/{id}/change-plan', '/v1/customers/{externalId}/subscription']) {
       assert.ok(doc.paths?.[path], path);
     }
     for (const schema of ['Plan', 'StoredPlan', 'Subscription', 'SubscriptionInput', 'BillingInterval', 'MeterLimit']) {

@@ -5,7 +5,7 @@ import { redactPaths } from '../../src/logger';
 import { defaultEventTimePolicy } from '../../src/domain/metering/event-time';
 import { startEntitlements, type Entitlements } from '../../src/entitlements/entitlements';
 import { startKeys, type Keys } from '../../src/keys/keys';
-import { buildApiApp } from '../../src/main/api-app';
+import { buildApiApp, type ApiAppDeps } from '../../src/main/api-app';
 import { parsePeppers, type Peppers } from '../../src/keys/pepper';
 import type { NewKey } from '../../src/keys/service';
 import { createPool, type Pool } from '../../src/db/pool';
@@ -45,7 +45,7 @@ export interface KeysTestApp {
  */
 export async function startKeysApp(
   db: Pick<TestDatabase, 'url'>,
-  opts: { clock?: Clock; ttlSeconds?: number; peppers?: Peppers } = {},
+  opts: { clock?: Clock; ttlSeconds?: number; peppers?: Peppers; billing?: ApiAppDeps['billing'] } = {},
 ): Promise<KeysTestApp> {
   const clock = opts.clock ?? { now: () => new Date() };
   const lines: string[] = [];
@@ -67,7 +67,7 @@ export async function startKeysApp(
     defaults: { ratePerSecond: 1000, burst: 1000 },
   });
   const entitlements = await startEntitlements({ databaseUrl: db.url, clock, logger, upgradeUrl: '/upgrade' });
-  const { app } = buildApiApp({
+  const { app, stop } = buildApiApp({
     pool,
     keys,
     entitlements: entitlements.store,
@@ -75,6 +75,7 @@ export async function startKeysApp(
     logger,
     readiness: { postgres: () => pool.query('select 1') },
     timePolicy: defaultEventTimePolicy,
+    ...(opts.billing ? { billing: opts.billing } : {}),
   });
   const server = await listen(app);
   return {
@@ -95,6 +96,7 @@ export async function startKeysApp(
       }),
     close: async () => {
       await server.close();
+      await stop();
       await entitlements.close();
       await keys.close();
       await pool.end();

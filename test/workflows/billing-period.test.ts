@@ -73,8 +73,8 @@ describe('billing-period workflow', () => {
         workflowId: workflowIdFor('acme'),
         args: [{ terms, allowedLatenessMs: 5 * 60_000 }],
       });
-      const report = async (seq: number, quantity: string, minute?: string) =>
-        handle.signal(usageReported, { producer: 'api-1', seq, deltas: [{ meter: 'api_calls', minute: minute ?? (await minuteNow()), quantity }] });
+      const report = async (seq: number, quantity: string, at?: string) =>
+        handle.signal(usageReported, { producer: 'api-1', seq, deltas: [{ meter: 'api_calls', at: at ?? (await minuteNow()), quantity }] });
 
       await report(1, '400');
       await report(2, '450');

@@ -4,6 +4,7 @@ import { getPlan } from '../../billing/plan-store';
 import type { SubscriptionLifecycle } from '../../billing/subscription-lifecycle';
 import {
   cancelSubscription,
+  changePlan,
   createSubscription,
   getActiveSubscription,
   getSubscription,
@@ -48,6 +49,10 @@ const SubscriptionSchema = z
     created_at: z.string(),
   })
   .meta({ id: 'Subscription' });
+
+const ChangePlanInputSchema = z
+  .strictObject({ plan: PlanCodeSchema.meta({ description: 'Code of the plan to move to' }) })
+  .meta({ id: 'ChangePlanInput' });
 
 const IdParams = z.object({ id: z.uuid() });
 const ExternalIdParams = z.object({ externalId: z.string().min(1).max(128) });
@@ -104,6 +109,20 @@ registry.registerPath({
   responses: { 200: { description: 'The canceled subscription', ...json(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 503) },
 });
 
+registry.registerPath({
+  method: 'post',
+  path: '/v1/subscriptions/{id}/change-plan',
+  summary: 'Move a subscription to another plan (upgrade or downgrade), effective at once',
+  description:
+    'Requires `billing:admin`. The new limits apply immediately: a meter blocked at its hard limit is unblocked when the new ' +
+    'limit allows its usage. The period is invoiced on the plan it has at its close (no proration). Repeating the request is safe. ' +
+    restricted,
+  tags,
+  security,
+  request: { params: IdParams, body: json(ChangePlanInputSchema) },
+  responses: { 200: { description: 'The subscription on its new plan', ...json(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 409, 422, 503) },
+});
+
 /** The period holding `now`, or the first one while the start is still ahead. */
 function currentPeriod(subscription: Subscription, now: Date): Period | null {
   if (subscription.status !== 'active') return null;
@@ -139,6 +158,8 @@ function visible(principal: Principal, subscription: Subscription | undefined, i
   return subscription;
 }
 
+const workflowStep = { started: 'started', canceled: 'told of the cancellation', planChanged: 'moved to the new plan' } as const;
+
 export interface SubscriptionsRouterDeps {
   pool: Pool;
   clock: Clock;
@@ -152,14 +173,14 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
    * Runs a lifecycle step after the commit. The database already holds the change, and the
    * step is idempotent, so the client is told to retry: the same request then converges.
    */
-  const afterCommit = async (req: Request, subscription: Subscription, step: 'started' | 'canceled') => {
+  const afterCommit = async (req: Request, subscription: Subscription, step: 'started' | 'canceled' | 'planChanged') => {
     try {
       await lifecycle[step](subscription);
     } catch (err) {
       req.log.error({ err, subscription: subscription.id }, `subscription lifecycle step "${step}" failed after commit`);
       throw new ProblemError(
         'unavailable',
-        `Subscription ${subscription.id} is saved, but its billing workflow could not be ${step === 'started' ? 'started' : 'told of the cancellation'}; retry the same request.`,
+        `Subscription ${subscription.id} is saved, but its billing workflow could not be ${workflowStep[step]}; retry the same request.`,
         { subscription: subscription.id },
       );
     }
@@ -218,6 +239,26 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
     if (!result) throw new ProblemError('not_found', `No subscription ${id}.`);
     // Also when it was already canceled: a retry after a failed step converges.
     await afterCommit(req, result.subscription, 'canceled');
+    res.json(toJson(result.subscription, clock.now()));
+  });
+
+  router.post('/v1/subscriptions/:id/change-plan', requireScope('billing:admin'), async (req, res) => {
+    const { id } = parse(IdParams, req.params, 'params');
+    const { plan } = parse(ChangePlanInputSchema, req.body, 'body');
+    const principal = principalOf(req);
+    visible(principal, await getSubscription(pool, id), id);
+    const result = await changePlan(pool, id, plan, actorOf(principal), clock.now());
+    if (result.outcome === 'refused') {
+      const refusal = {
+        subscription_not_found: () => new ProblemError('not_found', `No subscription ${id}.`),
+        subscription_canceled: () => new ProblemError('conflict', `Subscription ${id} is canceled; subscribe the customer again instead.`),
+        unknown_plan: () => new ProblemError('unprocessable', `No plan "${plan}".`, { reason: 'unknown_plan' }),
+        currency_mismatch: () => new ProblemError('unprocessable', `Plan "${plan}" is in another currency than subscription ${id}.`, { reason: 'currency_mismatch' }),
+      }[result.reason];
+      throw refusal();
+    }
+    // Also when unchanged: a retry after a failed step converges.
+    await afterCommit(req, result.subscription, 'planChanged');
     res.json(toJson(result.subscription, clock.now()));
   });
 

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { createActivities } from '../../src/activities';
+import { scopes } from '../../src/api/auth';
+import { systemClock } from '../../src/clock';
+import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
+import { workflowsPath } from '../../src/worker';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startKeysApp, type KeysTestApp } from '../support/keys-app';
+import { timeSkippingEnvironment } from '../support/temporal';
+
+/*
+ * The whole quota path with nothing replaced: the real API (keys, ingest, usage signaler,
+ * entitlements in memory), a real worker with the real activities on Postgres, and the billing
+ * workflow on the time-skipping server, which jumps over the grace period.
+ */
+const taskQueue = 'quota-e2e';
+let env: TestWorkflowEnvironment;
+let db: TestDatabase;
+let app: KeysTestApp;
+let worker: Worker;
+let running: Promise<void>;
+let admin: string;
+
+before(async () => {
+  const [testEnv, bundle, database] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
+  env = testEnv;
+  db = database;
+  app = await startKeysApp(db, { billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000 } });
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000 }),
+  });
+  running = worker.run();
+  admin = (await app.issue({ scopes: [...scopes] })).secret;
+});
+after(async () => {
+  await app?.close();
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+  await db?.drop();
+});
+
+const call = async (method: string, path: string, body?: unknown) => {
+  const res = await app.call(method, path, admin, body);
+  return { status: res.status, headers: res.headers, body: (await res.json()) as any };
+};
+let seq = 0;
+const calls = (n: number) => Array.from({ length: n }, () => ({ id: `call-${++seq}`, customer: 'acme', type: 'api_call' }));
+
+/** Polls until `ok` holds (signals and NOTIFY are asynchronous by design). */
+async function eventually<T>(what: string, probe: () => Promise<T>, ok: (value: T) => boolean, ms = 10_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (ok(value)) return value;
+    if (Date.now() - started > ms) assert.fail(`${what}: still ${JSON.stringify(value)} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const metric = async (name: string) => {
+  const text = await (await fetch(`${app.url}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+};
+
+describe('quota enforcement end to end', () => {
+  test('subscribe → usage signalled in batches → hard limit → grace → blocked → 429 → upgrade → accepted again', async () => {
+    assert.equal((await call('POST', '/v1/customers', { external_id: 'acme', name: 'Acme', currency: 'USD' })).status, 201);
+    assert.equal((await call('POST', '/v1/meters', { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count' })).status, 201);
+    const plan = (id: string, hardLimit: string) => ({
+      id,
+      name: id,
+      currency: 'USD',
+      charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: '0.01' }],
+      interval: { kind: 'calendar_month' },
+      limits: [{ meter: 'api_calls', soft_thresholds: [{ percent: 80 }, { percent: 100 }], hard_limit: hardLimit, grace_period: 'PT10M', at_hard_limit: 'block' }],
+    });
+    assert.equal((await call('POST', '/v1/plans', plan('small', '1000'))).status, 201);
+    assert.equal((await call('POST', '/v1/plans', plan('large', '100000'))).status, 201);
+    const subscribed = await call('POST', '/v1/subscriptions', { customer: 'acme', plan: 'small' });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    const handle = env.client.workflow.getHandle(workflowIdFor('acme'));
+
+    // 1,200 events in 12 batches: over the hard limit of 1,000, yet only a handful of signals.
+    const signalsBefore = await metric('usage_signals_total');
+    for (let i = 0; i < 12; i++) assert.equal((await call('POST', '/v1/events', calls(100))).status, 200);
+    const state = await eventually('usage reaches the workflow', () => handle.query(billingState), (s) => s.meters.api_calls?.usage === '1200' && s.meters.api_calls.notified.length === 2);
+    assert.equal(state.meters.api_calls!.limit.status, 'over_limit_in_grace');
+    assert.deepEqual(state.meters.api_calls!.notified, ['80%', '100%']);
+    const signals = (await metric('usage_signals_total')) - signalsBefore;
+    assert.ok(signals >= 1 && signals <= 6, `1,200 events took ${signals} signals`);
+    const { rows: outbox } = await db.pool.query<{ kind: string }>(`select kind from notifications order by created_at`);
+    assert.equal(outbox.length, 2, 'one notification per soft threshold');
+
+    // Within the grace period usage is still accepted.
+    assert.equal((await call('POST', '/v1/events', calls(1))).status, 200);
+
+    await env.sleep('11 minutes');
+    await eventually('the meter is blocked', () => handle.query(billingState), (s) => s.meters.api_calls?.limit.status === 'blocked');
+    const refused = await eventually('the API refuses the blocked meter', () => call('POST', '/v1/events', calls(1)[0]), (r) => r.status === 429);
+    assert.match(refused.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.ok(Number(refused.headers.get('retry-after')) > 0);
+    assert.match(refused.body.type, /quota_exceeded$/);
+    assert.ok(refused.body.upgrade_url);
+    const checked = await call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls' });
+    assert.equal(checked.body.allowed, false);
+    const { rows: blockedRows } = await db.pool.query(`select count(*)::int as n from audit_log where action = 'entitlement.blocked'`);
+    assert.equal(blockedRows[0].n, 1);
+
+    const upgraded = await call('POST', `/v1/subscriptions/${subscribed.body.id}/change-plan`, { plan: 'large' });
+    assert.equal(upgraded.status, 200, JSON.stringify(upgraded.body));
+    const after = await handle.query(billingState);
+    assert.equal(after.planCode, 'large');
+    assert.equal(after.meters.api_calls!.limit.status, 'ok');
+    await eventually('the API accepts usage again', () => call('POST', '/v1/events', calls(1)[0]), (r) => r.status === 201);
+    assert.equal((await call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls' })).body.allowed, true);
+  });
+
+  test('cancel: the final period ends at the cancellation; a new subscription while it closes continues the same workflow', async () => {
+    const { body: current } = await call('GET', '/v1/customers/acme/subscription');
+    const handle = env.client.workflow.getHandle(workflowIdFor('acme'));
+    const canceled = await call('POST', `/v1/subscriptions/${current.id}/cancel`);
+    assert.equal(canceled.status, 200);
+    const closing = await eventually('the workflow learns of the cancellation', () => handle.query(billingState), (s) => s.canceled);
+    assert.equal(closing.billedUntil, canceled.body.canceled_at);
+
+    // Re-subscribed before the old run closed: the run closes the final period, then continues as the new subscription.
+    const again = await call('POST', '/v1/subscriptions', { customer: 'acme', plan: 'small' });
+    assert.equal(again.status, 201);
+    await env.sleep('2 minutes');
+    const next = await eventually('the new subscription runs', () => handle.query(billingState), (s) => s.subscriptionId === again.body.id);
+    assert.equal(next.canceled, false);
+    const { rows } = await db.pool.query<{ period_end: Date }>('select period_end from period_closes where subscription_id = $1', [current.id]);
+    assert.deepEqual(rows.map((r) => r.period_end.toISOString()), [canceled.body.canceled_at]);
+  });
+});
