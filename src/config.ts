@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IsoDurationSchema } from './domain/periods';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -34,6 +35,18 @@ export const envSchema = z.object({
   API_KEY_DEFAULT_BURST: z.coerce.number().int().min(0).max(1_000_000).default(200),
   // Where a customer refused for a blocked meter can raise its limits (in 429s and entitlement checks).
   UPGRADE_URL: z.string().min(1).default('/upgrade'),
+  // Waits between declined charge attempts, as ISO 8601 durations; after the last, payment_failed.
+  DUNNING_SCHEDULE: z
+    .string()
+    .default('P1D,P3D,P7D')
+    .transform((v) => v.split(',').map((d) => d.trim()).filter(Boolean))
+    .pipe(z.array(IsoDurationSchema).max(20)),
+  // How many earlier finalized invoices late usage may still adjust (0: never).
+  LATE_USAGE_LOOKBACK_INVOICES: z.coerce.number().int().min(0).max(36).default(3),
+  // The payment provider: the local simulator `npm start` runs, unless PROVIDER_URL points elsewhere.
+  PROVIDER_URL: z.string().url().optional(),
+  PROVIDER_PORT: port.default(4010),
+  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -1,15 +1,32 @@
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
+import type { PaymentProvider } from '../provider/payment-provider';
 import type { BillingPeriodActivities } from '../workflows/billing-period';
-import { createClosePeriod } from './close-period';
+import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
+import { createCollectPayment } from './collect-payment';
+import { createDraftInvoice } from './draft-invoice';
+import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
+import { createDeliverNotification } from './webhook-delivery';
 import { createSetEntitlement } from './set-entitlement';
 
+export interface ActivityDeps {
+  pool: Pool;
+  clock: Clock;
+  webhookTimeoutMs: number;
+  /** Earlier finalized invoices that late usage may still adjust. */
+  lookbackInvoices: number;
+  provider: PaymentProvider;
+}
+
 /** Every activity the worker registers, built from its dependencies (tests hand in their own). */
-export function createActivities(deps: { pool: Pool; clock: Clock; webhookTimeoutMs: number }): BillingPeriodActivities {
+export function createActivities(deps: ActivityDeps): BillingPeriodActivities & InvoiceCollectionActivities {
   return {
     notifyThreshold: createNotifyThreshold({ pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs }),
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
-    closePeriod: createClosePeriod({ pool: deps.pool, clock: deps.clock }),
+    draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
+    finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
+    ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
+    deliverNotification: createDeliverNotification({ pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs }),
   };
 }

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/activity';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { BillingPeriodActivities } from '../workflows/billing-period';
-import { eventIdHeader, signatureHeader, signWebhook } from './webhook-signature';
+import { createWebhookDelivery, type NotificationStatus, type StoredNotification, type WebhookDeliveryDeps } from './webhook-delivery';
 
 /*
  * The soft-limit notification: "this threshold was crossed in this period", delivered once per
@@ -11,20 +10,11 @@ import { eventIdHeader, signatureHeader, signWebhook } from './webhook-signature
  *
  * Outbox first: the notification row is inserted (or found, on its natural key) before anything
  * is sent, so every retry of the activity, a replayed workflow or a reset from the Temporal UI
- * works on the same row and the same event id. Delivery is at least once: a receiver that
- * answered 2xx may see the request again when recording that answer failed, or when two
- * executions of the activity overlap (a start-to-close timeout while the first was still
- * waiting); receivers deduplicate on Meterflow-Event-Id. No row lock is held across the HTTP
- * call: a slow endpoint must not pin a database connection.
- *
- * Failure turns into Temporal retries: the activity throws while some endpoint has not accepted
- * the notification, and the workflow's retry policy backs off. A 4xx other than 408 and 429
- * means the receiver rejects this request as such; sending it again cannot help, so the row is
- * marked failed and the failure is non-retryable.
+ * works on the same row and the same event id. Delivery: src/activities/webhook-delivery.ts.
  */
 
 export type NotifyThresholdInput = Parameters<BillingPeriodActivities['notifyThreshold']>[0];
-export type NotificationStatus = 'pending' | 'delivered' | 'failed' | 'no_endpoint';
+export type { NotificationStatus };
 
 /** The JSON body POSTed to endpoints, stored as the row's payload. */
 export interface ThresholdCrossedPayload {
@@ -45,100 +35,17 @@ export interface ThresholdCrossedPayload {
   };
 }
 
-export interface NotifyThresholdDeps {
-  pool: Pool;
-  clock: Clock;
-  /** Injected for tests that need a transport of their own; the global fetch otherwise. */
-  fetch?: typeof fetch;
-  /**
-   * Per request, from sending to the response status. Keep it well under the activity's
-   * start-to-close timeout (1 minute) so a slow endpoint is recorded as a timeout by this code
-   * rather than lost to an activity timeout.
-   */
-  timeoutMs: number;
-}
+export type NotifyThresholdDeps = WebhookDeliveryDeps;
 
-interface Endpoint {
-  id: string;
-  url: string;
-  secret: string;
-}
-
-type Delivery = { endpointId: string; ok: true } | { endpointId: string; ok: false; error: string; retryable: boolean };
-
-export function createNotifyThreshold({ pool, clock, fetch: send = fetch, timeoutMs }: NotifyThresholdDeps): BillingPeriodActivities['notifyThreshold'] {
-  async function deliver(endpoint: Endpoint, notificationId: string, body: string): Promise<Delivery> {
-    try {
-      const response = await send(endpoint.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          [signatureHeader]: signWebhook(endpoint.secret, body, clock.now()),
-          [eventIdHeader]: notificationId,
-        },
-        body,
-        // A redirect would re-send a signed request somewhere nobody registered: report it instead.
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      // The body is not used; cancelling it frees the connection.
-      await response.body?.cancel().catch(() => undefined);
-      if (response.ok) return { endpointId: endpoint.id, ok: true };
-      const s = response.status;
-      return { endpointId: endpoint.id, ok: false, error: `HTTP ${s}`, retryable: !(s >= 400 && s < 500 && s !== 408 && s !== 429) };
-    } catch (err) {
-      const error =
-        err instanceof Error && err.name === 'TimeoutError'
-          ? `timed out after ${timeoutMs} ms`
-          : `request failed: ${describeFetchError(err)}`;
-      return { endpointId: endpoint.id, ok: false, error, retryable: true };
-    }
-  }
-
+export function createNotifyThreshold(deps: NotifyThresholdDeps): BillingPeriodActivities['notifyThreshold'] {
+  const deliver = createWebhookDelivery(deps);
   return async function notifyThreshold(input: NotifyThresholdInput): Promise<void> {
-    const notification = await raiseNotification(pool, input, clock.now());
-    if (notification.status === 'delivered') return;
-
-    const endpoints = await activeEndpoints(pool, input.subscriptionId);
-    const pending = endpoints.filter((e) => !notification.deliveredEndpoints.includes(e.id));
-    if (pending.length === 0) {
-      // Every endpoint that still exists accepted it earlier (one that kept failing may have been
-      // disabled since), or there was never anywhere to send it.
-      const status: NotificationStatus = notification.deliveredEndpoints.length > 0 ? 'delivered' : 'no_endpoint';
-      await pool.query(
-        `update notifications set status = $2::text, delivered_at = case when $2::text = 'delivered' then $3::timestamptz end
-         where id = $1 and status <> 'delivered'`,
-        [notification.id, status, clock.now()],
-      );
-      return;
-    }
-
-    // The stored payload, not one rebuilt from this input: every attempt sends the same event.
-    const body = JSON.stringify(notification.payload);
-    const results = await Promise.all(pending.map((e) => deliver(e, notification.id, body)));
-    const accepted = results.filter((r) => r.ok).map((r) => r.endpointId);
-    const failures = results.filter((r): r is Extract<Delivery, { ok: false }> => !r.ok);
-    const error = failures.length ? failures.map((f) => `endpoint ${f.endpointId}: ${f.error}`).join('; ') : null;
-    const retryable = failures.some((f) => f.retryable);
-    const status: NotificationStatus = failures.length === 0 ? 'delivered' : retryable ? 'pending' : 'failed';
-
-    const recorded = await recordAttempt(pool, notification.id, clock.now(), accepted, status, error);
-    // Nothing recorded: an overlapping execution delivered it meanwhile, which is all we wanted.
-    if (!recorded || !error) return;
-    const message = `notification ${notification.id} not delivered: ${error}`;
-    throw retryable ? ApplicationFailure.retryable(message, 'WebhookDeliveryFailed') : ApplicationFailure.nonRetryable(message, 'WebhookRejected');
+    await deliver(await raiseNotification(deps.pool, input, deps.clock.now()));
   };
 }
 
-interface NotificationRow {
-  id: string;
-  status: NotificationStatus;
-  payload: ThresholdCrossedPayload;
-  deliveredEndpoints: string[];
-}
-
 /** Inserts the notification unless its natural key exists, then reads whichever row holds the key. */
-async function raiseNotification(pool: Pool, input: NotifyThresholdInput, now: Date): Promise<NotificationRow> {
+async function raiseNotification(pool: Pool, input: NotifyThresholdInput, now: Date): Promise<StoredNotification> {
   const id = randomUUID();
   const payload: ThresholdCrossedPayload = {
     id,
@@ -168,45 +75,5 @@ async function raiseNotification(pool: Pool, input: NotifyThresholdInput, now: D
   );
   const row = rows[0];
   if (!row) throw new Error(`notification for subscription ${input.subscriptionId}, ${input.meter} ${input.threshold} vanished after insert`);
-  return { id: row.id, status: row.status, payload: row.payload, deliveredEndpoints: row.delivered_endpoints };
-}
-
-/** The subscription's customer's active endpoints and the global ones. */
-async function activeEndpoints(pool: Pool, subscriptionId: string): Promise<Endpoint[]> {
-  const { rows } = await pool.query<Endpoint>(
-    `select e.id, e.url, e.secret from webhook_endpoints e
-     join subscriptions s on s.id = $1
-     where e.disabled_at is null and (e.customer_id = s.customer_id or e.customer_id is null)
-     order by e.created_at, e.id`,
-    [subscriptionId],
-  );
-  return rows;
-}
-
-/**
- * Counts one attempt and its outcome. Never moves a delivered row back (an overlapping execution
- * may have finished first); returns false when that is what happened.
- */
-async function recordAttempt(pool: Pool, id: string, at: Date, accepted: string[], status: NotificationStatus, error: string | null): Promise<boolean> {
-  const { rowCount } = await pool.query(
-    `update notifications set
-       attempts = attempts + 1,
-       last_attempt_at = $2,
-       delivered_endpoints = array(select distinct unnest(delivered_endpoints || $3::uuid[])),
-       status = $4::text,
-       -- The last error stays after a later success: it says why delivery took several attempts.
-       last_error = coalesce($5, last_error),
-       delivered_at = case when $4::text = 'delivered' then $2::timestamptz end
-     where id = $1 and status <> 'delivered'`,
-    [id, at, accepted, status, error],
-  );
-  return rowCount === 1;
-}
-
-/** fetch wraps network errors ("fetch failed"); the cause says what happened (ECONNREFUSED, ...). */
-function describeFetchError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause;
-  if (cause instanceof Error) return `${err.message} (${'code' in cause && typeof cause.code === 'string' ? cause.code : cause.message})`;
-  return err.message;
+  return { id: row.id, subscriptionId: input.subscriptionId, status: row.status, payload: row.payload, deliveredEndpoints: row.delivered_endpoints };
 }

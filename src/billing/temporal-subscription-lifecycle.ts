@@ -26,12 +26,21 @@ export const termsOf = (s: Subscription): SubscriptionTerms => ({
  * workflow, or, while the previous subscription's run is still closing its final period, hands
  * the new terms to it so it continues as the new subscription once the final invoice is out.
  */
-export function temporalSubscriptionLifecycle(opts: { client: Client; taskQueue: string; allowedLatenessMs: number }): SubscriptionLifecycle {
+export interface BillingWorkflowOptions {
+  client: Client;
+  taskQueue: string;
+  /** How long after a period end late events still count in it. */
+  allowedLatenessMs: number;
+  /** Waits between declined charge attempts (ISO 8601 durations). */
+  dunning: string[];
+}
+
+export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): SubscriptionLifecycle {
   const start = (subscription: Subscription) =>
     opts.client.workflow.signalWithStart(billingPeriodWorkflow, {
       workflowId: workflowIdFor(subscription.customer.externalId),
       taskQueue: opts.taskQueue,
-      args: [{ terms: termsOf(subscription), allowedLatenessMs: opts.allowedLatenessMs }],
+      args: [{ terms: termsOf(subscription), allowedLatenessMs: opts.allowedLatenessMs, dunning: opts.dunning }],
       signal: subscriptionStarted,
       signalArgs: [termsOf(subscription)],
     });

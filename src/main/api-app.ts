@@ -4,12 +4,13 @@ import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { createApiMetrics } from '../api/metrics';
 import { entitlementsRouter } from '../api/routes/entitlements';
+import { invoicesRouter } from '../api/routes/invoices';
 import type { ReadinessCheck } from '../api/routes/health';
 import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
-import { temporalSubscriptionLifecycle } from '../billing/temporal-subscription-lifecycle';
+import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../billing/temporal-subscription-lifecycle';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
@@ -28,7 +29,7 @@ export interface ApiAppDeps {
   /** Blocked meters, kept current by the process's entitlement listener (src/entitlements). */
   entitlements: EntitlementStore;
   /** With Temporal: subscriptions drive billing workflows, and stored usage is signalled to them. */
-  billing?: { client: Client; taskQueue: string; allowedLatenessMs: number };
+  billing?: BillingWorkflowOptions;
 }
 
 export interface ApiApp {
@@ -50,7 +51,9 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     ...(signaler ? { onStored: (usage) => signaler.record(usage) } : {}),
   });
   const billingRouters = deps.billing
-    ? [subscriptionsRouter({ pool: deps.pool, clock: deps.clock, lifecycle: temporalSubscriptionLifecycle(deps.billing) })]
+    ? [
+        subscriptionsRouter({ pool: deps.pool, clock: deps.clock, lifecycle: temporalSubscriptionLifecycle(deps.billing) }),
+      ]
     : [];
   const app = createApp({
     logger: deps.logger,
@@ -62,6 +65,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       pricingRouter,
       plansRouter({ pool: deps.pool }),
       webhookEndpointsRouter({ pool: deps.pool, clock: deps.clock }),
+      invoicesRouter({ pool: deps.pool, clock: deps.clock }),
       ...billingRouters,
       deps.keys.router,
     ],

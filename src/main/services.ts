@@ -11,6 +11,7 @@ import { loadPeppers } from '../keys/pepper';
 import { createLogger } from '../logger';
 import { createWorker } from '../worker';
 import { createActivities } from '../activities';
+import { createHttpPaymentProvider } from '../provider/http-payment-provider';
 import { buildApiApp } from './api-app';
 
 /** The long-lived pieces of one process; `close()` releases them in reverse order. */
@@ -84,6 +85,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
       client: new Client({ connection: services.temporal, namespace: config.TEMPORAL_NAMESPACE }),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
+      dunning: config.DUNNING_SCHEDULE,
     },
   });
   if (!(await services.keys.service.hasUsableAdminKey())) {
@@ -101,6 +103,9 @@ export async function startApi(config: Config, services: Services, logger: Logge
   };
 }
 
+/** The payment provider's base URL: PROVIDER_URL, or the local simulator. */
+export const providerUrl = (config: Config) => config.PROVIDER_URL ?? `http://127.0.0.1:${config.PROVIDER_PORT}`;
+
 export interface RunningWorker {
   worker: Worker;
   /** Resolves when the worker has drained and stopped; rejects if it crashed. */
@@ -115,7 +120,13 @@ export async function startWorker(config: Config, databaseUrl: string, temporalA
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities({ pool, clock: systemClock, webhookTimeoutMs: 10_000 }),
+    activities: createActivities({
+      pool,
+      clock: systemClock,
+      webhookTimeoutMs: 10_000,
+      lookbackInvoices: config.LATE_USAGE_LOOKBACK_INVOICES,
+      provider: createHttpPaymentProvider({ baseUrl: providerUrl(config), timeoutMs: config.PROVIDER_TIMEOUT_MS }),
+    }),
     logger,
   });
   const done = worker.run().finally(async () => {

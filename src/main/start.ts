@@ -1,6 +1,7 @@
 /**
  * `npm start`: the whole system on one machine. Starts (or reuses) the Temporal dev server with
- * its Web UI and an embedded PostgreSQL, applies migrations, then runs the worker and the API.
+ * its Web UI, an embedded PostgreSQL and the payment-provider simulator, applies migrations,
+ * then runs the worker and the API.
  * With DATABASE_URL and TEMPORAL_ADDRESS set it starts neither and uses those.
  */
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { startTemporalDevServer } from '../temporal/dev-server';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { runDemo } from './demo';
 import { createLifecycle } from './lifecycle';
+import { startProviderProcess } from './provider-process';
 import { entryLogger } from './logger';
 import { connectServices, startApi, startWorker } from './services';
 
@@ -43,6 +45,11 @@ async function main(): Promise<void> {
     if (temporal.startedHere) lifecycle.defer('Temporal dev server', temporal.stop);
     temporalAddress = temporal.address;
     temporalUi = `http://127.0.0.1:${config.TEMPORAL_UI_PORT}`;
+  }
+
+  if (!config.PROVIDER_URL) {
+    const provider = await startProviderProcess({ port: config.PROVIDER_PORT, dataDir: config.DATA_DIR, logLevel: config.LOG_LEVEL, logger });
+    if (provider.startedHere) lifecycle.defer('payment-provider simulator', provider.stop);
   }
 
   const services = await connectServices(config, databaseUrl, temporalAddress, logger);

@@ -1,5 +1,6 @@
 import type { Pool } from '../db/pool';
 import type { Aggregation, FilterValue, Meter, MeterInput } from '../domain/metering/meter';
+import type { Queryable } from '../db/transaction';
 
 interface MeterRow {
   id: string;
@@ -44,7 +45,7 @@ export async function createMeter(pool: Pool, input: MeterInput): Promise<Create
   return { created: false, clash: meter.code === input.code ? 'code' : 'event_type', meter };
 }
 
-export async function getMeter(pool: Pool, code: string): Promise<StoredMeter | undefined> {
+export async function getMeter(pool: Queryable, code: string): Promise<StoredMeter | undefined> {
   const { rows } = await pool.query<MeterRow>(`select ${columns} from meters where code = $1`, [code]);
   return rows[0] && toMeter(rows[0]);
 }

@@ -1,4 +1,4 @@
-import type { Pool } from '../db/pool';
+import type { Queryable } from '../db/transaction';
 import type { Aggregation, Meter } from '../domain/metering/meter';
 
 export type Granularity = 'hour' | 'day';
@@ -37,7 +37,7 @@ const aggregateSql: Record<Aggregation, string> = {
  * Usage of one meter by one customer over [from, to), computed from the stored events (the
  * source of truth), optionally in UTC-aligned hourly or daily buckets.
  */
-export async function queryUsage(pool: Pool, q: UsageQuery): Promise<Usage> {
+export async function queryUsage(pool: Queryable, q: UsageQuery): Promise<Usage> {
   const agg = aggregateSql[q.meter.aggregation];
   const params: unknown[] = [q.customerId, q.meter.id, q.from.toISOString(), q.to.toISOString()];
   if (q.meter.aggregation === 'unique_count') params.push(q.meter.valueProperty);

@@ -1,4 +1,6 @@
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
+  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -8,12 +10,14 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  startChild,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import { Decimal } from '../domain/money';
 import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
 import { evaluateLimit, type LimitState, type MeterLimit } from '../domain/quota-policy';
+import { collectionWorkflowIdFor, invoiceCollectionWorkflow } from './invoice-collection';
 
 /*
  * One customer's subscription, one run per billing period. Usage arrives as batched signals
@@ -27,10 +31,12 @@ import { evaluateLimit, type LimitState, type MeterLimit } from '../domain/quota
 export interface BillingPeriodActivities {
   notifyThreshold(input: { subscriptionId: string; customer: string; meter: string; periodStart: string; threshold: string; usage: string }): Promise<void>;
   setEntitlement(input: { customerId: string; meter: string; blocked: boolean; periodEnd: string }): Promise<void>;
-  closePeriod(input: { subscriptionId: string; customerId: string; planCode: string; periodStart: string; periodEnd: string }): Promise<void>;
+  /** Writes (or rewrites) the period's draft invoice under its natural key (customer, period start). */
+  draftInvoice(input: { subscriptionId: string; customerId: string; planCode: string; periodStart: string; periodEnd: string }): Promise<{ invoiceId: string }>;
+  finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
 }
 
-const { notifyThreshold, setEntitlement, closePeriod } = proxyActivities<BillingPeriodActivities>({
+const { notifyThreshold, setEntitlement, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
@@ -67,6 +73,8 @@ export interface BillingPeriodInput {
   terms: SubscriptionTerms;
   /** How long after the period end late events are still counted in it. */
   allowedLatenessMs: number;
+  /** Waits between declined charge attempts (ISO 8601 durations); see invoice-collection. */
+  dunning: string[];
   carried?: CarriedState;
 }
 
@@ -234,17 +242,19 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
     if (dirty || Date.now() >= nextGraceDeadline()) await evaluateLimits();
     if (workflowInfo().continueAsNewSuggested && !canceled) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof billingPeriodWorkflow>({ terms, allowedLatenessMs: input.allowedLatenessMs, carried: carry(period) });
+      await continueAsNew<typeof billingPeriodWorkflow>({ ...input, terms, carried: carry(period) });
     }
   }
 
-  await closePeriod({
+  const { invoiceId } = await draftInvoice({
     subscriptionId: terms.subscriptionId,
     customerId: terms.customerId,
     planCode: terms.planCode,
     periodStart: period.start.toISOString(),
     periodEnd: billedUntil.toISOString(),
   });
+  await finalizeInvoice({ invoiceId });
+  await startCollection(invoiceId);
   for (const limit of terms.limits) {
     if (meters[limit.meter]?.limit.status === 'blocked') {
       await setEntitlement({ customerId: terms.customerId, meter: limit.meter, blocked: false, periodEnd: period.end.toISOString() });
@@ -252,14 +262,14 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
   }
   await condition(allHandlersFinished);
   if (successor) {
-    await continueAsNew<typeof billingPeriodWorkflow>({ terms: successor, allowedLatenessMs: input.allowedLatenessMs });
+    await continueAsNew<typeof billingPeriodWorkflow>({ terms: successor, allowedLatenessMs: input.allowedLatenessMs, dunning: input.dunning });
   }
   if (canceled) return;
 
   const next = nextPeriod(new Date(terms.anchor), terms.interval, period);
   await continueAsNew<typeof billingPeriodWorkflow>({
+    ...input,
     terms,
-    allowedLatenessMs: input.allowedLatenessMs,
     carried: {
       periodStart: next.start.toISOString(),
       periodEnd: next.end.toISOString(),
@@ -268,6 +278,24 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
       early: {},
     },
   });
+
+  /**
+   * Collection (charge, dunning) outlives this run: a child workflow per invoice, abandoned so the
+   * next period starts at once. Its id is the invoice's, so a run replayed or reset from the UI
+   * finds the collection already started instead of starting a second one.
+   */
+  async function startCollection(invoiceId: string): Promise<void> {
+    try {
+      await startChild(invoiceCollectionWorkflow, {
+        workflowId: collectionWorkflowIdFor(invoiceId),
+        args: [{ invoiceId, dunning: input.dunning }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+  }
 
   function carry(p: { start: Date; end: Date }): CarriedState {
     return {

@@ -1,1 +1,2 @@
-export { billingPeriodWorkflow } from './billing-period';
+export * from './billing-period';
+export * from './invoice-collection';

@@ -13,6 +13,7 @@ import {
   type BillingPeriodActivities,
   type SubscriptionTerms,
 } from '../../src/workflows/billing-period';
+import { collectionWorkflowIdFor, type InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
 import { workflowsPath } from '../../src/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
 
@@ -22,13 +23,30 @@ import { timeSkippingEnvironment } from '../support/temporal';
  */
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
-const calls: Array<{ name: keyof BillingPeriodActivities; input: Record<string, unknown> }> = [];
-const activities: BillingPeriodActivities = {
+type ActivityName = keyof BillingPeriodActivities | keyof InvoiceCollectionActivities;
+const calls: Array<{ name: ActivityName; input: Record<string, unknown> }> = [];
+const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
   setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
-  closePeriod: async (input) => void calls.push({ name: 'closePeriod', input }),
+  draftInvoice: async (input) => {
+    calls.push({ name: 'draftInvoice', input });
+    return { invoiceId: `inv-${input.periodStart}` };
+  },
+  finalizeInvoice: async (input) => {
+    calls.push({ name: 'finalizeInvoice', input });
+    return { invoiceId: input.invoiceId, status: 'finalized', total: '10.00', currency: 'USD' };
+  },
+  chargeInvoice: async (input) => {
+    calls.push({ name: 'chargeInvoice', input });
+    return { outcome: 'paid' };
+  },
+  markPaymentFailed: async (input) => {
+    calls.push({ name: 'markPaymentFailed', input });
+    return { notificationId: 'n-1' };
+  },
+  deliverNotification: async (input) => void calls.push({ name: 'deliverNotification', input }),
 };
-const of = (name: keyof BillingPeriodActivities) => calls.filter((c) => c.name === name).map((c) => c.input);
+const of = (name: ActivityName) => calls.filter((c) => c.name === name).map((c) => c.input);
 
 before(async () => {
   [env, bundle] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath })]);
@@ -71,7 +89,7 @@ describe('billing-period workflow', () => {
       const handle = await env.client.workflow.start(billingPeriodWorkflow, {
         taskQueue,
         workflowId: workflowIdFor('acme'),
-        args: [{ terms, allowedLatenessMs: 5 * 60_000 }],
+        args: [{ terms, allowedLatenessMs: 5 * 60_000, dunning: ['P1D'] }],
       });
       const report = async (seq: number, quantity: string, at?: string) =>
         handle.signal(usageReported, { producer: 'api-1', seq, deltas: [{ meter: 'api_calls', at: at ?? (await minuteNow()), quantity }] });
@@ -114,12 +132,18 @@ describe('billing-period workflow', () => {
       await env.sleep('1 second');
       state = await handle.query(billingState);
       assert.equal(state.meters.api_calls!.usage, '1010.5');
-      assert.deepEqual(of('closePeriod'), []);
+      assert.deepEqual(of('draftInvoice'), []);
 
       await env.sleep('5 minutes');
-      assert.deepEqual(of('closePeriod'), [
+      assert.deepEqual(of('draftInvoice'), [
         { subscriptionId: 'sub-1', customerId: terms.customerId, planCode: 'growth', periodStart: period.start.toISOString(), periodEnd: period.end.toISOString() },
       ]);
+      const invoiceId = `inv-${period.start.toISOString()}`;
+      assert.deepEqual(of('finalizeInvoice'), [{ invoiceId }]);
+      // Collection runs as its own workflow, keyed by the invoice, and outlives this run.
+      const collection = env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId));
+      assert.deepEqual(await collection.result(), { outcome: 'paid', attempts: 1 });
+      assert.deepEqual(of('chargeInvoice'), [{ invoiceId, attempt: 1 }]);
       // The next run: next period, early usage carried, thresholds reset, producer sequence kept.
       state = await handle.query(billingState);
       assert.equal(state.period.start, period.end.toISOString());

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator } from '../../src/provider/simulator';
 import { scopes } from '../../src/api/auth';
 import { systemClock } from '../../src/clock';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
@@ -23,17 +26,25 @@ let app: KeysTestApp;
 let worker: Worker;
 let running: Promise<void>;
 let admin: string;
+let provider: Awaited<ReturnType<typeof startProviderSimulator>>;
 
 before(async () => {
   const [testEnv, bundle, database] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   env = testEnv;
   db = database;
-  app = await startKeysApp(db, { billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000 } });
+  provider = await startProviderSimulator({ port: await freePort() });
+  app = await startKeysApp(db, { billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [] } });
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000 }),
+    activities: createActivities({
+      pool: db.pool,
+      clock: systemClock,
+      webhookTimeoutMs: 1000,
+      lookbackInvoices: 3,
+      provider: createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }),
+    }),
   });
   running = worker.run();
   admin = (await app.issue({ scopes: [...scopes] })).secret;
@@ -43,6 +54,7 @@ after(async () => {
   worker?.shutdown();
   await running;
   await env?.teardown();
+  await provider?.close();
   await db?.drop();
 });
 
@@ -136,7 +148,12 @@ describe('quota enforcement end to end', () => {
     await env.sleep('2 minutes');
     const next = await eventually('the new subscription runs', () => handle.query(billingState), (s) => s.subscriptionId === again.body.id);
     assert.equal(next.canceled, false);
-    const { rows } = await db.pool.query<{ period_end: Date }>('select period_end from period_closes where subscription_id = $1', [current.id]);
-    assert.deepEqual(rows.map((r) => r.period_end.toISOString()), [canceled.body.canceled_at]);
+    // The final invoice covers [period start, cancellation) and is collected like any other.
+    const finalInvoice = async () =>
+      (await db.pool.query<{ id: string; period_end: Date; status: string }>('select id, period_end, status from invoices where subscription_id = $1', [current.id])).rows;
+    assert.deepEqual((await finalInvoice()).map((r) => r.period_end.toISOString()), [canceled.body.canceled_at]);
+    const [paid] = await eventually('the final invoice is paid', finalInvoice, (rows) => rows[0]?.status === 'paid');
+    const charges = await createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }).listCharges({ invoiceId: paid!.id });
+    assert.deepEqual(charges.map((c) => c.status), ['succeeded']);
   });
 });

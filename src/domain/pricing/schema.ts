@@ -191,7 +191,7 @@ export const UsageSchema = z
   .meta({ id: 'Usage', description: 'Quantity used per meter in the period. A charge whose meter is absent is priced at 0.' });
 export type Usage = z.infer<typeof UsageSchema>;
 
-const BreakdownRowSchema = z
+export const BreakdownRowSchema = z
   .object({
     description: z.string(),
     from: z.string().meta({ description: 'The band covers usage above this many units…' }),

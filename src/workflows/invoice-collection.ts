@@ -1,0 +1,57 @@
+import { log, proxyActivities, setCurrentDetails, sleep } from '@temporalio/workflow';
+import { parseIsoDuration } from '../domain/periods';
+
+/*
+ * Collects one finalized invoice: charge it, and when the charge is declined, try again on the
+ * dunning schedule with durable timers (a worker restart or a deploy in between changes
+ * nothing), then mark it payment_failed and notify the customer's webhooks. Its id is `collect/<invoice id>`: one collection per
+ * invoice, whichever run of the billing workflow started it.
+ */
+
+export interface InvoiceCollectionActivities {
+  chargeInvoice(input: { invoiceId: string; attempt: number }): Promise<
+    | { outcome: 'paid' | 'void' | 'not_due' }
+    | { outcome: 'declined'; declineCode: string }
+  >;
+  /** Marks the invoice payment_failed and raises its notification (outbox); returns the notification. */
+  markPaymentFailed(input: { invoiceId: string; attempts: number }): Promise<{ notificationId: string }>;
+  /** Delivers a stored notification to the customer's webhook endpoints, retried until accepted. */
+  deliverNotification(input: { notificationId: string }): Promise<void>;
+}
+
+export interface InvoiceCollectionInput {
+  invoiceId: string;
+  /** ISO 8601 durations to wait after each declined attempt, e.g. ["P1D", "P3D", "P7D"]. */
+  dunning: string[];
+}
+
+export type InvoiceCollectionResult = { outcome: 'paid' | 'void' | 'not_due' | 'payment_failed'; attempts: number };
+
+export const collectionWorkflowIdFor = (invoiceId: string) => `collect/${invoiceId}`;
+
+const { chargeInvoice, markPaymentFailed, deliverNotification } = proxyActivities<InvoiceCollectionActivities>({
+  startToCloseTimeout: '1 minute',
+  // Unknown provider outcomes are retried with the same attempt (and idempotency key) until known.
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
+});
+
+export async function invoiceCollectionWorkflow(input: InvoiceCollectionInput): Promise<InvoiceCollectionResult> {
+  for (let attempt = 1; ; attempt++) {
+    setCurrentDetails(`Invoice ${input.invoiceId}: charge attempt ${attempt} of ${input.dunning.length + 1}`);
+    const result = await chargeInvoice({ invoiceId: input.invoiceId, attempt });
+    if (result.outcome !== 'declined') {
+      setCurrentDetails(`Invoice ${input.invoiceId}: ${result.outcome} after ${attempt} attempt(s)`);
+      return { outcome: result.outcome, attempts: attempt };
+    }
+    const wait = input.dunning[attempt - 1];
+    if (wait === undefined) {
+      const { notificationId } = await markPaymentFailed({ invoiceId: input.invoiceId, attempts: attempt });
+      await deliverNotification({ notificationId });
+      setCurrentDetails(`Invoice ${input.invoiceId}: payment failed after ${attempt} attempt(s) (last decline: ${result.declineCode})`);
+      return { outcome: 'payment_failed', attempts: attempt };
+    }
+    log.info('charge declined; next attempt on the dunning schedule', { invoiceId: input.invoiceId, attempt, declineCode: result.declineCode, wait });
+    setCurrentDetails(`Invoice ${input.invoiceId}: attempt ${attempt} declined (${result.declineCode}); next attempt in ${wait}`);
+    await sleep(parseIsoDuration(wait));
+  }
+}
