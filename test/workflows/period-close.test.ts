@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowContinuedAsNewError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
 import { createActivities, type ActivityDeps } from '../../src/activities';
@@ -15,7 +16,7 @@ import { createHttpPaymentProvider } from '../../src/provider/http-payment-provi
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
-import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
+import { collectionWorkflowIdFor, invoiceCollectionWorkflow, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
 import { workflowsPath } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { timeSkippingEnvironment } from '../support/temporal';
@@ -33,7 +34,7 @@ let provider: PaymentProvider;
 let meterId: string;
 
 before(async () => {
-  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
+  [bundle, db] = await Promise.all([bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 1000 });
   const meter = await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
@@ -48,8 +49,15 @@ before(async () => {
   });
   await createPlan(db.pool, plan, 'system');
 });
-after(async () => {
+// A fresh test server per test: after an activity fails and is retried, the time-skipping test
+// server (1.40) can stop skipping time for the rest of its life, which would stall later timers.
+beforeEach(async () => {
+  env = await timeSkippingEnvironment();
+});
+afterEach(async () => {
   await env?.teardown();
+});
+after(async () => {
   await simulator?.close();
   await db?.drop();
 });
@@ -76,7 +84,7 @@ function crashingAfterWrite(names: string[]) {
 }
 
 let customers = 0;
-/** A customer subscribed to the hourly plan from the test server's now, with `calls` events in its first period. */
+/** A customer subscribed from the test server's now, with `calls` events in its first period. */
 async function subscribedCustomer(calls: number) {
   const name = `customer-${++customers}`;
   const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' });
@@ -108,19 +116,19 @@ async function startBilling(taskQueue: string, terms: Awaited<ReturnType<typeof 
   });
 }
 
-/** Waits (skipping time) until the first period's invoice exists, then for its collection's result. */
-async function collected(customerId: string): Promise<{ invoiceId: string; result: InvoiceCollectionResult }> {
-  await env.sleep('1 hour');
-  await env.sleep('2 minutes');
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await db.pool.query<{ id: string; status: string }>('select id, status from invoices where customer_id = $1', [customerId]);
-    if (rows[0] && rows[0].status !== 'draft') {
-      const result = await env.client.workflow.getHandle(collectionWorkflowIdFor(rows[0].id)).result();
-      return { invoiceId: rows[0].id, result };
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail('no finalized invoice');
+/** The first period's close: waits (skipping time) for the period run to end in continue-as-new. */
+async function closed(billing: WorkflowHandleWithFirstExecutionRunId, customerId: string): Promise<string> {
+  const firstRun = env.client.workflow.getHandle(billing.workflowId, billing.firstExecutionRunId, { followRuns: false });
+  await assert.rejects(firstRun.result(), WorkflowContinuedAsNewError);
+  const { rows } = await db.pool.query<{ id: string }>('select id from invoices where customer_id = $1 order by period_start limit 1', [customerId]);
+  return rows[0]!.id;
+}
+
+/** Closes the first period, then waits (skipping time over any dunning) for its invoice's collection. */
+async function collected(billing: WorkflowHandleWithFirstExecutionRunId, customerId: string): Promise<{ invoiceId: string; result: InvoiceCollectionResult }> {
+  const invoiceId = await closed(billing, customerId);
+  const result: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result();
+  return { invoiceId, result };
 }
 
 const count = async (sql: string, params: unknown[]) => Number((await db.pool.query<{ n: string }>(`select count(*) as n from ${sql}`, params)).rows[0]!.n);
@@ -136,10 +144,7 @@ describe('period close', () => {
       workflowBundle: bundle,
       activities: crashingAfterWrite(['draftInvoice', 'finalizeInvoice', 'chargeInvoice']),
     });
-    const { invoiceId, result } = await worker.runUntil(async () => {
-      await startBilling(taskQueue, customer.terms, ['PT1H']);
-      return collected(customer.customerId);
-    });
+    const { invoiceId, result } = await worker.runUntil(async () => collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId));
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
 
     const { rows } = await db.pool.query('select status, total::text, usage from invoices where customer_id = $1', [customer.customerId]);
@@ -156,51 +161,89 @@ describe('period close', () => {
     const taskQueue = 'close-ambiguous';
     const customer = await subscribedCustomer(10);
     assert.equal((await fault({ match: { customerId: customer.customerId }, fault: 'ambiguous' })).status < 300, true);
-    const first = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
+    // No sticky cache: the test server does not move a dead worker's sticky tasks back to the queue.
+    const first = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()), maxCachedWorkflows: 0 });
     const running = first.run();
-    await startBilling(taskQueue, customer.terms, ['PT1H']);
-    await env.sleep('1 hour');
-    await env.sleep('2 minutes');
+    const billing = await startBilling(taskQueue, customer.terms, ['PT1H']);
+    const invoiceId = await closed(billing, customer.customerId);
     // The provider charged, but the worker never heard: stop it there, as a crash or a deploy would.
-    for (let i = 0; i < 200 && (await provider.listCharges({ customerId: customer.customerId })).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 200 && (await provider.listCharges({ invoiceId })).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     first.shutdown();
     await running;
 
     const second = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
-    const { invoiceId, result } = await second.runUntil(() => collected(customer.customerId));
+    const result = await second.runUntil(() => env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result());
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
     assert.deepEqual((await provider.listCharges({ invoiceId })).map((c) => c.status), ['succeeded']);
     assert.equal(await count(`charge_attempts where invoice_id = $1`, [invoiceId]), 1);
     assert.equal((await db.pool.query('select status from invoices where id = $1', [invoiceId])).rows[0].status, 'paid');
   });
 
-  test('timeouts and 5xx are retried under the same key; declines follow the dunning schedule, then payment_failed', async () => {
-    const taskQueue = 'close-dunning';
-    const flaky = await subscribedCustomer(5);
-    const declined = await subscribedCustomer(5);
-    await fault({ match: { customerId: flaky.customerId }, fault: '5xx', times: 2 });
-    await fault({ match: { customerId: flaky.customerId }, fault: 'timeout' });
-    await fault({ match: { customerId: flaky.customerId }, fault: 'decline', declineCode: 'insufficient_funds' });
-    await fault({ match: { customerId: declined.customerId }, fault: 'decline', times: 3, declineCode: 'card_declined' });
+  test('timeouts and 5xx are retried under the same key until the provider answers: one charge', async () => {
+    const taskQueue = 'close-retries';
+    const customer = await subscribedCustomer(5);
+    await fault({ match: { customerId: customer.customerId }, fault: '5xx', times: 2 });
+    await fault({ match: { customerId: customer.customerId }, fault: 'timeout' });
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
+    const { invoiceId, result } = await worker.runUntil(async () => collected(await startBilling(taskQueue, customer.terms, ['P1D']), customer.customerId));
+    assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
+    assert.deepEqual((await provider.listCharges({ invoiceId })).map((c) => [c.status, c.idempotencyKey]), [['succeeded', `meterflow-invoice-${invoiceId}-attempt-1`]]);
+  });
+
+  /** A finalized invoice written by the real draft and finalize activities, for a customer whose charges are declined `declines` times. */
+  async function finalizedInvoice(declines: number): Promise<string> {
+    const customer = await subscribedCustomer(5);
+    await fault({ match: { customerId: customer.customerId }, fault: 'decline', times: declines, declineCode: 'card_declined' });
+    const activity = new MockActivityEnvironment();
+    const activities = createActivities(activityDeps());
+    const start = new Date(customer.terms.anchor);
+    const { invoiceId }: { invoiceId: string } = await activity.run(activities.draftInvoice, {
+      subscriptionId: customer.terms.subscriptionId,
+      customerId: customer.customerId,
+      planCode: 'hourly',
+      periodStart: start.toISOString(),
+      periodEnd: new Date(start.getTime() + 3_600_000).toISOString(),
+    });
+    await activity.run(activities.finalizeInvoice, { invoiceId });
+    return invoiceId;
+  }
+  const collect = (taskQueue: string, invoiceId: string) =>
+    env.client.workflow.start(invoiceCollectionWorkflow, { taskQueue, workflowId: collectionWorkflowIdFor(invoiceId), args: [{ invoiceId, dunning: ['P1D', 'P3D'] }] });
+
+  test('a declined charge is tried again after the first dunning wait (a durable timer) and paid', async () => {
+    const taskQueue = 'close-dunning-recovers';
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
     await worker.runUntil(async () => {
-      await startBilling(taskQueue, flaky.terms, ['P1D', 'P3D']);
-      await startBilling(taskQueue, declined.terms, ['P1D', 'P3D']);
-      const paid = await collected(flaky.customerId);
-      assert.deepEqual(paid.result, { outcome: 'paid', attempts: 2 });
-      assert.deepEqual((await provider.listCharges({ invoiceId: paid.invoiceId })).map((c) => c.status).sort(), ['declined', 'succeeded']);
-
-      const failed = await collected(declined.customerId);
-      assert.deepEqual(failed.result, { outcome: 'payment_failed', attempts: 3 });
-      const { rows } = await db.pool.query('select status from invoices where id = $1', [failed.invoiceId]);
-      assert.equal(rows[0].status, 'payment_failed');
+      const invoiceId = await finalizedInvoice(1);
+      const handle = await collect(taskQueue, invoiceId);
+      await env.sleep('23 hours');
+      assert.equal(await count(`charge_attempts where invoice_id = $1`, [invoiceId]), 1, 'no second attempt before the wait is over');
+      assert.deepEqual(await handle.result(), { outcome: 'paid', attempts: 2 });
+      assert.deepEqual((await provider.listCharges({ invoiceId })).map((c) => c.status), ['declined', 'succeeded']);
       assert.deepEqual(
-        (await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [failed.invoiceId])).rows,
+        (await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [invoiceId])).rows,
+        [{ attempt: 1, status: 'declined', decline_code: 'card_declined' }, { attempt: 2, status: 'succeeded', decline_code: null }],
+      );
+      assert.equal((await db.pool.query('select status from invoices where id = $1', [invoiceId])).rows[0].status, 'paid');
+    });
+  });
+
+  test('after the last dunning attempt the invoice is payment_failed and a notification is raised once', async () => {
+    const taskQueue = 'close-dunning-fails';
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
+    await worker.runUntil(async () => {
+      const invoiceId = await finalizedInvoice(3);
+      const startedAt = await env.currentTimeMs();
+      assert.deepEqual(await (await collect(taskQueue, invoiceId)).result(), { outcome: 'payment_failed', attempts: 3 });
+      assert.ok((await env.currentTimeMs()) - startedAt >= 4 * 24 * 3_600_000, 'one and three days of dunning on the workflow clock');
+      assert.equal((await db.pool.query('select status from invoices where id = $1', [invoiceId])).rows[0].status, 'payment_failed');
+      assert.deepEqual(
+        (await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [invoiceId])).rows,
         [1, 2, 3].map((attempt) => ({ attempt, status: 'declined', decline_code: 'card_declined' })),
       );
-      assert.equal((await provider.listCharges({ invoiceId: failed.invoiceId })).filter((c) => c.status === 'succeeded').length, 0);
+      assert.equal((await provider.listCharges({ invoiceId })).filter((c) => c.status === 'succeeded').length, 0);
       // Raised with the status change, delivered (here: nowhere to send it) once.
-      const { rows: raised } = await db.pool.query(`select status, payload->'data'->>'attempts' as attempts from notifications where invoice_id = $1 and kind = 'payment_failed'`, [failed.invoiceId]);
+      const { rows: raised } = await db.pool.query(`select status, payload->'data'->>'attempts' as attempts from notifications where invoice_id = $1 and kind = 'payment_failed'`, [invoiceId]);
       assert.deepEqual(raised, [{ status: 'no_endpoint', attempts: '3' }]);
     });
   });

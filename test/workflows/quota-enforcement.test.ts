@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { WorkflowContinuedAsNewError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
@@ -143,9 +144,11 @@ describe('quota enforcement end to end', () => {
     assert.equal(closing.billedUntil, canceled.body.canceled_at);
 
     // Re-subscribed before the old run closed: the run closes the final period, then continues as the new subscription.
+    const { runId } = await handle.describe();
     const again = await call('POST', '/v1/subscriptions', { customer: 'acme', plan: 'small' });
     assert.equal(again.status, 201);
-    await env.sleep('2 minutes');
+    // The closing run issues the final invoice after the lateness, then continues as the new subscription.
+    await assert.rejects(env.client.workflow.getHandle(handle.workflowId, runId, { followRuns: false }).result(), WorkflowContinuedAsNewError);
     const next = await eventually('the new subscription runs', () => handle.query(billingState), (s) => s.subscriptionId === again.body.id);
     assert.equal(next.canceled, false);
     // The final invoice covers [period start, cancellation) and is collected like any other.
