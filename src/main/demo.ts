@@ -1,105 +1,207 @@
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
+import { listInvoices, type Invoice } from '../billing/invoice-store';
 import type { Pool } from '../db/pool';
 import type { Keys } from '../keys/keys';
-import { createCustomer } from '../metering/customer-store';
+import { createCustomer, getCustomer } from '../metering/customer-store';
 import { createMeter } from '../metering/meter-store';
+import { billingState, workflowIdFor, type BillingPeriodView } from '../workflows/billing-period';
+
+/*
+ * What `npm start` shows on a fresh machine, live: a demo customer on a small plan with 2-minute
+ * billing periods, and a usage generator sending events through the real API. Within a few
+ * minutes the customer crosses its soft thresholds (webhook notifications), reaches its hard
+ * limit, is blocked after the grace period (the API answers 429), is upgraded, and the period is
+ * closed, invoiced and charged through the payment-provider simulator; then the next period
+ * starts on the small plan again, so the story repeats. The console narrates; the Temporal UI
+ * shows each step in the workflow's history.
+ */
 
 const CUSTOMER = 'demo-acme';
+const SMALL = 'demo-starter';
+const LARGE = 'demo-scale';
+const UPGRADE_AFTER_BLOCKED_MS = 15_000;
 
-const plan = {
-  id: 'demo-growth',
+const plan = (id: string, name: string, hardLimit: string) => ({
+  id,
+  name,
   currency: 'USD',
-  base_fee: '49.00',
+  base_fee: '5.00',
   charges: [
-    { meter: 'api_calls', model: 'package', package_size: '100', package_price: '0.50', free_units: '100' },
+    { meter: 'api_calls', model: 'per_unit', unit_price: '0.01' },
+    { meter: 'llm_tokens', model: 'graduated', tiers: [{ up_to: '100000', unit_price: '0.00002' }, { up_to: null, unit_price: '0.00001' }] },
+  ],
+  interval: { kind: 'duration', iso: 'PT2M' },
+  limits: [
     {
-      meter: 'llm_tokens',
-      model: 'graduated',
-      tiers: [
-        { up_to: '100000', unit_price: '0.00002' },
-        { up_to: '1000000', unit_price: '0.000015' },
-        { up_to: null, unit_price: '0.00001' },
-      ],
+      meter: 'api_calls',
+      soft_thresholds: [{ percent: 50 }, { percent: 80 }, { percent: 100 }],
+      hard_limit: hardLimit,
+      grace_period: 'PT20S',
+      at_hard_limit: 'block',
     },
   ],
-};
+});
 
-async function reusableKey(api: string, keyFile: string): Promise<string | undefined> {
-  const secret = (await readFile(keyFile, 'utf8').catch(() => '')).trim();
-  if (!secret) return undefined;
-  const res = await fetch(`${api}/v1/keys/current`, { headers: { authorization: `Bearer ${secret}` } });
-  return res.ok ? secret : undefined;
+export interface DemoOptions {
+  api: string;
+  temporalUi: string | undefined;
+  pool: Pool;
+  keys: Keys;
+  client: Client;
+  dataDir: string;
+  logger: Logger;
 }
 
-async function issueDemoKey(keys: Keys, keyFile: string): Promise<string> {
-  const { secret } = await keys.service.create(
-    { name: 'demo', environment: 'test', scopes: ['events:write', 'usage:read', 'billing:read'], customer: CUSTOMER },
-    'system',
-  );
-  await writeFile(keyFile, `${secret}\n`, { mode: 0o600 });
-  await chmod(keyFile, 0o600);
-  return secret;
-}
-
-/**
- * What `npm start` shows on a fresh machine: a demo customer with two meters, usage sent through
- * the real API (authenticated, deduplicated, committed), read back, and priced. Its key is
- * restricted to the demo customer and kept in DATA_DIR (mode 0600), never printed.
- */
-export async function runDemo(opts: { api: string; pool: Pool; keys: Keys; dataDir: string; logger: Logger }): Promise<void> {
+/** Starts the demo; the returned function stops its generator and narrator. */
+export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
   const { api, pool, keys, logger } = opts;
   await createCustomer(pool, { external_id: CUSTOMER, name: 'Acme (demo)', currency: 'USD' });
   await createMeter(pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
   await createMeter(pool, { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm_tokens', aggregation: 'sum', value_property: 'tokens', filter: {} });
-  const keyFile = path.resolve(opts.dataDir, 'demo-key');
-  const secret = (await reusableKey(api, keyFile)) ?? (await issueDemoKey(keys, keyFile));
-  const call = async (method: string, route: string, body?: unknown) => {
+
+  // The operator side (plans, subscription, upgrades) goes through the API with a short-lived
+  // admin key that is never shown; the customer's own key is printed once and kept in DATA_DIR.
+  const operator = await keys.service.create(
+    { name: 'demo operator', environment: 'test', scopes: ['billing:admin', 'billing:read'], expiresAt: new Date(Date.now() + 12 * 3_600_000) },
+    'system',
+  );
+  const admin = client(api, operator.secret);
+  const customerKey = await demoCustomerKey(api, keys, path.resolve(opts.dataDir, 'demo-key'), logger);
+  const customer = client(api, customerKey);
+
+  for (const p of [plan(SMALL, 'Demo starter (300 calls, 2-minute periods)', '300'), plan(LARGE, 'Demo scale (100k calls)', '100000')]) {
+    await admin('POST', '/v1/plans', p);
+  }
+  let subscription = await admin('GET', `/v1/customers/${CUSTOMER}/subscription`, undefined, [404]);
+  if (subscription.status === 404) subscription = await admin('POST', '/v1/subscriptions', { customer: CUSTOMER, plan: SMALL });
+  const subscriptionId = String(subscription.body.id);
+
+  const workflowUrl = opts.temporalUi && `${opts.temporalUi}/namespaces/default/workflows/${encodeURIComponent(workflowIdFor(CUSTOMER))}`;
+  logger.info(
+    { customer: CUSTOMER, plan: subscription.body.plan, temporal_ui: workflowUrl, invoices: `${api}/v1/invoices?customer=${CUSTOMER}` },
+    `demo: ${CUSTOMER} is subscribed to ${SMALL} (api_calls: notify at 50/80/100% of 300, block 20 s after the limit; 2-minute periods). ` +
+      `A generator sends ~10 events/s. Watch the billing workflow${workflowUrl ? ` at ${workflowUrl}` : ''}.`,
+  );
+
+  let sent = 0;
+  let refused = false;
+  const generate = async () => {
+    const now = Date.now();
+    const batch = [
+      ...Array.from({ length: 8 }, (_, i) => ({ id: `demo-${now}-${i}`, customer: CUSTOMER, type: 'api_call', properties: { path: '/v1/search' } })),
+      ...Array.from({ length: 2 }, (_, i) => ({ id: `demo-${now}-t${i}`, customer: CUSTOMER, type: 'llm_tokens', properties: { tokens: String(800 + i * 450) } })),
+    ];
+    const res = await customer('POST', '/v1/events', batch, [429]);
+    sent += batch.length;
+    if (res.status === 429 || Number(res.body.rejected) > 0) {
+      if (!refused) logger.warn('demo: the API refuses api_calls now (quota_exceeded, with the reset time and an upgrade link) — the meter is blocked');
+      refused = true;
+    } else if (refused) {
+      logger.info('demo: the API accepts api_calls again');
+      refused = false;
+    }
+  };
+
+  let last: BillingPeriodView | undefined;
+  let blockedSince: number | undefined;
+  const invoices = new Map<string, string>();
+  const narrate = async () => {
+    const state = await opts.client.workflow.getHandle(workflowIdFor(CUSTOMER)).query(billingState);
+    const calls = state.meters.api_calls;
+    if (last && state.period.start !== last.period.start) {
+      logger.info({ period: state.period, plan: state.planCode }, `demo: period ${last.period.start} closed; the workflow continued as new into ${state.period.start}`);
+      if (state.planCode === LARGE) {
+        await admin('POST', `/v1/subscriptions/${subscriptionId}/change-plan`, { plan: SMALL });
+        logger.info(`demo: moved back to ${SMALL} for the new period, so the story repeats`);
+      }
+    }
+    const before = last?.period.start === state.period.start ? last.meters.api_calls : undefined;
+    for (const t of calls?.notified ?? []) {
+      if (!before?.notified.includes(t)) logger.info({ usage: calls?.usage }, `demo: soft threshold ${t} crossed → threshold_crossed notification (outbox + signed webhook)`);
+    }
+    if (calls && calls.limit.status !== before?.limit.status && calls.limit.status !== 'ok') {
+      logger.info({ usage: calls.usage, limit: calls.limit }, `demo: api_calls is ${calls.limit.status.replaceAll('_', ' ')}`);
+    }
+    if (calls?.limit.status === 'blocked') {
+      blockedSince ??= Date.now();
+      if (Date.now() - blockedSince > UPGRADE_AFTER_BLOCKED_MS && state.planCode === SMALL) {
+        await admin('POST', `/v1/subscriptions/${subscriptionId}/change-plan`, { plan: LARGE });
+        logger.info(`demo: upgraded to ${LARGE} (a Temporal Update): limits re-evaluated at once, the meter is unblocked`);
+      }
+    } else {
+      blockedSince = undefined;
+    }
+    last = state;
+
+    const customerRow = await getCustomer(pool, CUSTOMER);
+    for (const invoice of customerRow ? await listInvoices(pool, { customerId: customerRow.id }, 5) : []) {
+      if (invoices.get(invoice.id) === invoice.status) continue;
+      invoices.set(invoice.id, invoice.status);
+      logger.info(describe(invoice, api), `demo: invoice for ${invoice.periodStart.toISOString()} is ${invoice.status} (${invoice.total} ${invoice.currency})`);
+    }
+  };
+
+  const timers = [every(1000, generate, logger, 'generator'), every(2000, narrate, logger, 'narrator')];
+  return async () => {
+    for (const stop of timers) await stop();
+    logger.info({ sent }, 'demo: generator stopped');
+  };
+}
+
+function describe(invoice: Invoice, api: string) {
+  return {
+    invoice: `${api}/v1/invoices/${invoice.id}`,
+    lines: Object.fromEntries(invoice.lines.map((l) => [l.description, l.amount])),
+    total: invoice.total,
+  };
+}
+
+type Call = (method: string, route: string, body?: unknown, allowed?: number[]) => Promise<{ status: number; headers: Headers; body: Record<string, unknown> }>;
+
+function client(api: string, secret: string): Call {
+  return async (method, route, body, allowed = []) => {
     const res = await fetch(`${api}${route}`, {
       method,
       headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const json = (await res.json()) as Record<string, unknown>;
-    if (!res.ok) throw new Error(`${method} ${route} → ${res.status}: ${JSON.stringify(json)}`);
-    return json;
+    if (!res.ok && !allowed.includes(res.status)) throw new Error(`${method} ${route} → ${res.status}: ${JSON.stringify(json)}`);
+    return { status: res.status, headers: res.headers, body: json };
   };
+}
 
-  const run = Date.now().toString(36);
-  const now = Date.now();
-  const events = Array.from({ length: 500 }, (_, i) => ({
-    id: `demo-${run}-${i}`,
-    type: i % 2 ? 'llm_tokens' : 'api_call',
-    timestamp: new Date(now - (500 - i) * 1000).toISOString(),
-    properties: i % 2 ? { tokens: String(900 + (i % 7) * 150), model: 'small' } : { path: '/v1/search' },
-  }));
-  const first = await call('POST', '/v1/events', events);
-  const retry = await call('POST', '/v1/events', events.slice(0, 100));
-  const from = new Date(now - 3_600_000).toISOString();
-  const to = new Date(now + 60_000).toISOString();
-  const usage: Record<string, string> = {};
-  for (const meter of ['api_calls', 'llm_tokens']) {
-    const u = await call('GET', `/v1/usage?meter=${meter}&from=${from}&to=${to}`);
-    usage[meter] = String(u.value);
-  }
-  const priced = (await call('POST', '/v1/pricing/preview', { plan, usage })) as {
-    lines: Array<{ description: string; amount: string }>;
-    totals: { total: string };
+/** The demo customer's key: reused from DATA_DIR when still valid, otherwise issued and printed once. */
+async function demoCustomerKey(api: string, keys: Keys, keyFile: string, logger: Logger): Promise<string> {
+  const saved = (await readFile(keyFile, 'utf8').catch(() => '')).trim();
+  if (saved && (await fetch(`${api}/v1/keys/current`, { headers: { authorization: `Bearer ${saved}` } })).ok) return saved;
+  const { secret } = await keys.service.create(
+    { name: 'demo customer', environment: 'test', scopes: ['events:write', 'usage:read', 'billing:read'], customer: CUSTOMER },
+    'system',
+  );
+  await writeFile(keyFile, `${secret}\n`, { mode: 0o600 });
+  await chmod(keyFile, 0o600);
+  // Shown once, as any new key is; it stays in the key file for the next `npm start`.
+  logger.info({ key_file: path.relative(process.cwd(), keyFile) }, `demo: API key for ${CUSTOMER} (shown once): ${secret}`);
+  return secret;
+}
+
+/** Runs `tick` every `ms` without overlapping itself; errors are logged, not fatal. */
+function every(ms: number, tick: () => Promise<void>, logger: Logger, name: string): () => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    running = tick()
+      .catch((err: unknown) => logger.warn({ err }, `demo ${name}: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => (busy = false));
+  }, ms);
+  return async () => {
+    clearInterval(timer);
+    await running;
   };
-  logger.info(
-    {
-      customer: CUSTOMER,
-      sent: { accepted: first.accepted, duplicate: first.duplicate },
-      resent_100: { accepted: retry.accepted, duplicate: retry.duplicate },
-      usage_last_hour: usage,
-      invoice_preview: Object.fromEntries(priced.lines.map((l) => [l.description, l.amount])),
-      total: `${priced.totals.total} USD`,
-    },
-    'demo: 500 events sent, 100 of them again (deduplicated), usage read back and priced',
-  );
-  logger.info(
-    `demo: try it — KEY=$(cat ${path.relative(process.cwd(), keyFile)}); ` +
-      `curl -s -H "Authorization: Bearer $KEY" '${api}/v1/usage?meter=llm_tokens&from=${from}&to=${to}'`,
-  );
 }

@@ -5,6 +5,7 @@
  * With DATABASE_URL and TEMPORAL_ADDRESS set it starts neither and uses those.
  */
 import path from 'node:path';
+import { Client } from '@temporalio/client';
 import { loadConfig } from '../config';
 import { ensureDatabase, startEmbeddedPostgres } from '../db/embedded';
 import { migrate } from '../db/migrate';
@@ -17,7 +18,12 @@ import { startProviderProcess } from './provider-process';
 import { entryLogger } from './logger';
 import { connectServices, startApi, startWorker } from './services';
 
-const config = loadConfig();
+// `npm start -- --no-demo` or DEMO=false: the system without the demo.
+const demoOff = process.argv.includes('--no-demo');
+const loaded = loadConfig();
+const demo = loaded.DEMO && !demoOff;
+// The demo's 2-minute periods would wait 5 minutes for late events; unless set, it waits 30 s.
+const config = demo && process.env.ALLOWED_LATENESS_SECONDS === undefined ? { ...loaded, ALLOWED_LATENESS_SECONDS: 30 } : loaded;
 const logger = entryLogger(config.LOG_LEVEL);
 installTemporalRuntime(logger);
 const lifecycle = createLifecycle(logger);
@@ -64,9 +70,11 @@ async function main(): Promise<void> {
   lifecycle.defer('API', running.stop);
 
   const api = `http://${config.HOST}:${config.PORT}`;
-  if (config.DEMO) {
-    await runDemo({ api, pool: services.pool, keys: services.keys, dataDir: config.DATA_DIR, logger }).catch((err: unknown) =>
-      logger.error({ err }, 'demo failed (the system itself is up)'),
+  if (demo) {
+    const client = new Client({ connection: services.temporal, namespace: config.TEMPORAL_NAMESPACE });
+    await runDemo({ api, temporalUi, pool: services.pool, keys: services.keys, client, dataDir: config.DATA_DIR, logger }).then(
+      (stop) => lifecycle.defer('demo', stop),
+      (err: unknown) => logger.error({ err }, 'demo failed (the system itself is up)'),
     );
   }
   logger.info(
