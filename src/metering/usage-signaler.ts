@@ -19,7 +19,8 @@ interface CustomerQueue {
   pending: Map<string, Decimal>;
   /** A report sent but not confirmed; retried with the same sequence, so it cannot count twice. */
   inFlight?: UsageReport;
-  sending: boolean;
+  /** The send in progress, if any: at most one per customer keeps its reports in sequence. */
+  sending?: Promise<void>;
 }
 
 const NO_WORKFLOW_BACKOFF_MS = 30_000;
@@ -56,7 +57,7 @@ export class UsageSignaler {
     for (const u of usage) {
       if ((this.noWorkflowUntil.get(u.customer) ?? 0) > now) continue;
       let queue = this.queues.get(u.customer);
-      if (!queue) this.queues.set(u.customer, (queue = { pending: new Map(), sending: false }));
+      if (!queue) this.queues.set(u.customer, (queue = { pending: new Map() }));
       const bucket = new Date(Math.floor(Date.parse(u.eventTime) / USAGE_BUCKET_MS) * USAGE_BUCKET_MS).toISOString();
       const key = `${u.meter}\u0000${bucket}`;
       queue.pending.set(key, (queue.pending.get(key) ?? new Decimal(0)).plus(u.quantity));
@@ -69,13 +70,22 @@ export class UsageSignaler {
     return Promise.all([...this.queues.entries()].map(([customer, queue]) => this.send(customer, queue))).then(() => undefined);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the timer and delivers what is still owed: a send in progress is awaited and what
+   * accumulated meanwhile is sent after it, until nothing is left or `deadlineMs` has passed
+   * (Temporal unreachable: quotas then lag; invoices never depend on these signals).
+   */
+  async stop(deadlineMs = 10_000): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
+    const giveUpAt = Date.now() + deadlineMs;
+    while (this.queues.size > 0 && Date.now() < giveUpAt) {
+      await this.flush();
+      await Promise.all([...this.queues.values()].map((q) => q.sending));
+    }
   }
 
   private async send(customer: string, queue: CustomerQueue): Promise<void> {
-    if (queue.sending) return;
+    if (queue.sending) return queue.sending;
     if (!queue.inFlight) {
       if (queue.pending.size === 0) {
         this.queues.delete(customer);
@@ -91,9 +101,16 @@ export class UsageSignaler {
       };
       queue.pending = new Map();
     }
-    queue.sending = true;
+    const report = queue.inFlight;
+    queue.sending = this.deliver(customer, queue, report).finally(() => {
+      queue.sending = undefined;
+    });
+    return queue.sending;
+  }
+
+  private async deliver(customer: string, queue: CustomerQueue, report: UsageReport): Promise<void> {
     try {
-      await this.opts.client.workflow.getHandle(workflowIdFor(customer)).signal(usageReported, queue.inFlight);
+      await this.opts.client.workflow.getHandle(workflowIdFor(customer)).signal(usageReported, report);
       this.metrics.signals.inc();
       queue.inFlight = undefined;
     } catch (err) {
@@ -103,8 +120,6 @@ export class UsageSignaler {
       } else {
         this.opts.logger.warn({ err, customer }, 'usage report not delivered; retrying with the same sequence');
       }
-    } finally {
-      queue.sending = false;
     }
   }
 }
