@@ -31,7 +31,9 @@ export function createDraftInvoice(deps: { pool: Pool; clock: Clock; lookbackInv
         const existing = await findInvoice(client, period.customerId, period.periodStart);
         if (existing && existing.status !== 'draft') return { invoiceId: existing.id };
         const draft = await buildInvoice(client, period, { lookbackInvoices: deps.lookbackInvoices, draftId: existing?.id });
-        const saved = (await saveDraft(client, draft, deps.clock.now()))!;
+        const saved = await saveDraft(client, draft, deps.clock.now());
+        // Finalized meanwhile (finalize takes the row lock, not this one): that invoice stands.
+        if (!saved) return { invoiceId: existing!.id };
         await recordAudit(client, {
           actor: workflowActor(),
           action: saved.created ? 'invoice.drafted' : 'invoice.redrafted',
