@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { MeterLimit } from '../../src/domain/quota-policy';
+import { temporalCliPath } from '../../src/temporal/binaries';
+import { billingPeriodWorkflow, billingState, usageReported, workflowIdFor, type BillingPeriodActivities } from '../../src/workflows/billing-period';
+import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
+import { workflowsPath } from '../../src/worker';
+import '../support/temporal';
+
+/*
+ * Mid-period continue-as-new, when Temporal suggests it: a real dev server told to suggest it
+ * after 150 history events, and enough usage signals to get there. The next run must carry the
+ * period, the usage, the thresholds already notified and the producers' sequences.
+ */
+let env: TestWorkflowEnvironment;
+const notified: string[] = [];
+const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
+  notifyThreshold: async ({ threshold }) => void notified.push(threshold),
+  setEntitlement: async () => undefined,
+  draftInvoice: async () => assert.fail('no period closes in this test'),
+  finalizeInvoice: async () => assert.fail('no period closes in this test'),
+  chargeInvoice: async () => assert.fail('no period closes in this test'),
+  markPaymentFailed: async () => assert.fail('no period closes in this test'),
+  deliverNotification: async () => undefined,
+};
+
+before(async () => {
+  env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalCliPath() },
+      ui: false,
+      extraArgs: ['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=150'],
+    },
+  });
+});
+after(async () => {
+  await env?.teardown();
+});
+
+const limits: MeterLimit[] = [{ meter: 'api_calls', soft_thresholds: [{ percent: 10 }, { percent: 90 }], hard_limit: '1000', at_hard_limit: 'allow' }];
+
+describe('billing-period workflow, continue-as-new when suggested', () => {
+  test('the next run carries the period, usage, notified thresholds and producer sequences', async () => {
+    const taskQueue = 'can-suggested';
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath, activities });
+    await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(billingPeriodWorkflow, {
+        taskQueue,
+        workflowId: workflowIdFor('busy'),
+        args: [
+          {
+            terms: {
+              subscriptionId: 'sub-busy',
+              customer: 'busy',
+              customerId: '00000000-0000-0000-0000-00000000000b',
+              planCode: 'p',
+              limits,
+              anchor: new Date().toISOString(),
+              interval: { kind: 'calendar_month' },
+            },
+            allowedLatenessMs: 60_000,
+            dunning: [],
+          },
+        ],
+      });
+      const first = await handle.query(billingState);
+      const at = new Date().toISOString();
+      // One unit per signal, from two producers; each signal adds a few history events.
+      for (let seq = 1; seq <= 100; seq++) {
+        await handle.signal(usageReported, { producer: `api-${seq % 2}`, seq, deltas: [{ meter: 'api_calls', at, quantity: '1' }] });
+      }
+      for (let i = 0; i < 100 && (await handle.describe()).runId === handle.firstExecutionRunId; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.notEqual((await handle.describe()).runId, handle.firstExecutionRunId, 'continued as new');
+
+      // Replays of reports the first run already counted are ignored by the new run.
+      await handle.signal(usageReported, { producer: 'api-0', seq: 100, deltas: [{ meter: 'api_calls', at, quantity: '500' }] });
+      await handle.signal(usageReported, { producer: 'api-1', seq: 99, deltas: [{ meter: 'api_calls', at, quantity: '500' }] });
+      await handle.signal(usageReported, { producer: 'api-1', seq: 101, deltas: [{ meter: 'api_calls', at, quantity: '1' }] });
+      let state = await handle.query(billingState);
+      for (let i = 0; i < 100 && state.meters.api_calls?.usage !== '101'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        state = await handle.query(billingState);
+      }
+      assert.equal(state.meters.api_calls!.usage, '101');
+      assert.deepEqual(state.period, first.period);
+      assert.deepEqual(state.meters.api_calls!.notified, ['10%']);
+      assert.deepEqual(notified, ['10%'], 'the threshold crossed before continue-as-new is not notified again');
+    });
+  });
+});
