@@ -8,7 +8,7 @@ import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
 import { createDeliverNotification } from './webhook-delivery';
-import { createSetEntitlement } from './set-entitlement';
+import { createPublishQuota, createSetEntitlement } from './set-entitlement';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -24,6 +24,7 @@ export function createActivities(deps: ActivityDeps): BillingPeriodActivities & 
   return {
     notifyThreshold: createNotifyThreshold({ pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs }),
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
+    publishQuota: createPublishQuota({ pool: deps.pool }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),

@@ -4,6 +4,7 @@ import { recordAudit } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/transaction';
 import type { BillingPeriodActivities } from '../workflows/billing-period';
+import { workflowActor } from './workflow-actor';
 
 export type SetEntitlementInput = Parameters<BillingPeriodActivities['setEntitlement']>[0];
 
@@ -40,7 +41,7 @@ export function createSetEntitlement(deps: { pool: Pool; clock: Clock }): Billin
             );
         if (changed.rowCount) {
           await recordAudit(client, {
-            actor: 'system',
+            actor: workflowActor(),
             action: blocked ? 'entitlement.blocked' : 'entitlement.unblocked',
             subjectType: 'entitlement',
             subjectId: `${customerId}/${meter}`,
@@ -48,6 +49,33 @@ export function createSetEntitlement(deps: { pool: Pool; clock: Clock }): Billin
           });
         }
       });
+    } catch (err) {
+      if ((err as { code?: unknown }).code === FOREIGN_KEY_VIOLATION) {
+        throw ApplicationFailure.nonRetryable(`no customer ${customerId} or no meter "${meter}"`, 'unknown_customer_or_meter');
+      }
+      throw err;
+    }
+  };
+}
+
+/**
+ * Publishes a limited meter's state after the workflow evaluated it, for quota checks to answer
+ * from memory (the row's trigger NOTIFYs every API process). Not an access change, so no audit
+ * entry: blocks are audited above. A retry, or a publish overtaken by a later one, changes nothing.
+ */
+export function createPublishQuota(deps: { pool: Pool }): BillingPeriodActivities['publishQuota'] {
+  return async ({ customerId, meter, usage, hardLimit, state, notified, periodEnd, asOf }) => {
+    try {
+      await deps.pool.query(
+        `insert into entitlements as e (customer_id, meter, blocked, resets_at, updated_at, usage, hard_limit, limit_state, notified, usage_as_of)
+         values ($1, $2, false, $3, $8, $4, $5, $6, $7, $8)
+         on conflict (customer_id, meter) do update
+           set usage = excluded.usage, hard_limit = excluded.hard_limit, limit_state = excluded.limit_state, notified = excluded.notified,
+               usage_as_of = excluded.usage_as_of, updated_at = excluded.updated_at,
+               resets_at = case when e.blocked then e.resets_at else excluded.resets_at end
+           where e.usage_as_of is null or e.usage_as_of <= excluded.usage_as_of`,
+        [customerId, meter, new Date(periodEnd), usage, hardLimit, state, notified, new Date(asOf)],
+      );
     } catch (err) {
       if ((err as { code?: unknown }).code === FOREIGN_KEY_VIOLATION) {
         throw ApplicationFailure.nonRetryable(`no customer ${customerId} or no meter "${meter}"`, 'unknown_customer_or_meter');

@@ -13,6 +13,22 @@ const ChangeSchema = z.object({
   meter: z.string(),
   blocked: z.boolean(),
   resets_at: z.iso.datetime({ offset: true }),
+  usage: z.string().nullish(),
+  hard_limit: z.string().nullish(),
+  limit_state: z.string().nullish(),
+  notified: z.array(z.string()).nullish(),
+  usage_as_of: z.iso.datetime({ offset: true }).nullish(),
+});
+type ChangeRow = z.infer<typeof ChangeSchema>;
+
+const toChange = (r: ChangeRow): EntitlementChange => ({
+  customerId: r.customer_id,
+  meter: r.meter,
+  blocked: r.blocked,
+  resetsAt: new Date(r.resets_at),
+  ...(r.usage && r.limit_state && r.usage_as_of
+    ? { quota: { usage: r.usage, hardLimit: r.hard_limit ?? null, state: r.limit_state, notified: r.notified ?? [], asOf: new Date(r.usage_as_of) } }
+    : {}),
 });
 
 export interface EntitlementsOptions {
@@ -57,10 +73,13 @@ export async function startEntitlements(opts: EntitlementsOptions): Promise<Enti
       else logger.error({ payload }, 'ignored a malformed entitlement change notification');
     },
     onListening: async (client) => {
-      const { rows } = await client.query<{ customer_id: string; meter: string; resets_at: Date }>(
-        'select customer_id, meter, resets_at from entitlements where blocked',
+      // The same JSON the trigger sends, so one parser serves both.
+      const { rows } = await client.query<{ row: ChangeRow }>(
+        `select json_build_object('customer_id', customer_id, 'meter', meter, 'blocked', blocked, 'resets_at', resets_at,
+           'usage', usage::text, 'hard_limit', hard_limit::text, 'limit_state', limit_state, 'notified', notified, 'usage_as_of', usage_as_of) as row
+         from entitlements where blocked or resets_at > now()`,
       );
-      store.replace(rows.map((r) => ({ customerId: r.customer_id, meter: r.meter, blocked: true, resetsAt: r.resets_at })));
+      store.replace(rows.map((r) => toChange(ChangeSchema.parse(r.row))));
       live = true;
       logger.info({ blocked: rows.length }, 'entitlements loaded');
     },
@@ -91,6 +110,5 @@ function parseChange(payload: string): EntitlementChange | undefined {
   }
   const parsed = ChangeSchema.safeParse(json);
   if (!parsed.success) return undefined;
-  const { customer_id, meter, blocked, resets_at } = parsed.data;
-  return { customerId: customer_id, meter, blocked, resetsAt: new Date(resets_at) };
+  return toChange(parsed.data);
 }

@@ -6,24 +6,36 @@ export interface Block {
   resetsAt: Date;
 }
 
+/** A limited meter's state in the current period, as the billing workflow last published it. */
+export interface QuotaState {
+  usage: string;
+  hardLimit: string | null;
+  /** The quota policy's status: ok, over_limit_in_grace, overage, blocked. */
+  state: string;
+  notified: string[];
+  asOf: Date;
+}
+
 /** One entitlement row as the database announces it (NOTIFY payload) or lists it (snapshot). */
 export interface EntitlementChange {
   customerId: string;
   meter: string;
   blocked: boolean;
   resetsAt: Date;
+  quota?: QuotaState;
 }
 
 /**
  * The blocked (customer, meter) pairs of the whole system, in this process's memory: quota
- * checks and ingestion ask it without a database read. Only blocks are kept (the rest of the
- * entitlements table is "not blocked"), so it stays as small as the set of customers over a hard
- * limit. A block lapses at its reset time even if the unblock has not arrived: the period it was
+ * checks and ingestion ask it without a database read; beside them, each limited meter's
+ * published quota state (usage, limit, thresholds) for the checks' answers. A block lapses at its reset time even if the unblock has not arrived: the period it was
  * decided for is over, and usage counts from zero again.
  */
 export class EntitlementStore {
   /** customer id → meter code → block. */
   private blocks = new Map<string, Map<string, Block>>();
+  /** customer id + meter code → published quota state and the end of its period. */
+  private quotas = new Map<string, QuotaState & { resetsAt: Date }>();
 
   constructor(
     private readonly clock: Clock,
@@ -53,7 +65,17 @@ export class EntitlementStore {
     return n;
   }
 
+  /** The meter's quota state in the current period, if the workflow published one that has not lapsed. */
+  quotaOf(customerId: string, meter: string): (QuotaState & { resetsAt: Date }) | undefined {
+    const key = `${customerId}\u0000${meter}`;
+    const quota = this.quotas.get(key);
+    if (!quota || quota.resetsAt.getTime() > this.clock.now().getTime()) return quota;
+    this.quotas.delete(key);
+    return undefined;
+  }
+
   apply(change: EntitlementChange): void {
+    if (change.quota) this.quotas.set(`${change.customerId}\u0000${change.meter}`, { ...change.quota, resetsAt: change.resetsAt });
     if (change.blocked) {
       let meters = this.blocks.get(change.customerId);
       if (!meters) this.blocks.set(change.customerId, (meters = new Map()));
@@ -68,6 +90,7 @@ export class EntitlementStore {
   /** Replaces everything with a full snapshot of the table. */
   replace(rows: Iterable<EntitlementChange>): void {
     this.blocks = new Map();
+    this.quotas = new Map();
     for (const row of rows) this.apply(row);
   }
 }

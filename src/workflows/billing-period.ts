@@ -31,12 +31,23 @@ import { collectionWorkflowIdFor, invoiceCollectionWorkflow } from './invoice-co
 export interface BillingPeriodActivities {
   notifyThreshold(input: { subscriptionId: string; customer: string; meter: string; periodStart: string; threshold: string; usage: string }): Promise<void>;
   setEntitlement(input: { customerId: string; meter: string; blocked: boolean; periodEnd: string }): Promise<void>;
+  /** The meter's state for quota checks to answer from memory; `asOf` orders publishes. */
+  publishQuota(input: {
+    customerId: string;
+    meter: string;
+    usage: string;
+    hardLimit: string | null;
+    state: LimitState['status'];
+    notified: string[];
+    periodEnd: string;
+    asOf: string;
+  }): Promise<void>;
   /** Writes (or rewrites) the period's draft invoice under its natural key (customer, period start). */
   draftInvoice(input: { subscriptionId: string; customerId: string; planCode: string; periodStart: string; periodEnd: string }): Promise<{ invoiceId: string }>;
   finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
 }
 
-const { notifyThreshold, setEntitlement, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
+const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
@@ -124,6 +135,8 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
   let billedUntil = period.end;
   /** A subscription that replaces this one once it is closed. */
   let successor: SubscriptionTerms | undefined;
+  /** What was last published per meter for quota checks, so an unchanged state is not sent again. */
+  const published: Record<string, string> = {};
 
   const meterState = (meter: string) => (meters[meter] ??= { usage: '0', notified: [], limit: { status: 'ok' } });
   const view = (): BillingPeriodView => ({
@@ -208,6 +221,12 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
       const blocked = result.state.status === 'blocked';
       if (blocked !== wasBlocked) {
         await setEntitlement({ customerId: terms.customerId, meter: limit.meter, blocked, periodEnd: period.end.toISOString() });
+      }
+      const quota = { usage: state.usage, hardLimit: limit.hard_limit ?? null, state: state.limit.status, notified: [...state.notified] };
+      const signature = JSON.stringify(quota);
+      if (published[limit.meter] !== signature) {
+        published[limit.meter] = signature;
+        await publishQuota({ customerId: terms.customerId, meter: limit.meter, ...quota, periodEnd: period.end.toISOString(), asOf: now.toISOString() });
       }
     }
     showDetails();

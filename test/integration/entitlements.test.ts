@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { countQueries } from '../../scripts/query-counter';
-import { createSetEntitlement } from '../../src/activities/set-entitlement';
+import { createPublishQuota, createSetEntitlement } from '../../src/activities/set-entitlement';
 import { systemClock } from '../../src/clock';
 import { ENTITLEMENT_LISTENER_APPLICATION_NAME } from '../../src/entitlements/entitlements';
 import { createCustomer } from '../../src/metering/customer-store';
@@ -167,9 +167,11 @@ describe('POST /v1/entitlements/check', () => {
     try {
       const blocked = await check(two, { customer: 'acme', meter: 'tokens', quantity: '10' });
       assert.equal(blocked.status, 200);
-      assert.deepEqual(await blocked.json(), { customer: 'acme', meter: 'tokens', allowed: false, state: 'blocked', resets_at: periodEnd, upgrade_url: '/upgrade' });
+      // Nothing published for these meters (setEntitlement alone): no usage, limit or thresholds to tell.
+      const unknownQuota = { limit_state: null, usage: null, hard_limit: null, remaining: null, thresholds_notified: [], usage_as_of: null };
+      assert.deepEqual(await blocked.json(), { customer: 'acme', meter: 'tokens', allowed: false, state: 'blocked', resets_at: periodEnd, upgrade_url: '/upgrade', ...unknownQuota });
       const free = await check(two, { customer: 'acme', meter: 'api_calls' });
-      assert.deepEqual(await free.json(), { customer: 'acme', meter: 'api_calls', allowed: true, state: 'not_blocked', resets_at: null, upgrade_url: '/upgrade' });
+      assert.deepEqual(await free.json(), { customer: 'acme', meter: 'api_calls', allowed: true, state: 'not_blocked', resets_at: null, upgrade_url: '/upgrade', ...unknownQuota });
       assert.equal((await json(await check(two, { customer: 'globex', meter: 'tokens' }))).allowed, true);
     } finally {
       await setEntitlement({ customerId: ids.acme, meter: 'tokens', blocked: false, periodEnd });
@@ -281,5 +283,31 @@ describe('when the change feed is down', () => {
     await setEntitlement({ customerId: ids.acme, meter: 'tokens', blocked: true, periodEnd: inAnHour() });
     await within(1000, async () => (await refusesTokens(one)) && (await refusesTokens(two)));
     await setEntitlement({ customerId: ids.acme, meter: 'tokens', blocked: false, periodEnd });
+  });
+});
+
+describe('published quota state', () => {
+  test('publishQuota reaches every API process: the check tells usage, limit, remaining and thresholds, without a query', async () => {
+    const publish = createPublishQuota({ pool: db.pool });
+    const periodEnd = inAnHour();
+    const asOf = new Date().toISOString();
+    await publish({ customerId: ids.globex, meter: 'api_calls', usage: '750', hardLimit: '1000', state: 'ok', notified: ['50%'], periodEnd, asOf });
+    // An older publish arriving late (an activity retry) does not overwrite the newer one.
+    await publish({ customerId: ids.globex, meter: 'api_calls', usage: '10', hardLimit: '1000', state: 'ok', notified: [], periodEnd, asOf: new Date(Date.parse(asOf) - 1000).toISOString() });
+    for (const app of [one, two]) {
+      await within(1000, async () => (await json(await check(app, { customer: 'globex', meter: 'api_calls' }))).usage === '750');
+      const answer = await json(await check(app, { customer: 'globex', meter: 'api_calls', quantity: '10' }));
+      assert.deepEqual(
+        { allowed: answer.allowed, limit_state: answer.limit_state, hard_limit: answer.hard_limit, remaining: answer.remaining, notified: answer.thresholds_notified, resets_at: answer.resets_at },
+        { allowed: true, limit_state: 'ok', hard_limit: '1000', remaining: '250', notified: ['50%'], resets_at: periodEnd },
+      );
+    }
+    const queries = countQueries();
+    try {
+      await json(await check(one, { customer: 'globex', meter: 'api_calls' }));
+    } finally {
+      queries.restore();
+    }
+    assert.equal(queries.count, 0);
   });
 });

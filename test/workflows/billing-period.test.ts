@@ -29,6 +29,7 @@ const calls: Array<{ name: ActivityName; input: Record<string, unknown> }> = [];
 const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
   setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
+  publishQuota: async (input) => void calls.push({ name: 'publishQuota', input }),
   draftInvoice: async (input) => {
     calls.push({ name: 'draftInvoice', input });
     return { invoiceId: `inv-${input.periodStart}` };

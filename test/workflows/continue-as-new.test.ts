@@ -19,6 +19,7 @@ const notified: string[] = [];
 const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   notifyThreshold: async ({ threshold }) => void notified.push(threshold),
   setEntitlement: async () => undefined,
+  publishQuota: async () => undefined,
   draftInvoice: async () => assert.fail('no period closes in this test'),
   finalizeInvoice: async () => assert.fail('no period closes in this test'),
   chargeInvoice: async () => assert.fail('no period closes in this test'),

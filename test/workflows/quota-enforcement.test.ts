@@ -9,6 +9,7 @@ import { createHttpPaymentProvider } from '../../src/provider/http-payment-provi
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { scopes } from '../../src/api/auth';
 import { systemClock } from '../../src/clock';
+import { Decimal } from '../../src/domain/money';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
 import { workflowsPath } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -111,6 +112,18 @@ describe('quota enforcement end to end', () => {
     const { rows: outbox } = await db.pool.query<{ kind: string }>(`select kind from notifications order by created_at`);
     assert.equal(outbox.length, 2, 'one notification per soft threshold');
 
+    // The check answers from memory what the workflow published: usage, limit, what remains, thresholds.
+    const inGrace = await eventually(
+      'the published quota reaches the API',
+      () => call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls', quantity: '5' }),
+      (r) => r.body.usage === '1200',
+    );
+    assert.deepEqual(
+      { allowed: inGrace.body.allowed, limit_state: inGrace.body.limit_state, hard_limit: inGrace.body.hard_limit, remaining: inGrace.body.remaining, notified: inGrace.body.thresholds_notified },
+      { allowed: true, limit_state: 'over_limit_in_grace', hard_limit: '1000', remaining: '0', notified: ['80%', '100%'] },
+    );
+    assert.equal(inGrace.body.resets_at, state.period.end);
+
     // Within the grace period usage is still accepted.
     assert.equal((await call('POST', '/v1/events', calls(1))).status, 200);
 
@@ -132,7 +145,14 @@ describe('quota enforcement end to end', () => {
     assert.equal(after.planCode, 'large');
     assert.equal(after.meters.api_calls!.limit.status, 'ok');
     await eventually('the API accepts usage again', () => call('POST', '/v1/events', calls(1)[0]), (r) => r.status === 201);
-    assert.equal((await call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls' })).body.allowed, true);
+    const afterUpgrade = await eventually(
+      'the new limit reaches the API',
+      () => call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls' }),
+      (r) => r.body.hard_limit === '100000',
+    );
+    assert.equal(afterUpgrade.body.allowed, true);
+    assert.equal(afterUpgrade.body.limit_state, 'ok');
+    assert.equal(new Decimal(afterUpgrade.body.remaining).plus(afterUpgrade.body.usage).toFixed(), '100000');
   });
 
   test('cancel: the final period ends at the cancellation; a new subscription while it closes continues the same workflow', async () => {

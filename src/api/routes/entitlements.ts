@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { Decimal } from '../../domain/money';
 import type { EntitlementStore } from '../../entitlements/store';
 import type { CustomerDirectory } from '../../metering/customer-directory';
 import type { MeterCatalog } from '../../metering/meter-catalog';
@@ -15,7 +16,7 @@ const CheckSchema = z
       .string()
       .regex(/^\d{1,40}(\.\d{1,40})?$/, 'must be a non-negative decimal string such as "1" or "12.5"')
       .optional()
-      .meta({ description: 'Usage about to be sent (default 0). Validated; the answer does not depend on it yet (see the operation description).' }),
+      .meta({ description: 'Usage about to be sent (default 0). Validated; compare it with `remaining`: only a block (after the grace period) refuses usage.' }),
   })
   .meta({ id: 'EntitlementCheck' });
 
@@ -27,8 +28,16 @@ const EntitlementAnswerSchema = z
     state: z.enum(['blocked', 'not_blocked']).meta({
       description: 'blocked: over a hard limit past its grace period, until resets_at or an upgrade. not_blocked: usage is accepted (soft thresholds and a running grace period are not told apart here).',
     }),
-    resets_at: z.string().nullable().meta({ description: 'When a block lapses (the end of its billing period), ISO 8601 UTC; null when not blocked' }),
+    resets_at: z.string().nullable().meta({ description: 'When a block lapses, or the limits reset: the end of the billing period, ISO 8601 UTC; null when unknown' }),
     upgrade_url: z.string().meta({ description: 'Where the customer can raise its limits' }),
+    limit_state: z.enum(['ok', 'over_limit_in_grace', 'overage', 'blocked']).nullable().meta({
+      description: "The quota policy's state as the billing workflow last evaluated it; null when the meter has no limit or nothing was published yet",
+    }),
+    usage: z.string().nullable().meta({ description: 'Usage in the current period as of usage_as_of' }),
+    hard_limit: z.string().nullable(),
+    remaining: z.string().nullable().meta({ description: 'hard_limit − usage, at least 0; null without a hard limit' }),
+    thresholds_notified: z.array(z.string()).meta({ description: 'Soft thresholds already crossed (and notified) this period' }),
+    usage_as_of: z.string().nullable().meta({ description: "When the workflow evaluated it: usage reaches it about a second after it is stored" }),
   })
   .meta({ id: 'EntitlementAnswer' });
 
@@ -40,8 +49,8 @@ registry.registerPath({
     'Every API process holds the blocked (customer, meter) pairs in memory, kept current by PostgreSQL LISTEN/NOTIFY ' +
     'within about a second of the billing workflow deciding a block or an unblock. The answer is that state: usage of ' +
     'a blocked meter is refused (and POST /v1/events refuses it with 429 quota_exceeded) until resets_at or an upgrade. ' +
-    'Remaining allowance and soft-threshold state are not part of the answer: real-time usage lives in the billing ' +
-    'workflow and in database counters, and neither is read per check.',
+    'Usage, the hard limit, what remains and the soft thresholds crossed are the state the billing workflow published after ' +
+    'its last evaluation (about a second behind ingestion), also held in memory.',
   tags: ['entitlements'],
   security: [{ [apiKeyAuth.name]: [] }],
   request: { body: { content: { 'application/json': { schema: CheckSchema } } } },
@@ -73,13 +82,21 @@ export function entitlementsRouter(deps: EntitlementsRouterDeps): Router {
     if (!customerId) throw new ProblemError('not_found', `No customer "${externalId}".`);
     if (!meter) throw new ProblemError('not_found', `No meter "${parsed.data.meter}".`);
     const block = deps.store.blockOf(customerId, meter.code);
+    const quota = deps.store.quotaOf(customerId, meter.code);
+    const remaining = quota?.hardLimit != null ? Decimal.max(0, new Decimal(quota.hardLimit).minus(quota.usage)) : null;
     res.json({
       customer: externalId,
       meter: meter.code,
       allowed: !block,
       state: block ? 'blocked' : 'not_blocked',
-      resets_at: block ? block.resetsAt.toISOString() : null,
+      resets_at: (block?.resetsAt ?? quota?.resetsAt)?.toISOString() ?? null,
       upgrade_url: deps.store.upgradeUrl,
+      limit_state: (quota?.state as z.infer<typeof EntitlementAnswerSchema>['limit_state']) ?? null,
+      usage: quota?.usage ?? null,
+      hard_limit: quota?.hardLimit ?? null,
+      remaining: remaining?.toFixed() ?? null,
+      thresholds_notified: quota?.notified ?? [],
+      usage_as_of: quota?.asOf.toISOString() ?? null,
     } satisfies z.infer<typeof EntitlementAnswerSchema>);
   });
   return router;
