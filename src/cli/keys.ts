@@ -3,12 +3,12 @@ import { z } from 'zod';
 import { scopes } from '../api/auth';
 import { ProblemError } from '../api/problem';
 import { systemClock } from '../clock';
-import type { Config } from '../config';
-import { createPool } from '../db/pool';
 import { loadPeppers } from '../keys/pepper';
 import { KeyService } from '../keys/service';
 import { keyStatus } from '../keys/status';
 import type { ApiKey } from '../keys/store';
+import { CliError, exitCodes, withDatabase, type CliContext } from './context';
+import { wantsJson } from './output';
 
 const CreateOptions = z.object({
   name: z.string().min(1).max(128),
@@ -31,29 +31,45 @@ function describeKey(k: ApiKey): string {
 }
 
 /** Runs one command against the database with a key service acting as `cli`, then disconnects. */
-async function withService<T>(config: Config, databaseUrl: string, work: (service: KeyService) => Promise<T>): Promise<T> {
-  const { peppers } = await loadPeppers(config);
-  const pool = createPool(databaseUrl, 2);
-  try {
-    await pool.query('select 1').catch((err: unknown) => {
-      throw new Error(`cannot reach PostgreSQL at ${new URL(databaseUrl).host} (is \`npm start\` running, or DATABASE_URL set?): ${String(err)}`);
-    });
-    const service = new KeyService({
-      pool,
-      peppers,
-      clock: systemClock,
-      defaults: { ratePerSecond: config.API_KEY_DEFAULT_RATE_PER_SECOND, burst: config.API_KEY_DEFAULT_BURST },
-    });
-    return await work(service);
-  } finally {
-    await pool.end();
-  }
+async function withService<T>(ctx: CliContext, work: (service: KeyService) => Promise<T>): Promise<T> {
+  const { peppers } = await loadPeppers(ctx.config);
+  return withDatabase(ctx, (pool) =>
+    work(
+      new KeyService({
+        pool,
+        peppers,
+        clock: systemClock,
+        defaults: { ratePerSecond: ctx.config.API_KEY_DEFAULT_RATE_PER_SECOND, burst: ctx.config.API_KEY_DEFAULT_BURST },
+      }),
+    ),
+  );
 }
 
 /** Problems from the service read as plain sentences on a terminal. */
 const explain = (err: unknown) => (err instanceof ProblemError ? new Error(err.detail) : err);
 
-export function keysCommand(config: Config, databaseUrl: string, out: (line: string) => void): Command {
+/** The API's wire shape of a key (never its secret, which `create` alone prints, beside it). */
+function keyJson(k: ApiKey) {
+  const iso = (d: Date | null) => d?.toISOString() ?? null;
+  return {
+    id: k.id,
+    name: k.name,
+    environment: k.environment,
+    scopes: k.scopes,
+    customer: k.customer?.externalId ?? null,
+    start: k.start,
+    status: keyStatus(k, systemClock.now()),
+    rate_limit: { per_second: k.ratePerSecond, burst: k.burst },
+    expires_at: iso(k.expiresAt),
+    revoked_at: iso(k.revokedAt),
+    replaced_by: k.replacedBy,
+    created_by: k.createdBy,
+    created_at: k.createdAt.toISOString(),
+  };
+}
+
+export function keysCommand(ctx: CliContext): Command {
+  const out = ctx.stdout;
   const keys = new Command('keys').description('manage API keys (acts as "cli" in the audit log)');
 
   keys
@@ -66,11 +82,11 @@ export function keysCommand(config: Config, databaseUrl: string, out: (line: str
     .option('--expires-at <instant>', 'RFC 3339 expiry, e.g. 2027-01-01T00:00:00Z')
     .option('--rate <perSecond>', 'steady requests per second')
     .option('--burst <requests>', 'extra requests per 10 s above the steady rate')
-    .action(async (raw: Record<string, unknown>) => {
+    .action(async (raw: Record<string, unknown>, command: Command) => {
       const parsed = CreateOptions.safeParse(raw);
-      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
+      if (!parsed.success) throw new CliError(parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'), exitCodes.cannotRun);
       const o = parsed.data;
-      const { secret, key } = await withService(config, databaseUrl, (service) =>
+      const { secret, key } = await withService(ctx, (service) =>
         service
           .create(
             {
@@ -88,6 +104,10 @@ export function keysCommand(config: Config, databaseUrl: string, out: (line: str
             throw explain(err);
           }),
       );
+      if (wantsJson(command)) {
+        out(JSON.stringify({ ...keyJson(key), secret }, null, 2));
+        return;
+      }
       out(describeKey(key));
       out('The secret below is shown only now; it cannot be recovered, only rotated or revoked:');
       out(secret);
@@ -96,27 +116,31 @@ export function keysCommand(config: Config, databaseUrl: string, out: (line: str
   keys
     .command('list')
     .description('list keys, oldest first (never their secrets)')
-    .action(async () => {
-      await withService(config, databaseUrl, async (service) => {
+    .action(async (_opts: unknown, command: Command) => {
+      const json = wantsJson(command);
+      const all: ApiKey[] = [];
+      await withService(ctx, async (service) => {
         let after: string | undefined;
         for (;;) {
           const page = await service.list({ limit: 500, after });
-          for (const k of page) out(describeKey(k));
+          if (json) all.push(...page);
+          else for (const k of page) out(describeKey(k));
           if (page.length < 500) break;
           after = page[page.length - 1]!.id;
         }
       });
+      if (json) out(JSON.stringify(all.map(keyJson), null, 2));
     });
 
   keys
     .command('revoke')
     .description('revoke a key at once, in every API process')
     .argument('<id>', 'key id (see `keys list`)')
-    .action(async (id: string) => {
-      if (!z.uuid().safeParse(id).success) throw new Error(`"${id}" is not a key id (a UUID; see \`keys list\`)`);
-      const key = await withService(config, databaseUrl, (service) => service.revoke(id, 'cli'));
-      if (!key) throw new Error(`no API key ${id}`);
-      out(describeKey(key));
+    .action(async (id: string, _opts: unknown, command: Command) => {
+      if (!z.uuid().safeParse(id).success) throw new CliError(`"${id}" is not a key id (a UUID; see \`keys list\`)`, exitCodes.cannotRun);
+      const key = await withService(ctx, (service) => service.revoke(id, 'cli'));
+      if (!key) throw new CliError(`no API key ${id}`);
+      out(wantsJson(command) ? JSON.stringify(keyJson(key), null, 2) : describeKey(key));
     });
 
   return keys;

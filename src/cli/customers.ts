@@ -1,0 +1,65 @@
+import { Command } from 'commander';
+import { z } from 'zod';
+import { page, PageQuerySchema } from '../api/pagination';
+import { createCustomer, getCustomer, listCustomers, type Customer } from '../metering/customer-store';
+import { CliError, parseInput, withDatabase, type CliContext } from './context';
+import { emit, pageText, record, table } from './output';
+
+// The API's rules for a customer (src/api/routes/customers.ts), so both refuse the same input.
+const CustomerInputSchema = z.object({
+  external_id: z.string().min(1).max(128).regex(/^[^\u0000]*$/, 'must not contain NUL'),
+  name: z.string().min(1).max(256),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD'),
+});
+
+/** The API's wire shape, so scripts read the CLI's --json and the API alike. */
+const toJson = (c: Customer) => ({ external_id: c.externalId, name: c.name, currency: c.currency, created_at: c.createdAt.toISOString() });
+const toRow = (c: Customer) => [c.externalId, c.name, c.currency, c.createdAt.toISOString()];
+const head = ['external id', 'name', 'currency', 'created'];
+
+export function customersCommand(ctx: CliContext): Command {
+  const customers = new Command('customers').description('customers, directly in the database');
+
+  customers
+    .command('create')
+    .description('create a customer; repeating it with the same attributes is safe')
+    .argument('<externalId>', 'your id for the customer')
+    .requiredOption('--name <name>', 'display name')
+    .requiredOption('--currency <code>', 'ISO 4217 billing currency, e.g. USD')
+    .action(async (externalId: string, opts: { name: string; currency: string }, command: Command) => {
+      const input = parseInput(CustomerInputSchema, { external_id: externalId, ...opts }, 'customer');
+      const { created, customer } = await withDatabase(ctx, (pool) => createCustomer(pool, input));
+      if (!created && (customer.name !== input.name || customer.currency !== input.currency)) {
+        throw new CliError(`customer "${externalId}" already exists with other attributes (name "${customer.name}", currency ${customer.currency})`);
+      }
+      emit(ctx, command, { ...toJson(customer), created }, () => `${created ? 'created' : 'already exists'}\n${table(head, [toRow(customer)])}`);
+    });
+
+  customers
+    .command('list')
+    .description('list customers by external id')
+    .option('--limit <n>', 'page size (at most 500)', '50')
+    .option('--after <externalId>', 'start after this external id (the previous page\'s cursor)')
+    .action(async (opts: { limit: string; after?: string }, command: Command) => {
+      const query = parseInput(PageQuerySchema, opts, 'options');
+      const rows = await withDatabase(ctx, (pool) => listCustomers(pool, query.limit + 1, query.after));
+      const result = page(rows, query.limit, (c) => c.externalId);
+      emit(ctx, command, { data: result.data.map(toJson), next_cursor: result.next_cursor }, () =>
+        pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),
+      );
+    });
+
+  customers
+    .command('show')
+    .description('show one customer')
+    .argument('<externalId>')
+    .action(async (externalId: string, _opts: unknown, command: Command) => {
+      const customer = await withDatabase(ctx, (pool) => getCustomer(pool, externalId));
+      if (!customer) throw new CliError(`no customer "${externalId}"`);
+      emit(ctx, command, toJson(customer), () =>
+        record({ 'external id': customer.externalId, name: customer.name, currency: customer.currency, id: customer.id, created: customer.createdAt.toISOString() }),
+      );
+    });
+
+  return customers;
+}

@@ -1,0 +1,87 @@
+import { Command } from 'commander';
+import { page, PageQuerySchema } from '../api/pagination';
+import { canonicalJson } from '../domain/metering/canonical-json';
+import { aggregations, MeterInputSchema } from '../domain/metering/meter';
+import { createMeter, listMeters, type StoredMeter } from '../metering/meter-store';
+import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
+import { emit, pageText, table } from './output';
+
+/** The API's wire shape, so scripts read the CLI's --json and the API alike. */
+const toJson = (m: StoredMeter) => ({
+  code: m.code,
+  name: m.name,
+  event_type: m.eventType,
+  aggregation: m.aggregation,
+  value_property: m.valueProperty,
+  filter: m.filter,
+  created_at: m.createdAt.toISOString(),
+});
+const toRow = (m: StoredMeter) => [m.code, m.name, m.eventType, m.aggregation, m.valueProperty, Object.keys(m.filter).length ? JSON.stringify(m.filter) : ''];
+const head = ['code', 'name', 'event type', 'aggregation', 'value property', 'filter'];
+
+/** Definitions compare without their creation time, in canonical form (jsonb reorders the filter's keys). */
+const definition = (m: ReturnType<typeof toJson>) => canonicalJson({ ...m, created_at: '' });
+
+function parseFilter(text: string | undefined): unknown {
+  if (text === undefined) return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(`--filter must be a JSON object such as '{"region":"eu"}'; got ${text}`, exitCodes.cannotRun);
+  }
+}
+
+export function metersCommand(ctx: CliContext): Command {
+  const meters = new Command('meters').description('meters, directly in the database (one per event type)');
+
+  meters
+    .command('create')
+    .description('create a meter; repeating it with the same definition is safe')
+    .argument('<code>', 'permanent meter code, e.g. api_calls')
+    .requiredOption('--name <name>', 'display name')
+    .requiredOption('--event-type <type>', 'the event type it aggregates')
+    .requiredOption('--aggregation <kind>', aggregations.join(', '))
+    .option('--value-property <name>', 'the event property carrying the value (not for count)')
+    .option('--filter <json>', 'equality match on event properties, as a JSON object')
+    .action(async (code: string, opts: { name: string; eventType: string; aggregation: string; valueProperty?: string; filter?: string }, command: Command) => {
+      const input = parseInput(
+        MeterInputSchema,
+        {
+          code,
+          name: opts.name,
+          event_type: opts.eventType,
+          aggregation: opts.aggregation,
+          ...(opts.valueProperty === undefined ? {} : { value_property: opts.valueProperty }),
+          filter: parseFilter(opts.filter),
+        },
+        'meter',
+      );
+      const result = await withDatabase(ctx, (pool) => createMeter(pool, input));
+      if (!result.created) {
+        const wanted = { ...input, value_property: input.value_property ?? null, created_at: '' };
+        if (result.clash === 'event_type') {
+          throw new CliError(`events of type "${input.event_type}" already feed meter "${result.meter.code}"; an event type feeds one meter`);
+        }
+        if (definition(toJson(result.meter)) !== definition(wanted)) throw new CliError(`meter "${code}" already exists with another definition`);
+      }
+      emit(ctx, command, { ...toJson(result.meter), created: result.created }, () =>
+        `${result.created ? 'created' : 'already exists'}\n${table(head, [toRow(result.meter)])}`,
+      );
+    });
+
+  meters
+    .command('list')
+    .description('list meters by code')
+    .option('--limit <n>', 'page size (at most 500)', '50')
+    .option('--after <code>', "start after this code (the previous page's cursor)")
+    .action(async (opts: { limit: string; after?: string }, command: Command) => {
+      const query = parseInput(PageQuerySchema, opts, 'options');
+      const rows = await withDatabase(ctx, (pool) => listMeters(pool, query.limit + 1, query.after));
+      const result = page(rows, query.limit, (m) => m.code);
+      emit(ctx, command, { data: result.data.map(toJson), next_cursor: result.next_cursor }, () =>
+        pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),
+      );
+    });
+
+  return meters;
+}

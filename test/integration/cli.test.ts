@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { defaultActivityInfo, MockActivityEnvironment } from '@temporalio/testing';
+import { createDraftInvoice } from '../../src/activities/draft-invoice';
+import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
+import { createSubscription } from '../../src/billing/subscription-store';
+import { systemClock } from '../../src/clock';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+
+/*
+ * The admin CLI as operators and scripts run it: the real binary in its own process, against a
+ * real PostgreSQL.
+ */
+const root = path.resolve(import.meta.dirname, '../..');
+const pepper = `1:${'test-pepper-'.repeat(3)}`;
+
+let db: TestDatabase;
+let dir: string;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `npx meterflow …` (the package's bin) in its own process; never rejects, so tests assert on the exit status. */
+const cli = (args: string[], env: Record<string, string> = {}): Promise<Run> =>
+  new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/meterflow.js', ...args],
+      { cwd: root, env: { ...process.env, DATABASE_URL: db.url, API_KEY_PEPPERS: pepper, DATA_DIR: dir, ...env }, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+
+/** A command run with --json: exits with `code` and prints only JSON on stdout. */
+async function json(args: string[], code = 0, env: Record<string, string> = {}): Promise<any> {
+  const run = await cli([...args, '--json'], env);
+  assert.equal(run.code, code, `exit ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
+
+const count = async (sql: string, params: unknown[] = []) => Number((await db.pool.query<{ n: string }>(`select count(*) as n from ${sql}`, params)).rows[0]!.n);
+
+const plan = (id: string, basePrice: string) => ({
+  id,
+  name: `Plan ${id}`,
+  currency: 'USD',
+  base_fee: basePrice,
+  charges: [{ meter: 'api_calls', model: 'graduated', tiers: [{ up_to: '1000', unit_price: '0.002' }, { up_to: null, unit_price: '0.001' }] }],
+  interval: { kind: 'calendar_month' },
+});
+
+function writeJson(name: string, value: unknown): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, JSON.stringify(value));
+  return file;
+}
+
+before(async () => {
+  db = await createTestDatabase();
+  dir = mkdtempSync(path.join(tmpdir(), 'meterflow-cli-'));
+});
+after(async () => {
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('catalog commands', () => {
+  test('customers create, list and show; repeating a create is safe, other attributes are refused', async () => {
+    const created = await json(['customers', 'create', 'acme', '--name', 'Acme', '--currency', 'USD']);
+    assert.deepEqual({ ...created, created_at: undefined }, { external_id: 'acme', name: 'Acme', currency: 'USD', created: true, created_at: undefined });
+    // Independent commands run side by side: each is its own process.
+    const [again, , , conflict, invalid] = await Promise.all([
+      json(['customers', 'create', 'acme', '--name', 'Acme', '--currency', 'USD']),
+      json(['customers', 'create', 'initech', '--name', 'Initech', '--currency', 'USD']),
+      json(['customers', 'create', 'globex', '--name', 'Globex', '--currency', 'USD']),
+      cli(['customers', 'create', 'acme', '--name', 'Acme Corp', '--currency', 'USD']),
+      cli(['customers', 'create', 'x', '--name', 'X', '--currency', 'usd']),
+    ]);
+    assert.equal(again.created, false);
+    assert.equal(conflict.code, 1);
+    assert.match(conflict.stderr, /already exists with other attributes/);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /currency: an ISO 4217 code/);
+    assert.equal(await count('customers'), 3);
+
+    const [list, firstPage, secondPage, shown, missing, human] = await Promise.all([
+      json(['customers', 'list']),
+      json(['customers', 'list', '--limit', '2']),
+      json(['customers', 'list', '--after', 'globex']),
+      json(['customers', 'show', 'initech']),
+      cli(['customers', 'show', 'nobody', '--json']),
+      cli(['customers', 'list']),
+    ]);
+    assert.deepEqual(list.data.map((c: any) => c.external_id), ['acme', 'globex', 'initech']);
+    assert.equal(list.next_cursor, null);
+    assert.equal(firstPage.next_cursor, 'globex');
+    assert.deepEqual(secondPage.data.map((c: any) => c.external_id), ['initech']);
+    assert.equal(shown.name, 'Initech');
+    assert.deepEqual([missing.code, missing.stdout], [1, '']);
+    assert.match(missing.stderr, /no customer "nobody"/);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /external id.*name.*currency/);
+    assert.match(human.stdout, /initech\s*│\s*Initech\s*│\s*USD/);
+  });
+
+  test('meters create and list; one meter per event type', async () => {
+    const created = await json(['meters', 'create', 'api_calls', '--name', 'API calls', '--event-type', 'api_call', '--aggregation', 'count']);
+    assert.equal(created.created, true);
+    assert.equal(created.event_type, 'api_call');
+    const tokens = await json(['meters', 'create', 'tokens', '--name', 'Tokens', '--event-type', 'tokens', '--aggregation', 'sum', '--value-property', 'tokens', '--filter', '{"model":"large","tier":1}']);
+    assert.deepEqual(tokens.filter, { model: 'large', tier: 1 });
+    const [again, clash, invalid] = await Promise.all([
+      json(['meters', 'create', 'tokens', '--name', 'Tokens', '--event-type', 'tokens', '--aggregation', 'sum', '--value-property', 'tokens', '--filter', '{"tier":1,"model":"large"}']),
+      cli(['meters', 'create', 'calls2', '--name', 'Calls', '--event-type', 'api_call', '--aggregation', 'count']),
+      cli(['meters', 'create', 'sum_meter', '--name', 'S', '--event-type', 's', '--aggregation', 'sum']),
+    ]);
+    assert.equal(again.created, false, 'the same definition, keys in another order');
+    assert.equal(clash.code, 1);
+    assert.match(clash.stderr, /already feed meter "api_calls"/);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /value_property: sum meters need the value_property/);
+    assert.deepEqual((await json(['meters', 'list'])).data.map((m: any) => m.code), ['api_calls', 'tokens']);
+  });
+
+  test('plans create --file, list and show; the plan is audited as cli and never changes', async () => {
+    const file = writeJson('basic.json', plan('basic', '5.00'));
+    const created = await json(['plans', 'create', '--file', file]);
+    assert.equal(created.created, true);
+    assert.deepEqual(created.charges, plan('basic', '5.00').charges);
+    const [again, , changed, unknownMeter, absent] = await Promise.all([
+      json(['plans', 'create', '--file', file]),
+      json(['plans', 'create', '--file', writeJson('pro.json', plan('pro', '20.00'))]),
+      cli(['plans', 'create', '--file', writeJson('basic-2.json', plan('basic', '6.00'))]),
+      cli(['plans', 'create', '--file', writeJson('bad.json', { ...plan('bad', '1.00'), charges: [{ meter: 'nope', model: 'per_unit', unit_price: '1' }] })]),
+      cli(['plans', 'create', '--file', path.join(dir, 'absent.json')]),
+    ]);
+    assert.equal(again.created, false);
+    assert.equal(changed.code, 1);
+    assert.match(changed.stderr, /already exists with other terms/);
+    assert.equal(unknownMeter.code, 2);
+    assert.match(unknownMeter.stderr, /unknown meter "nope"/);
+    assert.equal(absent.code, 2);
+    assert.match(absent.stderr, /cannot read .*absent\.json/);
+
+    const [list, pro, human] = await Promise.all([json(['plans', 'list']), json(['plans', 'show', 'pro']), cli(['plans', 'show', 'basic'])]);
+    assert.deepEqual(list.data.map((p: any) => p.id), ['basic', 'pro']);
+    assert.equal(pro.base_fee, '20.00');
+    assert.match(human.stdout, /api_calls\s*│\s*graduated/);
+    const { rows } = await db.pool.query(`select actor from audit_log where action = 'plan.created' order by id`);
+    assert.deepEqual(rows, [{ actor: 'cli' }, { actor: 'cli' }]);
+  });
+});
+
+describe('invoices', () => {
+  const period = { start: new Date('2025-01-01T00:00:00Z'), end: new Date('2025-02-01T00:00:00Z') };
+  let invoiceId: string;
+
+  before(async () => {
+    const customer = (await db.pool.query<{ id: string }>(`select id from customers where external_id = 'initech'`)).rows[0]!.id;
+    const meter = (await db.pool.query<{ id: string }>(`select id from meters where code = 'api_calls'`)).rows[0]!.id;
+    const sub = await createSubscription(db.pool, { customerId: customer, planCode: 'basic', anchor: period.start, actor: 'system' });
+    assert.ok(sub.created);
+    await db.pool.query(
+      `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
+       select $1, 'inv-' || i, $2, $3::timestamptz + i * interval '1 second', now(), null, '{}', true, false from generate_series(1, 1500) i`,
+      [customer, meter, period.start],
+    );
+    // The period close as the worker runs it: the real draft and finalize activities.
+    const activity = new MockActivityEnvironment({ ...defaultActivityInfo, workflowExecution: { workflowId: 'billing/initech', runId: 'run-1' } });
+    const drafted: { invoiceId: string } = await activity.run(createDraftInvoice({ pool: db.pool, clock: systemClock, lookbackInvoices: 3 }), {
+      subscriptionId: sub.subscription.id,
+      customerId: customer,
+      planCode: 'basic',
+      periodStart: period.start.toISOString(),
+      periodEnd: period.end.toISOString(),
+    });
+    await activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId: drafted.invoiceId });
+    invoiceId = drafted.invoiceId;
+  });
+
+  test('list filters by customer and status; show has the lines, their breakdowns and the charge', async () => {
+    const [list, drafts, acme, nobody, lost] = await Promise.all([
+      json(['invoices', 'list', '--customer', 'initech']),
+      json(['invoices', 'list', '--status', 'draft']),
+      json(['invoices', 'list', '--customer', 'acme']),
+      cli(['invoices', 'list', '--customer', 'nobody']),
+      cli(['invoices', 'list', '--status', 'lost']),
+    ]);
+    // 5.00 base fee + 1000 × 0.002 + 500 × 0.001
+    assert.deepEqual(list.data.map((i: any) => [i.id, i.status, i.total]), [[invoiceId, 'finalized', '7.50']]);
+    assert.equal(drafts.data.length, 0);
+    assert.equal(acme.data.length, 0);
+    assert.equal(nobody.code, 1);
+    assert.equal(lost.code, 2);
+
+    const [shown, human] = await Promise.all([json(['invoices', 'show', invoiceId]), cli(['invoices', 'show', invoiceId])]);
+    assert.deepEqual(shown.lines.map((l: any) => [l.type, l.quantity, l.amount]), [
+      ['base_fee', null, '5.00'],
+      ['usage', '1500', '2.50'],
+    ]);
+    assert.deepEqual(shown.lines[1].breakdown.map((b: any) => [b.units, b.amount]), [
+      ['1000', '2'],
+      ['500', '0.5'],
+    ]);
+    assert.equal(shown.charge, null);
+    assert.match(human.stdout, /line 2 breakdown/);
+    assert.match(human.stdout, /charge: none yet/);
+  });
+
+  test('void takes a reason, is audited as cli, and converges when repeated', async () => {
+    assert.equal((await cli(['invoices', 'void', invoiceId])).code, 2, '--reason is required');
+    const voided = await json(['invoices', 'void', invoiceId, '--reason', 'billed in error']);
+    assert.deepEqual([voided.status, voided.void_reason], ['void', 'billed in error']);
+    assert.equal((await json(['invoices', 'void', invoiceId, '--reason', 'again'])).void_reason, 'billed in error');
+    assert.equal(await count(`audit_log where action = 'invoice.voided' and actor = 'cli' and subject_id = $1`, [invoiceId]), 1);
+    assert.equal((await cli(['invoices', 'void', '00000000-0000-4000-8000-000000000000', '--reason', 'x'])).code, 1);
+    assert.equal((await cli(['invoices', 'show', 'not-a-uuid'])).code, 2);
+  });
+});
+
+describe('audit verify', () => {
+  test('exit 0 with the head when intact, 1 when an anchor does not match, 2 for a malformed anchor', async () => {
+    const report = await json(['audit', 'verify']);
+    assert.equal(report.ok, true);
+    assert.equal(report.rows, await count('audit_log'));
+    assert.match(`${report.head.seq}:${report.head.hash}`, /^\d+:[0-9a-f]{64}$/);
+
+    const [anchored, wrong, malformed] = await Promise.all([
+      json(['audit', 'verify', '--anchor', `${report.head.seq}:${report.head.hash}`]),
+      cli(['audit', 'verify', '--anchor', `${report.head.seq}:${'0'.repeat(64)}`]),
+      cli(['audit', 'verify', '--anchor', 'latest']),
+    ]);
+    assert.equal(anchored.ok, true);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stdout, /altered at position/);
+    assert.match(wrong.stderr, /TAMPERED/);
+    assert.equal(malformed.code, 2);
+  });
+});
