@@ -1,6 +1,7 @@
 /**
  * `npm run cli -- <command>` or `npx meterflow <command>`: administration from a terminal.
- * Talks to DATABASE_URL, or to the embedded PostgreSQL that `npm start` runs. `--json` prints results as JSON on stdout, nothing
+ * Talks to DATABASE_URL, or to the embedded PostgreSQL that `npm start` runs; subscriptions also
+ * to Temporal. `--json` prints results as JSON on stdout, nothing
  * else; messages go to stderr. Exit status: 0 done, 1 refused or partly failed, 2 could not run.
  */
 import { Command, CommanderError } from 'commander';
@@ -13,6 +14,7 @@ import { invoicesCommand } from './invoices';
 import { keysCommand } from './keys';
 import { metersCommand } from './meters';
 import { plansCommand } from './plans';
+import { subscriptionsCommand } from './subscriptions';
 
 function context(): CliContext {
   const config = loadConfig();
@@ -38,6 +40,7 @@ async function main(): Promise<number> {
     .addCommand(customersCommand(ctx))
     .addCommand(metersCommand(ctx))
     .addCommand(plansCommand(ctx))
+    .addCommand(subscriptionsCommand(ctx))
     .addCommand(invoicesCommand(ctx))
     .addCommand(auditCommand(ctx))
     .addCommand(keysCommand(ctx));

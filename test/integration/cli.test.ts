@@ -4,16 +4,24 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { defaultActivityInfo, MockActivityEnvironment } from '@temporalio/testing';
+import { defaultActivityInfo, MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { freePort } from '../../scripts/free-port';
+import { createActivities } from '../../src/activities';
 import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { systemClock } from '../../src/clock';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator } from '../../src/provider/simulator';
+import { workflowsPath } from '../../src/worker';
+import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { localEnvironment } from '../support/temporal';
 
 /*
  * The admin CLI as operators and scripts run it: the real binary in its own process, against a
- * real PostgreSQL.
+ * real PostgreSQL and a real Temporal dev server (subscriptions).
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const pepper = `1:${'test-pepper-'.repeat(3)}`;
@@ -242,5 +250,78 @@ describe('audit verify', () => {
     assert.match(wrong.stdout, /altered at position/);
     assert.match(wrong.stderr, /TAMPERED/);
     assert.equal(malformed.code, 2);
+  });
+});
+
+describe('subscriptions, with their billing workflows on a Temporal dev server', () => {
+  let temporal: TestWorkflowEnvironment;
+  let worker: Worker;
+  let running: Promise<void>;
+  let simulator: Awaited<ReturnType<typeof startProviderSimulator>>;
+  const taskQueue = 'cli-test';
+  const env = () => ({ TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: taskQueue });
+  const state = () => temporal.client.workflow.getHandle(workflowIdFor('acme')).query(billingState);
+
+  before(async () => {
+    let bundle;
+    [temporal, bundle] = await Promise.all([localEnvironment(), bundleWorkflowCode({ workflowsPath }), (async () => (simulator = await startProviderSimulator({ port: await freePort() })))()]);
+    const provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 1000 });
+    worker = await Worker.create({
+      connection: temporal.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, provider }),
+    });
+    running = worker.run();
+  });
+  after(async () => {
+    worker?.shutdown();
+    await running;
+    await temporal?.teardown();
+    await simulator?.close();
+  });
+
+  test('create starts the workflow, change-plan moves it, cancel tells it; each repeatable, audited as cli', async () => {
+    const created = await json(['subscriptions', 'create', '--customer', 'acme', '--plan', 'basic'], 0, env());
+    assert.equal(created.created, true);
+    assert.equal((await state()).planCode, 'basic');
+    assert.equal((await json(['subscriptions', 'create', '--customer', 'acme', '--plan', 'basic'], 0, env())).id, created.id);
+    const other = await cli(['subscriptions', 'create', '--customer', 'acme', '--plan', 'pro'], env());
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /already has an active subscription/);
+
+    const changed = await json(['subscriptions', 'change-plan', created.id, '--plan', 'pro'], 0, env());
+    assert.equal(changed.plan, 'pro');
+    assert.equal((await state()).planCode, 'pro');
+    assert.deepEqual((await json(['subscriptions', 'show', created.id])).plan, 'pro');
+
+    const canceled = await json(['subscriptions', 'cancel', created.id], 0, env());
+    assert.equal(canceled.status, 'canceled');
+    while (!(await state()).canceled) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await json(['subscriptions', 'cancel', created.id], 0, env())).status, 'canceled');
+    const refused = await cli(['subscriptions', 'change-plan', created.id, '--plan', 'basic'], env());
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /is canceled/);
+
+    const { rows } = await db.pool.query(`select action, actor from audit_log where subject_id = $1 order by id`, [created.id]);
+    assert.deepEqual(rows, [
+      { action: 'subscription.created', actor: 'cli' },
+      { action: 'subscription.plan_changed', actor: 'cli' },
+      { action: 'subscription.canceled', actor: 'cli' },
+    ]);
+  });
+
+  test('with Temporal unreachable the subscription is saved and the CLI says to retry (exit 2)', async () => {
+    const down = { TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` };
+    const run = await cli(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic', '--json'], down);
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout, '');
+    assert.match(run.stderr, /subscription [0-9a-f-]{36} is saved, but its billing workflow could not be started: cannot reach Temporal .*retry the same command/);
+    assert.equal(await count(`subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'globex' and s.status = 'active'`), 1);
+
+    const retried = await json(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic'], 0, env());
+    assert.equal(retried.created, false);
+    const handle = temporal.client.workflow.getHandle(workflowIdFor('globex'));
+    assert.equal((await handle.query(billingState)).subscriptionId, retried.id);
   });
 });
