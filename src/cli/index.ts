@@ -1,13 +1,14 @@
 /**
  * `npm run cli -- <command>` or `npx meterflow <command>`: administration from a terminal.
  * Talks to DATABASE_URL, or to the embedded PostgreSQL that `npm start` runs; subscriptions also
- * to Temporal. `--json` prints results as JSON on stdout, nothing
+ * to Temporal, backfill to the running API. `--json` prints results as JSON on stdout, nothing
  * else; messages go to stderr. Exit status: 0 done, 1 refused or partly failed, 2 could not run.
  */
 import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config';
 import { embeddedUrl } from '../db/embedded';
 import { auditCommand } from './audit';
+import { backfillCommand } from './backfill';
 import { CliError, exitCodes, type CliContext } from './context';
 import { customersCommand } from './customers';
 import { invoicesCommand } from './invoices';
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
     .addCommand(subscriptionsCommand(ctx))
     .addCommand(invoicesCommand(ctx))
     .addCommand(auditCommand(ctx))
+    .addCommand(backfillCommand(ctx))
     .addCommand(keysCommand(ctx));
   // Usage errors are "could not run" (2), not commander's 1; help and --version exit 0.
   const everyCommand = (c: Command): Command[] => [c, ...c.commands.flatMap(everyCommand)];

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,17 +17,20 @@ import { startProviderSimulator } from '../../src/provider/simulator';
 import { workflowsPath } from '../../src/worker';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { localEnvironment } from '../support/temporal';
 
 /*
  * The admin CLI as operators and scripts run it: the real binary in its own process, against a
- * real PostgreSQL and a real Temporal dev server (subscriptions).
+ * real PostgreSQL, a real API (backfill) and a real Temporal dev server (subscriptions).
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const pepper = `1:${'test-pepper-'.repeat(3)}`;
 
 let db: TestDatabase;
+let app: KeysTestApp;
 let dir: string;
+let writer: string;
 
 interface Run {
   code: number;
@@ -72,9 +75,12 @@ function writeJson(name: string, value: unknown): string {
 
 before(async () => {
   db = await createTestDatabase();
+  app = await startKeysApp(db);
   dir = mkdtempSync(path.join(tmpdir(), 'meterflow-cli-'));
+  writer = (await app.issue({ scopes: ['events:write'] })).secret;
 });
 after(async () => {
+  await app?.close();
   await db?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -250,6 +256,119 @@ describe('audit verify', () => {
     assert.match(wrong.stdout, /altered at position/);
     assert.match(wrong.stderr, /TAMPERED/);
     assert.equal(malformed.code, 2);
+  });
+});
+
+describe('backfill', () => {
+  const ndjson = () => path.join(dir, 'events.ndjson');
+  const events = () => count(`usage_events`);
+  const backfill = (file: string, ...args: string[]) => json(['backfill', file, '--api-url', app.url, ...args], 0, { METERFLOW_API_KEY: writer });
+
+  test('100,000 events from NDJSON through the API: the summary matches the database; a re-run stores nothing new', async (t) => {
+    const start = Date.now() - 100_000 * 1000;
+    const lines = Array.from({ length: 100_000 }, (_, i) =>
+      JSON.stringify({ id: `bf-${i}`, customer: 'acme', type: 'api_call', timestamp: new Date(start + i * 1000).toISOString(), properties: { region: 'eu' } }),
+    );
+    writeFileSync(ndjson(), `${lines.join('\n')}\n`);
+    const before = await events();
+
+    const first = await backfill(ndjson());
+    t.diagnostic(`100,000 events in ${first.elapsed_ms} ms: ${first.events_per_second} events/s`);
+    assert.deepEqual([first.accepted, first.duplicate, first.conflict, first.rejected, first.failed], [100_000, 0, 0, 0, 0]);
+    assert.equal((await events()) - before, first.accepted);
+    assert.equal(readFileSync(`${ndjson()}.checkpoint`, 'utf8').trim(), '100000');
+    assert.equal(readFileSync(`${ndjson()}.rejects.ndjson`, 'utf8'), '');
+
+    const again = await backfill(ndjson());
+    assert.deepEqual([again.accepted, again.duplicate, again.conflict, again.rejected], [0, 100_000, 0, 0]);
+    assert.equal((await events()) - before, 100_000);
+  });
+
+  test('CSV: malformed lines, refused and conflicting events go to the rejects file with reasons; exit 1', async () => {
+    const file = path.join(dir, 'events.csv');
+    writeFileSync(
+      file,
+      [
+        'id,customer,type,timestamp,region',
+        'csv-1,acme,api_call,2026-01-10T00:00:00Z,eu',
+        'csv-2,acme,api_call,,"eu, west"',
+        'csv-3,acme,"api_call',
+        'csv-4,acme,api_call',
+        'csv-5,nobody,api_call,,eu',
+        'csv-6,acme,api"call,,eu',
+        'csv-7,acme,api_call,,"say ""hi"""',
+        '',
+        'bf-0,acme,api_call,2020-01-01T00:00:00Z,eu',
+      ].join('\r\n'),
+    );
+    const before = await events();
+    const run = await cli(['backfill', file, '--api-url', app.url, '--json'], { METERFLOW_API_KEY: writer });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /5 event\(s\) rejected, in conflict or not sent/);
+    const summary = JSON.parse(run.stdout);
+    assert.deepEqual([summary.accepted, summary.duplicate, summary.conflict, summary.rejected], [3, 0, 1, 4]);
+    assert.equal((await events()) - before, 3);
+    const stored = await db.pool.query(`select event_id, properties->>'region' as region from usage_events where event_id like 'csv-%' order by event_id`);
+    assert.deepEqual(stored.rows, [
+      { event_id: 'csv-1', region: 'eu' },
+      { event_id: 'csv-2', region: 'eu, west' },
+      { event_id: 'csv-7', region: 'say "hi"' },
+    ]);
+
+    const rejects = readFileSync(`${file}.rejects.ndjson`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(
+      rejects.map((r) => [r.line, r.status, r.reason]).sort((a, b) => a[0] - b[0]),
+      [
+        [4, 'rejected', 'malformed_line'],
+        [5, 'rejected', 'malformed_line'],
+        [6, 'rejected', 'unknown_customer'],
+        [7, 'rejected', 'malformed_line'],
+        [10, 'conflict', 'id_reused'],
+      ],
+    );
+    assert.match(rejects.find((r) => r.line === 4).detail, /invalid CSV: unterminated quoted field/);
+    assert.match(rejects.find((r) => r.line === 5).detail, /3 fields where the header has 5/);
+    assert.equal(rejects.find((r) => r.line === 7).raw, 'csv-6,acme,api"call,,eu');
+    assert.deepEqual(rejects.find((r) => r.line === 6).event, { id: 'csv-5', customer: 'nobody', type: 'api_call', properties: { region: 'eu' } });
+  });
+
+  test('--resume skips the lines an earlier run had answered', async () => {
+    const file = path.join(dir, 'resume.jsonl');
+    const line = (i: number) => `${JSON.stringify({ id: `rs-${i}`, customer: 'acme', type: 'api_call' })}\n`;
+    writeFileSync(file, Array.from({ length: 30 }, (_, i) => line(i)).join(''));
+    const first = await backfill(file, '--batch-size', '7');
+    assert.deepEqual([first.accepted, first.skipped_lines, first.checkpoint.lines], [30, 0, 30]);
+
+    appendFileSync(file, `not json\n${Array.from({ length: 20 }, (_, i) => line(30 + i)).join('')}`);
+    const run = await cli(['backfill', file, '--api-url', app.url, '--batch-size', '7', '--resume', '--json'], { METERFLOW_API_KEY: writer });
+    assert.equal(run.code, 1, 'the malformed line is rejected');
+    const resumed = JSON.parse(run.stdout);
+    assert.deepEqual([resumed.skipped_lines, resumed.accepted, resumed.duplicate, resumed.rejected, resumed.checkpoint.lines], [30, 20, 0, 1, 51]);
+    assert.equal(readFileSync(`${file}.checkpoint`, 'utf8').trim(), '51');
+    assert.equal(await count(`usage_events where event_id like 'rs-%'`), 50);
+    assert.equal(readFileSync(`${file}.rejects.ndjson`, 'utf8').trim().split('\n').length, 1);
+
+    const nothingLeft = await backfill(file, '--resume');
+    assert.deepEqual([nothingLeft.skipped_lines, nothingLeft.accepted, nothingLeft.duplicate], [51, 0, 0]);
+  });
+
+  test('cannot run (exit 2) without a key, a key that may write events, a reachable API or a known format', async () => {
+    const file = ndjson();
+    const reader = (await app.issue({ scopes: ['usage:read'] })).secret;
+    const [noKey, readOnly, down, unknown] = await Promise.all([
+      cli(['backfill', file, '--api-url', app.url], { METERFLOW_API_KEY: '' }),
+      cli(['backfill', file, '--api-url', app.url, '--key', reader]),
+      cli(['backfill', file, '--api-url', `http://127.0.0.1:${await freePort()}`, '--key', writer]),
+      cli(['backfill', path.join(dir, 'events.txt'), '--key', writer]),
+    ]);
+    assert.equal(noKey.code, 2);
+    assert.match(noKey.stderr, /pass --key or set METERFLOW_API_KEY/);
+    assert.equal(readOnly.code, 2);
+    assert.match(readOnly.stderr, /lacks the events:write scope/);
+    assert.equal(down.code, 2);
+    assert.match(down.stderr, /cannot reach the API .*npm start/);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--format/);
   });
 });
 
