@@ -7,6 +7,7 @@ import { createCollectPayment } from './collect-payment';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
+import { createReconcileActivities } from './reconcile';
 import { createDeliverNotification } from './webhook-delivery';
 import { createPublishQuota, createSetEntitlement } from './set-entitlement';
 
@@ -28,6 +29,7 @@ export function createActivities(deps: ActivityDeps): BillingPeriodActivities & 
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
+    ...createReconcileActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider, lookbackInvoices: deps.lookbackInvoices }),
     deliverNotification: createDeliverNotification({ pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs }),
   };
 }

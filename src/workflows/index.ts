@@ -1,2 +1,3 @@
 export * from './billing-period';
 export * from './invoice-collection';
+export * from './reconciliation';

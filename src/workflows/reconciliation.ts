@@ -1,0 +1,152 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
+import {
+  ReconciliationInputError,
+  parseReconciliationInput,
+  type ReconciliationInput,
+  type ReconciliationScope,
+  type ReconciliationSummary,
+} from '../domain/reconciliation';
+
+/*
+ * Reconciliation of one scope (a period, one customer or all), started by finance from the
+ * Temporal UI with a JSON input, or through the API. It recomputes, reports, and waits for a
+ * person: `approve` issues the credit notes, `retry` recomputes (after a fix), `dismiss` closes
+ * the pending findings without a correction. With auto_approve it corrects without waiting.
+ * The workflow id names the run: its report in Postgres is keyed by it.
+ * Deterministic: no I/O and no Node APIs here; time is the workflow's own clock.
+ */
+
+/** What the workflow needs from the outside world; implemented in src/activities/reconcile.ts. */
+export interface ReconciliationActivities {
+  /** Recomputes the scope and replaces the run's undecided findings; `asOf`: periods ended by then must be invoiced. */
+  reconcilePeriod(input: {
+    runId: string;
+    periodStart: string;
+    periodEnd: string;
+    /** External id of the one customer to reconcile. */
+    customer?: string;
+    asOf: string;
+    startedBy: string;
+    /** Corrections follow at once: the run does not wait for a decision. */
+    autoApprove: boolean;
+  }): Promise<ReconciliationSummary>;
+  /** One credit note per pending finding with a correction; completes the run. */
+  applyCorrections(input: { runId: string }): Promise<ReconciliationSummary>;
+  /** Closes every pending finding without a correction; completes the run. */
+  dismissFindings(input: { runId: string; reason: string }): Promise<ReconciliationSummary>;
+  cancelRun(input: { runId: string }): Promise<void>;
+}
+
+const { reconcilePeriod, applyCorrections, dismissFindings, cancelRun } = proxyActivities<ReconciliationActivities>({
+  // Reading the provider for every invoice of a month takes a while; the activity heartbeats as it goes.
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+});
+
+export const approveSignal = defineSignal('approve');
+export const retrySignal = defineSignal('retry');
+export const dismissSignal = defineSignal<[{ reason?: string }?]>('dismiss');
+export const reportQuery = defineQuery<ReconciliationSummary>('report');
+
+/** The id the API starts a scope's run under: a retried request finds the same run. */
+export const reconciliationWorkflowIdFor = (scope: Pick<ReconciliationScope, 'start' | 'customer'>) =>
+  `reconcile/${scope.start.toISOString()}/${scope.customer ?? 'all'}`;
+
+type Decision = { kind: 'approve' } | { kind: 'retry' } | { kind: 'dismiss'; reason: string };
+
+export async function reconciliationWorkflow(input: ReconciliationInput): Promise<ReconciliationSummary> {
+  let scope: ReconciliationScope;
+  try {
+    scope = parseReconciliationInput(input);
+  } catch (err) {
+    if (err instanceof ReconciliationInputError) throw ApplicationFailure.nonRetryable(`invalid input: ${err.message}`, 'invalid_input');
+    throw err;
+  }
+  const runId = workflowInfo().workflowId;
+  const startedBy = workflowInfo().memo?.started_by;
+  let summary: ReconciliationSummary = {
+    runId,
+    status: 'running',
+    period: { start: scope.start.toISOString(), end: scope.end.toISOString() },
+    customer: scope.customer,
+    invoicesChecked: 0,
+    findings: { total: 0, pending: 0, corrected: 0, dismissed: 0 },
+    pendingByKind: {},
+    corrections: { count: 0, totals: {} },
+    pending: [],
+  };
+  const decisions: Decision[] = [];
+  setHandler(reportQuery, () => summary);
+  setHandler(approveSignal, () => void decisions.push({ kind: 'approve' }));
+  setHandler(retrySignal, () => void decisions.push({ kind: 'retry' }));
+  setHandler(dismissSignal, (input) => void decisions.push({ kind: 'dismiss', reason: input?.reason?.trim() || 'dismissed from the Temporal UI' }));
+
+  const update = (next: ReconciliationSummary) => {
+    summary = next;
+    show(summary);
+  };
+  const recompute = async () =>
+    update(
+      await reconcilePeriod({
+        runId,
+        periodStart: scope.start.toISOString(),
+        periodEnd: scope.end.toISOString(),
+        ...(scope.customer === null ? {} : { customer: scope.customer }),
+        asOf: new Date().toISOString(),
+        // Set as memo by the API (the key that asked); a start from the UI or CLI has none.
+        startedBy: typeof startedBy === 'string' ? startedBy : 'temporal',
+        autoApprove: scope.autoApprove,
+      }),
+    );
+
+  try {
+    show(summary);
+    await recompute();
+    if (scope.autoApprove && summary.status === 'running') update(await applyCorrections({ runId }));
+    while (summary.status === 'awaiting_decision') {
+      await condition(() => decisions.length > 0);
+      const decision = decisions.shift()!;
+      if (decision.kind === 'retry') await recompute();
+      else if (decision.kind === 'approve') update(await applyCorrections({ runId }));
+      else update(await dismissFindings({ runId, reason: decision.reason }));
+    }
+    return summary;
+  } catch (err) {
+    if (isCancellation(err)) await CancellationScope.nonCancellable(() => cancelRun({ runId }));
+    throw err;
+  }
+}
+
+/** What the Temporal UI shows for the run at a glance (memo and current details). */
+function show(s: ReconciliationSummary): void {
+  upsertMemo({ status: s.status, findings: s.findings, pending_by_kind: s.pendingByKind, corrections: s.corrections });
+  const scope = `${s.period.start} → ${s.period.end}, ${s.customer === null ? 'all customers' : `customer **${s.customer}**`}`;
+  const totals = Object.entries(s.corrections.totals).map(([currency, amount]) => `${amount} ${currency}`).join(', ');
+  setCurrentDetails(
+    [
+      `**Reconciliation** ${scope}`,
+      `Status: **${s.status}**; ${s.invoicesChecked} invoice(s) checked; findings: ${s.findings.pending} pending, ${s.findings.corrected} corrected, ${s.findings.dismissed} dismissed`,
+      ...s.pending.map((f) => `- \`${f.kind}\` ${f.customer}${f.invoiceId ? ` invoice ${f.invoiceId}` : ''}: ${f.description}${f.correction ? ` (credit note ${f.correction} ${f.currency})` : ''}`),
+      ...(s.findings.pending > s.pending.length ? [`- … and ${s.findings.pending - s.pending.length} more (GET /v1/reconciliations/{id})`] : []),
+      ...(s.status === 'awaiting_decision'
+        ? [
+            `Signal **approve** to issue ${s.corrections.count} credit note(s)${totals ? ` (${totals}; positive = owed back to the customer)` : ''}, ` +
+              '**retry** to recompute after a fix, or **dismiss** to close the pending findings without a correction.',
+          ]
+        : []),
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,318 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { WorkflowContinuedAsNewError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { freePort } from '../../scripts/free-port';
+import { createActivities } from '../../src/activities';
+import { voidInvoice } from '../../src/billing/invoice-store';
+import { createPlan } from '../../src/billing/plan-store';
+import { createSubscription } from '../../src/billing/subscription-store';
+import { systemClock } from '../../src/clock';
+import { planSchema } from '../../src/domain/plan';
+import type { ReconciliationInput, ReconciliationSummary } from '../../src/domain/reconciliation';
+import { createCustomer } from '../../src/metering/customer-store';
+import { createMeter } from '../../src/metering/meter-store';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import type { PaymentProvider } from '../../src/provider/payment-provider';
+import { startProviderSimulator } from '../../src/provider/simulator';
+import { temporalCliPath } from '../../src/temporal/binaries';
+import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
+import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
+import { approveSignal, dismissSignal, reconciliationWorkflow, reportQuery, retrySignal } from '../../src/workflows/reconciliation';
+import { workflowsPath } from '../../src/worker';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { timeSkippingEnvironment } from '../support/temporal';
+
+/*
+ * Reconciliation with nothing replaced: invoices produced by the real billing workflow and its
+ * activities on Postgres, charged through the provider simulator over HTTP, then a discrepancy
+ * injected behind the invoice path's back, found by the reconciliation workflow on the
+ * time-skipping server, and corrected once approved. Late usage is never adjusted here
+ * (lookback 0), so late events are always beyond the lookback.
+ */
+const taskQueue = 'reconciliation';
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let db: TestDatabase;
+let simulator: Awaited<ReturnType<typeof startProviderSimulator>>;
+let provider: PaymentProvider;
+let worker: Worker;
+let running: Promise<void>;
+let meterId: string;
+let acme: Billed, intact: Billed, altered: Billed, voided: Billed, cli: Billed;
+
+const activities = () => createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 0, provider });
+
+before(async () => {
+  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
+  simulator = await startProviderSimulator({ port: await freePort() });
+  provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 });
+  const meter = await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
+  meterId = meter.meter.id;
+  const plan = planSchema({ knownMeters: new Set(['api_calls']) }).parse({
+    id: 'hourly',
+    name: 'Hourly',
+    currency: 'USD',
+    base_fee: '1.00',
+    charges: [{ meter: 'api_calls', model: 'graduated', tiers: [{ up_to: '100', unit_price: '0.015' }, { up_to: null, unit_price: '0.0125' }] }],
+    interval: { kind: 'duration', iso: 'PT1H' },
+  });
+  await createPlan(db.pool, plan, 'system');
+  worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities() });
+  running = worker.run();
+  ({ acme, intact, altered, voided, cli } = await billedTogether({
+    acme: { calls: 120 },
+    intact: { calls: 10 },
+    altered: { calls: 50 },
+    voided: { calls: 10, declined: true },
+    cli: { calls: 20 },
+  }));
+});
+after(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+  await simulator?.close();
+  await db?.drop();
+});
+
+let customers = 0;
+let events = 0;
+const HOUR = 3_600_000;
+
+async function insertEvents(customerId: string, from: Date, n: number) {
+  await db.pool.query(
+    `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
+     select $1, 'e-' || ($5::int + i), $2, $3::timestamptz + i * interval '1 second', now(), null, '{}', true, false from generate_series(1, $4) i`,
+    [customerId, meterId, from, n, events],
+  );
+  events += n;
+}
+
+/**
+ * A customer subscribed to the hourly plan from `anchor` (the test server's now by default), with
+ * `calls` events in its first period.
+ */
+async function subscribed(calls: number, anchor?: Date) {
+  const name = `customer-${++customers}`;
+  const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' });
+  const start = anchor ?? new Date(await env.currentTimeMs());
+  const created = await createSubscription(db.pool, { customerId: customer.id, planCode: 'hourly', anchor: start, actor: 'system' });
+  assert.ok(created.created);
+  await insertEvents(customer.id, start, calls);
+  const terms = { subscriptionId: created.subscription.id, customer: name, customerId: customer.id, planCode: 'hourly', limits: [], anchor: start.toISOString(), interval: { kind: 'duration' as const, iso: 'PT1H' } };
+  return { name, customerId: customer.id, anchor: start, terms, scope: { period_start: start.toISOString(), period_end: new Date(start.getTime() + HOUR).toISOString(), customer: name } };
+}
+
+type Billed = Awaited<ReturnType<typeof subscribed>> & { invoiceId: string; collection: InvoiceCollectionResult };
+
+/**
+ * Customers whose first period is billed by the real billing workflow: closed, invoiced, finalized
+ * and collected. All are started first and then awaited, so time skips once for all of them (the
+ * test server skips while a result is awaited). Each workflow is then stopped, so later periods
+ * add no invoices.
+ */
+async function billedTogether<K extends string>(specs: Record<K, { calls: number; declined?: boolean }>): Promise<Record<K, Billed>> {
+  const started = [];
+  for (const [key, spec] of Object.entries<{ calls: number; declined?: boolean }>(specs)) {
+    const customer = await subscribed(spec.calls);
+    if (spec.declined) {
+      const fault = { match: { customerId: customer.customerId }, fault: 'decline', declineCode: 'card_declined' };
+      await fetch(`${simulator.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fault) });
+    }
+    const billing = await env.client.workflow.start(billingPeriodWorkflow, {
+      taskQueue,
+      workflowId: workflowIdFor(customer.name),
+      args: [{ terms: customer.terms, allowedLatenessMs: 60_000, dunning: [] }],
+    });
+    started.push({ key: key as K, customer, billing });
+  }
+  const billed = {} as Record<K, Billed>;
+  for (const { key, customer, billing } of started) {
+    const firstRun = env.client.workflow.getHandle(billing.workflowId, billing.firstExecutionRunId, { followRuns: false });
+    await assert.rejects(firstRun.result(), WorkflowContinuedAsNewError);
+    const { rows } = await db.pool.query<{ id: string }>('select id from invoices where customer_id = $1', [customer.customerId]);
+    const invoiceId = rows[0]!.id;
+    const collection: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result();
+    billed[key] = { ...customer, invoiceId, collection };
+  }
+  for (const { billing } of started) await billing.terminate('these tests reconcile the first period only');
+  return billed;
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() - started > ms) assert.fail(`${what}: not after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const reconcile = (workflowId: string, input: ReconciliationInput) => env.client.workflow.start(reconciliationWorkflow, { taskQueue, workflowId, args: [input] });
+const awaitingDecision = (handle: WorkflowHandle) =>
+  eventually('the run waits for a decision', async () => {
+    const report = await handle.query(reportQuery);
+    return report.status === 'awaiting_decision' ? report : undefined;
+  });
+/** The run's result; a run still waiting for a decision fails the test with its report instead of hanging it. */
+async function finished(handle: WorkflowHandle): Promise<ReconciliationSummary> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => void handle.query(reportQuery).then((report) => reject(new Error(`the run did not finish: ${JSON.stringify(report)}`)), reject), 20_000);
+  });
+  try {
+    return await Promise.race([handle.result() as Promise<ReconciliationSummary>, stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+const rowsOf = async <R extends object>(sql: string, params: unknown[]) => (await db.pool.query<R>(sql, params)).rows;
+const findingsOf = (runId: string) =>
+  rowsOf<{ kind: string; resolution: string; correction: string | null; carried: boolean }>(
+    'select kind, resolution, correction::text, carried_from is not null as carried from reconciliation_findings where run_id = $1 order by id',
+    [runId],
+  );
+const creditNotesOf = (invoiceId: string) =>
+  rowsOf<{ amount: string; currency: string }>('select amount::text, currency from credit_notes where invoice_id = $1 order by amount', [invoiceId]);
+
+describe('reconciliation workflow', () => {
+  test('late events beyond the lookback and a second charge: reported, held for approval, corrected exactly once', async () => {
+    assert.deepEqual(acme.collection, { outcome: 'paid', attempts: 1 });
+    // Behind the invoice path's back: 30 more calls in the closed period, and a second charge under another key.
+    await insertEvents(acme.customerId, new Date(acme.anchor.getTime() + 30 * 60_000), 30);
+    await provider.charge({ idempotencyKey: 'manual-charge-1', customerId: acme.customerId, invoiceId: acme.invoiceId, amountMinor: '275', currency: 'USD' });
+
+    const runId = 'reconcile/test/late-and-double';
+    const handle = await reconcile(runId, acme.scope);
+    const report = await awaitingDecision(handle);
+    assert.equal(report.invoicesChecked, 1);
+    assert.deepEqual(report.pendingByKind, { usage_mismatch: 1, amount_mismatch: 1, double_charge: 1 });
+    // 150 calls cost 1.00 + 1.50 + 0.625 → 0.63 = 3.13 against 2.75 billed: 0.38 owed by the customer; 2.75 charged twice owed back.
+    assert.deepEqual(report.corrections, { count: 2, totals: { USD: '2.37' } });
+    assert.deepEqual((await handle.describe()).memo?.status, 'awaiting_decision');
+    assert.equal((await rowsOf<{ status: string }>('select status from reconciliation_runs where id = $1', [runId]))[0]!.status, 'awaiting_decision');
+    assert.deepEqual(await creditNotesOf(acme.invoiceId), [], 'nothing is corrected before the approval');
+
+    // A double click in the UI: both signals arrive, the corrections happen once.
+    await handle.signal(approveSignal);
+    await handle.signal(approveSignal);
+    const done = await finished(handle);
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(done.findings, { total: 3, pending: 0, corrected: 3, dismissed: 0 });
+    assert.deepEqual(await creditNotesOf(acme.invoiceId), [
+      { amount: '-0.38', currency: 'USD' },
+      { amount: '2.75', currency: 'USD' },
+    ]);
+    const audit = await rowsOf<{ actor: string; n: string }>(
+      `select actor, count(*) as n from audit_log where action = 'reconciliation.corrected' and subject_id = $1 group by actor`,
+      [acme.invoiceId],
+    );
+    assert.deepEqual(audit, [{ actor: `workflow:${runId}`, n: '3' }]);
+    // What was decided stays as decided, whatever code or hand-written SQL tries.
+    await assert.rejects(db.pool.query(`update credit_notes set amount = 0.01 where invoice_id = $1`, [acme.invoiceId]), /append-only/);
+    await assert.rejects(db.pool.query(`delete from reconciliation_findings where run_id = $1`, [runId]), /it is kept/);
+    await assert.rejects(db.pool.query(`update reconciliation_findings set resolution = 'dismissed', resolution_note = 'x' where run_id = $1`, [runId]), /already corrected/);
+
+    // Reconciling again, under another id and under the same one: all corrected, nothing new, no waiting.
+    const again = await finished(await reconcile('reconcile/test/late-and-double-again', acme.scope));
+    assert.deepEqual(again.findings, { total: 3, pending: 0, corrected: 3, dismissed: 0 });
+    assert.deepEqual((await findingsOf('reconcile/test/late-and-double-again')).map((f) => [f.kind, f.resolution, f.carried]), [
+      ['usage_mismatch', 'corrected', true],
+      ['amount_mismatch', 'corrected', true],
+      ['double_charge', 'corrected', true],
+    ]);
+    const rerun = await finished(await reconcile(runId, acme.scope));
+    assert.equal(rerun.status, 'completed');
+    assert.deepEqual(rerun.findings, { total: 3, pending: 0, corrected: 3, dismissed: 0 });
+    assert.equal((await findingsOf(runId)).length, 3);
+    assert.equal((await creditNotesOf(acme.invoiceId)).length, 2);
+  });
+
+  test('an intact period: no findings, completed without waiting', async () => {
+    const result = await finished(await reconcile('reconcile/test/intact', intact.scope));
+    assert.equal(result.status, 'completed');
+    assert.equal(result.invoicesChecked, 1);
+    assert.deepEqual(result.findings, { total: 0, pending: 0, corrected: 0, dismissed: 0 });
+    assert.deepEqual(await findingsOf('reconcile/test/intact'), []);
+  });
+
+  test('an invoice total altered in the database: found; retry after the fix finds nothing and corrects nothing', async () => {
+    // 1.00 + 50 × 0.015 = 1.75, rewritten past the immutability trigger as a rogue script would.
+    await db.pool.query('alter table invoices disable trigger user');
+    await db.pool.query(`update invoices set total = '17.50' where id = $1`, [altered.invoiceId]);
+    await db.pool.query('alter table invoices enable trigger user');
+
+    const runId = 'reconcile/test/altered';
+    const handle = await reconcile(runId, altered.scope);
+    const report = await awaitingDecision(handle);
+    assert.deepEqual(report.pending.map((f) => [f.kind, f.correction, f.currency]), [['amount_mismatch', '15.75', 'USD']]);
+
+    await db.pool.query('alter table invoices disable trigger user');
+    await db.pool.query(`update invoices set total = '1.75' where id = $1`, [altered.invoiceId]);
+    await db.pool.query('alter table invoices enable trigger user');
+    await handle.signal(retrySignal);
+    const result = await finished(handle);
+    assert.equal(result.status, 'completed');
+    assert.deepEqual(result.findings, { total: 0, pending: 0, corrected: 0, dismissed: 0 });
+    assert.deepEqual(await findingsOf(runId), [], 'the recomputation replaced the pending finding');
+    assert.deepEqual(await creditNotesOf(altered.invoiceId), []);
+  });
+
+  test('a period with events but no invoice: dismissed, and still dismissed when reconciled again', async () => {
+    // Subscribed two hours ago, with events in its first period, and never billed.
+    const forgotten = await subscribed(5, new Date((await env.currentTimeMs()) - 2 * HOUR));
+    const handle = await reconcile('reconcile/test/missing', forgotten.scope);
+    const report = await awaitingDecision(handle);
+    assert.deepEqual(report.pending.map((f) => [f.kind, f.invoiceId, f.correction]), [['missing_invoice', null, null]]);
+    assert.deepEqual(report.corrections, { count: 0, totals: {} });
+    await handle.signal(dismissSignal, { reason: 'invoiced by hand' });
+    assert.deepEqual((await finished(handle)).findings, { total: 1, pending: 0, corrected: 0, dismissed: 1 });
+    assert.equal((await rowsOf<{ n: string }>(`select count(*) as n from audit_log where action = 'reconciliation.dismissed' and subject_id = $1`, [forgotten.customerId]))[0]!.n, '1');
+
+    const again = await finished(await reconcile('reconcile/test/missing-again', forgotten.scope));
+    assert.deepEqual(again.findings, { total: 1, pending: 0, corrected: 0, dismissed: 1 });
+  });
+
+  test('a charge on a void invoice, with auto_approve: owed back at once, without waiting', async () => {
+    assert.deepEqual(voided.collection, { outcome: 'payment_failed', attempts: 1 });
+    assert.equal((await voidInvoice(db.pool, voided.invoiceId, 'customer left', 'system', new Date()))?.outcome, 'voided');
+    await provider.charge({ idempotencyKey: 'manual-charge-2', customerId: voided.customerId, invoiceId: voided.invoiceId, amountMinor: '115', currency: 'USD' });
+
+    const result = await finished(await reconcile('reconcile/test/void', { ...voided.scope, auto_approve: true }));
+    assert.equal(result.status, 'completed');
+    assert.deepEqual(result.findings, { total: 1, pending: 0, corrected: 1, dismissed: 0 });
+    assert.deepEqual((await findingsOf('reconcile/test/void')).map((f) => [f.kind, f.resolution, f.correction]), [['charged_void_invoice', 'corrected', '1.15']]);
+    assert.deepEqual(await creditNotesOf(voided.invoiceId), [{ amount: '1.15', currency: 'USD' }]);
+  });
+
+  test('an input finance mistyped fails the run at once with the reason', async () => {
+    const handle = await reconcile('reconcile/test/typo', { period_start: '2026-11-01', period_end: '2026-10-01' });
+    await assert.rejects(handle.result(), (err: Error) => /period_end must be after period_start/.test(String((err.cause as Error | undefined)?.message)));
+  });
+});
+
+describe('started with the Temporal CLI, exactly as the UI form does', () => {
+  test('temporal workflow start --input <json> runs the reconciliation to its report', async () => {
+    const id = `reconcile/cli/${cli.name}`;
+    const input = JSON.stringify({ period_start: cli.scope.period_start, period_end: cli.scope.period_end, customer: cli.name });
+    await promisify(execFile)(temporalCliPath(), [
+      'workflow', 'start',
+      '--address', env.address,
+      '--namespace', 'default',
+      '--task-queue', taskQueue,
+      '--type', 'reconciliationWorkflow',
+      '--workflow-id', id,
+      '--input', input,
+    ]);
+    const result = await finished(env.client.workflow.getHandle(id));
+    assert.equal(result.status, 'completed');
+    assert.equal(result.invoicesChecked, 1);
+    const [run] = await rowsOf<{ status: string; started_by: string; findings: number }>('select status, started_by, findings from reconciliation_runs where id = $1', [id]);
+    assert.deepEqual(run, { status: 'completed', started_by: 'temporal', findings: 0 });
+  });
+});
