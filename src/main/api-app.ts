@@ -8,6 +8,7 @@ import { invoicesRouter } from '../api/routes/invoices';
 import type { ReadinessCheck } from '../api/routes/health';
 import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
+import { reconciliationsRouter } from '../api/routes/reconciliations';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../billing/temporal-subscription-lifecycle';
@@ -53,6 +54,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
   const billingRouters = deps.billing
     ? [
         subscriptionsRouter({ pool: deps.pool, clock: deps.clock, lifecycle: temporalSubscriptionLifecycle(deps.billing) }),
+        reconciliationsRouter({ pool: deps.pool, clock: deps.clock, client: deps.billing.client, taskQueue: deps.billing.taskQueue }),
       ]
     : [];
   const app = createApp({

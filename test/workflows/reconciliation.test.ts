@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { WorkflowContinuedAsNewError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowContinuedAsNewError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
@@ -24,6 +24,7 @@ import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src
 import { approveSignal, dismissSignal, reconciliationWorkflow, reportQuery, retrySignal } from '../../src/workflows/reconciliation';
 import { workflowsPath } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';
 
 /*
@@ -42,7 +43,7 @@ let provider: PaymentProvider;
 let worker: Worker;
 let running: Promise<void>;
 let meterId: string;
-let acme: Billed, intact: Billed, altered: Billed, voided: Billed, cli: Billed;
+let acme: Billed, intact: Billed, altered: Billed, voided: Billed, globex: Billed, cli: Billed;
 
 const activities = () => createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 0, provider });
 
@@ -63,11 +64,12 @@ before(async () => {
   await createPlan(db.pool, plan, 'system');
   worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities() });
   running = worker.run();
-  ({ acme, intact, altered, voided, cli } = await billedTogether({
+  ({ acme, intact, altered, voided, globex, cli } = await billedTogether({
     acme: { calls: 120 },
     intact: { calls: 10 },
     altered: { calls: 50 },
     voided: { calls: 10, declined: true },
+    globex: { calls: 120 },
     cli: { calls: 20 },
   }));
 });
@@ -293,6 +295,98 @@ describe('reconciliation workflow', () => {
   test('an input finance mistyped fails the run at once with the reason', async () => {
     const handle = await reconcile('reconcile/test/typo', { period_start: '2026-11-01', period_end: '2026-10-01' });
     await assert.rejects(handle.result(), (err: Error) => /period_end must be after period_start/.test(String((err.cause as Error | undefined)?.message)));
+  });
+});
+
+describe('reconciliations API', () => {
+  let app: KeysTestApp;
+  let admin: string;
+  let restricted: string;
+  before(async () => {
+    app = await startKeysApp(db, { billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [] } });
+    admin = (await app.issue({ scopes: ['billing:admin', 'billing:read'] })).secret;
+    restricted = (await app.issue({ scopes: ['billing:admin', 'billing:read'], customer: 'customer-1' })).secret;
+  });
+  after(async () => {
+    await app?.close();
+  });
+  const call = async (method: string, path: string, body?: unknown, key = admin) => {
+    const res = await app.call(method, path, key, body);
+    return { status: res.status, type: res.headers.get('content-type') ?? '', body: (await res.json()) as any };
+  };
+
+  test('start (a retry finds the same run), report, approve, then 409', async () => {
+    await insertEvents(globex.customerId, new Date(globex.anchor.getTime() + 10 * 60_000), 30);
+
+    const started = await call('POST', '/v1/reconciliations', globex.scope);
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const id = `reconcile/${globex.anchor.toISOString()}/${globex.name}`;
+    assert.equal(started.body.id, id);
+    const firstRun = (await env.client.workflow.getHandle(id).describe()).runId;
+    const retried = await call('POST', '/v1/reconciliations', globex.scope);
+    assert.equal(retried.status, 202);
+    assert.equal((await env.client.workflow.getHandle(id).describe()).runId, firstRun, 'USE_EXISTING: the retry did not start a second run');
+
+    const report = await eventually('the report waits for a decision', async () => {
+      const r = await call('GET', started.body.status_url);
+      return r.status === 200 && r.body.status === 'awaiting_decision' ? r.body : undefined;
+    });
+    assert.equal(report.started_by.startsWith('key:'), true);
+    assert.deepEqual(report.findings.map((f: any) => [f.kind, f.resolution, f.correction]), [
+      ['usage_mismatch', 'pending', null],
+      ['amount_mismatch', 'pending', '-0.38'],
+    ]);
+    // The id with its slashes as they are reaches the same run.
+    assert.equal((await call('GET', `/v1/reconciliations/${id}`)).body.id, id);
+
+    assert.equal((await call('POST', `/v1/reconciliations/${encodeURIComponent(id)}/approve`)).status, 202);
+    const completed = await eventually('the run completes', async () => {
+      const r = await call('GET', `/v1/reconciliations/${id}`);
+      return r.body.status === 'completed' ? r.body : undefined;
+    });
+    assert.deepEqual(completed.credit_notes.map((c: any) => [c.invoice_id, c.amount, c.currency]), [[globex.invoiceId, '-0.38', 'USD']]);
+    assert.deepEqual(completed.counts, { findings: 2, pending: 0, corrected: 2, dismissed: 0 });
+
+    const late = await call('POST', `/v1/reconciliations/${id}/retry`);
+    assert.equal(late.status, 409);
+    assert.match(late.type, /^application\/problem\+json/);
+
+    // Started again once completed: a new execution of the same run, whose report never shows the old end as its own.
+    assert.equal((await call('POST', '/v1/reconciliations', globex.scope)).status, 202);
+    const reopened = (await call('GET', `/v1/reconciliations/${id}`)).body;
+    assert.ok(reopened.status === 'running' || reopened.completed_at > completed.completed_at, JSON.stringify(reopened));
+    const rerun = await eventually('the re-run completes', async () => {
+      const r = await call('GET', `/v1/reconciliations/${id}`);
+      return r.body.status === 'completed' ? r.body : undefined;
+    });
+    assert.deepEqual(rerun.counts, { findings: 2, pending: 0, corrected: 2, dismissed: 0 });
+    assert.equal(rerun.credit_notes.length, 1);
+  });
+
+  test('refusals: invalid input, unknown customer, unknown run, restricted key', async () => {
+    const invalid = await call('POST', '/v1/reconciliations', { period_start: '2026-11-01', period_end: '2026-10-01' });
+    assert.equal(invalid.status, 400);
+    assert.deepEqual(invalid.body.errors, [{ pointer: '#/period_end', detail: 'period_end must be after period_start' }]);
+    assert.equal((await call('POST', '/v1/reconciliations', { period_start: '2026-11-01', period_end: '2026-12-01', customer: 'nobody' })).status, 422);
+    assert.equal((await call('GET', '/v1/reconciliations/reconcile/nothing/all')).status, 404);
+    assert.equal((await call('POST', '/v1/reconciliations/reconcile/nothing/all/approve')).status, 404);
+    assert.equal((await call('POST', '/v1/reconciliations', { period_start: '2026-11-01', period_end: '2026-12-01' }, restricted)).status, 403);
+  });
+
+  test('Temporal unreachable: 503 problem, and nothing recorded', async () => {
+    // A real client to a port nothing listens on, without the SDK's retries so the answer is quick.
+    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, interceptors: [] });
+    const offline = await startKeysApp(db, { billing: { client: new Client({ connection }), taskQueue, allowedLatenessMs: 60_000, dunning: [] } });
+    try {
+      const key = (await offline.issue({ scopes: ['billing:admin'] })).secret;
+      const res = await offline.call('POST', '/v1/reconciliations', key, { period_start: '2030-01-01', period_end: '2030-02-01' });
+      assert.equal(res.status, 503);
+      assert.match(((await res.json()) as { type: string }).type, /unavailable$/);
+      assert.deepEqual(await rowsOf(`select id from reconciliation_runs where period_start = '2030-01-01'`, []), []);
+    } finally {
+      await offline.close();
+      await connection.close();
+    }
   });
 });
 

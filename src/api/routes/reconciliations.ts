@@ -1,0 +1,308 @@
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import {
+  coversScope,
+  creditNotesOfRun,
+  getRun,
+  listFindings,
+  recordStart,
+  type CreditNote,
+  type Finding,
+  type ReconciliationRun,
+} from '../../billing/reconciliation-store';
+import type { Clock } from '../../clock';
+import type { Pool } from '../../db/pool';
+import { findingKinds, parseReconciliationInput, ReconciliationInputError, runStatuses, type ReconciliationScope } from '../../domain/reconciliation';
+import { actorOf } from '../../keys/access';
+import { getCustomer } from '../../metering/customer-store';
+import { approveSignal, dismissSignal, reconciliationWorkflow, reconciliationWorkflowIdFor, retrySignal } from '../../workflows/reconciliation';
+import { principalOf, requireScope } from '../auth';
+import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { ProblemError, problemFromZod } from '../problem';
+
+const instantText = z.string().meta({ description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset', example: '2026-11-01' });
+const inputFields = ['period_start', 'period_end', 'customer', 'auto_approve'] as const;
+
+/** The workflow's own input, checked by the same rules the workflow applies (src/domain/reconciliation.ts). */
+const StartInputSchema = z
+  .strictObject({
+    period_start: instantText,
+    period_end: instantText,
+    customer: z.string().min(1).max(128).optional().meta({ description: 'External id of the one customer to reconcile; all customers when absent' }),
+    auto_approve: z.boolean().optional().meta({ description: 'Issue the credit notes without waiting for approval' }),
+  })
+  .superRefine((input, ctx) => {
+    try {
+      parseReconciliationInput(input);
+    } catch (err) {
+      if (!(err instanceof ReconciliationInputError)) throw err;
+      const field = inputFields.find((f) => err.message.startsWith(f));
+      ctx.addIssue({ code: 'custom', path: field ? [field] : [], message: err.message });
+    }
+  })
+  .meta({ id: 'ReconciliationInput', description: 'Also the JSON input of the reconciliationWorkflow in the Temporal UI' });
+
+const StartedSchema = z
+  .object({ id: z.string().meta({ description: 'The run id, which is the Temporal workflow id' }), status_url: z.string() })
+  .meta({ id: 'ReconciliationStarted' });
+
+const FindingSchema = z
+  .object({
+    id: z.number().int(),
+    kind: z.enum(findingKinds),
+    customer: z.string().meta({ description: 'External id of the customer' }),
+    invoice_id: z.uuid().nullable(),
+    subject: z.string().nullable().meta({ description: 'The meter of a usage mismatch' }),
+    description: z.string(),
+    expected: z.record(z.string(), z.unknown()),
+    actual: z.record(z.string(), z.unknown()),
+    correction: z.string().nullable().meta({
+      description: 'Amount of the credit note approval issues: positive is owed back to the customer, negative is owed by the customer; null when no credit note settles it',
+    }),
+    currency: z.string().nullable(),
+    resolution: z.enum(['pending', 'corrected', 'dismissed']),
+    resolved_at: z.string().nullable(),
+    resolved_by: z.string().nullable(),
+    resolution_note: z.string().nullable(),
+    carried_from: z.number().int().nullable().meta({ description: 'An earlier finding whose decision already covers this one' }),
+    created_at: z.string(),
+  })
+  .meta({ id: 'ReconciliationFinding' });
+
+const CreditNoteSchema = z
+  .object({
+    id: z.uuid(),
+    invoice_id: z.uuid(),
+    finding_id: z.number().int(),
+    amount: z.string().meta({ description: 'Positive: owed back to the customer; negative: owed by the customer' }),
+    currency: z.string(),
+    reason: z.string(),
+    created_at: z.string(),
+  })
+  .meta({ id: 'CreditNote' });
+
+const ReportSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(runStatuses),
+    period: z.object({ start: z.string(), end: z.string() }).meta({ description: 'Invoices whose period starts in [start, end)' }),
+    customer: z.string().nullable(),
+    started_by: z.string(),
+    invoices_checked: z.number().int(),
+    counts: z.object({ findings: z.number().int(), pending: z.number().int(), corrected: z.number().int(), dismissed: z.number().int() }),
+    findings: z.array(FindingSchema),
+    credit_notes: z.array(CreditNoteSchema),
+    created_at: z.string(),
+    updated_at: z.string(),
+    completed_at: z.string().nullable(),
+  })
+  .meta({ id: 'ReconciliationReport' });
+
+const IdParams = z.object({ id: z.string().min(1).max(1000) });
+const DismissInputSchema = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() }).meta({ id: 'DismissFindingsInput' });
+
+const security = [{ [apiKeyAuth.name]: [] }];
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
+const tags = ['reconciliations'];
+const admin = 'Requires `billing:admin` and a key not restricted to a customer.';
+const idParam = 'The run id (the workflow id, e.g. `reconcile/2026-11-01T00:00:00.000Z/all`), URL-encoded or with its slashes as they are.';
+
+registry.registerPath({
+  method: 'post',
+  path: '/v1/reconciliations',
+  summary: 'Start reconciling a period (idempotent)',
+  description:
+    `${admin} Starts the reconciliationWorkflow under the id \`reconcile/<period_start>/<customer or all>\`; while that run is going, ` +
+    'the same request returns it again. A later request for a completed run re-runs it. 409 when the id is taken by another period_end.',
+  tags,
+  security,
+  request: { body: json(StartInputSchema) },
+  responses: { 202: { description: 'Started, or already running', ...json(StartedSchema) }, ...problemResponses(400, 401, 403, 409, 422, 503) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/reconciliations/{id}',
+  summary: 'The report of a reconciliation run: its findings and credit notes',
+  description: `Requires \`billing:read\` and a key not restricted to a customer. ${idParam}`,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: 'The report', ...json(ReportSchema) }, ...problemResponses(401, 403, 404) },
+});
+for (const [signal, summary] of [
+  ['approve', 'Approve: issue one credit note per pending finding with a correction, then complete'],
+  ['retry', 'Recompute the findings (after fixing their cause)'],
+  ['dismiss', 'Close every pending finding without a correction, then complete'],
+] as const) {
+  registry.registerPath({
+    method: 'post',
+    path: `/v1/reconciliations/{id}/${signal}`,
+    summary,
+    description: `${admin} Sends the \`${signal}\` signal to the run's workflow. ${idParam} 409 once the run is completed or canceled.`,
+    tags,
+    security,
+    request: { params: IdParams, ...(signal === 'dismiss' ? { body: json(DismissInputSchema) } : {}) },
+    responses: { 202: { description: 'Signalled', ...json(StartedSchema) }, ...problemResponses(400, 401, 403, 404, 409, 503) },
+  });
+}
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+const findingToJson = (f: Finding): z.infer<typeof FindingSchema> => ({
+  id: f.id,
+  kind: f.kind,
+  customer: f.customer,
+  invoice_id: f.invoiceId,
+  subject: f.subject,
+  description: f.description,
+  expected: f.expected,
+  actual: f.actual,
+  correction: f.correction,
+  currency: f.currency,
+  resolution: f.resolution,
+  resolved_at: iso(f.resolvedAt),
+  resolved_by: f.resolvedBy,
+  resolution_note: f.resolutionNote,
+  carried_from: f.carriedFrom,
+  created_at: f.createdAt.toISOString(),
+});
+
+const creditNoteToJson = (c: CreditNote): z.infer<typeof CreditNoteSchema> => ({
+  id: c.id,
+  invoice_id: c.invoiceId,
+  finding_id: c.findingId,
+  amount: c.amount,
+  currency: c.currency,
+  reason: c.reason,
+  created_at: c.createdAt.toISOString(),
+});
+
+const reportToJson = (run: ReconciliationRun, findings: Finding[], creditNotes: CreditNote[]): z.infer<typeof ReportSchema> => ({
+  id: run.id,
+  status: run.status,
+  period: { start: run.periodStart.toISOString(), end: run.periodEnd.toISOString() },
+  customer: run.customer,
+  started_by: run.startedBy,
+  invoices_checked: run.invoicesChecked,
+  counts: run.counts,
+  findings: findings.map(findingToJson),
+  credit_notes: creditNotes.map(creditNoteToJson),
+  created_at: run.createdAt.toISOString(),
+  updated_at: run.updatedAt.toISOString(),
+  completed_at: iso(run.completedAt),
+});
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'params'): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw problemFromZod(parsed.error, where);
+  return parsed.data;
+}
+
+/** Reconciliation spans every customer: a key restricted to one may not run or read it. */
+function unrestricted(req: Request): ReturnType<typeof principalOf> {
+  const principal = principalOf(req);
+  if (principal.customer) throw new ProblemError('forbidden', 'Reconciliation needs a key that is not restricted to a customer.');
+  return principal;
+}
+
+/** The wildcard route parameter: the id's own slashes arrive as segments, an encoded id as one. */
+const runIdOf = (req: Request) => parse(IdParams, { id: ([] as string[]).concat(req.params.id ?? []).join('/') }, 'params').id;
+
+const statusUrl = (id: string) => `/v1/reconciliations/${encodeURIComponent(id)}`;
+
+const unavailable = (req: Request, err: unknown, what: string) => {
+  req.log.error({ err }, `reconciliation: ${what} failed`);
+  return new ProblemError('unavailable', `Temporal could not be reached to ${what}; retry the same request.`);
+};
+
+export interface ReconciliationsRouterDeps {
+  pool: Pool;
+  clock: Clock;
+  client: Client;
+  taskQueue: string;
+}
+
+export function reconciliationsRouter({ pool, clock, client, taskQueue }: ReconciliationsRouterDeps): Router {
+  const router = Router();
+
+  router.post('/v1/reconciliations', requireScope('billing:admin'), async (req, res) => {
+    const principal = unrestricted(req);
+    const input = parse(StartInputSchema, req.body, 'body');
+    const scope: ReconciliationScope = parseReconciliationInput(input);
+    let customerId: string | null = null;
+    if (scope.customer !== null) {
+      const customer = await getCustomer(pool, scope.customer);
+      if (!customer) throw new ProblemError('unprocessable', `No customer "${scope.customer}".`, { reason: 'unknown_customer' });
+      customerId = customer.id;
+    }
+    const id = reconciliationWorkflowIdFor(scope);
+    const runScope = { periodStart: scope.start, periodEnd: scope.end, customerId };
+    const existing = await getRun(pool, id);
+    if (existing && !coversScope(existing, runScope)) {
+      throw new ProblemError('conflict', `Run ${id} reconciles until ${existing.periodEnd.toISOString()}; a run per period start and customer.`, { id });
+    }
+    const actor = actorOf(principal);
+    const requestedAt = clock.now();
+    try {
+      await client.workflow.start(reconciliationWorkflow, {
+        workflowId: id,
+        taskQueue,
+        args: [
+          {
+            period_start: scope.start.toISOString(),
+            period_end: scope.end.toISOString(),
+            ...(scope.customer === null ? {} : { customer: scope.customer }),
+            auto_approve: scope.autoApprove,
+          },
+        ],
+        // A retried request finds the run going instead of failing or starting a second one.
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        memo: { started_by: actor },
+      });
+    } catch (err) {
+      throw unavailable(req, err, 'start the reconciliation');
+    }
+    // Recorded here too, so the report is there (and current) as soon as the answer is; the workflow's first activity finds it.
+    await recordStart(pool, id, runScope, actor, requestedAt, clock.now());
+    res.status(202).location(statusUrl(id)).json({ id, status_url: statusUrl(id) });
+  });
+
+  router.get('/v1/reconciliations/*id', requireScope('billing:read'), async (req, res) => {
+    unrestricted(req);
+    const id = runIdOf(req);
+    const run = await getRun(pool, id);
+    if (!run) throw new ProblemError('not_found', `No reconciliation run ${id}.`);
+    const [findings, creditNotes] = await Promise.all([listFindings(pool, id), creditNotesOfRun(pool, id)]);
+    res.json(reportToJson(run, findings, creditNotes));
+  });
+
+  /** `prepare` reads the request first, so a bad body is a 400 before anything is sent. */
+  const signalRoute = (name: 'approve' | 'retry' | 'dismiss', prepare: (req: Request) => (handle: WorkflowHandle) => Promise<void>) =>
+    router.post(`/v1/reconciliations/*id/${name}`, requireScope('billing:admin'), async (req, res) => {
+      unrestricted(req);
+      const id = runIdOf(req);
+      const send = prepare(req);
+      const run = await getRun(pool, id);
+      if (!run) throw new ProblemError('not_found', `No reconciliation run ${id}.`);
+      if (run.status === 'completed' || run.status === 'canceled') throw new ProblemError('conflict', `Reconciliation run ${id} is ${run.status}.`, { status: run.status });
+      try {
+        await send(client.workflow.getHandle(id));
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) {
+          throw new ProblemError('conflict', `The workflow of reconciliation run ${id} is no longer running; start the reconciliation again.`, { status: run.status });
+        }
+        throw unavailable(req, err, `send ${name}`);
+      }
+      res.status(202).json({ id, status_url: statusUrl(id) });
+    });
+
+  signalRoute('approve', () => (handle) => handle.signal(approveSignal));
+  signalRoute('retry', () => (handle) => handle.signal(retrySignal));
+  signalRoute('dismiss', (req) => {
+    const { reason } = parse(DismissInputSchema, req.body ?? {}, 'body');
+    return (handle) => handle.signal(dismissSignal, reason === undefined ? {} : { reason });
+  });
+
+  return router;
+}
