@@ -16,22 +16,6 @@ const ReasonSchema = z.string().trim().min(1, 'must not be empty').max(500);
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
-/** The charge as the API shows it (GET /v1/invoices/{id}). */
-const chargeToJson = (c: ChargeRecord) => ({
-  amount: c.amount,
-  currency: c.currency,
-  status: c.status,
-  provider_charge_id: c.providerChargeId,
-  attempts: c.attempts.map((a) => ({
-    attempt: a.attempt,
-    idempotency_key: a.idempotencyKey,
-    status: a.status,
-    provider_charge_id: a.providerChargeId,
-    decline_code: a.declineCode,
-    requested_at: a.requestedAt.toISOString(),
-    completed_at: iso(a.completedAt),
-  })),
-});
 
 // Newest period first, as the store orders them; the cursor is the last row's sort key.
 const cursorOf = (i: Invoice) => `${i.periodStart.toISOString()}_${i.id}`;
@@ -93,7 +77,8 @@ function describe(invoice: Invoice, charge: ChargeRecord | undefined): string {
  * The API's invoice shape, shared with GET /v1/invoices; loaded by the invoice commands only, as
  * the route module brings Express and the OpenAPI registry, a quarter of a second at every start.
  */
-const loadInvoiceToJson = async () => (await import('../api/routes/invoices')).invoiceToJson;
+/** The API's wire shapes, loaded only by the commands that print JSON of invoices. */
+const wireShapes = () => import('../api/routes/invoices');
 
 export function invoicesCommand(ctx: CliContext): Command {
   const invoices = new Command('invoices').description('invoices, directly in the database (void acts as "cli" in the audit log)');
@@ -114,7 +99,7 @@ export function invoicesCommand(ctx: CliContext): Command {
         return listInvoices(pool, { ...(customer ? { customerId: customer.id } : {}), ...(query.status ? { status: query.status } : {}) }, query.limit + 1, after);
       });
       const result = page(rows, query.limit, cursorOf);
-      const invoiceToJson = await loadInvoiceToJson();
+      const { invoiceToJson } = await wireShapes();
       emit(ctx, command, { data: result.data.map(invoiceToJson), next_cursor: result.next_cursor }, () =>
         pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),
       );
@@ -128,7 +113,7 @@ export function invoicesCommand(ctx: CliContext): Command {
       parseInput(IdSchema, id, 'id');
       const { invoice, charge } = await withDatabase(ctx, async (pool) => ({ invoice: await getInvoice(pool, id), charge: await chargeOf(pool, id) }));
       if (!invoice) throw new CliError(`no invoice ${id}`);
-      const invoiceToJson = await loadInvoiceToJson();
+      const { invoiceToJson, chargeToJson } = await wireShapes();
       emit(ctx, command, { ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null }, () => describe(invoice, charge));
     });
 
@@ -143,7 +128,7 @@ export function invoicesCommand(ctx: CliContext): Command {
       const result = await withDatabase(ctx, (pool) => voidInvoice(pool, id, reason, 'cli', systemClock.now()));
       if (!result) throw new CliError(`no invoice ${id}`);
       if (result.outcome === 'refused') throw new CliError(`invoice ${id} is paid; refund it at the payment provider instead of voiding it`);
-      const invoiceToJson = await loadInvoiceToJson();
+      const { invoiceToJson } = await wireShapes();
       emit(ctx, command, invoiceToJson(result.invoice), () => `${result.outcome === 'voided' ? 'voided' : 'already void'}\n${table(head, [toRow(result.invoice)])}`);
     });
 

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { scopes } from '../api/auth';
+import { keyToJson } from '../api/routes/keys';
 import { ProblemError } from '../api/problem';
 import { systemClock } from '../clock';
 import { loadPeppers } from '../keys/pepper';
@@ -49,24 +50,7 @@ async function withService<T>(ctx: CliContext, work: (service: KeyService) => Pr
 const explain = (err: unknown) => (err instanceof ProblemError ? new Error(err.detail) : err);
 
 /** The API's wire shape of a key (never its secret, which `create` alone prints, beside it). */
-function keyJson(k: ApiKey) {
-  const iso = (d: Date | null) => d?.toISOString() ?? null;
-  return {
-    id: k.id,
-    name: k.name,
-    environment: k.environment,
-    scopes: k.scopes,
-    customer: k.customer?.externalId ?? null,
-    start: k.start,
-    status: keyStatus(k, systemClock.now()),
-    rate_limit: { per_second: k.ratePerSecond, burst: k.burst },
-    expires_at: iso(k.expiresAt),
-    revoked_at: iso(k.revokedAt),
-    replaced_by: k.replacedBy,
-    created_by: k.createdBy,
-    created_at: k.createdAt.toISOString(),
-  };
-}
+const keyJson = (k: ApiKey) => keyToJson(k, systemClock.now());
 
 export function keysCommand(ctx: CliContext): Command {
   const out = ctx.stdout;

@@ -5,22 +5,13 @@ import { aggregations, MeterInputSchema } from '../domain/metering/meter';
 import { createMeter, listMeters, type StoredMeter } from '../metering/meter-store';
 import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { emit, pageText, table } from './output';
+import { meterToJson } from '../api/routes/meters';
 
-/** The API's wire shape, so scripts read the CLI's --json and the API alike. */
-const toJson = (m: StoredMeter) => ({
-  code: m.code,
-  name: m.name,
-  event_type: m.eventType,
-  aggregation: m.aggregation,
-  value_property: m.valueProperty,
-  filter: m.filter,
-  created_at: m.createdAt.toISOString(),
-});
 const toRow = (m: StoredMeter) => [m.code, m.name, m.eventType, m.aggregation, m.valueProperty, Object.keys(m.filter).length ? JSON.stringify(m.filter) : ''];
 const head = ['code', 'name', 'event type', 'aggregation', 'value property', 'filter'];
 
 /** Definitions compare without their creation time, in canonical form (jsonb reorders the filter's keys). */
-const definition = (m: ReturnType<typeof toJson>) => canonicalJson({ ...m, created_at: '' });
+const definition = (m: ReturnType<typeof meterToJson>) => canonicalJson({ ...m, created_at: '' });
 
 function parseFilter(text: string | undefined): unknown {
   if (text === undefined) return {};
@@ -62,9 +53,9 @@ export function metersCommand(ctx: CliContext): Command {
         if (result.clash === 'event_type') {
           throw new CliError(`events of type "${input.event_type}" already feed meter "${result.meter.code}"; an event type feeds one meter`);
         }
-        if (definition(toJson(result.meter)) !== definition(wanted)) throw new CliError(`meter "${code}" already exists with another definition`);
+        if (definition(meterToJson(result.meter)) !== definition(wanted)) throw new CliError(`meter "${code}" already exists with another definition`);
       }
-      emit(ctx, command, { ...toJson(result.meter), created: result.created }, () =>
+      emit(ctx, command, { ...meterToJson(result.meter), created: result.created }, () =>
         `${result.created ? 'created' : 'already exists'}\n${table(head, [toRow(result.meter)])}`,
       );
     });
@@ -78,7 +69,7 @@ export function metersCommand(ctx: CliContext): Command {
       const query = parseInput(PageQuerySchema, opts, 'options');
       const rows = await withDatabase(ctx, (pool) => listMeters(pool, query.limit + 1, query.after));
       const result = page(rows, query.limit, (m) => m.code);
-      emit(ctx, command, { data: result.data.map(toJson), next_cursor: result.next_cursor }, () =>
+      emit(ctx, command, { data: result.data.map(meterToJson), next_cursor: result.next_cursor }, () =>
         pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),
       );
     });

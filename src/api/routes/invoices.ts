@@ -151,7 +151,7 @@ export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
   void_reason: i.voidReason,
 });
 
-const chargeToJson = (c: ChargeRecord): z.infer<typeof ChargeSchema> => ({
+export const chargeToJson = (c: ChargeRecord): z.infer<typeof ChargeSchema> => ({
   amount: c.amount,
   currency: c.currency,
   status: c.status,

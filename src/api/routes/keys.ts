@@ -158,7 +158,8 @@ registry.registerPath({
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
-function toJson(k: ApiKey, now: Date): z.infer<typeof ApiKeySchema> {
+/** A key's wire shape (never its secret); the admin CLI's --json prints the same. */
+export function keyToJson(k: ApiKey, now: Date): z.infer<typeof ApiKeySchema> {
   return {
     id: k.id,
     name: k.name,
@@ -208,7 +209,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
       actorOf(principal),
     );
     noStore(res);
-    res.status(201).location(`/v1/keys/${key.id}`).json({ ...toJson(key, clock.now()), secret });
+    res.status(201).location(`/v1/keys/${key.id}`).json({ ...keyToJson(key, clock.now()), secret });
   });
 
   router.get('/v1/keys', admin, async (req, res) => {
@@ -217,7 +218,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
     const rows = await service.list({ limit: query.limit + 1, after: query.after, customerId: principal.customer?.id });
     const result = page(rows, query.limit, (k) => k.id);
     const now = clock.now();
-    res.json({ data: result.data.map((k) => toJson(k, now)), next_cursor: result.next_cursor });
+    res.json({ data: result.data.map((k) => keyToJson(k, now)), next_cursor: result.next_cursor });
   });
 
   router.get('/v1/keys/current', (req, res) => {
@@ -227,7 +228,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
 
   router.get('/v1/keys/:id', admin, async (req, res) => {
     const { id } = parse(IdParams, req.params, 'params');
-    res.json(toJson(visibleKey(principalOf(req), await service.get(id), id), clock.now()));
+    res.json(keyToJson(visibleKey(principalOf(req), await service.get(id), id), clock.now()));
   });
 
   router.patch('/v1/keys/:id', admin, async (req, res) => {
@@ -241,7 +242,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
       { name: patch.name, scopes: patch.scopes, expiresAt: optionalDate(patch.expires_at), ratePerSecond: patch.rate_limit?.per_second, burst: patch.rate_limit?.burst },
       actorOf(principal),
     );
-    res.json(toJson(key, clock.now()));
+    res.json(keyToJson(key, clock.now()));
   });
 
   router.post('/v1/keys/:id/revoke', admin, async (req, res) => {
@@ -249,7 +250,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
     const principal = principalOf(req);
     visibleKey(principal, await service.get(id), id);
     const key = visibleKey(principal, await service.revoke(id, actorOf(principal)), id);
-    res.json(toJson(key, clock.now()));
+    res.json(keyToJson(key, clock.now()));
   });
 
   router.post('/v1/keys/:id/rotate', admin, async (req, res) => {
@@ -262,7 +263,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
     const { secret, key, previous } = await service.rotate(id, { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) }, actorOf(principal));
     const now = clock.now();
     noStore(res);
-    res.status(201).location(`/v1/keys/${key.id}`).json({ ...toJson(key, now), secret, previous: toJson(previous, now) });
+    res.status(201).location(`/v1/keys/${key.id}`).json({ ...keyToJson(key, now), secret, previous: keyToJson(previous, now) });
   });
 
   return router;

@@ -56,7 +56,8 @@ registry.registerPath({
   responses: { 200: { description: 'A page of meters', content: { 'application/json': { schema: pageSchema(MeterSchema) } } }, ...problemResponses(400, 401, 403) },
 });
 
-const toJson = (m: StoredMeter) => ({
+/** A meter's wire shape; the admin CLI's --json prints the same. */
+export const meterToJson = (m: StoredMeter) => ({
   code: m.code,
   name: m.name,
   event_type: m.eventType,
@@ -66,7 +67,7 @@ const toJson = (m: StoredMeter) => ({
   created_at: m.createdAt.toISOString(),
 });
 
-const sameDefinition = (a: ReturnType<typeof toJson>, b: ReturnType<typeof toJson>) =>
+const sameDefinition = (a: ReturnType<typeof meterToJson>, b: ReturnType<typeof meterToJson>) =>
   JSON.stringify({ ...a, created_at: '' }) === JSON.stringify({ ...b, created_at: '' });
 
 export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
@@ -78,12 +79,12 @@ export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
     const result = await createMeter(pool, parsed.data);
     if (result.created) {
       catalog.add(result.meter);
-      res.status(201).location(`/v1/meters/${result.meter.code}`).json(toJson(result.meter));
+      res.status(201).location(`/v1/meters/${result.meter.code}`).json(meterToJson(result.meter));
       return;
     }
     const wanted = { ...parsed.data, value_property: parsed.data.value_property ?? null, created_at: '' };
-    if (result.clash === 'code' && sameDefinition(toJson(result.meter), wanted)) {
-      res.status(200).json(toJson(result.meter));
+    if (result.clash === 'code' && sameDefinition(meterToJson(result.meter), wanted)) {
+      res.status(200).json(meterToJson(result.meter));
       return;
     }
     throw new ProblemError(
@@ -91,7 +92,7 @@ export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
       result.clash === 'code'
         ? `Meter "${parsed.data.code}" already exists with another definition.`
         : `Events of type "${parsed.data.event_type}" already feed meter "${result.meter.code}"; an event type feeds one meter.`,
-      { existing: toJson(result.meter) },
+      { existing: meterToJson(result.meter) },
     );
   });
 
@@ -99,7 +100,7 @@ export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
     const { code } = CodeParams.parse(req.params);
     const meter = await getMeter(pool, code);
     if (!meter) throw new ProblemError('not_found', `No meter "${code}".`);
-    res.json(toJson(meter));
+    res.json(meterToJson(meter));
   });
 
   router.get('/v1/meters', requireScope('billing:read'), async (req, res) => {
@@ -107,7 +108,7 @@ export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
     if (!query.success) throw problemFromZod(query.error, 'query');
     const rows = await listMeters(pool, query.data.limit + 1, query.data.after);
     const result = page(rows, query.data.limit, (m) => m.code);
-    res.json({ data: result.data.map(toJson), next_cursor: result.next_cursor });
+    res.json({ data: result.data.map(meterToJson), next_cursor: result.next_cursor });
   });
 
   return router;
