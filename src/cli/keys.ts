@@ -8,7 +8,7 @@ import { loadPeppers } from '../keys/pepper';
 import { KeyService } from '../keys/service';
 import { keyStatus } from '../keys/status';
 import type { ApiKey } from '../keys/store';
-import { CliError, exitCodes, withDatabase, type CliContext } from './context';
+import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { wantsJson } from './output';
 
 const CreateOptions = z.object({
@@ -125,6 +125,28 @@ export function keysCommand(ctx: CliContext): Command {
       const key = await withService(ctx, (service) => service.revoke(id, 'cli'));
       if (!key) throw new CliError(`no API key ${id}`);
       out(wantsJson(command) ? JSON.stringify(keyJson(key), null, 2) : describeKey(key));
+    });
+
+  keys
+    .command('rotate')
+    .description('issue a replacement key (printed once); the old one keeps working for the grace period, then expires')
+    .argument('<id>', 'key id (see `keys list`)')
+    .option('--grace-seconds <n>', 'how long the old key stays usable', '86400')
+    .action(async (id: string, opts: { graceSeconds: string }, command: Command) => {
+      if (!z.uuid().safeParse(id).success) throw new CliError(`"${id}" is not a key id (a UUID; see \`keys list\`)`, exitCodes.cannotRun);
+      const graceSeconds = parseInput(z.coerce.number().int().min(0).max(30 * 86_400), opts.graceSeconds, '--grace-seconds');
+      const rotated = await withService(ctx, async (service) => {
+        if (!(await service.get(id))) throw new CliError(`no API key ${id}`);
+        return service.rotate(id, { graceSeconds }, 'cli').catch((err: unknown) => {
+          // Already rotated, revoked or expired: a refusal, not a failure to run.
+          throw err instanceof ProblemError ? new CliError(err.detail) : err;
+        });
+      });
+      if (wantsJson(command)) {
+        out(JSON.stringify({ ...keyJson(rotated.key), secret: rotated.secret, previous: keyJson(rotated.previous) }, null, 2));
+        return;
+      }
+      out(`${describeKey(rotated.key)}\nsecret (shown once): ${rotated.secret}\nprevious: ${describeKey(rotated.previous)}`);
     });
 
   return keys;

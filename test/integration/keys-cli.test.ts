@@ -65,6 +65,23 @@ describe('admin CLI', () => {
     }
   });
 
+  test('keys rotate prints the successor once; both work during the grace period; a second rotation is refused with exit 1', async () => {
+    const { stdout } = await cli('keys', 'create', '--name', 'rotating', '--scopes', 'usage:read', '--json');
+    const created = JSON.parse(stdout) as { id: string; secret: string };
+    const rotated = JSON.parse((await cli('keys', 'rotate', created.id, '--grace-seconds', '3600', '--json')).stdout) as {
+      id: string;
+      secret: string;
+      previous: { id: string; replaced_by: string; expires_at: string };
+    };
+    assert.notEqual(rotated.id, created.id);
+    assert.equal(rotated.previous.replaced_by, rotated.id);
+    assert.ok(Date.parse(rotated.previous.expires_at) > Date.now() + 3_500_000);
+    for (const secret of [created.secret, rotated.secret]) assert.equal((await app.call('GET', '/v1/keys/current', secret)).status, 200);
+    await assert.rejects(cli('keys', 'rotate', created.id), (err: { code: number; stderr: string }) => err.code === 1 && /already rotated/.test(err.stderr));
+    const { rows } = await db.pool.query(`select count(*)::int as n from audit_log where action = 'api_key.rotated' and subject_id = $1 and actor = 'cli'`, [created.id]);
+    assert.equal(rows[0].n, 1);
+  });
+
   test('bad options are refused with a message, and nothing is created', async () => {
     const before = (await db.pool.query('select count(*)::int as n from api_keys')).rows[0] as { n: number };
     await assert.rejects(cli('keys', 'create', '--name', 'x', '--scopes', 'root'), (err: { stderr: string }) => /--scopes/.test(err.stderr));
