@@ -12,6 +12,7 @@ import { backfillCommand } from './backfill';
 import { CliError, exitCodes, type CliContext } from './context';
 import { customersCommand } from './customers';
 import { invoicesCommand } from './invoices';
+import { reconciliationsCommand } from './reconciliations';
 import { keysCommand } from './keys';
 import { metersCommand } from './meters';
 import { plansCommand } from './plans';
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
     .addCommand(plansCommand(ctx))
     .addCommand(subscriptionsCommand(ctx))
     .addCommand(invoicesCommand(ctx))
+    .addCommand(reconciliationsCommand(ctx))
     .addCommand(auditCommand(ctx))
     .addCommand(backfillCommand(ctx))
     .addCommand(keysCommand(ctx));
