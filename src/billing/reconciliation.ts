@@ -128,8 +128,9 @@ async function credited(db: Queryable, invoiceIds: string[]): Promise<Credits> {
 
 /**
  * Invoices whose late usage the next invoice will still bill as adjustment lines: the customer is
- * subscribed (a next invoice will come) and fewer than `lookback` finalized invoices follow it,
- * which is how the invoice path picks the invoices it adjusts.
+ * subscribed (a next invoice will come), fewer than `lookback` finalized invoices follow it, and
+ * no credit note corrected it (such an invoice is settled by reconciliation alone) — exactly how
+ * the invoice path (`adjustableInvoices`) picks the invoices it adjusts.
  */
 async function adjustable(db: Queryable, invoiceIds: string[], lookback: number): Promise<Set<string>> {
   if (lookback === 0) return new Set();
@@ -137,6 +138,7 @@ async function adjustable(db: Queryable, invoiceIds: string[], lookback: number)
     `select i.id from invoices i
       where i.id = any($1)
         and exists (select 1 from subscriptions s where s.customer_id = i.customer_id and s.status = 'active')
+        and not exists (select 1 from credit_notes c where c.invoice_id = i.id)
         and (select count(*) from invoices later
               where later.customer_id = i.customer_id and later.period_start > i.period_start
                 and later.status in ('finalized', 'paid', 'payment_failed')) < $2`,

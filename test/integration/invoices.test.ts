@@ -150,6 +150,18 @@ describe('invoices', () => {
     await events(ids.acme, ids.calls, new Date(P1.start.getTime() + 120_000), 1000);
     const p3Again = await draft({ start: P2.end, end: new Date('2026-04-01T00:00:00Z') }, 0);
     assert.equal((await call('GET', `/v1/invoices/${p3Again.invoiceId}`)).body.lines.filter((l: any) => l.type === 'adjustment').length, 0);
+    // With the lookback back, those 1,000 late calls are adjusted…
+    assert.equal((await call('GET', `/v1/invoices/${(await draft({ start: P2.end, end: new Date('2026-04-01T00:00:00Z') })).invoiceId}`)).body.lines.filter((l: any) => l.type === 'adjustment').length, 1);
+    // …unless reconciliation has corrected P1 with a credit note: then it alone settles P1, never both.
+    await db.pool.query(`insert into reconciliation_runs (id, period_start, period_end, status, started_by, created_at, updated_at) values ('r1', $1, $2, 'running', 'test', now(), now())`, [P1.start, P1.end]);
+    const { rows } = await db.pool.query<{ id: string }>(
+      `insert into reconciliation_findings (run_id, key, kind, customer_id, invoice_id, description, expected, actual, correction, currency, resolution, resolved_at, resolved_by, created_at)
+       values ('r1', 'k', 'amount_mismatch', $1, $2, 'late usage', '{}', '{}', -1.00, 'USD', 'corrected', now(), 'test', now()) returning id`,
+      [ids.acme, p1],
+    );
+    await db.pool.query(`insert into credit_notes (invoice_id, finding_id, amount, currency, reason, created_at) values ($1, $2, -1.00, 'USD', 'late usage', now())`, [p1, rows[0]!.id]);
+    const afterCredit = await draft({ start: P2.end, end: new Date('2026-04-01T00:00:00Z') });
+    assert.equal((await call('GET', `/v1/invoices/${afterCredit.invoiceId}`)).body.lines.filter((l: any) => l.type === 'adjustment').length, 0);
   });
 
   test('finance API: list with filters and pages, customer-restricted keys see their own, void with a reason', async () => {
