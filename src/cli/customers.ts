@@ -1,19 +1,10 @@
 import { Command } from 'commander';
-import { z } from 'zod';
 import { page, PageQuerySchema } from '../api/pagination';
+import { CustomerInputSchema, customerToJson } from '../api/routes/customers';
 import { createCustomer, getCustomer, listCustomers, type Customer } from '../metering/customer-store';
 import { CliError, parseInput, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
-// The API's rules for a customer (src/api/routes/customers.ts), so both refuse the same input.
-const CustomerInputSchema = z.object({
-  external_id: z.string().min(1).max(128).regex(/^[^\u0000]*$/, 'must not contain NUL'),
-  name: z.string().min(1).max(256),
-  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD'),
-});
-
-/** The API's wire shape, so scripts read the CLI's --json and the API alike. */
-const toJson = (c: Customer) => ({ external_id: c.externalId, name: c.name, currency: c.currency, created_at: c.createdAt.toISOString() });
 const toRow = (c: Customer) => [c.externalId, c.name, c.currency, c.createdAt.toISOString()];
 const head = ['external id', 'name', 'currency', 'created'];
 
@@ -32,7 +23,7 @@ export function customersCommand(ctx: CliContext): Command {
       if (!created && (customer.name !== input.name || customer.currency !== input.currency)) {
         throw new CliError(`customer "${externalId}" already exists with other attributes (name "${customer.name}", currency ${customer.currency})`);
       }
-      emit(ctx, command, { ...toJson(customer), created }, () => `${created ? 'created' : 'already exists'}\n${table(head, [toRow(customer)])}`);
+      emit(ctx, command, { ...customerToJson(customer), created }, () => `${created ? 'created' : 'already exists'}\n${table(head, [toRow(customer)])}`);
     });
 
   customers
@@ -44,7 +35,7 @@ export function customersCommand(ctx: CliContext): Command {
       const query = parseInput(PageQuerySchema, opts, 'options');
       const rows = await withDatabase(ctx, (pool) => listCustomers(pool, query.limit + 1, query.after));
       const result = page(rows, query.limit, (c) => c.externalId);
-      emit(ctx, command, { data: result.data.map(toJson), next_cursor: result.next_cursor }, () =>
+      emit(ctx, command, { data: result.data.map(customerToJson), next_cursor: result.next_cursor }, () =>
         pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),
       );
     });
@@ -56,7 +47,7 @@ export function customersCommand(ctx: CliContext): Command {
     .action(async (externalId: string, _opts: unknown, command: Command) => {
       const customer = await withDatabase(ctx, (pool) => getCustomer(pool, externalId));
       if (!customer) throw new CliError(`no customer "${externalId}"`);
-      emit(ctx, command, toJson(customer), () =>
+      emit(ctx, command, customerToJson(customer), () =>
         record({ 'external id': customer.externalId, name: customer.name, currency: customer.currency, id: customer.id, created: customer.createdAt.toISOString() }),
       );
     });

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { page, PageQuerySchema } from '../api/pagination';
+import { planToJson, termsOf } from '../api/routes/plans';
 import { createPlan, getPlan, listPlans, type StoredPlan } from '../billing/plan-store';
 import { canonicalJson } from '../domain/metering/canonical-json';
 import { planSchema, type Plan } from '../domain/plan';
@@ -8,9 +9,6 @@ import { allMeters } from '../metering/meter-store';
 import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
-const termsOf = ({ createdAt: _createdAt, ...plan }: StoredPlan): Plan => plan;
-/** The API's wire shape: the plan's terms as created, and when. */
-const toJson = (plan: StoredPlan) => ({ ...termsOf(plan), created_at: plan.createdAt.toISOString() });
 
 const interval = (plan: Plan) => (plan.interval.kind === 'duration' ? plan.interval.iso : 'calendar month');
 const toRow = (plan: StoredPlan) => [plan.id, plan.name, plan.currency, interval(plan), plan.base_fee, plan.charges.map((c) => `${c.meter} (${c.model})`).join(', ')];
@@ -66,7 +64,7 @@ export function plansCommand(ctx: CliContext): Command {
         throw new CliError(`plan "${result.existing.id}" already exists with other terms; plans never change: create the new terms under a new code`);
       }
       const plan = result.created ? result.plan : result.existing;
-      emit(ctx, command, { ...toJson(plan), created: result.created }, () => `${result.created ? 'created' : 'already exists'}\n${describePlan(plan)}`);
+      emit(ctx, command, { ...planToJson(plan), created: result.created }, () => `${result.created ? 'created' : 'already exists'}\n${describePlan(plan)}`);
     });
 
   plans
@@ -78,7 +76,7 @@ export function plansCommand(ctx: CliContext): Command {
       const query = parseInput(PageQuerySchema, opts, 'options');
       const rows = await withDatabase(ctx, (pool) => listPlans(pool, query.limit + 1, query.after));
       const result = page(rows, query.limit, (plan) => plan.id);
-      emit(ctx, command, { data: result.data.map(toJson), next_cursor: result.next_cursor }, () =>
+      emit(ctx, command, { data: result.data.map(planToJson), next_cursor: result.next_cursor }, () =>
         pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),
       );
     });
@@ -90,7 +88,7 @@ export function plansCommand(ctx: CliContext): Command {
     .action(async (code: string, _opts: unknown, command: Command) => {
       const plan = await withDatabase(ctx, (pool) => getPlan(pool, code));
       if (!plan) throw new CliError(`no plan "${code}"`);
-      emit(ctx, command, toJson(plan), () => describePlan(plan));
+      emit(ctx, command, planToJson(plan), () => describePlan(plan));
     });
 
   return plans;

@@ -1,44 +1,21 @@
 import { Command } from 'commander';
 import { z } from 'zod';
+import { SubscriptionInputSchema, subscriptionToJson } from '../api/routes/subscriptions';
 import { getPlan } from '../billing/plan-store';
+import { PlanCodeSchema } from '../domain/plan';
 import type { SubscriptionLifecycle } from '../billing/subscription-lifecycle';
 import { cancelSubscription, changePlan, createSubscription, getSubscription, type Subscription } from '../billing/subscription-store';
 import { systemClock } from '../clock';
-import { periodContaining } from '../domain/periods';
-import { PlanCodeSchema } from '../domain/plan';
 import { getCustomer } from '../metering/customer-store';
 import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { emit, record } from './output';
 
-const CreateInputSchema = z.object({
-  customer: z.string().min(1).max(128),
-  plan: PlanCodeSchema,
-  start: z.iso.datetime({ offset: true, error: 'must be an RFC 3339 instant with a time zone, such as 2026-01-31T00:00:00Z' }).optional(),
-});
 const IdSchema = z.uuid({ error: 'must be a subscription id (a UUID)' });
 
-/** The period holding now, or the first one while the start is still ahead; none once canceled. */
-function currentPeriod(s: Subscription, now: Date) {
-  if (s.status !== 'active') return null;
-  const period = periodContaining(s.anchor, s.plan.interval, Math.max(now.getTime(), s.anchor.getTime()));
-  return { start: period.start.toISOString(), end: period.end.toISOString() };
-}
-
-/** The API's wire shape, so scripts read the CLI's --json and the API alike. */
-const toJson = (s: Subscription) => ({
-  id: s.id,
-  customer: s.customer.externalId,
-  plan: s.plan.id,
-  anchor: s.anchor.toISOString(),
-  status: s.status,
-  current_period: currentPeriod(s, systemClock.now()),
-  cancel_at: s.cancelAt?.toISOString() ?? null,
-  canceled_at: s.canceledAt?.toISOString() ?? null,
-  created_at: s.createdAt.toISOString(),
-});
+const toJson = (s: Subscription) => subscriptionToJson(s, systemClock.now());
 
 function describe(s: Subscription): string {
-  const period = currentPeriod(s, systemClock.now());
+  const period = toJson(s).current_period;
   return record({
     id: s.id,
     customer: s.customer.externalId,
@@ -101,7 +78,7 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .requiredOption('--plan <code>', 'the plan')
     .option('--start <instant>', 'RFC 3339 subscription start, which anchors every period (default now)')
     .action(async (opts: { customer: string; plan: string; start?: string }, command: Command) => {
-      const input = parseInput(CreateInputSchema, opts, 'options');
+      const input = parseInput(SubscriptionInputSchema, opts, 'options');
       const result = await withDatabase(ctx, async (pool) => {
         const [customer, plan] = await Promise.all([getCustomer(pool, input.customer), getPlan(pool, input.plan)]);
         if (!customer) throw new CliError(`no customer "${input.customer}"`);

@@ -8,7 +8,8 @@ import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
 import { ProblemError, problemFromZod } from '../problem';
 
-const CustomerInputSchema = z
+/** What a customer is made of; the admin CLI validates with it too, so both refuse the same input. */
+export const CustomerInputSchema = z
   .object({
     external_id: z.string().min(1).max(128).regex(/^[^\u0000]*$/, 'must not contain NUL').meta({ description: 'Your id for the customer' }),
     name: z.string().min(1).max(256),
@@ -56,7 +57,8 @@ registry.registerPath({
   responses: { 200: { description: 'A page of customers', content: { 'application/json': { schema: pageSchema(CustomerSchema) } } }, ...problemResponses(400, 401, 403) },
 });
 
-const toJson = (c: Customer) => ({ external_id: c.externalId, name: c.name, currency: c.currency, created_at: c.createdAt.toISOString() });
+/** A customer's wire shape; the admin CLI's --json prints the same. */
+export const customerToJson = (c: Customer) => ({ external_id: c.externalId, name: c.name, currency: c.currency, created_at: c.createdAt.toISOString() });
 
 export function customersRouter(pool: Pool, directory: CustomerDirectory): Router {
   const router = Router();
@@ -67,16 +69,16 @@ export function customersRouter(pool: Pool, directory: CustomerDirectory): Route
     const { created, customer } = await createCustomer(pool, parsed.data);
     directory.add(customer.externalId, customer.id);
     if (!created && (customer.name !== parsed.data.name || customer.currency !== parsed.data.currency)) {
-      throw new ProblemError('conflict', `Customer "${parsed.data.external_id}" already exists with other attributes.`, { existing: toJson(customer) });
+      throw new ProblemError('conflict', `Customer "${parsed.data.external_id}" already exists with other attributes.`, { existing: customerToJson(customer) });
     }
-    res.status(created ? 201 : 200).location(`/v1/customers/${encodeURIComponent(customer.externalId)}`).json(toJson(customer));
+    res.status(created ? 201 : 200).location(`/v1/customers/${encodeURIComponent(customer.externalId)}`).json(customerToJson(customer));
   });
 
   router.get('/v1/customers/:externalId', requireScope('billing:read'), async (req, res) => {
     const externalId = actingCustomer(principalOf(req), ExternalIdParams.parse(req.params).externalId)!;
     const customer = await getCustomer(pool, externalId);
     if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
-    res.json(toJson(customer));
+    res.json(customerToJson(customer));
   });
 
   router.get('/v1/customers', requireScope('billing:read'), async (req, res) => {
@@ -88,7 +90,7 @@ export function customersRouter(pool: Pool, directory: CustomerDirectory): Route
     }
     const rows = await listCustomers(pool, query.data.limit + 1, query.data.after);
     const result = page(rows, query.data.limit, (c) => c.externalId);
-    res.json({ data: result.data.map(toJson), next_cursor: result.next_cursor });
+    res.json({ data: result.data.map(customerToJson), next_cursor: result.next_cursor });
   });
 
   return router;

@@ -54,8 +54,10 @@ registry.registerPath({
   responses: { 200: { description: 'A page of plans', ...json(pageSchema(StoredPlanSchema)) }, ...problemResponses(400, 401, 403) },
 });
 
-const termsOf = ({ createdAt: _createdAt, ...plan }: StoredPlan): Plan => plan;
-const toJson = (plan: StoredPlan): z.infer<typeof StoredPlanSchema> => ({ ...termsOf(plan), created_at: plan.createdAt.toISOString() });
+/** A stored plan's terms, as created (what an identical retry is compared with). */
+export const termsOf = ({ createdAt: _createdAt, ...plan }: StoredPlan): Plan => plan;
+/** A plan's wire shape; the admin CLI's --json prints the same. */
+export const planToJson = (plan: StoredPlan): z.infer<typeof StoredPlanSchema> => ({ ...termsOf(plan), created_at: plan.createdAt.toISOString() });
 
 export function plansRouter({ pool }: { pool: Pool }): Router {
   const router = Router();
@@ -70,18 +72,18 @@ export function plansRouter({ pool }: { pool: Pool }): Router {
     if (!parsed.success) throw problemFromZod(parsed.error);
     const result = await createPlan(pool, parsed.data, actorOf(principal));
     if (result.created) {
-      res.status(201).location(`/v1/plans/${result.plan.id}`).json(toJson(result.plan));
+      res.status(201).location(`/v1/plans/${result.plan.id}`).json(planToJson(result.plan));
       return;
     }
     // jsonb reorders object keys, so the terms are compared in canonical form.
     if (canonicalJson(termsOf(result.existing)) === canonicalJson(parsed.data)) {
-      res.status(200).json(toJson(result.existing));
+      res.status(200).json(planToJson(result.existing));
       return;
     }
     throw new ProblemError(
       'conflict',
       `Plan "${parsed.data.id}" already exists with other terms; plans never change: create the new terms under a new code.`,
-      { existing: toJson(result.existing) },
+      { existing: planToJson(result.existing) },
     );
   });
 
@@ -90,7 +92,7 @@ export function plansRouter({ pool }: { pool: Pool }): Router {
     if (!params.success) throw problemFromZod(params.error, 'params');
     const plan = await getPlan(pool, params.data.code);
     if (!plan) throw new ProblemError('not_found', `No plan "${params.data.code}".`);
-    res.json(toJson(plan));
+    res.json(planToJson(plan));
   });
 
   router.get('/v1/plans', requireScope('billing:read'), async (req, res) => {
@@ -98,7 +100,7 @@ export function plansRouter({ pool }: { pool: Pool }): Router {
     if (!query.success) throw problemFromZod(query.error, 'query');
     const rows = await listPlans(pool, query.data.limit + 1, query.data.after);
     const result = page(rows, query.data.limit, (plan) => plan.id);
-    res.json({ data: result.data.map(toJson), next_cursor: result.next_cursor });
+    res.json({ data: result.data.map(planToJson), next_cursor: result.next_cursor });
   });
 
   return router;

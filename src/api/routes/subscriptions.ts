@@ -21,7 +21,7 @@ import { actingCustomer, principalOf, requireScope, type Principal } from '../au
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { ProblemError, problemFromZod } from '../problem';
 
-const SubscriptionInputSchema = z
+export const SubscriptionInputSchema = z
   .strictObject({
     customer: z.string().min(1).max(128).meta({ description: 'External id of the customer' }),
     plan: PlanCodeSchema.meta({ description: 'Code of the plan' }),
@@ -129,7 +129,8 @@ function currentPeriod(subscription: Subscription, now: Date): Period | null {
   return periodContaining(subscription.anchor, subscription.plan.interval, Math.max(now.getTime(), subscription.anchor.getTime()));
 }
 
-function toJson(s: Subscription, now: Date): z.infer<typeof SubscriptionSchema> {
+/** A subscription's wire shape at `now`; the admin CLI's --json prints the same. */
+export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof SubscriptionSchema> {
   const period = currentPeriod(s, now);
   return {
     id: s.id,
@@ -206,20 +207,20 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
       const sameRequest = existing.plan.id === plan.id && (input.start === undefined || existing.anchor.getTime() === anchor.getTime());
       if (!sameRequest) {
         throw new ProblemError('conflict', `Customer "${externalId}" already has an active subscription; cancel it or change its plan.`, {
-          existing: toJson(existing, clock.now()),
+          existing: subscriptionToJson(existing, clock.now()),
         });
       }
       await afterCommit(req, existing, 'started');
-      res.status(200).json(toJson(existing, clock.now()));
+      res.status(200).json(subscriptionToJson(existing, clock.now()));
       return;
     }
     await afterCommit(req, result.subscription, 'started');
-    res.status(201).location(`/v1/subscriptions/${result.subscription.id}`).json(toJson(result.subscription, clock.now()));
+    res.status(201).location(`/v1/subscriptions/${result.subscription.id}`).json(subscriptionToJson(result.subscription, clock.now()));
   });
 
   router.get('/v1/subscriptions/:id', requireScope('billing:read'), async (req, res) => {
     const { id } = parse(IdParams, req.params, 'params');
-    res.json(toJson(visible(principalOf(req), await getSubscription(pool, id), id), clock.now()));
+    res.json(subscriptionToJson(visible(principalOf(req), await getSubscription(pool, id), id), clock.now()));
   });
 
   router.get('/v1/customers/:externalId/subscription', requireScope('billing:read'), async (req, res) => {
@@ -228,7 +229,7 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
     if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
     const subscription = await getActiveSubscription(pool, customer.id);
     if (!subscription) throw new ProblemError('not_found', `Customer "${externalId}" has no active subscription.`);
-    res.json(toJson(subscription, clock.now()));
+    res.json(subscriptionToJson(subscription, clock.now()));
   });
 
   router.post('/v1/subscriptions/:id/cancel', requireScope('billing:admin'), async (req, res) => {
@@ -239,7 +240,7 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
     if (!result) throw new ProblemError('not_found', `No subscription ${id}.`);
     // Also when it was already canceled: a retry after a failed step converges.
     await afterCommit(req, result.subscription, 'canceled');
-    res.json(toJson(result.subscription, clock.now()));
+    res.json(subscriptionToJson(result.subscription, clock.now()));
   });
 
   router.post('/v1/subscriptions/:id/change-plan', requireScope('billing:admin'), async (req, res) => {
@@ -259,7 +260,7 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
     }
     // Also when unchanged: a retry after a failed step converges.
     await afterCommit(req, result.subscription, 'planChanged');
-    res.json(toJson(result.subscription, clock.now()));
+    res.json(subscriptionToJson(result.subscription, clock.now()));
   });
 
   return router;
