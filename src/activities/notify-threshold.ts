@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { BillingPeriodActivities } from '../workflows/billing-period';
 import { createWebhookDelivery, type NotificationStatus, type StoredNotification, type WebhookDeliveryDeps } from './webhook-delivery';

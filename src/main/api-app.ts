@@ -1,4 +1,3 @@
-import type { Client } from '@temporalio/client';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app';
