@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { startChildServer } from '../child-server';
 
 const entry = fileURLToPath(new URL('./provider-simulator.ts', import.meta.url));
 
@@ -23,31 +23,18 @@ export async function startProviderProcess(opts: { port: number; dataDir: string
     opts.logger.info({ url }, 'reusing the payment-provider simulator already running on this port');
     return { url, startedHere: false, stop: async () => undefined };
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    env: { ...process.env, PROVIDER_PORT: String(opts.port), DATA_DIR: opts.dataDir, LOG_LEVEL: opts.logLevel },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let exitCode: number | null | undefined;
-  void exited.then((code) => (exitCode = code));
-  const deadline = Date.now() + 20_000;
-  while (!(await healthy(url))) {
-    if (exitCode !== undefined || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the payment-provider simulator did not start on ${url} (exit ${exitCode ?? 'timeout'})`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  opts.logger.info({ url }, 'payment-provider simulator started');
-  return {
-    url,
-    startedHere: true,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
+  const server = await startChildServer({
+    name: `the payment-provider simulator on ${url}`,
+    command: process.execPath,
+    args: ['--import', 'tsx', entry],
+    spawnOptions: {
+      env: { ...process.env, PROVIDER_PORT: String(opts.port), DATA_DIR: opts.dataDir, LOG_LEVEL: opts.logLevel },
+      stdio: ['ignore', 'inherit', 'inherit'],
     },
-  };
+    ready: () => healthy(url),
+    timeoutMs: 20_000,
+    killAfterMs: 5_000,
+  });
+  opts.logger.info({ url }, 'payment-provider simulator started');
+  return { url, startedHere: true, stop: server.stop };
 }

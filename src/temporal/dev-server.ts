@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
+import { startChildServer } from '../child-server';
 
 export interface DevServerOptions {
   cliPath: string;
@@ -45,9 +45,10 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ru
     return { address, startedHere: false, stop: async () => undefined };
   }
   await mkdir(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
-  const child = spawn(
-    opts.cliPath,
-    [
+  const server = await startChildServer({
+    name: `Temporal dev server on ${address}`,
+    command: opts.cliPath,
+    args: [
       'server', 'start-dev',
       '--ip', '127.0.0.1',
       '--port', String(opts.port),
@@ -56,34 +57,11 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ru
       '--db-filename', path.resolve(opts.dbFile),
       '--log-level', 'warn',
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
+    spawnOptions: { stdio: ['ignore', 'ignore', 'pipe'] },
+    ready: () => reachable(address, 1000),
+    timeoutMs: 30_000,
+    killAfterMs: 10_000,
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-
-  const deadline = Date.now() + 30_000;
-  let exitCode: number | null | undefined;
-  void exited.then((code) => (exitCode = code));
-  while (!(await reachable(address, 1000))) {
-    if (exitCode !== undefined || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`Temporal dev server did not start on ${address} (exit ${exitCode ?? 'timeout'}):\n${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
   opts.logger?.info({ address, ui: `http://127.0.0.1:${opts.uiPort}` }, 'Temporal dev server started');
-  return {
-    address,
-    startedHere: true,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  return { address, startedHere: true, stop: server.stop };
 }
