@@ -11,6 +11,7 @@ import { createCustomer } from '../../src/metering/customer-store';
 import { createMeter } from '../../src/metering/meter-store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
+import { storeEvents } from '../support/usage-events';
 
 /*
  * Invoices on a real Postgres: the draft and finalize activities (run in an activity context,
@@ -36,15 +37,8 @@ const draft = (period: { start: Date; end: Date }, lookbackInvoices = 3): Promis
   });
 const finalize = (invoiceId: string): Promise<{ status: string }> => activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId });
 
-let seq = 0;
-async function events(customerId: string, meterId: string, at: Date, n: number, value: string | null = null) {
-  await db.pool.query(
-    `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-     select $1, 'e-' || ($5::int + i), $2, $3::timestamptz + (i - 1) * interval '1 second', now(), $6::numeric, '{}', true, false from generate_series(1, $4) i`,
-    [customerId, meterId, at, n, seq, value],
-  );
-  seq += n;
-}
+const events = (customerId: string, meterId: string, from: Date, count: number, value: string | null = null) =>
+  storeEvents(db.pool, { customerId, meterId, from, count, value });
 
 before(async () => {
   db = await createTestDatabase();

@@ -6,12 +6,9 @@ import { WorkflowContinuedAsNewError, type WorkflowHandleWithFirstExecutionRunId
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
 import { createActivities, type ActivityDeps } from '../../src/activities';
-import { createPlan } from '../../src/billing/plan-store';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { systemClock } from '../../src/clock';
-import { planSchema } from '../../src/domain/plan';
 import { createCustomer } from '../../src/metering/customer-store';
-import { createMeter } from '../../src/metering/meter-store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
@@ -20,6 +17,8 @@ import { collectionWorkflowIdFor, invoiceCollectionWorkflow, type InvoiceCollect
 import { workflowsPath } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { timeSkippingEnvironment } from '../support/temporal';
+import { seedHourlyPlan } from '../support/hourly-plan';
+import { storeEvents } from '../support/usage-events';
 
 /*
  * The period close with real activities on Postgres and the provider simulator behind a real
@@ -37,17 +36,7 @@ before(async () => {
   [bundle, db] = await Promise.all([bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 1000 });
-  const meter = await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
-  meterId = meter.meter.id;
-  const plan = planSchema({ knownMeters: new Set(['api_calls']) }).parse({
-    id: 'hourly',
-    name: 'Hourly',
-    currency: 'USD',
-    base_fee: '1.00',
-    charges: [{ meter: 'api_calls', model: 'graduated', tiers: [{ up_to: '100', unit_price: '0.015' }, { up_to: null, unit_price: '0.0125' }] }],
-    interval: { kind: 'duration', iso: 'PT1H' },
-  });
-  await createPlan(db.pool, plan, 'system');
+  meterId = await seedHourlyPlan(db.pool);
 });
 // A fresh test server per test: after an activity fails and is retried, the time-skipping test
 // server (1.40) can stop skipping time for the rest of its life, which would stall later timers.
@@ -91,11 +80,7 @@ async function subscribedCustomer(calls: number) {
   const anchor = new Date(await env.currentTimeMs());
   const created = await createSubscription(db.pool, { customerId: customer.id, planCode: 'hourly', anchor, actor: 'system' });
   assert.ok(created.created);
-  await db.pool.query(
-    `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-     select $1, 'e-' || i, $2, $3::timestamptz + i * interval '1 second', now(), null, '{}', true, false from generate_series(1, $4) i`,
-    [customer.id, meterId, anchor, calls],
-  );
+  await storeEvents(db.pool, { customerId: customer.id, meterId, from: anchor, count: calls });
   const terms = {
     subscriptionId: created.subscription.id,
     customer: name,

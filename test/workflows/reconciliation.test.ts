@@ -8,13 +8,10 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
 import { voidInvoice } from '../../src/billing/invoice-store';
-import { createPlan } from '../../src/billing/plan-store';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { systemClock } from '../../src/clock';
-import { planSchema } from '../../src/domain/plan';
 import type { ReconciliationInput, ReconciliationSummary } from '../../src/domain/reconciliation';
 import { createCustomer } from '../../src/metering/customer-store';
-import { createMeter } from '../../src/metering/meter-store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
@@ -26,6 +23,8 @@ import { workflowsPath } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';
+import { seedHourlyPlan } from '../support/hourly-plan';
+import { storeEvents } from '../support/usage-events';
 
 /*
  * Reconciliation with nothing replaced: invoices produced by the real billing workflow and its
@@ -51,17 +50,7 @@ before(async () => {
   [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 });
-  const meter = await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
-  meterId = meter.meter.id;
-  const plan = planSchema({ knownMeters: new Set(['api_calls']) }).parse({
-    id: 'hourly',
-    name: 'Hourly',
-    currency: 'USD',
-    base_fee: '1.00',
-    charges: [{ meter: 'api_calls', model: 'graduated', tiers: [{ up_to: '100', unit_price: '0.015' }, { up_to: null, unit_price: '0.0125' }] }],
-    interval: { kind: 'duration', iso: 'PT1H' },
-  });
-  await createPlan(db.pool, plan, 'system');
+  meterId = await seedHourlyPlan(db.pool);
   worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities() });
   running = worker.run();
   ({ acme, intact, altered, voided, globex, cli } = await billedTogether({
@@ -82,17 +71,9 @@ after(async () => {
 });
 
 let customers = 0;
-let events = 0;
 const HOUR = 3_600_000;
 
-async function insertEvents(customerId: string, from: Date, n: number) {
-  await db.pool.query(
-    `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-     select $1, 'e-' || ($5::int + i), $2, $3::timestamptz + i * interval '1 second', now(), null, '{}', true, false from generate_series(1, $4) i`,
-    [customerId, meterId, from, n, events],
-  );
-  events += n;
-}
+const insertEvents = (customerId: string, from: Date, count: number) => storeEvents(db.pool, { customerId, meterId, from, count });
 
 /**
  * A customer subscribed to the hourly plan from `anchor` (the test server's now by default), with
