@@ -48,3 +48,6 @@ export function buildOpenApiDocument() {
     servers: [{ url: '/' }],
   });
 }
+
+/** An OpenAPI request or response body of JSON described by `schema`. */
+export const jsonContent = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });

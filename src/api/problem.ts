@@ -1,4 +1,4 @@
-import type { ZodError } from 'zod';
+import type { ZodError, z } from 'zod';
 
 /**
  * The closed set of error kinds the API can return. Each has a stable `type` URI
@@ -76,4 +76,11 @@ export function problemFromZod(error: ZodError, where: 'body' | 'query' | 'param
   const summary = first ? `${first.pointer === '#' ? where : first.pointer.slice(2)}: ${first.detail}` : 'invalid';
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
   return new ProblemError('validation_failed', `Invalid ${where}: ${summary}${more}`, { errors });
+}
+
+/** Validates one part of a request, or throws the 400 problem that names each invalid field. */
+export function parseRequest<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'params'): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw problemFromZod(parsed.error, where);
+  return parsed.data;
 }

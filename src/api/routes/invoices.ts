@@ -7,9 +7,9 @@ import { BreakdownRowSchema } from '../../domain/pricing/schema';
 import { actorOf } from '../../keys/access';
 import { getCustomer } from '../../metering/customer-store';
 import { actingCustomer, principalOf, requireScope } from '../auth';
-import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { PageQuerySchema, page, pageSchema } from '../pagination';
-import { ProblemError, problemFromZod } from '../problem';
+import { ProblemError, parseRequest } from '../problem';
 
 const InvoiceLineSchema = z
   .object({
@@ -82,7 +82,6 @@ const IdParams = z.object({ id: z.uuid() });
 const VoidInputSchema = z.strictObject({ reason: z.string().trim().min(1).max(500) }).meta({ id: 'VoidInvoiceInput' });
 
 const security = [{ [apiKeyAuth.name]: [] }];
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const tags = ['invoices'];
 const restricted = "A key restricted to a customer sees only that customer's invoices.";
 
@@ -94,7 +93,7 @@ registry.registerPath({
   tags,
   security,
   request: { query: ListQuerySchema },
-  responses: { 200: { description: 'A page of invoices with their lines', ...json(pageSchema(InvoiceSchema)) }, ...problemResponses(400, 401, 403) },
+  responses: { 200: { description: 'A page of invoices with their lines', ...jsonContent(pageSchema(InvoiceSchema)) }, ...problemResponses(400, 401, 403) },
 });
 registry.registerPath({
   method: 'get',
@@ -104,7 +103,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The invoice', ...json(InvoiceWithChargeSchema) }, ...problemResponses(400, 401, 403, 404) },
+  responses: { 200: { description: 'The invoice', ...jsonContent(InvoiceWithChargeSchema) }, ...problemResponses(400, 401, 403, 404) },
 });
 registry.registerPath({
   method: 'post',
@@ -115,8 +114,8 @@ registry.registerPath({
     'longer adjusts it. A paid invoice cannot be voided (409): money moved, which calls for a refund at the provider.',
   tags,
   security,
-  request: { params: IdParams, body: json(VoidInputSchema) },
-  responses: { 200: { description: 'The void invoice', ...json(InvoiceSchema) }, ...problemResponses(400, 401, 403, 404, 409) },
+  request: { params: IdParams, body: jsonContent(VoidInputSchema) },
+  responses: { 200: { description: 'The void invoice', ...jsonContent(InvoiceSchema) }, ...problemResponses(400, 401, 403, 404, 409) },
 });
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
@@ -167,11 +166,6 @@ export const chargeToJson = (c: ChargeRecord): z.infer<typeof ChargeSchema> => (
   })),
 });
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'params' | 'query'): z.infer<T> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw problemFromZod(parsed.error, where);
-  return parsed.data;
-}
 
 const cursorOf = (i: Invoice) => Buffer.from(JSON.stringify([i.periodStart.toISOString(), i.id])).toString('base64url');
 function parseCursor(after: string): { periodStart: Date; id: string } {
@@ -195,7 +189,7 @@ export function invoicesRouter({ pool, clock }: { pool: Pool; clock: Clock }): R
   };
 
   router.get('/v1/invoices', requireScope('billing:read'), async (req, res) => {
-    const query = parse(ListQuerySchema, req.query, 'query');
+    const query = parseRequest(ListQuerySchema, req.query, 'query');
     const externalId = actingCustomer(principalOf(req), query.customer);
     let customerId: string | undefined;
     if (externalId !== undefined) {
@@ -222,15 +216,15 @@ export function invoicesRouter({ pool, clock }: { pool: Pool; clock: Clock }): R
   });
 
   router.get('/v1/invoices/:id', requireScope('billing:read'), async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
+    const { id } = parseRequest(IdParams, req.params, 'params');
     const invoice = await visible(req, id);
     const charge = await chargeOf(pool, id);
     res.json({ ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null });
   });
 
   router.post('/v1/invoices/:id/void', requireScope('billing:admin'), async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
-    const { reason } = parse(VoidInputSchema, req.body, 'body');
+    const { id } = parseRequest(IdParams, req.params, 'params');
+    const { reason } = parseRequest(VoidInputSchema, req.body, 'body');
     const principal = principalOf(req);
     if (principal.customer) throw new ProblemError('forbidden', 'Voiding needs a key that is not restricted to a customer.');
     const result = await voidInvoice(pool, id, reason, actorOf(principal), clock.now());

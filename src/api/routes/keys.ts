@@ -6,9 +6,9 @@ import { keyStatus } from '../../keys/status';
 import type { ApiKey } from '../../keys/store';
 import type { Clock } from '../../clock';
 import { principalOf, requireScope, scopes } from '../auth';
-import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
-import { problemFromZod } from '../problem';
+import { parseRequest } from '../problem';
 
 const ScopeSchema = z.enum(scopes);
 const FutureInstant = z.iso.datetime({ offset: true }).meta({ description: 'RFC 3339 instant, in the future', example: '2027-01-01T00:00:00Z' });
@@ -82,7 +82,6 @@ const CurrentKeySchema = z
 const IdParams = z.object({ id: z.uuid() });
 
 const security = [{ [apiKeyAuth.name]: [] }];
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const tags = ['keys'];
 const adminOnly = 'Requires the `keys:admin` scope. A key restricted to a customer sees and manages only that customer\'s keys.';
 
@@ -93,8 +92,8 @@ registry.registerPath({
   description: `${adminOnly} A key can grant only scopes it holds itself.`,
   tags,
   security,
-  request: { body: json(KeyInputSchema) },
-  responses: { 201: { description: 'Created', ...json(IssuedKeySchema) }, ...problemResponses(400, 401, 403, 422, 429) },
+  request: { body: jsonContent(KeyInputSchema) },
+  responses: { 201: { description: 'Created', ...jsonContent(IssuedKeySchema) }, ...problemResponses(400, 401, 403, 422, 429) },
 });
 registry.registerPath({
   method: 'get',
@@ -104,7 +103,7 @@ registry.registerPath({
   tags,
   security,
   request: { query: PageQuerySchema },
-  responses: { 200: { description: 'A page of keys', ...json(pageSchema(ApiKeySchema)) }, ...problemResponses(400, 401, 403, 429) },
+  responses: { 200: { description: 'A page of keys', ...jsonContent(pageSchema(ApiKeySchema)) }, ...problemResponses(400, 401, 403, 429) },
 });
 registry.registerPath({
   method: 'get',
@@ -113,7 +112,7 @@ registry.registerPath({
   description: 'Any valid key; answered from memory.',
   tags,
   security,
-  responses: { 200: { description: 'The calling key', ...json(CurrentKeySchema) }, ...problemResponses(401, 429) },
+  responses: { 200: { description: 'The calling key', ...jsonContent(CurrentKeySchema) }, ...problemResponses(401, 429) },
 });
 registry.registerPath({
   method: 'get',
@@ -123,7 +122,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The key', ...json(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+  responses: { 200: { description: 'The key', ...jsonContent(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 429) },
 });
 registry.registerPath({
   method: 'patch',
@@ -132,8 +131,8 @@ registry.registerPath({
   description: `${adminOnly} Takes effect in every API process within a second.`,
   tags,
   security,
-  request: { params: IdParams, body: json(KeyPatchSchema) },
-  responses: { 200: { description: 'The changed key', ...json(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 409, 429) },
+  request: { params: IdParams, body: jsonContent(KeyPatchSchema) },
+  responses: { 200: { description: 'The changed key', ...jsonContent(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 409, 429) },
 });
 registry.registerPath({
   method: 'post',
@@ -143,7 +142,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The revoked key', ...json(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+  responses: { 200: { description: 'The revoked key', ...jsonContent(ApiKeySchema) }, ...problemResponses(400, 401, 403, 404, 429) },
 });
 registry.registerPath({
   method: 'post',
@@ -152,8 +151,8 @@ registry.registerPath({
   description: `${adminOnly} The new key has the same name, scopes, customer and rate limit.`,
   tags,
   security,
-  request: { params: IdParams, body: json(RotateInputSchema) },
-  responses: { 201: { description: 'The new key (secret shown once) and the old one', ...json(RotatedKeySchema) }, ...problemResponses(400, 401, 403, 404, 409, 429) },
+  request: { params: IdParams, body: jsonContent(RotateInputSchema) },
+  responses: { 201: { description: 'The new key (secret shown once) and the old one', ...jsonContent(RotatedKeySchema) }, ...problemResponses(400, 401, 403, 404, 409, 429) },
 });
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
@@ -180,11 +179,6 @@ export function keyToJson(k: ApiKey, now: Date): z.infer<typeof ApiKeySchema> {
 /** Responses carrying a secret must not sit in any cache. */
 const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'params'): z.infer<T> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw problemFromZod(parsed.error, where);
-  return parsed.data;
-}
 
 const optionalDate = (value: string | null | undefined) => (value === undefined ? undefined : value === null ? null : new Date(value));
 
@@ -193,7 +187,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
   const admin = requireScope('keys:admin');
 
   router.post('/v1/keys', admin, async (req, res) => {
-    const input = parse(KeyInputSchema, req.body, 'body');
+    const input = parseRequest(KeyInputSchema, req.body, 'body');
     const principal = principalOf(req);
     const customer = grantable(principal, input.scopes, input.customer);
     const { secret, key } = await service.create(
@@ -213,7 +207,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
   });
 
   router.get('/v1/keys', admin, async (req, res) => {
-    const query = parse(PageQuerySchema.extend({ after: z.uuid().optional() }), req.query, 'query');
+    const query = parseRequest(PageQuerySchema.extend({ after: z.uuid().optional() }), req.query, 'query');
     const principal = principalOf(req);
     const rows = await service.list({ limit: query.limit + 1, after: query.after, customerId: principal.customer?.id });
     const result = page(rows, query.limit, (k) => k.id);
@@ -227,13 +221,13 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
   });
 
   router.get('/v1/keys/:id', admin, async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
+    const { id } = parseRequest(IdParams, req.params, 'params');
     res.json(keyToJson(visibleKey(principalOf(req), await service.get(id), id), clock.now()));
   });
 
   router.patch('/v1/keys/:id', admin, async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
-    const patch = parse(KeyPatchSchema, req.body, 'body');
+    const { id } = parseRequest(IdParams, req.params, 'params');
+    const patch = parseRequest(KeyPatchSchema, req.body, 'body');
     const principal = principalOf(req);
     visibleKey(principal, await service.get(id), id);
     grantable(principal, patch.scopes, undefined);
@@ -246,7 +240,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
   });
 
   router.post('/v1/keys/:id/revoke', admin, async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
+    const { id } = parseRequest(IdParams, req.params, 'params');
     const principal = principalOf(req);
     visibleKey(principal, await service.get(id), id);
     const key = visibleKey(principal, await service.revoke(id, actorOf(principal)), id);
@@ -254,8 +248,8 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
   });
 
   router.post('/v1/keys/:id/rotate', admin, async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
-    const input = parse(RotateInputSchema, req.body ?? {}, 'body');
+    const { id } = parseRequest(IdParams, req.params, 'params');
+    const input = parseRequest(RotateInputSchema, req.body ?? {}, 'body');
     const principal = principalOf(req);
     const old = visibleKey(principal, await service.get(id), id);
     // Rotation hands out a new secret with the old key's powers: the caller must hold them.

@@ -7,7 +7,7 @@ import { PlanCodeSchema, PlanSchema, planSchema, type Plan } from '../../domain/
 import { actorOf } from '../../keys/access';
 import { allMeters } from '../../metering/meter-store';
 import { principalOf, requireScope } from '../auth';
-import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
 import { ProblemError, problemFromZod } from '../problem';
 
@@ -16,7 +16,6 @@ const StoredPlanSchema = z.object({ ...PlanSchema.shape, created_at: z.string() 
 const CodeParams = z.object({ code: PlanCodeSchema });
 
 const security = [{ [apiKeyAuth.name]: [] }];
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const tags = ['plans'];
 
 registry.registerPath({
@@ -28,10 +27,10 @@ registry.registerPath({
     'To change prices, create a plan with a new code and move subscriptions to it.',
   tags,
   security,
-  request: { body: json(PlanSchema) },
+  request: { body: jsonContent(PlanSchema) },
   responses: {
-    201: { description: 'Created', ...json(StoredPlanSchema) },
-    200: { description: 'Already exists, identical', ...json(StoredPlanSchema) },
+    201: { description: 'Created', ...jsonContent(StoredPlanSchema) },
+    200: { description: 'Already exists, identical', ...jsonContent(StoredPlanSchema) },
     ...problemResponses(400, 401, 403, 409),
   },
 });
@@ -42,7 +41,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: CodeParams },
-  responses: { 200: { description: 'The plan', ...json(StoredPlanSchema) }, ...problemResponses(400, 401, 403, 404) },
+  responses: { 200: { description: 'The plan', ...jsonContent(StoredPlanSchema) }, ...problemResponses(400, 401, 403, 404) },
 });
 registry.registerPath({
   method: 'get',
@@ -51,7 +50,7 @@ registry.registerPath({
   tags,
   security,
   request: { query: PageQuerySchema },
-  responses: { 200: { description: 'A page of plans', ...json(pageSchema(StoredPlanSchema)) }, ...problemResponses(400, 401, 403) },
+  responses: { 200: { description: 'A page of plans', ...jsonContent(pageSchema(StoredPlanSchema)) }, ...problemResponses(400, 401, 403) },
 });
 
 /** A stored plan's terms, as created (what an identical retry is compared with). */

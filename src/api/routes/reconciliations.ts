@@ -18,8 +18,8 @@ import { actorOf } from '../../keys/access';
 import { getCustomer } from '../../metering/customer-store';
 import { approveSignal, dismissSignal, reconciliationWorkflow, reconciliationWorkflowIdFor, retrySignal } from '../../workflows/reconciliation';
 import { principalOf, requireScope } from '../auth';
-import { apiKeyAuth, problemResponses, registry } from '../openapi';
-import { ProblemError, problemFromZod } from '../problem';
+import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
+import { ProblemError, parseRequest } from '../problem';
 
 const instantText = z.string().meta({ description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset', example: '2026-11-01' });
 const inputFields = ['period_start', 'period_end', 'customer', 'auto_approve'] as const;
@@ -103,7 +103,6 @@ const IdParams = z.object({ id: z.string().min(1).max(1000) });
 const DismissInputSchema = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() }).meta({ id: 'DismissFindingsInput' });
 
 const security = [{ [apiKeyAuth.name]: [] }];
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const tags = ['reconciliations'];
 const admin = 'Requires `billing:admin` and a key not restricted to a customer.';
 const idParam = 'The run id (the workflow id, e.g. `reconcile/2026-11-01T00:00:00.000Z/all`), URL-encoded or with its slashes as they are.';
@@ -117,8 +116,8 @@ registry.registerPath({
     'the same request returns it again. A later request for a completed run re-runs it. 409 when the id is taken by another period_end.',
   tags,
   security,
-  request: { body: json(StartInputSchema) },
-  responses: { 202: { description: 'Started, or already running', ...json(StartedSchema) }, ...problemResponses(400, 401, 403, 409, 422, 503) },
+  request: { body: jsonContent(StartInputSchema) },
+  responses: { 202: { description: 'Started, or already running', ...jsonContent(StartedSchema) }, ...problemResponses(400, 401, 403, 409, 422, 503) },
 });
 registry.registerPath({
   method: 'get',
@@ -128,7 +127,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The report', ...json(ReportSchema) }, ...problemResponses(401, 403, 404) },
+  responses: { 200: { description: 'The report', ...jsonContent(ReportSchema) }, ...problemResponses(401, 403, 404) },
 });
 for (const [signal, summary] of [
   ['approve', 'Approve: issue one credit note per pending finding with a correction, then complete'],
@@ -142,8 +141,8 @@ for (const [signal, summary] of [
     description: `${admin} Sends the \`${signal}\` signal to the run's workflow. ${idParam} 409 once the run is completed or canceled.`,
     tags,
     security,
-    request: { params: IdParams, ...(signal === 'dismiss' ? { body: json(DismissInputSchema) } : {}) },
-    responses: { 202: { description: 'Signalled', ...json(StartedSchema) }, ...problemResponses(400, 401, 403, 404, 409, 503) },
+    request: { params: IdParams, ...(signal === 'dismiss' ? { body: jsonContent(DismissInputSchema) } : {}) },
+    responses: { 202: { description: 'Signalled', ...jsonContent(StartedSchema) }, ...problemResponses(400, 401, 403, 404, 409, 503) },
   });
 }
 
@@ -193,11 +192,6 @@ const reportToJson = (run: ReconciliationRun, findings: Finding[], creditNotes: 
   completed_at: iso(run.completedAt),
 });
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'params'): z.infer<T> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw problemFromZod(parsed.error, where);
-  return parsed.data;
-}
 
 /** Reconciliation spans every customer: a key restricted to one may not run or read it. */
 function unrestricted(req: Request): ReturnType<typeof principalOf> {
@@ -207,7 +201,7 @@ function unrestricted(req: Request): ReturnType<typeof principalOf> {
 }
 
 /** The wildcard route parameter: the id's own slashes arrive as segments, an encoded id as one. */
-const runIdOf = (req: Request) => parse(IdParams, { id: ([] as string[]).concat(req.params.id ?? []).join('/') }, 'params').id;
+const runIdOf = (req: Request) => parseRequest(IdParams, { id: ([] as string[]).concat(req.params.id ?? []).join('/') }, 'params').id;
 
 const statusUrl = (id: string) => `/v1/reconciliations/${encodeURIComponent(id)}`;
 
@@ -228,7 +222,7 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
 
   router.post('/v1/reconciliations', requireScope('billing:admin'), async (req, res) => {
     const principal = unrestricted(req);
-    const input = parse(StartInputSchema, req.body, 'body');
+    const input = parseRequest(StartInputSchema, req.body, 'body');
     const scope: ReconciliationScope = parseReconciliationInput(input);
     let customerId: string | null = null;
     if (scope.customer !== null) {
@@ -300,7 +294,7 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
   signalRoute('approve', () => (handle) => handle.signal(approveSignal));
   signalRoute('retry', () => (handle) => handle.signal(retrySignal));
   signalRoute('dismiss', (req) => {
-    const { reason } = parse(DismissInputSchema, req.body ?? {}, 'body');
+    const { reason } = parseRequest(DismissInputSchema, req.body ?? {}, 'body');
     return (handle) => handle.signal(dismissSignal, reason === undefined ? {} : { reason });
   });
 

@@ -18,8 +18,8 @@ import { PlanCodeSchema } from '../../domain/plan';
 import { actorOf } from '../../keys/access';
 import { getCustomer } from '../../metering/customer-store';
 import { actingCustomer, principalOf, requireScope, type Principal } from '../auth';
-import { apiKeyAuth, problemResponses, registry } from '../openapi';
-import { ProblemError, problemFromZod } from '../problem';
+import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
+import { ProblemError, parseRequest } from '../problem';
 
 export const SubscriptionInputSchema = z
   .strictObject({
@@ -58,7 +58,6 @@ const IdParams = z.object({ id: z.uuid() });
 const ExternalIdParams = z.object({ externalId: z.string().min(1).max(128) });
 
 const security = [{ [apiKeyAuth.name]: [] }];
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const tags = ['subscriptions'];
 const restricted = 'A key restricted to a customer sees only that customer\'s subscriptions.';
 
@@ -71,10 +70,10 @@ registry.registerPath({
     'request (same customer and plan, and the same start or none) returns the existing subscription with 200, so a retry is safe.',
   tags,
   security,
-  request: { body: json(SubscriptionInputSchema) },
+  request: { body: jsonContent(SubscriptionInputSchema) },
   responses: {
-    201: { description: 'Subscribed; the response carries the current billing period', ...json(SubscriptionSchema) },
-    200: { description: 'The same subscription already exists', ...json(SubscriptionSchema) },
+    201: { description: 'Subscribed; the response carries the current billing period', ...jsonContent(SubscriptionSchema) },
+    200: { description: 'The same subscription already exists', ...jsonContent(SubscriptionSchema) },
     ...problemResponses(400, 401, 403, 409, 422, 503),
   },
 });
@@ -86,7 +85,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The subscription', ...json(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404) },
+  responses: { 200: { description: 'The subscription', ...jsonContent(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404) },
 });
 registry.registerPath({
   method: 'get',
@@ -96,7 +95,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: ExternalIdParams },
-  responses: { 200: { description: 'The active subscription', ...json(SubscriptionSchema) }, ...problemResponses(401, 403, 404) },
+  responses: { 200: { description: 'The active subscription', ...jsonContent(SubscriptionSchema) }, ...problemResponses(401, 403, 404) },
 });
 registry.registerPath({
   method: 'post',
@@ -106,7 +105,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The canceled subscription', ...json(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 503) },
+  responses: { 200: { description: 'The canceled subscription', ...jsonContent(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 503) },
 });
 
 registry.registerPath({
@@ -119,8 +118,8 @@ registry.registerPath({
     restricted,
   tags,
   security,
-  request: { params: IdParams, body: json(ChangePlanInputSchema) },
-  responses: { 200: { description: 'The subscription on its new plan', ...json(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 409, 422, 503) },
+  request: { params: IdParams, body: jsonContent(ChangePlanInputSchema) },
+  responses: { 200: { description: 'The subscription on its new plan', ...jsonContent(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 409, 422, 503) },
 });
 
 /** The period holding `now`, or the first one while the start is still ahead. */
@@ -145,11 +144,6 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
   };
 }
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'params'): z.infer<T> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw problemFromZod(parsed.error, where);
-  return parsed.data;
-}
 
 /** Another customer's subscription looks absent to a restricted key, not forbidden: its existence is not theirs to learn. */
 function visible(principal: Principal, subscription: Subscription | undefined, id: string): Subscription {
@@ -188,7 +182,7 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
   };
 
   router.post('/v1/subscriptions', requireScope('billing:admin'), async (req, res) => {
-    const input = parse(SubscriptionInputSchema, req.body, 'body');
+    const input = parseRequest(SubscriptionInputSchema, req.body, 'body');
     const principal = principalOf(req);
     const externalId = actingCustomer(principal, input.customer)!;
     const [customer, plan] = await Promise.all([getCustomer(pool, externalId), getPlan(pool, input.plan)]);
@@ -219,12 +213,12 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
   });
 
   router.get('/v1/subscriptions/:id', requireScope('billing:read'), async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
+    const { id } = parseRequest(IdParams, req.params, 'params');
     res.json(subscriptionToJson(visible(principalOf(req), await getSubscription(pool, id), id), clock.now()));
   });
 
   router.get('/v1/customers/:externalId/subscription', requireScope('billing:read'), async (req, res) => {
-    const externalId = actingCustomer(principalOf(req), parse(ExternalIdParams, req.params, 'params').externalId)!;
+    const externalId = actingCustomer(principalOf(req), parseRequest(ExternalIdParams, req.params, 'params').externalId)!;
     const customer = await getCustomer(pool, externalId);
     if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
     const subscription = await getActiveSubscription(pool, customer.id);
@@ -233,7 +227,7 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
   });
 
   router.post('/v1/subscriptions/:id/cancel', requireScope('billing:admin'), async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
+    const { id } = parseRequest(IdParams, req.params, 'params');
     const principal = principalOf(req);
     visible(principal, await getSubscription(pool, id), id);
     const result = await cancelSubscription(pool, id, clock.now(), actorOf(principal));
@@ -244,8 +238,8 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
   });
 
   router.post('/v1/subscriptions/:id/change-plan', requireScope('billing:admin'), async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
-    const { plan } = parse(ChangePlanInputSchema, req.body, 'body');
+    const { id } = parseRequest(IdParams, req.params, 'params');
+    const { plan } = parseRequest(ChangePlanInputSchema, req.body, 'body');
     const principal = principalOf(req);
     visible(principal, await getSubscription(pool, id), id);
     const result = await changePlan(pool, id, plan, actorOf(principal), clock.now());

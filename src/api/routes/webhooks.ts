@@ -8,9 +8,9 @@ import { actorOf } from '../../keys/access';
 import { findCustomerId } from '../../keys/store';
 import { inTransaction, type Queryable } from '../../db/transaction';
 import { principalOf, requireScope, type Principal } from '../auth';
-import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
-import { ProblemError, problemFromZod } from '../problem';
+import { ProblemError, parseRequest } from '../problem';
 
 /*
  * Where soft-limit notifications are sent (src/activities/notify-threshold.ts). An endpoint
@@ -54,7 +54,6 @@ const CreatedEndpointSchema = EndpointSchema.extend({
 const IdParams = z.object({ id: z.uuid() });
 
 const security = [{ [apiKeyAuth.name]: [] }];
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const tags = ['webhooks'];
 const adminOnly = "Requires `billing:admin`. A key restricted to a customer sees and manages only that customer's endpoints.";
 
@@ -65,8 +64,8 @@ registry.registerPath({
   description: `${adminOnly} Notifications are POSTed as JSON, signed, and retried until the endpoint answers 2xx (a 4xx other than 408 and 429 stops the retries).`,
   tags,
   security,
-  request: { body: json(EndpointInputSchema) },
-  responses: { 201: { description: 'Created', ...json(CreatedEndpointSchema) }, ...problemResponses(400, 401, 403, 422, 429) },
+  request: { body: jsonContent(EndpointInputSchema) },
+  responses: { 201: { description: 'Created', ...jsonContent(CreatedEndpointSchema) }, ...problemResponses(400, 401, 403, 422, 429) },
 });
 registry.registerPath({
   method: 'get',
@@ -76,7 +75,7 @@ registry.registerPath({
   tags,
   security,
   request: { query: PageQuerySchema },
-  responses: { 200: { description: 'A page of endpoints', ...json(pageSchema(EndpointSchema)) }, ...problemResponses(400, 401, 403, 429) },
+  responses: { 200: { description: 'A page of endpoints', ...jsonContent(pageSchema(EndpointSchema)) }, ...problemResponses(400, 401, 403, 429) },
 });
 registry.registerPath({
   method: 'get',
@@ -86,7 +85,7 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The endpoint', ...json(EndpointSchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+  responses: { 200: { description: 'The endpoint', ...jsonContent(EndpointSchema) }, ...problemResponses(400, 401, 403, 404, 429) },
 });
 registry.registerPath({
   method: 'delete',
@@ -96,14 +95,9 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The disabled endpoint', ...json(EndpointSchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+  responses: { 200: { description: 'The disabled endpoint', ...jsonContent(EndpointSchema) }, ...problemResponses(400, 401, 403, 404, 429) },
 });
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'params'): z.infer<T> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw problemFromZod(parsed.error, where);
-  return parsed.data;
-}
 
 /** The customer an endpoint is registered for; restricted keys register only their own customer's. */
 function endpointCustomer(principal: Principal, requested: string | null | undefined): string | null {
@@ -139,7 +133,7 @@ export function webhookEndpointsRouter({ pool, clock }: { pool: Pool; clock: Clo
   const admin = requireScope('billing:admin');
 
   router.post('/v1/webhook-endpoints', admin, async (req, res) => {
-    const input = parse(EndpointInputSchema, req.body, 'body');
+    const input = parseRequest(EndpointInputSchema, req.body, 'body');
     const principal = principalOf(req);
     const customer = endpointCustomer(principal, input.customer);
     const customerId = customer === null ? null : await findCustomerId(pool, customer);
@@ -151,7 +145,7 @@ export function webhookEndpointsRouter({ pool, clock }: { pool: Pool; clock: Clo
   });
 
   router.get('/v1/webhook-endpoints', admin, async (req, res) => {
-    const query = parse(PageQuerySchema, req.query, 'query');
+    const query = parseRequest(PageQuerySchema, req.query, 'query');
     const principal = principalOf(req);
     const rows = await listEndpoints(pool, { limit: query.limit + 1, after: query.after, customerId: principal.customer?.id });
     const result = page(rows, query.limit, (e) => e.id);
@@ -159,12 +153,12 @@ export function webhookEndpointsRouter({ pool, clock }: { pool: Pool; clock: Clo
   });
 
   router.get('/v1/webhook-endpoints/:id', admin, async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
+    const { id } = parseRequest(IdParams, req.params, 'params');
     res.json(toJson(visible(principalOf(req), await findEndpoint(pool, id), id)));
   });
 
   router.delete('/v1/webhook-endpoints/:id', admin, async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
+    const { id } = parseRequest(IdParams, req.params, 'params');
     const principal = principalOf(req);
     const endpoint = await inTransaction(pool, async (client) => {
       const current = visible(principal, await findEndpoint(client, id, true), id);
