@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { loadConfig } from '../../src/config';
 import {
   allowListEntryProblem,
   checkResolvedTarget,
@@ -226,5 +227,17 @@ describe('webhook target policy: allow-list', () => {
       assert.ok(allowListEntryProblem(bad), bad);
     }
     assert.throws(() => webhookTargetPolicy(['localhost:3000']), /Invalid webhook allow-list entry/);
+  });
+});
+
+describe('WEBHOOK_ALLOWED_TARGETS', () => {
+  test('a comma-separated list of entries; unset is empty', () => {
+    assert.deepEqual(loadConfig({ WEBHOOK_ALLOWED_TARGETS: ' localhost, 127.0.0.1 ,::1,, 10.1.0.0/16' }).WEBHOOK_ALLOWED_TARGETS, ['localhost', '127.0.0.1', '::1', '10.1.0.0/16']);
+    assert.deepEqual(loadConfig({}).WEBHOOK_ALLOWED_TARGETS, []);
+  });
+
+  test('an invalid entry stops the start, naming the variable and the entry', () => {
+    assert.throws(() => loadConfig({ WEBHOOK_ALLOWED_TARGETS: 'localhost,localhost:3000' }), /WEBHOOK_ALLOWED_TARGETS: "localhost:3000" is neither/);
+    assert.throws(() => loadConfig({ WEBHOOK_ALLOWED_TARGETS: '169.254.169.254' }), /WEBHOOK_ALLOWED_TARGETS: 169\.254\.169\.254 is a cloud metadata endpoint/);
   });
 });
