@@ -2,7 +2,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
-import { checkResolvedTarget, type TargetRefusal, type TargetVerdict, type WebhookTargetPolicy } from '../domain/webhook-target-policy';
+import { checkResolvedTarget, type TargetVerdict, type WebhookTargetPolicy } from '../domain/webhook-target-policy';
 
 /*
  * The connecting half of the webhook target policy (src/domain/webhook-target-policy.ts): the
@@ -29,13 +29,9 @@ export const systemResolve: Resolve = (hostname) => dnsLookup(hostname, { all: t
 
 /** A connection refused by the target policy; no socket was opened. */
 export class WebhookTargetRefused extends Error {
-  readonly code = 'EWEBHOOKTARGET';
-  readonly refusal: TargetRefusal;
-
   constructor(verdict: Extract<TargetVerdict, { allowed: false }>) {
     super(`target refused (${verdict.refusal}): ${verdict.detail}`);
     this.name = 'WebhookTargetRefused';
-    this.refusal = verdict.refusal;
   }
 }
 

@@ -26,11 +26,8 @@ import ipaddr from 'ipaddr.js';
  * 127.0.0.1, and the same parser reads the URL at registration and at delivery.
  */
 
-export type TargetRefusal =
-  | 'invalid_url'
-  | 'unsupported_scheme'
-  | 'credentials_in_url'
-  | 'internal_hostname'
+/** Why an address is refused. */
+type AddressRefusal =
   | 'metadata'
   | 'loopback'
   | 'private'
@@ -41,6 +38,8 @@ export type TargetRefusal =
   | 'broadcast'
   | 'unspecified'
   | 'reserved';
+
+export type TargetRefusal = AddressRefusal | 'invalid_url' | 'unsupported_scheme' | 'credentials_in_url' | 'internal_hostname';
 
 export type TargetVerdict = { allowed: true } | { allowed: false; refusal: TargetRefusal; detail: string };
 
@@ -66,7 +65,7 @@ const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
 // The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) may embed IPv4 at several offsets, so only this one is unpacked.
 const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
 
-const V4_REFUSALS: Record<string, TargetRefusal> = {
+const V4_REFUSALS: Record<string, AddressRefusal> = {
   unspecified: 'unspecified',
   broadcast: 'broadcast',
   multicast: 'multicast',
@@ -75,7 +74,7 @@ const V4_REFUSALS: Record<string, TargetRefusal> = {
   carrierGradeNat: 'carrier_grade_nat',
   private: 'private',
 };
-const V6_REFUSALS: Record<string, TargetRefusal> = {
+const V6_REFUSALS: Record<string, AddressRefusal> = {
   unspecified: 'unspecified',
   linkLocal: 'link_local',
   multicast: 'multicast',
@@ -85,11 +84,7 @@ const V6_REFUSALS: Record<string, TargetRefusal> = {
   deprecatedSiteLocal: 'private',
 };
 
-const LABELS: Record<TargetRefusal, string> = {
-  invalid_url: 'not a valid URL',
-  unsupported_scheme: 'not an http(s) URL',
-  credentials_in_url: 'a URL with credentials',
-  internal_hostname: 'an internal host name',
+const LABELS: Record<AddressRefusal, string> = {
   metadata: 'a cloud metadata endpoint',
   loopback: 'a loopback address',
   private: 'a private-network address',
@@ -127,14 +122,21 @@ function embeddedIPv4(ip: ipaddr.IPv6): ipaddr.IPv4 | undefined {
 }
 
 interface Finding {
-  refusal: TargetRefusal;
+  refusal: AddressRefusal;
   /** The IPv4 address an IPv6 one embeds, when that is what was refused. */
   via?: ipaddr.IPv4;
 }
 
+/** A metadata endpoint, written as itself or embedded in an IPv6 form. */
+function isMetadata(ip: Ip): boolean {
+  if (METADATA_ADDRESSES.has(ip.toNormalizedString())) return true;
+  const v4 = ip.kind() === 'ipv6' ? embeddedIPv4(ip as ipaddr.IPv6) : undefined;
+  return v4 !== undefined && METADATA_ADDRESSES.has(v4.toNormalizedString());
+}
+
 /** Why an address is refused, or undefined when it is allowed. */
 function classify(ip: Ip, policy: WebhookTargetPolicy): Finding | undefined {
-  if (METADATA_ADDRESSES.has(ip.toNormalizedString())) return { refusal: 'metadata' };
+  if (isMetadata(ip)) return { refusal: 'metadata' };
   if (policy.ranges.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits))) return undefined;
   if (ip.kind() === 'ipv4') {
     const range = ip.range();
@@ -201,7 +203,7 @@ export function checkResolvedTarget(hostname: string, addresses: readonly string
   for (const address of addresses) {
     if (!ipaddr.isValid(address)) return refuse('invalid_url', `${name} resolved to ${JSON.stringify(address)}, which is not an IP address`);
     const ip = ipaddr.parse(address);
-    const finding = trusted ? (METADATA_ADDRESSES.has(ip.toNormalizedString()) ? { refusal: 'metadata' as const } : undefined) : classify(ip, policy);
+    const finding = trusted ? (isMetadata(ip) ? { refusal: 'metadata' as const } : undefined) : classify(ip, policy);
     if (finding) return refuse(finding.refusal, `${name} resolves to ${explain(address, finding)}`);
   }
   return allowed;
@@ -218,7 +220,7 @@ function parseEntry(raw: string): Entry | string {
   const host = normalizeHost(entry);
   if (ipaddr.isValid(host)) {
     const ip = ipaddr.parse(host);
-    return METADATA_ADDRESSES.has(ip.toNormalizedString()) ? neverAllowed(raw) : single(ip);
+    return isMetadata(ip) ? neverAllowed(raw) : single(ip);
   }
   let canonical: string | undefined;
   try {

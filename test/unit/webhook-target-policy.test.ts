@@ -199,6 +199,13 @@ describe('webhook target policy: allow-list', () => {
     // A listed range never opens a metadata endpoint.
     ['http://169.254.169.254/', 'metadata'],
   ];
+  const everything = webhookTargetPolicy(['0.0.0.0/0', '::/0']);
+  test('not even an allow-list of everything opens a metadata endpoint', () => {
+    assert.equal(outcome(checkWebhookTarget('http://10.0.0.1/', everything)), 'allowed');
+    for (const url of ['http://169.254.169.254/', 'http://[::ffff:169.254.169.254]/', 'http://[64:ff9b::a9fe:a9fe]/', 'http://[fd00:ec2::254]/']) {
+      assert.equal(outcome(checkWebhookTarget(url, everything)), 'metadata', url);
+    }
+  });
   for (const [url, expected] of listed) {
     test(`${url} → ${expected}`, () => assert.equal(outcome(checkWebhookTarget(url, dev)), expected));
   }
@@ -207,6 +214,7 @@ describe('webhook target policy: allow-list', () => {
     assert.equal(outcome(checkResolvedTarget('localhost', ['127.0.0.1', '::1'], dev)), 'allowed');
     assert.equal(outcome(checkResolvedTarget('receiver', ['172.18.0.5'], dev)), 'allowed');
     assert.equal(outcome(checkResolvedTarget('receiver', ['169.254.169.254'], dev)), 'metadata');
+    assert.equal(outcome(checkResolvedTarget('receiver', ['::ffff:169.254.169.254'], dev)), 'metadata');
   });
 
   test('a listed address is allowed when a public name resolves to it; others are not', () => {
