@@ -620,6 +620,18 @@ describe('webhook targets (SSRF)', () => {
     assert.match((await rowsOf(s.subscriptionId))[0]?.last_error ?? '', /target refused \(private\): hooks\.mixed\.test resolves to ::ffff:10\.0\.0\.7, which embeds 10\.0\.0\.7/);
   });
 
+  test('https targets go through the same check', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, `https://hooks.rebind.test:${portOf(r)}/hooks`, r.secret);
+    const dns = fakeDns({ 'hooks.rebind.test': ['::1'] });
+    const err = await failure(notifyThreshold({ resolve: dns.resolve })(crossing(s)));
+    assert.equal(err.nonRetryable, true);
+    assert.deepEqual(dns.lookups, ['hooks.rebind.test']);
+    assert.equal(r.connections, 0);
+    assert.match((await rowsOf(s.subscriptionId))[0]?.last_error ?? '', /target refused \(loopback\): hooks\.rebind\.test resolves to ::1, a loopback address$/);
+  });
+
   test('endpoints stored before the policy existed are refused at delivery as written, without a lookup or a connection', async () => {
     const s = await subscribe();
     const r = await receiver();
