@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IsoDurationSchema } from './domain/periods';
+import { allowListEntryProblem } from './domain/webhook-target-policy';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -47,6 +48,18 @@ export const envSchema = z.object({
   PROVIDER_URL: z.string().url().optional(),
   PROVIDER_PORT: port.default(4010),
   PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  // Webhook targets allowed besides public addresses, for local development: host names, IPs and
+  // CIDR ranges, comma-separated (src/domain/webhook-target-policy.ts). Unset: public targets only.
+  WEBHOOK_ALLOWED_TARGETS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((e) => e.trim()).filter(Boolean))
+    .superRefine((entries, ctx) => {
+      for (const entry of entries) {
+        const problem = allowListEntryProblem(entry);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }
+    }),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
+import { webhookTargetPolicy, type WebhookTargetPolicy } from '../domain/webhook-target-policy';
 import type { PaymentProvider } from '../provider/payment-provider';
 import type { BillingPeriodActivities } from '../workflows/billing-period';
 import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
@@ -15,6 +16,8 @@ export interface ActivityDeps {
   pool: Pool;
   clock: Clock;
   webhookTimeoutMs: number;
+  /** Where webhooks may go; without it, public addresses only. */
+  webhookTargets?: WebhookTargetPolicy;
   /** Earlier finalized invoices that late usage may still adjust. */
   lookbackInvoices: number;
   provider: PaymentProvider;
@@ -22,14 +25,15 @@ export interface ActivityDeps {
 
 /** Every activity the worker registers, built from its dependencies (tests hand in their own). */
 export function createActivities(deps: ActivityDeps): BillingPeriodActivities & InvoiceCollectionActivities {
+  const webhooks = { pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs, targets: deps.webhookTargets ?? webhookTargetPolicy() };
   return {
-    notifyThreshold: createNotifyThreshold({ pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs }),
+    notifyThreshold: createNotifyThreshold(webhooks),
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
     publishQuota: createPublishQuota({ pool: deps.pool }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
     ...createReconcileActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider, lookbackInvoices: deps.lookbackInvoices }),
-    deliverNotification: createDeliverNotification({ pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs }),
+    deliverNotification: createDeliverNotification(webhooks),
   };
 }

@@ -1,8 +1,12 @@
+import http from 'node:http';
+import https from 'node:https';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
+import { checkWebhookTarget, type WebhookTargetPolicy } from '../domain/webhook-target-policy';
 import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
 import { eventIdHeader, signatureHeader, signWebhook } from './webhook-signature';
+import { guardedAgents, systemResolve, WebhookTargetRefused, type GuardedAgents, type Resolve } from './webhook-target';
 
 /*
  * Delivery of one outbox notification to the webhook endpoints of its subscription's customer
@@ -18,6 +22,12 @@ import { eventIdHeader, signatureHeader, signWebhook } from './webhook-signature
  * the notification, and the workflow's retry policy backs off. A 4xx other than 408 and 429
  * means the receiver rejects this request as such; sending it again cannot help, so the row is
  * marked failed and the failure is non-retryable.
+ *
+ * Targets are checked against the webhook target policy twice: the URL as written before
+ * anything is sent, and each address its host resolves to as the connection is opened
+ * (src/activities/webhook-target.ts). A refused target is recorded as a failed attempt naming
+ * the reason, without a connection, and is not retried: the policy will refuse it again.
+ * Redirects are never followed (Node's http client does not), so a 3xx cannot lead elsewhere.
  */
 
 export type NotificationStatus = 'pending' | 'delivered' | 'failed' | 'no_endpoint';
@@ -33,8 +43,10 @@ export interface StoredNotification {
 export interface WebhookDeliveryDeps {
   pool: Pool;
   clock: Clock;
-  /** Injected for tests that need a transport of their own; the global fetch otherwise. */
-  fetch?: typeof fetch;
+  /** Where webhooks may go: public addresses, plus the allow-list (WEBHOOK_ALLOWED_TARGETS). */
+  targets: WebhookTargetPolicy;
+  /** Injected for tests that play DNS; the system resolver otherwise. */
+  resolve?: Resolve;
   /**
    * Per request, from sending to the response status. Keep it well under the activity's
    * start-to-close timeout (1 minute) so a slow endpoint is recorded as a timeout by this code
@@ -52,31 +64,26 @@ interface Endpoint {
 type Delivery = { endpointId: string; ok: true } | { endpointId: string; ok: false; error: string; retryable: boolean };
 
 /** Delivers a stored notification to every endpoint that has not accepted it yet. */
-export function createWebhookDelivery({ pool, clock, fetch: send = fetch, timeoutMs }: WebhookDeliveryDeps): (notification: StoredNotification) => Promise<void> {
+export function createWebhookDelivery({ pool, clock, targets, resolve = systemResolve, timeoutMs }: WebhookDeliveryDeps): (notification: StoredNotification) => Promise<void> {
+  const agents = guardedAgents(targets, resolve);
+
   async function deliver(endpoint: Endpoint, notificationId: string, body: string): Promise<Delivery> {
+    const verdict = checkWebhookTarget(endpoint.url, targets);
+    if (!verdict.allowed) return { endpointId: endpoint.id, ok: false, error: new WebhookTargetRefused(verdict).message, retryable: false };
+    const signal = AbortSignal.timeout(timeoutMs);
     try {
-      const response = await send(endpoint.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          [signatureHeader]: signWebhook(endpoint.secret, body, clock.now()),
-          [eventIdHeader]: notificationId,
-        },
-        body,
-        // A redirect would re-send a signed request somewhere nobody registered: report it instead.
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      // The body is not used; cancelling it frees the connection.
-      await response.body?.cancel().catch(() => undefined);
-      if (response.ok) return { endpointId: endpoint.id, ok: true };
-      const s = response.status;
-      return { endpointId: endpoint.id, ok: false, error: `HTTP ${s}`, retryable: !(s >= 400 && s < 500 && s !== 408 && s !== 429) };
+      const headers = {
+        'content-type': 'application/json',
+        [signatureHeader]: signWebhook(endpoint.secret, body, clock.now()),
+        [eventIdHeader]: notificationId,
+      };
+      const s = await post(new URL(endpoint.url), headers, body, agents, signal);
+      if (s >= 200 && s < 300) return { endpointId: endpoint.id, ok: true };
+      const error = s >= 300 && s < 400 ? `HTTP ${s} (redirects are not followed)` : `HTTP ${s}`;
+      return { endpointId: endpoint.id, ok: false, error, retryable: !(s >= 400 && s < 500 && s !== 408 && s !== 429) };
     } catch (err) {
-      const error =
-        err instanceof Error && err.name === 'TimeoutError'
-          ? `timed out after ${timeoutMs} ms`
-          : `request failed: ${describeFetchError(err)}`;
+      if (err instanceof WebhookTargetRefused) return { endpointId: endpoint.id, ok: false, error: err.message, retryable: false };
+      const error = signal.aborted ? `timed out after ${timeoutMs} ms` : `request failed: ${describeRequestError(err)}`;
       return { endpointId: endpoint.id, ok: false, error, retryable: true };
     }
   }
@@ -165,10 +172,28 @@ async function recordAttempt(pool: Pool, id: string, at: Date, accepted: string[
   return rowCount === 1;
 }
 
-/** fetch wraps network errors ("fetch failed"); the cause says what happened (ECONNREFUSED, ...). */
-function describeFetchError(err: unknown): string {
+/**
+ * POSTs the body through the guarded agents and resolves with the response status once it
+ * arrives. The response body is not used: the socket is closed at once.
+ */
+function post(url: URL, headers: Record<string, string>, body: string, agents: GuardedAgents, signal: AbortSignal): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const options = { method: 'POST', headers, signal };
+    const request =
+      url.protocol === 'https:'
+        ? https.request(url, { ...options, agent: agents['https:'] }, respond)
+        : http.request(url, { ...options, agent: agents['http:'] }, respond);
+    function respond(response: http.IncomingMessage): void {
+      response.destroy();
+      resolve(response.statusCode ?? 0);
+    }
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+/** Socket errors name what happened in their code (ECONNREFUSED, ENOTFOUND, ...). */
+function describeRequestError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const cause = err.cause;
-  if (cause instanceof Error) return `${err.message} (${'code' in cause && typeof cause.code === 'string' ? cause.code : cause.message})`;
-  return err.message;
+  return 'code' in err && typeof err.code === 'string' && !err.message.includes(err.code) ? `${err.message} (${err.code})` : err.message;
 }

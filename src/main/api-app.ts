@@ -14,6 +14,7 @@ import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../b
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
+import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
 import type { EntitlementStore } from '../entitlements/store';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
@@ -30,6 +31,8 @@ export interface ApiAppDeps {
   entitlements: EntitlementStore;
   /** With Temporal: subscriptions drive billing workflows, and stored usage is signalled to them. */
   billing?: BillingWorkflowOptions;
+  /** Where webhook endpoints may point; without it, public addresses only. */
+  webhookTargets?: WebhookTargetPolicy;
 }
 
 export interface ApiApp {
@@ -65,7 +68,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       entitlementsRouter({ store: deps.entitlements, catalog: metering.catalog, customers: metering.customers }),
       pricingRouter,
       plansRouter({ pool: deps.pool }),
-      webhookEndpointsRouter({ pool: deps.pool, clock: deps.clock }),
+      webhookEndpointsRouter({ pool: deps.pool, clock: deps.clock, targets: deps.webhookTargets }),
       invoicesRouter({ pool: deps.pool, clock: deps.clock }),
       ...billingRouters,
       deps.keys.router,

@@ -8,6 +8,7 @@ import { createPool, type Pool } from '../db/pool';
 import { startEntitlements, type Entitlements } from '../entitlements/entitlements';
 import { startKeys, type Keys } from '../keys/keys';
 import { loadPeppers } from '../keys/pepper';
+import { webhookTargetPolicy } from '../domain/webhook-target-policy';
 import { createLogger } from '../logger';
 import { createWorker } from '../worker';
 import { createActivities } from '../activities';
@@ -87,6 +88,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
       allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
       dunning: config.DUNNING_SCHEDULE,
     },
+    webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
   });
   if (!(await services.keys.service.hasUsableAdminKey())) {
     logger.warn(`No API key can administer keys yet. Create the first one with: ${BOOTSTRAP_COMMAND}`);
@@ -124,6 +126,7 @@ export async function startWorker(config: Config, databaseUrl: string, temporalA
       pool,
       clock: systemClock,
       webhookTimeoutMs: 10_000,
+      webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
       lookbackInvoices: config.LATE_USAGE_LOOKBACK_INVOICES,
       provider: createHttpPaymentProvider({ baseUrl: providerUrl(config), timeoutMs: config.PROVIDER_TIMEOUT_MS }),
     }),

@@ -6,13 +6,15 @@ import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { pino } from 'pino';
-import { createNotifyThreshold, type NotifyThresholdInput, type ThresholdCrossedPayload } from '../../src/activities/notify-threshold';
+import { createNotifyThreshold, type NotifyThresholdDeps, type NotifyThresholdInput, type ThresholdCrossedPayload } from '../../src/activities/notify-threshold';
 import { generateWebhookSecret, verifyWebhook, type VerifyResult } from '../../src/activities/webhook-signature';
+import type { Resolve } from '../../src/activities/webhook-target';
 import { createApp } from '../../src/api/app';
 import { createApiMetrics } from '../../src/api/metrics';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
 import { createSubscription } from '../../src/billing/subscription-store';
+import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
 import { createCustomer } from '../../src/metering/customer-store';
 import { createMeter } from '../../src/metering/meter-store';
 import { startKeys } from '../../src/keys/keys';
@@ -26,12 +28,14 @@ interface Received {
   body: string;
   verified: VerifyResult;
 }
-type Answer = { status: number } | { delayMs: number };
+type Answer = { status: number; location?: string } | { delayMs: number };
 
 class Receiver {
   readonly received: Received[] = [];
   /** Answers for the next requests, in order; afterwards 204. A failed verification is a 401 whatever is scripted. */
   readonly script: Answer[] = [];
+  /** TCP connections accepted: a refused target must not even be connected to. */
+  connections = 0;
   private constructor(
     private readonly server: Server,
     readonly url: string,
@@ -44,6 +48,7 @@ class Receiver {
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const receiver = new Receiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, secret);
+    server.on('connection', () => receiver.connections++);
     server.on('request', async (req, res) => {
       let body = '';
       for await (const chunk of req) body += String(chunk);
@@ -53,7 +58,7 @@ class Receiver {
       if (!verified.ok) return void res.writeHead(401).end(verified.reason);
       const answer = receiver.script.shift() ?? { status: 204 };
       if ('delayMs' in answer) return void setTimeout(() => res.writeHead(204).end(), answer.delayMs).unref();
-      res.writeHead(answer.status).end();
+      res.writeHead(answer.status, answer.location ? { location: answer.location } : {}).end();
     });
     return receiver;
   }
@@ -69,10 +74,13 @@ let now = NOW;
 const clock = { now: () => new Date(now) };
 const PERIOD_START = '2026-03-01T00:00:00.000Z';
 const TIMEOUT_MS = 300;
+/** The receivers listen on 127.0.0.1, which only an explicit allow-list opens, as for local development. */
+const LOCAL_RECEIVERS = webhookTargetPolicy(['127.0.0.1']);
 
 let db: TestDatabase;
 const receivers: Receiver[] = [];
-const notifyThreshold = () => createNotifyThreshold({ pool: db.pool, clock, timeoutMs: TIMEOUT_MS });
+const notifyThreshold = (deps: Partial<NotifyThresholdDeps> = {}) =>
+  createNotifyThreshold({ pool: db.pool, clock, timeoutMs: TIMEOUT_MS, targets: LOCAL_RECEIVERS, ...deps });
 
 before(async () => {
   db = await createTestDatabase();
@@ -348,39 +356,67 @@ describe('notifyThreshold', () => {
   });
 });
 
+interface Api {
+  call(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; headers: Headers; body: any }>;
+  close(): Promise<void>;
+}
+
+/** The webhook endpoints API with the given target policy, served over real HTTP. */
+async function startApi(targets: WebhookTargetPolicy): Promise<Api> {
+  const logger = pino({ level: 'silent' });
+  const keys = await startKeys({
+    pool: db.pool,
+    databaseUrl: db.url,
+    peppers: testPeppers(),
+    clock,
+    logger,
+    cache: { ttlSeconds: 60, maxEntries: 100 },
+    defaults: { ratePerSecond: 1000, burst: 1000 },
+  });
+  const server = await listen(
+    createApp({ logger, readiness: {}, authenticate: keys.authenticate, routers: [webhookEndpointsRouter({ pool: db.pool, clock, targets })], metrics: createApiMetrics() }),
+  );
+  return {
+    call: async (method, path, key, body) => {
+      const res = await fetch(`${server.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, headers: res.headers, body: await res.json() };
+    },
+    close: async () => {
+      await server.close();
+      await keys.close();
+    },
+  };
+}
+
+/** A key with billing:admin, restricted to `customer` when given. */
+async function adminKey(customer?: string): Promise<string> {
+  const keys = await startKeys({
+    pool: db.pool,
+    databaseUrl: db.url,
+    peppers: testPeppers(),
+    clock,
+    logger: pino({ level: 'silent' }),
+    cache: { ttlSeconds: 60, maxEntries: 100 },
+    defaults: { ratePerSecond: 1000, burst: 1000 },
+  });
+  try {
+    return (await keys.service.create({ name: customer ?? 'admin', environment: 'test', scopes: ['billing:admin'], ...(customer ? { customer } : {}) }, 'cli')).secret;
+  } finally {
+    await keys.close();
+  }
+}
+
 describe('webhook endpoints API', () => {
-  let api: { call(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; headers: Headers; body: any }>; close(): Promise<void> };
+  let api: Api;
   let admin: string;
 
   before(async () => {
-    const logger = pino({ level: 'silent' });
-    const keys = await startKeys({
-      pool: db.pool,
-      databaseUrl: db.url,
-      peppers: testPeppers(),
-      clock,
-      logger,
-      cache: { ttlSeconds: 60, maxEntries: 100 },
-      defaults: { ratePerSecond: 1000, burst: 1000 },
-    });
-    const server = await listen(
-      createApp({ logger, readiness: {}, authenticate: keys.authenticate, routers: [webhookEndpointsRouter({ pool: db.pool, clock })], metrics: createApiMetrics() }),
-    );
-    ({ secret: admin } = await keys.service.create({ name: 'admin', environment: 'test', scopes: ['billing:admin'] }, 'cli'));
-    api = {
-      call: async (method, path, key, body) => {
-        const res = await fetch(`${server.url}${path}`, {
-          method,
-          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        });
-        return { status: res.status, headers: res.headers, body: await res.json() };
-      },
-      close: async () => {
-        await server.close();
-        await keys.close();
-      },
-    };
+    api = await startApi(LOCAL_RECEIVERS);
+    admin = await adminKey();
   });
   after(() => api.close());
 
@@ -431,17 +467,7 @@ describe('webhook endpoints API', () => {
   test("a customer's key manages only its own endpoints and cannot register a global one", async () => {
     const mine = await subscribe();
     const theirs = await subscribe();
-    const keys = await startKeys({
-      pool: db.pool,
-      databaseUrl: db.url,
-      peppers: testPeppers(),
-      clock,
-      logger: pino({ level: 'silent' }),
-      cache: { ttlSeconds: 60, maxEntries: 100 },
-      defaults: { ratePerSecond: 1000, burst: 1000 },
-    });
-    const { secret: restricted } = await keys.service.create({ name: 'mine', environment: 'test', scopes: ['billing:admin'], customer: mine.customer }, 'cli');
-    await keys.close();
+    const restricted = await adminKey(mine.customer);
 
     const own = await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/mine' });
     assert.equal(own.status, 201);
@@ -472,5 +498,191 @@ describe('webhook endpoints API', () => {
     const paths = buildOpenApiDocument().paths ?? {};
     assert.deepEqual(Object.keys(paths['/v1/webhook-endpoints'] ?? {}).sort(), ['get', 'post']);
     assert.deepEqual(Object.keys(paths['/v1/webhook-endpoints/{id}'] ?? {}).sort(), ['delete', 'get']);
+  });
+});
+
+/** Plays DNS for names under .test, which never resolve for real, and records each lookup. */
+function fakeDns(table: Record<string, string[]>): { resolve: Resolve; lookups: string[] } {
+  const lookups: string[] = [];
+  const resolve: Resolve = async (hostname) => {
+    lookups.push(hostname);
+    const addresses = table[hostname];
+    if (!addresses) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+    return addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  };
+  return { resolve, lookups };
+}
+
+describe('webhook targets (SSRF)', () => {
+  let strict: Api;
+  before(async () => {
+    strict = await startApi(webhookTargetPolicy());
+  });
+  after(() => strict.close());
+
+  const portOf = (r: Receiver) => new URL(r.url).port;
+  const count = async () =>
+    (
+      await db.pool.query<{ endpoints: number; audited: number }>(
+        "select (select count(*) from webhook_endpoints)::int as endpoints, (select count(*) from audit_log where action = 'webhook_endpoint.created')::int as audited",
+      )
+    ).rows[0];
+
+  const forbidden: [string, string][] = [
+    // The four from the report, then the same places spelled otherwise.
+    ['http://127.0.0.1:4010/_sim/faults', 'loopback'],
+    ['http://169.254.169.254/latest/meta-data/iam/security-credentials/', 'metadata'],
+    ['http://[::1]:5432/', 'loopback'],
+    ['http://localhost:3000/admin', 'internal_hostname'],
+    ['http://2130706433/', 'loopback'],
+    ['http://0x7f.1/', 'loopback'],
+    ['http://0177.0.0.1/', 'loopback'],
+    ['http://127.0.0.1./', 'loopback'],
+    ['http://[::ffff:127.0.0.1]/', 'loopback'],
+    ['http://[::ffff:7f00:1]/', 'loopback'],
+    ['http://[64:ff9b::7f00:1]/', 'loopback'],
+    ['http://[2002:c0a8:101::1]/', 'private'],
+    ['http://0.0.0.0:3000/', 'unspecified'],
+    ['http://[::]/', 'unspecified'],
+    ['http://10.0.0.5/', 'private'],
+    ['http://172.20.0.2/', 'private'],
+    ['http://192.168.1.1/', 'private'],
+    ['http://100.64.0.1/', 'carrier_grade_nat'],
+    ['http://198.18.0.1/', 'reserved'],
+    ['http://192.0.0.8/', 'reserved'],
+    ['http://240.0.0.1/', 'reserved'],
+    ['http://255.255.255.255/', 'broadcast'],
+    ['http://[fc00::1]/', 'unique_local'],
+    ['http://[fe80::1]/', 'link_local'],
+    ['http://224.0.0.1/', 'multicast'],
+    ['http://[ff02::1]/', 'multicast'],
+    ['http://metadata.google.internal/computeMetadata/v1/', 'metadata'],
+    ['http://[fd00:ec2::254]/', 'metadata'],
+    ['http://api.localhost/', 'internal_hostname'],
+    ['http://localhost./', 'internal_hostname'],
+    ['http://redis:6379/', 'internal_hostname'],
+    ['http://evil@127.0.0.1/', 'credentials_in_url'],
+  ];
+
+  test("a customer's key registering an internal target gets a 422 naming the rule, and nothing is stored", async () => {
+    const s = await subscribe();
+    const key = await adminKey(s.customer);
+    const before = await count();
+    for (const [url, refusal] of forbidden) {
+      const res = await strict.call('POST', '/v1/webhook-endpoints', key, { url });
+      assert.equal(res.status, 422, url);
+      assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+      assert.equal(res.body.type, '/problems/unprocessable');
+      assert.equal(res.body.reason, 'webhook_target_forbidden', url);
+      assert.equal(res.body.refusal, refusal, url);
+      assert.deepEqual(res.body.errors.map((e: { pointer: string }) => e.pointer), ['#/url']);
+      assert.ok(res.body.detail.startsWith('Webhook URL refused: '), res.body.detail);
+    }
+    // Other schemes fail validation first.
+    assert.equal((await strict.call('POST', '/v1/webhook-endpoints', key, { url: 'gopher://127.0.0.1:6379/_INFO' })).status, 400);
+    assert.deepEqual(await count(), before);
+    const listed = await strict.call('GET', '/v1/webhook-endpoints', key);
+    assert.deepEqual(listed.body.data, []);
+
+    const publicTarget = await strict.call('POST', '/v1/webhook-endpoints', key, { url: 'https://hooks.example.com/meterflow' });
+    assert.equal(publicTarget.status, 201);
+    await strict.call('DELETE', `/v1/webhook-endpoints/${publicTarget.body.id}`, key);
+  });
+
+  test('a name that resolves to a forbidden address at delivery is refused without connecting (DNS rebinding)', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    const key = await adminKey(s.customer);
+    // The name passes registration; by delivery it points at this machine.
+    const created = await strict.call('POST', '/v1/webhook-endpoints', key, { url: `http://hooks.rebind.test:${portOf(r)}/hooks` });
+    assert.equal(created.status, 201);
+    r.secret = created.body.secret;
+    const dns = fakeDns({ 'hooks.rebind.test': ['127.0.0.1'] });
+
+    const err = await failure(notifyThreshold({ targets: webhookTargetPolicy(), resolve: dns.resolve })(crossing(s)));
+    assert.equal(err.nonRetryable, true);
+    assert.deepEqual(dns.lookups, ['hooks.rebind.test'], 'resolved once');
+    assert.equal(r.connections, 0);
+    const [row] = await rowsOf(s.subscriptionId);
+    assert.equal(row?.status, 'failed');
+    assert.equal(row?.attempts, 1);
+    assert.equal(row?.last_error, `endpoint ${created.body.id}: target refused (loopback): hooks.rebind.test resolves to 127.0.0.1, a loopback address`);
+  });
+
+  test('every resolved address is checked: one forbidden address refuses the target, even after an allowed one', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, `http://hooks.mixed.test:${portOf(r)}/hooks`, r.secret);
+    const dns = fakeDns({ 'hooks.mixed.test': ['127.0.0.1', '::ffff:10.0.0.7'] });
+    const err = await failure(notifyThreshold({ resolve: dns.resolve })(crossing(s)));
+    assert.equal(err.nonRetryable, true);
+    assert.equal(r.connections, 0);
+    assert.match((await rowsOf(s.subscriptionId))[0]?.last_error ?? '', /target refused \(private\): hooks\.mixed\.test resolves to ::ffff:10\.0\.0\.7, which embeds 10\.0\.0\.7/);
+  });
+
+  test('https targets go through the same check', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, `https://hooks.rebind.test:${portOf(r)}/hooks`, r.secret);
+    const dns = fakeDns({ 'hooks.rebind.test': ['::1'] });
+    const err = await failure(notifyThreshold({ resolve: dns.resolve })(crossing(s)));
+    assert.equal(err.nonRetryable, true);
+    assert.deepEqual(dns.lookups, ['hooks.rebind.test']);
+    assert.equal(r.connections, 0);
+    assert.match((await rowsOf(s.subscriptionId))[0]?.last_error ?? '', /target refused \(loopback\): hooks\.rebind\.test resolves to ::1, a loopback address$/);
+  });
+
+  test('endpoints stored before the policy existed are refused at delivery as written, without a lookup or a connection', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    const dns = fakeDns({});
+    const literal = await addEndpoint(s.customerId, r.url, r.secret);
+    const named = await addEndpoint(s.customerId, `http://localhost:${portOf(r)}/hooks`, r.secret);
+    const err = await failure(notifyThreshold({ targets: webhookTargetPolicy(), resolve: dns.resolve })(crossing(s)));
+    assert.equal(err.nonRetryable, true);
+    assert.equal(r.connections, 0);
+    assert.deepEqual(dns.lookups, []);
+    const [row] = await rowsOf(s.subscriptionId);
+    assert.equal(row?.status, 'failed');
+    assert.equal(
+      row?.last_error,
+      `endpoint ${literal}: target refused (loopback): the host is 127.0.0.1, a loopback address; endpoint ${named}: target refused (internal_hostname): localhost names this machine`,
+    );
+  });
+
+  test('an allow-listed target is reached at the address that was checked', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, `http://hooks.dev.test:${portOf(r)}/hooks`, r.secret);
+    // hooks.dev.test exists only in this resolver: the request arriving proves the checked address was used.
+    const dns = fakeDns({ 'hooks.dev.test': ['127.0.0.1'] });
+    await notifyThreshold({ targets: LOCAL_RECEIVERS, resolve: dns.resolve })(crossing(s));
+    assert.equal((await rowsOf(s.subscriptionId))[0]?.status, 'delivered');
+    assert.equal(r.received.length, 1);
+    assert.ok(r.received[0]?.verified.ok);
+    assert.equal(r.received[0]?.headers.host, `hooks.dev.test:${portOf(r)}`);
+    assert.deepEqual(dns.lookups, ['hooks.dev.test']);
+  });
+
+  test('an allow-listed host name is delivered to through the system resolver', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    await addEndpoint(s.customerId, `http://localhost:${portOf(r)}/hooks`, r.secret);
+    await notifyThreshold({ targets: webhookTargetPolicy(['localhost']) })(crossing(s));
+    assert.equal((await rowsOf(s.subscriptionId))[0]?.status, 'delivered');
+    assert.equal(r.received.length, 1);
+  });
+
+  test('a redirect is not followed, not even to an allowed target', async () => {
+    const s = await subscribe();
+    const r = await receiver();
+    const elsewhere = await receiver();
+    await addEndpoint(s.customerId, r.url, r.secret);
+    r.script.push({ status: 307, location: elsewhere.url });
+    const err = await failure(notifyThreshold()(crossing(s)));
+    assert.equal(err.nonRetryable, false);
+    assert.equal(r.received.length, 1);
+    assert.equal(elsewhere.connections, 0);
+    assert.match((await rowsOf(s.subscriptionId))[0]?.last_error ?? '', /HTTP 307 \(redirects are not followed\)$/);
   });
 });

@@ -4,6 +4,7 @@ import { generateWebhookSecret } from '../../activities/webhook-signature';
 import type { Clock } from '../../clock';
 import { recordAudit, type AuditActor } from '../../db/audit';
 import type { Pool } from '../../db/pool';
+import { checkWebhookTarget, webhookTargetPolicy, type WebhookTargetPolicy } from '../../domain/webhook-target-policy';
 import { actorOf } from '../../keys/access';
 import { findCustomerId } from '../../keys/store';
 import { inTransaction, type Queryable } from '../../db/transaction';
@@ -17,6 +18,8 @@ import { ProblemError, parseRequest } from '../problem';
  * belongs to one customer, or is global (every customer's notifications) when created without
  * one by a key not restricted to a customer. Its signing secret is returned once, at creation;
  * endpoints are disabled, never deleted, so the outbox keeps saying where notifications went.
+ * A URL pointing inside the network (loopback, private, link-local, metadata, ...) is refused
+ * unless allow-listed (src/domain/webhook-target-policy.ts); delivery checks it again, resolved.
  */
 
 const EndpointInputSchema = z
@@ -61,7 +64,7 @@ registry.registerPath({
   method: 'post',
   path: '/v1/webhook-endpoints',
   summary: 'Register a webhook endpoint; its signing secret is in this response only',
-  description: `${adminOnly} Notifications are POSTed as JSON, signed, and retried until the endpoint answers 2xx (a 4xx other than 408 and 429 stops the retries).`,
+  description: `${adminOnly} Notifications are POSTed as JSON, signed, and retried until the endpoint answers 2xx (a 4xx other than 408 and 429 stops the retries); redirects are not followed. The URL must point to a public address: loopback, private, link-local, CGNAT, multicast, reserved and cloud metadata addresses, localhost, single-label and .local/.internal names and URLs with credentials are refused with 422 \`webhook_target_forbidden\` unless the server's WEBHOOK_ALLOWED_TARGETS lists them. The host is resolved and checked again at each delivery.`,
   tags,
   security,
   request: { body: jsonContent(EndpointInputSchema) },
@@ -125,10 +128,21 @@ const toJson = (e: EndpointRow): z.infer<typeof EndpointSchema> => ({
   disabled_at: e.disabled_at?.toISOString() ?? null,
 });
 
+/** Refuses a URL the webhook target policy does not allow, naming the rule. */
+function assertAllowedTarget(url: string, targets: WebhookTargetPolicy): void {
+  const verdict = checkWebhookTarget(url, targets);
+  if (verdict.allowed) return;
+  throw new ProblemError('unprocessable', `Webhook URL refused: ${verdict.detail}.`, {
+    reason: 'webhook_target_forbidden',
+    refusal: verdict.refusal,
+    errors: [{ pointer: '#/url', detail: verdict.detail }],
+  });
+}
+
 /** Responses carrying a secret must not sit in any cache. */
 const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
 
-export function webhookEndpointsRouter({ pool, clock }: { pool: Pool; clock: Clock }): Router {
+export function webhookEndpointsRouter({ pool, clock, targets = webhookTargetPolicy() }: { pool: Pool; clock: Clock; targets?: WebhookTargetPolicy }): Router {
   const router = Router();
   const admin = requireScope('billing:admin');
 
@@ -136,6 +150,7 @@ export function webhookEndpointsRouter({ pool, clock }: { pool: Pool; clock: Clo
     const input = parseRequest(EndpointInputSchema, req.body, 'body');
     const principal = principalOf(req);
     const customer = endpointCustomer(principal, input.customer);
+    assertAllowedTarget(input.url, targets);
     const customerId = customer === null ? null : await findCustomerId(pool, customer);
     if (customerId === undefined) throw new ProblemError('unprocessable', `No customer "${customer}".`, { reason: 'unknown_customer' });
     const secret = generateWebhookSecret();
