@@ -29,6 +29,8 @@ type Document = ReturnType<typeof buildOpenApiDocument>;
 type Operation = NonNullable<NonNullable<Document['paths']>[string]['get']>;
 type Response = { description: string; content?: Record<string, { schema?: unknown }>; headers?: Record<string, { required?: boolean }> };
 
+const methods = ['get', 'put', 'post', 'delete', 'patch'] as const;
+
 /** Swagger UI's page and assets: the browser for the document, not part of the API it describes. */
 const UNDOCUMENTED = /^\/docs(\/|$)/;
 
@@ -59,12 +61,19 @@ export class OpenApiContract {
     this.ajv.addVocabulary(['openapi', 'info', 'jsonSchemaDialect', 'servers', 'paths', 'webhooks', 'components', 'security', 'tags']);
     this.ajv.addVocabulary(['example', 'discriminator', 'xml', 'externalDocs']);
     this.ajv.addSchema(document as object, DOCUMENT_ID);
-    this.templates = Object.keys(document.paths ?? {})
-      .map((template) => ({
-        template,
-        pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^/}]+\}/g, '[^/]+')}$`),
-        params: (template.match(/\{/g) ?? []).length,
-      }))
+    this.templates = Object.entries(document.paths ?? {})
+      .map(([template, item]) => {
+        // A parameter marked `x-may-contain-slashes` (a run id like reconcile/2026-11-01T00:00:00.000Z/all) may span segments.
+        const spanning = new Set(
+          methods.flatMap((m) => (item[m]?.parameters ?? []).filter((p) => 'in' in p && p.in === 'path' && p['x-may-contain-slashes'] === true).map((p) => ('name' in p ? p.name : ''))),
+        );
+        const escaped = template.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
+        return {
+          template,
+          pattern: new RegExp(`^${escaped.replace(/\{([^/}]+)\}/g, (_, name: string) => (spanning.has(name) ? '.+' : '[^/]+'))}$`),
+          params: (template.match(/\{/g) ?? []).length + (spanning.size > 0 ? 0.5 : 0),
+        };
+      })
       .sort((a, b) => a.params - b.params);
   }
 
@@ -74,8 +83,8 @@ export class OpenApiContract {
     if (UNDOCUMENTED.test(path)) return [];
     const method = exchange.method.toLowerCase();
     const what = `${exchange.method} ${path} → ${exchange.status}`;
-    const template = this.templates.find((t) => t.pattern.test(path))?.template;
-    const operation = template ? (this.document.paths![template]![method as 'get'] as Operation | undefined) : undefined;
+    const template = this.templates.find((t) => t.pattern.test(path) && this.document.paths![t.template]![method as 'get'])?.template;
+    const operation = template ? (this.document.paths![template]![method as 'get'] as Operation) : undefined;
     if (!template || !operation) {
       if (!FALLBACK_STATUSES.has(exchange.status)) return [`${what}: no documented operation, and not the catch-all 404 or a refusal before routing`];
       return this.bodyViolations(what, exchange, 'application/problem+json', '#/components/schemas/Problem');

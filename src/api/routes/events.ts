@@ -60,7 +60,10 @@ registry.registerPath({
   },
   responses: {
     201: { description: 'Single event stored', content: { [JSON_TYPE]: { schema: EventOutcomeSchema } } },
-    200: { description: 'Batch processed (per-event results), or a single duplicate', content: { [JSON_TYPE]: { schema: BatchResultSchema } } },
+    200: {
+      description: 'Batch processed (per-event results), or a single duplicate (its outcome)',
+      content: { [JSON_TYPE]: { schema: z.union([BatchResultSchema, EventOutcomeSchema]) } },
+    },
     ...problemResponses(400, 401, 403, 409, 413, 415, 422, 429, 503),
   },
 });
