@@ -60,7 +60,8 @@ describe('statuses every operation of a kind returns', () => {
     assert.ok(secured.length >= 37, `only ${secured.length} secured operations`);
     for (const { name, responses } of secured) {
       assert.ok(responses['401']?.headers?.['WWW-Authenticate']?.required, `${name}: 401`);
-      assert.ok(responses['429']?.headers?.['Retry-After']?.required, `${name}: 429`);
+      // A quota refusal names no retry time when the reset is unknown: ingest says so itself.
+      assert.equal(responses['429']?.headers?.['Retry-After']?.required, name !== 'POST /v1/events', `${name}: 429`);
     }
   });
 
