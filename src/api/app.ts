@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { notFoundHandler, problemHandler } from './error-handler';
 import type { ApiMetrics } from './metrics';
 import { docsRouter } from './routes/docs';
 import { healthRouter, type ReadinessCheck } from './routes/health';
+import { registry } from './openapi';
 
 export interface AppDeps {
   logger: Logger;
@@ -18,6 +20,14 @@ export interface AppDeps {
   /** The process's metrics registry; other chapters (e.g. the ingest writer) register into it too. */
   metrics: ApiMetrics;
 }
+
+registry.registerPath({
+  method: 'get',
+  path: '/metrics',
+  summary: 'Prometheus metrics of this process',
+  tags: ['operations'],
+  responses: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } } },
+});
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 

@@ -50,13 +50,14 @@ export class ProblemError extends Error {
   }
 
   toBody(instance?: string): ProblemBody {
+    // Extensions first: one named like an RFC 9457 member (a run's `status`) must not replace it.
     return {
+      ...this.extensions,
       type: problemTypeUri(this.code),
       title: problemCatalog[this.code].title,
       status: this.status,
       detail: this.detail,
       ...(instance ? { instance } : {}),
-      ...this.extensions,
     };
   }
 }

@@ -14,14 +14,18 @@ export interface ApiProcess {
 }
 
 export async function startApiProcess(databaseUrl: string): Promise<ApiProcess> {
-  const child = fork(import.meta.filename, ['serve', databaseUrl], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  // Not a test process: without the runner's marker it reports responses that break the
+  // OpenAPI document by its exit code, not to a test it does not have.
+  const { NODE_TEST_CONTEXT: _runner, ...env } = process.env;
+  const child = fork(import.meta.filename, ['serve', databaseUrl], { execArgv: ['--import', 'tsx'], stdio: 'inherit', env });
   const [url] = (await once(child, 'message')) as [string];
   return {
     url,
     pid: child.pid!,
     stop: async () => {
       child.kill('SIGTERM');
-      await once(child, 'exit');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      if (code !== 0) throw new Error(`API process ${child.pid} exited with code ${code} (its output says why)`);
     },
   };
 }

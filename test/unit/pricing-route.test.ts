@@ -1,19 +1,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import express, { type ErrorRequestHandler } from 'express';
 import type { Scope } from '../../src/api/auth';
 import { ProblemError, type ProblemBody } from '../../src/api/problem';
 import { pricingRouter } from '../../src/api/routes/pricing';
 import type { PricedPlan } from '../../src/domain/pricing';
+import { listen, type Listening } from '../support/http';
 
 const renderProblem: ErrorRequestHandler = (err, _req, res, next) => {
   if (!(err instanceof ProblemError)) return next(err);
   res.status(err.status).type('application/problem+json').json(err.toBody());
 };
 
-let server: Server;
+let server: Listening;
 let url: string;
 
 before(async () => {
@@ -27,12 +26,11 @@ before(async () => {
   });
   app.use(pricingRouter);
   app.use(renderProblem);
-  server = app.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/pricing/preview`;
+  server = await listen(app);
+  url = `${server.url}/v1/pricing/preview`;
 });
 
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(() => server.close());
 
 const post = (body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });

@@ -1,7 +1,41 @@
 import { Router } from 'express';
 import swaggerUi from 'swagger-ui-express';
-import { buildOpenApiDocument } from '../openapi';
+import { z } from 'zod';
+import { buildOpenApiDocument, jsonContent, problemResponses, registry } from '../openapi';
 import { ProblemError, problemCatalog, problemTypeUri, type ProblemCode } from '../problem';
+
+const ProblemTypeSchema = z
+  .object({
+    type: z.string().meta({ example: '/problems/not_found' }),
+    title: z.string(),
+    status: z.number().int(),
+  })
+  .meta({ id: 'ProblemType', description: 'One kind of error: its stable type URI, title and HTTP status' });
+
+const tags = ['operations'];
+registry.registerPath({
+  method: 'get',
+  path: '/openapi.json',
+  summary: 'This OpenAPI document',
+  description: 'Generated from the schemas that validate requests. `/docs` shows it in a browser (Swagger UI).',
+  tags,
+  responses: { 200: { description: 'OpenAPI 3.1', ...jsonContent(z.object({ openapi: z.string(), info: z.object({}), paths: z.object({}) })) } },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/problems',
+  summary: 'Every problem type the API answers with',
+  tags,
+  responses: { 200: { description: 'The closed set of problem types', ...jsonContent(z.array(ProblemTypeSchema)) } },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/problems/{code}',
+  summary: 'One problem type, at its type URI',
+  tags,
+  request: { params: z.object({ code: z.string() }) },
+  responses: { 200: { description: 'The problem type', ...jsonContent(ProblemTypeSchema) }, ...problemResponses(404) },
+});
 
 /** The OpenAPI document (generated from the route schemas), its browser, and the problem types. */
 export function docsRouter(): Router {

@@ -60,8 +60,20 @@ registry.registerPath({
   },
   responses: {
     201: { description: 'Single event stored', content: { [JSON_TYPE]: { schema: EventOutcomeSchema } } },
-    200: { description: 'Batch processed (per-event results), or a single duplicate', content: { [JSON_TYPE]: { schema: BatchResultSchema } } },
-    ...problemResponses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+    200: {
+      description: 'Batch processed (per-event results), or a single duplicate (its outcome)',
+      content: { [JSON_TYPE]: { schema: z.union([BatchResultSchema, EventOutcomeSchema]) } },
+    },
+    ...problemResponses(400, 401, 403, 409, 413, 415, 422),
+    429: {
+      ...problemResponses(429)[429],
+      headers: { 'Retry-After': { description: 'Seconds to wait; on a quota refusal only when the quota reset is known', required: false, schema: { type: 'integer' } } },
+    },
+    503: {
+      ...problemResponses(503)[503],
+      description: 'The ingest queue is full (/problems/unavailable): nothing was stored; retry shortly',
+      headers: { 'Retry-After': { description: 'Seconds to wait', required: true, schema: { type: 'integer' } } },
+    },
   },
 });
 

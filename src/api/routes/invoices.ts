@@ -47,7 +47,7 @@ const ChargeSchema = z
       }),
     ),
   })
-  .meta({ id: 'Charge' });
+  .meta({ id: 'InvoiceCharge', description: 'The payment collecting an invoice, with each attempt at the provider' });
 
 const InvoiceSchema = z
   .object({

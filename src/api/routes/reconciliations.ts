@@ -99,7 +99,9 @@ const ReportSchema = z
   })
   .meta({ id: 'ReconciliationReport' });
 
-const IdParams = z.object({ id: z.string().min(1).max(1000) });
+// The route also takes the id's slashes unencoded, which OpenAPI path templating cannot say; the
+// extension states it for tools (the contract test) that honour it.
+const IdParams = z.object({ id: z.string().min(1).max(1000).meta({ param: { 'x-may-contain-slashes': true } }) });
 const DismissInputSchema = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() }).meta({ id: 'DismissFindingsInput' });
 
 const security = [{ [apiKeyAuth.name]: [] }];
@@ -279,12 +281,12 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
       const send = prepare(req);
       const run = await getRun(pool, id);
       if (!run) throw new ProblemError('not_found', `No reconciliation run ${id}.`);
-      if (run.status === 'completed' || run.status === 'canceled') throw new ProblemError('conflict', `Reconciliation run ${id} is ${run.status}.`, { status: run.status });
+      if (run.status === 'completed' || run.status === 'canceled') throw new ProblemError('conflict', `Reconciliation run ${id} is ${run.status}.`, { run_status: run.status });
       try {
         await send(client.workflow.getHandle(id));
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) {
-          throw new ProblemError('conflict', `The workflow of reconciliation run ${id} is no longer running; start the reconciliation again.`, { status: run.status });
+          throw new ProblemError('conflict', `The workflow of reconciliation run ${id} is no longer running; start the reconciliation again.`, { run_status: run.status });
         }
         throw unavailable(req, err, `send ${name}`);
       }

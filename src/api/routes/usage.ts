@@ -36,7 +36,7 @@ const UsageSchema = z
     event_count: z.string(),
     buckets: z.array(z.object({ start: z.string(), end: z.string(), value: z.string().nullable() })).optional(),
   })
-  .meta({ id: 'Usage' });
+  .meta({ id: 'MeterUsage' });
 
 registry.registerPath({
   method: 'get',

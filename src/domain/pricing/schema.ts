@@ -124,7 +124,7 @@ export type OverageCharge = z.infer<typeof OverageChargeSchema>;
 
 export const ChargeSchema = z
   .discriminatedUnion('model', [PerUnitChargeSchema, GraduatedChargeSchema, VolumeChargeSchema, PackageChargeSchema, OverageChargeSchema])
-  .meta({ id: 'Charge' });
+  .meta({ id: 'PlanCharge' });
 export type Charge = z.infer<typeof ChargeSchema>;
 
 /** Fixed amounts are money, so they may not carry more digits than the currency has. */
@@ -188,7 +188,7 @@ export const QuantitySchema = z
 
 export const UsageSchema = z
   .record(MeterSchema, QuantitySchema)
-  .meta({ id: 'Usage', description: 'Quantity used per meter in the period. A charge whose meter is absent is priced at 0.' });
+  .meta({ id: 'UsageByMeter', description: 'Quantity used per meter in the period. A charge whose meter is absent is priced at 0.' });
 export type Usage = z.infer<typeof UsageSchema>;
 
 export const BreakdownRowSchema = z
