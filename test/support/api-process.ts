@@ -20,8 +20,11 @@ export async function startApiProcess(databaseUrl: string): Promise<ApiProcess> 
     url,
     pid: child.pid!,
     stop: async () => {
+      // A process that already died (what a failing test may be about) has nothing to wait for.
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
       child.kill('SIGTERM');
-      await once(child, 'exit');
+      await exited;
     },
   };
 }
