@@ -13,7 +13,9 @@ import { after, before, test } from 'node:test';
 import exitHook from 'async-exit-hook';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from '../../src/db/embedded';
 import { migrate } from '../../src/db/migrate';
-import { createClient } from '../../src/db/pool';
+import { isConnectionError } from '../../src/db/connection-errors';
+import { createClient, createPool } from '../../src/db/pool';
+import { inTransaction } from '../../src/db/transaction';
 import { generateKey } from '../../src/keys/format';
 import { createCustomer } from '../../src/metering/customer-store';
 import { createMeter } from '../../src/metering/meter-store';
@@ -152,6 +154,46 @@ function ingestLoops(count: number) {
     },
   };
 }
+
+/** Terminates the backend `pid` from a connection of its own, as an admin or a failover does. */
+const terminate = (pid: number) => sql('select pg_terminate_backend($1)', [pid]);
+
+test('a client checked out of the pool survives its backend being terminated; the pool then serves fresh connections', async () => {
+  const pool = createPool(dbUrl, 2);
+  try {
+    const client = await pool.connect();
+    const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+    // Not an 'error' listener: the one the pool attaches is what keeps the process alive here.
+    const ended = new Promise((resolve) => client.once('end', resolve));
+    await terminate(rows[0]!.pid);
+    // Between two queries, with no query to fail, the loss is emitted as an 'error' on the client.
+    await ended;
+    const err = await client.query('select 1').then(() => assert.fail('a dead connection answered'), (e: unknown) => e);
+    assert.ok(isConnectionError(err), String(err));
+    client.release(true);
+    assert.equal((await pool.query<{ one: number }>('select 1 as one')).rows[0]!.one, 1);
+  } finally {
+    await pool.end();
+  }
+});
+
+test('a transaction whose backend is terminated mid-way fails with a connection error, rolled back, and the pool recovers', async () => {
+  const pool = createPool(dbUrl, 1);
+  try {
+    await pool.query('create table if not exists outage_probe (n int)');
+    const err = await inTransaction(pool, async (client) => {
+      await client.query('insert into outage_probe values (1)');
+      const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+      await terminate(rows[0]!.pid);
+      await client.query('insert into outage_probe values (2)');
+    }).then(() => assert.fail('the transaction survived its backend'), (e: unknown) => e);
+    assert.ok(isConnectionError(err), String(err));
+    // The only pooled connection was the dead one: the next query gets a new one, and nothing was committed.
+    assert.equal((await pool.query<{ n: string }>('select count(*) as n from outage_probe')).rows[0]!.n, '0');
+  } finally {
+    await pool.end();
+  }
+});
 
 test('a Postgres outage under sustained ingest: the API stays up, answers 503 meanwhile, recovers within 1 s, and loses no event', async () => {
   // Warm: the key, customer and meter are in the API's memory, as in steady traffic.
