@@ -215,16 +215,17 @@ export class IngestWriter {
   }
 
   /**
-   * Deadlocks and serialization failures are retried, and so is a lost connection, once, on a
-   * fresh one (a backend terminated by a failover or an admin, while the server still runs). If
-   * the lost transaction had in fact committed, the retry finds its rows and reports them as
-   * duplicates: stored once either way.
+   * Deadlocks and serialization failures are retried, and so is a connection lost mid-way, once,
+   * on a fresh one (a backend terminated by a failover or an admin, while the server still runs).
+   * If the lost transaction had in fact committed, the retry finds its rows and reports them as
+   * duplicates: stored once either way. No connection at all is not retried: the server is away.
    */
   private async commitWithRetry(events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
     let reconnected = false;
     for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
       try {
-        return await this.commit(events, atomic);
+        return await this.commit(client, events, atomic);
       } catch (err) {
         if (isConnectionError(err) && !reconnected) {
           reconnected = true;
@@ -236,7 +237,8 @@ export class IngestWriter {
     }
   }
 
-  private async commit(events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
+  /** One transaction on `client`, which it releases. */
+  private async commit(client: PoolClient, events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
     // Repeats of a key within the group go to the database once; the rest are judged against it.
     const firstOf = new Map<string, number>();
     const unique: PreparedEvent[] = [];
@@ -251,7 +253,6 @@ export class IngestWriter {
       return at;
     });
 
-    const client = await this.pool.connect();
     let uniqueOutcomes: WriteOutcome[];
     try {
       await client.query('begin');
