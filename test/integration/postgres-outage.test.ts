@@ -10,7 +10,10 @@ import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import exitHook from 'async-exit-hook';
+import { createSetEntitlement } from '../../src/activities/set-entitlement';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from '../../src/db/embedded';
 import { migrate } from '../../src/db/migrate';
 import { isConnectionError } from '../../src/db/connection-errors';
@@ -198,6 +201,11 @@ test('a transaction whose backend is terminated mid-way fails with a connection 
 test('a Postgres outage under sustained ingest: the API stays up, answers 503 meanwhile, recovers within 1 s, and loses no event', async () => {
   // Warm: the key, customer and meter are in the API's memory, as in steady traffic.
   assert.equal((await call('/v1/events', { id: 'warm', customer: 'acme', type: 'tokens', properties: { tokens: 1 } })).status, 201);
+  // The worker side: its activities use their own pool, as the worker process does.
+  const workerPool = createPool(dbUrl, 2);
+  const setEntitlement = createSetEntitlement({ pool: workerPool, clock: { now: () => new Date() } });
+  const [acme] = await sql<{ id: string }>(`select id from customers where external_id = 'acme'`);
+  const unblock = { customerId: acme!.id, meter: 'tokens', blocked: false, periodEnd: new Date(Date.now() + 86_400_000).toISOString() };
   const loops = ingestLoops(4);
   try {
     const ackedAfter = async (more: number) => {
@@ -230,6 +238,14 @@ test('a Postgres outage under sustained ingest: the API stays up, answers 503 me
     assert.equal(((await check.json()) as { allowed: boolean }).allowed, true);
     // A key this process never saw needs the database: 503, neither 401 nor 500.
     await assertUnavailable(await call('/v1/entitlements/check', { customer: 'acme', meter: 'tokens' }, generateKey('test').secret), 'an unknown key');
+    // An activity meeting the outage fails with an ordinary error, which Temporal retries (only
+    // non-retryable failures end an activity for good).
+    const activityFailure = await new MockActivityEnvironment().run(setEntitlement, unblock).then(
+      () => assert.fail('an activity wrote to a database that is down'),
+      (e: unknown) => e,
+    );
+    assert.ok(isConnectionError(activityFailure), String(activityFailure));
+    assert.ok(!(activityFailure instanceof ApplicationFailure && activityFailure.nonRetryable));
 
     // Restarted on the same port and data directory (after crash recovery). Its orphaned backends
     // may still hold the shared memory for a moment: retry until it starts.
@@ -249,6 +265,8 @@ test('a Postgres outage under sustained ingest: the API stays up, answers 503 me
     await ackedAfter(50);
     await loops.stop();
     await until('/readyz 200', 10_000, async () => (await fetch(`${api.url}/readyz`)).status === 200);
+    // The retry Temporal makes: the same activity, on the same pool, now succeeds.
+    await new MockActivityEnvironment().run(setEntitlement, unblock);
 
     // Every acknowledged event is stored exactly once, and counted once.
     const acked = ['warm', ...loops.acked];
@@ -282,5 +300,7 @@ test('a Postgres outage under sustained ingest: the API stays up, answers 503 me
   } catch (err) {
     await loops.abandon();
     throw err;
+  } finally {
+    await workerPool.end();
   }
 });
