@@ -88,8 +88,9 @@ export class KeyVerifier {
           return key;
         },
         (err: unknown) => {
-          // Postgres unreachable: a key this process knew keeps working (requests answered from
-          // memory still are); any other key fails with the outage (503), never as invalid (401).
+          // Postgres unreachable: a key this process had verified before still authenticates, so
+          // what is answered from memory keeps answering; any other key fails with the outage
+          // (503), never as invalid (401).
           const known = isConnectionError(err) ? this.deps.cache.lastKnown(cacheKey) : undefined;
           if (!known) throw err;
           return known;
