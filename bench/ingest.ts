@@ -9,9 +9,9 @@ import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
+import { createClient } from '../src/db/pool';
 import { issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
 
 if (process.argv[2] === 'serve') {
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const customers = Number(process.env.BENCH_CUSTOMERS ?? 100);
 
   const db = await startBenchDatabase('ingest');
-  const admin = new pg.Client({ connectionString: db.url });
+  const admin = createClient({ connectionString: db.url });
   await admin.connect();
   await admin.query(`insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`);
   await admin.query(`insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g`, [customers]);
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     await Promise.all(
       chunks.map(async (lines) => {
-        const c = new pg.Client({ connectionString: db.url });
+        const c = createClient({ connectionString: db.url });
         await c.connect();
         // Batches of 10,000 rows per COPY and commit, like the writer's transactions.
         for (let i = 0; i < lines.length; i += 10_000) {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded';
 import { migrate } from '../src/db/migrate';
+import { createClient } from '../src/db/pool';
 import { temporalTestServerPath } from '../src/temporal/binaries';
 import { freePort } from './free-port';
 
@@ -38,7 +39,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
 }
 
 async function dropDatabase(maintenanceUrl: string, name: string): Promise<void> {
-  const client = new pg.Client({ connectionString: maintenanceUrl });
+  const client = createClient({ connectionString: maintenanceUrl });
   await client.connect();
   await client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
   await client.end();

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
+import { isConnectionError } from '../db/connection-errors';
 import { ProblemError, problemFromZod } from './problem';
 
 /** Errors raised by Express's body parser carry a `type` naming what went wrong. */
@@ -20,6 +21,12 @@ function fromBodyParser(err: unknown): ProblemError | undefined {
   }
 }
 
+/** Postgres unreachable (down, restarting, failing over): a transient 503, whichever route hit it. */
+function fromDatabaseOutage(err: unknown): ProblemError | undefined {
+  if (!isConnectionError(err)) return undefined;
+  return new ProblemError('unavailable', 'The database is unreachable; retry shortly.', {}, { 'Retry-After': '1' });
+}
+
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new ProblemError('not_found', `No route for ${req.method} ${req.path}.`));
 };
@@ -33,7 +40,7 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, next) => {
   const problem =
     err instanceof ProblemError ? err
     : err instanceof ZodError ? problemFromZod(err)
-    : fromBodyParser(err);
+    : (fromBodyParser(err) ?? fromDatabaseOutage(err));
   const instance = `urn:request:${String(req.id)}`;
   if (!problem) {
     req.log.error({ err }, 'unhandled error');
@@ -41,6 +48,6 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, next) => {
     res.status(500).type('application/problem+json').json(body);
     return;
   }
-  if (problem.status >= 500) req.log.error({ err }, problem.detail);
+  if (problem.status >= 500) req.log[problem.code === 'unavailable' ? 'warn' : 'error']({ err }, problem.detail);
   res.status(problem.status).set(problem.headers).type('application/problem+json').json(problem.toBody(instance));
 };

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Config } from '../config';
+import { isConnectionError } from '../db/connection-errors';
 import { createPool, type Pool } from '../db/pool';
 
 /**
@@ -36,17 +37,25 @@ export function describeDatabase(databaseUrl: string): string {
   return url.toString();
 }
 
-/** Opens a small pool, fails with what to start or set when PostgreSQL does not answer, and always closes it. */
+/**
+ * Opens a small pool, fails with what to start or set when PostgreSQL does not answer (before
+ * or during the command: "could not run", like any other unreachable dependency), and always
+ * closes it.
+ */
 export async function withDatabase<T>(ctx: CliContext, work: (pool: Pool) => Promise<T>): Promise<T> {
   const pool = createPool(ctx.databaseUrl, 2);
+  const unreachable = (err: unknown) =>
+    new CliError(
+      `cannot reach PostgreSQL at ${describeDatabase(ctx.databaseUrl)} (start it with \`npm start\`, or set DATABASE_URL): ${err instanceof Error ? err.message : String(err)}`,
+      exitCodes.cannotRun,
+    );
   try {
     await pool.query('select 1').catch((err: unknown) => {
-      throw new CliError(
-        `cannot reach PostgreSQL at ${describeDatabase(ctx.databaseUrl)} (start it with \`npm start\`, or set DATABASE_URL): ${err instanceof Error ? err.message : String(err)}`,
-        exitCodes.cannotRun,
-      );
+      throw unreachable(err);
     });
-    return await work(pool);
+    return await work(pool).catch((err: unknown) => {
+      throw isConnectionError(err) ? unreachable(err) : err;
+    });
   } finally {
     await pool.end();
   }

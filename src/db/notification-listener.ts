@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { createClient } from './pool';
 
 const MIN_RETRY_MS = 100;
 const MAX_RETRY_MS = 5000;
@@ -57,7 +58,7 @@ export class NotificationListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({
+    const client = createClient({
       connectionString: this.opts.databaseUrl,
       application_name: this.opts.applicationName,
       // A silently dead TCP connection would otherwise look like a quiet channel.
@@ -71,7 +72,11 @@ export class NotificationListener {
       else this.opts.onNotification(msg.payload ?? '');
     });
     client.on('error', (err) => this.opts.logger.warn({ err }, `${this.opts.name} lost its connection`));
-    client.on('end', () => this.lost(client));
+    let ended = false;
+    client.on('end', () => {
+      ended = true;
+      this.lost(client);
+    });
     try {
       await client.connect();
       await client.query(`listen ${pg.escapeIdentifier(this.opts.channel)}`);
@@ -91,6 +96,8 @@ export class NotificationListener {
     const pending = held;
     held = undefined;
     for (const payload of pending) this.opts.onNotification(payload);
+    // Lost while catching up, before it counted as the connection: `lost` ignored it then.
+    if (ended) this.lost(client);
   }
 
   private lost(client: pg.Client): void {

@@ -22,7 +22,9 @@ interface Entry<V> {
  * Verified keys by the HMAC of the presented key, positive and negative. Trusted only while its
  * invalidation feed (LISTEN/NOTIFY) is live: `setLive(false)` empties it and turns it off, so a
  * process that may have missed notifications goes back to the database instead of serving stale
- * answers.
+ * answers. The known keys it held then are kept aside (`lastKnown`), the answer of last resort
+ * while the database cannot be reached either (a Postgres outage takes the feed down with it);
+ * going live again forgets them.
  *
  * Each invalidation bumps `generation`; a lookup started before it must not store its (maybe
  * stale) result, so `set` takes the generation read when the lookup began.
@@ -31,6 +33,7 @@ export class KeyCache<V extends { id: string }> {
   private readonly known = new Map<string, Entry<V>>();
   private readonly unknown = new Map<string, Entry<null>>();
   private readonly digestById = new Map<string, string>();
+  private fallback = new Map<string, V>();
   private readonly now: () => number;
   private isLive = false;
   private gen = 0;
@@ -82,11 +85,20 @@ export class KeyCache<V extends { id: string }> {
     }
   }
 
-  /** A key row changed: forget it. */
+  /**
+   * The known key the cache held when its feed was lost, if any: only for when the database
+   * cannot answer. Negative answers are not kept: a key created meanwhile must not be refused.
+   */
+  lastKnown(digest: string): V | undefined {
+    return this.fallback.get(digest);
+  }
+
+  /** A key row changed: forget it (a change made through this process while the feed is down, too). */
   evict(id: string): void {
     this.gen++;
     const digest = this.digestById.get(id);
     if (digest !== undefined) this.drop(digest);
+    for (const [d, value] of this.fallback) if (value.id === id) this.fallback.delete(d);
   }
 
   clear(): void {
@@ -98,6 +110,11 @@ export class KeyCache<V extends { id: string }> {
 
   /** Called by the invalidation listener: entries are trusted only while it hears every change. */
   setLive(live: boolean): void {
+    if (live) this.fallback = new Map();
+    else if (this.isLive) {
+      this.fallback = new Map();
+      for (const [digest, entry] of this.known) this.fallback.set(digest, entry.value);
+    }
     this.clear();
     this.isLive = live;
   }

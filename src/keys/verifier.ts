@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Principal } from '../api/auth';
 import type { Clock } from '../clock';
+import { isConnectionError } from '../db/connection-errors';
 import type { Pool } from '../db/pool';
 import type { KeyCache } from './cache';
 import { KEY_LENGTH, parseKey } from './format';
@@ -81,10 +82,20 @@ export class KeyVerifier {
     if (pending) return pending;
     const generation = this.deps.cache.generation;
     const promise = this.fetch(presented, digest)
-      .then((key) => {
-        this.deps.cache.set(cacheKey, key, generation);
-        return key;
-      })
+      .then(
+        (key) => {
+          this.deps.cache.set(cacheKey, key, generation);
+          return key;
+        },
+        (err: unknown) => {
+          // Postgres unreachable: a key this process had verified before still authenticates, so
+          // what is answered from memory keeps answering; any other key fails with the outage
+          // (503), never as invalid (401).
+          const known = isConnectionError(err) ? this.deps.cache.lastKnown(cacheKey) : undefined;
+          if (!known) throw err;
+          return known;
+        },
+      )
       .finally(() => this.inflight.delete(cacheKey));
     this.inflight.set(cacheKey, promise);
     return promise;

@@ -1,5 +1,6 @@
 import type { PoolClient } from 'pg';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { isConnectionError } from '../db/connection-errors';
 import type { Pool } from '../db/pool';
 import { canonicalJson } from '../domain/metering/canonical-json';
 import { ProblemError } from '../api/problem';
@@ -203,8 +204,9 @@ export class IngestWriter {
         pending.resolve({ outcomes: own, rolledBack: failed });
       }
     } catch (err) {
-      if (group.length === 1) {
-        group[0]!.reject(err);
+      // The database being unreachable is nobody's rows' fault: everyone gets the 503 now.
+      if (group.length === 1 || isConnectionError(err)) {
+        for (const pending of group) pending.reject(err);
         return;
       }
       // One request's rows broke the shared transaction: retry each alone so only it fails.
@@ -212,18 +214,31 @@ export class IngestWriter {
     }
   }
 
+  /**
+   * Deadlocks and serialization failures are retried, and so is a connection lost mid-way, once,
+   * on a fresh one (a backend terminated by a failover or an admin, while the server still runs).
+   * If the lost transaction had in fact committed, the retry finds its rows and reports them as
+   * duplicates: stored once either way. No connection at all is not retried: the server is away.
+   */
   private async commitWithRetry(events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
+    let reconnected = false;
     for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
       try {
-        return await this.commit(events, atomic);
+        return await this.commit(client, events, atomic);
       } catch (err) {
+        if (isConnectionError(err) && !reconnected) {
+          reconnected = true;
+          continue;
+        }
         const code = (err as { code?: string }).code;
         if (attempt >= MAX_ATTEMPTS || !code || !RETRYABLE.has(code)) throw err;
       }
     }
   }
 
-  private async commit(events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
+  /** One transaction on `client`, which it releases. */
+  private async commit(client: PoolClient, events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
     // Repeats of a key within the group go to the database once; the rest are judged against it.
     const firstOf = new Map<string, number>();
     const unique: PreparedEvent[] = [];
@@ -238,7 +253,6 @@ export class IngestWriter {
       return at;
     });
 
-    const client = await this.pool.connect();
     let uniqueOutcomes: WriteOutcome[];
     try {
       await client.query('begin');

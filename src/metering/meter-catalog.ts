@@ -1,3 +1,4 @@
+import { isConnectionError } from '../db/connection-errors';
 import type { Pool } from '../db/pool';
 import type { Meter } from '../domain/metering/meter';
 import { allMeters } from './meter-store';
@@ -41,7 +42,13 @@ export class MeterCatalog {
 
   private async fresh(missing: () => boolean): Promise<void> {
     const now = Date.now();
-    if (now - this.loadedAt > this.ttlMs) await this.refresh();
+    if (now - this.loadedAt > this.ttlMs) {
+      // Meters are only ever added: with the database unreachable, the last list is still right
+      // for every meter on it (a miss below still needs the database).
+      await this.refresh().catch((err: unknown) => {
+        if (this.loadedAt === 0 || !isConnectionError(err)) throw err;
+      });
+    }
     if (missing() && now - this.lastMissRefresh >= this.missRefreshMs) {
       this.lastMissRefresh = now;
       await this.refresh();

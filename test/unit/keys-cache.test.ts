@@ -49,6 +49,24 @@ describe('key verification cache', () => {
     assert.deepEqual(c.size, { known: 0, unknown: 0 });
   });
 
+  test('while the feed is down, the known keys it had are the last resort; a change through this process still removes one', () => {
+    const { c } = cache();
+    c.set('d1', { id: 'k1' }, c.generation);
+    c.set('d2', { id: 'k2' }, c.generation);
+    c.set('d3', null, c.generation);
+    assert.equal(c.lastKnown('d1'), undefined, 'nothing set aside while live');
+    c.setLive(false);
+    assert.equal(c.get('d1'), undefined, 'never served as a cache hit');
+    assert.deepEqual(c.lastKnown('d1'), { id: 'k1' });
+    assert.equal(c.lastKnown('d3'), undefined, 'an unknown key may have been created since: not kept');
+    c.evict('k2');
+    assert.equal(c.lastKnown('d2'), undefined);
+    c.setLive(false);
+    assert.deepEqual(c.lastKnown('d1'), { id: 'k1' }, 'a repeated loss keeps what was known before the first');
+    c.setLive(true);
+    assert.equal(c.lastKnown('d1'), undefined, 'live again: forgotten');
+  });
+
   test('bounded: least recently used known keys go first; a flood of unknown keys never evicts known ones', () => {
     const { c } = cache({ maxEntries: 2, maxUnknown: 3 });
     c.set('a', { id: 'ka' }, c.generation);

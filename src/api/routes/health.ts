@@ -56,9 +56,12 @@ export function healthRouter(checks: Record<string, ReadinessCheck>): Router {
         }),
       );
       req.log.warn({ reasons }, 'not ready');
-      throw new ProblemError('unavailable', `Not ready: ${failed.join(', ')} unreachable.`, {
-        checks: Object.fromEntries(names.map((n) => [n, failed.includes(n) ? 'failed' : 'ok'])),
-      });
+      throw new ProblemError(
+        'unavailable',
+        `Not ready: ${failed.join(', ')} unreachable.`,
+        { checks: Object.fromEntries(names.map((n) => [n, failed.includes(n) ? 'failed' : 'ok'])) },
+        { 'Retry-After': '1' },
+      );
     }
     res.json({ status: 'ready', checks: Object.fromEntries(names.map((n) => [n, 'ok'])) });
   });
