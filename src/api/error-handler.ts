@@ -49,5 +49,7 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, next) => {
     return;
   }
   if (problem.status >= 500) req.log[problem.code === 'unavailable' ? 'warn' : 'error']({ err }, problem.detail);
-  res.status(problem.status).set(problem.headers).type('application/problem+json').json(problem.toBody(instance));
+  // A 503 always says when to come back: every dependency outage is expected to pass.
+  const headers = problem.status === 503 ? { 'Retry-After': '1', ...problem.headers } : problem.headers;
+  res.status(problem.status).set(headers).type('application/problem+json').json(problem.toBody(instance));
 };

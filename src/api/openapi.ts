@@ -6,8 +6,9 @@ import { problemCatalog, problemTypeUri, type ProblemCode } from './problem';
  * Every route file registers its paths here, next to its zod schemas, so the document is
  * generated from the same schemas that validate requests. A route lists the statuses that are
  * its own (404, 409, 422...); those every operation of a kind can return (401 and 429 from
- * authentication, 400/413/415 from the body parser and input validation) are added centrally by
- * `buildOpenApiDocument`, so no route can forget them.
+ * authentication, 503 when PostgreSQL or Temporal is unreachable, 400/413/415 from the body
+ * parser and input validation) are added centrally by `buildOpenApiDocument`, so no route can
+ * forget them.
  */
 export const registry = new OpenAPIRegistry();
 
@@ -57,6 +58,8 @@ const rateLimitHeaders: Headers = {
   'RateLimit-Policy': { description: "The key's rate-limit windows", schema: { type: 'string' } },
 };
 
+const retryAfter: Headers = { 'Retry-After': { description: 'Seconds until a retry can succeed', required: true, schema: { type: 'integer' } } };
+
 /** Statuses an operation can return by what it is, not by what it does. */
 function commonStatuses(op: Operation): { status: number; headers?: Headers }[] {
   const statuses: { status: number; headers?: Headers }[] = [];
@@ -66,10 +69,10 @@ function commonStatuses(op: Operation): { status: number; headers?: Headers }[] 
   if (op.security?.length) {
     statuses.push(
       { status: 401, headers: { 'WWW-Authenticate': { description: 'The Bearer challenge (RFC 6750)', required: true, schema: { type: 'string' } } } },
-      {
-        status: 429,
-        headers: { 'Retry-After': { description: 'Seconds until a retry can succeed', required: true, schema: { type: 'integer' } }, ...rateLimitHeaders },
-      },
+      { status: 429, headers: { ...retryAfter, ...rateLimitHeaders } },
+      // Verifying a key the process has not cached needs PostgreSQL, and every /v1 route stands on
+      // PostgreSQL or Temporal: losing either answers 503, never 500.
+      { status: 503, headers: retryAfter },
     );
   }
   return statuses;
