@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Principal } from '../api/auth';
+import type { Principal } from './principal';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { KeyCache } from './cache';
@@ -39,7 +39,13 @@ export interface VerifierDeps {
 function toVerified(k: StoredKey): VerifiedKey {
   return {
     id: k.id,
-    principal: Object.freeze({ keyId: k.id, environment: k.environment, scopes: Object.freeze([...k.scopes]), customer: k.customer }),
+    principal: Object.freeze({
+      keyId: k.id,
+      environment: k.environment,
+      scopes: Object.freeze([...k.scopes]),
+      customer: k.customer,
+      limits: Object.freeze({ ratePerSecond: k.ratePerSecond, burst: k.burst, expiresAt: k.expiresAt }),
+    }),
     ratePerSecond: k.ratePerSecond,
     burst: k.burst,
     expiresAt: k.expiresAt?.getTime() ?? null,

@@ -25,11 +25,11 @@ const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
 before(async () => {
   db = await createTestDatabase();
   [one, two] = await Promise.all([startKeysApp(db), startKeysApp(db)]);
-  const acme = await createCustomer(db.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' });
-  const globex = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' });
+  const acme = await createCustomer(db.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' }, 'system');
+  const globex = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' }, 'system');
   ids = { acme: acme.customer.id, globex: globex.customer.id };
-  await createMeter(db.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} });
-  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
+  await createMeter(db.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
+  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
   admin = (await one.issue({ scopes: ['events:write', 'usage:read'] })).secret;
 });
 after(async () => {

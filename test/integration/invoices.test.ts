@@ -43,10 +43,10 @@ const events = (customerId: string, meterId: string, from: Date, count: number, 
 before(async () => {
   db = await createTestDatabase();
   app = await startKeysApp(db);
-  const acme = await createCustomer(db.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' });
-  const globex = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' });
-  const calls = await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
-  const storage = await createMeter(db.pool, { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} });
+  const acme = await createCustomer(db.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' }, 'system');
+  const globex = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' }, 'system');
+  const calls = await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
+  const storage = await createMeter(db.pool, { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} }, 'system');
   const plan = planSchema({ knownMeters: new Set(['api_calls', 'storage_gb']) }).parse({
     id: 'metered',
     name: 'Metered',

@@ -19,8 +19,8 @@ before(async () => {
   db = await createTestDatabase();
   t = await startKeysApp(db, { clock });
   ({ secret: admin, id: adminId } = await t.issue({ scopes: ['keys:admin', 'billing:admin', 'billing:read', 'usage:read', 'events:write'] }));
-  for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' });
-  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
+  for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' }, 'system');
+  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
 });
 after(async () => {
   await t?.close();

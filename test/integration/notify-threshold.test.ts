@@ -76,7 +76,7 @@ const notifyThreshold = () => createNotifyThreshold({ pool: db.pool, clock, time
 
 before(async () => {
   db = await createTestDatabase();
-  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
+  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
   await db.pool.query(`insert into plans (code, name, currency, charges, billing_interval) values ('basic', 'Basic', 'USD', '[]', '{"kind": "calendar_month"}')`);
 });
 after(async () => {
@@ -88,7 +88,7 @@ let customers = 0;
 /** A new customer with an active subscription; its endpoints are its own. */
 async function subscribe(): Promise<{ customer: string; customerId: string; subscriptionId: string }> {
   const customer = `cust-${++customers}`;
-  const { customer: created } = await createCustomer(db.pool, { external_id: customer, name: customer, currency: 'USD' });
+  const { customer: created } = await createCustomer(db.pool, { external_id: customer, name: customer, currency: 'USD' }, 'system');
   const result = await createSubscription(db.pool, { customerId: created.id, planCode: 'basic', anchor: new Date('2026-01-01T00:00:00Z'), actor: 'system' });
   assert.ok(result.created);
   return { customer, customerId: created.id, subscriptionId: result.subscription.id };
