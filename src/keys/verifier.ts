@@ -62,7 +62,11 @@ export class KeyVerifier {
 
   constructor(private readonly deps: VerifierDeps) {}
 
-  async verify(presented: string | undefined): Promise<Verification> {
+  /**
+   * `admit` is awaited before a database lookup (a cache miss not already being looked up);
+   * it may throw to refuse the lookup.
+   */
+  async verify(presented: string | undefined, admit?: () => Promise<void>): Promise<Verification> {
     if (presented === undefined || presented === '') return { ok: false, reason: 'missing_key' };
     // Length first: an attacker's megabyte-long header costs no HMAC.
     if (presented.length !== KEY_LENGTH) return { ok: false, reason: 'malformed_key' };
@@ -72,7 +76,7 @@ export class KeyVerifier {
     const digest = this.deps.peppers.digest(presented);
     const cacheKey = digest.toString('base64');
     let key = this.deps.cache.get(cacheKey);
-    if (key === undefined) key = await this.lookup(presented, digest, cacheKey);
+    if (key === undefined) key = await this.lookup(presented, digest, cacheKey, admit);
 
     if (!key) return { ok: false, reason: 'invalid_key', cause: 'unknown' };
     if (key.revoked) return { ok: false, reason: 'invalid_key', cause: 'revoked', keyId: key.id };
@@ -82,7 +86,8 @@ export class KeyVerifier {
     return { ok: true, key };
   }
 
-  private lookup(presented: string, digest: Buffer, cacheKey: string): Promise<VerifiedKey | null> {
+  private async lookup(presented: string, digest: Buffer, cacheKey: string, admit: (() => Promise<void>) | undefined): Promise<VerifiedKey | null> {
+    if (admit && !this.inflight.has(cacheKey)) await admit();
     const pending = this.inflight.get(cacheKey);
     if (pending) return pending;
     const generation = this.deps.cache.generation;

@@ -185,8 +185,12 @@ describe('POST /v1/entitlements/check', () => {
     assert.equal((await json(own)).customer, 'globex');
     assert.equal((await check(one, { customer: 'globex', meter: 'tokens' }, restricted)).status, 200);
     const other = await check(one, { customer: 'acme', meter: 'tokens' }, restricted);
-    assert.equal(other.status, 403);
-    assert.equal((await json(other)).type, '/problems/forbidden');
+    // Another customer is answered exactly like one that does not exist.
+    assert.equal(other.status, 404);
+    const { detail: _otherDetail, instance: _otherInstance, ...otherProblem } = await json(other);
+    const absent = await check(one, { customer: 'nobody', meter: 'tokens' }, restricted);
+    const { detail: _absentDetail, instance: _absentInstance, ...absentProblem } = await json(absent);
+    assert.deepEqual(otherProblem, absentProblem);
 
     const writeOnly = (await one.issue({ scopes: ['events:write'] })).secret;
     assert.equal((await check(one, { customer: 'acme', meter: 'tokens' }, writeOnly)).status, 403);

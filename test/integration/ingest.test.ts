@@ -266,6 +266,6 @@ describe('values and filters', () => {
       acmeOnly,
       false,
     );
-    assert.deepEqual(r.outcomes.map((o) => o.reason ?? o.status), ['accepted', 'customer_forbidden']);
+    assert.deepEqual(r.outcomes.map((o) => o.reason ?? o.status), ['accepted', 'unknown_customer']);
   });
 });

@@ -447,7 +447,10 @@ describe('webhook endpoints API', () => {
     assert.equal(own.status, 201);
     assert.equal(own.body.customer, mine.customer);
     assert.equal((await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/all', customer: null })).status, 403);
-    assert.equal((await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/x', customer: theirs.customer })).status, 403);
+    // Another customer is answered like one that does not exist.
+    const theirsEndpoint = await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/x', customer: theirs.customer });
+    assert.equal(theirsEndpoint.status, 422);
+    assert.equal(theirsEndpoint.body.reason, 'unknown_customer');
 
     const global = await api.call('POST', '/v1/webhook-endpoints', admin, { url: 'https://example.com/all' });
     assert.equal(global.body.customer, null);

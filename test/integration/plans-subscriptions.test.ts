@@ -316,8 +316,8 @@ describe('subscriptions', () => {
 
     assert.equal((await call('GET', `/v1/subscriptions/${acmeSubscription}`, undefined, globexReader)).status, 404);
     const mismatch = await call('GET', '/v1/customers/acme/subscription', undefined, globexReader);
-    assert.equal(mismatch.status, 403);
-    assert.equal(mismatch.body.reason, 'customer_mismatch');
+    assert.equal(mismatch.status, 404);
+    assert.equal(mismatch.body.type, '/problems/not_found');
     const own = await call('GET', '/v1/customers/globex/subscription', undefined, globexReader);
     assert.equal(own.status, 200);
     assert.equal((await call('GET', `/v1/subscriptions/${own.body.id}`, undefined, globexReader)).status, 200);

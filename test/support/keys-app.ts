@@ -7,6 +7,7 @@ import { startEntitlements, type Entitlements } from '../../src/entitlements/ent
 import { startKeys, type Keys } from '../../src/keys/keys';
 import { buildApiApp, type ApiAppDeps } from '../../src/main/api-app';
 import { parsePeppers, type Peppers } from '../../src/keys/pepper';
+import type { AuthFailurePolicy } from '../../src/keys/rate-limiter';
 import type { NewKey } from '../../src/keys/service';
 import { createPool, type Pool } from '../../src/db/pool';
 import type { TestDatabase } from './database';
@@ -45,7 +46,7 @@ export interface KeysTestApp {
  */
 export async function startKeysApp(
   db: Pick<TestDatabase, 'url'>,
-  opts: { clock?: Clock; ttlSeconds?: number; peppers?: Peppers; billing?: ApiAppDeps['billing'] } = {},
+  opts: { clock?: Clock; ttlSeconds?: number; peppers?: Peppers; billing?: ApiAppDeps['billing']; authFailures?: AuthFailurePolicy } = {},
 ): Promise<KeysTestApp> {
   const clock = opts.clock ?? { now: () => new Date() };
   const lines: string[] = [];
@@ -65,6 +66,7 @@ export async function startKeysApp(
     logger,
     cache: { ttlSeconds: opts.ttlSeconds ?? 60, maxEntries: 1000 },
     defaults: { ratePerSecond: 1000, burst: 1000 },
+    ...(opts.authFailures ? { authFailures: opts.authFailures } : {}),
   });
   const entitlements = await startEntitlements({ databaseUrl: db.url, clock, logger, upgradeUrl: '/upgrade' });
   const { app, stop } = buildApiApp({
