@@ -50,7 +50,7 @@ function tooManyFailures(res: Response, decision: RateDecision): ProblemError {
  * exists; over the limit is 429 with Retry-After. Every authenticated response carries the
  * RateLimit headers, so clients can pace themselves before hitting 429.
  *
- * Failed authentications are limited per client address (the socket's: trust proxy is off):
+ * Failed authentications (a presented key refused) are limited per client address (the socket's: trust proxy is off):
  * an address that spent them gets 429 before its key is looked at, and a key lookup in the
  * database is charged before it runs (refunded when the key is valid), so many distinct unknown
  * keys cannot buy more lookups than the limit.
@@ -67,7 +67,10 @@ export function authenticate(deps: { verifier: KeyVerifier; limiter: KeyRateLimi
       if (!decision.allowed) throw tooManyFailures(res, decision);
     });
     if (!verification.ok) {
-      setRateLimitHeaders(res, await (lookupCharged ? deps.failures.check(address) : deps.failures.charge(address)));
+      // A request without a key attempted nothing and cost nothing: only presented keys count.
+      if (verification.reason !== 'missing_key') {
+        setRateLimitHeaders(res, await (lookupCharged ? deps.failures.check(address) : deps.failures.charge(address)));
+      }
       if (verification.cause) deps.logger.debug({ keyId: verification.keyId, cause: verification.cause }, 'API key refused');
       // RFC 6750: a request without credentials gets the challenge but no error code.
       const challenge = verification.reason === 'missing_key' ? 'Bearer realm="meterflow"' : 'Bearer realm="meterflow", error="invalid_token"';
