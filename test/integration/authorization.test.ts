@@ -259,3 +259,124 @@ describe('every operation of the OpenAPI document goes through the declared poli
     }
   });
 });
+
+describe('a key never grants, to another key or to itself, more than it holds', () => {
+  const day = 86_400_000;
+  let grantor: { secret: string; id: string };
+  let expiry: Date;
+  const as = (method: string, path: string, body?: unknown) => send(grantor.secret, { method, path, body });
+  const refused = (answer: Answer, reason: string) => {
+    assert.equal(answer.status, 403, JSON.stringify(answer.body));
+    assert.equal(answer.body.type, '/problems/forbidden');
+    assert.equal(answer.body.reason, reason);
+  };
+
+  before(async () => {
+    expiry = new Date(Date.now() + day);
+    grantor = await t.issue({ scopes: ['keys:admin', 'usage:read'], ratePerSecond: 10, burst: 20, expiresAt: expiry });
+  });
+
+  test('creating: scopes, rate, burst and expiry above its own are refused; omitted ones default to its own at most', async () => {
+    const base = { name: 'child', scopes: ['usage:read'] };
+    refused(await as('POST', '/v1/keys', { ...base, scopes: ['usage:read', 'billing:read'] }), 'scope_escalation');
+    refused(await as('POST', '/v1/keys', { ...base, rate_limit: { per_second: 11, burst: 20 } }), 'rate_escalation');
+    refused(await as('POST', '/v1/keys', { ...base, rate_limit: { per_second: 10, burst: 21 } }), 'rate_escalation');
+    refused(await as('POST', '/v1/keys', { ...base, expires_at: null }), 'expiry_escalation');
+    refused(await as('POST', '/v1/keys', { ...base, expires_at: new Date(expiry.getTime() + 1000).toISOString() }), 'expiry_escalation');
+
+    const defaults = await as('POST', '/v1/keys', base);
+    assert.equal(defaults.status, 201);
+    assert.deepEqual(defaults.body.rate_limit, { per_second: 10, burst: 20 });
+    assert.equal(defaults.body.expires_at, expiry.toISOString());
+    const within = await as('POST', '/v1/keys', { ...base, rate_limit: { per_second: 5, burst: 0 }, expires_at: new Date(expiry.getTime() - day / 2).toISOString() });
+    assert.equal(within.status, 201);
+    assert.deepEqual(within.body.rate_limit, { per_second: 5, burst: 0 });
+    const { rows } = await db.pool.query('select count(*)::int as n from api_keys where created_by = $1', [`key:${grantor.id}`]);
+    assert.equal(rows[0].n, 2, 'a refused key is not stored');
+  });
+
+  test('patching: not even itself upward', async () => {
+    const self = `/v1/keys/${grantor.id}`;
+    refused(await as('PATCH', self, { scopes: ['keys:admin', 'usage:read', 'billing:admin'] }), 'scope_escalation');
+    refused(await as('PATCH', self, { rate_limit: { per_second: 1000, burst: 20 } }), 'rate_escalation');
+    refused(await as('PATCH', self, { expires_at: null }), 'expiry_escalation');
+    refused(await as('PATCH', self, { expires_at: new Date(expiry.getTime() + day).toISOString() }), 'expiry_escalation');
+    const other = await t.issue({ scopes: ['usage:read'] });
+    refused(await as('PATCH', `/v1/keys/${other.id}`, { rate_limit: { per_second: 11, burst: 0 } }), 'rate_escalation');
+    refused(await as('PATCH', `/v1/keys/${other.id}`, { expires_at: null }), 'expiry_escalation');
+
+    const key = await ok(keys.all, { method: 'GET', path: self });
+    assert.deepEqual([key.scopes, key.rate_limit, key.expires_at], [['keys:admin', 'usage:read'], { per_second: 10, burst: 20 }, expiry.toISOString()]);
+    // Downward is fine, and binds at once: the lowered key can no longer grant its old rate.
+    assert.equal((await as('PATCH', self, { rate_limit: { per_second: 8, burst: 20 } })).status, 200);
+    refused(await as('POST', '/v1/keys', { name: 'x', scopes: ['usage:read'], rate_limit: { per_second: 10, burst: 20 } }), 'rate_escalation');
+    assert.equal((await as('PATCH', self, { name: 'renamed' })).status, 200);
+  });
+
+  test('rotating: the successor has the old key\'s powers, so the rotating key must hold them all', async () => {
+    const faster = await t.issue({ scopes: ['usage:read'], ratePerSecond: 1000, burst: 0 });
+    refused(await as('POST', `/v1/keys/${faster.id}/rotate`, {}), 'rate_escalation');
+    const wider = await t.issue({ scopes: ['usage:read', 'events:write'], ratePerSecond: 1, burst: 0 });
+    refused(await as('POST', `/v1/keys/${wider.id}/rotate`, {}), 'scope_escalation');
+    const modest = await t.issue({ scopes: ['usage:read'], ratePerSecond: 1, burst: 0 });
+    refused(await as('POST', `/v1/keys/${modest.id}/rotate`, { expires_at: null }), 'expiry_escalation');
+    const rotated = await as('POST', `/v1/keys/${modest.id}/rotate`, {});
+    assert.equal(rotated.status, 201);
+    assert.equal(rotated.body.expires_at, expiry.toISOString(), 'without expires_at the successor expires with the rotating key');
+    assert.equal((await as('GET', `/v1/keys/${faster.id}`)).body.status, 'active', 'a refused rotation changes nothing');
+  });
+
+  test('a customer-restricted key keeps its restriction', async () => {
+    const acmeAdmin = await t.issue({ scopes: ['keys:admin', 'usage:read'], customer: 'acme' });
+    const minted = await send(acmeAdmin.secret, { method: 'POST', path: '/v1/keys', body: { name: 'x', scopes: ['usage:read'] } });
+    assert.equal(minted.body.customer, 'acme');
+    refused(await send(acmeAdmin.secret, { method: 'POST', path: '/v1/keys', body: { name: 'x', scopes: ['usage:read'], customer: null } }), 'customer_escalation');
+    const rotated = await send(acmeAdmin.secret, { method: 'POST', path: `/v1/keys/${acmeAdmin.id}/rotate`, body: { grace_seconds: 60 } });
+    assert.equal(rotated.body.customer, 'acme');
+  });
+});
+
+describe('a conflict shows the existing resource only to a key that may read it', () => {
+  test('customers, meters and plans', async () => {
+    const adminOnly = keys.single['billing:admin'];
+    const conflicts: Call[] = [
+      { method: 'POST', path: '/v1/customers', body: { external_id: 'globex', name: 'Renamed', currency: 'EUR' } },
+      { method: 'POST', path: '/v1/meters', body: { code: 'api_calls', name: 'Other', event_type: 'api_call', aggregation: 'count', filter: {} } },
+      { method: 'POST', path: '/v1/plans', body: { ...plan, name: 'Other' } },
+    ];
+    for (const call of conflicts) {
+      const blind = await send(adminOnly, call);
+      assert.equal(blind.status, 409, call.path);
+      assert.equal(blind.body.existing, undefined, `${call.path} shows a billing:admin key what it may not read`);
+      const reader = await send(keys.all, call);
+      assert.equal(reader.status, 409);
+      assert.ok(reader.body.existing, `${call.path} shows a reader what it conflicts with`);
+    }
+  });
+});
+
+describe('customer and meter creation are audited', () => {
+  test('by the key that asked, with what was created; a repeated create records nothing', async () => {
+    const creator = await t.issue({ scopes: ['billing:admin'] });
+    const customer = { external_id: 'initech', name: 'Initech', currency: 'USD' };
+    const meter = { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} };
+    for (const [path, body] of [['/v1/customers', customer], ['/v1/meters', meter]] as const) {
+      assert.equal((await send(creator.secret, { method: 'POST', path, body })).status, 201);
+      assert.equal((await send(creator.secret, { method: 'POST', path, body })).status, 200);
+    }
+    const { rows } = await db.pool.query(
+      `select actor, action, subject_id, details from audit_log where action in ('customer.created', 'meter.created') and actor = $1 order by id`,
+      [`key:${creator.id}`],
+    );
+    const { rows: ids } = await db.pool.query<{ id: string }>(`select id from customers where external_id = 'initech'`);
+    assert.deepEqual(rows, [
+      { actor: `key:${creator.id}`, action: 'customer.created', subject_id: ids[0]!.id, details: { external_id: 'initech', name: 'Initech', currency: 'USD' } },
+      {
+        actor: `key:${creator.id}`,
+        action: 'meter.created',
+        subject_id: 'storage_gb',
+        details: { name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} },
+      },
+    ]);
+  });
+});
