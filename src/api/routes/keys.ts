@@ -89,7 +89,7 @@ registry.registerPath({
   method: 'post',
   path: '/v1/keys',
   summary: 'Create an API key; its secret is in this response only',
-  description: `${adminOnly} A key can grant only scopes it holds itself.`,
+  description: `${adminOnly} A key grants only what it holds itself: its scopes, its customer, at most its rate limit and its expiry (omitted ones default to them).`,
   tags,
   security,
   request: { body: jsonContent(KeyInputSchema) },
