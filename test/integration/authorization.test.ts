@@ -200,6 +200,24 @@ describe('every operation of the OpenAPI document goes through the declared poli
     for (const operation of [...rules.keys(), ...Object.keys(requests)]) assert.ok(documented.has(operation), `${operation} is not in the OpenAPI document`);
   });
 
+  test('every /v1 route the app mounts is a documented operation, so the walk below reaches it', async () => {
+    interface Layer {
+      route?: { path: string; methods: Record<string, boolean> };
+      handle?: { stack?: Layer[] };
+    }
+    // Express 5 keeps each mounted router's routes on its stack; paths use `:name` and `*name`.
+    const mounted = (stack: Layer[]): string[] =>
+      stack.flatMap((layer) =>
+        layer.route
+          ? Object.keys(layer.route.methods).map((m) => `${m.toUpperCase()} ${layer.route!.path.replace(/[:*](\w+)/g, '{$1}')}`)
+          : mounted(layer.handle?.stack ?? []),
+      );
+    const routes = mounted((t.app as unknown as { router: { stack: Layer[] } }).router.stack).filter((r) => r.split(' ')[1]!.startsWith('/v1/'));
+    assert.ok(routes.length >= rules.size, 'the app mounts its routers');
+    const documented = new Set((await operations()).map((o) => o.operation));
+    for (const route of routes) assert.ok(documented.has(route), `${route} is mounted but not in the OpenAPI document`);
+  });
+
   test('without a key every /v1 operation is 401', async () => {
     for (const { operation } of await operations()) {
       if (!rules.has(operation)) continue;

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import type { Express } from 'express';
 import { pino } from 'pino';
 import type { Clock } from '../../src/clock';
 import { redactPaths } from '../../src/logger';
@@ -28,6 +29,8 @@ export class ManualClock implements Clock {
 
 export interface KeysTestApp {
   url: string;
+  /** The Express app itself, for tests that inspect what it mounts. */
+  app: Express;
   keys: Keys;
   entitlements: Entitlements;
   /** This instance's own pool: counting its queries counts the instance's database work. */
@@ -82,6 +85,7 @@ export async function startKeysApp(
   const server = await listen(app);
   return {
     url: server.url,
+    app,
     keys,
     entitlements,
     pool,
