@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { pino } from 'pino';
-import type { Scope } from '../src/api/auth';
+import type { Scope } from '../src/keys/principal';
 import { systemClock } from '../src/clock';
 import { createPool } from '../src/db/pool';
 import { defaultEventTimePolicy } from '../src/domain/metering/event-time';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IsoDurationSchema } from './domain/periods';
 import { allowListEntryProblem } from './domain/webhook-target-policy';
+import { defaultAuthFailurePolicy } from './keys/rate-limiter';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -34,6 +35,9 @@ export const envSchema = z.object({
   API_KEY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).default(10_000),
   API_KEY_DEFAULT_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(100),
   API_KEY_DEFAULT_BURST: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  // Failed authentications per client address and window before the address gets 429.
+  AUTH_FAILURE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(defaultAuthFailurePolicy.limit),
+  AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(defaultAuthFailurePolicy.windowSeconds),
   // Where a customer refused for a blocked meter can raise its limits (in 429s and entitlement checks).
   UPGRADE_URL: z.string().min(1).default('/upgrade'),
   // Waits between declined charge attempts, as ISO 8601 durations; after the last, payment_failed.

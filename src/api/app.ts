@@ -15,7 +15,7 @@ export interface AppDeps {
   readiness: Record<string, ReadinessCheck>;
   /** Verifies the caller's API key and sets `req.principal`; refuses bad keys with 401. */
   authenticate: RequestHandler;
-  /** Resource routers; each guards its routes with `requireScope`. */
+  /** Resource routers; each guards every route with `authorize` (src/api/authorization.ts). */
   routers: Router[];
   /** The process's metrics registry; other chapters (e.g. the ingest writer) register into it too. */
   metrics: ApiMetrics;

@@ -19,7 +19,7 @@ export function customersCommand(ctx: CliContext): Command {
     .requiredOption('--currency <code>', 'ISO 4217 billing currency, e.g. USD')
     .action(async (externalId: string, opts: { name: string; currency: string }, command: Command) => {
       const input = parseInput(CustomerInputSchema, { external_id: externalId, ...opts }, 'customer');
-      const { created, customer } = await withDatabase(ctx, (pool) => createCustomer(pool, input));
+      const { created, customer } = await withDatabase(ctx, (pool) => createCustomer(pool, input, 'cli'));
       if (!created && (customer.name !== input.name || customer.currency !== input.currency)) {
         throw new CliError(`customer "${externalId}" already exists with other attributes (name "${customer.name}", currency ${customer.currency})`);
       }

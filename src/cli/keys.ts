@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { z } from 'zod';
-import { scopes } from '../api/auth';
+import { scopes } from '../keys/principal';
 import { keyToJson } from '../api/routes/keys';
 import { ProblemError } from '../api/problem';
 import { systemClock } from '../clock';

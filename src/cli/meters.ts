@@ -47,7 +47,7 @@ export function metersCommand(ctx: CliContext): Command {
         },
         'meter',
       );
-      const result = await withDatabase(ctx, (pool) => createMeter(pool, input));
+      const result = await withDatabase(ctx, (pool) => createMeter(pool, input, 'cli'));
       if (!result.created) {
         const wanted = { ...input, value_property: input.value_property ?? null, created_at: '' };
         if (result.clash === 'event_type') {

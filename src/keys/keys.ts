@@ -7,7 +7,7 @@ import type { Pool } from '../db/pool';
 import { KeyCache } from './cache';
 import { KeyInvalidationListener } from './invalidation-listener';
 import type { Peppers } from './pepper';
-import { KeyRateLimiter } from './rate-limiter';
+import { AuthFailureLimiter, KeyRateLimiter, type AuthFailurePolicy } from './rate-limiter';
 import { KeyService } from './service';
 import { KeyVerifier, type VerifiedKey } from './verifier';
 
@@ -20,6 +20,8 @@ export interface KeysOptions {
   logger: Logger;
   cache: { ttlSeconds: number; maxEntries: number };
   defaults: { ratePerSecond: number; burst: number };
+  /** Failed authentications allowed per client address; src/keys/rate-limiter.ts has the default. */
+  authFailures?: AuthFailurePolicy;
 }
 
 export interface Keys {
@@ -54,7 +56,7 @@ export async function startKeys(opts: KeysOptions): Promise<Keys> {
     service,
     verifier,
     cache,
-    authenticate: authenticate({ verifier, limiter: new KeyRateLimiter(), logger }),
+    authenticate: authenticate({ verifier, limiter: new KeyRateLimiter(), failures: new AuthFailureLimiter(opts.authFailures), logger }),
     router: keysRouter(service, opts.clock),
     close: () => listener.close(),
   };

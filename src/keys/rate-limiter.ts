@@ -10,7 +10,7 @@ export interface RatePolicy {
 }
 
 export interface RateWindow {
-  policy: 'per-second' | 'burst';
+  policy: 'per-second' | 'burst' | 'auth-failures';
   quota: number;
   windowSeconds: number;
   remaining: number;
@@ -90,5 +90,53 @@ export class KeyRateLimiter {
       this.byPolicy.set(id, limiters);
     }
     return limiters;
+  }
+}
+
+export interface AuthFailurePolicy {
+  /** Failed authentications an address may make per window before it is refused outright. */
+  limit: number;
+  windowSeconds: number;
+}
+
+export const defaultAuthFailurePolicy: AuthFailurePolicy = { limit: 30, windowSeconds: 60 };
+
+/**
+ * Failed authentications per client address, in process memory (rate-limiter-flexible). Once an
+ * address has spent its failures it is refused before its key is even looked at, so unknown keys
+ * cannot buy unlimited database lookups: a lookup is charged up front (`charge`) and refunded
+ * only when it finds a valid key (`refund`); a failure answered from memory is charged after.
+ */
+export class AuthFailureLimiter {
+  private readonly limiter: RateLimiterMemory;
+
+  constructor(private readonly policy: AuthFailurePolicy = defaultAuthFailurePolicy) {
+    this.limiter = new RateLimiterMemory({ points: policy.limit, duration: policy.windowSeconds });
+  }
+
+  /** Where the address stands, without charging it. */
+  async check(address: string): Promise<RateDecision> {
+    const res = await this.limiter.get(address);
+    return this.decision(res ?? new RateLimiterRes(this.policy.limit, this.policy.windowSeconds * 1000, 0), res ? res.consumedPoints < this.policy.limit : true);
+  }
+
+  async charge(address: string): Promise<RateDecision> {
+    const outcome = await settle(this.limiter.consume(address));
+    return this.decision(outcome.res, outcome.ok);
+  }
+
+  async refund(address: string): Promise<void> {
+    await this.limiter.reward(address, 1);
+  }
+
+  private decision(res: RateLimiterRes, allowed: boolean): RateDecision {
+    const window: RateWindow = {
+      policy: 'auth-failures',
+      quota: this.policy.limit,
+      windowSeconds: this.policy.windowSeconds,
+      remaining: Math.max(0, res.remainingPoints),
+      resetMs: res.msBeforeNext,
+    };
+    return { allowed, windows: [window], retryAfterMs: allowed ? 0 : res.msBeforeNext };
   }
 }

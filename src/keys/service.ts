@@ -1,4 +1,4 @@
-import type { Scope } from '../api/auth';
+import type { Principal, Scope } from './principal';
 import { ProblemError } from '../api/problem';
 import type { Clock } from '../clock';
 import { recordAudit, type AuditActor } from '../db/audit';
@@ -26,6 +26,56 @@ export interface KeyPatch {
   expiresAt?: Date | null | undefined;
   ratePerSecond?: number | undefined;
   burst?: number | undefined;
+}
+
+/**
+ * Who hands out a key or a change: an API key, bounded by its own powers, or the admin CLI or
+ * the system itself, which are not.
+ */
+export type Grantor = Principal | 'cli' | 'system';
+
+const actorOf = (by: Grantor): AuditActor => (typeof by === 'string' ? by : `key:${by.keyId}`);
+
+const unknownCustomer = (externalId: string) => new ProblemError('unprocessable', `No customer "${externalId}".`, { reason: 'unknown_customer' });
+
+/**
+ * A key never hands out more than it holds, to another key or to itself: scopes it lacks, a
+ * rate or burst above its own, or a life beyond its own expiry are refused (403). Only the
+ * powers `grant` names are checked.
+ */
+function assertWithin(by: Grantor, grant: { scopes?: readonly Scope[] | undefined; ratePerSecond?: number | undefined; burst?: number | undefined; expiresAt?: Date | null | undefined }): void {
+  if (typeof by === 'string') return;
+  const missing = (grant.scopes ?? []).filter((s) => !by.scopes.includes(s));
+  if (missing.length > 0) {
+    throw new ProblemError('forbidden', `A key cannot grant scopes it does not hold: ${missing.join(', ')}.`, { reason: 'scope_escalation', scopes: missing });
+  }
+  const own = by.limits;
+  if ((grant.ratePerSecond ?? 0) > own.ratePerSecond || (grant.burst ?? 0) > own.burst) {
+    throw new ProblemError('forbidden', `A key cannot grant a rate limit above its own (${own.ratePerSecond}/s, burst ${own.burst}).`, {
+      reason: 'rate_escalation',
+      rate_limit: { per_second: own.ratePerSecond, burst: own.burst },
+    });
+  }
+  if (own.expiresAt && grant.expiresAt !== undefined && (grant.expiresAt === null || grant.expiresAt > own.expiresAt)) {
+    throw new ProblemError('forbidden', `A key cannot grant access beyond its own expiry (${own.expiresAt.toISOString()}).`, {
+      reason: 'expiry_escalation',
+      expires_at: own.expiresAt.toISOString(),
+    });
+  }
+}
+
+/**
+ * The customer a new key is restricted to. A restricted grantor keeps its restriction: no
+ * customer named means its own, none (null) would widen it (403), and any other customer is
+ * answered exactly like one that does not exist.
+ */
+function grantedCustomer(by: Grantor, requested: string | null | undefined): string | null | undefined {
+  if (typeof by === 'string' || !by.customer) return requested;
+  if (requested === null) {
+    throw new ProblemError('forbidden', 'A key restricted to a customer cannot grant access to every customer.', { reason: 'customer_escalation' });
+  }
+  if (requested !== undefined && requested !== by.customer.externalId) throw unknownCustomer(requested);
+  return by.customer.externalId;
 }
 
 /** A freshly issued key: the only time its secret exists outside the caller's hands. */
@@ -72,10 +122,22 @@ const describe = (k: ApiKey) => ({
 export class KeyService {
   constructor(private readonly deps: KeyServiceDeps) {}
 
-  async create(input: NewKey, actor: AuditActor): Promise<IssuedKey> {
+  /** Omitted limits default to the configured ones and the grantor's expiry, never beyond the grantor's own. */
+  async create(input: NewKey, by: Grantor): Promise<IssuedKey> {
     this.assertFuture(input.expiresAt, 'expires_at');
+    const { defaults } = this.deps;
+    const own = typeof by === 'string' ? undefined : by.limits;
+    const granted: NewKey = {
+      ...input,
+      customer: grantedCustomer(by, input.customer),
+      ratePerSecond: input.ratePerSecond ?? Math.min(defaults.ratePerSecond, own?.ratePerSecond ?? Infinity),
+      burst: input.burst ?? Math.min(defaults.burst, own?.burst ?? Infinity),
+      expiresAt: input.expiresAt === undefined ? (own?.expiresAt ?? null) : input.expiresAt,
+    };
+    assertWithin(by, granted);
+    const actor = actorOf(by);
     return inTransaction(this.deps.pool, async (tx) => {
-      const issued = await this.insert(tx, input, actor);
+      const issued = await this.insert(tx, granted, actor, typeof by !== 'string' && by.customer ? by.customer.id : undefined);
       await recordAudit(tx, { actor, action: 'api_key.created', subjectType: 'api_key', subjectId: issued.key.id, details: describe(issued.key) });
       return issued;
     });
@@ -90,8 +152,10 @@ export class KeyService {
     return (await listKeys(this.deps.pool, opts)).map(publicKey);
   }
 
-  async update(id: string, patch: KeyPatch, actor: AuditActor): Promise<ApiKey> {
+  async update(id: string, patch: KeyPatch, by: Grantor): Promise<ApiKey> {
     this.assertFuture(patch.expiresAt, 'expires_at');
+    assertWithin(by, patch);
+    const actor = actorOf(by);
     const result = await inTransaction(this.deps.pool, async (tx) => {
       const before = await this.lockUsable(tx, id, 'change');
       const changes: KeyChanges = {};
@@ -125,7 +189,8 @@ export class KeyService {
   }
 
   /** Immediate and final. Revoking a revoked key changes nothing and is not an error. */
-  async revoke(id: string, actor: AuditActor): Promise<ApiKey | undefined> {
+  async revoke(id: string, by: Grantor): Promise<ApiKey | undefined> {
+    const actor = actorOf(by);
     const result = await inTransaction(this.deps.pool, async (tx) => {
       const key = await findKey(tx, id, true);
       if (!key) return undefined;
@@ -140,16 +205,21 @@ export class KeyService {
 
   /**
    * Issues a successor with the same name, scopes, customer and limits; the old key keeps
-   * working until `graceSeconds` from now (0: stops at once), so clients can switch over.
+   * working until `graceSeconds` from now (0: stops at once), so clients can switch over. The
+   * successor is a new secret with the old key's powers: the grantor must hold them all; without
+   * `expiresAt` it expires with the grantor.
    */
-  async rotate(id: string, opts: { graceSeconds: number; expiresAt?: Date | null | undefined }, actor: AuditActor): Promise<IssuedKey & { previous: ApiKey }> {
+  async rotate(id: string, opts: { graceSeconds: number; expiresAt?: Date | null | undefined }, by: Grantor): Promise<IssuedKey & { previous: ApiKey }> {
     if (!Number.isInteger(opts.graceSeconds) || opts.graceSeconds < 0 || opts.graceSeconds > MAX_GRACE_SECONDS) {
       throw new ProblemError('validation_failed', `grace_seconds must be an integer between 0 and ${MAX_GRACE_SECONDS}.`);
     }
     this.assertFuture(opts.expiresAt, 'expires_at');
+    const actor = actorOf(by);
+    const expiresAt = opts.expiresAt === undefined && typeof by !== 'string' ? by.limits.expiresAt : (opts.expiresAt ?? null);
     const result = await inTransaction(this.deps.pool, async (tx) => {
       const old = await this.lockUsable(tx, id, 'rotate');
       if (old.replacedBy) throw new ProblemError('conflict', `Key ${id} was already rotated to ${old.replacedBy}.`, { replaced_by: old.replacedBy });
+      assertWithin(by, { scopes: old.scopes, ratePerSecond: old.ratePerSecond, burst: old.burst, expiresAt });
       const now = this.deps.clock.now();
       const issued = await this.insert(
         tx,
@@ -158,7 +228,7 @@ export class KeyService {
           environment: old.environment,
           scopes: old.scopes,
           customer: old.customer?.externalId ?? null,
-          expiresAt: opts.expiresAt ?? null,
+          expiresAt,
           ratePerSecond: old.ratePerSecond,
           burst: old.burst,
         },

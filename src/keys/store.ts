@@ -1,4 +1,4 @@
-import type { Scope } from '../api/auth';
+import type { Scope } from './principal';
 import type { Queryable } from '../db/transaction';
 import type { KeyEnvironment } from './format';
 

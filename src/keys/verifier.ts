@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Principal } from '../api/auth';
+import type { Principal } from './principal';
 import type { Clock } from '../clock';
 import { isConnectionError } from '../db/connection-errors';
 import type { Pool } from '../db/pool';
@@ -40,7 +40,13 @@ export interface VerifierDeps {
 function toVerified(k: StoredKey): VerifiedKey {
   return {
     id: k.id,
-    principal: Object.freeze({ keyId: k.id, environment: k.environment, scopes: Object.freeze([...k.scopes]), customer: k.customer }),
+    principal: Object.freeze({
+      keyId: k.id,
+      environment: k.environment,
+      scopes: Object.freeze([...k.scopes]),
+      customer: k.customer,
+      limits: Object.freeze({ ratePerSecond: k.ratePerSecond, burst: k.burst, expiresAt: k.expiresAt }),
+    }),
     ratePerSecond: k.ratePerSecond,
     burst: k.burst,
     expiresAt: k.expiresAt?.getTime() ?? null,
@@ -57,7 +63,11 @@ export class KeyVerifier {
 
   constructor(private readonly deps: VerifierDeps) {}
 
-  async verify(presented: string | undefined): Promise<Verification> {
+  /**
+   * `admit` is awaited before a database lookup (a cache miss not already being looked up);
+   * it may throw to refuse the lookup.
+   */
+  async verify(presented: string | undefined, admit?: () => Promise<void>): Promise<Verification> {
     if (presented === undefined || presented === '') return { ok: false, reason: 'missing_key' };
     // Length first: an attacker's megabyte-long header costs no HMAC.
     if (presented.length !== KEY_LENGTH) return { ok: false, reason: 'malformed_key' };
@@ -67,7 +77,7 @@ export class KeyVerifier {
     const digest = this.deps.peppers.digest(presented);
     const cacheKey = digest.toString('base64');
     let key = this.deps.cache.get(cacheKey);
-    if (key === undefined) key = await this.lookup(presented, digest, cacheKey);
+    if (key === undefined) key = await this.lookup(presented, digest, cacheKey, admit);
 
     if (!key) return { ok: false, reason: 'invalid_key', cause: 'unknown' };
     if (key.revoked) return { ok: false, reason: 'invalid_key', cause: 'revoked', keyId: key.id };
@@ -77,7 +87,8 @@ export class KeyVerifier {
     return { ok: true, key };
   }
 
-  private lookup(presented: string, digest: Buffer, cacheKey: string): Promise<VerifiedKey | null> {
+  private async lookup(presented: string, digest: Buffer, cacheKey: string, admit: (() => Promise<void>) | undefined): Promise<VerifiedKey | null> {
+    if (admit && !this.inflight.has(cacheKey)) await admit();
     const pending = this.inflight.get(cacheKey);
     if (pending) return pending;
     const generation = this.deps.cache.generation;

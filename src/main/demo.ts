@@ -58,9 +58,9 @@ export interface DemoOptions {
 /** Starts the demo; the returned function stops its generator and narrator. */
 export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
   const { api, pool, keys, logger } = opts;
-  await createCustomer(pool, { external_id: CUSTOMER, name: 'Acme (demo)', currency: 'USD' });
-  await createMeter(pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
-  await createMeter(pool, { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm_tokens', aggregation: 'sum', value_property: 'tokens', filter: {} });
+  await createCustomer(pool, { external_id: CUSTOMER, name: 'Acme (demo)', currency: 'USD' }, 'system');
+  await createMeter(pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
+  await createMeter(pool, { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm_tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
 
   // The operator side (plans, subscription, upgrades) goes through the API with a short-lived
   // admin key that is never shown; the customer's own key is printed once and kept in DATA_DIR.

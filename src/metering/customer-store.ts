@@ -1,4 +1,6 @@
+import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
+import { inTransaction } from '../db/transaction';
 
 export interface Customer {
   id: string;
@@ -31,14 +33,29 @@ export interface CustomerInput {
   currency: string;
 }
 
-/** Creates the customer, or returns the existing one with the same external id (created: false). */
-export async function createCustomer(pool: Pool, input: CustomerInput): Promise<{ created: boolean; customer: Customer }> {
-  const { rows } = await pool.query<CustomerRow>(
-    `insert into customers (external_id, name, currency) values ($1, $2, $3)
-     on conflict (external_id) do nothing returning ${columns}`,
-    [input.external_id, input.name, input.currency],
-  );
-  if (rows[0]) return { created: true, customer: toCustomer(rows[0]) };
+/**
+ * Creates the customer, or returns the existing one with the same external id (created: false).
+ * A creation and its audit entry commit together.
+ */
+export async function createCustomer(pool: Pool, input: CustomerInput, actor: AuditActor): Promise<{ created: boolean; customer: Customer }> {
+  const created = await inTransaction(pool, async (tx) => {
+    const { rows } = await tx.query<CustomerRow>(
+      `insert into customers (external_id, name, currency) values ($1, $2, $3)
+       on conflict (external_id) do nothing returning ${columns}`,
+      [input.external_id, input.name, input.currency],
+    );
+    if (!rows[0]) return undefined;
+    const customer = toCustomer(rows[0]);
+    await recordAudit(tx, {
+      actor,
+      action: 'customer.created',
+      subjectType: 'customer',
+      subjectId: customer.id,
+      details: { external_id: customer.externalId, name: customer.name, currency: customer.currency },
+    });
+    return customer;
+  });
+  if (created) return { created: true, customer: created };
   return { created: false, customer: (await getCustomer(pool, input.external_id))! };
 }
 

@@ -1,4 +1,4 @@
-import { actingCustomer, type Principal } from '../api/auth';
+import type { Principal } from '../keys/principal';
 import { jsonPointer } from '../api/problem';
 import type { Clock } from '../clock';
 import { EventInputSchema, MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
@@ -128,16 +128,13 @@ export class IngestService {
       return reject(index, input.id, 'invalid_event', `${jsonPointer([index])}: NUL characters are not allowed`);
     }
 
-    let customer: string | undefined;
-    try {
-      customer = actingCustomer(principal, input.customer);
-    } catch {
-      return reject(index, input.id, 'customer_forbidden', 'this API key is restricted to another customer');
-    }
+    const customer = input.customer ?? principal.customer?.externalId;
     if (customer === undefined) {
       return reject(index, input.id, 'missing_customer', `${jsonPointer([index, 'customer'])}: required unless the API key is restricted to a customer`);
     }
-    const customerId = customers.get(customer);
+    // To a key restricted to one customer, any other is indistinguishable from one that does not exist.
+    const visible = !principal.customer || principal.customer.externalId === customer;
+    const customerId = visible ? customers.get(customer) : undefined;
     if (!customerId) return reject(index, input.id, 'unknown_customer', `unknown customer "${customer}"`);
 
     const meter = meters.get(input.type);

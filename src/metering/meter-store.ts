@@ -1,6 +1,7 @@
+import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import type { Aggregation, FilterValue, Meter, MeterInput } from '../domain/metering/meter';
-import type { Queryable } from '../db/transaction';
+import { inTransaction, type Queryable } from '../db/transaction';
 
 interface MeterRow {
   id: string;
@@ -30,13 +31,26 @@ const toMeter = (r: MeterRow): StoredMeter => ({
 
 export type CreateMeterResult = { created: true; meter: StoredMeter } | { created: false; clash: 'code' | 'event_type'; meter: StoredMeter };
 
-export async function createMeter(pool: Pool, input: MeterInput): Promise<CreateMeterResult> {
-  const { rows } = await pool.query<MeterRow>(
-    `insert into meters (code, name, event_type, aggregation, value_property, filter)
-     values ($1, $2, $3, $4, $5, $6) on conflict do nothing returning ${columns}`,
-    [input.code, input.name, input.event_type, input.aggregation, input.value_property ?? null, JSON.stringify(input.filter)],
-  );
-  if (rows[0]) return { created: true, meter: toMeter(rows[0]) };
+/** Creates the meter, or names the one whose code or event type it clashes with. A creation and its audit entry commit together. */
+export async function createMeter(pool: Pool, input: MeterInput, actor: AuditActor): Promise<CreateMeterResult> {
+  const created = await inTransaction(pool, async (tx) => {
+    const { rows } = await tx.query<MeterRow>(
+      `insert into meters (code, name, event_type, aggregation, value_property, filter)
+       values ($1, $2, $3, $4, $5, $6) on conflict do nothing returning ${columns}`,
+      [input.code, input.name, input.event_type, input.aggregation, input.value_property ?? null, JSON.stringify(input.filter)],
+    );
+    if (!rows[0]) return undefined;
+    const meter = toMeter(rows[0]);
+    await recordAudit(tx, {
+      actor,
+      action: 'meter.created',
+      subjectType: 'meter',
+      subjectId: meter.code,
+      details: { name: meter.name, event_type: meter.eventType, aggregation: meter.aggregation, value_property: meter.valueProperty, filter: meter.filter },
+    });
+    return meter;
+  });
+  if (created) return { created: true, meter: created };
   const existing = await pool.query<MeterRow>(`select ${columns} from meters where code = $1 or event_type = $2 order by code = $1 desc limit 1`, [
     input.code,
     input.event_type,

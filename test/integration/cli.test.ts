@@ -103,6 +103,7 @@ describe('catalog commands', () => {
     assert.equal(invalid.code, 2);
     assert.match(invalid.stderr, /currency: an ISO 4217 code/);
     assert.equal(await count('customers'), 3);
+    assert.equal(await count(`audit_log where action = 'customer.created' and actor = 'cli'`), 3, 'each creation audited once, as the CLI');
 
     const [list, firstPage, secondPage, shown, missing, human] = await Promise.all([
       json(['customers', 'list']),
@@ -136,6 +137,7 @@ describe('catalog commands', () => {
       cli(['meters', 'create', 'sum_meter', '--name', 'S', '--event-type', 's', '--aggregation', 'sum']),
     ]);
     assert.equal(again.created, false, 'the same definition, keys in another order');
+    assert.equal(await count(`audit_log where action = 'meter.created' and actor = 'cli'`), 2, 'each creation audited once, as the CLI');
     assert.equal(clash.code, 1);
     assert.match(clash.stderr, /already feed meter "api_calls"/);
     assert.equal(invalid.code, 2);

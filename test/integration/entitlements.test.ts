@@ -25,11 +25,11 @@ const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
 before(async () => {
   db = await createTestDatabase();
   [one, two] = await Promise.all([startKeysApp(db), startKeysApp(db)]);
-  const acme = await createCustomer(db.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' });
-  const globex = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' });
+  const acme = await createCustomer(db.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' }, 'system');
+  const globex = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' }, 'system');
   ids = { acme: acme.customer.id, globex: globex.customer.id };
-  await createMeter(db.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} });
-  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
+  await createMeter(db.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
+  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
   admin = (await one.issue({ scopes: ['events:write', 'usage:read'] })).secret;
 });
 after(async () => {
@@ -185,8 +185,12 @@ describe('POST /v1/entitlements/check', () => {
     assert.equal((await json(own)).customer, 'globex');
     assert.equal((await check(one, { customer: 'globex', meter: 'tokens' }, restricted)).status, 200);
     const other = await check(one, { customer: 'acme', meter: 'tokens' }, restricted);
-    assert.equal(other.status, 403);
-    assert.equal((await json(other)).type, '/problems/forbidden');
+    // Another customer is answered exactly like one that does not exist.
+    assert.equal(other.status, 404);
+    const { detail: _otherDetail, instance: _otherInstance, ...otherProblem } = await json(other);
+    const absent = await check(one, { customer: 'nobody', meter: 'tokens' }, restricted);
+    const { detail: _absentDetail, instance: _absentInstance, ...absentProblem } = await json(absent);
+    assert.deepEqual(otherProblem, absentProblem);
 
     const writeOnly = (await one.issue({ scopes: ['events:write'] })).secret;
     assert.equal((await check(one, { customer: 'acme', meter: 'tokens' }, writeOnly)).status, 403);

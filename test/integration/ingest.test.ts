@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import fc from 'fast-check';
-import type { Principal } from '../../src/api/auth';
+import type { Principal } from '../../src/keys/principal';
 import type { Clock } from '../../src/clock';
 import { defaultEventTimePolicy } from '../../src/domain/metering/event-time';
 import type { MeterInput } from '../../src/domain/metering/meter';
@@ -14,7 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 
 const NOW = new Date('2026-03-15T12:00:00.000Z');
 const clock: Clock = { now: () => NOW };
-const admin: Principal = { keyId: 'test', environment: 'test', scopes: ['events:write'], customer: null };
+const admin: Principal = { keyId: 'test', environment: 'test', scopes: ['events:write'], customer: null, limits: { ratePerSecond: 1000, burst: 1000, expiresAt: null } };
 
 const meters: MeterInput[] = [
   { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} },
@@ -30,8 +30,8 @@ let ingest: IngestService;
 
 before(async () => {
   db = await createTestDatabase();
-  for (const m of meters) await createMeter(db.pool, m);
-  for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' });
+  for (const m of meters) await createMeter(db.pool, m, 'system');
+  for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' }, 'system');
   ingest = createMetering({ pool: db.pool, clock, timePolicy: defaultEventTimePolicy }).ingest;
 });
 after(async () => {
@@ -266,6 +266,6 @@ describe('values and filters', () => {
       acmeOnly,
       false,
     );
-    assert.deepEqual(r.outcomes.map((o) => o.reason ?? o.status), ['accepted', 'customer_forbidden']);
+    assert.deepEqual(r.outcomes.map((o) => o.reason ?? o.status), ['accepted', 'unknown_customer']);
   });
 });

@@ -84,7 +84,7 @@ const notifyThreshold = (deps: Partial<NotifyThresholdDeps> = {}) =>
 
 before(async () => {
   db = await createTestDatabase();
-  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
+  await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
   await db.pool.query(`insert into plans (code, name, currency, charges, billing_interval) values ('basic', 'Basic', 'USD', '[]', '{"kind": "calendar_month"}')`);
 });
 after(async () => {
@@ -96,7 +96,7 @@ let customers = 0;
 /** A new customer with an active subscription; its endpoints are its own. */
 async function subscribe(): Promise<{ customer: string; customerId: string; subscriptionId: string }> {
   const customer = `cust-${++customers}`;
-  const { customer: created } = await createCustomer(db.pool, { external_id: customer, name: customer, currency: 'USD' });
+  const { customer: created } = await createCustomer(db.pool, { external_id: customer, name: customer, currency: 'USD' }, 'system');
   const result = await createSubscription(db.pool, { customerId: created.id, planCode: 'basic', anchor: new Date('2026-01-01T00:00:00Z'), actor: 'system' });
   assert.ok(result.created);
   return { customer, customerId: created.id, subscriptionId: result.subscription.id };
@@ -473,7 +473,10 @@ describe('webhook endpoints API', () => {
     assert.equal(own.status, 201);
     assert.equal(own.body.customer, mine.customer);
     assert.equal((await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/all', customer: null })).status, 403);
-    assert.equal((await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/x', customer: theirs.customer })).status, 403);
+    // Another customer is answered like one that does not exist.
+    const theirsEndpoint = await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/x', customer: theirs.customer });
+    assert.equal(theirsEndpoint.status, 422);
+    assert.equal(theirsEndpoint.body.reason, 'unknown_customer');
 
     const global = await api.call('POST', '/v1/webhook-endpoints', admin, { url: 'https://example.com/all' });
     assert.equal(global.body.customer, null);

@@ -83,8 +83,8 @@ before(async () => {
   const issuer = await startKeysApp({ url: dbUrl });
   try {
     ({ secret: key } = await issuer.issue({ scopes: ['events:write', 'usage:read'], ratePerSecond: 100_000, burst: 100_000 }));
-    await createCustomer(issuer.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' });
-    await createMeter(issuer.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} });
+    await createCustomer(issuer.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' }, 'system');
+    await createMeter(issuer.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
   } finally {
     await issuer.close();
   }

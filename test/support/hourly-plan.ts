@@ -9,7 +9,7 @@ import { createMeter } from '../../src/metering/meter-store';
  * 0.0125). Returns the meter's id.
  */
 export async function seedHourlyPlan(pool: Pool): Promise<string> {
-  const { meter } = await createMeter(pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
+  const { meter } = await createMeter(pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
   const plan = planSchema({ knownMeters: new Set(['api_calls']) }).parse({
     id: 'hourly',
     name: 'Hourly',

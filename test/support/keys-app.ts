@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import type { Express } from 'express';
 import { pino } from 'pino';
 import type { Clock } from '../../src/clock';
 import { redactPaths } from '../../src/logger';
@@ -7,6 +8,7 @@ import { startEntitlements, type Entitlements } from '../../src/entitlements/ent
 import { startKeys, type Keys } from '../../src/keys/keys';
 import { buildApiApp, type ApiAppDeps } from '../../src/main/api-app';
 import { parsePeppers, type Peppers } from '../../src/keys/pepper';
+import type { AuthFailurePolicy } from '../../src/keys/rate-limiter';
 import type { NewKey } from '../../src/keys/service';
 import { createPool, type Pool } from '../../src/db/pool';
 import type { TestDatabase } from './database';
@@ -27,6 +29,8 @@ export class ManualClock implements Clock {
 
 export interface KeysTestApp {
   url: string;
+  /** The Express app itself, for tests that inspect what it mounts. */
+  app: Express;
   keys: Keys;
   entitlements: Entitlements;
   /** This instance's own pool: counting its queries counts the instance's database work. */
@@ -45,7 +49,7 @@ export interface KeysTestApp {
  */
 export async function startKeysApp(
   db: Pick<TestDatabase, 'url'>,
-  opts: { clock?: Clock; ttlSeconds?: number; peppers?: Peppers; billing?: ApiAppDeps['billing'] } = {},
+  opts: { clock?: Clock; ttlSeconds?: number; peppers?: Peppers; billing?: ApiAppDeps['billing']; authFailures?: AuthFailurePolicy } = {},
 ): Promise<KeysTestApp> {
   const clock = opts.clock ?? { now: () => new Date() };
   const lines: string[] = [];
@@ -65,6 +69,7 @@ export async function startKeysApp(
     logger,
     cache: { ttlSeconds: opts.ttlSeconds ?? 60, maxEntries: 1000 },
     defaults: { ratePerSecond: 1000, burst: 1000 },
+    ...(opts.authFailures ? { authFailures: opts.authFailures } : {}),
   });
   const entitlements = await startEntitlements({ databaseUrl: db.url, clock, logger, upgradeUrl: '/upgrade' });
   const { app, stop } = buildApiApp({
@@ -80,6 +85,7 @@ export async function startKeysApp(
   const server = await listen(app);
   return {
     url: server.url,
+    app,
     keys,
     entitlements,
     pool,

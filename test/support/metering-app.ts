@@ -1,4 +1,4 @@
-import { scopes } from '../../src/api/auth';
+import { scopes } from '../../src/keys/principal';
 import { createCustomer } from '../../src/metering/customer-store';
 import { createMeter } from '../../src/metering/meter-store';
 import { createTestDatabase, type TestDatabase } from './database';
@@ -23,10 +23,10 @@ export async function createMeteringTestApp(now: Date): Promise<MeteringTestApp>
     db,
     adminKey: secret,
     seed: async () => {
-      for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' });
-      await createMeter(db.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} });
-      await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} });
-      await createMeter(db.pool, { code: 'gpu_seconds', name: 'GPU', event_type: 'compute', aggregation: 'sum', value_property: 'seconds', filter: { resource: 'gpu' } });
+      for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' }, 'system');
+      await createMeter(db.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
+      await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
+      await createMeter(db.pool, { code: 'gpu_seconds', name: 'GPU', event_type: 'compute', aggregation: 'sum', value_property: 'seconds', filter: { resource: 'gpu' } }, 'system');
     },
     close: async () => {
       await app.close();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { KeyRateLimiter } from '../../src/keys/rate-limiter';
+import { AuthFailureLimiter, KeyRateLimiter } from '../../src/keys/rate-limiter';
 
 describe('per-key rate limiter', () => {
   test('steady rate, then the burst allowance, then refusal with a retry time', async () => {
@@ -35,5 +35,29 @@ describe('per-key rate limiter', () => {
     assert.deepEqual(refused.windows.map((w) => w.policy), ['per-second']);
     await new Promise((r) => setTimeout(r, refused.retryAfterMs + 20));
     assert.equal((await limiter.consume('a', policy)).allowed, true);
+  });
+});
+
+describe('failed-authentication limiter', () => {
+  test('an address may spend its failures; then it is refused until the window ends, other addresses are not', async () => {
+    const limiter = new AuthFailureLimiter({ limit: 3, windowSeconds: 60 });
+    assert.deepEqual((await limiter.check('10.0.0.1')).windows.map((w) => [w.policy, w.quota, w.windowSeconds, w.remaining]), [['auth-failures', 3, 60, 3]]);
+    const charges = [];
+    for (let i = 0; i < 3; i++) charges.push(await limiter.charge('10.0.0.1'));
+    assert.deepEqual(charges.map((d) => [d.allowed, d.windows[0]!.remaining]), [[true, 2], [true, 1], [true, 0]]);
+    const spent = await limiter.check('10.0.0.1');
+    assert.equal(spent.allowed, false);
+    assert.ok(spent.retryAfterMs > 59_000 && spent.retryAfterMs <= 60_000, String(spent.retryAfterMs));
+    assert.equal((await limiter.charge('10.0.0.1')).allowed, false);
+    assert.equal((await limiter.check('10.0.0.2')).allowed, true);
+  });
+
+  test('a refunded charge (a lookup that found a valid key) costs nothing', async () => {
+    const limiter = new AuthFailureLimiter({ limit: 2, windowSeconds: 60 });
+    for (let i = 0; i < 10; i++) {
+      assert.equal((await limiter.charge('10.0.0.3')).allowed, true);
+      await limiter.refund('10.0.0.3');
+    }
+    assert.equal((await limiter.check('10.0.0.3')).windows[0]!.remaining, 2);
   });
 });

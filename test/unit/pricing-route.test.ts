@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import express, { type ErrorRequestHandler } from 'express';
-import type { Scope } from '../../src/api/auth';
+import type { Scope } from '../../src/keys/principal';
 import { ProblemError, type ProblemBody } from '../../src/api/problem';
 import { pricingRouter } from '../../src/api/routes/pricing';
 import type { PricedPlan } from '../../src/domain/pricing';
@@ -21,7 +21,7 @@ before(async () => {
   // Stands in for authentication: the test names the caller's scopes in a header.
   app.use((req, _res, next) => {
     const scopes = (req.header('x-test-scopes') ?? 'billing:read').split(',').filter(Boolean) as Scope[];
-    req.principal = { keyId: 'test', environment: 'test', scopes, customer: null };
+    req.principal = { keyId: 'test', environment: 'test', scopes, customer: null, limits: { ratePerSecond: 1000, burst: 1000, expiresAt: null } };
     next();
   });
   app.use(pricingRouter);

@@ -76,7 +76,7 @@ let customers = 0;
 /** A customer subscribed from the test server's now, with `calls` events in its first period. */
 async function subscribedCustomer(calls: number) {
   const name = `customer-${++customers}`;
-  const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' });
+  const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' }, 'system');
   const anchor = new Date(await env.currentTimeMs());
   const created = await createSubscription(db.pool, { customerId: customer.id, planCode: 'hourly', anchor, actor: 'system' });
   assert.ok(created.created);

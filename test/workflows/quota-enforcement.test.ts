@@ -7,7 +7,7 @@ import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
-import { scopes } from '../../src/api/auth';
+import { scopes } from '../../src/keys/principal';
 import { systemClock } from '../../src/clock';
 import { Decimal } from '../../src/domain/money';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';

@@ -81,7 +81,7 @@ const insertEvents = (customerId: string, from: Date, count: number) => storeEve
  */
 async function subscribed(calls: number, anchor?: Date) {
   const name = `customer-${++customers}`;
-  const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' });
+  const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' }, 'system');
   const start = anchor ?? new Date(await env.currentTimeMs());
   const created = await createSubscription(db.pool, { customerId: customer.id, planCode: 'hourly', anchor: start, actor: 'system' });
   assert.ok(created.created);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Pool } from '../../db/pool';
 import type { CustomerDirectory } from '../../metering/customer-directory';
 import { createCustomer, getCustomer, listCustomers, type Customer } from '../../metering/customer-store';
-import { actingCustomer, principalOf, requireScope } from '../auth';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
 import { ProblemError, problemFromZod } from '../problem';
@@ -63,31 +63,33 @@ export const customerToJson = (c: Customer) => ({ external_id: c.externalId, nam
 export function customersRouter(pool: Pool, directory: CustomerDirectory): Router {
   const router = Router();
 
-  router.post('/v1/customers', requireScope('billing:admin'), async (req, res) => {
+  router.post('/v1/customers', authorize('customers', 'create'), async (req, res) => {
     const parsed = CustomerInputSchema.safeParse(req.body);
     if (!parsed.success) throw problemFromZod(parsed.error);
-    const { created, customer } = await createCustomer(pool, parsed.data);
+    const access = accessOf(req);
+    const { created, customer } = await createCustomer(pool, parsed.data, access.actor);
     directory.add(customer.externalId, customer.id);
     if (!created && (customer.name !== parsed.data.name || customer.currency !== parsed.data.currency)) {
-      throw new ProblemError('conflict', `Customer "${parsed.data.external_id}" already exists with other attributes.`, { existing: customerToJson(customer) });
+      // The existing customer is shown only to a key that could read it anyway.
+      throw new ProblemError(
+        'conflict',
+        `Customer "${parsed.data.external_id}" already exists with other attributes.`,
+        access.allows('customers', 'get') ? { existing: customerToJson(customer) } : {},
+      );
     }
     res.status(created ? 201 : 200).location(`/v1/customers/${encodeURIComponent(customer.externalId)}`).json(customerToJson(customer));
   });
 
-  router.get('/v1/customers/:externalId', requireScope('billing:read'), async (req, res) => {
-    const externalId = actingCustomer(principalOf(req), ExternalIdParams.parse(req.params).externalId)!;
-    const customer = await getCustomer(pool, externalId);
+  router.get('/v1/customers/:externalId', authorize('customers', 'get'), async (req, res) => {
+    const { externalId } = ExternalIdParams.parse(req.params);
+    const customer = accessOf(req).seesCustomer(externalId) ? await getCustomer(pool, externalId) : undefined;
     if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
     res.json(customerToJson(customer));
   });
 
-  router.get('/v1/customers', requireScope('billing:read'), async (req, res) => {
+  router.get('/v1/customers', authorize('customers', 'list'), async (req, res) => {
     const query = PageQuerySchema.safeParse(req.query);
     if (!query.success) throw problemFromZod(query.error, 'query');
-    const principal = principalOf(req);
-    if (principal.customer) {
-      throw new ProblemError('forbidden', 'A key restricted to one customer cannot list customers.', { reason: 'customer_restricted' });
-    }
     const rows = await listCustomers(pool, query.data.limit + 1, query.data.after);
     const result = page(rows, query.data.limit, (c) => c.externalId);
     res.json({ data: result.data.map(customerToJson), next_cursor: result.next_cursor });

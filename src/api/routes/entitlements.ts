@@ -4,7 +4,7 @@ import { Decimal } from '../../domain/money';
 import type { EntitlementStore } from '../../entitlements/store';
 import type { CustomerDirectory } from '../../metering/customer-directory';
 import type { MeterCatalog } from '../../metering/meter-catalog';
-import { actingCustomer, principalOf, requireScope } from '../auth';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { ProblemError, problemFromZod } from '../problem';
 
@@ -68,15 +68,16 @@ export interface EntitlementsRouterDeps {
 
 export function entitlementsRouter(deps: EntitlementsRouterDeps): Router {
   const router = Router();
-  router.post('/v1/entitlements/check', requireScope('usage:read'), async (req, res) => {
+  router.post('/v1/entitlements/check', authorize('entitlements', 'check'), async (req, res) => {
     const parsed = CheckSchema.safeParse(req.body);
     if (!parsed.success) throw problemFromZod(parsed.error);
-    const principal = principalOf(req);
-    const externalId = actingCustomer(principal, parsed.data.customer);
+    const access = accessOf(req);
+    const externalId = access.customerNamed(parsed.data.customer);
     if (!externalId) throw new ProblemError('validation_failed', 'Invalid body: customer is required.', { errors: [{ pointer: '#/customer', detail: 'required' }] });
     // Customers and meters come from the metering caches: a read only for one not seen before.
+    const own = access.principal.customer;
     const [customerId, meter] = await Promise.all([
-      principal.customer?.id ?? deps.customers.resolve(new Set([externalId])).then((ids) => ids.get(externalId)),
+      own ? (own.externalId === externalId ? own.id : undefined) : deps.customers.resolve(new Set([externalId])).then((ids) => ids.get(externalId)),
       deps.catalog.forCode(parsed.data.meter),
     ]);
     if (!customerId) throw new ProblemError('not_found', `No customer "${externalId}".`);

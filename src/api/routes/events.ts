@@ -11,7 +11,7 @@ import {
 } from '../../domain/metering/event-input';
 import { secondsUntil } from '../../entitlements/store';
 import type { EventParser, IngestService } from '../../metering/ingest';
-import { principalOf, requireScope } from '../auth';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { ProblemError, problemFromZod, type ProblemCode } from '../problem';
 
@@ -86,7 +86,6 @@ const parseCloudEvent: EventParser = (item) => {
 function problemCode(o: EventOutcome): ProblemCode {
   if (o.status === 'conflict') return 'conflict';
   if (o.reason === 'invalid_event' || o.reason === 'missing_customer') return 'validation_failed';
-  if (o.reason === 'customer_forbidden') return 'forbidden';
   if (o.reason === 'quota_exceeded') return 'quota_exceeded';
   return 'unprocessable';
 }
@@ -117,7 +116,7 @@ function readBody(req: Request): { items: unknown[]; single: boolean; parse?: Ev
 export function eventsRouter(ingest: IngestService, clock: Clock): Router {
   const router = Router();
 
-  router.post('/v1/events', requireScope('events:write'), async (req, res) => {
+  router.post('/v1/events', authorize('events', 'ingest'), async (req, res) => {
     const query = IngestQuerySchema.safeParse(req.query);
     if (!query.success) throw problemFromZod(query.error, 'query');
     const { items, single, parse } = readBody(req);
@@ -125,7 +124,7 @@ export function eventsRouter(ingest: IngestService, clock: Clock): Router {
     if (items.length > MAX_BATCH_EVENTS) {
       throw new ProblemError('payload_too_large', `A batch holds at most ${MAX_BATCH_EVENTS} events; got ${items.length}.`);
     }
-    const { outcomes, rolledBack } = await ingest.ingest(items, principalOf(req), query.data.atomic, parse);
+    const { outcomes, rolledBack } = await ingest.ingest(items, accessOf(req).principal, query.data.atomic, parse);
 
     if (single) {
       const o = outcomes[0]!;

@@ -4,9 +4,8 @@ import { chargeOf, getInvoice, invoiceLineTypes, invoiceStatuses, listInvoices, 
 import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
 import { BreakdownRowSchema } from '../../domain/pricing/schema';
-import { actorOf } from '../../keys/access';
 import { getCustomer } from '../../metering/customer-store';
-import { actingCustomer, principalOf, requireScope } from '../auth';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { PageQuerySchema, page, pageSchema } from '../pagination';
 import { ProblemError, parseRequest } from '../problem';
@@ -180,20 +179,13 @@ function parseCursor(after: string): { periodStart: Date; id: string } {
 export function invoicesRouter({ pool, clock }: { pool: Pool; clock: Clock }): Router {
   const router = Router();
 
-  /** Another customer's invoice looks absent to a restricted key. */
-  const visible = async (req: Parameters<typeof principalOf>[0], id: string): Promise<Invoice> => {
-    const invoice = await getInvoice(pool, id);
-    const principal = principalOf(req);
-    if (!invoice || (principal.customer && principal.customer.id !== invoice.customerId)) throw new ProblemError('not_found', `No invoice ${id}.`);
-    return invoice;
-  };
-
-  router.get('/v1/invoices', requireScope('billing:read'), async (req, res) => {
+  router.get('/v1/invoices', authorize('invoices', 'list'), async (req, res) => {
     const query = parseRequest(ListQuerySchema, req.query, 'query');
-    const externalId = actingCustomer(principalOf(req), query.customer);
+    const access = accessOf(req);
+    const externalId = access.customerNamed(query.customer);
     let customerId: string | undefined;
     if (externalId !== undefined) {
-      const customer = await getCustomer(pool, externalId);
+      const customer = access.seesCustomer(externalId) ? await getCustomer(pool, externalId) : undefined;
       if (!customer) {
         res.json({ data: [], next_cursor: null });
         return;
@@ -215,19 +207,18 @@ export function invoicesRouter({ pool, clock }: { pool: Pool; clock: Clock }): R
     res.json({ data: result.data.map(invoiceToJson), next_cursor: result.next_cursor });
   });
 
-  router.get('/v1/invoices/:id', requireScope('billing:read'), async (req, res) => {
+  router.get('/v1/invoices/:id', authorize('invoices', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const invoice = await visible(req, id);
+    const invoice = await getInvoice(pool, id);
+    if (!invoice || !accessOf(req).seesCustomerId(invoice.customerId)) throw new ProblemError('not_found', `No invoice ${id}.`);
     const charge = await chargeOf(pool, id);
     res.json({ ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null });
   });
 
-  router.post('/v1/invoices/:id/void', requireScope('billing:admin'), async (req, res) => {
+  router.post('/v1/invoices/:id/void', authorize('invoices', 'void'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
     const { reason } = parseRequest(VoidInputSchema, req.body, 'body');
-    const principal = principalOf(req);
-    if (principal.customer) throw new ProblemError('forbidden', 'Voiding needs a key that is not restricted to a customer.');
-    const result = await voidInvoice(pool, id, reason, actorOf(principal), clock.now());
+    const result = await voidInvoice(pool, id, reason, accessOf(req).actor, clock.now());
     if (!result) throw new ProblemError('not_found', `No invoice ${id}.`);
     if (result.outcome === 'refused') throw new ProblemError('conflict', `Invoice ${id} is paid; refund it at the payment provider instead of voiding it.`);
     res.json(invoiceToJson(result.invoice));

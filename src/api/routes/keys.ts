@@ -1,14 +1,14 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
-import { actorOf, grantable, visibleKey } from '../../keys/access';
 import type { KeyService } from '../../keys/service';
 import { keyStatus } from '../../keys/status';
 import type { ApiKey } from '../../keys/store';
 import type { Clock } from '../../clock';
-import { principalOf, requireScope, scopes } from '../auth';
+import { scopes } from '../../keys/principal';
+import { accessOf, authorize, type Access } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
-import { parseRequest } from '../problem';
+import { ProblemError, parseRequest } from '../problem';
 
 const ScopeSchema = z.enum(scopes);
 const FutureInstant = z.iso.datetime({ offset: true }).meta({ description: 'RFC 3339 instant, in the future', example: '2027-01-01T00:00:00Z' });
@@ -89,7 +89,7 @@ registry.registerPath({
   method: 'post',
   path: '/v1/keys',
   summary: 'Create an API key; its secret is in this response only',
-  description: `${adminOnly} A key can grant only scopes it holds itself.`,
+  description: `${adminOnly} A key grants only what it holds itself: its scopes, its customer, at most its rate limit and its expiry (omitted ones default to them).`,
   tags,
   security,
   request: { body: jsonContent(KeyInputSchema) },
@@ -180,81 +180,80 @@ export function keyToJson(k: ApiKey, now: Date): z.infer<typeof ApiKeySchema> {
 const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
 
 
+/** Another customer's key looks absent to a restricted key. */
+function visible(access: Access, key: ApiKey | undefined, id: string): ApiKey {
+  if (!key || !access.seesCustomerId(key.customer?.id ?? null)) throw new ProblemError('not_found', `No API key ${id}.`);
+  return key;
+}
+
 const optionalDate = (value: string | null | undefined) => (value === undefined ? undefined : value === null ? null : new Date(value));
 
 export function keysRouter(service: KeyService, clock: Clock): Router {
   const router = Router();
-  const admin = requireScope('keys:admin');
 
-  router.post('/v1/keys', admin, async (req, res) => {
+  router.post('/v1/keys', authorize('keys', 'create'), async (req, res) => {
     const input = parseRequest(KeyInputSchema, req.body, 'body');
-    const principal = principalOf(req);
-    const customer = grantable(principal, input.scopes, input.customer);
     const { secret, key } = await service.create(
       {
         name: input.name,
         environment: input.environment,
         scopes: input.scopes,
-        customer,
+        customer: input.customer,
         expiresAt: optionalDate(input.expires_at),
         ratePerSecond: input.rate_limit?.per_second,
         burst: input.rate_limit?.burst,
       },
-      actorOf(principal),
+      accessOf(req).principal,
     );
     noStore(res);
     res.status(201).location(`/v1/keys/${key.id}`).json({ ...keyToJson(key, clock.now()), secret });
   });
 
-  router.get('/v1/keys', admin, async (req, res) => {
+  router.get('/v1/keys', authorize('keys', 'list'), async (req, res) => {
     const query = parseRequest(PageQuerySchema.extend({ after: z.uuid().optional() }), req.query, 'query');
-    const principal = principalOf(req);
-    const rows = await service.list({ limit: query.limit + 1, after: query.after, customerId: principal.customer?.id });
+    const rows = await service.list({ limit: query.limit + 1, after: query.after, customerId: accessOf(req).principal.customer?.id });
     const result = page(rows, query.limit, (k) => k.id);
     const now = clock.now();
     res.json({ data: result.data.map((k) => keyToJson(k, now)), next_cursor: result.next_cursor });
   });
 
-  router.get('/v1/keys/current', (req, res) => {
-    const { keyId, environment, scopes: held, customer } = principalOf(req);
+  router.get('/v1/keys/current', authorize('keys', 'current'), (req, res) => {
+    const { keyId, environment, scopes: held, customer } = accessOf(req).principal;
     res.json({ id: keyId, environment, scopes: held, customer: customer?.externalId ?? null });
   });
 
-  router.get('/v1/keys/:id', admin, async (req, res) => {
+  router.get('/v1/keys/:id', authorize('keys', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    res.json(keyToJson(visibleKey(principalOf(req), await service.get(id), id), clock.now()));
+    res.json(keyToJson(visible(accessOf(req), await service.get(id), id), clock.now()));
   });
 
-  router.patch('/v1/keys/:id', admin, async (req, res) => {
+  router.patch('/v1/keys/:id', authorize('keys', 'update'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
     const patch = parseRequest(KeyPatchSchema, req.body, 'body');
-    const principal = principalOf(req);
-    visibleKey(principal, await service.get(id), id);
-    grantable(principal, patch.scopes, undefined);
+    const access = accessOf(req);
+    visible(access, await service.get(id), id);
     const key = await service.update(
       id,
       { name: patch.name, scopes: patch.scopes, expiresAt: optionalDate(patch.expires_at), ratePerSecond: patch.rate_limit?.per_second, burst: patch.rate_limit?.burst },
-      actorOf(principal),
+      access.principal,
     );
     res.json(keyToJson(key, clock.now()));
   });
 
-  router.post('/v1/keys/:id/revoke', admin, async (req, res) => {
+  router.post('/v1/keys/:id/revoke', authorize('keys', 'revoke'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const principal = principalOf(req);
-    visibleKey(principal, await service.get(id), id);
-    const key = visibleKey(principal, await service.revoke(id, actorOf(principal)), id);
+    const access = accessOf(req);
+    visible(access, await service.get(id), id);
+    const key = visible(access, await service.revoke(id, access.principal), id);
     res.json(keyToJson(key, clock.now()));
   });
 
-  router.post('/v1/keys/:id/rotate', admin, async (req, res) => {
+  router.post('/v1/keys/:id/rotate', authorize('keys', 'rotate'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
     const input = parseRequest(RotateInputSchema, req.body ?? {}, 'body');
-    const principal = principalOf(req);
-    const old = visibleKey(principal, await service.get(id), id);
-    // Rotation hands out a new secret with the old key's powers: the caller must hold them.
-    grantable(principal, old.scopes, old.customer?.externalId ?? null);
-    const { secret, key, previous } = await service.rotate(id, { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) }, actorOf(principal));
+    const access = accessOf(req);
+    visible(access, await service.get(id), id);
+    const { secret, key, previous } = await service.rotate(id, { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) }, access.principal);
     const now = clock.now();
     noStore(res);
     res.status(201).location(`/v1/keys/${key.id}`).json({ ...keyToJson(key, now), secret, previous: keyToJson(previous, now) });

@@ -4,7 +4,7 @@ import type { Pool } from '../../db/pool';
 import { aggregations, MeterInputSchema } from '../../domain/metering/meter';
 import type { MeterCatalog } from '../../metering/meter-catalog';
 import { createMeter, getMeter, listMeters, type StoredMeter } from '../../metering/meter-store';
-import { requireScope } from '../auth';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
 import { ProblemError, problemFromZod } from '../problem';
@@ -73,10 +73,11 @@ const sameDefinition = (a: ReturnType<typeof meterToJson>, b: ReturnType<typeof 
 export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
   const router = Router();
 
-  router.post('/v1/meters', requireScope('billing:admin'), async (req, res) => {
+  router.post('/v1/meters', authorize('meters', 'create'), async (req, res) => {
     const parsed = MeterInputSchema.safeParse(req.body);
     if (!parsed.success) throw problemFromZod(parsed.error);
-    const result = await createMeter(pool, parsed.data);
+    const access = accessOf(req);
+    const result = await createMeter(pool, parsed.data, access.actor);
     if (result.created) {
       catalog.add(result.meter);
       res.status(201).location(`/v1/meters/${result.meter.code}`).json(meterToJson(result.meter));
@@ -92,18 +93,18 @@ export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
       result.clash === 'code'
         ? `Meter "${parsed.data.code}" already exists with another definition.`
         : `Events of type "${parsed.data.event_type}" already feed meter "${result.meter.code}"; an event type feeds one meter.`,
-      { existing: meterToJson(result.meter) },
+      access.allows('meters', 'get') ? { existing: meterToJson(result.meter) } : {},
     );
   });
 
-  router.get('/v1/meters/:code', requireScope('billing:read'), async (req, res) => {
+  router.get('/v1/meters/:code', authorize('meters', 'get'), async (req, res) => {
     const { code } = CodeParams.parse(req.params);
     const meter = await getMeter(pool, code);
     if (!meter) throw new ProblemError('not_found', `No meter "${code}".`);
     res.json(meterToJson(meter));
   });
 
-  router.get('/v1/meters', requireScope('billing:read'), async (req, res) => {
+  router.get('/v1/meters', authorize('meters', 'list'), async (req, res) => {
     const query = PageQuerySchema.safeParse(req.query);
     if (!query.success) throw problemFromZod(query.error, 'query');
     const rows = await listMeters(pool, query.data.limit + 1, query.data.after);

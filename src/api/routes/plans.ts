@@ -4,9 +4,8 @@ import { createPlan, getPlan, listPlans, type StoredPlan } from '../../billing/p
 import type { Pool } from '../../db/pool';
 import { canonicalJson } from '../../domain/metering/canonical-json';
 import { PlanCodeSchema, PlanSchema, planSchema, type Plan } from '../../domain/plan';
-import { actorOf } from '../../keys/access';
 import { allMeters } from '../../metering/meter-store';
-import { principalOf, requireScope } from '../auth';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
 import { ProblemError, problemFromZod } from '../problem';
@@ -61,15 +60,12 @@ export const planToJson = (plan: StoredPlan): z.infer<typeof StoredPlanSchema> =
 export function plansRouter({ pool }: { pool: Pool }): Router {
   const router = Router();
 
-  router.post('/v1/plans', requireScope('billing:admin'), async (req, res) => {
-    const principal = principalOf(req);
-    if (principal.customer) {
-      throw new ProblemError('forbidden', 'A key restricted to one customer cannot create plans, which every customer can subscribe to.', { reason: 'customer_restricted' });
-    }
+  router.post('/v1/plans', authorize('plans', 'create'), async (req, res) => {
+    const access = accessOf(req);
     const knownMeters = new Set((await allMeters(pool)).map((meter) => meter.code));
     const parsed = planSchema({ knownMeters }).safeParse(req.body);
     if (!parsed.success) throw problemFromZod(parsed.error);
-    const result = await createPlan(pool, parsed.data, actorOf(principal));
+    const result = await createPlan(pool, parsed.data, access.actor);
     if (result.created) {
       res.status(201).location(`/v1/plans/${result.plan.id}`).json(planToJson(result.plan));
       return;
@@ -82,11 +78,11 @@ export function plansRouter({ pool }: { pool: Pool }): Router {
     throw new ProblemError(
       'conflict',
       `Plan "${parsed.data.id}" already exists with other terms; plans never change: create the new terms under a new code.`,
-      { existing: planToJson(result.existing) },
+      access.allows('plans', 'get') ? { existing: planToJson(result.existing) } : {},
     );
   });
 
-  router.get('/v1/plans/:code', requireScope('billing:read'), async (req, res) => {
+  router.get('/v1/plans/:code', authorize('plans', 'get'), async (req, res) => {
     const params = CodeParams.safeParse(req.params);
     if (!params.success) throw problemFromZod(params.error, 'params');
     const plan = await getPlan(pool, params.data.code);
@@ -94,7 +90,7 @@ export function plansRouter({ pool }: { pool: Pool }): Router {
     res.json(planToJson(plan));
   });
 
-  router.get('/v1/plans', requireScope('billing:read'), async (req, res) => {
+  router.get('/v1/plans', authorize('plans', 'list'), async (req, res) => {
     const query = PageQuerySchema.safeParse(req.query);
     if (!query.success) throw problemFromZod(query.error, 'query');
     const rows = await listPlans(pool, query.data.limit + 1, query.data.after);

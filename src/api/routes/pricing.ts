@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { PricedPlanSchema, PricePlanSchema, UsageSchema, pricePlan, unpricedMeters } from '../../domain/pricing';
-import { requireScope } from '../auth';
+import { authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { problemFromZod } from '../problem';
 
@@ -29,7 +29,7 @@ registry.registerPath({
 
 export const pricingRouter = Router();
 
-pricingRouter.post('/v1/pricing/preview', requireScope('billing:read'), (req, res) => {
+pricingRouter.post('/v1/pricing/preview', authorize('pricing', 'preview'), (req, res) => {
   const parsed = PricingPreviewRequestSchema.safeParse(req.body);
   if (!parsed.success) throw problemFromZod(parsed.error);
   res.json(pricePlan(parsed.data.plan, parsed.data.usage));

@@ -14,10 +14,9 @@ import {
 import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
 import { findingKinds, parseReconciliationInput, ReconciliationInputError, runStatuses, type ReconciliationScope } from '../../domain/reconciliation';
-import { actorOf } from '../../keys/access';
 import { getCustomer } from '../../metering/customer-store';
 import { approveSignal, dismissSignal, reconciliationWorkflow, reconciliationWorkflowIdFor, retrySignal } from '../../workflows/reconciliation';
-import { principalOf, requireScope } from '../auth';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { ProblemError, parseRequest } from '../problem';
 
@@ -195,13 +194,6 @@ const reportToJson = (run: ReconciliationRun, findings: Finding[], creditNotes: 
 });
 
 
-/** Reconciliation spans every customer: a key restricted to one may not run or read it. */
-function unrestricted(req: Request): ReturnType<typeof principalOf> {
-  const principal = principalOf(req);
-  if (principal.customer) throw new ProblemError('forbidden', 'Reconciliation needs a key that is not restricted to a customer.');
-  return principal;
-}
-
 /** The wildcard route parameter: the id's own slashes arrive as segments, an encoded id as one. */
 const runIdOf = (req: Request) => parseRequest(IdParams, { id: ([] as string[]).concat(req.params.id ?? []).join('/') }, 'params').id;
 
@@ -222,8 +214,7 @@ export interface ReconciliationsRouterDeps {
 export function reconciliationsRouter({ pool, clock, client, taskQueue }: ReconciliationsRouterDeps): Router {
   const router = Router();
 
-  router.post('/v1/reconciliations', requireScope('billing:admin'), async (req, res) => {
-    const principal = unrestricted(req);
+  router.post('/v1/reconciliations', authorize('reconciliations', 'start'), async (req, res) => {
     const input = parseRequest(StartInputSchema, req.body, 'body');
     const scope: ReconciliationScope = parseReconciliationInput(input);
     let customerId: string | null = null;
@@ -238,7 +229,7 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
     if (existing && !coversScope(existing, runScope)) {
       throw new ProblemError('conflict', `Run ${id} reconciles until ${existing.periodEnd.toISOString()}; a run per period start and customer.`, { id });
     }
-    const actor = actorOf(principal);
+    const actor = accessOf(req).actor;
     const requestedAt = clock.now();
     try {
       await client.workflow.start(reconciliationWorkflow, {
@@ -264,8 +255,7 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
     res.status(202).location(statusUrl(id)).json({ id, status_url: statusUrl(id) });
   });
 
-  router.get('/v1/reconciliations/*id', requireScope('billing:read'), async (req, res) => {
-    unrestricted(req);
+  router.get('/v1/reconciliations/*id', authorize('reconciliations', 'get'), async (req, res) => {
     const id = runIdOf(req);
     const run = await getRun(pool, id);
     if (!run) throw new ProblemError('not_found', `No reconciliation run ${id}.`);
@@ -275,8 +265,7 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
 
   /** `prepare` reads the request first, so a bad body is a 400 before anything is sent. */
   const signalRoute = (name: 'approve' | 'retry' | 'dismiss', prepare: (req: Request) => (handle: WorkflowHandle) => Promise<void>) =>
-    router.post(`/v1/reconciliations/*id/${name}`, requireScope('billing:admin'), async (req, res) => {
-      unrestricted(req);
+    router.post(`/v1/reconciliations/*id/${name}`, authorize('reconciliations', name), async (req, res) => {
       const id = runIdOf(req);
       const send = prepare(req);
       const run = await getRun(pool, id);

@@ -15,9 +15,8 @@ import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
 import { periodContaining, type Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
-import { actorOf } from '../../keys/access';
 import { getCustomer } from '../../metering/customer-store';
-import { actingCustomer, principalOf, requireScope, type Principal } from '../auth';
+import { accessOf, authorize, type Access } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { ProblemError, parseRequest } from '../problem';
 
@@ -146,8 +145,8 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
 
 
 /** Another customer's subscription looks absent to a restricted key, not forbidden: its existence is not theirs to learn. */
-function visible(principal: Principal, subscription: Subscription | undefined, id: string): Subscription {
-  if (!subscription || (principal.customer && principal.customer.id !== subscription.customer.id)) {
+function visible(access: Access, subscription: Subscription | undefined, id: string): Subscription {
+  if (!subscription || !access.seesCustomerId(subscription.customer.id)) {
     throw new ProblemError('not_found', `No subscription ${id}.`);
   }
   return subscription;
@@ -181,11 +180,11 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
     }
   };
 
-  router.post('/v1/subscriptions', requireScope('billing:admin'), async (req, res) => {
+  router.post('/v1/subscriptions', authorize('subscriptions', 'create'), async (req, res) => {
     const input = parseRequest(SubscriptionInputSchema, req.body, 'body');
-    const principal = principalOf(req);
-    const externalId = actingCustomer(principal, input.customer)!;
-    const [customer, plan] = await Promise.all([getCustomer(pool, externalId), getPlan(pool, input.plan)]);
+    const access = accessOf(req);
+    const externalId = input.customer;
+    const [customer, plan] = await Promise.all([access.seesCustomer(externalId) ? getCustomer(pool, externalId) : undefined, getPlan(pool, input.plan)]);
     if (!customer) throw new ProblemError('unprocessable', `No customer "${externalId}".`, { reason: 'unknown_customer' });
     if (!plan) throw new ProblemError('unprocessable', `No plan "${input.plan}".`, { reason: 'unknown_plan' });
     if (plan.currency !== customer.currency) {
@@ -194,15 +193,17 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
       });
     }
     const anchor = input.start === undefined ? clock.now() : new Date(input.start);
-    const result = await createSubscription(pool, { customerId: customer.id, planCode: plan.id, anchor, actor: actorOf(principal) });
+    const result = await createSubscription(pool, { customerId: customer.id, planCode: plan.id, anchor, actor: access.actor });
 
     if (!result.created) {
       const { existing } = result;
       const sameRequest = existing.plan.id === plan.id && (input.start === undefined || existing.anchor.getTime() === anchor.getTime());
       if (!sameRequest) {
-        throw new ProblemError('conflict', `Customer "${externalId}" already has an active subscription; cancel it or change its plan.`, {
-          existing: subscriptionToJson(existing, clock.now()),
-        });
+        throw new ProblemError(
+          'conflict',
+          `Customer "${externalId}" already has an active subscription; cancel it or change its plan.`,
+          access.allows('subscriptions', 'get') ? { existing: subscriptionToJson(existing, clock.now()) } : {},
+        );
       }
       await afterCommit(req, existing, 'started');
       res.status(200).json(subscriptionToJson(existing, clock.now()));
@@ -212,37 +213,37 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
     res.status(201).location(`/v1/subscriptions/${result.subscription.id}`).json(subscriptionToJson(result.subscription, clock.now()));
   });
 
-  router.get('/v1/subscriptions/:id', requireScope('billing:read'), async (req, res) => {
+  router.get('/v1/subscriptions/:id', authorize('subscriptions', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    res.json(subscriptionToJson(visible(principalOf(req), await getSubscription(pool, id), id), clock.now()));
+    res.json(subscriptionToJson(visible(accessOf(req), await getSubscription(pool, id), id), clock.now()));
   });
 
-  router.get('/v1/customers/:externalId/subscription', requireScope('billing:read'), async (req, res) => {
-    const externalId = actingCustomer(principalOf(req), parseRequest(ExternalIdParams, req.params, 'params').externalId)!;
-    const customer = await getCustomer(pool, externalId);
+  router.get('/v1/customers/:externalId/subscription', authorize('subscriptions', 'active'), async (req, res) => {
+    const { externalId } = parseRequest(ExternalIdParams, req.params, 'params');
+    const customer = accessOf(req).seesCustomer(externalId) ? await getCustomer(pool, externalId) : undefined;
     if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
     const subscription = await getActiveSubscription(pool, customer.id);
     if (!subscription) throw new ProblemError('not_found', `Customer "${externalId}" has no active subscription.`);
     res.json(subscriptionToJson(subscription, clock.now()));
   });
 
-  router.post('/v1/subscriptions/:id/cancel', requireScope('billing:admin'), async (req, res) => {
+  router.post('/v1/subscriptions/:id/cancel', authorize('subscriptions', 'cancel'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const principal = principalOf(req);
-    visible(principal, await getSubscription(pool, id), id);
-    const result = await cancelSubscription(pool, id, clock.now(), actorOf(principal));
+    const access = accessOf(req);
+    visible(access, await getSubscription(pool, id), id);
+    const result = await cancelSubscription(pool, id, clock.now(), access.actor);
     if (!result) throw new ProblemError('not_found', `No subscription ${id}.`);
     // Also when it was already canceled: a retry after a failed step converges.
     await afterCommit(req, result.subscription, 'canceled');
     res.json(subscriptionToJson(result.subscription, clock.now()));
   });
 
-  router.post('/v1/subscriptions/:id/change-plan', requireScope('billing:admin'), async (req, res) => {
+  router.post('/v1/subscriptions/:id/change-plan', authorize('subscriptions', 'change_plan'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
     const { plan } = parseRequest(ChangePlanInputSchema, req.body, 'body');
-    const principal = principalOf(req);
-    visible(principal, await getSubscription(pool, id), id);
-    const result = await changePlan(pool, id, plan, actorOf(principal), clock.now());
+    const access = accessOf(req);
+    visible(access, await getSubscription(pool, id), id);
+    const result = await changePlan(pool, id, plan, access.actor, clock.now());
     if (result.outcome === 'refused') {
       const refusal = {
         subscription_not_found: () => new ProblemError('not_found', `No subscription ${id}.`),

@@ -5,7 +5,7 @@ import { aggregations } from '../../domain/metering/meter';
 import { getCustomer } from '../../metering/customer-store';
 import { getMeter } from '../../metering/meter-store';
 import { queryUsage } from '../../metering/usage-query';
-import { actingCustomer, principalOf, requireScope } from '../auth';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { ProblemError, problemFromZod } from '../problem';
 
@@ -50,13 +50,14 @@ registry.registerPath({
 
 export function usageRouter(pool: Pool): Router {
   const router = Router();
-  router.get('/v1/usage', requireScope('usage:read'), async (req, res) => {
+  router.get('/v1/usage', authorize('usage', 'read'), async (req, res) => {
     const parsed = UsageQuerySchema.safeParse(req.query);
     if (!parsed.success) throw problemFromZod(parsed.error, 'query');
     const q = parsed.data;
-    const externalId = actingCustomer(principalOf(req), q.customer);
+    const access = accessOf(req);
+    const externalId = access.customerNamed(q.customer);
     if (!externalId) throw new ProblemError('validation_failed', 'Invalid query: customer is required.', { errors: [{ pointer: '#/customer', detail: 'required' }] });
-    const [customer, meter] = await Promise.all([getCustomer(pool, externalId), getMeter(pool, q.meter)]);
+    const [customer, meter] = await Promise.all([access.seesCustomer(externalId) ? getCustomer(pool, externalId) : undefined, getMeter(pool, q.meter)]);
     if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
     if (!meter) throw new ProblemError('not_found', `No meter "${q.meter}".`);
     const from = new Date(q.from);

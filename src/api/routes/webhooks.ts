@@ -5,10 +5,9 @@ import type { Clock } from '../../clock';
 import { recordAudit, type AuditActor } from '../../db/audit';
 import type { Pool } from '../../db/pool';
 import { checkWebhookTarget, webhookTargetPolicy, type WebhookTargetPolicy } from '../../domain/webhook-target-policy';
-import { actorOf } from '../../keys/access';
 import { findCustomerId } from '../../keys/store';
 import { inTransaction, type Queryable } from '../../db/transaction';
-import { principalOf, requireScope, type Principal } from '../auth';
+import { accessOf, authorize, type Access } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
 import { ProblemError, parseRequest } from '../problem';
@@ -102,20 +101,17 @@ registry.registerPath({
 });
 
 
-/** The customer an endpoint is registered for; restricted keys register only their own customer's. */
-function endpointCustomer(principal: Principal, requested: string | null | undefined): string | null {
-  if (!principal.customer) return requested ?? null;
-  if (requested === undefined || requested === principal.customer.externalId) return principal.customer.externalId;
-  throw new ProblemError(
-    'forbidden',
-    requested === null ? "A key restricted to a customer cannot register an endpoint for every customer's notifications." : 'This API key is restricted to another customer.',
-    { reason: 'customer_mismatch' },
-  );
+/** The customer an endpoint is registered for: the named one, else the key's own, else none (every customer's). */
+function endpointCustomer(access: Access, requested: string | null | undefined): string | null {
+  if (requested === null && access.principal.customer) {
+    throw new ProblemError('forbidden', "A key restricted to a customer cannot register an endpoint for every customer's notifications.", { reason: 'customer_restricted' });
+  }
+  return requested === null ? null : (access.customerNamed(requested) ?? null);
 }
 
-/** A customer-restricted caller sees only its customer's endpoints; others look absent, not forbidden. */
-function visible(principal: Principal, endpoint: EndpointRow | undefined, id: string): EndpointRow {
-  if (!endpoint || (principal.customer && endpoint.customer_id !== principal.customer.id)) throw new ProblemError('not_found', `No webhook endpoint ${id}.`);
+/** Another customer's endpoint (or a global one) looks absent to a restricted key. */
+function visible(access: Access, endpoint: EndpointRow | undefined, id: string): EndpointRow {
+  if (!endpoint || !access.seesCustomerId(endpoint.customer_id)) throw new ProblemError('not_found', `No webhook endpoint ${id}.`);
   return endpoint;
 }
 
@@ -144,40 +140,38 @@ const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
 
 export function webhookEndpointsRouter({ pool, clock, targets = webhookTargetPolicy() }: { pool: Pool; clock: Clock; targets?: WebhookTargetPolicy }): Router {
   const router = Router();
-  const admin = requireScope('billing:admin');
 
-  router.post('/v1/webhook-endpoints', admin, async (req, res) => {
+  router.post('/v1/webhook-endpoints', authorize('webhook_endpoints', 'create'), async (req, res) => {
     const input = parseRequest(EndpointInputSchema, req.body, 'body');
-    const principal = principalOf(req);
-    const customer = endpointCustomer(principal, input.customer);
+    const access = accessOf(req);
+    const customer = endpointCustomer(access, input.customer);
     assertAllowedTarget(input.url, targets);
-    const customerId = customer === null ? null : await findCustomerId(pool, customer);
+    const customerId = customer === null ? null : access.seesCustomer(customer) ? await findCustomerId(pool, customer) : undefined;
     if (customerId === undefined) throw new ProblemError('unprocessable', `No customer "${customer}".`, { reason: 'unknown_customer' });
     const secret = generateWebhookSecret();
-    const endpoint = await createEndpoint(pool, { url: input.url, customerId, secret, at: clock.now(), actor: actorOf(principal) });
+    const endpoint = await createEndpoint(pool, { url: input.url, customerId, secret, at: clock.now(), actor: access.actor });
     noStore(res);
     res.status(201).location(`/v1/webhook-endpoints/${endpoint.id}`).json({ ...toJson(endpoint), secret });
   });
 
-  router.get('/v1/webhook-endpoints', admin, async (req, res) => {
+  router.get('/v1/webhook-endpoints', authorize('webhook_endpoints', 'list'), async (req, res) => {
     const query = parseRequest(PageQuerySchema, req.query, 'query');
-    const principal = principalOf(req);
-    const rows = await listEndpoints(pool, { limit: query.limit + 1, after: query.after, customerId: principal.customer?.id });
+    const rows = await listEndpoints(pool, { limit: query.limit + 1, after: query.after, customerId: accessOf(req).principal.customer?.id });
     const result = page(rows, query.limit, (e) => e.id);
     res.json({ data: result.data.map(toJson), next_cursor: result.next_cursor });
   });
 
-  router.get('/v1/webhook-endpoints/:id', admin, async (req, res) => {
+  router.get('/v1/webhook-endpoints/:id', authorize('webhook_endpoints', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    res.json(toJson(visible(principalOf(req), await findEndpoint(pool, id), id)));
+    res.json(toJson(visible(accessOf(req), await findEndpoint(pool, id), id)));
   });
 
-  router.delete('/v1/webhook-endpoints/:id', admin, async (req, res) => {
+  router.delete('/v1/webhook-endpoints/:id', authorize('webhook_endpoints', 'disable'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const principal = principalOf(req);
+    const access = accessOf(req);
     const endpoint = await inTransaction(pool, async (client) => {
-      const current = visible(principal, await findEndpoint(client, id, true), id);
-      return current.disabled_at ? current : disableEndpoint(client, current, clock.now(), actorOf(principal));
+      const current = visible(access, await findEndpoint(client, id, true), id);
+      return current.disabled_at ? current : disableEndpoint(client, current, clock.now(), access.actor);
     });
     res.json(toJson(endpoint));
   });
