@@ -1,5 +1,6 @@
 import Decimal from 'decimal.js';
 import { z } from 'zod';
+import { storable } from './edge-schemas';
 import { IsoDurationSchema, parseIsoDuration } from './periods';
 
 /*
@@ -66,7 +67,7 @@ export type HardLimitAction = (typeof hardLimitActions)[number];
 
 export const MeterLimitSchema = z
   .strictObject({
-    meter: z.string({ error: 'is required' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+    meter: storable(z.string({ error: 'is required' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters')),
     soft_thresholds: z
       .array(SoftThresholdSchema)
       .default([])

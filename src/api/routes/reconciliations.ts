@@ -13,6 +13,7 @@ import {
 } from '../../billing/reconciliation-store';
 import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
+import { Identifier, storable, text } from '../../domain/edge-schemas';
 import { findingKinds, parseReconciliationInput, ReconciliationInputError, runStatuses, type ReconciliationScope } from '../../domain/reconciliation';
 import { actorOf } from '../../keys/access';
 import { getCustomer } from '../../metering/customer-store';
@@ -29,7 +30,7 @@ const StartInputSchema = z
   .strictObject({
     period_start: instantText,
     period_end: instantText,
-    customer: z.string().min(1).max(128).optional().meta({ description: 'External id of the one customer to reconcile; all customers when absent' }),
+    customer: Identifier.optional().meta({ description: 'External id of the one customer to reconcile; all customers when absent' }),
     auto_approve: z.boolean().optional().meta({ description: 'Issue the credit notes without waiting for approval' }),
   })
   .superRefine((input, ctx) => {
@@ -99,8 +100,8 @@ const ReportSchema = z
   })
   .meta({ id: 'ReconciliationReport' });
 
-const IdParams = z.object({ id: z.string().min(1).max(1000) });
-const DismissInputSchema = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() }).meta({ id: 'DismissFindingsInput' });
+const IdParams = z.object({ id: text({ max: 1000 }) });
+const DismissInputSchema = z.strictObject({ reason: storable(z.string().trim().min(1).max(500)).optional() }).meta({ id: 'DismissFindingsInput' });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 const tags = ['reconciliations'];

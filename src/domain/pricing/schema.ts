@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { currencyCodes, isCurrency, minorUnits } from '../currencies';
+import { storable, text } from '../edge-schemas';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString, roundingModes, type Decimal as DecimalValue } from '../money';
 
 /*
@@ -40,10 +41,12 @@ export const CurrencySchema = z
   })
   .meta({ id: 'Currency', description: 'Active ISO 4217 currency code.' });
 
-export const MeterSchema = z
-  .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string naming a meter') })
-  .min(1, 'must not be empty')
-  .max(200, 'must be at most 200 characters');
+export const MeterSchema = storable(
+  z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string naming a meter') })
+    .min(1, 'must not be empty')
+    .max(200, 'must be at most 200 characters'),
+);
 
 export const TierSchema = z
   .strictObject({
@@ -140,7 +143,7 @@ function checkMinorDigits(plan: { currency: string }, field: 'base_fee' | 'minim
 
 export const PricePlanSchema = z
   .strictObject({
-    id: z.string().min(1).optional(),
+    id: text({ max: 128 }).optional(),
     currency: CurrencySchema,
     rounding: z.enum(roundingModes).optional().meta({ description: 'How each line is rounded to the minor unit; half_up unless stated.' }),
     base_fee: NonNegativeDecimal.optional().meta({ description: 'Fixed fee per period, in the currency.' }),

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+
+/*
+ * The schemas every edge (API bodies, path and query parameters, CLI options, workflow inputs)
+ * builds on, so that whatever passes validation can also be stored: PostgreSQL refuses some
+ * values that JSON and JavaScript accept, and each of those used to surface as a 500 after the
+ * request had been accepted (and, in a shared ingest statement, took the valid events with it).
+ *   - text and jsonb hold no NUL character (U+0000), and UTF-8 has no form for a UTF-16 surrogate
+ *     that pairs with nothing (jsonb refuses "\ud800"; text would silently store U+FFFD);
+ *   - timestamptz has no year 0, and RFC 3339 (what clients send, and what the API answers) has
+ *     four-digit years only;
+ *   - deeply nested JSON overflows the stack of every recursive reader (JSON.stringify first).
+ */
+
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const UNSTORABLE_MESSAGE = 'must not contain NUL characters (U+0000) or unpaired UTF-16 surrogates';
+
+/** Whether PostgreSQL text and jsonb can hold the string exactly as it is. */
+export const isStorableText = (text: string): boolean => !UNSTORABLE.test(text);
+
+/** A string schema (with its own messages and bounds) that also refuses what PostgreSQL cannot store. */
+export const storable = <T extends z.ZodType<string>>(schema: T): T => schema.refine(isStorableText, UNSTORABLE_MESSAGE);
+
+/** Text of `min` (default 1) to `max` UTF-16 code units that PostgreSQL can store as it is. */
+export const text = ({ min = 1, max }: { min?: number; max: number }) =>
+  storable(
+    z
+      .string()
+      .min(min, min === 1 ? 'must not be empty' : `must be at least ${min} characters`)
+      .max(max, `must be at most ${max} characters`),
+  );
+
+/** External ids, names of events and of properties, idempotency keys: the API's identifiers. */
+export const Identifier = text({ max: 128 });
+
+/** An opaque pagination cursor: the `next_cursor` of the previous page. */
+export const CursorSchema = text({ max: 256 }).meta({ description: 'The `next_cursor` of the previous page' });
+
+/** The instants the API accepts: from the Unix epoch to the last instant with a four-digit year, in UTC. */
+export const MIN_INSTANT_MS = Date.UTC(1970, 0, 1);
+export const MAX_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+const RANGE_MESSAGE = 'must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z';
+
+/** Whether an epoch-millisecond instant lies in the range every store and the wire format represent. */
+export const isRepresentableInstant = (ms: number): boolean => ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS;
+
+/**
+ * An RFC 3339 instant with its offset (`2026-03-01T00:00:00Z`, `…+02:00`). The range is checked
+ * in UTC: `0001-01-01T00:00:00+01:00` is in year 0 once converted, which PostgreSQL refuses.
+ */
+export const InstantSchema = z.iso
+  .datetime({ offset: true, error: 'must be an RFC 3339 instant with a time zone, such as 2026-01-31T00:00:00Z' })
+  .refine((iso) => isRepresentableInstant(Date.parse(iso)), RANGE_MESSAGE);
+
+/** How deep a free-form JSON value may nest: plenty for event properties, far from any stack limit. */
+export const MAX_JSON_DEPTH = 32;
+
+export interface JsonIssue {
+  path: PropertyKey[];
+  message: string;
+}
+
+/**
+ * The first reason a parsed JSON value cannot be stored as jsonb and read back safely, or
+ * undefined. Iterative, so that a value nested 10,000 deep is refused instead of overflowing the
+ * stack; objects count one level, like arrays. `__proto__` keys are refused because a JavaScript
+ * object copy (zod's included) drops or misreads them.
+ */
+export function jsonValueIssue(value: unknown, maxDepth = MAX_JSON_DEPTH): JsonIssue | undefined {
+  const stack: Array<{ value: unknown; depth: number; path: PropertyKey[] }> = [{ value, depth: 0, path: [] }];
+  while (stack.length > 0) {
+    const { value: v, depth, path } = stack.pop()!;
+    if (v === null || typeof v === 'boolean') continue;
+    if (typeof v === 'string') {
+      if (!isStorableText(v)) return { path, message: UNSTORABLE_MESSAGE };
+      continue;
+    }
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return { path, message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
+      continue;
+    }
+    if (typeof v !== 'object') return { path, message: 'must be a JSON value' };
+    if (depth >= maxDepth) return { path, message: `nests deeper than ${maxDepth} levels` };
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push({ value: item, depth: depth + 1, path: [...path, i] }));
+      continue;
+    }
+    for (const [key, item] of Object.entries(v)) {
+      if (key === '__proto__') return { path: [...path, key], message: 'the key "__proto__" is not allowed' };
+      if (!isStorableText(key)) return { path: [...path, key], message: `keys ${UNSTORABLE_MESSAGE}` };
+      stack.push({ value: item, depth: depth + 1, path: [...path, key] });
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A free-form JSON object (event properties) whose keys are at most `maxKeyLength` long and
+ * whose whole content is storable (see jsonValueIssue). The check runs on the raw input, before
+ * anything recursive reads it.
+ */
+export const jsonObject = ({ maxKeyLength = 128, maxDepth = MAX_JSON_DEPTH }: { maxKeyLength?: number; maxDepth?: number } = {}) =>
+  z.preprocess(
+    (value, ctx) => {
+      const issue = typeof value === 'object' && value !== null ? jsonValueIssue(value, maxDepth) : undefined;
+      if (issue) ctx.issues.push({ code: 'custom', path: issue.path, message: issue.message, input: value });
+      return value;
+    },
+    z.record(text({ max: maxKeyLength }), z.unknown()),
+  );
