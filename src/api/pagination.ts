@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { CursorSchema } from '../domain/edge-schemas';
 
-export const PageQuerySchema = z.object({
+/** Strict, like every query schema: a misspelt parameter (`?limt=10`) is refused rather than ignored. */
+export const PageQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   after: CursorSchema.optional(),
 });

@@ -86,13 +86,27 @@ export function jsonValueIssue(value: unknown, maxDepth = MAX_JSON_DEPTH): JsonI
       continue;
     }
     for (const [key, item] of Object.entries(v)) {
-      if (key === '__proto__') return { path: [...path, key], message: 'the key "__proto__" is not allowed' };
+      if (key === '__proto__') return { path: [...path, key], message: PROTO_KEY_MESSAGE };
       if (!isStorableText(key)) return { path: [...path, key], message: `keys ${UNSTORABLE_MESSAGE}` };
       stack.push({ value: item, depth: depth + 1, path: [...path, key] });
     }
   }
   return undefined;
 }
+
+const PROTO_KEY_MESSAGE = 'the key "__proto__" is not allowed';
+
+/**
+ * A JSON object of `key` to `value`, as z.record, except that a `__proto__` key is refused: zod
+ * builds the parsed record by assignment, which drops that key without a word.
+ */
+export const record = <K extends z.core.$ZodRecordKey, V extends z.ZodType>(key: K, value: V) =>
+  z.preprocess((input, ctx) => {
+    if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) {
+      ctx.issues.push({ code: 'custom', path: ['__proto__'], message: PROTO_KEY_MESSAGE, input });
+    }
+    return input;
+  }, z.record(key, value));
 
 /**
  * A free-form JSON object (event properties) whose keys are at most `maxKeyLength` long and

@@ -13,7 +13,7 @@ import { ProblemError, problemFromZod } from '../problem';
 const MAX_RANGE_DAYS = 400;
 
 const UsageQuerySchema = z
-  .object({
+  .strictObject({
     customer: Identifier.optional().meta({ description: 'Customer external id; implied by a customer-restricted key' }),
     meter: text({ max: 64 }).meta({ description: 'Meter code' }),
     from: InstantSchema.meta({ description: 'Inclusive start (RFC 3339)' }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Identifier, text } from '../edge-schemas';
+import { Identifier, record, text } from '../edge-schemas';
 
 export const aggregations = ['count', 'sum', 'max', 'unique_count', 'latest'] as const;
 export type Aggregation = (typeof aggregations)[number];
@@ -16,8 +16,7 @@ export const MeterInputSchema = z
     event_type: Identifier,
     aggregation: z.enum(aggregations),
     value_property: Identifier.optional(),
-    filter: z
-      .record(Identifier, filterValue)
+    filter: record(Identifier, filterValue)
       .default({})
       .meta({ description: 'Equality match on event properties; events of the type that do not match are rejected.' }),
   })

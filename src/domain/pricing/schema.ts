@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { currencyCodes, isCurrency, minorUnits } from '../currencies';
-import { storable, text } from '../edge-schemas';
+import { record, storable, text } from '../edge-schemas';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString, roundingModes, type Decimal as DecimalValue } from '../money';
 
 /*
@@ -189,8 +189,7 @@ export const QuantitySchema = z
   })
   .meta({ id: 'Quantity', description: 'Non-negative decimal string, or a safe integer; both give identical results.' });
 
-export const UsageSchema = z
-  .record(MeterSchema, QuantitySchema)
+export const UsageSchema = record(MeterSchema, QuantitySchema)
   .meta({ id: 'Usage', description: 'Quantity used per meter in the period. A charge whose meter is absent is priced at 0.' });
 export type Usage = z.infer<typeof UsageSchema>;
 
