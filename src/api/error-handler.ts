@@ -20,6 +20,12 @@ function fromBodyParser(err: unknown): ProblemError | undefined {
   }
 }
 
+/** The router could not percent-decode a path parameter (`/v1/customers/%E0%A4%A`). */
+const badPathEncoding = (err: unknown): ProblemError | undefined =>
+  err instanceof URIError && (err as { status?: unknown }).status === 400
+    ? new ProblemError('validation_failed', 'Invalid params: a path segment is not valid percent-encoded UTF-8.')
+    : undefined;
+
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new ProblemError('not_found', `No route for ${req.method} ${req.path}.`));
 };
@@ -33,7 +39,7 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, next) => {
   const problem =
     err instanceof ProblemError ? err
     : err instanceof ZodError ? problemFromZod(err)
-    : fromBodyParser(err);
+    : (fromBodyParser(err) ?? badPathEncoding(err));
   const instance = `urn:request:${String(req.id)}`;
   if (!problem) {
     req.log.error({ err }, 'unhandled error');

@@ -30,6 +30,17 @@ export const text = ({ min = 1, max }: { min?: number; max: number }) =>
       .max(max, `must be at most ${max} characters`),
   );
 
+/**
+ * Any input, rendered short for an error message: never recursive (the input may nest 10,000
+ * deep), never long (it may be megabytes), and a string as the JSON it was sent as.
+ */
+export function quote(value: unknown, max = 64): string {
+  if (typeof value === 'string') return value.length > max ? `${JSON.stringify(value.slice(0, max)).slice(0, -1)}…"` : JSON.stringify(value);
+  if (value === null || typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : String(value);
+}
+
 /** External ids, names of events and of properties, idempotency keys: the API's identifiers. */
 export const Identifier = text({ max: 128 });
 

@@ -1,5 +1,5 @@
 import { isCurrency, minorUnits, type CurrencyCode } from './currencies';
-import { isRepresentableInstant, isStorableText } from './edge-schemas';
+import { isRepresentableInstant, isStorableText, quote } from './edge-schemas';
 import { lateUsageAdjustments, type BilledLine } from './invoice-adjustments';
 import { Decimal, ZERO, formatExact, formatMoney } from './money';
 import { nextPeriod, periodContaining, type BillingInterval, type Period } from './periods';
@@ -84,10 +84,10 @@ function isCalendarDate(text: string): boolean {
 
 function instant(field: string, value: unknown): Date {
   if (typeof value !== 'string' || !INSTANT.test(value) || !isCalendarDate(value) || Number.isNaN(Date.parse(value))) {
-    throw new ReconciliationInputError(`${field} must be a date such as "2026-11-01" or an instant such as "2026-11-01T00:00:00Z" (got ${JSON.stringify(value)})`);
+    throw new ReconciliationInputError(`${field} must be a date such as "2026-11-01" or an instant such as "2026-11-01T00:00:00Z" (got ${quote(value)})`);
   }
   if (!isRepresentableInstant(Date.parse(value))) {
-    throw new ReconciliationInputError(`${field} must lie between 1970-01-01 and 9999-12-31 (got ${JSON.stringify(value)})`);
+    throw new ReconciliationInputError(`${field} must lie between 1970-01-01 and 9999-12-31 (got ${quote(value)})`);
   }
   return new Date(value);
 }

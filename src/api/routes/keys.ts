@@ -250,7 +250,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
 
   router.post('/v1/keys/:id/rotate', admin, async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const input = parseRequest(RotateInputSchema, req.body ?? {}, 'body');
+    const input = parseRequest(RotateInputSchema, req.body === undefined ? {} : req.body, 'body');
     const principal = principalOf(req);
     const old = visibleKey(principal, await service.get(id), id);
     // Rotation hands out a new secret with the old key's powers: the caller must hold them.

@@ -295,7 +295,7 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
   signalRoute('approve', () => (handle) => handle.signal(approveSignal));
   signalRoute('retry', () => (handle) => handle.signal(retrySignal));
   signalRoute('dismiss', (req) => {
-    const { reason } = parseRequest(DismissInputSchema, req.body ?? {}, 'body');
+    const { reason } = parseRequest(DismissInputSchema, req.body === undefined ? {} : req.body, 'body');
     return (handle) => handle.signal(dismissSignal, reason === undefined ? {} : { reason });
   });
 

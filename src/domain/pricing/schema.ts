@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { currencyCodes, isCurrency, minorUnits } from '../currencies';
-import { record, storable, text } from '../edge-schemas';
+import { quote, record, storable, text } from '../edge-schemas';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString, roundingModes, type Decimal as DecimalValue } from '../money';
 
 /*
@@ -27,17 +27,17 @@ const NonNegativeDecimal = z
   .regex(UNSIGNED_DECIMAL_PATTERN, {
     abort: true,
     error: (issue) =>
-      typeof issue.input === 'string' && isDecimalString(issue.input) ? `must not be negative (got ${JSON.stringify(issue.input)})`
-      : `${JSON.stringify(issue.input)} is not a decimal string: use plain digits such as "12.50" (at most 20 digits on each side of the point; no exponent, NaN or Infinity)`,
+      typeof issue.input === 'string' && isDecimalString(issue.input) ? `must not be negative (got ${quote(issue.input)})`
+      : `${quote(issue.input)} is not a decimal string: use plain digits such as "12.50" (at most 20 digits on each side of the point; no exponent, NaN or Infinity)`,
   });
 
 const PositiveDecimal = NonNegativeDecimal.refine((text) => new Decimal(text).gt(0), {
-  error: (issue) => `must be greater than 0 (got ${JSON.stringify(issue.input)})`,
+  error: (issue) => `must be greater than 0 (got ${quote(issue.input)})`,
 });
 
 export const CurrencySchema = z
   .enum(currencyCodes, {
-    error: (issue) => `unknown currency ${JSON.stringify(issue.input)}: expected an active ISO 4217 code in upper case, such as USD, EUR or JPY`,
+    error: (issue) => `unknown currency ${quote(issue.input)}: expected an active ISO 4217 code in upper case, such as USD, EUR or JPY`,
   })
   .meta({ id: 'Currency', description: 'Active ISO 4217 currency code.' });
 
@@ -73,7 +73,7 @@ const TiersSchema = z
         return;
       }
       if (last) {
-        ctx.addIssue({ code: 'custom', path, message: `the last tier must be open-ended (up_to: null); with up_to ${JSON.stringify(tier.up_to)} usage above it would have no price` });
+        ctx.addIssue({ code: 'custom', path, message: `the last tier must be open-ended (up_to: null); with up_to ${quote(tier.up_to)} usage above it would have no price` });
       }
       const upTo = decimalOrUndefined(tier.up_to);
       if (!upTo) return;
