@@ -281,7 +281,7 @@ describe('hostile input is refused with a problem and changes nothing', () => {
         return params.toString();
       };
       // Query schemas are strict: a misspelt parameter is refused (operations without one ignore the query).
-      const cases: Array<[string, string]> = op.queryParams.length ? [[`unknown parameter`, qs({ limt: '10' })]] : [];
+      const cases: Array<[string, string]> = op.queryParams.length ? [[`unknown parameter`, qs({ limt: '10' })], ['__proto__', qs({ ['__proto__']: 'x' })]] : [];
       for (const name of op.queryParams) {
         cases.push(
           [`${name} NUL`, qs({ [name]: NUL }, name)],
@@ -324,6 +324,14 @@ describe('hostile input is refused with a problem and changes nothing', () => {
       for (const c of cases) {
         assertRefused(await send(op, valid[op.key]!, { body: c.body, ...(c.contentType ? { contentType: c.contentType } : {}) }), `${op.key} body ${c.what}`);
       }
+    }
+  });
+
+  test('names of inherited properties are no problem types', async () => {
+    for (const name of ['__proto__', 'constructor', 'toString']) {
+      const res = await fetch(`${app.url}/problems/${name}`);
+      assert.equal(res.status, 404, name);
+      assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
     }
   });
 
