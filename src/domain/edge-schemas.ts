@@ -47,6 +47,17 @@ export const Identifier = text({ max: 128 });
 /** An opaque pagination cursor: the `next_cursor` of the previous page. */
 export const CursorSchema = text({ max: 256 }).meta({ description: 'The `next_cursor` of the previous page' });
 
+/**
+ * An http(s) URL as stored: lower-case scheme, no white space. The WHATWG parser behind z.url
+ * accepts `HTTPS://…` and ` https://…` and percent-encodes spaces, but the text is kept as sent.
+ */
+export const HttpUrlSchema = storable(
+  z
+    .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
+    .max(2048, 'must be at most 2048 characters')
+    .regex(/^https?:\/\/\S+$/, 'must start with http:// or https:// in lower case and contain no white space'),
+);
+
 /** The instants the API accepts: from the Unix epoch to the last instant with a four-digit year, in UTC. */
 export const MIN_INSTANT_MS = Date.UTC(1970, 0, 1);
 export const MAX_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);

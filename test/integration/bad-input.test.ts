@@ -327,6 +327,14 @@ describe('hostile input is refused with a problem and changes nothing', () => {
     }
   });
 
+  test('field values zod parses but a column check refuses', async () => {
+    const op = { method: 'POST', path: '/v1/webhook-endpoints' };
+    // The stored text must satisfy webhook_endpoints' check (url ~ '^https?://'); zod itself trims surrounding white space.
+    for (const url of ['HTTPS://hooks.example.com/x', 'Http://hooks.example.com/x', 'https://hooks.example.com/a b']) {
+      assertRefused(await send(op, { body: { url } }), `webhook url ${JSON.stringify(url)}`);
+    }
+  });
+
   test('names of inherited properties are no problem types', async () => {
     for (const name of ['__proto__', 'constructor', 'toString']) {
       const res = await fetch(`${app.url}/problems/${name}`);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { generateWebhookSecret } from '../../activities/webhook-signature';
 import type { Clock } from '../../clock';
 import { recordAudit, type AuditActor } from '../../db/audit';
-import { Identifier, storable } from '../../domain/edge-schemas';
+import { HttpUrlSchema, Identifier } from '../../domain/edge-schemas';
 import type { Pool } from '../../db/pool';
 import { actorOf } from '../../keys/access';
 import { findCustomerId } from '../../keys/store';
@@ -22,7 +22,7 @@ import { ProblemError, parseRequest } from '../problem';
 
 const EndpointInputSchema = z
   .strictObject({
-    url: storable(z.url({ protocol: /^https?$/ }).max(2048)).meta({ example: 'https://example.com/hooks/meterflow' }),
+    url: HttpUrlSchema.meta({ example: 'https://example.com/hooks/meterflow' }),
     customer: Identifier.nullable()
       .optional()
       .meta({ description: "External id of the customer whose notifications go here; null for every customer's. Omitted: the key's own customer, or null for an unrestricted key" }),
