@@ -12,14 +12,22 @@ import { z } from 'zod';
  *   - deeply nested JSON overflows the stack of every recursive reader (JSON.stringify first).
  */
 
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const UNSTORABLE_MESSAGE = 'must not contain NUL characters (U+0000) or unpaired UTF-16 surrogates';
 
-/** Whether PostgreSQL text and jsonb can hold the string exactly as it is. */
-export const isStorableText = (text: string): boolean => !UNSTORABLE.test(text);
+/**
+ * Whether PostgreSQL text and jsonb can hold the string exactly as it is. isWellFormed (ES2024,
+ * Node 20) finds lone surrogates ten times faster than a regular expression, on the ingest path;
+ * it is typed here because the project compiles against the ES2022 library.
+ */
+const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
+export const isStorableText = (text: string): boolean => !text.includes('\u0000') && isWellFormed(text);
+
+/** As a pattern, so that the OpenAPI document says it too (a lone surrogate has no pattern: JSON Schema matches code points). */
+const NO_NUL = /^[^\u0000]*$/;
 
 /** A string schema (with its own messages and bounds) that also refuses what PostgreSQL cannot store. */
-export const storable = <T extends z.ZodType<string>>(schema: T): T => schema.refine(isStorableText, UNSTORABLE_MESSAGE);
+export const storable = <T extends z.ZodType<string>>(schema: T): T =>
+  schema.check(z.regex(NO_NUL, 'must not contain NUL characters (U+0000)')).refine(isWellFormed, 'must not contain unpaired UTF-16 surrogates');
 
 /** Text of `min` (default 1) to `max` UTF-16 code units that PostgreSQL can store as it is. */
 export const text = ({ min = 1, max }: { min?: number; max: number }) =>
@@ -55,7 +63,7 @@ export const HttpUrlSchema = storable(
   z
     .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
     .max(2048, 'must be at most 2048 characters')
-    .regex(/^https?:\/\/\S+$/, 'must start with http:// or https:// in lower case and contain no white space'),
+    .regex(/^https?:\/\/[^\s\u0000]+$/, 'must start with http:// or https:// in lower case and contain no white space'),
 );
 
 /** The instants the API accepts: from the Unix epoch to the last instant with a four-digit year, in UTC. */
@@ -82,38 +90,45 @@ export interface JsonIssue {
   message: string;
 }
 
+export interface JsonLimits {
+  maxDepth?: number;
+  /** Object keys longer than this are refused. */
+  maxKeyLength?: number;
+}
+
 /**
  * The first reason a parsed JSON value cannot be stored as jsonb and read back safely, or
- * undefined. Iterative, so that a value nested 10,000 deep is refused instead of overflowing the
- * stack; objects count one level, like arrays. `__proto__` keys are refused because a JavaScript
- * object copy (zod's included) drops or misreads them.
+ * undefined: an unstorable string or key, a number JSON.parse turned into Infinity, a key longer
+ * than allowed, or nesting deeper than `maxDepth` (objects and arrays count one level each). The
+ * recursion stops at `maxDepth`, so a value nested 10,000 deep is refused instead of overflowing
+ * the stack. `__proto__` keys are refused because a JavaScript object copy (zod's included)
+ * drops or misreads them. The path is built only for the value that fails: this runs per event.
  */
-export function jsonValueIssue(value: unknown, maxDepth = MAX_JSON_DEPTH): JsonIssue | undefined {
-  const stack: Array<{ value: unknown; depth: number; path: PropertyKey[] }> = [{ value, depth: 0, path: [] }];
-  while (stack.length > 0) {
-    const { value: v, depth, path } = stack.pop()!;
-    if (v === null || typeof v === 'boolean') continue;
-    if (typeof v === 'string') {
-      if (!isStorableText(v)) return { path, message: UNSTORABLE_MESSAGE };
-      continue;
-    }
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) return { path, message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
-      continue;
-    }
-    if (typeof v !== 'object') return { path, message: 'must be a JSON value' };
-    if (depth >= maxDepth) return { path, message: `nests deeper than ${maxDepth} levels` };
+export function jsonValueIssue(value: unknown, { maxDepth = MAX_JSON_DEPTH, maxKeyLength = Infinity }: JsonLimits = {}): JsonIssue | undefined {
+  const check = (v: unknown, depth: number): JsonIssue | undefined => {
+    if (v === null || typeof v === 'boolean') return undefined;
+    if (typeof v === 'string') return isStorableText(v) ? undefined : { path: [], message: UNSTORABLE_MESSAGE };
+    if (typeof v === 'number') return Number.isFinite(v) ? undefined : { path: [], message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
+    if (typeof v !== 'object') return { path: [], message: 'must be a JSON value' };
+    if (depth >= maxDepth) return { path: [], message: `nests deeper than ${maxDepth} levels` };
     if (Array.isArray(v)) {
-      v.forEach((item, i) => stack.push({ value: item, depth: depth + 1, path: [...path, i] }));
-      continue;
+      for (let i = 0; i < v.length; i++) {
+        const issue = check(v[i], depth + 1);
+        if (issue) return (issue.path.unshift(i), issue);
+      }
+      return undefined;
     }
-    for (const [key, item] of Object.entries(v)) {
-      if (key === '__proto__') return { path: [...path, key], message: PROTO_KEY_MESSAGE };
-      if (!isStorableText(key)) return { path: [...path, key], message: `keys ${UNSTORABLE_MESSAGE}` };
-      stack.push({ value: item, depth: depth + 1, path: [...path, key] });
+    for (const key of Object.keys(v)) {
+      const issue =
+        key === '__proto__' ? { path: [], message: PROTO_KEY_MESSAGE }
+        : key.length > maxKeyLength ? { path: [], message: `keys must be at most ${maxKeyLength} characters` }
+        : !isStorableText(key) ? { path: [], message: `keys ${UNSTORABLE_MESSAGE}` }
+        : check((v as Record<string, unknown>)[key], depth + 1);
+      if (issue) return (issue.path.unshift(key), issue);
     }
-  }
-  return undefined;
+    return undefined;
+  };
+  return check(value, 0);
 }
 
 const PROTO_KEY_MESSAGE = 'the key "__proto__" is not allowed';
@@ -130,17 +145,17 @@ export const record = <K extends z.core.$ZodRecordKey, V extends z.ZodType>(key:
     return input;
   }, z.record(key, value));
 
+const isJsonObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /**
- * A free-form JSON object (event properties) whose keys are at most `maxKeyLength` long and
- * whose whole content is storable (see jsonValueIssue). The check runs on the raw input, before
- * anything recursive reads it.
+ * A free-form JSON object (event properties) whose keys are at most `maxKeyLength` long and whose
+ * whole content is storable (see jsonValueIssue). It is passed on as it came, not copied.
  */
-export const jsonObject = ({ maxKeyLength = 128, maxDepth = MAX_JSON_DEPTH }: { maxKeyLength?: number; maxDepth?: number } = {}) =>
-  z.preprocess(
-    (value, ctx) => {
-      const issue = typeof value === 'object' && value !== null ? jsonValueIssue(value, maxDepth) : undefined;
-      if (issue) ctx.issues.push({ code: 'custom', path: issue.path, message: issue.message, input: value });
-      return value;
-    },
-    z.record(text({ max: maxKeyLength }), z.unknown()),
-  );
+export const jsonObject = ({ maxKeyLength = 128, maxDepth = MAX_JSON_DEPTH }: JsonLimits = {}) =>
+  z
+    .custom<Record<string, unknown>>(isJsonObject, 'must be a JSON object')
+    .superRefine((value, ctx) => {
+      const issue = jsonValueIssue(value, { maxDepth, maxKeyLength });
+      if (issue) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    })
+    .meta({ type: 'object', additionalProperties: {} });

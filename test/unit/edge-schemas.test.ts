@@ -114,7 +114,7 @@ describe('JSON values', () => {
     fc.assert(
       fc.property(fc.oneof(json.map(([v, d]) => [v, d] as const), withText.map((v) => [v, 8] as const)), ([value, maxDepth]) => {
         const expected = keysAndStrings(value).every((s) => postgresKeeps(s) && s !== '__proto__') && depthOf(value) <= maxDepth;
-        assert.equal(jsonValueIssue(value, maxDepth) === undefined, expected);
+        assert.equal(jsonValueIssue(value, { maxDepth }) === undefined, expected);
       }),
       { numRuns: 1000 },
     );
