@@ -2,10 +2,10 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { ProblemError, problemFromZod } from './problem';
 
-/** Errors raised by Express's body parser carry a `type` naming what went wrong. */
+/** Errors raised by Express's body parser: most carry a `type` naming what went wrong, all a 4xx status. */
 function fromBodyParser(err: unknown): ProblemError | undefined {
-  if (typeof err !== 'object' || err === null || !('type' in err)) return undefined;
-  switch ((err as { type: unknown }).type) {
+  if (typeof err !== 'object' || err === null) return undefined;
+  switch ((err as { type?: unknown }).type) {
     case 'entity.parse.failed':
       return new ProblemError('malformed_json', 'The request body could not be parsed as JSON.');
     case 'entity.too.large':
@@ -15,8 +15,13 @@ function fromBodyParser(err: unknown): ProblemError | undefined {
       return new ProblemError('unsupported_media_type', 'Unsupported body encoding or charset.');
     case 'request.aborted':
       return new ProblemError('validation_failed', 'The request was aborted before its body was complete.');
-    default:
-      return undefined;
+    default: {
+      // Other read failures (a gzip body that does not inflate) are http-errors with a 4xx status.
+      const { status, expose, message } = err as { status?: unknown; expose?: unknown; message?: unknown };
+      if (expose !== true || typeof status !== 'number' || status < 400 || status > 499) return undefined;
+      const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'validation_failed';
+      return new ProblemError(code, `The request body could not be read: ${String(message)}.`);
+    }
   }
 }
 

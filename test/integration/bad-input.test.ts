@@ -142,7 +142,11 @@ interface Sent {
 }
 
 /** Sends `spec`; `raw` replaces its body with JSON text (or bytes) and its query with a query string. */
-async function send(op: Pick<Operation, 'method' | 'path'>, spec: RequestSpec, raw: { body?: string | Buffer; contentType?: string; query?: string } = {}): Promise<Sent> {
+async function send(
+  op: Pick<Operation, 'method' | 'path'>,
+  spec: RequestSpec,
+  raw: { body?: string | Buffer; contentType?: string; query?: string; headers?: Record<string, string> } = {},
+): Promise<Sent> {
   const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = spec.params?.[name] ?? '';
     // A run id keeps its slashes; every other value is one encoded segment.
@@ -152,7 +156,7 @@ async function send(op: Pick<Operation, 'method' | 'path'>, spec: RequestSpec, r
   const body = raw.body ?? (spec.body === undefined ? undefined : JSON.stringify(spec.body));
   const res = await fetch(`${app.url}${path}${query ? `?${query}` : ''}`, {
     method: op.method,
-    headers: { authorization: `Bearer ${admin}`, ...(body !== undefined ? { 'content-type': raw.contentType ?? 'application/json' } : {}) },
+    headers: { authorization: `Bearer ${admin}`, ...(body !== undefined ? { 'content-type': raw.contentType ?? 'application/json' } : {}), ...raw.headers },
     ...(body !== undefined ? { body } : {}),
   });
   const text = await res.text();
@@ -305,7 +309,7 @@ describe('hostile input is refused with a problem and changes nothing', () => {
   });
 
   test('bodies that are not the expected JSON: scalars, deep arrays, bad syntax, other charsets and types, invalid UTF-8, too large', async () => {
-    const cases: Array<{ what: string; body: string | Buffer; contentType?: string }> = [
+    const cases: Array<{ what: string; body: string | Buffer; contentType?: string; headers?: Record<string, string> }> = [
       { what: 'null', body: 'null' },
       { what: 'a string', body: '"x"' },
       { what: '1e400', body: '1e400' },
@@ -319,10 +323,13 @@ describe('hostile input is refused with a problem and changes nothing', () => {
       { what: 'an unknown charset', body: '{}', contentType: 'application/json; charset=klingon' },
       { what: 'form encoding', body: 'a=1', contentType: 'application/x-www-form-urlencoded' },
       { what: '6 MB', body: `{"a":"${'x'.repeat(6 * 1024 * 1024)}"}` },
+      { what: 'gzip that is not', body: '{}', headers: { 'content-encoding': 'gzip' } },
+      { what: 'an unknown encoding', body: '{}', headers: { 'content-encoding': 'klingon' } },
     ];
     for (const op of operations.filter((o) => o.hasBody)) {
       for (const c of cases) {
-        assertRefused(await send(op, valid[op.key]!, { body: c.body, ...(c.contentType ? { contentType: c.contentType } : {}) }), `${op.key} body ${c.what}`);
+        const sent = await send(op, valid[op.key]!, { body: c.body, ...(c.contentType ? { contentType: c.contentType } : {}), ...(c.headers ? { headers: c.headers } : {}) });
+        assertRefused(sent, `${op.key} body ${c.what}`);
       }
     }
   });
@@ -333,6 +340,12 @@ describe('hostile input is refused with a problem and changes nothing', () => {
     for (const url of ['HTTPS://hooks.example.com/x', 'Http://hooks.example.com/x', 'https://hooks.example.com/a b']) {
       assertRefused(await send(op, { body: { url } }), `webhook url ${JSON.stringify(url)}`);
     }
+  });
+
+  test('a subscription whose first period would end after 9999 is refused', async () => {
+    const sent = await send({ method: 'POST', path: '/v1/subscriptions' }, { body: { customer: 'acme', plan: 'basic', start: '9999-12-15T00:00:00Z' } });
+    assertRefused(sent, 'start 9999-12-15');
+    assert.equal(sent.body.reason, 'start_out_of_range');
   });
 
   test('names of inherited properties are no problem types', async () => {
