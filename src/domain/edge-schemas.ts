@@ -131,6 +131,13 @@ export function jsonValueIssue(value: unknown, { maxDepth = MAX_JSON_DEPTH, maxK
   return check(value, 0);
 }
 
+/** Whether a JSON value nests deeper than `maxDepth` levels; the recursion stops there, so any value is safe to ask about. */
+export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (maxDepth <= 0) return true;
+  return (Array.isArray(value) ? value : Object.values(value)).some((item) => nestsDeeperThan(item, maxDepth - 1));
+}
+
 const PROTO_KEY_MESSAGE = 'the key "__proto__" is not allowed';
 
 /**

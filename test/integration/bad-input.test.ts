@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { scopes } from '../../src/api/auth';
 import { buildOpenApiDocument } from '../../src/api/openapi';
+import { readEvents } from '../../src/cli/backfill-source';
 import { MAX_JSON_DEPTH } from '../../src/domain/edge-schemas';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { ManualClock, startKeysApp, type KeysTestApp } from '../support/keys-app';
@@ -424,3 +428,24 @@ describe('the unmutated requests are valid', () => {
     }
   });
 });
+
+describe('the backfill reader', () => {
+  test('reports a line nested 10,000 deep as malformed and reads on, instead of overflowing the stack when it sends it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'bad-input-'));
+    const file = path.join(dir, 'events.ndjson');
+    const ok = (id: string, nested: string) => `{"id":"${id}","type":"tokens","properties":{"tokens":"1","n":${nested}}}`;
+    const deepest = '['.repeat(MAX_JSON_DEPTH - 1) + ']'.repeat(MAX_JSON_DEPTH - 1);
+    await writeFile(file, [ok('a', deepest), ok('b', DEEP), ok('c', '1')].join('\n'));
+    try {
+      const items = [];
+      for await (const item of readEvents(file, 'ndjson', 0)) items.push(item);
+      assert.deepEqual(items.map((i) => ('malformed' in i ? i.malformed.reason : 'event')), ['event', 'malformed_line', 'event']);
+      // What the reader passes on, the API takes: the deepest line it accepts is within the properties' limit.
+      const sent = await send({ method: 'POST', path: '/v1/events' }, {}, { body: JSON.stringify({ ...(items[0] as { event: object }).event, customer: 'acme' }) });
+      assert.equal(sent.status, 201, JSON.stringify(sent.body));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
