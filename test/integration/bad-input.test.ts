@@ -132,6 +132,8 @@ const BAD_INSTANTS = [
   '2026-02-30T00:00:00Z',
   '0000-01-01',
 ];
+/** Decimal strings no amount, price or quantity may be: exponents, non-numbers, signs, too many digits. */
+const BAD_DECIMALS = ['1e400', '1E2', 'NaN', 'Infinity', '-1', '0x10', '1'.repeat(60), '1.' + '1'.repeat(60), ' 1', '1,5'];
 const looksLikeInstant = (s: string) => /^\d{4}-\d{2}-\d{2}/.test(s);
 
 let env: TestWorkflowEnvironment;
@@ -225,6 +227,7 @@ function bodyMutations(body: unknown): Array<{ what: string; text: string }> {
         out.push({ what: `${what} at ${at}`, text: JSON.stringify(replaced(body, path, bad)) });
       }
       if (looksLikeInstant(value)) for (const bad of BAD_INSTANTS) out.push({ what: `${bad} at ${at}`, text: JSON.stringify(replaced(body, path, bad)) });
+      if (/^\d+(\.\d+)?$/.test(value)) for (const bad of BAD_DECIMALS) out.push({ what: `${bad.slice(0, 12)} at ${at}`, text: JSON.stringify(replaced(body, path, bad)) });
     }
     if (typeof value === 'number') out.push({ what: `1e400 at ${at}`, text: withRaw(body, path, '1e400') });
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
