@@ -349,6 +349,13 @@ describe('hostile input is refused with a problem and changes nothing', () => {
     }
   });
 
+  test('forged invoice cursors: year 0, too deep, NUL, not JSON', async () => {
+    const forged = (payload: string) => Buffer.from(payload).toString('base64url');
+    for (const payload of ['["0000-01-01T00:00:00Z","' + ID + '"]', '['.repeat(90) + ']'.repeat(90), '["2026-01-01T00:00:00Z","a\\u0000"]', '{"__proto__":1}', 'not json', '[]']) {
+      assertRefused(await send({ method: 'GET', path: '/v1/invoices' }, { query: { after: forged(payload) } }), `cursor ${payload.slice(0, 40)}`);
+    }
+  });
+
   test('a subscription whose first period would end after 9999 is refused', async () => {
     const sent = await send({ method: 'POST', path: '/v1/subscriptions' }, { body: { customer: 'acme', plan: 'basic', start: '9999-12-15T00:00:00Z' } });
     assertRefused(sent, 'start 9999-12-15');
