@@ -22,7 +22,7 @@ import { principalOf, requireScope } from '../auth';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { ProblemError, parseRequest } from '../problem';
 
-const instantText = z.string().meta({ description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset', example: '2026-11-01' });
+const instantText = text({ max: 64 }).meta({ description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset', example: '2026-11-01' });
 const inputFields = ['period_start', 'period_end', 'customer', 'auto_approve'] as const;
 
 /** The workflow's own input, checked by the same rules the workflow applies (src/domain/reconciliation.ts). */
