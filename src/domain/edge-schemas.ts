@@ -56,8 +56,9 @@ export const Identifier = text({ max: 128 });
 export const CursorSchema = text({ max: 256 }).meta({ description: 'The `next_cursor` of the previous page' });
 
 /**
- * An http(s) URL as stored: lower-case scheme, no white space. The WHATWG parser behind z.url
- * accepts `HTTPS://…` and ` https://…` and percent-encodes spaces, but the text is kept as sent.
+ * An http(s) URL as stored: lower-case scheme (what webhook_endpoints' check wants), no white
+ * space. The WHATWG parser behind z.url accepts `HTTPS://…` and a space in the path, but zod
+ * passes on the text as sent (only trimmed), not the parser's normalized form.
  */
 export const HttpUrlSchema = storable(
   z
