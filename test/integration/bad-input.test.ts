@@ -231,8 +231,9 @@ function bodyMutations(body: unknown): Array<{ what: string; text: string }> {
     }
     if (typeof value === 'number') out.push({ what: `1e400 at ${at}`, text: withRaw(body, path, '1e400') });
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-      const withProto = JSON.parse(withRaw(body, path, JSON.stringify({ ...value, __proto_marker__: { polluted: true } })).replace('"__proto_marker__"', '"__proto__"'));
-      out.push({ what: `__proto__ key in ${at}`, text: JSON.stringify(withProto) });
+      // An object literal cannot hold an own __proto__ key, so it is written into the text.
+      const text = withRaw(body, path, JSON.stringify({ ...value, __proto_marker__: { polluted: true } })).replace('"__proto_marker__"', '"__proto__"');
+      out.push({ what: `__proto__ key in ${at}`, text });
     }
     if (path.length > 0) out.push({ what: `10,000-deep JSON at ${at}`, text: withRaw(body, path, DEEP) });
   }
