@@ -431,6 +431,23 @@ describe('a bad event costs only itself', () => {
   });
 });
 
+describe('the edges of the instant range', () => {
+  test('are served: usage buckets, invoice filters and key expiry at 1970 and at the end of 9999', async () => {
+    const last = '9999-12-31T23:59:59.999Z';
+    for (const granularity of ['hour', 'day']) {
+      for (const [from, to] of [['9999-12-30T00:00:00Z', last], ['1970-01-01T00:00:00Z', '1970-01-02T00:30:00+01:00']]) {
+        const sent = await send({ method: 'GET', path: '/v1/usage' }, { query: { customer: 'acme', meter: 'tokens', from: from!, to: to!, granularity } });
+        assert.equal(sent.status, 200, `${from}..${to} by ${granularity}: ${JSON.stringify(sent.body).slice(0, 300)}`);
+      }
+    }
+    const invoices = await send({ method: 'GET', path: '/v1/invoices' }, { query: { period_from: '1970-01-01T00:00:00Z', period_to: last } });
+    assert.equal(invoices.status, 200, JSON.stringify(invoices.body));
+    const key = await send({ method: 'POST', path: '/v1/keys' }, { body: { name: 'long-lived', scopes: ['events:write'], expires_at: last } });
+    assert.equal(key.status, 201, JSON.stringify(key.body));
+    assert.equal(key.body.expires_at, last);
+  });
+});
+
 describe('the unmutated requests are valid', () => {
   test('each is answered without a validation refusal, so the mutations above were refused for what they changed', async () => {
     for (const op of operations) {
