@@ -7,18 +7,15 @@ export const MAX_PROPERTIES_BYTES = 8 * 1024;
 
 // The size limit is checked where the properties are serialized for storage (once per event);
 // depth and content are checked here, before anything serializes them.
-const properties = jsonObject()
-  .meta({ description: `Serialized size at most ${MAX_PROPERTIES_BYTES} bytes` });
+const properties = jsonObject().meta({ description: `Serialized size at most ${MAX_PROPERTIES_BYTES} bytes` });
 
 /** One usage event as an API client sends it. */
 export const EventInputSchema = z
   .object({
     id: Identifier.meta({ description: 'Idempotency key, unique per customer' }),
-    customer: Identifier.optional()
-      .meta({ description: "Customer external id; implied by a key restricted to one customer" }),
+    customer: Identifier.optional().meta({ description: 'Customer external id; implied by a key restricted to one customer' }),
     type: Identifier.meta({ description: 'Event type; names the meter it feeds' }),
-    timestamp: InstantSchema.optional()
-      .meta({ description: 'RFC 3339 time the usage happened; default: when received' }),
+    timestamp: InstantSchema.optional().meta({ description: 'RFC 3339 time the usage happened; default: when received' }),
     properties: properties.default({}),
   })
   .strict()
