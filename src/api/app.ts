@@ -4,6 +4,7 @@ import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { notFoundHandler, problemHandler } from './error-handler';
+import { ProblemError } from './problem';
 import type { ApiMetrics } from './metrics';
 import { docsRouter } from './routes/docs';
 import { healthRouter, type ReadinessCheck } from './routes/health';
@@ -30,6 +31,18 @@ registry.registerPath({
 });
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/** Every body this API reads is JSON: a body of another type is refused, not ignored as if absent. */
+const refuseOtherBodies: RequestHandler = (req, _res, next) => {
+  const length = Number(req.headers['content-length']);
+  const hasContent = req.headers['transfer-encoding'] !== undefined || length > 0;
+  if (hasContent && !req.is(JSON_TYPES)) {
+    next(new ProblemError('unsupported_media_type', `Send the request body as application/json (got ${req.headers['content-type'] ?? 'no content type'}).`));
+    return;
+  }
+  next();
+};
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
@@ -55,7 +68,8 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(metrics.middleware);
   // Non-strict: a valid JSON scalar reaches the route and gets a precise validation error.
-  app.use(express.json({ limit: '5mb', strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(express.json({ limit: '5mb', strict: false, type: JSON_TYPES }));
+  app.use(refuseOtherBodies);
 
   app.use(healthRouter(deps.readiness));
   app.get('/metrics', async (_req, res) => {

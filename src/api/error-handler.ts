@@ -3,10 +3,10 @@ import { ZodError } from 'zod';
 import { isConnectionError } from '../db/connection-errors';
 import { ProblemError, problemFromZod } from './problem';
 
-/** Errors raised by Express's body parser carry a `type` naming what went wrong. */
+/** Errors raised by Express's body parser: most carry a `type` naming what went wrong, all a 4xx status. */
 function fromBodyParser(err: unknown): ProblemError | undefined {
-  if (typeof err !== 'object' || err === null || !('type' in err)) return undefined;
-  switch ((err as { type: unknown }).type) {
+  if (typeof err !== 'object' || err === null) return undefined;
+  switch ((err as { type?: unknown }).type) {
     case 'entity.parse.failed':
       return new ProblemError('malformed_json', 'The request body could not be parsed as JSON.');
     case 'entity.too.large':
@@ -16,8 +16,13 @@ function fromBodyParser(err: unknown): ProblemError | undefined {
       return new ProblemError('unsupported_media_type', 'Unsupported body encoding or charset.');
     case 'request.aborted':
       return new ProblemError('validation_failed', 'The request was aborted before its body was complete.');
-    default:
-      return undefined;
+    default: {
+      // Other read failures (a gzip body that does not inflate) are http-errors with a 4xx status.
+      const { status, expose, message } = err as { status?: unknown; expose?: unknown; message?: unknown };
+      if (expose !== true || typeof status !== 'number' || status < 400 || status > 499) return undefined;
+      const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'validation_failed';
+      return new ProblemError(code, `The request body could not be read: ${String(message)}.`);
+    }
   }
 }
 
@@ -26,6 +31,12 @@ function fromDatabaseOutage(err: unknown): ProblemError | undefined {
   if (!isConnectionError(err)) return undefined;
   return new ProblemError('unavailable', 'The database is unreachable; retry shortly.', {}, { 'Retry-After': '1' });
 }
+
+/** The router could not percent-decode a path parameter (`/v1/customers/%E0%A4%A`). */
+const badPathEncoding = (err: unknown): ProblemError | undefined =>
+  err instanceof URIError && (err as { status?: unknown }).status === 400
+    ? new ProblemError('validation_failed', 'Invalid params: a path segment is not valid percent-encoded UTF-8.')
+    : undefined;
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new ProblemError('not_found', `No route for ${req.method} ${req.path}.`));
@@ -40,7 +51,7 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, next) => {
   const problem =
     err instanceof ProblemError ? err
     : err instanceof ZodError ? problemFromZod(err)
-    : (fromBodyParser(err) ?? fromDatabaseOutage(err));
+    : (fromBodyParser(err) ?? badPathEncoding(err) ?? fromDatabaseOutage(err));
   const instance = `urn:request:${String(req.id)}`;
   if (!problem) {
     req.log.error({ err }, 'unhandled error');

@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { CursorSchema } from '../domain/edge-schemas';
 
-export const PageQuerySchema = z.object({
+/** Strict, like every query schema: a misspelt parameter (`?limt=10`) is refused rather than ignored. */
+export const PageQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
-  after: z.string().min(1).max(256).optional().meta({ description: 'The `next_cursor` of the previous page' }),
+  after: CursorSchema.optional(),
 });
 
 /** Fetches one row more than asked to know whether another page exists. */

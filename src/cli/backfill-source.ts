@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../domain/edge-schemas';
 import { CliError, exitCodes } from './context';
 
 export const backfillFormats = ['ndjson', 'csv'] as const;
@@ -94,6 +95,8 @@ function parseHeader(line: string, file: string): string[] {
 function parseNdjson(line: string): Record<string, unknown> {
   const value: unknown = JSON.parse(line);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new SyntaxError('not a JSON object');
+  // The line is serialized again to be sent, which overflows the stack on deep nesting; the API would refuse it anyway.
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH + 1)) throw new SyntaxError(`nests deeper than the ${MAX_JSON_DEPTH} levels event properties may have`);
   return value as Record<string, unknown>;
 }
 

@@ -3,16 +3,17 @@ import { z } from 'zod';
 import { page, PageQuerySchema } from '../api/pagination';
 import { chargeOf, getInvoice, invoiceStatuses, listInvoices, voidInvoice, type ChargeRecord, type Invoice } from '../billing/invoice-store';
 import { systemClock } from '../clock';
+import { Identifier, InstantSchema, storable } from '../domain/edge-schemas';
 import { getCustomer } from '../metering/customer-store';
 import { CliError, parseInput, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
 const ListInputSchema = PageQuerySchema.extend({
-  customer: z.string().min(1).max(128).optional(),
+  customer: Identifier.optional(),
   status: z.enum(invoiceStatuses).optional(),
 });
 const IdSchema = z.uuid({ error: 'must be an invoice id (a UUID)' });
-const ReasonSchema = z.string().trim().min(1, 'must not be empty').max(500);
+const ReasonSchema = storable(z.string().trim().min(1, 'must not be empty').max(500));
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -23,7 +24,7 @@ const CursorSchema = z
   .string()
   .regex(/^[^_]+_[^_]+$/, 'must be a cursor printed by invoices list')
   .transform((s) => s.split('_') as [string, string])
-  .pipe(z.tuple([z.iso.datetime(), z.uuid()]))
+  .pipe(z.tuple([InstantSchema, z.uuid()]))
   .transform(([start, id]) => ({ periodStart: new Date(start), id }));
 
 const period = (i: Invoice) => `${i.periodStart.toISOString()} – ${i.periodEnd.toISOString()}`;

@@ -4,6 +4,7 @@ import { scopes } from '../keys/principal';
 import { keyToJson } from '../api/routes/keys';
 import { ProblemError } from '../api/problem';
 import { systemClock } from '../clock';
+import { Identifier, InstantSchema } from '../domain/edge-schemas';
 import { loadPeppers } from '../keys/pepper';
 import { KeyService } from '../keys/service';
 import { keyStatus } from '../keys/status';
@@ -12,14 +13,14 @@ import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from '
 import { wantsJson } from './output';
 
 const CreateOptions = z.object({
-  name: z.string().min(1).max(128),
+  name: Identifier,
   scopes: z
     .string()
     .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
     .pipe(z.array(z.enum(scopes)).min(1)),
   env: z.enum(['live', 'test']),
-  customer: z.string().min(1).max(128).optional(),
-  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  customer: Identifier.optional(),
+  expiresAt: InstantSchema.optional(),
   rate: z.coerce.number().int().min(1).max(100_000).optional(),
   burst: z.coerce.number().int().min(0).max(1_000_000).optional(),
 });

@@ -1,5 +1,6 @@
 import DecimalJs from 'decimal.js';
 import { minorUnits, type CurrencyCode } from './currencies';
+import { quote } from './edge-schemas';
 
 /**
  * Digits accepted on each side of the decimal point in any amount or quantity. With this cap a
@@ -32,7 +33,7 @@ export const UNSIGNED_DECIMAL_PATTERN = new RegExp(DECIMAL_PATTERN.source.replac
 export class InvalidDecimalError extends Error {
   constructor(readonly input: unknown) {
     super(
-      `${JSON.stringify(input) ?? String(input)} is not a decimal: expected a string such as "12.50" ` +
+      `${quote(input)} is not a decimal: expected a string such as "12.50" ` +
         `(at most ${MAX_DIGITS} digits before and after the point, no exponent) or a safe integer`,
     );
     this.name = 'InvalidDecimalError';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { quote } from './edge-schemas';
 
 /*
  * Billing periods: half-open [start, end) intervals in UTC, numbered from the subscription
@@ -21,7 +22,7 @@ export class InvalidDurationError extends Error {
     readonly input: string,
     reason: string,
   ) {
-    super(`${JSON.stringify(input)} is not a supported ISO 8601 duration: ${reason}`);
+    super(`${quote(input)} is not a supported ISO 8601 duration: ${reason}`);
     this.name = 'InvalidDurationError';
   }
 }

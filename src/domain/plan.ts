@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storable } from './edge-schemas';
 import { BillingIntervalSchema } from './periods';
 import { pricePlanSchema } from './pricing';
 import { MeterLimitsSchema } from './quota-policy';
@@ -19,7 +20,7 @@ const planFields = {
   id: PlanCodeSchema.meta({
     description: 'The plan code. Permanent: a plan never changes its terms; a price change is a new plan with a new code.',
   }),
-  name: z.string({ error: 'is required' }).min(1, 'must not be empty').max(256, 'must be at most 256 characters'),
+  name: storable(z.string({ error: 'is required' }).min(1, 'must not be empty').max(256, 'must be at most 256 characters')),
   interval: BillingIntervalSchema,
   limits: MeterLimitsSchema.default([]).meta({ description: 'Soft thresholds and hard limits, at most one entry per meter.' }),
 };

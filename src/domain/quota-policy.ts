@@ -1,5 +1,6 @@
 import Decimal from 'decimal.js';
 import { z } from 'zod';
+import { quote, storable } from './edge-schemas';
 import { IsoDurationSchema, parseIsoDuration } from './periods';
 
 /*
@@ -26,7 +27,7 @@ const NonNegativeDecimal = z
     error: (issue) => (issue.input === undefined ? 'is required' : 'must be a decimal string such as "1000" or "12.5"; JSON numbers are refused to keep limits exact'),
   })
   .regex(LIMIT_PATTERN, {
-    error: (issue) => `${JSON.stringify(issue.input)} is not a non-negative decimal string: use plain digits such as "1000" or "12.5" (no sign, exponent, NaN or Infinity)`,
+    error: (issue) => `${quote(issue.input)} is not a non-negative decimal string: use plain digits such as "1000" or "12.5" (no sign, exponent, NaN or Infinity)`,
   });
 
 const PercentThresholdSchema = z
@@ -51,8 +52,8 @@ const AbsoluteThresholdSchema = z
 function thresholdShapeError(input: unknown): string {
   const keys = input !== null && typeof input === 'object' ? Object.keys(input) : [];
   if (keys.includes('percent') && keys.includes('absolute')) return 'give either percent or absolute, not both';
-  if (keys.includes('percent')) return `percent must be a number such as 80 (got ${JSON.stringify((input as { percent: unknown }).percent)})`;
-  if (keys.includes('absolute')) return `absolute must be a decimal string such as "1000" (got ${JSON.stringify((input as { absolute: unknown }).absolute)})`;
+  if (keys.includes('percent')) return `percent must be a number such as 80 (got ${quote((input as { percent: unknown }).percent)})`;
+  if (keys.includes('absolute')) return `absolute must be a decimal string such as "1000" (got ${quote((input as { absolute: unknown }).absolute)})`;
   return 'must be { "percent": 80 } or { "absolute": "1000" }';
 }
 
@@ -66,7 +67,7 @@ export type HardLimitAction = (typeof hardLimitActions)[number];
 
 export const MeterLimitSchema = z
   .strictObject({
-    meter: z.string({ error: 'is required' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+    meter: storable(z.string({ error: 'is required' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters')),
     soft_thresholds: z
       .array(SoftThresholdSchema)
       .default([])

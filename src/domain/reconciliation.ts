@@ -1,4 +1,5 @@
 import { isCurrency, minorUnits, type CurrencyCode } from './currencies';
+import { isRepresentableInstant, isStorableText, quote } from './edge-schemas';
 import { lateUsageAdjustments, type BilledLine } from './invoice-adjustments';
 import { Decimal, ZERO, formatExact, formatMoney } from './money';
 import { nextPeriod, periodContaining, type BillingInterval, type Period } from './periods';
@@ -83,7 +84,10 @@ function isCalendarDate(text: string): boolean {
 
 function instant(field: string, value: unknown): Date {
   if (typeof value !== 'string' || !INSTANT.test(value) || !isCalendarDate(value) || Number.isNaN(Date.parse(value))) {
-    throw new ReconciliationInputError(`${field} must be a date such as "2026-11-01" or an instant such as "2026-11-01T00:00:00Z" (got ${JSON.stringify(value)})`);
+    throw new ReconciliationInputError(`${field} must be a date such as "2026-11-01" or an instant such as "2026-11-01T00:00:00Z" (got ${quote(value)})`);
+  }
+  if (!isRepresentableInstant(Date.parse(value))) {
+    throw new ReconciliationInputError(`${field} must lie between 1970-01-01 and 9999-12-31 (got ${quote(value)})`);
   }
   return new Date(value);
 }
@@ -100,8 +104,8 @@ export function parseReconciliationInput(input: unknown): ReconciliationScope {
   const end = instant('period_end', fields.period_end);
   if (end <= start) throw new ReconciliationInputError('period_end must be after period_start');
   const { customer, auto_approve: autoApprove } = fields;
-  if (customer !== undefined && customer !== null && (typeof customer !== 'string' || customer.length < 1 || customer.length > 128)) {
-    throw new ReconciliationInputError('customer must be the external id of a customer (1 to 128 characters)');
+  if (customer !== undefined && customer !== null && (typeof customer !== 'string' || customer.length < 1 || customer.length > 128 || !isStorableText(customer))) {
+    throw new ReconciliationInputError('customer must be the external id of a customer (1 to 128 characters, no NUL)');
   }
   if (autoApprove !== undefined && typeof autoApprove !== 'boolean') throw new ReconciliationInputError('auto_approve must be true or false');
   return { start, end, customer: typeof customer === 'string' ? customer : null, autoApprove: autoApprove ?? false };

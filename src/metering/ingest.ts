@@ -49,9 +49,6 @@ const notStored = (index: number, id: string): EventOutcome => ({
   detail: 'valid, but not stored: another event of this atomic batch failed',
 });
 
-// PostgreSQL text and jsonb cannot hold NUL characters; refuse them here rather than fail the batch.
-const hasNul = (s: string) => s.includes('\u0000') || s.includes('\\u0000');
-
 /**
  * Validates a batch event by event, resolves each against its customer and meter (from memory),
  * and hands the valid ones to the group-commit writer. Invalid events get a reason; valid ones are stored
@@ -123,9 +120,6 @@ export class IngestService {
     const propertiesJson = JSON.stringify(input.properties);
     if (propertiesJson.length > MAX_PROPERTIES_BYTES) {
       return reject(index, input.id, 'invalid_event', `${jsonPointer([index, 'properties'])}: must serialize to at most ${MAX_PROPERTIES_BYTES} bytes`);
-    }
-    if (hasNul(input.id) || hasNul(propertiesJson) || (input.customer !== undefined && hasNul(input.customer))) {
-      return reject(index, input.id, 'invalid_event', `${jsonPointer([index])}: NUL characters are not allowed`);
     }
 
     const customer = input.customer ?? principal.customer?.externalId;

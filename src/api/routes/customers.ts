@@ -1,18 +1,19 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Pool } from '../../db/pool';
+import { Identifier, text } from '../../domain/edge-schemas';
 import type { CustomerDirectory } from '../../metering/customer-directory';
 import { createCustomer, getCustomer, listCustomers, type Customer } from '../../metering/customer-store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
-import { ProblemError, problemFromZod } from '../problem';
+import { ProblemError, parseRequest, problemFromZod } from '../problem';
 
 /** What a customer is made of; the admin CLI validates with it too, so both refuse the same input. */
 export const CustomerInputSchema = z
   .object({
-    external_id: z.string().min(1).max(128).regex(/^[^\u0000]*$/, 'must not contain NUL').meta({ description: 'Your id for the customer' }),
-    name: z.string().min(1).max(256),
+    external_id: Identifier.meta({ description: 'Your id for the customer' }),
+    name: text({ max: 256 }),
     currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD').meta({ example: 'USD' }),
   })
   .strict()
@@ -22,7 +23,7 @@ const CustomerSchema = z
   .object({ external_id: z.string(), name: z.string(), currency: z.string(), created_at: z.string() })
   .meta({ id: 'Customer' });
 
-const ExternalIdParams = z.object({ externalId: z.string().min(1).max(128) });
+const ExternalIdParams = z.object({ externalId: Identifier });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 registry.registerPath({
@@ -81,7 +82,7 @@ export function customersRouter(pool: Pool, directory: CustomerDirectory): Route
   });
 
   router.get('/v1/customers/:externalId', authorize('customers', 'get'), async (req, res) => {
-    const { externalId } = ExternalIdParams.parse(req.params);
+    const { externalId } = parseRequest(ExternalIdParams, req.params, 'params');
     const customer = accessOf(req).seesCustomer(externalId) ? await getCustomer(pool, externalId) : undefined;
     if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
     res.json(customerToJson(customer));

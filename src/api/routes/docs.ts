@@ -50,7 +50,7 @@ export function docsRouter(): Router {
   });
   router.get('/problems/:code', (req, res) => {
     const code = req.params.code;
-    if (!(code in problemCatalog)) throw new ProblemError('not_found', `No problem type named "${code}".`);
+    if (!Object.hasOwn(problemCatalog, code)) throw new ProblemError('not_found', `No problem type named "${code}".`);
     res.json({ type: problemTypeUri(code as ProblemCode), ...problemCatalog[code as ProblemCode] });
   });
   return router;

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { Identifier, text } from '../../domain/edge-schemas';
 import { Decimal } from '../../domain/money';
 import type { EntitlementStore } from '../../entitlements/store';
 import type { CustomerDirectory } from '../../metering/customer-directory';
@@ -10,8 +11,8 @@ import { ProblemError, problemFromZod } from '../problem';
 
 const CheckSchema = z
   .strictObject({
-    customer: z.string().min(1).max(128).optional().meta({ description: 'Customer external id; implied by a customer-restricted key' }),
-    meter: z.string().min(1).max(64).meta({ description: 'Meter code' }),
+    customer: Identifier.optional().meta({ description: 'Customer external id; implied by a customer-restricted key' }),
+    meter: text({ max: 64 }).meta({ description: 'Meter code' }),
     quantity: z
       .string()
       .regex(/^\d{1,40}(\.\d{1,40})?$/, 'must be a non-negative decimal string such as "1" or "12.5"')

@@ -19,7 +19,7 @@ const JSON_TYPE = 'application/json';
 const CE_TYPE = 'application/cloudevents+json';
 const CE_BATCH_TYPE = 'application/cloudevents-batch+json';
 
-const IngestQuerySchema = z.object({
+const IngestQuerySchema = z.strictObject({
   atomic: z
     .enum(['true', 'false'])
     .default('false')

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { chargeOf, getInvoice, invoiceLineTypes, invoiceStatuses, listInvoices, voidInvoice, type ChargeRecord, type Invoice } from '../../billing/invoice-store';
 import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
+import { Identifier, InstantSchema, storable } from '../../domain/edge-schemas';
 import { BreakdownRowSchema } from '../../domain/pricing/schema';
 import { getCustomer } from '../../metering/customer-store';
 import { accessOf, authorize } from '../authorization';
@@ -72,13 +73,13 @@ const InvoiceSchema = z
 const InvoiceWithChargeSchema = InvoiceSchema.extend({ charge: ChargeSchema.nullable() }).meta({ id: 'InvoiceWithCharge' });
 
 const ListQuerySchema = PageQuerySchema.extend({
-  customer: z.string().min(1).max(128).optional().meta({ description: 'External id of a customer' }),
+  customer: Identifier.optional().meta({ description: 'External id of a customer' }),
   status: z.enum(invoiceStatuses).optional(),
-  period_from: z.iso.datetime({ offset: true }).optional().meta({ description: 'Invoices whose period starts at or after this instant' }),
-  period_to: z.iso.datetime({ offset: true }).optional().meta({ description: '…and before this one' }),
+  period_from: InstantSchema.optional().meta({ description: 'Invoices whose period starts at or after this instant' }),
+  period_to: InstantSchema.optional().meta({ description: '…and before this one' }),
 });
 const IdParams = z.object({ id: z.uuid() });
-const VoidInputSchema = z.strictObject({ reason: z.string().trim().min(1).max(500) }).meta({ id: 'VoidInvoiceInput' });
+const VoidInputSchema = z.strictObject({ reason: storable(z.string().trim().min(1).max(500)) }).meta({ id: 'VoidInvoiceInput' });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 const tags = ['invoices'];
@@ -169,7 +170,7 @@ export const chargeToJson = (c: ChargeRecord): z.infer<typeof ChargeSchema> => (
 const cursorOf = (i: Invoice) => Buffer.from(JSON.stringify([i.periodStart.toISOString(), i.id])).toString('base64url');
 function parseCursor(after: string): { periodStart: Date; id: string } {
   try {
-    const [start, id] = z.tuple([z.iso.datetime(), z.uuid()]).parse(JSON.parse(Buffer.from(after, 'base64url').toString('utf8')));
+    const [start, id] = z.tuple([InstantSchema, z.uuid()]).parse(JSON.parse(Buffer.from(after, 'base64url').toString('utf8')));
     return { periodStart: new Date(start), id };
   } catch {
     throw new ProblemError('validation_failed', 'after is not a cursor returned by this endpoint.', { errors: [{ pointer: '#/after', detail: 'unknown cursor' }] });

@@ -1,5 +1,6 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
+import { Identifier, InstantSchema } from '../../domain/edge-schemas';
 import type { KeyService } from '../../keys/service';
 import { keyStatus } from '../../keys/status';
 import type { ApiKey } from '../../keys/store';
@@ -11,7 +12,7 @@ import { page, pageSchema, PageQuerySchema } from '../pagination';
 import { ProblemError, parseRequest } from '../problem';
 
 const ScopeSchema = z.enum(scopes);
-const FutureInstant = z.iso.datetime({ offset: true }).meta({ description: 'RFC 3339 instant, in the future', example: '2027-01-01T00:00:00Z' });
+const FutureInstant = InstantSchema.meta({ description: 'RFC 3339 instant, in the future', example: '2027-01-01T00:00:00Z' });
 const RateLimitSchema = z
   .strictObject({
     per_second: z.number().int().min(1).max(100_000).meta({ description: 'Steady requests per second' }),
@@ -21,10 +22,10 @@ const RateLimitSchema = z
 
 const KeyInputSchema = z
   .strictObject({
-    name: z.string().min(1).max(128).meta({ example: 'ingest, production' }),
+    name: Identifier.meta({ example: 'ingest, production' }),
     environment: z.enum(['live', 'test']).default('live'),
     scopes: z.array(ScopeSchema).min(1),
-    customer: z.string().min(1).max(128).nullable().optional().meta({ description: 'External id of the one customer the key may act for; omit for any customer' }),
+    customer: Identifier.nullable().optional().meta({ description: 'External id of the one customer the key may act for; omit for any customer' }),
     expires_at: FutureInstant.nullable().optional(),
     rate_limit: RateLimitSchema.optional().meta({ description: 'Defaults from API_KEY_DEFAULT_RATE_PER_SECOND / API_KEY_DEFAULT_BURST' }),
   })
@@ -32,7 +33,7 @@ const KeyInputSchema = z
 
 const KeyPatchSchema = z
   .strictObject({
-    name: z.string().min(1).max(128).optional(),
+    name: Identifier.optional(),
     scopes: z.array(ScopeSchema).min(1).optional(),
     expires_at: FutureInstant.nullable().optional(),
     rate_limit: RateLimitSchema.optional(),
@@ -250,7 +251,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
 
   router.post('/v1/keys/:id/rotate', authorize('keys', 'rotate'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const input = parseRequest(RotateInputSchema, req.body ?? {}, 'body');
+    const input = parseRequest(RotateInputSchema, req.body === undefined ? {} : req.body, 'body');
     const access = accessOf(req);
     visible(access, await service.get(id), id);
     const { secret, key, previous } = await service.rotate(id, { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) }, access.principal);

@@ -1,13 +1,14 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Pool } from '../../db/pool';
+import { text } from '../../domain/edge-schemas';
 import { aggregations, MeterInputSchema } from '../../domain/metering/meter';
 import type { MeterCatalog } from '../../metering/meter-catalog';
 import { createMeter, getMeter, listMeters, type StoredMeter } from '../../metering/meter-store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
-import { ProblemError, problemFromZod } from '../problem';
+import { ProblemError, parseRequest, problemFromZod } from '../problem';
 
 const MeterSchema = z
   .object({
@@ -21,7 +22,7 @@ const MeterSchema = z
   })
   .meta({ id: 'Meter' });
 
-const CodeParams = z.object({ code: z.string().min(1).max(64) });
+const CodeParams = z.object({ code: text({ max: 64 }) });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 registry.registerPath({
@@ -98,7 +99,7 @@ export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
   });
 
   router.get('/v1/meters/:code', authorize('meters', 'get'), async (req, res) => {
-    const { code } = CodeParams.parse(req.params);
+    const { code } = parseRequest(CodeParams, req.params, 'params');
     const meter = await getMeter(pool, code);
     if (!meter) throw new ProblemError('not_found', `No meter "${code}".`);
     res.json(meterToJson(meter));

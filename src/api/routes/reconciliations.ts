@@ -13,6 +13,7 @@ import {
 } from '../../billing/reconciliation-store';
 import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
+import { Identifier, storable, text } from '../../domain/edge-schemas';
 import { findingKinds, parseReconciliationInput, ReconciliationInputError, runStatuses, type ReconciliationScope } from '../../domain/reconciliation';
 import { getCustomer } from '../../metering/customer-store';
 import { approveSignal, dismissSignal, reconciliationWorkflow, reconciliationWorkflowIdFor, retrySignal } from '../../workflows/reconciliation';
@@ -20,7 +21,7 @@ import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { ProblemError, parseRequest } from '../problem';
 
-const instantText = z.string().meta({ description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset', example: '2026-11-01' });
+const instantText = text({ max: 64 }).meta({ description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset', example: '2026-11-01' });
 const inputFields = ['period_start', 'period_end', 'customer', 'auto_approve'] as const;
 
 /** The workflow's own input, checked by the same rules the workflow applies (src/domain/reconciliation.ts). */
@@ -28,7 +29,7 @@ const StartInputSchema = z
   .strictObject({
     period_start: instantText,
     period_end: instantText,
-    customer: z.string().min(1).max(128).optional().meta({ description: 'External id of the one customer to reconcile; all customers when absent' }),
+    customer: Identifier.optional().meta({ description: 'External id of the one customer to reconcile; all customers when absent' }),
     auto_approve: z.boolean().optional().meta({ description: 'Issue the credit notes without waiting for approval' }),
   })
   .superRefine((input, ctx) => {
@@ -100,8 +101,8 @@ const ReportSchema = z
 
 // The route also takes the id's slashes unencoded, which OpenAPI path templating cannot say; the
 // extension states it for tools (the contract test) that honour it.
-const IdParams = z.object({ id: z.string().min(1).max(1000).meta({ param: { 'x-may-contain-slashes': true } }) });
-const DismissInputSchema = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() }).meta({ id: 'DismissFindingsInput' });
+const IdParams = z.object({ id: text({ max: 1000 }).meta({ param: { 'x-may-contain-slashes': true } }) });
+const DismissInputSchema = z.strictObject({ reason: storable(z.string().trim().min(1).max(500)).optional() }).meta({ id: 'DismissFindingsInput' });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 const tags = ['reconciliations'];
@@ -285,7 +286,7 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
   signalRoute('approve', () => (handle) => handle.signal(approveSignal));
   signalRoute('retry', () => (handle) => handle.signal(retrySignal));
   signalRoute('dismiss', (req) => {
-    const { reason } = parseRequest(DismissInputSchema, req.body ?? {}, 'body');
+    const { reason } = parseRequest(DismissInputSchema, req.body === undefined ? {} : req.body, 'body');
     return (handle) => handle.signal(dismissSignal, reason === undefined ? {} : { reason });
   });
 

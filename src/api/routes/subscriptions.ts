@@ -13,7 +13,8 @@ import {
 } from '../../billing/subscription-store';
 import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
-import { periodContaining, type Period } from '../../domain/periods';
+import { Identifier, InstantSchema, isRepresentableInstant } from '../../domain/edge-schemas';
+import { periodAt, periodContaining, type Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
 import { getCustomer } from '../../metering/customer-store';
 import { accessOf, authorize, type Access } from '../authorization';
@@ -22,11 +23,9 @@ import { ProblemError, parseRequest } from '../problem';
 
 export const SubscriptionInputSchema = z
   .strictObject({
-    customer: z.string().min(1).max(128).meta({ description: 'External id of the customer' }),
+    customer: Identifier.meta({ description: 'External id of the customer' }),
     plan: PlanCodeSchema.meta({ description: 'Code of the plan' }),
-    start: z.iso
-      .datetime({ offset: true, error: 'must be an RFC 3339 instant with a time zone, such as 2026-01-31T00:00:00Z' })
-      .optional()
+    start: InstantSchema.optional()
       .meta({ description: 'The subscription start, which anchors every billing period; default now. May be in the past or the future.' }),
   })
   .meta({ id: 'SubscriptionInput' });
@@ -54,7 +53,7 @@ const ChangePlanInputSchema = z
   .meta({ id: 'ChangePlanInput' });
 
 const IdParams = z.object({ id: z.uuid() });
-const ExternalIdParams = z.object({ externalId: z.string().min(1).max(128) });
+const ExternalIdParams = z.object({ externalId: Identifier });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 const tags = ['subscriptions'];
@@ -193,6 +192,12 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
       });
     }
     const anchor = input.start === undefined ? clock.now() : new Date(input.start);
+    // Invoices store their period's end: the first period must end within the representable range.
+    if (!isRepresentableInstant(periodAt(anchor, plan.interval, 0).end.getTime())) {
+      throw new ProblemError('unprocessable', `A subscription starting ${anchor.toISOString()} on plan "${plan.id}" would end its first period after 9999-12-31.`, {
+        reason: 'start_out_of_range',
+      });
+    }
     const result = await createSubscription(pool, { customerId: customer.id, planCode: plan.id, anchor, actor: access.actor });
 
     if (!result.created) {

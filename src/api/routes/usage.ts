@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Pool } from '../../db/pool';
+import { Identifier, InstantSchema, text } from '../../domain/edge-schemas';
 import { aggregations } from '../../domain/metering/meter';
 import { getCustomer } from '../../metering/customer-store';
 import { getMeter } from '../../metering/meter-store';
@@ -12,11 +13,11 @@ import { ProblemError, problemFromZod } from '../problem';
 const MAX_RANGE_DAYS = 400;
 
 const UsageQuerySchema = z
-  .object({
-    customer: z.string().min(1).max(128).optional().meta({ description: 'Customer external id; implied by a customer-restricted key' }),
-    meter: z.string().min(1).max(64).meta({ description: 'Meter code' }),
-    from: z.iso.datetime({ offset: true }).meta({ description: 'Inclusive start (RFC 3339)' }),
-    to: z.iso.datetime({ offset: true }).meta({ description: 'Exclusive end (RFC 3339)' }),
+  .strictObject({
+    customer: Identifier.optional().meta({ description: 'Customer external id; implied by a customer-restricted key' }),
+    meter: text({ max: 64 }).meta({ description: 'Meter code' }),
+    from: InstantSchema.meta({ description: 'Inclusive start (RFC 3339)' }),
+    to: InstantSchema.meta({ description: 'Exclusive end (RFC 3339)' }),
     granularity: z.enum(['hour', 'day']).optional().meta({ description: 'UTC-aligned buckets' }),
   })
   .refine((q) => Date.parse(q.from) < Date.parse(q.to), { path: ['to'], message: 'must be after from' })

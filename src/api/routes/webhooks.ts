@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { generateWebhookSecret } from '../../activities/webhook-signature';
 import type { Clock } from '../../clock';
 import { recordAudit, type AuditActor } from '../../db/audit';
+import { HttpUrlSchema, Identifier } from '../../domain/edge-schemas';
 import type { Pool } from '../../db/pool';
 import { checkWebhookTarget, webhookTargetPolicy, type WebhookTargetPolicy } from '../../domain/webhook-target-policy';
 import { findCustomerId } from '../../keys/store';
@@ -23,12 +24,8 @@ import { ProblemError, parseRequest } from '../problem';
 
 const EndpointInputSchema = z
   .strictObject({
-    url: z.url({ protocol: /^https?$/ }).max(2048).meta({ example: 'https://example.com/hooks/meterflow' }),
-    customer: z
-      .string()
-      .min(1)
-      .max(128)
-      .nullable()
+    url: HttpUrlSchema.meta({ example: 'https://example.com/hooks/meterflow' }),
+    customer: Identifier.nullable()
       .optional()
       .meta({ description: "External id of the customer whose notifications go here; null for every customer's. Omitted: the key's own customer, or null for an unrestricted key" }),
   })

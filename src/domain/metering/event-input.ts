@@ -1,29 +1,21 @@
 import { z } from 'zod';
+import { Identifier, InstantSchema, jsonObject, text } from '../edge-schemas';
 
 export const MAX_BATCH_EVENTS = 1000;
 /** Serialized size limit of one event's properties, so one event cannot carry megabytes. */
 export const MAX_PROPERTIES_BYTES = 8 * 1024;
 
-// The size limit is checked where the properties are serialized for storage (once per event).
-const properties = z
-  .record(z.string().max(128), z.unknown())
-  .meta({ description: `Serialized size at most ${MAX_PROPERTIES_BYTES} bytes` });
+// The size limit is checked where the properties are serialized for storage (once per event);
+// depth and content are checked here, before anything serializes them.
+const properties = jsonObject().meta({ description: `Serialized size at most ${MAX_PROPERTIES_BYTES} bytes` });
 
 /** One usage event as an API client sends it. */
 export const EventInputSchema = z
   .object({
-    id: z.string().min(1).max(128).meta({ description: 'Idempotency key, unique per customer' }),
-    customer: z
-      .string()
-      .min(1)
-      .max(128)
-      .optional()
-      .meta({ description: "Customer external id; implied by a key restricted to one customer" }),
-    type: z.string().min(1).max(128).meta({ description: 'Event type; names the meter it feeds' }),
-    timestamp: z.iso
-      .datetime({ offset: true })
-      .optional()
-      .meta({ description: 'RFC 3339 time the usage happened; default: when received' }),
+    id: Identifier.meta({ description: 'Idempotency key, unique per customer' }),
+    customer: Identifier.optional().meta({ description: 'Customer external id; implied by a key restricted to one customer' }),
+    type: Identifier.meta({ description: 'Event type; names the meter it feeds' }),
+    timestamp: InstantSchema.optional().meta({ description: 'RFC 3339 time the usage happened; default: when received' }),
     properties: properties.default({}),
   })
   .strict()
@@ -35,12 +27,12 @@ export type EventInput = z.infer<typeof EventInputSchema>;
 export const CloudEventInputSchema = z
   .object({
     specversion: z.literal('1.0'),
-    id: z.string().min(1).max(128),
-    source: z.string().min(1).max(1024),
-    type: z.string().min(1).max(128),
-    subject: z.string().min(1).max(128).optional(),
-    time: z.iso.datetime({ offset: true }).optional(),
-    datacontenttype: z.string().optional(),
+    id: Identifier,
+    source: text({ max: 1024 }),
+    type: Identifier,
+    subject: Identifier.optional(),
+    time: InstantSchema.optional(),
+    datacontenttype: text({ max: 256 }).optional(),
     data: properties.optional(),
   })
   .meta({ id: 'CloudEvent' });

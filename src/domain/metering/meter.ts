@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { Identifier, record, text } from '../edge-schemas';
 
 export const aggregations = ['count', 'sum', 'max', 'unique_count', 'latest'] as const;
 export type Aggregation = (typeof aggregations)[number];
 
-const filterValue = z.union([z.string(), z.number(), z.boolean()]);
+const filterValue = z.union([text({ min: 0, max: 1024 }), z.number(), z.boolean()]);
 
 /** A meter as created through the API; what it aggregates and from which events. */
 export const MeterInputSchema = z
@@ -11,12 +12,11 @@ export const MeterInputSchema = z
     code: z
       .string()
       .regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'lowercase letters, digits, "_", "." or "-", 1–64 characters, starting with a letter or digit'),
-    name: z.string().min(1).max(256),
-    event_type: z.string().min(1).max(128),
+    name: text({ max: 256 }),
+    event_type: Identifier,
     aggregation: z.enum(aggregations),
-    value_property: z.string().min(1).max(128).optional(),
-    filter: z
-      .record(z.string().min(1).max(128), filterValue)
+    value_property: Identifier.optional(),
+    filter: record(Identifier, filterValue)
       .default({})
       .meta({ description: 'Equality match on event properties; events of the type that do not match are rejected.' }),
   })

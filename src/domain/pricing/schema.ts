@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { currencyCodes, isCurrency, minorUnits } from '../currencies';
+import { quote, record, storable, text } from '../edge-schemas';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString, roundingModes, type Decimal as DecimalValue } from '../money';
 
 /*
@@ -26,24 +27,26 @@ const NonNegativeDecimal = z
   .regex(UNSIGNED_DECIMAL_PATTERN, {
     abort: true,
     error: (issue) =>
-      typeof issue.input === 'string' && isDecimalString(issue.input) ? `must not be negative (got ${JSON.stringify(issue.input)})`
-      : `${JSON.stringify(issue.input)} is not a decimal string: use plain digits such as "12.50" (at most 20 digits on each side of the point; no exponent, NaN or Infinity)`,
+      typeof issue.input === 'string' && isDecimalString(issue.input) ? `must not be negative (got ${quote(issue.input)})`
+      : `${quote(issue.input)} is not a decimal string: use plain digits such as "12.50" (at most 20 digits on each side of the point; no exponent, NaN or Infinity)`,
   });
 
 const PositiveDecimal = NonNegativeDecimal.refine((text) => new Decimal(text).gt(0), {
-  error: (issue) => `must be greater than 0 (got ${JSON.stringify(issue.input)})`,
+  error: (issue) => `must be greater than 0 (got ${quote(issue.input)})`,
 });
 
 export const CurrencySchema = z
   .enum(currencyCodes, {
-    error: (issue) => `unknown currency ${JSON.stringify(issue.input)}: expected an active ISO 4217 code in upper case, such as USD, EUR or JPY`,
+    error: (issue) => `unknown currency ${quote(issue.input)}: expected an active ISO 4217 code in upper case, such as USD, EUR or JPY`,
   })
   .meta({ id: 'Currency', description: 'Active ISO 4217 currency code.' });
 
-export const MeterSchema = z
-  .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string naming a meter') })
-  .min(1, 'must not be empty')
-  .max(200, 'must be at most 200 characters');
+export const MeterSchema = storable(
+  z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string naming a meter') })
+    .min(1, 'must not be empty')
+    .max(200, 'must be at most 200 characters'),
+);
 
 export const TierSchema = z
   .strictObject({
@@ -70,7 +73,7 @@ const TiersSchema = z
         return;
       }
       if (last) {
-        ctx.addIssue({ code: 'custom', path, message: `the last tier must be open-ended (up_to: null); with up_to ${JSON.stringify(tier.up_to)} usage above it would have no price` });
+        ctx.addIssue({ code: 'custom', path, message: `the last tier must be open-ended (up_to: null); with up_to ${quote(tier.up_to)} usage above it would have no price` });
       }
       const upTo = decimalOrUndefined(tier.up_to);
       if (!upTo) return;
@@ -140,7 +143,7 @@ function checkMinorDigits(plan: { currency: string }, field: 'base_fee' | 'minim
 
 export const PricePlanSchema = z
   .strictObject({
-    id: z.string().min(1).optional(),
+    id: text({ max: 128 }).optional(),
     currency: CurrencySchema,
     rounding: z.enum(roundingModes).optional().meta({ description: 'How each line is rounded to the minor unit; half_up unless stated.' }),
     base_fee: NonNegativeDecimal.optional().meta({ description: 'Fixed fee per period, in the currency.' }),
@@ -186,8 +189,7 @@ export const QuantitySchema = z
   })
   .meta({ id: 'Quantity', description: 'Non-negative decimal string, or a safe integer; both give identical results.' });
 
-export const UsageSchema = z
-  .record(MeterSchema, QuantitySchema)
+export const UsageSchema = record(MeterSchema, QuantitySchema)
   .meta({ id: 'UsageByMeter', description: 'Quantity used per meter in the period. A charge whose meter is absent is priced at 0.' });
 export type Usage = z.infer<typeof UsageSchema>;
 
