@@ -49,6 +49,10 @@ const plan = {
 const valid: Record<string, RequestSpec> = {
   'GET /healthz': {},
   'GET /readyz': {},
+  'GET /openapi.json': {},
+  'GET /problems': {},
+  'GET /problems/{code}': { params: { code: 'validation_failed' } },
+  'GET /metrics': {},
   'POST /v1/entitlements/check': { body: { customer: 'acme', meter: 'api_calls', quantity: '1.5' } },
   'GET /v1/invoices': {
     query: { limit: '10', customer: 'acme', status: 'draft', period_from: '2026-01-01T00:00:00Z', period_to: '2026-12-01T00:00:00+01:00' },

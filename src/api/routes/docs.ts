@@ -1,8 +1,9 @@
 import { Router } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import { z } from 'zod';
+import { Identifier } from '../../domain/edge-schemas';
 import { buildOpenApiDocument, jsonContent, problemResponses, registry } from '../openapi';
-import { ProblemError, problemCatalog, problemTypeUri, type ProblemCode } from '../problem';
+import { ProblemError, parseRequest, problemCatalog, problemTypeUri, type ProblemCode } from '../problem';
 
 const ProblemTypeSchema = z
   .object({
@@ -11,6 +12,8 @@ const ProblemTypeSchema = z
     status: z.number().int(),
   })
   .meta({ id: 'ProblemType', description: 'One kind of error: its stable type URI, title and HTTP status' });
+
+const CodeParams = z.object({ code: Identifier });
 
 const tags = ['operations'];
 registry.registerPath({
@@ -33,7 +36,7 @@ registry.registerPath({
   path: '/problems/{code}',
   summary: 'One problem type, at its type URI',
   tags,
-  request: { params: z.object({ code: z.string() }) },
+  request: { params: CodeParams },
   responses: { 200: { description: 'The problem type', ...jsonContent(ProblemTypeSchema) }, ...problemResponses(404) },
 });
 
@@ -49,7 +52,7 @@ export function docsRouter(): Router {
     res.json(Object.entries(problemCatalog).map(([code, p]) => ({ type: problemTypeUri(code as ProblemCode), ...p })));
   });
   router.get('/problems/:code', (req, res) => {
-    const code = req.params.code;
+    const { code } = parseRequest(CodeParams, req.params, 'params');
     if (!Object.hasOwn(problemCatalog, code)) throw new ProblemError('not_found', `No problem type named "${code}".`);
     res.json({ type: problemTypeUri(code as ProblemCode), ...problemCatalog[code as ProblemCode] });
   });
