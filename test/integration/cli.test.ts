@@ -19,6 +19,7 @@ import { billingState, workflowIdFor } from '../../src/workflows/billing-period'
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { localEnvironment } from '../support/temporal';
+import { waitFor } from '../support/wait-for';
 
 /*
  * The admin CLI as operators and scripts run it: the real binary in its own process, against a
@@ -416,7 +417,7 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
 
     const canceled = await json(['subscriptions', 'cancel', created.id], 0, env());
     assert.equal(canceled.status, 'canceled');
-    while (!(await state()).canceled) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(state, { description: 'the workflow learns of the cancellation', until: (s) => s.canceled });
     assert.equal((await json(['subscriptions', 'cancel', created.id], 0, env())).status, 'canceled');
     const refused = await cli(['subscriptions', 'change-plan', created.id, '--plan', 'basic'], env());
     assert.equal(refused.code, 1);

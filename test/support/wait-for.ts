@@ -15,6 +15,8 @@ export interface WaitOptions<T> {
  * Polls `probe` until its answer is the awaited one and returns that answer. Signals, activities,
  * timers and NOTIFY are asynchronous by design: tests wait for what they assert, never for a fixed time.
  */
+export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptions<T> & { until: (value: T) => boolean }): Promise<T>;
+export async function waitFor<T>(probe: () => T | Promise<T>, options: Omit<WaitOptions<T>, 'until'>): Promise<NonNullable<T>>;
 export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptions<T>): Promise<T> {
   const { description, until = Boolean, timeout = 30_000, interval = 25 } = options;
   const deadline = performance.now() + timeout;
