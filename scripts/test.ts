@@ -76,6 +76,8 @@ async function main(): Promise<number> {
     if (maintenanceUrl) await dropDatabase(maintenanceUrl, template).catch(() => undefined);
     if (cluster) await cluster.stop();
     rmSync(scratch, { recursive: true, force: true });
+    // As root the data may have been placed elsewhere (see startEmbeddedPostgres).
+    if (cluster?.startedHere) rmSync(cluster.dataDir, { recursive: true, force: true });
   };
   process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
   try {
