@@ -112,7 +112,7 @@ function sharedBase(user: RunAs | undefined): string {
   }
   chmodSync(base, 0o755);
   if (!reachable(base, user)) {
-    throw new Error(`the postgres user cannot reach ${base}: set TMPDIR to a directory every user may traverse (e.g. /tmp).`);
+    throw new Error(`the postgres user, which runs PostgreSQL for root, cannot reach ${base}: set TMPDIR to a directory every user may traverse (e.g. /tmp), or DATABASE_URL to use another PostgreSQL.`);
   }
   return base;
 }
