@@ -404,7 +404,8 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
   test('create starts the workflow, change-plan moves it, cancel tells it; each repeatable, audited as cli', async () => {
     const created = await json(['subscriptions', 'create', '--customer', 'acme', '--plan', 'basic'], 0, env());
     assert.equal(created.created, true);
-    assert.equal((await state()).planCode, 'basic');
+    // Queries are answered once the workflow's first task has completed.
+    assert.equal((await waitFor(state, { description: 'the workflow answers queries' })).planCode, 'basic');
     assert.equal((await json(['subscriptions', 'create', '--customer', 'acme', '--plan', 'basic'], 0, env())).id, created.id);
     const other = await cli(['subscriptions', 'create', '--customer', 'acme', '--plan', 'pro'], env());
     assert.equal(other.code, 1);
@@ -442,6 +443,6 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     const retried = await json(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic'], 0, env());
     assert.equal(retried.created, false);
     const handle = temporal.client.workflow.getHandle(workflowIdFor('globex'));
-    assert.equal((await handle.query(billingState)).subscriptionId, retried.id);
+    assert.equal((await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' })).subscriptionId, retried.id);
   });
 });

@@ -14,6 +14,8 @@ export interface WaitOptions<T> {
 /**
  * Polls `probe` until its answer is the awaited one and returns that answer. Signals, activities,
  * timers and NOTIFY are asynchronous by design: tests wait for what they assert, never for a fixed time.
+ * A probe that throws has not answered yet (a workflow queried before its first task completes
+ * is "not ready"); at the deadline the failure names the last error.
  */
 export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptions<T> & { until: (value: T) => boolean }): Promise<T>;
 export async function waitFor<T>(probe: () => T | Promise<T>, options: Omit<WaitOptions<T>, 'until'>): Promise<NonNullable<T>>;
@@ -21,9 +23,15 @@ export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptio
   const { description, until = Boolean, timeout = 30_000, interval = 25 } = options;
   const deadline = performance.now() + timeout;
   for (;;) {
-    const value = await probe();
-    if (until(value)) return value;
-    if (performance.now() > deadline) assert.fail(`${description}: still ${JSON.stringify(value)} after ${timeout} ms`);
+    let last: string;
+    try {
+      const value = await probe();
+      if (until(value)) return value;
+      last = `still ${JSON.stringify(value)}`;
+    } catch (err) {
+      last = `failing with ${String(err)}`;
+    }
+    if (performance.now() > deadline) assert.fail(`${description}: ${last} after ${timeout} ms`);
     await sleep(interval);
   }
 }

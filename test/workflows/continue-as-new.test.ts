@@ -67,7 +67,8 @@ describe('billing-period workflow, continue-as-new when suggested', () => {
           },
         ],
       });
-      const first = await handle.query(billingState);
+      // Queries are answered once the first workflow task has completed.
+      const first = await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' });
       const at = new Date().toISOString();
       const report = (producer: string, seq: number, quantity: string) => handle.signal(usageReported, { producer, seq, deltas: [{ meter: 'api_calls', at, quantity }] });
       // The 10% threshold is crossed, and notified, in the first run: far from the 150 events that suggest continue-as-new.
