@@ -150,7 +150,7 @@ describe('billing-period workflow', () => {
       assert.deepEqual(await collection.result(), { outcome: 'paid', attempts: 1 });
       assert.deepEqual(of('chargeInvoice'), [{ invoiceId, attempt: 1 }]);
       // The next run: next period, early usage carried, thresholds reset, producer sequence kept.
-      state = await handle.query(billingState);
+      state = await waitFor(() => handle.query(billingState), { description: 'the next run answers queries', until: (s) => s.period.start !== period.start.toISOString() });
       assert.equal(state.period.start, period.end.toISOString());
       assert.equal(state.meters.api_calls!.usage, '7');
       assert.deepEqual(state.meters.api_calls!.notified, []);
