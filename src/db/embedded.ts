@@ -219,8 +219,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   await mkdir(path.dirname(requested), { recursive: true });
   const { library, dataDir, runAs } = place(requested, opts.logger);
   const Server = await loadLibrary(library);
-  // A postgres user not created yet is created by initialise(); checked from the next start on.
-  if (runAs || userInfo().uid !== 0) checkBinaries(library, runAs);
+  // A postgres user not created yet (initialise() creates it) is judged from permission bits; the
+  // binaries are still tried as root, which catches a noexec mount or a missing library.
+  checkBinaries(library, runAs);
   const logLines: string[] = [];
   const server = new Server({
     databaseDir: dataDir,
