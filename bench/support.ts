@@ -39,6 +39,8 @@ export async function startBenchDatabase(name: string): Promise<BenchDatabase> {
     stop: async () => {
       await pg?.stop();
       rmSync(dataDir, { recursive: true, force: true });
+      // As root the data may have been placed elsewhere (see startEmbeddedPostgres).
+      if (pg?.startedHere) rmSync(pg.dataDir, { recursive: true, force: true });
     },
   };
 }

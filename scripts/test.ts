@@ -61,8 +61,10 @@ async function main(): Promise<number> {
     return 1;
   }
 
+  // A test that hangs fails after 10 minutes instead of holding the run forever; tests wait on
+  // conditions with their own deadlines, so a loaded machine is never near this.
   const nodeTest = (files: string[], env: NodeJS.ProcessEnv) =>
-    run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], env);
+    run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', '--test-reporter=spec', ...files], env);
 
   let failed = 0;
   const unitFiles = testFiles('unit');
@@ -77,6 +79,8 @@ async function main(): Promise<number> {
     if (maintenanceUrl) await dropDatabase(maintenanceUrl, template).catch(() => undefined);
     if (cluster) await cluster.stop();
     rmSync(scratch, { recursive: true, force: true });
+    // As root the data may have been placed elsewhere (see startEmbeddedPostgres).
+    if (cluster?.startedHere) rmSync(cluster.dataDir, { recursive: true, force: true });
   };
   process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
   try {

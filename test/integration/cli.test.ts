@@ -19,6 +19,7 @@ import { billingState, workflowIdFor } from '../../src/workflows/billing-period'
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { localEnvironment } from '../support/temporal';
+import { waitFor } from '../support/wait-for';
 
 /*
  * The admin CLI as operators and scripts run it: the real binary in its own process, against a
@@ -405,7 +406,8 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
   test('create starts the workflow, change-plan moves it, cancel tells it; each repeatable, audited as cli', async () => {
     const created = await json(['subscriptions', 'create', '--customer', 'acme', '--plan', 'basic'], 0, env());
     assert.equal(created.created, true);
-    assert.equal((await state()).planCode, 'basic');
+    // Queries are answered once the workflow's first task has completed.
+    assert.equal((await waitFor(state, { description: 'the workflow answers queries' })).planCode, 'basic');
     assert.equal((await json(['subscriptions', 'create', '--customer', 'acme', '--plan', 'basic'], 0, env())).id, created.id);
     const other = await cli(['subscriptions', 'create', '--customer', 'acme', '--plan', 'pro'], env());
     assert.equal(other.code, 1);
@@ -418,7 +420,7 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
 
     const canceled = await json(['subscriptions', 'cancel', created.id], 0, env());
     assert.equal(canceled.status, 'canceled');
-    while (!(await state()).canceled) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(state, { description: 'the workflow learns of the cancellation', until: (s) => s.canceled });
     assert.equal((await json(['subscriptions', 'cancel', created.id], 0, env())).status, 'canceled');
     const refused = await cli(['subscriptions', 'change-plan', created.id, '--plan', 'basic'], env());
     assert.equal(refused.code, 1);
@@ -443,6 +445,6 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     const retried = await json(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic'], 0, env());
     assert.equal(retried.created, false);
     const handle = temporal.client.workflow.getHandle(workflowIdFor('globex'));
-    assert.equal((await handle.query(billingState)).subscriptionId, retried.id);
+    assert.equal((await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' })).subscriptionId, retried.id);
   });
 });

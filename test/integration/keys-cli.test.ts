@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
+import { waitFor } from '../support/wait-for';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -52,17 +53,14 @@ describe('admin CLI', () => {
     assert.ok(!listed.stdout.includes(secret.slice(12)));
   });
 
-  test('keys revoke stops the key in the running API within 1 s', async () => {
+  test('keys revoke stops the key in the running API, without waiting for its cache to expire', async () => {
     const { stdout } = await cli('keys', 'create', '--name', 'doomed', '--scopes', 'usage:read');
     const [summary, , secret] = stdout.trim().split('\n').slice(-3);
     const id = summary!.split(' ')[0]!;
     assert.equal((await app.call('GET', '/v1/keys/current', secret)).status, 200);
     await cli('keys', 'revoke', id);
-    const started = performance.now();
-    while ((await app.call('GET', '/v1/keys/current', secret)).status !== 401) {
-      assert.ok(performance.now() - started < 1000, 'still accepted after 1 s');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // The app caches keys for 60 s, longer than waitFor's deadline: only the notification gets there in time.
+    await waitFor(async () => (await app.call('GET', '/v1/keys/current', secret)).status, { description: 'the revoked key refused', until: (s) => s === 401 });
   });
 
   test('keys rotate prints the successor once; both work during the grace period; a second rotation is refused with exit 1', async () => {

@@ -4,6 +4,7 @@ import { LISTENER_APPLICATION_NAME } from '../../src/keys/invalidation-listener'
 import { parsePeppers } from '../../src/keys/pepper';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
+import { waitFor } from '../support/wait-for';
 
 /**
  * Two API instances, each with its own pool and its own LISTEN connection, on one database:
@@ -25,18 +26,14 @@ after(async () => {
 
 const status = async (app: KeysTestApp, key: string) => (await app.call('GET', '/v1/keys/current', key)).status;
 
-/** Polls until `check` holds, returning how long it took. */
-async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
-  const started = performance.now();
-  while (!(await check())) {
-    if (performance.now() - started > ms) assert.fail(`not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return performance.now() - started;
-}
+/**
+ * The apps cache keys for 60 s, longer than waitFor's deadline: a change seen in time was heard
+ * through LISTEN/NOTIFY, not picked up when the cached entry expired.
+ */
+const refused = (app: KeysTestApp, key: string) => waitFor(() => status(app, key), { description: 'the key refused', until: (s) => s === 401 });
 
 describe('revocation across API processes', () => {
-  test('a key revoked through one instance is refused by the other within 1 s', async () => {
+  test('a key revoked through one instance is refused by the other, without waiting for the cache to expire', async () => {
     const { secret: admin } = await one.issue({ scopes: ['keys:admin', 'usage:read'] });
     const victim = await one.issue({ scopes: ['usage:read'] });
     // Both instances have verified, and cached, the key.
@@ -45,17 +42,16 @@ describe('revocation across API processes', () => {
     assert.equal(two.keys.cache.size.known >= 1, true);
 
     assert.equal((await one.call('POST', `/v1/keys/${victim.id}/revoke`, admin)).status, 200);
-    const took = await within(1000, async () => (await status(two, victim.secret)) === 401);
-    assert.ok(took < 1000, `${took} ms`);
+    await refused(two, victim.secret);
     assert.equal(await status(one, victim.secret), 401);
   });
 
-  test('a scope change made through one instance applies on the other within 1 s', async () => {
+  test('a scope change made through one instance applies on the other, without waiting for the cache to expire', async () => {
     const { secret: admin } = await two.issue({ scopes: ['keys:admin', 'usage:read'] });
     const k = await two.issue({ scopes: ['usage:read'] });
     assert.equal((await one.call('GET', '/v1/keys', k.secret)).status, 403);
     assert.equal((await two.call('PATCH', `/v1/keys/${k.id}`, admin, { scopes: ['keys:admin'] })).status, 200);
-    await within(1000, async () => (await one.call('GET', '/v1/keys', k.secret)).status === 200);
+    await waitFor(async () => (await one.call('GET', '/v1/keys', k.secret)).status, { description: 'the new scope applied', until: (s) => s === 200 });
   });
 
   test('a change made outside the API (an operator in psql) reaches every instance too', async () => {
@@ -63,7 +59,8 @@ describe('revocation across API processes', () => {
     assert.equal(await status(one, k.secret), 200);
     assert.equal(await status(two, k.secret), 200);
     await db.pool.query('update api_keys set revoked_at = now() where id = $1', [k.id]);
-    await within(1000, async () => (await status(one, k.secret)) === 401 && (await status(two, k.secret)) === 401);
+    await refused(one, k.secret);
+    await refused(two, k.secret);
   });
 });
 
@@ -75,16 +72,16 @@ describe('when notifications cannot be trusted', () => {
     // Kill every listener's backend, as a Postgres restart or a network cut would.
     const killed = await db.pool.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and datname = current_database()', [LISTENER_APPLICATION_NAME]);
     assert.equal(killed.rowCount, 2);
-    await within(1000, async () => !two.keys.cache.live);
+    await waitFor(() => !two.keys.cache.live, { description: 'the cache disabled' });
     assert.deepEqual(two.keys.cache.size, { known: 0, unknown: 0 });
     // Meanwhile requests still work, straight from the database: revocations are never missed.
     assert.equal(await status(two, k.secret), 200);
-    await within(3000, async () => two.keys.cache.live && one.keys.cache.live);
+    await waitFor(() => two.keys.cache.live && one.keys.cache.live, { description: 'both listeners back' });
     assert.equal(await status(two, k.secret), 200);
     assert.equal(two.keys.cache.size.known, 1);
     // And the new connection hears changes again.
     await one.keys.service.revoke(k.id, 'cli');
-    await within(1000, async () => (await status(two, k.secret)) === 401);
+    await refused(two, k.secret);
   });
 
   test('the TTL backstop bounds staleness when a notification is lost', async () => {
@@ -104,8 +101,7 @@ describe('when notifications cannot be trusted', () => {
         client.release();
       }
       assert.equal(await status(short, k.secret), 200, 'still cached: nobody told this process');
-      const took = await within(2000, async () => (await status(short, k.secret)) === 401);
-      assert.ok(took <= 1500, `${took} ms`);
+      await refused(short, k.secret);
     } finally {
       await short.close();
     }

@@ -73,7 +73,8 @@ const NOW = new Date('2026-03-15T12:00:00Z');
 let now = NOW;
 const clock = { now: () => new Date(now) };
 const PERIOD_START = '2026-03-01T00:00:00.000Z';
-const TIMEOUT_MS = 300;
+// Long enough that a loaded machine never times out a local receiver that answers at once.
+const TIMEOUT_MS = 1500;
 /** The receivers listen on 127.0.0.1, which only an explicit allow-list opens, as for local development. */
 const LOCAL_RECEIVERS = webhookTargetPolicy(['127.0.0.1']);
 

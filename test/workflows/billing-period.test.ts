@@ -17,6 +17,7 @@ import {
 import { collectionWorkflowIdFor, type InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
 import { workflowsPath } from '../../src/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
+import { waitFor } from '../support/wait-for';
 
 /*
  * The billing-period workflow on Temporal's time-skipping server, with activities that record
@@ -100,21 +101,23 @@ describe('billing-period workflow', () => {
       await report(2, '450');
       await report(2, '450'); // a replayed signal: ignored
       await report(1, '999'); // out of order: ignored
-      await env.sleep('1 minute');
-      let state = await handle.query(billingState);
-      assert.equal(state.meters.api_calls!.usage, '850');
+      const notified = (n: number) => waitFor(() => of('notifyThreshold').length, { description: `${n} notify activities ran`, until: (ran) => ran >= n });
+      let state = await waitFor(() => handle.query(billingState), { description: 'usage counted', until: (s) => s.meters.api_calls?.usage === '850' });
+      await notified(2);
       assert.deepEqual(of('notifyThreshold').map((n) => n.threshold), ['50%', '80%']);
 
       await report(3, '150.5');
-      await env.sleep('1 minute');
-      state = await handle.query(billingState);
+      state = await waitFor(() => handle.query(billingState), { description: 'the hard limit reached', until: (s) => s.meters.api_calls?.limit.status !== 'ok' });
       assert.equal(state.meters.api_calls!.limit.status, 'over_limit_in_grace');
+      await notified(3);
       assert.deepEqual(of('notifyThreshold').map((n) => n.threshold), ['50%', '80%', '100%']);
       assert.deepEqual(of('setEntitlement'), []);
 
       await env.sleep('61 minutes');
-      state = await handle.query(billingState);
+      state = await waitFor(() => handle.query(billingState), { description: 'the grace period over', until: (s) => s.meters.api_calls?.limit.status !== 'over_limit_in_grace' });
       assert.equal(state.meters.api_calls!.limit.status, 'blocked');
+      // The state changes before the entitlement activity runs.
+      await waitFor(() => of('setEntitlement').length, { description: 'the setEntitlement activity ran' });
       assert.deepEqual(of('setEntitlement').map((e) => e.blocked), [true]);
 
       const upgraded = await handle.executeUpdate(changePlan, {
@@ -131,8 +134,7 @@ describe('billing-period workflow', () => {
       await env.sleep(untilEnd + 60_000);
       await report(4, '10', new Date(period.end.getTime() - 120_000).toISOString());
       await report(5, '7', new Date(period.end.getTime() + 60_000).toISOString()); // belongs to the next period
-      await env.sleep('1 second');
-      state = await handle.query(billingState);
+      state = await waitFor(() => handle.query(billingState), { description: 'late usage counted', until: (s) => s.meters.api_calls?.usage !== '1000.5' });
       assert.equal(state.meters.api_calls!.usage, '1010.5');
       assert.deepEqual(of('draftInvoice'), []);
 
@@ -148,13 +150,14 @@ describe('billing-period workflow', () => {
       assert.deepEqual(await collection.result(), { outcome: 'paid', attempts: 1 });
       assert.deepEqual(of('chargeInvoice'), [{ invoiceId, attempt: 1 }]);
       // The next run: next period, early usage carried, thresholds reset, producer sequence kept.
-      state = await handle.query(billingState);
+      state = await waitFor(() => handle.query(billingState), { description: 'the next run answers queries', until: (s) => s.period.start !== period.start.toISOString() });
       assert.equal(state.period.start, period.end.toISOString());
       assert.equal(state.meters.api_calls!.usage, '7');
       assert.deepEqual(state.meters.api_calls!.notified, []);
       await report(5, '1000'); // a sequence already seen before continue-as-new: still ignored
-      await env.sleep('1 second');
-      assert.equal((await handle.query(billingState)).meters.api_calls!.usage, '7');
+      await report(6, '1'); // processed after it: once this is counted, the one before has been handled
+      state = await waitFor(() => handle.query(billingState), { description: 'the next report counted', until: (s) => s.meters.api_calls?.usage !== '7' });
+      assert.equal(state.meters.api_calls!.usage, '8');
       const runs = await env.client.workflow.getHandle(workflowIdFor('acme')).describe();
       assert.notEqual(runs.runId, handle.firstExecutionRunId);
 

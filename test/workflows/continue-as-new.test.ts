@@ -8,6 +8,7 @@ import { billingPeriodWorkflow, billingState, usageReported, workflowIdFor, type
 import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
 import { workflowsPath } from '../../src/worker';
 import '../support/temporal';
+import { waitFor } from '../support/wait-for';
 
 /*
  * Mid-period continue-as-new, when Temporal suggests it: a real dev server told to suggest it
@@ -66,25 +67,22 @@ describe('billing-period workflow, continue-as-new when suggested', () => {
           },
         ],
       });
-      const first = await handle.query(billingState);
+      // Queries are answered once the first workflow task has completed.
+      const first = await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' });
       const at = new Date().toISOString();
-      // One unit per signal, from two producers; each signal adds a few history events.
-      for (let seq = 1; seq <= 100; seq++) {
-        await handle.signal(usageReported, { producer: `api-${seq % 2}`, seq, deltas: [{ meter: 'api_calls', at, quantity: '1' }] });
-      }
-      for (let i = 0; i < 100 && (await handle.describe()).runId === handle.firstExecutionRunId; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.notEqual((await handle.describe()).runId, handle.firstExecutionRunId, 'continued as new');
+      const report = (producer: string, seq: number, quantity: string) => handle.signal(usageReported, { producer, seq, deltas: [{ meter: 'api_calls', at, quantity }] });
+      // The 10% threshold is crossed, and notified, in the first run: far from the 150 events that suggest continue-as-new.
+      await report('api-1', 1, '100');
+      await waitFor(() => notified.length, { description: 'the notify activity ran' });
+      // Then one unit per signal, from two producers; each signal adds a few history events.
+      for (let seq = 2; seq <= 100; seq++) await report(`api-${seq % 2}`, seq, '1');
+      await waitFor(async () => (await handle.describe()).runId, { description: 'the run continued as new', until: (runId) => runId !== handle.firstExecutionRunId });
 
       // Replays of reports the first run already counted are ignored by the new run.
-      await handle.signal(usageReported, { producer: 'api-0', seq: 100, deltas: [{ meter: 'api_calls', at, quantity: '500' }] });
-      await handle.signal(usageReported, { producer: 'api-1', seq: 99, deltas: [{ meter: 'api_calls', at, quantity: '500' }] });
-      await handle.signal(usageReported, { producer: 'api-1', seq: 101, deltas: [{ meter: 'api_calls', at, quantity: '1' }] });
-      let state = await handle.query(billingState);
-      for (let i = 0; i < 100 && state.meters.api_calls?.usage !== '101'; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        state = await handle.query(billingState);
-      }
-      assert.equal(state.meters.api_calls!.usage, '101');
+      await report('api-0', 100, '500');
+      await report('api-1', 99, '500');
+      await report('api-1', 101, '1');
+      const state = await waitFor(() => handle.query(billingState), { description: 'all usage counted', until: (s) => s.meters.api_calls?.usage === '200' });
       assert.deepEqual(state.period, first.period);
       assert.deepEqual(state.meters.api_calls!.notified, ['10%']);
       assert.deepEqual(notified, ['10%'], 'the threshold crossed before continue-as-new is not notified again');

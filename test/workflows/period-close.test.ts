@@ -19,6 +19,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { storeEvents } from '../support/usage-events';
+import { waitFor } from '../support/wait-for';
 
 /*
  * The period close with real activities on Postgres and the provider simulator behind a real
@@ -152,7 +153,7 @@ describe('period close', () => {
     const billing = await startBilling(taskQueue, customer.terms, ['PT1H']);
     const invoiceId = await closed(billing, customer.customerId);
     // The provider charged, but the worker never heard: stop it there, as a crash or a deploy would.
-    for (let i = 0; i < 200 && (await provider.listCharges({ invoiceId })).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    await waitFor(async () => (await provider.listCharges({ invoiceId })).length, { description: 'the provider charged' });
     first.shutdown();
     await running;
 
@@ -201,6 +202,7 @@ describe('period close', () => {
     await worker.runUntil(async () => {
       const invoiceId = await finalizedInvoice(1);
       const handle = await collect(taskQueue, invoiceId);
+      await waitFor(() => count(`charge_attempts where invoice_id = $1 and status = 'declined'`, [invoiceId]), { description: 'the first attempt declined' });
       await env.sleep('23 hours');
       assert.equal(await count(`charge_attempts where invoice_id = $1`, [invoiceId]), 1, 'no second attempt before the wait is over');
       assert.deepEqual(await handle.result(), { outcome: 'paid', attempts: 2 });

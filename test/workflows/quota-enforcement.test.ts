@@ -15,6 +15,7 @@ import { workflowsPath } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';
+import { waitFor } from '../support/wait-for';
 
 /*
  * The whole quota path with nothing replaced: the real API (keys, ingest, usage signaler,
@@ -67,17 +68,6 @@ const call = async (method: string, path: string, body?: unknown) => {
 let seq = 0;
 const calls = (n: number) => Array.from({ length: n }, () => ({ id: `call-${++seq}`, customer: 'acme', type: 'api_call' }));
 
-/** Polls until `ok` holds (signals and NOTIFY are asynchronous by design). */
-async function eventually<T>(what: string, probe: () => Promise<T>, ok: (value: T) => boolean, ms = 10_000): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await probe();
-    if (ok(value)) return value;
-    if (Date.now() - started > ms) assert.fail(`${what}: still ${JSON.stringify(value)} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const metric = async (name: string) => {
   const text = await (await fetch(`${app.url}/metrics`)).text();
   return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
@@ -104,20 +94,27 @@ describe('quota enforcement end to end', () => {
     // 1,200 events in 12 batches: over the hard limit of 1,000, yet only a handful of signals.
     const signalsBefore = await metric('usage_signals_total');
     for (let i = 0; i < 12; i++) assert.equal((await call('POST', '/v1/events', calls(100))).status, 200);
-    const state = await eventually('usage reaches the workflow', () => handle.query(billingState), (s) => s.meters.api_calls?.usage === '1200' && s.meters.api_calls.notified.length === 2);
+    // Usage can be counted while the evaluation of an earlier report still runs its activities: wait for the one of all 1,200.
+    const state = await waitFor(() => handle.query(billingState), {
+      description: 'usage reaches the workflow and is evaluated',
+      until: (s) => s.meters.api_calls?.usage === '1200' && s.meters.api_calls.notified.length === 2 && s.meters.api_calls.limit.status !== 'ok',
+    });
     assert.equal(state.meters.api_calls!.limit.status, 'over_limit_in_grace');
     assert.deepEqual(state.meters.api_calls!.notified, ['80%', '100%']);
     const signals = (await metric('usage_signals_total')) - signalsBefore;
     assert.ok(signals >= 1 && signals <= 6, `1,200 events took ${signals} signals`);
-    const { rows: outbox } = await db.pool.query<{ kind: string }>(`select kind from notifications order by created_at`);
+    // A crossing is recorded in the workflow before its notify activity writes the notification.
+    const outbox = await waitFor(async () => (await db.pool.query<{ kind: string }>(`select kind from notifications order by created_at`)).rows, {
+      description: 'the notify activities ran',
+      until: (rows) => rows.length >= 2,
+    });
     assert.equal(outbox.length, 2, 'one notification per soft threshold');
 
     // The check answers from memory what the workflow published: usage, limit, what remains, thresholds.
-    const inGrace = await eventually(
-      'the published quota reaches the API',
-      () => call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls', quantity: '5' }),
-      (r) => r.body.usage === '1200',
-    );
+    const inGrace = await waitFor(() => call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls', quantity: '5' }), {
+      description: 'the published quota reaches the API',
+      until: (r) => r.body.usage === '1200',
+    });
     assert.deepEqual(
       { allowed: inGrace.body.allowed, limit_state: inGrace.body.limit_state, hard_limit: inGrace.body.hard_limit, remaining: inGrace.body.remaining, notified: inGrace.body.thresholds_notified },
       { allowed: true, limit_state: 'over_limit_in_grace', hard_limit: '1000', remaining: '0', notified: ['80%', '100%'] },
@@ -128,8 +125,8 @@ describe('quota enforcement end to end', () => {
     assert.equal((await call('POST', '/v1/events', calls(1))).status, 200);
 
     await env.sleep('11 minutes');
-    await eventually('the meter is blocked', () => handle.query(billingState), (s) => s.meters.api_calls?.limit.status === 'blocked');
-    const refused = await eventually('the API refuses the blocked meter', () => call('POST', '/v1/events', calls(1)[0]), (r) => r.status === 429);
+    await waitFor(() => handle.query(billingState), { description: 'the meter is blocked', until: (s) => s.meters.api_calls?.limit.status === 'blocked' });
+    const refused = await waitFor(() => call('POST', '/v1/events', calls(1)[0]), { description: 'the API refuses the blocked meter', until: (r) => r.status === 429 });
     assert.match(refused.headers.get('content-type') ?? '', /^application\/problem\+json/);
     assert.ok(Number(refused.headers.get('retry-after')) > 0);
     assert.match(refused.body.type, /quota_exceeded$/);
@@ -144,12 +141,11 @@ describe('quota enforcement end to end', () => {
     const after = await handle.query(billingState);
     assert.equal(after.planCode, 'large');
     assert.equal(after.meters.api_calls!.limit.status, 'ok');
-    await eventually('the API accepts usage again', () => call('POST', '/v1/events', calls(1)[0]), (r) => r.status === 201);
-    const afterUpgrade = await eventually(
-      'the new limit reaches the API',
-      () => call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls' }),
-      (r) => r.body.hard_limit === '100000',
-    );
+    await waitFor(() => call('POST', '/v1/events', calls(1)[0]), { description: 'the API accepts usage again', until: (r) => r.status === 201 });
+    const afterUpgrade = await waitFor(() => call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls' }), {
+      description: 'the new limit reaches the API',
+      until: (r) => r.body.hard_limit === '100000',
+    });
     assert.equal(afterUpgrade.body.allowed, true);
     assert.equal(afterUpgrade.body.limit_state, 'ok');
     assert.equal(new Decimal(afterUpgrade.body.remaining).plus(afterUpgrade.body.usage).toFixed(), '100000');
@@ -160,7 +156,7 @@ describe('quota enforcement end to end', () => {
     const handle = env.client.workflow.getHandle(workflowIdFor('acme'));
     const canceled = await call('POST', `/v1/subscriptions/${current.id}/cancel`);
     assert.equal(canceled.status, 200);
-    const closing = await eventually('the workflow learns of the cancellation', () => handle.query(billingState), (s) => s.canceled);
+    const closing = await waitFor(() => handle.query(billingState), { description: 'the workflow learns of the cancellation', until: (s) => s.canceled });
     assert.equal(closing.billedUntil, canceled.body.canceled_at);
 
     // Re-subscribed before the old run closed: the run closes the final period, then continues as the new subscription.
@@ -169,13 +165,13 @@ describe('quota enforcement end to end', () => {
     assert.equal(again.status, 201);
     // The closing run issues the final invoice after the lateness, then continues as the new subscription.
     await assert.rejects(env.client.workflow.getHandle(handle.workflowId, runId, { followRuns: false }).result(), WorkflowContinuedAsNewError);
-    const next = await eventually('the new subscription runs', () => handle.query(billingState), (s) => s.subscriptionId === again.body.id);
+    const next = await waitFor(() => handle.query(billingState), { description: 'the new subscription runs', until: (s) => s.subscriptionId === again.body.id });
     assert.equal(next.canceled, false);
     // The final invoice covers [period start, cancellation) and is collected like any other.
     const finalInvoice = async () =>
       (await db.pool.query<{ id: string; period_end: Date; status: string }>('select id, period_end, status from invoices where subscription_id = $1', [current.id])).rows;
     assert.deepEqual((await finalInvoice()).map((r) => r.period_end.toISOString()), [canceled.body.canceled_at]);
-    const [paid] = await eventually('the final invoice is paid', finalInvoice, (rows) => rows[0]?.status === 'paid');
+    const [paid] = await waitFor(finalInvoice, { description: 'the final invoice is paid', until: (rows) => rows[0]?.status === 'paid' });
     const charges = await createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }).listCharges({ invoiceId: paid!.id });
     assert.deepEqual(charges.map((c) => c.status), ['succeeded']);
   });

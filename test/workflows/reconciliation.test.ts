@@ -25,6 +25,7 @@ import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { storeEvents } from '../support/usage-events';
+import { waitFor } from '../support/wait-for';
 
 /*
  * Reconciliation with nothing replaced: invoices produced by the real billing workflow and its
@@ -126,27 +127,17 @@ async function billedTogether<K extends string>(specs: Record<K, { calls: number
   return billed;
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() - started > ms) assert.fail(`${what}: not after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const reconcile = (workflowId: string, input: ReconciliationInput) => env.client.workflow.start(reconciliationWorkflow, { taskQueue, workflowId, args: [input] });
 const awaitingDecision = (handle: WorkflowHandle) =>
-  eventually('the run waits for a decision', async () => {
+  waitFor(async () => {
     const report = await handle.query(reportQuery);
     return report.status === 'awaiting_decision' ? report : undefined;
-  });
+  }, { description: 'the run waits for a decision' });
 /** The run's result; a run still waiting for a decision fails the test with its report instead of hanging it. */
 async function finished(handle: WorkflowHandle): Promise<ReconciliationSummary> {
   let timer: NodeJS.Timeout | undefined;
   const stuck = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => void handle.query(reportQuery).then((report) => reject(new Error(`the run did not finish: ${JSON.stringify(report)}`)), reject), 20_000);
+    timer = setTimeout(() => void handle.query(reportQuery).then((report) => reject(new Error(`the run did not finish: ${JSON.stringify(report)}`)), reject), 60_000);
   });
   try {
     return await Promise.race([handle.result() as Promise<ReconciliationSummary>, stuck]);
@@ -308,10 +299,10 @@ describe('reconciliations API', () => {
     assert.equal(retried.status, 202);
     assert.equal((await env.client.workflow.getHandle(id).describe()).runId, firstRun, 'USE_EXISTING: the retry did not start a second run');
 
-    const report = await eventually('the report waits for a decision', async () => {
+    const report = await waitFor(async () => {
       const r = await call('GET', started.body.status_url);
       return r.status === 200 && r.body.status === 'awaiting_decision' ? r.body : undefined;
-    });
+    }, { description: 'the report waits for a decision' });
     assert.equal(report.started_by.startsWith('key:'), true);
     assert.deepEqual(report.findings.map((f: any) => [f.kind, f.resolution, f.correction]), [
       ['usage_mismatch', 'pending', null],
@@ -321,10 +312,10 @@ describe('reconciliations API', () => {
     assert.equal((await call('GET', `/v1/reconciliations/${id}`)).body.id, id);
 
     assert.equal((await call('POST', `/v1/reconciliations/${encodeURIComponent(id)}/approve`)).status, 202);
-    const completed = await eventually('the run completes', async () => {
+    const completed = await waitFor(async () => {
       const r = await call('GET', `/v1/reconciliations/${id}`);
       return r.body.status === 'completed' ? r.body : undefined;
-    });
+    }, { description: 'the run completes' });
     assert.deepEqual(completed.credit_notes.map((c: any) => [c.invoice_id, c.amount, c.currency]), [[globex.invoiceId, '-0.38', 'USD']]);
     assert.deepEqual(completed.counts, { findings: 2, pending: 0, corrected: 2, dismissed: 0 });
 
@@ -336,10 +327,10 @@ describe('reconciliations API', () => {
     assert.equal((await call('POST', '/v1/reconciliations', globex.scope)).status, 202);
     const reopened = (await call('GET', `/v1/reconciliations/${id}`)).body;
     assert.ok(reopened.status === 'running' || reopened.completed_at > completed.completed_at, JSON.stringify(reopened));
-    const rerun = await eventually('the re-run completes', async () => {
+    const rerun = await waitFor(async () => {
       const r = await call('GET', `/v1/reconciliations/${id}`);
       return r.body.status === 'completed' ? r.body : undefined;
-    });
+    }, { description: 'the re-run completes' });
     assert.deepEqual(rerun.counts, { findings: 2, pending: 0, corrected: 2, dismissed: 0 });
     assert.equal(rerun.credit_notes.length, 1);
   });

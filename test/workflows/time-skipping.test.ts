@@ -29,5 +29,6 @@ test('a workflow sleeping 31 days completes in seconds on the time-skipping serv
   const wallMs = Date.now() - wallStart;
   const sleptMs = Date.parse(result.woke) - Date.parse(result.fellAsleep);
   assert.ok(sleptMs >= 31 * 24 * 3600 * 1000, `workflow clock advanced ${sleptMs} ms`);
-  assert.ok(wallMs < 30_000, `took ${wallMs} ms of wall time`);
+  // Far below 31 days even on a loaded machine (a cold test server and worker take seconds).
+  assert.ok(wallMs < 120_000, `took ${wallMs} ms of wall time`);
 });
