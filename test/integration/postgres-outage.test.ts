@@ -94,7 +94,8 @@ before(async () => {
 after(async () => {
   await api?.stop();
   await cluster?.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  // As root in a clone the postgres user cannot reach, the data lives elsewhere (cluster.dataDir).
+  await rm(cluster?.dataDir ?? dataDir, { recursive: true, force: true });
 });
 
 interface Reply {
@@ -224,7 +225,7 @@ test('a Postgres outage under sustained ingest: the API stays up, answers 503 me
     await ackedAfter(50);
 
     // (b) The postmaster killed.
-    const postmaster = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    const postmaster = Number((await readFile(path.join(cluster.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
     const killedAt = performance.now();
     process.kill(postmaster, 'SIGKILL');
     await until('a 503 from POST /v1/events', 10_000, () => loops.replies.some((r) => r.at > killedAt && r.status === 503));
