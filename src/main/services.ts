@@ -125,6 +125,7 @@ export async function startWorker(config: Config, databaseUrl: string, temporalA
       clock: systemClock,
       webhookTimeoutMs: 10_000,
       lookbackInvoices: config.LATE_USAGE_LOOKBACK_INVOICES,
+      dunning: config.DUNNING_SCHEDULE,
       provider: createHttpPaymentProvider({ baseUrl: providerUrl(config), timeoutMs: config.PROVIDER_TIMEOUT_MS }),
     }),
     logger,

@@ -1,6 +1,4 @@
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
-  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -11,14 +9,13 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  startChild,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import { Decimal } from '../domain/money';
 import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
 import { evaluateLimit, type LimitState, type MeterLimit } from '../domain/quota-policy';
-import { collectionWorkflowIdFor, invoiceCollectionWorkflow } from './invoice-collection';
+import { startInvoiceCollection } from './invoice-collection';
 
 /*
  * One customer's subscription, one run per billing period. Usage arrives as batched signals
@@ -302,7 +299,8 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
       periodEnd: billedUntil.toISOString(),
     });
     await finalizeInvoice({ invoiceId });
-    await startCollection(invoiceId);
+    // Collection (charge, dunning) outlives this run, so the next period starts at once.
+    await startInvoiceCollection(invoiceId, input.dunning);
   }
   for (const limit of terms.limits) {
     if (meters[limit.meter]?.limit.status === 'blocked') {
@@ -339,24 +337,6 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
   if (canceled) return;
 
   await continueAsNew<typeof billingPeriodWorkflow>({ ...input, terms, carried: nextRun });
-
-  /**
-   * Collection (charge, dunning) outlives this run: a child workflow per invoice, abandoned so the
-   * next period starts at once. Its id is the invoice's, so a run replayed or reset from the UI
-   * finds the collection already started instead of starting a second one.
-   */
-  async function startCollection(invoiceId: string): Promise<void> {
-    try {
-      await startChild(invoiceCollectionWorkflow, {
-        workflowId: collectionWorkflowIdFor(invoiceId),
-        args: [{ invoiceId, dunning: input.dunning }],
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      });
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    }
-  }
 
   function carry(p: { start: Date; end: Date }): CarriedState {
     return {
