@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     taskQueue,
     workflowsPath,
     // Monthly periods: nothing closes during the run, so the provider is never called.
-    activities: createActivities({ pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, provider: createHttpPaymentProvider({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000 }) }),
+    activities: createActivities({ pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider: createHttpPaymentProvider({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000 }) }),
   });
   const running = worker.run();
 

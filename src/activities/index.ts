@@ -4,6 +4,7 @@ import { webhookTargetPolicy, type WebhookTargetPolicy } from '../domain/webhook
 import type { PaymentProvider } from '../provider/payment-provider';
 import type { BillingPeriodActivities } from '../workflows/billing-period';
 import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
+import type { ReconciliationActivities } from '../workflows/reconciliation';
 import { createCollectPayment } from './collect-payment';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
@@ -21,10 +22,12 @@ export interface ActivityDeps {
   /** Earlier finalized invoices that late usage may still adjust. */
   lookbackInvoices: number;
   provider: PaymentProvider;
+  /** Waits between declined charge attempts of the invoices reconciliation issues (DUNNING_SCHEDULE). */
+  dunning: string[];
 }
 
 /** Every activity the worker registers, built from its dependencies (tests hand in their own). */
-export function createActivities(deps: ActivityDeps): BillingPeriodActivities & InvoiceCollectionActivities {
+export function createActivities(deps: ActivityDeps): BillingPeriodActivities & InvoiceCollectionActivities & ReconciliationActivities {
   const webhooks = { pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs, targets: deps.webhookTargets ?? webhookTargetPolicy() };
   return {
     notifyThreshold: createNotifyThreshold(webhooks),
@@ -33,7 +36,7 @@ export function createActivities(deps: ActivityDeps): BillingPeriodActivities & 
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
-    ...createReconcileActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider, lookbackInvoices: deps.lookbackInvoices }),
+    ...createReconcileActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider, lookbackInvoices: deps.lookbackInvoices, dunning: deps.dunning }),
     deliverNotification: createDeliverNotification(webhooks),
   };
 }

@@ -1,15 +1,18 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { lockInvoice } from '../billing/invoice-store';
 import { findDiscrepancies } from '../billing/reconciliation';
 import {
   getRun,
   issueCreditNote,
   listFindings,
   openRun,
+  pendingMissingPeriods,
   replaceFindings,
   resolveFinding,
   summarize,
   updateRun,
 } from '../billing/reconciliation-store';
+import { planInEffect } from '../billing/subscription-store';
 import type { Clock } from '../clock';
 import { recordAudit } from '../db/audit';
 import type { Pool } from '../db/pool';
@@ -29,12 +32,15 @@ export interface ReconcileDeps {
   provider: PaymentProvider;
   /** The invoice path's late-usage lookback: usage it will still adjust is not a discrepancy. */
   lookbackInvoices: number;
+  /** The dunning schedule of the invoices reconciliation issues, as the billing workflows have it. */
+  dunning: string[];
 }
 
 /**
  * The reconciliation workflow's activities. Every one is idempotent: a retried or replayed call
  * converges on the same findings, and a finding gets at most one credit note (unique in the
- * table), so an approval that runs twice corrects once.
+ * table), so an approval that runs twice corrects once; an invoice it issues is the period's own,
+ * under the natural key (customer, period start), so it is issued once whoever gets there first.
  */
 export function createReconcileActivities(deps: ReconcileDeps): ReconciliationActivities {
   const reconcilePeriod: ReconciliationActivities['reconcilePeriod'] = async (input) => {
@@ -128,6 +134,46 @@ export function createReconcileActivities(deps: ReconcileDeps): ReconciliationAc
       return summarize(client, runId);
     });
 
+  const invoicesToIssue: ReconciliationActivities['invoicesToIssue'] = async ({ runId }) => {
+    const invoices = [];
+    for (const missing of await pendingMissingPeriods(deps.pool, runId)) {
+      // Priced as the billing workflow prices a period: on the plan the subscription had when it ended.
+      const planCode = await planInEffect(deps.pool, missing.subscriptionId, missing.periodEnd);
+      if (!planCode) throw ApplicationFailure.nonRetryable(`subscription ${missing.subscriptionId} does not exist`, 'unknown_subscription');
+      invoices.push({
+        findingId: missing.findingId,
+        period: {
+          subscriptionId: missing.subscriptionId,
+          customerId: missing.customerId,
+          planCode,
+          periodStart: missing.periodStart.toISOString(),
+          periodEnd: missing.periodEnd.toISOString(),
+        },
+      });
+    }
+    return { dunning: deps.dunning, invoices };
+  };
+
+  const recordIssuedInvoice: ReconciliationActivities['recordIssuedInvoice'] = async ({ runId, findingId, invoiceId }) =>
+    inTransaction(deps.pool, async (client) => {
+      if (!(await getRun(client, runId, { forUpdate: true }))) throw ApplicationFailure.nonRetryable(`no reconciliation run ${runId}`, 'unknown_run');
+      const invoice = await lockInvoice(client, invoiceId);
+      if (!invoice) throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} does not exist`, 'unknown_invoice');
+      // Voided since the finding was made: the period is still not billed, so the finding stays open.
+      if (invoice.status === 'void') return;
+      const actor = workflowActor();
+      if (!(await resolveFinding(client, findingId, 'corrected', actor, `invoice ${invoiceId} issued for the period`, deps.clock.now()))) return;
+      await recordAudit(client, {
+        actor,
+        action: 'reconciliation.invoice_issued',
+        subjectType: 'invoice',
+        subjectId: invoiceId,
+        details: { run_id: runId, finding_id: findingId, kind: 'missing_invoice' },
+        before: { resolution: 'pending', invoice: null },
+        after: { resolution: 'corrected', invoice: { id: invoiceId, status: invoice.status, total: invoice.total, currency: invoice.currency } },
+      });
+    });
+
   const dismissFindings: ReconciliationActivities['dismissFindings'] = async ({ runId, reason }) =>
     inTransaction(deps.pool, async (client) => {
       const run = await getRun(client, runId, { forUpdate: true });
@@ -156,5 +202,5 @@ export function createReconcileActivities(deps: ReconcileDeps): ReconciliationAc
       if (run && run.status !== 'completed' && run.status !== 'canceled') await updateRun(client, runId, 'canceled', deps.clock.now());
     });
 
-  return { reconcilePeriod, applyCorrections, dismissFindings, cancelRun };
+  return { reconcilePeriod, invoicesToIssue, recordIssuedInvoice, applyCorrections, dismissFindings, cancelRun };
 }

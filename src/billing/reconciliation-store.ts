@@ -280,12 +280,33 @@ export async function listFindings(db: Queryable, runId: string, opts: { pending
   return rows.map(toFinding);
 }
 
-/** Settles a pending finding; the table's trigger refuses to change a decided one. */
-export async function resolveFinding(db: Queryable, id: number, resolution: Exclude<Resolution, 'pending'>, by: string, note: string, now: Date): Promise<void> {
-  await db.query(
+/** Settles a pending finding (true) or leaves a decided one as it is (false); the table's trigger refuses to change a decided one. */
+export async function resolveFinding(db: Queryable, id: number, resolution: Exclude<Resolution, 'pending'>, by: string, note: string, now: Date): Promise<boolean> {
+  const { rowCount } = await db.query(
     `update reconciliation_findings set resolution = $2, resolved_at = $3, resolved_by = $4, resolution_note = $5 where id = $1 and resolution = 'pending'`,
     [id, resolution, now, by, note],
   );
+  return rowCount === 1;
+}
+
+/** A subscription period without an invoice, as a pending `missing_invoice` finding of the run names it. */
+export interface MissingPeriod {
+  findingId: number;
+  customerId: string;
+  subscriptionId: string;
+  periodStart: Date;
+  periodEnd: Date;
+}
+
+/** The run's pending `missing_invoice` findings, in the order they were found. */
+export async function pendingMissingPeriods(db: Queryable, runId: string): Promise<MissingPeriod[]> {
+  const { rows } = await db.query<{ id: string; customer_id: string; subscription_id: string; period_start: Date; period_end: Date }>(
+    `select id, customer_id, expected ->> 'subscription_id' as subscription_id,
+            (expected -> 'period' ->> 'start')::timestamptz as period_start, (expected -> 'period' ->> 'end')::timestamptz as period_end
+       from reconciliation_findings where run_id = $1 and kind = 'missing_invoice' and resolution = 'pending' order by id`,
+    [runId],
+  );
+  return rows.map((r) => ({ findingId: Number(r.id), customerId: r.customer_id, subscriptionId: r.subscription_id, periodStart: r.period_start, periodEnd: r.period_end }));
 }
 
 /** The finding's credit note: created once (unique on the finding), or the one already there. */

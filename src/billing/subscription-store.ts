@@ -69,6 +69,22 @@ export const getSubscription = (db: Queryable, id: string) => selectOne(db, 's.i
 /** The customer's one active subscription, if any. */
 export const getActiveSubscription = (db: Queryable, customerId: string) => selectOne(db, "s.customer_id = $1 and s.status = 'active'", [customerId]);
 
+/**
+ * The plan the subscription had at `at`: the target of its last change effective by then, else
+ * the plan its first later change left, else its current plan (it never changed).
+ */
+export async function planInEffect(db: Queryable, subscriptionId: string, at: Date): Promise<string | undefined> {
+  const { rows } = await db.query<{ plan_code: string }>(
+    `select coalesce(
+       (select to_plan from subscription_changes where subscription_id = $1 and effective_at <= $2 order by effective_at desc, id desc limit 1),
+       (select from_plan from subscription_changes where subscription_id = $1 and effective_at > $2 order by effective_at, id limit 1),
+       s.plan_code) as plan_code
+       from subscriptions s where s.id = $1`,
+    [subscriptionId, at],
+  );
+  return rows[0]?.plan_code;
+}
+
 export interface NewSubscription {
   customerId: string;
   planCode: string;

@@ -97,7 +97,7 @@ export function reconciliationsCommand(ctx: CliContext): Command {
   );
 
   for (const [name, what] of [
-    ['approve', 'issue one credit note per correctable finding and complete'],
+    ['approve', 'issue one credit note per correctable finding and each missing invoice, and complete'],
     ['retry', 'recompute (after fixing the cause)'],
   ] as const) {
     apiOptions(command.command(name).description(what).argument('<id>', 'the run id')).action(async (id: string, opts: ApiOptions, sub: Command) => {

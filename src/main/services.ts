@@ -129,6 +129,7 @@ export async function startWorker(config: Config, databaseUrl: string, temporalA
       webhookTimeoutMs: 10_000,
       webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
       lookbackInvoices: config.LATE_USAGE_LOOKBACK_INVOICES,
+      dunning: config.DUNNING_SCHEDULE,
       provider: createHttpPaymentProvider({ baseUrl: providerUrl(config), timeoutMs: config.PROVIDER_TIMEOUT_MS }),
     }),
     logger,

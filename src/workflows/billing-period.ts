@@ -1,23 +1,21 @@
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
-  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
   defineQuery,
   defineSignal,
   defineUpdate,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  startChild,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import { Decimal } from '../domain/money';
 import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
 import { evaluateLimit, type LimitState, type MeterLimit } from '../domain/quota-policy';
-import { collectionWorkflowIdFor, invoiceCollectionWorkflow } from './invoice-collection';
+import { startInvoiceCollection } from './invoice-collection';
 
 /*
  * One customer's subscription, one run per billing period. Usage arrives as batched signals
@@ -78,6 +76,13 @@ export interface CarriedState {
   producers: Record<string, number>;
   /** Usage that arrived for the following period while this one waited for late events. */
   early: Record<string, string>;
+  /**
+   * A cancellation that takes effect in this period or a later one, learnt while an earlier
+   * period was closing: this run bills up to it (after its own allowed lateness) and ends there.
+   */
+  cancelAt?: string;
+  /** The subscription that replaces this one once the cancellation is billed. */
+  successor?: SubscriptionTerms;
 }
 
 export interface BillingPeriodInput {
@@ -100,6 +105,14 @@ export interface UsageReport {
 }
 
 export const workflowIdFor = (customer: string) => `billing/${customer}`;
+
+/**
+ * Histories recorded before this patch ended a canceled subscription with the period being
+ * closed (losing usage between that period's end and a later cancellation), drafted an empty
+ * invoice for a period that started at or after the cancellation, and started a successor at
+ * the period holding the hand-over instead of its first one; they replay as they ran.
+ */
+const BILL_UNTIL_CANCELLATION = 'bill-until-cancellation';
 
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
@@ -130,11 +143,17 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
   /** Producers heard in this run: the only ones whose sequences the next period still needs. */
   const heard = new Set<string>();
   let dirty = Object.keys(meters).length > 0;
-  let canceled = false;
-  /** Billing ends here: the period end, or the cancellation time when that comes first. */
-  let billedUntil = period.end;
+  /** When the subscription ends (epoch ms), once it is canceled; it may lie beyond this period. */
+  let cancelAt = input.carried?.cancelAt === undefined ? undefined : Date.parse(input.carried.cancelAt);
+  let canceled = cancelAt !== undefined;
+  /** This period's share of billing: up to the cancellation, clamped to [start, end]. */
+  const billedPart = (at: number) => new Date(Math.min(period.end.getTime(), Math.max(period.start.getTime(), at)));
+  /** Billing of this period ends here: the period end, or the cancellation time when that comes first. */
+  let billedUntil = cancelAt === undefined ? period.end : billedPart(cancelAt);
+  /** Set once the invoice is being drafted: its end is fixed from then on. */
+  let closing = false;
   /** A subscription that replaces this one once it is closed. */
-  let successor: SubscriptionTerms | undefined;
+  let successor: SubscriptionTerms | undefined = input.carried?.successor;
   /** What was last published per meter for quota checks, so an unchanged state is not sent again. */
   const published: Record<string, string> = {};
 
@@ -170,7 +189,10 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
   const cancel = (at: number) => {
     if (canceled) return;
     canceled = true;
-    billedUntil = new Date(Math.min(period.end.getTime(), Math.max(period.start.getTime(), at)));
+    cancelAt = at;
+    // Learnt while the invoice is drafted: that invoice covers the period as drafted, and a
+    // cancellation after the period end is billed by the next run (see the end of this run).
+    if (!closing) billedUntil = billedPart(at);
     showDetails();
   };
   setHandler(cancelSubscription, (input) => cancel(input ? Date.parse(input.at) : Date.now()));
@@ -265,56 +287,56 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
     }
   }
 
-  const { invoiceId } = await draftInvoice({
-    subscriptionId: terms.subscriptionId,
-    customerId: terms.customerId,
-    planCode: terms.planCode,
-    periodStart: period.start.toISOString(),
-    periodEnd: billedUntil.toISOString(),
-  });
-  await finalizeInvoice({ invoiceId });
-  await startCollection(invoiceId);
+  closing = true;
+  // A cancellation at or before the period start (recorded for an earlier period, and learnt
+  // late) leaves nothing of this period to bill: no invoice, and no base fee for it.
+  if (billedUntil > period.start || !patched(BILL_UNTIL_CANCELLATION)) {
+    const { invoiceId } = await draftInvoice({
+      subscriptionId: terms.subscriptionId,
+      customerId: terms.customerId,
+      planCode: terms.planCode,
+      periodStart: period.start.toISOString(),
+      periodEnd: billedUntil.toISOString(),
+    });
+    await finalizeInvoice({ invoiceId });
+    // Collection (charge, dunning) outlives this run, so the next period starts at once.
+    await startInvoiceCollection(invoiceId, input.dunning);
+  }
   for (const limit of terms.limits) {
     if (meters[limit.meter]?.limit.status === 'blocked') {
       await setEntitlement({ customerId: terms.customerId, meter: limit.meter, blocked: false, periodEnd: period.end.toISOString() });
     }
   }
   await condition(allHandlersFinished);
+  const next = nextPeriod(new Date(terms.anchor), terms.interval, period);
+  const nextRun: CarriedState = {
+    periodStart: next.start.toISOString(),
+    periodEnd: next.end.toISOString(),
+    meters: Object.fromEntries(Object.entries(early).map(([m, q]) => [m, { usage: q.toFixed(), notified: [], limit: { status: 'ok' } }])),
+    producers: Object.fromEntries(Object.entries(producers).filter(([p]) => heard.has(p))),
+    early: {},
+  };
+  // Canceled after this period's end (learnt during its lateness, a pending close or a worker
+  // outage): the following periods up to the cancellation are billed too, each after its own
+  // allowed lateness, by the next run(s), which then end or hand over to the successor.
+  if (cancelAt !== undefined && cancelAt > period.end.getTime() && patched(BILL_UNTIL_CANCELLATION)) {
+    await continueAsNew<typeof billingPeriodWorkflow>({
+      ...input,
+      terms,
+      carried: { ...nextRun, cancelAt: new Date(cancelAt).toISOString(), ...(successor ? { successor } : {}) },
+    });
+  }
   if (successor) {
-    await continueAsNew<typeof billingPeriodWorkflow>({ terms: successor, allowedLatenessMs: input.allowedLatenessMs, dunning: input.dunning });
+    // The successor bills from its own first period, however late the hand-over comes.
+    const first = periodContaining(new Date(successor.anchor), successor.interval, new Date(successor.anchor));
+    const carried: CarriedState | undefined = patched(BILL_UNTIL_CANCELLATION)
+      ? { periodStart: first.start.toISOString(), periodEnd: first.end.toISOString(), meters: {}, producers: nextRun.producers, early: {} }
+      : undefined;
+    await continueAsNew<typeof billingPeriodWorkflow>({ terms: successor, allowedLatenessMs: input.allowedLatenessMs, dunning: input.dunning, ...(carried ? { carried } : {}) });
   }
   if (canceled) return;
 
-  const next = nextPeriod(new Date(terms.anchor), terms.interval, period);
-  await continueAsNew<typeof billingPeriodWorkflow>({
-    ...input,
-    terms,
-    carried: {
-      periodStart: next.start.toISOString(),
-      periodEnd: next.end.toISOString(),
-      meters: Object.fromEntries(Object.entries(early).map(([m, q]) => [m, { usage: q.toFixed(), notified: [], limit: { status: 'ok' } }])),
-      producers: Object.fromEntries(Object.entries(producers).filter(([p]) => heard.has(p))),
-      early: {},
-    },
-  });
-
-  /**
-   * Collection (charge, dunning) outlives this run: a child workflow per invoice, abandoned so the
-   * next period starts at once. Its id is the invoice's, so a run replayed or reset from the UI
-   * finds the collection already started instead of starting a second one.
-   */
-  async function startCollection(invoiceId: string): Promise<void> {
-    try {
-      await startChild(invoiceCollectionWorkflow, {
-        workflowId: collectionWorkflowIdFor(invoiceId),
-        args: [{ invoiceId, dunning: input.dunning }],
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      });
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    }
-  }
+  await continueAsNew<typeof billingPeriodWorkflow>({ ...input, terms, carried: nextRun });
 
   function carry(p: { start: Date; end: Date }): CarriedState {
     return {

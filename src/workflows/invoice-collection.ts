@@ -1,4 +1,5 @@
-import { log, proxyActivities, setCurrentDetails, sleep } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ParentClosePolicy, log, proxyActivities, setCurrentDetails, sleep, startChild } from '@temporalio/workflow';
 import { parseIsoDuration } from '../domain/periods';
 
 /*
@@ -28,6 +29,24 @@ export interface InvoiceCollectionInput {
 export type InvoiceCollectionResult = { outcome: 'paid' | 'void' | 'not_due' | 'payment_failed'; attempts: number };
 
 export const collectionWorkflowIdFor = (invoiceId: string) => `collect/${invoiceId}`;
+
+/**
+ * Starts the invoice's collection as a child the caller abandons (collection outlives it). The id
+ * is the invoice's, so a replayed or reset caller, or another workflow that issued the same
+ * invoice, finds the collection already started instead of starting a second one.
+ */
+export async function startInvoiceCollection(invoiceId: string, dunning: string[]): Promise<void> {
+  try {
+    await startChild(invoiceCollectionWorkflow, {
+      workflowId: collectionWorkflowIdFor(invoiceId),
+      args: [{ invoiceId, dunning }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+}
 
 const { chargeInvoice, markPaymentFailed, deliverNotification } = proxyActivities<InvoiceCollectionActivities>({
   startToCloseTimeout: '1 minute',

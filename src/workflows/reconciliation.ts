@@ -5,6 +5,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -18,11 +19,13 @@ import {
   type ReconciliationScope,
   type ReconciliationSummary,
 } from '../domain/reconciliation';
+import type { BillingPeriodActivities } from './billing-period';
+import { startInvoiceCollection } from './invoice-collection';
 
 /*
  * Reconciliation of one scope (a period, one customer or all), started by finance from the
  * Temporal UI with a JSON input, or through the API. It recomputes, reports, and waits for a
- * person: `approve` issues the credit notes, `retry` recomputes (after a fix), `dismiss` closes
+ * person: `approve` issues the credit notes and the missing invoices, `retry` recomputes (after a fix), `dismiss` closes
  * the pending findings without a correction. With auto_approve it corrects without waiting.
  * The workflow id names the run: its report in Postgres is keyed by it.
  * Deterministic: no I/O and no Node APIs here; time is the workflow's own clock.
@@ -42,6 +45,16 @@ export interface ReconciliationActivities {
     /** Corrections follow at once: the run does not wait for a decision. */
     autoApprove: boolean;
   }): Promise<ReconciliationSummary>;
+  /**
+   * What the run's pending `missing_invoice` findings need issued: each period as the billing
+   * workflow would have drafted it, and the dunning schedule its collection follows.
+   */
+  invoicesToIssue(input: { runId: string }): Promise<{
+    dunning: string[];
+    invoices: Array<{ findingId: number; period: Parameters<BillingPeriodActivities['draftInvoice']>[0] }>;
+  }>;
+  /** The finding's invoice is issued: the finding is corrected, audited once. */
+  recordIssuedInvoice(input: { runId: string; findingId: number; invoiceId: string }): Promise<void>;
   /** One credit note per pending finding with a correction; completes the run. */
   applyCorrections(input: { runId: string }): Promise<ReconciliationSummary>;
   /** Closes every pending finding without a correction; completes the run. */
@@ -49,12 +62,20 @@ export interface ReconciliationActivities {
   cancelRun(input: { runId: string }): Promise<void>;
 }
 
-const { reconcilePeriod, applyCorrections, dismissFindings, cancelRun } = proxyActivities<ReconciliationActivities>({
+const { reconcilePeriod, invoicesToIssue, recordIssuedInvoice, applyCorrections, dismissFindings, cancelRun } = proxyActivities<ReconciliationActivities>({
   // Reading the provider for every invoice of a month takes a while; the activity heartbeats as it goes.
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
+/** The billing workflow's own invoice activities, with its profile: a missing invoice is issued as any other. */
+const { draftInvoice, finalizeInvoice } = proxyActivities<Pick<BillingPeriodActivities, 'draftInvoice' | 'finalizeInvoice'>>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+});
+
+/** Histories recorded before this patch approved without issuing missing invoices; they replay as they ran. */
+const ISSUE_MISSING_INVOICES = 'issue-missing-invoices';
 
 export const approveSignal = defineSignal('approve');
 export const retrySignal = defineSignal('retry');
@@ -112,15 +133,33 @@ export async function reconciliationWorkflow(input: ReconciliationInput): Promis
       }),
     );
 
+  /**
+   * Issues each missing invoice under its natural key (customer, period start), so it can never
+   * duplicate the billing workflow's: drafted, finalized and collected (`collect/<invoice id>`)
+   * like any other; then the credit notes, which complete the run.
+   */
+  const approve = async () => {
+    if ((summary.pendingByKind.missing_invoice ?? 0) > 0 && patched(ISSUE_MISSING_INVOICES)) {
+      const { dunning, invoices } = await invoicesToIssue({ runId });
+      for (const { findingId, period } of invoices) {
+        const { invoiceId } = await draftInvoice(period);
+        await finalizeInvoice({ invoiceId });
+        await startInvoiceCollection(invoiceId, dunning);
+        await recordIssuedInvoice({ runId, findingId, invoiceId });
+      }
+    }
+    update(await applyCorrections({ runId }));
+  };
+
   try {
     show(summary);
     await recompute();
-    if (scope.autoApprove && summary.status === 'running') update(await applyCorrections({ runId }));
+    if (scope.autoApprove && summary.status === 'running') await approve();
     while (summary.status === 'awaiting_decision') {
       await condition(() => decisions.length > 0);
       const decision = decisions.shift()!;
       if (decision.kind === 'retry') await recompute();
-      else if (decision.kind === 'approve') update(await applyCorrections({ runId }));
+      else if (decision.kind === 'approve') await approve();
       else update(await dismissFindings({ runId, reason: decision.reason }));
     }
     return summary;
@@ -135,6 +174,7 @@ function show(s: ReconciliationSummary): void {
   upsertMemo({ status: s.status, findings: s.findings, pending_by_kind: s.pendingByKind, corrections: s.corrections });
   const scope = `${s.period.start} → ${s.period.end}, ${s.customer === null ? 'all customers' : `customer **${s.customer}**`}`;
   const totals = Object.entries(s.corrections.totals).map(([currency, amount]) => `${amount} ${currency}`).join(', ');
+  const missing = s.pendingByKind.missing_invoice ?? 0;
   setCurrentDetails(
     [
       `**Reconciliation** ${scope}`,
@@ -143,7 +183,8 @@ function show(s: ReconciliationSummary): void {
       ...(s.findings.pending > s.pending.length ? [`- … and ${s.findings.pending - s.pending.length} more (GET /v1/reconciliations/{id})`] : []),
       ...(s.status === 'awaiting_decision'
         ? [
-            `Signal **approve** to issue ${s.corrections.count} credit note(s)${totals ? ` (${totals}; positive = owed back to the customer)` : ''}, ` +
+            `Signal **approve** to issue ${s.corrections.count} credit note(s)${totals ? ` (${totals}; positive = owed back to the customer)` : ''}` +
+              `${missing ? ` and ${missing} missing invoice(s)` : ''}, ` +
               '**retry** to recompute after a fix, or **dismiss** to close the pending findings without a correction.',
           ]
         : []),

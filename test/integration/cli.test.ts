@@ -392,7 +392,7 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
       connection: temporal.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
-      activities: createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, provider }),
+      activities: createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider }),
     });
     running = worker.run();
   });

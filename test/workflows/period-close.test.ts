@@ -52,7 +52,7 @@ after(async () => {
   await db?.drop();
 });
 
-const activityDeps = (): ActivityDeps => ({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, provider });
+const activityDeps = (): ActivityDeps => ({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider });
 
 /** Each named activity runs for real, commits, and then fails once, as a process dying right after its write would. */
 function crashingAfterWrite(names: string[]) {

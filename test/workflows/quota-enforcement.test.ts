@@ -46,6 +46,7 @@ before(async () => {
       clock: systemClock,
       webhookTimeoutMs: 1000,
       lookbackInvoices: 3,
+      dunning: [],
       provider: createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }),
     }),
   });

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Client, Connection, WorkflowContinuedAsNewError, type WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
@@ -45,7 +45,7 @@ let running: Promise<void>;
 let meterId: string;
 let acme: Billed, intact: Billed, altered: Billed, voided: Billed, globex: Billed, cli: Billed;
 
-const activities = () => createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 0, provider });
+const activities = () => createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 0, dunning: [], provider });
 
 before(async () => {
   [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
@@ -250,6 +250,64 @@ describe('reconciliation workflow', () => {
 
     const again = await finished(await reconcile('reconcile/test/missing-again', forgotten.scope));
     assert.deepEqual(again.findings, { total: 1, pending: 0, corrected: 0, dismissed: 1 });
+  });
+
+  test('a period with events but no invoice: approve issues it under its natural key, finalized and charged once; approving, retrying and re-running change nothing', async () => {
+    // Subscribed two hours ago, 30 events in its first period, and never billed (the workflow that lost it is gone).
+    const forgotten = await subscribed(30, new Date((await env.currentTimeMs()) - 2 * HOUR));
+    const invoicesOf = () =>
+      rowsOf<{ id: string; period_start: Date; period_end: Date; status: string; total: string; usage: Record<string, string> }>(
+        'select id, period_start, period_end, status, total::text, usage from invoices where customer_id = $1 order by period_start',
+        [forgotten.customerId],
+      );
+    const runId = 'reconcile/test/missing-issued';
+    const handle = await reconcile(runId, forgotten.scope);
+    const report = await awaitingDecision(handle);
+    assert.deepEqual(report.pending.map((f) => [f.kind, f.invoiceId, f.correction]), [['missing_invoice', null, null]]);
+    assert.deepEqual(await invoicesOf(), [], 'nothing is issued before the approval');
+
+    // A double click in the UI: both signals arrive, the invoice is issued once.
+    await handle.signal(approveSignal);
+    await handle.signal(approveSignal);
+    const done = await finished(handle);
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(done.findings, { total: 1, pending: 0, corrected: 1, dismissed: 0 });
+    const [invoice, ...others] = await invoicesOf();
+    assert.deepEqual(others, []);
+    // The period's own invoice: 1.00 + 30 × 0.015.
+    assert.deepEqual(
+      { start: invoice!.period_start, end: invoice!.period_end, total: invoice!.total, usage: invoice!.usage },
+      { start: forgotten.anchor, end: new Date(forgotten.anchor.getTime() + HOUR), total: '1.45', usage: { api_calls: '30' } },
+    );
+    const collection: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoice!.id)).result();
+    assert.deepEqual(collection, { outcome: 'paid', attempts: 1 });
+    assert.deepEqual((await provider.listCharges({ invoiceId: invoice!.id })).map((c) => [c.status, c.amountMinor]), [['succeeded', '145']]);
+    const audited = async () =>
+      rowsOf<{ action: string; actor: string }>(`select action, actor from audit_log where subject_id = $1 and action like '%.%' order by id`, [invoice!.id]);
+    const trail = [
+      { action: 'invoice.drafted', actor: `workflow:${runId}` },
+      { action: 'invoice.finalized', actor: `workflow:${runId}` },
+      { action: 'reconciliation.invoice_issued', actor: `workflow:${runId}` },
+    ];
+    assert.deepEqual((await audited()).filter((a) => a.action !== 'charge.succeeded'), trail);
+    const [finding] = await rowsOf<{ id: string; resolution_note: string }>('select id, resolution_note from reconciliation_findings where run_id = $1', [runId]);
+    assert.equal(finding!.resolution_note, `invoice ${invoice!.id} issued for the period`);
+
+    // The approval's activities retried: the same invoice (its natural key), no second audit entry.
+    const activity = new MockActivityEnvironment();
+    const { invoices }: { invoices: unknown[] } = await activity.run(activities().invoicesToIssue, { runId });
+    assert.deepEqual(invoices, [], 'nothing left to issue');
+    const period = { subscriptionId: forgotten.terms.subscriptionId, customerId: forgotten.customerId, planCode: 'hourly', periodStart: forgotten.scope.period_start, periodEnd: forgotten.scope.period_end };
+    assert.deepEqual(await activity.run(activities().draftInvoice, period), { invoiceId: invoice!.id }, 'the billing workflow would find the same invoice');
+    await activity.run(activities().recordIssuedInvoice, { runId, findingId: Number(finding!.id), invoiceId: invoice!.id });
+
+    // Reconciled again, under the same id and another: the invoice is there and intact, nothing is issued or charged again.
+    assert.deepEqual((await finished(await reconcile(runId, forgotten.scope))).findings, { total: 1, pending: 0, corrected: 1, dismissed: 0 });
+    const again = await finished(await reconcile('reconcile/test/missing-issued-again', forgotten.scope));
+    assert.deepEqual([again.invoicesChecked, again.findings], [1, { total: 0, pending: 0, corrected: 0, dismissed: 0 }]);
+    assert.equal((await invoicesOf()).length, 1);
+    assert.equal((await provider.listCharges({ invoiceId: invoice!.id })).length, 1);
+    assert.deepEqual((await audited()).filter((a) => a.action !== 'charge.succeeded'), trail);
   });
 
   test('a charge on a void invoice, with auto_approve: owed back at once, without waiting', async () => {

@@ -132,7 +132,7 @@ registry.registerPath({
   responses: { 200: { description: 'The report', ...jsonContent(ReportSchema) }, ...problemResponses(401, 403, 404) },
 });
 for (const [signal, summary] of [
-  ['approve', 'Approve: issue one credit note per pending finding with a correction, then complete'],
+  ['approve', 'Approve: issue one credit note per pending finding with a correction and the invoice of each missing_invoice period, then complete'],
   ['retry', 'Recompute the findings (after fixing their cause)'],
   ['dismiss', 'Close every pending finding without a correction, then complete'],
 ] as const) {
