@@ -3,11 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { MeterLimit } from '../../src/domain/quota-policy';
-import { temporalCliPath } from '../../src/temporal/binaries';
 import { billingPeriodWorkflow, billingState, usageReported, workflowIdFor, type BillingPeriodActivities } from '../../src/workflows/billing-period';
 import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
 import { workflowsPath } from '../../src/worker';
-import '../support/temporal';
+import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
 
 /*
@@ -29,13 +28,7 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
 };
 
 before(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalCliPath() },
-      ui: false,
-      extraArgs: ['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=150'],
-    },
-  });
+  env = await localEnvironment(['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=150']);
 });
 after(async () => {
   await env?.teardown();
