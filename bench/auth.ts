@@ -38,10 +38,16 @@ async function main(): Promise<void> {
     const requests = result.requests.total;
     const ok = result['2xx'];
     console.log(`GET /v1/keys/current, ${connections} connections, ${seconds} s, one key (cached after the warm-up request)`);
-    console.log(`requests/s: ${Math.round(result.requests.average).toLocaleString('en-US')} (total ${requests.toLocaleString('en-US')}, 2xx ${ok.toLocaleString('en-US')}, non-2xx ${result.non2xx}, errors ${result.errors})`);
+    console.log(
+      `requests/s: ${Math.round(result.requests.average).toLocaleString('en-US')} (total ${requests.toLocaleString('en-US')}, 2xx ${ok.toLocaleString('en-US')}, non-2xx ${result.non2xx}, errors ${result.errors})`,
+    );
     console.log(`latency ms: p50 ${result.latency.p50}  p99 ${result.latency.p99}  max ${result.latency.max}`);
-    console.log(`baseline GET /healthz (no auth, same stack): ${Math.round(baseline.requests.average).toLocaleString('en-US')} requests/s, p99 ${baseline.latency.p99} ms`);
-    console.log(`database queries per request (steady state): ${(queries / requests).toFixed(4)} (${queries} queries in ${requests} requests)`);
+    console.log(
+      `baseline GET /healthz (no auth, same stack): ${Math.round(baseline.requests.average).toLocaleString('en-US')} requests/s, p99 ${baseline.latency.p99} ms`,
+    );
+    console.log(
+      `database queries per request (steady state): ${(queries / requests).toFixed(4)} (${queries} queries in ${requests} requests)`,
+    );
     const res = await fetch(url, { headers });
     console.log(`headers: RateLimit-Policy: ${res.headers.get('ratelimit-policy')} | RateLimit: ${res.headers.get('ratelimit')}`);
     if (queries !== 0 || ok !== requests) process.exitCode = 1;

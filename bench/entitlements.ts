@@ -25,7 +25,9 @@ async function main(): Promise<void> {
 
   const db = await startBenchDatabase('entitlements');
   const pool = createPool(db.url, 4);
-  await pool.query(`insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`);
+  await pool.query(
+    `insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`,
+  );
   const { rows } = await pool.query<{ id: string; n: number }>(
     `insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g
      returning id, substr(external_id, 6)::int as n`,
@@ -39,7 +41,8 @@ async function main(): Promise<void> {
     const url = `http://127.0.0.1:${port}/v1/entitlements/check`;
     const headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
     const bodyFor = (i: number) => JSON.stringify({ customer: `cust-${i % customers}`, meter: 'tokens', quantity: '1' });
-    const checkOne = async (i: number) => (await (await fetch(url, { method: 'POST', headers, body: bodyFor(i) })).json()) as { allowed: boolean };
+    const checkOne = async (i: number) =>
+      (await (await fetch(url, { method: 'POST', headers, body: bodyFor(i) })).json()) as { allowed: boolean };
 
     // Blocks go through the activity and the server's listener, as in production.
     const setEntitlement = createSetEntitlement({ pool, clock: systemClock });
@@ -77,8 +80,12 @@ async function main(): Promise<void> {
 
     const requests = result.requests.total;
     const ok = result['2xx'];
-    console.log(`POST /v1/entitlements/check, ${connections} connections, ${seconds} s, ${customers} customers, ${blocked.length} of them blocked on the meter`);
-    console.log(`checks/s: ${Math.round(result.requests.average).toLocaleString('en-US')} (total ${requests.toLocaleString('en-US')}, 2xx ${ok.toLocaleString('en-US')}, refused ${refused.toLocaleString('en-US')}, non-2xx ${result.non2xx}, errors ${result.errors})`);
+    console.log(
+      `POST /v1/entitlements/check, ${connections} connections, ${seconds} s, ${customers} customers, ${blocked.length} of them blocked on the meter`,
+    );
+    console.log(
+      `checks/s: ${Math.round(result.requests.average).toLocaleString('en-US')} (total ${requests.toLocaleString('en-US')}, 2xx ${ok.toLocaleString('en-US')}, refused ${refused.toLocaleString('en-US')}, non-2xx ${result.non2xx}, errors ${result.errors})`,
+    );
     console.log(`latency ms: p50 ${result.latency.p50}  p99 ${result.latency.p99}  max ${result.latency.max}`);
     console.log(`database queries per check (steady state): ${(queries / requests).toFixed(4)} (${queries} queries in ${requests} checks)`);
     if (queries !== 0 || ok !== requests || refused === 0) process.exitCode = 1;

@@ -33,12 +33,20 @@ async function main(): Promise<void> {
   const db = await startBenchDatabase('ingest');
   const admin = createClient({ connectionString: db.url });
   await admin.connect();
-  await admin.query(`insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`);
-  await admin.query(`insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g`, [customers]);
+  await admin.query(
+    `insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`,
+  );
+  await admin.query(
+    `insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g`,
+    [customers],
+  );
   const key = await issueBenchKey(db.url, ['events:write']);
 
   const port = await freePort();
-  const server = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])], stdio: 'inherit' });
+  const server = fork(import.meta.filename, ['serve', db.url, String(port)], {
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])],
+    stdio: 'inherit',
+  });
   await once(server, 'message');
   const base = `http://127.0.0.1:${port}`;
 
@@ -48,7 +56,13 @@ async function main(): Promise<void> {
     const events = new Array(batchSize);
     for (let k = 0; k < batchSize; k++) {
       const i = seq++;
-      events[k] = { id: `evt-${i}`, customer: `cust-${i % customers}`, type: 'tokens', timestamp, properties: { tokens: String((i % 997) + 0.25), model: 'small' } };
+      events[k] = {
+        id: `evt-${i}`,
+        customer: `cust-${i % customers}`,
+        type: 'tokens',
+        timestamp,
+        properties: { tokens: String((i % 997) + 0.25), model: 'small' },
+      };
     }
     return JSON.stringify(events);
   }
@@ -72,7 +86,9 @@ async function main(): Promise<void> {
     previous = stored;
     stored = Number((await admin.query<{ n: string }>('select count(*)::text as n from usage_events')).rows[0]!.n);
   }
-  const counted = Number((await admin.query<{ n: string }>('select coalesce(sum(event_count), 0)::text as n from usage_counters')).rows[0]!.n);
+  const counted = Number(
+    (await admin.query<{ n: string }>('select coalesce(sum(event_count), 0)::text as n from usage_counters')).rows[0]!.n,
+  );
   const metrics = await (await fetch(`${base}/metrics`)).text();
   server.kill('SIGTERM');
   await once(server, 'exit');
@@ -82,11 +98,15 @@ async function main(): Promise<void> {
   const httpRate = acknowledged / result.duration;
   const metric = (name: string) => Number(metrics.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? NaN);
   const txCount = metric('ingest_transaction_seconds_count');
-  console.log(`  requests: ${result.requests.total} (2xx ${result['2xx']}, non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts})`);
+  console.log(
+    `  requests: ${result.requests.total} (2xx ${result['2xx']}, non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts})`,
+  );
   console.log(`  events acknowledged: ${acknowledged} in ${result.duration.toFixed(1)} s  →  ${Math.round(httpRate)} events/s`);
   console.log(`  events stored: ${stored}, counted by the real-time counters: ${counted}`);
   console.log(`  request latency: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, max ${result.latency.max} ms`);
-  console.log(`  group commit: ${txCount} transactions, ${Math.round(metric('ingest_transaction_rows_sum') / txCount)} events each, ${((metric('ingest_transaction_seconds_sum') / txCount) * 1000).toFixed(1)} ms each`);
+  console.log(
+    `  group commit: ${txCount} transactions, ${Math.round(metric('ingest_transaction_rows_sum') / txCount)} events each, ${((metric('ingest_transaction_seconds_sum') / txCount) * 1000).toFixed(1)} ms each`,
+  );
 
   // Raw ceiling: the same rows, pre-rendered, COPYed into the same (emptied) table and indexes.
   await admin.query('truncate usage_events, usage_counters');
@@ -98,7 +118,9 @@ async function main(): Promise<void> {
     const lines: string[] = [];
     for (let i = from; i < to; i++) {
       const tokens = String((i % 997) + 0.25);
-      lines.push(`${customerId.get(`cust-${i % customers}`)}\tcopy-${i}\t${meterId}\t${timestamp}\t${timestamp}\t${tokens}\t{"tokens": "${tokens}", "model": "small"}\tt\tf\n`);
+      lines.push(
+        `${customerId.get(`cust-${i % customers}`)}\tcopy-${i}\t${meterId}\t${timestamp}\t${timestamp}\t${tokens}\t{"tokens": "${tokens}", "model": "small"}\tt\tf\n`,
+      );
     }
     return lines;
   }
@@ -115,7 +137,11 @@ async function main(): Promise<void> {
         for (let i = 0; i < lines.length; i += 10_000) {
           await pipeline(
             Readable.from(lines.slice(i, i + 10_000)),
-            c.query(copyFrom('copy usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin')),
+            c.query(
+              copyFrom(
+                'copy usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin',
+              ),
+            ),
           );
         }
         await c.end();
@@ -126,7 +152,9 @@ async function main(): Promise<void> {
   const copy1 = await copyRun(1);
   const copy2 = await copyRun(2);
   const ceiling = Math.max(copy1, copy2);
-  console.log(`raw ceiling (COPY of ${rows} pre-rendered rows, same table and indexes): 1 writer ${Math.round(copy1)} rows/s, 2 writers ${Math.round(copy2)} rows/s`);
+  console.log(
+    `raw ceiling (COPY of ${rows} pre-rendered rows, same table and indexes): 1 writer ${Math.round(copy1)} rows/s, 2 writers ${Math.round(copy2)} rows/s`,
+  );
   console.log(`end to end / ceiling: ${((httpRate / ceiling) * 100).toFixed(0)}%`);
 
   await admin.end();

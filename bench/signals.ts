@@ -37,7 +37,9 @@ async function main(): Promise<void> {
   const taskQueue = 'bench-signals';
 
   const db = await startBenchDatabase('signals');
-  const temporal = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: temporalCliPath() }, ui: false } });
+  const temporal = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: temporalCliPath() }, ui: false },
+  });
   const pool = createPool(db.url, 10);
   const logger = pino({ level: 'warn' });
   const keys = await startKeys({
@@ -70,7 +72,14 @@ async function main(): Promise<void> {
     taskQueue,
     workflowsPath,
     // Monthly periods: nothing closes during the run, so the provider is never called.
-    activities: createActivities({ pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider: createHttpPaymentProvider({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000 }) }),
+    activities: createActivities({
+      pool,
+      clock: systemClock,
+      webhookTimeoutMs: 1000,
+      lookbackInvoices: 3,
+      dunning: [],
+      provider: createHttpPaymentProvider({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000 }),
+    }),
   });
   const running = worker.run();
 
@@ -101,7 +110,8 @@ async function main(): Promise<void> {
       const customer = `cust-${Math.floor(Math.random() * customers)}`;
       return JSON.stringify(Array.from({ length: batch }, () => ({ id: `e-${n++}`, customer, type: 'api_call' })));
     };
-    const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${base}/metrics`)).text())?.[1] ?? 0);
+    const metric = async (name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${base}/metrics`)).text())?.[1] ?? 0);
     const started = Date.now();
     const result = await autocannon({
       url: `${base}/v1/events`,
@@ -127,11 +137,19 @@ async function main(): Promise<void> {
         inWorkflows += Number(state.meters.api_calls?.usage ?? 0);
       }
     }
-    console.log(`POST /v1/events, ${connections} connections × ${batch}-event batches, ${seconds} s, ${customers} customers with a running billing workflow each`);
-    console.log(`stored events: ${stored.toLocaleString('en-US')} (${Math.round(stored / elapsed).toLocaleString('en-US')}/s; non-2xx ${result.non2xx}, errors ${result.errors})`);
-    console.log(`usage signals: ${signals.toLocaleString('en-US')} for ${signalled.toLocaleString('en-US')} events → ${((signals / stored) * 1000).toFixed(2)} signals per 1,000 events`);
+    console.log(
+      `POST /v1/events, ${connections} connections × ${batch}-event batches, ${seconds} s, ${customers} customers with a running billing workflow each`,
+    );
+    console.log(
+      `stored events: ${stored.toLocaleString('en-US')} (${Math.round(stored / elapsed).toLocaleString('en-US')}/s; non-2xx ${result.non2xx}, errors ${result.errors})`,
+    );
+    console.log(
+      `usage signals: ${signals.toLocaleString('en-US')} for ${signalled.toLocaleString('en-US')} events → ${((signals / stored) * 1000).toFixed(2)} signals per 1,000 events`,
+    );
     console.log(`signals per customer per second: ${(signals / customers / elapsed).toFixed(2)} (cap: 1)`);
-    console.log(`usage seen by the workflows: ${inWorkflows.toLocaleString('en-US')} (${inWorkflows === stored ? 'equals' : 'DIFFERS FROM'} the stored events)`);
+    console.log(
+      `usage seen by the workflows: ${inWorkflows.toLocaleString('en-US')} (${inWorkflows === stored ? 'equals' : 'DIFFERS FROM'} the stored events)`,
+    );
     if (inWorkflows !== stored || result.non2xx > 0) process.exitCode = 1;
   } finally {
     server.close();

@@ -17,7 +17,6 @@ import path from 'node:path';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded';
 import { migrate } from '../src/db/migrate';
 
-
 export interface BenchDatabase {
   url: string;
   stop(): Promise<void>;
@@ -45,7 +44,8 @@ export async function startBenchDatabase(name: string): Promise<BenchDatabase> {
   };
 }
 
-export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+export const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 const PEPPER = `1:${'bench-pepper-'.repeat(4)}`;
 

@@ -35,11 +35,13 @@ async function main(): Promise<number> {
     }
     return 0;
   } catch (err) {
-    console.error(`audit:verify: could not read the audit log at ${describeDatabase(databaseUrl)}: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(
+      `audit:verify: could not read the audit log at ${describeDatabase(databaseUrl)}: ${err instanceof Error ? err.message : String(err)}`,
+    );
     return 2;
   } finally {
     await pool.end();
   }
 }
 
-main().then((code) => process.exit(code));
+void main().then((code) => process.exit(code));

@@ -1,5 +1,5 @@
 /**
- * `npm test`: type-check, unit tests, integration tests on a real PostgreSQL, and workflow tests
+ * `npm test`: type-check, lint, unit tests, integration tests on a real PostgreSQL, and workflow tests
  * on Temporal's time-skipping test server. One PostgreSQL cluster serves the whole run: a template
  * database is migrated once and every test file clones its own database from it.
  * `npm run test:<suite>` runs one suite; TEST_FILTER=<part of a file name> narrows to matching files.
@@ -60,11 +60,17 @@ async function main(): Promise<number> {
   if (!only.length && (await step('typecheck', () => run(path.join(root, 'node_modules/.bin/tsc'), ['--noEmit', '-p', '.'])))) {
     return 1;
   }
+  // The layering, the promise rules and the formatting (eslint.config.js, .prettierrc.json).
+  if (!only.length && (await step('lint', () => run('npm', ['run', '--silent', 'lint'])))) return 1;
 
   // A test that hangs fails after 10 minutes instead of holding the run forever; tests wait on
   // conditions with their own deadlines, so a loaded machine is never near this.
   const nodeTest = (files: string[], env: NodeJS.ProcessEnv) =>
-    run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', '--test-reporter=spec', ...files], env);
+    run(
+      process.execPath,
+      ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', '--test-reporter=spec', ...files],
+      env,
+    );
 
   let failed = 0;
   const unitFiles = testFiles('unit');

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { IsoDurationSchema } from './domain/periods';
 import { allowListEntryProblem } from './domain/webhook-target-policy';
-import { defaultAuthFailurePolicy } from './keys/rate-limiter';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -12,7 +11,10 @@ const port = z.coerce.number().int().min(1).max(65535);
 export const envSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   PORT: port.default(3000),
-  DEMO: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  DEMO: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().default('.data'),
   DATABASE_URL: z.string().url().optional(),
@@ -36,15 +38,20 @@ export const envSchema = z.object({
   API_KEY_DEFAULT_RATE_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(100),
   API_KEY_DEFAULT_BURST: z.coerce.number().int().min(0).max(1_000_000).default(200),
   // Failed authentications per client address and window before the address gets 429.
-  AUTH_FAILURE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(defaultAuthFailurePolicy.limit),
-  AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(defaultAuthFailurePolicy.windowSeconds),
+  AUTH_FAILURE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(30),
+  AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   // Where a customer refused for a blocked meter can raise its limits (in 429s and entitlement checks).
   UPGRADE_URL: z.string().min(1).default('/upgrade'),
   // Waits between declined charge attempts, as ISO 8601 durations; after the last, payment_failed.
   DUNNING_SCHEDULE: z
     .string()
     .default('P1D,P3D,P7D')
-    .transform((v) => v.split(',').map((d) => d.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((d) => d.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(IsoDurationSchema).max(20)),
   // How many earlier finalized invoices late usage may still adjust (0: never).
   LATE_USAGE_LOOKBACK_INVOICES: z.coerce.number().int().min(0).max(36).default(3),
@@ -57,7 +64,12 @@ export const envSchema = z.object({
   WEBHOOK_ALLOWED_TARGETS: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((e) => e.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean),
+    )
     .superRefine((entries, ctx) => {
       for (const entry of entries) {
         const problem = allowListEntryProblem(entry);

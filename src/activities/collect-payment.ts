@@ -21,7 +21,11 @@ export const idempotencyKeyFor = (invoiceId: string, attempt: number) => `meterf
  * returns the first result instead of charging again. Before every call the provider's own
  * record is consulted: a success under any earlier key settles the invoice without a new charge.
  */
-export function createCollectPayment(deps: { pool: Pool; clock: Clock; provider: PaymentProvider }): Omit<InvoiceCollectionActivities, 'deliverNotification'> {
+export function createCollectPayment(deps: {
+  pool: Pool;
+  clock: Clock;
+  provider: PaymentProvider;
+}): Omit<InvoiceCollectionActivities, 'deliverNotification'> {
   const chargeInvoice: InvoiceCollectionActivities['chargeInvoice'] = async ({ invoiceId, attempt }) => {
     const key = idempotencyKeyFor(invoiceId, attempt);
     const prepared = await inTransaction(deps.pool, async (client) => {
@@ -29,7 +33,8 @@ export function createCollectPayment(deps: { pool: Pool; clock: Clock; provider:
       if (!invoice) throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} does not exist`, 'unknown_invoice');
       if (invoice.status === 'paid') return { done: { outcome: 'paid' as const } };
       if (invoice.status === 'void') return { done: { outcome: 'void' as const } };
-      if (invoice.status === 'draft') throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} is not finalized`, 'invoice_not_finalized');
+      if (invoice.status === 'draft')
+        throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} is not finalized`, 'invoice_not_finalized');
       if (new Decimal(invoice.total).lte(0)) {
         // Nothing to collect (no usage, or credits cover it): settled without a charge.
         await setInvoiceStatus(client, invoiceId, 'paid', deps.clock.now());
@@ -107,7 +112,11 @@ export function createCollectPayment(deps: { pool: Pool; clock: Clock; provider:
           where idempotency_key = $1 and status <> 'succeeded'`,
         [charge.idempotencyKey, charge.id, now],
       );
-      await client.query(`update charges set status = 'succeeded', provider_charge_id = $2, updated_at = $3 where invoice_id = $1`, [invoiceId, charge.id, now]);
+      await client.query(`update charges set status = 'succeeded', provider_charge_id = $2, updated_at = $3 where invoice_id = $1`, [
+        invoiceId,
+        charge.id,
+        now,
+      ]);
       if (invoice.status === 'finalized' || invoice.status === 'payment_failed') await setInvoiceStatus(client, invoiceId, 'paid', now);
       if (rowCount) {
         await recordAudit(client, {
@@ -115,7 +124,13 @@ export function createCollectPayment(deps: { pool: Pool; clock: Clock; provider:
           action: 'charge.succeeded',
           subjectType: 'invoice',
           subjectId: invoiceId,
-          details: { attempt, provider_charge_id: charge.id, idempotency_key: charge.idempotencyKey, amount_minor: charge.amountMinor, currency: charge.currency },
+          details: {
+            attempt,
+            provider_charge_id: charge.id,
+            idempotency_key: charge.idempotencyKey,
+            amount_minor: charge.amountMinor,
+            currency: charge.currency,
+          },
           before: { status: invoice.status },
           after: { status: invoice.status === 'void' ? 'void' : 'paid' },
         });
@@ -137,7 +152,10 @@ export function createCollectPayment(deps: { pool: Pool; clock: Clock; provider:
       const now = deps.clock.now();
       if (locked.status === 'finalized') {
         await setInvoiceStatus(client, invoiceId, 'payment_failed', now);
-        await client.query(`update charges set status = 'failed', updated_at = $2 where invoice_id = $1 and status = 'pending'`, [invoiceId, now]);
+        await client.query(`update charges set status = 'failed', updated_at = $2 where invoice_id = $1 and status = 'pending'`, [
+          invoiceId,
+          now,
+        ]);
         await recordAudit(client, {
           actor: workflowActor(),
           action: 'invoice.payment_failed',
@@ -171,7 +189,10 @@ export function createCollectPayment(deps: { pool: Pool; clock: Clock; provider:
          values ($1, 'payment_failed', $2, $3, $4, $5, $6) on conflict (invoice_id, kind) where invoice_id is not null do nothing`,
         [id, invoice.subscriptionId, invoice.periodStart, invoiceId, JSON.stringify(payload), now],
       );
-      const { rows } = await client.query<{ id: string }>(`select id from notifications where invoice_id = $1 and kind = 'payment_failed'`, [invoiceId]);
+      const { rows } = await client.query<{ id: string }>(
+        `select id from notifications where invoice_id = $1 and kind = 'payment_failed'`,
+        [invoiceId],
+      );
       return { notificationId: rows[0]!.id };
     });
 

@@ -28,7 +28,12 @@ export interface ActivityDeps {
 
 /** Every activity the worker registers, built from its dependencies (tests hand in their own). */
 export function createActivities(deps: ActivityDeps): BillingPeriodActivities & InvoiceCollectionActivities & ReconciliationActivities {
-  const webhooks = { pool: deps.pool, clock: deps.clock, timeoutMs: deps.webhookTimeoutMs, targets: deps.webhookTargets ?? webhookTargetPolicy() };
+  const webhooks = {
+    pool: deps.pool,
+    clock: deps.clock,
+    timeoutMs: deps.webhookTimeoutMs,
+    targets: deps.webhookTargets ?? webhookTargetPolicy(),
+  };
   return {
     notifyThreshold: createNotifyThreshold(webhooks),
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
@@ -36,7 +41,13 @@ export function createActivities(deps: ActivityDeps): BillingPeriodActivities & 
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
-    ...createReconcileActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider, lookbackInvoices: deps.lookbackInvoices, dunning: deps.dunning }),
+    ...createReconcileActivities({
+      pool: deps.pool,
+      clock: deps.clock,
+      provider: deps.provider,
+      lookbackInvoices: deps.lookbackInvoices,
+      dunning: deps.dunning,
+    }),
     deliverNotification: createDeliverNotification(webhooks),
   };
 }

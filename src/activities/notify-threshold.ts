@@ -67,12 +67,24 @@ async function raiseNotification(pool: Pool, input: NotifyThresholdInput, now: D
   );
   // A separate statement: under READ COMMITTED it sees a row a concurrent execution committed
   // while our insert waited on the key, which a single insert-or-select statement would not.
-  const { rows } = await pool.query<{ id: string; status: NotificationStatus; payload: ThresholdCrossedPayload; delivered_endpoints: string[] }>(
+  const { rows } = await pool.query<{
+    id: string;
+    status: NotificationStatus;
+    payload: ThresholdCrossedPayload;
+    delivered_endpoints: string[];
+  }>(
     `select id, status, payload, delivered_endpoints::text[] as delivered_endpoints from notifications
      where subscription_id = $1 and period_start = $2 and meter = $3 and threshold = $4`,
     [input.subscriptionId, input.periodStart, input.meter, input.threshold],
   );
   const row = rows[0];
-  if (!row) throw new Error(`notification for subscription ${input.subscriptionId}, ${input.meter} ${input.threshold} vanished after insert`);
-  return { id: row.id, subscriptionId: input.subscriptionId, status: row.status, payload: row.payload, deliveredEndpoints: row.delivered_endpoints };
+  if (!row)
+    throw new Error(`notification for subscription ${input.subscriptionId}, ${input.meter} ${input.threshold} vanished after insert`);
+  return {
+    id: row.id,
+    subscriptionId: input.subscriptionId,
+    status: row.status,
+    payload: row.payload,
+    deliveredEndpoints: row.delivered_endpoints,
+  };
 }

@@ -18,7 +18,7 @@ import { recordAudit } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/transaction';
 import { PricingError } from '../domain/pricing/price-plan';
-import { getCustomer } from '../metering/customer-store';
+import { getCustomer } from '../customers/store';
 import type { PaymentProvider } from '../provider/payment-provider';
 import type { ReconciliationActivities } from '../workflows/reconciliation';
 import { workflowActor } from './workflow-actor';
@@ -111,7 +111,14 @@ export function createReconcileActivities(deps: ReconcileDeps): ReconciliationAc
           action: 'reconciliation.corrected',
           subjectType: 'invoice',
           subjectId: finding.invoiceId!,
-          details: { run_id: runId, finding_id: finding.id, kind: finding.kind, credit_note_id: creditNote.id, amount: creditNote.amount, currency: creditNote.currency },
+          details: {
+            run_id: runId,
+            finding_id: finding.id,
+            kind: finding.kind,
+            credit_note_id: creditNote.id,
+            amount: creditNote.amount,
+            currency: creditNote.currency,
+          },
           before: { resolution: 'pending', expected: finding.expected, actual: finding.actual },
           after: { resolution: 'corrected', credit_note: { id: creditNote.id, amount: creditNote.amount, currency: creditNote.currency } },
         });
@@ -156,13 +163,15 @@ export function createReconcileActivities(deps: ReconcileDeps): ReconciliationAc
 
   const recordIssuedInvoice: ReconciliationActivities['recordIssuedInvoice'] = async ({ runId, findingId, invoiceId }) =>
     inTransaction(deps.pool, async (client) => {
-      if (!(await getRun(client, runId, { forUpdate: true }))) throw ApplicationFailure.nonRetryable(`no reconciliation run ${runId}`, 'unknown_run');
+      if (!(await getRun(client, runId, { forUpdate: true })))
+        throw ApplicationFailure.nonRetryable(`no reconciliation run ${runId}`, 'unknown_run');
       const invoice = await lockInvoice(client, invoiceId);
       if (!invoice) throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} does not exist`, 'unknown_invoice');
       // Voided since the finding was made: the period is still not billed, so the finding stays open.
       if (invoice.status === 'void') return;
       const actor = workflowActor();
-      if (!(await resolveFinding(client, findingId, 'corrected', actor, `invoice ${invoiceId} issued for the period`, deps.clock.now()))) return;
+      if (!(await resolveFinding(client, findingId, 'corrected', actor, `invoice ${invoiceId} issued for the period`, deps.clock.now())))
+        return;
       await recordAudit(client, {
         actor,
         action: 'reconciliation.invoice_issued',
@@ -170,7 +179,10 @@ export function createReconcileActivities(deps: ReconcileDeps): ReconciliationAc
         subjectId: invoiceId,
         details: { run_id: runId, finding_id: findingId, kind: 'missing_invoice' },
         before: { resolution: 'pending', invoice: null },
-        after: { resolution: 'corrected', invoice: { id: invoiceId, status: invoice.status, total: invoice.total, currency: invoice.currency } },
+        after: {
+          resolution: 'corrected',
+          invoice: { id: invoiceId, status: invoice.status, total: invoice.total, currency: invoice.currency },
+        },
       });
     });
 

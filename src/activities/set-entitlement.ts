@@ -19,7 +19,8 @@ const FOREIGN_KEY_VIOLATION = '23503';
 export function createSetEntitlement(deps: { pool: Pool; clock: Clock }): BillingPeriodActivities['setEntitlement'] {
   return async ({ customerId, meter, blocked, periodEnd }) => {
     const resetsAt = new Date(periodEnd);
-    if (Number.isNaN(resetsAt.getTime())) throw ApplicationFailure.nonRetryable(`periodEnd ${JSON.stringify(periodEnd)} is not a timestamp`, 'invalid_input');
+    if (Number.isNaN(resetsAt.getTime()))
+      throw ApplicationFailure.nonRetryable(`periodEnd ${JSON.stringify(periodEnd)} is not a timestamp`, 'invalid_input');
     const now = deps.clock.now();
     try {
       await inTransaction(deps.pool, async (client) => {

@@ -64,7 +64,13 @@ interface Endpoint {
 type Delivery = { endpointId: string; ok: true } | { endpointId: string; ok: false; error: string; retryable: boolean };
 
 /** Delivers a stored notification to every endpoint that has not accepted it yet. */
-export function createWebhookDelivery({ pool, clock, targets, resolve = systemResolve, timeoutMs }: WebhookDeliveryDeps): (notification: StoredNotification) => Promise<void> {
+export function createWebhookDelivery({
+  pool,
+  clock,
+  targets,
+  resolve = systemResolve,
+  timeoutMs,
+}: WebhookDeliveryDeps): (notification: StoredNotification) => Promise<void> {
   const agents = guardedAgents(targets, resolve);
 
   async function deliver(endpoint: Endpoint, notificationId: string, body: string): Promise<Delivery> {
@@ -117,7 +123,9 @@ export function createWebhookDelivery({ pool, clock, targets, resolve = systemRe
     // Nothing recorded: an overlapping execution delivered it meanwhile, which is all we wanted.
     if (!recorded || !error) return;
     const message = `notification ${notification.id} not delivered: ${error}`;
-    throw retryable ? ApplicationFailure.retryable(message, 'WebhookDeliveryFailed') : ApplicationFailure.nonRetryable(message, 'WebhookRejected');
+    throw retryable
+      ? ApplicationFailure.retryable(message, 'WebhookDeliveryFailed')
+      : ApplicationFailure.nonRetryable(message, 'WebhookRejected');
   };
 }
 
@@ -132,12 +140,19 @@ export function createDeliverNotification(deps: WebhookDeliveryDeps): InvoiceCol
 }
 
 async function storedNotification(pool: Pool, id: string): Promise<StoredNotification | undefined> {
-  const { rows } = await pool.query<{ id: string; subscription_id: string; status: NotificationStatus; payload: object; delivered_endpoints: string[] }>(
-    'select id, subscription_id, status, payload, delivered_endpoints::text[] as delivered_endpoints from notifications where id = $1',
-    [id],
-  );
+  const { rows } = await pool.query<{
+    id: string;
+    subscription_id: string;
+    status: NotificationStatus;
+    payload: object;
+    delivered_endpoints: string[];
+  }>('select id, subscription_id, status, payload, delivered_endpoints::text[] as delivered_endpoints from notifications where id = $1', [
+    id,
+  ]);
   const r = rows[0];
-  return r && { id: r.id, subscriptionId: r.subscription_id, status: r.status, payload: r.payload, deliveredEndpoints: r.delivered_endpoints };
+  return (
+    r && { id: r.id, subscriptionId: r.subscription_id, status: r.status, payload: r.payload, deliveredEndpoints: r.delivered_endpoints }
+  );
 }
 
 /** The subscription's customer's active endpoints and the global ones. */
@@ -156,7 +171,14 @@ async function activeEndpoints(pool: Pool, subscriptionId: string): Promise<Endp
  * Counts one attempt and its outcome. Never moves a delivered row back (an overlapping execution
  * may have finished first); returns false when that is what happened.
  */
-async function recordAttempt(pool: Pool, id: string, at: Date, accepted: string[], status: NotificationStatus, error: string | null): Promise<boolean> {
+async function recordAttempt(
+  pool: Pool,
+  id: string,
+  at: Date,
+  accepted: string[],
+  status: NotificationStatus,
+  error: string | null,
+): Promise<boolean> {
   const { rowCount } = await pool.query(
     `update notifications set
        attempts = attempts + 1,

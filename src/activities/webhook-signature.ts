@@ -32,8 +32,7 @@ export function signWebhook(secret: string, body: string, at: Date): string {
 }
 
 export type VerifyResult =
-  | { ok: true; timestamp: Date }
-  | { ok: false; reason: 'malformed_header' | 'timestamp_out_of_tolerance' | 'signature_mismatch' };
+  { ok: true; timestamp: Date } | { ok: false; reason: 'malformed_header' | 'timestamp_out_of_tolerance' | 'signature_mismatch' };
 
 export interface VerifyInput {
   /** The endpoint secret, or several while rolling from one to the next. */
@@ -59,7 +58,8 @@ export function verifyWebhook({ secret, body, header, now, toleranceSeconds = de
   for (const s of secrets) {
     const expected = Buffer.from(hmacHex(s, parsed.t, body), 'hex');
     for (const candidate of parsed.v1) {
-      if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) return { ok: true, timestamp: new Date(parsed.t * 1000) };
+      if (candidate.length === expected.length && timingSafeEqual(candidate, expected))
+        return { ok: true, timestamp: new Date(parsed.t * 1000) };
     }
   }
   return { ok: false, reason: 'signature_mismatch' };

@@ -39,11 +39,16 @@ export class WebhookTargetRefused extends Error {
 export function guardedLookup(policy: WebhookTargetPolicy, resolve: Resolve): LookupFunction {
   async function checked(hostname: string, family: number | undefined): Promise<ResolvedAddress[]> {
     const addresses = await resolve(hostname);
-    const verdict = checkResolvedTarget(hostname, addresses.map((a) => a.address), policy);
+    const verdict = checkResolvedTarget(
+      hostname,
+      addresses.map((a) => a.address),
+      policy,
+    );
     if (!verdict.allowed) throw new WebhookTargetRefused(verdict);
     // Every address was checked; the socket may ask for one family only.
     const usable = family === 4 || family === 6 ? addresses.filter((a) => a.family === family) : [...addresses];
-    if (usable.length === 0) throw Object.assign(new Error(`${hostname} has no IPv${family ?? ''} address`), { code: 'ENOTFOUND', hostname });
+    if (usable.length === 0)
+      throw Object.assign(new Error(`${hostname} has no IPv${family ?? ''} address`), { code: 'ENOTFOUND', hostname });
     return usable;
   }
   return (hostname, options, callback) => {

@@ -38,7 +38,12 @@ const refuseOtherBodies: RequestHandler = (req, _res, next) => {
   const length = Number(req.headers['content-length']);
   const hasContent = req.headers['transfer-encoding'] !== undefined || length > 0;
   if (hasContent && !req.is(JSON_TYPES)) {
-    next(new ProblemError('unsupported_media_type', `Send the request body as application/json (got ${req.headers['content-type'] ?? 'no content type'}).`));
+    next(
+      new ProblemError(
+        'unsupported_media_type',
+        `Send the request body as application/json (got ${req.headers['content-type'] ?? 'no content type'}).`,
+      ),
+    );
     return;
   }
   next();

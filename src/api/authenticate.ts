@@ -55,7 +55,12 @@ function tooManyFailures(res: Response, decision: RateDecision): ProblemError {
  * database is charged before it runs (refunded when the key is valid), so many distinct unknown
  * keys cannot buy more lookups than the limit.
  */
-export function authenticate(deps: { verifier: KeyVerifier; limiter: KeyRateLimiter; failures: AuthFailureLimiter; logger: Logger }): RequestHandler {
+export function authenticate(deps: {
+  verifier: KeyVerifier;
+  limiter: KeyRateLimiter;
+  failures: AuthFailureLimiter;
+  logger: Logger;
+}): RequestHandler {
   return async (req, res, next) => {
     const address = req.socket.remoteAddress ?? 'unknown';
     const standing = await deps.failures.check(address);
@@ -73,8 +78,14 @@ export function authenticate(deps: { verifier: KeyVerifier; limiter: KeyRateLimi
       }
       if (verification.cause) deps.logger.debug({ keyId: verification.keyId, cause: verification.cause }, 'API key refused');
       // RFC 6750: a request without credentials gets the challenge but no error code.
-      const challenge = verification.reason === 'missing_key' ? 'Bearer realm="meterflow"' : 'Bearer realm="meterflow", error="invalid_token"';
-      throw new ProblemError('unauthenticated', refusals[verification.reason], { reason: verification.reason }, { 'WWW-Authenticate': challenge });
+      const challenge =
+        verification.reason === 'missing_key' ? 'Bearer realm="meterflow"' : 'Bearer realm="meterflow", error="invalid_token"';
+      throw new ProblemError(
+        'unauthenticated',
+        refusals[verification.reason],
+        { reason: verification.reason },
+        { 'WWW-Authenticate': challenge },
+      );
     }
     if (lookupCharged) await deps.failures.refund(address);
     const { key } = verification;
@@ -82,9 +93,14 @@ export function authenticate(deps: { verifier: KeyVerifier; limiter: KeyRateLimi
     setRateLimitHeaders(res, decision);
     if (!decision.allowed) {
       const retryAfter = retryAfterSeconds(decision);
-      throw new ProblemError('rate_limited', `This API key is over its rate limit; retry in ${retryAfter} s.`, { retry_after: retryAfter }, {
-        'Retry-After': String(retryAfter),
-      });
+      throw new ProblemError(
+        'rate_limited',
+        `This API key is over its rate limit; retry in ${retryAfter} s.`,
+        { retry_after: retryAfter },
+        {
+          'Retry-After': String(retryAfter),
+        },
+      );
     }
     req.principal = key.principal;
     next();

@@ -1,6 +1,6 @@
 import type { Request, RequestHandler } from 'express';
 import type { AuditActor } from '../db/audit';
-import type { Principal, Scope } from '../keys/principal';
+import { auditActorOf, customerNamed, seesCustomer, seesCustomerId, type Principal, type Scope } from '../keys/principal';
 import { ProblemError } from './problem';
 
 /**
@@ -102,10 +102,15 @@ export type Action<R extends Resource> = keyof Policy[R] & string;
 /** Why a verified key may not do something: 403 with one of these reasons. */
 function refusal(principal: Principal, entry: Rule): ProblemError | undefined {
   if (entry.scope !== null && !principal.scopes.includes(entry.scope)) {
-    return new ProblemError('forbidden', `This API key lacks the "${entry.scope}" scope.`, { reason: 'missing_scope', required_scope: entry.scope });
+    return new ProblemError('forbidden', `This API key lacks the "${entry.scope}" scope.`, {
+      reason: 'missing_scope',
+      required_scope: entry.scope,
+    });
   }
   if (principal.customer && entry.restricted === 'forbidden') {
-    return new ProblemError('forbidden', 'A key restricted to one customer may not do this: it concerns every customer.', { reason: 'customer_restricted' });
+    return new ProblemError('forbidden', 'A key restricted to one customer may not do this: it concerns every customer.', {
+      reason: 'customer_restricted',
+    });
   }
   return undefined;
 }
@@ -116,25 +121,22 @@ export class Access {
 
   /** How the audit log names this caller. */
   get actor(): AuditActor {
-    return `key:${this.principal.keyId}`;
+    return auditActorOf(this.principal);
   }
 
   /** The customer the request names, or a restricted key's own when it names none. */
   customerNamed(requested: string | undefined): string | undefined {
-    return requested ?? this.principal.customer?.externalId;
+    return customerNamed(this.principal, requested);
   }
 
-  /** Whether the key may see the customer with this external id: any for an unrestricted key. */
+  /** Whether the key may see the customer with this external id (src/keys/principal.ts). */
   seesCustomer(externalId: string): boolean {
-    return !this.principal.customer || this.principal.customer.externalId === externalId;
+    return seesCustomer(this.principal, externalId);
   }
 
-  /**
-   * Whether the key may see data owned by the customer with this internal id; null stands for
-   * data of no single customer (e.g. a global webhook endpoint), seen only by unrestricted keys.
-   */
+  /** Whether the key may see data owned by the customer with this internal id (src/keys/principal.ts). */
   seesCustomerId(customerId: string | null): boolean {
-    return !this.principal.customer || this.principal.customer.id === customerId;
+    return seesCustomerId(this.principal, customerId);
   }
 
   /** Whether this key would be let through another operation (e.g. to show what a 409 conflicts with). */

@@ -10,7 +10,10 @@ function fromBodyParser(err: unknown): ProblemError | undefined {
     case 'entity.parse.failed':
       return new ProblemError('malformed_json', 'The request body could not be parsed as JSON.');
     case 'entity.too.large':
-      return new ProblemError('payload_too_large', `The request body exceeds ${String((err as { limit?: unknown }).limit ?? 'the limit')} bytes.`);
+      return new ProblemError(
+        'payload_too_large',
+        `The request body exceeds ${String((err as { limit?: unknown }).limit ?? 'the limit')} bytes.`,
+      );
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new ProblemError('unsupported_media_type', 'Unsupported body encoding or charset.');
@@ -49,13 +52,18 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 export const problemHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
   const problem =
-    err instanceof ProblemError ? err
-    : err instanceof ZodError ? problemFromZod(err)
-    : (fromBodyParser(err) ?? badPathEncoding(err) ?? fromDatabaseOutage(err));
+    err instanceof ProblemError
+      ? err
+      : err instanceof ZodError
+        ? problemFromZod(err)
+        : (fromBodyParser(err) ?? badPathEncoding(err) ?? fromDatabaseOutage(err));
   const instance = `urn:request:${String(req.id)}`;
   if (!problem) {
     req.log.error({ err }, 'unhandled error');
-    const body = new ProblemError('internal_error', `An internal error occurred; quote request id ${String(req.id)} when reporting it.`).toBody(instance);
+    const body = new ProblemError(
+      'internal_error',
+      `An internal error occurred; quote request id ${String(req.id)} when reporting it.`,
+    ).toBody(instance);
     res.status(500).type('application/problem+json').json(body);
     return;
   }

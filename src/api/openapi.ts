@@ -29,7 +29,9 @@ export const ProblemSchema = z
 /** The problem types the API answers with this status, as a response description. */
 function problemDescription(status: number): string {
   const kinds = (Object.keys(problemCatalog) as ProblemCode[]).filter((code) => problemCatalog[code].status === status);
-  return kinds.length ? kinds.map((code) => `${problemCatalog[code].title} (${problemTypeUri(code)})`).join('; or ') : `Problem (${status})`;
+  return kinds.length
+    ? kinds.map((code) => `${problemCatalog[code].title} (${problemTypeUri(code)})`).join('; or ')
+    : `Problem (${status})`;
 }
 
 /** Standard problem+json responses to spread into a path's `responses`. */
@@ -58,7 +60,9 @@ const rateLimitHeaders: Headers = {
   'RateLimit-Policy': { description: "The key's rate-limit windows", schema: { type: 'string' } },
 };
 
-const retryAfter: Headers = { 'Retry-After': { description: 'Seconds until a retry can succeed', required: true, schema: { type: 'integer' } } };
+const retryAfter: Headers = {
+  'Retry-After': { description: 'Seconds until a retry can succeed', required: true, schema: { type: 'integer' } },
+};
 
 /** Statuses an operation can return by what it is, not by what it does. */
 function commonStatuses(op: Operation): { status: number; headers?: Headers }[] {
@@ -68,7 +72,10 @@ function commonStatuses(op: Operation): { status: number; headers?: Headers }[] 
   else if (hasInput) statuses.push({ status: 400 });
   if (op.security?.length) {
     statuses.push(
-      { status: 401, headers: { 'WWW-Authenticate': { description: 'The Bearer challenge (RFC 6750)', required: true, schema: { type: 'string' } } } },
+      {
+        status: 401,
+        headers: { 'WWW-Authenticate': { description: 'The Bearer challenge (RFC 6750)', required: true, schema: { type: 'string' } } },
+      },
       { status: 429, headers: { ...retryAfter, ...rateLimitHeaders } },
       // Verifying a key the process has not cached needs PostgreSQL, and every /v1 route stands on
       // PostgreSQL or Temporal: losing either answers 503, never 500.
@@ -86,7 +93,10 @@ function addCommonResponses(op: Operation): void {
   const responses: Responses = (op.responses ??= {});
   for (const { status, headers } of commonStatuses(op)) {
     const own = responses[status] as { headers?: object } | undefined;
-    const base = own ?? { description: problemDescription(status), content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+    const base = own ?? {
+      description: problemDescription(status),
+      content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+    };
     responses[status] = { ...base, ...(headers || own?.headers ? { headers: { ...headers, ...own?.headers } } : {}) };
   }
   if (!op.security?.length) return;
@@ -119,7 +129,8 @@ export function assertUniqueSchemaIds(definitions: unknown): void {
       }
       if (id !== undefined) byId.set(id, value);
       const def = value._zod.def as unknown as Record<string, unknown>;
-      for (const [key, member] of Object.entries(def)) visit(key === 'getter' && typeof member === 'function' ? (member as () => unknown)() : member);
+      for (const [key, member] of Object.entries(def))
+        visit(key === 'getter' && typeof member === 'function' ? (member as () => unknown)() : member);
       return;
     }
     if (isContainer(value)) for (const member of Object.values(value)) visit(member);

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/transaction';
 import { lateUsageAdjustments } from '../domain/invoice-adjustments';
-import { Decimal, ZERO, formatMoney } from '../domain/money';
+import { type Decimal, ZERO, formatMoney } from '../domain/money';
 import { pricePlan } from '../domain/pricing/price-plan';
 import type { PriceLine } from '../domain/pricing/schema';
 import type { Plan } from '../domain/plan';
@@ -100,7 +100,8 @@ export async function buildInvoice(
   const plan = await planOf(db, period.planCode);
   const usage = await measureUsage(db, plan, period.customerId, period.periodStart, period.periodEnd);
   const lines = price(plan, usage).lines.map(fromPriceLine);
-  const earlier = opts.lookbackInvoices > 0 ? await adjustableInvoices(db, period.customerId, period.periodStart, opts.lookbackInvoices) : [];
+  const earlier =
+    opts.lookbackInvoices > 0 ? await adjustableInvoices(db, period.customerId, period.periodStart, opts.lookbackInvoices) : [];
   for (const invoice of earlier) lines.push(...(await adjustmentLines(db, invoice, opts.draftId)));
   const total = lines.reduce((sum, l) => sum.plus(l.amount), ZERO as Decimal);
   return {

@@ -95,7 +95,9 @@ const toLine = (r: LineRow): InvoiceLine => ({
   exactAmount: r.exact_amount,
   amount: r.amount,
   breakdown: r.breakdown,
-  adjusts: r.adjusts_invoice_id ? { invoiceId: r.adjusts_invoice_id, periodStart: r.adjusts_period_start!, periodEnd: r.adjusts_period_end! } : null,
+  adjusts: r.adjusts_invoice_id
+    ? { invoiceId: r.adjusts_invoice_id, periodStart: r.adjusts_period_start!, periodEnd: r.adjusts_period_end! }
+    : null,
 });
 
 async function withLines(db: Queryable, rows: InvoiceRow[]): Promise<Invoice[]> {
@@ -129,7 +131,10 @@ async function withLines(db: Queryable, rows: InvoiceRow[]): Promise<Invoice[]> 
 }
 
 async function select(db: Queryable, where: string, params: unknown[], tail = ''): Promise<Invoice[]> {
-  const { rows } = await db.query<InvoiceRow>(`select ${invoiceColumns} from invoices i join customers c on c.id = i.customer_id where ${where} ${tail}`, params);
+  const { rows } = await db.query<InvoiceRow>(
+    `select ${invoiceColumns} from invoices i join customers c on c.id = i.customer_id where ${where} ${tail}`,
+    params,
+  );
   return withLines(db, rows);
 }
 
@@ -148,13 +153,25 @@ export interface InvoiceFilter {
 }
 
 /** Newest period first, keyset-paginated on (period_start, id). */
-export async function listInvoices(db: Queryable, filter: InvoiceFilter, limit: number, after?: { periodStart: Date; id: string }): Promise<Invoice[]> {
+export async function listInvoices(
+  db: Queryable,
+  filter: InvoiceFilter,
+  limit: number,
+  after?: { periodStart: Date; id: string },
+): Promise<Invoice[]> {
   return select(
     db,
     `($1::uuid is null or i.customer_id = $1) and ($2::text is null or i.status = $2)
      and ($3::timestamptz is null or i.period_start >= $3) and ($4::timestamptz is null or i.period_start < $4)
      and ($5::timestamptz is null or (i.period_start, i.id) < ($5, $6::uuid))`,
-    [filter.customerId ?? null, filter.status ?? null, filter.periodFrom ?? null, filter.periodTo ?? null, after?.periodStart ?? null, after?.id ?? null],
+    [
+      filter.customerId ?? null,
+      filter.status ?? null,
+      filter.periodFrom ?? null,
+      filter.periodTo ?? null,
+      after?.periodStart ?? null,
+      after?.id ?? null,
+    ],
     `order by i.period_start desc, i.id desc limit ${Math.trunc(limit)}`,
   );
 }
@@ -216,7 +233,17 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
            period_end = excluded.period_end, usage = excluded.usage, total = excluded.total
        where i.status = 'draft'
      returning i.id, (xmax = 0) as created`,
-    [draft.customerId, draft.subscriptionId, draft.planCode, draft.currency, draft.periodStart, draft.periodEnd, JSON.stringify(draft.usage), draft.total, now],
+    [
+      draft.customerId,
+      draft.subscriptionId,
+      draft.planCode,
+      draft.currency,
+      draft.periodStart,
+      draft.periodEnd,
+      JSON.stringify(draft.usage),
+      draft.total,
+      now,
+    ],
   );
   const saved = rows[0];
   if (!saved) return undefined;
@@ -248,7 +275,10 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
 }
 
 /** Locks the invoice row for a state change in the caller's transaction. */
-export async function lockInvoice(db: Queryable, id: string): Promise<Pick<Invoice, 'id' | 'status' | 'total' | 'currency' | 'customerId'> | undefined> {
+export async function lockInvoice(
+  db: Queryable,
+  id: string,
+): Promise<Pick<Invoice, 'id' | 'status' | 'total' | 'currency' | 'customerId'> | undefined> {
   const { rows } = await db.query<{ id: string; status: InvoiceStatus; total: string; currency: CurrencyCode; customer_id: string }>(
     'select id, status, total::text, currency, customer_id from invoices where id = $1 for update',
     [id],
@@ -264,7 +294,12 @@ const transitionColumn: Partial<Record<InvoiceStatus, string>> = {
 };
 
 /** Moves a locked invoice to `status` (the table's trigger refuses moves the lifecycle does not allow). */
-export async function setInvoiceStatus(db: Queryable, id: string, status: Exclude<InvoiceStatus, 'draft' | 'void'>, at: Date): Promise<void> {
+export async function setInvoiceStatus(
+  db: Queryable,
+  id: string,
+  status: Exclude<InvoiceStatus, 'draft' | 'void'>,
+  at: Date,
+): Promise<void> {
   await db.query(`update invoices set status = $2, ${transitionColumn[status]} = $3 where id = $1`, [id, status, at]);
 }
 
@@ -277,7 +312,15 @@ export interface ChargeRecord {
   currency: string;
   status: 'pending' | 'succeeded' | 'failed';
   providerChargeId: string | null;
-  attempts: Array<{ attempt: number; idempotencyKey: string; status: 'pending' | 'succeeded' | 'declined'; providerChargeId: string | null; declineCode: string | null; requestedAt: Date; completedAt: Date | null }>;
+  attempts: Array<{
+    attempt: number;
+    idempotencyKey: string;
+    status: 'pending' | 'succeeded' | 'declined';
+    providerChargeId: string | null;
+    declineCode: string | null;
+    requestedAt: Date;
+    completedAt: Date | null;
+  }>;
 }
 
 /** The invoice's charge and every collection attempt, or undefined when none was made. */
@@ -296,7 +339,10 @@ export async function chargeOf(db: Queryable, invoiceId: string): Promise<Charge
     decline_code: string | null;
     requested_at: Date;
     completed_at: Date | null;
-  }>('select attempt, idempotency_key, status, provider_charge_id, decline_code, requested_at, completed_at from charge_attempts where invoice_id = $1 order by attempt', [invoiceId]);
+  }>(
+    'select attempt, idempotency_key, status, provider_charge_id, decline_code, requested_at, completed_at from charge_attempts where invoice_id = $1 order by attempt',
+    [invoiceId],
+  );
   return {
     amount: charge.amount,
     currency: charge.currency,

@@ -6,7 +6,8 @@ import { inTransaction, type Queryable } from '../db/transaction';
 export type StoredPlan = Plan & { createdAt: Date };
 
 /** The columns holding a plan's terms, for queries that join plans under the alias `p`. */
-export const planTermColumns = 'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval';
+export const planTermColumns =
+  'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval';
 const planColumns = `${planTermColumns}, p.created_at`;
 
 export interface PlanTermsRow {
@@ -65,7 +66,13 @@ export async function createPlan(pool: Pool, plan: Plan, actor: AuditActor): Pro
       ],
     );
     if (!rows[0]) return { created: false, existing: (await getPlan(client, plan.id))! };
-    await recordAudit(client, { actor, action: 'plan.created', subjectType: 'plan', subjectId: plan.id, details: { name: plan.name, currency: plan.currency } });
+    await recordAudit(client, {
+      actor,
+      action: 'plan.created',
+      subjectType: 'plan',
+      subjectId: plan.id,
+      details: { name: plan.name, currency: plan.currency },
+    });
     return { created: true, plan: toPlan(rows[0]) };
   });
 }

@@ -123,7 +123,14 @@ export async function createRun(db: Queryable, id: string, scope: RunScope, star
  * after the answer never shows that end as this execution's. A run updated since `requestedAt`
  * was already taken over by the new execution and is left alone.
  */
-export async function recordStart(db: Queryable, id: string, scope: RunScope, startedBy: string, requestedAt: Date, now: Date): Promise<void> {
+export async function recordStart(
+  db: Queryable,
+  id: string,
+  scope: RunScope,
+  startedBy: string,
+  requestedAt: Date,
+  now: Date,
+): Promise<void> {
   await db.query(
     `insert into reconciliation_runs as r (id, period_start, period_end, customer_id, status, started_by, created_at, updated_at)
      values ($1, $2, $3, $4, 'running', $5, $6, $6)
@@ -135,9 +142,12 @@ export async function recordStart(db: Queryable, id: string, scope: RunScope, st
 
 /** Whether the run covers exactly this scope. */
 export const coversScope = (run: ReconciliationRun, scope: RunScope) =>
-  run.periodStart.getTime() === scope.periodStart.getTime() && run.periodEnd.getTime() === scope.periodEnd.getTime() && run.customerId === scope.customerId;
+  run.periodStart.getTime() === scope.periodStart.getTime() &&
+  run.periodEnd.getTime() === scope.periodEnd.getTime() &&
+  run.customerId === scope.customerId;
 
-export type OpenRunResult = { outcome: 'opened' | 'reopened'; run: ReconciliationRun } | { outcome: 'scope_conflict'; run: ReconciliationRun };
+export type OpenRunResult =
+  { outcome: 'opened' | 'reopened'; run: ReconciliationRun } | { outcome: 'scope_conflict'; run: ReconciliationRun };
 
 /**
  * Creates the run, or re-opens it when its workflow id is started again for the same scope. A
@@ -281,7 +291,14 @@ export async function listFindings(db: Queryable, runId: string, opts: { pending
 }
 
 /** Settles a pending finding (true) or leaves a decided one as it is (false); the table's trigger refuses to change a decided one. */
-export async function resolveFinding(db: Queryable, id: number, resolution: Exclude<Resolution, 'pending'>, by: string, note: string, now: Date): Promise<boolean> {
+export async function resolveFinding(
+  db: Queryable,
+  id: number,
+  resolution: Exclude<Resolution, 'pending'>,
+  by: string,
+  note: string,
+  now: Date,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `update reconciliation_findings set resolution = $2, resolved_at = $3, resolved_by = $4, resolution_note = $5 where id = $1 and resolution = 'pending'`,
     [id, resolution, now, by, note],
@@ -306,7 +323,13 @@ export async function pendingMissingPeriods(db: Queryable, runId: string): Promi
        from reconciliation_findings where run_id = $1 and kind = 'missing_invoice' and resolution = 'pending' order by id`,
     [runId],
   );
-  return rows.map((r) => ({ findingId: Number(r.id), customerId: r.customer_id, subscriptionId: r.subscription_id, periodStart: r.period_start, periodEnd: r.period_end }));
+  return rows.map((r) => ({
+    findingId: Number(r.id),
+    customerId: r.customer_id,
+    subscriptionId: r.subscription_id,
+    periodStart: r.period_start,
+    periodEnd: r.period_end,
+  }));
 }
 
 /** The finding's credit note: created once (unique on the finding), or the one already there. */
@@ -314,18 +337,41 @@ export async function issueCreditNote(db: Queryable, finding: Finding, now: Date
   const { rows } = await db.query<{ id: string }>(
     `insert into credit_notes (invoice_id, finding_id, amount, currency, reason, created_at) values ($1, $2, $3, $4, $5, $6)
      on conflict (finding_id) do nothing returning id`,
-    [finding.invoiceId, finding.id, finding.correction, finding.currency, `Reconciliation ${finding.runId}, ${finding.kind}: ${finding.description}`.slice(0, 1000), now],
+    [
+      finding.invoiceId,
+      finding.id,
+      finding.correction,
+      finding.currency,
+      `Reconciliation ${finding.runId}, ${finding.kind}: ${finding.description}`.slice(0, 1000),
+      now,
+    ],
   );
   const creditNote = (await creditNotesWhere(db, 'c.finding_id = $1', [finding.id]))[0]!;
   return { creditNote, created: rows.length > 0 };
 }
 
 async function creditNotesWhere(db: Queryable, where: string, params: unknown[]): Promise<CreditNote[]> {
-  const { rows } = await db.query<{ id: string; invoice_id: string; finding_id: string; amount: string; currency: string; reason: string; created_at: Date }>(
+  const { rows } = await db.query<{
+    id: string;
+    invoice_id: string;
+    finding_id: string;
+    amount: string;
+    currency: string;
+    reason: string;
+    created_at: Date;
+  }>(
     `select c.id, c.invoice_id, c.finding_id, c.amount::text, c.currency, c.reason, c.created_at from credit_notes c where ${where} order by c.created_at, c.id`,
     params,
   );
-  return rows.map((r) => ({ id: r.id, invoiceId: r.invoice_id, findingId: Number(r.finding_id), amount: r.amount, currency: r.currency, reason: r.reason, createdAt: r.created_at }));
+  return rows.map((r) => ({
+    id: r.id,
+    invoiceId: r.invoice_id,
+    findingId: Number(r.finding_id),
+    amount: r.amount,
+    currency: r.currency,
+    reason: r.reason,
+    createdAt: r.created_at,
+  }));
 }
 
 /** Credit notes issued for the run's findings. */

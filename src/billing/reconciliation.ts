@@ -4,14 +4,7 @@ import type { BilledLine } from '../domain/invoice-adjustments';
 import { ZERO } from '../domain/money';
 import type { BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
-import {
-  compareCharges,
-  compareInvoice,
-  findingKey,
-  invoicedPeriods,
-  type Discrepancy,
-  type FindingKind,
-} from '../domain/reconciliation';
+import { compareCharges, compareInvoice, findingKey, invoicedPeriods, type Discrepancy, type FindingKind } from '../domain/reconciliation';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
 import { listInvoices, type Invoice } from './invoice-store';
 import { getPlan } from './plan-store';
@@ -106,7 +99,10 @@ async function laterAdjustments(db: Queryable, invoiceIds: string[]): Promise<Ma
   );
   const lines = new Map<string, BilledLine[]>();
   for (const r of rows) {
-    lines.set(r.adjusts_invoice_id, [...(lines.get(r.adjusts_invoice_id) ?? []), { type: 'adjustment', meter: r.meter, quantity: r.quantity, amount: r.amount }]);
+    lines.set(r.adjusts_invoice_id, [
+      ...(lines.get(r.adjusts_invoice_id) ?? []),
+      { type: 'adjustment', meter: r.meter, quantity: r.quantity, amount: r.amount },
+    ]);
   }
   return lines;
 }
@@ -224,7 +220,13 @@ async function compareCollections(deps: ReconciliationDeps, invoices: Invoice[],
     deps.progress?.(++checked, invoices.length);
     return charges;
   });
-  const { rows: ours } = await deps.db.query<{ invoice_id: string; status: string; provider_charge_id: string | null; updated_at: Date; in_flight: boolean }>(
+  const { rows: ours } = await deps.db.query<{
+    invoice_id: string;
+    status: string;
+    provider_charge_id: string | null;
+    updated_at: Date;
+    in_flight: boolean;
+  }>(
     `select c.invoice_id, c.status, c.provider_charge_id, c.updated_at,
             exists (select 1 from charge_attempts a where a.invoice_id = c.invoice_id and a.status = 'pending') as in_flight
        from charges c where c.invoice_id = any($1)`,
@@ -253,14 +255,23 @@ async function compareCollections(deps: ReconciliationDeps, invoices: Invoice[],
  * Events are looked for in one query over all candidate periods.
  */
 async function missingInvoices(db: Queryable, scope: ScopeToReconcile): Promise<FoundDiscrepancy[]> {
-  const { rows: subscriptions } = await db.query<{ id: string; customer_id: string; anchor: Date; cancel_at: Date | null; billing_interval: BillingInterval }>(
+  const { rows: subscriptions } = await db.query<{
+    id: string;
+    customer_id: string;
+    anchor: Date;
+    cancel_at: Date | null;
+    billing_interval: BillingInterval;
+  }>(
     `select s.id, s.customer_id, s.anchor, s.cancel_at, p.billing_interval
        from subscriptions s join plans p on p.code = s.plan_code
       where ($1::uuid is null or s.customer_id = $1) and s.anchor < $3 and (s.cancel_at is null or s.cancel_at > $2)`,
     [scope.customerId, scope.start, scope.end],
   );
   const candidates = subscriptions.flatMap((s) =>
-    invoicedPeriods({ anchor: s.anchor, interval: s.billing_interval, endsAt: s.cancel_at }, scope, scope.asOf).map((period) => ({ subscription: s, period })),
+    invoicedPeriods({ anchor: s.anchor, interval: s.billing_interval, endsAt: s.cancel_at }, scope, scope.asOf).map((period) => ({
+      subscription: s,
+      period,
+    })),
   );
   if (candidates.length === 0) return [];
   const { rows } = await db.query<{ ord: string; events: string }>(
@@ -292,9 +303,15 @@ async function missingInvoices(db: Queryable, scope: ScopeToReconcile): Promise<
 }
 
 /** Every discrepancy in scope, in a stable order: invoices by period, then missing invoices. */
-export async function findDiscrepancies(deps: ReconciliationDeps, scope: ScopeToReconcile): Promise<{ invoicesChecked: number; found: FoundDiscrepancy[] }> {
+export async function findDiscrepancies(
+  deps: ReconciliationDeps,
+  scope: ScopeToReconcile,
+): Promise<{ invoicesChecked: number; found: FoundDiscrepancy[] }> {
   const invoices = (await invoicesInScope(deps.db, scope)).reverse();
-  const credits = await credited(deps.db, invoices.map((i) => i.id));
+  const credits = await credited(
+    deps.db,
+    invoices.map((i) => i.id),
+  );
   const [amounts, collections, missing] = await Promise.all([
     compareInvoices(deps, invoices, credits),
     compareCollections(deps, invoices, credits),

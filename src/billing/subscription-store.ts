@@ -67,7 +67,8 @@ async function selectOne(db: Queryable, where: string, params: unknown[]): Promi
 export const getSubscription = (db: Queryable, id: string) => selectOne(db, 's.id = $1', [id]);
 
 /** The customer's one active subscription, if any. */
-export const getActiveSubscription = (db: Queryable, customerId: string) => selectOne(db, "s.customer_id = $1 and s.status = 'active'", [customerId]);
+export const getActiveSubscription = (db: Queryable, customerId: string) =>
+  selectOne(db, "s.customer_id = $1 and s.status = 'active'", [customerId]);
 
 /**
  * The plan the subscription had at `at`: the target of its last change effective by then, else
@@ -166,9 +167,17 @@ export type ChangePlanResult =
  * results, not exceptions: retrying cannot turn them into success. A plan in another currency is
  * refused because one subscription's invoices share one currency.
  */
-export async function changePlan(pool: Pool, subscriptionId: string, toPlan: string, actor: AuditActor, effectiveAt: Date): Promise<ChangePlanResult> {
+export async function changePlan(
+  pool: Pool,
+  subscriptionId: string,
+  toPlan: string,
+  actor: AuditActor,
+  effectiveAt: Date,
+): Promise<ChangePlanResult> {
   return inTransaction(pool, async (client) => {
-    const locked = await client.query<{ status: SubscriptionStatus }>('select status from subscriptions where id = $1 for update', [subscriptionId]);
+    const locked = await client.query<{ status: SubscriptionStatus }>('select status from subscriptions where id = $1 for update', [
+      subscriptionId,
+    ]);
     if (!locked.rows[0]) return { outcome: 'refused', reason: 'subscription_not_found' };
     if (locked.rows[0].status !== 'active') return { outcome: 'refused', reason: 'subscription_canceled' };
     const current = (await getSubscription(client, subscriptionId))!;

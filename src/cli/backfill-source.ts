@@ -8,8 +8,7 @@ export type BackfillFormat = (typeof backfillFormats)[number];
 
 /** One line of the file, and where it ends (bytes, for progress): an event to send as it is, or a line that is not one, with why. */
 export type SourceItem = { line: number; endByte: number } & (
-  | { event: Record<string, unknown> }
-  | { malformed: { reason: 'malformed_line'; detail: string; raw: string } }
+  { event: Record<string, unknown> } | { malformed: { reason: 'malformed_line'; detail: string; raw: string } }
 );
 
 /** The format named by the file's extension, if it names one. */
@@ -85,7 +84,11 @@ function parseHeader(line: string, file: string): string[] {
     throw new CliError(`${file}: the header row is not valid CSV: ${(err as Error).message}`, exitCodes.cannotRun);
   }
   const missing = ['id', 'type'].filter((name) => !header.includes(name));
-  if (missing.length) throw new CliError(`${file}: the header row has no ${missing.join(' or ')} column (columns: id, customer, type, timestamp, then properties)`, exitCodes.cannotRun);
+  if (missing.length)
+    throw new CliError(
+      `${file}: the header row has no ${missing.join(' or ')} column (columns: id, customer, type, timestamp, then properties)`,
+      exitCodes.cannotRun,
+    );
   const duplicate = header.find((name, i) => header.indexOf(name) !== i);
   if (duplicate !== undefined) throw new CliError(`${file}: column "${duplicate}" appears twice in the header row`, exitCodes.cannotRun);
   if (header.includes('')) throw new CliError(`${file}: the header row has an unnamed column`, exitCodes.cannotRun);
@@ -96,7 +99,8 @@ function parseNdjson(line: string): Record<string, unknown> {
   const value: unknown = JSON.parse(line);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new SyntaxError('not a JSON object');
   // The line is serialized again to be sent, which overflows the stack on deep nesting; the API would refuse it anyway.
-  if (nestsDeeperThan(value, MAX_JSON_DEPTH + 1)) throw new SyntaxError(`nests deeper than the ${MAX_JSON_DEPTH} levels event properties may have`);
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH + 1))
+    throw new SyntaxError(`nests deeper than the ${MAX_JSON_DEPTH} levels event properties may have`);
   return value as Record<string, unknown>;
 }
 
@@ -131,7 +135,11 @@ export async function* readEvents(file: string, format: BackfillFormat, skipLine
       item = { line: lineNo, endByte, event: toEvent(text) };
     } catch (err) {
       if (!(err instanceof SyntaxError || err instanceof CsvLineError)) throw err;
-      item = { line: lineNo, endByte, malformed: { reason: 'malformed_line', detail: `${format === 'csv' ? 'invalid CSV' : 'invalid JSON'}: ${err.message}`, raw: text } };
+      item = {
+        line: lineNo,
+        endByte,
+        malformed: { reason: 'malformed_line', detail: `${format === 'csv' ? 'invalid CSV' : 'invalid JSON'}: ${err.message}`, raw: text },
+      };
     }
     yield item;
   }

@@ -75,11 +75,16 @@ class IngestClient {
     try {
       res = await fetch(`${this.apiUrl}/v1/keys/current`, { headers: this.headers(), signal: AbortSignal.timeout(10_000) });
     } catch (err) {
-      throw new CliError(`cannot reach the API at ${this.apiUrl} (start it with \`npm start\`, or pass --api-url): ${describeError(err)}`, exitCodes.cannotRun);
+      throw new CliError(
+        `cannot reach the API at ${this.apiUrl} (start it with \`npm start\`, or pass --api-url): ${describeError(err)}`,
+        exitCodes.cannotRun,
+      );
     }
     const body = (await res.json().catch(() => ({}))) as { scopes?: string[]; detail?: string };
-    if (res.status === 401) throw new CliError(`the API refused the key (${body.detail ?? 'invalid'}): pass --key or set METERFLOW_API_KEY`, exitCodes.cannotRun);
-    if (!res.ok) throw new CliError(`${this.apiUrl}/v1/keys/current answered ${res.status}: is --api-url a meterflow API?`, exitCodes.cannotRun);
+    if (res.status === 401)
+      throw new CliError(`the API refused the key (${body.detail ?? 'invalid'}): pass --key or set METERFLOW_API_KEY`, exitCodes.cannotRun);
+    if (!res.ok)
+      throw new CliError(`${this.apiUrl}/v1/keys/current answered ${res.status}: is --api-url a meterflow API?`, exitCodes.cannotRun);
     if (!body.scopes?.includes('events:write')) throw new CliError('the key lacks the events:write scope', exitCodes.cannotRun);
   }
 
@@ -88,7 +93,12 @@ class IngestClient {
     for (let attempt = 1; ; attempt += 1) {
       let res: Response;
       try {
-        res = await fetch(`${this.apiUrl}/v1/events`, { method: 'POST', headers: this.headers(), body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        res = await fetch(`${this.apiUrl}/v1/events`, {
+          method: 'POST',
+          headers: this.headers(),
+          body,
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
       } catch (err) {
         if (attempt >= MAX_ATTEMPTS) return { failed: `no answer from the API after ${attempt} attempts: ${describeError(err)}` };
         await sleep(backoffMs(attempt));
@@ -97,7 +107,8 @@ class IngestClient {
       const answer = (await res.json().catch(() => ({}))) as { results?: EventOutcome[]; detail?: string };
       // 200, and also a batch of which nothing was stored (4xx listing each event's outcome).
       if (Array.isArray(answer.results)) return { outcomes: answer.results };
-      if (res.status === 401 || res.status === 403) throw new CliError(`the API refused the batch (${res.status}): ${answer.detail ?? res.statusText}`, exitCodes.cannotRun);
+      if (res.status === 401 || res.status === 403)
+        throw new CliError(`the API refused the batch (${res.status}): ${answer.detail ?? res.statusText}`, exitCodes.cannotRun);
       if (RETRYABLE.has(res.status) && attempt < MAX_ATTEMPTS) {
         await sleep(retryAfterMs(res.headers.get('retry-after')) ?? backoffMs(attempt));
         continue;
@@ -121,7 +132,8 @@ class Checkpoint {
   static read(file: string): number {
     if (!existsSync(file)) return 0;
     const text = readFileSync(file, 'utf8').trim();
-    if (!/^\d+$/.test(text)) throw new CliError(`${file} does not hold a line count; delete it or run without --resume`, exitCodes.cannotRun);
+    if (!/^\d+$/.test(text))
+      throw new CliError(`${file} does not hold a line count; delete it or run without --resume`, exitCodes.cannotRun);
     return Number(text);
   }
 
@@ -212,13 +224,23 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillSummar
   const rate = () => Math.round(handled() / Math.max((performance.now() - started) / 1000, 0.001));
 
   const bar = opts.progress
-    ? new SingleBar({ format: 'backfill |{bar}| {percentage}% | {events} events | {rate} events/s | {duration_formatted}', hideCursor: true, stream: process.stderr })
+    ? new SingleBar({
+        format: 'backfill |{bar}| {percentage}% | {events} events | {rate} events/s | {duration_formatted}',
+        hideCursor: true,
+        stream: process.stderr,
+      })
     : undefined;
   bar?.start(Math.max(statSync(opts.file).size, 1), 0, { events: 0, rate: 0 });
 
   let fatal: unknown;
   const handle = async (batch: Batch): Promise<void> => {
-    const entries: object[] = batch.malformed.map((m) => ({ line: m.line, status: 'rejected', reason: 'malformed_line', detail: m.detail, raw: m.raw }));
+    const entries: object[] = batch.malformed.map((m) => ({
+      line: m.line,
+      status: 'rejected',
+      reason: 'malformed_line',
+      detail: m.detail,
+      raw: m.raw,
+    }));
     counts.rejected += batch.malformed.length;
     let answered = true;
     if (batch.events.length) {
@@ -226,7 +248,15 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillSummar
       if ('failed' in answer) {
         answered = false;
         counts.failed += batch.events.length;
-        entries.push(...batch.events.map((event, i) => ({ line: batch.lines[i], status: 'failed', reason: 'batch_failed', detail: answer.failed, event })));
+        entries.push(
+          ...batch.events.map((event, i) => ({
+            line: batch.lines[i],
+            status: 'failed',
+            reason: 'batch_failed',
+            detail: answer.failed,
+            event,
+          })),
+        );
       } else {
         for (const outcome of answer.outcomes) {
           counts[outcome.status] += 1;
@@ -317,7 +347,9 @@ function summaryText(s: BackfillSummary): string {
 
 export function backfillCommand(ctx: CliContext): Command {
   return new Command('backfill')
-    .description('import usage events from an NDJSON or CSV file through the API (POST /v1/events); exit 0 all stored, 1 some rejected or failed, 2 could not run')
+    .description(
+      'import usage events from an NDJSON or CSV file through the API (POST /v1/events); exit 0 all stored, 1 some rejected or failed, 2 could not run',
+    )
     .argument('<file>', 'NDJSON (.ndjson, .jsonl: one event per line) or CSV (.csv: header id,customer,type,timestamp,<properties>…)')
     .addOption(new Option('--format <format>', 'override the format the extension names').choices(backfillFormats))
     .option('--api-url <url>', 'the running API', 'http://127.0.0.1:3000')
@@ -329,7 +361,11 @@ export function backfillCommand(ctx: CliContext): Command {
     .action(async (file: string, raw: Record<string, unknown>, command: Command) => {
       const opts = parseInput(OptionsSchema, raw, 'options');
       const format = (raw.format as BackfillFormat | undefined) ?? formatOf(file);
-      if (!format) throw new CliError(`cannot tell the format of ${file} from its extension: use .ndjson, .jsonl or .csv, or pass --format`, exitCodes.cannotRun);
+      if (!format)
+        throw new CliError(
+          `cannot tell the format of ${file} from its extension: use .ndjson, .jsonl or .csv, or pass --format`,
+          exitCodes.cannotRun,
+        );
       if (!existsSync(file) || !statSync(file).isFile()) throw new CliError(`no file ${file}`, exitCodes.cannotRun);
       const json = wantsJson(command);
       const summary = await runBackfill({
@@ -342,6 +378,7 @@ export function backfillCommand(ctx: CliContext): Command {
       });
       emit(ctx, command, summary, () => summaryText(summary));
       const failures = summary.conflict + summary.rejected + summary.failed;
-      if (failures) throw new CliError(`${failures} event(s) rejected, in conflict or not sent: see ${summary.rejects_file}`, exitCodes.failed);
+      if (failures)
+        throw new CliError(`${failures} event(s) rejected, in conflict or not sent: see ${summary.rejects_file}`, exitCodes.failed);
     });
 }

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Config } from '../config';
+import type { Result } from '../domain/result';
 import { isConnectionError } from '../db/connection-errors';
 import { createPool, type Pool } from '../db/pool';
 
@@ -60,6 +61,17 @@ export async function withDatabase<T>(ctx: CliContext, work: (pool: Pool) => Pro
     await pool.end();
   }
 }
+
+/**
+ * The value of a service's result, or the refusal as the command's failure: its message (the
+ * CLI writes sentences in lower case without a full stop) with exit status 1.
+ */
+export function unwrapForCli<T>(result: Result<T>): T {
+  if (!result.ok) throw new CliError(cliMessage(result.message));
+  return result.value;
+}
+
+const cliMessage = (sentence: string): string => (sentence.charAt(0).toLowerCase() + sentence.slice(1)).replace(/\.$/, '');
 
 /** Validates what the caller typed or supplied; a failure names each offending field and cannot run. */
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {

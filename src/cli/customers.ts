@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { page, PageQuerySchema } from '../api/pagination';
 import { CustomerInputSchema, customerToJson } from '../api/routes/customers';
-import { createCustomer, getCustomer, listCustomers, type Customer } from '../metering/customer-store';
+import { createCustomer, getCustomer, listCustomers, type Customer } from '../customers/store';
 import { CliError, parseInput, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
@@ -21,16 +21,23 @@ export function customersCommand(ctx: CliContext): Command {
       const input = parseInput(CustomerInputSchema, { external_id: externalId, ...opts }, 'customer');
       const { created, customer } = await withDatabase(ctx, (pool) => createCustomer(pool, input, 'cli'));
       if (!created && (customer.name !== input.name || customer.currency !== input.currency)) {
-        throw new CliError(`customer "${externalId}" already exists with other attributes (name "${customer.name}", currency ${customer.currency})`);
+        throw new CliError(
+          `customer "${externalId}" already exists with other attributes (name "${customer.name}", currency ${customer.currency})`,
+        );
       }
-      emit(ctx, command, { ...customerToJson(customer), created }, () => `${created ? 'created' : 'already exists'}\n${table(head, [toRow(customer)])}`);
+      emit(
+        ctx,
+        command,
+        { ...customerToJson(customer), created },
+        () => `${created ? 'created' : 'already exists'}\n${table(head, [toRow(customer)])}`,
+      );
     });
 
   customers
     .command('list')
     .description('list customers by external id')
     .option('--limit <n>', 'page size (at most 500)', '50')
-    .option('--after <externalId>', 'start after this external id (the previous page\'s cursor)')
+    .option('--after <externalId>', "start after this external id (the previous page's cursor)")
     .action(async (opts: { limit: string; after?: string }, command: Command) => {
       const query = parseInput(PageQuerySchema, opts, 'options');
       const rows = await withDatabase(ctx, (pool) => listCustomers(pool, query.limit + 1, query.after));
@@ -48,7 +55,13 @@ export function customersCommand(ctx: CliContext): Command {
       const customer = await withDatabase(ctx, (pool) => getCustomer(pool, externalId));
       if (!customer) throw new CliError(`no customer "${externalId}"`);
       emit(ctx, command, customerToJson(customer), () =>
-        record({ 'external id': customer.externalId, name: customer.name, currency: customer.currency, id: customer.id, created: customer.createdAt.toISOString() }),
+        record({
+          'external id': customer.externalId,
+          name: customer.name,
+          currency: customer.currency,
+          id: customer.id,
+          created: customer.createdAt.toISOString(),
+        }),
       );
     });
 

@@ -1,10 +1,18 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { page, PageQuerySchema } from '../api/pagination';
-import { chargeOf, getInvoice, invoiceStatuses, listInvoices, voidInvoice, type ChargeRecord, type Invoice } from '../billing/invoice-store';
+import {
+  chargeOf,
+  getInvoice,
+  invoiceStatuses,
+  listInvoices,
+  voidInvoice,
+  type ChargeRecord,
+  type Invoice,
+} from '../billing/invoice-store';
 import { systemClock } from '../clock';
 import { Identifier, InstantSchema, storable } from '../domain/edge-schemas';
-import { getCustomer } from '../metering/customer-store';
+import { getCustomer } from '../customers/store';
 import { CliError, parseInput, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
@@ -16,7 +24,6 @@ const IdSchema = z.uuid({ error: 'must be an invoice id (a UUID)' });
 const ReasonSchema = storable(z.string().trim().min(1, 'must not be empty').max(500));
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
-
 
 // Newest period first, as the store orders them; the cursor is the last row's sort key.
 const cursorOf = (i: Invoice) => `${i.periodStart.toISOString()}_${i.id}`;
@@ -66,7 +73,14 @@ function describe(invoice: Invoice, charge: ChargeRecord | undefined): string {
       ? [
           table(
             ['attempt', 'status', 'decline code', 'provider charge', 'requested', 'completed'],
-            charge.attempts.map((a) => [a.attempt, a.status, a.declineCode, a.providerChargeId, a.requestedAt.toISOString(), iso(a.completedAt)]),
+            charge.attempts.map((a) => [
+              a.attempt,
+              a.status,
+              a.declineCode,
+              a.providerChargeId,
+              a.requestedAt.toISOString(),
+              iso(a.completedAt),
+            ]),
           ),
         ]
       : []),
@@ -87,7 +101,7 @@ export function invoicesCommand(ctx: CliContext): Command {
   invoices
     .command('list')
     .description('list invoices, newest period first')
-    .option('--customer <externalId>', 'only this customer\'s')
+    .option('--customer <externalId>', "only this customer's")
     .option('--status <status>', invoiceStatuses.join(', '))
     .option('--limit <n>', 'page size (at most 500)', '50')
     .option('--after <cursor>', "the previous page's cursor")
@@ -97,7 +111,12 @@ export function invoicesCommand(ctx: CliContext): Command {
       const rows = await withDatabase(ctx, async (pool) => {
         const customer = query.customer === undefined ? undefined : await getCustomer(pool, query.customer);
         if (query.customer !== undefined && !customer) throw new CliError(`no customer "${query.customer}"`);
-        return listInvoices(pool, { ...(customer ? { customerId: customer.id } : {}), ...(query.status ? { status: query.status } : {}) }, query.limit + 1, after);
+        return listInvoices(
+          pool,
+          { ...(customer ? { customerId: customer.id } : {}), ...(query.status ? { status: query.status } : {}) },
+          query.limit + 1,
+          after,
+        );
       });
       const result = page(rows, query.limit, cursorOf);
       const { invoiceToJson } = await wireShapes();
@@ -112,7 +131,10 @@ export function invoicesCommand(ctx: CliContext): Command {
     .argument('<id>')
     .action(async (id: string, _opts: unknown, command: Command) => {
       parseInput(IdSchema, id, 'id');
-      const { invoice, charge } = await withDatabase(ctx, async (pool) => ({ invoice: await getInvoice(pool, id), charge: await chargeOf(pool, id) }));
+      const { invoice, charge } = await withDatabase(ctx, async (pool) => ({
+        invoice: await getInvoice(pool, id),
+        charge: await chargeOf(pool, id),
+      }));
       if (!invoice) throw new CliError(`no invoice ${id}`);
       const { invoiceToJson, chargeToJson } = await wireShapes();
       emit(ctx, command, { ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null }, () => describe(invoice, charge));
@@ -128,9 +150,15 @@ export function invoicesCommand(ctx: CliContext): Command {
       const reason = parseInput(ReasonSchema, opts.reason, '--reason');
       const result = await withDatabase(ctx, (pool) => voidInvoice(pool, id, reason, 'cli', systemClock.now()));
       if (!result) throw new CliError(`no invoice ${id}`);
-      if (result.outcome === 'refused') throw new CliError(`invoice ${id} is paid; refund it at the payment provider instead of voiding it`);
+      if (result.outcome === 'refused')
+        throw new CliError(`invoice ${id} is paid; refund it at the payment provider instead of voiding it`);
       const { invoiceToJson } = await wireShapes();
-      emit(ctx, command, invoiceToJson(result.invoice), () => `${result.outcome === 'voided' ? 'voided' : 'already void'}\n${table(head, [toRow(result.invoice)])}`);
+      emit(
+        ctx,
+        command,
+        invoiceToJson(result.invoice),
+        () => `${result.outcome === 'voided' ? 'voided' : 'already void'}\n${table(head, [toRow(result.invoice)])}`,
+      );
     });
 
   return invoices;

@@ -16,7 +16,12 @@ const CreateOptions = z.object({
   name: Identifier,
   scopes: z
     .string()
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.enum(scopes)).min(1)),
   env: z.enum(['live', 'test']),
   customer: Identifier.optional(),
@@ -69,7 +74,8 @@ export function keysCommand(ctx: CliContext): Command {
     .option('--burst <requests>', 'extra requests per 10 s above the steady rate')
     .action(async (raw: Record<string, unknown>, command: Command) => {
       const parsed = CreateOptions.safeParse(raw);
-      if (!parsed.success) throw new CliError(parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'), exitCodes.cannotRun);
+      if (!parsed.success)
+        throw new CliError(parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'), exitCodes.cannotRun);
       const o = parsed.data;
       const { secret, key } = await withService(ctx, (service) =>
         service
@@ -135,7 +141,15 @@ export function keysCommand(ctx: CliContext): Command {
     .option('--grace-seconds <n>', 'how long the old key stays usable', '86400')
     .action(async (id: string, opts: { graceSeconds: string }, command: Command) => {
       if (!z.uuid().safeParse(id).success) throw new CliError(`"${id}" is not a key id (a UUID; see \`keys list\`)`, exitCodes.cannotRun);
-      const graceSeconds = parseInput(z.coerce.number().int().min(0).max(30 * 86_400), opts.graceSeconds, '--grace-seconds');
+      const graceSeconds = parseInput(
+        z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(30 * 86_400),
+        opts.graceSeconds,
+        '--grace-seconds',
+      );
       const rotated = await withService(ctx, async (service) => {
         if (!(await service.get(id))) throw new CliError(`no API key ${id}`);
         return service.rotate(id, { graceSeconds }, 'cli').catch((err: unknown) => {

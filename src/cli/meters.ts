@@ -7,7 +7,14 @@ import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from '
 import { emit, pageText, table } from './output';
 import { meterToJson } from '../api/routes/meters';
 
-const toRow = (m: StoredMeter) => [m.code, m.name, m.eventType, m.aggregation, m.valueProperty, Object.keys(m.filter).length ? JSON.stringify(m.filter) : ''];
+const toRow = (m: StoredMeter) => [
+  m.code,
+  m.name,
+  m.eventType,
+  m.aggregation,
+  m.valueProperty,
+  Object.keys(m.filter).length ? JSON.stringify(m.filter) : '',
+];
 const head = ['code', 'name', 'event type', 'aggregation', 'value property', 'filter'];
 
 /** Definitions compare without their creation time, in canonical form (jsonb reorders the filter's keys). */
@@ -34,31 +41,43 @@ export function metersCommand(ctx: CliContext): Command {
     .requiredOption('--aggregation <kind>', aggregations.join(', '))
     .option('--value-property <name>', 'the event property carrying the value (not for count)')
     .option('--filter <json>', 'equality match on event properties, as a JSON object')
-    .action(async (code: string, opts: { name: string; eventType: string; aggregation: string; valueProperty?: string; filter?: string }, command: Command) => {
-      const input = parseInput(
-        MeterInputSchema,
-        {
-          code,
-          name: opts.name,
-          event_type: opts.eventType,
-          aggregation: opts.aggregation,
-          ...(opts.valueProperty === undefined ? {} : { value_property: opts.valueProperty }),
-          filter: parseFilter(opts.filter),
-        },
-        'meter',
-      );
-      const result = await withDatabase(ctx, (pool) => createMeter(pool, input, 'cli'));
-      if (!result.created) {
-        const wanted = { ...input, value_property: input.value_property ?? null, created_at: '' };
-        if (result.clash === 'event_type') {
-          throw new CliError(`events of type "${input.event_type}" already feed meter "${result.meter.code}"; an event type feeds one meter`);
+    .action(
+      async (
+        code: string,
+        opts: { name: string; eventType: string; aggregation: string; valueProperty?: string; filter?: string },
+        command: Command,
+      ) => {
+        const input = parseInput(
+          MeterInputSchema,
+          {
+            code,
+            name: opts.name,
+            event_type: opts.eventType,
+            aggregation: opts.aggregation,
+            ...(opts.valueProperty === undefined ? {} : { value_property: opts.valueProperty }),
+            filter: parseFilter(opts.filter),
+          },
+          'meter',
+        );
+        const result = await withDatabase(ctx, (pool) => createMeter(pool, input, 'cli'));
+        if (!result.created) {
+          const wanted = { ...input, value_property: input.value_property ?? null, created_at: '' };
+          if (result.clash === 'event_type') {
+            throw new CliError(
+              `events of type "${input.event_type}" already feed meter "${result.meter.code}"; an event type feeds one meter`,
+            );
+          }
+          if (definition(meterToJson(result.meter)) !== definition(wanted))
+            throw new CliError(`meter "${code}" already exists with another definition`);
         }
-        if (definition(meterToJson(result.meter)) !== definition(wanted)) throw new CliError(`meter "${code}" already exists with another definition`);
-      }
-      emit(ctx, command, { ...meterToJson(result.meter), created: result.created }, () =>
-        `${result.created ? 'created' : 'already exists'}\n${table(head, [toRow(result.meter)])}`,
-      );
-    });
+        emit(
+          ctx,
+          command,
+          { ...meterToJson(result.meter), created: result.created },
+          () => `${result.created ? 'created' : 'already exists'}\n${table(head, [toRow(result.meter)])}`,
+        );
+      },
+    );
 
   meters
     .command('list')

@@ -9,9 +9,15 @@ import { allMeters } from '../metering/meter-store';
 import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
-
 const interval = (plan: Plan) => (plan.interval.kind === 'duration' ? plan.interval.iso : 'calendar month');
-const toRow = (plan: StoredPlan) => [plan.id, plan.name, plan.currency, interval(plan), plan.base_fee, plan.charges.map((c) => `${c.meter} (${c.model})`).join(', ')];
+const toRow = (plan: StoredPlan) => [
+  plan.id,
+  plan.name,
+  plan.currency,
+  interval(plan),
+  plan.base_fee,
+  plan.charges.map((c) => `${c.meter} (${c.model})`).join(', '),
+];
 const head = ['code', 'name', 'currency', 'interval', 'base fee', 'charges'];
 
 /** The plan file as JSON; its terms are checked by the plan schema against the defined meters. */
@@ -41,16 +47,23 @@ function describePlan(plan: StoredPlan): string {
     ['meter', 'model', 'terms'],
     plan.charges.map(({ meter, model, ...rest }) => [meter, model, JSON.stringify(rest)]),
   );
-  const limits = plan.limits.length ? `\nlimits\n${table(['meter', 'terms'], plan.limits.map(({ meter, ...rest }) => [meter, JSON.stringify(rest)]))}` : '';
+  const limits = plan.limits.length
+    ? `\nlimits\n${table(
+        ['meter', 'terms'],
+        plan.limits.map(({ meter, ...rest }) => [meter, JSON.stringify(rest)]),
+      )}`
+    : '';
   return `${terms}\ncharges\n${charges}${limits}`;
 }
 
 export function plansCommand(ctx: CliContext): Command {
-  const plans = new Command('plans').description('plans, directly in the database (immutable once created; acts as "cli" in the audit log)');
+  const plans = new Command('plans').description(
+    'plans, directly in the database (immutable once created; acts as "cli" in the audit log)',
+  );
 
   plans
     .command('create')
-    .description('create a plan from a JSON file in the API\'s plan format; repeating it with the same terms is safe')
+    .description("create a plan from a JSON file in the API's plan format; repeating it with the same terms is safe")
     .requiredOption('--file <plan.json>', 'the plan: id, name, currency, interval, charges, limits, …')
     .action(async (opts: { file: string }, command: Command) => {
       const raw = await readPlanFile(opts.file);
@@ -61,10 +74,17 @@ export function plansCommand(ctx: CliContext): Command {
       });
       // jsonb reorders object keys, so the terms are compared in canonical form.
       if (!result.created && canonicalJson(termsOf(result.existing)) !== canonicalJson(input)) {
-        throw new CliError(`plan "${result.existing.id}" already exists with other terms; plans never change: create the new terms under a new code`);
+        throw new CliError(
+          `plan "${result.existing.id}" already exists with other terms; plans never change: create the new terms under a new code`,
+        );
       }
       const plan = result.created ? result.plan : result.existing;
-      emit(ctx, command, { ...planToJson(plan), created: result.created }, () => `${result.created ? 'created' : 'already exists'}\n${describePlan(plan)}`);
+      emit(
+        ctx,
+        command,
+        { ...planToJson(plan), created: result.created },
+        () => `${result.created ? 'created' : 'already exists'}\n${describePlan(plan)}`,
+      );
     });
 
   plans

@@ -6,7 +6,7 @@ import { PlanCodeSchema } from '../domain/plan';
 import type { SubscriptionLifecycle } from '../billing/subscription-lifecycle';
 import { cancelSubscription, changePlan, createSubscription, getSubscription, type Subscription } from '../billing/subscription-store';
 import { systemClock } from '../clock';
-import { getCustomer } from '../metering/customer-store';
+import { getCustomer } from '../customers/store';
 import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { emit, record } from './output';
 
@@ -46,9 +46,15 @@ async function afterCommit(ctx: CliContext, subscription: Subscription, step: St
   ]);
   const address = ctx.config.TEMPORAL_ADDRESS ?? `127.0.0.1:${ctx.config.TEMPORAL_PORT}`;
   const failed = (why: string, exitCode: 1 | 2) =>
-    new CliError(`subscription ${subscription.id} is saved, but its billing workflow could not be ${workflowStep[step]}: ${why}; retry the same command`, exitCode);
+    new CliError(
+      `subscription ${subscription.id} is saved, but its billing workflow could not be ${workflowStep[step]}: ${why}; retry the same command`,
+      exitCode,
+    );
   const connection = await Connection.connect({ address, connectTimeout: '5s' }).catch((err: unknown) => {
-    throw failed(`cannot reach Temporal at ${address} (start it with \`npm start\`, or set TEMPORAL_ADDRESS): ${err instanceof Error ? err.message : String(err)}`, exitCodes.cannotRun);
+    throw failed(
+      `cannot reach Temporal at ${address} (start it with \`npm start\`, or set TEMPORAL_ADDRESS): ${err instanceof Error ? err.message : String(err)}`,
+      exitCodes.cannotRun,
+    );
   });
   try {
     const client = new Client({ connection, namespace: ctx.config.TEMPORAL_NAMESPACE });
@@ -58,9 +64,11 @@ async function afterCommit(ctx: CliContext, subscription: Subscription, step: St
       allowedLatenessMs: ctx.config.ALLOWED_LATENESS_SECONDS * 1000,
       dunning: ctx.config.DUNNING_SCHEDULE,
     });
-    await client.withDeadline(Date.now() + STEP_DEADLINE_MS, () => lifecycle[step](subscription)).catch((err: unknown) => {
-      throw failed(err instanceof Error ? err.message : String(err), exitCodes.failed);
-    });
+    await client
+      .withDeadline(Date.now() + STEP_DEADLINE_MS, () => lifecycle[step](subscription))
+      .catch((err: unknown) => {
+        throw failed(err instanceof Error ? err.message : String(err), exitCodes.failed);
+      });
   } finally {
     await connection.close();
   }
@@ -92,11 +100,21 @@ export function subscriptionsCommand(ctx: CliContext): Command {
       const { saved, anchor } = result;
       const subscription = saved.created ? saved.subscription : saved.existing;
       // The same request again (same plan, and the same start or none) is a retry, not a second subscription.
-      if (!saved.created && (subscription.plan.id !== input.plan || (input.start !== undefined && subscription.anchor.getTime() !== anchor.getTime()))) {
-        throw new CliError(`customer "${input.customer}" already has an active subscription (${subscription.id}); cancel it or change its plan`);
+      if (
+        !saved.created &&
+        (subscription.plan.id !== input.plan || (input.start !== undefined && subscription.anchor.getTime() !== anchor.getTime()))
+      ) {
+        throw new CliError(
+          `customer "${input.customer}" already has an active subscription (${subscription.id}); cancel it or change its plan`,
+        );
       }
       await afterCommit(ctx, subscription, 'started');
-      emit(ctx, command, { ...toJson(subscription), created: saved.created }, () => `${saved.created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`);
+      emit(
+        ctx,
+        command,
+        { ...toJson(subscription), created: saved.created },
+        () => `${saved.created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
+      );
     });
 
   subscriptions
@@ -120,7 +138,12 @@ export function subscriptionsCommand(ctx: CliContext): Command {
       if (!result) throw new CliError(`no subscription ${id}`);
       // Also when it was already canceled: a retry after a failed step converges.
       await afterCommit(ctx, result.subscription, 'canceled');
-      emit(ctx, command, toJson(result.subscription), () => `${result.canceled ? 'canceled' : 'already canceled'}\n${describe(result.subscription)}`);
+      emit(
+        ctx,
+        command,
+        toJson(result.subscription),
+        () => `${result.canceled ? 'canceled' : 'already canceled'}\n${describe(result.subscription)}`,
+      );
     });
 
   subscriptions
@@ -144,7 +167,12 @@ export function subscriptionsCommand(ctx: CliContext): Command {
       }
       // Also when unchanged: a retry after a failed step converges.
       await afterCommit(ctx, result.subscription, 'planChanged');
-      emit(ctx, command, toJson(result.subscription), () => `${result.outcome === 'changed' ? 'plan changed' : 'already on this plan'}\n${describe(result.subscription)}`);
+      emit(
+        ctx,
+        command,
+        toJson(result.subscription),
+        () => `${result.outcome === 'changed' ? 'plan changed' : 'already on this plan'}\n${describe(result.subscription)}`,
+      );
     });
 
   return subscriptions;

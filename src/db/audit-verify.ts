@@ -62,7 +62,18 @@ const CHAIN_QUERY = `
 
 /** Each field as its UTF-8 byte length (4-byte big-endian, -1 for NULL) followed by the bytes. */
 function serialize(row: ChainRow): Buffer {
-  const fields = [row.seq, row.id, row.occurred_at, row.actor, row.action, row.subject_type, row.subject_id, row.details, row.before, row.after];
+  const fields = [
+    row.seq,
+    row.id,
+    row.occurred_at,
+    row.actor,
+    row.action,
+    row.subject_type,
+    row.subject_id,
+    row.details,
+    row.before,
+    row.after,
+  ];
   const parts: Buffer[] = [];
   for (const field of fields) {
     const length = Buffer.alloc(4);
@@ -132,7 +143,12 @@ export async function verifyAuditChain(pool: Pool, options: VerifyOptions = {}):
         if (anchor && seq === anchor.seq) {
           anchorSeen = true;
           if (row.hash.toString('hex') !== anchor.hash) {
-            problems.push({ seq: row.seq, id: row.id, kind: 'altered', detail: `hash ${row.hash.toString('hex')} differs from the anchored ${anchor.hash}` });
+            problems.push({
+              seq: row.seq,
+              id: row.id,
+              kind: 'altered',
+              detail: `hash ${row.hash.toString('hex')} differs from the anchored ${anchor.hash}`,
+            });
           }
         }
         if (seq > lastSeq) {

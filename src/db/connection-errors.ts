@@ -1,5 +1,15 @@
 /** Socket-level failures reaching (or staying connected to) the server. */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /**
  * SQLSTATEs of a server that is going away or not there yet: 57P01 admin_shutdown (also what
@@ -9,12 +19,7 @@ const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPI
 const SERVER_CODES = new Set(['57P01', '57P02', '57P03', '53300']);
 
 // node-postgres and pg-pool report a lost or never-made connection with these messages and no code.
-const MESSAGES = [
-  'Connection terminated',
-  'timeout exceeded when trying to connect',
-  'is not queryable',
-  'Client was closed',
-];
+const MESSAGES = ['Connection terminated', 'timeout exceeded when trying to connect', 'is not queryable', 'Client was closed'];
 
 /**
  * Whether `err` means "the database cannot be reached right now" rather than "this request is

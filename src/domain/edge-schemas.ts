@@ -23,11 +23,14 @@ const isWellFormed = (text: string): boolean => (text as string & { isWellFormed
 export const isStorableText = (text: string): boolean => !text.includes('\u0000') && isWellFormed(text);
 
 /** As a pattern, so that the OpenAPI document says it too (a lone surrogate has no pattern: JSON Schema matches code points). */
+// eslint-disable-next-line no-control-regex -- refusing NUL is the point
 const NO_NUL = /^[^\u0000]*$/;
 
 /** A string schema (with its own messages and bounds) that also refuses what PostgreSQL cannot store. */
 export const storable = <T extends z.ZodType<string>>(schema: T): T =>
-  schema.check(z.regex(NO_NUL, 'must not contain NUL characters (U+0000)')).refine(isWellFormed, 'must not contain unpaired UTF-16 surrogates');
+  schema
+    .check(z.regex(NO_NUL, 'must not contain NUL characters (U+0000)'))
+    .refine(isWellFormed, 'must not contain unpaired UTF-16 surrogates');
 
 /** Text of `min` (default 1) to `max` UTF-16 code units that PostgreSQL can store as it is. */
 export const text = ({ min = 1, max }: { min?: number; max: number }) =>
@@ -43,7 +46,8 @@ export const text = ({ min = 1, max }: { min?: number; max: number }) =>
  * deep), never long (it may be megabytes), and a string as the JSON it was sent as.
  */
 export function quote(value: unknown, max = 64): string {
-  if (typeof value === 'string') return value.length > max ? `${JSON.stringify(value.slice(0, max)).slice(0, -1)}…"` : JSON.stringify(value);
+  if (typeof value === 'string')
+    return value.length > max ? `${JSON.stringify(value.slice(0, max)).slice(0, -1)}…"` : JSON.stringify(value);
   if (value === null || typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : String(value);
@@ -64,6 +68,7 @@ export const HttpUrlSchema = storable(
   z
     .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
     .max(2048, 'must be at most 2048 characters')
+    // eslint-disable-next-line no-control-regex -- refusing NUL is the point
     .regex(/^https?:\/\/[^\s\u0000]+$/, 'must start with http:// or https:// in lower case and contain no white space'),
 );
 
@@ -105,11 +110,17 @@ export interface JsonLimits {
  * the stack. `__proto__` keys are refused because a JavaScript object copy (zod's included)
  * drops or misreads them. The path is built only for the value that fails: this runs per event.
  */
-export function jsonValueIssue(value: unknown, { maxDepth = MAX_JSON_DEPTH, maxKeyLength = Infinity }: JsonLimits = {}): JsonIssue | undefined {
+export function jsonValueIssue(
+  value: unknown,
+  { maxDepth = MAX_JSON_DEPTH, maxKeyLength = Infinity }: JsonLimits = {},
+): JsonIssue | undefined {
   const check = (v: unknown, depth: number): JsonIssue | undefined => {
     if (v === null || typeof v === 'boolean') return undefined;
     if (typeof v === 'string') return isStorableText(v) ? undefined : { path: [], message: UNSTORABLE_MESSAGE };
-    if (typeof v === 'number') return Number.isFinite(v) ? undefined : { path: [], message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
+    if (typeof v === 'number')
+      return Number.isFinite(v)
+        ? undefined
+        : { path: [], message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
     if (typeof v !== 'object') return { path: [], message: 'must be a JSON value' };
     if (depth >= maxDepth) return { path: [], message: `nests deeper than ${maxDepth} levels` };
     if (Array.isArray(v)) {
@@ -121,10 +132,13 @@ export function jsonValueIssue(value: unknown, { maxDepth = MAX_JSON_DEPTH, maxK
     }
     for (const key of Object.keys(v)) {
       const issue =
-        key === '__proto__' ? { path: [], message: PROTO_KEY_MESSAGE }
-        : key.length > maxKeyLength ? { path: [], message: `keys must be at most ${maxKeyLength} characters` }
-        : !isStorableText(key) ? { path: [], message: `keys ${UNSTORABLE_MESSAGE}` }
-        : check((v as Record<string, unknown>)[key], depth + 1);
+        key === '__proto__'
+          ? { path: [], message: PROTO_KEY_MESSAGE }
+          : key.length > maxKeyLength
+            ? { path: [], message: `keys must be at most ${maxKeyLength} characters` }
+            : !isStorableText(key)
+              ? { path: [], message: `keys ${UNSTORABLE_MESSAGE}` }
+              : check((v as Record<string, unknown>)[key], depth + 1);
       if (issue) return (issue.path.unshift(key), issue);
     }
     return undefined;
@@ -146,14 +160,18 @@ const PROTO_KEY_MESSAGE = 'the key "__proto__" is not allowed';
  * builds the parsed record by assignment, which drops that key without a word.
  */
 export const record = <K extends z.core.$ZodRecordKey, V extends z.ZodType>(key: K, value: V) =>
-  z.preprocess((input, ctx) => {
-    if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) {
-      ctx.issues.push({ code: 'custom', path: ['__proto__'], message: PROTO_KEY_MESSAGE, input });
-    }
-    return input;
-  }, z.record(key, value));
+  z.preprocess(
+    (input, ctx) => {
+      if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) {
+        ctx.issues.push({ code: 'custom', path: ['__proto__'], message: PROTO_KEY_MESSAGE, input });
+      }
+      return input;
+    },
+    z.record(key, value),
+  );
 
-const isJsonObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isJsonObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * A free-form JSON object (event properties) whose keys are at most `maxKeyLength` long and whose

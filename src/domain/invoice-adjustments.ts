@@ -26,7 +26,8 @@ export interface AdjustmentDraft {
 }
 
 /** Usage lines are matched by meter; the minimum-commitment true-up by itself; the base fee never changes. */
-const keyOf = (line: { type: string; meter: string | null }) => (line.meter === null ? (line.type === 'base_fee' ? 'base_fee' : 'true_up') : `meter:${line.meter}`);
+const keyOf = (line: { type: string; meter: string | null }) =>
+  line.meter === null ? (line.type === 'base_fee' ? 'base_fee' : 'true_up') : `meter:${line.meter}`;
 
 export function lateUsageAdjustments(input: {
   currency: CurrencyCode;

@@ -75,9 +75,9 @@ export const IsoDurationSchema = durationSchema(true);
 
 export const BillingIntervalSchema = z
   .discriminatedUnion('kind', [
-    z
-      .strictObject({ kind: z.literal('calendar_month') })
-      .meta({ description: 'Monthly from the subscription start (UTC): same day and time of day each month, the day clamped to short months.' }),
+    z.strictObject({ kind: z.literal('calendar_month') }).meta({
+      description: 'Monthly from the subscription start (UTC): same day and time of day each month, the day clamped to short months.',
+    }),
     z
       .strictObject({
         kind: z.literal('duration'),
@@ -122,8 +122,7 @@ export function periodIndex(anchor: Instant, interval: BillingInterval, instant:
   // or after it (the previous period): every period ends in the month after it starts.
   const anchorDate = new Date(a);
   const instantDate = new Date(t);
-  const index =
-    (instantDate.getUTCFullYear() - anchorDate.getUTCFullYear()) * 12 + (instantDate.getUTCMonth() - anchorDate.getUTCMonth());
+  const index = (instantDate.getUTCFullYear() - anchorDate.getUTCFullYear()) * 12 + (instantDate.getUTCMonth() - anchorDate.getUTCMonth());
   return monthBoundary(a, index) <= t ? index : index - 1;
 }
 

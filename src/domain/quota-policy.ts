@@ -24,10 +24,14 @@ const USAGE_PATTERN = /^\d{1,40}(\.\d{1,40})?$/;
 
 const NonNegativeDecimal = z
   .string({
-    error: (issue) => (issue.input === undefined ? 'is required' : 'must be a decimal string such as "1000" or "12.5"; JSON numbers are refused to keep limits exact'),
+    error: (issue) =>
+      issue.input === undefined
+        ? 'is required'
+        : 'must be a decimal string such as "1000" or "12.5"; JSON numbers are refused to keep limits exact',
   })
   .regex(LIMIT_PATTERN, {
-    error: (issue) => `${quote(issue.input)} is not a non-negative decimal string: use plain digits such as "1000" or "12.5" (no sign, exponent, NaN or Infinity)`,
+    error: (issue) =>
+      `${quote(issue.input)} is not a non-negative decimal string: use plain digits such as "1000" or "12.5" (no sign, exponent, NaN or Infinity)`,
   });
 
 const PercentThresholdSchema = z
@@ -53,7 +57,8 @@ function thresholdShapeError(input: unknown): string {
   const keys = input !== null && typeof input === 'object' ? Object.keys(input) : [];
   if (keys.includes('percent') && keys.includes('absolute')) return 'give either percent or absolute, not both';
   if (keys.includes('percent')) return `percent must be a number such as 80 (got ${quote((input as { percent: unknown }).percent)})`;
-  if (keys.includes('absolute')) return `absolute must be a decimal string such as "1000" (got ${quote((input as { absolute: unknown }).absolute)})`;
+  if (keys.includes('absolute'))
+    return `absolute must be a decimal string such as "1000" (got ${quote((input as { absolute: unknown }).absolute)})`;
   return 'must be { "percent": 80 } or { "absolute": "1000" }';
 }
 
@@ -68,10 +73,7 @@ export type HardLimitAction = (typeof hardLimitActions)[number];
 export const MeterLimitSchema = z
   .strictObject({
     meter: storable(z.string({ error: 'is required' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters')),
-    soft_thresholds: z
-      .array(SoftThresholdSchema)
-      .default([])
-      .meta({ description: 'Each notifies once per period when usage reaches it.' }),
+    soft_thresholds: z.array(SoftThresholdSchema).default([]).meta({ description: 'Each notifies once per period when usage reaches it.' }),
     hard_limit: NonNegativeDecimal.optional().meta({ description: 'Usage above this is over the limit; usage equal to it is not.' }),
     grace_period: IsoDurationSchema.optional().meta({
       description: 'How long usage may stay over the hard limit before it is blocked (block only). Absent: blocked at once.',
@@ -93,12 +95,20 @@ export const MeterLimitSchema = z
       ctx.addIssue({ code: 'custom', path: ['at_hard_limit'], message: 'applies only with a hard_limit' });
     }
     if (limit.grace_period !== undefined && limit.at_hard_limit !== 'block') {
-      ctx.addIssue({ code: 'custom', path: ['grace_period'], message: 'applies only when at_hard_limit is "block"; usage past an "allow" limit is billed, never blocked' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['grace_period'],
+        message: 'applies only when at_hard_limit is "block"; usage past an "allow" limit is billed, never blocked',
+      });
     }
     const seen = new Map<string, number>();
     limit.soft_thresholds.forEach((threshold, i) => {
       if ('percent' in threshold && limit.hard_limit === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['soft_thresholds', i, 'percent'], message: 'a percent threshold is a percent of hard_limit, which is not set' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['soft_thresholds', i, 'percent'],
+          message: 'a percent threshold is a percent of hard_limit, which is not set',
+        });
       }
       // Refinements run even after a field failed its own checks; only well-formed values have a key.
       if ('percent' in threshold ? typeof threshold.percent !== 'number' : !LIMIT_PATTERN.test(threshold.absolute)) return;
@@ -121,7 +131,8 @@ export const MeterLimitsSchema = z
   .superRefine((limits, ctx) => {
     const seen = new Set<string>();
     limits.forEach((limit, i) => {
-      if (seen.has(limit.meter)) ctx.addIssue({ code: 'custom', path: [i, 'meter'], message: `meter "${limit.meter}" already has a limit` });
+      if (seen.has(limit.meter))
+        ctx.addIssue({ code: 'custom', path: [i, 'meter'], message: `meter "${limit.meter}" already has a limit` });
       seen.add(limit.meter);
     });
   })
@@ -196,8 +207,11 @@ function nextState(limit: MeterLimit, state: LimitState, over: boolean, now: Dat
   if (limit.at_hard_limit === 'allow') return { status: 'overage', over_since: overSince };
   if (state.status === 'blocked') return state;
   const graceEndsAt =
-    state.status === 'over_limit_in_grace' ? new Date(state.grace_ends_at) : new Date(now.getTime() + parseIsoDuration(limit.grace_period ?? 'PT0S'));
-  if (now.getTime() < graceEndsAt.getTime()) return { status: 'over_limit_in_grace', over_since: overSince, grace_ends_at: graceEndsAt.toISOString() };
+    state.status === 'over_limit_in_grace'
+      ? new Date(state.grace_ends_at)
+      : new Date(now.getTime() + parseIsoDuration(limit.grace_period ?? 'PT0S'));
+  if (now.getTime() < graceEndsAt.getTime())
+    return { status: 'over_limit_in_grace', over_since: overSince, grace_ends_at: graceEndsAt.toISOString() };
   return { status: 'blocked', over_since: overSince, blocked_since: graceEndsAt.toISOString() };
 }
 
@@ -231,7 +245,12 @@ export function checkEntitlement(
     allowed: current.state.status !== 'blocked' && !(hardStop && hardLimit !== undefined && after.gt(hardLimit)),
     remaining: hardLimit === undefined ? null : Exact.max(hardLimit.minus(usage), 0).toFixed(),
     state: current.state.status,
-    soft_thresholds_crossed: limit === undefined ? [] : resolveThresholds(limit).filter((t) => usage.gte(t.at)).map((t) => t.key),
+    soft_thresholds_crossed:
+      limit === undefined
+        ? []
+        : resolveThresholds(limit)
+            .filter((t) => usage.gte(t.at))
+            .map((t) => t.key),
     resets_at: current.periodEnd.toISOString(),
   };
 }
@@ -241,7 +260,8 @@ function resolveThresholds(limit: MeterLimit): { key: string; at: Exact }[] {
   return limit.soft_thresholds
     .map((threshold) => {
       if ('absolute' in threshold) return { key: thresholdKey(threshold), at: new Exact(threshold.absolute) };
-      if (limit.hard_limit === undefined) throw new Error(`limit for meter "${limit.meter}" has a percent threshold but no hard_limit; parse it with MeterLimitSchema`);
+      if (limit.hard_limit === undefined)
+        throw new Error(`limit for meter "${limit.meter}" has a percent threshold but no hard_limit; parse it with MeterLimitSchema`);
       return { key: thresholdKey(threshold), at: new Exact(limit.hard_limit).times(threshold.percent).div(100) };
     })
     .sort((a, b) => a.at.comparedTo(b.at));

@@ -84,7 +84,9 @@ function isCalendarDate(text: string): boolean {
 
 function instant(field: string, value: unknown): Date {
   if (typeof value !== 'string' || !INSTANT.test(value) || !isCalendarDate(value) || Number.isNaN(Date.parse(value))) {
-    throw new ReconciliationInputError(`${field} must be a date such as "2026-11-01" or an instant such as "2026-11-01T00:00:00Z" (got ${quote(value)})`);
+    throw new ReconciliationInputError(
+      `${field} must be a date such as "2026-11-01" or an instant such as "2026-11-01T00:00:00Z" (got ${quote(value)})`,
+    );
   }
   if (!isRepresentableInstant(Date.parse(value))) {
     throw new ReconciliationInputError(`${field} must lie between 1970-01-01 and 9999-12-31 (got ${quote(value)})`);
@@ -95,19 +97,29 @@ function instant(field: string, value: unknown): Date {
 /** Reads the workflow's JSON input (typed by hand in the Temporal UI), refusing anything unclear. */
 export function parseReconciliationInput(input: unknown): ReconciliationScope {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new ReconciliationInputError('the input must be a JSON object such as {"period_start": "2026-11-01", "period_end": "2026-12-01"}');
+    throw new ReconciliationInputError(
+      'the input must be a JSON object such as {"period_start": "2026-11-01", "period_end": "2026-12-01"}',
+    );
   }
   const fields = input as Record<string, unknown>;
   const unknown = Object.keys(fields).filter((k) => !['period_start', 'period_end', 'customer', 'auto_approve'].includes(k));
-  if (unknown.length > 0) throw new ReconciliationInputError(`unknown field(s): ${unknown.join(', ')}; expected period_start, period_end, customer, auto_approve`);
+  if (unknown.length > 0)
+    throw new ReconciliationInputError(
+      `unknown field(s): ${unknown.join(', ')}; expected period_start, period_end, customer, auto_approve`,
+    );
   const start = instant('period_start', fields.period_start);
   const end = instant('period_end', fields.period_end);
   if (end <= start) throw new ReconciliationInputError('period_end must be after period_start');
   const { customer, auto_approve: autoApprove } = fields;
-  if (customer !== undefined && customer !== null && (typeof customer !== 'string' || customer.length < 1 || customer.length > 128 || !isStorableText(customer))) {
+  if (
+    customer !== undefined &&
+    customer !== null &&
+    (typeof customer !== 'string' || customer.length < 1 || customer.length > 128 || !isStorableText(customer))
+  ) {
     throw new ReconciliationInputError('customer must be the external id of a customer (1 to 128 characters, no NUL)');
   }
-  if (autoApprove !== undefined && typeof autoApprove !== 'boolean') throw new ReconciliationInputError('auto_approve must be true or false');
+  if (autoApprove !== undefined && typeof autoApprove !== 'boolean')
+    throw new ReconciliationInputError('auto_approve must be true or false');
   return { start, end, customer: typeof customer === 'string' ? customer : null, autoApprove: autoApprove ?? false };
 }
 
@@ -204,12 +216,15 @@ export function compareInvoice(c: InvoiceComparison): Discrepancy[] {
   if (outstanding.isZero() && difference.isZero() && unexplained.length === 0) return found;
 
   const money = (d: Decimal) => amountText(d, currency);
-  const lineAmounts = (lines: Map<LineKey, Decimal>) => Object.fromEntries([...lines].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, money(v)]));
-  const owed = (d: Decimal) => (d.isPositive() ? `${money(d)} ${currency} owed back to the customer` : `${money(d.neg())} ${currency} owed by the customer`);
-  const state =
-    !outstanding.isZero() ? owed(outstanding)
-    : !difference.isZero() ? `settled by credit notes of ${money(credited)} ${currency}`
-    : `lines differ (${unexplained.join(', ')}) though the total matches`;
+  const lineAmounts = (lines: Map<LineKey, Decimal>) =>
+    Object.fromEntries([...lines].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, money(v)]));
+  const owed = (d: Decimal) =>
+    d.isPositive() ? `${money(d)} ${currency} owed back to the customer` : `${money(d.neg())} ${currency} owed by the customer`;
+  const state = !outstanding.isZero()
+    ? owed(outstanding)
+    : !difference.isZero()
+      ? `settled by credit notes of ${money(credited)} ${currency}`
+      : `lines differ (${unexplained.join(', ')}) though the total matches`;
   found.push({
     kind: 'amount_mismatch',
     subject: null,
@@ -260,7 +275,8 @@ export function compareCharges(c: ChargeComparison): Discrepancy[] {
   const currency = c.invoice.currency;
   const money = (d: Decimal) => amountText(d, currency);
   const succeeded = c.provider.filter((p) => p.status === 'succeeded');
-  const seen = (charges: readonly ProviderChargeSeen[]) => charges.map((p) => ({ id: p.id, status: p.status, amount: money(major(p, currency)) }));
+  const seen = (charges: readonly ProviderChargeSeen[]) =>
+    charges.map((p) => ({ id: p.id, status: p.status, amount: money(major(p, currency)) }));
   const found: Discrepancy[] = [];
 
   if (c.recorded !== null && !succeeded.some((p) => p.id === c.recorded)) {
@@ -283,7 +299,8 @@ export function compareCharges(c: ChargeComparison): Discrepancy[] {
     found.push({
       kind: 'charged_void_invoice',
       subject: null,
-      description: `The invoice is void yet ${money(collected)} ${currency} was collected (${succeeded.map((p) => p.id).join(', ')})` +
+      description:
+        `The invoice is void yet ${money(collected)} ${currency} was collected (${succeeded.map((p) => p.id).join(', ')})` +
         (outstanding.isZero() ? '; settled by credit notes' : `: ${money(outstanding)} ${currency} owed back to the customer`),
       expected: { collected: money(ZERO) },
       actual: { collected: money(collected), provider_charges: seen(succeeded), credited: money(new Decimal(c.credited.all)) },
@@ -301,10 +318,15 @@ export function compareCharges(c: ChargeComparison): Discrepancy[] {
     found.push({
       kind: 'double_charge',
       subject: null,
-      description: `${succeeded.length} successful charges for one invoice (${succeeded.map((p) => p.id).join(', ')})` +
+      description:
+        `${succeeded.length} successful charges for one invoice (${succeeded.map((p) => p.id).join(', ')})` +
         (outstanding.isZero() ? '; settled by credit notes' : `: ${money(outstanding)} ${currency} owed back to the customer`),
       expected: { successful_charges: 1 },
-      actual: { successful_charges: succeeded.length, provider_charges: seen(succeeded), credited: money(new Decimal(c.credited.collection)) },
+      actual: {
+        successful_charges: succeeded.length,
+        provider_charges: seen(succeeded),
+        credited: money(new Decimal(c.credited.collection)),
+      },
       correction: outstanding.isZero() ? null : money(outstanding),
       settled: outstanding.isZero(),
     });

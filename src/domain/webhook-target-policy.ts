@@ -55,7 +55,9 @@ const allowed: TargetVerdict = { allowed: true };
 const refuse = (refusal: TargetRefusal, detail: string): TargetVerdict => ({ allowed: false, refusal, detail });
 
 /** Cloud metadata services: AWS/GCP/Azure/OpenStack/DigitalOcean, AWS ECS task credentials, Alibaba, Oracle, AWS over IPv6. */
-const METADATA_ADDRESSES = new Set(['169.254.169.254', '169.254.170.2', '100.100.100.200', '192.0.0.192', 'fd00:ec2::254'].map((a) => ipaddr.parse(a).toNormalizedString()));
+const METADATA_ADDRESSES = new Set(
+  ['169.254.169.254', '169.254.170.2', '100.100.100.200', '192.0.0.192', 'fd00:ec2::254'].map((a) => ipaddr.parse(a).toNormalizedString()),
+);
 const METADATA_HOSTS = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data', 'instance-data.ec2.internal']);
 
 /** Special-use suffixes whose names resolve only inside a network (RFC 6762, ICANN's .internal, RFC 8375, /etc/hosts habit). */
@@ -168,7 +170,8 @@ function checkName(name: string, policy: WebhookTargetPolicy): TargetVerdict {
   if (METADATA_HOSTS.has(name)) return refuse('metadata', `${name} is ${LABELS.metadata}`);
   if (policy.hosts.has(name)) return allowed;
   if (name === 'localhost' || name.endsWith('.localhost')) return refuse('internal_hostname', `${name} names this machine`);
-  if (!name.includes('.')) return refuse('internal_hostname', `${name} is a single-label name, resolved through the local network's search domains`);
+  if (!name.includes('.'))
+    return refuse('internal_hostname', `${name} is a single-label name, resolved through the local network's search domains`);
   const suffix = INTERNAL_SUFFIXES.find((s) => name.endsWith(s));
   if (suffix) return refuse('internal_hostname', `${name} is under ${suffix}, which names hosts inside a private network`);
   return allowed;
@@ -185,9 +188,11 @@ export function checkWebhookTarget(url: string | URL, policy: WebhookTargetPolic
   } catch {
     return refuse('invalid_url', 'the URL cannot be parsed');
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return refuse('unsupported_scheme', `${parsed.protocol} is not http: or https:`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    return refuse('unsupported_scheme', `${parsed.protocol} is not http: or https:`);
   // Node's HTTP clients would not send them anyway, and user@host is a classic way to disguise the host.
-  if (parsed.username || parsed.password) return refuse('credentials_in_url', 'the URL carries credentials (user:password@); authenticate requests with the signature instead');
+  if (parsed.username || parsed.password)
+    return refuse('credentials_in_url', 'the URL carries credentials (user:password@); authenticate requests with the signature instead');
   const host = normalizeHost(parsed.hostname);
   return ipaddr.isValid(host) ? checkIp(ipaddr.parse(host), host, policy) : checkName(host, policy);
 }
@@ -201,7 +206,8 @@ export function checkResolvedTarget(hostname: string, addresses: readonly string
   const name = normalizeHost(hostname);
   const trusted = policy.hosts.has(name);
   for (const address of addresses) {
-    if (!ipaddr.isValid(address)) return refuse('invalid_url', `${name} resolved to ${JSON.stringify(address)}, which is not an IP address`);
+    if (!ipaddr.isValid(address))
+      return refuse('invalid_url', `${name} resolved to ${JSON.stringify(address)}, which is not an IP address`);
     const ip = ipaddr.parse(address);
     const finding = trusted ? (isMetadata(ip) ? { refusal: 'metadata' as const } : undefined) : classify(ip, policy);
     if (finding) return refuse(finding.refusal, `${name} resolves to ${explain(address, finding)}`);
@@ -216,7 +222,8 @@ const neverAllowed = (raw: string) => `${raw} is a cloud metadata endpoint, whic
 
 function parseEntry(raw: string): Entry | string {
   const entry = raw.trim().toLowerCase();
-  if (entry.includes('/')) return ipaddr.isValidCIDR(entry) ? { range: ipaddr.parseCIDR(entry) } : `${JSON.stringify(raw)} is not a valid CIDR range`;
+  if (entry.includes('/'))
+    return ipaddr.isValidCIDR(entry) ? { range: ipaddr.parseCIDR(entry) } : `${JSON.stringify(raw)} is not a valid CIDR range`;
   const host = normalizeHost(entry);
   if (ipaddr.isValid(host)) {
     const ip = ipaddr.parse(host);

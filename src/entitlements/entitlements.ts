@@ -27,7 +27,15 @@ const toChange = (r: ChangeRow): EntitlementChange => ({
   blocked: r.blocked,
   resetsAt: new Date(r.resets_at),
   ...(r.usage && r.limit_state && r.usage_as_of
-    ? { quota: { usage: r.usage, hardLimit: r.hard_limit ?? null, state: r.limit_state, notified: r.notified ?? [], asOf: new Date(r.usage_as_of) } }
+    ? {
+        quota: {
+          usage: r.usage,
+          hardLimit: r.hard_limit ?? null,
+          state: r.limit_state,
+          notified: r.notified ?? [],
+          asOf: new Date(r.usage_as_of),
+        },
+      }
     : {}),
 });
 

@@ -63,9 +63,7 @@ export function generateKey(environment: KeyEnvironment): GeneratedKey {
 
 const displayStart = (body: string) => body.slice(0, `mf_xxxx_`.length + START_RANDOM_CHARS);
 
-export type ParsedKey =
-  | { ok: true; environment: KeyEnvironment; start: string }
-  | { ok: false; reason: 'malformed_key' | 'bad_checksum' };
+export type ParsedKey = { ok: true; environment: KeyEnvironment; start: string } | { ok: false; reason: 'malformed_key' | 'bad_checksum' };
 
 /** Checks shape and checksum only: everything that can be refused without a lookup. */
 export function parseKey(candidate: string): ParsedKey {

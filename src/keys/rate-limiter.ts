@@ -64,10 +64,22 @@ export class KeyRateLimiter {
     }
     const allowed = steady.ok || (burst?.ok ?? false);
     const windows: RateWindow[] = [
-      { policy: 'per-second', quota: policy.ratePerSecond, windowSeconds: 1, remaining: steady.res.remainingPoints, resetMs: steady.res.msBeforeNext },
+      {
+        policy: 'per-second',
+        quota: policy.ratePerSecond,
+        windowSeconds: 1,
+        remaining: steady.res.remainingPoints,
+        resetMs: steady.res.msBeforeNext,
+      },
     ];
     if (burst) {
-      windows.push({ policy: 'burst', quota: policy.burst, windowSeconds: BURST_WINDOW_SECONDS, remaining: burst.res.remainingPoints, resetMs: burst.res.msBeforeNext });
+      windows.push({
+        policy: 'burst',
+        quota: policy.burst,
+        windowSeconds: BURST_WINDOW_SECONDS,
+        remaining: burst.res.remainingPoints,
+        resetMs: burst.res.msBeforeNext,
+      });
     }
     // Refused means every window is spent: the first one to reset lets the next request through.
     const retryAfterMs = allowed ? 0 : Math.min(...windows.map((w) => w.resetMs));
@@ -99,6 +111,7 @@ export interface AuthFailurePolicy {
   windowSeconds: number;
 }
 
+/** The defaults of AUTH_FAILURE_LIMIT and AUTH_FAILURE_WINDOW_SECONDS (src/config.ts). */
 export const defaultAuthFailurePolicy: AuthFailurePolicy = { limit: 30, windowSeconds: 60 };
 
 /**
@@ -117,7 +130,10 @@ export class AuthFailureLimiter {
   /** Where the address stands, without charging it. */
   async check(address: string): Promise<RateDecision> {
     const res = await this.limiter.get(address);
-    return this.decision(res ?? new RateLimiterRes(this.policy.limit, this.policy.windowSeconds * 1000, 0), res ? res.consumedPoints < this.policy.limit : true);
+    return this.decision(
+      res ?? new RateLimiterRes(this.policy.limit, this.policy.windowSeconds * 1000, 0),
+      res ? res.consumedPoints < this.policy.limit : true,
+    );
   }
 
   async charge(address: string): Promise<RateDecision> {

@@ -6,7 +6,17 @@ import type { Pool } from '../db/pool';
 import { generateKey, type KeyEnvironment } from './format';
 import type { Peppers } from './pepper';
 import { keyStatus } from './status';
-import { findCustomerId, findKey, hasUsableAdminKey, insertKey, listKeys, updateKey, type ApiKey, type KeyChanges, type StoredKey } from './store';
+import {
+  findCustomerId,
+  findKey,
+  hasUsableAdminKey,
+  insertKey,
+  listKeys,
+  updateKey,
+  type ApiKey,
+  type KeyChanges,
+  type StoredKey,
+} from './store';
 import { inTransaction, type Queryable } from '../db/transaction';
 
 export interface NewKey {
@@ -36,18 +46,30 @@ export type Grantor = Principal | 'cli' | 'system';
 
 const actorOf = (by: Grantor): AuditActor => (typeof by === 'string' ? by : `key:${by.keyId}`);
 
-const unknownCustomer = (externalId: string) => new ProblemError('unprocessable', `No customer "${externalId}".`, { reason: 'unknown_customer' });
+const unknownCustomer = (externalId: string) =>
+  new ProblemError('unprocessable', `No customer "${externalId}".`, { reason: 'unknown_customer' });
 
 /**
  * A key never hands out more than it holds, to another key or to itself: scopes it lacks, a
  * rate or burst above its own, or a life beyond its own expiry are refused (403). Only the
  * powers `grant` names are checked.
  */
-function assertWithin(by: Grantor, grant: { scopes?: readonly Scope[] | undefined; ratePerSecond?: number | undefined; burst?: number | undefined; expiresAt?: Date | null | undefined }): void {
+function assertWithin(
+  by: Grantor,
+  grant: {
+    scopes?: readonly Scope[] | undefined;
+    ratePerSecond?: number | undefined;
+    burst?: number | undefined;
+    expiresAt?: Date | null | undefined;
+  },
+): void {
   if (typeof by === 'string') return;
   const missing = (grant.scopes ?? []).filter((s) => !by.scopes.includes(s));
   if (missing.length > 0) {
-    throw new ProblemError('forbidden', `A key cannot grant scopes it does not hold: ${missing.join(', ')}.`, { reason: 'scope_escalation', scopes: missing });
+    throw new ProblemError('forbidden', `A key cannot grant scopes it does not hold: ${missing.join(', ')}.`, {
+      reason: 'scope_escalation',
+      scopes: missing,
+    });
   }
   const own = by.limits;
   if ((grant.ratePerSecond ?? 0) > own.ratePerSecond || (grant.burst ?? 0) > own.burst) {
@@ -72,7 +94,9 @@ function assertWithin(by: Grantor, grant: { scopes?: readonly Scope[] | undefine
 function grantedCustomer(by: Grantor, requested: string | null | undefined): string | null | undefined {
   if (typeof by === 'string' || !by.customer) return requested;
   if (requested === null) {
-    throw new ProblemError('forbidden', 'A key restricted to a customer cannot grant access to every customer.', { reason: 'customer_escalation' });
+    throw new ProblemError('forbidden', 'A key restricted to a customer cannot grant access to every customer.', {
+      reason: 'customer_escalation',
+    });
   }
   if (requested !== undefined && requested !== by.customer.externalId) throw unknownCustomer(requested);
   return by.customer.externalId;
@@ -138,7 +162,13 @@ export class KeyService {
     const actor = actorOf(by);
     return inTransaction(this.deps.pool, async (tx) => {
       const issued = await this.insert(tx, granted, actor, typeof by !== 'string' && by.customer ? by.customer.id : undefined);
-      await recordAudit(tx, { actor, action: 'api_key.created', subjectType: 'api_key', subjectId: issued.key.id, details: describe(issued.key) });
+      await recordAudit(tx, {
+        actor,
+        action: 'api_key.created',
+        subjectType: 'api_key',
+        subjectId: issued.key.id,
+        details: describe(issued.key),
+      });
       return issued;
     });
   }
@@ -209,7 +239,11 @@ export class KeyService {
    * successor is a new secret with the old key's powers: the grantor must hold them all; without
    * `expiresAt` it expires with the grantor.
    */
-  async rotate(id: string, opts: { graceSeconds: number; expiresAt?: Date | null | undefined }, by: Grantor): Promise<IssuedKey & { previous: ApiKey }> {
+  async rotate(
+    id: string,
+    opts: { graceSeconds: number; expiresAt?: Date | null | undefined },
+    by: Grantor,
+  ): Promise<IssuedKey & { previous: ApiKey }> {
     if (!Number.isInteger(opts.graceSeconds) || opts.graceSeconds < 0 || opts.graceSeconds > MAX_GRACE_SECONDS) {
       throw new ProblemError('validation_failed', `grace_seconds must be an integer between 0 and ${MAX_GRACE_SECONDS}.`);
     }
@@ -218,7 +252,8 @@ export class KeyService {
     const expiresAt = opts.expiresAt === undefined && typeof by !== 'string' ? by.limits.expiresAt : (opts.expiresAt ?? null);
     const result = await inTransaction(this.deps.pool, async (tx) => {
       const old = await this.lockUsable(tx, id, 'rotate');
-      if (old.replacedBy) throw new ProblemError('conflict', `Key ${id} was already rotated to ${old.replacedBy}.`, { replaced_by: old.replacedBy });
+      if (old.replacedBy)
+        throw new ProblemError('conflict', `Key ${id} was already rotated to ${old.replacedBy}.`, { replaced_by: old.replacedBy });
       assertWithin(by, { scopes: old.scopes, ratePerSecond: old.ratePerSecond, burst: old.burst, expiresAt });
       const now = this.deps.clock.now();
       const issued = await this.insert(
@@ -299,7 +334,9 @@ export class KeyService {
 
   private assertFuture(at: Date | null | undefined, field: string): void {
     if (at && at.getTime() <= this.deps.clock.now().getTime()) {
-      throw new ProblemError('validation_failed', `${field} must be in the future.`, { errors: [{ pointer: `#/${field}`, detail: 'must be in the future' }] });
+      throw new ProblemError('validation_failed', `${field} must be in the future.`, {
+        errors: [{ pointer: `#/${field}`, detail: 'must be in the future' }],
+      });
     }
   }
 }

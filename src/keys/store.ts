@@ -67,7 +67,6 @@ const toKey = (r: KeyRow): StoredKey => ({
   keyHash: r.key_hash,
 });
 
-
 export interface KeyRowInput {
   name: string;
   environment: KeyEnvironment;
@@ -89,7 +88,20 @@ export async function insertKey(db: Queryable, k: KeyRowInput): Promise<StoredKe
        insert into api_keys (name, environment, scopes, customer_id, key_hash, pepper_version, start, rate_per_second, burst, expires_at, created_by, created_at)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning *)
      select ${columns} from k left join customers c on c.id = k.customer_id`,
-    [k.name, k.environment, k.scopes, k.customerId, k.keyHash, k.pepperVersion, k.start, k.ratePerSecond, k.burst, k.expiresAt, k.createdBy, k.createdAt],
+    [
+      k.name,
+      k.environment,
+      k.scopes,
+      k.customerId,
+      k.keyHash,
+      k.pepperVersion,
+      k.start,
+      k.ratePerSecond,
+      k.burst,
+      k.expiresAt,
+      k.createdBy,
+      k.createdAt,
+    ],
   );
   return toKey(rows[0]!);
 }
@@ -107,7 +119,10 @@ export async function findKeyByHashes(db: Queryable, hashes: readonly Buffer[]):
 }
 
 /** Oldest first; `after` is the id of the last key of the previous page. */
-export async function listKeys(db: Queryable, opts: { limit: number; after?: string | undefined; customerId?: string | undefined }): Promise<StoredKey[]> {
+export async function listKeys(
+  db: Queryable,
+  opts: { limit: number; after?: string | undefined; customerId?: string | undefined },
+): Promise<StoredKey[]> {
   const { rows } = await db.query<KeyRow>(
     `select ${columns} from ${fromKeys}
      where ($2::uuid is null or (k.created_at, k.id) > (select created_at, id from api_keys where id = $2))
@@ -171,5 +186,10 @@ export async function hasUsableAdminKey(db: Queryable, now: Date): Promise<boole
 
 /** Moves a key to the current pepper; the version guard makes concurrent rehashes harmless. */
 export async function rehashKey(db: Queryable, id: string, from: number, to: { keyHash: Buffer; pepperVersion: number }): Promise<void> {
-  await db.query('update api_keys set key_hash = $2, pepper_version = $3 where id = $1 and pepper_version = $4', [id, to.keyHash, to.pepperVersion, from]);
+  await db.query('update api_keys set key_hash = $2, pepper_version = $3 where id = $1 and pepper_version = $4', [
+    id,
+    to.keyHash,
+    to.pepperVersion,
+    from,
+  ]);
 }

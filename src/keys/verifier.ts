@@ -26,8 +26,7 @@ export interface VerifiedKey {
 export type RefusalReason = 'missing_key' | 'malformed_key' | 'bad_checksum' | 'invalid_key';
 
 export type Verification =
-  | { ok: true; key: VerifiedKey }
-  | { ok: false; reason: RefusalReason; cause?: 'unknown' | 'revoked' | 'expired'; keyId?: string };
+  { ok: true; key: VerifiedKey } | { ok: false; reason: RefusalReason; cause?: 'unknown' | 'revoked' | 'expired'; keyId?: string };
 
 export interface VerifierDeps {
   pool: Pool;
@@ -87,7 +86,12 @@ export class KeyVerifier {
     return { ok: true, key };
   }
 
-  private async lookup(presented: string, digest: Buffer, cacheKey: string, admit: (() => Promise<void>) | undefined): Promise<VerifiedKey | null> {
+  private async lookup(
+    presented: string,
+    digest: Buffer,
+    cacheKey: string,
+    admit: (() => Promise<void>) | undefined,
+  ): Promise<VerifiedKey | null> {
     if (admit && !this.inflight.has(cacheKey)) await admit();
     const pending = this.inflight.get(cacheKey);
     if (pending) return pending;

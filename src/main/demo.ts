@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { listInvoices, type Invoice } from '../billing/invoice-store';
 import type { Pool } from '../db/pool';
 import type { Keys } from '../keys/keys';
-import { createCustomer, getCustomer } from '../metering/customer-store';
+import { createCustomer, getCustomer } from '../customers/store';
 import { createMeter } from '../metering/meter-store';
 import { billingState, workflowIdFor, type BillingPeriodView } from '../workflows/billing-period';
 
@@ -31,7 +31,14 @@ const plan = (id: string, name: string, hardLimit: string) => ({
   base_fee: '5.00',
   charges: [
     { meter: 'api_calls', model: 'per_unit', unit_price: '0.01' },
-    { meter: 'llm_tokens', model: 'graduated', tiers: [{ up_to: '100000', unit_price: '0.00002' }, { up_to: null, unit_price: '0.00001' }] },
+    {
+      meter: 'llm_tokens',
+      model: 'graduated',
+      tiers: [
+        { up_to: '100000', unit_price: '0.00002' },
+        { up_to: null, unit_price: '0.00001' },
+      ],
+    },
   ],
   interval: { kind: 'duration', iso: 'PT2M' },
   limits: [
@@ -60,12 +67,21 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
   const { api, pool, keys, logger } = opts;
   await createCustomer(pool, { external_id: CUSTOMER, name: 'Acme (demo)', currency: 'USD' }, 'system');
   await createMeter(pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
-  await createMeter(pool, { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm_tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
+  await createMeter(
+    pool,
+    { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm_tokens', aggregation: 'sum', value_property: 'tokens', filter: {} },
+    'system',
+  );
 
   // The operator side (plans, subscription, upgrades) goes through the API with a short-lived
   // admin key that is never shown; the customer's own key is printed once and kept in DATA_DIR.
   const operator = await keys.service.create(
-    { name: 'demo operator', environment: 'test', scopes: ['billing:admin', 'billing:read'], expiresAt: new Date(Date.now() + 12 * 3_600_000) },
+    {
+      name: 'demo operator',
+      environment: 'test',
+      scopes: ['billing:admin', 'billing:read'],
+      expiresAt: new Date(Date.now() + 12 * 3_600_000),
+    },
     'system',
   );
   const admin = client(api, operator.secret);
@@ -91,13 +107,24 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
   const generate = async () => {
     const now = Date.now();
     const batch = [
-      ...Array.from({ length: 8 }, (_, i) => ({ id: `demo-${now}-${i}`, customer: CUSTOMER, type: 'api_call', properties: { path: '/v1/search' } })),
-      ...Array.from({ length: 2 }, (_, i) => ({ id: `demo-${now}-t${i}`, customer: CUSTOMER, type: 'llm_tokens', properties: { tokens: String(800 + i * 450) } })),
+      ...Array.from({ length: 8 }, (_, i) => ({
+        id: `demo-${now}-${i}`,
+        customer: CUSTOMER,
+        type: 'api_call',
+        properties: { path: '/v1/search' },
+      })),
+      ...Array.from({ length: 2 }, (_, i) => ({
+        id: `demo-${now}-t${i}`,
+        customer: CUSTOMER,
+        type: 'llm_tokens',
+        properties: { tokens: String(800 + i * 450) },
+      })),
     ];
     const res = await customer('POST', '/v1/events', batch, [429]);
     sent += batch.length;
     if (res.status === 429 || Number(res.body.rejected) > 0) {
-      if (!refused) logger.warn('demo: the API refuses api_calls now (quota_exceeded, with the reset time and an upgrade link) — the meter is blocked');
+      if (!refused)
+        logger.warn('demo: the API refuses api_calls now (quota_exceeded, with the reset time and an upgrade link) — the meter is blocked');
       refused = true;
     } else if (refused) {
       logger.info('demo: the API accepts api_calls again');
@@ -112,7 +139,10 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
     const state = await opts.client.workflow.getHandle(workflowIdFor(CUSTOMER)).query(billingState);
     const calls = state.meters.api_calls;
     if (last && state.period.start !== last.period.start) {
-      logger.info({ period: state.period, plan: state.planCode }, `demo: period ${last.period.start} closed; the workflow continued as new into ${state.period.start}`);
+      logger.info(
+        { period: state.period, plan: state.planCode },
+        `demo: period ${last.period.start} closed; the workflow continued as new into ${state.period.start}`,
+      );
       if (state.planCode === LARGE) {
         await admin('POST', `/v1/subscriptions/${subscriptionId}/change-plan`, { plan: SMALL });
         logger.info(`demo: moved back to ${SMALL} for the new period, so the story repeats`);
@@ -120,7 +150,11 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
     }
     const before = last?.period.start === state.period.start ? last.meters.api_calls : undefined;
     for (const t of calls?.notified ?? []) {
-      if (!before?.notified.includes(t)) logger.info({ usage: calls?.usage }, `demo: soft threshold ${t} crossed → threshold_crossed notification (outbox + signed webhook)`);
+      if (!before?.notified.includes(t))
+        logger.info(
+          { usage: calls?.usage },
+          `demo: soft threshold ${t} crossed → threshold_crossed notification (outbox + signed webhook)`,
+        );
     }
     if (calls && calls.limit.status !== before?.limit.status && calls.limit.status !== 'ok') {
       logger.info({ usage: calls.usage, limit: calls.limit }, `demo: api_calls is ${calls.limit.status.replaceAll('_', ' ')}`);
@@ -140,7 +174,10 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
     for (const invoice of customerRow ? await listInvoices(pool, { customerId: customerRow.id }, 5) : []) {
       if (invoices.get(invoice.id) === invoice.status) continue;
       invoices.set(invoice.id, invoice.status);
-      logger.info(describe(invoice, api), `demo: invoice for ${invoice.periodStart.toISOString()} is ${invoice.status} (${invoice.total} ${invoice.currency})`);
+      logger.info(
+        describe(invoice, api),
+        `demo: invoice for ${invoice.periodStart.toISOString()} is ${invoice.status} (${invoice.total} ${invoice.currency})`,
+      );
     }
   };
 
@@ -159,7 +196,12 @@ function describe(invoice: Invoice, api: string) {
   };
 }
 
-type Call = (method: string, route: string, body?: unknown, allowed?: number[]) => Promise<{ status: number; headers: Headers; body: Record<string, unknown> }>;
+type Call = (
+  method: string,
+  route: string,
+  body?: unknown,
+  allowed?: number[],
+) => Promise<{ status: number; headers: Headers; body: Record<string, unknown> }>;
 
 function client(api: string, secret: string): Call {
   return async (method, route, body, allowed = []) => {

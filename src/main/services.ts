@@ -33,7 +33,8 @@ export async function connectServices(
   logger = createLogger(config.LOG_LEVEL),
 ): Promise<Services> {
   const { peppers, source } = await loadPeppers(config);
-  if (source === 'dev-file') logger.warn('API_KEY_PEPPERS is not set: using the development pepper kept in DATA_DIR (refused when NODE_ENV=production)');
+  if (source === 'dev-file')
+    logger.warn('API_KEY_PEPPERS is not set: using the development pepper kept in DATA_DIR (refused when NODE_ENV=production)');
   const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
   const keys = await startKeys({
     pool,

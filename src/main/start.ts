@@ -54,7 +54,12 @@ async function main(): Promise<void> {
   }
 
   if (!config.PROVIDER_URL) {
-    const provider = await startProviderProcess({ port: config.PROVIDER_PORT, dataDir: config.DATA_DIR, logLevel: config.LOG_LEVEL, logger });
+    const provider = await startProviderProcess({
+      port: config.PROVIDER_PORT,
+      dataDir: config.DATA_DIR,
+      logLevel: config.LOG_LEVEL,
+      logger,
+    });
     if (provider.startedHere) lifecycle.defer('payment-provider simulator', provider.stop);
   }
 

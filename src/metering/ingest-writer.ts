@@ -150,9 +150,7 @@ export class IngestWriter {
   write(events: PreparedEvent[], atomic = false): Promise<WriteResult> {
     if (events.length === 0) return Promise.resolve({ outcomes: [], rolledBack: false });
     if (this.queuedRows + events.length > this.options.maxQueuedRows) {
-      return Promise.reject(
-        new ProblemError('unavailable', 'The ingest queue is full; retry shortly.', {}, { 'Retry-After': '1' }),
-      );
+      return Promise.reject(new ProblemError('unavailable', 'The ingest queue is full; retry shortly.', {}, { 'Retry-After': '1' }));
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ events, atomic, resolve, reject });

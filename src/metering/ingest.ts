@@ -7,7 +7,7 @@ import { meterValue } from '../domain/metering/event-value';
 import { matchesFilter, type Meter } from '../domain/metering/meter';
 import type { EntitlementStore } from '../entitlements/store';
 import type { IngestWriter, PreparedEvent } from './ingest-writer';
-import type { CustomerDirectory } from './customer-directory';
+import type { CustomerDirectory } from '../customers/directory';
 import type { MeterCatalog } from './meter-catalog';
 import type { AcceptedUsage } from './usage-signaler';
 
@@ -67,7 +67,9 @@ export class IngestService {
       this.deps.catalog.forTypes(new Set(valid.map((e) => e.type))),
       this.deps.customers.resolve(new Set(valid.flatMap((e) => principal.customer?.externalId ?? e.customer ?? []))),
     ]);
-    const prepared = items.map((item, index) => this.prepare(item, parsed[index]!, index, principal, receivedAt, receivedAtIso, meters, customers));
+    const prepared = items.map((item, index) =>
+      this.prepare(item, parsed[index]!, index, principal, receivedAt, receivedAtIso, meters, customers),
+    );
     const outcomes: EventOutcome[] = new Array(items.length);
     const toWrite: Array<{ index: number; event: PreparedEvent; meter: Meter }> = [];
     for (const [index, p] of prepared.entries()) {
@@ -85,9 +87,17 @@ export class IngestService {
     for (const [i, { index, event }] of toWrite.entries()) {
       const o = written.outcomes[i]!;
       outcomes[index] =
-        o.status === 'conflict' ? { index, id: event.eventId, status: 'conflict', reason: 'id_reused', detail: 'an event with this id and a different payload is already stored' }
-        : o.status === 'accepted' && written.rolledBack ? notStored(index, event.eventId)
-        : { index, id: event.eventId, status: o.status, ...(event.late ? { late: true } : {}) };
+        o.status === 'conflict'
+          ? {
+              index,
+              id: event.eventId,
+              status: 'conflict',
+              reason: 'id_reused',
+              detail: 'an event with this id and a different payload is already stored',
+            }
+          : o.status === 'accepted' && written.rolledBack
+            ? notStored(index, event.eventId)
+            : { index, id: event.eventId, status: o.status, ...(event.late ? { late: true } : {}) };
     }
     if (this.deps.onStored && !written.rolledBack) {
       this.deps.onStored(
@@ -111,7 +121,8 @@ export class IngestService {
     meters: ReadonlyMap<string, Meter>,
     customers: ReadonlyMap<string, string>,
   ): Prepared {
-    const rawId = typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : null;
+    const rawId =
+      typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : null;
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       return reject(index, rawId, 'invalid_event', `${jsonPointer([index, ...issue.path])}: ${issue.message}`);
@@ -119,12 +130,22 @@ export class IngestService {
     const input: EventInput = parsed.data;
     const propertiesJson = JSON.stringify(input.properties);
     if (propertiesJson.length > MAX_PROPERTIES_BYTES) {
-      return reject(index, input.id, 'invalid_event', `${jsonPointer([index, 'properties'])}: must serialize to at most ${MAX_PROPERTIES_BYTES} bytes`);
+      return reject(
+        index,
+        input.id,
+        'invalid_event',
+        `${jsonPointer([index, 'properties'])}: must serialize to at most ${MAX_PROPERTIES_BYTES} bytes`,
+      );
     }
 
     const customer = input.customer ?? principal.customer?.externalId;
     if (customer === undefined) {
-      return reject(index, input.id, 'missing_customer', `${jsonPointer([index, 'customer'])}: required unless the API key is restricted to a customer`);
+      return reject(
+        index,
+        input.id,
+        'missing_customer',
+        `${jsonPointer([index, 'customer'])}: required unless the API key is restricted to a customer`,
+      );
     }
     // To a key restricted to one customer, any other is indistinguishable from one that does not exist.
     const visible = !principal.customer || principal.customer.externalId === customer;
@@ -142,7 +163,12 @@ export class IngestService {
     const eventTime = input.timestamp ? new Date(input.timestamp) : receivedAt;
     const timing = classifyEventTime(eventTime, receivedAt, this.deps.timePolicy);
     if (timing.status === 'future') {
-      return reject(index, input.id, 'timestamp_in_future', `the timestamp is ${Math.round(timing.aheadMs / 1000)} s ahead of the server clock (limit ${this.deps.timePolicy.maxFutureSkewMs / 1000} s)`);
+      return reject(
+        index,
+        input.id,
+        'timestamp_in_future',
+        `the timestamp is ${Math.round(timing.aheadMs / 1000)} s ahead of the server clock (limit ${this.deps.timePolicy.maxFutureSkewMs / 1000} s)`,
+      );
     }
     const { entitlements } = this.deps;
     const block = entitlements?.blockOf(customerId, meter.code);

@@ -29,7 +29,8 @@ const toMeter = (r: MeterRow): StoredMeter => ({
   createdAt: r.created_at,
 });
 
-export type CreateMeterResult = { created: true; meter: StoredMeter } | { created: false; clash: 'code' | 'event_type'; meter: StoredMeter };
+export type CreateMeterResult =
+  { created: true; meter: StoredMeter } | { created: false; clash: 'code' | 'event_type'; meter: StoredMeter };
 
 /** Creates the meter, or names the one whose code or event type it clashes with. A creation and its audit entry commit together. */
 export async function createMeter(pool: Pool, input: MeterInput, actor: AuditActor): Promise<CreateMeterResult> {
@@ -46,15 +47,21 @@ export async function createMeter(pool: Pool, input: MeterInput, actor: AuditAct
       action: 'meter.created',
       subjectType: 'meter',
       subjectId: meter.code,
-      details: { name: meter.name, event_type: meter.eventType, aggregation: meter.aggregation, value_property: meter.valueProperty, filter: meter.filter },
+      details: {
+        name: meter.name,
+        event_type: meter.eventType,
+        aggregation: meter.aggregation,
+        value_property: meter.valueProperty,
+        filter: meter.filter,
+      },
     });
     return meter;
   });
   if (created) return { created: true, meter: created };
-  const existing = await pool.query<MeterRow>(`select ${columns} from meters where code = $1 or event_type = $2 order by code = $1 desc limit 1`, [
-    input.code,
-    input.event_type,
-  ]);
+  const existing = await pool.query<MeterRow>(
+    `select ${columns} from meters where code = $1 or event_type = $2 order by code = $1 desc limit 1`,
+    [input.code, input.event_type],
+  );
   const meter = toMeter(existing.rows[0]!);
   return { created: false, clash: meter.code === input.code ? 'code' : 'event_type', meter };
 }

@@ -8,7 +8,7 @@ import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { EntitlementStore } from '../entitlements/store';
-import { CustomerDirectory } from './customer-directory';
+import { CustomerDirectory } from '../customers/directory';
 import { IngestService, type IngestDeps } from './ingest';
 import { IngestWriter, type IngestWriterOptions } from './ingest-writer';
 import { MeterCatalog } from './meter-catalog';
@@ -25,7 +25,12 @@ export interface MeteringOptions {
 }
 
 /** The metering chapter assembled: catalog cache, group-commit writer, ingest service and its routes. */
-export function createMetering(opts: MeteringOptions): { ingest: IngestService; catalog: MeterCatalog; customers: CustomerDirectory; routers: Router[] } {
+export function createMetering(opts: MeteringOptions): {
+  ingest: IngestService;
+  catalog: MeterCatalog;
+  customers: CustomerDirectory;
+  routers: Router[];
+} {
   const catalog = new MeterCatalog(opts.pool);
   const customers = new CustomerDirectory(opts.pool);
   const writer = new IngestWriter(opts.pool, opts.writer, opts.registry);
@@ -42,6 +47,11 @@ export function createMetering(opts: MeteringOptions): { ingest: IngestService; 
     ingest,
     catalog,
     customers,
-    routers: [customersRouter(opts.pool, customers), metersRouter(opts.pool, catalog), eventsRouter(ingest, opts.clock), usageRouter(opts.pool)],
+    routers: [
+      customersRouter(opts.pool, customers),
+      metersRouter(opts.pool, catalog),
+      eventsRouter(ingest, opts.clock),
+      usageRouter(opts.pool),
+    ],
   };
 }

@@ -40,15 +40,13 @@ export class UsageSignaler {
   private readonly timer: NodeJS.Timeout;
   private readonly metrics;
 
-  constructor(
-    private readonly opts: { client: Client; logger: Logger; intervalMs?: number; registry?: Registry },
-  ) {
+  constructor(private readonly opts: { client: Client; logger: Logger; intervalMs?: number; registry?: Registry }) {
     const registers = opts.registry ? [opts.registry] : [];
     this.metrics = {
       signals: new Counter({ name: 'usage_signals_total', help: 'Usage reports signalled to billing workflows', registers }),
       events: new Counter({ name: 'usage_signal_events_total', help: 'Stored events folded into usage reports', registers }),
     };
-    this.timer = setInterval(() => this.flush(), opts.intervalMs ?? 1000);
+    this.timer = setInterval(() => void this.flush(), opts.intervalMs ?? 1000);
     this.timer.unref();
   }
 

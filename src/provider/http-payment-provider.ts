@@ -61,7 +61,12 @@ export function createHttpPaymentProvider({ baseUrl, timeoutMs }: HttpPaymentPro
       const problem = ProblemSchema.safeParse(body);
       const code = problem.success ? problem.data.type?.split('/').pop() : undefined;
       const detail = problem.success ? problem.data.detail : undefined;
-      throw new ProviderRejectedError(`${what} was rejected: HTTP ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`, status, code, detail);
+      throw new ProviderRejectedError(
+        `${what} was rejected: HTTP ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`,
+        status,
+        code,
+        detail,
+      );
     }
     return { status, body };
   }
@@ -82,7 +87,8 @@ export function createHttpPaymentProvider({ baseUrl, timeoutMs }: HttpPaymentPro
       });
       const charge = ProviderChargeSchema.safeParse(body);
       const expected = status === 402 ? 'declined' : status === 200 || status === 201 ? 'succeeded' : undefined;
-      if (!charge.success || charge.data.status !== expected || charge.data.idempotencyKey !== idempotencyKey) throw unreadable(what, status);
+      if (!charge.success || charge.data.status !== expected || charge.data.idempotencyKey !== idempotencyKey)
+        throw unreadable(what, status);
       return charge.data;
     },
 

@@ -37,7 +37,12 @@ const probability = z.number().min(0).max(1);
 
 /** Probabilities of each fault per executing request; at most one fault is drawn per request. */
 export const FaultRatesSchema = z
-  .strictObject({ decline: probability.optional(), timeout: probability.optional(), '5xx': probability.optional(), ambiguous: probability.optional() })
+  .strictObject({
+    decline: probability.optional(),
+    timeout: probability.optional(),
+    '5xx': probability.optional(),
+    ambiguous: probability.optional(),
+  })
   .refine((rates) => Object.values(rates).reduce((sum: number, p) => sum + (p ?? 0), 0) <= 1, 'the fault rates must add up to at most 1');
 export type FaultRates = z.infer<typeof FaultRatesSchema>;
 
@@ -88,16 +93,21 @@ export interface ProviderSimulator {
 }
 
 type Outcome =
-  | { kind: 'charge'; charge: ProviderCharge; replayed: boolean }
-  | { kind: 'key_reuse' }
-  | { kind: '5xx' | 'timeout' | 'ambiguous' };
+  { kind: 'charge'; charge: ProviderCharge; replayed: boolean } | { kind: 'key_reuse' } | { kind: '5xx' | 'timeout' | 'ambiguous' };
 
 function sendProblem(res: Response, status: number, code: string, detail: string): void {
-  res.status(status).type('application/problem+json').json({ type: `/problems/${code}`, status, detail });
+  res
+    .status(status)
+    .type('application/problem+json')
+    .json({ type: `/problems/${code}`, status, detail });
 }
 
 const sameParams = (a: ChargeParams, b: ChargeParams) =>
-  a.customerId === b.customerId && a.invoiceId === b.invoiceId && a.amountMinor === b.amountMinor && a.currency === b.currency && a.description === b.description;
+  a.customerId === b.customerId &&
+  a.invoiceId === b.invoiceId &&
+  a.amountMinor === b.amountMinor &&
+  a.currency === b.currency &&
+  a.description === b.description;
 
 const matches = (fault: QueuedFault, params: ChargeParams) =>
   (fault.match.customerId === undefined || fault.match.customerId === params.customerId) &&
@@ -215,7 +225,10 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions): Pr
       createdAt: new Date().toISOString(),
     };
     await save({ params, charge });
-    logger.info({ chargeId: charge.id, idempotencyKey: key, status: charge.status, amountMinor: charge.amountMinor, currency: charge.currency }, 'charge executed');
+    logger.info(
+      { chargeId: charge.id, idempotencyKey: key, status: charge.status, amountMinor: charge.amountMinor, currency: charge.currency },
+      'charge executed',
+    );
     return fault?.kind === 'ambiguous' ? { kind: 'ambiguous' } : { kind: 'charge', charge, replayed: false };
   }
 
@@ -227,7 +240,12 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions): Pr
   app.post('/v1/charges', async (req, res) => {
     const key = req.get('idempotency-key');
     if (!key || key.length > MAX_KEY_LENGTH) {
-      return sendProblem(res, 400, 'missing_idempotency_key', `An Idempotency-Key header of 1 to ${MAX_KEY_LENGTH} characters is required.`);
+      return sendProblem(
+        res,
+        400,
+        'missing_idempotency_key',
+        `An Idempotency-Key header of 1 to ${MAX_KEY_LENGTH} characters is required.`,
+      );
     }
     const parsed = ChargeParamsSchema.safeParse(req.body);
     if (!parsed.success) return void res.status(400).type('application/problem+json').json(problemFromZod(parsed.error).toBody());
@@ -253,7 +271,9 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions): Pr
     const query = ListQuerySchema.safeParse(req.query);
     if (!query.success) return void res.status(400).type('application/problem+json').json(problemFromZod(query.error, 'query').toBody());
     const { invoiceId, customerId } = query.data;
-    const data = charges.filter((c) => (invoiceId === undefined || c.invoiceId === invoiceId) && (customerId === undefined || c.customerId === customerId));
+    const data = charges.filter(
+      (c) => (invoiceId === undefined || c.invoiceId === invoiceId) && (customerId === undefined || c.customerId === customerId),
+    );
     res.json({ data });
   });
 

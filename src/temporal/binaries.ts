@@ -15,8 +15,7 @@ function resolveBinary(override: string | undefined, name: string, envVar: strin
 }
 
 /** The Temporal CLI (`temporal server start-dev`: dev server and Web UI). */
-export const temporalCliPath = (env = process.env) =>
-  resolveBinary(env.TEMPORAL_CLI_PATH, 'temporal', 'TEMPORAL_CLI_PATH');
+export const temporalCliPath = (env = process.env) => resolveBinary(env.TEMPORAL_CLI_PATH, 'temporal', 'TEMPORAL_CLI_PATH');
 
 /** Temporal's time-skipping test server, as `@temporalio/testing` runs it: `<exe> <port>`. */
 export const temporalTestServerPath = (env = process.env) =>

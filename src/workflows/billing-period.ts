@@ -27,7 +27,14 @@ import { startInvoiceCollection } from './invoice-collection';
 
 /** What the workflow needs from the outside world; implemented in src/activities. */
 export interface BillingPeriodActivities {
-  notifyThreshold(input: { subscriptionId: string; customer: string; meter: string; periodStart: string; threshold: string; usage: string }): Promise<void>;
+  notifyThreshold(input: {
+    subscriptionId: string;
+    customer: string;
+    meter: string;
+    periodStart: string;
+    threshold: string;
+    usage: string;
+  }): Promise<void>;
   setEntitlement(input: { customerId: string; meter: string; blocked: boolean; periodEnd: string }): Promise<void>;
   /** The meter's state for quota checks to answer from memory; `asOf` orders publishes. */
   publishQuota(input: {
@@ -41,7 +48,13 @@ export interface BillingPeriodActivities {
     asOf: string;
   }): Promise<void>;
   /** Writes (or rewrites) the period's draft invoice under its natural key (customer, period start). */
-  draftInvoice(input: { subscriptionId: string; customerId: string; planCode: string; periodStart: string; periodEnd: string }): Promise<{ invoiceId: string }>;
+  draftInvoice(input: {
+    subscriptionId: string;
+    customerId: string;
+    planCode: string;
+    periodStart: string;
+    periodEnd: string;
+  }): Promise<{ invoiceId: string }>;
   finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
 }
 
@@ -139,7 +152,9 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
     : periodContaining(new Date(terms.anchor), terms.interval, new Date());
   const meters: Record<string, MeterPeriodState> = input.carried?.meters ?? {};
   const producers: Record<string, number> = input.carried?.producers ?? {};
-  const early: Record<string, Decimal> = Object.fromEntries(Object.entries(input.carried?.early ?? {}).map(([m, q]) => [m, new Decimal(q)]));
+  const early: Record<string, Decimal> = Object.fromEntries(
+    Object.entries(input.carried?.early ?? {}).map(([m, q]) => [m, new Decimal(q)]),
+  );
   /** Producers heard in this run: the only ones whose sequences the next period still needs. */
   const heard = new Set<string>();
   let dirty = Object.keys(meters).length > 0;
@@ -248,7 +263,13 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
       const signature = JSON.stringify(quota);
       if (published[limit.meter] !== signature) {
         published[limit.meter] = signature;
-        await publishQuota({ customerId: terms.customerId, meter: limit.meter, ...quota, periodEnd: period.end.toISOString(), asOf: now.toISOString() });
+        await publishQuota({
+          customerId: terms.customerId,
+          meter: limit.meter,
+          ...quota,
+          periodEnd: period.end.toISOString(),
+          asOf: now.toISOString(),
+        });
       }
     }
     showDetails();
@@ -332,7 +353,12 @@ export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<
     const carried: CarriedState | undefined = patched(BILL_UNTIL_CANCELLATION)
       ? { periodStart: first.start.toISOString(), periodEnd: first.end.toISOString(), meters: {}, producers: nextRun.producers, early: {} }
       : undefined;
-    await continueAsNew<typeof billingPeriodWorkflow>({ terms: successor, allowedLatenessMs: input.allowedLatenessMs, dunning: input.dunning, ...(carried ? { carried } : {}) });
+    await continueAsNew<typeof billingPeriodWorkflow>({
+      terms: successor,
+      allowedLatenessMs: input.allowedLatenessMs,
+      dunning: input.dunning,
+      ...(carried ? { carried } : {}),
+    });
   }
   if (canceled) return;
 

@@ -10,10 +10,10 @@ import { parseIsoDuration } from '../domain/periods';
  */
 
 export interface InvoiceCollectionActivities {
-  chargeInvoice(input: { invoiceId: string; attempt: number }): Promise<
-    | { outcome: 'paid' | 'void' | 'not_due' }
-    | { outcome: 'declined'; declineCode: string }
-  >;
+  chargeInvoice(input: {
+    invoiceId: string;
+    attempt: number;
+  }): Promise<{ outcome: 'paid' | 'void' | 'not_due' } | { outcome: 'declined'; declineCode: string }>;
   /** Marks the invoice payment_failed and raises its notification (outbox); returns the notification. */
   markPaymentFailed(input: { invoiceId: string; attempts: number }): Promise<{ notificationId: string }>;
   /** Delivers a stored notification to the customer's webhook endpoints, retried until accepted. */
@@ -69,7 +69,12 @@ export async function invoiceCollectionWorkflow(input: InvoiceCollectionInput): 
       setCurrentDetails(`Invoice ${input.invoiceId}: payment failed after ${attempt} attempt(s) (last decline: ${result.declineCode})`);
       return { outcome: 'payment_failed', attempts: attempt };
     }
-    log.info('charge declined; next attempt on the dunning schedule', { invoiceId: input.invoiceId, attempt, declineCode: result.declineCode, wait });
+    log.info('charge declined; next attempt on the dunning schedule', {
+      invoiceId: input.invoiceId,
+      attempt,
+      declineCode: result.declineCode,
+      wait,
+    });
     setCurrentDetails(`Invoice ${input.invoiceId}: attempt ${attempt} declined (${result.declineCode}); next attempt in ${wait}`);
     await sleep(parseIsoDuration(wait));
   }

@@ -62,12 +62,13 @@ export interface ReconciliationActivities {
   cancelRun(input: { runId: string }): Promise<void>;
 }
 
-const { reconcilePeriod, invoicesToIssue, recordIssuedInvoice, applyCorrections, dismissFindings, cancelRun } = proxyActivities<ReconciliationActivities>({
-  // Reading the provider for every invoice of a month takes a while; the activity heartbeats as it goes.
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
-});
+const { reconcilePeriod, invoicesToIssue, recordIssuedInvoice, applyCorrections, dismissFindings, cancelRun } =
+  proxyActivities<ReconciliationActivities>({
+    // Reading the provider for every invoice of a month takes a while; the activity heartbeats as it goes.
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  });
 /** The billing workflow's own invoice activities, with its profile: a missing invoice is issued as any other. */
 const { draftInvoice, finalizeInvoice } = proxyActivities<Pick<BillingPeriodActivities, 'draftInvoice' | 'finalizeInvoice'>>({
   startToCloseTimeout: '1 minute',
@@ -113,7 +114,10 @@ export async function reconciliationWorkflow(input: ReconciliationInput): Promis
   setHandler(reportQuery, () => summary);
   setHandler(approveSignal, () => void decisions.push({ kind: 'approve' }));
   setHandler(retrySignal, () => void decisions.push({ kind: 'retry' }));
-  setHandler(dismissSignal, (input) => void decisions.push({ kind: 'dismiss', reason: input?.reason?.trim() || 'dismissed from the Temporal UI' }));
+  setHandler(
+    dismissSignal,
+    (input) => void decisions.push({ kind: 'dismiss', reason: input?.reason?.trim() || 'dismissed from the Temporal UI' }),
+  );
 
   const update = (next: ReconciliationSummary) => {
     summary = next;
@@ -173,14 +177,21 @@ export async function reconciliationWorkflow(input: ReconciliationInput): Promis
 function show(s: ReconciliationSummary): void {
   upsertMemo({ status: s.status, findings: s.findings, pending_by_kind: s.pendingByKind, corrections: s.corrections });
   const scope = `${s.period.start} → ${s.period.end}, ${s.customer === null ? 'all customers' : `customer **${s.customer}**`}`;
-  const totals = Object.entries(s.corrections.totals).map(([currency, amount]) => `${amount} ${currency}`).join(', ');
+  const totals = Object.entries(s.corrections.totals)
+    .map(([currency, amount]) => `${amount} ${currency}`)
+    .join(', ');
   const missing = s.pendingByKind.missing_invoice ?? 0;
   setCurrentDetails(
     [
       `**Reconciliation** ${scope}`,
       `Status: **${s.status}**; ${s.invoicesChecked} invoice(s) checked; findings: ${s.findings.pending} pending, ${s.findings.corrected} corrected, ${s.findings.dismissed} dismissed`,
-      ...s.pending.map((f) => `- \`${f.kind}\` ${f.customer}${f.invoiceId ? ` invoice ${f.invoiceId}` : ''}: ${f.description}${f.correction ? ` (credit note ${f.correction} ${f.currency})` : ''}`),
-      ...(s.findings.pending > s.pending.length ? [`- … and ${s.findings.pending - s.pending.length} more (GET /v1/reconciliations/{id})`] : []),
+      ...s.pending.map(
+        (f) =>
+          `- \`${f.kind}\` ${f.customer}${f.invoiceId ? ` invoice ${f.invoiceId}` : ''}: ${f.description}${f.correction ? ` (credit note ${f.correction} ${f.currency})` : ''}`,
+      ),
+      ...(s.findings.pending > s.pending.length
+        ? [`- … and ${s.findings.pending - s.pending.length} more (GET /v1/reconciliations/{id})`]
+        : []),
       ...(s.status === 'awaiting_decision'
         ? [
             `Signal **approve** to issue ${s.corrections.count} credit note(s)${totals ? ` (${totals}; positive = owed back to the customer)` : ''}` +

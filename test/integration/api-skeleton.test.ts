@@ -144,7 +144,10 @@ describe('errors are RFC 9457 problem+json', () => {
   test('API keys never reach the logs', async () => {
     await fetch(`${server.url}/healthz/x`, { headers: { authorization: 'Bearer mf_live_supersecret', 'x-api-key': 'mf_live_other' } });
     // The request is logged once its response is finished, which may come after the client has read it.
-    const joined = await waitFor(() => logs.lines.join(''), { description: 'the request logged', until: (text) => text.includes('[redacted]') });
+    const joined = await waitFor(() => logs.lines.join(''), {
+      description: 'the request logged',
+      until: (text) => text.includes('[redacted]'),
+    });
     assert.ok(!joined.includes('supersecret'));
     assert.ok(!joined.includes('mf_live_other'));
   });

@@ -79,7 +79,7 @@ describe('audit chain', () => {
       action: 'invoice.paid',
       subjectType: 'invoice',
       subjectId: 'inv-1',
-      details: { zeta: [1, 2.50, { nested: null }], alpha: 'ünïcødé ✓ "quoted" \\ back\nline', '': 0 },
+      details: { zeta: [1, 2.5, { nested: null }], alpha: 'ünïcødé ✓ "quoted" \\ back\nline', '': 0 },
       before: { status: 'finalized' },
       after: { status: 'paid', total: '12.50' },
     });
@@ -99,7 +99,10 @@ describe('audit chain', () => {
     const { rows } = await db.pool.query<{ chain_seq: string; prev_hash: Buffer; hash: Buffer; before: unknown; after: unknown }>(
       'select chain_seq, prev_hash, hash, before, after from audit_log order by chain_seq',
     );
-    assert.deepEqual(rows.map((r) => r.chain_seq), ['1', '2', '3']);
+    assert.deepEqual(
+      rows.map((r) => r.chain_seq),
+      ['1', '2', '3'],
+    );
     assert.deepEqual(rows[0]!.prev_hash, Buffer.alloc(32));
     assert.deepEqual(rows[1]!.prev_hash, rows[0]!.hash);
     assert.deepEqual(rows[2]!.prev_hash, rows[1]!.hash);
@@ -155,7 +158,10 @@ describe('audit chain', () => {
     await tamper(db.pool, `update audit_log set details = '{"n": 333}' where chain_seq = 3`);
     const edited = await verifyAuditChain(db.pool);
     assert.equal(edited.ok, false);
-    assert.deepEqual(edited.problems.map(({ seq, id, kind }) => ({ seq, id, kind })), [{ seq: '3', id, kind: 'altered' }]);
+    assert.deepEqual(
+      edited.problems.map(({ seq, id, kind }) => ({ seq, id, kind })),
+      [{ seq: '3', id, kind: 'altered' }],
+    );
 
     await tamper(db.pool, `update audit_log set hash = sha256(prev_hash || audit_log_serialize(audit_log)) where chain_seq = 3`);
     assert.deepEqual(findings(await verifyAuditChain(db.pool)), [{ seq: '4', kind: 'broken_link' }]);
@@ -166,7 +172,10 @@ describe('audit chain', () => {
     await tamper(db.pool, 'delete from audit_log where chain_seq = 3');
     const report = await verifyAuditChain(db.pool);
     assert.equal(report.rows, 4);
-    assert.deepEqual(report.problems.map(({ seq, id, kind }) => ({ seq, id, kind })), [{ seq: '3', id: null, kind: 'missing' }]);
+    assert.deepEqual(
+      report.problems.map(({ seq, id, kind }) => ({ seq, id, kind })),
+      [{ seq: '3', id: null, kind: 'missing' }],
+    );
   });
 
   test('swapped rows and a row slipped in at the end are reported', async () => {
@@ -232,16 +241,31 @@ describe('audit chain', () => {
     const url = await ensureDatabase(maintenanceUrl, name);
     const pool = createPool(url, 2);
     const migrateBy = (direction: 'up' | 'down', count: number) =>
-      runner({ databaseUrl: url, dir: migrationsDir, direction, count, migrationsTable: 'pgmigrations', checkOrder: true, singleTransaction: true, log: () => undefined });
+      runner({
+        databaseUrl: url,
+        dir: migrationsDir,
+        direction,
+        count,
+        migrationsTable: 'pgmigrations',
+        checkOrder: true,
+        singleTransaction: true,
+        log: () => undefined,
+      });
     try {
       await migrateBy('up', 7);
       await pool.query(
         `insert into audit_log (actor, action, subject_type, subject_id, details) values
            ('system', 'test.recorded', 'test', 'a', '{"n": 1}'), ('cli', 'test.recorded', 'test', 'b', '{}'), ('key:k1', 'test.recorded', 'test', 'c', '{"n": [3]}')`,
       );
-      assert.deepEqual((await migrateBy('up', 1)).map((m) => m.name), ['0008_audit_chain']);
+      assert.deepEqual(
+        (await migrateBy('up', 1)).map((m) => m.name),
+        ['0008_audit_chain'],
+      );
       const { rows } = await pool.query<{ subject_id: string }>('select subject_id from audit_log order by chain_seq');
-      assert.deepEqual(rows.map((r) => r.subject_id), ['a', 'b', 'c']);
+      assert.deepEqual(
+        rows.map((r) => r.subject_id),
+        ['a', 'b', 'c'],
+      );
       await recordAudit(pool, entry(4));
       assert.deepEqual(findings(await verifyAuditChain(pool)), []);
       await assert.rejects(pool.query(`update audit_log set actor = 'cli'`), /append-only/);

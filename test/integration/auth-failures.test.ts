@@ -26,12 +26,21 @@ function call(address: string, key: string | undefined, headers: Record<string, 
   const { hostname, port } = new URL(t.url);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: hostname, port, path: '/v1/keys/current', localAddress: address, agent: false, headers: { ...headers, ...(key ? { authorization: `Bearer ${key}` } : {}) } },
+      {
+        host: hostname,
+        port,
+        path: '/v1/keys/current',
+        localAddress: address,
+        agent: false,
+        headers: { ...headers, ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> }),
+        );
       },
     );
     req.on('error', reject);

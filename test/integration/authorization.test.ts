@@ -55,7 +55,13 @@ const keyOf = async (target: Target) =>
 const endpointOf = async (target: Target) =>
   target === 'absent'
     ? randomUUID()
-    : ((await ok(keys.all, { method: 'POST', path: '/v1/webhook-endpoints', body: { url: 'https://example.com/hook', customer: customerOf(target) } })).id as string);
+    : ((
+        await ok(keys.all, {
+          method: 'POST',
+          path: '/v1/webhook-endpoints',
+          body: { url: 'https://example.com/hook', customer: customerOf(target) },
+        })
+      ).id as string);
 /** The customer's active subscription, subscribing it again when a test canceled it. */
 const subscriptionOf = async (target: Target): Promise<string> => {
   if (target === 'absent') return randomUUID();
@@ -81,35 +87,60 @@ const plan = {
  * A request per operation. Those of `own_customer` operations take the target; a list without a
  * customer filter instead says how to tell that a page holds only acme's items.
  */
-const requests: Record<string, { call: (target: Target) => Promise<Call> | Call; onlyAcme?: (page: Json) => boolean; ownRefusal?: string }> = {
-  'POST /v1/customers': { call: () => ({ method: 'POST', path: '/v1/customers', body: { external_id: 'acme', name: 'acme', currency: 'USD' } }) },
+const requests: Record<
+  string,
+  { call: (target: Target) => Promise<Call> | Call; onlyAcme?: (page: Json) => boolean; ownRefusal?: string }
+> = {
+  'POST /v1/customers': {
+    call: () => ({ method: 'POST', path: '/v1/customers', body: { external_id: 'acme', name: 'acme', currency: 'USD' } }),
+  },
   'GET /v1/customers': { call: () => ({ method: 'GET', path: '/v1/customers' }) },
   'GET /v1/customers/{externalId}': { call: (to) => ({ method: 'GET', path: `/v1/customers/${customerOf(to)}` }) },
   'POST /v1/meters': {
-    call: () => ({ method: 'POST', path: '/v1/meters', body: { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} } }),
+    call: () => ({
+      method: 'POST',
+      path: '/v1/meters',
+      body: { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} },
+    }),
   },
   'GET /v1/meters': { call: () => ({ method: 'GET', path: '/v1/meters' }) },
   'GET /v1/meters/{code}': { call: () => ({ method: 'GET', path: '/v1/meters/api_calls' }) },
-  'POST /v1/events': { call: (to) => ({ method: 'POST', path: '/v1/events', body: { id: randomUUID(), customer: customerOf(to), type: 'api_call' } }) },
+  'POST /v1/events': {
+    call: (to) => ({ method: 'POST', path: '/v1/events', body: { id: randomUUID(), customer: customerOf(to), type: 'api_call' } }),
+  },
   'GET /v1/usage': { call: (to) => ({ method: 'GET', path: `/v1/usage?${usageQuery(customerOf(to))}` }) },
-  'POST /v1/entitlements/check': { call: (to) => ({ method: 'POST', path: '/v1/entitlements/check', body: { customer: customerOf(to), meter: 'api_calls' } }) },
+  'POST /v1/entitlements/check': {
+    call: (to) => ({ method: 'POST', path: '/v1/entitlements/check', body: { customer: customerOf(to), meter: 'api_calls' } }),
+  },
   'POST /v1/pricing/preview': { call: () => ({ method: 'POST', path: '/v1/pricing/preview', body: { plan, usage: { api_calls: '10' } } }) },
   'POST /v1/plans': { call: () => ({ method: 'POST', path: '/v1/plans', body: plan }) },
   'GET /v1/plans': { call: () => ({ method: 'GET', path: '/v1/plans' }) },
   'GET /v1/plans/{code}': { call: () => ({ method: 'GET', path: '/v1/plans/basic' }) },
-  'POST /v1/subscriptions': { call: (to) => ({ method: 'POST', path: '/v1/subscriptions', body: { customer: customerOf(to), plan: 'basic' } }) },
+  'POST /v1/subscriptions': {
+    call: (to) => ({ method: 'POST', path: '/v1/subscriptions', body: { customer: customerOf(to), plan: 'basic' } }),
+  },
   'GET /v1/subscriptions/{id}': { call: async (to) => ({ method: 'GET', path: `/v1/subscriptions/${await subscriptionOf(to)}` }) },
-  'GET /v1/customers/{externalId}/subscription': { call: async (to) => (await subscriptionOf(to), { method: 'GET', path: `/v1/customers/${customerOf(to)}/subscription` }) },
-  'POST /v1/subscriptions/{id}/cancel': { call: async (to) => ({ method: 'POST', path: `/v1/subscriptions/${await subscriptionOf(to)}/cancel` }) },
+  'GET /v1/customers/{externalId}/subscription': {
+    call: async (to) => (await subscriptionOf(to), { method: 'GET', path: `/v1/customers/${customerOf(to)}/subscription` }),
+  },
+  'POST /v1/subscriptions/{id}/cancel': {
+    call: async (to) => ({ method: 'POST', path: `/v1/subscriptions/${await subscriptionOf(to)}/cancel` }),
+  },
   // A real plan change waits for the billing workflow's update, and no worker runs here: an
   // unknown plan is refused after the subscription was found, which is what tells own from absent.
   'POST /v1/subscriptions/{id}/change-plan': {
-    call: async (to) => ({ method: 'POST', path: `/v1/subscriptions/${await subscriptionOf(to)}/change-plan`, body: { plan: 'no-such-plan' } }),
+    call: async (to) => ({
+      method: 'POST',
+      path: `/v1/subscriptions/${await subscriptionOf(to)}/change-plan`,
+      body: { plan: 'no-such-plan' },
+    }),
     ownRefusal: 'unknown_plan',
   },
   'GET /v1/invoices': { call: (to) => ({ method: 'GET', path: `/v1/invoices?customer=${customerOf(to)}` }) },
   'GET /v1/invoices/{id}': { call: (to) => ({ method: 'GET', path: `/v1/invoices/${invoiceOf(to)}` }) },
-  'POST /v1/invoices/{id}/void': { call: () => ({ method: 'POST', path: `/v1/invoices/${invoices.acme}/void`, body: { reason: 'authorization test' } }) },
+  'POST /v1/invoices/{id}/void': {
+    call: () => ({ method: 'POST', path: `/v1/invoices/${invoices.acme}/void`, body: { reason: 'authorization test' } }),
+  },
   'POST /v1/webhook-endpoints': {
     call: (to) => ({ method: 'POST', path: '/v1/webhook-endpoints', body: { url: 'https://example.com/hook', customer: customerOf(to) } }),
   },
@@ -118,15 +149,24 @@ const requests: Record<string, { call: (target: Target) => Promise<Call> | Call;
     onlyAcme: (page) => page.data.every((e: Json) => e.customer === 'acme'),
   },
   'GET /v1/webhook-endpoints/{id}': { call: async (to) => ({ method: 'GET', path: `/v1/webhook-endpoints/${await endpointOf(to)}` }) },
-  'DELETE /v1/webhook-endpoints/{id}': { call: async (to) => ({ method: 'DELETE', path: `/v1/webhook-endpoints/${await endpointOf(to)}` }) },
-  'POST /v1/reconciliations': { call: () => ({ method: 'POST', path: '/v1/reconciliations', body: { period_start: '2026-01-01', period_end: '2026-02-01' } }) },
+  'DELETE /v1/webhook-endpoints/{id}': {
+    call: async (to) => ({ method: 'DELETE', path: `/v1/webhook-endpoints/${await endpointOf(to)}` }),
+  },
+  'POST /v1/reconciliations': {
+    call: () => ({ method: 'POST', path: '/v1/reconciliations', body: { period_start: '2026-01-01', period_end: '2026-02-01' } }),
+  },
   'GET /v1/reconciliations/{id}': { call: () => ({ method: 'GET', path: `/v1/reconciliations/${run}` }) },
   'POST /v1/reconciliations/{id}/approve': { call: () => ({ method: 'POST', path: `/v1/reconciliations/${run}/approve` }) },
   'POST /v1/reconciliations/{id}/retry': { call: () => ({ method: 'POST', path: `/v1/reconciliations/${run}/retry` }) },
   'POST /v1/reconciliations/{id}/dismiss': { call: () => ({ method: 'POST', path: `/v1/reconciliations/${run}/dismiss`, body: {} }) },
   'GET /v1/keys/current': { call: () => ({ method: 'GET', path: '/v1/keys/current' }) },
-  'POST /v1/keys': { call: (to) => ({ method: 'POST', path: '/v1/keys', body: { name: 'minted', scopes: ['keys:admin'], customer: customerOf(to) } }) },
-  'GET /v1/keys': { call: () => ({ method: 'GET', path: '/v1/keys?limit=500' }), onlyAcme: (page) => page.data.every((k: Json) => k.customer === 'acme') },
+  'POST /v1/keys': {
+    call: (to) => ({ method: 'POST', path: '/v1/keys', body: { name: 'minted', scopes: ['keys:admin'], customer: customerOf(to) } }),
+  },
+  'GET /v1/keys': {
+    call: () => ({ method: 'GET', path: '/v1/keys?limit=500' }),
+    onlyAcme: (page) => page.data.every((k: Json) => k.customer === 'acme'),
+  },
   'GET /v1/keys/{id}': { call: async (to) => ({ method: 'GET', path: `/v1/keys/${await keyOf(to)}` }) },
   'PATCH /v1/keys/{id}': { call: async (to) => ({ method: 'PATCH', path: `/v1/keys/${await keyOf(to)}`, body: { name: 'renamed' } }) },
   'POST /v1/keys/{id}/revoke': { call: async (to) => ({ method: 'POST', path: `/v1/keys/${await keyOf(to)}/revoke` }) },
@@ -135,23 +175,40 @@ const requests: Record<string, { call: (target: Target) => Promise<Call> | Call;
 
 /** The guard's own refusals; a handler's 403 (e.g. an escalation) is a decision made past the guard. */
 const guardRefusal = ({ status, body }: Answer): string | undefined =>
-  status === 401 ? 'unauthenticated' : status === 403 && ['missing_scope', 'customer_restricted'].includes(body.reason) ? body.reason : undefined;
+  status === 401
+    ? 'unauthenticated'
+    : status === 403 && ['missing_scope', 'customer_restricted'].includes(body.reason)
+      ? body.reason
+      : undefined;
 
 /** What a client can tell apart: for a problem its status, type and reason (the detail names what was asked for). */
 const observable = ({ status, body }: Answer) => (status >= 400 ? { status, type: body.type, reason: body.reason } : { status, body });
 
 before(async () => {
   [db, temporal] = await Promise.all([createTestDatabase(), localEnvironment()]);
-  t = await startKeysApp(db, { billing: { client: temporal.client, taskQueue: 'authorization-test', allowedLatenessMs: 60_000, dunning: [] } });
+  t = await startKeysApp(db, {
+    billing: { client: temporal.client, taskQueue: 'authorization-test', allowedLatenessMs: 60_000, dunning: [] },
+  });
   keys.all = (await t.issue({ scopes: [...scopes] })).secret;
-  keys.single = Object.fromEntries(await Promise.all(scopes.map(async (s) => [s, (await t.issue({ scopes: [s] })).secret]))) as Record<Scope, string>;
-  for (const c of ['acme', 'globex']) await ok(keys.all, { method: 'POST', path: '/v1/customers', body: { external_id: c, name: c, currency: 'USD' } });
+  keys.single = Object.fromEntries(await Promise.all(scopes.map(async (s) => [s, (await t.issue({ scopes: [s] })).secret]))) as Record<
+    Scope,
+    string
+  >;
+  for (const c of ['acme', 'globex'])
+    await ok(keys.all, { method: 'POST', path: '/v1/customers', body: { external_id: c, name: c, currency: 'USD' } });
   keys.acme = (await t.issue({ scopes: [...scopes], customer: 'acme' })).secret;
   await ok(keys.all, requests['POST /v1/meters']!.call('own') as Call);
   await ok(keys.all, { method: 'POST', path: '/v1/plans', body: plan });
-  const activity = new MockActivityEnvironment({ ...defaultActivityInfo, workflowExecution: { workflowId: 'billing/test', runId: 'run-1' } });
+  const activity = new MockActivityEnvironment({
+    ...defaultActivityInfo,
+    workflowExecution: { workflowId: 'billing/test', runId: 'run-1' },
+  });
   for (const customer of ['acme', 'globex'] as const) {
-    const { id } = await ok(keys.all, { method: 'POST', path: '/v1/subscriptions', body: { customer, plan: 'basic', start: '2026-01-01T00:00:00Z' } });
+    const { id } = await ok(keys.all, {
+      method: 'POST',
+      path: '/v1/subscriptions',
+      body: { customer, plan: 'basic', start: '2026-01-01T00:00:00Z' },
+    });
     const subscription = (await ok(keys.all, { method: 'GET', path: `/v1/subscriptions/${id as string}` })) as Json;
     const { rows } = await db.pool.query<{ id: string }>('select id from customers where external_id = $1', [customer]);
     const { invoiceId } = (await activity.run(createDraftInvoice({ pool: db.pool, clock: systemClock, lookbackInvoices: 0 }), {
@@ -174,19 +231,30 @@ after(async () => {
 });
 
 describe('every operation of the OpenAPI document goes through the declared policy', () => {
-  const rules = new Map<string, Rule>(Object.values(policy).flatMap((actions) => Object.values(actions).map((r: Rule) => [r.operation, r] as const)));
+  const rules = new Map<string, Rule>(
+    Object.values(policy).flatMap((actions) => Object.values(actions).map((r: Rule) => [r.operation, r] as const)),
+  );
 
   const operations = async (): Promise<{ operation: string; secured: boolean }[]> => {
-    const doc = (await (await fetch(`${t.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { security?: unknown[] }>> };
+    const doc = (await (await fetch(`${t.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { security?: unknown[] }>>;
+    };
     return Object.entries(doc.paths).flatMap(([path, item]) =>
-      Object.entries(item).map(([method, op]) => ({ operation: `${method.toUpperCase()} ${path}`, secured: (op.security ?? []).length > 0 })),
+      Object.entries(item).map(([method, op]) => ({
+        operation: `${method.toUpperCase()} ${path}`,
+        secured: (op.security ?? []).length > 0,
+      })),
     );
   };
 
   test('each /v1 operation has exactly one rule and a request here; each rule names a documented operation', async () => {
     const ops = await operations();
     assert.ok(ops.length > 30, 'the document lists the API');
-    assert.equal(rules.size, Object.values(policy).reduce((n, actions) => n + Object.keys(actions).length, 0), 'one rule per operation');
+    assert.equal(
+      rules.size,
+      Object.values(policy).reduce((n, actions) => n + Object.keys(actions).length, 0),
+      'one rule per operation',
+    );
     for (const { operation, secured } of ops) {
       if (!operation.split(' ')[1]!.startsWith('/v1/')) {
         assert.equal(secured, false, `${operation} is outside /v1 and needs no key`);
@@ -197,7 +265,8 @@ describe('every operation of the OpenAPI document goes through the declared poli
       assert.ok(requests[operation], `${operation} has no request in this test`);
     }
     const documented = new Set(ops.map((o) => o.operation));
-    for (const operation of [...rules.keys(), ...Object.keys(requests)]) assert.ok(documented.has(operation), `${operation} is not in the OpenAPI document`);
+    for (const operation of [...rules.keys(), ...Object.keys(requests)])
+      assert.ok(documented.has(operation), `${operation} is not in the OpenAPI document`);
   });
 
   test('every /v1 route the app mounts is a documented operation, so the walk below reaches it', async () => {
@@ -212,7 +281,9 @@ describe('every operation of the OpenAPI document goes through the declared poli
           ? Object.keys(layer.route.methods).map((m) => `${m.toUpperCase()} ${layer.route!.path.replace(/[:*](\w+)/g, '{$1}')}`)
           : mounted(layer.handle?.stack ?? []),
       );
-    const routes = mounted((t.app as unknown as { router: { stack: Layer[] } }).router.stack).filter((r) => r.split(' ')[1]!.startsWith('/v1/'));
+    const routes = mounted((t.app as unknown as { router: { stack: Layer[] } }).router.stack).filter((r) =>
+      r.split(' ')[1]!.startsWith('/v1/'),
+    );
     assert.ok(routes.length >= rules.size, 'the app mounts its routers');
     const documented = new Set((await operations()).map((o) => o.operation));
     for (const route of routes) assert.ok(documented.has(route), `${route} is mounted but not in the OpenAPI document`);
@@ -235,7 +306,11 @@ describe('every operation of the OpenAPI document goes through the declared poli
       for (const scope of scopes) {
         const single = await send(keys.single[scope], await request.call('own'));
         if (rule.scope === null || rule.scope === scope) {
-          assert.equal(guardRefusal(single), undefined, `${operation} with ${scope} alone: ${single.status} ${JSON.stringify(single.body)}`);
+          assert.equal(
+            guardRefusal(single),
+            undefined,
+            `${operation} with ${scope} alone: ${single.status} ${JSON.stringify(single.body)}`,
+          );
           assert.ok(single.status < 500, `${operation} with ${scope}: ${single.status}`);
         } else {
           assert.equal(single.status, 403, `${operation} with ${scope} alone`);
@@ -257,7 +332,11 @@ describe('every operation of the OpenAPI document goes through the declared poli
       }
       assert.equal(guardRefusal(own), undefined, `${operation}: ${own.status} ${JSON.stringify(own.body)}`);
       if (rule.restricted === 'shared') {
-        assert.equal(own.status, (await send(keys.all, await request.call('own'))).status, `${operation} answers a restricted key as any other`);
+        assert.equal(
+          own.status,
+          (await send(keys.all, await request.call('own'))).status,
+          `${operation} answers a restricted key as any other`,
+        );
         continue;
       }
       if (request.ownRefusal) assert.equal(own.body.reason, request.ownRefusal, operation);
@@ -273,7 +352,11 @@ describe('every operation of the OpenAPI document goes through the declared poli
       assert.notEqual(other.status, 403, operation);
       // The other customer's resource is there: an unrestricted key gets it.
       const unrestricted = await send(keys.all, await request.call('other'));
-      assert.notDeepEqual(observable(unrestricted), observable(await send(keys.all, await request.call('absent'))), `${operation}: globex's fixture exists`);
+      assert.notDeepEqual(
+        observable(unrestricted),
+        observable(await send(keys.all, await request.call('absent'))),
+        `${operation}: globex's fixture exists`,
+      );
     }
   });
 });
@@ -306,7 +389,11 @@ describe('a key never grants, to another key or to itself, more than it holds', 
     assert.equal(defaults.status, 201);
     assert.deepEqual(defaults.body.rate_limit, { per_second: 10, burst: 20 });
     assert.equal(defaults.body.expires_at, expiry.toISOString());
-    const within = await as('POST', '/v1/keys', { ...base, rate_limit: { per_second: 5, burst: 0 }, expires_at: new Date(expiry.getTime() - day / 2).toISOString() });
+    const within = await as('POST', '/v1/keys', {
+      ...base,
+      rate_limit: { per_second: 5, burst: 0 },
+      expires_at: new Date(expiry.getTime() - day / 2).toISOString(),
+    });
     assert.equal(within.status, 201);
     assert.deepEqual(within.body.rate_limit, { per_second: 5, burst: 0 });
     const { rows } = await db.pool.query('select count(*)::int as n from api_keys where created_by = $1', [`key:${grantor.id}`]);
@@ -324,14 +411,20 @@ describe('a key never grants, to another key or to itself, more than it holds', 
     refused(await as('PATCH', `/v1/keys/${other.id}`, { expires_at: null }), 'expiry_escalation');
 
     const key = await ok(keys.all, { method: 'GET', path: self });
-    assert.deepEqual([key.scopes, key.rate_limit, key.expires_at], [['keys:admin', 'usage:read'], { per_second: 10, burst: 20 }, expiry.toISOString()]);
+    assert.deepEqual(
+      [key.scopes, key.rate_limit, key.expires_at],
+      [['keys:admin', 'usage:read'], { per_second: 10, burst: 20 }, expiry.toISOString()],
+    );
     // Downward is fine, and binds at once: the lowered key can no longer grant its old rate.
     assert.equal((await as('PATCH', self, { rate_limit: { per_second: 8, burst: 20 } })).status, 200);
-    refused(await as('POST', '/v1/keys', { name: 'x', scopes: ['usage:read'], rate_limit: { per_second: 10, burst: 20 } }), 'rate_escalation');
+    refused(
+      await as('POST', '/v1/keys', { name: 'x', scopes: ['usage:read'], rate_limit: { per_second: 10, burst: 20 } }),
+      'rate_escalation',
+    );
     assert.equal((await as('PATCH', self, { name: 'renamed' })).status, 200);
   });
 
-  test('rotating: the successor has the old key\'s powers, so the rotating key must hold them all', async () => {
+  test("rotating: the successor has the old key's powers, so the rotating key must hold them all", async () => {
     const faster = await t.issue({ scopes: ['usage:read'], ratePerSecond: 1000, burst: 0 });
     refused(await as('POST', `/v1/keys/${faster.id}/rotate`, {}), 'rate_escalation');
     const wider = await t.issue({ scopes: ['usage:read', 'events:write'], ratePerSecond: 1, burst: 0 });
@@ -348,7 +441,10 @@ describe('a key never grants, to another key or to itself, more than it holds', 
     const acmeAdmin = await t.issue({ scopes: ['keys:admin', 'usage:read'], customer: 'acme' });
     const minted = await send(acmeAdmin.secret, { method: 'POST', path: '/v1/keys', body: { name: 'x', scopes: ['usage:read'] } });
     assert.equal(minted.body.customer, 'acme');
-    refused(await send(acmeAdmin.secret, { method: 'POST', path: '/v1/keys', body: { name: 'x', scopes: ['usage:read'], customer: null } }), 'customer_escalation');
+    refused(
+      await send(acmeAdmin.secret, { method: 'POST', path: '/v1/keys', body: { name: 'x', scopes: ['usage:read'], customer: null } }),
+      'customer_escalation',
+    );
     const rotated = await send(acmeAdmin.secret, { method: 'POST', path: `/v1/keys/${acmeAdmin.id}/rotate`, body: { grace_seconds: 60 } });
     assert.equal(rotated.body.customer, 'acme');
   });
@@ -359,7 +455,11 @@ describe('a conflict shows the existing resource only to a key that may read it'
     const adminOnly = keys.single['billing:admin'];
     const conflicts: Call[] = [
       { method: 'POST', path: '/v1/customers', body: { external_id: 'globex', name: 'Renamed', currency: 'EUR' } },
-      { method: 'POST', path: '/v1/meters', body: { code: 'api_calls', name: 'Other', event_type: 'api_call', aggregation: 'count', filter: {} } },
+      {
+        method: 'POST',
+        path: '/v1/meters',
+        body: { code: 'api_calls', name: 'Other', event_type: 'api_call', aggregation: 'count', filter: {} },
+      },
       { method: 'POST', path: '/v1/plans', body: { ...plan, name: 'Other' } },
     ];
     for (const call of conflicts) {
@@ -378,7 +478,10 @@ describe('customer and meter creation are audited', () => {
     const creator = await t.issue({ scopes: ['billing:admin'] });
     const customer = { external_id: 'initech', name: 'Initech', currency: 'USD' };
     const meter = { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} };
-    for (const [path, body] of [['/v1/customers', customer], ['/v1/meters', meter]] as const) {
+    for (const [path, body] of [
+      ['/v1/customers', customer],
+      ['/v1/meters', meter],
+    ] as const) {
       assert.equal((await send(creator.secret, { method: 'POST', path, body })).status, 201);
       assert.equal((await send(creator.secret, { method: 'POST', path, body })).status, 200);
     }
@@ -388,7 +491,12 @@ describe('customer and meter creation are audited', () => {
     );
     const { rows: ids } = await db.pool.query<{ id: string }>(`select id from customers where external_id = 'initech'`);
     assert.deepEqual(rows, [
-      { actor: `key:${creator.id}`, action: 'customer.created', subject_id: ids[0]!.id, details: { external_id: 'initech', name: 'Initech', currency: 'USD' } },
+      {
+        actor: `key:${creator.id}`,
+        action: 'customer.created',
+        subject_id: ids[0]!.id,
+        details: { external_id: 'initech', name: 'Initech', currency: 'USD' },
+      },
       {
         actor: `key:${creator.id}`,
         action: 'meter.created',

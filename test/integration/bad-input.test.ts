@@ -39,10 +39,25 @@ const plan = {
   base_fee: '10.00',
   charges: [
     { meter: 'api_calls', model: 'per_unit', unit_price: '0.01' },
-    { meter: 'tokens', model: 'graduated', tiers: [{ up_to: '1000', unit_price: '0' }, { up_to: null, unit_price: '0.002', flat_fee: '1.00' }] },
+    {
+      meter: 'tokens',
+      model: 'graduated',
+      tiers: [
+        { up_to: '1000', unit_price: '0' },
+        { up_to: null, unit_price: '0.002', flat_fee: '1.00' },
+      ],
+    },
   ],
   interval: { kind: 'calendar_month' },
-  limits: [{ meter: 'api_calls', soft_thresholds: [{ percent: 80 }, { absolute: '900' }], hard_limit: '1000', grace_period: 'PT1H', at_hard_limit: 'block' }],
+  limits: [
+    {
+      meter: 'api_calls',
+      soft_thresholds: [{ percent: 80 }, { absolute: '900' }],
+      hard_limit: '1000',
+      grace_period: 'PT1H',
+      at_hard_limit: 'block',
+    },
+  ],
 };
 
 /** One valid request per operation of the OpenAPI document, keyed `METHOD path`. */
@@ -63,9 +78,14 @@ const valid: Record<string, RequestSpec> = {
   'GET /v1/plans': { query: { limit: '10', after: 'a' } },
   'GET /v1/plans/{code}': { params: { code: 'basic' } },
   'POST /v1/pricing/preview': {
-    body: { plan: { id: 'preview', currency: 'USD', rounding: 'half_even', base_fee: '1.00', charges: plan.charges }, usage: { api_calls: 12, tokens: '1500.5' } },
+    body: {
+      plan: { id: 'preview', currency: 'USD', rounding: 'half_even', base_fee: '1.00', charges: plan.charges },
+      usage: { api_calls: 12, tokens: '1500.5' },
+    },
   },
-  'POST /v1/reconciliations': { body: { period_start: '2026-01-01', period_end: '2026-02-01T00:00:00Z', customer: 'acme', auto_approve: false } },
+  'POST /v1/reconciliations': {
+    body: { period_start: '2026-01-01', period_end: '2026-02-01T00:00:00Z', customer: 'acme', auto_approve: false },
+  },
   'GET /v1/reconciliations/{id}': { params: { id: RUN_ID } },
   'POST /v1/reconciliations/{id}/approve': { params: { id: RUN_ID } },
   'POST /v1/reconciliations/{id}/retry': { params: { id: RUN_ID } },
@@ -84,19 +104,46 @@ const valid: Record<string, RequestSpec> = {
   'GET /v1/customers/{externalId}': { params: { externalId: 'acme' } },
   'POST /v1/events': {
     query: { atomic: 'false' },
-    body: { id: 'evt-1', customer: 'acme', type: 'tokens', timestamp: '2026-03-15T11:00:00Z', properties: { tokens: '12.5', model: 'small', tags: ['a', { b: 1.5 }] } },
+    body: {
+      id: 'evt-1',
+      customer: 'acme',
+      type: 'tokens',
+      timestamp: '2026-03-15T11:00:00Z',
+      properties: { tokens: '12.5', model: 'small', tags: ['a', { b: 1.5 }] },
+    },
   },
-  'POST /v1/meters': { body: { code: 'storage', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: { region: 'eu', tier: 2, hot: true } } },
+  'POST /v1/meters': {
+    body: {
+      code: 'storage',
+      name: 'Storage',
+      event_type: 'storage',
+      aggregation: 'max',
+      value_property: 'gb',
+      filter: { region: 'eu', tier: 2, hot: true },
+    },
+  },
   'GET /v1/meters': { query: { limit: '10', after: 'a' } },
   'GET /v1/meters/{code}': { params: { code: 'tokens' } },
-  'GET /v1/usage': { query: { customer: 'acme', meter: 'tokens', from: '2026-03-01T00:00:00Z', to: '2026-03-15T00:00:00Z', granularity: 'day' } },
+  'GET /v1/usage': {
+    query: { customer: 'acme', meter: 'tokens', from: '2026-03-01T00:00:00Z', to: '2026-03-15T00:00:00Z', granularity: 'day' },
+  },
   'POST /v1/keys': {
-    body: { name: 'ci', environment: 'test', scopes: ['events:write'], customer: 'acme', expires_at: '2027-01-01T00:00:00Z', rate_limit: { per_second: 10, burst: 5 } },
+    body: {
+      name: 'ci',
+      environment: 'test',
+      scopes: ['events:write'],
+      customer: 'acme',
+      expires_at: '2027-01-01T00:00:00Z',
+      rate_limit: { per_second: 10, burst: 5 },
+    },
   },
   'GET /v1/keys': { query: { limit: '10', after: ID } },
   'GET /v1/keys/current': {},
   'GET /v1/keys/{id}': { params: { id: ID } },
-  'PATCH /v1/keys/{id}': { params: { id: ID }, body: { name: 'renamed', scopes: ['events:write'], expires_at: '2027-01-01T00:00:00Z', rate_limit: { per_second: 5, burst: 0 } } },
+  'PATCH /v1/keys/{id}': {
+    params: { id: ID },
+    body: { name: 'renamed', scopes: ['events:write'], expires_at: '2027-01-01T00:00:00Z', rate_limit: { per_second: 5, burst: 0 } },
+  },
   'POST /v1/keys/{id}/revoke': { params: { id: ID } },
   'POST /v1/keys/{id}/rotate': { params: { id: ID }, body: { grace_seconds: 60, expires_at: '2027-01-01T00:00:00Z' } },
 };
@@ -166,7 +213,11 @@ async function send(
   const body = raw.body ?? (spec.body === undefined ? undefined : JSON.stringify(spec.body));
   const res = await fetch(`${app.url}${path}${query ? `?${query}` : ''}`, {
     method: op.method,
-    headers: { authorization: `Bearer ${admin}`, ...(body !== undefined ? { 'content-type': raw.contentType ?? 'application/json' } : {}), ...raw.headers },
+    headers: {
+      authorization: `Bearer ${admin}`,
+      ...(body !== undefined ? { 'content-type': raw.contentType ?? 'application/json' } : {}),
+      ...raw.headers,
+    },
     ...(body !== undefined ? { body } : {}),
   });
   const text = await res.text();
@@ -181,7 +232,10 @@ async function send(
 
 /** A refusal for what the request carries: 400/413/415/422, as problem+json. */
 function assertRefused(sent: Sent, what: string): void {
-  assert.ok([400, 413, 415, 422].includes(sent.status), `${what}: expected a 4xx refusal, got ${sent.status} ${JSON.stringify(sent.body).slice(0, 300)}`);
+  assert.ok(
+    [400, 413, 415, 422].includes(sent.status),
+    `${what}: expected a 4xx refusal, got ${sent.status} ${JSON.stringify(sent.body).slice(0, 300)}`,
+  );
   assert.match(sent.type, /^application\/problem\+json/, `${what}: content type ${sent.type}`);
   assert.match(sent.body.type ?? '', /^\/problems\//, `${what}: problem type`);
 }
@@ -206,7 +260,8 @@ type Path = Array<string | number>;
 /** Every leaf and every object of a JSON value, with its path. */
 function nodes(value: unknown, path: Path = []): Array<{ path: Path; value: unknown }> {
   if (Array.isArray(value)) return [{ path, value }, ...value.flatMap((v, i) => nodes(v, [...path, i]))];
-  if (value !== null && typeof value === 'object') return [{ path, value }, ...Object.entries(value).flatMap(([k, v]) => nodes(v, [...path, k]))];
+  if (value !== null && typeof value === 'object')
+    return [{ path, value }, ...Object.entries(value).flatMap(([k, v]) => nodes(v, [...path, k]))];
   return [{ path, value }];
 }
 
@@ -219,7 +274,8 @@ function replaced(value: unknown, path: Path, replacement: unknown): unknown {
 
 const RAW = '\u0001raw\u0001';
 /** The body as JSON text, with a raw JSON fragment (too deep or too large for JSON.stringify) at `path`. */
-const withRaw = (body: unknown, path: Path, fragment: string) => JSON.stringify(replaced(body, path, RAW)).replace(JSON.stringify(RAW), fragment);
+const withRaw = (body: unknown, path: Path, fragment: string) =>
+  JSON.stringify(replaced(body, path, RAW)).replace(JSON.stringify(RAW), fragment);
 
 /** Each way to spoil a valid body: a mutated JSON text and what it is. */
 function bodyMutations(body: unknown): Array<{ what: string; text: string }> {
@@ -227,16 +283,25 @@ function bodyMutations(body: unknown): Array<{ what: string; text: string }> {
   for (const { path, value } of nodes(body)) {
     const at = `/${path.join('/')}`;
     if (typeof value === 'string') {
-      for (const [what, bad] of [['NUL', value + NUL], ['lone surrogate', value + LONE_SURROGATE], ['10,000 characters', value + LONG]] as const) {
+      for (const [what, bad] of [
+        ['NUL', value + NUL],
+        ['lone surrogate', value + LONE_SURROGATE],
+        ['10,000 characters', value + LONG],
+      ] as const) {
         out.push({ what: `${what} at ${at}`, text: JSON.stringify(replaced(body, path, bad)) });
       }
-      if (looksLikeInstant(value)) for (const bad of BAD_INSTANTS) out.push({ what: `${bad} at ${at}`, text: JSON.stringify(replaced(body, path, bad)) });
-      if (/^\d+(\.\d+)?$/.test(value)) for (const bad of BAD_DECIMALS) out.push({ what: `${bad.slice(0, 12)} at ${at}`, text: JSON.stringify(replaced(body, path, bad)) });
+      if (looksLikeInstant(value))
+        for (const bad of BAD_INSTANTS) out.push({ what: `${bad} at ${at}`, text: JSON.stringify(replaced(body, path, bad)) });
+      if (/^\d+(\.\d+)?$/.test(value))
+        for (const bad of BAD_DECIMALS) out.push({ what: `${bad.slice(0, 12)} at ${at}`, text: JSON.stringify(replaced(body, path, bad)) });
     }
     if (typeof value === 'number') out.push({ what: `1e400 at ${at}`, text: withRaw(body, path, '1e400') });
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
       // An object literal cannot hold an own __proto__ key, so it is written into the text.
-      const text = withRaw(body, path, JSON.stringify({ ...value, __proto_marker__: { polluted: true } })).replace('"__proto_marker__"', '"__proto__"');
+      const text = withRaw(body, path, JSON.stringify({ ...value, __proto_marker__: { polluted: true } })).replace(
+        '"__proto_marker__"',
+        '"__proto__"',
+      );
       out.push({ what: `__proto__ key in ${at}`, text });
     }
     if (path.length > 0) out.push({ what: `10,000-deep JSON at ${at}`, text: withRaw(body, path, DEEP) });
@@ -270,14 +335,23 @@ describe('hostile input is refused with a problem and changes nothing', () => {
 
   test('every operation of the OpenAPI document has a valid request to derive the hostile ones from', async () => {
     before = await fingerprint();
-    assert.deepEqual(operations.map((o) => o.key).filter((k) => !(k in valid)), []);
-    assert.deepEqual(Object.keys(valid).filter((k) => !operations.some((o) => o.key === k)), []);
+    assert.deepEqual(
+      operations.map((o) => o.key).filter((k) => !(k in valid)),
+      [],
+    );
+    assert.deepEqual(
+      Object.keys(valid).filter((k) => !operations.some((o) => o.key === k)),
+      [],
+    );
   });
 
   test('path parameters: NUL, over-long, malformed percent-encoding', async () => {
     for (const op of operations) {
       for (const name of op.pathParams) {
-        for (const [what, value] of [['NUL', NUL], ['over-long', 'x'.repeat(2000)]] as const) {
+        for (const [what, value] of [
+          ['NUL', NUL],
+          ['over-long', 'x'.repeat(2000)],
+        ] as const) {
           const sent = await send(op, { ...valid[op.key], params: { ...valid[op.key]!.params, [name]: value } });
           assertRefused(sent, `${op.key} ${name} ${what}`);
           assert.match(sent.body.detail ?? '', new RegExp(`^Invalid params: ${name}`), `${op.key} ${name} ${what}: ${sent.body.detail}`);
@@ -297,7 +371,12 @@ describe('hostile input is refused with a problem and changes nothing', () => {
         return params.toString();
       };
       // Query schemas are strict: a misspelt parameter is refused (operations without one ignore the query).
-      const cases: Array<[string, string]> = op.queryParams.length ? [[`unknown parameter`, qs({ limt: '10' })], ['__proto__', qs({ ['__proto__']: 'x' })]] : [];
+      const cases: Array<[string, string]> = op.queryParams.length
+        ? [
+            [`unknown parameter`, qs({ limt: '10' })],
+            ['__proto__', qs({ ['__proto__']: 'x' })],
+          ]
+        : [];
       for (const name of op.queryParams) {
         cases.push(
           [`${name} NUL`, qs({ [name]: NUL }, name)],
@@ -340,7 +419,11 @@ describe('hostile input is refused with a problem and changes nothing', () => {
     ];
     for (const op of operations.filter((o) => o.hasBody)) {
       for (const c of cases) {
-        const sent = await send(op, valid[op.key]!, { body: c.body, ...(c.contentType ? { contentType: c.contentType } : {}), ...(c.headers ? { headers: c.headers } : {}) });
+        const sent = await send(op, valid[op.key]!, {
+          body: c.body,
+          ...(c.contentType ? { contentType: c.contentType } : {}),
+          ...(c.headers ? { headers: c.headers } : {}),
+        });
         assertRefused(sent, `${op.key} body ${c.what}`);
       }
     }
@@ -356,13 +439,26 @@ describe('hostile input is refused with a problem and changes nothing', () => {
 
   test('forged invoice cursors: year 0, too deep, NUL, not JSON', async () => {
     const forged = (payload: string) => Buffer.from(payload).toString('base64url');
-    for (const payload of ['["0000-01-01T00:00:00Z","' + ID + '"]', '['.repeat(90) + ']'.repeat(90), '["2026-01-01T00:00:00Z","a\\u0000"]', '{"__proto__":1}', 'not json', '[]']) {
-      assertRefused(await send({ method: 'GET', path: '/v1/invoices' }, { query: { after: forged(payload) } }), `cursor ${payload.slice(0, 40)}`);
+    for (const payload of [
+      '["0000-01-01T00:00:00Z","' + ID + '"]',
+      '['.repeat(90) + ']'.repeat(90),
+      '["2026-01-01T00:00:00Z","a\\u0000"]',
+      '{"__proto__":1}',
+      'not json',
+      '[]',
+    ]) {
+      assertRefused(
+        await send({ method: 'GET', path: '/v1/invoices' }, { query: { after: forged(payload) } }),
+        `cursor ${payload.slice(0, 40)}`,
+      );
     }
   });
 
   test('a subscription whose first period would end after 9999 is refused', async () => {
-    const sent = await send({ method: 'POST', path: '/v1/subscriptions' }, { body: { customer: 'acme', plan: 'basic', start: '9999-12-15T00:00:00Z' } });
+    const sent = await send(
+      { method: 'POST', path: '/v1/subscriptions' },
+      { body: { customer: 'acme', plan: 'basic', start: '9999-12-15T00:00:00Z' } },
+    );
     assertRefused(sent, 'start 9999-12-15');
     assert.equal(sent.body.reason, 'start_out_of_range');
   });
@@ -381,9 +477,16 @@ describe('hostile input is refused with a problem and changes nothing', () => {
 });
 
 describe('a bad event costs only itself', () => {
-  const event = (id: string, extra: Record<string, unknown> = {}) => ({ id, customer: 'acme', type: 'tokens', properties: { tokens: '2' }, ...extra });
+  const event = (id: string, extra: Record<string, unknown> = {}) => ({
+    id,
+    customer: 'acme',
+    type: 'tokens',
+    properties: { tokens: '2' },
+    ...extra,
+  });
   /** An event as JSON text, with a raw fragment (too deep or too large for JSON.stringify) as the property `raw`. */
-  const eventWith = (id: string, fragment: string) => withRaw(event(id, { properties: { tokens: '1', raw: RAW } }), ['properties', 'raw'], fragment);
+  const eventWith = (id: string, fragment: string) =>
+    withRaw(event(id, { properties: { tokens: '1', raw: RAW } }), ['properties', 'raw'], fragment);
   /** Each bad event as JSON text; none can be stored, and each is refused by validation. */
   const bad = [
     JSON.stringify(event('nul\u0000id')),
@@ -419,15 +522,32 @@ describe('a bad event costs only itself', () => {
     const good = [randomUUID(), randomUUID()];
     const [a, b] = good.map((id) => JSON.stringify(event(id)));
     for (const one of bad) {
-      assertRefused(await send({ method: 'POST', path: '/v1/events' }, {}, { body: batch([a!, one, b!]), query: 'atomic=true' }), `atomic batch with ${one.slice(0, 40)}`);
+      assertRefused(
+        await send({ method: 'POST', path: '/v1/events' }, {}, { body: batch([a!, one, b!]), query: 'atomic=true' }),
+        `atomic batch with ${one.slice(0, 40)}`,
+      );
     }
     assert.equal(await stored(good), 0);
   });
 
   test('CloudEvents: a NUL subject or a year-0 time is rejected alone', async () => {
-    const ce = (id: string, extra: Record<string, unknown> = {}) => ({ specversion: '1.0', id, source: 'test', type: 'tokens', subject: 'acme', data: { tokens: '1' }, ...extra });
+    const ce = (id: string, extra: Record<string, unknown> = {}) => ({
+      specversion: '1.0',
+      id,
+      source: 'test',
+      type: 'tokens',
+      subject: 'acme',
+      data: { tokens: '1' },
+      ...extra,
+    });
     const good = [randomUUID(), randomUUID()];
-    const body = JSON.stringify([ce(good[0]!), ce('bad-subject', { subject: 'a\u0000' }), ce('bad-time', { time: '0000-01-01T00:00:00Z' }), ce('bad-source', { source: '\u0000' }), ce(good[1]!)]);
+    const body = JSON.stringify([
+      ce(good[0]!),
+      ce('bad-subject', { subject: 'a\u0000' }),
+      ce('bad-time', { time: '0000-01-01T00:00:00Z' }),
+      ce('bad-source', { source: '\u0000' }),
+      ce(good[1]!),
+    ]);
     const sent = await send({ method: 'POST', path: '/v1/events' }, {}, { body, contentType: 'application/cloudevents-batch+json' });
     assert.equal(sent.status, 200, JSON.stringify(sent.body).slice(0, 500));
     assert.deepEqual([sent.body.accepted, sent.body.rejected], [2, 3]);
@@ -439,14 +559,26 @@ describe('the edges of the instant range', () => {
   test('are served: usage buckets, invoice filters and key expiry at 1970 and at the end of 9999', async () => {
     const last = '9999-12-31T23:59:59.999Z';
     for (const granularity of ['hour', 'day']) {
-      for (const [from, to] of [['9999-12-30T00:00:00Z', last], ['1970-01-01T00:00:00Z', '1970-01-02T00:30:00+01:00']]) {
-        const sent = await send({ method: 'GET', path: '/v1/usage' }, { query: { customer: 'acme', meter: 'tokens', from: from!, to: to!, granularity } });
+      for (const [from, to] of [
+        ['9999-12-30T00:00:00Z', last],
+        ['1970-01-01T00:00:00Z', '1970-01-02T00:30:00+01:00'],
+      ]) {
+        const sent = await send(
+          { method: 'GET', path: '/v1/usage' },
+          { query: { customer: 'acme', meter: 'tokens', from: from!, to: to!, granularity } },
+        );
         assert.equal(sent.status, 200, `${from}..${to} by ${granularity}: ${JSON.stringify(sent.body).slice(0, 300)}`);
       }
     }
-    const invoices = await send({ method: 'GET', path: '/v1/invoices' }, { query: { period_from: '1970-01-01T00:00:00Z', period_to: last } });
+    const invoices = await send(
+      { method: 'GET', path: '/v1/invoices' },
+      { query: { period_from: '1970-01-01T00:00:00Z', period_to: last } },
+    );
     assert.equal(invoices.status, 200, JSON.stringify(invoices.body));
-    const key = await send({ method: 'POST', path: '/v1/keys' }, { body: { name: 'long-lived', scopes: ['events:write'], expires_at: last } });
+    const key = await send(
+      { method: 'POST', path: '/v1/keys' },
+      { body: { name: 'long-lived', scopes: ['events:write'], expires_at: last } },
+    );
     assert.equal(key.status, 201, JSON.stringify(key.body));
     assert.equal(key.body.expires_at, last);
   });
@@ -471,13 +603,19 @@ describe('the backfill reader', () => {
     try {
       const items = [];
       for await (const item of readEvents(file, 'ndjson', 0)) items.push(item);
-      assert.deepEqual(items.map((i) => ('malformed' in i ? i.malformed.reason : 'event')), ['event', 'malformed_line', 'event']);
+      assert.deepEqual(
+        items.map((i) => ('malformed' in i ? i.malformed.reason : 'event')),
+        ['event', 'malformed_line', 'event'],
+      );
       // What the reader passes on, the API takes: the deepest line it accepts is within the properties' limit.
-      const sent = await send({ method: 'POST', path: '/v1/events' }, {}, { body: JSON.stringify({ ...(items[0] as { event: object }).event, customer: 'acme' }) });
+      const sent = await send(
+        { method: 'POST', path: '/v1/events' },
+        {},
+        { body: JSON.stringify({ ...(items[0] as { event: object }).event, customer: 'acme' }) },
+      );
       assert.equal(sent.status, 201, JSON.stringify(sent.body));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 });
-

@@ -36,10 +36,22 @@ describe('customers', () => {
     assert.equal((await call('GET', '/v1/customers/nope')).status, 404);
 
     for (const id of ['a', 'b', 'c']) await call('POST', '/v1/customers', { external_id: id, name: id, currency: 'USD' });
-    const page1 = (await (await call('GET', '/v1/customers?limit=2')).json()) as { data: Array<{ external_id: string }>; next_cursor: string };
-    assert.deepEqual(page1.data.map((c) => c.external_id), ['a', 'b']);
-    const page2 = (await (await call('GET', `/v1/customers?limit=2&after=${page1.next_cursor}`)).json()) as { data: Array<{ external_id: string }>; next_cursor: string | null };
-    assert.deepEqual(page2.data.map((c) => c.external_id), ['c', 'cus_42']);
+    const page1 = (await (await call('GET', '/v1/customers?limit=2')).json()) as {
+      data: Array<{ external_id: string }>;
+      next_cursor: string;
+    };
+    assert.deepEqual(
+      page1.data.map((c) => c.external_id),
+      ['a', 'b'],
+    );
+    const page2 = (await (await call('GET', `/v1/customers?limit=2&after=${page1.next_cursor}`)).json()) as {
+      data: Array<{ external_id: string }>;
+      next_cursor: string | null;
+    };
+    assert.deepEqual(
+      page2.data.map((c) => c.external_id),
+      ['c', 'cus_42'],
+    );
     assert.equal(page2.next_cursor, null);
   });
 
@@ -65,10 +77,7 @@ describe('meters', () => {
     const meter = { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'latest', value_property: 'gb' };
     const created = await call('POST', '/v1/meters', meter);
     assert.equal(created.status, 201);
-    assert.deepEqual(
-      { ...((await created.json()) as object), created_at: undefined },
-      { ...meter, filter: {}, created_at: undefined },
-    );
+    assert.deepEqual({ ...((await created.json()) as object), created_at: undefined }, { ...meter, filter: {}, created_at: undefined });
     assert.equal((await call('POST', '/v1/meters', meter)).status, 200);
     const sameType = await call('POST', '/v1/meters', { ...meter, code: 'storage2' });
     assert.equal(sameType.status, 409);
@@ -81,7 +90,10 @@ describe('meters', () => {
 
   test('a meter created just now is usable for ingestion at once', async () => {
     await call('POST', '/v1/customers', { external_id: 'fresh', name: 'Fresh', currency: 'USD' });
-    assert.equal((await call('POST', '/v1/meters', { code: 'sms', name: 'SMS', event_type: 'sms_sent', aggregation: 'count' })).status, 201);
+    assert.equal(
+      (await call('POST', '/v1/meters', { code: 'sms', name: 'SMS', event_type: 'sms_sent', aggregation: 'count' })).status,
+      201,
+    );
     const res = await call('POST', '/v1/events', { id: 's1', customer: 'fresh', type: 'sms_sent' });
     assert.equal(res.status, 201);
   });

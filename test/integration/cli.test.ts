@@ -45,7 +45,11 @@ const cli = (args: string[], env: Record<string, string> = {}): Promise<Run> =>
     execFile(
       process.execPath,
       ['bin/meterflow.js', ...args],
-      { cwd: root, env: { ...process.env, DATABASE_URL: db.url, API_KEY_PEPPERS: pepper, DATA_DIR: dir, ...env }, maxBuffer: 64 * 1024 * 1024 },
+      {
+        cwd: root,
+        env: { ...process.env, DATABASE_URL: db.url, API_KEY_PEPPERS: pepper, DATA_DIR: dir, ...env },
+        maxBuffer: 64 * 1024 * 1024,
+      },
       (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -57,14 +61,24 @@ async function json(args: string[], code = 0, env: Record<string, string> = {}):
   return JSON.parse(run.stdout);
 }
 
-const count = async (sql: string, params: unknown[] = []) => Number((await db.pool.query<{ n: string }>(`select count(*) as n from ${sql}`, params)).rows[0]!.n);
+const count = async (sql: string, params: unknown[] = []) =>
+  Number((await db.pool.query<{ n: string }>(`select count(*) as n from ${sql}`, params)).rows[0]!.n);
 
 const plan = (id: string, basePrice: string) => ({
   id,
   name: `Plan ${id}`,
   currency: 'USD',
   base_fee: basePrice,
-  charges: [{ meter: 'api_calls', model: 'graduated', tiers: [{ up_to: '1000', unit_price: '0.002' }, { up_to: null, unit_price: '0.001' }] }],
+  charges: [
+    {
+      meter: 'api_calls',
+      model: 'graduated',
+      tiers: [
+        { up_to: '1000', unit_price: '0.002' },
+        { up_to: null, unit_price: '0.001' },
+      ],
+    },
+  ],
   interval: { kind: 'calendar_month' },
 });
 
@@ -89,7 +103,10 @@ after(async () => {
 describe('catalog commands', () => {
   test('customers create, list and show; repeating a create is safe, other attributes are refused', async () => {
     const created = await json(['customers', 'create', 'acme', '--name', 'Acme', '--currency', 'USD']);
-    assert.deepEqual({ ...created, created_at: undefined }, { external_id: 'acme', name: 'Acme', currency: 'USD', created: true, created_at: undefined });
+    assert.deepEqual(
+      { ...created, created_at: undefined },
+      { external_id: 'acme', name: 'Acme', currency: 'USD', created: true, created_at: undefined },
+    );
     // Independent commands run side by side: each is its own process.
     const [again, , , conflict, invalid] = await Promise.all([
       json(['customers', 'create', 'acme', '--name', 'Acme', '--currency', 'USD']),
@@ -114,10 +131,16 @@ describe('catalog commands', () => {
       cli(['customers', 'show', 'nobody', '--json']),
       cli(['customers', 'list']),
     ]);
-    assert.deepEqual(list.data.map((c: any) => c.external_id), ['acme', 'globex', 'initech']);
+    assert.deepEqual(
+      list.data.map((c: any) => c.external_id),
+      ['acme', 'globex', 'initech'],
+    );
     assert.equal(list.next_cursor, null);
     assert.equal(firstPage.next_cursor, 'globex');
-    assert.deepEqual(secondPage.data.map((c: any) => c.external_id), ['initech']);
+    assert.deepEqual(
+      secondPage.data.map((c: any) => c.external_id),
+      ['initech'],
+    );
     assert.equal(shown.name, 'Initech');
     assert.deepEqual([missing.code, missing.stdout], [1, '']);
     assert.match(missing.stderr, /no customer "nobody"/);
@@ -127,13 +150,51 @@ describe('catalog commands', () => {
   });
 
   test('meters create and list; one meter per event type', async () => {
-    const created = await json(['meters', 'create', 'api_calls', '--name', 'API calls', '--event-type', 'api_call', '--aggregation', 'count']);
+    const created = await json([
+      'meters',
+      'create',
+      'api_calls',
+      '--name',
+      'API calls',
+      '--event-type',
+      'api_call',
+      '--aggregation',
+      'count',
+    ]);
     assert.equal(created.created, true);
     assert.equal(created.event_type, 'api_call');
-    const tokens = await json(['meters', 'create', 'tokens', '--name', 'Tokens', '--event-type', 'tokens', '--aggregation', 'sum', '--value-property', 'tokens', '--filter', '{"model":"large","tier":1}']);
+    const tokens = await json([
+      'meters',
+      'create',
+      'tokens',
+      '--name',
+      'Tokens',
+      '--event-type',
+      'tokens',
+      '--aggregation',
+      'sum',
+      '--value-property',
+      'tokens',
+      '--filter',
+      '{"model":"large","tier":1}',
+    ]);
     assert.deepEqual(tokens.filter, { model: 'large', tier: 1 });
     const [again, clash, invalid] = await Promise.all([
-      json(['meters', 'create', 'tokens', '--name', 'Tokens', '--event-type', 'tokens', '--aggregation', 'sum', '--value-property', 'tokens', '--filter', '{"tier":1,"model":"large"}']),
+      json([
+        'meters',
+        'create',
+        'tokens',
+        '--name',
+        'Tokens',
+        '--event-type',
+        'tokens',
+        '--aggregation',
+        'sum',
+        '--value-property',
+        'tokens',
+        '--filter',
+        '{"tier":1,"model":"large"}',
+      ]),
       cli(['meters', 'create', 'calls2', '--name', 'Calls', '--event-type', 'api_call', '--aggregation', 'count']),
       cli(['meters', 'create', 'sum_meter', '--name', 'S', '--event-type', 's', '--aggregation', 'sum']),
     ]);
@@ -143,7 +204,10 @@ describe('catalog commands', () => {
     assert.match(clash.stderr, /already feed meter "api_calls"/);
     assert.equal(invalid.code, 2);
     assert.match(invalid.stderr, /value_property: sum meters need the value_property/);
-    assert.deepEqual((await json(['meters', 'list'])).data.map((m: any) => m.code), ['api_calls', 'tokens']);
+    assert.deepEqual(
+      (await json(['meters', 'list'])).data.map((m: any) => m.code),
+      ['api_calls', 'tokens'],
+    );
   });
 
   test('plans create --file, list and show; the plan is audited as cli and never changes', async () => {
@@ -155,7 +219,12 @@ describe('catalog commands', () => {
       json(['plans', 'create', '--file', file]),
       json(['plans', 'create', '--file', writeJson('pro.json', plan('pro', '20.00'))]),
       cli(['plans', 'create', '--file', writeJson('basic-2.json', plan('basic', '6.00'))]),
-      cli(['plans', 'create', '--file', writeJson('bad.json', { ...plan('bad', '1.00'), charges: [{ meter: 'nope', model: 'per_unit', unit_price: '1' }] })]),
+      cli([
+        'plans',
+        'create',
+        '--file',
+        writeJson('bad.json', { ...plan('bad', '1.00'), charges: [{ meter: 'nope', model: 'per_unit', unit_price: '1' }] }),
+      ]),
       cli(['plans', 'create', '--file', path.join(dir, 'absent.json')]),
     ]);
     assert.equal(again.created, false);
@@ -166,8 +235,15 @@ describe('catalog commands', () => {
     assert.equal(absent.code, 2);
     assert.match(absent.stderr, /cannot read .*absent\.json/);
 
-    const [list, pro, human] = await Promise.all([json(['plans', 'list']), json(['plans', 'show', 'pro']), cli(['plans', 'show', 'basic'])]);
-    assert.deepEqual(list.data.map((p: any) => p.id), ['basic', 'pro']);
+    const [list, pro, human] = await Promise.all([
+      json(['plans', 'list']),
+      json(['plans', 'show', 'pro']),
+      cli(['plans', 'show', 'basic']),
+    ]);
+    assert.deepEqual(
+      list.data.map((p: any) => p.id),
+      ['basic', 'pro'],
+    );
     assert.equal(pro.base_fee, '20.00');
     assert.match(human.stdout, /api_calls\s*│\s*graduated/);
     const { rows } = await db.pool.query(`select actor from audit_log where action = 'plan.created' order by id`);
@@ -190,14 +266,20 @@ describe('invoices', () => {
       [customer, meter, period.start],
     );
     // The period close as the worker runs it: the real draft and finalize activities.
-    const activity = new MockActivityEnvironment({ ...defaultActivityInfo, workflowExecution: { workflowId: 'billing/initech', runId: 'run-1' } });
-    const drafted: { invoiceId: string } = await activity.run(createDraftInvoice({ pool: db.pool, clock: systemClock, lookbackInvoices: 3 }), {
-      subscriptionId: sub.subscription.id,
-      customerId: customer,
-      planCode: 'basic',
-      periodStart: period.start.toISOString(),
-      periodEnd: period.end.toISOString(),
+    const activity = new MockActivityEnvironment({
+      ...defaultActivityInfo,
+      workflowExecution: { workflowId: 'billing/initech', runId: 'run-1' },
     });
+    const drafted: { invoiceId: string } = await activity.run(
+      createDraftInvoice({ pool: db.pool, clock: systemClock, lookbackInvoices: 3 }),
+      {
+        subscriptionId: sub.subscription.id,
+        customerId: customer,
+        planCode: 'basic',
+        periodStart: period.start.toISOString(),
+        periodEnd: period.end.toISOString(),
+      },
+    );
     await activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId: drafted.invoiceId });
     invoiceId = drafted.invoiceId;
   });
@@ -211,21 +293,30 @@ describe('invoices', () => {
       cli(['invoices', 'list', '--status', 'lost']),
     ]);
     // 5.00 base fee + 1000 × 0.002 + 500 × 0.001
-    assert.deepEqual(list.data.map((i: any) => [i.id, i.status, i.total]), [[invoiceId, 'finalized', '7.50']]);
+    assert.deepEqual(
+      list.data.map((i: any) => [i.id, i.status, i.total]),
+      [[invoiceId, 'finalized', '7.50']],
+    );
     assert.equal(drafts.data.length, 0);
     assert.equal(acme.data.length, 0);
     assert.equal(nobody.code, 1);
     assert.equal(lost.code, 2);
 
     const [shown, human] = await Promise.all([json(['invoices', 'show', invoiceId]), cli(['invoices', 'show', invoiceId])]);
-    assert.deepEqual(shown.lines.map((l: any) => [l.type, l.quantity, l.amount]), [
-      ['base_fee', null, '5.00'],
-      ['usage', '1500', '2.50'],
-    ]);
-    assert.deepEqual(shown.lines[1].breakdown.map((b: any) => [b.units, b.amount]), [
-      ['1000', '2'],
-      ['500', '0.5'],
-    ]);
+    assert.deepEqual(
+      shown.lines.map((l: any) => [l.type, l.quantity, l.amount]),
+      [
+        ['base_fee', null, '5.00'],
+        ['usage', '1500', '2.50'],
+      ],
+    );
+    assert.deepEqual(
+      shown.lines[1].breakdown.map((b: any) => [b.units, b.amount]),
+      [
+        ['1000', '2'],
+        ['500', '0.5'],
+      ],
+    );
     assert.equal(shown.charge, null);
     assert.match(human.stdout, /line 2 breakdown/);
     assert.match(human.stdout, /charge: none yet/);
@@ -265,12 +356,19 @@ describe('audit verify', () => {
 describe('backfill', () => {
   const ndjson = () => path.join(dir, 'events.ndjson');
   const events = () => count(`usage_events`);
-  const backfill = (file: string, ...args: string[]) => json(['backfill', file, '--api-url', app.url, ...args], 0, { METERFLOW_API_KEY: writer });
+  const backfill = (file: string, ...args: string[]) =>
+    json(['backfill', file, '--api-url', app.url, ...args], 0, { METERFLOW_API_KEY: writer });
 
   test('100,000 events from NDJSON through the API: the summary matches the database; a re-run stores nothing new', async (t) => {
     const start = Date.now() - 100_000 * 1000;
     const lines = Array.from({ length: 100_000 }, (_, i) =>
-      JSON.stringify({ id: `bf-${i}`, customer: 'acme', type: 'api_call', timestamp: new Date(start + i * 1000).toISOString(), properties: { region: 'eu' } }),
+      JSON.stringify({
+        id: `bf-${i}`,
+        customer: 'acme',
+        type: 'api_call',
+        timestamp: new Date(start + i * 1000).toISOString(),
+        properties: { region: 'eu' },
+      }),
     );
     writeFileSync(ndjson(), `${lines.join('\n')}\n`);
     const before = await events();
@@ -311,14 +409,19 @@ describe('backfill', () => {
     const summary = JSON.parse(run.stdout);
     assert.deepEqual([summary.accepted, summary.duplicate, summary.conflict, summary.rejected], [3, 0, 1, 4]);
     assert.equal((await events()) - before, 3);
-    const stored = await db.pool.query(`select event_id, properties->>'region' as region from usage_events where event_id like 'csv-%' order by event_id`);
+    const stored = await db.pool.query(
+      `select event_id, properties->>'region' as region from usage_events where event_id like 'csv-%' order by event_id`,
+    );
     assert.deepEqual(stored.rows, [
       { event_id: 'csv-1', region: 'eu' },
       { event_id: 'csv-2', region: 'eu, west' },
       { event_id: 'csv-7', region: 'say "hi"' },
     ]);
 
-    const rejects = readFileSync(`${file}.rejects.ndjson`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const rejects = readFileSync(`${file}.rejects.ndjson`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.deepEqual(
       rejects.map((r) => [r.line, r.status, r.reason]).sort((a, b) => a[0] - b[0]),
       [
@@ -332,7 +435,12 @@ describe('backfill', () => {
     assert.match(rejects.find((r) => r.line === 4).detail, /invalid CSV: unterminated quoted field/);
     assert.match(rejects.find((r) => r.line === 5).detail, /3 fields where the header has 5/);
     assert.equal(rejects.find((r) => r.line === 7).raw, 'csv-6,acme,api"call,,eu');
-    assert.deepEqual(rejects.find((r) => r.line === 6).event, { id: 'csv-5', customer: 'nobody', type: 'api_call', properties: { region: 'eu' } });
+    assert.deepEqual(rejects.find((r) => r.line === 6).event, {
+      id: 'csv-5',
+      customer: 'nobody',
+      type: 'api_call',
+      properties: { region: 'eu' },
+    });
   });
 
   test('--resume skips the lines an earlier run had answered', async () => {
@@ -343,10 +451,15 @@ describe('backfill', () => {
     assert.deepEqual([first.accepted, first.skipped_lines, first.checkpoint.lines], [30, 0, 30]);
 
     appendFileSync(file, `not json\n${Array.from({ length: 20 }, (_, i) => line(30 + i)).join('')}`);
-    const run = await cli(['backfill', file, '--api-url', app.url, '--batch-size', '7', '--resume', '--json'], { METERFLOW_API_KEY: writer });
+    const run = await cli(['backfill', file, '--api-url', app.url, '--batch-size', '7', '--resume', '--json'], {
+      METERFLOW_API_KEY: writer,
+    });
     assert.equal(run.code, 1, 'the malformed line is rejected');
     const resumed = JSON.parse(run.stdout);
-    assert.deepEqual([resumed.skipped_lines, resumed.accepted, resumed.duplicate, resumed.rejected, resumed.checkpoint.lines], [30, 20, 0, 1, 51]);
+    assert.deepEqual(
+      [resumed.skipped_lines, resumed.accepted, resumed.duplicate, resumed.rejected, resumed.checkpoint.lines],
+      [30, 20, 0, 1, 51],
+    );
     assert.equal(readFileSync(`${file}.checkpoint`, 'utf8').trim(), '51');
     assert.equal(await count(`usage_events where event_id like 'rs-%'`), 50);
     assert.equal(readFileSync(`${file}.rejects.ndjson`, 'utf8').trim().split('\n').length, 1);
@@ -386,13 +499,24 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
 
   before(async () => {
     let bundle;
-    [temporal, bundle] = await Promise.all([localEnvironment(), bundleWorkflowCode({ workflowsPath }), (async () => (simulator = await startProviderSimulator({ port: await freePort() })))()]);
+    [temporal, bundle] = await Promise.all([
+      localEnvironment(),
+      bundleWorkflowCode({ workflowsPath }),
+      (async () => (simulator = await startProviderSimulator({ port: await freePort() })))(),
+    ]);
     const provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 1000 });
     worker = await Worker.create({
       connection: temporal.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
-      activities: createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider }),
+      activities: createActivities({
+        pool: db.pool,
+        clock: systemClock,
+        webhookTimeoutMs: 1000,
+        lookbackInvoices: 3,
+        dunning: [],
+        provider,
+      }),
     });
     running = worker.run();
   });
@@ -439,12 +563,21 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     const run = await cli(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic', '--json'], down);
     assert.equal(run.code, 2);
     assert.equal(run.stdout, '');
-    assert.match(run.stderr, /subscription [0-9a-f-]{36} is saved, but its billing workflow could not be started: cannot reach Temporal .*retry the same command/);
-    assert.equal(await count(`subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'globex' and s.status = 'active'`), 1);
+    assert.match(
+      run.stderr,
+      /subscription [0-9a-f-]{36} is saved, but its billing workflow could not be started: cannot reach Temporal .*retry the same command/,
+    );
+    assert.equal(
+      await count(`subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'globex' and s.status = 'active'`),
+      1,
+    );
 
     const retried = await json(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic'], 0, env());
     assert.equal(retried.created, false);
     const handle = temporal.client.workflow.getHandle(workflowIdFor('globex'));
-    assert.equal((await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' })).subscriptionId, retried.id);
+    assert.equal(
+      (await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' })).subscriptionId,
+      retried.id,
+    );
   });
 });

@@ -5,7 +5,7 @@ import { countQueries } from '../../scripts/query-counter';
 import { createPublishQuota, createSetEntitlement } from '../../src/activities/set-entitlement';
 import { systemClock } from '../../src/clock';
 import { ENTITLEMENT_LISTENER_APPLICATION_NAME } from '../../src/entitlements/entitlements';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
@@ -20,7 +20,8 @@ let one: KeysTestApp;
 let two: KeysTestApp;
 let ids: Record<'acme' | 'globex', string>;
 let admin: string;
-const setEntitlement = (...args: Parameters<ReturnType<typeof createSetEntitlement>>) => createSetEntitlement({ pool: db.pool, clock: systemClock })(...args);
+const setEntitlement = (...args: Parameters<ReturnType<typeof createSetEntitlement>>) =>
+  createSetEntitlement({ pool: db.pool, clock: systemClock })(...args);
 const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
 
 before(async () => {
@@ -29,7 +30,11 @@ before(async () => {
   const acme = await createCustomer(db.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' }, 'system');
   const globex = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' }, 'system');
   ids = { acme: acme.customer.id, globex: globex.customer.id };
-  await createMeter(db.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
+  await createMeter(
+    db.pool,
+    { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} },
+    'system',
+  );
   await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
   admin = (await one.issue({ scopes: ['events:write', 'usage:read'] })).secret;
 });
@@ -39,7 +44,12 @@ after(async () => {
 });
 
 let seq = 0;
-const event = (type: 'tokens' | 'api_call', customer = 'acme') => ({ id: `e-${++seq}`, customer, type, properties: type === 'tokens' ? { tokens: '3' } : {} });
+const event = (type: 'tokens' | 'api_call', customer = 'acme') => ({
+  id: `e-${++seq}`,
+  customer,
+  type,
+  properties: type === 'tokens' ? { tokens: '3' } : {},
+});
 const ingest = (app: KeysTestApp, body: unknown, key = admin) => app.call('POST', '/v1/events', key, body);
 const check = (app: KeysTestApp, body: unknown, key = admin) => app.call('POST', '/v1/entitlements/check', key, body);
 /** JSON answers, checked field by field. */
@@ -67,7 +77,11 @@ describe('setEntitlement activity', () => {
     const { rows } = await db.pool.query('select blocked, reason, resets_at from entitlements where customer_id = $1', [ids.globex]);
     assert.deepEqual(rows, [{ blocked: true, reason: 'hard_limit', resets_at: new Date(periodEnd) }]);
     assert.deepEqual(await auditOf(ids.globex, 'api_calls'), [
-      { actor: 'system', action: 'entitlement.blocked', details: { customer_id: ids.globex, meter: 'api_calls', reason: 'hard_limit', resets_at: periodEnd } },
+      {
+        actor: 'system',
+        action: 'entitlement.blocked',
+        details: { customer_id: ids.globex, meter: 'api_calls', reason: 'hard_limit', resets_at: periodEnd },
+      },
     ]);
 
     await setEntitlement({ customerId: ids.globex, meter: 'api_calls', blocked: false, periodEnd });
@@ -82,7 +96,10 @@ describe('setEntitlement activity', () => {
 
   test('lifting a block that was never set writes nothing', async () => {
     await setEntitlement({ customerId: ids.globex, meter: 'tokens', blocked: false, periodEnd: inAnHour() });
-    assert.equal((await db.pool.query('select 1 from entitlements where customer_id = $1 and meter = $2', [ids.globex, 'tokens'])).rowCount, 0);
+    assert.equal(
+      (await db.pool.query('select 1 from entitlements where customer_id = $1 and meter = $2', [ids.globex, 'tokens'])).rowCount,
+      0,
+    );
     assert.deepEqual(await auditOf(ids.globex, 'tokens'), []);
   });
 
@@ -91,7 +108,10 @@ describe('setEntitlement activity', () => {
       { customerId: ids.globex, meter: 'teleports', blocked: true, periodEnd: inAnHour() },
       { customerId: '00000000-0000-4000-8000-000000000000', meter: 'tokens', blocked: true, periodEnd: inAnHour() },
     ]) {
-      await assert.rejects(setEntitlement(input), (err: unknown) => err instanceof ApplicationFailure && err.nonRetryable && err.type === 'unknown_customer_or_meter');
+      await assert.rejects(
+        setEntitlement(input),
+        (err: unknown) => err instanceof ApplicationFailure && err.nonRetryable && err.type === 'unknown_customer_or_meter',
+      );
     }
   });
 });
@@ -122,7 +142,11 @@ describe('enforcement in every API process', () => {
     const result = await json(batch);
     assert.deepEqual(
       result.results.map((r: { status: string; reason?: string }) => [r.status, r.reason]),
-      [['rejected', 'quota_exceeded'], ['accepted', undefined], ['accepted', undefined]],
+      [
+        ['rejected', 'quota_exceeded'],
+        ['accepted', undefined],
+        ['accepted', undefined],
+      ],
     );
     assert.equal(result.results[0].resets_at, periodEnd);
     assert.equal(result.results[0].upgrade_url, '/upgrade');
@@ -142,9 +166,15 @@ describe('enforcement in every API process', () => {
       `insert into entitlements (customer_id, meter, blocked, reason, resets_at, updated_at) values ($1, 'api_calls', true, 'hard_limit', $2, now())`,
       [ids.acme, inAnHour()],
     );
-    await until('the block arrived', () => one.entitlements.store.isBlocked(ids.acme, 'api_calls') && two.entitlements.store.isBlocked(ids.acme, 'api_calls'));
+    await until(
+      'the block arrived',
+      () => one.entitlements.store.isBlocked(ids.acme, 'api_calls') && two.entitlements.store.isBlocked(ids.acme, 'api_calls'),
+    );
     await db.pool.query(`delete from entitlements where customer_id = $1 and meter = 'api_calls'`, [ids.acme]);
-    await until('the block lifted', () => !one.entitlements.store.isBlocked(ids.acme, 'api_calls') && !two.entitlements.store.isBlocked(ids.acme, 'api_calls'));
+    await until(
+      'the block lifted',
+      () => !one.entitlements.store.isBlocked(ids.acme, 'api_calls') && !two.entitlements.store.isBlocked(ids.acme, 'api_calls'),
+    );
   });
 });
 
@@ -157,10 +187,33 @@ describe('POST /v1/entitlements/check', () => {
       const blocked = await check(two, { customer: 'acme', meter: 'tokens', quantity: '10' });
       assert.equal(blocked.status, 200);
       // Nothing published for these meters (setEntitlement alone): no usage, limit or thresholds to tell.
-      const unknownQuota = { limit_state: null, usage: null, hard_limit: null, remaining: null, thresholds_notified: [], usage_as_of: null };
-      assert.deepEqual(await blocked.json(), { customer: 'acme', meter: 'tokens', allowed: false, state: 'blocked', resets_at: periodEnd, upgrade_url: '/upgrade', ...unknownQuota });
+      const unknownQuota = {
+        limit_state: null,
+        usage: null,
+        hard_limit: null,
+        remaining: null,
+        thresholds_notified: [],
+        usage_as_of: null,
+      };
+      assert.deepEqual(await blocked.json(), {
+        customer: 'acme',
+        meter: 'tokens',
+        allowed: false,
+        state: 'blocked',
+        resets_at: periodEnd,
+        upgrade_url: '/upgrade',
+        ...unknownQuota,
+      });
       const free = await check(two, { customer: 'acme', meter: 'api_calls' });
-      assert.deepEqual(await free.json(), { customer: 'acme', meter: 'api_calls', allowed: true, state: 'not_blocked', resets_at: null, upgrade_url: '/upgrade', ...unknownQuota });
+      assert.deepEqual(await free.json(), {
+        customer: 'acme',
+        meter: 'api_calls',
+        allowed: true,
+        state: 'not_blocked',
+        resets_at: null,
+        upgrade_url: '/upgrade',
+        ...unknownQuota,
+      });
       assert.equal((await json(await check(two, { customer: 'globex', meter: 'tokens' }))).allowed, true);
     } finally {
       await setEntitlement({ customerId: ids.acme, meter: 'tokens', blocked: false, periodEnd });
@@ -261,9 +314,10 @@ describe('when the change feed is down', () => {
     assert.ok(await refusesTokens(one), 'still blocked: nobody told this process');
 
     // Kill both listeners' backends, as a Postgres restart or a network cut would.
-    const killed = await db.pool.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and datname = current_database()', [
-      ENTITLEMENT_LISTENER_APPLICATION_NAME,
-    ]);
+    const killed = await db.pool.query(
+      'select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and datname = current_database()',
+      [ENTITLEMENT_LISTENER_APPLICATION_NAME],
+    );
     assert.equal(killed.rowCount, 2);
     await until('the listener gone', () => !two.entitlements.live);
     assert.ok(two.entitlements.store.isBlocked(ids.acme, 'tokens'), 'the last known block holds while disconnected');
@@ -284,14 +338,42 @@ describe('published quota state', () => {
     const publish = createPublishQuota({ pool: db.pool });
     const periodEnd = inAnHour();
     const asOf = new Date().toISOString();
-    await publish({ customerId: ids.globex, meter: 'api_calls', usage: '750', hardLimit: '1000', state: 'ok', notified: ['50%'], periodEnd, asOf });
+    await publish({
+      customerId: ids.globex,
+      meter: 'api_calls',
+      usage: '750',
+      hardLimit: '1000',
+      state: 'ok',
+      notified: ['50%'],
+      periodEnd,
+      asOf,
+    });
     // An older publish arriving late (an activity retry) does not overwrite the newer one.
-    await publish({ customerId: ids.globex, meter: 'api_calls', usage: '10', hardLimit: '1000', state: 'ok', notified: [], periodEnd, asOf: new Date(Date.parse(asOf) - 1000).toISOString() });
+    await publish({
+      customerId: ids.globex,
+      meter: 'api_calls',
+      usage: '10',
+      hardLimit: '1000',
+      state: 'ok',
+      notified: [],
+      periodEnd,
+      asOf: new Date(Date.parse(asOf) - 1000).toISOString(),
+    });
     for (const app of [one, two]) {
-      await until('the published quota arrived', async () => (await json(await check(app, { customer: 'globex', meter: 'api_calls' }))).usage === '750');
+      await until(
+        'the published quota arrived',
+        async () => (await json(await check(app, { customer: 'globex', meter: 'api_calls' }))).usage === '750',
+      );
       const answer = await json(await check(app, { customer: 'globex', meter: 'api_calls', quantity: '10' }));
       assert.deepEqual(
-        { allowed: answer.allowed, limit_state: answer.limit_state, hard_limit: answer.hard_limit, remaining: answer.remaining, notified: answer.thresholds_notified, resets_at: answer.resets_at },
+        {
+          allowed: answer.allowed,
+          limit_state: answer.limit_state,
+          hard_limit: answer.hard_limit,
+          remaining: answer.remaining,
+          notified: answer.thresholds_notified,
+          resets_at: answer.resets_at,
+        },
         { allowed: true, limit_state: 'ok', hard_limit: '1000', remaining: '250', notified: ['50%'], resets_at: periodEnd },
       );
     }

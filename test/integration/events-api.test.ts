@@ -31,35 +31,172 @@ describe('bad input: 4xx problem+json naming what is wrong, nothing stored', () 
     { name: 'a JSON string body', status: 400, type: 'validation_failed', send: () => post('hello') },
     { name: 'a JSON number body', status: 400, type: 'validation_failed', send: () => post(42) },
     { name: 'an empty batch', status: 400, type: 'validation_failed', send: () => post([]) },
-    { name: 'more than 1,000 events', status: 413, type: 'payload_too_large', send: () => post(Array.from({ length: 1001 }, (_, i) => ({ ...ok, id: `b${i}` }))), mentions: '1000' },
-    { name: 'missing id', status: 400, type: 'validation_failed', send: () => post({ customer: 'acme', type: 'tokens', properties: { tokens: '1' } }), mentions: '/id' },
-    { name: 'id longer than 128', status: 400, type: 'validation_failed', send: () => post({ ...ok, id: 'x'.repeat(129) }), mentions: '/id' },
+    {
+      name: 'more than 1,000 events',
+      status: 413,
+      type: 'payload_too_large',
+      send: () => post(Array.from({ length: 1001 }, (_, i) => ({ ...ok, id: `b${i}` }))),
+      mentions: '1000',
+    },
+    {
+      name: 'missing id',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ customer: 'acme', type: 'tokens', properties: { tokens: '1' } }),
+      mentions: '/id',
+    },
+    {
+      name: 'id longer than 128',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ ...ok, id: 'x'.repeat(129) }),
+      mentions: '/id',
+    },
     { name: 'id is a number', status: 400, type: 'validation_failed', send: () => post({ ...ok, id: 7 }), mentions: '/id' },
     { name: 'missing type', status: 400, type: 'validation_failed', send: () => post({ id: 'a', customer: 'acme' }), mentions: '/type' },
-    { name: 'timestamp not RFC 3339', status: 400, type: 'validation_failed', send: () => post({ ...ok, timestamp: 'yesterday' }), mentions: '/timestamp' },
-    { name: 'timestamp without offset', status: 400, type: 'validation_failed', send: () => post({ ...ok, timestamp: '2026-03-15T10:00:00' }), mentions: '/timestamp' },
-    { name: 'properties is an array', status: 400, type: 'validation_failed', send: () => post({ ...ok, properties: [1, 2] }), mentions: '/properties' },
-    { name: 'properties over 8 KB', status: 400, type: 'validation_failed', send: () => post({ ...ok, properties: tooBigProperties }), mentions: '/properties' },
-    { name: 'unknown field (typo)', status: 400, type: 'validation_failed', send: () => post({ ...ok, timestmp: NOW }), mentions: 'timestmp' },
+    {
+      name: 'timestamp not RFC 3339',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ ...ok, timestamp: 'yesterday' }),
+      mentions: '/timestamp',
+    },
+    {
+      name: 'timestamp without offset',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ ...ok, timestamp: '2026-03-15T10:00:00' }),
+      mentions: '/timestamp',
+    },
+    {
+      name: 'properties is an array',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ ...ok, properties: [1, 2] }),
+      mentions: '/properties',
+    },
+    {
+      name: 'properties over 8 KB',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ ...ok, properties: tooBigProperties }),
+      mentions: '/properties',
+    },
+    {
+      name: 'unknown field (typo)',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ ...ok, timestmp: NOW }),
+      mentions: 'timestmp',
+    },
     { name: 'NUL character in the id', status: 400, type: 'validation_failed', send: () => post({ ...ok, id: 'a\u0000b' }) },
-    { name: 'no customer and an unrestricted key', status: 400, type: 'validation_failed', send: () => post({ id: 'a', type: 'tokens', properties: { tokens: '1' } }), mentions: 'customer' },
+    {
+      name: 'no customer and an unrestricted key',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ id: 'a', type: 'tokens', properties: { tokens: '1' } }),
+      mentions: 'customer',
+    },
     { name: 'unknown customer', status: 422, type: 'unprocessable', send: () => post({ ...ok, customer: 'nobody' }), mentions: 'nobody' },
     { name: 'unknown event type', status: 422, type: 'unprocessable', send: () => post({ ...ok, type: 'teleport' }), mentions: 'teleport' },
-    { name: 'value "NaN"', status: 422, type: 'unprocessable', send: () => post({ ...ok, properties: { tokens: 'NaN' } }), mentions: 'tokens' },
-    { name: 'value "Infinity"', status: 422, type: 'unprocessable', send: () => post({ ...ok, properties: { tokens: 'Infinity' } }), mentions: 'tokens' },
-    { name: 'negative value', status: 422, type: 'unprocessable', send: () => post({ ...ok, properties: { tokens: -3 } }), mentions: 'negative' },
-    { name: 'value in exponent notation', status: 422, type: 'unprocessable', send: () => post({ ...ok, properties: { tokens: '1e5' } }), mentions: 'tokens' },
+    {
+      name: 'value "NaN"',
+      status: 422,
+      type: 'unprocessable',
+      send: () => post({ ...ok, properties: { tokens: 'NaN' } }),
+      mentions: 'tokens',
+    },
+    {
+      name: 'value "Infinity"',
+      status: 422,
+      type: 'unprocessable',
+      send: () => post({ ...ok, properties: { tokens: 'Infinity' } }),
+      mentions: 'tokens',
+    },
+    {
+      name: 'negative value',
+      status: 422,
+      type: 'unprocessable',
+      send: () => post({ ...ok, properties: { tokens: -3 } }),
+      mentions: 'negative',
+    },
+    {
+      name: 'value in exponent notation',
+      status: 422,
+      type: 'unprocessable',
+      send: () => post({ ...ok, properties: { tokens: '1e5' } }),
+      mentions: 'tokens',
+    },
     { name: 'value missing', status: 422, type: 'unprocessable', send: () => post({ ...ok, properties: {} }), mentions: 'tokens' },
-    { name: 'value is a boolean', status: 422, type: 'unprocessable', send: () => post({ ...ok, properties: { tokens: true } }), mentions: 'tokens' },
-    { name: 'timestamp too far in the future', status: 422, type: 'unprocessable', send: () => post({ ...ok, timestamp: '2026-03-15T12:06:00Z' }), mentions: 'ahead' },
-    { name: 'event outside the meter filter', status: 422, type: 'unprocessable', send: () => post({ id: 'f', customer: 'acme', type: 'compute', properties: { resource: 'cpu', seconds: 1 } }), mentions: 'filter' },
+    {
+      name: 'value is a boolean',
+      status: 422,
+      type: 'unprocessable',
+      send: () => post({ ...ok, properties: { tokens: true } }),
+      mentions: 'tokens',
+    },
+    {
+      name: 'timestamp too far in the future',
+      status: 422,
+      type: 'unprocessable',
+      send: () => post({ ...ok, timestamp: '2026-03-15T12:06:00Z' }),
+      mentions: 'ahead',
+    },
+    {
+      name: 'event outside the meter filter',
+      status: 422,
+      type: 'unprocessable',
+      send: () => post({ id: 'f', customer: 'acme', type: 'compute', properties: { resource: 'cpu', seconds: 1 } }),
+      mentions: 'filter',
+    },
     { name: 'text/plain body', status: 415, type: 'unsupported_media_type', send: () => post(ok, { contentType: 'text/plain' }) },
-    { name: 'atomic value not a boolean', status: 400, type: 'validation_failed', send: () => post(ok, { query: '?atomic=maybe' }), mentions: 'atomic' },
-    { name: 'atomic batch with one bad event', status: 422, type: 'unprocessable', send: () => post([ok, { ...ok, id: 'ok-2', customer: 'nobody' }], { query: '?atomic=true' }), mentions: 'index 1' },
-    { name: 'a batch where every event is bad', status: 422, type: 'unprocessable', send: () => post([{ ...ok, type: 'x' }, { ...ok, id: 'y', type: 'x' }]) },
-    { name: 'CloudEvent without specversion', status: 400, type: 'validation_failed', send: () => post({ id: 'c', source: 's', type: 'tokens', subject: 'acme', data: { tokens: '1' } }, { contentType: 'application/cloudevents+json' }), mentions: 'specversion' },
-    { name: 'CloudEvents batch that is not an array', status: 400, type: 'validation_failed', send: () => post({ specversion: '1.0' }, { contentType: 'application/cloudevents-batch+json' }) },
-    { name: 'body over 5 MB', status: 413, type: 'payload_too_large', send: () => post(null, { raw: JSON.stringify([{ ...ok, properties: { blob: 'x'.repeat(6 * 1024 * 1024) } }]) }) },
+    {
+      name: 'atomic value not a boolean',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post(ok, { query: '?atomic=maybe' }),
+      mentions: 'atomic',
+    },
+    {
+      name: 'atomic batch with one bad event',
+      status: 422,
+      type: 'unprocessable',
+      send: () => post([ok, { ...ok, id: 'ok-2', customer: 'nobody' }], { query: '?atomic=true' }),
+      mentions: 'index 1',
+    },
+    {
+      name: 'a batch where every event is bad',
+      status: 422,
+      type: 'unprocessable',
+      send: () =>
+        post([
+          { ...ok, type: 'x' },
+          { ...ok, id: 'y', type: 'x' },
+        ]),
+    },
+    {
+      name: 'CloudEvent without specversion',
+      status: 400,
+      type: 'validation_failed',
+      send: () =>
+        post(
+          { id: 'c', source: 's', type: 'tokens', subject: 'acme', data: { tokens: '1' } },
+          { contentType: 'application/cloudevents+json' },
+        ),
+      mentions: 'specversion',
+    },
+    {
+      name: 'CloudEvents batch that is not an array',
+      status: 400,
+      type: 'validation_failed',
+      send: () => post({ specversion: '1.0' }, { contentType: 'application/cloudevents-batch+json' }),
+    },
+    {
+      name: 'body over 5 MB',
+      status: 413,
+      type: 'payload_too_large',
+      send: () => post(null, { raw: JSON.stringify([{ ...ok, properties: { blob: 'x'.repeat(6 * 1024 * 1024) } }]) }),
+    },
   ];
 
   for (const c of cases) {
@@ -100,9 +237,17 @@ describe('ingestion over HTTP', () => {
       { id: 'mix-1', customer: 'acme', type: 'api_call' },
     ]);
     assert.equal(res.status, 200);
-    const body = (await res.json()) as { accepted: number; rejected: number; duplicate: number; results: Array<{ status: string; reason?: string }> };
+    const body = (await res.json()) as {
+      accepted: number;
+      rejected: number;
+      duplicate: number;
+      results: Array<{ status: string; reason?: string }>;
+    };
     assert.deepEqual([body.accepted, body.duplicate, body.rejected], [1, 1, 1]);
-    assert.deepEqual(body.results.map((r) => r.reason ?? r.status), ['accepted', 'unknown_event_type', 'duplicate']);
+    assert.deepEqual(
+      body.results.map((r) => r.reason ?? r.status),
+      ['accepted', 'unknown_event_type', 'duplicate'],
+    );
   });
 
   test('a CloudEvents batch ingests with the same semantics', async () => {

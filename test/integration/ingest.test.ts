@@ -5,7 +5,7 @@ import type { Principal } from '../../src/keys/principal';
 import type { Clock } from '../../src/clock';
 import { defaultEventTimePolicy } from '../../src/domain/metering/event-time';
 import type { MeterInput } from '../../src/domain/metering/meter';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createMetering } from '../../src/metering/metering';
 import type { IngestService } from '../../src/metering/ingest';
 import { createMeter, getMeter } from '../../src/metering/meter-store';
@@ -14,7 +14,13 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 
 const NOW = new Date('2026-03-15T12:00:00.000Z');
 const clock: Clock = { now: () => NOW };
-const admin: Principal = { keyId: 'test', environment: 'test', scopes: ['events:write'], customer: null, limits: { ratePerSecond: 1000, burst: 1000, expiresAt: null } };
+const admin: Principal = {
+  keyId: 'test',
+  environment: 'test',
+  scopes: ['events:write'],
+  customer: null,
+  limits: { ratePerSecond: 1000, burst: 1000, expiresAt: null },
+};
 
 const meters: MeterInput[] = [
   { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} },
@@ -22,7 +28,14 @@ const meters: MeterInput[] = [
   { code: 'peak_seats', name: 'Peak seats', event_type: 'seats', aggregation: 'max', value_property: 'seats', filter: {} },
   { code: 'active_users', name: 'Active users', event_type: 'login', aggregation: 'unique_count', value_property: 'user', filter: {} },
   { code: 'storage', name: 'Storage GB', event_type: 'storage', aggregation: 'latest', value_property: 'gb', filter: {} },
-  { code: 'gpu_seconds', name: 'GPU seconds', event_type: 'compute', aggregation: 'sum', value_property: 'seconds', filter: { resource: 'gpu' } },
+  {
+    code: 'gpu_seconds',
+    name: 'GPU seconds',
+    event_type: 'compute',
+    aggregation: 'sum',
+    value_property: 'seconds',
+    filter: { resource: 'gpu' },
+  },
 ];
 
 let db: TestDatabase;
@@ -58,7 +71,9 @@ describe('deduplication in the writing transaction', () => {
     assert.equal(statuses.filter((s) => s === 'accepted').length, 500);
     assert.equal(statuses.filter((s) => s === 'duplicate').length, 1000);
     assert.equal(await count('select count(*)::text as n from usage_events'), '500');
-    const { rows } = await db.pool.query<{ n: string; s: string }>('select sum(event_count)::text as n, sum(value_sum)::text as s from usage_counters');
+    const { rows } = await db.pool.query<{ n: string; s: string }>(
+      'select sum(event_count)::text as n, sum(value_sum)::text as s from usage_counters',
+    );
     assert.equal(rows[0]!.n, '500');
     // Σ (i + 0.5) for i < 500 = 124750 + 250
     assert.equal(rows[0]!.s, '125000.0');
@@ -85,7 +100,10 @@ describe('deduplication in the writing transaction', () => {
   test('repeats inside one batch: first stored, same payload duplicate, other payload conflict', async () => {
     const e = { id: 'r', customer: 'acme', type: 'tokens', properties: { tokens: '1' } };
     const r = await ingest.ingest([e, e, { ...e, properties: { tokens: '2' } }], admin, false);
-    assert.deepEqual(r.outcomes.map((o) => o.status), ['accepted', 'duplicate', 'conflict']);
+    assert.deepEqual(
+      r.outcomes.map((o) => o.status),
+      ['accepted', 'duplicate', 'conflict'],
+    );
     assert.equal(await count('select sum(value_sum)::text as n from usage_counters'), '1');
   });
 
@@ -98,7 +116,10 @@ describe('deduplication in the writing transaction', () => {
       admin,
       false,
     );
-    assert.deepEqual(r.outcomes.map((o) => o.status), ['accepted', 'accepted']);
+    assert.deepEqual(
+      r.outcomes.map((o) => o.status),
+      ['accepted', 'accepted'],
+    );
   });
 });
 
@@ -130,8 +151,16 @@ describe('event time', () => {
       admin,
       false,
     );
-    assert.deepEqual(r.outcomes.map((o) => [o.status, o.late ?? false]), [['accepted', false], ['accepted', true]]);
-    const { rows } = await db.pool.query<{ late: boolean; event_time: Date }>("select late, event_time from usage_events where event_id = 'old'");
+    assert.deepEqual(
+      r.outcomes.map((o) => [o.status, o.late ?? false]),
+      [
+        ['accepted', false],
+        ['accepted', true],
+      ],
+    );
+    const { rows } = await db.pool.query<{ late: boolean; event_time: Date }>(
+      "select late, event_time from usage_events where event_id = 'old'",
+    );
     assert.equal(rows[0]!.late, true);
     assert.equal(rows[0]!.event_time.toISOString(), '2026-01-31T22:00:00.000Z');
   });
@@ -143,10 +172,16 @@ describe('atomic batches', () => {
     const bad = { id: 'atomic-bad', customer: 'nobody', type: 'api_call' };
     const atomic = await ingest.ingest([good, bad], admin, true);
     assert.equal(atomic.rolledBack, true);
-    assert.deepEqual(atomic.outcomes.map((o) => o.reason), ['batch_rolled_back', 'unknown_customer']);
+    assert.deepEqual(
+      atomic.outcomes.map((o) => o.reason),
+      ['batch_rolled_back', 'unknown_customer'],
+    );
     assert.equal(await count("select count(*)::text as n from usage_events where event_id like 'atomic-%'"), '0');
     const lenient = await ingest.ingest([good, bad], admin, false);
-    assert.deepEqual(lenient.outcomes.map((o) => o.status), ['accepted', 'rejected']);
+    assert.deepEqual(
+      lenient.outcomes.map((o) => o.status),
+      ['accepted', 'rejected'],
+    );
     assert.equal(await count("select count(*)::text as n from usage_events where event_id like 'atomic-%'"), '1');
   });
 });
@@ -166,11 +201,15 @@ describe('aggregations equal a direct recomputation from the events', () => {
     const events = sample.map((e, i) => {
       const value = `${e.amount[0]}.${String(e.amount[1]).padStart(3, '0')}`;
       const properties: Record<string, unknown> =
-        e.kind === 'tokens' ? { tokens: value }
-        : e.kind === 'seats' ? { seats: value }
-        : e.kind === 'login' ? { user: e.user }
-        : e.kind === 'storage' ? { gb: value }
-        : {};
+        e.kind === 'tokens'
+          ? { tokens: value }
+          : e.kind === 'seats'
+            ? { seats: value }
+            : e.kind === 'login'
+              ? { user: e.user }
+              : e.kind === 'storage'
+                ? { gb: value }
+                : {};
       return { id: `rnd-${i}`, customer: e.customer, type: e.kind, timestamp: new Date(day0 + e.offsetMs).toISOString(), properties };
     });
     // Several concurrent requests, so counters are built by several transactions.
@@ -193,7 +232,9 @@ describe('aggregations equal a direct recomputation from the events', () => {
     const from = new Date('2026-03-11T00:00:00Z');
     const to = new Date('2026-03-13T00:00:00Z');
     const customerId = (await db.pool.query<{ id: string }>("select id from customers where external_id = 'acme'")).rows[0]!.id;
-    const inRange = events.filter((e) => e.customer === 'acme' && Date.parse(e.timestamp) >= from.getTime() && Date.parse(e.timestamp) < to.getTime());
+    const inRange = events.filter(
+      (e) => e.customer === 'acme' && Date.parse(e.timestamp) >= from.getTime() && Date.parse(e.timestamp) < to.getTime(),
+    );
     const thousandths = (v: unknown) => BigInt(String(v).replace('.', ''));
     const fmt = (n: bigint) => `${n / 1000n}.${String(n % 1000n).padStart(3, '0')}`;
     const ofType = (t: string) => inRange.filter((e) => e.type === t);
@@ -201,7 +242,9 @@ describe('aggregations equal a direct recomputation from the events', () => {
     const expected: Record<string, string | null> = {
       api_calls: String(ofType('api_call').length),
       tokens: fmt(ofType('tokens').reduce((s, e) => s + thousandths(e.properties.tokens), 0n)),
-      peak_seats: ofType('seats').length ? fmt(ofType('seats').reduce((m, e) => (thousandths(e.properties.seats) > m ? thousandths(e.properties.seats) : m), 0n)) : null,
+      peak_seats: ofType('seats').length
+        ? fmt(ofType('seats').reduce((m, e) => (thousandths(e.properties.seats) > m ? thousandths(e.properties.seats) : m), 0n))
+        : null,
       active_users: String(new Set(ofType('login').map((e) => e.properties.user)).size),
       storage: latest ? fmt(thousandths(latest.properties.gb)) : null,
     };
@@ -236,7 +279,13 @@ describe('values and filters', () => {
       [
         { id: 'a', customer: 'acme', type: 'tokens', timestamp: '2026-03-15T00:00:01Z', properties: { tokens: 0.1 } },
         { id: 'b', customer: 'acme', type: 'tokens', timestamp: '2026-03-15T00:00:02Z', properties: { tokens: '0.2' } },
-        { id: 'c', customer: 'acme', type: 'tokens', timestamp: '2026-03-15T00:00:03Z', properties: { tokens: '123456789012345678901234567890.00000000000000000001' } },
+        {
+          id: 'c',
+          customer: 'acme',
+          type: 'tokens',
+          timestamp: '2026-03-15T00:00:03Z',
+          properties: { tokens: '123456789012345678901234567890.00000000000000000001' },
+        },
       ],
       admin,
       false,
@@ -253,7 +302,10 @@ describe('values and filters', () => {
       admin,
       false,
     );
-    assert.deepEqual(r.outcomes.map((o) => o.reason ?? o.status), ['accepted', 'filtered_out']);
+    assert.deepEqual(
+      r.outcomes.map((o) => o.reason ?? o.status),
+      ['accepted', 'filtered_out'],
+    );
   });
 
   test('a customer-restricted principal writes only its own customer', async () => {
@@ -266,6 +318,9 @@ describe('values and filters', () => {
       acmeOnly,
       false,
     );
-    assert.deepEqual(r.outcomes.map((o) => o.reason ?? o.status), ['accepted', 'unknown_customer']);
+    assert.deepEqual(
+      r.outcomes.map((o) => o.reason ?? o.status),
+      ['accepted', 'unknown_customer'],
+    );
   });
 });

@@ -7,7 +7,7 @@ import { createPlan } from '../../src/billing/plan-store';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { systemClock } from '../../src/clock';
 import { planSchema } from '../../src/domain/plan';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
@@ -35,7 +35,8 @@ const draft = (period: { start: Date; end: Date }, lookbackInvoices = 3): Promis
     periodStart: period.start.toISOString(),
     periodEnd: period.end.toISOString(),
   });
-const finalize = (invoiceId: string): Promise<{ status: string }> => activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId });
+const finalize = (invoiceId: string): Promise<{ status: string }> =>
+  activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId });
 
 const events = (customerId: string, meterId: string, from: Date, count: number, value: string | null = null) =>
   storeEvents(db.pool, { customerId, meterId, from, count, value });
@@ -45,15 +46,30 @@ before(async () => {
   app = await startKeysApp(db);
   const acme = await createCustomer(db.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' }, 'system');
   const globex = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' }, 'system');
-  const calls = await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
-  const storage = await createMeter(db.pool, { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} }, 'system');
+  const calls = await createMeter(
+    db.pool,
+    { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} },
+    'system',
+  );
+  const storage = await createMeter(
+    db.pool,
+    { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} },
+    'system',
+  );
   const plan = planSchema({ knownMeters: new Set(['api_calls', 'storage_gb']) }).parse({
     id: 'metered',
     name: 'Metered',
     currency: 'USD',
     base_fee: '5.00',
     charges: [
-      { meter: 'api_calls', model: 'graduated', tiers: [{ up_to: '1000', unit_price: '0.002' }, { up_to: null, unit_price: '0.001' }] },
+      {
+        meter: 'api_calls',
+        model: 'graduated',
+        tiers: [
+          { up_to: '1000', unit_price: '0.002' },
+          { up_to: null, unit_price: '0.001' },
+        ],
+      },
       { meter: 'storage_gb', model: 'per_unit', unit_price: '0.25' },
     ],
     interval: { kind: 'calendar_month' },
@@ -61,7 +77,13 @@ before(async () => {
   await createPlan(db.pool, plan, 'system');
   const sub = await createSubscription(db.pool, { customerId: acme.customer.id, planCode: 'metered', anchor: P1.start, actor: 'system' });
   assert.ok(sub.created);
-  ids = { acme: acme.customer.id, globex: globex.customer.id, calls: calls.meter.id, storage: storage.meter.id, subscription: sub.subscription.id };
+  ids = {
+    acme: acme.customer.id,
+    globex: globex.customer.id,
+    calls: calls.meter.id,
+    storage: storage.meter.id,
+    subscription: sub.subscription.id,
+  };
   admin = (await app.issue({ scopes: ['billing:read', 'billing:admin'] })).secret;
   acmeReader = (await app.issue({ scopes: ['billing:read'], customer: 'acme' })).secret;
 });
@@ -74,7 +96,8 @@ const call = async (method: string, path: string, key = admin, body?: unknown) =
   const res = await app.call(method, path, key, body);
   return { status: res.status, contentType: res.headers.get('content-type'), body: (await res.json()) as any };
 };
-const count = async (sql: string, params: unknown[] = []) => Number((await db.pool.query<{ n: string }>(`select count(*) as n from ${sql}`, params)).rows[0]!.n);
+const count = async (sql: string, params: unknown[] = []) =>
+  Number((await db.pool.query<{ n: string }>(`select count(*) as n from ${sql}`, params)).rows[0]!.n);
 
 describe('invoices', () => {
   let p1: string;
@@ -94,11 +117,14 @@ describe('invoices', () => {
     assert.equal(res.body.status, 'draft');
     assert.deepEqual(res.body.usage, { api_calls: '1501', storage_gb: '12.5' });
     // 5.00 + (1000 × 0.002 + 501 × 0.001 = 2.501 → 2.50) + 12.5 × 0.25 = 3.125 → 3.13
-    assert.deepEqual(res.body.lines.map((l: any) => [l.type, l.meter, l.quantity, l.exact_amount, l.amount]), [
-      ['base_fee', null, null, '5', '5.00'],
-      ['usage', 'api_calls', '1501', '2.501', '2.50'],
-      ['usage', 'storage_gb', '12.5', '3.125', '3.13'],
-    ]);
+    assert.deepEqual(
+      res.body.lines.map((l: any) => [l.type, l.meter, l.quantity, l.exact_amount, l.amount]),
+      [
+        ['base_fee', null, null, '5', '5.00'],
+        ['usage', 'api_calls', '1501', '2.501', '2.50'],
+        ['usage', 'storage_gb', '12.5', '3.125', '3.13'],
+      ],
+    );
     assert.equal(res.body.total, '10.63');
     assert.equal(res.body.lines[1].breakdown.length, 2);
 
@@ -127,7 +153,12 @@ describe('invoices', () => {
     const adjustment = body.lines.find((l: any) => l.type === 'adjustment');
     assert.deepEqual(
       { meter: adjustment.meter, quantity: adjustment.quantity, amount: adjustment.amount, adjusts: adjustment.adjusts },
-      { meter: 'api_calls', quantity: '600', amount: '0.60', adjusts: { invoice_id: p1, period_start: P1.start.toISOString(), period_end: P1.end.toISOString() } },
+      {
+        meter: 'api_calls',
+        quantity: '600',
+        amount: '0.60',
+        adjusts: { invoice_id: p1, period_start: P1.start.toISOString(), period_end: P1.end.toISOString() },
+      },
     );
     assert.match(adjustment.description, /Late usage for 2026-01-01T00:00:00.000Z – 2026-02-01T00:00:00.000Z/);
     // 5.00 + 0.03 (17 calls: 0.034) + 0 storage + 0.60
@@ -145,25 +176,45 @@ describe('invoices', () => {
     const p3Again = await draft({ start: P2.end, end: new Date('2026-04-01T00:00:00Z') }, 0);
     assert.equal((await call('GET', `/v1/invoices/${p3Again.invoiceId}`)).body.lines.filter((l: any) => l.type === 'adjustment').length, 0);
     // With the lookback back, those 1,000 late calls are adjusted…
-    assert.equal((await call('GET', `/v1/invoices/${(await draft({ start: P2.end, end: new Date('2026-04-01T00:00:00Z') })).invoiceId}`)).body.lines.filter((l: any) => l.type === 'adjustment').length, 1);
+    assert.equal(
+      (
+        await call('GET', `/v1/invoices/${(await draft({ start: P2.end, end: new Date('2026-04-01T00:00:00Z') })).invoiceId}`)
+      ).body.lines.filter((l: any) => l.type === 'adjustment').length,
+      1,
+    );
     // …unless reconciliation has corrected P1 with a credit note: then it alone settles P1, never both.
-    await db.pool.query(`insert into reconciliation_runs (id, period_start, period_end, status, started_by, created_at, updated_at) values ('r1', $1, $2, 'running', 'test', now(), now())`, [P1.start, P1.end]);
+    await db.pool.query(
+      `insert into reconciliation_runs (id, period_start, period_end, status, started_by, created_at, updated_at) values ('r1', $1, $2, 'running', 'test', now(), now())`,
+      [P1.start, P1.end],
+    );
     const { rows } = await db.pool.query<{ id: string }>(
       `insert into reconciliation_findings (run_id, key, kind, customer_id, invoice_id, description, expected, actual, correction, currency, resolution, resolved_at, resolved_by, created_at)
        values ('r1', 'k', 'amount_mismatch', $1, $2, 'late usage', '{}', '{}', -1.00, 'USD', 'corrected', now(), 'test', now()) returning id`,
       [ids.acme, p1],
     );
-    await db.pool.query(`insert into credit_notes (invoice_id, finding_id, amount, currency, reason, created_at) values ($1, $2, -1.00, 'USD', 'late usage', now())`, [p1, rows[0]!.id]);
+    await db.pool.query(
+      `insert into credit_notes (invoice_id, finding_id, amount, currency, reason, created_at) values ($1, $2, -1.00, 'USD', 'late usage', now())`,
+      [p1, rows[0]!.id],
+    );
     const afterCredit = await draft({ start: P2.end, end: new Date('2026-04-01T00:00:00Z') });
-    assert.equal((await call('GET', `/v1/invoices/${afterCredit.invoiceId}`)).body.lines.filter((l: any) => l.type === 'adjustment').length, 0);
+    assert.equal(
+      (await call('GET', `/v1/invoices/${afterCredit.invoiceId}`)).body.lines.filter((l: any) => l.type === 'adjustment').length,
+      0,
+    );
   });
 
   test('finance API: list with filters and pages, customer-restricted keys see their own, void with a reason', async () => {
     const all = await call('GET', '/v1/invoices?limit=2');
     assert.equal(all.status, 200);
-    assert.deepEqual(all.body.data.map((i: any) => i.period.start), ['2026-03-01T00:00:00.000Z', '2026-02-01T00:00:00.000Z']);
+    assert.deepEqual(
+      all.body.data.map((i: any) => i.period.start),
+      ['2026-03-01T00:00:00.000Z', '2026-02-01T00:00:00.000Z'],
+    );
     const rest = await call('GET', `/v1/invoices?limit=2&after=${all.body.next_cursor}`);
-    assert.deepEqual(rest.body.data.map((i: any) => i.period.start), ['2026-01-01T00:00:00.000Z']);
+    assert.deepEqual(
+      rest.body.data.map((i: any) => i.period.start),
+      ['2026-01-01T00:00:00.000Z'],
+    );
     assert.equal(rest.body.next_cursor, null);
     assert.equal((await call('GET', '/v1/invoices?status=finalized')).body.data.length, 2);
     assert.equal((await call('GET', '/v1/invoices?customer=globex')).body.data.length, 0);

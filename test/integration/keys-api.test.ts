@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateKey } from '../../src/keys/format';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { ManualClock, startKeysApp, type KeysTestApp } from '../support/keys-app';
@@ -19,7 +19,9 @@ before(async () => {
   db = await createTestDatabase();
   // Its hot-path test sends one unknown key 50 times from one address: room for that many failures.
   t = await startKeysApp(db, { clock, authFailures: { limit: 1000, windowSeconds: 60 } });
-  ({ secret: admin, id: adminId } = await t.issue({ scopes: ['keys:admin', 'billing:admin', 'billing:read', 'usage:read', 'events:write'] }));
+  ({ secret: admin, id: adminId } = await t.issue({
+    scopes: ['keys:admin', 'billing:admin', 'billing:read', 'usage:read', 'events:write'],
+  }));
   for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' }, 'system');
   await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
 });
@@ -61,7 +63,13 @@ describe('authentication', () => {
       const { instance: _instance, ...problem } = await body(res);
       answers.push(problem);
     }
-    assert.deepEqual(answers[0], { type: '/problems/unauthenticated', title: 'Missing or invalid API key', status: 401, detail: 'The API key is not valid.', reason: 'invalid_key' });
+    assert.deepEqual(answers[0], {
+      type: '/problems/unauthenticated',
+      title: 'Missing or invalid API key',
+      status: 401,
+      detail: 'The API key is not valid.',
+      reason: 'invalid_key',
+    });
     assert.deepEqual(answers[1], answers[0]);
     assert.deepEqual(answers[2], answers[0]);
   });
@@ -72,9 +80,14 @@ describe('authentication', () => {
     assert.equal((await body(res)).id, adminId);
   });
 
-  test('a key without the scope gets 403 naming it, on every chapter\'s routes', async () => {
+  test("a key without the scope gets 403 naming it, on every chapter's routes", async () => {
     const { secret } = await t.issue({ scopes: ['usage:read'] });
-    for (const [method, path] of [['GET', '/v1/keys'], ['POST', '/v1/events'], ['POST', '/v1/customers'], ['GET', '/v1/meters']] as const) {
+    for (const [method, path] of [
+      ['GET', '/v1/keys'],
+      ['POST', '/v1/events'],
+      ['POST', '/v1/customers'],
+      ['GET', '/v1/meters'],
+    ] as const) {
       const res = await t.call(method, path, secret, method === 'POST' ? {} : undefined);
       assert.equal(res.status, 403, `${method} ${path}`);
       assert.equal((await body(res)).type, '/problems/forbidden');
@@ -118,10 +131,13 @@ describe('customer-restricted keys', () => {
     assert.equal(usage.status, 200);
 
     const { rows } = await db.pool.query(`select c.external_id from usage_events e join customers c on c.id = e.customer_id`);
-    assert.deepEqual(rows.map((r: { external_id: string }) => r.external_id), ['acme', 'acme']);
+    assert.deepEqual(
+      rows.map((r: { external_id: string }) => r.external_id),
+      ['acme', 'acme'],
+    );
   });
 
-  test('a customer-restricted admin manages only its customer\'s keys and cannot widen them', async () => {
+  test("a customer-restricted admin manages only its customer's keys and cannot widen them", async () => {
     const { secret: acmeAdmin } = await t.issue({ scopes: ['keys:admin', 'usage:read'], customer: 'acme' });
     const other = await t.issue({ scopes: ['usage:read'], customer: 'globex' });
     const created = await t.call('POST', '/v1/keys', acmeAdmin, { name: 'acme reader', scopes: ['usage:read'] });
@@ -187,7 +203,10 @@ describe('lifecycle API', () => {
     assert.equal(first.data.length, 2);
     const second = (await body(await t.call('GET', `/v1/keys?limit=2&after=${first.next_cursor}`, admin))) as { data: Json[] };
     const all = (await body(await t.call('GET', '/v1/keys?limit=500', admin))) as { data: Json[] };
-    assert.deepEqual([...first.data, ...second.data].map((k) => k.id), all.data.slice(0, 4).map((k) => k.id));
+    assert.deepEqual(
+      [...first.data, ...second.data].map((k) => k.id),
+      all.data.slice(0, 4).map((k) => k.id),
+    );
     assert.equal((await t.call('GET', '/v1/keys?after=nope', admin)).status, 400);
     assert.equal((await t.call('GET', '/v1/keys/not-a-uuid', admin)).status, 400);
     assert.equal((await t.call('GET', '/v1/keys/00000000-0000-4000-8000-000000000000', admin)).status, 404);
@@ -250,14 +269,21 @@ describe('lifecycle API', () => {
     assert.equal(now.status, 201);
     assert.equal(await refusal(await t.call('GET', '/v1/keys/current', rotated.secret as string)), 'invalid_key');
     const { rows } = await db.pool.query(`select action, details from audit_log where subject_id = $1 order by id`, [old.id]);
-    assert.deepEqual(rows.map((r: { action: string }) => r.action), ['api_key.created', 'api_key.rotated']);
+    assert.deepEqual(
+      rows.map((r: { action: string }) => r.action),
+      ['api_key.created', 'api_key.rotated'],
+    );
     assert.equal((rows[1] as { details: Json }).details.replaced_by, rotated.id);
   });
 
   test('patch: scope changes are audited on their own and apply at once', async () => {
     const k = await t.issue({ scopes: ['usage:read'] });
     assert.equal((await t.call('GET', '/v1/keys', k.secret)).status, 403);
-    const res = await t.call('PATCH', `/v1/keys/${k.id}`, admin, { scopes: ['keys:admin', 'usage:read'], name: 'promoted', expires_at: null });
+    const res = await t.call('PATCH', `/v1/keys/${k.id}`, admin, {
+      scopes: ['keys:admin', 'usage:read'],
+      name: 'promoted',
+      expires_at: null,
+    });
     assert.equal(res.status, 200);
     assert.deepEqual((await body(res)).scopes, ['keys:admin', 'usage:read']);
     assert.equal((await t.call('GET', '/v1/keys', k.secret)).status, 200);

@@ -60,7 +60,10 @@ describe('admin CLI', () => {
     assert.equal((await app.call('GET', '/v1/keys/current', secret)).status, 200);
     await cli('keys', 'revoke', id);
     // The app caches keys for 60 s, longer than waitFor's deadline: only the notification gets there in time.
-    await waitFor(async () => (await app.call('GET', '/v1/keys/current', secret)).status, { description: 'the revoked key refused', until: (s) => s === 401 });
+    await waitFor(async () => (await app.call('GET', '/v1/keys/current', secret)).status, {
+      description: 'the revoked key refused',
+      until: (s) => s === 401,
+    });
   });
 
   test('keys rotate prints the successor once; both work during the grace period; a second rotation is refused with exit 1', async () => {
@@ -75,15 +78,26 @@ describe('admin CLI', () => {
     assert.equal(rotated.previous.replaced_by, rotated.id);
     assert.ok(Date.parse(rotated.previous.expires_at) > Date.now() + 3_500_000);
     for (const secret of [created.secret, rotated.secret]) assert.equal((await app.call('GET', '/v1/keys/current', secret)).status, 200);
-    await assert.rejects(cli('keys', 'rotate', created.id), (err: { code: number; stderr: string }) => err.code === 1 && /already rotated/.test(err.stderr));
-    const { rows } = await db.pool.query(`select count(*)::int as n from audit_log where action = 'api_key.rotated' and subject_id = $1 and actor = 'cli'`, [created.id]);
+    await assert.rejects(
+      cli('keys', 'rotate', created.id),
+      (err: { code: number; stderr: string }) => err.code === 1 && /already rotated/.test(err.stderr),
+    );
+    const { rows } = await db.pool.query(
+      `select count(*)::int as n from audit_log where action = 'api_key.rotated' and subject_id = $1 and actor = 'cli'`,
+      [created.id],
+    );
     assert.equal(rows[0].n, 1);
   });
 
   test('bad options are refused with a message, and nothing is created', async () => {
     const before = (await db.pool.query('select count(*)::int as n from api_keys')).rows[0] as { n: number };
-    await assert.rejects(cli('keys', 'create', '--name', 'x', '--scopes', 'root'), (err: { stderr: string }) => /--scopes/.test(err.stderr));
-    await assert.rejects(cli('keys', 'create', '--name', 'x', '--scopes', 'usage:read', '--customer', 'nobody'), (err: { stderr: string }) => /No customer "nobody"/.test(err.stderr));
+    await assert.rejects(cli('keys', 'create', '--name', 'x', '--scopes', 'root'), (err: { stderr: string }) =>
+      /--scopes/.test(err.stderr),
+    );
+    await assert.rejects(
+      cli('keys', 'create', '--name', 'x', '--scopes', 'usage:read', '--customer', 'nobody'),
+      (err: { stderr: string }) => /No customer "nobody"/.test(err.stderr),
+    );
     await assert.rejects(cli('keys', 'revoke', 'nope'), (err: { stderr: string }) => /not a key id/.test(err.stderr));
     const afterCount = (await db.pool.query('select count(*)::int as n from api_keys')).rows[0] as { n: number };
     assert.equal(afterCount.n, before.n);

@@ -30,7 +30,8 @@ const status = async (app: KeysTestApp, key: string) => (await app.call('GET', '
  * The apps cache keys for 60 s, longer than waitFor's deadline: a change seen in time was heard
  * through LISTEN/NOTIFY, not picked up when the cached entry expired.
  */
-const refused = (app: KeysTestApp, key: string) => waitFor(() => status(app, key), { description: 'the key refused', until: (s) => s === 401 });
+const refused = (app: KeysTestApp, key: string) =>
+  waitFor(() => status(app, key), { description: 'the key refused', until: (s) => s === 401 });
 
 describe('revocation across API processes', () => {
   test('a key revoked through one instance is refused by the other, without waiting for the cache to expire', async () => {
@@ -51,7 +52,10 @@ describe('revocation across API processes', () => {
     const k = await two.issue({ scopes: ['usage:read'] });
     assert.equal((await one.call('GET', '/v1/keys', k.secret)).status, 403);
     assert.equal((await two.call('PATCH', `/v1/keys/${k.id}`, admin, { scopes: ['keys:admin'] })).status, 200);
-    await waitFor(async () => (await one.call('GET', '/v1/keys', k.secret)).status, { description: 'the new scope applied', until: (s) => s === 200 });
+    await waitFor(async () => (await one.call('GET', '/v1/keys', k.secret)).status, {
+      description: 'the new scope applied',
+      until: (s) => s === 200,
+    });
   });
 
   test('a change made outside the API (an operator in psql) reaches every instance too', async () => {
@@ -70,7 +74,10 @@ describe('when notifications cannot be trusted', () => {
     assert.equal(await status(two, k.secret), 200);
     assert.ok(two.keys.cache.live);
     // Kill every listener's backend, as a Postgres restart or a network cut would.
-    const killed = await db.pool.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and datname = current_database()', [LISTENER_APPLICATION_NAME]);
+    const killed = await db.pool.query(
+      'select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and datname = current_database()',
+      [LISTENER_APPLICATION_NAME],
+    );
     assert.equal(killed.rowCount, 2);
     await waitFor(() => !two.keys.cache.live, { description: 'the cache disabled' });
     assert.deepEqual(two.keys.cache.size, { known: 0, unknown: 0 });
@@ -123,7 +130,9 @@ describe('pepper rotation', () => {
       const { rows } = await db.pool.query('select pepper_version from api_keys where id = $1', [k.id]);
       assert.deepEqual(rows, [{ pepper_version: 2 }]);
       const fresh = await during.issue({ scopes: ['usage:read'] });
-      assert.deepEqual((await db.pool.query('select pepper_version from api_keys where id = $1', [fresh.id])).rows, [{ pepper_version: 2 }]);
+      assert.deepEqual((await db.pool.query('select pepper_version from api_keys where id = $1', [fresh.id])).rows, [
+        { pepper_version: 2 },
+      ]);
     } finally {
       await during.close();
     }

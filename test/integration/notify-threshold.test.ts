@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { pino } from 'pino';
-import { createNotifyThreshold, type NotifyThresholdDeps, type NotifyThresholdInput, type ThresholdCrossedPayload } from '../../src/activities/notify-threshold';
+import {
+  createNotifyThreshold,
+  type NotifyThresholdDeps,
+  type NotifyThresholdInput,
+  type ThresholdCrossedPayload,
+} from '../../src/activities/notify-threshold';
 import { generateWebhookSecret, verifyWebhook, type VerifyResult } from '../../src/activities/webhook-signature';
 import type { Resolve } from '../../src/activities/webhook-target';
 import { createApp } from '../../src/api/app';
@@ -15,7 +20,7 @@ import { buildOpenApiDocument } from '../../src/api/openapi';
 import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { startKeys } from '../../src/keys/keys';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -49,18 +54,22 @@ class Receiver {
     await once(server, 'listening');
     const receiver = new Receiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, secret);
     server.on('connection', () => receiver.connections++);
-    server.on('request', async (req, res) => {
+    server.on('request', (req, res) => {
       let body = '';
-      for await (const chunk of req) body += String(chunk);
-      const header = req.headers['meterflow-signature'];
-      const verified = verifyWebhook({ secret: receiver.secret, body, header: Array.isArray(header) ? header[0] : header, now: now() });
-      receiver.received.push({ headers: req.headers, body, verified });
-      if (!verified.ok) return void res.writeHead(401).end(verified.reason);
-      const answer = receiver.script.shift() ?? { status: 204 };
-      if ('delayMs' in answer) return void setTimeout(() => res.writeHead(204).end(), answer.delayMs).unref();
-      res.writeHead(answer.status, answer.location ? { location: answer.location } : {}).end();
+      req.on('data', (chunk) => (body += String(chunk)));
+      req.on('end', () => receiver.answer(req, res, body, now));
     });
     return receiver;
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, body: string, now: () => Date): void {
+    const header = req.headers['meterflow-signature'];
+    const verified = verifyWebhook({ secret: this.secret, body, header: Array.isArray(header) ? header[0] : header, now: now() });
+    this.received.push({ headers: req.headers, body, verified });
+    if (!verified.ok) return void res.writeHead(401).end(verified.reason);
+    const answer = this.script.shift() ?? { status: 204 };
+    if ('delayMs' in answer) return void setTimeout(() => res.writeHead(204).end(), answer.delayMs).unref();
+    res.writeHead(answer.status, answer.location ? { location: answer.location } : {}).end();
   }
 
   async close(): Promise<void> {
@@ -86,7 +95,9 @@ const notifyThreshold = (deps: Partial<NotifyThresholdDeps> = {}) =>
 before(async () => {
   db = await createTestDatabase();
   await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
-  await db.pool.query(`insert into plans (code, name, currency, charges, billing_interval) values ('basic', 'Basic', 'USD', '[]', '{"kind": "calendar_month"}')`);
+  await db.pool.query(
+    `insert into plans (code, name, currency, charges, billing_interval) values ('basic', 'Basic', 'USD', '[]', '{"kind": "calendar_month"}')`,
+  );
 });
 after(async () => {
   for (const r of receivers) await r.close();
@@ -98,7 +109,12 @@ let customers = 0;
 async function subscribe(): Promise<{ customer: string; customerId: string; subscriptionId: string }> {
   const customer = `cust-${++customers}`;
   const { customer: created } = await createCustomer(db.pool, { external_id: customer, name: customer, currency: 'USD' }, 'system');
-  const result = await createSubscription(db.pool, { customerId: created.id, planCode: 'basic', anchor: new Date('2026-01-01T00:00:00Z'), actor: 'system' });
+  const result = await createSubscription(db.pool, {
+    customerId: created.id,
+    planCode: 'basic',
+    anchor: new Date('2026-01-01T00:00:00Z'),
+    actor: 'system',
+  });
   assert.ok(result.created);
   return { customer, customerId: created.id, subscriptionId: result.subscription.id };
 }
@@ -110,7 +126,10 @@ async function receiver(secret?: string): Promise<Receiver> {
 }
 
 async function addEndpoint(customerId: string | null, url: string, secret: string): Promise<string> {
-  const { rows } = await db.pool.query<{ id: string }>('insert into webhook_endpoints (customer_id, url, secret) values ($1, $2, $3) returning id', [customerId, url, secret]);
+  const { rows } = await db.pool.query<{ id: string }>(
+    'insert into webhook_endpoints (customer_id, url, secret) values ($1, $2, $3) returning id',
+    [customerId, url, secret],
+  );
   return rows[0]!.id;
 }
 
@@ -176,7 +195,14 @@ describe('notifyThreshold', () => {
       id: row.id,
       type: 'threshold_crossed',
       created_at: NOW.toISOString(),
-      data: { subscription_id: s.subscriptionId, customer: s.customer, meter: 'api_calls', period_start: PERIOD_START, threshold: '80%', usage: '812' },
+      data: {
+        subscription_id: s.subscriptionId,
+        customer: s.customer,
+        meter: 'api_calls',
+        period_start: PERIOD_START,
+        threshold: '80%',
+        usage: '812',
+      },
     };
     assert.deepEqual(JSON.parse(request.body), expected);
     assert.deepEqual(row.payload, expected);
@@ -263,10 +289,15 @@ describe('notifyThreshold', () => {
     await notify(crossing(s, '100%'));
 
     const rows = await rowsOf(s.subscriptionId);
-    assert.deepEqual(Object.fromEntries(rows.map((row) => [row.payload.data.threshold, [row.status, row.attempts, row.last_error?.replace(/^endpoint \S+: /, '')]])), {
-      '80%': ['failed', 1, 'HTTP 400'],
-      '100%': ['delivered', 3, 'HTTP 429'],
-    });
+    assert.deepEqual(
+      Object.fromEntries(
+        rows.map((row) => [row.payload.data.threshold, [row.status, row.attempts, row.last_error?.replace(/^endpoint \S+: /, '')]]),
+      ),
+      {
+        '80%': ['failed', 1, 'HTTP 400'],
+        '100%': ['delivered', 3, 'HTTP 429'],
+      },
+    );
   });
 
   test('a slow endpoint times out and is retried', async () => {
@@ -375,7 +406,13 @@ async function startApi(targets: WebhookTargetPolicy): Promise<Api> {
     defaults: { ratePerSecond: 1000, burst: 1000 },
   });
   const server = await listen(
-    createApp({ logger, readiness: {}, authenticate: keys.authenticate, routers: [webhookEndpointsRouter({ pool: db.pool, clock, targets })], metrics: createApiMetrics() }),
+    createApp({
+      logger,
+      readiness: {},
+      authenticate: keys.authenticate,
+      routers: [webhookEndpointsRouter({ pool: db.pool, clock, targets })],
+      metrics: createApiMetrics(),
+    }),
   );
   return {
     call: async (method, path, key, body) => {
@@ -405,7 +442,12 @@ async function adminKey(customer?: string): Promise<string> {
     defaults: { ratePerSecond: 1000, burst: 1000 },
   });
   try {
-    return (await keys.service.create({ name: customer ?? 'admin', environment: 'test', scopes: ['billing:admin'], ...(customer ? { customer } : {}) }, 'cli')).secret;
+    return (
+      await keys.service.create(
+        { name: customer ?? 'admin', environment: 'test', scopes: ['billing:admin'], ...(customer ? { customer } : {}) },
+        'cli',
+      )
+    ).secret;
   } finally {
     await keys.close();
   }
@@ -428,15 +470,18 @@ describe('webhook endpoints API', () => {
     assert.equal(created.status, 201);
     assert.equal(created.headers.get('cache-control'), 'no-store');
     assert.match(created.body.secret, /^whsec_/);
-    assert.deepEqual({ ...created.body, secret: undefined }, {
-      id: created.body.id,
-      url: r.url,
-      customer: s.customer,
-      status: 'active',
-      created_at: NOW.toISOString(),
-      disabled_at: null,
-      secret: undefined,
-    });
+    assert.deepEqual(
+      { ...created.body, secret: undefined },
+      {
+        id: created.body.id,
+        url: r.url,
+        customer: s.customer,
+        status: 'active',
+        created_at: NOW.toISOString(),
+        disabled_at: null,
+        secret: undefined,
+      },
+    );
     // The receiver holds the secret shown once; it is never shown again.
     r.secret = created.body.secret;
     const read = await api.call('GET', `/v1/webhook-endpoints/${created.body.id}`, admin);
@@ -461,7 +506,10 @@ describe('webhook endpoints API', () => {
       "select action, details from audit_log where subject_type = 'webhook_endpoint' and subject_id = $1 order by id",
       [created.body.id],
     );
-    assert.deepEqual(audit.map((a) => a.action), ['webhook_endpoint.created', 'webhook_endpoint.disabled']);
+    assert.deepEqual(
+      audit.map((a) => a.action),
+      ['webhook_endpoint.created', 'webhook_endpoint.disabled'],
+    );
     assert.ok(!JSON.stringify(audit).includes(created.body.secret), 'the audit log never holds the secret');
   });
 
@@ -473,9 +521,15 @@ describe('webhook endpoints API', () => {
     const own = await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/mine' });
     assert.equal(own.status, 201);
     assert.equal(own.body.customer, mine.customer);
-    assert.equal((await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/all', customer: null })).status, 403);
+    assert.equal(
+      (await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/all', customer: null })).status,
+      403,
+    );
     // Another customer is answered like one that does not exist.
-    const theirsEndpoint = await api.call('POST', '/v1/webhook-endpoints', restricted, { url: 'https://example.com/x', customer: theirs.customer });
+    const theirsEndpoint = await api.call('POST', '/v1/webhook-endpoints', restricted, {
+      url: 'https://example.com/x',
+      customer: theirs.customer,
+    });
     assert.equal(theirsEndpoint.status, 422);
     assert.equal(theirsEndpoint.body.reason, 'unknown_customer');
 
@@ -485,7 +539,10 @@ describe('webhook endpoints API', () => {
     assert.equal((await api.call('GET', `/v1/webhook-endpoints/${global.body.id}`, restricted)).status, 404);
     assert.equal((await api.call('DELETE', `/v1/webhook-endpoints/${global.body.id}`, restricted)).status, 404);
     const listed = await api.call('GET', '/v1/webhook-endpoints', restricted);
-    assert.deepEqual(listed.body.data.map((e: { id: string }) => e.id), [own.body.id]);
+    assert.deepEqual(
+      listed.body.data.map((e: { id: string }) => e.id),
+      [own.body.id],
+    );
   });
 
   test('invalid input is a 400 naming the field; an unknown customer is 422', async () => {
@@ -579,7 +636,10 @@ describe('webhook targets (SSRF)', () => {
       assert.equal(res.body.type, '/problems/unprocessable');
       assert.equal(res.body.reason, 'webhook_target_forbidden', url);
       assert.equal(res.body.refusal, refusal, url);
-      assert.deepEqual(res.body.errors.map((e: { pointer: string }) => e.pointer), ['#/url']);
+      assert.deepEqual(
+        res.body.errors.map((e: { pointer: string }) => e.pointer),
+        ['#/url'],
+      );
       assert.ok(res.body.detail.startsWith('Webhook URL refused: '), res.body.detail);
     }
     // Other schemes fail validation first.
@@ -610,7 +670,10 @@ describe('webhook targets (SSRF)', () => {
     const [row] = await rowsOf(s.subscriptionId);
     assert.equal(row?.status, 'failed');
     assert.equal(row?.attempts, 1);
-    assert.equal(row?.last_error, `endpoint ${created.body.id}: target refused (loopback): hooks.rebind.test resolves to 127.0.0.1, a loopback address`);
+    assert.equal(
+      row?.last_error,
+      `endpoint ${created.body.id}: target refused (loopback): hooks.rebind.test resolves to 127.0.0.1, a loopback address`,
+    );
   });
 
   test('every resolved address is checked: one forbidden address refuses the target, even after an allowed one', async () => {
@@ -621,7 +684,10 @@ describe('webhook targets (SSRF)', () => {
     const err = await failure(notifyThreshold({ resolve: dns.resolve })(crossing(s)));
     assert.equal(err.nonRetryable, true);
     assert.equal(r.connections, 0);
-    assert.match((await rowsOf(s.subscriptionId))[0]?.last_error ?? '', /target refused \(private\): hooks\.mixed\.test resolves to ::ffff:10\.0\.0\.7, which embeds 10\.0\.0\.7/);
+    assert.match(
+      (await rowsOf(s.subscriptionId))[0]?.last_error ?? '',
+      /target refused \(private\): hooks\.mixed\.test resolves to ::ffff:10\.0\.0\.7, which embeds 10\.0\.0\.7/,
+    );
   });
 
   test('https targets go through the same check', async () => {
@@ -633,7 +699,10 @@ describe('webhook targets (SSRF)', () => {
     assert.equal(err.nonRetryable, true);
     assert.deepEqual(dns.lookups, ['hooks.rebind.test']);
     assert.equal(r.connections, 0);
-    assert.match((await rowsOf(s.subscriptionId))[0]?.last_error ?? '', /target refused \(loopback\): hooks\.rebind\.test resolves to ::1, a loopback address$/);
+    assert.match(
+      (await rowsOf(s.subscriptionId))[0]?.last_error ?? '',
+      /target refused \(loopback\): hooks\.rebind\.test resolves to ::1, a loopback address$/,
+    );
   });
 
   test('endpoints stored before the policy existed are refused at delivery as written, without a lookup or a connection', async () => {

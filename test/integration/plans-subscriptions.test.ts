@@ -10,7 +10,7 @@ import type { SubscriptionLifecycle } from '../../src/billing/subscription-lifec
 import { changePlan, type Subscription } from '../../src/billing/subscription-store';
 import { startKeys, type Keys } from '../../src/keys/keys';
 import { planSchema } from '../../src/domain/plan';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { listen, type Listening } from '../support/http';
@@ -74,16 +74,28 @@ before(async () => {
     metrics: createApiMetrics(),
   });
   server = await listen(app);
-  for (const [id, currency] of [['acme', 'USD'], ['globex', 'USD'], ['initech', 'USD'], ['hooli', 'USD'], ['eurocorp', 'EUR']] as const) {
+  for (const [id, currency] of [
+    ['acme', 'USD'],
+    ['globex', 'USD'],
+    ['initech', 'USD'],
+    ['hooli', 'USD'],
+    ['eurocorp', 'EUR'],
+  ] as const) {
     await createCustomer(db.pool, { external_id: id, name: id, currency }, 'system');
   }
   await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
-  await createMeter(db.pool, { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} }, 'system');
+  await createMeter(
+    db.pool,
+    { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} },
+    'system',
+  );
   const issued = await keys.service.create({ name: 'admin', environment: 'test', scopes: ['billing:admin', 'billing:read'] }, 'cli');
   ({ secret: admin } = issued);
   adminId = issued.key.id;
-  ({ secret: globexReader } = await keys.service.create({ name: 'globex', environment: 'test', scopes: ['billing:read'], customer: 'globex' }, 'cli'));
-
+  ({ secret: globexReader } = await keys.service.create(
+    { name: 'globex', environment: 'test', scopes: ['billing:read'], customer: 'globex' },
+    'cli',
+  ));
 });
 after(async () => {
   await server?.close();
@@ -101,7 +113,12 @@ const call = async (method: string, path: string, body?: unknown, key = admin) =
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: res.status, location: res.headers.get('location'), contentType: res.headers.get('content-type'), body: (await res.json()) as Json };
+  return {
+    status: res.status,
+    location: res.headers.get('location'),
+    contentType: res.headers.get('content-type'),
+    body: (await res.json()) as Json,
+  };
 };
 
 const monthly = {
@@ -112,20 +129,34 @@ const monthly = {
   charges: [{ meter: 'api_calls', model: 'overage', included_units: '1000', unit_price: '0.002' }],
   interval: { kind: 'calendar_month' },
   limits: [
-    { meter: 'api_calls', soft_thresholds: [{ percent: 80 }, { percent: 100 }], hard_limit: '1000', grace_period: 'PT1H', at_hard_limit: 'block' },
+    {
+      meter: 'api_calls',
+      soft_thresholds: [{ percent: 80 }, { percent: 100 }],
+      hard_limit: '1000',
+      grace_period: 'PT1H',
+      at_hard_limit: 'block',
+    },
     { meter: 'storage_gb', hard_limit: '10.5', at_hard_limit: 'allow' },
   ],
 };
-const fiveMinutes = { id: 'demo-5m', name: 'Demo', currency: 'USD', charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: '0.01' }], interval: { kind: 'duration', iso: 'PT5M' } };
+const fiveMinutes = {
+  id: 'demo-5m',
+  name: 'Demo',
+  currency: 'USD',
+  charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: '0.01' }],
+  interval: { kind: 'duration', iso: 'PT5M' },
+};
 const enterprise = { ...monthly, id: 'enterprise-2026', name: 'Enterprise', base_fee: '499.00' };
 const euro = { ...fiveMinutes, id: 'demo-eur', currency: 'EUR' };
 
 /** The plan as the API validated it: defaults filled in, meters checked against those defined above. */
 const asParsed = (plan: unknown) => planSchema({ knownMeters: new Set(['api_calls', 'storage_gb']) }).parse(plan);
 
-const count = async (sql: string, params: unknown[] = []) => (await db.pool.query<{ n: number }>(`select count(*)::int as n from ${sql}`, params)).rows[0]!.n;
+const count = async (sql: string, params: unknown[] = []) =>
+  (await db.pool.query<{ n: number }>(`select count(*)::int as n from ${sql}`, params)).rows[0]!.n;
 /** The id of the transaction that wrote the row's current version. */
-const xmin = async (sql: string, params: unknown[]) => (await db.pool.query<{ x: string }>(`select xmin::text as x from ${sql}`, params)).rows.map((r) => r.x);
+const xmin = async (sql: string, params: unknown[]) =>
+  (await db.pool.query<{ x: string }>(`select xmin::text as x from ${sql}`, params)).rows.map((r) => r.x);
 
 describe('plans', () => {
   test('create is 201, an identical retry 200, other terms under the same code 409; get and list', async () => {
@@ -151,9 +182,15 @@ describe('plans', () => {
 
     for (const plan of [fiveMinutes, enterprise, euro]) assert.equal((await call('POST', '/v1/plans', plan)).status, 201);
     const page1 = await call('GET', '/v1/plans?limit=2');
-    assert.deepEqual(page1.body.data.map((p: Json) => p.id), ['demo-5m', 'demo-eur']);
+    assert.deepEqual(
+      page1.body.data.map((p: Json) => p.id),
+      ['demo-5m', 'demo-eur'],
+    );
     const page2 = await call('GET', `/v1/plans?limit=2&after=${page1.body.next_cursor}`);
-    assert.deepEqual(page2.body.data.map((p: Json) => p.id), ['enterprise-2026', 'pro-2026']);
+    assert.deepEqual(
+      page2.body.data.map((p: Json) => p.id),
+      ['enterprise-2026', 'pro-2026'],
+    );
     assert.equal(page2.body.next_cursor, null);
 
     const audit = await db.pool.query(`select actor, action from audit_log where subject_type = 'plan' and subject_id = 'pro-2026'`);
@@ -163,11 +200,36 @@ describe('plans', () => {
   test('invalid plans are refused naming the field, and nothing is stored', async () => {
     const before = await count('plans');
     const cases: [string, unknown, string, RegExp][] = [
-      ['charge on an unknown meter', { ...fiveMinutes, id: 'x1', charges: [{ meter: 'gpu_seconds', model: 'per_unit', unit_price: '1' }] }, '#/charges/0/meter', /unknown meter "gpu_seconds"/],
-      ['limit on an unknown meter', { ...fiveMinutes, id: 'x2', limits: [{ meter: 'gpu_seconds', hard_limit: '5', at_hard_limit: 'block' }] }, '#/limits/0/meter', /unknown meter "gpu_seconds"/],
-      ['months as a duration', { ...fiveMinutes, id: 'x3', interval: { kind: 'duration', iso: 'P1M' } }, '#/interval/iso', /use the calendar_month interval/],
-      ['percent threshold without a hard limit', { ...fiveMinutes, id: 'x4', limits: [{ meter: 'api_calls', soft_thresholds: [{ percent: 80 }] }] }, '#/limits/0/soft_thresholds/0/percent', /percent of hard_limit/],
-      ['price as a JSON number', { ...fiveMinutes, id: 'x5', charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: 0.01 }] }, '#/charges/0/unit_price', /JSON numbers are refused/],
+      [
+        'charge on an unknown meter',
+        { ...fiveMinutes, id: 'x1', charges: [{ meter: 'gpu_seconds', model: 'per_unit', unit_price: '1' }] },
+        '#/charges/0/meter',
+        /unknown meter "gpu_seconds"/,
+      ],
+      [
+        'limit on an unknown meter',
+        { ...fiveMinutes, id: 'x2', limits: [{ meter: 'gpu_seconds', hard_limit: '5', at_hard_limit: 'block' }] },
+        '#/limits/0/meter',
+        /unknown meter "gpu_seconds"/,
+      ],
+      [
+        'months as a duration',
+        { ...fiveMinutes, id: 'x3', interval: { kind: 'duration', iso: 'P1M' } },
+        '#/interval/iso',
+        /use the calendar_month interval/,
+      ],
+      [
+        'percent threshold without a hard limit',
+        { ...fiveMinutes, id: 'x4', limits: [{ meter: 'api_calls', soft_thresholds: [{ percent: 80 }] }] },
+        '#/limits/0/soft_thresholds/0/percent',
+        /percent of hard_limit/,
+      ],
+      [
+        'price as a JSON number',
+        { ...fiveMinutes, id: 'x5', charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: 0.01 }] },
+        '#/charges/0/unit_price',
+        /JSON numbers are refused/,
+      ],
     ];
     for (const [name, plan, pointer, message] of cases) {
       const res = await call('POST', '/v1/plans', plan);
@@ -181,7 +243,11 @@ describe('plans', () => {
   });
 
   test('a limit may cap a defined meter the plan does not charge for', async () => {
-    const res = await call('POST', '/v1/plans', { ...fiveMinutes, id: 'capped', limits: [{ meter: 'storage_gb', hard_limit: '1', at_hard_limit: 'block' }] });
+    const res = await call('POST', '/v1/plans', {
+      ...fiveMinutes,
+      id: 'capped',
+      limits: [{ meter: 'storage_gb', hard_limit: '1', at_hard_limit: 'block' }],
+    });
     assert.equal(res.status, 201);
   });
 
@@ -194,7 +260,10 @@ describe('plans', () => {
   test('reading needs billing:read, creating billing:admin and a key for every customer', async () => {
     const res = await call('POST', '/v1/plans', { ...fiveMinutes, id: 'sneaky' }, globexReader);
     assert.equal(res.status, 403);
-    const { secret } = await keys.service.create({ name: 'globex admin', environment: 'test', scopes: ['billing:admin'], customer: 'globex' }, 'cli');
+    const { secret } = await keys.service.create(
+      { name: 'globex admin', environment: 'test', scopes: ['billing:admin'], customer: 'globex' },
+      'cli',
+    );
     const restricted = await call('POST', '/v1/plans', { ...fiveMinutes, id: 'sneaky' }, secret);
     assert.equal(restricted.status, 403);
     assert.equal(restricted.body.reason, 'customer_restricted');
@@ -236,8 +305,12 @@ describe('subscriptions', () => {
   });
 
   test('the subscription and its audit entry are written by one transaction', async () => {
-    const audit = await db.pool.query(`select actor, details from audit_log where action = 'subscription.created' and subject_id = $1`, [acmeSubscription]);
-    assert.deepEqual(audit.rows, [{ actor: `key:${adminId}`, details: { customer: 'acme', plan: 'pro-2026', anchor: '2026-01-31T10:00:00.000Z' } }]);
+    const audit = await db.pool.query(`select actor, details from audit_log where action = 'subscription.created' and subject_id = $1`, [
+      acmeSubscription,
+    ]);
+    assert.deepEqual(audit.rows, [
+      { actor: `key:${adminId}`, details: { customer: 'acme', plan: 'pro-2026', anchor: '2026-01-31T10:00:00.000Z' } },
+    ]);
     const [written] = await xmin('subscriptions where id = $1', [acmeSubscription]);
     assert.deepEqual(await xmin(`audit_log where action = 'subscription.created' and subject_id = $1`, [acmeSubscription]), [written]);
   });
@@ -272,7 +345,10 @@ describe('subscriptions', () => {
     const again = await call('POST', '/v1/subscriptions', { customer: 'acme', plan: 'pro-2026', start: '2026-01-31T10:00:00Z' });
     assert.equal(again.status, 200);
     assert.equal(again.body.id, acmeSubscription);
-    assert.deepEqual(lifecycle.calls.map((c) => [c.step, c.subscription.id]), [['started', acmeSubscription]]);
+    assert.deepEqual(
+      lifecycle.calls.map((c) => [c.step, c.subscription.id]),
+      [['started', acmeSubscription]],
+    );
     assert.equal(await count(`subscriptions where customer_id = (select id from customers where external_id = 'acme')`), 1);
   });
 
@@ -287,7 +363,13 @@ describe('subscriptions', () => {
     const retried = await call('POST', '/v1/subscriptions', { customer: 'flaky', plan: 'demo-5m' });
     assert.equal(retried.status, 200);
     assert.equal(retried.body.id, stored);
-    assert.deepEqual(lifecycle.calls.map((c) => [c.step, c.subscription.id]), [['started', stored], ['started', stored]]);
+    assert.deepEqual(
+      lifecycle.calls.map((c) => [c.step, c.subscription.id]),
+      [
+        ['started', stored],
+        ['started', stored],
+      ],
+    );
   });
 
   test('unknown customer or plan, and a plan in another currency, are 422', async () => {
@@ -337,7 +419,10 @@ describe('subscriptions', () => {
     assert.equal(res.body.canceled_at, canceledAt);
     assert.equal(res.body.cancel_at, canceledAt);
     assert.equal(res.body.current_period, null);
-    assert.deepEqual(lifecycle.calls.map((c) => [c.step, c.subscription.id, c.subscription.status]), [['canceled', acmeSubscription, 'canceled']]);
+    assert.deepEqual(
+      lifecycle.calls.map((c) => [c.step, c.subscription.id, c.subscription.status]),
+      [['canceled', acmeSubscription, 'canceled']],
+    );
 
     const [written] = await xmin('subscriptions where id = $1', [acmeSubscription]);
     assert.deepEqual(await xmin(`audit_log where action = 'subscription.canceled' and subject_id = $1`, [acmeSubscription]), [written]);
@@ -356,14 +441,19 @@ describe('subscriptions', () => {
   });
 
   test('changePlan records the change and its audit entry in one transaction; a retry is a no-op; refusals are results', async () => {
-    const { rows } = await db.pool.query<{ id: string }>(`select s.id from subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'initech'`);
+    const { rows } = await db.pool.query<{ id: string }>(
+      `select s.id from subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'initech'`,
+    );
     const id = rows[0]!.id;
     const effectiveAt = new Date('2026-03-15T12:01:00Z');
     const result = await changePlan(db.pool, id, 'capped', 'system', effectiveAt);
     assert.equal(result.outcome, 'changed');
     assert.ok(result.outcome === 'changed');
     assert.equal(result.subscription.plan.id, 'capped');
-    assert.deepEqual({ ...result.change, id: undefined }, { id: undefined, subscriptionId: id, fromPlan: 'demo-5m', toPlan: 'capped', effectiveAt, actor: 'system' });
+    assert.deepEqual(
+      { ...result.change, id: undefined },
+      { id: undefined, subscriptionId: id, fromPlan: 'demo-5m', toPlan: 'capped', effectiveAt, actor: 'system' },
+    );
 
     const [written] = await xmin('subscription_changes where subscription_id = $1', [id]);
     assert.deepEqual(await xmin('subscriptions where id = $1', [id]), [written]);
@@ -373,16 +463,24 @@ describe('subscriptions', () => {
     assert.equal(await count('subscription_changes where subscription_id = $1', [id]), 1);
     assert.deepEqual(await changePlan(db.pool, id, 'demo-eur', 'system', effectiveAt), { outcome: 'refused', reason: 'currency_mismatch' });
     assert.deepEqual(await changePlan(db.pool, id, 'nope', 'system', effectiveAt), { outcome: 'refused', reason: 'unknown_plan' });
-    assert.deepEqual(await changePlan(db.pool, acmeSubscription, 'demo-5m', 'system', effectiveAt), { outcome: 'refused', reason: 'subscription_canceled' });
+    assert.deepEqual(await changePlan(db.pool, acmeSubscription, 'demo-5m', 'system', effectiveAt), {
+      outcome: 'refused',
+      reason: 'subscription_canceled',
+    });
   });
 
   test('POST change-plan: 200 on the new plan, the workflow told; a retry converges; refusals are 409/422 and change nothing', async () => {
-    const { rows } = await db.pool.query<{ id: string }>(`select s.id from subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'initech'`);
+    const { rows } = await db.pool.query<{ id: string }>(
+      `select s.id from subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'initech'`,
+    );
     const id = rows[0]!.id;
     const moved = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m' });
     assert.equal(moved.status, 200);
     assert.equal(moved.body.plan, 'demo-5m');
-    assert.deepEqual(lifecycle.calls.map((c) => [c.step, c.subscription.plan.id]), [['planChanged', 'demo-5m']]);
+    assert.deepEqual(
+      lifecycle.calls.map((c) => [c.step, c.subscription.plan.id]),
+      [['planChanged', 'demo-5m']],
+    );
     const again = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m' });
     assert.equal(again.status, 200);
     assert.equal(lifecycle.calls.length, 2);
@@ -409,7 +507,15 @@ describe('subscriptions', () => {
 
   test('the routes and schemas are in the OpenAPI document', () => {
     const doc = buildOpenApiDocument();
-    for (const path of ['/v1/plans', '/v1/plans/{code}', '/v1/subscriptions', '/v1/subscriptions/{id}', '/v1/subscriptions/{id}/cancel', '/v1/subscriptions/{id}/change-plan', '/v1/customers/{externalId}/subscription']) {
+    for (const path of [
+      '/v1/plans',
+      '/v1/plans/{code}',
+      '/v1/subscriptions',
+      '/v1/subscriptions/{id}',
+      '/v1/subscriptions/{id}/cancel',
+      '/v1/subscriptions/{id}/change-plan',
+      '/v1/customers/{externalId}/subscription',
+    ]) {
       assert.ok(doc.paths?.[path], path);
     }
     for (const schema of ['Plan', 'StoredPlan', 'Subscription', 'SubscriptionInput', 'BillingInterval', 'MeterLimit']) {

@@ -20,7 +20,7 @@ import { isConnectionError } from '../../src/db/connection-errors';
 import { createClient, createPool } from '../../src/db/pool';
 import { inTransaction } from '../../src/db/transaction';
 import { generateKey } from '../../src/keys/format';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { freePort } from '../../scripts/free-port';
 import { startApiProcess, type ApiProcess } from '../support/api-process';
@@ -84,7 +84,11 @@ before(async () => {
   try {
     ({ secret: key } = await issuer.issue({ scopes: ['events:write', 'usage:read'], ratePerSecond: 100_000, burst: 100_000 }));
     await createCustomer(issuer.pool, { external_id: 'acme', name: 'Acme', currency: 'USD' }, 'system');
-    await createMeter(issuer.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
+    await createMeter(
+      issuer.pool,
+      { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} },
+      'system',
+    );
   } finally {
     await issuer.close();
   }
@@ -172,7 +176,10 @@ test('a client checked out of the pool survives its backend being terminated; th
     await terminate(rows[0]!.pid);
     // Between two queries, with no query to fail, the loss is emitted as an 'error' on the client.
     await ended;
-    const err = await client.query('select 1').then(() => assert.fail('a dead connection answered'), (e: unknown) => e);
+    const err = await client.query('select 1').then(
+      () => assert.fail('a dead connection answered'),
+      (e: unknown) => e,
+    );
     assert.ok(isConnectionError(err), String(err));
     client.release(true);
     assert.equal((await pool.query<{ one: number }>('select 1 as one')).rows[0]!.one, 1);
@@ -190,7 +197,10 @@ test('a transaction whose backend is terminated mid-way fails with a connection 
       const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
       await terminate(rows[0]!.pid);
       await client.query('insert into outage_probe values (2)');
-    }).then(() => assert.fail('the transaction survived its backend'), (e: unknown) => e);
+    }).then(
+      () => assert.fail('the transaction survived its backend'),
+      (e: unknown) => e,
+    );
     assert.ok(isConnectionError(err), String(err));
     // The only pooled connection was the dead one: the next query gets a new one, and nothing was committed.
     assert.equal((await pool.query<{ n: string }>('select count(*) as n from outage_probe')).rows[0]!.n, '0');
@@ -238,7 +248,10 @@ test('a Postgres outage under sustained ingest: the API stays up, answers 503 me
     assert.equal(check.status, 200, await check.clone().text());
     assert.equal(((await check.json()) as { allowed: boolean }).allowed, true);
     // A key this process never saw needs the database: 503, neither 401 nor 500.
-    await assertUnavailable(await call('/v1/entitlements/check', { customer: 'acme', meter: 'tokens' }, generateKey('test').secret), 'an unknown key');
+    await assertUnavailable(
+      await call('/v1/entitlements/check', { customer: 'acme', meter: 'tokens' }, generateKey('test').secret),
+      'an unknown key',
+    );
     // An activity meeting the outage fails with an ordinary error, which Temporal retries (only
     // non-retryable failures end an activity for good).
     const activityFailure = await new MockActivityEnvironment().run(setEntitlement, unblock).then(
@@ -290,7 +303,10 @@ test('a Postgres outage under sustained ingest: the API stays up, answers 503 me
 
     assert.deepEqual(loops.unexpected, [], 'only 2xx and documented 503s, and the API always answered');
     assert.ok(loops.replies.some((r) => r.status === 503));
-    assert.ok(figures.time_to_first_2xx_after_postgres_up_ms < 1000, `first 2xx ${figures.time_to_first_2xx_after_postgres_up_ms} ms after Postgres was back`);
+    assert.ok(
+      figures.time_to_first_2xx_after_postgres_up_ms < 1000,
+      `first 2xx ${figures.time_to_first_2xx_after_postgres_up_ms} ms after Postgres was back`,
+    );
     assert.deepEqual(lost, [], 'acknowledged events lost');
     assert.deepEqual(twice, []);
     // Every id sent was acknowledged in the end, so the table holds exactly those, each counted once.

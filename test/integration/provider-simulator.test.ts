@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
-import { ProviderRejectedError, ProviderUnavailableError, type ChargeRequest, type PaymentProvider } from '../../src/provider/payment-provider';
+import {
+  ProviderRejectedError,
+  ProviderUnavailableError,
+  type ChargeRequest,
+  type PaymentProvider,
+} from '../../src/provider/payment-provider';
 import { startProviderSimulator, type ProviderSimulator, type ProviderSimulatorOptions } from '../../src/provider/simulator';
 import { freePort } from '../../scripts/free-port';
 
@@ -41,11 +46,23 @@ let invoices = 0;
 /** A charge for an invoice of its own, so tests never see each other's charges or faults. */
 function newCharge(overrides: Partial<ChargeRequest> = {}): ChargeRequest {
   const n = ++invoices;
-  return { idempotencyKey: `key-${n}`, customerId: `cust-${n}`, invoiceId: `inv-${n}`, amountMinor: '1999', currency: 'USD', description: `Invoice ${n}`, ...overrides };
+  return {
+    idempotencyKey: `key-${n}`,
+    customerId: `cust-${n}`,
+    invoiceId: `inv-${n}`,
+    amountMinor: '1999',
+    currency: 'USD',
+    description: `Invoice ${n}`,
+    ...overrides,
+  };
 }
 
 async function injectFault(url: string, fault: object): Promise<void> {
-  const res = await fetch(`${url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fault) });
+  const res = await fetch(`${url}/_sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(fault),
+  });
   assert.equal(res.status, 201, await res.text());
 }
 
@@ -68,16 +85,19 @@ describe('charges', () => {
     const req = newCharge({ amountMinor: '123456789012345678901234567890' });
     const charge = await provider.charge(req);
     assert.match(charge.id, /^ch_[0-9a-f]{32}$/);
-    assert.deepEqual({ ...charge, id: undefined, createdAt: undefined }, {
-      id: undefined,
-      createdAt: undefined,
-      idempotencyKey: req.idempotencyKey,
-      customerId: req.customerId,
-      invoiceId: req.invoiceId,
-      amountMinor: '123456789012345678901234567890',
-      currency: 'USD',
-      status: 'succeeded',
-    });
+    assert.deepEqual(
+      { ...charge, id: undefined, createdAt: undefined },
+      {
+        id: undefined,
+        createdAt: undefined,
+        idempotencyKey: req.idempotencyKey,
+        customerId: req.customerId,
+        invoiceId: req.invoiceId,
+        amountMinor: '123456789012345678901234567890',
+        currency: 'USD',
+        status: 'succeeded',
+      },
+    );
     assert.deepEqual(await provider.listCharges({ invoiceId: req.invoiceId }), [charge]);
     assert.deepEqual(await provider.listCharges({ customerId: req.customerId }), [charge]);
     assert.deepEqual(await provider.listCharges({ customerId: req.customerId, invoiceId: 'other' }), []);
@@ -119,19 +139,28 @@ describe('charges', () => {
     const first = await provider.charge(req);
     const second = await provider.charge({ ...req, idempotencyKey: `${req.idempotencyKey}-b` });
     assert.notEqual(second.id, first.id);
-    assert.deepEqual((await provider.listCharges({ invoiceId: req.invoiceId })).map((c) => c.id), [first.id, second.id]);
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId: req.invoiceId })).map((c) => c.id),
+      [first.id, second.id],
+    );
   });
 
   test('20 concurrent requests under one key charge once', async () => {
     const req = newCharge();
     const { idempotencyKey, ...body } = req;
     const responses = await Promise.all(Array.from({ length: 20 }, () => rawCharge(sim.url, idempotencyKey, body)));
-    assert.deepEqual(responses.map((r) => r.status), Array(20).fill(200));
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      Array(20).fill(200),
+    );
     assert.equal(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true').length, 19);
     const ids = new Set(await Promise.all(responses.map(async (r) => ((await r.json()) as { id: string }).id)));
     assert.equal(ids.size, 1);
     const listed = await provider.listCharges({ invoiceId: req.invoiceId });
-    assert.deepEqual(listed.map((c) => c.id), [...ids]);
+    assert.deepEqual(
+      listed.map((c) => c.id),
+      [...ids],
+    );
   });
 
   test('concurrent requests through the client under one key get one charge', async () => {
@@ -184,7 +213,11 @@ describe('bad input', () => {
 
   test('a fault request that is not valid is refused', async () => {
     for (const body of [{ fault: 'explode' }, { fault: '5xx', times: 0 }, { fault: '5xx', match: { customer: 'x' } }]) {
-      const res = await fetch(`${sim.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(`${sim.url}/_sim/faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       assert.equal(res.status, 400, JSON.stringify(body));
     }
   });
@@ -213,7 +246,10 @@ describe('faults', () => {
     const retried = await provider.charge(req);
     assert.equal(retried.id, recorded[0]!.id);
     assert.deepEqual(retried, recorded[0]);
-    assert.deepEqual((await provider.listCharges({ invoiceId: req.invoiceId })).map((c) => c.id), [retried.id]);
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId: req.invoiceId })).map((c) => c.id),
+      [retried.id],
+    );
   });
 
   test('timeout: unavailable within the client timeout, nothing charged; the key stays usable', async () => {
@@ -259,12 +295,18 @@ describe('faults', () => {
     await injectFault(sim.url, { match: { customerId: a.customerId }, fault: '5xx', times: 5 });
     assert.equal((await fetch(`${sim.url}/_sim/faults`, { method: 'DELETE' })).status, 204);
     assert.equal((await provider.charge({ ...a, idempotencyKey: 'a-3' })).status, 'succeeded');
-    assert.deepEqual((await provider.listCharges({ customerId: a.customerId })).map((c) => c.status), ['declined', 'succeeded', 'succeeded']);
+    assert.deepEqual(
+      (await provider.listCharges({ customerId: a.customerId })).map((c) => c.status),
+      ['declined', 'succeeded', 'succeeded'],
+    );
   });
 
   test('random faults follow the injected random numbers', async () => {
     const draws = [0.05, 0.15, 0.25, 0.35, 0.95];
-    const { sim: random, provider: client } = await start({ faultRates: { decline: 0.1, '5xx': 0.1, ambiguous: 0.1, timeout: 0.1 }, random: () => draws.shift()! });
+    const { sim: random, provider: client } = await start({
+      faultRates: { decline: 0.1, '5xx': 0.1, ambiguous: 0.1, timeout: 0.1 },
+      random: () => draws.shift()!,
+    });
     extra.push(random);
     const outcome = async (req: ChargeRequest) =>
       client.charge(req).then(
@@ -278,7 +320,11 @@ describe('faults', () => {
     assert.deepEqual(results, ['declined', 'unavailable', 'unavailable', 'unavailable', 'succeeded']);
     assert.deepEqual(
       (await client.listCharges({})).map((c) => [c.invoiceId, c.status]),
-      [[reqs[0]!.invoiceId, 'declined'], [reqs[3]!.invoiceId, 'succeeded'], [reqs[4]!.invoiceId, 'succeeded']],
+      [
+        [reqs[0]!.invoiceId, 'declined'],
+        [reqs[3]!.invoiceId, 'succeeded'],
+        [reqs[4]!.invoiceId, 'succeeded'],
+      ],
     );
     assert.equal(draws.length, 0);
     await assert.rejects(startProviderSimulator({ port: 0, faultRates: { decline: 0.6, '5xx': 0.6 } }), /at most 1/);
@@ -303,7 +349,10 @@ describe('persistence', () => {
     assert.deepEqual(await second.provider.listCharges({}), [paidCharge, declined]);
     assert.deepEqual(await second.provider.charge(paid), paidCharge);
     assert.deepEqual(await second.provider.charge(declinedReq), declined);
-    await assert.rejects(second.provider.charge({ ...paid, amountMinor: '1' }), (err: unknown) => err instanceof ProviderRejectedError && err.status === 409);
+    await assert.rejects(
+      second.provider.charge({ ...paid, amountMinor: '1' }),
+      (err: unknown) => err instanceof ProviderRejectedError && err.status === 409,
+    );
     const third = await second.provider.charge(newCharge());
     await second.sim.close();
 
@@ -317,14 +366,23 @@ describe('persistence', () => {
 
     const last = await start({ stateFile });
     extra.push(last.sim);
-    assert.deepEqual((await last.provider.listCharges({})).map((c) => c.id), [paidCharge.id, declined.id, third.id, fifth.id]);
+    assert.deepEqual(
+      (await last.provider.listCharges({})).map((c) => c.id),
+      [paidCharge.id, declined.id, third.id, fifth.id],
+    );
   });
 
   test('a corrupt line in the middle refuses to start rather than forget a key', async () => {
     const dir = await tempDir();
     await writeFile(path.join(dir, 'a.ndjson'), '{"not":"a charge"}\n');
-    await assert.rejects(startProviderSimulator({ port: 0, stateFile: path.join(dir, 'a.ndjson') }), /a\.ndjson:1 is not a saved charge: .*params/s);
+    await assert.rejects(
+      startProviderSimulator({ port: 0, stateFile: path.join(dir, 'a.ndjson') }),
+      /a\.ndjson:1 is not a saved charge: .*params/s,
+    );
     await writeFile(path.join(dir, 'b.ndjson'), '{"torn in the middle\n{}\n');
-    await assert.rejects(startProviderSimulator({ port: 0, stateFile: path.join(dir, 'b.ndjson') }), /b\.ndjson:1 is not a saved charge: not JSON/);
+    await assert.rejects(
+      startProviderSimulator({ port: 0, stateFile: path.join(dir, 'b.ndjson') }),
+      /b\.ndjson:1 is not a saved charge: not JSON/,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { scopes } from '../../src/keys/principal';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { createTestDatabase, type TestDatabase } from './database';
 import { ManualClock, startKeysApp } from './keys-app';
@@ -24,9 +24,28 @@ export async function createMeteringTestApp(now: Date): Promise<MeteringTestApp>
     adminKey: secret,
     seed: async () => {
       for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' }, 'system');
-      await createMeter(db.pool, { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} }, 'system');
-      await createMeter(db.pool, { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} }, 'system');
-      await createMeter(db.pool, { code: 'gpu_seconds', name: 'GPU', event_type: 'compute', aggregation: 'sum', value_property: 'seconds', filter: { resource: 'gpu' } }, 'system');
+      await createMeter(
+        db.pool,
+        { code: 'tokens', name: 'Tokens', event_type: 'tokens', aggregation: 'sum', value_property: 'tokens', filter: {} },
+        'system',
+      );
+      await createMeter(
+        db.pool,
+        { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} },
+        'system',
+      );
+      await createMeter(
+        db.pool,
+        {
+          code: 'gpu_seconds',
+          name: 'GPU',
+          event_type: 'compute',
+          aggregation: 'sum',
+          value_property: 'seconds',
+          filter: { resource: 'gpu' },
+        },
+        'system',
+      );
     },
     close: async () => {
       await app.close();

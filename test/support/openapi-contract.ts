@@ -65,7 +65,11 @@ export class OpenApiContract {
       .map(([template, item]) => {
         // A parameter marked `x-may-contain-slashes` (a run id like reconcile/2026-11-01T00:00:00.000Z/all) may span segments.
         const spanning = new Set(
-          methods.flatMap((m) => (item[m]?.parameters ?? []).filter((p) => 'in' in p && p.in === 'path' && p['x-may-contain-slashes'] === true).map((p) => ('name' in p ? p.name : ''))),
+          methods.flatMap((m) =>
+            (item[m]?.parameters ?? [])
+              .filter((p) => 'in' in p && p.in === 'path' && p['x-may-contain-slashes'] === true)
+              .map((p) => ('name' in p ? p.name : '')),
+          ),
         );
         const escaped = template.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
         return {
@@ -86,7 +90,8 @@ export class OpenApiContract {
     const template = this.templates.find((t) => t.pattern.test(path) && this.document.paths![t.template]![method as 'get'])?.template;
     const operation = template ? (this.document.paths![template]![method as 'get'] as Operation) : undefined;
     if (!template || !operation) {
-      if (!FALLBACK_STATUSES.has(exchange.status)) return [`${what}: no documented operation, and not the catch-all 404 or a refusal before routing`];
+      if (!FALLBACK_STATUSES.has(exchange.status))
+        return [`${what}: no documented operation, and not the catch-all 404 or a refusal before routing`];
       return this.bodyViolations(what, exchange, 'application/problem+json', '#/components/schemas/Problem');
     }
     const responses = operation.responses as Record<string, Response | undefined>;
@@ -95,7 +100,8 @@ export class OpenApiContract {
     const response = responses[statusKey]!;
     const problems: string[] = [];
     for (const [name, header] of Object.entries(response.headers ?? {})) {
-      if (header.required && exchange.headers[name.toLowerCase()] === undefined) problems.push(`${what}: required header ${name} is missing`);
+      if (header.required && exchange.headers[name.toLowerCase()] === undefined)
+        problems.push(`${what}: required header ${name} is missing`);
     }
     const mediaType = mediaTypeOf(exchange.headers['content-type'] as string | undefined);
     const content = response.content ?? {};
@@ -103,8 +109,14 @@ export class OpenApiContract {
       if (exchange.body.length > 0) problems.push(`${what}: documented without a body, but has one (${mediaType || 'no content type'})`);
       return problems;
     }
-    const documented = Object.keys(content).find((m) => m === mediaType || (m.endsWith('/*') && mediaType.startsWith(m.slice(0, -1))) || m === '*/*');
-    if (!documented) return [...problems, `${what}: content type ${mediaType || '(none)'} is not documented (documented: ${Object.keys(content).join(', ')})`];
+    const documented = Object.keys(content).find(
+      (m) => m === mediaType || (m.endsWith('/*') && mediaType.startsWith(m.slice(0, -1))) || m === '*/*',
+    );
+    if (!documented)
+      return [
+        ...problems,
+        `${what}: content type ${mediaType || '(none)'} is not documented (documented: ${Object.keys(content).join(', ')})`,
+      ];
     if (method === 'head' || content[documented]!.schema === undefined) return problems;
     const pointer = `#/paths/${segment(template)}/${method}/responses/${statusKey}/content/${segment(documented)}/schema`;
     return [...problems, ...this.bodyViolations(what, exchange, documented, pointer)];
@@ -112,7 +124,8 @@ export class OpenApiContract {
 
   private bodyViolations(what: string, exchange: Exchange, expectedMediaType: string, pointer: string): string[] {
     const mediaType = mediaTypeOf(exchange.headers['content-type'] as string | undefined);
-    if (mediaType !== expectedMediaType && !expectedMediaType.endsWith('/*')) return [`${what}: content type ${mediaType || '(none)'}, expected ${expectedMediaType}`];
+    if (mediaType !== expectedMediaType && !expectedMediaType.endsWith('/*'))
+      return [`${what}: content type ${mediaType || '(none)'}, expected ${expectedMediaType}`];
     let body: unknown;
     if (isJson(mediaType)) {
       try {
@@ -172,9 +185,13 @@ export function checkResponse(req: IncomingMessage, res: ServerResponse): void {
     const buffer = bodyChunk(chunk, rest[0]);
     if (buffer) chunks.push(buffer);
     try {
-      pending.push(...theContract().violations({ method, url, status: res.statusCode, headers: res.getHeaders(), body: Buffer.concat(chunks) }));
+      pending.push(
+        ...theContract().violations({ method, url, status: res.statusCode, headers: res.getHeaders(), body: Buffer.concat(chunks) }),
+      );
     } catch (err) {
-      pending.push(`${method} ${url}: could not be checked against the OpenAPI document: ${err instanceof Error ? err.message : String(err)}`);
+      pending.push(
+        `${method} ${url}: could not be checked against the OpenAPI document: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as typeof res.end;

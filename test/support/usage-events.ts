@@ -7,7 +7,10 @@ let stored = 0;
  * (the first at `from`), each with a fresh id: for tests about what is done with stored events
  * (invoices, reconciliation), where the ingest path is not the subject.
  */
-export async function storeEvents(db: Queryable, e: { customerId: string; meterId: string; from: Date; count: number; value?: string | null }): Promise<void> {
+export async function storeEvents(
+  db: Queryable,
+  e: { customerId: string; meterId: string; from: Date; count: number; value?: string | null },
+): Promise<void> {
   await db.query(
     `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
      select $1, 'e-' || ($5::int + i), $2, $3::timestamptz + (i - 1) * interval '1 second', now(), $6::numeric, '{}', true, false

@@ -16,7 +16,11 @@ test('connection failures are told apart from failures of the request itself', (
     ['class 08', withCode('connection failure', '08006'), true],
     ['too many connections', withCode('sorry, too many clients already', '53300'), true],
     ['lost mid-query', new Error('Connection terminated unexpectedly'), true],
-    ['pool connect timeout', new Error('Connection terminated due to connection timeout', { cause: new Error('Connection terminated unexpectedly') }), true],
+    [
+      'pool connect timeout',
+      new Error('Connection terminated due to connection timeout', { cause: new Error('Connection terminated unexpectedly') }),
+      true,
+    ],
     ['pool queue timeout', new Error('timeout exceeded when trying to connect'), true],
     ['broken client reused', new Error('Client has encountered a connection error and is not queryable'), true],
     ['several addresses refused', new AggregateError([withCode('connect ECONNREFUSED ::1:5432', 'ECONNREFUSED')], 'all failed'), true],

@@ -29,7 +29,10 @@ const nested = (depth: number): unknown => {
 
 describe('storable text and identifiers', () => {
   test('a string is storable exactly when PostgreSQL keeps it as it is', () => {
-    fc.assert(fc.property(anyText, (s) => assert.equal(isStorableText(s), postgresKeeps(s))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(anyText, (s) => assert.equal(isStorableText(s), postgresKeeps(s))),
+      { numRuns: 2000 },
+    );
   });
 
   test('an identifier is 1 to 128 storable code units', () => {
@@ -52,18 +55,22 @@ describe('storable text and identifiers', () => {
 describe('instants', () => {
   test('every instant JavaScript represents is accepted exactly when it lies in 1970..9999 (UTC)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -8.64e15 + 86_400_000, max: 8.64e15 - 86_400_000 }), fc.integer({ min: -23 * 60 - 59, max: 23 * 60 + 59 }), (ms, offsetMin) => {
-        const date = new Date(ms);
-        // The same instant written with an offset: the range is judged in UTC, not on the text.
-        const local = new Date(ms + offsetMin * 60_000).toISOString();
-        const sign = offsetMin < 0 ? '-' : '+';
-        const abs = Math.abs(offsetMin);
-        const offset = `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
-        const withOffset = `${local.slice(0, 23)}${offset}`;
-        const inRange = ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS;
-        assert.equal(InstantSchema.safeParse(date.toISOString()).success, inRange);
-        if (/^\d{4}-/.test(local)) assert.equal(InstantSchema.safeParse(withOffset).success, inRange, withOffset);
-      }),
+      fc.property(
+        fc.integer({ min: -8.64e15 + 86_400_000, max: 8.64e15 - 86_400_000 }),
+        fc.integer({ min: -23 * 60 - 59, max: 23 * 60 + 59 }),
+        (ms, offsetMin) => {
+          const date = new Date(ms);
+          // The same instant written with an offset: the range is judged in UTC, not on the text.
+          const local = new Date(ms + offsetMin * 60_000).toISOString();
+          const sign = offsetMin < 0 ? '-' : '+';
+          const abs = Math.abs(offsetMin);
+          const offset = `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+          const withOffset = `${local.slice(0, 23)}${offset}`;
+          const inRange = ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS;
+          assert.equal(InstantSchema.safeParse(date.toISOString()).success, inRange);
+          if (/^\d{4}-/.test(local)) assert.equal(InstantSchema.safeParse(withOffset).success, inRange, withOffset);
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -96,30 +103,47 @@ describe('JSON values', () => {
       const v = stack.pop();
       if (typeof v === 'string') strings.push(v);
       else if (Array.isArray(v)) stack.push(...v);
-      else if (v && typeof v === 'object') for (const [k, item] of Object.entries(v)) keys.push(k), stack.push(item);
+      else if (v && typeof v === 'object') {
+        for (const [k, item] of Object.entries(v)) {
+          keys.push(k);
+          stack.push(item);
+        }
+      }
     }
     return { keys, strings };
   };
   const depthOf = (value: unknown): number =>
-    Array.isArray(value) ? 1 + Math.max(0, ...value.map(depthOf))
-    : value && typeof value === 'object' ? 1 + Math.max(0, ...Object.values(value).map(depthOf))
-    : 0;
+    Array.isArray(value)
+      ? 1 + Math.max(0, ...value.map(depthOf))
+      : value && typeof value === 'object'
+        ? 1 + Math.max(0, ...Object.values(value).map(depthOf))
+        : 0;
 
   test('a parsed JSON value is refused exactly when a key or string is unstorable, or it nests too deep', () => {
-    const json = fc.jsonValue({ maxDepth: 6, depthSize: 'small' }).chain((v) =>
-      fc.tuple(fc.constant(v), fc.integer({ min: 1, max: 8 })),
-    );
+    const json = fc.jsonValue({ maxDepth: 6, depthSize: 'small' }).chain((v) => fc.tuple(fc.constant(v), fc.integer({ min: 1, max: 8 })));
     const withText = fc.letrec((tie) => ({
-      value: fc.oneof({ depthSize: 'small' }, anyText, fc.integer(), fc.array(tie('value'), { maxLength: 3 }), fc.dictionary(anyText, tie('value'), { maxKeys: 3 })),
+      value: fc.oneof(
+        { depthSize: 'small' },
+        anyText,
+        fc.integer(),
+        fc.array(tie('value'), { maxLength: 3 }),
+        fc.dictionary(anyText, tie('value'), { maxKeys: 3 }),
+      ),
     })).value;
     fc.assert(
-      fc.property(fc.oneof(json.map(([v, d]) => [v, d] as const), withText.map((v) => [v, 8] as const)), ([value, maxDepth]) => {
-        // "__proto__" is refused as a key (zod would drop it), never as a string value.
-        const { keys, strings } = keysAndStrings(value);
-        const expected =
-          keys.every((k) => postgresKeeps(k) && k !== '__proto__') && strings.every(postgresKeeps) && depthOf(value) <= maxDepth;
-        assert.equal(jsonValueIssue(value, { maxDepth }) === undefined, expected);
-      }),
+      fc.property(
+        fc.oneof(
+          json.map(([v, d]) => [v, d] as const),
+          withText.map((v) => [v, 8] as const),
+        ),
+        ([value, maxDepth]) => {
+          // "__proto__" is refused as a key (zod would drop it), never as a string value.
+          const { keys, strings } = keysAndStrings(value);
+          const expected =
+            keys.every((k) => postgresKeeps(k) && k !== '__proto__') && strings.every(postgresKeeps) && depthOf(value) <= maxDepth;
+          assert.equal(jsonValueIssue(value, { maxDepth }) === undefined, expected);
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -134,15 +158,24 @@ describe('JSON values', () => {
   test('numbers JSON.parse turned into Infinity are refused; __proto__ keys are refused, not dropped', () => {
     assert.match(jsonValueIssue(JSON.parse('{"a": [1e400]}'))?.message ?? '', /finite/);
     const parsed = jsonObject().safeParse(JSON.parse('{"ok": 1, "x": {"__proto__": {"polluted": true}}}'));
-    assert.deepEqual(parsed.error?.issues.map((i) => i.path), [['x', '__proto__']]);
+    assert.deepEqual(
+      parsed.error?.issues.map((i) => i.path),
+      [['x', '__proto__']],
+    );
     const filter = record(z.string(), z.string()).safeParse(JSON.parse('{"__proto__": "x"}'));
-    assert.deepEqual(filter.error?.issues.map((i) => i.path), [['__proto__']]);
+    assert.deepEqual(
+      filter.error?.issues.map((i) => i.path),
+      [['__proto__']],
+    );
   });
 
   test('an object passes through unchanged, with the path of the first offending key', () => {
     const value = { a: [1, 'two', { b: null, c: true }], 'emoji 😀': 'é' };
     assert.deepEqual(jsonObject().parse(value), value);
     const issues = jsonObject().safeParse({ a: [1, { 'bad\u0000key': 1 }] }).error?.issues;
-    assert.deepEqual(issues?.map((i) => i.path), [['a', 1, 'bad\u0000key']]);
+    assert.deepEqual(
+      issues?.map((i) => i.path),
+      [['a', 1, 'bad\u0000key']],
+    );
   });
 });

@@ -56,12 +56,24 @@ describe('published quota state', () => {
   test('kept per customer and meter, replaced by newer publishes, lapsing at the period end', () => {
     const clock = { now: () => new Date('2026-03-01T00:00:00Z') };
     const store = new EntitlementStore(clock, '/upgrade');
-    const quota = { usage: '120', hardLimit: '100', state: 'over_limit_in_grace', notified: ['80%', '100%'], asOf: new Date('2026-02-28T23:59:00Z') };
+    const quota = {
+      usage: '120',
+      hardLimit: '100',
+      state: 'over_limit_in_grace',
+      notified: ['80%', '100%'],
+      asOf: new Date('2026-02-28T23:59:00Z'),
+    };
     store.apply({ customerId: 'c1', meter: 'calls', blocked: false, resetsAt: new Date('2026-03-01T00:05:00Z'), quota });
     assert.deepEqual(store.quotaOf('c1', 'calls'), { ...quota, resetsAt: new Date('2026-03-01T00:05:00Z') });
     assert.equal(store.quotaOf('c1', 'other'), undefined);
     assert.equal(store.isBlocked('c1', 'calls'), false, 'a published state is not a block');
-    store.apply({ customerId: 'c1', meter: 'calls', blocked: false, resetsAt: new Date('2026-02-28T00:00:00Z'), quota: { ...quota, usage: '130' } });
+    store.apply({
+      customerId: 'c1',
+      meter: 'calls',
+      blocked: false,
+      resetsAt: new Date('2026-02-28T00:00:00Z'),
+      quota: { ...quota, usage: '130' },
+    });
     assert.equal(store.quotaOf('c1', 'calls'), undefined, 'the period it belongs to is over');
   });
 });

@@ -10,7 +10,14 @@ const plan: PricePlan = {
   base_fee: '10.00',
   minimum_commitment: '20.00',
   charges: [
-    { meter: 'api_calls', model: 'graduated', tiers: [{ up_to: '10', unit_price: '0.333' }, { up_to: null, unit_price: '0.111' }] },
+    {
+      meter: 'api_calls',
+      model: 'graduated',
+      tiers: [
+        { up_to: '10', unit_price: '0.333' },
+        { up_to: null, unit_price: '0.111' },
+      ],
+    },
     { meter: 'storage', model: 'per_unit', unit_price: '0.5' },
   ],
 };
@@ -27,7 +34,12 @@ describe('late usage adjustments', () => {
     // Billed: 12 calls = 10 × 0.333 + 2 × 0.111 = 3.552 → 3.55. Now 15: 3.33 + 5 × 0.111 = 3.885 → 3.89.
     const drafts = adjust(billedLines({ api_calls: '12', storage: '30' }), { api_calls: '15', storage: '30' });
     assert.deepEqual(drafts, [
-      { meter: 'api_calls', quantity: '3', amount: '0.34', description: `Late usage for ${period.start} – ${period.end} (api_calls: 3 units)` },
+      {
+        meter: 'api_calls',
+        quantity: '3',
+        amount: '0.34',
+        description: `Late usage for ${period.start} – ${period.end} (api_calls: 3 units)`,
+      },
     ]);
   });
 
@@ -37,16 +49,28 @@ describe('late usage adjustments', () => {
     const asBilled = first.map((d) => ({ type: 'adjustment' as const, meter: d.meter, quantity: d.quantity, amount: d.amount }));
     const second = adjust([...original, ...asBilled], { api_calls: '16', storage: '30' });
     // 16 calls: 3.33 + 0.666 = 3.996 → 4.00; billed so far 3.55 + 0.34 = 3.89.
-    assert.deepEqual(second.map((d) => [d.meter, d.quantity, d.amount]), [['api_calls', '1', '0.11']]);
-    assert.deepEqual(adjust([...original, ...asBilled, { type: 'adjustment', meter: 'api_calls', quantity: '1', amount: '0.11' }], { api_calls: '16', storage: '30' }), []);
+    assert.deepEqual(
+      second.map((d) => [d.meter, d.quantity, d.amount]),
+      [['api_calls', '1', '0.11']],
+    );
+    assert.deepEqual(
+      adjust([...original, ...asBilled, { type: 'adjustment', meter: 'api_calls', quantity: '1', amount: '0.11' }], {
+        api_calls: '16',
+        storage: '30',
+      }),
+      [],
+    );
   });
 
   test('late usage that lifts the period above the minimum commitment reverses the true-up it no longer needs', () => {
     // Billed: 10 + 0 + 1.00 (2 GB) = 11.00 → true-up 9.00. Late: 20 GB more → 10 + 11.00 = 21.00, no true-up.
     const drafts = adjust(billedLines({ api_calls: '0', storage: '2' }), { api_calls: '0', storage: '22' });
-    assert.deepEqual(drafts.map((d) => [d.meter, d.quantity, d.amount]), [
-      ['storage', '20', '10.00'],
-      [null, null, '-9.00'],
-    ]);
+    assert.deepEqual(
+      drafts.map((d) => [d.meter, d.quantity, d.amount]),
+      [
+        ['storage', '20', '10.00'],
+        [null, null, '-9.00'],
+      ],
+    );
   });
 });

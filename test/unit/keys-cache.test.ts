@@ -6,7 +6,12 @@ type V = { id: string };
 
 function cache(opts: { ttlMs?: number; maxEntries?: number; maxUnknown?: number } = {}) {
   let now = 0;
-  const c = new KeyCache<V>({ ttlMs: opts.ttlMs ?? 1000, maxEntries: opts.maxEntries ?? 10, maxUnknown: opts.maxUnknown ?? 10, now: () => now });
+  const c = new KeyCache<V>({
+    ttlMs: opts.ttlMs ?? 1000,
+    maxEntries: opts.maxEntries ?? 10,
+    maxUnknown: opts.maxUnknown ?? 10,
+    now: () => now,
+  });
   c.setLive(true);
   return { c, tick: (ms: number) => (now += ms) };
 }

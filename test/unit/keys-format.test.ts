@@ -47,7 +47,16 @@ describe('API key format', () => {
 
   test('malformed keys are refused by shape', () => {
     const { secret } = generateKey('test');
-    for (const bad of ['', 'mf_live_', secret.slice(0, -1), `${secret}x`, secret.replace('mf_test_', 'mf_prod_'), secret.replace('mf_', 'sk_'), `${secret.slice(0, 20)}-${secret.slice(21)}`, ` ${secret}`]) {
+    for (const bad of [
+      '',
+      'mf_live_',
+      secret.slice(0, -1),
+      `${secret}x`,
+      secret.replace('mf_test_', 'mf_prod_'),
+      secret.replace('mf_', 'sk_'),
+      `${secret.slice(0, 20)}-${secret.slice(21)}`,
+      ` ${secret}`,
+    ]) {
       assert.deepEqual(parseKey(bad), { ok: false, reason: 'malformed_key' }, bad);
     }
   });

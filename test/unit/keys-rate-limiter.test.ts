@@ -8,12 +8,21 @@ describe('per-key rate limiter', () => {
     const policy = { ratePerSecond: 3, burst: 2 };
     const results = [];
     for (let i = 0; i < 6; i++) results.push(await limiter.consume('k1', policy));
-    assert.deepEqual(results.map((r) => r.allowed), [true, true, true, true, true, false]);
-    assert.deepEqual(results[0]!.windows.map((w) => [w.policy, w.quota, w.windowSeconds, w.remaining]), [
-      ['per-second', 3, 1, 2],
-      ['burst', 2, 10, 2],
-    ]);
-    assert.deepEqual(results[4]!.windows.map((w) => w.remaining), [0, 0]);
+    assert.deepEqual(
+      results.map((r) => r.allowed),
+      [true, true, true, true, true, false],
+    );
+    assert.deepEqual(
+      results[0]!.windows.map((w) => [w.policy, w.quota, w.windowSeconds, w.remaining]),
+      [
+        ['per-second', 3, 1, 2],
+        ['burst', 2, 10, 2],
+      ],
+    );
+    assert.deepEqual(
+      results[4]!.windows.map((w) => w.remaining),
+      [0, 0],
+    );
     const refused = results[5]!;
     assert.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 1000, String(refused.retryAfterMs));
   });
@@ -32,7 +41,10 @@ describe('per-key rate limiter', () => {
     assert.equal((await limiter.consume('a', policy)).allowed, true);
     const refused = await limiter.consume('a', policy);
     assert.equal(refused.allowed, false);
-    assert.deepEqual(refused.windows.map((w) => w.policy), ['per-second']);
+    assert.deepEqual(
+      refused.windows.map((w) => w.policy),
+      ['per-second'],
+    );
     await new Promise((r) => setTimeout(r, refused.retryAfterMs + 20));
     assert.equal((await limiter.consume('a', policy)).allowed, true);
   });
@@ -41,10 +53,20 @@ describe('per-key rate limiter', () => {
 describe('failed-authentication limiter', () => {
   test('an address may spend its failures; then it is refused until the window ends, other addresses are not', async () => {
     const limiter = new AuthFailureLimiter({ limit: 3, windowSeconds: 60 });
-    assert.deepEqual((await limiter.check('10.0.0.1')).windows.map((w) => [w.policy, w.quota, w.windowSeconds, w.remaining]), [['auth-failures', 3, 60, 3]]);
+    assert.deepEqual(
+      (await limiter.check('10.0.0.1')).windows.map((w) => [w.policy, w.quota, w.windowSeconds, w.remaining]),
+      [['auth-failures', 3, 60, 3]],
+    );
     const charges = [];
     for (let i = 0; i < 3; i++) charges.push(await limiter.charge('10.0.0.1'));
-    assert.deepEqual(charges.map((d) => [d.allowed, d.windows[0]!.remaining]), [[true, 2], [true, 1], [true, 0]]);
+    assert.deepEqual(
+      charges.map((d) => [d.allowed, d.windows[0]!.remaining]),
+      [
+        [true, 2],
+        [true, 1],
+        [true, 0],
+      ],
+    );
     const spent = await limiter.check('10.0.0.1');
     assert.equal(spent.allowed, false);
     assert.ok(spent.retryAfterMs > 59_000 && spent.retryAfterMs <= 60_000, String(spent.retryAfterMs));

@@ -1,7 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { currencyCodes, isCurrency, minorUnits } from '../../src/domain/currencies';
-import { Decimal, formatExact, formatMoney, InvalidDecimalError, parseDecimal, roundToMinor, type RoundingMode } from '../../src/domain/money';
+import {
+  Decimal,
+  formatExact,
+  formatMoney,
+  InvalidDecimalError,
+  parseDecimal,
+  roundToMinor,
+  type RoundingMode,
+} from '../../src/domain/money';
 
 describe('Decimal configuration', () => {
   test('never uses exponent notation, however small or large', () => {
@@ -30,9 +38,33 @@ describe('parseDecimal', () => {
     test(`accepts ${JSON.stringify(input)}`, () => assert.equal(formatExact(parseDecimal(input)), expected));
   }
 
-  for (const input of ['NaN', 'Infinity', '-Infinity', '1e3', '1E-9', '0x10', '1.', '.5', '+1', '', ' 1', '1 ', '1,5', '1_000', '123456789012345678901', '0.123456789012345678901', 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+  for (const input of [
+    'NaN',
+    'Infinity',
+    '-Infinity',
+    '1e3',
+    '1E-9',
+    '0x10',
+    '1.',
+    '.5',
+    '+1',
+    '',
+    ' 1',
+    '1 ',
+    '1,5',
+    '1_000',
+    '123456789012345678901',
+    '0.123456789012345678901',
+    1.5,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    2 ** 53,
+  ]) {
     test(`refuses ${JSON.stringify(input) ?? String(input)}`, () => {
-      assert.throws(() => parseDecimal(input), (err: unknown) => err instanceof InvalidDecimalError && /is not a decimal/.test(err.message));
+      assert.throws(
+        () => parseDecimal(input),
+        (err: unknown) => err instanceof InvalidDecimalError && /is not a decimal/.test(err.message),
+      );
     });
   }
 });

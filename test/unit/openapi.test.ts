@@ -23,7 +23,15 @@ const problem = (status: number) => ({ type: '/problems/x', title: 'x', status, 
 const operations = Object.entries(document.paths ?? {}).flatMap(([path, item]) =>
   (['get', 'post', 'patch', 'put', 'delete'] as const).flatMap((method) => {
     const op = item[method];
-    return op ? [{ name: `${method.toUpperCase()} ${path}`, op, responses: op.responses as Record<string, { headers?: Record<string, { required?: boolean }> }> }] : [];
+    return op
+      ? [
+          {
+            name: `${method.toUpperCase()} ${path}`,
+            op,
+            responses: op.responses as Record<string, { headers?: Record<string, { required?: boolean }> }>,
+          },
+        ]
+      : [];
   }),
 );
 
@@ -32,7 +40,11 @@ describe('component schema ids', () => {
     const registry = new OpenAPIRegistry();
     const a = z.object({ amount: z.string() }).meta({ id: 'Thing' });
     const b = z.object({ quantity: z.number() }).meta({ id: 'Thing' });
-    registry.registerPath({ method: 'get', path: '/a', responses: { 200: { description: 'a', ...jsonContent(z.object({ items: z.array(a) })) } } });
+    registry.registerPath({
+      method: 'get',
+      path: '/a',
+      responses: { 200: { description: 'a', ...jsonContent(z.object({ items: z.array(a) })) } },
+    });
     registry.registerPath({ method: 'get', path: '/b', responses: { 200: { description: 'b', ...jsonContent(b.nullable()) } } });
     assert.throws(() => assertUniqueSchemaIds(registry.definitions), /schema id "Thing" is given to two different schemas/);
   });
@@ -74,7 +86,16 @@ describe('statuses every operation of a kind returns', () => {
 });
 
 describe('checking a response against the document', () => {
-  const plan = planToJson({ ...PlanSchema.parse({ id: 'pro', name: 'Pro', currency: 'USD', charges: [{ meter: 'calls', model: 'per_unit', unit_price: '0.01' }], interval: { kind: 'calendar_month' } }), createdAt: new Date(0) });
+  const plan = planToJson({
+    ...PlanSchema.parse({
+      id: 'pro',
+      name: 'Pro',
+      currency: 'USD',
+      charges: [{ meter: 'calls', model: 'per_unit', unit_price: '0.01' }],
+      interval: { kind: 'calendar_month' },
+    }),
+    createdAt: new Date(0),
+  });
 
   test('a response as documented passes', () => {
     assert.deepEqual(contract.violations(json(200, 'GET', '/v1/plans?limit=1', { data: [plan], next_cursor: null })), []);
@@ -84,10 +105,15 @@ describe('checking a response against the document', () => {
   test('a body of another shape, an undocumented status, content type or missing header fails', () => {
     const invoiceCharge = { amount: '1.00', currency: 'USD', status: 'pending', provider_charge_id: null, attempts: [] };
     const wrongCharge = { ...plan, charges: [invoiceCharge] };
-    assert.match(contract.violations(json(200, 'GET', '/v1/plans', { data: [wrongCharge], next_cursor: null })).join(), /does not match the documented schema/);
+    assert.match(
+      contract.violations(json(200, 'GET', '/v1/plans', { data: [wrongCharge], next_cursor: null })).join(),
+      /does not match the documented schema/,
+    );
     assert.match(contract.violations(json(418, 'GET', '/v1/plans', problem(418))).join(), /status not documented/);
     assert.match(
-      contract.violations({ ...json(200, 'GET', '/v1/plans', { data: [], next_cursor: null }), headers: { 'content-type': 'text/html' } }).join(),
+      contract
+        .violations({ ...json(200, 'GET', '/v1/plans', { data: [], next_cursor: null }), headers: { 'content-type': 'text/html' } })
+        .join(),
       /content type text\/html is not documented/,
     );
     assert.match(contract.violations(json(429, 'GET', '/v1/plans', problem(429))).join(), /required header Retry-After is missing/);

@@ -36,22 +36,79 @@ describe('calendar months: the anchor day, clamped to short months, never drifti
     {
       name: 'Jan 31 in a common year',
       anchor: '2025-01-31T10:30:00.000Z',
-      boundaries: ['2025-01-31', '2025-02-28', '2025-03-31', '2025-04-30', '2025-05-31', '2025-06-30', '2025-07-31', '2025-08-31', '2025-09-30', '2025-10-31', '2025-11-30', '2025-12-31', '2026-01-31'],
+      boundaries: [
+        '2025-01-31',
+        '2025-02-28',
+        '2025-03-31',
+        '2025-04-30',
+        '2025-05-31',
+        '2025-06-30',
+        '2025-07-31',
+        '2025-08-31',
+        '2025-09-30',
+        '2025-10-31',
+        '2025-11-30',
+        '2025-12-31',
+        '2026-01-31',
+      ],
     },
     {
       name: 'Jan 31 in a leap year',
       anchor: '2024-01-31T10:30:00.000Z',
-      boundaries: ['2024-01-31', '2024-02-29', '2024-03-31', '2024-04-30', '2024-05-31', '2024-06-30', '2024-07-31', '2024-08-31', '2024-09-30', '2024-10-31', '2024-11-30', '2024-12-31', '2025-01-31'],
+      boundaries: [
+        '2024-01-31',
+        '2024-02-29',
+        '2024-03-31',
+        '2024-04-30',
+        '2024-05-31',
+        '2024-06-30',
+        '2024-07-31',
+        '2024-08-31',
+        '2024-09-30',
+        '2024-10-31',
+        '2024-11-30',
+        '2024-12-31',
+        '2025-01-31',
+      ],
     },
     {
       name: 'Feb 29: the 29th every month, Feb 28 in a common year',
       anchor: '2024-02-29T10:30:00.000Z',
-      boundaries: ['2024-02-29', '2024-03-29', '2024-04-29', '2024-05-29', '2024-06-29', '2024-07-29', '2024-08-29', '2024-09-29', '2024-10-29', '2024-11-29', '2024-12-29', '2025-01-29', '2025-02-28', '2025-03-29'],
+      boundaries: [
+        '2024-02-29',
+        '2024-03-29',
+        '2024-04-29',
+        '2024-05-29',
+        '2024-06-29',
+        '2024-07-29',
+        '2024-08-29',
+        '2024-09-29',
+        '2024-10-29',
+        '2024-11-29',
+        '2024-12-29',
+        '2025-01-29',
+        '2025-02-28',
+        '2025-03-29',
+      ],
     },
     {
       name: 'Mar 31 across the next February',
       anchor: '2025-03-31T10:30:00.000Z',
-      boundaries: ['2025-03-31', '2025-04-30', '2025-05-31', '2025-06-30', '2025-07-31', '2025-08-31', '2025-09-30', '2025-10-31', '2025-11-30', '2025-12-31', '2026-01-31', '2026-02-28', '2026-03-31'],
+      boundaries: [
+        '2025-03-31',
+        '2025-04-30',
+        '2025-05-31',
+        '2025-06-30',
+        '2025-07-31',
+        '2025-08-31',
+        '2025-09-30',
+        '2025-10-31',
+        '2025-11-30',
+        '2025-12-31',
+        '2026-01-31',
+        '2026-02-28',
+        '2026-03-31',
+      ],
     },
     {
       name: 'Jan 30: Feb 28, then the 30th again',
@@ -93,18 +150,84 @@ describe('calendar months: the anchor day, clamped to short months, never drifti
 describe('periodContaining: [start, end), boundaries belong to the period they start', () => {
   const anchor = at('2025-01-31T10:30:00Z');
   const cases: { name: string; interval: BillingInterval; anchor?: Date; instant: string; period: [string, string] }[] = [
-    { name: 'the anchor itself', interval: monthly, instant: '2025-01-31T10:30:00.000Z', period: ['2025-01-31T10:30:00.000Z', '2025-02-28T10:30:00.000Z'] },
-    { name: 'exactly on a clamped boundary', interval: monthly, instant: '2025-02-28T10:30:00.000Z', period: ['2025-02-28T10:30:00.000Z', '2025-03-31T10:30:00.000Z'] },
-    { name: '1 ms before a boundary', interval: monthly, instant: '2025-02-28T10:29:59.999Z', period: ['2025-01-31T10:30:00.000Z', '2025-02-28T10:30:00.000Z'] },
-    { name: 'earlier on the boundary day', interval: monthly, instant: '2025-03-31T00:00:00.000Z', period: ['2025-02-28T10:30:00.000Z', '2025-03-31T10:30:00.000Z'] },
-    { name: 'in a month after the clamped one', interval: monthly, instant: '2025-03-30T23:59:59.999Z', period: ['2025-02-28T10:30:00.000Z', '2025-03-31T10:30:00.000Z'] },
-    { name: 'a year later', interval: monthly, instant: '2026-01-31T10:30:00.000Z', period: ['2026-01-31T10:30:00.000Z', '2026-02-28T10:30:00.000Z'] },
-    { name: 'PT5M at the anchor', interval: every('PT5M'), anchor: at('2025-01-01T00:02:00Z'), instant: '2025-01-01T00:02:00.000Z', period: ['2025-01-01T00:02:00.000Z', '2025-01-01T00:07:00.000Z'] },
-    { name: 'PT5M on a boundary', interval: every('PT5M'), anchor: at('2025-01-01T00:02:00Z'), instant: '2025-01-01T00:07:00.000Z', period: ['2025-01-01T00:07:00.000Z', '2025-01-01T00:12:00.000Z'] },
-    { name: 'PT5M 1 ms before a boundary', interval: every('PT5M'), anchor: at('2025-01-01T00:02:00Z'), instant: '2025-01-01T00:06:59.999Z', period: ['2025-01-01T00:02:00.000Z', '2025-01-01T00:07:00.000Z'] },
-    { name: 'PT5M a day later', interval: every('PT5M'), anchor: at('2025-01-01T00:02:00Z'), instant: '2025-01-02T00:00:00.000Z', period: ['2025-01-01T23:57:00.000Z', '2025-01-02T00:02:00.000Z'] },
-    { name: 'PT5M before the anchor', interval: every('PT5M'), anchor: at('2025-01-01T00:02:00Z'), instant: '2025-01-01T00:00:00.000Z', period: ['2024-12-31T23:57:00.000Z', '2025-01-01T00:02:00.000Z'] },
-    { name: 'P1DT12H', interval: every('P1DT12H'), anchor: at('2025-01-01T00:00:00Z'), instant: '2025-01-03T11:59:59.999Z', period: ['2025-01-02T12:00:00.000Z', '2025-01-04T00:00:00.000Z'] },
+    {
+      name: 'the anchor itself',
+      interval: monthly,
+      instant: '2025-01-31T10:30:00.000Z',
+      period: ['2025-01-31T10:30:00.000Z', '2025-02-28T10:30:00.000Z'],
+    },
+    {
+      name: 'exactly on a clamped boundary',
+      interval: monthly,
+      instant: '2025-02-28T10:30:00.000Z',
+      period: ['2025-02-28T10:30:00.000Z', '2025-03-31T10:30:00.000Z'],
+    },
+    {
+      name: '1 ms before a boundary',
+      interval: monthly,
+      instant: '2025-02-28T10:29:59.999Z',
+      period: ['2025-01-31T10:30:00.000Z', '2025-02-28T10:30:00.000Z'],
+    },
+    {
+      name: 'earlier on the boundary day',
+      interval: monthly,
+      instant: '2025-03-31T00:00:00.000Z',
+      period: ['2025-02-28T10:30:00.000Z', '2025-03-31T10:30:00.000Z'],
+    },
+    {
+      name: 'in a month after the clamped one',
+      interval: monthly,
+      instant: '2025-03-30T23:59:59.999Z',
+      period: ['2025-02-28T10:30:00.000Z', '2025-03-31T10:30:00.000Z'],
+    },
+    {
+      name: 'a year later',
+      interval: monthly,
+      instant: '2026-01-31T10:30:00.000Z',
+      period: ['2026-01-31T10:30:00.000Z', '2026-02-28T10:30:00.000Z'],
+    },
+    {
+      name: 'PT5M at the anchor',
+      interval: every('PT5M'),
+      anchor: at('2025-01-01T00:02:00Z'),
+      instant: '2025-01-01T00:02:00.000Z',
+      period: ['2025-01-01T00:02:00.000Z', '2025-01-01T00:07:00.000Z'],
+    },
+    {
+      name: 'PT5M on a boundary',
+      interval: every('PT5M'),
+      anchor: at('2025-01-01T00:02:00Z'),
+      instant: '2025-01-01T00:07:00.000Z',
+      period: ['2025-01-01T00:07:00.000Z', '2025-01-01T00:12:00.000Z'],
+    },
+    {
+      name: 'PT5M 1 ms before a boundary',
+      interval: every('PT5M'),
+      anchor: at('2025-01-01T00:02:00Z'),
+      instant: '2025-01-01T00:06:59.999Z',
+      period: ['2025-01-01T00:02:00.000Z', '2025-01-01T00:07:00.000Z'],
+    },
+    {
+      name: 'PT5M a day later',
+      interval: every('PT5M'),
+      anchor: at('2025-01-01T00:02:00Z'),
+      instant: '2025-01-02T00:00:00.000Z',
+      period: ['2025-01-01T23:57:00.000Z', '2025-01-02T00:02:00.000Z'],
+    },
+    {
+      name: 'PT5M before the anchor',
+      interval: every('PT5M'),
+      anchor: at('2025-01-01T00:02:00Z'),
+      instant: '2025-01-01T00:00:00.000Z',
+      period: ['2024-12-31T23:57:00.000Z', '2025-01-01T00:02:00.000Z'],
+    },
+    {
+      name: 'P1DT12H',
+      interval: every('P1DT12H'),
+      anchor: at('2025-01-01T00:00:00Z'),
+      instant: '2025-01-03T11:59:59.999Z',
+      period: ['2025-01-02T12:00:00.000Z', '2025-01-04T00:00:00.000Z'],
+    },
   ];
   for (const c of cases) {
     test(c.name, () => {
@@ -117,7 +240,10 @@ describe('periodContaining: [start, end), boundaries belong to the period they s
   }
 
   test('takes epoch milliseconds as well as Dates', () => {
-    assert.deepEqual(periodContaining(anchor.getTime(), monthly, Date.parse('2025-03-01T00:00:00Z')), periodContaining(anchor, monthly, at('2025-03-01T00:00:00Z')));
+    assert.deepEqual(
+      periodContaining(anchor.getTime(), monthly, Date.parse('2025-03-01T00:00:00Z')),
+      periodContaining(anchor, monthly, at('2025-03-01T00:00:00Z')),
+    );
   });
 
   test('refuses invalid instants', () => {
@@ -129,7 +255,10 @@ describe('periodContaining: [start, end), boundaries belong to the period they s
 describe('UTC only: daylight saving time changes nothing', () => {
   test('an hour is 3,600,000 ms and a day 86,400,000 ms on DST change days', () => {
     // 2025-03-30 01:00 UTC: Europe switches to summer time; 2025-03-09 07:00 UTC: the US does.
-    for (const [interval, length] of [[every('PT1H'), 3_600_000], [every('P1D'), 86_400_000]] as const) {
+    for (const [interval, length] of [
+      [every('PT1H'), 3_600_000],
+      [every('P1D'), 86_400_000],
+    ] as const) {
       for (const day of ['2025-03-30T00:00:00Z', '2025-03-09T00:00:00Z', '2025-10-26T00:00:00Z', '2025-11-02T00:00:00Z']) {
         for (let i = 0; i < 24; i++) {
           const p = periodAt(at(day), interval, i);
@@ -167,7 +296,12 @@ describe('UTC only: daylight saving time changes nothing', () => {
 
 describe('nextPeriod', () => {
   test('walks PT5M periods back to back', () => {
-    assert.deepEqual(boundaries(at('2025-01-01T00:00:00Z'), every('PT5M'), 3), ['2025-01-01T00:00:00.000Z', '2025-01-01T00:05:00.000Z', '2025-01-01T00:10:00.000Z', '2025-01-01T00:15:00.000Z']);
+    assert.deepEqual(boundaries(at('2025-01-01T00:00:00Z'), every('PT5M'), 3), [
+      '2025-01-01T00:00:00.000Z',
+      '2025-01-01T00:05:00.000Z',
+      '2025-01-01T00:10:00.000Z',
+      '2025-01-01T00:15:00.000Z',
+    ]);
   });
 
   test('refuses a period that is not one of the schedule', () => {
@@ -213,7 +347,13 @@ describe('parseIsoDuration', () => {
     ['P99999999999999999999W', /longer than 100,000 days/],
   ] as const) {
     test(`refuses ${JSON.stringify(input)}`, () => {
-      assert.throws(() => parseIsoDuration(input), (err: unknown) => err instanceof InvalidDurationError && reason.test(err.message) && err.message.startsWith(`${JSON.stringify(input)} is not a supported ISO 8601 duration`));
+      assert.throws(
+        () => parseIsoDuration(input),
+        (err: unknown) =>
+          err instanceof InvalidDurationError &&
+          reason.test(err.message) &&
+          err.message.startsWith(`${JSON.stringify(input)} is not a supported ISO 8601 duration`),
+      );
     });
   }
 });
@@ -264,16 +404,22 @@ describe('properties', () => {
 
   test('every instant belongs to exactly one period', () => {
     fc.assert(
-      fc.property(anchors, intervals, indices, fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), (anchor, interval, k, fraction) => {
-        const around = periodAt(anchor, interval, k);
-        const instant = around.start.getTime() + Math.floor(fraction * (around.end.getTime() - around.start.getTime()));
-        const p = periodContaining(anchor, interval, instant);
-        assert.equal(periodIndex(anchor, interval, instant), k);
-        assert.deepEqual(p, around);
-        assert.ok(periodContains(p, instant));
-        assert.ok(!periodContains(periodAt(anchor, interval, k - 1), instant));
-        assert.ok(!periodContains(periodAt(anchor, interval, k + 1), instant));
-      }),
+      fc.property(
+        anchors,
+        intervals,
+        indices,
+        fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+        (anchor, interval, k, fraction) => {
+          const around = periodAt(anchor, interval, k);
+          const instant = around.start.getTime() + Math.floor(fraction * (around.end.getTime() - around.start.getTime()));
+          const p = periodContaining(anchor, interval, instant);
+          assert.equal(periodIndex(anchor, interval, instant), k);
+          assert.deepEqual(p, around);
+          assert.ok(periodContains(p, instant));
+          assert.ok(!periodContains(periodAt(anchor, interval, k - 1), instant));
+          assert.ok(!periodContains(periodAt(anchor, interval, k + 1), instant));
+        },
+      ),
     );
   });
 

@@ -10,7 +10,15 @@ const plan = {
   base_fee: '49.00',
   charges: [{ meter: 'api_calls', model: 'overage', included_units: '1000', unit_price: '0.002' }],
   interval: { kind: 'calendar_month' },
-  limits: [{ meter: 'api_calls', soft_thresholds: [{ percent: 80 }, { absolute: '950' }], hard_limit: '1000', grace_period: 'PT1H', at_hard_limit: 'block' }],
+  limits: [
+    {
+      meter: 'api_calls',
+      soft_thresholds: [{ percent: 80 }, { absolute: '950' }],
+      hard_limit: '1000',
+      grace_period: 'PT1H',
+      at_hard_limit: 'block',
+    },
+  ],
 };
 const known = new Set(['api_calls', 'storage_gb']);
 
@@ -38,8 +46,18 @@ describe('PlanSchema accepts plans with an interval and limits', () => {
 
 /** Each invalid plan, the field its first issue names, and what the message says. */
 const invalid: { name: string; plan: unknown; path: string; message: RegExp; knownMeters?: ReadonlySet<string> }[] = [
-  { name: 'months as a duration', plan: { ...plan, interval: { kind: 'duration', iso: 'P1M' } }, path: 'interval.iso', message: /use the calendar_month interval/ },
-  { name: 'zero-length interval', plan: { ...plan, interval: { kind: 'duration', iso: 'PT0S' } }, path: 'interval.iso', message: /^must be longer than zero$/ },
+  {
+    name: 'months as a duration',
+    plan: { ...plan, interval: { kind: 'duration', iso: 'P1M' } },
+    path: 'interval.iso',
+    message: /use the calendar_month interval/,
+  },
+  {
+    name: 'zero-length interval',
+    plan: { ...plan, interval: { kind: 'duration', iso: 'PT0S' } },
+    path: 'interval.iso',
+    message: /^must be longer than zero$/,
+  },
   { name: 'unknown interval kind', plan: { ...plan, interval: { kind: 'weekly' } }, path: 'interval.kind', message: /calendar_month/ },
   { name: 'missing interval', plan: { ...plan, interval: undefined }, path: 'interval', message: /./ },
   { name: 'missing name', plan: { ...plan, name: undefined }, path: 'name', message: /^is required$/ },
@@ -56,7 +74,12 @@ const invalid: { name: string; plan: unknown; path: string; message: RegExp; kno
     path: 'limits.0.at_hard_limit',
     message: /is required with hard_limit/,
   },
-  { name: 'hard limit as a JSON number', plan: { ...plan, limits: [{ meter: 'api_calls', hard_limit: 1000, at_hard_limit: 'block' }] }, path: 'limits.0.hard_limit', message: /JSON numbers are refused/ },
+  {
+    name: 'hard limit as a JSON number',
+    plan: { ...plan, limits: [{ meter: 'api_calls', hard_limit: 1000, at_hard_limit: 'block' }] },
+    path: 'limits.0.hard_limit',
+    message: /JSON numbers are refused/,
+  },
   {
     name: 'two limits on one meter',
     plan: { ...plan, limits: [plan.limits[0], { meter: 'api_calls', hard_limit: '5', at_hard_limit: 'allow' }] },
@@ -99,6 +122,9 @@ describe('PlanSchema refuses invalid plans, naming the field', () => {
 
   test('pricing mistakes are still refused by the price plan rules it builds on', () => {
     const result = PlanSchema.safeParse({ ...plan, base_fee: '49.001' });
-    assert.deepEqual(result.error!.issues.map((i) => i.path.join('.')), ['base_fee']);
+    assert.deepEqual(
+      result.error!.issues.map((i) => i.path.join('.')),
+      ['base_fee'],
+    );
   });
 });

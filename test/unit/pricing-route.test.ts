@@ -21,7 +21,13 @@ before(async () => {
   // Stands in for authentication: the test names the caller's scopes in a header.
   app.use((req, _res, next) => {
     const scopes = (req.header('x-test-scopes') ?? 'billing:read').split(',').filter(Boolean) as Scope[];
-    req.principal = { keyId: 'test', environment: 'test', scopes, customer: null, limits: { ratePerSecond: 1000, burst: 1000, expiresAt: null } };
+    req.principal = {
+      keyId: 'test',
+      environment: 'test',
+      scopes,
+      customer: null,
+      limits: { ratePerSecond: 1000, burst: 1000, expiresAt: null },
+    };
     next();
   });
   app.use(pricingRouter);
@@ -46,22 +52,35 @@ const tiers = [
 describe('POST /v1/pricing/preview', () => {
   test('prices the published tier table graduated and volume', async () => {
     const res = await post({
-      plan: { currency: 'USD', base_fee: '20', charges: [{ meter: 'seats', model: 'graduated', tiers }, { meter: 'projects', model: 'volume', tiers }] },
+      plan: {
+        currency: 'USD',
+        base_fee: '20',
+        charges: [
+          { meter: 'seats', model: 'graduated', tiers },
+          { meter: 'projects', model: 'volume', tiers },
+        ],
+      },
       usage: { seats: 12, projects: '12' },
     });
     assert.equal(res.status, 200);
     const body = (await res.json()) as PricedPlan;
-    assert.deepEqual(body.lines.map((l) => [l.type, l.meter, l.amount]), [
-      ['base_fee', null, '20.00'],
-      ['usage', 'seats', '79.50'],
-      ['usage', 'projects', '72.00'],
-    ]);
+    assert.deepEqual(
+      body.lines.map((l) => [l.type, l.meter, l.amount]),
+      [
+        ['base_fee', null, '20.00'],
+        ['usage', 'seats', '79.50'],
+        ['usage', 'projects', '72.00'],
+      ],
+    );
     assert.deepEqual(body.totals, { base_fee: '20.00', charges: '151.50', minimum_commitment_true_up: '0.00', total: '171.50' });
     assert.equal(body.lines[1]!.breakdown.length, 3);
   });
 
   test('usage on a meter the plan does not price is a 400 naming it', async () => {
-    const res = await post({ plan: { currency: 'USD', charges: [{ meter: 'seats', model: 'per_unit', unit_price: '1' }] }, usage: { seat: 3 } });
+    const res = await post({
+      plan: { currency: 'USD', charges: [{ meter: 'seats', model: 'per_unit', unit_price: '1' }] },
+      usage: { seat: 3 },
+    });
     assert.equal(res.status, 400);
     assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
     const problem = (await res.json()) as ValidationProblem;
@@ -70,10 +89,16 @@ describe('POST /v1/pricing/preview', () => {
   });
 
   test('an invalid plan is a 400 with a pointer to the field', async () => {
-    const res = await post({ plan: { currency: 'USD', charges: [{ meter: 'seats', model: 'volume', tiers: tiers.slice(0, 2) }] }, usage: { seats: '-1' } });
+    const res = await post({
+      plan: { currency: 'USD', charges: [{ meter: 'seats', model: 'volume', tiers: tiers.slice(0, 2) }] },
+      usage: { seats: '-1' },
+    });
     assert.equal(res.status, 400);
     const problem = (await res.json()) as ValidationProblem;
-    assert.deepEqual(problem.errors.map((e) => e.pointer), ['#/plan/charges/0/tiers/1/up_to', '#/usage/seats']);
+    assert.deepEqual(
+      problem.errors.map((e) => e.pointer),
+      ['#/plan/charges/0/tiers/1/up_to', '#/usage/seats'],
+    );
   });
 
   test('requires the billing:read scope', async () => {

@@ -7,14 +7,17 @@ import { pricePlan, type Charge, type PricePlan, type Tier } from '../../src/dom
 
 /** A non-negative decimal string with up to `maxScale` fraction digits, built from integers (no floats). */
 const decimal = (maxUnits: bigint, maxScale = 4) =>
-  fc.tuple(fc.bigInt({ min: 0n, max: maxUnits * 10n ** BigInt(maxScale) }), fc.integer({ min: 0, max: maxScale })).map(([n, scale]) =>
-    formatExact(new Decimal(n.toString()).div(new Decimal(10).pow(scale))),
-  );
+  fc
+    .tuple(fc.bigInt({ min: 0n, max: maxUnits * 10n ** BigInt(maxScale) }), fc.integer({ min: 0, max: maxScale }))
+    .map(([n, scale]) => formatExact(new Decimal(n.toString()).div(new Decimal(10).pow(scale))));
 const positive = (maxUnits: bigint, maxScale = 4) => decimal(maxUnits, maxScale).filter((text) => new Decimal(text).gt(0));
 
 /** 1–5 tiers with strictly increasing bounds and an open-ended last tier. */
 const tiers: fc.Arbitrary<Tier[]> = fc
-  .array(fc.record({ width: positive(1000n, 2), unit_price: decimal(100n, 9), flat_fee: fc.option(decimal(50n, 2), { nil: undefined }) }), { minLength: 1, maxLength: 5 })
+  .array(fc.record({ width: positive(1000n, 2), unit_price: decimal(100n, 9), flat_fee: fc.option(decimal(50n, 2), { nil: undefined }) }), {
+    minLength: 1,
+    maxLength: 5,
+  })
   .map((raw) => {
     let bound = new Decimal(0);
     return raw.map(({ width, unit_price, flat_fee }, i) => {
@@ -95,28 +98,33 @@ describe('pricing properties', () => {
     fc.assert(
       fc.property(quantity, decimal(5000n, 3), decimal(10n, 9), (q, included, price) => {
         const expected = Decimal.max(0, new Decimal(q).minus(included)).times(price);
-        assert.equal(formatExact(exactAmount({ meter: 'm', model: 'overage', included_units: included, unit_price: price }, q)), formatExact(expected));
+        assert.equal(
+          formatExact(exactAmount({ meter: 'm', model: 'overage', included_units: included, unit_price: price }, q)),
+          formatExact(expected),
+        );
       }),
     );
   });
 
-  const plan: fc.Arbitrary<PricePlan> = fc.record({
-    currency: fc.constantFrom(...currencyCodes),
-    rounding: fc.constantFrom(...roundingModes),
-    tiers,
-    unitPrice: decimal(100n, 9),
-    size: positive(100n, 2),
-  }).map(({ currency, rounding, tiers: tierList, unitPrice, size }) => ({
-    currency,
-    rounding,
-    charges: [
-      { meter: 'a', model: 'per_unit', unit_price: unitPrice },
-      { meter: 'b', model: 'graduated', tiers: tierList },
-      { meter: 'c', model: 'volume', tiers: tierList },
-      { meter: 'd', model: 'package', package_size: size, package_price: unitPrice },
-      { meter: 'e', model: 'overage', included_units: size, unit_price: unitPrice },
-    ],
-  }));
+  const plan: fc.Arbitrary<PricePlan> = fc
+    .record({
+      currency: fc.constantFrom(...currencyCodes),
+      rounding: fc.constantFrom(...roundingModes),
+      tiers,
+      unitPrice: decimal(100n, 9),
+      size: positive(100n, 2),
+    })
+    .map(({ currency, rounding, tiers: tierList, unitPrice, size }) => ({
+      currency,
+      rounding,
+      charges: [
+        { meter: 'a', model: 'per_unit', unit_price: unitPrice },
+        { meter: 'b', model: 'graduated', tiers: tierList },
+        { meter: 'c', model: 'volume', tiers: tierList },
+        { meter: 'd', model: 'package', package_size: size, package_price: unitPrice },
+        { meter: 'e', model: 'overage', included_units: size, unit_price: unitPrice },
+      ],
+    }));
 
   test('integer quantities give identical results as numbers and as strings', () => {
     fc.assert(
@@ -132,7 +140,10 @@ describe('pricing properties', () => {
   test('each line is rounded once, and the total is the sum of the rounded lines', () => {
     fc.assert(
       fc.property(plan, fc.array(quantity, { minLength: 5, maxLength: 5 }), decimal(1000n, 0), (p, qs, commitment) => {
-        const priced = pricePlan({ ...p, minimum_commitment: commitment }, Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((m, i) => [m, qs[i]!])));
+        const priced = pricePlan(
+          { ...p, minimum_commitment: commitment },
+          Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((m, i) => [m, qs[i]!])),
+        );
         const sum = priced.lines.reduce((acc, line) => acc.plus(line.amount), new Decimal(0));
         assert.equal(priced.totals.total, formatMoney(sum, p.currency));
         assert.ok(new Decimal(priced.totals.total).gte(commitment));

@@ -20,13 +20,21 @@ const HOUR = 3_600_000;
 
 describe('MeterLimitSchema', () => {
   test('a limit with soft thresholds and a hard limit', () => {
-    assert.deepEqual(limitOf({ soft_thresholds: [{ percent: 80 }, { absolute: '900' }], hard_limit: '1000', grace_period: 'PT1H', at_hard_limit: 'block' }), {
-      meter: 'api_calls',
-      soft_thresholds: [{ percent: 80 }, { absolute: '900' }],
-      hard_limit: '1000',
-      grace_period: 'PT1H',
-      at_hard_limit: 'block',
-    });
+    assert.deepEqual(
+      limitOf({
+        soft_thresholds: [{ percent: 80 }, { absolute: '900' }],
+        hard_limit: '1000',
+        grace_period: 'PT1H',
+        at_hard_limit: 'block',
+      }),
+      {
+        meter: 'api_calls',
+        soft_thresholds: [{ percent: 80 }, { absolute: '900' }],
+        hard_limit: '1000',
+        grace_period: 'PT1H',
+        at_hard_limit: 'block',
+      },
+    );
   });
 
   test('soft thresholds alone, no hard limit', () => {
@@ -39,25 +47,115 @@ describe('MeterLimitSchema', () => {
 
   const base = { meter: 'api_calls', hard_limit: '1000', at_hard_limit: 'block' };
   const invalid: { name: string; input: unknown; path: string; message: RegExp }[] = [
-    { name: 'percent without a hard limit', input: { meter: 'api_calls', soft_thresholds: [{ percent: 80 }] }, path: 'soft_thresholds.0.percent', message: /percent of hard_limit, which is not set/ },
-    { name: 'duplicate percent', input: { ...base, soft_thresholds: [{ percent: 80 }, { percent: 80 }] }, path: 'soft_thresholds.1', message: /^duplicates soft_thresholds\[0\] \(80%\)$/ },
-    { name: 'duplicate absolute, written differently', input: { ...base, soft_thresholds: [{ absolute: '900' }, { absolute: '900.00' }] }, path: 'soft_thresholds.1', message: /duplicates soft_thresholds\[0\] \(900\)/ },
-    { name: 'negative hard limit', input: { ...base, hard_limit: '-1' }, path: 'hard_limit', message: /"-1" is not a non-negative decimal string/ },
+    {
+      name: 'percent without a hard limit',
+      input: { meter: 'api_calls', soft_thresholds: [{ percent: 80 }] },
+      path: 'soft_thresholds.0.percent',
+      message: /percent of hard_limit, which is not set/,
+    },
+    {
+      name: 'duplicate percent',
+      input: { ...base, soft_thresholds: [{ percent: 80 }, { percent: 80 }] },
+      path: 'soft_thresholds.1',
+      message: /^duplicates soft_thresholds\[0\] \(80%\)$/,
+    },
+    {
+      name: 'duplicate absolute, written differently',
+      input: { ...base, soft_thresholds: [{ absolute: '900' }, { absolute: '900.00' }] },
+      path: 'soft_thresholds.1',
+      message: /duplicates soft_thresholds\[0\] \(900\)/,
+    },
+    {
+      name: 'negative hard limit',
+      input: { ...base, hard_limit: '-1' },
+      path: 'hard_limit',
+      message: /"-1" is not a non-negative decimal string/,
+    },
     { name: 'hard limit as a JSON number', input: { ...base, hard_limit: 1000 }, path: 'hard_limit', message: /JSON numbers are refused/ },
-    { name: 'hard limit in exponent notation', input: { ...base, hard_limit: '1e3' }, path: 'hard_limit', message: /"1e3" is not a non-negative decimal string/ },
-    { name: 'negative absolute threshold', input: { ...base, soft_thresholds: [{ absolute: '-5' }] }, path: 'soft_thresholds.0.absolute', message: /"-5" is not a non-negative decimal string/ },
-    { name: 'zero absolute threshold', input: { ...base, soft_thresholds: [{ absolute: '0' }] }, path: 'soft_thresholds.0.absolute', message: /^must be greater than 0$/ },
-    { name: 'zero percent', input: { ...base, soft_thresholds: [{ percent: 0 }] }, path: 'soft_thresholds.0.percent', message: /^must be greater than 0$/ },
-    { name: 'percent as a string', input: { ...base, soft_thresholds: [{ percent: '80' }] }, path: 'soft_thresholds.0', message: /^percent must be a number such as 80 \(got "80"\)$/ },
-    { name: 'absolute as a number', input: { ...base, soft_thresholds: [{ absolute: 900 }] }, path: 'soft_thresholds.0', message: /^absolute must be a decimal string such as "1000" \(got 900\)$/ },
-    { name: 'both percent and absolute', input: { ...base, soft_thresholds: [{ percent: 80, absolute: '900' }] }, path: 'soft_thresholds.0', message: /either percent or absolute, not both/ },
-    { name: 'a threshold of neither kind', input: { ...base, soft_thresholds: [{}] }, path: 'soft_thresholds.0', message: /must be \{ "percent": 80 \} or \{ "absolute": "1000" \}/ },
-    { name: 'monthly grace period', input: { ...base, grace_period: 'P1M' }, path: 'grace_period', message: /"P1M" is not a supported ISO 8601 duration: years and months/ },
-    { name: 'grace period with allow', input: { ...base, at_hard_limit: 'allow', grace_period: 'PT1H' }, path: 'grace_period', message: /applies only when at_hard_limit is "block"/ },
-    { name: 'hard limit without at_hard_limit', input: { meter: 'api_calls', hard_limit: '10' }, path: 'at_hard_limit', message: /is required with hard_limit/ },
-    { name: 'at_hard_limit without a hard limit', input: { meter: 'api_calls', soft_thresholds: [{ absolute: '5' }], at_hard_limit: 'block' }, path: 'at_hard_limit', message: /applies only with a hard_limit/ },
-    { name: 'unknown at_hard_limit', input: { ...base, at_hard_limit: 'throttle' }, path: 'at_hard_limit', message: /must be "block" .* or "allow"/ },
-    { name: 'nothing to enforce', input: { meter: 'api_calls' }, path: 'hard_limit', message: /needs a hard_limit, soft_thresholds or both/ },
+    {
+      name: 'hard limit in exponent notation',
+      input: { ...base, hard_limit: '1e3' },
+      path: 'hard_limit',
+      message: /"1e3" is not a non-negative decimal string/,
+    },
+    {
+      name: 'negative absolute threshold',
+      input: { ...base, soft_thresholds: [{ absolute: '-5' }] },
+      path: 'soft_thresholds.0.absolute',
+      message: /"-5" is not a non-negative decimal string/,
+    },
+    {
+      name: 'zero absolute threshold',
+      input: { ...base, soft_thresholds: [{ absolute: '0' }] },
+      path: 'soft_thresholds.0.absolute',
+      message: /^must be greater than 0$/,
+    },
+    {
+      name: 'zero percent',
+      input: { ...base, soft_thresholds: [{ percent: 0 }] },
+      path: 'soft_thresholds.0.percent',
+      message: /^must be greater than 0$/,
+    },
+    {
+      name: 'percent as a string',
+      input: { ...base, soft_thresholds: [{ percent: '80' }] },
+      path: 'soft_thresholds.0',
+      message: /^percent must be a number such as 80 \(got "80"\)$/,
+    },
+    {
+      name: 'absolute as a number',
+      input: { ...base, soft_thresholds: [{ absolute: 900 }] },
+      path: 'soft_thresholds.0',
+      message: /^absolute must be a decimal string such as "1000" \(got 900\)$/,
+    },
+    {
+      name: 'both percent and absolute',
+      input: { ...base, soft_thresholds: [{ percent: 80, absolute: '900' }] },
+      path: 'soft_thresholds.0',
+      message: /either percent or absolute, not both/,
+    },
+    {
+      name: 'a threshold of neither kind',
+      input: { ...base, soft_thresholds: [{}] },
+      path: 'soft_thresholds.0',
+      message: /must be \{ "percent": 80 \} or \{ "absolute": "1000" \}/,
+    },
+    {
+      name: 'monthly grace period',
+      input: { ...base, grace_period: 'P1M' },
+      path: 'grace_period',
+      message: /"P1M" is not a supported ISO 8601 duration: years and months/,
+    },
+    {
+      name: 'grace period with allow',
+      input: { ...base, at_hard_limit: 'allow', grace_period: 'PT1H' },
+      path: 'grace_period',
+      message: /applies only when at_hard_limit is "block"/,
+    },
+    {
+      name: 'hard limit without at_hard_limit',
+      input: { meter: 'api_calls', hard_limit: '10' },
+      path: 'at_hard_limit',
+      message: /is required with hard_limit/,
+    },
+    {
+      name: 'at_hard_limit without a hard limit',
+      input: { meter: 'api_calls', soft_thresholds: [{ absolute: '5' }], at_hard_limit: 'block' },
+      path: 'at_hard_limit',
+      message: /applies only with a hard_limit/,
+    },
+    {
+      name: 'unknown at_hard_limit',
+      input: { ...base, at_hard_limit: 'throttle' },
+      path: 'at_hard_limit',
+      message: /must be "block" .* or "allow"/,
+    },
+    {
+      name: 'nothing to enforce',
+      input: { meter: 'api_calls' },
+      path: 'hard_limit',
+      message: /needs a hard_limit, soft_thresholds or both/,
+    },
     { name: 'misspelt key', input: { ...base, hardlimit: '5' }, path: '', message: /Unrecognized key: "hardlimit"/ },
   ];
   for (const c of invalid) {
@@ -90,7 +188,11 @@ describe('thresholdKey', () => {
 });
 
 describe('soft thresholds', () => {
-  const limit = limitOf({ soft_thresholds: [{ percent: 100 }, { percent: 50 }, { absolute: '900' }, { percent: 80 }], hard_limit: '1000', at_hard_limit: 'allow' });
+  const limit = limitOf({
+    soft_thresholds: [{ percent: 100 }, { percent: 50 }, { absolute: '900' }, { percent: 80 }],
+    hard_limit: '1000',
+    at_hard_limit: 'allow',
+  });
 
   test('each threshold is crossed once per period as usage grows', () => {
     const steps: { usage: string; crossed: string[] }[] = [
@@ -108,7 +210,11 @@ describe('soft thresholds', () => {
     let state: LimitState = ok;
     for (const step of steps) {
       const result = evaluateLimit(limit, { usage: step.usage, notified, state }, t0);
-      assert.deepEqual(result.newlyCrossed.map((c) => c.key), step.crossed, `at usage ${step.usage}`);
+      assert.deepEqual(
+        result.newlyCrossed.map((c) => c.key),
+        step.crossed,
+        `at usage ${step.usage}`,
+      );
       notified.push(...result.newlyCrossed.map((c) => c.key));
       state = result.state;
     }
@@ -159,11 +265,31 @@ describe('the hard limit', () => {
 
   test('grace, then blocked at the grace deadline', () => {
     const steps: { at: Date; usage: string; state: LimitState }[] = [
-      { at: t0, usage: '101', state: { status: 'over_limit_in_grace', over_since: t0.toISOString(), grace_ends_at: later(HOUR).toISOString() } },
-      { at: later(HOUR / 2), usage: '150', state: { status: 'over_limit_in_grace', over_since: t0.toISOString(), grace_ends_at: later(HOUR).toISOString() } },
-      { at: later(HOUR - 1), usage: '150', state: { status: 'over_limit_in_grace', over_since: t0.toISOString(), grace_ends_at: later(HOUR).toISOString() } },
-      { at: later(HOUR), usage: '150', state: { status: 'blocked', over_since: t0.toISOString(), blocked_since: later(HOUR).toISOString() } },
-      { at: later(3 * HOUR), usage: '150', state: { status: 'blocked', over_since: t0.toISOString(), blocked_since: later(HOUR).toISOString() } },
+      {
+        at: t0,
+        usage: '101',
+        state: { status: 'over_limit_in_grace', over_since: t0.toISOString(), grace_ends_at: later(HOUR).toISOString() },
+      },
+      {
+        at: later(HOUR / 2),
+        usage: '150',
+        state: { status: 'over_limit_in_grace', over_since: t0.toISOString(), grace_ends_at: later(HOUR).toISOString() },
+      },
+      {
+        at: later(HOUR - 1),
+        usage: '150',
+        state: { status: 'over_limit_in_grace', over_since: t0.toISOString(), grace_ends_at: later(HOUR).toISOString() },
+      },
+      {
+        at: later(HOUR),
+        usage: '150',
+        state: { status: 'blocked', over_since: t0.toISOString(), blocked_since: later(HOUR).toISOString() },
+      },
+      {
+        at: later(3 * HOUR),
+        usage: '150',
+        state: { status: 'blocked', over_since: t0.toISOString(), blocked_since: later(HOUR).toISOString() },
+      },
     ];
     let state: LimitState = ok;
     for (const step of steps) {
@@ -183,13 +309,21 @@ describe('the hard limit', () => {
 
   test('no grace period blocks at once', () => {
     const strict = limitOf({ hard_limit: '100', at_hard_limit: 'block' });
-    assert.deepEqual(evaluateLimit(strict, { usage: '101', notified: [], state: ok }, t0).state, { status: 'blocked', over_since: t0.toISOString(), blocked_since: t0.toISOString() });
+    assert.deepEqual(evaluateLimit(strict, { usage: '101', notified: [], state: ok }, t0).state, {
+      status: 'blocked',
+      over_since: t0.toISOString(),
+      blocked_since: t0.toISOString(),
+    });
   });
 
   test('allow never blocks: over the limit is overage, from the first crossing on', () => {
     const allow = limitOf({ hard_limit: '100', at_hard_limit: 'allow' });
     let state: LimitState = ok;
-    for (const [hours, usage] of [[0, '101'], [1, '500'], [24 * 30, '1000000']] as const) {
+    for (const [hours, usage] of [
+      [0, '101'],
+      [1, '500'],
+      [24 * 30, '1000000'],
+    ] as const) {
       state = evaluateLimit(allow, { usage, notified: [], state }, later(hours * HOUR)).state;
       assert.deepEqual(state, { status: 'overage', over_since: t0.toISOString() });
     }
@@ -200,11 +334,41 @@ describe('plan changes', () => {
   const blocked: LimitState = { status: 'blocked', over_since: t0.toISOString(), blocked_since: later(HOUR).toISOString() };
   const now = later(2 * HOUR);
   const cases: { name: string; limit: Record<string, unknown>; from: LimitState; usage: string; to: LimitState }[] = [
-    { name: 'a limit raised above usage unblocks', limit: { hard_limit: '1000', grace_period: 'PT1H', at_hard_limit: 'block' }, from: blocked, usage: '150', to: ok },
-    { name: 'a limit raised to exactly usage unblocks', limit: { hard_limit: '150', at_hard_limit: 'block' }, from: blocked, usage: '150', to: ok },
-    { name: 'a plan without a hard limit unblocks', limit: { soft_thresholds: [{ absolute: '100' }] }, from: blocked, usage: '150', to: ok },
-    { name: 'a plan that allows overage unblocks into overage', limit: { hard_limit: '100', at_hard_limit: 'allow' }, from: blocked, usage: '150', to: { status: 'overage', over_since: t0.toISOString() } },
-    { name: 'a limit raised but still below usage stays blocked', limit: { hard_limit: '120', grace_period: 'PT1H', at_hard_limit: 'block' }, from: blocked, usage: '150', to: blocked },
+    {
+      name: 'a limit raised above usage unblocks',
+      limit: { hard_limit: '1000', grace_period: 'PT1H', at_hard_limit: 'block' },
+      from: blocked,
+      usage: '150',
+      to: ok,
+    },
+    {
+      name: 'a limit raised to exactly usage unblocks',
+      limit: { hard_limit: '150', at_hard_limit: 'block' },
+      from: blocked,
+      usage: '150',
+      to: ok,
+    },
+    {
+      name: 'a plan without a hard limit unblocks',
+      limit: { soft_thresholds: [{ absolute: '100' }] },
+      from: blocked,
+      usage: '150',
+      to: ok,
+    },
+    {
+      name: 'a plan that allows overage unblocks into overage',
+      limit: { hard_limit: '100', at_hard_limit: 'allow' },
+      from: blocked,
+      usage: '150',
+      to: { status: 'overage', over_since: t0.toISOString() },
+    },
+    {
+      name: 'a limit raised but still below usage stays blocked',
+      limit: { hard_limit: '120', grace_period: 'PT1H', at_hard_limit: 'block' },
+      from: blocked,
+      usage: '150',
+      to: blocked,
+    },
     {
       name: 'a running grace period keeps its deadline',
       limit: { hard_limit: '120', grace_period: 'P1D', at_hard_limit: 'block' },
@@ -230,34 +394,134 @@ describe('checkEntitlement', () => {
   const thresholds = [{ percent: 80 }, { percent: 100 }];
   const inGrace: LimitState = { status: 'over_limit_in_grace', over_since: t0.toISOString(), grace_ends_at: later(HOUR).toISOString() };
   const blocked: LimitState = { status: 'blocked', over_since: t0.toISOString(), blocked_since: t0.toISOString() };
-  const cases: { name: string; limit: MeterLimit | undefined; usage: string; quantity?: string; state: LimitState; allowed: boolean; remaining: string | null; crossed: string[] }[] = [
+  const cases: {
+    name: string;
+    limit: MeterLimit | undefined;
+    usage: string;
+    quantity?: string;
+    state: LimitState;
+    allowed: boolean;
+    remaining: string | null;
+    crossed: string[];
+  }[] = [
     { name: 'no limit on the meter', limit: undefined, usage: '1000000', state: ok, allowed: true, remaining: null, crossed: [] },
-    { name: 'well within', limit: limitOf({ soft_thresholds: thresholds, hard_limit: '100', at_hard_limit: 'block' }), usage: '10', state: ok, allowed: true, remaining: '90', crossed: [] },
-    { name: 'past a soft threshold', limit: limitOf({ soft_thresholds: thresholds, hard_limit: '100', at_hard_limit: 'block' }), usage: '85.5', state: ok, allowed: true, remaining: '14.5', crossed: ['80%'] },
-    { name: 'a quantity that fits exactly', limit: limitOf({ hard_limit: '100', at_hard_limit: 'block' }), usage: '95', quantity: '5', state: ok, allowed: true, remaining: '5', crossed: [] },
-    { name: 'a quantity that would exceed a limit without grace', limit: limitOf({ hard_limit: '100', at_hard_limit: 'block' }), usage: '95', quantity: '5.000000000000000001', state: ok, allowed: false, remaining: '5', crossed: [] },
-    { name: 'a quantity that would exceed, with a grace period', limit: limitOf({ hard_limit: '100', grace_period: 'PT1H', at_hard_limit: 'block' }), usage: '95', quantity: '10', state: ok, allowed: true, remaining: '5', crossed: [] },
-    { name: 'in grace', limit: limitOf({ soft_thresholds: thresholds, hard_limit: '100', grace_period: 'PT1H', at_hard_limit: 'block' }), usage: '120', state: inGrace, allowed: true, remaining: '0', crossed: ['80%', '100%'] },
-    { name: 'blocked', limit: limitOf({ soft_thresholds: thresholds, hard_limit: '100', at_hard_limit: 'block' }), usage: '120', state: blocked, allowed: false, remaining: '0', crossed: ['80%', '100%'] },
-    { name: 'overage is allowed', limit: limitOf({ hard_limit: '100', at_hard_limit: 'allow' }), usage: '120', quantity: '1000', state: { status: 'overage', over_since: t0.toISOString() }, allowed: true, remaining: '0', crossed: [] },
-    { name: 'soft thresholds only', limit: limitOf({ soft_thresholds: [{ absolute: '10' }] }), usage: '10', quantity: '1', state: ok, allowed: true, remaining: null, crossed: ['10'] },
+    {
+      name: 'well within',
+      limit: limitOf({ soft_thresholds: thresholds, hard_limit: '100', at_hard_limit: 'block' }),
+      usage: '10',
+      state: ok,
+      allowed: true,
+      remaining: '90',
+      crossed: [],
+    },
+    {
+      name: 'past a soft threshold',
+      limit: limitOf({ soft_thresholds: thresholds, hard_limit: '100', at_hard_limit: 'block' }),
+      usage: '85.5',
+      state: ok,
+      allowed: true,
+      remaining: '14.5',
+      crossed: ['80%'],
+    },
+    {
+      name: 'a quantity that fits exactly',
+      limit: limitOf({ hard_limit: '100', at_hard_limit: 'block' }),
+      usage: '95',
+      quantity: '5',
+      state: ok,
+      allowed: true,
+      remaining: '5',
+      crossed: [],
+    },
+    {
+      name: 'a quantity that would exceed a limit without grace',
+      limit: limitOf({ hard_limit: '100', at_hard_limit: 'block' }),
+      usage: '95',
+      quantity: '5.000000000000000001',
+      state: ok,
+      allowed: false,
+      remaining: '5',
+      crossed: [],
+    },
+    {
+      name: 'a quantity that would exceed, with a grace period',
+      limit: limitOf({ hard_limit: '100', grace_period: 'PT1H', at_hard_limit: 'block' }),
+      usage: '95',
+      quantity: '10',
+      state: ok,
+      allowed: true,
+      remaining: '5',
+      crossed: [],
+    },
+    {
+      name: 'in grace',
+      limit: limitOf({ soft_thresholds: thresholds, hard_limit: '100', grace_period: 'PT1H', at_hard_limit: 'block' }),
+      usage: '120',
+      state: inGrace,
+      allowed: true,
+      remaining: '0',
+      crossed: ['80%', '100%'],
+    },
+    {
+      name: 'blocked',
+      limit: limitOf({ soft_thresholds: thresholds, hard_limit: '100', at_hard_limit: 'block' }),
+      usage: '120',
+      state: blocked,
+      allowed: false,
+      remaining: '0',
+      crossed: ['80%', '100%'],
+    },
+    {
+      name: 'overage is allowed',
+      limit: limitOf({ hard_limit: '100', at_hard_limit: 'allow' }),
+      usage: '120',
+      quantity: '1000',
+      state: { status: 'overage', over_since: t0.toISOString() },
+      allowed: true,
+      remaining: '0',
+      crossed: [],
+    },
+    {
+      name: 'soft thresholds only',
+      limit: limitOf({ soft_thresholds: [{ absolute: '10' }] }),
+      usage: '10',
+      quantity: '1',
+      state: ok,
+      allowed: true,
+      remaining: null,
+      crossed: ['10'],
+    },
   ];
   for (const c of cases) {
     test(c.name, () => {
-      assert.deepEqual(checkEntitlement(c.limit, { usage: c.usage, state: c.state, periodEnd, ...(c.quantity === undefined ? {} : { quantity: c.quantity }) }), {
-        allowed: c.allowed,
-        remaining: c.remaining,
-        state: c.state.status,
-        soft_thresholds_crossed: c.crossed,
-        resets_at: '2025-03-31T10:30:00.000Z',
-      });
+      assert.deepEqual(
+        checkEntitlement(c.limit, {
+          usage: c.usage,
+          state: c.state,
+          periodEnd,
+          ...(c.quantity === undefined ? {} : { quantity: c.quantity }),
+        }),
+        {
+          allowed: c.allowed,
+          remaining: c.remaining,
+          state: c.state.status,
+          soft_thresholds_crossed: c.crossed,
+          resets_at: '2025-03-31T10:30:00.000Z',
+        },
+      );
     });
   }
 
   test('refuses usage or quantities that are not non-negative decimal strings', () => {
     const limit = limitOf({ hard_limit: '100', at_hard_limit: 'block' });
-    assert.throws(() => checkEntitlement(limit, { usage: '1e3', state: ok, periodEnd }), /usage "1e3" is not a non-negative decimal string/);
-    assert.throws(() => checkEntitlement(limit, { usage: '1', quantity: '-1', state: ok, periodEnd }), /quantity "-1" is not a non-negative decimal string/);
+    assert.throws(
+      () => checkEntitlement(limit, { usage: '1e3', state: ok, periodEnd }),
+      /usage "1e3" is not a non-negative decimal string/,
+    );
+    assert.throws(
+      () => checkEntitlement(limit, { usage: '1', quantity: '-1', state: ok, periodEnd }),
+      /quantity "-1" is not a non-negative decimal string/,
+    );
     assert.throws(() => evaluateLimit(limit, { usage: 'NaN', notified: [], state: ok }, t0), /usage "NaN"/);
   });
 });
@@ -271,7 +535,10 @@ describe('properties', () => {
   const limits = fc
     .record({
       percents: fc.uniqueArray(fc.integer({ min: 1, max: 150 }), { maxLength: 4 }),
-      absolutes: fc.uniqueArray(decimal.filter((d) => /[1-9]/.test(d)), { maxLength: 3, selector: (d) => new Decimal(d).toFixed() }),
+      absolutes: fc.uniqueArray(
+        decimal.filter((d) => /[1-9]/.test(d)),
+        { maxLength: 3, selector: (d) => new Decimal(d).toFixed() },
+      ),
       hard_limit: decimal,
       grace_minutes: fc.nat(120),
       at_hard_limit: fc.constantFrom('block', 'allow'),

@@ -11,7 +11,10 @@ describe('webhook signatures', () => {
   test('the header is t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>', () => {
     // Computed independently: python3 -c 'import hmac,hashlib; print(hmac.new(secret, b"1773576000.{\"id\":\"evt\"}", hashlib.sha256).hexdigest())'
     // Milliseconds are dropped, not rounded.
-    assert.equal(signWebhook(secret, body, new Date('2026-03-15T12:00:00.750Z')), 't=1773576000,v1=5d6c711ed6189ff8ff2c2bc25a3a5a5ccdb87cc98d9749efd0a0f1a651acb630');
+    assert.equal(
+      signWebhook(secret, body, new Date('2026-03-15T12:00:00.750Z')),
+      't=1773576000,v1=5d6c711ed6189ff8ff2c2bc25a3a5a5ccdb87cc98d9749efd0a0f1a651acb630',
+    );
   });
 
   test('a signature verifies with its secret and body, within the tolerance either way', () => {
@@ -45,12 +48,25 @@ describe('webhook signatures', () => {
     const header = `${t},${nextV1},${v1},v2=whatever`;
     assert.equal(verifyWebhook({ secret, body, header, now: at }).ok, true);
     assert.equal(verifyWebhook({ secret: next, body, header, now: at }).ok, true);
-    assert.equal(verifyWebhook({ secret: ['whsec_retired_secret_0000000000000000', secret], body, header: `${t},${v1}`, now: at }).ok, true);
+    assert.equal(
+      verifyWebhook({ secret: ['whsec_retired_secret_0000000000000000', secret], body, header: `${t},${v1}`, now: at }).ok,
+      true,
+    );
   });
 
   test('malformed headers are rejected before any HMAC', () => {
     const v1 = `v1=${'a'.repeat(64)}`;
-    for (const header of [undefined, '', 't=1773576000', v1, `t=abc,${v1}`, `t=1773576000,v1=xyz`, `t=1773576000,v1=${'a'.repeat(63)}`, `t=1773576000;${v1}`, 'garbage']) {
+    for (const header of [
+      undefined,
+      '',
+      't=1773576000',
+      v1,
+      `t=abc,${v1}`,
+      `t=1773576000,v1=xyz`,
+      `t=1773576000,v1=${'a'.repeat(63)}`,
+      `t=1773576000;${v1}`,
+      'garbage',
+    ]) {
       assert.deepEqual(verifyWebhook({ secret, body, header, now: at }), { ok: false, reason: 'malformed_header' }, String(header));
     }
   });

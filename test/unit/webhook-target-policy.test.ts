@@ -139,8 +139,16 @@ describe('webhook target policy: URLs as written', () => {
 
   test('the detail names the address an IPv6 form embeds', () => {
     const verdict = checkWebhookTarget('http://[::ffff:127.0.0.1]/', none);
-    assert.deepEqual(verdict, { allowed: false, refusal: 'loopback', detail: 'the host is ::ffff:7f00:1, which embeds 127.0.0.1, a loopback address' });
-    assert.deepEqual(checkWebhookTarget('http://0x7f.1/', none), { allowed: false, refusal: 'loopback', detail: 'the host is 127.0.0.1, a loopback address' });
+    assert.deepEqual(verdict, {
+      allowed: false,
+      refusal: 'loopback',
+      detail: 'the host is ::ffff:7f00:1, which embeds 127.0.0.1, a loopback address',
+    });
+    assert.deepEqual(checkWebhookTarget('http://0x7f.1/', none), {
+      allowed: false,
+      refusal: 'loopback',
+      detail: 'the host is 127.0.0.1, a loopback address',
+    });
   });
 
   test('a parsed URL is checked like its string', () => {
@@ -202,7 +210,12 @@ describe('webhook target policy: allow-list', () => {
   const everything = webhookTargetPolicy(['0.0.0.0/0', '::/0']);
   test('not even an allow-list of everything opens a metadata endpoint', () => {
     assert.equal(outcome(checkWebhookTarget('http://10.0.0.1/', everything)), 'allowed');
-    for (const url of ['http://169.254.169.254/', 'http://[::ffff:169.254.169.254]/', 'http://[64:ff9b::a9fe:a9fe]/', 'http://[fd00:ec2::254]/']) {
+    for (const url of [
+      'http://169.254.169.254/',
+      'http://[::ffff:169.254.169.254]/',
+      'http://[64:ff9b::a9fe:a9fe]/',
+      'http://[fd00:ec2::254]/',
+    ]) {
       assert.equal(outcome(checkWebhookTarget(url, everything)), 'metadata', url);
     }
   });
@@ -231,7 +244,16 @@ describe('webhook target policy: allow-list', () => {
     for (const ok of ['localhost', 'receiver', 'hooks.dev.internal', '127.0.0.1', '::1', '10.0.0.0/8', 'fd00::/8', ' 192.168.1.0/24 ']) {
       assert.equal(allowListEntryProblem(ok), undefined, ok);
     }
-    for (const bad of ['10.0.0.0/33', 'localhost:3000', 'http://localhost', 'a b', '10.0.0.1/x', '169.254.169.254', 'fd00:ec2::254', 'metadata.google.internal']) {
+    for (const bad of [
+      '10.0.0.0/33',
+      'localhost:3000',
+      'http://localhost',
+      'a b',
+      '10.0.0.1/x',
+      '169.254.169.254',
+      'fd00:ec2::254',
+      'metadata.google.internal',
+    ]) {
       assert.ok(allowListEntryProblem(bad), bad);
     }
     assert.throws(() => webhookTargetPolicy(['localhost:3000']), /Invalid webhook allow-list entry/);
@@ -240,12 +262,23 @@ describe('webhook target policy: allow-list', () => {
 
 describe('WEBHOOK_ALLOWED_TARGETS', () => {
   test('a comma-separated list of entries; unset is empty', () => {
-    assert.deepEqual(loadConfig({ WEBHOOK_ALLOWED_TARGETS: ' localhost, 127.0.0.1 ,::1,, 10.1.0.0/16' }).WEBHOOK_ALLOWED_TARGETS, ['localhost', '127.0.0.1', '::1', '10.1.0.0/16']);
+    assert.deepEqual(loadConfig({ WEBHOOK_ALLOWED_TARGETS: ' localhost, 127.0.0.1 ,::1,, 10.1.0.0/16' }).WEBHOOK_ALLOWED_TARGETS, [
+      'localhost',
+      '127.0.0.1',
+      '::1',
+      '10.1.0.0/16',
+    ]);
     assert.deepEqual(loadConfig({}).WEBHOOK_ALLOWED_TARGETS, []);
   });
 
   test('an invalid entry stops the start, naming the variable and the entry', () => {
-    assert.throws(() => loadConfig({ WEBHOOK_ALLOWED_TARGETS: 'localhost,localhost:3000' }), /WEBHOOK_ALLOWED_TARGETS: "localhost:3000" is neither/);
-    assert.throws(() => loadConfig({ WEBHOOK_ALLOWED_TARGETS: '169.254.169.254' }), /WEBHOOK_ALLOWED_TARGETS: 169\.254\.169\.254 is a cloud metadata endpoint/);
+    assert.throws(
+      () => loadConfig({ WEBHOOK_ALLOWED_TARGETS: 'localhost,localhost:3000' }),
+      /WEBHOOK_ALLOWED_TARGETS: "localhost:3000" is neither/,
+    );
+    assert.throws(
+      () => loadConfig({ WEBHOOK_ALLOWED_TARGETS: '169.254.169.254' }),
+      /WEBHOOK_ALLOWED_TARGETS: 169\.254\.169\.254 is a cloud metadata endpoint/,
+    );
   });
 });

@@ -62,7 +62,13 @@ beforeEach(() => {
 });
 
 const limits: MeterLimit[] = [
-  { meter: 'api_calls', soft_thresholds: [{ percent: 50 }, { percent: 80 }, { percent: 100 }], hard_limit: '1000', grace_period: 'PT1H', at_hard_limit: 'block' },
+  {
+    meter: 'api_calls',
+    soft_thresholds: [{ percent: 50 }, { percent: 80 }, { percent: 100 }],
+    hard_limit: '1000',
+    grace_period: 'PT1H',
+    at_hard_limit: 'block',
+  },
 ];
 
 async function withWorker<T>(taskQueue: string, fn: () => Promise<T>): Promise<T> {
@@ -101,47 +107,84 @@ describe('billing-period workflow', () => {
       await report(2, '450');
       await report(2, '450'); // a replayed signal: ignored
       await report(1, '999'); // out of order: ignored
-      const notified = (n: number) => waitFor(() => of('notifyThreshold').length, { description: `${n} notify activities ran`, until: (ran) => ran >= n });
-      let state = await waitFor(() => handle.query(billingState), { description: 'usage counted', until: (s) => s.meters.api_calls?.usage === '850' });
+      const notified = (n: number) =>
+        waitFor(() => of('notifyThreshold').length, { description: `${n} notify activities ran`, until: (ran) => ran >= n });
+      let state = await waitFor(() => handle.query(billingState), {
+        description: 'usage counted',
+        until: (s) => s.meters.api_calls?.usage === '850',
+      });
       await notified(2);
-      assert.deepEqual(of('notifyThreshold').map((n) => n.threshold), ['50%', '80%']);
+      assert.deepEqual(
+        of('notifyThreshold').map((n) => n.threshold),
+        ['50%', '80%'],
+      );
 
       await report(3, '150.5');
-      state = await waitFor(() => handle.query(billingState), { description: 'the hard limit reached', until: (s) => s.meters.api_calls?.limit.status !== 'ok' });
+      state = await waitFor(() => handle.query(billingState), {
+        description: 'the hard limit reached',
+        until: (s) => s.meters.api_calls?.limit.status !== 'ok',
+      });
       assert.equal(state.meters.api_calls!.limit.status, 'over_limit_in_grace');
       await notified(3);
-      assert.deepEqual(of('notifyThreshold').map((n) => n.threshold), ['50%', '80%', '100%']);
+      assert.deepEqual(
+        of('notifyThreshold').map((n) => n.threshold),
+        ['50%', '80%', '100%'],
+      );
       assert.deepEqual(of('setEntitlement'), []);
 
       await env.sleep('61 minutes');
-      state = await waitFor(() => handle.query(billingState), { description: 'the grace period over', until: (s) => s.meters.api_calls?.limit.status !== 'over_limit_in_grace' });
+      state = await waitFor(() => handle.query(billingState), {
+        description: 'the grace period over',
+        until: (s) => s.meters.api_calls?.limit.status !== 'over_limit_in_grace',
+      });
       assert.equal(state.meters.api_calls!.limit.status, 'blocked');
       // The state changes before the entitlement activity runs.
       await waitFor(() => of('setEntitlement').length, { description: 'the setEntitlement activity ran' });
-      assert.deepEqual(of('setEntitlement').map((e) => e.blocked), [true]);
+      assert.deepEqual(
+        of('setEntitlement').map((e) => e.blocked),
+        [true],
+      );
 
       const upgraded = await handle.executeUpdate(changePlan, {
         args: [{ planCode: 'growth', limits: [{ ...limits[0]!, hard_limit: '100000' }] }],
       });
       assert.equal(upgraded.planCode, 'growth');
       assert.equal(upgraded.meters.api_calls!.limit.status, 'ok');
-      assert.deepEqual(of('setEntitlement').map((e) => e.blocked), [true, false]);
+      assert.deepEqual(
+        of('setEntitlement').map((e) => e.blocked),
+        [true, false],
+      );
       // Each threshold notified once per period, even after the limit moved.
-      assert.deepEqual(of('notifyThreshold').map((n) => n.threshold), ['50%', '80%', '100%']);
+      assert.deepEqual(
+        of('notifyThreshold').map((n) => n.threshold),
+        ['50%', '80%', '100%'],
+      );
 
       // Past the period end, within the allowed lateness: usage from inside the period still counts in it.
       const untilEnd = period.end.getTime() - (await env.currentTimeMs());
       await env.sleep(untilEnd + 60_000);
       await report(4, '10', new Date(period.end.getTime() - 120_000).toISOString());
       await report(5, '7', new Date(period.end.getTime() + 60_000).toISOString()); // belongs to the next period
-      state = await waitFor(() => handle.query(billingState), { description: 'late usage counted', until: (s) => s.meters.api_calls?.usage !== '1000.5' });
+      state = await waitFor(() => handle.query(billingState), {
+        description: 'late usage counted',
+        until: (s) => s.meters.api_calls?.usage !== '1000.5',
+      });
       assert.equal(state.meters.api_calls!.usage, '1010.5');
       assert.deepEqual(of('draftInvoice'), []);
 
       // The run ends in continue-as-new once the period is closed (waiting on it skips the lateness).
-      await assert.rejects(env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId, { followRuns: false }).result(), WorkflowContinuedAsNewError);
+      await assert.rejects(
+        env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId, { followRuns: false }).result(),
+        WorkflowContinuedAsNewError,
+      );
       assert.deepEqual(of('draftInvoice'), [
-        { subscriptionId: 'sub-1', customerId: terms.customerId, planCode: 'growth', periodStart: period.start.toISOString(), periodEnd: period.end.toISOString() },
+        {
+          subscriptionId: 'sub-1',
+          customerId: terms.customerId,
+          planCode: 'growth',
+          periodStart: period.start.toISOString(),
+          periodEnd: period.end.toISOString(),
+        },
       ]);
       const invoiceId = `inv-${period.start.toISOString()}`;
       assert.deepEqual(of('finalizeInvoice'), [{ invoiceId }]);
@@ -150,13 +193,19 @@ describe('billing-period workflow', () => {
       assert.deepEqual(await collection.result(), { outcome: 'paid', attempts: 1 });
       assert.deepEqual(of('chargeInvoice'), [{ invoiceId, attempt: 1 }]);
       // The next run: next period, early usage carried, thresholds reset, producer sequence kept.
-      state = await waitFor(() => handle.query(billingState), { description: 'the next run answers queries', until: (s) => s.period.start !== period.start.toISOString() });
+      state = await waitFor(() => handle.query(billingState), {
+        description: 'the next run answers queries',
+        until: (s) => s.period.start !== period.start.toISOString(),
+      });
       assert.equal(state.period.start, period.end.toISOString());
       assert.equal(state.meters.api_calls!.usage, '7');
       assert.deepEqual(state.meters.api_calls!.notified, []);
       await report(5, '1000'); // a sequence already seen before continue-as-new: still ignored
       await report(6, '1'); // processed after it: once this is counted, the one before has been handled
-      state = await waitFor(() => handle.query(billingState), { description: 'the next report counted', until: (s) => s.meters.api_calls?.usage !== '7' });
+      state = await waitFor(() => handle.query(billingState), {
+        description: 'the next report counted',
+        until: (s) => s.meters.api_calls?.usage !== '7',
+      });
       assert.equal(state.meters.api_calls!.usage, '8');
       const runs = await env.client.workflow.getHandle(workflowIdFor('acme')).describe();
       assert.notEqual(runs.runId, handle.firstExecutionRunId);

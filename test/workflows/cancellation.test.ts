@@ -10,7 +10,7 @@ import { createActivities } from '../../src/activities';
 import { cancelSubscription, createSubscription, type Subscription } from '../../src/billing/subscription-store';
 import { temporalSubscriptionLifecycle } from '../../src/billing/temporal-subscription-lifecycle';
 import { systemClock } from '../../src/clock';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
@@ -65,8 +65,10 @@ after(async () => {
   await db?.drop();
 });
 
-const activities = () => createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider });
-const lifecycle = (taskQueue: string, allowedLatenessMs = LATENESS) => temporalSubscriptionLifecycle({ client: env.client, taskQueue, allowedLatenessMs, dunning: [] });
+const activities = () =>
+  createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider });
+const lifecycle = (taskQueue: string, allowedLatenessMs = LATENESS) =>
+  temporalSubscriptionLifecycle({ client: env.client, taskQueue, allowedLatenessMs, dunning: [] });
 
 let customers = 0;
 /** A customer subscribed to the hourly plan from the test server's now, with 20 events at the start of its first period. */
@@ -104,7 +106,10 @@ const stateOf = (handle: WorkflowHandle) => handle.query(billingState);
 /** Waits (skipping time) until the workflow's current run continues as new. */
 async function continuedAsNew(handle: WorkflowHandle): Promise<void> {
   const { runId } = await handle.describe();
-  await assert.rejects(env.client.workflow.getHandle(handle.workflowId, runId, { followRuns: false }).result(), WorkflowContinuedAsNewError);
+  await assert.rejects(
+    env.client.workflow.getHandle(handle.workflowId, runId, { followRuns: false }).result(),
+    WorkflowContinuedAsNewError,
+  );
 }
 
 /** Waits (skipping time) for the workflow's last run to complete. */
@@ -139,7 +144,10 @@ async function billedExactly(s: Subscription, periods: Array<[Date, Date]>): Pro
   for (const invoice of invoices) {
     const collection: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoice.id)).result();
     assert.deepEqual(collection, { outcome: 'paid', attempts: 1 });
-    assert.deepEqual((await provider.listCharges({ invoiceId: invoice.id })).map((c) => c.status), ['succeeded']);
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId: invoice.id })).map((c) => c.status),
+      ['succeeded'],
+    );
   }
 }
 
@@ -157,10 +165,17 @@ describe('cancellation after the end of the period being closed', () => {
       await events(subscription, periodEnd, 3);
       await events(subscription, at, 2);
       await cancel(taskQueue, subscription, at);
-      const closing = await eventually('the run learns of the cancellation', () => stateOf(handle), (s) => s.canceled);
+      const closing = await eventually(
+        'the run learns of the cancellation',
+        () => stateOf(handle),
+        (s) => s.canceled,
+      );
       assert.deepEqual([closing.period.start, closing.billedUntil], [anchor.toISOString(), periodEnd.toISOString()]);
       await completed(handle);
-      await billedExactly(subscription, [[anchor, periodEnd], [periodEnd, at]]);
+      await billedExactly(subscription, [
+        [anchor, periodEnd],
+        [periodEnd, at],
+      ]);
     });
   });
 
@@ -182,7 +197,12 @@ describe('cancellation after the end of the period being closed', () => {
       }
       return real.draftInvoice(input);
     };
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: { ...real, draftInvoice } });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: { ...real, draftInvoice },
+    });
     await worker.runUntil(async () => {
       await lifecycle(taskQueue, QUICK_LATENESS).started(subscription);
       const handle = env.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
@@ -192,11 +212,18 @@ describe('cancellation after the end of the period being closed', () => {
       await events(subscription, new Date(periodEnd.getTime() + 60_000), 5);
       await events(subscription, at, 2);
       await cancel(taskQueue, subscription, at);
-      const closing = await eventually('the run learns of the cancellation', () => stateOf(handle), (s) => s.canceled);
+      const closing = await eventually(
+        'the run learns of the cancellation',
+        () => stateOf(handle),
+        (s) => s.canceled,
+      );
       assert.equal(closing.billedUntil, periodEnd.toISOString(), 'the invoice being drafted covers its period as drafted');
       release();
       await completed(handle);
-      await billedExactly(subscription, [[anchor, periodEnd], [periodEnd, at]]);
+      await billedExactly(subscription, [
+        [anchor, periodEnd],
+        [periodEnd, at],
+      ]);
     });
   });
 
@@ -204,11 +231,21 @@ describe('cancellation after the end of the period being closed', () => {
     const taskQueue = 'cancel-worker-down';
     const { subscription, anchor, periodEnd } = await subscribed();
     // No sticky cache: the test server does not move a dead worker's sticky tasks back to the queue.
-    const first = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities(), maxCachedWorkflows: 0 });
+    const first = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: activities(),
+      maxCachedWorkflows: 0,
+    });
     const running = first.run();
     await lifecycle(taskQueue).started(subscription);
     const handle = env.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
-    await eventually('the first period runs', () => stateOf(handle), (s) => s.period.start === anchor.toISOString());
+    await eventually(
+      'the first period runs',
+      () => stateOf(handle),
+      (s) => s.period.start === anchor.toISOString(),
+    );
     first.shutdown();
     await running;
 
@@ -223,7 +260,10 @@ describe('cancellation after the end of the period being closed', () => {
     const second = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities() });
     await second.runUntil(async () => {
       await completed(handle);
-      await billedExactly(subscription, [[anchor, periodEnd], [periodEnd, at]]);
+      await billedExactly(subscription, [
+        [anchor, periodEnd],
+        [periodEnd, at],
+      ]);
     });
   });
 
@@ -253,7 +293,11 @@ describe('cancellation after the end of the period being closed', () => {
       await events(subscription, new Date(periodEnd.getTime() + 60_000), 3);
       // Recorded half-way through the first period, told to the workflow only now (say, a retried request).
       await cancel(taskQueue, subscription, new Date(anchor.getTime() + HOUR / 2));
-      const state: BillingPeriodView = await eventually('the run learns of the cancellation', () => stateOf(handle), (s) => s.canceled);
+      const state: BillingPeriodView = await eventually(
+        'the run learns of the cancellation',
+        () => stateOf(handle),
+        (s) => s.canceled,
+      );
       assert.deepEqual([state.period.start, state.billedUntil], [periodEnd.toISOString(), periodEnd.toISOString()]);
       await completed(handle);
       await billedExactly(subscription, [[anchor, periodEnd]]);
@@ -273,14 +317,23 @@ describe('cancellation after the end of the period being closed', () => {
       await cancel(taskQueue, subscription, at);
       await env.sleep(60_000);
       const renewedAt = new Date(await env.currentTimeMs());
-      const renewed = await createSubscription(db.pool, { customerId: subscription.customer.id, planCode: 'hourly', anchor: renewedAt, actor: 'system' });
+      const renewed = await createSubscription(db.pool, {
+        customerId: subscription.customer.id,
+        planCode: 'hourly',
+        anchor: renewedAt,
+        actor: 'system',
+      });
       assert.ok(renewed.created);
       await lifecycle(taskQueue).started(renewed.subscription);
       await events(subscription, renewedAt, 4);
 
       // The closed period's run, then the run of [period end, cancellation), then the new subscription.
       await continuedAsNew(handle);
-      assert.deepEqual(await stateOf(handle).then((s) => [s.subscriptionId, s.period.start, s.billedUntil]), [subscription.id, periodEnd.toISOString(), at.toISOString()]);
+      assert.deepEqual(await stateOf(handle).then((s) => [s.subscriptionId, s.period.start, s.billedUntil]), [
+        subscription.id,
+        periodEnd.toISOString(),
+        at.toISOString(),
+      ]);
       await continuedAsNew(handle);
       const next = await stateOf(handle);
       assert.deepEqual([next.subscriptionId, next.canceled, next.period.start], [renewed.subscription.id, false, renewedAt.toISOString()]);
@@ -293,7 +346,10 @@ describe('cancellation after the end of the period being closed', () => {
         { subscription_id: subscription.id, period_start: periodEnd, period_end: at },
       ]);
       await handle.terminate('the new subscription is billed as any other (see period-close.test.ts)');
-      await billedExactly(subscription, [[anchor, periodEnd], [periodEnd, at]]);
+      await billedExactly(subscription, [
+        [anchor, periodEnd],
+        [periodEnd, at],
+      ]);
     });
   });
 });

@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { MeterLimit } from '../../src/domain/quota-policy';
-import { billingPeriodWorkflow, billingState, usageReported, workflowIdFor, type BillingPeriodActivities } from '../../src/workflows/billing-period';
+import {
+  billingPeriodWorkflow,
+  billingState,
+  usageReported,
+  workflowIdFor,
+  type BillingPeriodActivities,
+} from '../../src/workflows/billing-period';
 import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
 import { workflowsPath } from '../../src/worker';
 import { localEnvironment } from '../support/temporal';
@@ -34,7 +40,9 @@ after(async () => {
   await env?.teardown();
 });
 
-const limits: MeterLimit[] = [{ meter: 'api_calls', soft_thresholds: [{ percent: 10 }, { percent: 90 }], hard_limit: '1000', at_hard_limit: 'allow' }];
+const limits: MeterLimit[] = [
+  { meter: 'api_calls', soft_thresholds: [{ percent: 10 }, { percent: 90 }], hard_limit: '1000', at_hard_limit: 'allow' },
+];
 
 describe('billing-period workflow, continue-as-new when suggested', () => {
   test('the next run carries the period, usage, notified thresholds and producer sequences', async () => {
@@ -63,19 +71,26 @@ describe('billing-period workflow, continue-as-new when suggested', () => {
       // Queries are answered once the first workflow task has completed.
       const first = await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' });
       const at = new Date().toISOString();
-      const report = (producer: string, seq: number, quantity: string) => handle.signal(usageReported, { producer, seq, deltas: [{ meter: 'api_calls', at, quantity }] });
+      const report = (producer: string, seq: number, quantity: string) =>
+        handle.signal(usageReported, { producer, seq, deltas: [{ meter: 'api_calls', at, quantity }] });
       // The 10% threshold is crossed, and notified, in the first run: far from the 150 events that suggest continue-as-new.
       await report('api-1', 1, '100');
       await waitFor(() => notified.length, { description: 'the notify activity ran' });
       // Then one unit per signal, from two producers; each signal adds a few history events.
       for (let seq = 2; seq <= 100; seq++) await report(`api-${seq % 2}`, seq, '1');
-      await waitFor(async () => (await handle.describe()).runId, { description: 'the run continued as new', until: (runId) => runId !== handle.firstExecutionRunId });
+      await waitFor(async () => (await handle.describe()).runId, {
+        description: 'the run continued as new',
+        until: (runId) => runId !== handle.firstExecutionRunId,
+      });
 
       // Replays of reports the first run already counted are ignored by the new run.
       await report('api-0', 100, '500');
       await report('api-1', 99, '500');
       await report('api-1', 101, '1');
-      const state = await waitFor(() => handle.query(billingState), { description: 'all usage counted', until: (s) => s.meters.api_calls?.usage === '200' });
+      const state = await waitFor(() => handle.query(billingState), {
+        description: 'all usage counted',
+        until: (s) => s.meters.api_calls?.usage === '200',
+      });
       assert.deepEqual(state.period, first.period);
       assert.deepEqual(state.meters.api_calls!.notified, ['10%']);
       assert.deepEqual(notified, ['10%'], 'the threshold crossed before continue-as-new is not notified again');

@@ -8,7 +8,7 @@ import { freePort } from '../../scripts/free-port';
 import { createActivities, type ActivityDeps } from '../../src/activities';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { systemClock } from '../../src/clock';
-import { createCustomer } from '../../src/metering/customer-store';
+import { createCustomer } from '../../src/customers/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
@@ -52,7 +52,14 @@ after(async () => {
   await db?.drop();
 });
 
-const activityDeps = (): ActivityDeps => ({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider });
+const activityDeps = (): ActivityDeps => ({
+  pool: db.pool,
+  clock: systemClock,
+  webhookTimeoutMs: 1000,
+  lookbackInvoices: 3,
+  dunning: [],
+  provider,
+});
 
 /** Each named activity runs for real, commits, and then fails once, as a process dying right after its write would. */
 function crashingAfterWrite(names: string[]) {
@@ -106,19 +113,26 @@ async function startBilling(taskQueue: string, terms: Awaited<ReturnType<typeof 
 async function closed(billing: WorkflowHandleWithFirstExecutionRunId, customerId: string): Promise<string> {
   const firstRun = env.client.workflow.getHandle(billing.workflowId, billing.firstExecutionRunId, { followRuns: false });
   await assert.rejects(firstRun.result(), WorkflowContinuedAsNewError);
-  const { rows } = await db.pool.query<{ id: string }>('select id from invoices where customer_id = $1 order by period_start limit 1', [customerId]);
+  const { rows } = await db.pool.query<{ id: string }>('select id from invoices where customer_id = $1 order by period_start limit 1', [
+    customerId,
+  ]);
   return rows[0]!.id;
 }
 
 /** Closes the first period, then waits (skipping time over any dunning) for its invoice's collection. */
-async function collected(billing: WorkflowHandleWithFirstExecutionRunId, customerId: string): Promise<{ invoiceId: string; result: InvoiceCollectionResult }> {
+async function collected(
+  billing: WorkflowHandleWithFirstExecutionRunId,
+  customerId: string,
+): Promise<{ invoiceId: string; result: InvoiceCollectionResult }> {
   const invoiceId = await closed(billing, customerId);
   const result: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result();
   return { invoiceId, result };
 }
 
-const count = async (sql: string, params: unknown[]) => Number((await db.pool.query<{ n: string }>(`select count(*) as n from ${sql}`, params)).rows[0]!.n);
-const fault = (body: unknown) => fetch(`${simulator.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const count = async (sql: string, params: unknown[]) =>
+  Number((await db.pool.query<{ n: string }>(`select count(*) as n from ${sql}`, params)).rows[0]!.n);
+const fault = (body: unknown) =>
+  fetch(`${simulator.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('period close', () => {
   test('every step crashes once after its write: still one invoice, priced from the raw events, and one charge', async () => {
@@ -130,7 +144,9 @@ describe('period close', () => {
       workflowBundle: bundle,
       activities: crashingAfterWrite(['draftInvoice', 'finalizeInvoice', 'chargeInvoice']),
     });
-    const { invoiceId, result } = await worker.runUntil(async () => collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId));
+    const { invoiceId, result } = await worker.runUntil(async () =>
+      collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
+    );
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
 
     const { rows } = await db.pool.query('select status, total::text, usage from invoices where customer_id = $1', [customer.customerId]);
@@ -138,7 +154,10 @@ describe('period close', () => {
     assert.deepEqual(rows, [{ status: 'paid', total: '2.75', usage: { api_calls: '120' } }]);
     assert.equal(await count(`charge_attempts where invoice_id = $1 and status = 'succeeded'`, [invoiceId]), 1);
     const charges = await provider.listCharges({ invoiceId });
-    assert.deepEqual(charges.map((c) => [c.status, c.amountMinor]), [['succeeded', '275']]);
+    assert.deepEqual(
+      charges.map((c) => [c.status, c.amountMinor]),
+      [['succeeded', '275']],
+    );
     assert.equal(await count(`audit_log where subject_id = $1 and action = 'invoice.finalized'`, [invoiceId]), 1);
     assert.equal(await count(`audit_log where subject_id = $1 and action = 'charge.succeeded'`, [invoiceId]), 1);
   });
@@ -148,7 +167,13 @@ describe('period close', () => {
     const customer = await subscribedCustomer(10);
     assert.equal((await fault({ match: { customerId: customer.customerId }, fault: 'ambiguous' })).status < 300, true);
     // No sticky cache: the test server does not move a dead worker's sticky tasks back to the queue.
-    const first = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()), maxCachedWorkflows: 0 });
+    const first = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities(activityDeps()),
+      maxCachedWorkflows: 0,
+    });
     const running = first.run();
     const billing = await startBilling(taskQueue, customer.terms, ['PT1H']);
     const invoiceId = await closed(billing, customer.customerId);
@@ -157,10 +182,18 @@ describe('period close', () => {
     first.shutdown();
     await running;
 
-    const second = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
+    const second = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities(activityDeps()),
+    });
     const result = await second.runUntil(() => env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result());
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
-    assert.deepEqual((await provider.listCharges({ invoiceId })).map((c) => c.status), ['succeeded']);
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId })).map((c) => c.status),
+      ['succeeded'],
+    );
     assert.equal(await count(`charge_attempts where invoice_id = $1`, [invoiceId]), 1);
     assert.equal((await db.pool.query('select status from invoices where id = $1', [invoiceId])).rows[0].status, 'paid');
   });
@@ -170,10 +203,20 @@ describe('period close', () => {
     const customer = await subscribedCustomer(5);
     await fault({ match: { customerId: customer.customerId }, fault: '5xx', times: 2 });
     await fault({ match: { customerId: customer.customerId }, fault: 'timeout' });
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
-    const { invoiceId, result } = await worker.runUntil(async () => collected(await startBilling(taskQueue, customer.terms, ['P1D']), customer.customerId));
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities(activityDeps()),
+    });
+    const { invoiceId, result } = await worker.runUntil(async () =>
+      collected(await startBilling(taskQueue, customer.terms, ['P1D']), customer.customerId),
+    );
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
-    assert.deepEqual((await provider.listCharges({ invoiceId })).map((c) => [c.status, c.idempotencyKey]), [['succeeded', `meterflow-invoice-${invoiceId}-attempt-1`]]);
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId })).map((c) => [c.status, c.idempotencyKey]),
+      [['succeeded', `meterflow-invoice-${invoiceId}-attempt-1`]],
+    );
   });
 
   /** A finalized invoice written by the real draft and finalize activities, for a customer whose charges are declined `declines` times. */
@@ -194,22 +237,43 @@ describe('period close', () => {
     return invoiceId;
   }
   const collect = (taskQueue: string, invoiceId: string) =>
-    env.client.workflow.start(invoiceCollectionWorkflow, { taskQueue, workflowId: collectionWorkflowIdFor(invoiceId), args: [{ invoiceId, dunning: ['P1D', 'P3D'] }] });
+    env.client.workflow.start(invoiceCollectionWorkflow, {
+      taskQueue,
+      workflowId: collectionWorkflowIdFor(invoiceId),
+      args: [{ invoiceId, dunning: ['P1D', 'P3D'] }],
+    });
 
   test('a declined charge is tried again after the first dunning wait (a durable timer) and paid', async () => {
     const taskQueue = 'close-dunning-recovers';
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities(activityDeps()),
+    });
     await worker.runUntil(async () => {
       const invoiceId = await finalizedInvoice(1);
       const handle = await collect(taskQueue, invoiceId);
-      await waitFor(() => count(`charge_attempts where invoice_id = $1 and status = 'declined'`, [invoiceId]), { description: 'the first attempt declined' });
+      await waitFor(() => count(`charge_attempts where invoice_id = $1 and status = 'declined'`, [invoiceId]), {
+        description: 'the first attempt declined',
+      });
       await env.sleep('23 hours');
       assert.equal(await count(`charge_attempts where invoice_id = $1`, [invoiceId]), 1, 'no second attempt before the wait is over');
       assert.deepEqual(await handle.result(), { outcome: 'paid', attempts: 2 });
-      assert.deepEqual((await provider.listCharges({ invoiceId })).map((c) => c.status), ['declined', 'succeeded']);
       assert.deepEqual(
-        (await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [invoiceId])).rows,
-        [{ attempt: 1, status: 'declined', decline_code: 'card_declined' }, { attempt: 2, status: 'succeeded', decline_code: null }],
+        (await provider.listCharges({ invoiceId })).map((c) => c.status),
+        ['declined', 'succeeded'],
+      );
+      assert.deepEqual(
+        (
+          await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [
+            invoiceId,
+          ])
+        ).rows,
+        [
+          { attempt: 1, status: 'declined', decline_code: 'card_declined' },
+          { attempt: 2, status: 'succeeded', decline_code: null },
+        ],
       );
       assert.equal((await db.pool.query('select status from invoices where id = $1', [invoiceId])).rows[0].status, 'paid');
     });
@@ -217,7 +281,12 @@ describe('period close', () => {
 
   test('after the last dunning attempt the invoice is payment_failed and a notification is raised once', async () => {
     const taskQueue = 'close-dunning-fails';
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(activityDeps()) });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities(activityDeps()),
+    });
     await worker.runUntil(async () => {
       const invoiceId = await finalizedInvoice(3);
       const startedAt = await env.currentTimeMs();
@@ -225,12 +294,19 @@ describe('period close', () => {
       assert.ok((await env.currentTimeMs()) - startedAt >= 4 * 24 * 3_600_000, 'one and three days of dunning on the workflow clock');
       assert.equal((await db.pool.query('select status from invoices where id = $1', [invoiceId])).rows[0].status, 'payment_failed');
       assert.deepEqual(
-        (await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [invoiceId])).rows,
+        (
+          await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [
+            invoiceId,
+          ])
+        ).rows,
         [1, 2, 3].map((attempt) => ({ attempt, status: 'declined', decline_code: 'card_declined' })),
       );
       assert.equal((await provider.listCharges({ invoiceId })).filter((c) => c.status === 'succeeded').length, 0);
       // Raised with the status change, delivered (here: nowhere to send it) once.
-      const { rows: raised } = await db.pool.query(`select status, payload->'data'->>'attempts' as attempts from notifications where invoice_id = $1 and kind = 'payment_failed'`, [invoiceId]);
+      const { rows: raised } = await db.pool.query(
+        `select status, payload->'data'->>'attempts' as attempts from notifications where invoice_id = $1 and kind = 'payment_failed'`,
+        [invoiceId],
+      );
       assert.deepEqual(raised, [{ status: 'no_endpoint', attempts: '3' }]);
     });
   });

@@ -32,7 +32,11 @@ let admin: string;
 let provider: Awaited<ReturnType<typeof startProviderSimulator>>;
 
 before(async () => {
-  const [testEnv, bundle, database] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
+  const [testEnv, bundle, database] = await Promise.all([
+    timeSkippingEnvironment(),
+    bundleWorkflowCode({ workflowsPath }),
+    createTestDatabase(),
+  ]);
   env = testEnv;
   db = database;
   provider = await startProviderSimulator({ port: await freePort() });
@@ -77,14 +81,25 @@ const metric = async (name: string) => {
 describe('quota enforcement end to end', () => {
   test('subscribe → usage signalled in batches → hard limit → grace → blocked → 429 → upgrade → accepted again', async () => {
     assert.equal((await call('POST', '/v1/customers', { external_id: 'acme', name: 'Acme', currency: 'USD' })).status, 201);
-    assert.equal((await call('POST', '/v1/meters', { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count' })).status, 201);
+    assert.equal(
+      (await call('POST', '/v1/meters', { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count' })).status,
+      201,
+    );
     const plan = (id: string, hardLimit: string) => ({
       id,
       name: id,
       currency: 'USD',
       charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: '0.01' }],
       interval: { kind: 'calendar_month' },
-      limits: [{ meter: 'api_calls', soft_thresholds: [{ percent: 80 }, { percent: 100 }], hard_limit: hardLimit, grace_period: 'PT10M', at_hard_limit: 'block' }],
+      limits: [
+        {
+          meter: 'api_calls',
+          soft_thresholds: [{ percent: 80 }, { percent: 100 }],
+          hard_limit: hardLimit,
+          grace_period: 'PT10M',
+          at_hard_limit: 'block',
+        },
+      ],
     });
     assert.equal((await call('POST', '/v1/plans', plan('small', '1000'))).status, 201);
     assert.equal((await call('POST', '/v1/plans', plan('large', '100000'))).status, 201);
@@ -98,17 +113,21 @@ describe('quota enforcement end to end', () => {
     // Usage can be counted while the evaluation of an earlier report still runs its activities: wait for the one of all 1,200.
     const state = await waitFor(() => handle.query(billingState), {
       description: 'usage reaches the workflow and is evaluated',
-      until: (s) => s.meters.api_calls?.usage === '1200' && s.meters.api_calls.notified.length === 2 && s.meters.api_calls.limit.status !== 'ok',
+      until: (s) =>
+        s.meters.api_calls?.usage === '1200' && s.meters.api_calls.notified.length === 2 && s.meters.api_calls.limit.status !== 'ok',
     });
     assert.equal(state.meters.api_calls!.limit.status, 'over_limit_in_grace');
     assert.deepEqual(state.meters.api_calls!.notified, ['80%', '100%']);
     const signals = (await metric('usage_signals_total')) - signalsBefore;
     assert.ok(signals >= 1 && signals <= 6, `1,200 events took ${signals} signals`);
     // A crossing is recorded in the workflow before its notify activity writes the notification.
-    const outbox = await waitFor(async () => (await db.pool.query<{ kind: string }>(`select kind from notifications order by created_at`)).rows, {
-      description: 'the notify activities ran',
-      until: (rows) => rows.length >= 2,
-    });
+    const outbox = await waitFor(
+      async () => (await db.pool.query<{ kind: string }>(`select kind from notifications order by created_at`)).rows,
+      {
+        description: 'the notify activities ran',
+        until: (rows) => rows.length >= 2,
+      },
+    );
     assert.equal(outbox.length, 2, 'one notification per soft threshold');
 
     // The check answers from memory what the workflow published: usage, limit, what remains, thresholds.
@@ -117,7 +136,13 @@ describe('quota enforcement end to end', () => {
       until: (r) => r.body.usage === '1200',
     });
     assert.deepEqual(
-      { allowed: inGrace.body.allowed, limit_state: inGrace.body.limit_state, hard_limit: inGrace.body.hard_limit, remaining: inGrace.body.remaining, notified: inGrace.body.thresholds_notified },
+      {
+        allowed: inGrace.body.allowed,
+        limit_state: inGrace.body.limit_state,
+        hard_limit: inGrace.body.hard_limit,
+        remaining: inGrace.body.remaining,
+        notified: inGrace.body.thresholds_notified,
+      },
       { allowed: true, limit_state: 'over_limit_in_grace', hard_limit: '1000', remaining: '0', notified: ['80%', '100%'] },
     );
     assert.equal(inGrace.body.resets_at, state.period.end);
@@ -126,8 +151,14 @@ describe('quota enforcement end to end', () => {
     assert.equal((await call('POST', '/v1/events', calls(1))).status, 200);
 
     await env.sleep('11 minutes');
-    await waitFor(() => handle.query(billingState), { description: 'the meter is blocked', until: (s) => s.meters.api_calls?.limit.status === 'blocked' });
-    const refused = await waitFor(() => call('POST', '/v1/events', calls(1)[0]), { description: 'the API refuses the blocked meter', until: (r) => r.status === 429 });
+    await waitFor(() => handle.query(billingState), {
+      description: 'the meter is blocked',
+      until: (s) => s.meters.api_calls?.limit.status === 'blocked',
+    });
+    const refused = await waitFor(() => call('POST', '/v1/events', calls(1)[0]), {
+      description: 'the API refuses the blocked meter',
+      until: (r) => r.status === 429,
+    });
     assert.match(refused.headers.get('content-type') ?? '', /^application\/problem\+json/);
     assert.ok(Number(refused.headers.get('retry-after')) > 0);
     assert.match(refused.body.type, /quota_exceeded$/);
@@ -142,7 +173,10 @@ describe('quota enforcement end to end', () => {
     const after = await handle.query(billingState);
     assert.equal(after.planCode, 'large');
     assert.equal(after.meters.api_calls!.limit.status, 'ok');
-    await waitFor(() => call('POST', '/v1/events', calls(1)[0]), { description: 'the API accepts usage again', until: (r) => r.status === 201 });
+    await waitFor(() => call('POST', '/v1/events', calls(1)[0]), {
+      description: 'the API accepts usage again',
+      until: (r) => r.status === 201,
+    });
     const afterUpgrade = await waitFor(() => call('POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls' }), {
       description: 'the new limit reaches the API',
       until: (r) => r.body.hard_limit === '100000',
@@ -157,7 +191,10 @@ describe('quota enforcement end to end', () => {
     const handle = env.client.workflow.getHandle(workflowIdFor('acme'));
     const canceled = await call('POST', `/v1/subscriptions/${current.id}/cancel`);
     assert.equal(canceled.status, 200);
-    const closing = await waitFor(() => handle.query(billingState), { description: 'the workflow learns of the cancellation', until: (s) => s.canceled });
+    const closing = await waitFor(() => handle.query(billingState), {
+      description: 'the workflow learns of the cancellation',
+      until: (s) => s.canceled,
+    });
     assert.equal(closing.billedUntil, canceled.body.canceled_at);
 
     // Re-subscribed before the old run closed: the run closes the final period, then continues as the new subscription.
@@ -165,15 +202,32 @@ describe('quota enforcement end to end', () => {
     const again = await call('POST', '/v1/subscriptions', { customer: 'acme', plan: 'small' });
     assert.equal(again.status, 201);
     // The closing run issues the final invoice after the lateness, then continues as the new subscription.
-    await assert.rejects(env.client.workflow.getHandle(handle.workflowId, runId, { followRuns: false }).result(), WorkflowContinuedAsNewError);
-    const next = await waitFor(() => handle.query(billingState), { description: 'the new subscription runs', until: (s) => s.subscriptionId === again.body.id });
+    await assert.rejects(
+      env.client.workflow.getHandle(handle.workflowId, runId, { followRuns: false }).result(),
+      WorkflowContinuedAsNewError,
+    );
+    const next = await waitFor(() => handle.query(billingState), {
+      description: 'the new subscription runs',
+      until: (s) => s.subscriptionId === again.body.id,
+    });
     assert.equal(next.canceled, false);
     // The final invoice covers [period start, cancellation) and is collected like any other.
     const finalInvoice = async () =>
-      (await db.pool.query<{ id: string; period_end: Date; status: string }>('select id, period_end, status from invoices where subscription_id = $1', [current.id])).rows;
-    assert.deepEqual((await finalInvoice()).map((r) => r.period_end.toISOString()), [canceled.body.canceled_at]);
+      (
+        await db.pool.query<{ id: string; period_end: Date; status: string }>(
+          'select id, period_end, status from invoices where subscription_id = $1',
+          [current.id],
+        )
+      ).rows;
+    assert.deepEqual(
+      (await finalInvoice()).map((r) => r.period_end.toISOString()),
+      [canceled.body.canceled_at],
+    );
     const [paid] = await waitFor(finalInvoice, { description: 'the final invoice is paid', until: (rows) => rows[0]?.status === 'paid' });
     const charges = await createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }).listCharges({ invoiceId: paid!.id });
-    assert.deepEqual(charges.map((c) => c.status), ['succeeded']);
+    assert.deepEqual(
+      charges.map((c) => c.status),
+      ['succeeded'],
+    );
   });
 });

@@ -2,8 +2,8 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Pool } from '../../db/pool';
 import { Identifier, text } from '../../domain/edge-schemas';
-import type { CustomerDirectory } from '../../metering/customer-directory';
-import { createCustomer, getCustomer, listCustomers, type Customer } from '../../metering/customer-store';
+import type { CustomerDirectory } from '../../customers/directory';
+import { createCustomer, getCustomer, listCustomers, type Customer } from '../../customers/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
@@ -14,7 +14,10 @@ export const CustomerInputSchema = z
   .object({
     external_id: Identifier.meta({ description: 'Your id for the customer' }),
     name: text({ max: 256 }),
-    currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD').meta({ example: 'USD' }),
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD')
+      .meta({ example: 'USD' }),
   })
   .strict()
   .meta({ id: 'CustomerInput' });
@@ -46,7 +49,10 @@ registry.registerPath({
   tags: ['customers'],
   security,
   request: { params: ExternalIdParams },
-  responses: { 200: { description: 'The customer', content: { 'application/json': { schema: CustomerSchema } } }, ...problemResponses(401, 403, 404) },
+  responses: {
+    200: { description: 'The customer', content: { 'application/json': { schema: CustomerSchema } } },
+    ...problemResponses(401, 403, 404),
+  },
 });
 registry.registerPath({
   method: 'get',
@@ -55,11 +61,19 @@ registry.registerPath({
   tags: ['customers'],
   security,
   request: { query: PageQuerySchema },
-  responses: { 200: { description: 'A page of customers', content: { 'application/json': { schema: pageSchema(CustomerSchema) } } }, ...problemResponses(400, 401, 403) },
+  responses: {
+    200: { description: 'A page of customers', content: { 'application/json': { schema: pageSchema(CustomerSchema) } } },
+    ...problemResponses(400, 401, 403),
+  },
 });
 
 /** A customer's wire shape; the admin CLI's --json prints the same. */
-export const customerToJson = (c: Customer) => ({ external_id: c.externalId, name: c.name, currency: c.currency, created_at: c.createdAt.toISOString() });
+export const customerToJson = (c: Customer) => ({
+  external_id: c.externalId,
+  name: c.name,
+  currency: c.currency,
+  created_at: c.createdAt.toISOString(),
+});
 
 export function customersRouter(pool: Pool, directory: CustomerDirectory): Router {
   const router = Router();
@@ -78,7 +92,10 @@ export function customersRouter(pool: Pool, directory: CustomerDirectory): Route
         access.allows('customers', 'get') ? { existing: customerToJson(customer) } : {},
       );
     }
-    res.status(created ? 201 : 200).location(`/v1/customers/${encodeURIComponent(customer.externalId)}`).json(customerToJson(customer));
+    res
+      .status(created ? 201 : 200)
+      .location(`/v1/customers/${encodeURIComponent(customer.externalId)}`)
+      .json(customerToJson(customer));
   });
 
   router.get('/v1/customers/:externalId', authorize('customers', 'get'), async (req, res) => {

@@ -22,7 +22,9 @@ registry.registerPath({
   summary: 'This OpenAPI document',
   description: 'Generated from the schemas that validate requests. `/docs` shows it in a browser (Swagger UI).',
   tags,
-  responses: { 200: { description: 'OpenAPI 3.1', ...jsonContent(z.object({ openapi: z.string(), info: z.object({}), paths: z.object({}) })) } },
+  responses: {
+    200: { description: 'OpenAPI 3.1', ...jsonContent(z.object({ openapi: z.string(), info: z.object({}), paths: z.object({}) })) },
+  },
 });
 registry.registerPath({
   method: 'get',

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Identifier, text } from '../../domain/edge-schemas';
 import { Decimal } from '../../domain/money';
 import type { EntitlementStore } from '../../entitlements/store';
-import type { CustomerDirectory } from '../../metering/customer-directory';
+import type { CustomerDirectory } from '../../customers/directory';
 import type { MeterCatalog } from '../../metering/meter-catalog';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
@@ -17,7 +17,10 @@ const CheckSchema = z
       .string()
       .regex(/^\d{1,40}(\.\d{1,40})?$/, 'must be a non-negative decimal string such as "1" or "12.5"')
       .optional()
-      .meta({ description: 'Usage about to be sent (default 0). Validated; compare it with `remaining`: only a block (after the grace period) refuses usage.' }),
+      .meta({
+        description:
+          'Usage about to be sent (default 0). Validated; compare it with `remaining`: only a block (after the grace period) refuses usage.',
+      }),
   })
   .meta({ id: 'EntitlementCheck' });
 
@@ -27,18 +30,26 @@ const EntitlementAnswerSchema = z
     meter: z.string(),
     allowed: z.boolean().meta({ description: 'Whether usage of this meter is accepted now' }),
     state: z.enum(['blocked', 'not_blocked']).meta({
-      description: 'blocked: over a hard limit past its grace period, until resets_at or an upgrade. not_blocked: usage is accepted (soft thresholds and a running grace period are not told apart here).',
+      description:
+        'blocked: over a hard limit past its grace period, until resets_at or an upgrade. not_blocked: usage is accepted (soft thresholds and a running grace period are not told apart here).',
     }),
-    resets_at: z.string().nullable().meta({ description: 'When a block lapses, or the limits reset: the end of the billing period, ISO 8601 UTC; null when unknown' }),
+    resets_at: z
+      .string()
+      .nullable()
+      .meta({ description: 'When a block lapses, or the limits reset: the end of the billing period, ISO 8601 UTC; null when unknown' }),
     upgrade_url: z.string().meta({ description: 'Where the customer can raise its limits' }),
     limit_state: z.enum(['ok', 'over_limit_in_grace', 'overage', 'blocked']).nullable().meta({
-      description: "The quota policy's state as the billing workflow last evaluated it; null when the meter has no limit or nothing was published yet",
+      description:
+        "The quota policy's state as the billing workflow last evaluated it; null when the meter has no limit or nothing was published yet",
     }),
     usage: z.string().nullable().meta({ description: 'Usage in the current period as of usage_as_of' }),
     hard_limit: z.string().nullable(),
     remaining: z.string().nullable().meta({ description: 'hard_limit − usage, at least 0; null without a hard limit' }),
     thresholds_notified: z.array(z.string()).meta({ description: 'Soft thresholds already crossed (and notified) this period' }),
-    usage_as_of: z.string().nullable().meta({ description: "When the workflow evaluated it: usage reaches it about a second after it is stored" }),
+    usage_as_of: z
+      .string()
+      .nullable()
+      .meta({ description: 'When the workflow evaluated it: usage reaches it about a second after it is stored' }),
   })
   .meta({ id: 'EntitlementAnswer' });
 
@@ -56,7 +67,10 @@ registry.registerPath({
   security: [{ [apiKeyAuth.name]: [] }],
   request: { body: { content: { 'application/json': { schema: CheckSchema } } } },
   responses: {
-    200: { description: 'The answer (a blocked meter is a 200 with allowed false)', content: { 'application/json': { schema: EntitlementAnswerSchema } } },
+    200: {
+      description: 'The answer (a blocked meter is a 200 with allowed false)',
+      content: { 'application/json': { schema: EntitlementAnswerSchema } },
+    },
     ...problemResponses(400, 401, 403, 404),
   },
 });
@@ -74,11 +88,18 @@ export function entitlementsRouter(deps: EntitlementsRouterDeps): Router {
     if (!parsed.success) throw problemFromZod(parsed.error);
     const access = accessOf(req);
     const externalId = access.customerNamed(parsed.data.customer);
-    if (!externalId) throw new ProblemError('validation_failed', 'Invalid body: customer is required.', { errors: [{ pointer: '#/customer', detail: 'required' }] });
+    if (!externalId)
+      throw new ProblemError('validation_failed', 'Invalid body: customer is required.', {
+        errors: [{ pointer: '#/customer', detail: 'required' }],
+      });
     // Customers and meters come from the metering caches: a read only for one not seen before.
     const own = access.principal.customer;
     const [customerId, meter] = await Promise.all([
-      own ? (own.externalId === externalId ? own.id : undefined) : deps.customers.resolve(new Set([externalId])).then((ids) => ids.get(externalId)),
+      own
+        ? own.externalId === externalId
+          ? own.id
+          : undefined
+        : deps.customers.resolve(new Set([externalId])).then((ids) => ids.get(externalId)),
       deps.catalog.forCode(parsed.data.meter),
     ]);
     if (!customerId) throw new ProblemError('not_found', `No customer "${externalId}".`);

@@ -67,7 +67,13 @@ registry.registerPath({
     ...problemResponses(400, 401, 403, 409, 413, 415, 422),
     429: {
       ...problemResponses(429)[429],
-      headers: { 'Retry-After': { description: 'Seconds to wait; on a quota refusal only when the quota reset is known', required: false, schema: { type: 'integer' } } },
+      headers: {
+        'Retry-After': {
+          description: 'Seconds to wait; on a quota refusal only when the quota reset is known',
+          required: false,
+          schema: { type: 'integer' },
+        },
+      },
     },
     503: {
       ...problemResponses(503)[503],
@@ -133,14 +139,21 @@ export function eventsRouter(ingest: IngestService, clock: Clock): Router {
         return;
       }
       const quota = o.reason === 'quota_exceeded' ? { resets_at: o.resets_at, upgrade_url: o.upgrade_url } : {};
-      throw new ProblemError(problemCode(o), o.detail ?? o.reason ?? o.status, { reason: o.reason, ...quota, event: o }, retryAfter([o], clock));
+      throw new ProblemError(
+        problemCode(o),
+        o.detail ?? o.reason ?? o.status,
+        { reason: o.reason, ...quota, event: o },
+        retryAfter([o], clock),
+      );
     }
 
     const counts = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0 };
     for (const o of outcomes) counts[o.status]++;
     if (rolledBack || counts.accepted + counts.duplicate === 0) {
       const failures = outcomes.filter((o) => o.status === 'conflict' || (o.status === 'rejected' && o.reason !== 'batch_rolled_back'));
-      const code = failures.every((o) => o.status === 'conflict') ? 'conflict' : problemCode(failures.find((o) => o.status === 'rejected')!);
+      const code = failures.every((o) => o.status === 'conflict')
+        ? 'conflict'
+        : problemCode(failures.find((o) => o.status === 'rejected')!);
       throw new ProblemError(
         code,
         `${rolledBack ? 'Atomic batch rolled back, nothing stored' : 'No event of the batch was stored'}: ${failures.length} event(s) failed, first at index ${failures[0]!.index} (${failures[0]!.reason}).`,

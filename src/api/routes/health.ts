@@ -9,9 +9,7 @@ export type ReadinessCheck = () => Promise<unknown>;
 const CHECK_TIMEOUT_MS = 2000;
 
 const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
-const ReadySchema = z
-  .object({ status: z.literal('ready'), checks: z.record(z.string(), z.literal('ok')) })
-  .meta({ id: 'Readiness' });
+const ReadySchema = z.object({ status: z.literal('ready'), checks: z.record(z.string(), z.literal('ok')) }).meta({ id: 'Readiness' });
 
 registry.registerPath({
   method: 'get',

@@ -1,11 +1,20 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { chargeOf, getInvoice, invoiceLineTypes, invoiceStatuses, listInvoices, voidInvoice, type ChargeRecord, type Invoice } from '../../billing/invoice-store';
+import {
+  chargeOf,
+  getInvoice,
+  invoiceLineTypes,
+  invoiceStatuses,
+  listInvoices,
+  voidInvoice,
+  type ChargeRecord,
+  type Invoice,
+} from '../../billing/invoice-store';
 import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
 import { Identifier, InstantSchema, storable } from '../../domain/edge-schemas';
 import { BreakdownRowSchema } from '../../domain/pricing/schema';
-import { getCustomer } from '../../metering/customer-store';
+import { getCustomer } from '../../customers/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { PageQuerySchema, page, pageSchema } from '../pagination';
@@ -93,7 +102,10 @@ registry.registerPath({
   tags,
   security,
   request: { query: ListQuerySchema },
-  responses: { 200: { description: 'A page of invoices with their lines', ...jsonContent(pageSchema(InvoiceSchema)) }, ...problemResponses(400, 401, 403) },
+  responses: {
+    200: { description: 'A page of invoices with their lines', ...jsonContent(pageSchema(InvoiceSchema)) },
+    ...problemResponses(400, 401, 403),
+  },
 });
 registry.registerPath({
   method: 'get',
@@ -140,7 +152,11 @@ export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
     exact_amount: l.exactAmount,
     amount: l.amount,
     breakdown: l.breakdown,
-    adjusts: l.adjusts && { invoice_id: l.adjusts.invoiceId, period_start: l.adjusts.periodStart.toISOString(), period_end: l.adjusts.periodEnd.toISOString() },
+    adjusts: l.adjusts && {
+      invoice_id: l.adjusts.invoiceId,
+      period_start: l.adjusts.periodStart.toISOString(),
+      period_end: l.adjusts.periodEnd.toISOString(),
+    },
   })),
   created_at: i.createdAt.toISOString(),
   finalized_at: iso(i.finalizedAt),
@@ -166,14 +182,15 @@ export const chargeToJson = (c: ChargeRecord): z.infer<typeof ChargeSchema> => (
   })),
 });
 
-
 const cursorOf = (i: Invoice) => Buffer.from(JSON.stringify([i.periodStart.toISOString(), i.id])).toString('base64url');
 function parseCursor(after: string): { periodStart: Date; id: string } {
   try {
     const [start, id] = z.tuple([InstantSchema, z.uuid()]).parse(JSON.parse(Buffer.from(after, 'base64url').toString('utf8')));
     return { periodStart: new Date(start), id };
   } catch {
-    throw new ProblemError('validation_failed', 'after is not a cursor returned by this endpoint.', { errors: [{ pointer: '#/after', detail: 'unknown cursor' }] });
+    throw new ProblemError('validation_failed', 'after is not a cursor returned by this endpoint.', {
+      errors: [{ pointer: '#/after', detail: 'unknown cursor' }],
+    });
   }
 }
 
@@ -221,7 +238,8 @@ export function invoicesRouter({ pool, clock }: { pool: Pool; clock: Clock }): R
     const { reason } = parseRequest(VoidInputSchema, req.body, 'body');
     const result = await voidInvoice(pool, id, reason, accessOf(req).actor, clock.now());
     if (!result) throw new ProblemError('not_found', `No invoice ${id}.`);
-    if (result.outcome === 'refused') throw new ProblemError('conflict', `Invoice ${id} is paid; refund it at the payment provider instead of voiding it.`);
+    if (result.outcome === 'refused')
+      throw new ProblemError('conflict', `Invoice ${id} is paid; refund it at the payment provider instead of voiding it.`);
     res.json(invoiceToJson(result.invoice));
   });
 

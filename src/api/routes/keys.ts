@@ -25,7 +25,9 @@ const KeyInputSchema = z
     name: Identifier.meta({ example: 'ingest, production' }),
     environment: z.enum(['live', 'test']).default('live'),
     scopes: z.array(ScopeSchema).min(1),
-    customer: Identifier.nullable().optional().meta({ description: 'External id of the one customer the key may act for; omit for any customer' }),
+    customer: Identifier.nullable()
+      .optional()
+      .meta({ description: 'External id of the one customer the key may act for; omit for any customer' }),
     expires_at: FutureInstant.nullable().optional(),
     rate_limit: RateLimitSchema.optional().meta({ description: 'Defaults from API_KEY_DEFAULT_RATE_PER_SECOND / API_KEY_DEFAULT_BURST' }),
   })
@@ -42,7 +44,13 @@ const KeyPatchSchema = z
 
 const RotateInputSchema = z
   .strictObject({
-    grace_seconds: z.number().int().min(0).max(30 * 24 * 3600).default(86_400).meta({ description: 'How long the old key keeps working (0: stops now). Default one day' }),
+    grace_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 24 * 3600)
+      .default(86_400)
+      .meta({ description: 'How long the old key keeps working (0: stops now). Default one day' }),
     expires_at: FutureInstant.nullable().optional().meta({ description: 'Expiry of the new key' }),
   })
   .meta({ id: 'ApiKeyRotation' });
@@ -84,7 +92,7 @@ const IdParams = z.object({ id: z.uuid() });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 const tags = ['keys'];
-const adminOnly = 'Requires the `keys:admin` scope. A key restricted to a customer sees and manages only that customer\'s keys.';
+const adminOnly = "Requires the `keys:admin` scope. A key restricted to a customer sees and manages only that customer's keys.";
 
 registry.registerPath({
   method: 'post',
@@ -128,7 +136,7 @@ registry.registerPath({
 registry.registerPath({
   method: 'patch',
   path: '/v1/keys/{id}',
-  summary: 'Change an active key\'s name, scopes, expiry or rate limit',
+  summary: "Change an active key's name, scopes, expiry or rate limit",
   description: `${adminOnly} Takes effect in every API process within a second.`,
   tags,
   security,
@@ -153,7 +161,10 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams, body: jsonContent(RotateInputSchema) },
-  responses: { 201: { description: 'The new key (secret shown once) and the old one', ...jsonContent(RotatedKeySchema) }, ...problemResponses(400, 401, 403, 404, 409, 429) },
+  responses: {
+    201: { description: 'The new key (secret shown once) and the old one', ...jsonContent(RotatedKeySchema) },
+    ...problemResponses(400, 401, 403, 404, 409, 429),
+  },
 });
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
@@ -179,7 +190,6 @@ export function keyToJson(k: ApiKey, now: Date): z.infer<typeof ApiKeySchema> {
 
 /** Responses carrying a secret must not sit in any cache. */
 const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
-
 
 /** Another customer's key looks absent to a restricted key. */
 function visible(access: Access, key: ApiKey | undefined, id: string): ApiKey {
@@ -207,7 +217,10 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
       accessOf(req).principal,
     );
     noStore(res);
-    res.status(201).location(`/v1/keys/${key.id}`).json({ ...keyToJson(key, clock.now()), secret });
+    res
+      .status(201)
+      .location(`/v1/keys/${key.id}`)
+      .json({ ...keyToJson(key, clock.now()), secret });
   });
 
   router.get('/v1/keys', authorize('keys', 'list'), async (req, res) => {
@@ -235,7 +248,13 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
     visible(access, await service.get(id), id);
     const key = await service.update(
       id,
-      { name: patch.name, scopes: patch.scopes, expiresAt: optionalDate(patch.expires_at), ratePerSecond: patch.rate_limit?.per_second, burst: patch.rate_limit?.burst },
+      {
+        name: patch.name,
+        scopes: patch.scopes,
+        expiresAt: optionalDate(patch.expires_at),
+        ratePerSecond: patch.rate_limit?.per_second,
+        burst: patch.rate_limit?.burst,
+      },
       access.principal,
     );
     res.json(keyToJson(key, clock.now()));
@@ -254,10 +273,17 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
     const input = parseRequest(RotateInputSchema, req.body === undefined ? {} : req.body, 'body');
     const access = accessOf(req);
     visible(access, await service.get(id), id);
-    const { secret, key, previous } = await service.rotate(id, { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) }, access.principal);
+    const { secret, key, previous } = await service.rotate(
+      id,
+      { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) },
+      access.principal,
+    );
     const now = clock.now();
     noStore(res);
-    res.status(201).location(`/v1/keys/${key.id}`).json({ ...keyToJson(key, now), secret, previous: keyToJson(previous, now) });
+    res
+      .status(201)
+      .location(`/v1/keys/${key.id}`)
+      .json({ ...keyToJson(key, now), secret, previous: keyToJson(previous, now) });
   });
 
   return router;

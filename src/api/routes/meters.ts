@@ -45,7 +45,10 @@ registry.registerPath({
   tags: ['meters'],
   security,
   request: { params: CodeParams },
-  responses: { 200: { description: 'The meter', content: { 'application/json': { schema: MeterSchema } } }, ...problemResponses(401, 403, 404) },
+  responses: {
+    200: { description: 'The meter', content: { 'application/json': { schema: MeterSchema } } },
+    ...problemResponses(401, 403, 404),
+  },
 });
 registry.registerPath({
   method: 'get',
@@ -54,7 +57,10 @@ registry.registerPath({
   tags: ['meters'],
   security,
   request: { query: PageQuerySchema },
-  responses: { 200: { description: 'A page of meters', content: { 'application/json': { schema: pageSchema(MeterSchema) } } }, ...problemResponses(400, 401, 403) },
+  responses: {
+    200: { description: 'A page of meters', content: { 'application/json': { schema: pageSchema(MeterSchema) } } },
+    ...problemResponses(400, 401, 403),
+  },
 });
 
 /** A meter's wire shape; the admin CLI's --json prints the same. */

@@ -55,7 +55,10 @@ registry.registerPath({
 /** A stored plan's terms, as created (what an identical retry is compared with). */
 export const termsOf = ({ createdAt: _createdAt, ...plan }: StoredPlan): Plan => plan;
 /** A plan's wire shape; the admin CLI's --json prints the same. */
-export const planToJson = (plan: StoredPlan): z.infer<typeof StoredPlanSchema> => ({ ...termsOf(plan), created_at: plan.createdAt.toISOString() });
+export const planToJson = (plan: StoredPlan): z.infer<typeof StoredPlanSchema> => ({
+  ...termsOf(plan),
+  created_at: plan.createdAt.toISOString(),
+});
 
 export function plansRouter({ pool }: { pool: Pool }): Router {
   const router = Router();

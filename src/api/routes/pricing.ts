@@ -9,7 +9,11 @@ export const PricingPreviewRequestSchema = z
   .strictObject({ plan: PricePlanSchema, usage: UsageSchema })
   .superRefine(({ plan, usage }, ctx) => {
     for (const meter of unpricedMeters(plan, usage)) {
-      ctx.addIssue({ code: 'custom', path: ['usage', meter], message: `unknown meter ${JSON.stringify(meter)}: the plan has no charge for it` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['usage', meter],
+        message: `unknown meter ${JSON.stringify(meter)}: the plan has no charge for it`,
+      });
     }
   })
   .meta({ id: 'PricingPreviewRequest', description: 'An inline plan and usage per meter for one period.' });

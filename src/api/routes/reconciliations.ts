@@ -14,14 +14,29 @@ import {
 import type { Clock } from '../../clock';
 import type { Pool } from '../../db/pool';
 import { Identifier, storable, text } from '../../domain/edge-schemas';
-import { findingKinds, parseReconciliationInput, ReconciliationInputError, runStatuses, type ReconciliationScope } from '../../domain/reconciliation';
-import { getCustomer } from '../../metering/customer-store';
-import { approveSignal, dismissSignal, reconciliationWorkflow, reconciliationWorkflowIdFor, retrySignal } from '../../workflows/reconciliation';
+import {
+  findingKinds,
+  parseReconciliationInput,
+  ReconciliationInputError,
+  runStatuses,
+  type ReconciliationScope,
+} from '../../domain/reconciliation';
+import { getCustomer } from '../../customers/store';
+import {
+  approveSignal,
+  dismissSignal,
+  reconciliationWorkflow,
+  reconciliationWorkflowIdFor,
+  retrySignal,
+} from '../../workflows/reconciliation';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { ProblemError, parseRequest } from '../problem';
 
-const instantText = text({ max: 64 }).meta({ description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset', example: '2026-11-01' });
+const instantText = text({ max: 64 }).meta({
+  description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset',
+  example: '2026-11-01',
+});
 const inputFields = ['period_start', 'period_end', 'customer', 'auto_approve'] as const;
 
 /** The workflow's own input, checked by the same rules the workflow applies (src/domain/reconciliation.ts). */
@@ -58,7 +73,8 @@ const FindingSchema = z
     expected: z.record(z.string(), z.unknown()),
     actual: z.record(z.string(), z.unknown()),
     correction: z.string().nullable().meta({
-      description: 'Amount of the credit note approval issues: positive is owed back to the customer, negative is owed by the customer; null when no credit note settles it',
+      description:
+        'Amount of the credit note approval issues: positive is owed back to the customer, negative is owed by the customer; null when no credit note settles it',
     }),
     currency: z.string().nullable(),
     resolution: z.enum(['pending', 'corrected', 'dismissed']),
@@ -102,7 +118,9 @@ const ReportSchema = z
 // The route also takes the id's slashes unencoded, which OpenAPI path templating cannot say; the
 // extension states it for tools (the contract test) that honour it.
 const IdParams = z.object({ id: text({ max: 1000 }).meta({ param: { 'x-may-contain-slashes': true } }) });
-const DismissInputSchema = z.strictObject({ reason: storable(z.string().trim().min(1).max(500)).optional() }).meta({ id: 'DismissFindingsInput' });
+const DismissInputSchema = z
+  .strictObject({ reason: storable(z.string().trim().min(1).max(500)).optional() })
+  .meta({ id: 'DismissFindingsInput' });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 const tags = ['reconciliations'];
@@ -119,7 +137,10 @@ registry.registerPath({
   tags,
   security,
   request: { body: jsonContent(StartInputSchema) },
-  responses: { 202: { description: 'Started, or already running', ...jsonContent(StartedSchema) }, ...problemResponses(400, 401, 403, 409, 422, 503) },
+  responses: {
+    202: { description: 'Started, or already running', ...jsonContent(StartedSchema) },
+    ...problemResponses(400, 401, 403, 409, 422, 503),
+  },
 });
 registry.registerPath({
   method: 'get',
@@ -132,7 +153,10 @@ registry.registerPath({
   responses: { 200: { description: 'The report', ...jsonContent(ReportSchema) }, ...problemResponses(401, 403, 404) },
 });
 for (const [signal, summary] of [
-  ['approve', 'Approve: issue one credit note per pending finding with a correction and the invoice of each missing_invoice period, then complete'],
+  [
+    'approve',
+    'Approve: issue one credit note per pending finding with a correction and the invoice of each missing_invoice period, then complete',
+  ],
   ['retry', 'Recompute the findings (after fixing their cause)'],
   ['dismiss', 'Close every pending finding without a correction, then complete'],
 ] as const) {
@@ -194,7 +218,6 @@ const reportToJson = (run: ReconciliationRun, findings: Finding[], creditNotes: 
   completed_at: iso(run.completedAt),
 });
 
-
 /** The wildcard route parameter: the id's own slashes arrive as segments, an encoded id as one. */
 const runIdOf = (req: Request) => parseRequest(IdParams, { id: ([] as string[]).concat(req.params.id ?? []).join('/') }, 'params').id;
 
@@ -228,7 +251,11 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
     const runScope = { periodStart: scope.start, periodEnd: scope.end, customerId };
     const existing = await getRun(pool, id);
     if (existing && !coversScope(existing, runScope)) {
-      throw new ProblemError('conflict', `Run ${id} reconciles until ${existing.periodEnd.toISOString()}; a run per period start and customer.`, { id });
+      throw new ProblemError(
+        'conflict',
+        `Run ${id} reconciles until ${existing.periodEnd.toISOString()}; a run per period start and customer.`,
+        { id },
+      );
     }
     const actor = accessOf(req).actor;
     const requestedAt = clock.now();
@@ -253,7 +280,10 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
     }
     // Recorded here too, so the report is there (and current) as soon as the answer is; the workflow's first activity finds it.
     await recordStart(pool, id, runScope, actor, requestedAt, clock.now());
-    res.status(202).location(statusUrl(id)).json({ id, status_url: statusUrl(id) });
+    res
+      .status(202)
+      .location(statusUrl(id))
+      .json({ id, status_url: statusUrl(id) });
   });
 
   router.get('/v1/reconciliations/*id', authorize('reconciliations', 'get'), async (req, res) => {
@@ -271,12 +301,17 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
       const send = prepare(req);
       const run = await getRun(pool, id);
       if (!run) throw new ProblemError('not_found', `No reconciliation run ${id}.`);
-      if (run.status === 'completed' || run.status === 'canceled') throw new ProblemError('conflict', `Reconciliation run ${id} is ${run.status}.`, { run_status: run.status });
+      if (run.status === 'completed' || run.status === 'canceled')
+        throw new ProblemError('conflict', `Reconciliation run ${id} is ${run.status}.`, { run_status: run.status });
       try {
         await send(client.workflow.getHandle(id));
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) {
-          throw new ProblemError('conflict', `The workflow of reconciliation run ${id} is no longer running; start the reconciliation again.`, { run_status: run.status });
+          throw new ProblemError(
+            'conflict',
+            `The workflow of reconciliation run ${id} is no longer running; start the reconciliation again.`,
+            { run_status: run.status },
+          );
         }
         throw unavailable(req, err, `send ${name}`);
       }

@@ -16,7 +16,7 @@ import type { Pool } from '../../db/pool';
 import { Identifier, InstantSchema, isRepresentableInstant } from '../../domain/edge-schemas';
 import { periodAt, periodContaining, type Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
-import { getCustomer } from '../../metering/customer-store';
+import { getCustomer } from '../../customers/store';
 import { accessOf, authorize, type Access } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { ProblemError, parseRequest } from '../problem';
@@ -25,12 +25,15 @@ export const SubscriptionInputSchema = z
   .strictObject({
     customer: Identifier.meta({ description: 'External id of the customer' }),
     plan: PlanCodeSchema.meta({ description: 'Code of the plan' }),
-    start: InstantSchema.optional()
-      .meta({ description: 'The subscription start, which anchors every billing period; default now. May be in the past or the future.' }),
+    start: InstantSchema.optional().meta({
+      description: 'The subscription start, which anchors every billing period; default now. May be in the past or the future.',
+    }),
   })
   .meta({ id: 'SubscriptionInput' });
 
-const PeriodSchema = z.object({ start: z.string(), end: z.string() }).meta({ id: 'BillingPeriod', description: 'Half-open: [start, end).' });
+const PeriodSchema = z
+  .object({ start: z.string(), end: z.string() })
+  .meta({ id: 'BillingPeriod', description: 'Half-open: [start, end).' });
 
 const SubscriptionSchema = z
   .object({
@@ -57,7 +60,7 @@ const ExternalIdParams = z.object({ externalId: Identifier });
 
 const security = [{ [apiKeyAuth.name]: [] }];
 const tags = ['subscriptions'];
-const restricted = 'A key restricted to a customer sees only that customer\'s subscriptions.';
+const restricted = "A key restricted to a customer sees only that customer's subscriptions.";
 
 registry.registerPath({
   method: 'post',
@@ -103,7 +106,10 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The canceled subscription', ...jsonContent(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 503) },
+  responses: {
+    200: { description: 'The canceled subscription', ...jsonContent(SubscriptionSchema) },
+    ...problemResponses(400, 401, 403, 404, 503),
+  },
 });
 
 registry.registerPath({
@@ -117,7 +123,10 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams, body: jsonContent(ChangePlanInputSchema) },
-  responses: { 200: { description: 'The subscription on its new plan', ...jsonContent(SubscriptionSchema) }, ...problemResponses(400, 401, 403, 404, 409, 422, 503) },
+  responses: {
+    200: { description: 'The subscription on its new plan', ...jsonContent(SubscriptionSchema) },
+    ...problemResponses(400, 401, 403, 404, 409, 422, 503),
+  },
 });
 
 /** The period holding `now`, or the first one while the start is still ahead. */
@@ -141,7 +150,6 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
     created_at: s.createdAt.toISOString(),
   };
 }
-
 
 /** Another customer's subscription looks absent to a restricted key, not forbidden: its existence is not theirs to learn. */
 function visible(access: Access, subscription: Subscription | undefined, id: string): Subscription {
@@ -183,20 +191,31 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
     const input = parseRequest(SubscriptionInputSchema, req.body, 'body');
     const access = accessOf(req);
     const externalId = input.customer;
-    const [customer, plan] = await Promise.all([access.seesCustomer(externalId) ? getCustomer(pool, externalId) : undefined, getPlan(pool, input.plan)]);
+    const [customer, plan] = await Promise.all([
+      access.seesCustomer(externalId) ? getCustomer(pool, externalId) : undefined,
+      getPlan(pool, input.plan),
+    ]);
     if (!customer) throw new ProblemError('unprocessable', `No customer "${externalId}".`, { reason: 'unknown_customer' });
     if (!plan) throw new ProblemError('unprocessable', `No plan "${input.plan}".`, { reason: 'unknown_plan' });
     if (plan.currency !== customer.currency) {
-      throw new ProblemError('unprocessable', `Customer "${externalId}" is billed in ${customer.currency}, plan "${plan.id}" in ${plan.currency}.`, {
-        reason: 'currency_mismatch',
-      });
+      throw new ProblemError(
+        'unprocessable',
+        `Customer "${externalId}" is billed in ${customer.currency}, plan "${plan.id}" in ${plan.currency}.`,
+        {
+          reason: 'currency_mismatch',
+        },
+      );
     }
     const anchor = input.start === undefined ? clock.now() : new Date(input.start);
     // Invoices store their period's end: the first period must end within the representable range.
     if (!isRepresentableInstant(periodAt(anchor, plan.interval, 0).end.getTime())) {
-      throw new ProblemError('unprocessable', `A subscription starting ${anchor.toISOString()} on plan "${plan.id}" would end its first period after 9999-12-31.`, {
-        reason: 'start_out_of_range',
-      });
+      throw new ProblemError(
+        'unprocessable',
+        `A subscription starting ${anchor.toISOString()} on plan "${plan.id}" would end its first period after 9999-12-31.`,
+        {
+          reason: 'start_out_of_range',
+        },
+      );
     }
     const result = await createSubscription(pool, { customerId: customer.id, planCode: plan.id, anchor, actor: access.actor });
 
@@ -254,7 +273,10 @@ export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRou
         subscription_not_found: () => new ProblemError('not_found', `No subscription ${id}.`),
         subscription_canceled: () => new ProblemError('conflict', `Subscription ${id} is canceled; subscribe the customer again instead.`),
         unknown_plan: () => new ProblemError('unprocessable', `No plan "${plan}".`, { reason: 'unknown_plan' }),
-        currency_mismatch: () => new ProblemError('unprocessable', `Plan "${plan}" is in another currency than subscription ${id}.`, { reason: 'currency_mismatch' }),
+        currency_mismatch: () =>
+          new ProblemError('unprocessable', `Plan "${plan}" is in another currency than subscription ${id}.`, {
+            reason: 'currency_mismatch',
+          }),
       }[result.reason];
       throw refusal();
     }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Pool } from '../../db/pool';
 import { Identifier, InstantSchema, text } from '../../domain/edge-schemas';
 import { aggregations } from '../../domain/metering/meter';
-import { getCustomer } from '../../metering/customer-store';
+import { getCustomer } from '../../customers/store';
 import { getMeter } from '../../metering/meter-store';
 import { queryUsage } from '../../metering/usage-query';
 import { accessOf, authorize } from '../authorization';
@@ -46,7 +46,10 @@ registry.registerPath({
   tags: ['usage'],
   security: [{ [apiKeyAuth.name]: [] }],
   request: { query: UsageQuerySchema },
-  responses: { 200: { description: 'Usage', content: { 'application/json': { schema: UsageSchema } } }, ...problemResponses(400, 401, 403, 404) },
+  responses: {
+    200: { description: 'Usage', content: { 'application/json': { schema: UsageSchema } } },
+    ...problemResponses(400, 401, 403, 404),
+  },
 });
 
 export function usageRouter(pool: Pool): Router {
@@ -57,13 +60,25 @@ export function usageRouter(pool: Pool): Router {
     const q = parsed.data;
     const access = accessOf(req);
     const externalId = access.customerNamed(q.customer);
-    if (!externalId) throw new ProblemError('validation_failed', 'Invalid query: customer is required.', { errors: [{ pointer: '#/customer', detail: 'required' }] });
-    const [customer, meter] = await Promise.all([access.seesCustomer(externalId) ? getCustomer(pool, externalId) : undefined, getMeter(pool, q.meter)]);
+    if (!externalId)
+      throw new ProblemError('validation_failed', 'Invalid query: customer is required.', {
+        errors: [{ pointer: '#/customer', detail: 'required' }],
+      });
+    const [customer, meter] = await Promise.all([
+      access.seesCustomer(externalId) ? getCustomer(pool, externalId) : undefined,
+      getMeter(pool, q.meter),
+    ]);
     if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
     if (!meter) throw new ProblemError('not_found', `No meter "${q.meter}".`);
     const from = new Date(q.from);
     const to = new Date(q.to);
-    const usage = await queryUsage(pool, { customerId: customer.id, meter, from, to, ...(q.granularity ? { granularity: q.granularity } : {}) });
+    const usage = await queryUsage(pool, {
+      customerId: customer.id,
+      meter,
+      from,
+      to,
+      ...(q.granularity ? { granularity: q.granularity } : {}),
+    });
     res.json({
       customer: customer.externalId,
       meter: meter.code,

@@ -25,9 +25,10 @@ import { ProblemError, parseRequest } from '../problem';
 const EndpointInputSchema = z
   .strictObject({
     url: HttpUrlSchema.meta({ example: 'https://example.com/hooks/meterflow' }),
-    customer: Identifier.nullable()
-      .optional()
-      .meta({ description: "External id of the customer whose notifications go here; null for every customer's. Omitted: the key's own customer, or null for an unrestricted key" }),
+    customer: Identifier.nullable().optional().meta({
+      description:
+        "External id of the customer whose notifications go here; null for every customer's. Omitted: the key's own customer, or null for an unrestricted key",
+    }),
   })
   .meta({ id: 'WebhookEndpointInput' });
 
@@ -35,7 +36,7 @@ const EndpointSchema = z
   .object({
     id: z.uuid(),
     url: z.string(),
-    customer: z.string().nullable().meta({ description: 'null: a global endpoint, receiving every customer\'s notifications' }),
+    customer: z.string().nullable().meta({ description: "null: a global endpoint, receiving every customer's notifications" }),
     status: z.enum(['active', 'disabled']),
     created_at: z.string(),
     disabled_at: z.string().nullable(),
@@ -74,7 +75,10 @@ registry.registerPath({
   tags,
   security,
   request: { query: PageQuerySchema },
-  responses: { 200: { description: 'A page of endpoints', ...jsonContent(pageSchema(EndpointSchema)) }, ...problemResponses(400, 401, 403, 429) },
+  responses: {
+    200: { description: 'A page of endpoints', ...jsonContent(pageSchema(EndpointSchema)) },
+    ...problemResponses(400, 401, 403, 429),
+  },
 });
 registry.registerPath({
   method: 'get',
@@ -94,14 +98,18 @@ registry.registerPath({
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The disabled endpoint', ...jsonContent(EndpointSchema) }, ...problemResponses(400, 401, 403, 404, 429) },
+  responses: {
+    200: { description: 'The disabled endpoint', ...jsonContent(EndpointSchema) },
+    ...problemResponses(400, 401, 403, 404, 429),
+  },
 });
-
 
 /** The customer an endpoint is registered for: the named one, else the key's own, else none (every customer's). */
 function endpointCustomer(access: Access, requested: string | null | undefined): string | null {
   if (requested === null && access.principal.customer) {
-    throw new ProblemError('forbidden', "A key restricted to a customer cannot register an endpoint for every customer's notifications.", { reason: 'customer_restricted' });
+    throw new ProblemError('forbidden', "A key restricted to a customer cannot register an endpoint for every customer's notifications.", {
+      reason: 'customer_restricted',
+    });
   }
   return requested === null ? null : (access.customerNamed(requested) ?? null);
 }
@@ -135,7 +143,15 @@ function assertAllowedTarget(url: string, targets: WebhookTargetPolicy): void {
 /** Responses carrying a secret must not sit in any cache. */
 const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
 
-export function webhookEndpointsRouter({ pool, clock, targets = webhookTargetPolicy() }: { pool: Pool; clock: Clock; targets?: WebhookTargetPolicy }): Router {
+export function webhookEndpointsRouter({
+  pool,
+  clock,
+  targets = webhookTargetPolicy(),
+}: {
+  pool: Pool;
+  clock: Clock;
+  targets?: WebhookTargetPolicy;
+}): Router {
   const router = Router();
 
   router.post('/v1/webhook-endpoints', authorize('webhook_endpoints', 'create'), async (req, res) => {
@@ -148,12 +164,19 @@ export function webhookEndpointsRouter({ pool, clock, targets = webhookTargetPol
     const secret = generateWebhookSecret();
     const endpoint = await createEndpoint(pool, { url: input.url, customerId, secret, at: clock.now(), actor: access.actor });
     noStore(res);
-    res.status(201).location(`/v1/webhook-endpoints/${endpoint.id}`).json({ ...toJson(endpoint), secret });
+    res
+      .status(201)
+      .location(`/v1/webhook-endpoints/${endpoint.id}`)
+      .json({ ...toJson(endpoint), secret });
   });
 
   router.get('/v1/webhook-endpoints', authorize('webhook_endpoints', 'list'), async (req, res) => {
     const query = parseRequest(PageQuerySchema, req.query, 'query');
-    const rows = await listEndpoints(pool, { limit: query.limit + 1, after: query.after, customerId: accessOf(req).principal.customer?.id });
+    const rows = await listEndpoints(pool, {
+      limit: query.limit + 1,
+      after: query.after,
+      customerId: accessOf(req).principal.customer?.id,
+    });
     const result = page(rows, query.limit, (e) => e.id);
     res.json({ data: result.data.map(toJson), next_cursor: result.next_cursor });
   });
@@ -190,14 +213,15 @@ interface EndpointRow {
 const endpointColumns = 'e.id, e.url, e.customer_id, c.external_id as customer, e.created_at, e.disabled_at';
 
 /** Inserts the endpoint and its audit entry (never the secret) in one transaction. */
-async function createEndpoint(pool: Pool, input: { url: string; customerId: string | null; secret: string; at: Date; actor: AuditActor }): Promise<EndpointRow> {
+async function createEndpoint(
+  pool: Pool,
+  input: { url: string; customerId: string | null; secret: string; at: Date; actor: AuditActor },
+): Promise<EndpointRow> {
   return inTransaction(pool, async (client) => {
-    const { rows } = await client.query<{ id: string }>('insert into webhook_endpoints (customer_id, url, secret, created_at) values ($1, $2, $3, $4) returning id', [
-      input.customerId,
-      input.url,
-      input.secret,
-      input.at,
-    ]);
+    const { rows } = await client.query<{ id: string }>(
+      'insert into webhook_endpoints (customer_id, url, secret, created_at) values ($1, $2, $3, $4) returning id',
+      [input.customerId, input.url, input.secret, input.at],
+    );
     const endpoint = (await findEndpoint(client, rows[0]!.id))!;
     await recordAudit(client, {
       actor: input.actor,
@@ -218,7 +242,10 @@ async function findEndpoint(db: Queryable, id: string, lock = false): Promise<En
   return rows[0];
 }
 
-async function listEndpoints(db: Queryable, opts: { limit: number; after: string | undefined; customerId: string | undefined }): Promise<EndpointRow[]> {
+async function listEndpoints(
+  db: Queryable,
+  opts: { limit: number; after: string | undefined; customerId: string | undefined },
+): Promise<EndpointRow[]> {
   const { rows } = await db.query<EndpointRow>(
     `select ${endpointColumns} from webhook_endpoints e left join customers c on c.id = e.customer_id
      where ($1::uuid is null or e.customer_id = $1) and ($2::text is null or e.id::text > $2)

@@ -57,8 +57,10 @@ function plainNumber(n: number): string {
   const point = mantissa.replace('-', '').indexOf('.');
   const intLen = (point === -1 ? mantissa.replace('-', '').length : point) + e;
   const body =
-    intLen <= 0 ? `0.${'0'.repeat(-intLen)}${digits}`
-    : intLen >= digits.length ? digits + '0'.repeat(intLen - digits.length)
-    : `${digits.slice(0, intLen)}.${digits.slice(intLen)}`;
+    intLen <= 0
+      ? `0.${'0'.repeat(-intLen)}${digits}`
+      : intLen >= digits.length
+        ? digits + '0'.repeat(intLen - digits.length)
+        : `${digits.slice(0, intLen)}.${digits.slice(intLen)}`;
   return (negative ? '-' : '') + body;
 }

@@ -26,7 +26,11 @@ export const MeterInputSchema = z
       ctx.addIssue({ code: 'custom', path: ['value_property'], message: 'count meters count events and take no value_property' });
     }
     if (m.aggregation !== 'count' && m.value_property === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['value_property'], message: `${m.aggregation} meters need the value_property that carries the value` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['value_property'],
+        message: `${m.aggregation} meters need the value_property that carries the value`,
+      });
     }
   })
   .meta({ id: 'MeterInput' });

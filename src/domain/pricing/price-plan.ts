@@ -64,7 +64,8 @@ export function unpricedMeters(plan: Pick<PricePlan, 'charges'>, usage: Usage): 
 
 function parseQuantity(meter: string, value: string | number): Decimal {
   const quantity = parseDecimal(value);
-  if (quantity.isNegative() && !quantity.isZero()) throw new PricingError(`usage for meter "${meter}" is negative (${formatExact(quantity)})`);
+  if (quantity.isNegative() && !quantity.isZero())
+    throw new PricingError(`usage for meter "${meter}" is negative (${formatExact(quantity)})`);
   return quantity;
 }
 
@@ -91,8 +92,7 @@ export function pricePlan(plan: PricePlan, usage: Usage): PricedPlan {
   const fixedLine = { meter: null, model: null, quantity: null, breakdown: [] };
 
   const baseFee =
-    plan.base_fee === undefined ? ZERO
-    : addLine({ type: 'base_fee', ...fixedLine, description: 'Base fee' }, parseDecimal(plan.base_fee));
+    plan.base_fee === undefined ? ZERO : addLine({ type: 'base_fee', ...fixedLine, description: 'Base fee' }, parseDecimal(plan.base_fee));
 
   let charges = ZERO;
   for (const charge of plan.charges) {

@@ -21,14 +21,16 @@ function decimalOrUndefined(text: string | null): DecimalValue | undefined {
 const NonNegativeDecimal = z
   .string({
     error: (issue) =>
-      issue.input === undefined ? 'is required'
-      : 'must be a decimal string such as "12.50"; JSON numbers are refused so that binary floating point never touches money',
+      issue.input === undefined
+        ? 'is required'
+        : 'must be a decimal string such as "12.50"; JSON numbers are refused so that binary floating point never touches money',
   })
   .regex(UNSIGNED_DECIMAL_PATTERN, {
     abort: true,
     error: (issue) =>
-      typeof issue.input === 'string' && isDecimalString(issue.input) ? `must not be negative (got ${quote(issue.input)})`
-      : `${quote(issue.input)} is not a decimal string: use plain digits such as "12.50" (at most 20 digits on each side of the point; no exponent, NaN or Infinity)`,
+      typeof issue.input === 'string' && isDecimalString(issue.input)
+        ? `must not be negative (got ${quote(issue.input)})`
+        : `${quote(issue.input)} is not a decimal string: use plain digits such as "12.50" (at most 20 digits on each side of the point; no exponent, NaN or Infinity)`,
   });
 
 const PositiveDecimal = NonNegativeDecimal.refine((text) => new Decimal(text).gt(0), {
@@ -51,10 +53,13 @@ export const MeterSchema = storable(
 export const TierSchema = z
   .strictObject({
     up_to: NonNegativeDecimal.nullable().meta({
-      description: 'Inclusive upper bound of the tier, in units; null on the last, open-ended tier. The tier starts just above the previous up_to (or 0).',
+      description:
+        'Inclusive upper bound of the tier, in units; null on the last, open-ended tier. The tier starts just above the previous up_to (or 0).',
     }),
     unit_price: NonNegativeDecimal,
-    flat_fee: NonNegativeDecimal.optional().meta({ description: 'Charged once when usage enters the tier (graduated) or falls in it (volume).' }),
+    flat_fee: NonNegativeDecimal.optional().meta({
+      description: 'Charged once when usage enters the tier (graduated) or falls in it (volume).',
+    }),
   })
   .meta({ id: 'Tier' });
 export type Tier = z.infer<typeof TierSchema>;
@@ -69,18 +74,28 @@ const TiersSchema = z
       const path = [i, 'up_to'];
       const last = i === tiers.length - 1;
       if (tier.up_to === null) {
-        if (!last) ctx.addIssue({ code: 'custom', path, message: `only the last tier may be open-ended (up_to: null); tier ${i + 1} of ${tiers.length} is not the last` });
+        if (!last)
+          ctx.addIssue({
+            code: 'custom',
+            path,
+            message: `only the last tier may be open-ended (up_to: null); tier ${i + 1} of ${tiers.length} is not the last`,
+          });
         return;
       }
       if (last) {
-        ctx.addIssue({ code: 'custom', path, message: `the last tier must be open-ended (up_to: null); with up_to ${quote(tier.up_to)} usage above it would have no price` });
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `the last tier must be open-ended (up_to: null); with up_to ${quote(tier.up_to)} usage above it would have no price`,
+        });
       }
       const upTo = decimalOrUndefined(tier.up_to);
       if (!upTo) return;
       if (upTo.lte(floor)) {
         const message =
-          i === 0 ? 'must be greater than 0'
-          : `must be greater than the previous tier's up_to (${JSON.stringify(floorText)}): tiers must increase and may not overlap`;
+          i === 0
+            ? 'must be greater than 0'
+            : `must be greater than the previous tier's up_to (${JSON.stringify(floorText)}): tiers must increase and may not overlap`;
         ctx.addIssue({ code: 'custom', path, message });
         return;
       }
@@ -99,9 +114,10 @@ export const GraduatedChargeSchema = z
   .meta({ id: 'GraduatedCharge', description: "Each tier's units at that tier's price, plus the flat fee of every tier entered." });
 export type GraduatedCharge = z.infer<typeof GraduatedChargeSchema>;
 
-export const VolumeChargeSchema = z
-  .strictObject({ meter: MeterSchema, model: z.literal('volume'), tiers: TiersSchema })
-  .meta({ id: 'VolumeCharge', description: 'All units at the price of the tier the total falls in, plus that tier\'s flat fee. Zero usage costs nothing.' });
+export const VolumeChargeSchema = z.strictObject({ meter: MeterSchema, model: z.literal('volume'), tiers: TiersSchema }).meta({
+  id: 'VolumeCharge',
+  description: "All units at the price of the tier the total falls in, plus that tier's flat fee. Zero usage costs nothing.",
+});
 export type VolumeCharge = z.infer<typeof VolumeChargeSchema>;
 
 export const PackageChargeSchema = z
@@ -131,13 +147,22 @@ export const ChargeSchema = z
 export type Charge = z.infer<typeof ChargeSchema>;
 
 /** Fixed amounts are money, so they may not carry more digits than the currency has. */
-function checkMinorDigits(plan: { currency: string }, field: 'base_fee' | 'minimum_commitment', value: string | undefined, ctx: z.RefinementCtx) {
+function checkMinorDigits(
+  plan: { currency: string },
+  field: 'base_fee' | 'minimum_commitment',
+  value: string | undefined,
+  ctx: z.RefinementCtx,
+) {
   // An unknown currency is reported on its own field; there are no minor units to compare with.
   if (!isCurrency(plan.currency)) return;
   const amount = value === undefined ? undefined : decimalOrUndefined(value);
   const digits = minorUnits(plan.currency);
   if (amount && amount.decimalPlaces() > digits) {
-    ctx.addIssue({ code: 'custom', path: [field], message: `${JSON.stringify(value)} has more decimal places than ${plan.currency} allows (${digits})` });
+    ctx.addIssue({
+      code: 'custom',
+      path: [field],
+      message: `${JSON.stringify(value)} has more decimal places than ${plan.currency} allows (${digits})`,
+    });
   }
 }
 
@@ -158,7 +183,11 @@ export const PricePlanSchema = z
     const seen = new Set<string>();
     plan.charges.forEach((charge, i) => {
       if (seen.has(charge.meter)) {
-        ctx.addIssue({ code: 'custom', path: ['charges', i, 'meter'], message: `meter ${JSON.stringify(charge.meter)} already has a charge; one charge per meter` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['charges', i, 'meter'],
+          message: `meter ${JSON.stringify(charge.meter)} already has a charge; one charge per meter`,
+        });
       }
       seen.add(charge.meter);
     });
@@ -176,7 +205,11 @@ export function pricePlanSchema(options: { knownMeters?: ReadonlySet<string> } =
   return PricePlanSchema.superRefine((plan, ctx) => {
     plan.charges.forEach((charge, i) => {
       if (!knownMeters.has(charge.meter)) {
-        ctx.addIssue({ code: 'custom', path: ['charges', i, 'meter'], message: `unknown meter ${JSON.stringify(charge.meter)}: no meter with this name is defined` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['charges', i, 'meter'],
+          message: `unknown meter ${JSON.stringify(charge.meter)}: no meter with this name is defined`,
+        });
       }
     });
   });
@@ -189,8 +222,10 @@ export const QuantitySchema = z
   })
   .meta({ id: 'Quantity', description: 'Non-negative decimal string, or a safe integer; both give identical results.' });
 
-export const UsageSchema = record(MeterSchema, QuantitySchema)
-  .meta({ id: 'UsageByMeter', description: 'Quantity used per meter in the period. A charge whose meter is absent is priced at 0.' });
+export const UsageSchema = record(MeterSchema, QuantitySchema).meta({
+  id: 'UsageByMeter',
+  description: 'Quantity used per meter in the period. A charge whose meter is absent is priced at 0.',
+});
 export type Usage = z.infer<typeof UsageSchema>;
 
 export const BreakdownRowSchema = z

@@ -11,6 +11,11 @@ export const priceVolume: Pricer<VolumeCharge> = (charge, quantity) => {
   if (quantity.isZero()) return [];
   const tier = tierRanges(charge.tiers).find((range) => range.to === null || quantity.lte(range.to));
   // The schema guarantees an open-ended last tier; a plan that skipped validation fails loudly.
-  if (!tier) throw new RangeError(`volume charge on "${charge.meter}" has no tier for ${quantity.toFixed()} units: the last tier must be open-ended`);
-  return [{ label: `${tier.label}, all units`, from: tier.from, to: tier.to, units: quantity, unitPrice: tier.unitPrice, flatFee: tier.flatFee }];
+  if (!tier)
+    throw new RangeError(
+      `volume charge on "${charge.meter}" has no tier for ${quantity.toFixed()} units: the last tier must be open-ended`,
+    );
+  return [
+    { label: `${tier.label}, all units`, from: tier.from, to: tier.to, units: quantity, unitPrice: tier.unitPrice, flatFee: tier.flatFee },
+  ];
 };

@@ -37,7 +37,11 @@ export interface CustomerInput {
  * Creates the customer, or returns the existing one with the same external id (created: false).
  * A creation and its audit entry commit together.
  */
-export async function createCustomer(pool: Pool, input: CustomerInput, actor: AuditActor): Promise<{ created: boolean; customer: Customer }> {
+export async function createCustomer(
+  pool: Pool,
+  input: CustomerInput,
+  actor: AuditActor,
+): Promise<{ created: boolean; customer: Customer }> {
   const created = await inTransaction(pool, async (tx) => {
     const { rows } = await tx.query<CustomerRow>(
       `insert into customers (external_id, name, currency) values ($1, $2, $3)
