@@ -1,12 +1,12 @@
 import http from 'node:http';
 import https from 'node:https';
-import { ApplicationFailure } from '@temporalio/activity';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import { checkWebhookTarget, type WebhookTargetPolicy } from '../domain/webhook-target-policy';
-import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
-import { eventIdHeader, signatureHeader, signWebhook } from './webhook-signature';
-import { guardedAgents, systemResolve, WebhookTargetRefused, type GuardedAgents, type Resolve } from './webhook-target';
+import { signingEndpointsOf, type SigningEndpoint } from './endpoint-store';
+import { recordAttempt, settleUnsent, type NotificationStatus, type StoredNotification } from './notification-store';
+import { eventIdHeader, signatureHeader, signWebhook } from './signature';
+import { guardedAgents, systemResolve, WebhookTargetRefused, type GuardedAgents, type Resolve } from './target';
 
 /*
  * Delivery of one outbox notification to the webhook endpoints of its subscription's customer
@@ -18,27 +18,17 @@ import { guardedAgents, systemResolve, WebhookTargetRefused, type GuardedAgents,
  * receivers deduplicate on Meterflow-Event-Id. No row lock is held across the HTTP call: a slow
  * endpoint must not pin a database connection.
  *
- * Failure turns into Temporal retries: the activity throws while some endpoint has not accepted
- * the notification, and the workflow's retry policy backs off. A 4xx other than 408 and 429
+ * A round that leaves some endpoint without the notification says so in its outcome, and the
+ * caller retries (the activities, through Temporal's retry policy). A 4xx other than 408 and 429
  * means the receiver rejects this request as such; sending it again cannot help, so the row is
- * marked failed and the failure is non-retryable.
+ * marked failed and the outcome is not retryable.
  *
  * Targets are checked against the webhook target policy twice: the URL as written before
  * anything is sent, and each address its host resolves to as the connection is opened
- * (src/activities/webhook-target.ts). A refused target is recorded as a failed attempt naming
- * the reason, without a connection, and is not retried: the policy will refuse it again.
- * Redirects are never followed (Node's http client does not), so a 3xx cannot lead elsewhere.
+ * (src/webhooks/target.ts). A refused target is recorded as a failed attempt naming the reason,
+ * without a connection, and is not retried: the policy will refuse it again. Redirects are never
+ * followed (Node's http client does not), so a 3xx cannot lead elsewhere.
  */
-
-export type NotificationStatus = 'pending' | 'delivered' | 'failed' | 'no_endpoint';
-
-export interface StoredNotification {
-  id: string;
-  subscriptionId: string;
-  status: NotificationStatus;
-  payload: object;
-  deliveredEndpoints: string[];
-}
 
 export interface WebhookDeliveryDeps {
   pool: Pool;
@@ -55,11 +45,8 @@ export interface WebhookDeliveryDeps {
   timeoutMs: number;
 }
 
-interface Endpoint {
-  id: string;
-  url: string;
-  secret: string;
-}
+/** How a delivery round ended: nothing left to send, or which endpoints have not accepted it and whether trying again can help. */
+export type DeliveryOutcome = { settled: true } | { settled: false; message: string; retryable: boolean };
 
 type Delivery = { endpointId: string; ok: true } | { endpointId: string; ok: false; error: string; retryable: boolean };
 
@@ -70,10 +57,10 @@ export function createWebhookDelivery({
   targets,
   resolve = systemResolve,
   timeoutMs,
-}: WebhookDeliveryDeps): (notification: StoredNotification) => Promise<void> {
+}: WebhookDeliveryDeps): (notification: StoredNotification) => Promise<DeliveryOutcome> {
   const agents = guardedAgents(targets, resolve);
 
-  async function deliver(endpoint: Endpoint, notificationId: string, body: string): Promise<Delivery> {
+  async function deliver(endpoint: SigningEndpoint, notificationId: string, body: string): Promise<Delivery> {
     const verdict = checkWebhookTarget(endpoint.url, targets);
     if (!verdict.allowed) return { endpointId: endpoint.id, ok: false, error: new WebhookTargetRefused(verdict).message, retryable: false };
     const signal = AbortSignal.timeout(timeoutMs);
@@ -94,21 +81,16 @@ export function createWebhookDelivery({
     }
   }
 
-  return async function deliverNotification(notification: StoredNotification): Promise<void> {
-    if (notification.status === 'delivered') return;
+  return async function deliverNotification(notification: StoredNotification): Promise<DeliveryOutcome> {
+    if (notification.status === 'delivered') return { settled: true };
 
-    const endpoints = await activeEndpoints(pool, notification.subscriptionId);
+    const endpoints = await signingEndpointsOf(pool, notification.subscriptionId);
     const pending = endpoints.filter((e) => !notification.deliveredEndpoints.includes(e.id));
     if (pending.length === 0) {
       // Every endpoint that still exists accepted it earlier (one that kept failing may have been
       // disabled since), or there was never anywhere to send it.
-      const status: NotificationStatus = notification.deliveredEndpoints.length > 0 ? 'delivered' : 'no_endpoint';
-      await pool.query(
-        `update notifications set status = $2::text, delivered_at = case when $2::text = 'delivered' then $3::timestamptz end
-         where id = $1 and status <> 'delivered'`,
-        [notification.id, status, clock.now()],
-      );
-      return;
+      await settleUnsent(pool, notification.id, notification.deliveredEndpoints.length > 0 ? 'delivered' : 'no_endpoint', clock.now());
+      return { settled: true };
     }
 
     const body = JSON.stringify(notification.payload);
@@ -119,79 +101,11 @@ export function createWebhookDelivery({
     const retryable = failures.some((f) => f.retryable);
     const status: NotificationStatus = failures.length === 0 ? 'delivered' : retryable ? 'pending' : 'failed';
 
-    const recorded = await recordAttempt(pool, notification.id, clock.now(), accepted, status, error);
+    const recorded = await recordAttempt(pool, { id: notification.id, at: clock.now(), accepted, status, error });
     // Nothing recorded: an overlapping execution delivered it meanwhile, which is all we wanted.
-    if (!recorded || !error) return;
-    const message = `notification ${notification.id} not delivered: ${error}`;
-    throw retryable
-      ? ApplicationFailure.retryable(message, 'WebhookDeliveryFailed')
-      : ApplicationFailure.nonRetryable(message, 'WebhookRejected');
+    if (!recorded || !error) return { settled: true };
+    return { settled: false, message: `notification ${notification.id} not delivered: ${error}`, retryable };
   };
-}
-
-/** The activity delivering a notification raised elsewhere (e.g. with the invoice it is about). */
-export function createDeliverNotification(deps: WebhookDeliveryDeps): InvoiceCollectionActivities['deliverNotification'] {
-  const deliver = createWebhookDelivery(deps);
-  return async ({ notificationId }) => {
-    const notification = await storedNotification(deps.pool, notificationId);
-    if (!notification) throw ApplicationFailure.nonRetryable(`notification ${notificationId} does not exist`, 'unknown_notification');
-    await deliver(notification);
-  };
-}
-
-async function storedNotification(pool: Pool, id: string): Promise<StoredNotification | undefined> {
-  const { rows } = await pool.query<{
-    id: string;
-    subscription_id: string;
-    status: NotificationStatus;
-    payload: object;
-    delivered_endpoints: string[];
-  }>('select id, subscription_id, status, payload, delivered_endpoints::text[] as delivered_endpoints from notifications where id = $1', [
-    id,
-  ]);
-  const r = rows[0];
-  return (
-    r && { id: r.id, subscriptionId: r.subscription_id, status: r.status, payload: r.payload, deliveredEndpoints: r.delivered_endpoints }
-  );
-}
-
-/** The subscription's customer's active endpoints and the global ones. */
-async function activeEndpoints(pool: Pool, subscriptionId: string): Promise<Endpoint[]> {
-  const { rows } = await pool.query<Endpoint>(
-    `select e.id, e.url, e.secret from webhook_endpoints e
-     join subscriptions s on s.id = $1
-     where e.disabled_at is null and (e.customer_id = s.customer_id or e.customer_id is null)
-     order by e.created_at, e.id`,
-    [subscriptionId],
-  );
-  return rows;
-}
-
-/**
- * Counts one attempt and its outcome. Never moves a delivered row back (an overlapping execution
- * may have finished first); returns false when that is what happened.
- */
-async function recordAttempt(
-  pool: Pool,
-  id: string,
-  at: Date,
-  accepted: string[],
-  status: NotificationStatus,
-  error: string | null,
-): Promise<boolean> {
-  const { rowCount } = await pool.query(
-    `update notifications set
-       attempts = attempts + 1,
-       last_attempt_at = $2,
-       delivered_endpoints = array(select distinct unnest(delivered_endpoints || $3::uuid[])),
-       status = $4::text,
-       -- The last error stays after a later success: it says why delivery took several attempts.
-       last_error = coalesce($5, last_error),
-       delivered_at = case when $4::text = 'delivered' then $2::timestamptz end
-     where id = $1 and status <> 'delivered'`,
-    [id, at, accepted, status, error],
-  );
-  return rowCount === 1;
 }
 
 /**
