@@ -1,221 +1,29 @@
-import http from 'node:http';
-import https from 'node:https';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Clock } from '../clock';
-import type { Pool } from '../db/pool';
-import { checkWebhookTarget, type WebhookTargetPolicy } from '../domain/webhook-target-policy';
+import { createWebhookDelivery, type DeliveryOutcome, type WebhookDeliveryDeps } from '../webhooks/delivery';
+import { findNotification } from '../webhooks/notification-store';
 import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
-import { eventIdHeader, signatureHeader, signWebhook } from './webhook-signature';
-import { guardedAgents, systemResolve, WebhookTargetRefused, type GuardedAgents, type Resolve } from './webhook-target';
 
 /*
- * Delivery of one outbox notification to the webhook endpoints of its subscription's customer
- * and the global ones; shared by every kind of notification (thresholds, failed payments).
- *
- * The stored payload is sent, never one rebuilt from the activity input, so every attempt sends
- * the same event. Delivery is at least once: a receiver that answered 2xx may see the request
- * again when recording that answer failed, or when two executions of the activity overlap;
- * receivers deduplicate on Meterflow-Event-Id. No row lock is held across the HTTP call: a slow
- * endpoint must not pin a database connection.
- *
- * Failure turns into Temporal retries: the activity throws while some endpoint has not accepted
- * the notification, and the workflow's retry policy backs off. A 4xx other than 408 and 429
- * means the receiver rejects this request as such; sending it again cannot help, so the row is
- * marked failed and the failure is non-retryable.
- *
- * Targets are checked against the webhook target policy twice: the URL as written before
- * anything is sent, and each address its host resolves to as the connection is opened
- * (src/activities/webhook-target.ts). A refused target is recorded as a failed attempt naming
- * the reason, without a connection, and is not retried: the policy will refuse it again.
- * Redirects are never followed (Node's http client does not), so a 3xx cannot lead elsewhere.
+ * Webhook delivery as Temporal activities (src/webhooks/delivery.ts does the work). A round that
+ * leaves some endpoint without the notification throws, so the workflow's retry policy backs
+ * off and tries again; a rejection that cannot change (a 4xx other than 408 and 429, a refused
+ * target) is non-retryable.
  */
 
-export type NotificationStatus = 'pending' | 'delivered' | 'failed' | 'no_endpoint';
-
-export interface StoredNotification {
-  id: string;
-  subscriptionId: string;
-  status: NotificationStatus;
-  payload: object;
-  deliveredEndpoints: string[];
-}
-
-export interface WebhookDeliveryDeps {
-  pool: Pool;
-  clock: Clock;
-  /** Where webhooks may go: public addresses, plus the allow-list (WEBHOOK_ALLOWED_TARGETS). */
-  targets: WebhookTargetPolicy;
-  /** Injected for tests that play DNS; the system resolver otherwise. */
-  resolve?: Resolve;
-  /**
-   * Per request, from sending to the response status. Keep it well under the activity's
-   * start-to-close timeout (1 minute) so a slow endpoint is recorded as a timeout by this code
-   * rather than lost to an activity timeout.
-   */
-  timeoutMs: number;
-}
-
-interface Endpoint {
-  id: string;
-  url: string;
-  secret: string;
-}
-
-type Delivery = { endpointId: string; ok: true } | { endpointId: string; ok: false; error: string; retryable: boolean };
-
-/** Delivers a stored notification to every endpoint that has not accepted it yet. */
-export function createWebhookDelivery({
-  pool,
-  clock,
-  targets,
-  resolve = systemResolve,
-  timeoutMs,
-}: WebhookDeliveryDeps): (notification: StoredNotification) => Promise<void> {
-  const agents = guardedAgents(targets, resolve);
-
-  async function deliver(endpoint: Endpoint, notificationId: string, body: string): Promise<Delivery> {
-    const verdict = checkWebhookTarget(endpoint.url, targets);
-    if (!verdict.allowed) return { endpointId: endpoint.id, ok: false, error: new WebhookTargetRefused(verdict).message, retryable: false };
-    const signal = AbortSignal.timeout(timeoutMs);
-    try {
-      const headers = {
-        'content-type': 'application/json',
-        [signatureHeader]: signWebhook(endpoint.secret, body, clock.now()),
-        [eventIdHeader]: notificationId,
-      };
-      const s = await post(new URL(endpoint.url), headers, body, agents, signal);
-      if (s >= 200 && s < 300) return { endpointId: endpoint.id, ok: true };
-      const error = s >= 300 && s < 400 ? `HTTP ${s} (redirects are not followed)` : `HTTP ${s}`;
-      return { endpointId: endpoint.id, ok: false, error, retryable: !(s >= 400 && s < 500 && s !== 408 && s !== 429) };
-    } catch (err) {
-      if (err instanceof WebhookTargetRefused) return { endpointId: endpoint.id, ok: false, error: err.message, retryable: false };
-      const error = signal.aborted ? `timed out after ${timeoutMs} ms` : `request failed: ${describeRequestError(err)}`;
-      return { endpointId: endpoint.id, ok: false, error, retryable: true };
-    }
-  }
-
-  return async function deliverNotification(notification: StoredNotification): Promise<void> {
-    if (notification.status === 'delivered') return;
-
-    const endpoints = await activeEndpoints(pool, notification.subscriptionId);
-    const pending = endpoints.filter((e) => !notification.deliveredEndpoints.includes(e.id));
-    if (pending.length === 0) {
-      // Every endpoint that still exists accepted it earlier (one that kept failing may have been
-      // disabled since), or there was never anywhere to send it.
-      const status: NotificationStatus = notification.deliveredEndpoints.length > 0 ? 'delivered' : 'no_endpoint';
-      await pool.query(
-        `update notifications set status = $2::text, delivered_at = case when $2::text = 'delivered' then $3::timestamptz end
-         where id = $1 and status <> 'delivered'`,
-        [notification.id, status, clock.now()],
-      );
-      return;
-    }
-
-    const body = JSON.stringify(notification.payload);
-    const results = await Promise.all(pending.map((e) => deliver(e, notification.id, body)));
-    const accepted = results.filter((r) => r.ok).map((r) => r.endpointId);
-    const failures = results.filter((r): r is Extract<Delivery, { ok: false }> => !r.ok);
-    const error = failures.length ? failures.map((f) => `endpoint ${f.endpointId}: ${f.error}`).join('; ') : null;
-    const retryable = failures.some((f) => f.retryable);
-    const status: NotificationStatus = failures.length === 0 ? 'delivered' : retryable ? 'pending' : 'failed';
-
-    const recorded = await recordAttempt(pool, notification.id, clock.now(), accepted, status, error);
-    // Nothing recorded: an overlapping execution delivered it meanwhile, which is all we wanted.
-    if (!recorded || !error) return;
-    const message = `notification ${notification.id} not delivered: ${error}`;
-    throw retryable
-      ? ApplicationFailure.retryable(message, 'WebhookDeliveryFailed')
-      : ApplicationFailure.nonRetryable(message, 'WebhookRejected');
-  };
+/** Throws the failure Temporal retries (or gives up on) unless the notification is settled. */
+export function failUnlessSettled(outcome: DeliveryOutcome): void {
+  if (outcome.settled) return;
+  throw outcome.retryable
+    ? ApplicationFailure.retryable(outcome.message, 'WebhookDeliveryFailed')
+    : ApplicationFailure.nonRetryable(outcome.message, 'WebhookRejected');
 }
 
 /** The activity delivering a notification raised elsewhere (e.g. with the invoice it is about). */
 export function createDeliverNotification(deps: WebhookDeliveryDeps): InvoiceCollectionActivities['deliverNotification'] {
   const deliver = createWebhookDelivery(deps);
   return async ({ notificationId }) => {
-    const notification = await storedNotification(deps.pool, notificationId);
+    const notification = await findNotification(deps.pool, notificationId);
     if (!notification) throw ApplicationFailure.nonRetryable(`notification ${notificationId} does not exist`, 'unknown_notification');
-    await deliver(notification);
+    failUnlessSettled(await deliver(notification));
   };
-}
-
-async function storedNotification(pool: Pool, id: string): Promise<StoredNotification | undefined> {
-  const { rows } = await pool.query<{
-    id: string;
-    subscription_id: string;
-    status: NotificationStatus;
-    payload: object;
-    delivered_endpoints: string[];
-  }>('select id, subscription_id, status, payload, delivered_endpoints::text[] as delivered_endpoints from notifications where id = $1', [
-    id,
-  ]);
-  const r = rows[0];
-  return (
-    r && { id: r.id, subscriptionId: r.subscription_id, status: r.status, payload: r.payload, deliveredEndpoints: r.delivered_endpoints }
-  );
-}
-
-/** The subscription's customer's active endpoints and the global ones. */
-async function activeEndpoints(pool: Pool, subscriptionId: string): Promise<Endpoint[]> {
-  const { rows } = await pool.query<Endpoint>(
-    `select e.id, e.url, e.secret from webhook_endpoints e
-     join subscriptions s on s.id = $1
-     where e.disabled_at is null and (e.customer_id = s.customer_id or e.customer_id is null)
-     order by e.created_at, e.id`,
-    [subscriptionId],
-  );
-  return rows;
-}
-
-/**
- * Counts one attempt and its outcome. Never moves a delivered row back (an overlapping execution
- * may have finished first); returns false when that is what happened.
- */
-async function recordAttempt(
-  pool: Pool,
-  id: string,
-  at: Date,
-  accepted: string[],
-  status: NotificationStatus,
-  error: string | null,
-): Promise<boolean> {
-  const { rowCount } = await pool.query(
-    `update notifications set
-       attempts = attempts + 1,
-       last_attempt_at = $2,
-       delivered_endpoints = array(select distinct unnest(delivered_endpoints || $3::uuid[])),
-       status = $4::text,
-       -- The last error stays after a later success: it says why delivery took several attempts.
-       last_error = coalesce($5, last_error),
-       delivered_at = case when $4::text = 'delivered' then $2::timestamptz end
-     where id = $1 and status <> 'delivered'`,
-    [id, at, accepted, status, error],
-  );
-  return rowCount === 1;
-}
-
-/**
- * POSTs the body through the guarded agents and resolves with the response status once it
- * arrives. The response body is not used: the socket is closed at once.
- */
-function post(url: URL, headers: Record<string, string>, body: string, agents: GuardedAgents, signal: AbortSignal): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const options = { method: 'POST', headers, signal };
-    const request =
-      url.protocol === 'https:'
-        ? https.request(url, { ...options, agent: agents['https:'] }, respond)
-        : http.request(url, { ...options, agent: agents['http:'] }, respond);
-    function respond(response: http.IncomingMessage): void {
-      response.destroy();
-      resolve(response.statusCode ?? 0);
-    }
-    request.on('error', reject);
-    request.end(body);
-  });
-}
-
-/** Socket errors name what happened in their code (ECONNREFUSED, ENOTFOUND, ...). */
-function describeRequestError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  return 'code' in err && typeof err.code === 'string' && !err.message.includes(err.code) ? `${err.message} (${err.code})` : err.message;
 }

@@ -12,6 +12,7 @@ import { subscriptionsRouter } from '../api/routes/subscriptions';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../billing/temporal-subscription-lifecycle';
 import type { Clock } from '../clock';
+import { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
@@ -19,6 +20,7 @@ import type { EntitlementStore } from '../entitlements/store';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
 import { UsageSignaler } from '../metering/usage-signaler';
+import { WebhookEndpointService } from '../webhooks/service';
 
 export interface ApiAppDeps {
   pool: Pool;
@@ -68,7 +70,14 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       entitlementsRouter({ store: deps.entitlements, catalog: metering.catalog, customers: metering.customers }),
       pricingRouter,
       plansRouter({ pool: deps.pool }),
-      webhookEndpointsRouter({ pool: deps.pool, clock: deps.clock, targets: deps.webhookTargets }),
+      webhookEndpointsRouter({
+        webhooks: new WebhookEndpointService({
+          pool: deps.pool,
+          clock: deps.clock,
+          customers: new CustomerService(deps.pool),
+          targets: deps.webhookTargets,
+        }),
+      }),
       invoicesRouter({ pool: deps.pool, clock: deps.clock }),
       ...billingRouters,
       deps.keys.router,

@@ -6,23 +6,21 @@ import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { pino } from 'pino';
-import {
-  createNotifyThreshold,
-  type NotifyThresholdDeps,
-  type NotifyThresholdInput,
-  type ThresholdCrossedPayload,
-} from '../../src/activities/notify-threshold';
-import { generateWebhookSecret, verifyWebhook, type VerifyResult } from '../../src/activities/webhook-signature';
-import type { Resolve } from '../../src/activities/webhook-target';
+import { createNotifyThreshold, type NotifyThresholdDeps, type NotifyThresholdInput } from '../../src/activities/notify-threshold';
 import { createApp } from '../../src/api/app';
 import { createApiMetrics } from '../../src/api/metrics';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
+import { CustomerService } from '../../src/customers/service';
 import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { startKeys } from '../../src/keys/keys';
+import { WebhookEndpointService } from '../../src/webhooks/service';
+import { generateWebhookSecret, verifyWebhook, type VerifyResult } from '../../src/webhooks/signature';
+import type { Resolve } from '../../src/webhooks/target';
+import type { ThresholdCrossedPayload } from '../../src/webhooks/threshold-crossed';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { listen } from '../support/http';
 import { testPeppers } from '../support/keys-app';
@@ -410,7 +408,11 @@ async function startApi(targets: WebhookTargetPolicy): Promise<Api> {
       logger,
       readiness: {},
       authenticate: keys.authenticate,
-      routers: [webhookEndpointsRouter({ pool: db.pool, clock, targets })],
+      routers: [
+        webhookEndpointsRouter({
+          webhooks: new WebhookEndpointService({ pool: db.pool, clock, customers: new CustomerService(db.pool), targets }),
+        }),
+      ],
       metrics: createApiMetrics(),
     }),
   );

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { generateWebhookSecret, signWebhook, verifyWebhook } from '../../src/activities/webhook-signature';
+import { generateWebhookSecret, signWebhook, verifyWebhook } from '../../src/webhooks/signature';
 
 const secret = 'whsec_test_secret_0123456789abcdef';
 const body = '{"id":"evt"}';
