@@ -10,8 +10,8 @@ import { pricingRouter } from '../api/routes/pricing';
 import { reconciliationsRouter } from '../api/routes/reconciliations';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
-import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../billing/temporal-subscription-lifecycle';
 import type { Clock } from '../clock';
+import { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
@@ -19,6 +19,9 @@ import type { EntitlementStore } from '../entitlements/store';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
 import { UsageSignaler } from '../metering/usage-signaler';
+import { PlanService } from '../plans/service';
+import { SubscriptionService } from '../subscriptions/service';
+import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../subscriptions/temporal-lifecycle';
 
 export interface ApiAppDeps {
   pool: Pool;
@@ -55,7 +58,15 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
   });
   const billingRouters = deps.billing
     ? [
-        subscriptionsRouter({ pool: deps.pool, clock: deps.clock, lifecycle: temporalSubscriptionLifecycle(deps.billing) }),
+        subscriptionsRouter({
+          subscriptions: new SubscriptionService({
+            pool: deps.pool,
+            clock: deps.clock,
+            customers: new CustomerService(deps.pool),
+            lifecycle: temporalSubscriptionLifecycle(deps.billing),
+          }),
+          clock: deps.clock,
+        }),
         reconciliationsRouter({ pool: deps.pool, clock: deps.clock, client: deps.billing.client, taskQueue: deps.billing.taskQueue }),
       ]
     : [];
@@ -67,7 +78,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       ...metering.routers,
       entitlementsRouter({ store: deps.entitlements, catalog: metering.catalog, customers: metering.customers }),
       pricingRouter,
-      plansRouter({ pool: deps.pool }),
+      plansRouter({ plans: new PlanService(deps.pool) }),
       webhookEndpointsRouter({ pool: deps.pool, clock: deps.clock, targets: deps.webhookTargets }),
       invoicesRouter({ pool: deps.pool, clock: deps.clock }),
       ...billingRouters,

@@ -18,7 +18,7 @@ import { createApp } from '../../src/api/app';
 import { createApiMetrics } from '../../src/api/metrics';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
-import { createSubscription } from '../../src/billing/subscription-store';
+import { createSubscription } from '../../src/subscriptions/store';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
 import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
