@@ -12,7 +12,7 @@ import {
   summarize,
   updateRun,
 } from '../billing/reconciliation-store';
-import { planInEffect } from '../billing/subscription-store';
+import { planInEffect } from '../subscriptions/store';
 import type { Clock } from '../clock';
 import { recordAudit } from '../db/audit';
 import type { Pool } from '../db/pool';

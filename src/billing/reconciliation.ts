@@ -7,7 +7,7 @@ import type { Plan } from '../domain/plan';
 import { compareCharges, compareInvoice, findingKey, invoicedPeriods, type Discrepancy, type FindingKind } from '../domain/reconciliation';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
 import { listInvoices, type Invoice } from './invoice-store';
-import { getPlan } from './plan-store';
+import { getPlan } from '../plans/store';
 
 /*
  * The I/O half of reconciliation: loads a scope's invoices, recomputes their usage from the raw

@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { page, PageQuerySchema } from '../api/pagination';
-import { planToJson, termsOf } from '../api/routes/plans';
-import { createPlan, getPlan, listPlans, type StoredPlan } from '../billing/plan-store';
-import { canonicalJson } from '../domain/metering/canonical-json';
-import { planSchema, type Plan } from '../domain/plan';
-import { allMeters } from '../metering/meter-store';
-import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
+import { planToJson } from '../api/routes/plans';
+import type { Plan } from '../domain/plan';
+import { PlanService } from '../plans/service';
+import type { StoredPlan } from '../plans/store';
+import { CliError, exitCodes, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
 const interval = (plan: Plan) => (plan.interval.kind === 'duration' ? plan.interval.iso : 'calendar month');
@@ -67,24 +66,13 @@ export function plansCommand(ctx: CliContext): Command {
     .requiredOption('--file <plan.json>', 'the plan: id, name, currency, interval, charges, limits, …')
     .action(async (opts: { file: string }, command: Command) => {
       const raw = await readPlanFile(opts.file);
-      const { input, result } = await withDatabase(ctx, async (pool) => {
-        const knownMeters = new Set((await allMeters(pool)).map((meter) => meter.code));
-        const input = parseInput(planSchema({ knownMeters }), raw, 'plan');
-        return { input, result: await createPlan(pool, input, 'cli') };
-      });
-      // jsonb reorders object keys, so the terms are compared in canonical form.
-      if (!result.created && canonicalJson(termsOf(result.existing)) !== canonicalJson(input)) {
-        throw new CliError(
-          `plan "${result.existing.id}" already exists with other terms; plans never change: create the new terms under a new code`,
-        );
-      }
-      const plan = result.created ? result.plan : result.existing;
-      emit(
-        ctx,
-        command,
-        { ...planToJson(plan), created: result.created },
-        () => `${result.created ? 'created' : 'already exists'}\n${describePlan(plan)}`,
+      const { created, plan } = unwrapForCli(
+        await withDatabase(ctx, async (pool) => {
+          const plans = new PlanService(pool);
+          return plans.create('cli', parseInput(await plans.inputSchema(), raw, 'plan'));
+        }),
       );
+      emit(ctx, command, { ...planToJson(plan), created }, () => `${created ? 'created' : 'already exists'}\n${describePlan(plan)}`);
     });
 
   plans
@@ -94,7 +82,7 @@ export function plansCommand(ctx: CliContext): Command {
     .option('--after <code>', "start after this code (the previous page's cursor)")
     .action(async (opts: { limit: string; after?: string }, command: Command) => {
       const query = parseInput(PageQuerySchema, opts, 'options');
-      const rows = await withDatabase(ctx, (pool) => listPlans(pool, query.limit + 1, query.after));
+      const rows = await withDatabase(ctx, (pool) => new PlanService(pool).list(query.limit + 1, query.after));
       const result = page(rows, query.limit, (plan) => plan.id);
       emit(ctx, command, { data: result.data.map(planToJson), next_cursor: result.next_cursor }, () =>
         pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),
@@ -106,8 +94,7 @@ export function plansCommand(ctx: CliContext): Command {
     .description('show a plan with its charges and limits')
     .argument('<code>')
     .action(async (code: string, _opts: unknown, command: Command) => {
-      const plan = await withDatabase(ctx, (pool) => getPlan(pool, code));
-      if (!plan) throw new CliError(`no plan "${code}"`);
+      const plan = unwrapForCli(await withDatabase(ctx, (pool) => new PlanService(pool).get(code)));
       emit(ctx, command, planToJson(plan), () => describePlan(plan));
     });
 

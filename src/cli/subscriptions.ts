@@ -1,13 +1,15 @@
 import { Command } from 'commander';
 import { z } from 'zod';
+import type { Pool } from '../db/pool';
 import { SubscriptionInputSchema, subscriptionToJson } from '../api/routes/subscriptions';
-import { getPlan } from '../billing/plan-store';
-import { PlanCodeSchema } from '../domain/plan';
-import type { SubscriptionLifecycle } from '../billing/subscription-lifecycle';
-import { cancelSubscription, changePlan, createSubscription, getSubscription, type Subscription } from '../billing/subscription-store';
 import { systemClock } from '../clock';
-import { getCustomer } from '../customers/store';
-import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
+import { CustomerService } from '../customers/service';
+import { PlanCodeSchema } from '../domain/plan';
+import type { Result } from '../domain/result';
+import { isLifecycleStepFailed, SubscriptionService } from '../subscriptions/service';
+import type { Subscription } from '../subscriptions/store';
+import { cliSubscriptionLifecycle, stepFailedError } from './billing-workflows';
+import { CliError, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, record } from './output';
 
 const IdSchema = z.uuid({ error: 'must be a subscription id (a UUID)' });
@@ -28,50 +30,14 @@ function describe(s: Subscription): string {
   });
 }
 
-const workflowStep = { started: 'started', canceled: 'told of the cancellation', planChanged: 'moved to the new plan' } as const;
-type Step = keyof typeof workflowStep;
+/** The service on this pool; its workflow steps run on the Temporal server the environment names. */
+const serviceOn = (ctx: CliContext, pool: Pool) =>
+  new SubscriptionService({ pool, clock: systemClock, customers: new CustomerService(pool), lifecycle: cliSubscriptionLifecycle(ctx) });
 
-/** How long a workflow step may take: a change of plan waits for a worker to apply it. */
-const STEP_DEADLINE_MS = 30_000;
-
-/**
- * Runs the billing-workflow step after the database commit, as the API does. The change stays
- * saved when Temporal fails; every step is idempotent, so repeating the same command converges.
- */
-async function afterCommit(ctx: CliContext, subscription: Subscription, step: Step): Promise<void> {
-  // Loaded here only: the Temporal client and the workflow definitions add half a second to every other command's start.
-  const [{ Client, Connection }, { temporalSubscriptionLifecycle }] = await Promise.all([
-    import('@temporalio/client'),
-    import('../billing/temporal-subscription-lifecycle'),
-  ]);
-  const address = ctx.config.TEMPORAL_ADDRESS ?? `127.0.0.1:${ctx.config.TEMPORAL_PORT}`;
-  const failed = (why: string, exitCode: 1 | 2) =>
-    new CliError(
-      `subscription ${subscription.id} is saved, but its billing workflow could not be ${workflowStep[step]}: ${why}; retry the same command`,
-      exitCode,
-    );
-  const connection = await Connection.connect({ address, connectTimeout: '5s' }).catch((err: unknown) => {
-    throw failed(
-      `cannot reach Temporal at ${address} (start it with \`npm start\`, or set TEMPORAL_ADDRESS): ${err instanceof Error ? err.message : String(err)}`,
-      exitCodes.cannotRun,
-    );
-  });
-  try {
-    const client = new Client({ connection, namespace: ctx.config.TEMPORAL_NAMESPACE });
-    const lifecycle: SubscriptionLifecycle = temporalSubscriptionLifecycle({
-      client,
-      taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
-      allowedLatenessMs: ctx.config.ALLOWED_LATENESS_SECONDS * 1000,
-      dunning: ctx.config.DUNNING_SCHEDULE,
-    });
-    await client
-      .withDeadline(Date.now() + STEP_DEADLINE_MS, () => lifecycle[step](subscription))
-      .catch((err: unknown) => {
-        throw failed(err instanceof Error ? err.message : String(err), exitCodes.failed);
-      });
-  } finally {
-    await connection.close();
-  }
+/** The result's value; a workflow step that failed after the commit says what to retry. */
+function settled<T>(result: Result<T>): T {
+  if (isLifecycleStepFailed(result)) throw stepFailedError(result);
+  return unwrapForCli(result);
 }
 
 export function subscriptionsCommand(ctx: CliContext): Command {
@@ -87,33 +53,21 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .option('--start <instant>', 'RFC 3339 subscription start, which anchors every period (default now)')
     .action(async (opts: { customer: string; plan: string; start?: string }, command: Command) => {
       const input = parseInput(SubscriptionInputSchema, opts, 'options');
-      const result = await withDatabase(ctx, async (pool) => {
-        const [customer, plan] = await Promise.all([getCustomer(pool, input.customer), getPlan(pool, input.plan)]);
-        if (!customer) throw new CliError(`no customer "${input.customer}"`);
-        if (!plan) throw new CliError(`no plan "${input.plan}"`);
-        if (plan.currency !== customer.currency) {
-          throw new CliError(`customer "${input.customer}" is billed in ${customer.currency}, plan "${plan.id}" in ${plan.currency}`);
-        }
-        const anchor = input.start === undefined ? systemClock.now() : new Date(input.start);
-        return { anchor, saved: await createSubscription(pool, { customerId: customer.id, planCode: plan.id, anchor, actor: 'cli' }) };
-      });
-      const { saved, anchor } = result;
-      const subscription = saved.created ? saved.subscription : saved.existing;
-      // The same request again (same plan, and the same start or none) is a retry, not a second subscription.
-      if (
-        !saved.created &&
-        (subscription.plan.id !== input.plan || (input.start !== undefined && subscription.anchor.getTime() !== anchor.getTime()))
-      ) {
+      const start = input.start === undefined ? undefined : new Date(input.start);
+      const result = await withDatabase(ctx, (pool) =>
+        serviceOn(ctx, pool).subscribe('cli', { customer: input.customer, plan: input.plan, start }),
+      );
+      if (!result.ok && result.reason === 'subscription_exists') {
         throw new CliError(
-          `customer "${input.customer}" already has an active subscription (${subscription.id}); cancel it or change its plan`,
+          `customer "${input.customer}" already has an active subscription (${result.details.existing.id}); cancel it or change its plan`,
         );
       }
-      await afterCommit(ctx, subscription, 'started');
+      const { created, subscription } = settled(result);
       emit(
         ctx,
         command,
-        { ...toJson(subscription), created: saved.created },
-        () => `${saved.created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
+        { ...toJson(subscription), created },
+        () => `${created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
       );
     });
 
@@ -123,8 +77,7 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .argument('<id>')
     .action(async (id: string, _opts: unknown, command: Command) => {
       parseInput(IdSchema, id, 'id');
-      const subscription = await withDatabase(ctx, (pool) => getSubscription(pool, id));
-      if (!subscription) throw new CliError(`no subscription ${id}`);
+      const subscription = unwrapForCli(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).get('cli', id)));
       emit(ctx, command, toJson(subscription), () => describe(subscription));
     });
 
@@ -134,16 +87,8 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .argument('<id>')
     .action(async (id: string, _opts: unknown, command: Command) => {
       parseInput(IdSchema, id, 'id');
-      const result = await withDatabase(ctx, (pool) => cancelSubscription(pool, id, systemClock.now(), 'cli'));
-      if (!result) throw new CliError(`no subscription ${id}`);
-      // Also when it was already canceled: a retry after a failed step converges.
-      await afterCommit(ctx, result.subscription, 'canceled');
-      emit(
-        ctx,
-        command,
-        toJson(result.subscription),
-        () => `${result.canceled ? 'canceled' : 'already canceled'}\n${describe(result.subscription)}`,
-      );
+      const { canceled, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).cancel('cli', id)));
+      emit(ctx, command, toJson(subscription), () => `${canceled ? 'canceled' : 'already canceled'}\n${describe(subscription)}`);
     });
 
   subscriptions
@@ -154,25 +99,8 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .action(async (id: string, opts: { plan: string }, command: Command) => {
       parseInput(IdSchema, id, 'id');
       const plan = parseInput(PlanCodeSchema, opts.plan, '--plan');
-      const result = await withDatabase(ctx, (pool) => changePlan(pool, id, plan, 'cli', systemClock.now()));
-      if (result.outcome === 'refused') {
-        throw new CliError(
-          {
-            subscription_not_found: `no subscription ${id}`,
-            subscription_canceled: `subscription ${id} is canceled; subscribe the customer again instead`,
-            unknown_plan: `no plan "${plan}"`,
-            currency_mismatch: `plan "${plan}" is in another currency than subscription ${id}`,
-          }[result.reason],
-        );
-      }
-      // Also when unchanged: a retry after a failed step converges.
-      await afterCommit(ctx, result.subscription, 'planChanged');
-      emit(
-        ctx,
-        command,
-        toJson(result.subscription),
-        () => `${result.outcome === 'changed' ? 'plan changed' : 'already on this plan'}\n${describe(result.subscription)}`,
-      );
+      const { changed, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).changePlan('cli', id, plan)));
+      emit(ctx, command, toJson(subscription), () => `${changed ? 'plan changed' : 'already on this plan'}\n${describe(subscription)}`);
     });
 
   return subscriptions;

@@ -10,7 +10,6 @@ import { pricingRouter } from '../api/routes/pricing';
 import { reconciliationsRouter } from '../api/routes/reconciliations';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
-import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../billing/temporal-subscription-lifecycle';
 import type { Clock } from '../clock';
 import { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
@@ -20,6 +19,9 @@ import type { EntitlementStore } from '../entitlements/store';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
 import { UsageSignaler } from '../metering/usage-signaler';
+import { PlanService } from '../plans/service';
+import { SubscriptionService } from '../subscriptions/service';
+import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../subscriptions/temporal-lifecycle';
 import { WebhookEndpointService } from '../webhooks/service';
 
 export interface ApiAppDeps {
@@ -55,9 +57,18 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     entitlements: deps.entitlements,
     ...(signaler ? { onStored: (usage) => signaler.record(usage) } : {}),
   });
+  const customers = new CustomerService(deps.pool, metering.customers);
   const billingRouters = deps.billing
     ? [
-        subscriptionsRouter({ pool: deps.pool, clock: deps.clock, lifecycle: temporalSubscriptionLifecycle(deps.billing) }),
+        subscriptionsRouter({
+          subscriptions: new SubscriptionService({
+            pool: deps.pool,
+            clock: deps.clock,
+            customers,
+            lifecycle: temporalSubscriptionLifecycle(deps.billing),
+          }),
+          clock: deps.clock,
+        }),
         reconciliationsRouter({ pool: deps.pool, clock: deps.clock, client: deps.billing.client, taskQueue: deps.billing.taskQueue }),
       ]
     : [];
@@ -69,14 +80,9 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       ...metering.routers,
       entitlementsRouter({ store: deps.entitlements, catalog: metering.catalog, customers: metering.customers }),
       pricingRouter,
-      plansRouter({ pool: deps.pool }),
+      plansRouter({ plans: new PlanService(deps.pool) }),
       webhookEndpointsRouter({
-        webhooks: new WebhookEndpointService({
-          pool: deps.pool,
-          clock: deps.clock,
-          customers: new CustomerService(deps.pool),
-          targets: deps.webhookTargets,
-        }),
+        webhooks: new WebhookEndpointService({ pool: deps.pool, clock: deps.clock, customers, targets: deps.webhookTargets }),
       }),
       invoicesRouter({ pool: deps.pool, clock: deps.clock }),
       ...billingRouters,

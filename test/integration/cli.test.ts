@@ -10,7 +10,7 @@ import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
 import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
-import { createSubscription } from '../../src/billing/subscription-store';
+import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';

@@ -11,7 +11,7 @@ import { createApp } from '../../src/api/app';
 import { createApiMetrics } from '../../src/api/metrics';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
-import { createSubscription } from '../../src/billing/subscription-store';
+import { createSubscription } from '../../src/subscriptions/store';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
 import { CustomerService } from '../../src/customers/service';
 import { createCustomer } from '../../src/customers/store';

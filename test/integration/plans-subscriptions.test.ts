@@ -6,10 +6,13 @@ import { createApiMetrics } from '../../src/api/metrics';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { plansRouter } from '../../src/api/routes/plans';
 import { subscriptionsRouter } from '../../src/api/routes/subscriptions';
-import type { SubscriptionLifecycle } from '../../src/billing/subscription-lifecycle';
-import { changePlan, type Subscription } from '../../src/billing/subscription-store';
+import type { SubscriptionLifecycle } from '../../src/subscriptions/lifecycle';
+import { changePlan, type Subscription } from '../../src/subscriptions/store';
 import { startKeys, type Keys } from '../../src/keys/keys';
+import { PlanService } from '../../src/plans/service';
+import { SubscriptionService } from '../../src/subscriptions/service';
 import { planSchema } from '../../src/domain/plan';
+import { CustomerService } from '../../src/customers/service';
 import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/metering/meter-store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -70,7 +73,13 @@ before(async () => {
     logger,
     readiness: {},
     authenticate: keys.authenticate,
-    routers: [plansRouter({ pool: db.pool }), subscriptionsRouter({ pool: db.pool, clock, lifecycle })],
+    routers: [
+      plansRouter({ plans: new PlanService(db.pool) }),
+      subscriptionsRouter({
+        subscriptions: new SubscriptionService({ pool: db.pool, clock, customers: new CustomerService(db.pool), lifecycle }),
+        clock,
+      }),
+    ],
     metrics: createApiMetrics(),
   });
   server = await listen(app);

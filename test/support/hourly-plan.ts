@@ -1,4 +1,4 @@
-import { createPlan } from '../../src/billing/plan-store';
+import { createPlan } from '../../src/plans/store';
 import type { Pool } from '../../src/db/pool';
 import { planSchema } from '../../src/domain/plan';
 import { createMeter } from '../../src/metering/meter-store';

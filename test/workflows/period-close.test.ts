@@ -6,7 +6,7 @@ import { WorkflowContinuedAsNewError, type WorkflowHandleWithFirstExecutionRunId
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
 import { createActivities, type ActivityDeps } from '../../src/activities';
-import { createSubscription } from '../../src/billing/subscription-store';
+import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';

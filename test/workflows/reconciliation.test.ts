@@ -8,7 +8,7 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
 import { voidInvoice } from '../../src/billing/invoice-store';
-import { createSubscription } from '../../src/billing/subscription-store';
+import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import type { ReconciliationInput, ReconciliationSummary } from '../../src/domain/reconciliation';
 import { createCustomer } from '../../src/customers/store';

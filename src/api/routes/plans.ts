@@ -1,14 +1,13 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { createPlan, getPlan, listPlans, type StoredPlan } from '../../billing/plan-store';
-import type { Pool } from '../../db/pool';
-import { canonicalJson } from '../../domain/metering/canonical-json';
-import { PlanCodeSchema, PlanSchema, planSchema, type Plan } from '../../domain/plan';
-import { allMeters } from '../../metering/meter-store';
+import { PlanCodeSchema, PlanSchema } from '../../domain/plan';
+import type { PlanService } from '../../plans/service';
+import { planTerms, type StoredPlan } from '../../plans/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
-import { ProblemError, problemFromZod } from '../problem';
+import { parseRequest } from '../problem';
+import { problemFromRefusal, unwrap } from '../refusal';
 
 const StoredPlanSchema = z.object({ ...PlanSchema.shape, created_at: z.string() }).meta({ id: 'StoredPlan' });
 
@@ -52,52 +51,37 @@ registry.registerPath({
   responses: { 200: { description: 'A page of plans', ...jsonContent(pageSchema(StoredPlanSchema)) }, ...problemResponses(400, 401, 403) },
 });
 
-/** A stored plan's terms, as created (what an identical retry is compared with). */
-export const termsOf = ({ createdAt: _createdAt, ...plan }: StoredPlan): Plan => plan;
 /** A plan's wire shape; the admin CLI's --json prints the same. */
 export const planToJson = (plan: StoredPlan): z.infer<typeof StoredPlanSchema> => ({
-  ...termsOf(plan),
+  ...planTerms(plan),
   created_at: plan.createdAt.toISOString(),
 });
 
-export function plansRouter({ pool }: { pool: Pool }): Router {
+export function plansRouter({ plans }: { plans: PlanService }): Router {
   const router = Router();
 
   router.post('/v1/plans', authorize('plans', 'create'), async (req, res) => {
     const access = accessOf(req);
-    const knownMeters = new Set((await allMeters(pool)).map((meter) => meter.code));
-    const parsed = planSchema({ knownMeters }).safeParse(req.body);
-    if (!parsed.success) throw problemFromZod(parsed.error);
-    const result = await createPlan(pool, parsed.data, access.actor);
-    if (result.created) {
-      res.status(201).location(`/v1/plans/${result.plan.id}`).json(planToJson(result.plan));
-      return;
+    const input = parseRequest(await plans.inputSchema(), req.body, 'body');
+    const result = await plans.create(access.principal, input);
+    if (!result.ok) {
+      // The plan the request conflicts with is shown only to a key that could read it anyway.
+      const existing = access.allows('plans', 'get') ? { existing: planToJson(result.details.existing) } : {};
+      throw problemFromRefusal({ ...result, details: existing });
     }
-    // jsonb reorders object keys, so the terms are compared in canonical form.
-    if (canonicalJson(termsOf(result.existing)) === canonicalJson(parsed.data)) {
-      res.status(200).json(planToJson(result.existing));
-      return;
-    }
-    throw new ProblemError(
-      'conflict',
-      `Plan "${parsed.data.id}" already exists with other terms; plans never change: create the new terms under a new code.`,
-      access.allows('plans', 'get') ? { existing: planToJson(result.existing) } : {},
-    );
-  });
-
-  router.get('/v1/plans/:code', authorize('plans', 'get'), async (req, res) => {
-    const params = CodeParams.safeParse(req.params);
-    if (!params.success) throw problemFromZod(params.error, 'params');
-    const plan = await getPlan(pool, params.data.code);
-    if (!plan) throw new ProblemError('not_found', `No plan "${params.data.code}".`);
+    const { created, plan } = result.value;
+    if (created) res.status(201).location(`/v1/plans/${plan.id}`);
     res.json(planToJson(plan));
   });
 
+  router.get('/v1/plans/:code', authorize('plans', 'get'), async (req, res) => {
+    const { code } = parseRequest(CodeParams, req.params, 'params');
+    res.json(planToJson(unwrap(await plans.get(code))));
+  });
+
   router.get('/v1/plans', authorize('plans', 'list'), async (req, res) => {
-    const query = PageQuerySchema.safeParse(req.query);
-    if (!query.success) throw problemFromZod(query.error, 'query');
-    const rows = await listPlans(pool, query.data.limit + 1, query.data.after);
-    const result = page(rows, query.data.limit, (plan) => plan.id);
+    const query = parseRequest(PageQuerySchema, req.query, 'query');
+    const result = page(await plans.list(query.limit + 1, query.after), query.limit, (plan) => plan.id);
     res.json({ data: result.data.map(planToJson), next_cursor: result.next_cursor });
   });
 

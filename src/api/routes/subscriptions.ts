@@ -1,25 +1,16 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import { getPlan } from '../../billing/plan-store';
-import type { SubscriptionLifecycle } from '../../billing/subscription-lifecycle';
-import {
-  cancelSubscription,
-  changePlan,
-  createSubscription,
-  getActiveSubscription,
-  getSubscription,
-  subscriptionStatuses,
-  type Subscription,
-} from '../../billing/subscription-store';
 import type { Clock } from '../../clock';
-import type { Pool } from '../../db/pool';
-import { Identifier, InstantSchema, isRepresentableInstant } from '../../domain/edge-schemas';
-import { periodAt, periodContaining, type Period } from '../../domain/periods';
+import { Identifier, InstantSchema } from '../../domain/edge-schemas';
+import { periodContaining, type Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
-import { getCustomer } from '../../customers/store';
+import type { Result } from '../../domain/result';
+import { isLifecycleStepFailed, type SubscriptionExists, type SubscriptionService } from '../../subscriptions/service';
+import { subscriptionStatuses, type Subscription } from '../../subscriptions/store';
 import { accessOf, authorize, type Access } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
-import { ProblemError, parseRequest } from '../problem';
+import { parseRequest } from '../problem';
+import { problemFromRefusal, unwrap } from '../refusal';
 
 export const SubscriptionInputSchema = z
   .strictObject({
@@ -151,138 +142,61 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
   };
 }
 
-/** Another customer's subscription looks absent to a restricted key, not forbidden: its existence is not theirs to learn. */
-function visible(access: Access, subscription: Subscription | undefined, id: string): Subscription {
-  if (!subscription || !access.seesCustomerId(subscription.customer.id)) {
-    throw new ProblemError('not_found', `No subscription ${id}.`);
-  }
-  return subscription;
+/** The subscription a 409 conflicts with is shown only to a key that could read it anyway. */
+function conflictWith(access: Access, refusal: SubscriptionExists, now: Date) {
+  const existing = access.allows('subscriptions', 'get') ? { existing: subscriptionToJson(refusal.details.existing, now) } : {};
+  return problemFromRefusal({ ...refusal, details: existing });
 }
 
-const workflowStep = { started: 'started', canceled: 'told of the cancellation', planChanged: 'moved to the new plan' } as const;
+/** The result's value; a lifecycle step that failed after the commit is logged before the client is told to retry. */
+function settled<T>(req: Request, result: Result<T>): T {
+  if (isLifecycleStepFailed(result)) {
+    const { step, cause, details } = result;
+    req.log.error({ err: cause, subscription: details.subscription }, `subscription lifecycle step "${step}" failed after commit`);
+  }
+  return unwrap(result);
+}
 
 export interface SubscriptionsRouterDeps {
-  pool: Pool;
+  subscriptions: SubscriptionService;
   clock: Clock;
-  lifecycle: SubscriptionLifecycle;
 }
 
-export function subscriptionsRouter({ pool, clock, lifecycle }: SubscriptionsRouterDeps): Router {
+export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRouterDeps): Router {
   const router = Router();
-
-  /**
-   * Runs a lifecycle step after the commit. The database already holds the change, and the
-   * step is idempotent, so the client is told to retry: the same request then converges.
-   */
-  const afterCommit = async (req: Request, subscription: Subscription, step: 'started' | 'canceled' | 'planChanged') => {
-    try {
-      await lifecycle[step](subscription);
-    } catch (err) {
-      req.log.error({ err, subscription: subscription.id }, `subscription lifecycle step "${step}" failed after commit`);
-      throw new ProblemError(
-        'unavailable',
-        `Subscription ${subscription.id} is saved, but its billing workflow could not be ${workflowStep[step]}; retry the same request.`,
-        { subscription: subscription.id },
-      );
-    }
-  };
 
   router.post('/v1/subscriptions', authorize('subscriptions', 'create'), async (req, res) => {
     const input = parseRequest(SubscriptionInputSchema, req.body, 'body');
     const access = accessOf(req);
-    const externalId = input.customer;
-    const [customer, plan] = await Promise.all([
-      access.seesCustomer(externalId) ? getCustomer(pool, externalId) : undefined,
-      getPlan(pool, input.plan),
-    ]);
-    if (!customer) throw new ProblemError('unprocessable', `No customer "${externalId}".`, { reason: 'unknown_customer' });
-    if (!plan) throw new ProblemError('unprocessable', `No plan "${input.plan}".`, { reason: 'unknown_plan' });
-    if (plan.currency !== customer.currency) {
-      throw new ProblemError(
-        'unprocessable',
-        `Customer "${externalId}" is billed in ${customer.currency}, plan "${plan.id}" in ${plan.currency}.`,
-        {
-          reason: 'currency_mismatch',
-        },
-      );
-    }
-    const anchor = input.start === undefined ? clock.now() : new Date(input.start);
-    // Invoices store their period's end: the first period must end within the representable range.
-    if (!isRepresentableInstant(periodAt(anchor, plan.interval, 0).end.getTime())) {
-      throw new ProblemError(
-        'unprocessable',
-        `A subscription starting ${anchor.toISOString()} on plan "${plan.id}" would end its first period after 9999-12-31.`,
-        {
-          reason: 'start_out_of_range',
-        },
-      );
-    }
-    const result = await createSubscription(pool, { customerId: customer.id, planCode: plan.id, anchor, actor: access.actor });
-
-    if (!result.created) {
-      const { existing } = result;
-      const sameRequest = existing.plan.id === plan.id && (input.start === undefined || existing.anchor.getTime() === anchor.getTime());
-      if (!sameRequest) {
-        throw new ProblemError(
-          'conflict',
-          `Customer "${externalId}" already has an active subscription; cancel it or change its plan.`,
-          access.allows('subscriptions', 'get') ? { existing: subscriptionToJson(existing, clock.now()) } : {},
-        );
-      }
-      await afterCommit(req, existing, 'started');
-      res.status(200).json(subscriptionToJson(existing, clock.now()));
-      return;
-    }
-    await afterCommit(req, result.subscription, 'started');
-    res.status(201).location(`/v1/subscriptions/${result.subscription.id}`).json(subscriptionToJson(result.subscription, clock.now()));
+    const start = input.start === undefined ? undefined : new Date(input.start);
+    const result = await subscriptions.subscribe(access.principal, { customer: input.customer, plan: input.plan, start });
+    if (!result.ok && result.reason === 'subscription_exists') throw conflictWith(access, result, clock.now());
+    const { created, subscription } = settled(req, result);
+    if (created) res.status(201).location(`/v1/subscriptions/${subscription.id}`);
+    res.json(subscriptionToJson(subscription, clock.now()));
   });
 
   router.get('/v1/subscriptions/:id', authorize('subscriptions', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    res.json(subscriptionToJson(visible(accessOf(req), await getSubscription(pool, id), id), clock.now()));
+    res.json(subscriptionToJson(unwrap(await subscriptions.get(accessOf(req).principal, id)), clock.now()));
   });
 
   router.get('/v1/customers/:externalId/subscription', authorize('subscriptions', 'active'), async (req, res) => {
     const { externalId } = parseRequest(ExternalIdParams, req.params, 'params');
-    const customer = accessOf(req).seesCustomer(externalId) ? await getCustomer(pool, externalId) : undefined;
-    if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
-    const subscription = await getActiveSubscription(pool, customer.id);
-    if (!subscription) throw new ProblemError('not_found', `Customer "${externalId}" has no active subscription.`);
-    res.json(subscriptionToJson(subscription, clock.now()));
+    res.json(subscriptionToJson(unwrap(await subscriptions.active(accessOf(req).principal, externalId)), clock.now()));
   });
 
   router.post('/v1/subscriptions/:id/cancel', authorize('subscriptions', 'cancel'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const access = accessOf(req);
-    visible(access, await getSubscription(pool, id), id);
-    const result = await cancelSubscription(pool, id, clock.now(), access.actor);
-    if (!result) throw new ProblemError('not_found', `No subscription ${id}.`);
-    // Also when it was already canceled: a retry after a failed step converges.
-    await afterCommit(req, result.subscription, 'canceled');
-    res.json(subscriptionToJson(result.subscription, clock.now()));
+    const { subscription } = settled(req, await subscriptions.cancel(accessOf(req).principal, id));
+    res.json(subscriptionToJson(subscription, clock.now()));
   });
 
   router.post('/v1/subscriptions/:id/change-plan', authorize('subscriptions', 'change_plan'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
     const { plan } = parseRequest(ChangePlanInputSchema, req.body, 'body');
-    const access = accessOf(req);
-    visible(access, await getSubscription(pool, id), id);
-    const result = await changePlan(pool, id, plan, access.actor, clock.now());
-    if (result.outcome === 'refused') {
-      const refusal = {
-        subscription_not_found: () => new ProblemError('not_found', `No subscription ${id}.`),
-        subscription_canceled: () => new ProblemError('conflict', `Subscription ${id} is canceled; subscribe the customer again instead.`),
-        unknown_plan: () => new ProblemError('unprocessable', `No plan "${plan}".`, { reason: 'unknown_plan' }),
-        currency_mismatch: () =>
-          new ProblemError('unprocessable', `Plan "${plan}" is in another currency than subscription ${id}.`, {
-            reason: 'currency_mismatch',
-          }),
-      }[result.reason];
-      throw refusal();
-    }
-    // Also when unchanged: a retry after a failed step converges.
-    await afterCommit(req, result.subscription, 'planChanged');
-    res.json(subscriptionToJson(result.subscription, clock.now()));
+    const { subscription } = settled(req, await subscriptions.changePlan(accessOf(req).principal, id, plan));
+    res.json(subscriptionToJson(subscription, clock.now()));
   });
 
   return router;

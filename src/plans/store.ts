@@ -45,6 +45,9 @@ export function toPlanTerms(r: PlanTermsRow): Plan {
 
 const toPlan = (r: PlanRow): StoredPlan => ({ ...toPlanTerms(r), createdAt: r.created_at });
 
+/** A stored plan's terms, as created (what an identical retry is compared with). */
+export const planTerms = ({ createdAt: _createdAt, ...plan }: StoredPlan): Plan => plan;
+
 export type CreatePlanResult = { created: true; plan: StoredPlan } | { created: false; existing: StoredPlan };
 
 /** Stores a validated plan with its audit entry, or returns the plan that already has the code. */

@@ -2,7 +2,7 @@ import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import type { Plan } from '../domain/plan';
 import { inTransaction, type Queryable } from '../db/transaction';
-import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from './plan-store';
+import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from '../plans/store';
 
 export const subscriptionStatuses = ['active', 'canceled'] as const;
 export type SubscriptionStatus = (typeof subscriptionStatuses)[number];

@@ -7,8 +7,8 @@ import {
   workflowIdFor,
   type SubscriptionTerms,
 } from '../workflows/billing-period';
-import type { SubscriptionLifecycle } from './subscription-lifecycle';
-import type { Subscription } from './subscription-store';
+import type { SubscriptionLifecycle } from './lifecycle';
+import type { Subscription } from './store';
 
 export const termsOf = (s: Subscription): SubscriptionTerms => ({
   subscriptionId: s.id,

@@ -1,4 +1,4 @@
-import type { Subscription } from './subscription-store';
+import type { Subscription } from './store';
 
 /**
  * What must happen outside the database when a subscription starts or ends: in production, the

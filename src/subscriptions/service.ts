@@ -1,0 +1,202 @@
+import type { Clock } from '../clock';
+import type { CustomerService } from '../customers/service';
+import type { Pool } from '../db/pool';
+import { isRepresentableInstant } from '../domain/edge-schemas';
+import { periodAt } from '../domain/periods';
+import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
+import { auditActorOf, seesCustomerId, type Actor } from '../keys/principal';
+import { getPlan } from '../plans/store';
+import type { SubscriptionLifecycle } from './lifecycle';
+import {
+  cancelSubscription,
+  changePlan,
+  createSubscription,
+  getActiveSubscription,
+  getSubscription,
+  type ChangePlanResult,
+  type Subscription,
+} from './store';
+
+export type LifecycleStep = keyof SubscriptionLifecycle;
+
+/** What each step does to the billing workflow, as a failure tells it: "could not be …". */
+export const lifecycleStepDone = {
+  started: 'started',
+  canceled: 'told of the cancellation',
+  planChanged: 'moved to the new plan',
+} as const satisfies Record<LifecycleStep, string>;
+
+/**
+ * The change is saved, but its billing workflow step failed after the commit. Every step is
+ * idempotent, so the same request again converges. `step` and `cause` are for the adapter (its
+ * log, its own wording); only `details` is shown to an API client.
+ */
+export interface LifecycleStepFailed extends Refusal<'workflow_step_failed'> {
+  details: { subscription: string };
+  step: LifecycleStep;
+  cause: unknown;
+}
+
+export const isLifecycleStepFailed = (result: Result<unknown>): result is LifecycleStepFailed =>
+  !result.ok && result.reason === 'workflow_step_failed';
+
+/** The customer already has another active subscription; `existing` is it, for adapters that may show it. */
+export interface SubscriptionExists extends Refusal<'subscription_exists'> {
+  details: { existing: Subscription };
+}
+
+export interface SubscribeInput {
+  /** External id of the customer. */
+  customer: string;
+  /** Code of the plan. */
+  plan: string;
+  /** The subscription start, which anchors every billing period; default now. */
+  start?: Date;
+}
+
+/** A subscription after a change, and whether the request changed it or repeated a change that is already saved. */
+export type Subscribed = { created: boolean; subscription: Subscription };
+export type Canceled = { canceled: boolean; subscription: Subscription };
+export type PlanChanged = { changed: boolean; subscription: Subscription };
+
+export interface SubscriptionServiceDeps {
+  pool: Pool;
+  clock: Clock;
+  customers: CustomerService;
+  /** The billing workflow's side of every change, run after the commit. */
+  lifecycle: SubscriptionLifecycle;
+}
+
+/**
+ * Subscriptions and their billing workflows. A customer has at most one active subscription;
+ * every change is committed first, then handed to the lifecycle, so a request repeated after a
+ * failed step converges instead of duplicating work. A key restricted to one customer sees other
+ * customers' subscriptions as absent.
+ */
+export class SubscriptionService {
+  constructor(private readonly deps: SubscriptionServiceDeps) {}
+
+  /** Subscribes the customer; the same request again (same plan, and the same start or none) is a retry, not a second subscription. */
+  async subscribe(
+    actor: Actor,
+    input: SubscribeInput,
+  ): Promise<
+    | Ok<Subscribed>
+    | Refusal<'unknown_customer' | 'unknown_plan' | 'currency_mismatch' | 'start_out_of_range'>
+    | SubscriptionExists
+    | LifecycleStepFailed
+  > {
+    const { pool, clock, customers } = this.deps;
+    const [customer, plan] = await Promise.all([customers.get(actor, input.customer, 'reference'), getPlan(pool, input.plan)]);
+    if (!customer.ok) return customer;
+    if (!plan) return refuse('invalid', 'unknown_plan', `No plan "${input.plan}".`);
+    const { currency } = customer.value;
+    if (plan.currency !== currency) {
+      return refuse(
+        'invalid',
+        'currency_mismatch',
+        `Customer "${input.customer}" is billed in ${currency}, plan "${plan.id}" in ${plan.currency}.`,
+      );
+    }
+    const anchor = input.start ?? clock.now();
+    // Invoices store their period's end: the first period must end within the representable range.
+    if (!isRepresentableInstant(periodAt(anchor, plan.interval, 0).end.getTime())) {
+      return refuse(
+        'invalid',
+        'start_out_of_range',
+        `A subscription starting ${anchor.toISOString()} on plan "${plan.id}" would end its first period after 9999-12-31.`,
+      );
+    }
+    const saved = await createSubscription(pool, { customerId: customer.value.id, planCode: plan.id, anchor, actor: auditActorOf(actor) });
+    if (saved.created) return this.afterCommit('started', { created: true, subscription: saved.subscription });
+    const { existing } = saved;
+    if (existing.plan.id !== plan.id || (input.start !== undefined && existing.anchor.getTime() !== anchor.getTime())) {
+      return {
+        ...refuse(
+          'conflict',
+          'subscription_exists',
+          `Customer "${input.customer}" already has an active subscription; cancel it or change its plan.`,
+        ),
+        details: { existing },
+      };
+    }
+    return this.afterCommit('started', { created: false, subscription: existing });
+  }
+
+  /** The subscription, when it exists and the actor may see its customer. */
+  async get(actor: Actor, id: string): Promise<Result<Subscription, 'unknown_subscription'>> {
+    const subscription = await getSubscription(this.deps.pool, id);
+    return subscription && seesCustomerId(actor, subscription.customer.id) ? ok(subscription) : unknownSubscription(id);
+  }
+
+  /** The customer's one active subscription. */
+  async active(actor: Actor, externalId: string): Promise<Result<Subscription, 'unknown_customer' | 'no_active_subscription'>> {
+    const customer = await this.deps.customers.get(actor, externalId, 'subject');
+    if (!customer.ok) return customer;
+    const subscription = await getActiveSubscription(this.deps.pool, customer.value.id);
+    return subscription
+      ? ok(subscription)
+      : refuse('not_found', 'no_active_subscription', `Customer "${externalId}" has no active subscription.`);
+  }
+
+  /** Cancels now; billing ends at once and the workflow invoices the final period. Canceling again is a retry. */
+  async cancel(actor: Actor, id: string): Promise<Ok<Canceled> | Refusal<'unknown_subscription'> | LifecycleStepFailed> {
+    const visible = await this.get(actor, id);
+    if (!visible.ok) return visible;
+    const result = await cancelSubscription(this.deps.pool, id, this.deps.clock.now(), auditActorOf(actor));
+    if (!result) return unknownSubscription(id);
+    // Also when it was already canceled: a retry after a failed step converges.
+    return this.afterCommit('canceled', result);
+  }
+
+  /** Moves the subscription to another plan at once (no proration); a retry finds it already there. */
+  async changePlan(
+    actor: Actor,
+    id: string,
+    planCode: string,
+  ): Promise<
+    Ok<PlanChanged> | Refusal<'unknown_subscription' | 'subscription_canceled' | 'unknown_plan' | 'currency_mismatch'> | LifecycleStepFailed
+  > {
+    const visible = await this.get(actor, id);
+    if (!visible.ok) return visible;
+    const result = await changePlan(this.deps.pool, id, planCode, auditActorOf(actor), this.deps.clock.now());
+    if (result.outcome === 'refused') return refusedChange(result.reason, id, planCode);
+    // Also when unchanged: a retry after a failed step converges.
+    return this.afterCommit('planChanged', { changed: result.outcome === 'changed', subscription: result.subscription });
+  }
+
+  /** Runs the lifecycle step for a committed change; its failure leaves the change saved and is answered as such. */
+  private async afterCommit<T extends { subscription: Subscription }>(step: LifecycleStep, value: T): Promise<Ok<T> | LifecycleStepFailed> {
+    const { subscription } = value;
+    try {
+      await this.deps.lifecycle[step](subscription);
+    } catch (cause) {
+      return {
+        ...refuse(
+          'unavailable',
+          'workflow_step_failed',
+          `Subscription ${subscription.id} is saved, but its billing workflow could not be ${lifecycleStepDone[step]}; retry the same request.`,
+        ),
+        details: { subscription: subscription.id },
+        step,
+        cause,
+      };
+    }
+    return ok(value);
+  }
+}
+
+const unknownSubscription = (id: string) => refuse('not_found', 'unknown_subscription', `No subscription ${id}.`);
+
+function refusedChange(reason: Extract<ChangePlanResult, { outcome: 'refused' }>['reason'], id: string, planCode: string) {
+  switch (reason) {
+    case 'subscription_not_found':
+      return unknownSubscription(id);
+    case 'subscription_canceled':
+      return refuse('conflict', reason, `Subscription ${id} is canceled; subscribe the customer again instead.`);
+    case 'unknown_plan':
+      return refuse('invalid', reason, `No plan "${planCode}".`);
+    case 'currency_mismatch':
+      return refuse('invalid', reason, `Plan "${planCode}" is in another currency than subscription ${id}.`);
+  }
+}
