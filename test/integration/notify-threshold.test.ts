@@ -15,9 +15,11 @@ import {
 import { generateWebhookSecret, verifyWebhook, type VerifyResult } from '../../src/activities/webhook-signature';
 import type { Resolve } from '../../src/activities/webhook-target';
 import { createApp } from '../../src/api/app';
+import { authenticate } from '../../src/api/authenticate';
 import { createApiMetrics } from '../../src/api/metrics';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
+import { unwrap } from '../../src/api/refusal';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
 import { createCustomer } from '../../src/customers/store';
@@ -409,7 +411,7 @@ async function startApi(targets: WebhookTargetPolicy): Promise<Api> {
     createApp({
       logger,
       readiness: {},
-      authenticate: keys.authenticate,
+      authenticate: authenticate({ ...keys, logger }),
       routers: [webhookEndpointsRouter({ pool: db.pool, clock, targets })],
       metrics: createApiMetrics(),
     }),
@@ -442,11 +444,13 @@ async function adminKey(customer?: string): Promise<string> {
     defaults: { ratePerSecond: 1000, burst: 1000 },
   });
   try {
-    return (
-      await keys.service.create(
-        { name: customer ?? 'admin', environment: 'test', scopes: ['billing:admin'], ...(customer ? { customer } : {}) },
-        'cli',
-      )
+    return unwrap(
+      await keys.service.create('cli', {
+        name: customer ?? 'admin',
+        environment: 'test',
+        scopes: ['billing:admin'],
+        ...(customer ? { customer } : {}),
+      }),
     ).secret;
   } finally {
     await keys.close();
