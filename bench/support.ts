@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { pino } from 'pino';
+import { unwrap } from '../src/api/refusal';
 import type { Scope } from '../src/keys/principal';
 import { systemClock } from '../src/clock';
 import { createPool } from '../src/db/pool';
@@ -69,7 +70,7 @@ export async function issueBenchKey(databaseUrl: string, scopes: Scope[]): Promi
   const pool = createPool(databaseUrl, 1);
   const keys = await benchKeys(databaseUrl, pool, 1_000_000);
   try {
-    return (await keys.service.create({ name: 'bench', environment: 'test', scopes }, 'cli')).secret;
+    return unwrap(await keys.service.create('cli', { name: 'bench', environment: 'test', scopes })).secret;
   } finally {
     await keys.close();
     await pool.end();

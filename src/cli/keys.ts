@@ -2,14 +2,13 @@ import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { scopes } from '../keys/principal';
 import { keyToJson } from '../api/routes/keys';
-import { ProblemError } from '../api/problem';
 import { systemClock } from '../clock';
 import { Identifier, InstantSchema } from '../domain/edge-schemas';
 import { loadPeppers } from '../keys/pepper';
 import { KeyService } from '../keys/service';
 import { keyStatus } from '../keys/status';
 import type { ApiKey } from '../keys/store';
-import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
+import { CliError, exitCodes, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { wantsJson } from './output';
 
 const CreateOptions = z.object({
@@ -52,9 +51,6 @@ async function withService<T>(ctx: CliContext, work: (service: KeyService) => Pr
   );
 }
 
-/** Problems from the service read as plain sentences on a terminal. */
-const explain = (err: unknown) => (err instanceof ProblemError ? new Error(err.detail) : err);
-
 /** The API's wire shape of a key (never its secret, which `create` alone prints, beside it). */
 const keyJson = (k: ApiKey) => keyToJson(k, systemClock.now());
 
@@ -77,24 +73,18 @@ export function keysCommand(ctx: CliContext): Command {
       if (!parsed.success)
         throw new CliError(parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'), exitCodes.cannotRun);
       const o = parsed.data;
-      const { secret, key } = await withService(ctx, (service) =>
-        service
-          .create(
-            {
-              name: o.name,
-              environment: o.env,
-              scopes: o.scopes,
-              customer: o.customer,
-              expiresAt: o.expiresAt ? new Date(o.expiresAt) : null,
-              ratePerSecond: o.rate,
-              burst: o.burst,
-            },
-            'cli',
-          )
-          .catch((err: unknown) => {
-            throw explain(err);
-          }),
+      const created = await withService(ctx, (service) =>
+        service.create('cli', {
+          name: o.name,
+          environment: o.env,
+          scopes: o.scopes,
+          customer: o.customer,
+          expiresAt: o.expiresAt ? new Date(o.expiresAt) : null,
+          ratePerSecond: o.rate,
+          burst: o.burst,
+        }),
       );
+      const { secret, key } = unwrapForCli(created);
       if (wantsJson(command)) {
         out(JSON.stringify({ ...keyJson(key), secret }, null, 2));
         return;
@@ -113,7 +103,7 @@ export function keysCommand(ctx: CliContext): Command {
       await withService(ctx, async (service) => {
         let after: string | undefined;
         for (;;) {
-          const page = await service.list({ limit: 500, after });
+          const page = await service.list('cli', { limit: 500, after });
           if (json) all.push(...page);
           else for (const k of page) out(describeKey(k));
           if (page.length < 500) break;
@@ -129,8 +119,7 @@ export function keysCommand(ctx: CliContext): Command {
     .argument('<id>', 'key id (see `keys list`)')
     .action(async (id: string, _opts: unknown, command: Command) => {
       if (!z.uuid().safeParse(id).success) throw new CliError(`"${id}" is not a key id (a UUID; see \`keys list\`)`, exitCodes.cannotRun);
-      const key = await withService(ctx, (service) => service.revoke(id, 'cli'));
-      if (!key) throw new CliError(`no API key ${id}`);
+      const key = unwrapForCli(await withService(ctx, (service) => service.revoke('cli', id)));
       out(wantsJson(command) ? JSON.stringify(keyJson(key), null, 2) : describeKey(key));
     });
 
@@ -150,13 +139,7 @@ export function keysCommand(ctx: CliContext): Command {
         opts.graceSeconds,
         '--grace-seconds',
       );
-      const rotated = await withService(ctx, async (service) => {
-        if (!(await service.get(id))) throw new CliError(`no API key ${id}`);
-        return service.rotate(id, { graceSeconds }, 'cli').catch((err: unknown) => {
-          // Already rotated, revoked or expired: a refusal, not a failure to run.
-          throw err instanceof ProblemError ? new CliError(err.detail) : err;
-        });
-      });
+      const rotated = unwrapForCli(await withService(ctx, (service) => service.rotate('cli', id, { graceSeconds })));
       if (wantsJson(command)) {
         out(JSON.stringify({ ...keyJson(rotated.key), secret: rotated.secret, previous: keyJson(rotated.previous) }, null, 2));
         return;

@@ -1,7 +1,4 @@
-import type { RequestHandler, Router } from 'express';
 import type { Logger } from 'pino';
-import { authenticate } from '../api/authenticate';
-import { keysRouter } from '../api/routes/keys';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import { KeyCache } from './cache';
@@ -28,13 +25,17 @@ export interface Keys {
   service: KeyService;
   verifier: KeyVerifier;
   cache: KeyCache<VerifiedKey>;
-  /** The `/v1` authentication middleware for the app. */
-  authenticate: RequestHandler;
-  router: Router;
+  /** Each key's request rate, charged on every authenticated request. */
+  limiter: KeyRateLimiter;
+  /** Failed authentications per client address. */
+  failures: AuthFailureLimiter;
   close(): Promise<void>;
 }
 
-/** The API-keys chapter assembled and listening for key changes; `close()` stops listening. */
+/**
+ * The API-keys machinery assembled and listening for key changes; `close()` stops listening.
+ * The app builds the authentication middleware and the keys routes from it (src/main/api-app.ts).
+ */
 export async function startKeys(opts: KeysOptions): Promise<Keys> {
   const logger = opts.logger.child({ component: 'api-keys' });
   const cache = new KeyCache<VerifiedKey>({
@@ -56,8 +57,8 @@ export async function startKeys(opts: KeysOptions): Promise<Keys> {
     service,
     verifier,
     cache,
-    authenticate: authenticate({ verifier, limiter: new KeyRateLimiter(), failures: new AuthFailureLimiter(opts.authFailures), logger }),
-    router: keysRouter(service, opts.clock),
+    limiter: new KeyRateLimiter(),
+    failures: new AuthFailureLimiter(opts.authFailures),
     close: () => listener.close(),
   };
 }

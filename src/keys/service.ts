@@ -1,10 +1,11 @@
-import type { Principal, Scope } from './principal';
-import { ProblemError } from '../api/problem';
 import type { Clock } from '../clock';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
+import { inTransaction, type Queryable } from '../db/transaction';
+import { ok, refuse, type Refusal, type Result } from '../domain/result';
 import { generateKey, type KeyEnvironment } from './format';
 import type { Peppers } from './pepper';
+import { auditActorOf, seesCustomerId, type Actor, type Scope } from './principal';
 import { keyStatus } from './status';
 import {
   findCustomerId,
@@ -17,7 +18,6 @@ import {
   type KeyChanges,
   type StoredKey,
 } from './store';
-import { inTransaction, type Queryable } from '../db/transaction';
 
 export interface NewKey {
   name: string;
@@ -39,67 +39,81 @@ export interface KeyPatch {
 }
 
 /**
- * Who hands out a key or a change: an API key, bounded by its own powers, or the admin CLI or
- * the system itself, which are not.
+ * Why the key service refuses. `invalid_field` is a value only the service can judge (against
+ * its clock or its bounds); its details name the `field` and what is wrong with it (`detail`).
  */
-export type Grantor = Principal | 'cli' | 'system';
+export type KeyRefusalReason =
+  | 'unknown_key'
+  | 'unknown_customer'
+  | 'invalid_field'
+  | 'scope_escalation'
+  | 'rate_escalation'
+  | 'expiry_escalation'
+  | 'customer_escalation'
+  | 'key_revoked'
+  | 'key_expired'
+  | 'key_rotated';
 
-const actorOf = (by: Grantor): AuditActor => (typeof by === 'string' ? by : `key:${by.keyId}`);
+type KeyResult<T> = Result<T, KeyRefusalReason>;
 
-const unknownCustomer = (externalId: string) =>
-  new ProblemError('unprocessable', `No customer "${externalId}".`, { reason: 'unknown_customer' });
+const unknownKey = (id: string) => refuse('not_found', 'unknown_key', `No API key ${id}.`);
+
+const unknownCustomer = (externalId: string) => refuse('invalid', 'unknown_customer', `No customer "${externalId}".`);
+
+const invalidField = (field: string, detail: string) => refuse('invalid', 'invalid_field', `${field} ${detail}.`, { field, detail });
 
 /**
  * A key never hands out more than it holds, to another key or to itself: scopes it lacks, a
- * rate or burst above its own, or a life beyond its own expiry are refused (403). Only the
- * powers `grant` names are checked.
+ * rate or burst above its own, or a life beyond its own expiry are refused. Only the powers
+ * `grant` names are checked.
  */
-function assertWithin(
-  by: Grantor,
+function escalationIn(
+  actor: Actor,
   grant: {
     scopes?: readonly Scope[] | undefined;
     ratePerSecond?: number | undefined;
     burst?: number | undefined;
     expiresAt?: Date | null | undefined;
   },
-): void {
-  if (typeof by === 'string') return;
-  const missing = (grant.scopes ?? []).filter((s) => !by.scopes.includes(s));
+): Refusal<KeyRefusalReason> | undefined {
+  if (typeof actor === 'string') return undefined;
+  const missing = (grant.scopes ?? []).filter((s) => !actor.scopes.includes(s));
   if (missing.length > 0) {
-    throw new ProblemError('forbidden', `A key cannot grant scopes it does not hold: ${missing.join(', ')}.`, {
-      reason: 'scope_escalation',
+    return refuse('forbidden', 'scope_escalation', `A key cannot grant scopes it does not hold: ${missing.join(', ')}.`, {
       scopes: missing,
     });
   }
-  const own = by.limits;
+  const own = actor.limits;
   if ((grant.ratePerSecond ?? 0) > own.ratePerSecond || (grant.burst ?? 0) > own.burst) {
-    throw new ProblemError('forbidden', `A key cannot grant a rate limit above its own (${own.ratePerSecond}/s, burst ${own.burst}).`, {
-      reason: 'rate_escalation',
-      rate_limit: { per_second: own.ratePerSecond, burst: own.burst },
-    });
+    return refuse(
+      'forbidden',
+      'rate_escalation',
+      `A key cannot grant a rate limit above its own (${own.ratePerSecond}/s, burst ${own.burst}).`,
+      {
+        rate_limit: { per_second: own.ratePerSecond, burst: own.burst },
+      },
+    );
   }
   if (own.expiresAt && grant.expiresAt !== undefined && (grant.expiresAt === null || grant.expiresAt > own.expiresAt)) {
-    throw new ProblemError('forbidden', `A key cannot grant access beyond its own expiry (${own.expiresAt.toISOString()}).`, {
-      reason: 'expiry_escalation',
+    return refuse('forbidden', 'expiry_escalation', `A key cannot grant access beyond its own expiry (${own.expiresAt.toISOString()}).`, {
       expires_at: own.expiresAt.toISOString(),
     });
   }
+  return undefined;
 }
 
 /**
- * The customer a new key is restricted to. A restricted grantor keeps its restriction: no
- * customer named means its own, none (null) would widen it (403), and any other customer is
+ * The customer a new key is restricted to. A restricted actor keeps its restriction: no
+ * customer named means its own, none (null) would widen it, and any other customer is
  * answered exactly like one that does not exist.
  */
-function grantedCustomer(by: Grantor, requested: string | null | undefined): string | null | undefined {
-  if (typeof by === 'string' || !by.customer) return requested;
+function grantedCustomer(actor: Actor, requested: string | null | undefined): KeyResult<string | null | undefined> {
+  if (typeof actor === 'string' || !actor.customer) return ok(requested);
   if (requested === null) {
-    throw new ProblemError('forbidden', 'A key restricted to a customer cannot grant access to every customer.', {
-      reason: 'customer_escalation',
-    });
+    return refuse('forbidden', 'customer_escalation', 'A key restricted to a customer cannot grant access to every customer.');
   }
-  if (requested !== undefined && requested !== by.customer.externalId) throw unknownCustomer(requested);
-  return by.customer.externalId;
+  if (requested !== undefined && requested !== actor.customer.externalId) return unknownCustomer(requested);
+  return ok(actor.customer.externalId);
 }
 
 /** A freshly issued key: the only time its secret exists outside the caller's hands. */
@@ -121,6 +135,11 @@ export interface KeyServiceDeps {
 }
 
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
+
+/** The key, unless it does not exist or belongs to a customer the actor may not see: both are absent to it. */
+function visible(actor: Actor, id: string, key: StoredKey | undefined): KeyResult<StoredKey> {
+  return key && seesCustomerId(actor, key.customer?.id ?? null) ? ok(key) : unknownKey(id);
+}
 
 /** Drops the stored hash: nothing outside this chapter needs it. */
 function publicKey(stored: StoredKey): ApiKey {
@@ -146,151 +165,118 @@ const describe = (k: ApiKey) => ({
 export class KeyService {
   constructor(private readonly deps: KeyServiceDeps) {}
 
-  /** Omitted limits default to the configured ones and the grantor's expiry, never beyond the grantor's own. */
-  async create(input: NewKey, by: Grantor): Promise<IssuedKey> {
-    this.assertFuture(input.expiresAt, 'expires_at');
+  /** Omitted limits default to the configured ones and the actor's expiry, never beyond the actor's own. */
+  async create(actor: Actor, input: NewKey): Promise<KeyResult<IssuedKey>> {
+    const pastExpiry = this.notInFuture(input.expiresAt, 'expires_at');
+    if (pastExpiry) return pastExpiry;
+    const customer = grantedCustomer(actor, input.customer);
+    if (!customer.ok) return customer;
     const { defaults } = this.deps;
-    const own = typeof by === 'string' ? undefined : by.limits;
+    const own = typeof actor === 'string' ? undefined : actor.limits;
     const granted: NewKey = {
       ...input,
-      customer: grantedCustomer(by, input.customer),
+      customer: customer.value,
       ratePerSecond: input.ratePerSecond ?? Math.min(defaults.ratePerSecond, own?.ratePerSecond ?? Infinity),
       burst: input.burst ?? Math.min(defaults.burst, own?.burst ?? Infinity),
       expiresAt: input.expiresAt === undefined ? (own?.expiresAt ?? null) : input.expiresAt,
     };
-    assertWithin(by, granted);
-    const actor = actorOf(by);
+    const escalation = escalationIn(actor, granted);
+    if (escalation) return escalation;
+    const by = auditActorOf(actor);
     return inTransaction(this.deps.pool, async (tx) => {
-      const issued = await this.insert(tx, granted, actor, typeof by !== 'string' && by.customer ? by.customer.id : undefined);
+      const customerId = await this.customerIdFor(tx, actor, granted.customer);
+      if (!customerId.ok) return customerId;
+      const issued = await this.insert(tx, granted, by, customerId.value);
       await recordAudit(tx, {
-        actor,
+        actor: by,
         action: 'api_key.created',
         subjectType: 'api_key',
         subjectId: issued.key.id,
         details: describe(issued.key),
       });
-      return issued;
+      return ok(issued);
     });
   }
 
-  async get(id: string): Promise<ApiKey | undefined> {
-    const key = await findKey(this.deps.pool, id);
-    return key && publicKey(key);
+  /** The key; to a restricted actor another customer's key is as absent as one that does not exist. */
+  async get(actor: Actor, id: string): Promise<KeyResult<ApiKey>> {
+    const found = visible(actor, id, await findKey(this.deps.pool, id));
+    return found.ok ? ok(publicKey(found.value)) : found;
   }
 
-  async list(opts: { limit: number; after?: string | undefined; customerId?: string | undefined }): Promise<ApiKey[]> {
-    return (await listKeys(this.deps.pool, opts)).map(publicKey);
+  /** Oldest first; a restricted actor lists its customer's keys only. */
+  async list(actor: Actor, page: { limit: number; after?: string | undefined }): Promise<ApiKey[]> {
+    const customerId = typeof actor === 'string' ? undefined : actor.customer?.id;
+    return (await listKeys(this.deps.pool, { ...page, customerId })).map(publicKey);
   }
 
-  async update(id: string, patch: KeyPatch, by: Grantor): Promise<ApiKey> {
-    this.assertFuture(patch.expiresAt, 'expires_at');
-    assertWithin(by, patch);
-    const actor = actorOf(by);
+  async update(actor: Actor, id: string, patch: KeyPatch): Promise<KeyResult<ApiKey>> {
+    // Another customer's key is absent before anything else is judged, so no answer tells it exists.
+    const seen = await this.get(actor, id);
+    if (!seen.ok) return seen;
+    const refused = this.notInFuture(patch.expiresAt, 'expires_at') ?? escalationIn(actor, patch);
+    if (refused) return refused;
+    const by = auditActorOf(actor);
     const result = await inTransaction(this.deps.pool, async (tx) => {
-      const before = await this.lockUsable(tx, id, 'change');
-      const changes: KeyChanges = {};
-      const changed: Record<string, { from: unknown; to: unknown }> = {};
-      const note = <K extends keyof KeyChanges>(field: K, name: string, from: unknown, to: KeyChanges[K] | undefined, same: boolean) => {
-        if (to === undefined || same) return;
-        changes[field] = to;
-        changed[name] = { from, to };
-      };
-      note('name', 'name', before.name, patch.name, patch.name === before.name);
-      note('expiresAt', 'expires_at', before.expiresAt, patch.expiresAt, patch.expiresAt?.getTime() === before.expiresAt?.getTime());
-      note('ratePerSecond', 'rate_per_second', before.ratePerSecond, patch.ratePerSecond, patch.ratePerSecond === before.ratePerSecond);
-      note('burst', 'burst', before.burst, patch.burst, patch.burst === before.burst);
-      const scopes = patch.scopes && [...new Set(patch.scopes)].sort();
-      note('scopes', 'scopes', before.scopes, scopes, scopes?.join() === [...before.scopes].sort().join());
-      if (Object.keys(changes).length === 0) return publicKey(before);
-
-      const after = await updateKey(tx, id, changes);
-      const { scopes: scopeChange, ...others } = changed;
-      // Scope changes are their own audit action: they are what a reviewer looks for.
-      if (scopeChange) {
-        await recordAudit(tx, { actor, action: 'api_key.scopes_changed', subjectType: 'api_key', subjectId: id, details: scopeChange });
-      }
-      if (Object.keys(others).length > 0) {
-        await recordAudit(tx, { actor, action: 'api_key.updated', subjectType: 'api_key', subjectId: id, details: { changes: others } });
-      }
-      return publicKey(after);
+      const locked = await this.lockUsable(tx, actor, id, 'change');
+      return locked.ok ? ok(await this.applyPatch(tx, locked.value, patch, by)) : locked;
     });
-    this.deps.onChanged?.(id);
+    if (result.ok) this.deps.onChanged?.(id);
     return result;
   }
 
-  /** Immediate and final. Revoking a revoked key changes nothing and is not an error. */
-  async revoke(id: string, by: Grantor): Promise<ApiKey | undefined> {
-    const actor = actorOf(by);
-    const result = await inTransaction(this.deps.pool, async (tx) => {
-      const key = await findKey(tx, id, true);
-      if (!key) return undefined;
-      if (key.revokedAt) return publicKey(key);
+  /** Immediate and final. Revoking a revoked key changes nothing and is not refused. */
+  async revoke(actor: Actor, id: string): Promise<KeyResult<ApiKey>> {
+    const result = await inTransaction(this.deps.pool, async (tx): Promise<KeyResult<ApiKey>> => {
+      const found = visible(actor, id, await findKey(tx, id, true));
+      if (!found.ok) return found;
+      const key = found.value;
+      if (key.revokedAt) return ok(publicKey(key));
       const revoked = await updateKey(tx, id, { revokedAt: this.deps.clock.now() });
-      await recordAudit(tx, { actor, action: 'api_key.revoked', subjectType: 'api_key', subjectId: id, details: { start: key.start } });
-      return publicKey(revoked);
+      await recordAudit(tx, {
+        actor: auditActorOf(actor),
+        action: 'api_key.revoked',
+        subjectType: 'api_key',
+        subjectId: id,
+        details: { start: key.start },
+      });
+      return ok(publicKey(revoked));
     });
-    this.deps.onChanged?.(id);
+    if (result.ok) this.deps.onChanged?.(id);
     return result;
   }
 
   /**
    * Issues a successor with the same name, scopes, customer and limits; the old key keeps
    * working until `graceSeconds` from now (0: stops at once), so clients can switch over. The
-   * successor is a new secret with the old key's powers: the grantor must hold them all; without
-   * `expiresAt` it expires with the grantor.
+   * successor is a new secret with the old key's powers: the actor must hold them all; without
+   * `expiresAt` it expires with the actor.
    */
   async rotate(
+    actor: Actor,
     id: string,
     opts: { graceSeconds: number; expiresAt?: Date | null | undefined },
-    by: Grantor,
-  ): Promise<IssuedKey & { previous: ApiKey }> {
+  ): Promise<KeyResult<IssuedKey & { previous: ApiKey }>> {
+    const seen = await this.get(actor, id);
+    if (!seen.ok) return seen;
     if (!Number.isInteger(opts.graceSeconds) || opts.graceSeconds < 0 || opts.graceSeconds > MAX_GRACE_SECONDS) {
-      throw new ProblemError('validation_failed', `grace_seconds must be an integer between 0 and ${MAX_GRACE_SECONDS}.`);
+      return invalidField('grace_seconds', `must be an integer between 0 and ${MAX_GRACE_SECONDS}`);
     }
-    this.assertFuture(opts.expiresAt, 'expires_at');
-    const actor = actorOf(by);
-    const expiresAt = opts.expiresAt === undefined && typeof by !== 'string' ? by.limits.expiresAt : (opts.expiresAt ?? null);
+    const pastExpiry = this.notInFuture(opts.expiresAt, 'expires_at');
+    if (pastExpiry) return pastExpiry;
+    const expiresAt = opts.expiresAt === undefined && typeof actor !== 'string' ? actor.limits.expiresAt : (opts.expiresAt ?? null);
     const result = await inTransaction(this.deps.pool, async (tx) => {
-      const old = await this.lockUsable(tx, id, 'rotate');
-      if (old.replacedBy)
-        throw new ProblemError('conflict', `Key ${id} was already rotated to ${old.replacedBy}.`, { replaced_by: old.replacedBy });
-      assertWithin(by, { scopes: old.scopes, ratePerSecond: old.ratePerSecond, burst: old.burst, expiresAt });
-      const now = this.deps.clock.now();
-      const issued = await this.insert(
-        tx,
-        {
-          name: old.name,
-          environment: old.environment,
-          scopes: old.scopes,
-          customer: old.customer?.externalId ?? null,
-          expiresAt,
-          ratePerSecond: old.ratePerSecond,
-          burst: old.burst,
-        },
-        actor,
-        old.customer?.id ?? null,
-      );
-      const deadline = new Date(now.getTime() + opts.graceSeconds * 1000);
-      // A grace period never extends a key beyond the expiry it already had.
-      const oldExpiry = old.expiresAt && old.expiresAt < deadline ? old.expiresAt : deadline;
-      const previous = await updateKey(tx, id, { replacedBy: issued.key.id, expiresAt: oldExpiry });
-      await recordAudit(tx, {
-        actor,
-        action: 'api_key.rotated',
-        subjectType: 'api_key',
-        subjectId: id,
-        details: { replaced_by: issued.key.id, expires_at: oldExpiry.toISOString() },
-      });
-      await recordAudit(tx, {
-        actor,
-        action: 'api_key.created',
-        subjectType: 'api_key',
-        subjectId: issued.key.id,
-        details: { ...describe(issued.key), rotated_from: id },
-      });
-      return { ...issued, previous: publicKey(previous) };
+      const locked = await this.lockUsable(tx, actor, id, 'rotate');
+      if (!locked.ok) return locked;
+      const old = locked.value;
+      if (old.replacedBy) {
+        return refuse('conflict', 'key_rotated', `Key ${id} was already rotated to ${old.replacedBy}.`, { replaced_by: old.replacedBy });
+      }
+      const escalation = escalationIn(actor, { scopes: old.scopes, ratePerSecond: old.ratePerSecond, burst: old.burst, expiresAt });
+      if (escalation) return escalation;
+      return ok(await this.replace(tx, old, { graceSeconds: opts.graceSeconds, expiresAt }, auditActorOf(actor)));
     });
-    this.deps.onChanged?.(id);
+    if (result.ok) this.deps.onChanged?.(id);
     return result;
   }
 
@@ -299,12 +285,86 @@ export class KeyService {
     return hasUsableAdminKey(this.deps.pool, this.deps.clock.now());
   }
 
-  private async insert(tx: Queryable, input: NewKey, actor: AuditActor, knownCustomerId?: string | null): Promise<IssuedKey> {
-    let customerId = knownCustomerId ?? null;
-    if (knownCustomerId === undefined && input.customer) {
-      customerId = (await findCustomerId(tx, input.customer)) ?? null;
-      if (!customerId) throw new ProblemError('unprocessable', `No customer "${input.customer}".`, { reason: 'unknown_customer' });
+  /** Applies what the patch changes, with one audit entry for scopes and one for the rest. */
+  private async applyPatch(tx: Queryable, before: StoredKey, patch: KeyPatch, by: AuditActor): Promise<ApiKey> {
+    const changes: KeyChanges = {};
+    const changed: Record<string, { from: unknown; to: unknown }> = {};
+    const note = <K extends keyof KeyChanges>(field: K, name: string, from: unknown, to: KeyChanges[K] | undefined, same: boolean) => {
+      if (to === undefined || same) return;
+      changes[field] = to;
+      changed[name] = { from, to };
+    };
+    note('name', 'name', before.name, patch.name, patch.name === before.name);
+    note('expiresAt', 'expires_at', before.expiresAt, patch.expiresAt, patch.expiresAt?.getTime() === before.expiresAt?.getTime());
+    note('ratePerSecond', 'rate_per_second', before.ratePerSecond, patch.ratePerSecond, patch.ratePerSecond === before.ratePerSecond);
+    note('burst', 'burst', before.burst, patch.burst, patch.burst === before.burst);
+    const scopes = patch.scopes && [...new Set(patch.scopes)].sort();
+    note('scopes', 'scopes', before.scopes, scopes, scopes?.join() === [...before.scopes].sort().join());
+    if (Object.keys(changes).length === 0) return publicKey(before);
+
+    const id = before.id;
+    const after = await updateKey(tx, id, changes);
+    const { scopes: scopeChange, ...others } = changed;
+    // Scope changes are their own audit action: they are what a reviewer looks for.
+    if (scopeChange) {
+      await recordAudit(tx, { actor: by, action: 'api_key.scopes_changed', subjectType: 'api_key', subjectId: id, details: scopeChange });
     }
+    if (Object.keys(others).length > 0) {
+      await recordAudit(tx, { actor: by, action: 'api_key.updated', subjectType: 'api_key', subjectId: id, details: { changes: others } });
+    }
+    return publicKey(after);
+  }
+
+  /** Issues the successor of `old` and lets `old` run out at the grace deadline. */
+  private async replace(
+    tx: Queryable,
+    old: StoredKey,
+    opts: { graceSeconds: number; expiresAt: Date | null },
+    by: AuditActor,
+  ): Promise<IssuedKey & { previous: ApiKey }> {
+    const issued = await this.insert(
+      tx,
+      {
+        name: old.name,
+        environment: old.environment,
+        scopes: old.scopes,
+        expiresAt: opts.expiresAt,
+        ratePerSecond: old.ratePerSecond,
+        burst: old.burst,
+      },
+      by,
+      old.customer?.id ?? null,
+    );
+    const deadline = new Date(this.deps.clock.now().getTime() + opts.graceSeconds * 1000);
+    // A grace period never extends a key beyond the expiry it already had.
+    const oldExpiry = old.expiresAt && old.expiresAt < deadline ? old.expiresAt : deadline;
+    const previous = await updateKey(tx, old.id, { replacedBy: issued.key.id, expiresAt: oldExpiry });
+    await recordAudit(tx, {
+      actor: by,
+      action: 'api_key.rotated',
+      subjectType: 'api_key',
+      subjectId: old.id,
+      details: { replaced_by: issued.key.id, expires_at: oldExpiry.toISOString() },
+    });
+    await recordAudit(tx, {
+      actor: by,
+      action: 'api_key.created',
+      subjectType: 'api_key',
+      subjectId: issued.key.id,
+      details: { ...describe(issued.key), rotated_from: old.id },
+    });
+    return { ...issued, previous: publicKey(previous) };
+  }
+
+  /** The internal id of the customer a new key is for: a restricted actor's own, the one named, or none. */
+  private async customerIdFor(tx: Queryable, actor: Actor, externalId: string | null | undefined): Promise<KeyResult<string | null>> {
+    if (typeof actor !== 'string' && actor.customer) return ok(actor.customer.id);
+    if (!externalId) return ok(null);
+    const id = await findCustomerId(tx, externalId);
+    return id ? ok(id) : unknownCustomer(externalId);
+  }
+
+  private async insert(tx: Queryable, input: NewKey, by: AuditActor, customerId: string | null): Promise<IssuedKey> {
     const generated = generateKey(input.environment);
     const stored = await insertKey(tx, {
       name: input.name,
@@ -317,26 +377,22 @@ export class KeyService {
       ratePerSecond: input.ratePerSecond ?? this.deps.defaults.ratePerSecond,
       burst: input.burst ?? this.deps.defaults.burst,
       expiresAt: input.expiresAt ?? null,
-      createdBy: actor,
+      createdBy: by,
       createdAt: this.deps.clock.now(),
     });
     return { secret: generated.secret, key: publicKey(stored) };
   }
 
   /** Locks the key for a change; revoked and expired keys stay as they are. */
-  private async lockUsable(tx: Queryable, id: string, verb: string): Promise<StoredKey> {
-    const key = await findKey(tx, id, true);
-    if (!key) throw new ProblemError('not_found', `No API key ${id}.`);
-    const status = keyStatus(key, this.deps.clock.now());
-    if (status !== 'active') throw new ProblemError('conflict', `Cannot ${verb} a ${status} key.`, { reason: `key_${status}` });
-    return key;
+  private async lockUsable(tx: Queryable, actor: Actor, id: string, verb: string): Promise<KeyResult<StoredKey>> {
+    const found = visible(actor, id, await findKey(tx, id, true));
+    if (!found.ok) return found;
+    const status = keyStatus(found.value, this.deps.clock.now());
+    if (status === 'active') return found;
+    return refuse('conflict', `key_${status}`, `Cannot ${verb} a ${status} key.`);
   }
 
-  private assertFuture(at: Date | null | undefined, field: string): void {
-    if (at && at.getTime() <= this.deps.clock.now().getTime()) {
-      throw new ProblemError('validation_failed', `${field} must be in the future.`, {
-        errors: [{ pointer: `#/${field}`, detail: 'must be in the future' }],
-      });
-    }
+  private notInFuture(at: Date | null | undefined, field: string): Refusal<KeyRefusalReason> | undefined {
+    return at && at.getTime() <= this.deps.clock.now().getTime() ? invalidField(field, 'must be in the future') : undefined;
   }
 }

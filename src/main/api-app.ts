@@ -1,9 +1,11 @@
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app';
+import { authenticate } from '../api/authenticate';
 import { createApiMetrics } from '../api/metrics';
 import { entitlementsRouter } from '../api/routes/entitlements';
 import { invoicesRouter } from '../api/routes/invoices';
+import { keysRouter } from '../api/routes/keys';
 import type { ReadinessCheck } from '../api/routes/health';
 import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
@@ -75,7 +77,12 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
   const app = createApp({
     logger: deps.logger,
     readiness: deps.readiness,
-    authenticate: deps.keys.authenticate,
+    authenticate: authenticate({
+      verifier: deps.keys.verifier,
+      limiter: deps.keys.limiter,
+      failures: deps.keys.failures,
+      logger: deps.logger.child({ component: 'api-keys' }),
+    }),
     routers: [
       ...metering.routers,
       entitlementsRouter({ store: deps.entitlements, catalog: metering.catalog, customers: metering.customers }),
@@ -86,7 +93,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       }),
       invoicesRouter({ pool: deps.pool, clock: deps.clock }),
       ...billingRouters,
-      deps.keys.router,
+      keysRouter(deps.keys.service, deps.clock),
     ],
     metrics,
   });

@@ -2,6 +2,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
+import { unwrap } from '../api/refusal';
 import { listInvoices, type Invoice } from '../billing/invoice-store';
 import type { Pool } from '../db/pool';
 import type { Keys } from '../keys/keys';
@@ -75,14 +76,13 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
 
   // The operator side (plans, subscription, upgrades) goes through the API with a short-lived
   // admin key that is never shown; the customer's own key is printed once and kept in DATA_DIR.
-  const operator = await keys.service.create(
-    {
+  const operator = unwrap(
+    await keys.service.create('system', {
       name: 'demo operator',
       environment: 'test',
       scopes: ['billing:admin', 'billing:read'],
       expiresAt: new Date(Date.now() + 12 * 3_600_000),
-    },
-    'system',
+    }),
   );
   const admin = client(api, operator.secret);
   const customerKey = await demoCustomerKey(api, keys, path.resolve(opts.dataDir, 'demo-key'), logger);
@@ -220,9 +220,13 @@ function client(api: string, secret: string): Call {
 async function demoCustomerKey(api: string, keys: Keys, keyFile: string, logger: Logger): Promise<string> {
   const saved = (await readFile(keyFile, 'utf8').catch(() => '')).trim();
   if (saved && (await fetch(`${api}/v1/keys/current`, { headers: { authorization: `Bearer ${saved}` } })).ok) return saved;
-  const { secret } = await keys.service.create(
-    { name: 'demo customer', environment: 'test', scopes: ['events:write', 'usage:read', 'billing:read'], customer: CUSTOMER },
-    'system',
+  const { secret } = unwrap(
+    await keys.service.create('system', {
+      name: 'demo customer',
+      environment: 'test',
+      scopes: ['events:write', 'usage:read', 'billing:read'],
+      customer: CUSTOMER,
+    }),
   );
   await writeFile(keyFile, `${secret}\n`, { mode: 0o600 });
   await chmod(keyFile, 0o600);

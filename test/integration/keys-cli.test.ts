@@ -96,7 +96,7 @@ describe('admin CLI', () => {
     );
     await assert.rejects(
       cli('keys', 'create', '--name', 'x', '--scopes', 'usage:read', '--customer', 'nobody'),
-      (err: { stderr: string }) => /No customer "nobody"/.test(err.stderr),
+      (err: { stderr: string }) => /no customer "nobody"/.test(err.stderr),
     );
     await assert.rejects(cli('keys', 'revoke', 'nope'), (err: { stderr: string }) => /not a key id/.test(err.stderr));
     const afterCount = (await db.pool.query('select count(*)::int as n from api_keys')).rows[0] as { n: number };

@@ -87,7 +87,7 @@ describe('when notifications cannot be trusted', () => {
     assert.equal(await status(two, k.secret), 200);
     assert.equal(two.keys.cache.size.known, 1);
     // And the new connection hears changes again.
-    await one.keys.service.revoke(k.id, 'cli');
+    await one.keys.service.revoke('cli', k.id);
     await refused(two, k.secret);
   });
 

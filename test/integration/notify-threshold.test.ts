@@ -8,9 +8,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { pino } from 'pino';
 import { createNotifyThreshold, type NotifyThresholdDeps, type NotifyThresholdInput } from '../../src/activities/notify-threshold';
 import { createApp } from '../../src/api/app';
+import { authenticate } from '../../src/api/authenticate';
 import { createApiMetrics } from '../../src/api/metrics';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
+import { unwrap } from '../../src/api/refusal';
 import { createSubscription } from '../../src/subscriptions/store';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
 import { CustomerService } from '../../src/customers/service';
@@ -407,7 +409,7 @@ async function startApi(targets: WebhookTargetPolicy): Promise<Api> {
     createApp({
       logger,
       readiness: {},
-      authenticate: keys.authenticate,
+      authenticate: authenticate({ ...keys, logger }),
       routers: [
         webhookEndpointsRouter({
           webhooks: new WebhookEndpointService({ pool: db.pool, clock, customers: new CustomerService(db.pool), targets }),
@@ -444,11 +446,13 @@ async function adminKey(customer?: string): Promise<string> {
     defaults: { ratePerSecond: 1000, burst: 1000 },
   });
   try {
-    return (
-      await keys.service.create(
-        { name: customer ?? 'admin', environment: 'test', scopes: ['billing:admin'], ...(customer ? { customer } : {}) },
-        'cli',
-      )
+    return unwrap(
+      await keys.service.create('cli', {
+        name: customer ?? 'admin',
+        environment: 'test',
+        scopes: ['billing:admin'],
+        ...(customer ? { customer } : {}),
+      }),
     ).secret;
   } finally {
     await keys.close();

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { createApp } from '../../src/api/app';
+import { authenticate } from '../../src/api/authenticate';
 import { createApiMetrics } from '../../src/api/metrics';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { plansRouter } from '../../src/api/routes/plans';
 import { subscriptionsRouter } from '../../src/api/routes/subscriptions';
+import { unwrap } from '../../src/api/refusal';
 import type { SubscriptionLifecycle } from '../../src/subscriptions/lifecycle';
 import { changePlan, type Subscription } from '../../src/subscriptions/store';
 import { startKeys, type Keys } from '../../src/keys/keys';
@@ -72,7 +74,7 @@ before(async () => {
   const app = createApp({
     logger,
     readiness: {},
-    authenticate: keys.authenticate,
+    authenticate: authenticate({ ...keys, logger }),
     routers: [
       plansRouter({ plans: new PlanService(db.pool) }),
       subscriptionsRouter({
@@ -98,12 +100,13 @@ before(async () => {
     { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'max', value_property: 'gb', filter: {} },
     'system',
   );
-  const issued = await keys.service.create({ name: 'admin', environment: 'test', scopes: ['billing:admin', 'billing:read'] }, 'cli');
+  const issued = unwrap(
+    await keys.service.create('cli', { name: 'admin', environment: 'test', scopes: ['billing:admin', 'billing:read'] }),
+  );
   ({ secret: admin } = issued);
   adminId = issued.key.id;
-  ({ secret: globexReader } = await keys.service.create(
-    { name: 'globex', environment: 'test', scopes: ['billing:read'], customer: 'globex' },
-    'cli',
+  ({ secret: globexReader } = unwrap(
+    await keys.service.create('cli', { name: 'globex', environment: 'test', scopes: ['billing:read'], customer: 'globex' }),
   ));
 });
 after(async () => {
@@ -269,9 +272,8 @@ describe('plans', () => {
   test('reading needs billing:read, creating billing:admin and a key for every customer', async () => {
     const res = await call('POST', '/v1/plans', { ...fiveMinutes, id: 'sneaky' }, globexReader);
     assert.equal(res.status, 403);
-    const { secret } = await keys.service.create(
-      { name: 'globex admin', environment: 'test', scopes: ['billing:admin'], customer: 'globex' },
-      'cli',
+    const { secret } = unwrap(
+      await keys.service.create('cli', { name: 'globex admin', environment: 'test', scopes: ['billing:admin'], customer: 'globex' }),
     );
     const restricted = await call('POST', '/v1/plans', { ...fiveMinutes, id: 'sneaky' }, secret);
     assert.equal(restricted.status, 403);

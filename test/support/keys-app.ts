@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Express } from 'express';
 import { pino } from 'pino';
+import { unwrap } from '../../src/api/refusal';
 import type { Clock } from '../../src/clock';
 import { redactPaths } from '../../src/logger';
 import { defaultEventTimePolicy } from '../../src/domain/metering/event-time';
@@ -91,7 +92,7 @@ export async function startKeysApp(
     pool,
     logs: lines,
     issue: async (input) => {
-      const { secret, key } = await keys.service.create({ name: 'test', environment: 'test', ...input }, 'cli');
+      const { secret, key } = unwrap(await keys.service.create('cli', { name: 'test', environment: 'test', ...input }));
       return { secret, id: key.id };
     },
     call: (method, path, key, body) =>

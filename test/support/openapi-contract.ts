@@ -14,7 +14,6 @@ import addFormats from 'ajv-formats';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 // The composition imports every router, and so registers every path of the served document.
 import '../../src/main/api-app';
-import '../../src/keys/keys';
 
 export interface Exchange {
   method: string;

@@ -1,15 +1,17 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { Identifier, InstantSchema } from '../../domain/edge-schemas';
-import type { KeyService } from '../../keys/service';
+import type { Refusal, Result } from '../../domain/result';
+import type { KeyRefusalReason, KeyService } from '../../keys/service';
 import { keyStatus } from '../../keys/status';
 import type { ApiKey } from '../../keys/store';
 import type { Clock } from '../../clock';
 import { scopes } from '../../keys/principal';
-import { accessOf, authorize, type Access } from '../authorization';
+import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
 import { ProblemError, parseRequest } from '../problem';
+import { problemFromRefusal, unwrap } from '../refusal';
 
 const ScopeSchema = z.enum(scopes);
 const FutureInstant = InstantSchema.meta({ description: 'RFC 3339 instant, in the future', example: '2027-01-01T00:00:00Z' });
@@ -191,10 +193,17 @@ export function keyToJson(k: ApiKey, now: Date): z.infer<typeof ApiKeySchema> {
 /** Responses carrying a secret must not sit in any cache. */
 const noStore = (res: Response) => res.setHeader('Cache-Control', 'no-store');
 
-/** Another customer's key looks absent to a restricted key. */
-function visible(access: Access, key: ApiKey | undefined, id: string): ApiKey {
-  if (!key || !access.seesCustomerId(key.customer?.id ?? null)) throw new ProblemError('not_found', `No API key ${id}.`);
-  return key;
+/** A field only the service can judge (an expiry already past) is refused like any other invalid field: 400. */
+function problemOf(refusal: Refusal<KeyRefusalReason>): ProblemError {
+  if (refusal.reason !== 'invalid_field') return problemFromRefusal(refusal);
+  const { field, detail } = refusal.details as { field: string; detail: string };
+  return new ProblemError('validation_failed', refusal.message, { errors: [{ pointer: `#/${field}`, detail }] });
+}
+
+/** `unwrap` for the key service's results that may refuse a field (see `problemOf`). */
+function valueOf<T>(result: Result<T, KeyRefusalReason>): T {
+  if (!result.ok) throw problemOf(result);
+  return result.value;
 }
 
 const optionalDate = (value: string | null | undefined) => (value === undefined ? undefined : value === null ? null : new Date(value));
@@ -204,8 +213,8 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
 
   router.post('/v1/keys', authorize('keys', 'create'), async (req, res) => {
     const input = parseRequest(KeyInputSchema, req.body, 'body');
-    const { secret, key } = await service.create(
-      {
+    const { secret, key } = valueOf(
+      await service.create(accessOf(req).principal, {
         name: input.name,
         environment: input.environment,
         scopes: input.scopes,
@@ -213,8 +222,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
         expiresAt: optionalDate(input.expires_at),
         ratePerSecond: input.rate_limit?.per_second,
         burst: input.rate_limit?.burst,
-      },
-      accessOf(req).principal,
+      }),
     );
     noStore(res);
     res
@@ -225,7 +233,7 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
 
   router.get('/v1/keys', authorize('keys', 'list'), async (req, res) => {
     const query = parseRequest(PageQuerySchema.extend({ after: z.uuid().optional() }), req.query, 'query');
-    const rows = await service.list({ limit: query.limit + 1, after: query.after, customerId: accessOf(req).principal.customer?.id });
+    const rows = await service.list(accessOf(req).principal, { limit: query.limit + 1, after: query.after });
     const result = page(rows, query.limit, (k) => k.id);
     const now = clock.now();
     res.json({ data: result.data.map((k) => keyToJson(k, now)), next_cursor: result.next_cursor });
@@ -238,45 +246,34 @@ export function keysRouter(service: KeyService, clock: Clock): Router {
 
   router.get('/v1/keys/:id', authorize('keys', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    res.json(keyToJson(visible(accessOf(req), await service.get(id), id), clock.now()));
+    res.json(keyToJson(unwrap(await service.get(accessOf(req).principal, id)), clock.now()));
   });
 
   router.patch('/v1/keys/:id', authorize('keys', 'update'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
     const patch = parseRequest(KeyPatchSchema, req.body, 'body');
-    const access = accessOf(req);
-    visible(access, await service.get(id), id);
-    const key = await service.update(
-      id,
-      {
+    const key = valueOf(
+      await service.update(accessOf(req).principal, id, {
         name: patch.name,
         scopes: patch.scopes,
         expiresAt: optionalDate(patch.expires_at),
         ratePerSecond: patch.rate_limit?.per_second,
         burst: patch.rate_limit?.burst,
-      },
-      access.principal,
+      }),
     );
     res.json(keyToJson(key, clock.now()));
   });
 
   router.post('/v1/keys/:id/revoke', authorize('keys', 'revoke'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const access = accessOf(req);
-    visible(access, await service.get(id), id);
-    const key = visible(access, await service.revoke(id, access.principal), id);
-    res.json(keyToJson(key, clock.now()));
+    res.json(keyToJson(unwrap(await service.revoke(accessOf(req).principal, id)), clock.now()));
   });
 
   router.post('/v1/keys/:id/rotate', authorize('keys', 'rotate'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
     const input = parseRequest(RotateInputSchema, req.body === undefined ? {} : req.body, 'body');
-    const access = accessOf(req);
-    visible(access, await service.get(id), id);
-    const { secret, key, previous } = await service.rotate(
-      id,
-      { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) },
-      access.principal,
+    const { secret, key, previous } = valueOf(
+      await service.rotate(accessOf(req).principal, id, { graceSeconds: input.grace_seconds, expiresAt: optionalDate(input.expires_at) }),
     );
     const now = clock.now();
     noStore(res);
