@@ -16,6 +16,7 @@ import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
 import type { EntitlementStore } from '../entitlements/store';
+import { InvoiceService } from '../invoices/service';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
 import { UsageSignaler } from '../metering/usage-signaler';
@@ -69,7 +70,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       pricingRouter,
       plansRouter({ pool: deps.pool }),
       webhookEndpointsRouter({ pool: deps.pool, clock: deps.clock, targets: deps.webhookTargets }),
-      invoicesRouter({ pool: deps.pool, clock: deps.clock }),
+      invoicesRouter(new InvoiceService(deps.pool, deps.clock)),
       ...billingRouters,
       deps.keys.router,
     ],

@@ -2,7 +2,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { listInvoices, type Invoice } from '../billing/invoice-store';
+import { listInvoices, type Invoice } from '../invoices/store';
 import type { Pool } from '../db/pool';
 import type { Keys } from '../keys/keys';
 import { createCustomer, getCustomer } from '../customers/store';
