@@ -32,6 +32,7 @@ export class PaymentService {
     private readonly provider: PaymentProvider,
   ) {}
 
+  /** Attempt number `attempt` at collecting the invoice; attempting it again repeats its idempotency key. */
   async charge(
     invoiceId: string,
     attempt: number,
