@@ -1,5 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { lockInvoice } from '../billing/invoice-store';
+import { lockInvoice } from '../invoices/store';
 import { findDiscrepancies } from '../billing/reconciliation';
 import {
   getRun,

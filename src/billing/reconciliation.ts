@@ -6,7 +6,7 @@ import type { BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
 import { compareCharges, compareInvoice, findingKey, invoicedPeriods, type Discrepancy, type FindingKind } from '../domain/reconciliation';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
-import { listInvoices, type Invoice } from './invoice-store';
+import { listInvoices, type Invoice } from '../invoices/store';
 import { getPlan } from '../plans/store';
 
 /*

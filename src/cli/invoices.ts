@@ -1,19 +1,12 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { page, PageQuerySchema } from '../api/pagination';
-import {
-  chargeOf,
-  getInvoice,
-  invoiceStatuses,
-  listInvoices,
-  voidInvoice,
-  type ChargeRecord,
-  type Invoice,
-} from '../billing/invoice-store';
 import { systemClock } from '../clock';
 import { Identifier, InstantSchema, storable } from '../domain/edge-schemas';
-import { getCustomer } from '../customers/store';
-import { CliError, parseInput, withDatabase, type CliContext } from './context';
+import { InvoiceService } from '../invoices/service';
+import { invoiceStatuses, type Invoice } from '../invoices/store';
+import type { ChargeRecord } from '../payments/store';
+import { parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
 const ListInputSchema = PageQuerySchema.extend({
@@ -89,10 +82,9 @@ function describe(invoice: Invoice, charge: ChargeRecord | undefined): string {
 }
 
 /**
- * The API's invoice shape, shared with GET /v1/invoices; loaded by the invoice commands only, as
+ * The API's wire shapes, shared with GET /v1/invoices; loaded by the invoice commands only, as
  * the route module brings Express and the OpenAPI registry, a quarter of a second at every start.
  */
-/** The API's wire shapes, loaded only by the commands that print JSON of invoices. */
 const wireShapes = () => import('../api/routes/invoices');
 
 export function invoicesCommand(ctx: CliContext): Command {
@@ -108,16 +100,16 @@ export function invoicesCommand(ctx: CliContext): Command {
     .action(async (opts: { customer?: string; status?: string; limit: string; after?: string }, command: Command) => {
       const query = parseInput(ListInputSchema, opts, 'options');
       const after = query.after === undefined ? undefined : parseInput(CursorSchema, query.after, '--after');
-      const rows = await withDatabase(ctx, async (pool) => {
-        const customer = query.customer === undefined ? undefined : await getCustomer(pool, query.customer);
-        if (query.customer !== undefined && !customer) throw new CliError(`no customer "${query.customer}"`);
-        return listInvoices(
-          pool,
-          { ...(customer ? { customerId: customer.id } : {}), ...(query.status ? { status: query.status } : {}) },
-          query.limit + 1,
-          after,
-        );
-      });
+      const rows = unwrapForCli(
+        await withDatabase(ctx, (pool) =>
+          new InvoiceService(pool, systemClock).list(
+            'cli',
+            { ...(query.customer ? { customer: query.customer } : {}), ...(query.status ? { status: query.status } : {}) },
+            query.limit + 1,
+            after,
+          ),
+        ),
+      );
       const result = page(rows, query.limit, cursorOf);
       const { invoiceToJson } = await wireShapes();
       emit(ctx, command, { data: result.data.map(invoiceToJson), next_cursor: result.next_cursor }, () =>
@@ -131,11 +123,7 @@ export function invoicesCommand(ctx: CliContext): Command {
     .argument('<id>')
     .action(async (id: string, _opts: unknown, command: Command) => {
       parseInput(IdSchema, id, 'id');
-      const { invoice, charge } = await withDatabase(ctx, async (pool) => ({
-        invoice: await getInvoice(pool, id),
-        charge: await chargeOf(pool, id),
-      }));
-      if (!invoice) throw new CliError(`no invoice ${id}`);
+      const { invoice, charge } = unwrapForCli(await withDatabase(ctx, (pool) => new InvoiceService(pool, systemClock).get('cli', id)));
       const { invoiceToJson, chargeToJson } = await wireShapes();
       emit(ctx, command, { ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null }, () => describe(invoice, charge));
     });
@@ -148,10 +136,7 @@ export function invoicesCommand(ctx: CliContext): Command {
     .action(async (id: string, opts: { reason: string }, command: Command) => {
       parseInput(IdSchema, id, 'id');
       const reason = parseInput(ReasonSchema, opts.reason, '--reason');
-      const result = await withDatabase(ctx, (pool) => voidInvoice(pool, id, reason, 'cli', systemClock.now()));
-      if (!result) throw new CliError(`no invoice ${id}`);
-      if (result.outcome === 'refused')
-        throw new CliError(`invoice ${id} is paid; refund it at the payment provider instead of voiding it`);
+      const result = unwrapForCli(await withDatabase(ctx, (pool) => new InvoiceService(pool, systemClock).void('cli', id, reason)));
       const { invoiceToJson } = await wireShapes();
       emit(
         ctx,

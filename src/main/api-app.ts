@@ -18,6 +18,7 @@ import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
 import type { EntitlementStore } from '../entitlements/store';
+import { InvoiceService } from '../invoices/service';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
 import { UsageSignaler } from '../metering/usage-signaler';
@@ -91,7 +92,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       webhookEndpointsRouter({
         webhooks: new WebhookEndpointService({ pool: deps.pool, clock: deps.clock, customers, targets: deps.webhookTargets }),
       }),
-      invoicesRouter({ pool: deps.pool, clock: deps.clock }),
+      invoicesRouter(new InvoiceService(deps.pool, deps.clock, customers)),
       ...billingRouters,
       keysRouter(deps.keys.service, deps.clock),
     ],

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { unwrap } from '../api/refusal';
-import { listInvoices, type Invoice } from '../billing/invoice-store';
+import { listInvoices, type Invoice } from '../invoices/store';
 import type { Pool } from '../db/pool';
 import type { Keys } from '../keys/keys';
 import { createCustomer, getCustomer } from '../customers/store';

@@ -7,7 +7,7 @@ import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporal
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
-import { voidInvoice } from '../../src/billing/invoice-store';
+import { InvoiceService } from '../../src/invoices/service';
 import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import type { ReconciliationInput, ReconciliationSummary } from '../../src/domain/reconciliation';
@@ -401,7 +401,8 @@ describe('reconciliation workflow', () => {
 
   test('a charge on a void invoice, with auto_approve: owed back at once, without waiting', async () => {
     assert.deepEqual(voided.collection, { outcome: 'payment_failed', attempts: 1 });
-    assert.equal((await voidInvoice(db.pool, voided.invoiceId, 'customer left', 'system', new Date()))?.outcome, 'voided');
+    const voiding = await new InvoiceService(db.pool, systemClock).void('system', voided.invoiceId, 'customer left');
+    assert.equal(voiding.ok && voiding.value.outcome, 'voided');
     await provider.charge({
       idempotencyKey: 'manual-charge-2',
       customerId: voided.customerId,

@@ -1,24 +1,15 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import {
-  chargeOf,
-  getInvoice,
-  invoiceLineTypes,
-  invoiceStatuses,
-  listInvoices,
-  voidInvoice,
-  type ChargeRecord,
-  type Invoice,
-} from '../../billing/invoice-store';
-import type { Clock } from '../../clock';
-import type { Pool } from '../../db/pool';
 import { Identifier, InstantSchema, storable } from '../../domain/edge-schemas';
 import { BreakdownRowSchema } from '../../domain/pricing/schema';
-import { getCustomer } from '../../customers/store';
+import type { InvoiceService } from '../../invoices/service';
+import { invoiceLineTypes, invoiceStatuses, type Invoice } from '../../invoices/store';
+import type { ChargeRecord } from '../../payments/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { PageQuerySchema, page, pageSchema } from '../pagination';
 import { ProblemError, parseRequest } from '../problem';
+import { unwrap } from '../refusal';
 
 const InvoiceLineSchema = z
   .object({
@@ -194,26 +185,15 @@ function parseCursor(after: string): { periodStart: Date; id: string } {
   }
 }
 
-export function invoicesRouter({ pool, clock }: { pool: Pool; clock: Clock }): Router {
+export function invoicesRouter(invoices: InvoiceService): Router {
   const router = Router();
 
   router.get('/v1/invoices', authorize('invoices', 'list'), async (req, res) => {
     const query = parseRequest(ListQuerySchema, req.query, 'query');
-    const access = accessOf(req);
-    const externalId = access.customerNamed(query.customer);
-    let customerId: string | undefined;
-    if (externalId !== undefined) {
-      const customer = access.seesCustomer(externalId) ? await getCustomer(pool, externalId) : undefined;
-      if (!customer) {
-        res.json({ data: [], next_cursor: null });
-        return;
-      }
-      customerId = customer.id;
-    }
-    const rows = await listInvoices(
-      pool,
+    const listed = await invoices.list(
+      accessOf(req).principal,
       {
-        ...(customerId ? { customerId } : {}),
+        ...(query.customer ? { customer: query.customer } : {}),
         ...(query.status ? { status: query.status } : {}),
         ...(query.period_from ? { periodFrom: new Date(query.period_from) } : {}),
         ...(query.period_to ? { periodTo: new Date(query.period_to) } : {}),
@@ -221,26 +201,22 @@ export function invoicesRouter({ pool, clock }: { pool: Pool; clock: Clock }): R
       query.limit + 1,
       query.after === undefined ? undefined : parseCursor(query.after),
     );
-    const result = page(rows, query.limit, cursorOf);
+    // A customer the key cannot see, or none at all, has no invoices: an empty page, not a 404.
+    const result = page(listed.ok ? listed.value : [], query.limit, cursorOf);
     res.json({ data: result.data.map(invoiceToJson), next_cursor: result.next_cursor });
   });
 
   router.get('/v1/invoices/:id', authorize('invoices', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const invoice = await getInvoice(pool, id);
-    if (!invoice || !accessOf(req).seesCustomerId(invoice.customerId)) throw new ProblemError('not_found', `No invoice ${id}.`);
-    const charge = await chargeOf(pool, id);
+    const { invoice, charge } = unwrap(await invoices.get(accessOf(req).principal, id));
     res.json({ ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null });
   });
 
   router.post('/v1/invoices/:id/void', authorize('invoices', 'void'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
     const { reason } = parseRequest(VoidInputSchema, req.body, 'body');
-    const result = await voidInvoice(pool, id, reason, accessOf(req).actor, clock.now());
-    if (!result) throw new ProblemError('not_found', `No invoice ${id}.`);
-    if (result.outcome === 'refused')
-      throw new ProblemError('conflict', `Invoice ${id} is paid; refund it at the payment provider instead of voiding it.`);
-    res.json(invoiceToJson(result.invoice));
+    const { invoice } = unwrap(await invoices.void(accessOf(req).principal, id, reason));
+    res.json(invoiceToJson(invoice));
   });
 
   return router;

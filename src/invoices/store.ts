@@ -1,6 +1,4 @@
-import { recordAudit, type AuditActor } from '../db/audit';
-import type { Pool } from '../db/pool';
-import { inTransaction, type Queryable } from '../db/transaction';
+import type { Queryable } from '../db/transaction';
 import type { CurrencyCode } from '../domain/currencies';
 import type { BreakdownRow, ChargeModel } from '../domain/pricing/schema';
 
@@ -274,11 +272,19 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
   return saved;
 }
 
+/** What a state change of an invoice decides on. */
+export type LockedInvoice = Pick<Invoice, 'id' | 'status' | 'total' | 'currency' | 'customerId'>;
+
+/**
+ * Serializes the drafting of one customer's invoices until the caller's transaction ends:
+ * adjustments read what the customer's other drafts billed.
+ */
+export async function lockCustomerInvoicing(db: Queryable, customerId: string): Promise<void> {
+  await db.query('select pg_advisory_xact_lock(hashtext($1))', [`invoice:${customerId}`]);
+}
+
 /** Locks the invoice row for a state change in the caller's transaction. */
-export async function lockInvoice(
-  db: Queryable,
-  id: string,
-): Promise<Pick<Invoice, 'id' | 'status' | 'total' | 'currency' | 'customerId'> | undefined> {
+export async function lockInvoice(db: Queryable, id: string): Promise<LockedInvoice | undefined> {
   const { rows } = await db.query<{ id: string; status: InvoiceStatus; total: string; currency: CurrencyCode; customer_id: string }>(
     'select id, status, total::text, currency, customer_id from invoices where id = $1 for update',
     [id],
@@ -303,85 +309,7 @@ export async function setInvoiceStatus(
   await db.query(`update invoices set status = $2, ${transitionColumn[status]} = $3 where id = $1`, [id, status, at]);
 }
 
-async function voidInvoiceRow(db: Queryable, id: string, reason: string, at: Date): Promise<void> {
+/** Voids a locked invoice with its reason; the caller refuses what may not be voided. */
+export async function setInvoiceVoid(db: Queryable, id: string, reason: string, at: Date): Promise<void> {
   await db.query(`update invoices set status = 'void', voided_at = $3, void_reason = $2 where id = $1`, [id, reason, at]);
-}
-
-export interface ChargeRecord {
-  amount: string;
-  currency: string;
-  status: 'pending' | 'succeeded' | 'failed';
-  providerChargeId: string | null;
-  attempts: Array<{
-    attempt: number;
-    idempotencyKey: string;
-    status: 'pending' | 'succeeded' | 'declined';
-    providerChargeId: string | null;
-    declineCode: string | null;
-    requestedAt: Date;
-    completedAt: Date | null;
-  }>;
-}
-
-/** The invoice's charge and every collection attempt, or undefined when none was made. */
-export async function chargeOf(db: Queryable, invoiceId: string): Promise<ChargeRecord | undefined> {
-  const { rows } = await db.query<{ amount: string; currency: string; status: ChargeRecord['status']; provider_charge_id: string | null }>(
-    'select amount::text, currency, status, provider_charge_id from charges where invoice_id = $1',
-    [invoiceId],
-  );
-  const charge = rows[0];
-  if (!charge) return undefined;
-  const attempts = await db.query<{
-    attempt: number;
-    idempotency_key: string;
-    status: ChargeRecord['attempts'][number]['status'];
-    provider_charge_id: string | null;
-    decline_code: string | null;
-    requested_at: Date;
-    completed_at: Date | null;
-  }>(
-    'select attempt, idempotency_key, status, provider_charge_id, decline_code, requested_at, completed_at from charge_attempts where invoice_id = $1 order by attempt',
-    [invoiceId],
-  );
-  return {
-    amount: charge.amount,
-    currency: charge.currency,
-    status: charge.status,
-    providerChargeId: charge.provider_charge_id,
-    attempts: attempts.rows.map((a) => ({
-      attempt: a.attempt,
-      idempotencyKey: a.idempotency_key,
-      status: a.status,
-      providerChargeId: a.provider_charge_id,
-      declineCode: a.decline_code,
-      requestedAt: a.requested_at,
-      completedAt: a.completed_at,
-    })),
-  };
-}
-
-export type VoidResult = { outcome: 'voided' | 'already_void'; invoice: Invoice } | { outcome: 'refused'; invoice: Invoice } | undefined;
-
-/**
- * Voids an invoice with a reason and an audit entry, in one transaction. A paid invoice is
- * refused (money moved: that is a refund at the provider, not a void); voiding twice converges.
- */
-export async function voidInvoice(pool: Pool, id: string, reason: string, actor: AuditActor, at: Date): Promise<VoidResult> {
-  return inTransaction(pool, async (client) => {
-    const locked = await lockInvoice(client, id);
-    if (!locked) return undefined;
-    if (locked.status === 'void') return { outcome: 'already_void', invoice: (await getInvoice(client, id))! };
-    if (locked.status === 'paid') return { outcome: 'refused', invoice: (await getInvoice(client, id))! };
-    await voidInvoiceRow(client, id, reason, at);
-    await recordAudit(client, {
-      actor,
-      action: 'invoice.voided',
-      subjectType: 'invoice',
-      subjectId: id,
-      details: { reason },
-      before: { status: locked.status, total: locked.total },
-      after: { status: 'void' },
-    });
-    return { outcome: 'voided', invoice: (await getInvoice(client, id))! };
-  });
 }

@@ -6,7 +6,7 @@ import type { PriceLine } from '../domain/pricing/schema';
 import type { Plan } from '../domain/plan';
 import { getMeter } from '../metering/meter-store';
 import { queryUsage } from '../metering/usage-query';
-import { adjustableInvoices, adjustmentsFor, type DraftContent, type Invoice } from './invoice-store';
+import { adjustableInvoices, adjustmentsFor, type DraftContent, type Invoice } from './store';
 import { getPlan } from '../plans/store';
 
 /** A plan, meter or period the stored data cannot support: retrying cannot fix it. */
