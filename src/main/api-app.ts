@@ -12,6 +12,7 @@ import { subscriptionsRouter } from '../api/routes/subscriptions';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../billing/temporal-subscription-lifecycle';
 import type { Clock } from '../clock';
+import { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
@@ -19,6 +20,7 @@ import type { EntitlementStore } from '../entitlements/store';
 import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
 import { UsageSignaler } from '../metering/usage-signaler';
+import { ReconciliationService } from '../reconciliations/service';
 
 export interface ApiAppDeps {
   pool: Pool;
@@ -56,7 +58,16 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
   const billingRouters = deps.billing
     ? [
         subscriptionsRouter({ pool: deps.pool, clock: deps.clock, lifecycle: temporalSubscriptionLifecycle(deps.billing) }),
-        reconciliationsRouter({ pool: deps.pool, clock: deps.clock, client: deps.billing.client, taskQueue: deps.billing.taskQueue }),
+        reconciliationsRouter(
+          new ReconciliationService({
+            pool: deps.pool,
+            clock: deps.clock,
+            client: deps.billing.client,
+            taskQueue: deps.billing.taskQueue,
+            customers: new CustomerService(deps.pool),
+            logger: deps.logger,
+          }),
+        ),
       ]
     : [];
   const app = createApp({

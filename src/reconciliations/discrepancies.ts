@@ -1,3 +1,5 @@
+import { listInvoices, type Invoice } from '../billing/invoice-store';
+import { getPlan } from '../billing/plan-store';
 import type { Clock } from '../clock';
 import type { Queryable } from '../db/transaction';
 import type { BilledLine } from '../domain/invoice-adjustments';
@@ -6,8 +8,6 @@ import type { BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
 import { compareCharges, compareInvoice, findingKey, invoicedPeriods, type Discrepancy, type FindingKind } from '../domain/reconciliation';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
-import { listInvoices, type Invoice } from './invoice-store';
-import { getPlan } from './plan-store';
 
 /*
  * The I/O half of reconciliation: loads a scope's invoices, recomputes their usage from the raw
