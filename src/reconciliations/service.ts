@@ -41,12 +41,12 @@ export interface ReconciliationReport {
   creditNotes: CreditNote[];
 }
 
-/** The run a request names; its id is the Temporal workflow id. */
+/** The run a start or a decision concerns; its id is the Temporal workflow id. */
 export interface RunRef {
   id: string;
 }
 
-export type Decision = 'approve' | 'retry' | 'dismiss';
+type Decision = 'approve' | 'retry' | 'dismiss';
 
 type TemporalUnavailable = 'temporal_unavailable';
 export type StartRefusal = 'unknown_customer' | 'run_scope_conflict' | TemporalUnavailable;
