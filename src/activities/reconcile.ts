@@ -1,7 +1,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { lockInvoice } from '../invoices/store';
-import { findDiscrepancies } from '../billing/reconciliation';
+import { findDiscrepancies } from '../reconciliations/discrepancies';
 import {
+  countPending,
   getRun,
   issueCreditNote,
   listFindings,
@@ -11,7 +12,7 @@ import {
   resolveFinding,
   summarize,
   updateRun,
-} from '../billing/reconciliation-store';
+} from '../reconciliations/store';
 import { planInEffect } from '../subscriptions/store';
 import type { Clock } from '../clock';
 import { recordAudit } from '../db/audit';
@@ -84,11 +85,8 @@ export function createReconcileActivities(deps: ReconcileDeps): ReconciliationAc
       await getRun(client, input.runId, { forUpdate: true });
       const now = deps.clock.now();
       await replaceFindings(client, input.runId, result.found, now);
-      const { rows } = await client.query<{ pending: string }>(
-        `select count(*) as pending from reconciliation_findings where run_id = $1 and resolution = 'pending'`,
-        [input.runId],
-      );
-      const status = Number(rows[0]!.pending) === 0 ? 'completed' : input.autoApprove ? 'running' : 'awaiting_decision';
+      const pending = await countPending(client, input.runId);
+      const status = pending === 0 ? 'completed' : input.autoApprove ? 'running' : 'awaiting_decision';
       await updateRun(client, input.runId, status, now, result.invoicesChecked);
       return summarize(client, input.runId);
     });

@@ -23,6 +23,7 @@ import type { Keys } from '../keys/keys';
 import { createMetering } from '../metering/metering';
 import { UsageSignaler } from '../metering/usage-signaler';
 import { PlanService } from '../plans/service';
+import { ReconciliationService } from '../reconciliations/service';
 import { SubscriptionService } from '../subscriptions/service';
 import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../subscriptions/temporal-lifecycle';
 import { WebhookEndpointService } from '../webhooks/service';
@@ -72,7 +73,16 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
           }),
           clock: deps.clock,
         }),
-        reconciliationsRouter({ pool: deps.pool, clock: deps.clock, client: deps.billing.client, taskQueue: deps.billing.taskQueue }),
+        reconciliationsRouter(
+          new ReconciliationService({
+            pool: deps.pool,
+            clock: deps.clock,
+            client: deps.billing.client,
+            taskQueue: deps.billing.taskQueue,
+            customers,
+            logger: deps.logger,
+          }),
+        ),
       ]
     : [];
   const app = createApp({

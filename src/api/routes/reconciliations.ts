@@ -1,37 +1,14 @@
-import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import {
-  coversScope,
-  creditNotesOfRun,
-  getRun,
-  listFindings,
-  recordStart,
-  type CreditNote,
-  type Finding,
-  type ReconciliationRun,
-} from '../../billing/reconciliation-store';
-import type { Clock } from '../../clock';
-import type { Pool } from '../../db/pool';
 import { Identifier, storable, text } from '../../domain/edge-schemas';
-import {
-  findingKinds,
-  parseReconciliationInput,
-  ReconciliationInputError,
-  runStatuses,
-  type ReconciliationScope,
-} from '../../domain/reconciliation';
-import { getCustomer } from '../../customers/store';
-import {
-  approveSignal,
-  dismissSignal,
-  reconciliationWorkflow,
-  reconciliationWorkflowIdFor,
-  retrySignal,
-} from '../../workflows/reconciliation';
+import { findingKinds, parseReconciliationInput, ReconciliationInputError, runStatuses } from '../../domain/reconciliation';
+import type { Refusal, Result } from '../../domain/result';
+import type { ReconciliationReport, ReconciliationService } from '../../reconciliations/service';
+import type { CreditNote, Finding } from '../../reconciliations/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { ProblemError, parseRequest } from '../problem';
+import { problemFromRefusal } from '../refusal';
 
 const instantText = text({ max: 64 }).meta({
   description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset',
@@ -203,7 +180,7 @@ const creditNoteToJson = (c: CreditNote): z.infer<typeof CreditNoteSchema> => ({
   created_at: c.createdAt.toISOString(),
 });
 
-const reportToJson = (run: ReconciliationRun, findings: Finding[], creditNotes: CreditNote[]): z.infer<typeof ReportSchema> => ({
+const reportToJson = ({ run, findings, creditNotes }: ReconciliationReport): z.infer<typeof ReportSchema> => ({
   id: run.id,
   status: run.status,
   period: { start: run.periodStart.toISOString(), end: run.periodEnd.toISOString() },
@@ -223,63 +200,26 @@ const runIdOf = (req: Request) => parseRequest(IdParams, { id: ([] as string[]).
 
 const statusUrl = (id: string) => `/v1/reconciliations/${encodeURIComponent(id)}`;
 
-const unavailable = (req: Request, err: unknown, what: string) => {
-  req.log.error({ err }, `reconciliation: ${what} failed`);
-  return new ProblemError('unavailable', `Temporal could not be reached to ${what}; retry the same request.`);
-};
-
-export interface ReconciliationsRouterDeps {
-  pool: Pool;
-  clock: Clock;
-  client: Client;
-  taskQueue: string;
+/**
+ * The value of the service's result, or its problem. Of this API's refusals only the unknown
+ * customer names its reason, as it does everywhere; the others carry their details alone.
+ */
+function answer<T>(result: Result<T>): T {
+  if (result.ok) return result.value;
+  throw result.reason === 'unknown_customer' ? problemFromRefusal(result) : withoutReason(result);
 }
 
-export function reconciliationsRouter({ pool, clock, client, taskQueue }: ReconciliationsRouterDeps): Router {
+const withoutReason = (refusal: Refusal): ProblemError => {
+  const { code, detail } = problemFromRefusal(refusal);
+  return new ProblemError(code, detail, refusal.details);
+};
+
+export function reconciliationsRouter(service: ReconciliationService): Router {
   const router = Router();
 
   router.post('/v1/reconciliations', authorize('reconciliations', 'start'), async (req, res) => {
     const input = parseRequest(StartInputSchema, req.body, 'body');
-    const scope: ReconciliationScope = parseReconciliationInput(input);
-    let customerId: string | null = null;
-    if (scope.customer !== null) {
-      const customer = await getCustomer(pool, scope.customer);
-      if (!customer) throw new ProblemError('unprocessable', `No customer "${scope.customer}".`, { reason: 'unknown_customer' });
-      customerId = customer.id;
-    }
-    const id = reconciliationWorkflowIdFor(scope);
-    const runScope = { periodStart: scope.start, periodEnd: scope.end, customerId };
-    const existing = await getRun(pool, id);
-    if (existing && !coversScope(existing, runScope)) {
-      throw new ProblemError(
-        'conflict',
-        `Run ${id} reconciles until ${existing.periodEnd.toISOString()}; a run per period start and customer.`,
-        { id },
-      );
-    }
-    const actor = accessOf(req).actor;
-    const requestedAt = clock.now();
-    try {
-      await client.workflow.start(reconciliationWorkflow, {
-        workflowId: id,
-        taskQueue,
-        args: [
-          {
-            period_start: scope.start.toISOString(),
-            period_end: scope.end.toISOString(),
-            ...(scope.customer === null ? {} : { customer: scope.customer }),
-            auto_approve: scope.autoApprove,
-          },
-        ],
-        // A retried request finds the run going instead of failing or starting a second one.
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        memo: { started_by: actor },
-      });
-    } catch (err) {
-      throw unavailable(req, err, 'start the reconciliation');
-    }
-    // Recorded here too, so the report is there (and current) as soon as the answer is; the workflow's first activity finds it.
-    await recordStart(pool, id, runScope, actor, requestedAt, clock.now());
+    const { id } = answer(await service.start(accessOf(req).principal, parseReconciliationInput(input)));
     res
       .status(202)
       .location(statusUrl(id))
@@ -287,42 +227,24 @@ export function reconciliationsRouter({ pool, clock, client, taskQueue }: Reconc
   });
 
   router.get('/v1/reconciliations/*id', authorize('reconciliations', 'get'), async (req, res) => {
-    const id = runIdOf(req);
-    const run = await getRun(pool, id);
-    if (!run) throw new ProblemError('not_found', `No reconciliation run ${id}.`);
-    const [findings, creditNotes] = await Promise.all([listFindings(pool, id), creditNotesOfRun(pool, id)]);
-    res.json(reportToJson(run, findings, creditNotes));
+    res.json(reportToJson(answer(await service.get(accessOf(req).principal, runIdOf(req)))));
   });
 
-  /** `prepare` reads the request first, so a bad body is a 400 before anything is sent. */
-  const signalRoute = (name: 'approve' | 'retry' | 'dismiss', prepare: (req: Request) => (handle: WorkflowHandle) => Promise<void>) =>
-    router.post(`/v1/reconciliations/*id/${name}`, authorize('reconciliations', name), async (req, res) => {
-      const id = runIdOf(req);
-      const send = prepare(req);
-      const run = await getRun(pool, id);
-      if (!run) throw new ProblemError('not_found', `No reconciliation run ${id}.`);
-      if (run.status === 'completed' || run.status === 'canceled')
-        throw new ProblemError('conflict', `Reconciliation run ${id} is ${run.status}.`, { run_status: run.status });
-      try {
-        await send(client.workflow.getHandle(id));
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) {
-          throw new ProblemError(
-            'conflict',
-            `The workflow of reconciliation run ${id} is no longer running; start the reconciliation again.`,
-            { run_status: run.status },
-          );
-        }
-        throw unavailable(req, err, `send ${name}`);
-      }
-      res.status(202).json({ id, status_url: statusUrl(id) });
-    });
-
-  signalRoute('approve', () => (handle) => handle.signal(approveSignal));
-  signalRoute('retry', () => (handle) => handle.signal(retrySignal));
-  signalRoute('dismiss', (req) => {
+  const decided = (result: Result<{ id: string }>) => {
+    const { id } = answer(result);
+    return { id, status_url: statusUrl(id) };
+  };
+  router.post('/v1/reconciliations/*id/approve', authorize('reconciliations', 'approve'), async (req, res) => {
+    res.status(202).json(decided(await service.approve(accessOf(req).principal, runIdOf(req))));
+  });
+  router.post('/v1/reconciliations/*id/retry', authorize('reconciliations', 'retry'), async (req, res) => {
+    res.status(202).json(decided(await service.retry(accessOf(req).principal, runIdOf(req))));
+  });
+  router.post('/v1/reconciliations/*id/dismiss', authorize('reconciliations', 'dismiss'), async (req, res) => {
+    const id = runIdOf(req);
+    // Read before anything is sent: a bad body is a 400 whatever the run.
     const { reason } = parseRequest(DismissInputSchema, req.body === undefined ? {} : req.body, 'body');
-    return (handle) => handle.signal(dismissSignal, reason === undefined ? {} : { reason });
+    res.status(202).json(decided(await service.dismiss(accessOf(req).principal, id, reason)));
   });
 
   return router;

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/transaction';
 import { Decimal } from '../domain/money';
 import type { FindingBrief, FindingKind, ReconciliationSummary, RunStatus } from '../domain/reconciliation';
-import type { FoundDiscrepancy } from './reconciliation';
+import type { FoundDiscrepancy } from './discrepancies';
 
 /*
  * Reconciliation runs, their findings and the credit notes that correct them
@@ -288,6 +288,15 @@ export async function listFindings(db: Queryable, runId: string, opts: { pending
     [runId],
   );
   return rows.map(toFinding);
+}
+
+/** How many of the run's findings await a decision. */
+export async function countPending(db: Queryable, runId: string): Promise<number> {
+  const { rows } = await db.query<{ pending: string }>(
+    `select count(*) as pending from reconciliation_findings where run_id = $1 and resolution = 'pending'`,
+    [runId],
+  );
+  return Number(rows[0]!.pending);
 }
 
 /** Settles a pending finding (true) or leaves a decided one as it is (false); the table's trigger refuses to change a decided one. */
