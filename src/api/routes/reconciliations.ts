@@ -2,13 +2,13 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { Identifier, storable, text } from '../../domain/edge-schemas';
 import { findingKinds, parseReconciliationInput, ReconciliationInputError, runStatuses } from '../../domain/reconciliation';
-import type { Refusal, Result } from '../../domain/result';
+import type { Result } from '../../domain/result';
 import type { ReconciliationReport, ReconciliationService } from '../../reconciliations/service';
 import type { CreditNote, Finding } from '../../reconciliations/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
-import { ProblemError, parseRequest } from '../problem';
-import { problemFromRefusal } from '../refusal';
+import { parseRequest } from '../problem';
+import { unwrap } from '../refusal';
 
 const instantText = text({ max: 64 }).meta({
   description: 'A date (midnight UTC), e.g. 2026-11-01, or an RFC 3339 instant with its offset',
@@ -200,26 +200,12 @@ const runIdOf = (req: Request) => parseRequest(IdParams, { id: ([] as string[]).
 
 const statusUrl = (id: string) => `/v1/reconciliations/${encodeURIComponent(id)}`;
 
-/**
- * The value of the service's result, or its problem. Of this API's refusals only the unknown
- * customer names its reason, as it does everywhere; the others carry their details alone.
- */
-function answer<T>(result: Result<T>): T {
-  if (result.ok) return result.value;
-  throw result.reason === 'unknown_customer' ? problemFromRefusal(result) : withoutReason(result);
-}
-
-const withoutReason = (refusal: Refusal): ProblemError => {
-  const { code, detail } = problemFromRefusal(refusal);
-  return new ProblemError(code, detail, refusal.details);
-};
-
 export function reconciliationsRouter(service: ReconciliationService): Router {
   const router = Router();
 
   router.post('/v1/reconciliations', authorize('reconciliations', 'start'), async (req, res) => {
     const input = parseRequest(StartInputSchema, req.body, 'body');
-    const { id } = answer(await service.start(accessOf(req).principal, parseReconciliationInput(input)));
+    const { id } = unwrap(await service.start(accessOf(req).principal, parseReconciliationInput(input)));
     res
       .status(202)
       .location(statusUrl(id))
@@ -227,11 +213,11 @@ export function reconciliationsRouter(service: ReconciliationService): Router {
   });
 
   router.get('/v1/reconciliations/*id', authorize('reconciliations', 'get'), async (req, res) => {
-    res.json(reportToJson(answer(await service.get(accessOf(req).principal, runIdOf(req)))));
+    res.json(reportToJson(unwrap(await service.get(accessOf(req).principal, runIdOf(req)))));
   });
 
   const decided = (result: Result<{ id: string }>) => {
-    const { id } = answer(result);
+    const { id } = unwrap(result);
     return { id, status_url: statusUrl(id) };
   };
   router.post('/v1/reconciliations/*id/approve', authorize('reconciliations', 'approve'), async (req, res) => {
