@@ -5,7 +5,7 @@ import { planToJson, termsOf } from '../api/routes/plans';
 import { createPlan, getPlan, listPlans, type StoredPlan } from '../billing/plan-store';
 import { canonicalJson } from '../domain/metering/canonical-json';
 import { planSchema, type Plan } from '../domain/plan';
-import { allMeters } from '../metering/meter-store';
+import { allMeters } from '../meters/store';
 import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 

@@ -23,6 +23,18 @@ export class CustomerService {
     return seesCustomer(actor, externalId) ? getCustomer(this.pool, externalId) : undefined;
   }
 
+  /**
+   * The customer's internal id, when it exists and the actor may see it: from memory when this
+   * process has the ingest directory (a read only for one not seen before), and without any read
+   * for a key restricted to that very customer.
+   */
+  async findId(actor: Actor, externalId: string): Promise<string | undefined> {
+    if (!seesCustomer(actor, externalId)) return undefined;
+    if (typeof actor !== 'string' && actor.customer) return actor.customer.id;
+    if (!this.directory) return (await getCustomer(this.pool, externalId))?.id;
+    return (await this.directory.resolve(new Set([externalId]))).get(externalId);
+  }
+
   /** The customer, or the refusal that tells an absent (or invisible) one exactly alike. */
   async get(actor: Actor, externalId: string, as: CustomerReference = 'subject'): Promise<Result<Customer, 'unknown_customer'>> {
     const customer = await this.find(actor, externalId);

@@ -21,7 +21,7 @@ import { webhookEndpointsRouter } from '../../src/api/routes/webhooks';
 import { createSubscription } from '../../src/billing/subscription-store';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { startKeys } from '../../src/keys/keys';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { listen } from '../support/http';

@@ -11,7 +11,7 @@ import { changePlan, type Subscription } from '../../src/billing/subscription-st
 import { startKeys, type Keys } from '../../src/keys/keys';
 import { planSchema } from '../../src/domain/plan';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { listen, type Listening } from '../support/http';
 import { ManualClock, testPeppers } from '../support/keys-app';

@@ -4,7 +4,7 @@ import { createPlan, getPlan, listPlans, type StoredPlan } from '../../billing/p
 import type { Pool } from '../../db/pool';
 import { canonicalJson } from '../../domain/metering/canonical-json';
 import { PlanCodeSchema, PlanSchema, planSchema, type Plan } from '../../domain/plan';
-import { allMeters } from '../../metering/meter-store';
+import { allMeters } from '../../meters/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
