@@ -22,7 +22,7 @@ export function customersCommand(ctx: CliContext): Command {
       const input = parseInput(CustomerInputSchema, { external_id: externalId, ...opts }, 'customer');
       const result = await withDatabase(ctx, (pool) => new CustomerService(pool).create('cli', input));
       if (!result.ok) {
-        const { existing } = result.details as { existing: Customer };
+        const { existing } = result.details;
         throw new CliError(
           `customer "${externalId}" already exists with other attributes (name "${existing.name}", currency ${existing.currency})`,
         );

@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool';
-import { ok, refuse, type Result } from '../domain/result';
+import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, seesCustomer, type Actor } from '../keys/principal';
-import type { CustomerDirectory } from './directory';
+import { CustomerDirectory } from './directory';
 import { createCustomer, getCustomer, listCustomers, type Customer, type CustomerInput } from './store';
 
 /**
@@ -10,12 +10,15 @@ import { createCustomer, getCustomer, listCustomers, type Customer, type Custome
  */
 export type CustomerReference = 'subject' | 'reference';
 
+/** The customer a create collides with travels with the refusal; each adapter decides whether to show it. */
+export type CustomerConflict = Refusal<'customer_exists'> & { details: { existing: Customer } };
+
 /** Customers as every adapter reaches them; a key restricted to another customer finds none. */
 export class CustomerService {
   constructor(
     private readonly pool: Pool,
-    /** The ingest path's in-memory directory, told of customers created through this process at once. */
-    private readonly directory?: CustomerDirectory,
+    /** External → internal ids in memory, for ingestion and checks; told of customers created through this service at once. */
+    private readonly directory = new CustomerDirectory(pool),
   ) {}
 
   /** The customer, when it exists and the actor may see it. */
@@ -24,15 +27,18 @@ export class CustomerService {
   }
 
   /**
-   * The customer's internal id, when it exists and the actor may see it: from memory when this
-   * process has the ingest directory (a read only for one not seen before), and without any read
-   * for a key restricted to that very customer.
+   * Internal ids of those of these customers that exist and the actor may see, from memory (a
+   * read only for one not seen before); a key restricted to a customer needs no read for its own.
    */
+  async findIds(actor: Actor, externalIds: ReadonlySet<string>): Promise<ReadonlyMap<string, string>> {
+    const own = typeof actor === 'string' ? null : actor.customer;
+    if (own) return new Map(externalIds.has(own.externalId) ? [[own.externalId, own.id]] : []);
+    return this.directory.resolve(externalIds);
+  }
+
+  /** The customer's internal id, as `findIds`. */
   async findId(actor: Actor, externalId: string): Promise<string | undefined> {
-    if (!seesCustomer(actor, externalId)) return undefined;
-    if (typeof actor !== 'string' && actor.customer) return actor.customer.id;
-    if (!this.directory) return (await getCustomer(this.pool, externalId))?.id;
-    return (await this.directory.resolve(new Set([externalId]))).get(externalId);
+    return (await this.findIds(actor, new Set([externalId]))).get(externalId);
   }
 
   /** The customer, or the refusal that tells an absent (or invisible) one exactly alike. */
@@ -45,14 +51,13 @@ export class CustomerService {
   }
 
   /** Creates the customer; the same request again returns it (created: false); other attributes are a conflict. */
-  async create(actor: Actor, input: CustomerInput): Promise<Result<{ created: boolean; customer: Customer }, 'customer_exists'>> {
+  async create(actor: Actor, input: CustomerInput): Promise<Ok<{ created: boolean; customer: Customer }> | CustomerConflict> {
     const result = await createCustomer(this.pool, input, auditActorOf(actor));
-    this.directory?.add(result.customer.externalId, result.customer.id);
+    this.directory.add(result.customer.externalId, result.customer.id);
     const { created, customer } = result;
     if (!created && (customer.name !== input.name || customer.currency !== input.currency)) {
-      return refuse('conflict', 'customer_exists', `Customer "${input.external_id}" already exists with other attributes.`, {
-        existing: customer,
-      });
+      const message = `Customer "${input.external_id}" already exists with other attributes.`;
+      return { ...refuse('conflict', 'customer_exists', message), details: { existing: customer } };
     }
     return ok(result);
   }

@@ -16,7 +16,6 @@ import { usageRouter } from '../api/routes/usage';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../billing/temporal-subscription-lifecycle';
 import type { Clock } from '../clock';
-import { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
@@ -61,7 +60,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     entitlements: deps.entitlements,
     ...(signaler ? { onStored: (usage) => signaler.record(usage) } : {}),
   });
-  const customers = new CustomerService(deps.pool, metering.directory);
+  const { customers } = metering;
   const meters = new MeterService(deps.pool, metering.catalog);
   const billingRouters = deps.billing
     ? [

@@ -5,16 +5,16 @@ import { classifyEventTime, type EventTimePolicy } from '../domain/metering/even
 import { meterValue } from '../domain/metering/event-value';
 import { matchesFilter, type Meter } from '../domain/metering/meter';
 import type { EntitlementStore } from '../entitlements/store';
-import { customerNamed, seesCustomer, type Actor } from '../keys/principal';
+import { customerNamed, type Actor } from '../keys/principal';
 import type { IngestWriter, PreparedEvent } from './ingest-writer';
-import type { CustomerDirectory } from '../customers/directory';
+import type { CustomerService } from '../customers/service';
 import type { MeterCatalog } from '../meters/catalog';
 import type { AcceptedUsage } from './usage-signaler';
 
 export interface IngestDeps {
   writer: IngestWriter;
   catalog: MeterCatalog;
-  customers: CustomerDirectory;
+  customers: CustomerService;
   clock: Clock;
   /** Blocked meters, in memory: their events are refused before any write. The API always has them; metering alone (tools, tests) may not. */
   entitlements?: EntitlementStore;
@@ -66,13 +66,9 @@ export class IngestService {
     const receivedAtIso = receivedAt.toISOString();
     const parsed = items.map((item) => parse(item));
     const valid = parsed.flatMap((p) => (p.success ? [p.data] : []));
-    const visibleCustomers = valid.flatMap((e) => {
-      const customer = customerNamed(actor, e.customer);
-      return customer !== undefined && seesCustomer(actor, customer) ? [customer] : [];
-    });
     const [meters, customers] = await Promise.all([
       this.deps.catalog.forTypes(new Set(valid.map((e) => e.type))),
-      this.deps.customers.resolve(new Set(visibleCustomers)),
+      this.deps.customers.findIds(actor, new Set(valid.flatMap((e) => customerNamed(actor, e.customer) ?? []))),
     ]);
     const prepared = items.map((item, index) =>
       this.prepare(item, parsed[index]!, index, actor, receivedAt, receivedAtIso, meters, customers),
@@ -155,7 +151,7 @@ export class IngestService {
       );
     }
     // To a key restricted to one customer, any other is indistinguishable from one that does not exist.
-    const customerId = seesCustomer(actor, customer) ? customers.get(customer) : undefined;
+    const customerId = customers.get(customer);
     if (!customerId) return reject(index, input.id, 'unknown_customer', `unknown customer "${customer}"`);
 
     const meter = meters.get(input.type);

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Clock } from '../clock';
-import { CustomerDirectory } from '../customers/directory';
+import { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { EntitlementStore } from '../entitlements/store';
@@ -19,23 +19,26 @@ export interface MeteringOptions {
   entitlements?: EntitlementStore;
 }
 
-/** The ingest path assembled: meter catalog and customer directory in memory, group-commit writer, ingest service. */
+/**
+ * The ingest path assembled: the meter catalog in memory, customers (whose directory is in
+ * memory too), the group-commit writer and the ingest service.
+ */
 export function createMetering(opts: MeteringOptions): {
   ingest: IngestService;
   catalog: MeterCatalog;
-  directory: CustomerDirectory;
+  customers: CustomerService;
 } {
   const catalog = new MeterCatalog(opts.pool);
-  const directory = new CustomerDirectory(opts.pool);
+  const customers = new CustomerService(opts.pool);
   const writer = new IngestWriter(opts.pool, opts.writer, opts.registry);
   const ingest = new IngestService({
     writer,
     catalog,
-    customers: directory,
+    customers,
     clock: opts.clock,
     ...(opts.entitlements ? { entitlements: opts.entitlements } : {}),
     timePolicy: opts.timePolicy,
     ...(opts.onStored ? { onStored: opts.onStored } : {}),
   });
-  return { ingest, catalog, directory };
+  return { ingest, catalog, customers };
 }

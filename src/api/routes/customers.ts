@@ -84,7 +84,7 @@ export function customersRouter(customers: CustomerService): Router {
     const result = await customers.create(access.principal, input);
     if (!result.ok) {
       // The existing customer is shown only to a key that could read it anyway.
-      const { existing } = result.details as { existing: Customer };
+      const { existing } = result.details;
       throw problemFromRefusal({ ...result, details: access.allows('customers', 'get') ? { existing: customerToJson(existing) } : {} });
     }
     const { created, customer } = result.value;

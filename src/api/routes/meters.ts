@@ -83,7 +83,7 @@ export function metersRouter(meters: MeterService): Router {
     const result = await meters.create(access.principal, input);
     if (!result.ok) {
       // The existing meter is shown only to a key that could read it anyway.
-      const { existing } = result.details as { existing: StoredMeter };
+      const { existing } = result.details;
       throw problemFromRefusal({ ...result, details: access.allows('meters', 'get') ? { existing: meterToJson(existing) } : {} });
     }
     const { created, meter } = result.value;
