@@ -26,18 +26,15 @@ export class CustomerService {
     return seesCustomer(actor, externalId) ? getCustomer(this.pool, externalId) : undefined;
   }
 
-  /**
-   * Internal ids of those of these customers that exist and the actor may see, from memory (a
-   * read only for one not seen before); a key restricted to a customer needs no read for its own.
-   */
-  async findIds(actor: Actor, externalIds: ReadonlySet<string>): Promise<ReadonlyMap<string, string>> {
-    const own = typeof actor === 'string' ? null : actor.customer;
-    if (own) return new Map(externalIds.has(own.externalId) ? [[own.externalId, own.id]] : []);
-    return this.directory.resolve(externalIds);
+  /** Internal ids of those of these customers that exist and the actor may see, from memory (a read only for one not seen before). */
+  findIds(actor: Actor, externalIds: ReadonlySet<string>): Promise<ReadonlyMap<string, string>> {
+    return this.directory.resolve(new Set([...externalIds].filter((externalId) => seesCustomer(actor, externalId))));
   }
 
-  /** The customer's internal id, as `findIds`. */
+  /** The customer's internal id, as `findIds`; a key restricted to this very customer knows it without any read. */
   async findId(actor: Actor, externalId: string): Promise<string | undefined> {
+    const own = typeof actor === 'string' ? null : actor.customer;
+    if (own) return own.externalId === externalId ? own.id : undefined;
     return (await this.findIds(actor, new Set([externalId]))).get(externalId);
   }
 
