@@ -83,14 +83,14 @@ export function entitlementsRouter(entitlements: EntitlementService): Router {
       throw new ProblemError('validation_failed', 'Invalid body: customer is required.', {
         errors: [{ pointer: '#/customer', detail: 'required' }],
       });
-    const { block, quota, remaining, ...answer } = unwrap(await entitlements.check(access.principal, { customer, meter: body.meter }));
+    const { block, quota, remaining, ...checked } = unwrap(await entitlements.check(access.principal, { customer, meter: body.meter }));
     res.json({
-      customer: answer.customer,
-      meter: answer.meter,
+      customer: checked.customer,
+      meter: checked.meter,
       allowed: !block,
       state: block ? 'blocked' : 'not_blocked',
       resets_at: (block?.resetsAt ?? quota?.resetsAt)?.toISOString() ?? null,
-      upgrade_url: answer.upgradeUrl,
+      upgrade_url: checked.upgradeUrl,
       limit_state: (quota?.state as z.infer<typeof EntitlementAnswerSchema>['limit_state']) ?? null,
       usage: quota?.usage ?? null,
       hard_limit: quota?.hardLimit ?? null,
