@@ -1,4 +1,5 @@
 import type { ZodError, z } from 'zod';
+import { jsonPointer } from '../domain/json-pointer';
 
 /**
  * The closed set of error kinds the API can return. Each has a stable `type` URI
@@ -62,13 +63,9 @@ export class ProblemError extends Error {
   }
 }
 
-/** JSON Pointer (RFC 6901) for a zod issue path, as used in RFC 9457's `errors` extension. */
-export function jsonPointer(path: readonly PropertyKey[]): string {
-  return '#' + path.map((p) => '/' + String(p).replaceAll('~', '~0').replaceAll('/', '~1')).join('');
-}
-
 /** The shared mapper from zod failures to a 400 problem naming every offending field. */
 export function problemFromZod(error: ZodError, where: 'body' | 'query' | 'params' = 'body'): ProblemError {
+  // RFC 9457's `errors` extension names each offending field by its JSON Pointer.
   const errors = error.issues.map((issue) => ({
     pointer: jsonPointer(issue.path),
     detail: issue.message,

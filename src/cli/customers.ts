@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import { page, PageQuerySchema } from '../api/pagination';
 import { CustomerInputSchema, customerToJson } from '../api/routes/customers';
-import { createCustomer, getCustomer, listCustomers, type Customer } from '../customers/store';
-import { CliError, parseInput, withDatabase, type CliContext } from './context';
+import { CustomerService } from '../customers/service';
+import type { Customer } from '../customers/store';
+import { CliError, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
 const toRow = (c: Customer) => [c.externalId, c.name, c.currency, c.createdAt.toISOString()];
@@ -19,12 +20,14 @@ export function customersCommand(ctx: CliContext): Command {
     .requiredOption('--currency <code>', 'ISO 4217 billing currency, e.g. USD')
     .action(async (externalId: string, opts: { name: string; currency: string }, command: Command) => {
       const input = parseInput(CustomerInputSchema, { external_id: externalId, ...opts }, 'customer');
-      const { created, customer } = await withDatabase(ctx, (pool) => createCustomer(pool, input, 'cli'));
-      if (!created && (customer.name !== input.name || customer.currency !== input.currency)) {
+      const result = await withDatabase(ctx, (pool) => new CustomerService(pool).create('cli', input));
+      if (!result.ok) {
+        const { existing } = result.details;
         throw new CliError(
-          `customer "${externalId}" already exists with other attributes (name "${customer.name}", currency ${customer.currency})`,
+          `customer "${externalId}" already exists with other attributes (name "${existing.name}", currency ${existing.currency})`,
         );
       }
+      const { created, customer } = result.value;
       emit(
         ctx,
         command,
@@ -40,7 +43,7 @@ export function customersCommand(ctx: CliContext): Command {
     .option('--after <externalId>', "start after this external id (the previous page's cursor)")
     .action(async (opts: { limit: string; after?: string }, command: Command) => {
       const query = parseInput(PageQuerySchema, opts, 'options');
-      const rows = await withDatabase(ctx, (pool) => listCustomers(pool, query.limit + 1, query.after));
+      const rows = await withDatabase(ctx, (pool) => new CustomerService(pool).list(query.limit + 1, query.after));
       const result = page(rows, query.limit, (c) => c.externalId);
       emit(ctx, command, { data: result.data.map(customerToJson), next_cursor: result.next_cursor }, () =>
         pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),
@@ -52,8 +55,7 @@ export function customersCommand(ctx: CliContext): Command {
     .description('show one customer')
     .argument('<externalId>')
     .action(async (externalId: string, _opts: unknown, command: Command) => {
-      const customer = await withDatabase(ctx, (pool) => getCustomer(pool, externalId));
-      if (!customer) throw new CliError(`no customer "${externalId}"`);
+      const customer = unwrapForCli(await withDatabase(ctx, (pool) => new CustomerService(pool).get('cli', externalId)));
       emit(ctx, command, customerToJson(customer), () =>
         record({
           'external id': customer.externalId,

@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import { page, PageQuerySchema } from '../api/pagination';
-import { canonicalJson } from '../domain/metering/canonical-json';
 import { aggregations, MeterInputSchema } from '../domain/metering/meter';
-import { createMeter, listMeters, type StoredMeter } from '../metering/meter-store';
-import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
+import { MeterService } from '../meters/service';
+import type { StoredMeter } from '../meters/store';
+import { CliError, exitCodes, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, pageText, table } from './output';
 import { meterToJson } from '../api/routes/meters';
 
@@ -16,9 +16,6 @@ const toRow = (m: StoredMeter) => [
   Object.keys(m.filter).length ? JSON.stringify(m.filter) : '',
 ];
 const head = ['code', 'name', 'event type', 'aggregation', 'value property', 'filter'];
-
-/** Definitions compare without their creation time, in canonical form (jsonb reorders the filter's keys). */
-const definition = (m: ReturnType<typeof meterToJson>) => canonicalJson({ ...m, created_at: '' });
 
 function parseFilter(text: string | undefined): unknown {
   if (text === undefined) return {};
@@ -59,22 +56,12 @@ export function metersCommand(ctx: CliContext): Command {
           },
           'meter',
         );
-        const result = await withDatabase(ctx, (pool) => createMeter(pool, input, 'cli'));
-        if (!result.created) {
-          const wanted = { ...input, value_property: input.value_property ?? null, created_at: '' };
-          if (result.clash === 'event_type') {
-            throw new CliError(
-              `events of type "${input.event_type}" already feed meter "${result.meter.code}"; an event type feeds one meter`,
-            );
-          }
-          if (definition(meterToJson(result.meter)) !== definition(wanted))
-            throw new CliError(`meter "${code}" already exists with another definition`);
-        }
+        const { created, meter } = unwrapForCli(await withDatabase(ctx, (pool) => new MeterService(pool).create('cli', input)));
         emit(
           ctx,
           command,
-          { ...meterToJson(result.meter), created: result.created },
-          () => `${result.created ? 'created' : 'already exists'}\n${table(head, [toRow(result.meter)])}`,
+          { ...meterToJson(meter), created },
+          () => `${created ? 'created' : 'already exists'}\n${table(head, [toRow(meter)])}`,
         );
       },
     );
@@ -86,7 +73,7 @@ export function metersCommand(ctx: CliContext): Command {
     .option('--after <code>', "start after this code (the previous page's cursor)")
     .action(async (opts: { limit: string; after?: string }, command: Command) => {
       const query = parseInput(PageQuerySchema, opts, 'options');
-      const rows = await withDatabase(ctx, (pool) => listMeters(pool, query.limit + 1, query.after));
+      const rows = await withDatabase(ctx, (pool) => new MeterService(pool).list(query.limit + 1, query.after));
       const result = page(rows, query.limit, (m) => m.code);
       emit(ctx, command, { data: result.data.map(meterToJson), next_cursor: result.next_cursor }, () =>
         pageText(table(head, result.data.map(toRow)), result.data.length, result.next_cursor),

@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool';
-import { ok, refuse, type Result } from '../domain/result';
+import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, seesCustomer, type Actor } from '../keys/principal';
-import type { CustomerDirectory } from './directory';
+import { CustomerDirectory } from './directory';
 import { createCustomer, getCustomer, listCustomers, type Customer, type CustomerInput } from './store';
 
 /**
@@ -10,17 +10,32 @@ import { createCustomer, getCustomer, listCustomers, type Customer, type Custome
  */
 export type CustomerReference = 'subject' | 'reference';
 
+/** The customer a create collides with travels with the refusal; each adapter decides whether to show it. */
+export type CustomerConflict = Refusal<'customer_exists'> & { details: { existing: Customer } };
+
 /** Customers as every adapter reaches them; a key restricted to another customer finds none. */
 export class CustomerService {
   constructor(
     private readonly pool: Pool,
-    /** The ingest path's in-memory directory, told of customers created through this process at once. */
-    private readonly directory?: CustomerDirectory,
+    /** External → internal ids in memory, for ingestion and checks; told of customers created through this service at once. */
+    private readonly directory = new CustomerDirectory(pool),
   ) {}
 
   /** The customer, when it exists and the actor may see it. */
   async find(actor: Actor, externalId: string): Promise<Customer | undefined> {
     return seesCustomer(actor, externalId) ? getCustomer(this.pool, externalId) : undefined;
+  }
+
+  /** Internal ids of those of these customers that exist and the actor may see, from memory (a read only for one not seen before). */
+  findIds(actor: Actor, externalIds: ReadonlySet<string>): Promise<ReadonlyMap<string, string>> {
+    return this.directory.resolve(new Set([...externalIds].filter((externalId) => seesCustomer(actor, externalId))));
+  }
+
+  /** The customer's internal id, as `findIds`; a key restricted to this very customer knows it without any read. */
+  async findId(actor: Actor, externalId: string): Promise<string | undefined> {
+    const own = typeof actor === 'string' ? null : actor.customer;
+    if (own) return own.externalId === externalId ? own.id : undefined;
+    return (await this.findIds(actor, new Set([externalId]))).get(externalId);
   }
 
   /** The customer, or the refusal that tells an absent (or invisible) one exactly alike. */
@@ -33,14 +48,13 @@ export class CustomerService {
   }
 
   /** Creates the customer; the same request again returns it (created: false); other attributes are a conflict. */
-  async create(actor: Actor, input: CustomerInput): Promise<Result<{ created: boolean; customer: Customer }, 'customer_exists'>> {
+  async create(actor: Actor, input: CustomerInput): Promise<Ok<{ created: boolean; customer: Customer }> | CustomerConflict> {
     const result = await createCustomer(this.pool, input, auditActorOf(actor));
-    this.directory?.add(result.customer.externalId, result.customer.id);
+    this.directory.add(result.customer.externalId, result.customer.id);
     const { created, customer } = result;
     if (!created && (customer.name !== input.name || customer.currency !== input.currency)) {
-      return refuse('conflict', 'customer_exists', `Customer "${input.external_id}" already exists with other attributes.`, {
-        existing: customer,
-      });
+      const message = `Customer "${input.external_id}" already exists with other attributes.`;
+      return { ...refuse('conflict', 'customer_exists', message), details: { existing: customer } };
     }
     return ok(result);
   }

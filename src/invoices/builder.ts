@@ -4,7 +4,7 @@ import { type Decimal, ZERO, formatMoney } from '../domain/money';
 import { pricePlan } from '../domain/pricing/price-plan';
 import type { PriceLine } from '../domain/pricing/schema';
 import type { Plan } from '../domain/plan';
-import { getMeter } from '../metering/meter-store';
+import { getMeter } from '../meters/store';
 import { queryUsage } from '../metering/usage-query';
 import { adjustableInvoices, adjustmentsFor, type DraftContent, type Invoice } from './store';
 import { getPlan } from '../plans/store';

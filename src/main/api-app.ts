@@ -3,24 +3,31 @@ import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { authenticate } from '../api/authenticate';
 import { createApiMetrics } from '../api/metrics';
+import { customersRouter } from '../api/routes/customers';
 import { entitlementsRouter } from '../api/routes/entitlements';
+import { eventsRouter } from '../api/routes/events';
 import { invoicesRouter } from '../api/routes/invoices';
 import { keysRouter } from '../api/routes/keys';
 import type { ReadinessCheck } from '../api/routes/health';
+import { metersRouter } from '../api/routes/meters';
 import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
 import { reconciliationsRouter } from '../api/routes/reconciliations';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
+import { usageRouter } from '../api/routes/usage';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import type { Clock } from '../clock';
 import { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
+import { EntitlementService } from '../entitlements/service';
 import type { EntitlementStore } from '../entitlements/store';
 import { InvoiceService } from '../invoices/service';
 import type { Keys } from '../keys/keys';
+import { MeterService } from '../meters/service';
 import { createMetering } from '../metering/metering';
+import { UsageService } from '../metering/usage-service';
 import { UsageSignaler } from '../metering/usage-signaler';
 import { PlanService } from '../plans/service';
 import { ReconciliationService } from '../reconciliations/service';
@@ -61,7 +68,8 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     entitlements: deps.entitlements,
     ...(signaler ? { onStored: (usage) => signaler.record(usage) } : {}),
   });
-  const customers = new CustomerService(deps.pool, metering.customers);
+  const { customers } = metering;
+  const meters = new MeterService(deps.pool, metering.catalog);
   const billingRouters = deps.billing
     ? [
         subscriptionsRouter({
@@ -95,8 +103,11 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       logger: deps.logger.child({ component: 'api-keys' }),
     }),
     routers: [
-      ...metering.routers,
-      entitlementsRouter({ store: deps.entitlements, catalog: metering.catalog, customers: metering.customers }),
+      customersRouter(customers),
+      metersRouter(meters),
+      eventsRouter(metering.ingest, deps.clock),
+      usageRouter(new UsageService(deps.pool, customers, meters)),
+      entitlementsRouter(new EntitlementService(deps.entitlements, customers, metering.catalog)),
       pricingRouter,
       plansRouter({ plans: new PlanService(deps.pool) }),
       webhookEndpointsRouter({

@@ -7,7 +7,7 @@ import { listInvoices, type Invoice } from '../invoices/store';
 import type { Pool } from '../db/pool';
 import type { Keys } from '../keys/keys';
 import { createCustomer, getCustomer } from '../customers/store';
-import { createMeter } from '../metering/meter-store';
+import { createMeter } from '../meters/store';
 import { billingState, workflowIdFor, type BillingPeriodView } from '../workflows/billing-period';
 
 /*

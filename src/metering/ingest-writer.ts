@@ -3,7 +3,6 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { isConnectionError } from '../db/connection-errors';
 import type { Pool } from '../db/pool';
 import { canonicalJson } from '../domain/metering/canonical-json';
-import { ProblemError } from '../api/problem';
 
 /** An event validated and resolved against its meter, ready to store. */
 export interface PreparedEvent {
@@ -31,6 +30,14 @@ function samePayload(a: PreparedEvent, b: PreparedEvent): boolean {
   );
 }
 
+/** Backpressure: more rows wait than the writer queues; nothing of the request was stored. */
+export class IngestQueueFull extends Error {
+  constructor() {
+    super('The ingest queue is full; retry shortly.');
+    this.name = 'IngestQueueFull';
+  }
+}
+
 export type WriteOutcome = { status: 'accepted' | 'duplicate' | 'conflict' };
 
 export interface WriteResult {
@@ -48,7 +55,7 @@ export interface IngestWriterOptions {
    * 2 in flight → 27k events/s, 3–4 → 45–53k).
    */
   maxConcurrentTransactions: number;
-  /** Backpressure: beyond this many queued rows requests get 503 + Retry-After. */
+  /** Backpressure: beyond this many queued rows writes fail with `IngestQueueFull`. */
   maxQueuedRows: number;
 }
 
@@ -150,7 +157,7 @@ export class IngestWriter {
   write(events: PreparedEvent[], atomic = false): Promise<WriteResult> {
     if (events.length === 0) return Promise.resolve({ outcomes: [], rolledBack: false });
     if (this.queuedRows + events.length > this.options.maxQueuedRows) {
-      return Promise.reject(new ProblemError('unavailable', 'The ingest queue is full; retry shortly.', {}, { 'Retry-After': '1' }));
+      return Promise.reject(new IngestQueueFull());
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ events, atomic, resolve, reject });

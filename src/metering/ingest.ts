@@ -1,20 +1,20 @@
-import type { Principal } from '../keys/principal';
-import { jsonPointer } from '../api/problem';
 import type { Clock } from '../clock';
+import { jsonPointer } from '../domain/json-pointer';
 import { EventInputSchema, MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
 import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
 import { meterValue } from '../domain/metering/event-value';
 import { matchesFilter, type Meter } from '../domain/metering/meter';
 import type { EntitlementStore } from '../entitlements/store';
+import { customerNamed, type Actor } from '../keys/principal';
 import type { IngestWriter, PreparedEvent } from './ingest-writer';
-import type { CustomerDirectory } from '../customers/directory';
-import type { MeterCatalog } from './meter-catalog';
+import type { CustomerService } from '../customers/service';
+import type { MeterCatalog } from '../meters/catalog';
 import type { AcceptedUsage } from './usage-signaler';
 
 export interface IngestDeps {
   writer: IngestWriter;
   catalog: MeterCatalog;
-  customers: CustomerDirectory;
+  customers: CustomerService;
   clock: Clock;
   /** Blocked meters, in memory: their events are refused before any write. The API always has them; metering alone (tools, tests) may not. */
   entitlements?: EntitlementStore;
@@ -57,18 +57,21 @@ const notStored = (index: number, id: string): EventOutcome => ({
 export class IngestService {
   constructor(private readonly deps: IngestDeps) {}
 
-  /** `parse` turns one raw item into an event: plain JSON events by default, or CloudEvents. */
-  async ingest(items: readonly unknown[], principal: Principal, atomic: boolean, parse: EventParser = parseEvent): Promise<IngestResult> {
+  /**
+   * `parse` turns one raw item into an event: plain JSON events by default, or CloudEvents.
+   * Rejects with `IngestQueueFull` when the writer's queue has no room: nothing was stored.
+   */
+  async ingest(items: readonly unknown[], actor: Actor, atomic: boolean, parse: EventParser = parseEvent): Promise<IngestResult> {
     const receivedAt = this.deps.clock.now();
     const receivedAtIso = receivedAt.toISOString();
     const parsed = items.map((item) => parse(item));
     const valid = parsed.flatMap((p) => (p.success ? [p.data] : []));
     const [meters, customers] = await Promise.all([
       this.deps.catalog.forTypes(new Set(valid.map((e) => e.type))),
-      this.deps.customers.resolve(new Set(valid.flatMap((e) => principal.customer?.externalId ?? e.customer ?? []))),
+      this.deps.customers.findIds(actor, new Set(valid.flatMap((e) => customerNamed(actor, e.customer) ?? []))),
     ]);
     const prepared = items.map((item, index) =>
-      this.prepare(item, parsed[index]!, index, principal, receivedAt, receivedAtIso, meters, customers),
+      this.prepare(item, parsed[index]!, index, actor, receivedAt, receivedAtIso, meters, customers),
     );
     const outcomes: EventOutcome[] = new Array(items.length);
     const toWrite: Array<{ index: number; event: PreparedEvent; meter: Meter }> = [];
@@ -115,7 +118,7 @@ export class IngestService {
     item: unknown,
     parsed: ReturnType<EventParser>,
     index: number,
-    principal: Principal,
+    actor: Actor,
     receivedAt: Date,
     receivedAtIso: string,
     meters: ReadonlyMap<string, Meter>,
@@ -138,7 +141,7 @@ export class IngestService {
       );
     }
 
-    const customer = input.customer ?? principal.customer?.externalId;
+    const customer = customerNamed(actor, input.customer);
     if (customer === undefined) {
       return reject(
         index,
@@ -148,8 +151,7 @@ export class IngestService {
       );
     }
     // To a key restricted to one customer, any other is indistinguishable from one that does not exist.
-    const visible = !principal.customer || principal.customer.externalId === customer;
-    const customerId = visible ? customers.get(customer) : undefined;
+    const customerId = customers.get(customer);
     if (!customerId) return reject(index, input.id, 'unknown_customer', `unknown customer "${customer}"`);
 
     const meter = meters.get(input.type);

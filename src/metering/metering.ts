@@ -1,17 +1,12 @@
-import type { Router } from 'express';
 import type { Registry } from 'prom-client';
-import { customersRouter } from '../api/routes/customers';
-import { eventsRouter } from '../api/routes/events';
-import { metersRouter } from '../api/routes/meters';
-import { usageRouter } from '../api/routes/usage';
 import type { Clock } from '../clock';
+import { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { EntitlementStore } from '../entitlements/store';
-import { CustomerDirectory } from '../customers/directory';
+import { MeterCatalog } from '../meters/catalog';
 import { IngestService, type IngestDeps } from './ingest';
 import { IngestWriter, type IngestWriterOptions } from './ingest-writer';
-import { MeterCatalog } from './meter-catalog';
 
 export interface MeteringOptions {
   pool: Pool;
@@ -24,15 +19,17 @@ export interface MeteringOptions {
   entitlements?: EntitlementStore;
 }
 
-/** The metering chapter assembled: catalog cache, group-commit writer, ingest service and its routes. */
+/**
+ * The ingest path assembled: the meter catalog in memory, customers (whose directory is in
+ * memory too), the group-commit writer and the ingest service.
+ */
 export function createMetering(opts: MeteringOptions): {
   ingest: IngestService;
   catalog: MeterCatalog;
-  customers: CustomerDirectory;
-  routers: Router[];
+  customers: CustomerService;
 } {
   const catalog = new MeterCatalog(opts.pool);
-  const customers = new CustomerDirectory(opts.pool);
+  const customers = new CustomerService(opts.pool);
   const writer = new IngestWriter(opts.pool, opts.writer, opts.registry);
   const ingest = new IngestService({
     writer,
@@ -43,15 +40,5 @@ export function createMetering(opts: MeteringOptions): {
     timePolicy: opts.timePolicy,
     ...(opts.onStored ? { onStored: opts.onStored } : {}),
   });
-  return {
-    ingest,
-    catalog,
-    customers,
-    routers: [
-      customersRouter(opts.pool, customers),
-      metersRouter(opts.pool, catalog),
-      eventsRouter(ingest, opts.clock),
-      usageRouter(opts.pool),
-    ],
-  };
+  return { ingest, catalog, customers };
 }

@@ -3,7 +3,7 @@ import { canonicalJson } from '../domain/metering/canonical-json';
 import { planSchema, type Plan } from '../domain/plan';
 import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, type Actor } from '../keys/principal';
-import { allMeters } from '../metering/meter-store';
+import { allMeters } from '../meters/store';
 import { createPlan, getPlan, listPlans, planTerms, type StoredPlan } from './store';
 
 /** The code is taken by other terms; `existing` is the stored plan, for adapters that may show it. */

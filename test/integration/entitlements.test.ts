@@ -6,7 +6,7 @@ import { createPublishQuota, createSetEntitlement } from '../../src/activities/s
 import { systemClock } from '../../src/clock';
 import { ENTITLEMENT_LISTENER_APPLICATION_NAME } from '../../src/entitlements/entitlements';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { waitFor } from '../support/wait-for';

@@ -8,7 +8,7 @@ import type { MeterInput } from '../../src/domain/metering/meter';
 import { createCustomer } from '../../src/customers/store';
 import { createMetering } from '../../src/metering/metering';
 import type { IngestService } from '../../src/metering/ingest';
-import { createMeter, getMeter } from '../../src/metering/meter-store';
+import { createMeter, getMeter } from '../../src/meters/store';
 import { queryUsage } from '../../src/metering/usage-query';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 

@@ -8,7 +8,7 @@ import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import { planSchema } from '../../src/domain/plan';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { storeEvents } from '../support/usage-events';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateKey } from '../../src/keys/format';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { ManualClock, startKeysApp, type KeysTestApp } from '../support/keys-app';
 

@@ -17,7 +17,7 @@ import { createSubscription } from '../../src/subscriptions/store';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../../src/domain/webhook-target-policy';
 import { CustomerService } from '../../src/customers/service';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { startKeys } from '../../src/keys/keys';
 import { WebhookEndpointService } from '../../src/webhooks/service';
 import { generateWebhookSecret, verifyWebhook, type VerifyResult } from '../../src/webhooks/signature';

@@ -16,7 +16,7 @@ import { SubscriptionService } from '../../src/subscriptions/service';
 import { planSchema } from '../../src/domain/plan';
 import { CustomerService } from '../../src/customers/service';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { listen, type Listening } from '../support/http';
 import { ManualClock, testPeppers } from '../support/keys-app';

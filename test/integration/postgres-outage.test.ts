@@ -21,7 +21,7 @@ import { createClient, createPool } from '../../src/db/pool';
 import { inTransaction } from '../../src/db/transaction';
 import { generateKey } from '../../src/keys/format';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { freePort } from '../../scripts/free-port';
 import { startApiProcess, type ApiProcess } from '../support/api-process';
 import { startKeysApp } from '../support/keys-app';

@@ -1,7 +1,7 @@
 import { createPlan } from '../../src/plans/store';
 import type { Pool } from '../../src/db/pool';
 import { planSchema } from '../../src/domain/plan';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 
 /**
  * The catalog the period-close and reconciliation workflow tests bill on: meter `api_calls`

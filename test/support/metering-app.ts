@@ -1,6 +1,6 @@
 import { scopes } from '../../src/keys/principal';
 import { createCustomer } from '../../src/customers/store';
-import { createMeter } from '../../src/metering/meter-store';
+import { createMeter } from '../../src/meters/store';
 import { createTestDatabase, type TestDatabase } from './database';
 import { ManualClock, startKeysApp } from './keys-app';
 

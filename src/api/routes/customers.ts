@@ -1,13 +1,13 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Pool } from '../../db/pool';
 import { Identifier, text } from '../../domain/edge-schemas';
-import type { CustomerDirectory } from '../../customers/directory';
-import { createCustomer, getCustomer, listCustomers, type Customer } from '../../customers/store';
+import type { CustomerService } from '../../customers/service';
+import type { Customer } from '../../customers/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
-import { ProblemError, parseRequest, problemFromZod } from '../problem';
+import { parseRequest } from '../problem';
+import { problemFromRefusal, unwrap } from '../refusal';
 
 /** What a customer is made of; the admin CLI validates with it too, so both refuse the same input. */
 export const CustomerInputSchema = z
@@ -75,23 +75,19 @@ export const customerToJson = (c: Customer) => ({
   created_at: c.createdAt.toISOString(),
 });
 
-export function customersRouter(pool: Pool, directory: CustomerDirectory): Router {
+export function customersRouter(customers: CustomerService): Router {
   const router = Router();
 
   router.post('/v1/customers', authorize('customers', 'create'), async (req, res) => {
-    const parsed = CustomerInputSchema.safeParse(req.body);
-    if (!parsed.success) throw problemFromZod(parsed.error);
+    const input = parseRequest(CustomerInputSchema, req.body, 'body');
     const access = accessOf(req);
-    const { created, customer } = await createCustomer(pool, parsed.data, access.actor);
-    directory.add(customer.externalId, customer.id);
-    if (!created && (customer.name !== parsed.data.name || customer.currency !== parsed.data.currency)) {
+    const result = await customers.create(access.principal, input);
+    if (!result.ok) {
       // The existing customer is shown only to a key that could read it anyway.
-      throw new ProblemError(
-        'conflict',
-        `Customer "${parsed.data.external_id}" already exists with other attributes.`,
-        access.allows('customers', 'get') ? { existing: customerToJson(customer) } : {},
-      );
+      const { existing } = result.details;
+      throw problemFromRefusal({ ...result, details: access.allows('customers', 'get') ? { existing: customerToJson(existing) } : {} });
     }
+    const { created, customer } = result.value;
     res
       .status(created ? 201 : 200)
       .location(`/v1/customers/${encodeURIComponent(customer.externalId)}`)
@@ -100,16 +96,13 @@ export function customersRouter(pool: Pool, directory: CustomerDirectory): Route
 
   router.get('/v1/customers/:externalId', authorize('customers', 'get'), async (req, res) => {
     const { externalId } = parseRequest(ExternalIdParams, req.params, 'params');
-    const customer = accessOf(req).seesCustomer(externalId) ? await getCustomer(pool, externalId) : undefined;
-    if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
-    res.json(customerToJson(customer));
+    res.json(customerToJson(unwrap(await customers.get(accessOf(req).principal, externalId))));
   });
 
   router.get('/v1/customers', authorize('customers', 'list'), async (req, res) => {
-    const query = PageQuerySchema.safeParse(req.query);
-    if (!query.success) throw problemFromZod(query.error, 'query');
-    const rows = await listCustomers(pool, query.data.limit + 1, query.data.after);
-    const result = page(rows, query.data.limit, (c) => c.externalId);
+    const query = parseRequest(PageQuerySchema, req.query, 'query');
+    const rows = await customers.list(query.limit + 1, query.after);
+    const result = page(rows, query.limit, (c) => c.externalId);
     res.json({ data: result.data.map(customerToJson), next_cursor: result.next_cursor });
   });
 

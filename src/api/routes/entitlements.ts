@@ -1,13 +1,11 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { Identifier, text } from '../../domain/edge-schemas';
-import { Decimal } from '../../domain/money';
-import type { EntitlementStore } from '../../entitlements/store';
-import type { CustomerDirectory } from '../../customers/directory';
-import type { MeterCatalog } from '../../metering/meter-catalog';
+import type { EntitlementService } from '../../entitlements/service';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
-import { ProblemError, problemFromZod } from '../problem';
+import { ProblemError, parseRequest } from '../problem';
+import { unwrap } from '../refusal';
 
 const CheckSchema = z
   .strictObject({
@@ -75,45 +73,24 @@ registry.registerPath({
   },
 });
 
-export interface EntitlementsRouterDeps {
-  store: EntitlementStore;
-  catalog: MeterCatalog;
-  customers: CustomerDirectory;
-}
-
-export function entitlementsRouter(deps: EntitlementsRouterDeps): Router {
+export function entitlementsRouter(entitlements: EntitlementService): Router {
   const router = Router();
   router.post('/v1/entitlements/check', authorize('entitlements', 'check'), async (req, res) => {
-    const parsed = CheckSchema.safeParse(req.body);
-    if (!parsed.success) throw problemFromZod(parsed.error);
+    const body = parseRequest(CheckSchema, req.body, 'body');
     const access = accessOf(req);
-    const externalId = access.customerNamed(parsed.data.customer);
-    if (!externalId)
+    const customer = access.customerNamed(body.customer);
+    if (!customer)
       throw new ProblemError('validation_failed', 'Invalid body: customer is required.', {
         errors: [{ pointer: '#/customer', detail: 'required' }],
       });
-    // Customers and meters come from the metering caches: a read only for one not seen before.
-    const own = access.principal.customer;
-    const [customerId, meter] = await Promise.all([
-      own
-        ? own.externalId === externalId
-          ? own.id
-          : undefined
-        : deps.customers.resolve(new Set([externalId])).then((ids) => ids.get(externalId)),
-      deps.catalog.forCode(parsed.data.meter),
-    ]);
-    if (!customerId) throw new ProblemError('not_found', `No customer "${externalId}".`);
-    if (!meter) throw new ProblemError('not_found', `No meter "${parsed.data.meter}".`);
-    const block = deps.store.blockOf(customerId, meter.code);
-    const quota = deps.store.quotaOf(customerId, meter.code);
-    const remaining = quota?.hardLimit != null ? Decimal.max(0, new Decimal(quota.hardLimit).minus(quota.usage)) : null;
+    const { block, quota, remaining, ...checked } = unwrap(await entitlements.check(access.principal, { customer, meter: body.meter }));
     res.json({
-      customer: externalId,
-      meter: meter.code,
+      customer: checked.customer,
+      meter: checked.meter,
       allowed: !block,
       state: block ? 'blocked' : 'not_blocked',
       resets_at: (block?.resetsAt ?? quota?.resetsAt)?.toISOString() ?? null,
-      upgrade_url: deps.store.upgradeUrl,
+      upgrade_url: checked.upgradeUrl,
       limit_state: (quota?.state as z.infer<typeof EntitlementAnswerSchema>['limit_state']) ?? null,
       usage: quota?.usage ?? null,
       hard_limit: quota?.hardLimit ?? null,

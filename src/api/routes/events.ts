@@ -11,9 +11,10 @@ import {
 } from '../../domain/metering/event-input';
 import { secondsUntil } from '../../entitlements/store';
 import type { EventParser, IngestService } from '../../metering/ingest';
+import { IngestQueueFull } from '../../metering/ingest-writer';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
-import { ProblemError, problemFromZod, type ProblemCode } from '../problem';
+import { ProblemError, parseRequest, type ProblemCode } from '../problem';
 
 const JSON_TYPE = 'application/json';
 const CE_TYPE = 'application/cloudevents+json';
@@ -123,14 +124,15 @@ export function eventsRouter(ingest: IngestService, clock: Clock): Router {
   const router = Router();
 
   router.post('/v1/events', authorize('events', 'ingest'), async (req, res) => {
-    const query = IngestQuerySchema.safeParse(req.query);
-    if (!query.success) throw problemFromZod(query.error, 'query');
+    const query = parseRequest(IngestQuerySchema, req.query, 'query');
     const { items, single, parse } = readBody(req);
     if (items.length === 0) throw new ProblemError('validation_failed', 'The batch is empty.');
     if (items.length > MAX_BATCH_EVENTS) {
       throw new ProblemError('payload_too_large', `A batch holds at most ${MAX_BATCH_EVENTS} events; got ${items.length}.`);
     }
-    const { outcomes, rolledBack } = await ingest.ingest(items, accessOf(req).principal, query.data.atomic, parse);
+    const { outcomes, rolledBack } = await ingest.ingest(items, accessOf(req).principal, query.atomic, parse).catch((err: unknown) => {
+      throw err instanceof IngestQueueFull ? new ProblemError('unavailable', err.message, {}, { 'Retry-After': '1' }) : err;
+    });
 
     if (single) {
       const o = outcomes[0]!;

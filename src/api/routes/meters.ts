@@ -1,14 +1,14 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Pool } from '../../db/pool';
 import { text } from '../../domain/edge-schemas';
 import { aggregations, MeterInputSchema } from '../../domain/metering/meter';
-import type { MeterCatalog } from '../../metering/meter-catalog';
-import { createMeter, getMeter, listMeters, type StoredMeter } from '../../metering/meter-store';
+import type { MeterService } from '../../meters/service';
+import type { StoredMeter } from '../../meters/store';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
 import { page, pageSchema, PageQuerySchema } from '../pagination';
-import { ProblemError, parseRequest, problemFromZod } from '../problem';
+import { parseRequest } from '../problem';
+import { problemFromRefusal, unwrap } from '../refusal';
 
 const MeterSchema = z
   .object({
@@ -74,48 +74,32 @@ export const meterToJson = (m: StoredMeter) => ({
   created_at: m.createdAt.toISOString(),
 });
 
-const sameDefinition = (a: ReturnType<typeof meterToJson>, b: ReturnType<typeof meterToJson>) =>
-  JSON.stringify({ ...a, created_at: '' }) === JSON.stringify({ ...b, created_at: '' });
-
-export function metersRouter(pool: Pool, catalog: MeterCatalog): Router {
+export function metersRouter(meters: MeterService): Router {
   const router = Router();
 
   router.post('/v1/meters', authorize('meters', 'create'), async (req, res) => {
-    const parsed = MeterInputSchema.safeParse(req.body);
-    if (!parsed.success) throw problemFromZod(parsed.error);
+    const input = parseRequest(MeterInputSchema, req.body, 'body');
     const access = accessOf(req);
-    const result = await createMeter(pool, parsed.data, access.actor);
-    if (result.created) {
-      catalog.add(result.meter);
-      res.status(201).location(`/v1/meters/${result.meter.code}`).json(meterToJson(result.meter));
-      return;
+    const result = await meters.create(access.principal, input);
+    if (!result.ok) {
+      // The existing meter is shown only to a key that could read it anyway.
+      const { existing } = result.details;
+      throw problemFromRefusal({ ...result, details: access.allows('meters', 'get') ? { existing: meterToJson(existing) } : {} });
     }
-    const wanted = { ...parsed.data, value_property: parsed.data.value_property ?? null, created_at: '' };
-    if (result.clash === 'code' && sameDefinition(meterToJson(result.meter), wanted)) {
-      res.status(200).json(meterToJson(result.meter));
-      return;
-    }
-    throw new ProblemError(
-      'conflict',
-      result.clash === 'code'
-        ? `Meter "${parsed.data.code}" already exists with another definition.`
-        : `Events of type "${parsed.data.event_type}" already feed meter "${result.meter.code}"; an event type feeds one meter.`,
-      access.allows('meters', 'get') ? { existing: meterToJson(result.meter) } : {},
-    );
+    const { created, meter } = result.value;
+    if (created) res.status(201).location(`/v1/meters/${meter.code}`);
+    res.json(meterToJson(meter));
   });
 
   router.get('/v1/meters/:code', authorize('meters', 'get'), async (req, res) => {
     const { code } = parseRequest(CodeParams, req.params, 'params');
-    const meter = await getMeter(pool, code);
-    if (!meter) throw new ProblemError('not_found', `No meter "${code}".`);
-    res.json(meterToJson(meter));
+    res.json(meterToJson(unwrap(await meters.get(code))));
   });
 
   router.get('/v1/meters', authorize('meters', 'list'), async (req, res) => {
-    const query = PageQuerySchema.safeParse(req.query);
-    if (!query.success) throw problemFromZod(query.error, 'query');
-    const rows = await listMeters(pool, query.data.limit + 1, query.data.after);
-    const result = page(rows, query.data.limit, (m) => m.code);
+    const query = parseRequest(PageQuerySchema, req.query, 'query');
+    const rows = await meters.list(query.limit + 1, query.after);
+    const result = page(rows, query.limit, (m) => m.code);
     res.json({ data: result.data.map(meterToJson), next_cursor: result.next_cursor });
   });
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { PricedPlanSchema, PricePlanSchema, UsageSchema, pricePlan, unpricedMeters } from '../../domain/pricing';
 import { authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
-import { problemFromZod } from '../problem';
+import { parseRequest } from '../problem';
 
 export const PricingPreviewRequestSchema = z
   .strictObject({ plan: PricePlanSchema, usage: UsageSchema })
@@ -34,7 +34,6 @@ registry.registerPath({
 export const pricingRouter = Router();
 
 pricingRouter.post('/v1/pricing/preview', authorize('pricing', 'preview'), (req, res) => {
-  const parsed = PricingPreviewRequestSchema.safeParse(req.body);
-  if (!parsed.success) throw problemFromZod(parsed.error);
-  res.json(pricePlan(parsed.data.plan, parsed.data.usage));
+  const { plan, usage } = parseRequest(PricingPreviewRequestSchema, req.body, 'body');
+  res.json(pricePlan(plan, usage));
 });

@@ -1,14 +1,12 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Pool } from '../../db/pool';
 import { Identifier, InstantSchema, text } from '../../domain/edge-schemas';
 import { aggregations } from '../../domain/metering/meter';
-import { getCustomer } from '../../customers/store';
-import { getMeter } from '../../metering/meter-store';
-import { queryUsage } from '../../metering/usage-query';
+import type { UsageService } from '../../metering/usage-service';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
-import { ProblemError, problemFromZod } from '../problem';
+import { ProblemError, parseRequest } from '../problem';
+import { unwrap } from '../refusal';
 
 const MAX_RANGE_DAYS = 400;
 
@@ -52,42 +50,36 @@ registry.registerPath({
   },
 });
 
-export function usageRouter(pool: Pool): Router {
+export function usageRouter(usage: UsageService): Router {
   const router = Router();
   router.get('/v1/usage', authorize('usage', 'read'), async (req, res) => {
-    const parsed = UsageQuerySchema.safeParse(req.query);
-    if (!parsed.success) throw problemFromZod(parsed.error, 'query');
-    const q = parsed.data;
+    const q = parseRequest(UsageQuerySchema, req.query, 'query');
     const access = accessOf(req);
-    const externalId = access.customerNamed(q.customer);
-    if (!externalId)
+    const customer = access.customerNamed(q.customer);
+    if (!customer)
       throw new ProblemError('validation_failed', 'Invalid query: customer is required.', {
         errors: [{ pointer: '#/customer', detail: 'required' }],
       });
-    const [customer, meter] = await Promise.all([
-      access.seesCustomer(externalId) ? getCustomer(pool, externalId) : undefined,
-      getMeter(pool, q.meter),
-    ]);
-    if (!customer) throw new ProblemError('not_found', `No customer "${externalId}".`);
-    if (!meter) throw new ProblemError('not_found', `No meter "${q.meter}".`);
     const from = new Date(q.from);
     const to = new Date(q.to);
-    const usage = await queryUsage(pool, {
-      customerId: customer.id,
-      meter,
-      from,
-      to,
-      ...(q.granularity ? { granularity: q.granularity } : {}),
-    });
+    const found = unwrap(
+      await usage.query(access.principal, {
+        customer,
+        meter: q.meter,
+        from,
+        to,
+        ...(q.granularity ? { granularity: q.granularity } : {}),
+      }),
+    );
     res.json({
-      customer: customer.externalId,
-      meter: meter.code,
-      aggregation: meter.aggregation,
+      customer: found.customer.externalId,
+      meter: found.meter.code,
+      aggregation: found.meter.aggregation,
       from: from.toISOString(),
       to: to.toISOString(),
-      value: usage.value,
-      event_count: usage.eventCount,
-      ...(usage.buckets ? { buckets: usage.buckets } : {}),
+      value: found.usage.value,
+      event_count: found.usage.eventCount,
+      ...(found.usage.buckets ? { buckets: found.usage.buckets } : {}),
     });
   });
   return router;

@@ -1,7 +1,7 @@
 import { isConnectionError } from '../db/connection-errors';
 import type { Pool } from '../db/pool';
 import type { Meter } from '../domain/metering/meter';
-import { allMeters } from './meter-store';
+import { allMeters } from './store';
 
 /**
  * Meters by event type, in memory: ingestion validates events without a database read.
