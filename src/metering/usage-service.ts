@@ -32,7 +32,7 @@ export class UsageService {
     private readonly meters: MeterService,
   ) {}
 
-  async query(actor: Actor, request: UsageRequest): Promise<Result<CustomerUsage, 'unknown_customer' | 'unknown_meter'>> {
+  async read(actor: Actor, request: UsageRequest): Promise<Result<CustomerUsage, 'unknown_customer' | 'unknown_meter'>> {
     const [customer, meter] = await Promise.all([this.customers.get(actor, request.customer), this.meters.get(request.meter)]);
     if (!customer.ok) return customer;
     if (!meter.ok) return meter;

@@ -63,7 +63,7 @@ export function usageRouter(usage: UsageService): Router {
     const from = new Date(q.from);
     const to = new Date(q.to);
     const found = unwrap(
-      await usage.query(access.principal, {
+      await usage.read(access.principal, {
         customer,
         meter: q.meter,
         from,
