@@ -65,7 +65,7 @@ async function main(): Promise<void> {
 
   const services = await connectServices(config, databaseUrl, temporalAddress, logger);
   lifecycle.defer('connections', services.close);
-  const worker = await startWorker(config, databaseUrl, temporalAddress, logger);
+  const worker = await startWorker(config, databaseUrl, temporalAddress);
   lifecycle.defer('worker', worker.stop);
   worker.done.catch((err: unknown) => {
     logger.error({ err }, 'worker crashed');
