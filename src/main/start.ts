@@ -15,7 +15,7 @@ import { installTemporalRuntime } from '../temporal/runtime';
 import { runDemo } from './demo';
 import { createLifecycle } from './lifecycle';
 import { startProviderProcess } from './provider-process';
-import { entryLogger } from './logger';
+import { entryLogger } from '../logger';
 import { connectServices, startApi, startWorker } from './services';
 
 // `npm start -- --no-demo` or DEMO=false: the system without the demo.

@@ -3,7 +3,7 @@ import { loadConfig } from '../config';
 import { migrate } from '../db/migrate';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { createLifecycle } from './lifecycle';
-import { entryLogger } from './logger';
+import { entryLogger } from '../logger';
 import { requireExternal, startWorker } from './services';
 
 const config = loadConfig();
