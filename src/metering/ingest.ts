@@ -1,5 +1,5 @@
 import type { Principal } from '../keys/principal';
-import { jsonPointer } from '../api/problem';
+import { jsonPointer } from '../domain/validation-issues';
 import type { Clock } from '../clock';
 import { EventInputSchema, MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
 import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
