@@ -20,12 +20,12 @@ const features = [
   'reconciliations',
   'provider',
 ];
-const infrastructure = ['db', 'temporal', 'clock.ts', 'config.ts', 'logger.ts'];
+const infrastructure = ['db', 'temporal', 'process', 'clock.ts', 'config.ts', 'logger.ts'];
 const src = (names) => names.map((n) => `./src/${n}`);
 
 /**
  * The layering, top to bottom: main and cli compose; api and activities adapt; feature services
- * do the work; infrastructure (db, temporal, clock, config, logger) carries it; domain is pure.
+ * do the work; infrastructure (db, temporal, child processes, clock, config, logger) carries it; domain is pure.
  * Workflows are deterministic and see only the domain. Each zone forbids importing upwards.
  */
 const layers = [
@@ -38,8 +38,14 @@ const layers = [
   },
   {
     target: src(infrastructure),
-    from: src(['api', 'main', 'cli', 'activities', 'workflows', ...features]),
+    from: src(['api', 'main', 'cli', 'activities', ...features]),
     message: 'Infrastructure sits below the features and the adapters.',
+  },
+  {
+    target: src(infrastructure),
+    from: './src/workflows',
+    except: ['./activities.ts'],
+    message: 'Infrastructure sees of the workflows only the activities a worker must register.',
   },
   {
     target: src(features),

@@ -24,7 +24,7 @@ import { buildApiApp } from '../src/main/api-app';
 import { createHttpPaymentProvider } from '../src/provider/http-payment-provider';
 import { temporalCliPath } from '../src/temporal/binaries';
 import { billingState, workflowIdFor } from '../src/workflows/billing-period';
-import { workflowsPath } from '../src/worker';
+import { workflowsPath } from '../src/temporal/worker';
 import { issueBenchKey, startBenchDatabase } from './support';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });

@@ -2,9 +2,7 @@ import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../domain/webhook-target-policy';
 import type { PaymentProvider } from '../provider/payment-provider';
-import type { BillingPeriodActivities } from '../workflows/billing-period';
-import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
-import type { ReconciliationActivities } from '../workflows/reconciliation';
+import type { WorkerActivities } from '../workflows/activities';
 import { createCollectPayment } from './collect-payment';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
@@ -27,7 +25,7 @@ export interface ActivityDeps {
 }
 
 /** Every activity the worker registers, built from its dependencies (tests hand in their own). */
-export function createActivities(deps: ActivityDeps): BillingPeriodActivities & InvoiceCollectionActivities & ReconciliationActivities {
+export function createActivities(deps: ActivityDeps): WorkerActivities {
   const webhooks = {
     pool: deps.pool,
     clock: deps.clock,

@@ -1,5 +1,5 @@
 import type { ZodError, z } from 'zod';
-import { jsonPointer } from '../domain/json-pointer';
+import { describeIssues, validationIssues } from '../domain/validation-issues';
 
 /**
  * The closed set of error kinds the API can return. Each has a stable `type` URI
@@ -65,15 +65,8 @@ export class ProblemError extends Error {
 
 /** The shared mapper from zod failures to a 400 problem naming every offending field. */
 export function problemFromZod(error: ZodError, where: 'body' | 'query' | 'params' = 'body'): ProblemError {
-  // RFC 9457's `errors` extension names each offending field by its JSON Pointer.
-  const errors = error.issues.map((issue) => ({
-    pointer: jsonPointer(issue.path),
-    detail: issue.message,
-  }));
-  const first = errors[0];
-  const summary = first ? `${first.pointer === '#' ? where : first.pointer.slice(2)}: ${first.detail}` : 'invalid';
-  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
-  return new ProblemError('validation_failed', `Invalid ${where}: ${summary}${more}`, { errors });
+  const errors = validationIssues(error);
+  return new ProblemError('validation_failed', describeIssues(errors, where), { errors });
 }
 
 /** Validates one part of a request, or throws the 400 problem that names each invalid field. */

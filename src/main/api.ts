@@ -2,7 +2,7 @@
 import { loadConfig } from '../config';
 import { migrate } from '../db/migrate';
 import { createLifecycle } from './lifecycle';
-import { entryLogger } from './logger';
+import { entryLogger } from '../logger';
 import { connectServices, requireExternal, startApi } from './services';
 
 const config = loadConfig();

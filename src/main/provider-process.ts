@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { startChildServer } from '../child-server';
+import { startChildServer } from '../process/child-server';
 
 const entry = fileURLToPath(new URL('./provider-simulator.ts', import.meta.url));
 

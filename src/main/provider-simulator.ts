@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { loadConfig } from '../config';
 import { FaultRatesSchema, startProviderSimulator } from '../provider/simulator';
 import { createLifecycle } from './lifecycle';
-import { entryLogger } from './logger';
+import { entryLogger } from '../logger';
 
 const config = loadConfig();
 const logger = entryLogger(config.LOG_LEVEL);

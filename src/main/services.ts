@@ -10,7 +10,7 @@ import { startKeys, type Keys } from '../keys/keys';
 import { loadPeppers } from '../keys/pepper';
 import { webhookTargetPolicy } from '../domain/webhook-target-policy';
 import { createLogger } from '../logger';
-import { createWorker } from '../worker';
+import { createWorker } from '../temporal/worker';
 import { createActivities } from '../activities';
 import { createHttpPaymentProvider } from '../provider/http-payment-provider';
 import { buildApiApp } from './api-app';
@@ -117,7 +117,7 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function startWorker(config: Config, databaseUrl: string, temporalAddress: string, logger: Logger): Promise<RunningWorker> {
+export async function startWorker(config: Config, databaseUrl: string, temporalAddress: string): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: temporalAddress });
   const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
   const worker = await createWorker({
@@ -133,7 +133,6 @@ export async function startWorker(config: Config, databaseUrl: string, temporalA
       dunning: config.DUNNING_SCHEDULE,
       provider: createHttpPaymentProvider({ baseUrl: providerUrl(config), timeoutMs: config.PROVIDER_TIMEOUT_MS }),
     }),
-    logger,
   });
   const done = worker.run().finally(async () => {
     await connection.close();

@@ -15,7 +15,7 @@ import { installTemporalRuntime } from '../temporal/runtime';
 import { runDemo } from './demo';
 import { createLifecycle } from './lifecycle';
 import { startProviderProcess } from './provider-process';
-import { entryLogger } from './logger';
+import { entryLogger } from '../logger';
 import { connectServices, startApi, startWorker } from './services';
 
 // `npm start -- --no-demo` or DEMO=false: the system without the demo.
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
 
   const services = await connectServices(config, databaseUrl, temporalAddress, logger);
   lifecycle.defer('connections', services.close);
-  const worker = await startWorker(config, databaseUrl, temporalAddress, logger);
+  const worker = await startWorker(config, databaseUrl, temporalAddress);
   lifecycle.defer('worker', worker.stop);
   worker.done.catch((err: unknown) => {
     logger.error({ err }, 'worker crashed');

@@ -3,7 +3,7 @@ import { loadConfig } from '../config';
 import { migrate } from '../db/migrate';
 import { installTemporalRuntime } from '../temporal/runtime';
 import { createLifecycle } from './lifecycle';
-import { entryLogger } from './logger';
+import { entryLogger } from '../logger';
 import { requireExternal, startWorker } from './services';
 
 const config = loadConfig();
@@ -14,7 +14,7 @@ const lifecycle = createLifecycle(logger);
 async function main(): Promise<void> {
   const { databaseUrl, temporalAddress } = requireExternal(config);
   await migrate(databaseUrl, logger);
-  const worker = await startWorker(config, databaseUrl, temporalAddress, logger);
+  const worker = await startWorker(config, databaseUrl, temporalAddress);
   lifecycle.defer('worker', worker.stop);
   worker.done.catch((err: unknown) => {
     logger.error({ err }, 'worker crashed');

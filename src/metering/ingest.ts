@@ -1,5 +1,5 @@
 import type { Clock } from '../clock';
-import { jsonPointer } from '../domain/json-pointer';
+import { jsonPointer } from '../domain/validation-issues';
 import { EventInputSchema, MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
 import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
 import { meterValue } from '../domain/metering/event-value';

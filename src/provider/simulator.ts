@@ -4,11 +4,11 @@ import { mkdir, open, readFile, truncate, type FileHandle } from 'node:fs/promis
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import express, { type ErrorRequestHandler, type Response } from 'express';
+import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express';
 import { pino, type Logger } from 'pino';
-import { z } from 'zod';
-import { problemFromZod } from '../api/problem';
+import { z, type ZodError } from 'zod';
 import { isCurrency } from '../domain/currencies';
+import { describeIssues, validationIssues } from '../domain/validation-issues';
 import { ProviderChargeSchema, type ProviderCharge } from './payment-provider';
 
 /*
@@ -102,6 +102,21 @@ function sendProblem(res: Response, status: number, code: string, detail: string
     .json({ type: `/problems/${code}`, status, detail });
 }
 
+/** The 400 the API answers for invalid input, naming every offending field. */
+function sendValidationProblem(res: Response, error: ZodError, where: 'body' | 'query'): void {
+  const errors = validationIssues(error);
+  res
+    .status(400)
+    .type('application/problem+json')
+    .json({
+      errors,
+      type: '/problems/validation_failed',
+      title: 'The request is not valid',
+      status: 400,
+      detail: describeIssues(errors, where),
+    });
+}
+
 const sameParams = (a: ChargeParams, b: ChargeParams) =>
   a.customerId === b.customerId &&
   a.invoiceId === b.invoiceId &&
@@ -150,67 +165,116 @@ async function loadState(file: string, logger: Logger): Promise<Saved[]> {
     .map((line, i) => parseSaved(line, `${file}:${i + 1}`));
 }
 
-export async function startProviderSimulator(opts: ProviderSimulatorOptions): Promise<ProviderSimulator> {
-  const host = opts.host ?? '127.0.0.1';
-  const logger = opts.logger ?? pino({ level: 'silent' });
-  const rates = FaultRatesSchema.parse(opts.faultRates ?? {});
-  const random = opts.random ?? Math.random;
+/** The saved charges, in memory and, with a state file, on disk. */
+class Ledger {
+  readonly charges: ProviderCharge[] = [];
+  private readonly byId = new Map<string, ProviderCharge>();
+  private readonly byKey = new Map<string, Saved>();
 
-  const charges: ProviderCharge[] = [];
-  const byId = new Map<string, ProviderCharge>();
-  const byKey = new Map<string, Saved>();
-  const remember = (saved: Saved) => {
-    charges.push(saved.charge);
-    byId.set(saved.charge.id, saved.charge);
-    byKey.set(saved.charge.idempotencyKey, saved);
-  };
+  private constructor(private readonly file: FileHandle | undefined) {}
 
-  let state: FileHandle | undefined;
-  if (opts.stateFile) {
-    await mkdir(path.dirname(opts.stateFile), { recursive: true });
-    for (const saved of await loadState(opts.stateFile, logger)) remember(saved);
-    state = await open(opts.stateFile, 'a');
-    logger.info({ file: opts.stateFile, charges: charges.length }, 'provider state loaded');
+  static async open(stateFile: string | undefined, logger: Logger): Promise<Ledger> {
+    if (!stateFile) return new Ledger(undefined);
+    await mkdir(path.dirname(stateFile), { recursive: true });
+    const saved = await loadState(stateFile, logger);
+    const ledger = new Ledger(await open(stateFile, 'a'));
+    for (const entry of saved) ledger.remember(entry);
+    logger.info({ file: stateFile, charges: ledger.charges.length }, 'provider state loaded');
+    return ledger;
+  }
+
+  charge(id: string): ProviderCharge | undefined {
+    return this.byId.get(id);
+  }
+
+  underKey(key: string): Saved | undefined {
+    return this.byKey.get(key);
   }
 
   /** Written before it is remembered or answered: a failed write leaves no charge behind. */
-  async function save(saved: Saved): Promise<void> {
-    await state?.appendFile(`${JSON.stringify(saved)}\n`);
-    remember(saved);
+  async save(saved: Saved): Promise<void> {
+    await this.file?.appendFile(`${JSON.stringify(saved)}\n`);
+    this.remember(saved);
   }
 
-  let faults: QueuedFault[] = [];
-  function nextFault(params: ChargeParams): { kind: FaultKind; declineCode?: string } | undefined {
-    const queued = faults.find((f) => matches(f, params));
+  /** Waits for a write still in progress. */
+  async close(): Promise<void> {
+    await this.file?.close();
+  }
+
+  private remember(saved: Saved): void {
+    this.charges.push(saved.charge);
+    this.byId.set(saved.charge.id, saved.charge);
+    this.byKey.set(saved.charge.idempotencyKey, saved);
+  }
+}
+
+/** The faults to inject: queued ones first, in order; otherwise one drawn at the configured rates. */
+class Faults {
+  private queued: QueuedFault[] = [];
+
+  constructor(
+    private readonly rates: FaultRates,
+    private readonly random: () => number,
+  ) {}
+
+  add(fault: QueuedFault): void {
+    this.queued.push(fault);
+  }
+
+  clear(): void {
+    this.queued = [];
+  }
+
+  next(params: ChargeParams): { kind: FaultKind; declineCode?: string } | undefined {
+    const queued = this.queued.find((f) => matches(f, params));
     if (queued) {
       queued.times -= 1;
-      if (queued.times === 0) faults = faults.filter((f) => f !== queued);
+      if (queued.times === 0) this.queued = this.queued.filter((f) => f !== queued);
       return { kind: queued.fault, ...(queued.declineCode ? { declineCode: queued.declineCode } : {}) };
     }
-    if (!faultKinds.some((k) => (rates[k] ?? 0) > 0)) return undefined;
-    let draw = random();
+    if (!faultKinds.some((k) => (this.rates[k] ?? 0) > 0)) return undefined;
+    let draw = this.random();
     for (const kind of faultKinds) {
-      draw -= rates[kind] ?? 0;
+      draw -= this.rates[kind] ?? 0;
       if (draw < 0) return { kind };
     }
     return undefined;
   }
+}
 
-  const tails = new Map<string, Promise<unknown>>();
-  /** Runs fn after every earlier call under the same key has settled. */
-  function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const result = (tails.get(key) ?? Promise.resolve()).then(fn);
+/** Runs each call after every earlier call under the same key has settled. */
+class PerKeyQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(fn);
     const tail = result.catch(() => undefined);
-    tails.set(key, tail);
-    void tail.then(() => tails.get(key) === tail && tails.delete(key));
+    this.tails.set(key, tail);
+    void tail.then(() => this.tails.get(key) === tail && this.tails.delete(key));
     return result;
   }
+}
 
-  async function execute(key: string, params: ChargeParams): Promise<Outcome> {
-    const saved = byKey.get(key);
+/** Charges with Stripe's idempotency: one execution per key, serialized, replayed from the ledger. */
+class ChargeDesk {
+  private readonly queue = new PerKeyQueue();
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly faults: Faults,
+    private readonly logger: Logger,
+  ) {}
+
+  charge(key: string, params: ChargeParams): Promise<Outcome> {
+    return this.queue.run(key, () => this.execute(key, params));
+  }
+
+  private async execute(key: string, params: ChargeParams): Promise<Outcome> {
+    const saved = this.ledger.underKey(key);
     if (saved) return sameParams(saved.params, params) ? { kind: 'charge', charge: saved.charge, replayed: true } : { kind: 'key_reuse' };
-    const fault = nextFault(params);
-    if (fault) logger.info({ fault: fault.kind, idempotencyKey: key, invoiceId: params.invoiceId }, 'injecting a fault');
+    const fault = this.faults.next(params);
+    if (fault) this.logger.info({ fault: fault.kind, idempotencyKey: key, invoiceId: params.invoiceId }, 'injecting a fault');
     if (fault?.kind === '5xx' || fault?.kind === 'timeout') return { kind: fault.kind };
     const declined = fault?.kind === 'decline';
     const charge: ProviderCharge = {
@@ -224,95 +288,28 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions): Pr
       ...(declined ? { declineCode: fault.declineCode ?? DEFAULT_DECLINE_CODE } : {}),
       createdAt: new Date().toISOString(),
     };
-    await save({ params, charge });
-    logger.info(
+    await this.ledger.save({ params, charge });
+    this.logger.info(
       { chargeId: charge.id, idempotencyKey: key, status: charge.status, amountMinor: charge.amountMinor, currency: charge.currency },
       'charge executed',
     );
     return fault?.kind === 'ambiguous' ? { kind: 'ambiguous' } : { kind: 'charge', charge, replayed: false };
   }
+}
 
-  const app = express();
-  app.use(express.json({ limit: '64kb' }));
-
-  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
-
-  app.post('/v1/charges', async (req, res) => {
-    const key = req.get('idempotency-key');
-    if (!key || key.length > MAX_KEY_LENGTH) {
-      return sendProblem(
-        res,
-        400,
-        'missing_idempotency_key',
-        `An Idempotency-Key header of 1 to ${MAX_KEY_LENGTH} characters is required.`,
-      );
-    }
-    const parsed = ChargeParamsSchema.safeParse(req.body);
-    if (!parsed.success) return void res.status(400).type('application/problem+json').json(problemFromZod(parsed.error).toBody());
-    const outcome = await serialized(key, () => execute(key, parsed.data));
-    switch (outcome.kind) {
-      case 'charge':
-        if (outcome.replayed) res.set('Idempotent-Replayed', 'true');
-        return void res.status(outcome.charge.status === 'declined' ? 402 : 200).json(outcome.charge);
-      case 'key_reuse':
-        return sendProblem(res, 409, 'idempotency_key_reuse', `Idempotency key ${key} was already used with other parameters.`);
-      case '5xx':
-        return sendProblem(res, 503, 'unavailable', 'Injected fault: the provider is unavailable; nothing was charged.');
-      case 'timeout':
-        // Left unanswered: the client gives up, or close() drops the connection.
-        return;
-      case 'ambiguous':
-        req.socket.destroy();
-        return;
-    }
-  });
-
-  app.get('/v1/charges', (req, res) => {
-    const query = ListQuerySchema.safeParse(req.query);
-    if (!query.success) return void res.status(400).type('application/problem+json').json(problemFromZod(query.error, 'query').toBody());
-    const { invoiceId, customerId } = query.data;
-    const data = charges.filter(
-      (c) => (invoiceId === undefined || c.invoiceId === invoiceId) && (customerId === undefined || c.customerId === customerId),
-    );
-    res.json({ data });
-  });
-
-  app.get('/v1/charges/:id', (req, res) => {
-    const charge = byId.get(req.params.id);
-    if (!charge) return sendProblem(res, 404, 'not_found', `No charge ${req.params.id}.`);
-    res.json(charge);
-  });
-
-  app.post('/_sim/faults', (req, res) => {
-    const parsed = FaultSchema.safeParse(req.body);
-    if (!parsed.success) return void res.status(400).type('application/problem+json').json(problemFromZod(parsed.error).toBody());
-    faults.push(parsed.data);
-    res.status(201).json(parsed.data);
-  });
-
-  app.delete('/_sim/faults', (_req, res) => {
-    faults = [];
-    res.status(204).end();
-  });
-
-  app.use((req, res) => sendProblem(res, 404, 'not_found', `No route for ${req.method} ${req.path}.`));
-
-  const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
-    if (res.headersSent) return next(err);
-    const type = typeof err === 'object' && err !== null && 'type' in err ? (err as { type: unknown }).type : undefined;
-    if (type === 'entity.parse.failed') return sendProblem(res, 400, 'malformed_json', 'The request body is not valid JSON.');
-    if (type === 'entity.too.large') return sendProblem(res, 413, 'payload_too_large', 'The request body is too large.');
-    logger.error({ err }, 'provider simulator failed');
-    sendProblem(res, 500, 'internal_error', 'The provider failed; nothing was charged.');
-  };
-  app.use(errorHandler);
+export async function startProviderSimulator(opts: ProviderSimulatorOptions): Promise<ProviderSimulator> {
+  const host = opts.host ?? '127.0.0.1';
+  const logger = opts.logger ?? pino({ level: 'silent' });
+  const faults = new Faults(FaultRatesSchema.parse(opts.faultRates ?? {}), opts.random ?? Math.random);
+  const ledger = await Ledger.open(opts.stateFile, logger);
+  const app = simulatorApp(new ChargeDesk(ledger, faults, logger), ledger, faults, logger);
 
   const server = createServer(app);
   server.listen(opts.port, host);
   try {
     await once(server, 'listening');
   } catch (err) {
-    await state?.close();
+    await ledger.close();
     throw err;
   }
   const { port } = server.address() as AddressInfo;
@@ -323,13 +320,90 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions): Pr
     // Held (timeout) requests would keep the server open forever.
     server.closeAllConnections();
     await closed;
-    // Waits for a write still in progress.
-    await state?.close();
+    await ledger.close();
   }
 
   return {
     url: `http://${host}:${port}`,
     // Idempotent: a test's finally and a shutdown hook may both close it.
     close: () => (closing ??= shutdown()),
+  };
+}
+
+function simulatorApp(desk: ChargeDesk, ledger: Ledger, faults: Faults, logger: Logger): Express {
+  const app = express();
+  app.use(express.json({ limit: '64kb' }));
+
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+
+  app.post('/v1/charges', (req, res) => createCharge(desk, req, res));
+
+  app.get('/v1/charges', (req, res) => {
+    const query = ListQuerySchema.safeParse(req.query);
+    if (!query.success) return sendValidationProblem(res, query.error, 'query');
+    const { invoiceId, customerId } = query.data;
+    const data = ledger.charges.filter(
+      (c) => (invoiceId === undefined || c.invoiceId === invoiceId) && (customerId === undefined || c.customerId === customerId),
+    );
+    res.json({ data });
+  });
+
+  app.get('/v1/charges/:id', (req, res) => {
+    const charge = ledger.charge(req.params.id);
+    if (!charge) return sendProblem(res, 404, 'not_found', `No charge ${req.params.id}.`);
+    res.json(charge);
+  });
+
+  app.post('/_sim/faults', (req, res) => {
+    const parsed = FaultSchema.safeParse(req.body);
+    if (!parsed.success) return sendValidationProblem(res, parsed.error, 'body');
+    faults.add(parsed.data);
+    res.status(201).json(parsed.data);
+  });
+
+  app.delete('/_sim/faults', (_req, res) => {
+    faults.clear();
+    res.status(204).end();
+  });
+
+  app.use((req, res) => sendProblem(res, 404, 'not_found', `No route for ${req.method} ${req.path}.`));
+  app.use(errorHandler(logger));
+  return app;
+}
+
+/** POST /v1/charges: charges once per Idempotency-Key and answers as the outcome says. */
+async function createCharge(desk: ChargeDesk, req: Request, res: Response): Promise<void> {
+  const key = req.get('idempotency-key');
+  if (!key || key.length > MAX_KEY_LENGTH) {
+    return sendProblem(res, 400, 'missing_idempotency_key', `An Idempotency-Key header of 1 to ${MAX_KEY_LENGTH} characters is required.`);
+  }
+  const parsed = ChargeParamsSchema.safeParse(req.body);
+  if (!parsed.success) return sendValidationProblem(res, parsed.error, 'body');
+  const outcome = await desk.charge(key, parsed.data);
+  switch (outcome.kind) {
+    case 'charge':
+      if (outcome.replayed) res.set('Idempotent-Replayed', 'true');
+      return void res.status(outcome.charge.status === 'declined' ? 402 : 200).json(outcome.charge);
+    case 'key_reuse':
+      return sendProblem(res, 409, 'idempotency_key_reuse', `Idempotency key ${key} was already used with other parameters.`);
+    case '5xx':
+      return sendProblem(res, 503, 'unavailable', 'Injected fault: the provider is unavailable; nothing was charged.');
+    case 'timeout':
+      // Left unanswered: the client gives up, or close() drops the connection.
+      return;
+    case 'ambiguous':
+      req.socket.destroy();
+      return;
+  }
+}
+
+function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, _req, res, next) => {
+    if (res.headersSent) return next(err);
+    const type = typeof err === 'object' && err !== null && 'type' in err ? (err as { type: unknown }).type : undefined;
+    if (type === 'entity.parse.failed') return sendProblem(res, 400, 'malformed_json', 'The request body is not valid JSON.');
+    if (type === 'entity.too.large') return sendProblem(res, 413, 'payload_too_large', 'The request body is too large.');
+    logger.error({ err }, 'provider simulator failed');
+    sendProblem(res, 500, 'internal_error', 'The provider failed; nothing was charged.');
   };
 }

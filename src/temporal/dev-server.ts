@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { startChildServer } from '../child-server';
+import { startChildServer } from '../process/child-server';
 
 export interface DevServerOptions {
   cliPath: string;

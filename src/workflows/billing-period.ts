@@ -146,231 +146,313 @@ export interface BillingPeriodView {
 }
 
 export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<void> {
-  let terms = input.terms;
-  const period = input.carried
-    ? { start: new Date(input.carried.periodStart), end: new Date(input.carried.periodEnd) }
-    : periodContaining(new Date(terms.anchor), terms.interval, new Date());
-  const meters: Record<string, MeterPeriodState> = input.carried?.meters ?? {};
-  const producers: Record<string, number> = input.carried?.producers ?? {};
-  const early: Record<string, Decimal> = Object.fromEntries(
-    Object.entries(input.carried?.early ?? {}).map(([m, q]) => [m, new Decimal(q)]),
-  );
+  const run = new BillingPeriodRun(input);
+  run.listen();
+  await run.meterUntilClose();
+  await run.close();
+}
+
+/** One run's state: the period it bills and what signals and updates have told it so far. */
+class BillingPeriodRun {
+  private terms: SubscriptionTerms;
+  private readonly period: { start: Date; end: Date };
+  private readonly meters: Record<string, MeterPeriodState>;
+  private readonly producers: Record<string, number>;
+  private readonly early: Record<string, Decimal>;
   /** Producers heard in this run: the only ones whose sequences the next period still needs. */
-  const heard = new Set<string>();
-  let dirty = Object.keys(meters).length > 0;
+  private readonly heard = new Set<string>();
+  private dirty: boolean;
   /** When the subscription ends (epoch ms), once it is canceled; it may lie beyond this period. */
-  let cancelAt = input.carried?.cancelAt === undefined ? undefined : Date.parse(input.carried.cancelAt);
-  let canceled = cancelAt !== undefined;
-  /** This period's share of billing: up to the cancellation, clamped to [start, end]. */
-  const billedPart = (at: number) => new Date(Math.min(period.end.getTime(), Math.max(period.start.getTime(), at)));
+  private cancelAt: number | undefined;
+  private canceled: boolean;
   /** Billing of this period ends here: the period end, or the cancellation time when that comes first. */
-  let billedUntil = cancelAt === undefined ? period.end : billedPart(cancelAt);
+  private billedUntil: Date;
   /** Set once the invoice is being drafted: its end is fixed from then on. */
-  let closing = false;
+  private closing = false;
   /** A subscription that replaces this one once it is closed. */
-  let successor: SubscriptionTerms | undefined = input.carried?.successor;
+  private successor: SubscriptionTerms | undefined;
   /** What was last published per meter for quota checks, so an unchanged state is not sent again. */
-  const published: Record<string, string> = {};
+  private readonly published: Record<string, string> = {};
 
-  const meterState = (meter: string) => (meters[meter] ??= { usage: '0', notified: [], limit: { status: 'ok' } });
-  const view = (): BillingPeriodView => ({
-    subscriptionId: terms.subscriptionId,
-    planCode: terms.planCode,
-    period: { start: period.start.toISOString(), end: period.end.toISOString() },
-    meters,
-    canceled,
-    billedUntil: billedUntil.toISOString(),
-  });
+  constructor(private readonly input: BillingPeriodInput) {
+    const carried = input.carried;
+    this.terms = input.terms;
+    this.period = carried
+      ? { start: new Date(carried.periodStart), end: new Date(carried.periodEnd) }
+      : periodContaining(new Date(this.terms.anchor), this.terms.interval, new Date());
+    this.meters = carried?.meters ?? {};
+    this.producers = carried?.producers ?? {};
+    this.early = Object.fromEntries(Object.entries(carried?.early ?? {}).map(([m, q]) => [m, new Decimal(q)]));
+    this.dirty = Object.keys(this.meters).length > 0;
+    this.cancelAt = carried?.cancelAt === undefined ? undefined : Date.parse(carried.cancelAt);
+    this.canceled = this.cancelAt !== undefined;
+    this.billedUntil = this.cancelAt === undefined ? this.period.end : this.billedPart(this.cancelAt);
+    this.successor = carried?.successor;
+  }
 
-  setHandler(usageReported, (report) => {
-    if (report.seq <= (producers[report.producer] ?? -1)) return;
-    producers[report.producer] = report.seq;
-    heard.add(report.producer);
+  /** Registers the signal, query and update handlers (buffered signals are applied as each is set). */
+  listen(): void {
+    setHandler(usageReported, (report) => this.receiveUsage(report));
+    setHandler(cancelSubscription, (input) => this.cancel(input ? Date.parse(input.at) : Date.now()));
+    setHandler(subscriptionStarted, (next) => {
+      if (next.subscriptionId === this.terms.subscriptionId) return;
+      this.successor = next;
+      this.cancel(Date.parse(next.anchor));
+    });
+    setHandler(billingState, () => this.view());
+    this.showDetails();
+    setHandler(
+      changePlan,
+      async ({ planCode, limits }) => {
+        this.terms = { ...this.terms, planCode, limits };
+        await this.evaluateLimits();
+        return this.view();
+      },
+      {
+        validator: ({ planCode, limits }) => {
+          if (!planCode) throw new Error('planCode is required');
+          if (!Array.isArray(limits)) throw new Error('limits must be an array');
+        },
+      },
+    );
+  }
+
+  /**
+   * Evaluates limits as usage arrives and grace periods end, until the close is due; continues as
+   * new with the period in progress when the history grows too long.
+   */
+  async meterUntilClose(): Promise<void> {
+    while (Date.now() < this.closeAt()) {
+      const wakeAt = Math.min(this.closeAt(), this.nextGraceDeadline());
+      const wasCanceled = this.canceled;
+      await condition(
+        () => this.dirty || this.canceled !== wasCanceled || workflowInfo().continueAsNewSuggested,
+        Math.max(1, wakeAt - Date.now()),
+      );
+      if (this.dirty || Date.now() >= this.nextGraceDeadline()) await this.evaluateLimits();
+      if (workflowInfo().continueAsNewSuggested && !this.canceled) {
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof billingPeriodWorkflow>({ ...this.input, terms: this.terms, carried: this.carry() });
+      }
+    }
+  }
+
+  /** Invoices the period, lifts its blocks and continues with whatever follows it. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.issueInvoice();
+    await this.unblockMeters();
+    await condition(allHandlersFinished);
+    await this.continueAfterClose();
+  }
+
+  private receiveUsage(report: UsageReport): void {
+    if (report.seq <= (this.producers[report.producer] ?? -1)) return;
+    this.producers[report.producer] = report.seq;
+    this.heard.add(report.producer);
     for (const delta of report.deltas) {
       const { meter, quantity } = delta;
       const at = Date.parse(delta.at);
       // Entirely before the period: its run has closed; the invoice's late-event policy takes it from
       // the database. A bucket straddling the start counts here, so quotas never miss the first second.
-      if (at + USAGE_BUCKET_MS <= period.start.getTime()) continue;
-      if (at >= period.end.getTime()) {
-        early[meter] = (early[meter] ?? new Decimal(0)).plus(quantity);
+      if (at + USAGE_BUCKET_MS <= this.period.start.getTime()) continue;
+      if (at >= this.period.end.getTime()) {
+        this.early[meter] = (this.early[meter] ?? new Decimal(0)).plus(quantity);
         continue;
       }
-      const state = meterState(meter);
+      const state = this.meterState(meter);
       state.usage = new Decimal(state.usage).plus(quantity).toFixed();
     }
-    dirty = true;
-  });
-  const cancel = (at: number) => {
-    if (canceled) return;
-    canceled = true;
-    cancelAt = at;
+    this.dirty = true;
+  }
+
+  private cancel(at: number): void {
+    if (this.canceled) return;
+    this.canceled = true;
+    this.cancelAt = at;
     // Learnt while the invoice is drafted: that invoice covers the period as drafted, and a
-    // cancellation after the period end is billed by the next run (see the end of this run).
-    if (!closing) billedUntil = billedPart(at);
-    showDetails();
-  };
-  setHandler(cancelSubscription, (input) => cancel(input ? Date.parse(input.at) : Date.now()));
-  setHandler(subscriptionStarted, (next) => {
-    if (next.subscriptionId === terms.subscriptionId) return;
-    successor = next;
-    cancel(Date.parse(next.anchor));
-  });
-  setHandler(billingState, view);
-  showDetails();
-  setHandler(
-    changePlan,
-    async ({ planCode, limits }) => {
-      terms = { ...terms, planCode, limits };
-      await evaluateLimits();
-      return view();
-    },
-    {
-      validator: ({ planCode, limits }) => {
-        if (!planCode) throw new Error('planCode is required');
-        if (!Array.isArray(limits)) throw new Error('limits must be an array');
-      },
-    },
-  );
+    // cancellation after the period end is billed by the next run (see continueAfterClose).
+    if (!this.closing) this.billedUntil = this.billedPart(at);
+    this.showDetails();
+  }
 
   /** Applies the quota policy to every limited meter; notifies and (un)blocks as it says. */
-  async function evaluateLimits(): Promise<void> {
-    dirty = false;
+  private async evaluateLimits(): Promise<void> {
+    this.dirty = false;
     const now = new Date();
-    for (const limit of terms.limits) {
-      const state = meterState(limit.meter);
-      const result = evaluateLimit(limit, { usage: state.usage, notified: state.notified, state: state.limit }, now);
-      const wasBlocked = state.limit.status === 'blocked';
-      state.limit = result.state;
-      for (const crossing of result.newlyCrossed) {
-        // Recorded before the activity runs so a concurrent evaluation cannot notify twice;
-        // the activity itself is retried until it succeeds and is idempotent per threshold.
-        state.notified.push(crossing.key);
-        await notifyThreshold({
-          subscriptionId: terms.subscriptionId,
-          customer: terms.customer,
+    for (const limit of this.terms.limits) await this.evaluateMeter(limit, now);
+    this.showDetails();
+  }
+
+  private async evaluateMeter(limit: MeterLimit, now: Date): Promise<void> {
+    const state = this.meterState(limit.meter);
+    const result = evaluateLimit(limit, { usage: state.usage, notified: state.notified, state: state.limit }, now);
+    const wasBlocked = state.limit.status === 'blocked';
+    state.limit = result.state;
+    for (const crossing of result.newlyCrossed) {
+      // Recorded before the activity runs so a concurrent evaluation cannot notify twice;
+      // the activity itself is retried until it succeeds and is idempotent per threshold.
+      state.notified.push(crossing.key);
+      await notifyThreshold({
+        subscriptionId: this.terms.subscriptionId,
+        customer: this.terms.customer,
+        meter: limit.meter,
+        periodStart: this.period.start.toISOString(),
+        threshold: crossing.key,
+        usage: state.usage,
+      });
+    }
+    const blocked = result.state.status === 'blocked';
+    if (blocked !== wasBlocked) {
+      await setEntitlement({ customerId: this.terms.customerId, meter: limit.meter, blocked, periodEnd: this.period.end.toISOString() });
+    }
+    const quota = { usage: state.usage, hardLimit: limit.hard_limit ?? null, state: state.limit.status, notified: [...state.notified] };
+    const signature = JSON.stringify(quota);
+    if (this.published[limit.meter] !== signature) {
+      this.published[limit.meter] = signature;
+      await publishQuota({
+        customerId: this.terms.customerId,
+        meter: limit.meter,
+        ...quota,
+        periodEnd: this.period.end.toISOString(),
+        asOf: now.toISOString(),
+      });
+    }
+  }
+
+  private async issueInvoice(): Promise<void> {
+    // A cancellation at or before the period start (recorded for an earlier period, and learnt
+    // late) leaves nothing of this period to bill: no invoice, and no base fee for it.
+    if (this.billedUntil > this.period.start || !patched(BILL_UNTIL_CANCELLATION)) {
+      const { invoiceId } = await draftInvoice({
+        subscriptionId: this.terms.subscriptionId,
+        customerId: this.terms.customerId,
+        planCode: this.terms.planCode,
+        periodStart: this.period.start.toISOString(),
+        periodEnd: this.billedUntil.toISOString(),
+      });
+      await finalizeInvoice({ invoiceId });
+      // Collection (charge, dunning) outlives this run, so the next period starts at once.
+      await startInvoiceCollection(invoiceId, this.input.dunning);
+    }
+  }
+
+  private async unblockMeters(): Promise<void> {
+    for (const limit of this.terms.limits) {
+      if (this.meters[limit.meter]?.limit.status === 'blocked') {
+        await setEntitlement({
+          customerId: this.terms.customerId,
           meter: limit.meter,
-          periodStart: period.start.toISOString(),
-          threshold: crossing.key,
-          usage: state.usage,
+          blocked: false,
+          periodEnd: this.period.end.toISOString(),
         });
       }
-      const blocked = result.state.status === 'blocked';
-      if (blocked !== wasBlocked) {
-        await setEntitlement({ customerId: terms.customerId, meter: limit.meter, blocked, periodEnd: period.end.toISOString() });
-      }
-      const quota = { usage: state.usage, hardLimit: limit.hard_limit ?? null, state: state.limit.status, notified: [...state.notified] };
-      const signature = JSON.stringify(quota);
-      if (published[limit.meter] !== signature) {
-        published[limit.meter] = signature;
-        await publishQuota({
-          customerId: terms.customerId,
-          meter: limit.meter,
-          ...quota,
-          periodEnd: period.end.toISOString(),
-          asOf: now.toISOString(),
-        });
-      }
-    }
-    showDetails();
-  }
-
-  /** What the Temporal UI shows for this run at a glance (memo and current details). */
-  function showDetails(): void {
-    const usage = Object.fromEntries(Object.entries(meters).map(([m, s]) => [m, s.usage]));
-    upsertMemo({ period: view().period, usage });
-    setCurrentDetails(
-      [
-        `**${terms.customer}** on plan \`${terms.planCode}\`${canceled ? ' (canceled)' : ''}`,
-        `Period ${period.start.toISOString()} → ${period.end.toISOString()}`,
-        ...Object.entries(meters).map(([m, s]) => `- ${m}: ${s.usage} (${s.limit.status}; notified ${s.notified.join(', ') || 'none'})`),
-      ].join('\n'),
-    );
-  }
-
-  /** The next moment something happens without a signal: a grace period ending. */
-  const nextGraceDeadline = () =>
-    Math.min(
-      ...Object.values(meters).map((m) => (m.limit.status === 'over_limit_in_grace' ? Date.parse(m.limit.grace_ends_at) : Infinity)),
-    );
-
-  // A cancellation is billed at once, not at the boundary: the final invoice covers
-  // [start, cancellation) and is issued after the allowed lateness, like any other close.
-  const closeAt = () => billedUntil.getTime() + input.allowedLatenessMs;
-  while (Date.now() < closeAt()) {
-    const wakeAt = Math.min(closeAt(), nextGraceDeadline());
-    const wasCanceled = canceled;
-    await condition(() => dirty || canceled !== wasCanceled || workflowInfo().continueAsNewSuggested, Math.max(1, wakeAt - Date.now()));
-    if (dirty || Date.now() >= nextGraceDeadline()) await evaluateLimits();
-    if (workflowInfo().continueAsNewSuggested && !canceled) {
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof billingPeriodWorkflow>({ ...input, terms, carried: carry(period) });
     }
   }
 
-  closing = true;
-  // A cancellation at or before the period start (recorded for an earlier period, and learnt
-  // late) leaves nothing of this period to bill: no invoice, and no base fee for it.
-  if (billedUntil > period.start || !patched(BILL_UNTIL_CANCELLATION)) {
-    const { invoiceId } = await draftInvoice({
-      subscriptionId: terms.subscriptionId,
-      customerId: terms.customerId,
-      planCode: terms.planCode,
-      periodStart: period.start.toISOString(),
-      periodEnd: billedUntil.toISOString(),
-    });
-    await finalizeInvoice({ invoiceId });
-    // Collection (charge, dunning) outlives this run, so the next period starts at once.
-    await startInvoiceCollection(invoiceId, input.dunning);
-  }
-  for (const limit of terms.limits) {
-    if (meters[limit.meter]?.limit.status === 'blocked') {
-      await setEntitlement({ customerId: terms.customerId, meter: limit.meter, blocked: false, periodEnd: period.end.toISOString() });
+  /** Continues as new with the next period, the rest of a cancellation or the successor; or ends, canceled. */
+  private async continueAfterClose(): Promise<void> {
+    const nextRun = this.nextRun();
+    // Canceled after this period's end (learnt during its lateness, a pending close or a worker
+    // outage): the following periods up to the cancellation are billed too, each after its own
+    // allowed lateness, by the next run(s), which then end or hand over to the successor.
+    if (this.cancelAt !== undefined && this.cancelAt > this.period.end.getTime() && patched(BILL_UNTIL_CANCELLATION)) {
+      await continueAsNew<typeof billingPeriodWorkflow>({
+        ...this.input,
+        terms: this.terms,
+        carried: { ...nextRun, cancelAt: new Date(this.cancelAt).toISOString(), ...(this.successor ? { successor: this.successor } : {}) },
+      });
     }
+    if (this.successor) await this.handOver(this.successor, nextRun.producers);
+    if (this.canceled) return;
+
+    await continueAsNew<typeof billingPeriodWorkflow>({ ...this.input, terms: this.terms, carried: nextRun });
   }
-  await condition(allHandlersFinished);
-  const next = nextPeriod(new Date(terms.anchor), terms.interval, period);
-  const nextRun: CarriedState = {
-    periodStart: next.start.toISOString(),
-    periodEnd: next.end.toISOString(),
-    meters: Object.fromEntries(Object.entries(early).map(([m, q]) => [m, { usage: q.toFixed(), notified: [], limit: { status: 'ok' } }])),
-    producers: Object.fromEntries(Object.entries(producers).filter(([p]) => heard.has(p))),
-    early: {},
-  };
-  // Canceled after this period's end (learnt during its lateness, a pending close or a worker
-  // outage): the following periods up to the cancellation are billed too, each after its own
-  // allowed lateness, by the next run(s), which then end or hand over to the successor.
-  if (cancelAt !== undefined && cancelAt > period.end.getTime() && patched(BILL_UNTIL_CANCELLATION)) {
-    await continueAsNew<typeof billingPeriodWorkflow>({
-      ...input,
-      terms,
-      carried: { ...nextRun, cancelAt: new Date(cancelAt).toISOString(), ...(successor ? { successor } : {}) },
-    });
-  }
-  if (successor) {
-    // The successor bills from its own first period, however late the hand-over comes.
+
+  /** The successor bills from its own first period, however late the hand-over comes. */
+  private async handOver(successor: SubscriptionTerms, producers: Record<string, number>): Promise<void> {
     const first = periodContaining(new Date(successor.anchor), successor.interval, new Date(successor.anchor));
     const carried: CarriedState | undefined = patched(BILL_UNTIL_CANCELLATION)
-      ? { periodStart: first.start.toISOString(), periodEnd: first.end.toISOString(), meters: {}, producers: nextRun.producers, early: {} }
+      ? { periodStart: first.start.toISOString(), periodEnd: first.end.toISOString(), meters: {}, producers, early: {} }
       : undefined;
     await continueAsNew<typeof billingPeriodWorkflow>({
       terms: successor,
-      allowedLatenessMs: input.allowedLatenessMs,
-      dunning: input.dunning,
+      allowedLatenessMs: this.input.allowedLatenessMs,
+      dunning: this.input.dunning,
       ...(carried ? { carried } : {}),
     });
   }
-  if (canceled) return;
 
-  await continueAsNew<typeof billingPeriodWorkflow>({ ...input, terms, carried: nextRun });
-
-  function carry(p: { start: Date; end: Date }): CarriedState {
+  /** What the next period starts with: the usage that arrived early for it and the producers heard here. */
+  private nextRun(): CarriedState {
+    const next = nextPeriod(new Date(this.terms.anchor), this.terms.interval, this.period);
     return {
-      periodStart: p.start.toISOString(),
-      periodEnd: p.end.toISOString(),
-      meters,
-      producers,
-      early: Object.fromEntries(Object.entries(early).map(([m, q]) => [m, q.toFixed()])),
+      periodStart: next.start.toISOString(),
+      periodEnd: next.end.toISOString(),
+      meters: Object.fromEntries(
+        Object.entries(this.early).map(([m, q]) => [m, { usage: q.toFixed(), notified: [], limit: { status: 'ok' } }]),
+      ),
+      producers: Object.fromEntries(Object.entries(this.producers).filter(([p]) => this.heard.has(p))),
+      early: {},
     };
+  }
+
+  /** The period in progress, for a run that continues it. */
+  private carry(): CarriedState {
+    return {
+      periodStart: this.period.start.toISOString(),
+      periodEnd: this.period.end.toISOString(),
+      meters: this.meters,
+      producers: this.producers,
+      early: Object.fromEntries(Object.entries(this.early).map(([m, q]) => [m, q.toFixed()])),
+    };
+  }
+
+  // A cancellation is billed at once, not at the boundary: the final invoice covers
+  // [start, cancellation) and is issued after the allowed lateness, like any other close.
+  private closeAt(): number {
+    return this.billedUntil.getTime() + this.input.allowedLatenessMs;
+  }
+
+  /** The next moment something happens without a signal: a grace period ending. */
+  private nextGraceDeadline(): number {
+    return Math.min(
+      ...Object.values(this.meters).map((m) => (m.limit.status === 'over_limit_in_grace' ? Date.parse(m.limit.grace_ends_at) : Infinity)),
+    );
+  }
+
+  /** This period's share of billing: up to the cancellation, clamped to [start, end]. */
+  private billedPart(at: number): Date {
+    return new Date(Math.min(this.period.end.getTime(), Math.max(this.period.start.getTime(), at)));
+  }
+
+  private meterState(meter: string): MeterPeriodState {
+    return (this.meters[meter] ??= { usage: '0', notified: [], limit: { status: 'ok' } });
+  }
+
+  private view(): BillingPeriodView {
+    return {
+      subscriptionId: this.terms.subscriptionId,
+      planCode: this.terms.planCode,
+      period: { start: this.period.start.toISOString(), end: this.period.end.toISOString() },
+      meters: this.meters,
+      canceled: this.canceled,
+      billedUntil: this.billedUntil.toISOString(),
+    };
+  }
+
+  /** What the Temporal UI shows for this run at a glance (memo and current details). */
+  private showDetails(): void {
+    const usage = Object.fromEntries(Object.entries(this.meters).map(([m, s]) => [m, s.usage]));
+    upsertMemo({ period: this.view().period, usage });
+    setCurrentDetails(
+      [
+        `**${this.terms.customer}** on plan \`${this.terms.planCode}\`${this.canceled ? ' (canceled)' : ''}`,
+        `Period ${this.period.start.toISOString()} → ${this.period.end.toISOString()}`,
+        ...Object.entries(this.meters).map(
+          ([m, s]) => `- ${m}: ${s.usage} (${s.limit.status}; notified ${s.notified.join(', ') || 'none'})`,
+        ),
+      ].join('\n'),
+    );
   }
 }

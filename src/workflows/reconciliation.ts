@@ -90,86 +90,107 @@ export const reconciliationWorkflowIdFor = (scope: Pick<ReconciliationScope, 'st
 type Decision = { kind: 'approve' } | { kind: 'retry' } | { kind: 'dismiss'; reason: string };
 
 export async function reconciliationWorkflow(input: ReconciliationInput): Promise<ReconciliationSummary> {
-  let scope: ReconciliationScope;
+  const run = new ReconciliationRun(parseScope(input));
+  run.listen();
   try {
-    scope = parseReconciliationInput(input);
+    return await run.untilDecided();
+  } catch (err) {
+    if (isCancellation(err)) await CancellationScope.nonCancellable(() => cancelRun({ runId: run.runId }));
+    throw err;
+  }
+}
+
+function parseScope(input: ReconciliationInput): ReconciliationScope {
+  try {
+    return parseReconciliationInput(input);
   } catch (err) {
     if (err instanceof ReconciliationInputError) throw ApplicationFailure.nonRetryable(`invalid input: ${err.message}`, 'invalid_input');
     throw err;
   }
-  const runId = workflowInfo().workflowId;
-  const startedBy = workflowInfo().memo?.started_by;
-  let summary: ReconciliationSummary = {
-    runId,
-    status: 'running',
-    period: { start: scope.start.toISOString(), end: scope.end.toISOString() },
-    customer: scope.customer,
-    invoicesChecked: 0,
-    findings: { total: 0, pending: 0, corrected: 0, dismissed: 0 },
-    pendingByKind: {},
-    corrections: { count: 0, totals: {} },
-    pending: [],
-  };
-  const decisions: Decision[] = [];
-  setHandler(reportQuery, () => summary);
-  setHandler(approveSignal, () => void decisions.push({ kind: 'approve' }));
-  setHandler(retrySignal, () => void decisions.push({ kind: 'retry' }));
-  setHandler(
-    dismissSignal,
-    (input) => void decisions.push({ kind: 'dismiss', reason: input?.reason?.trim() || 'dismissed from the Temporal UI' }),
-  );
+}
 
-  const update = (next: ReconciliationSummary) => {
-    summary = next;
-    show(summary);
-  };
-  const recompute = async () =>
-    update(
+/** One run's report and the decisions signalled to it, not yet applied. */
+class ReconciliationRun {
+  readonly runId = workflowInfo().workflowId;
+  private readonly startedBy = workflowInfo().memo?.started_by;
+  private summary: ReconciliationSummary;
+  private readonly decisions: Decision[] = [];
+
+  constructor(private readonly scope: ReconciliationScope) {
+    this.summary = {
+      runId: this.runId,
+      status: 'running',
+      period: { start: scope.start.toISOString(), end: scope.end.toISOString() },
+      customer: scope.customer,
+      invoicesChecked: 0,
+      findings: { total: 0, pending: 0, corrected: 0, dismissed: 0 },
+      pendingByKind: {},
+      corrections: { count: 0, totals: {} },
+      pending: [],
+    };
+  }
+
+  listen(): void {
+    setHandler(reportQuery, () => this.summary);
+    setHandler(approveSignal, () => void this.decisions.push({ kind: 'approve' }));
+    setHandler(retrySignal, () => void this.decisions.push({ kind: 'retry' }));
+    setHandler(
+      dismissSignal,
+      (input) => void this.decisions.push({ kind: 'dismiss', reason: input?.reason?.trim() || 'dismissed from the Temporal UI' }),
+    );
+  }
+
+  /** Computes the report, then applies decisions (or auto-approves) until the run is complete. */
+  async untilDecided(): Promise<ReconciliationSummary> {
+    show(this.summary);
+    await this.recompute();
+    if (this.scope.autoApprove && this.summary.status === 'running') await this.approve();
+    while (this.summary.status === 'awaiting_decision') {
+      await condition(() => this.decisions.length > 0);
+      const decision = this.decisions.shift()!;
+      if (decision.kind === 'retry') await this.recompute();
+      else if (decision.kind === 'approve') await this.approve();
+      else this.update(await dismissFindings({ runId: this.runId, reason: decision.reason }));
+    }
+    return this.summary;
+  }
+
+  private async recompute(): Promise<void> {
+    this.update(
       await reconcilePeriod({
-        runId,
-        periodStart: scope.start.toISOString(),
-        periodEnd: scope.end.toISOString(),
-        ...(scope.customer === null ? {} : { customer: scope.customer }),
+        runId: this.runId,
+        periodStart: this.scope.start.toISOString(),
+        periodEnd: this.scope.end.toISOString(),
+        ...(this.scope.customer === null ? {} : { customer: this.scope.customer }),
         asOf: new Date().toISOString(),
         // Set as memo by the API (the key that asked); a start from the UI or CLI has none.
-        startedBy: typeof startedBy === 'string' ? startedBy : 'temporal',
-        autoApprove: scope.autoApprove,
+        startedBy: typeof this.startedBy === 'string' ? this.startedBy : 'temporal',
+        autoApprove: this.scope.autoApprove,
       }),
     );
+  }
 
   /**
    * Issues each missing invoice under its natural key (customer, period start), so it can never
    * duplicate the billing workflow's: drafted, finalized and collected (`collect/<invoice id>`)
    * like any other; then the credit notes, which complete the run.
    */
-  const approve = async () => {
-    if ((summary.pendingByKind.missing_invoice ?? 0) > 0 && patched(ISSUE_MISSING_INVOICES)) {
-      const { dunning, invoices } = await invoicesToIssue({ runId });
+  private async approve(): Promise<void> {
+    if ((this.summary.pendingByKind.missing_invoice ?? 0) > 0 && patched(ISSUE_MISSING_INVOICES)) {
+      const { dunning, invoices } = await invoicesToIssue({ runId: this.runId });
       for (const { findingId, period } of invoices) {
         const { invoiceId } = await draftInvoice(period);
         await finalizeInvoice({ invoiceId });
         await startInvoiceCollection(invoiceId, dunning);
-        await recordIssuedInvoice({ runId, findingId, invoiceId });
+        await recordIssuedInvoice({ runId: this.runId, findingId, invoiceId });
       }
     }
-    update(await applyCorrections({ runId }));
-  };
+    this.update(await applyCorrections({ runId: this.runId }));
+  }
 
-  try {
-    show(summary);
-    await recompute();
-    if (scope.autoApprove && summary.status === 'running') await approve();
-    while (summary.status === 'awaiting_decision') {
-      await condition(() => decisions.length > 0);
-      const decision = decisions.shift()!;
-      if (decision.kind === 'retry') await recompute();
-      else if (decision.kind === 'approve') await approve();
-      else update(await dismissFindings({ runId, reason: decision.reason }));
-    }
-    return summary;
-  } catch (err) {
-    if (isCancellation(err)) await CancellationScope.nonCancellable(() => cancelRun({ runId }));
-    throw err;
+  private update(next: ReconciliationSummary): void {
+    this.summary = next;
+    show(this.summary);
   }
 }
 

@@ -14,7 +14,7 @@ import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
-import { workflowsPath } from '../../src/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';

@@ -15,7 +15,7 @@ import {
   type SubscriptionTerms,
 } from '../../src/workflows/billing-period';
 import { collectionWorkflowIdFor, type InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
-import { workflowsPath } from '../../src/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
 

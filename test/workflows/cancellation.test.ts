@@ -16,7 +16,7 @@ import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { billingState, workflowIdFor, type BillingPeriodActivities, type BillingPeriodView } from '../../src/workflows/billing-period';
 import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
-import { workflowsPath } from '../../src/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';

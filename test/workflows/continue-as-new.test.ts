@@ -11,7 +11,7 @@ import {
   type BillingPeriodActivities,
 } from '../../src/workflows/billing-period';
 import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
-import { workflowsPath } from '../../src/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
 

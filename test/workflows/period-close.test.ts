@@ -14,7 +14,7 @@ import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
 import { collectionWorkflowIdFor, invoiceCollectionWorkflow, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
-import { workflowsPath } from '../../src/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { seedHourlyPlan } from '../support/hourly-plan';

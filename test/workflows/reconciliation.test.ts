@@ -19,7 +19,7 @@ import { temporalCliPath } from '../../src/temporal/binaries';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
 import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
 import { approveSignal, dismissSignal, reconciliationWorkflow, reportQuery, retrySignal } from '../../src/workflows/reconciliation';
-import { workflowsPath } from '../../src/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';

@@ -1,0 +1,6 @@
+import type { BillingPeriodActivities } from './billing-period';
+import type { InvoiceCollectionActivities } from './invoice-collection';
+import type { ReconciliationActivities } from './reconciliation';
+
+/** Every activity the workflows call: what a worker must register, each under its name. */
+export type WorkerActivities = BillingPeriodActivities & InvoiceCollectionActivities & ReconciliationActivities;
