@@ -6,6 +6,7 @@ import { Identifier, InstantSchema, storable } from '../domain/edge-schemas';
 import { InvoiceService } from '../invoices/service';
 import { invoiceStatuses, type Invoice } from '../invoices/store';
 import type { ChargeRecord } from '../payments/store';
+import { ChargeHistory } from '../payments/charge-history';
 import { parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
@@ -123,7 +124,10 @@ export function invoicesCommand(ctx: CliContext): Command {
     .argument('<id>')
     .action(async (id: string, _opts: unknown, command: Command) => {
       parseInput(IdSchema, id, 'id');
-      const { invoice, charge } = unwrapForCli(await withDatabase(ctx, (pool) => new InvoiceService(pool, systemClock).get('cli', id)));
+      const { invoice, charge } = await withDatabase(ctx, async (pool) => {
+        const found = unwrapForCli(await new InvoiceService(pool, systemClock).get('cli', id));
+        return { invoice: found, charge: await new ChargeHistory(pool).of(found.id) };
+      });
       const { invoiceToJson, chargeToJson } = await wireShapes();
       emit(ctx, command, { ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null }, () => describe(invoice, charge));
     });

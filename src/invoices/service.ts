@@ -5,7 +5,6 @@ import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/transaction';
 import { ok, refuse, type Result } from '../domain/result';
 import { auditActorOf, customerNamed, seesCustomerId, type Actor } from '../keys/principal';
-import { chargeOf, type ChargeRecord } from '../payments/store';
 import { buildInvoice } from './builder';
 import {
   findInvoice,
@@ -73,11 +72,11 @@ export class InvoiceService {
     return ok(await listInvoices(this.pool, filter, limit, after));
   }
 
-  /** The invoice with its charge and every collection attempt (none before collection began). */
-  async get(actor: Actor, id: string): Promise<Result<{ invoice: Invoice; charge: ChargeRecord | undefined }, 'unknown_invoice'>> {
+  /** The invoice; another customer's is absent to a key restricted to one (its charge: src/payments/charge-history.ts). */
+  async get(actor: Actor, id: string): Promise<Result<Invoice, 'unknown_invoice'>> {
     const invoice = await getInvoice(this.pool, id);
     if (!invoice || !seesCustomerId(actor, invoice.customerId)) return unknownInvoice(id);
-    return ok({ invoice, charge: await chargeOf(this.pool, id) });
+    return ok(invoice);
   }
 
   /**

@@ -23,6 +23,7 @@ import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
 import { EntitlementService } from '../entitlements/service';
 import type { EntitlementStore } from '../entitlements/store';
 import { InvoiceService } from '../invoices/service';
+import { ChargeHistory } from '../payments/charge-history';
 import type { Keys } from '../keys/keys';
 import { MeterService } from '../meters/service';
 import { createMetering } from '../metering/metering';
@@ -112,7 +113,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       webhookEndpointsRouter({
         webhooks: new WebhookEndpointService({ pool: deps.pool, clock: deps.clock, customers, targets: deps.webhookTargets }),
       }),
-      invoicesRouter(new InvoiceService(deps.pool, deps.clock, customers)),
+      invoicesRouter(new InvoiceService(deps.pool, deps.clock, customers), new ChargeHistory(deps.pool)),
       ...billingRouters,
       keysRouter(deps.keys.service, deps.clock),
     ],

@@ -5,6 +5,7 @@ import { BreakdownRowSchema } from '../../domain/pricing/schema';
 import type { InvoiceService } from '../../invoices/service';
 import { invoiceLineTypes, invoiceStatuses, type Invoice } from '../../invoices/store';
 import type { ChargeRecord } from '../../payments/store';
+import type { ChargeHistory } from '../../payments/charge-history';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { PageQuerySchema, page, pageSchema } from '../pagination';
@@ -185,7 +186,7 @@ function parseCursor(after: string): { periodStart: Date; id: string } {
   }
 }
 
-export function invoicesRouter(invoices: InvoiceService): Router {
+export function invoicesRouter(invoices: InvoiceService, charges: ChargeHistory): Router {
   const router = Router();
 
   router.get('/v1/invoices', authorize('invoices', 'list'), async (req, res) => {
@@ -208,7 +209,8 @@ export function invoicesRouter(invoices: InvoiceService): Router {
 
   router.get('/v1/invoices/:id', authorize('invoices', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const { invoice, charge } = unwrap(await invoices.get(accessOf(req).principal, id));
+    const invoice = unwrap(await invoices.get(accessOf(req).principal, id));
+    const charge = await charges.of(invoice.id);
     res.json({ ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null });
   });
 
