@@ -53,6 +53,11 @@ export const envSchema = z.object({
         .filter(Boolean),
     )
     .pipe(z.array(IsoDurationSchema).max(20)),
+  // Stored usage reaches the billing workflows in slow reports, this often per customer with usage,
+  // and at once when it comes within USAGE_SIGNAL_MARGIN (a fraction of the decision point) of the
+  // next soft threshold or hard limit the workflow published (src/metering/usage-signaler.ts).
+  USAGE_REPORT_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+  USAGE_SIGNAL_MARGIN: z.coerce.number().min(0).max(1).default(0.1),
   // How many earlier finalized invoices late usage may still adjust (0: never).
   LATE_USAGE_LOOKBACK_INVOICES: z.coerce.number().int().min(0).max(36).default(3),
   // The payment provider: the local simulator `npm start` runs, unless PROVIDER_URL points elsewhere.
