@@ -116,7 +116,11 @@ export class UsageSignaler {
   record(usage: readonly AcceptedUsage[]): void {
     const now = this.now();
     for (const u of usage) {
-      if ((this.noWorkflowUntil.get(u.customer) ?? 0) > now) continue;
+      const skipUntil = this.noWorkflowUntil.get(u.customer);
+      if (skipUntil !== undefined) {
+        if (skipUntil > now) continue;
+        this.noWorkflowUntil.delete(u.customer);
+      }
       let queue = this.queues.get(u.customer);
       if (!queue) {
         queue = { customerId: u.customerId, pending: new Map(), pendingByMeter: new Map(), sent: new Map(), since: now };
