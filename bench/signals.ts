@@ -1,11 +1,14 @@
 /**
  * `npm run bench:signals`: how many usage signals the billing workflows receive per 1,000 stored
- * events under sustained ingest, and whether the workflows' totals match the database exactly.
+ * events under sustained ingest (urgent ones, near a published decision point, and slow ones, every
+ * report interval), and whether the workflows' totals match the database exactly once the API has
+ * stopped (stopping flushes every pending report).
  * Runs the production API composition with billing (usage signaler included), a real Temporal
  * dev server and a worker with the real activities, on a durable PostgreSQL; every customer has
  * an active subscription (one running workflow each). Batches go to random customers.
  *
  *   BENCH_SECONDS (20)  BENCH_CONNECTIONS (8)  BENCH_CUSTOMERS (50)  BENCH_BATCH (100)
+ *   BENCH_REPORT_INTERVAL_SECONDS (300, as USAGE_REPORT_INTERVAL_SECONDS)  BENCH_SIGNAL_MARGIN (0.1)
  */
 import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -34,6 +37,8 @@ async function main(): Promise<void> {
   const connections = Number(process.env.BENCH_CONNECTIONS ?? 8);
   const customers = Number(process.env.BENCH_CUSTOMERS ?? 50);
   const batch = Number(process.env.BENCH_BATCH ?? 100);
+  const reportIntervalSeconds = Number(process.env.BENCH_REPORT_INTERVAL_SECONDS ?? 300);
+  const signalMargin = Number(process.env.BENCH_SIGNAL_MARGIN ?? 0.1);
   const taskQueue = 'bench-signals';
 
   const db = await startBenchDatabase('signals');
@@ -62,6 +67,7 @@ async function main(): Promise<void> {
     readiness: {},
     timePolicy: defaultEventTimePolicy,
     billing: { client, taskQueue, allowedLatenessMs: 300_000, dunning: [] },
+    usageSignals: { reportIntervalSeconds, signalMargin },
   });
   const port = await freePort();
   const server = await new Promise<ReturnType<typeof app.listen>>((resolve) => {
@@ -112,6 +118,7 @@ async function main(): Promise<void> {
     };
     const metric = async (name: string) =>
       Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${base}/metrics`)).text())?.[1] ?? 0);
+    const duringRun = { urgent: 0, slow: 0 };
     const started = Date.now();
     const result = await autocannon({
       url: `${base}/v1/events`,
@@ -122,6 +129,8 @@ async function main(): Promise<void> {
       requests: [{ setupRequest: (req) => ({ ...req, body: bodyFor() }) }],
     });
     const elapsed = (Date.now() - started) / 1000;
+    duringRun.urgent = await metric('usage_reports_total\\{kind="urgent"\\}');
+    duringRun.slow = await metric('usage_reports_total\\{kind="slow"\\}');
     await stop(); // flushes what the signaler still owes
     const signals = await metric('usage_signals_total');
     const signalled = await metric('usage_signal_events_total');
@@ -146,7 +155,9 @@ async function main(): Promise<void> {
     console.log(
       `usage signals: ${signals.toLocaleString('en-US')} for ${signalled.toLocaleString('en-US')} events → ${((signals / stored) * 1000).toFixed(2)} signals per 1,000 events`,
     );
-    console.log(`signals per customer per second: ${(signals / customers / elapsed).toFixed(2)} (cap: 1)`);
+    console.log(
+      `during the run (report interval ${reportIntervalSeconds} s, margin ${signalMargin}): ${duringRun.urgent} urgent, ${duringRun.slow} slow reports → ${(((duringRun.urgent + duringRun.slow) / customers / elapsed) * 3600).toFixed(1)} signals per customer-hour; at stop: ${signals - duringRun.urgent - duringRun.slow} flushed`,
+    );
     console.log(
       `usage seen by the workflows: ${inWorkflows.toLocaleString('en-US')} (${inWorkflows === stored ? 'equals' : 'DIFFERS FROM'} the stored events)`,
     );

@@ -33,6 +33,7 @@ const toChange = (r: ChangeRow): EntitlementChange => ({
           hardLimit: r.hard_limit ?? null,
           state: r.limit_state,
           notified: r.notified ?? [],
+          nextDecision: null,
           asOf: new Date(r.usage_as_of),
         },
       }

@@ -13,6 +13,8 @@ export interface QuotaState {
   /** The quota policy's status: ok, over_limit_in_grace, overage, blocked. */
   state: string;
   notified: string[];
+  /** The usage at which the workflow next decides something (a soft threshold, the hard limit); null when none is left. */
+  nextDecision: string | null;
   asOf: Date;
 }
 

@@ -48,6 +48,12 @@ export interface ApiAppDeps {
   billing?: BillingWorkflowOptions;
   /** Where webhook endpoints may point; without it, public addresses only. */
   webhookTargets?: WebhookTargetPolicy;
+  /**
+   * How stored usage reaches the billing workflows (with `billing`): a slow report every
+   * `reportIntervalSeconds` (default 300), at once when a meter comes within `signalMargin`
+   * (default 0.1) of its next decision point (config USAGE_REPORT_INTERVAL_SECONDS, USAGE_SIGNAL_MARGIN).
+   */
+  usageSignals?: { reportIntervalSeconds?: number; signalMargin?: number };
 }
 
 export interface ApiApp {
@@ -59,7 +65,17 @@ export interface ApiApp {
 /** The whole API as every entry point, test and benchmark runs it: one composition, one place. */
 export function buildApiApp(deps: ApiAppDeps): ApiApp {
   const metrics = createApiMetrics();
-  const signaler = deps.billing && new UsageSignaler({ client: deps.billing.client, logger: deps.logger, registry: metrics.registry });
+  const signals = deps.usageSignals;
+  const signaler =
+    deps.billing &&
+    new UsageSignaler({
+      client: deps.billing.client,
+      logger: deps.logger,
+      registry: metrics.registry,
+      quotaOf: (customerId, meter) => deps.entitlements.quotaOf(customerId, meter),
+      ...(signals?.reportIntervalSeconds !== undefined ? { reportIntervalMs: signals.reportIntervalSeconds * 1000 } : {}),
+      ...(signals?.signalMargin !== undefined ? { signalMargin: signals.signalMargin } : {}),
+    });
   const metering = createMetering({
     pool: deps.pool,
     clock: deps.clock,

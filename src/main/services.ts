@@ -91,6 +91,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
       dunning: config.DUNNING_SCHEDULE,
     },
     webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
+    usageSignals: { reportIntervalSeconds: config.USAGE_REPORT_INTERVAL_SECONDS, signalMargin: config.USAGE_SIGNAL_MARGIN },
   });
   if (!(await services.keys.service.hasUsableAdminKey())) {
     logger.warn(`No API key can administer keys yet. Create the first one with: ${BOOTSTRAP_COMMAND}`);

@@ -106,7 +106,15 @@ export class IngestService {
       this.deps.onStored(
         toWrite.flatMap(({ event, meter }, i) =>
           written.outcomes[i]!.status === 'accepted' && (meter.aggregation === 'count' || meter.aggregation === 'sum')
-            ? [{ customer: event.customer, meter: meter.code, quantity: event.value ?? '1', eventTime: event.eventTime }]
+            ? [
+                {
+                  customer: event.customer,
+                  customerId: event.customerId,
+                  meter: meter.code,
+                  quantity: event.value ?? '1',
+                  eventTime: event.eventTime,
+                },
+              ]
             : [],
         ),
       );

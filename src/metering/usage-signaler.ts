@@ -4,33 +4,84 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { Decimal } from '../domain/money';
+import { reportDue, type MeterUsageEstimate, type UsageReportKind } from '../domain/usage-urgency';
 import { USAGE_BUCKET_MS, usageReported, workflowIdFor, type UsageReport } from '../workflows/billing-period';
 
 /** One newly stored event, as quota tracking needs it. */
 export interface AcceptedUsage {
+  /** The customer's external id: its billing workflow is named after it. */
   customer: string;
+  /** The customer's internal id: published quota state is kept under it. */
+  customerId: string;
   meter: string;
   /** 1 for a count meter, the value for a sum meter; other aggregations do not add up. */
   quantity: string;
   eventTime: string;
 }
 
+/** A meter's state as the billing workflow last published it (src/entitlements/store.ts `quotaOf`). */
+export interface PublishedQuota {
+  usage: string;
+  nextDecision: string | null;
+  asOf: Date;
+}
+
+export type QuotaLookup = (customerId: string, meter: string) => PublishedQuota | undefined;
+
+interface SentSincePublish {
+  /** The publish (its `asOf`, epoch ms) this amount was reported after. */
+  asOf: number;
+  amount: Decimal;
+}
+
 interface CustomerQueue {
+  customerId: string;
+  /** Stored and not yet reported, per meter and bucket (`meter \0 bucket start`). */
   pending: Map<string, Decimal>;
+  /** The same per meter: what the urgency rule adds to the published usage. */
+  pendingByMeter: Map<string, Decimal>;
+  /** Reported per meter since the workflow's last publish; forgotten when a newer publish arrives. */
+  sent: Map<string, SentSincePublish>;
+  /** When the slow-report clock started (epoch ms): this customer's previous report from this process, or its first usage since. */
+  since: number;
   /** A report sent but not confirmed; retried with the same sequence, so it cannot count twice. */
-  inFlight?: UsageReport;
+  inFlight?: { report: UsageReport; kind: UsageReportKind };
   /** The send in progress, if any: at most one per customer keeps its reports in sequence. */
   sending?: Promise<void>;
 }
 
+export interface UsageSignalerOptions {
+  client: Client;
+  logger: Logger;
+  /** The published quota state of a customer's meter (by internal customer id), if any. */
+  quotaOf: QuotaLookup;
+  registry?: Registry;
+  /** How long usage far from any decision point waits for its (slow) report; default 300 s. */
+  reportIntervalMs?: number;
+  /** A report is urgent from `nextDecision × (1 − margin)` on; default 0.1. */
+  signalMargin?: number;
+  /** How often reports are considered; default 1 s. */
+  tickMs?: number;
+  /** Epoch ms; tests move it by hand. */
+  now?: () => number;
+}
+
+export const DEFAULT_USAGE_REPORT_INTERVAL_MS = 300_000;
+export const DEFAULT_USAGE_SIGNAL_MARGIN = 0.1;
 const NO_WORKFLOW_BACKOFF_MS = 30_000;
 
 /**
- * Feeds the billing workflows without one signal per event: stored usage is summed per
- * customer, meter and second, and each customer's workflow gets at most one signal per
- * interval. Every report carries this process's producer id and an increasing sequence, so the
- * workflow ignores replays and reordering. A customer without a running workflow (no
- * subscription) is skipped for a while. Quota tracking only: invoices recompute from the events.
+ * Feeds the billing workflows without one signal per event, and without one per second either:
+ * stored usage is summed per customer, meter and second, and a customer's workflow is signalled
+ * at the next tick only when the usage it would estimate for a meter (what it published, plus
+ * what this process reported since and has pending) comes within the margin of the meter's next
+ * decision point (a threshold notice or a block is due soon). Other usage waits for the slow
+ * report, sent once the report interval has passed since this customer's previous report from
+ * this process (or its first usage since). Every report carries this process's producer id and
+ * an increasing sequence, so the workflow ignores replays and reordering; one report per customer
+ * is in flight at a time, and a failed one is retried as it was. A customer without a running
+ * workflow (no subscription) is skipped for a while. Quota tracking only: invoices recompute from
+ * the events.
  */
 export class UsageSignaler {
   private readonly producer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -39,57 +90,126 @@ export class UsageSignaler {
   private readonly noWorkflowUntil = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private readonly metrics;
+  private readonly reportIntervalMs: number;
+  private readonly margin: number;
+  private readonly now: () => number;
 
-  constructor(private readonly opts: { client: Client; logger: Logger; intervalMs?: number; registry?: Registry }) {
+  constructor(private readonly opts: UsageSignalerOptions) {
     const registers = opts.registry ? [opts.registry] : [];
     this.metrics = {
       signals: new Counter({ name: 'usage_signals_total', help: 'Usage reports signalled to billing workflows', registers }),
+      reports: new Counter({
+        name: 'usage_reports_total',
+        help: 'Usage reports delivered to billing workflows, by kind: urgent (near a decision point) or slow (the report interval)',
+        labelNames: ['kind'] as const,
+        registers,
+      }),
       events: new Counter({ name: 'usage_signal_events_total', help: 'Stored events folded into usage reports', registers }),
     };
-    this.timer = setInterval(() => void this.flush(), opts.intervalMs ?? 1000);
+    this.reportIntervalMs = opts.reportIntervalMs ?? DEFAULT_USAGE_REPORT_INTERVAL_MS;
+    this.margin = opts.signalMargin ?? DEFAULT_USAGE_SIGNAL_MARGIN;
+    this.now = opts.now ?? Date.now;
+    this.timer = setInterval(() => void this.tick(), opts.tickMs ?? 1000);
     this.timer.unref();
   }
 
   record(usage: readonly AcceptedUsage[]): void {
-    const now = Date.now();
+    const now = this.now();
     for (const u of usage) {
-      if ((this.noWorkflowUntil.get(u.customer) ?? 0) > now) continue;
+      const skipUntil = this.noWorkflowUntil.get(u.customer);
+      if (skipUntil !== undefined) {
+        if (skipUntil > now) continue;
+        this.noWorkflowUntil.delete(u.customer);
+      }
       let queue = this.queues.get(u.customer);
-      if (!queue) this.queues.set(u.customer, (queue = { pending: new Map() }));
+      if (!queue) {
+        queue = { customerId: u.customerId, pending: new Map(), pendingByMeter: new Map(), sent: new Map(), since: now };
+        this.queues.set(u.customer, queue);
+      } else if (queue.pending.size === 0 && !queue.inFlight && now - queue.since >= this.reportIntervalMs) {
+        // Idle for a whole interval: this usage starts the clock again rather than being sent at once.
+        queue.since = now;
+      }
       const bucket = new Date(Math.floor(Date.parse(u.eventTime) / USAGE_BUCKET_MS) * USAGE_BUCKET_MS).toISOString();
       const key = `${u.meter}\u0000${bucket}`;
       queue.pending.set(key, (queue.pending.get(key) ?? new Decimal(0)).plus(u.quantity));
+      queue.pendingByMeter.set(u.meter, (queue.pendingByMeter.get(u.meter) ?? new Decimal(0)).plus(u.quantity));
       this.metrics.events.inc();
     }
   }
 
-  /** Sends what has accumulated; one report in flight per customer keeps each producer's sequence in order. */
+  /** One tick: sends what is due (retries, urgent reports, slow reports whose interval has passed). */
+  tick(): Promise<void> {
+    const now = this.now();
+    const sends: Array<Promise<void>> = [];
+    for (const [customer, queue] of this.queues) {
+      if (queue.sending) continue;
+      if (queue.inFlight) {
+        sends.push(this.send(customer, queue));
+        continue;
+      }
+      const kind = this.due(queue, now);
+      if (kind) sends.push(this.send(customer, queue, kind));
+      else if (queue.pending.size === 0 && now - queue.since >= this.reportIntervalMs) this.queues.delete(customer);
+    }
+    return Promise.all(sends).then(() => undefined);
+  }
+
+  /** Sends everything owed now, urgent or not (one report in flight per customer). */
   flush(): Promise<void> {
-    return Promise.all([...this.queues.entries()].map(([customer, queue]) => this.send(customer, queue))).then(() => undefined);
+    const now = this.now();
+    const sends = [...this.queues.entries()].map(([customer, queue]) => this.send(customer, queue, this.due(queue, now) ?? 'slow'));
+    return Promise.all(sends).then(() => undefined);
   }
 
   /**
-   * Stops the timer and delivers what is still owed: a send in progress is awaited and what
-   * accumulated meanwhile is sent after it, until nothing is left or `deadlineMs` has passed
-   * (Temporal unreachable: quotas then lag; invoices never depend on these signals).
+   * Stops the timer and delivers what is still owed, urgent or not: a send in progress is awaited
+   * and what accumulated meanwhile is sent after it, until nothing is left or `deadlineMs` has
+   * passed (Temporal unreachable: quotas then lag; invoices never depend on these signals).
    */
   async stop(deadlineMs = 10_000): Promise<void> {
     clearInterval(this.timer);
     const giveUpAt = Date.now() + deadlineMs;
-    while (this.queues.size > 0 && Date.now() < giveUpAt) {
+    while (this.owed() && Date.now() < giveUpAt) {
       await this.flush();
       await Promise.all([...this.queues.values()].map((q) => q.sending));
     }
   }
 
-  private async send(customer: string, queue: CustomerQueue): Promise<void> {
+  private owed(): boolean {
+    for (const queue of this.queues.values()) if (queue.pending.size > 0 || queue.inFlight) return true;
+    return false;
+  }
+
+  /** Whether the customer's pending usage is reported now: urgent, slow, or not yet. */
+  private due(queue: CustomerQueue, now: number): UsageReportKind | null {
+    const meters: MeterUsageEstimate[] = [];
+    for (const [meter, pending] of queue.pendingByMeter) {
+      const quota = this.opts.quotaOf(queue.customerId, meter);
+      meters.push({
+        pending,
+        sentSincePublish: quota ? this.sentSince(queue, meter, quota) : '0',
+        ...(quota ? { published: { usage: quota.usage, nextDecision: quota.nextDecision } } : {}),
+      });
+    }
+    return reportDue({ meters, margin: this.margin, nowMs: now, sinceMs: queue.since, intervalMs: this.reportIntervalMs });
+  }
+
+  /** What was reported for the meter since `quota` was published: nothing once a newer publish arrived. */
+  private sentSince(queue: CustomerQueue, meter: string, quota: PublishedQuota): Decimal {
+    const sent = queue.sent.get(meter);
+    if (!sent) return new Decimal(0);
+    if (quota.asOf.getTime() > sent.asOf) {
+      queue.sent.delete(meter);
+      return new Decimal(0);
+    }
+    return sent.amount;
+  }
+
+  private send(customer: string, queue: CustomerQueue, kind: UsageReportKind = 'slow'): Promise<void> {
     if (queue.sending) return queue.sending;
     if (!queue.inFlight) {
-      if (queue.pending.size === 0) {
-        this.queues.delete(customer);
-        return;
-      }
-      queue.inFlight = {
+      if (queue.pending.size === 0) return Promise.resolve();
+      const report: UsageReport = {
         producer: this.producer,
         seq: ++this.seq,
         deltas: [...queue.pending].map(([key, quantity]) => {
@@ -97,23 +217,33 @@ export class UsageSignaler {
           return { meter, at, quantity: quantity.toFixed() };
         }),
       };
+      for (const [meter, amount] of queue.pendingByMeter) {
+        const quota = this.opts.quotaOf(queue.customerId, meter);
+        if (!quota) continue;
+        const before = this.sentSince(queue, meter, quota);
+        queue.sent.set(meter, { asOf: quota.asOf.getTime(), amount: before.plus(amount) });
+      }
+      queue.inFlight = { report, kind };
       queue.pending = new Map();
+      queue.pendingByMeter = new Map();
+      queue.since = this.now();
     }
-    const report = queue.inFlight;
-    queue.sending = this.deliver(customer, queue, report).finally(() => {
+    const inFlight = queue.inFlight;
+    queue.sending = this.deliver(customer, queue, inFlight).finally(() => {
       queue.sending = undefined;
     });
     return queue.sending;
   }
 
-  private async deliver(customer: string, queue: CustomerQueue, report: UsageReport): Promise<void> {
+  private async deliver(customer: string, queue: CustomerQueue, inFlight: NonNullable<CustomerQueue['inFlight']>): Promise<void> {
     try {
-      await this.opts.client.workflow.getHandle(workflowIdFor(customer)).signal(usageReported, report);
+      await this.opts.client.workflow.getHandle(workflowIdFor(customer)).signal(usageReported, inFlight.report);
       this.metrics.signals.inc();
+      this.metrics.reports.inc({ kind: inFlight.kind });
       queue.inFlight = undefined;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
-        this.noWorkflowUntil.set(customer, Date.now() + NO_WORKFLOW_BACKOFF_MS);
+        this.noWorkflowUntil.set(customer, this.now() + NO_WORKFLOW_BACKOFF_MS);
         this.queues.delete(customer);
       } else {
         this.opts.logger.warn({ err, customer }, 'usage report not delivered; retrying with the same sequence');

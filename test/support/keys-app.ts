@@ -50,7 +50,14 @@ export interface KeysTestApp {
  */
 export async function startKeysApp(
   db: Pick<TestDatabase, 'url'>,
-  opts: { clock?: Clock; ttlSeconds?: number; peppers?: Peppers; billing?: ApiAppDeps['billing']; authFailures?: AuthFailurePolicy } = {},
+  opts: {
+    clock?: Clock;
+    ttlSeconds?: number;
+    peppers?: Peppers;
+    billing?: ApiAppDeps['billing'];
+    usageSignals?: ApiAppDeps['usageSignals'];
+    authFailures?: AuthFailurePolicy;
+  } = {},
 ): Promise<KeysTestApp> {
   const clock = opts.clock ?? { now: () => new Date() };
   const lines: string[] = [];
@@ -82,6 +89,7 @@ export async function startKeysApp(
     readiness: { postgres: () => pool.query('select 1') },
     timePolicy: defaultEventTimePolicy,
     ...(opts.billing ? { billing: opts.billing } : {}),
+    ...(opts.usageSignals ? { usageSignals: opts.usageSignals } : {}),
   });
   const server = await listen(app);
   return {

@@ -40,7 +40,11 @@ before(async () => {
   env = testEnv;
   db = database;
   provider = await startProviderSimulator({ port: await freePort() });
-  app = await startKeysApp(db, { billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [] } });
+  app = await startKeysApp(db, {
+    billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [] },
+    // Slow reports every second: usage reaches the workflow without waiting for a decision point to be published.
+    usageSignals: { reportIntervalSeconds: 1 },
+  });
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,

@@ -1,0 +1,54 @@
+import { Decimal } from './money';
+
+/** A quantity as a decimal string or a Decimal. */
+type Quantity = string | Decimal;
+
+/**
+ * What one API process knows of a customer's meter when it decides whether its usage must reach
+ * the billing workflow now or can wait for the next slow report.
+ */
+export interface MeterUsageEstimate {
+  /**
+   * What the workflow last published for the meter: its usage and its next decision point (the
+   * usage at which it next notifies or blocks; null when nothing is left to decide). Absent when
+   * it published nothing (a meter without limits, or not published yet): slow reports only.
+   */
+  published?: { usage: string; nextDecision: string | null };
+  /** What this process reported for the meter since that publish. */
+  sentSincePublish: Quantity;
+  /** What this process stored for the meter and has not reported yet. */
+  pending: Quantity;
+}
+
+/**
+ * A meter's report is urgent when the estimated usage (published + reported since + pending)
+ * reaches its next decision point less `margin` (a fraction of it): the workflow must hear at once
+ * to notify or block as promptly as if it had heard of every event. Nothing pending, nothing urgent.
+ */
+export function isUrgent(meter: MeterUsageEstimate, margin: Quantity | number): boolean {
+  const pending = new Decimal(meter.pending);
+  if (!meter.published || meter.published.nextDecision === null || pending.lte(0)) return false;
+  const estimate = new Decimal(meter.published.usage).plus(meter.sentSincePublish).plus(pending);
+  const signalAt = new Decimal(meter.published.nextDecision).times(new Decimal(1).minus(margin));
+  return estimate.gte(signalAt);
+}
+
+export type UsageReportKind = 'urgent' | 'slow';
+
+/**
+ * Whether a customer's pending usage is reported now, and why: urgent when any of its meters is,
+ * slow once `intervalMs` have passed since `sinceMs` (its previous report from this process, or
+ * its first usage since), otherwise not yet (null). Nothing pending, nothing to report.
+ */
+export function reportDue(input: {
+  /** The customer's meters with usage stored and not reported yet. */
+  meters: readonly MeterUsageEstimate[];
+  margin: Quantity | number;
+  nowMs: number;
+  sinceMs: number;
+  intervalMs: number;
+}): UsageReportKind | null {
+  if (input.meters.length === 0) return null;
+  if (input.meters.some((meter) => isUrgent(meter, input.margin))) return 'urgent';
+  return input.nowMs - input.sinceMs >= input.intervalMs ? 'slow' : null;
+}

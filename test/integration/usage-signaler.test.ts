@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { createActivities } from '../../src/activities';
+import { EntitlementStore } from '../../src/entitlements/store';
+import { UsageSignaler } from '../../src/metering/usage-signaler';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { workflowsPath } from '../../src/temporal/worker';
+import { billingPeriodWorkflow, billingState, workflowIdFor, type SubscriptionTerms } from '../../src/workflows/billing-period';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startKeysApp, type KeysTestApp } from '../support/keys-app';
+import { localEnvironment } from '../support/temporal';
+import { waitFor } from '../support/wait-for';
+
+/*
+ * The usage signaler against a real Temporal dev server and the real billing workflow: usage far
+ * from any decision point waits for the slow report, usage near one reaches the workflow at the
+ * next tick, and stopping delivers everything owed. Quota publishes are simulated by applying
+ * them to an EntitlementStore, as the entitlement listener does when the workflow publishes.
+ */
+
+const TASK_QUEUE = 'usage-signaler-test';
+const INTERVAL_MS = 60_000;
+const logger = pino({ level: 'warn' });
+
+let env: TestWorkflowEnvironment;
+let db: TestDatabase;
+let worker: Worker;
+let running: Promise<void>;
+
+before(async () => {
+  [env, db] = await Promise.all([localEnvironment(), createTestDatabase()]);
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: TASK_QUEUE,
+    workflowsPath,
+    activities: createActivities({
+      pool: db.pool,
+      clock: { now: () => new Date() },
+      webhookTimeoutMs: 1000,
+      lookbackInvoices: 3,
+      dunning: [],
+      // Monthly periods: nothing closes during the test, so the provider is never called.
+      provider: createHttpPaymentProvider({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000 }),
+    }),
+  });
+  running = worker.run();
+});
+
+after(async () => {
+  worker?.shutdown();
+  await running;
+  await Promise.all([env?.teardown(), db?.drop()]);
+});
+
+/** A running billing workflow for `customer` (no limits of its own: the quota state is simulated). */
+async function subscribe(customer: string): Promise<void> {
+  const terms: SubscriptionTerms = {
+    subscriptionId: `sub-${customer}`,
+    customer,
+    customerId: `id-${customer}`,
+    planCode: 'basic',
+    limits: [],
+    anchor: '2026-01-01T00:00:00.000Z',
+    interval: { kind: 'calendar_month' },
+  };
+  await env.client.workflow.start(billingPeriodWorkflow, {
+    taskQueue: TASK_QUEUE,
+    workflowId: workflowIdFor(customer),
+    args: [{ terms, allowedLatenessMs: 60_000, dunning: [] }],
+  });
+}
+
+/** The meter's usage as the customer's workflow has it. */
+const usageIn = async (customer: string, meter = 'api_calls') =>
+  (await env.client.workflow.getHandle(workflowIdFor(customer)).query(billingState)).meters[meter]?.usage ?? '0';
+
+const reached = (customer: string, usage: string) =>
+  waitFor(() => usageIn(customer), { description: `${customer}'s workflow has usage ${usage}`, until: (u) => u === usage });
+
+/** Reports delivered so far, by kind. */
+async function reports(registry: Registry): Promise<{ urgent: number; slow: number }> {
+  const counts = { urgent: 0, slow: 0 };
+  for (const v of (await registry.getSingleMetric('usage_reports_total')!.get()).values) {
+    counts[v.labels.kind as 'urgent' | 'slow'] = v.value;
+  }
+  return counts;
+}
+
+const usage = (customer: string, quantity: string, meter = 'api_calls') => ({
+  customer,
+  customerId: `id-${customer}`,
+  meter,
+  quantity,
+  eventTime: new Date().toISOString(),
+});
+
+const publish = (store: EntitlementStore, customer: string, quota: { usage: string; nextDecision: string | null; asOf: Date }) =>
+  store.apply({
+    customerId: `id-${customer}`,
+    meter: 'api_calls',
+    blocked: false,
+    resetsAt: new Date(Date.now() + 86_400_000),
+    quota: { ...quota, hardLimit: '1000', state: 'ok', notified: [] },
+  });
+
+/**
+ * A signaler whose timer never fires during a test: the test runs its ticks (`tick()` resolves
+ * once that tick's reports are delivered) and moves its clock, so nothing here depends on timing.
+ */
+function manualSignaler() {
+  const registry = new Registry();
+  const store = new EntitlementStore({ now: () => new Date() }, '/upgrade');
+  let now = Date.now();
+  const signaler = new UsageSignaler({
+    client: env.client,
+    logger,
+    registry,
+    quotaOf: (customerId, meter) => store.quotaOf(customerId, meter),
+    reportIntervalMs: INTERVAL_MS,
+    signalMargin: 0.1,
+    tickMs: 3_600_000,
+    now: () => now,
+  });
+  return { signaler, store, registry, advance: (ms: number) => (now += ms) };
+}
+
+describe('usage signaler', () => {
+  test('far from a decision point usage waits for the slow report; near it, it is reported at the next tick', async () => {
+    const { signaler, store, registry, advance } = manualSignaler();
+    await Promise.all(['far-1', 'near-1', 'unlimited-1'].map(subscribe));
+    const asOf = new Date();
+    publish(store, 'far-1', { usage: '0', nextDecision: '1000', asOf });
+    publish(store, 'near-1', { usage: '850', nextDecision: '1000', asOf });
+    try {
+      // 0 + 10 is far below 1000 × 0.9; 850 + 60 reaches 900; a meter without published state is never urgent.
+      signaler.record([usage('far-1', '10'), usage('near-1', '60'), usage('unlimited-1', '1000000')]);
+      await signaler.tick();
+      assert.deepEqual(await reports(registry), { urgent: 1, slow: 0 });
+      await reached('near-1', '60');
+
+      // Slow reports: not a millisecond before the interval since the first usage.
+      advance(INTERVAL_MS - 1);
+      await signaler.tick();
+      assert.deepEqual(await reports(registry), { urgent: 1, slow: 0 });
+      assert.equal(await usageIn('far-1'), '0');
+      assert.equal(await usageIn('unlimited-1'), '0');
+      advance(1);
+      await signaler.tick();
+      assert.deepEqual(await reports(registry), { urgent: 1, slow: 2 });
+      await reached('far-1', '10');
+      await reached('unlimited-1', '1000000');
+    } finally {
+      await signaler.stop();
+    }
+  });
+
+  test('what was reported since the last publish counts until a newer publish arrives', async () => {
+    const { signaler, store, registry } = manualSignaler();
+    await subscribe('hot-1');
+    publish(store, 'hot-1', { usage: '0', nextDecision: '100', asOf: new Date(Date.now() - 1000) });
+    try {
+      signaler.record([usage('hot-1', '95')]);
+      await signaler.tick();
+      assert.deepEqual(await reports(registry), { urgent: 1, slow: 0 });
+      // Nothing published since: 0 + 95 reported + 1 pending is still past 90.
+      signaler.record([usage('hot-1', '1')]);
+      await signaler.tick();
+      assert.deepEqual(await reports(registry), { urgent: 2, slow: 0 });
+      await reached('hot-1', '96');
+      // The workflow decided and published its next decision point: far again.
+      publish(store, 'hot-1', { usage: '96', nextDecision: '1000', asOf: new Date() });
+      signaler.record([usage('hot-1', '1')]);
+      await signaler.tick();
+      assert.deepEqual(await reports(registry), { urgent: 2, slow: 0 });
+      // No decision left: slow reports only, however much arrives.
+      publish(store, 'hot-1', { usage: '96', nextDecision: null, asOf: new Date(Date.now() + 1) });
+      signaler.record([usage('hot-1', '100000')]);
+      await signaler.tick();
+      assert.deepEqual(await reports(registry), { urgent: 2, slow: 0 });
+    } finally {
+      await signaler.stop();
+    }
+    assert.deepEqual(await reports(registry), { urgent: 2, slow: 1 });
+    await reached('hot-1', '100097');
+  });
+
+  test('stop() delivers everything owed, slow usage included', async () => {
+    const { signaler, store, registry } = manualSignaler();
+    await Promise.all(['stop-1', 'stop-2'].map(subscribe));
+    publish(store, 'stop-1', { usage: '0', nextDecision: '1000', asOf: new Date() });
+    signaler.record([usage('stop-1', '3'), usage('stop-2', '4'), usage('stop-1', '5', 'tokens')]);
+    await signaler.tick();
+    assert.deepEqual(await reports(registry), { urgent: 0, slow: 0 });
+    await signaler.stop();
+    assert.deepEqual(await reports(registry), { urgent: 0, slow: 2 });
+    await reached('stop-1', '3');
+    await reached('stop-2', '4');
+    assert.equal(await usageIn('stop-1', 'tokens'), '5');
+  });
+});
+
+describe('the API composition', () => {
+  let app: KeysTestApp;
+  before(async () => {
+    // A report interval far beyond the test: only an urgent report can reach the workflow in time.
+    app = await startKeysApp(db, {
+      billing: { client: env.client, taskQueue: TASK_QUEUE, allowedLatenessMs: 60_000, dunning: [] },
+      usageSignals: { reportIntervalSeconds: 3600, signalMargin: 0.1 },
+    });
+  });
+  after(() => app?.close());
+
+  test('ingested usage near a published decision point reaches the workflow within its tick', async () => {
+    const admin = (await app.issue({ scopes: ['events:write', 'billing:admin', 'billing:read'] })).secret;
+    const created = async (path: string, body: unknown) => assert.equal((await app.call('POST', path, admin, body)).status, 201, path);
+    await created('/v1/meters', { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count' });
+    await created('/v1/plans', {
+      id: 'basic',
+      name: 'Basic',
+      currency: 'USD',
+      charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: '0.001' }],
+      interval: { kind: 'calendar_month' },
+    });
+    await created('/v1/customers', { external_id: 'api-near', name: 'Near', currency: 'USD' });
+    await created('/v1/subscriptions', { customer: 'api-near', plan: 'basic' });
+    const { rows } = await db.pool.query<{ id: string }>(`select id from customers where external_id = 'api-near'`);
+    app.entitlements.store.apply({
+      customerId: rows[0]!.id,
+      meter: 'api_calls',
+      blocked: false,
+      resetsAt: new Date(Date.now() + 86_400_000),
+      quota: { usage: '8', hardLimit: '10', state: 'ok', notified: [], nextDecision: '10', asOf: new Date() },
+    });
+    const events = Array.from({ length: 2 }, (_, i) => ({ id: `near-${i}`, customer: 'api-near', type: 'api_call' }));
+    assert.equal((await app.call('POST', '/v1/events', admin, events)).status, 200);
+    await reached('api-near', '2');
+  });
+});

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { Decimal } from '../../src/domain/money';
+import { isUrgent, reportDue, type MeterUsageEstimate } from '../../src/domain/usage-urgency';
+
+const meter = (published: MeterUsageEstimate['published'], sentSincePublish: string, pending: string): MeterUsageEstimate => ({
+  ...(published ? { published } : {}),
+  sentSincePublish,
+  pending,
+});
+
+describe('isUrgent', () => {
+  test('urgent from nextDecision × (1 − margin) on, counting published, reported-since and pending usage', () => {
+    const published = { usage: '800', nextDecision: '1000' };
+    // 1000 × 0.9 = 900: 800 + 50 + 49 is below, 800 + 50 + 50 reaches it.
+    assert.equal(isUrgent(meter(published, '50', '49'), 0.1), false);
+    assert.equal(isUrgent(meter(published, '50', '50'), 0.1), true);
+    assert.equal(isUrgent(meter(published, '0', '500'), 0.1), true, 'over the decision point is urgent too');
+    assert.equal(isUrgent(meter(published, '0', '99.999'), 0.1), false);
+    assert.equal(isUrgent(meter(published, '0', '100'), 0.1), true);
+  });
+
+  test('exact in decimals: no float rounding at the boundary', () => {
+    // 0.3 × (1 − 0.1) = 0.27 exactly; in floats 0.3 * 0.9 is 0.27000000000000002.
+    const published = { usage: '0.2', nextDecision: '0.3' };
+    assert.equal(isUrgent(meter(published, '0', '0.07'), '0.1'), true);
+    assert.equal(isUrgent(meter(published, '0', '0.0699999999'), '0.1'), false);
+  });
+
+  test('a margin of 0 signals at the decision point itself; a margin of 1 at any usage', () => {
+    const published = { usage: '0', nextDecision: '100' };
+    assert.equal(isUrgent(meter(published, '0', '99'), 0), false);
+    assert.equal(isUrgent(meter(published, '0', '100'), 0), true);
+    assert.equal(isUrgent(meter(published, '0', '1'), 1), true);
+  });
+
+  test('never urgent without a published state, without a decision left, or without pending usage', () => {
+    assert.equal(isUrgent(meter(undefined, '0', '1000000'), 0.1), false);
+    assert.equal(isUrgent(meter({ usage: '5000', nextDecision: null }, '0', '1000'), 0.1), false);
+    assert.equal(isUrgent(meter({ usage: '950', nextDecision: '1000' }, '0', '0'), 0.1), false);
+  });
+
+  test('property: urgent exactly when the estimate reaches the signal point (pending > 0)', () => {
+    const amount = fc.integer({ min: 0, max: 1_000_000 }).map((n) => new Decimal(n).div(100).toFixed());
+    fc.assert(
+      fc.property(amount, amount, amount, amount, fc.integer({ min: 0, max: 100 }), (usage, sent, pending, decision, pct) => {
+        const margin = new Decimal(pct).div(100);
+        const estimate = new Decimal(usage).plus(sent).plus(pending);
+        const expected = new Decimal(pending).gt(0) && estimate.gte(new Decimal(decision).times(new Decimal(1).minus(margin)));
+        assert.equal(isUrgent(meter({ usage, nextDecision: decision }, sent, pending), margin), expected);
+      }),
+    );
+  });
+});
+
+describe('reportDue', () => {
+  const far = meter({ usage: '10', nextDecision: '1000' }, '0', '5');
+  const near = meter({ usage: '890', nextDecision: '1000' }, '0', '10');
+  const base = { margin: 0.1, sinceMs: 1_000_000, intervalMs: 300_000 };
+
+  test('far from every decision point: not before the interval has passed since the clock started, slow from then on', () => {
+    assert.equal(reportDue({ ...base, meters: [far], nowMs: base.sinceMs }), null);
+    assert.equal(reportDue({ ...base, meters: [far], nowMs: base.sinceMs + 299_999 }), null);
+    assert.equal(reportDue({ ...base, meters: [far], nowMs: base.sinceMs + 300_000 }), 'slow');
+  });
+
+  test('any meter near its decision point makes the report urgent at once', () => {
+    assert.equal(reportDue({ ...base, meters: [far, near], nowMs: base.sinceMs }), 'urgent');
+    assert.equal(reportDue({ ...base, meters: [far, near], nowMs: base.sinceMs + 300_000 }), 'urgent');
+  });
+
+  test('meters without a published state get slow reports only', () => {
+    const unlimited = meter(undefined, '0', '1000000000');
+    assert.equal(reportDue({ ...base, meters: [unlimited], nowMs: base.sinceMs + 1000 }), null);
+    assert.equal(reportDue({ ...base, meters: [unlimited], nowMs: base.sinceMs + 300_000 }), 'slow');
+  });
+
+  test('nothing pending, nothing due', () => {
+    assert.equal(reportDue({ ...base, meters: [], nowMs: base.sinceMs + 10_000_000 }), null);
+  });
+});
