@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     logger,
     readiness: {},
     timePolicy: defaultEventTimePolicy,
-    billing: { client, taskQueue, allowedLatenessMs: 300_000, dunning: [] },
+    billing: { client, taskQueue, allowedLatenessMs: 300_000, dunning: [], usageReportIntervalMs: 300_000 },
   });
   const port = await freePort();
   const server = await new Promise<ReturnType<typeof app.listen>>((resolve) => {

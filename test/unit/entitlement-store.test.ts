@@ -61,6 +61,7 @@ describe('published quota state', () => {
       hardLimit: '100',
       state: 'over_limit_in_grace',
       notified: ['80%', '100%'],
+      nextDecision: null,
       asOf: new Date('2026-02-28T23:59:00Z'),
     };
     store.apply({ customerId: 'c1', meter: 'calls', blocked: false, resetsAt: new Date('2026-03-01T00:05:00Z'), quota });

@@ -40,7 +40,9 @@ before(async () => {
   env = testEnv;
   db = database;
   provider = await startProviderSimulator({ port: await freePort() });
-  app = await startKeysApp(db, { billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [] } });
+  app = await startKeysApp(db, {
+    billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 300_000 },
+  });
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
