@@ -255,4 +255,46 @@ describe('billing-period workflow', () => {
       assert.equal(replays[0]!.error, undefined, String(replays[0]!.error));
     });
   });
+
+  test('reports buffered while no worker runs are read once, in the one workflow task that takes them all', async () => {
+    const taskQueue = 'billing-test-debounce';
+    const terms: SubscriptionTerms = {
+      subscriptionId: 'sub-2',
+      customer: 'initech',
+      customerId: '00000000-0000-0000-0000-000000000002',
+      planCode: 'starter',
+      limits,
+      anchor: new Date(await env.currentTimeMs()).toISOString(),
+      interval: { kind: 'calendar_month' },
+    };
+    // No sticky cache: the test server does not move a stopped worker's sticky tasks back to the queue.
+    const worker = () =>
+      Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities, maxCachedWorkflows: 0 });
+    const first = await worker();
+    const handle = await first.runUntil(async () => {
+      const started = await env.client.workflow.start(billingPeriodWorkflow, {
+        taskQueue,
+        workflowId: workflowIdFor('initech'),
+        args: [{ terms, allowedLatenessMs: 60_000, dunning: [] }],
+      });
+      await waitFor(() => started.query(billingState), { description: 'the first run read its totals' });
+      return started;
+    });
+    const readsBefore = of('readUsageTotals').length;
+    const at = terms.anchor;
+    for (let seq = 1; seq <= 3; seq++) {
+      stored.push({ meter: 'api_calls', at: Date.parse(at), quantity: '10' });
+      await handle.signal(usageReported, { producer: 'api-1', seq, deltas: [{ meter: 'api_calls', at, quantity: '10' }] });
+    }
+    const second = await worker();
+    await second.runUntil(async () => {
+      const state = await waitFor(() => handle.query(billingState), {
+        description: 'the three reports read',
+        until: (s) => s.meters.api_calls?.usage === '30',
+      });
+      assert.equal(state.meters.api_calls!.usage, '30');
+      assert.equal(of('readUsageTotals').length - readsBefore, 1, 'one read for three reports');
+      await handle.terminate('done');
+    });
+  });
 });
