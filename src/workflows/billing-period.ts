@@ -317,9 +317,9 @@ class BillingPeriodRun {
     while (Date.now() < this.closeAt()) {
       const wasCanceled = this.canceled;
       this.wakeAt(Math.min(this.closeAt(), this.nextGraceDeadline(), this.reportDeadline ?? Infinity));
-      await condition(
-        () => this.readDue || this.dirty || this.woke || this.canceled !== wasCanceled || workflowInfo().continueAsNewSuggested,
-      );
+      // A canceled run closes soon and does not continue as new mid-period: the suggestion alone does not wake it.
+      const suggested = () => workflowInfo().continueAsNewSuggested && !this.canceled;
+      await condition(() => this.readDue || this.dirty || this.woke || this.canceled !== wasCanceled || suggested());
       this.woke = false;
       if (this.reportDeadline !== undefined && Date.now() >= this.reportDeadline) {
         // Silence after usage: re-read once, then wait for the next report.
