@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     logger,
     readiness: {},
     timePolicy: defaultEventTimePolicy,
-    billing: { client, taskQueue, allowedLatenessMs: 300_000, dunning: [] },
+    billing: { client, taskQueue, allowedLatenessMs: 300_000, dunning: [], usageReportIntervalMs: reportIntervalSeconds * 1000 },
     usageSignals: { reportIntervalSeconds, signalMargin },
   });
   const port = await freePort();

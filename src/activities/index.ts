@@ -7,6 +7,7 @@ import { createCollectPayment } from './collect-payment';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
+import { createReadUsageTotals } from './read-usage-totals';
 import { createReconcileActivities } from './reconcile';
 import { createDeliverNotification } from './webhook-delivery';
 import { createPublishQuota, createSetEntitlement } from './set-entitlement';
@@ -36,6 +37,7 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     notifyThreshold: createNotifyThreshold(webhooks),
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
     publishQuota: createPublishQuota({ pool: deps.pool }),
+    readUsageTotals: createReadUsageTotals({ pool: deps.pool }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),

@@ -39,7 +39,7 @@ export function createSetEntitlement(deps: { pool: Pool; clock: Clock }): Billin
  * publish overtaken by a later one, changes nothing.
  */
 export function createPublishQuota(deps: { pool: Pool }): BillingPeriodActivities['publishQuota'] {
-  return async ({ customerId, meter, usage, hardLimit, state, notified, periodEnd, asOf }) => {
+  return async ({ customerId, meter, usage, hardLimit, state, notified, nextDecision, periodEnd, asOf }) => {
     const known = await saveQuotaState(deps.pool, {
       customerId,
       meter,
@@ -47,6 +47,8 @@ export function createPublishQuota(deps: { pool: Pool }): BillingPeriodActivitie
       hardLimit,
       state,
       notified,
+      // Histories recorded before decision points schedule publishes without one.
+      nextDecision: nextDecision ?? null,
       periodEnd: new Date(periodEnd),
       asOf: new Date(asOf),
     });

@@ -33,6 +33,7 @@ export function cliSubscriptionLifecycle(ctx: CliContext): SubscriptionLifecycle
         taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
         allowedLatenessMs: ctx.config.ALLOWED_LATENESS_SECONDS * 1000,
         dunning: ctx.config.DUNNING_SCHEDULE,
+        usageReportIntervalMs: ctx.config.USAGE_REPORT_INTERVAL_SECONDS * 1000,
       });
       await client.withDeadline(Date.now() + STEP_DEADLINE_MS, () => lifecycle[step](subscription));
     } finally {

@@ -215,6 +215,24 @@ function nextState(limit: MeterLimit, state: LimitState, over: boolean, now: Dat
   return { status: 'blocked', over_since: overSince, blocked_since: graceEndsAt.toISOString() };
 }
 
+/**
+ * The usage at which the workflow next decides something for this meter, for producers to
+ * report at once when usage comes near it (and slowly otherwise): the lowest soft threshold not
+ * yet notified that usage has not reached, or the hard limit while usage is not over it,
+ * whichever is lower; null when neither is left. A decimal string, exact.
+ */
+export function nextDecision(limit: MeterLimit, observed: { usage: string; notified: Iterable<string> }): string | null {
+  const usage = parseUsage(observed.usage, 'usage');
+  const notified = new Set(observed.notified);
+  const candidates = resolveThresholds(limit)
+    .filter((t) => !notified.has(t.key) && t.at.gt(usage))
+    .map((t) => t.at);
+  // Over the hard limit only strictly above it: at it exactly, the next unit decides.
+  if (limit.hard_limit !== undefined && usage.lte(limit.hard_limit)) candidates.push(new Exact(limit.hard_limit));
+  if (candidates.length === 0) return null;
+  return Exact.min(...candidates).toFixed();
+}
+
 /** The answer to "may this customer use (quantity more of) this meter now?", as the API returns it. */
 export interface Entitlement {
   allowed: boolean;

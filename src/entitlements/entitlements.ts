@@ -18,6 +18,7 @@ const ChangeSchema = z.object({
   limit_state: z.string().nullish(),
   notified: z.array(z.string()).nullish(),
   usage_as_of: z.iso.datetime({ offset: true }).nullish(),
+  next_decision: z.string().nullish(),
 });
 type ChangeRow = z.infer<typeof ChangeSchema>;
 
@@ -33,7 +34,7 @@ const toChange = (r: ChangeRow): EntitlementChange => ({
           hardLimit: r.hard_limit ?? null,
           state: r.limit_state,
           notified: r.notified ?? [],
-          nextDecision: null,
+          nextDecision: r.next_decision ?? null,
           asOf: new Date(r.usage_as_of),
         },
       }
@@ -85,7 +86,8 @@ export async function startEntitlements(opts: EntitlementsOptions): Promise<Enti
       // The same JSON the trigger sends, so one parser serves both.
       const { rows } = await client.query<{ row: ChangeRow }>(
         `select json_build_object('customer_id', customer_id, 'meter', meter, 'blocked', blocked, 'resets_at', resets_at,
-           'usage', usage::text, 'hard_limit', hard_limit::text, 'limit_state', limit_state, 'notified', notified, 'usage_as_of', usage_as_of) as row
+           'usage', usage::text, 'hard_limit', hard_limit::text, 'limit_state', limit_state, 'notified', notified, 'usage_as_of', usage_as_of,
+           'next_decision', next_decision::text) as row
          from entitlements where blocked or resets_at > now()`,
       );
       store.replace(rows.map((r) => toChange(ChangeSchema.parse(r.row))));

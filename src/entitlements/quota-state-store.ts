@@ -75,6 +75,8 @@ export interface PublishedQuota {
   /** The quota policy's state: ok, over_limit_in_grace, overage, blocked. */
   state: string;
   notified: string[];
+  /** The usage at which the workflow next decides something for this meter; null when nothing is left. */
+  nextDecision: string | null;
   periodEnd: Date;
   /** When the workflow evaluated it. */
   asOf: Date;
@@ -88,14 +90,25 @@ export interface PublishedQuota {
 export function saveQuotaState(pool: Pool, quota: PublishedQuota): Promise<boolean> {
   return knownCustomerAndMeter(
     pool.query(
-      `insert into entitlements as e (customer_id, meter, blocked, resets_at, updated_at, usage, hard_limit, limit_state, notified, usage_as_of)
-       values ($1, $2, false, $3, $8, $4, $5, $6, $7, $8)
+      `insert into entitlements as e
+         (customer_id, meter, blocked, resets_at, updated_at, usage, hard_limit, limit_state, notified, usage_as_of, next_decision)
+       values ($1, $2, false, $3, $8, $4, $5, $6, $7, $8, $9)
        on conflict (customer_id, meter) do update
          set usage = excluded.usage, hard_limit = excluded.hard_limit, limit_state = excluded.limit_state, notified = excluded.notified,
-             usage_as_of = excluded.usage_as_of, updated_at = excluded.updated_at,
+             usage_as_of = excluded.usage_as_of, next_decision = excluded.next_decision, updated_at = excluded.updated_at,
              resets_at = case when e.blocked then e.resets_at else excluded.resets_at end
          where e.usage_as_of is null or e.usage_as_of <= excluded.usage_as_of`,
-      [quota.customerId, quota.meter, quota.periodEnd, quota.usage, quota.hardLimit, quota.state, quota.notified, quota.asOf],
+      [
+        quota.customerId,
+        quota.meter,
+        quota.periodEnd,
+        quota.usage,
+        quota.hardLimit,
+        quota.state,
+        quota.notified,
+        quota.asOf,
+        quota.nextDecision,
+      ],
     ),
   );
 }

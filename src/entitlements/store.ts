@@ -13,7 +13,11 @@ export interface QuotaState {
   /** The quota policy's status: ok, over_limit_in_grace, overage, blocked. */
   state: string;
   notified: string[];
-  /** The usage at which the workflow next decides something (a soft threshold, the hard limit); null when none is left. */
+  /**
+   * The usage at which the workflow next decides something for this meter (a soft threshold
+   * or the hard limit): producers report at once when usage nears it. Null when nothing is left
+   * to decide, or when the workflow that published it predates decision points.
+   */
   nextDecision: string | null;
   asOf: Date;
 }

@@ -89,6 +89,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
       dunning: config.DUNNING_SCHEDULE,
+      usageReportIntervalMs: config.USAGE_REPORT_INTERVAL_SECONDS * 1000,
     },
     webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
     usageSignals: { reportIntervalSeconds: config.USAGE_REPORT_INTERVAL_SECONDS, signalMargin: config.USAGE_SIGNAL_MARGIN },

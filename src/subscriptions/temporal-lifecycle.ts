@@ -33,6 +33,8 @@ export interface BillingWorkflowOptions {
   allowedLatenessMs: number;
   /** Waits between declined charge attempts (ISO 8601 durations). */
   dunning: string[];
+  /** How often API processes report usage that is not near a decision point (USAGE_REPORT_INTERVAL_SECONDS). */
+  usageReportIntervalMs: number;
 }
 
 export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): SubscriptionLifecycle {
@@ -40,7 +42,14 @@ export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): Sub
     opts.client.workflow.signalWithStart(billingPeriodWorkflow, {
       workflowId: workflowIdFor(subscription.customer.externalId),
       taskQueue: opts.taskQueue,
-      args: [{ terms: termsOf(subscription), allowedLatenessMs: opts.allowedLatenessMs, dunning: opts.dunning }],
+      args: [
+        {
+          terms: termsOf(subscription),
+          allowedLatenessMs: opts.allowedLatenessMs,
+          dunning: opts.dunning,
+          usageReportIntervalMs: opts.usageReportIntervalMs,
+        },
+      ],
       signal: subscriptionStarted,
       signalArgs: [termsOf(subscription)],
     });

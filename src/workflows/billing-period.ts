@@ -1,5 +1,6 @@
 import {
   allHandlersFinished,
+  CancellationScope,
   condition,
   continueAsNew,
   defineQuery,
@@ -7,22 +8,27 @@ import {
   defineUpdate,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import { Decimal } from '../domain/money';
 import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
-import { evaluateLimit, type LimitState, type MeterLimit } from '../domain/quota-policy';
+import { evaluateLimit, nextDecision, type LimitState, type MeterLimit } from '../domain/quota-policy';
 import { startInvoiceCollection } from './invoice-collection';
 
 /*
- * One customer's subscription, one run per billing period. Usage arrives as batched signals
- * (never one per event), limits are evaluated with the shared quota policy, soft thresholds
- * notify once per period, a hard limit blocks after its grace period, and at the period end
- * plus the allowed lateness the period is closed and the workflow continues as new.
- * Deterministic: no I/O and no Node APIs here; time is the workflow's own clock.
+ * One customer's subscription, one run per billing period. Usage reports arrive as batched
+ * signals (never one per event); each makes the run re-read the period's totals from the
+ * real-time counters in Postgres (a local activity), which are the truth, so a report lost with
+ * its producer costs nothing once anything else triggers a read. Limits are evaluated with the
+ * shared quota policy, soft thresholds notify once per period, a hard limit blocks after its
+ * grace period, and at the period end plus the allowed lateness the period is closed and the
+ * workflow continues as new. Deterministic: no I/O and no Node APIs here; time is the
+ * workflow's own clock.
  */
 
 /** What the workflow needs from the outside world; implemented in src/activities. */
@@ -36,7 +42,11 @@ export interface BillingPeriodActivities {
     usage: string;
   }): Promise<void>;
   setEntitlement(input: { customerId: string; meter: string; blocked: boolean; periodEnd: string }): Promise<void>;
-  /** The meter's state for quota checks to answer from memory; `asOf` orders publishes. */
+  /**
+   * The meter's state for quota checks to answer from memory; `asOf` orders publishes.
+   * `nextDecision` is the usage at which the workflow next decides something (see
+   * quota-policy's nextDecision): producers signal at once when usage nears it.
+   */
   publishQuota(input: {
     customerId: string;
     meter: string;
@@ -44,9 +54,21 @@ export interface BillingPeriodActivities {
     hardLimit: string | null;
     state: LimitState['status'];
     notified: string[];
+    nextDecision: string | null;
     periodEnd: string;
     asOf: string;
   }): Promise<void>;
+  /**
+   * The customer's usage of these meters in [periodStart, periodEnd) from the real-time
+   * counters: meter code → exact decimal total (count meters: events; sum meters: the sum of
+   * values). Meters that do not add up (max, unique_count, latest) or do not exist are absent.
+   */
+  readUsageTotals(input: {
+    customerId: string;
+    meters: Array<{ code: string }>;
+    periodStart: string;
+    periodEnd: string;
+  }): Promise<Record<string, string>>;
   /** Writes (or rewrites) the period's draft invoice under its natural key (customer, period start). */
   draftInvoice(input: {
     subscriptionId: string;
@@ -61,6 +83,16 @@ export interface BillingPeriodActivities {
 const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+});
+
+/**
+ * Short reads and writes of one row or a few: local activities, recorded as one marker each in
+ * the workflow task that runs them instead of three events and a task of their own. Retried
+ * until they succeed (Postgres away: quotas wait for it, as every other activity does).
+ */
+const local = proxyLocalActivities<BillingPeriodActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
 export interface SubscriptionTerms {
@@ -96,6 +128,8 @@ export interface CarriedState {
   cancelAt?: string;
   /** The subscription that replaces this one once the cancellation is billed. */
   successor?: SubscriptionTerms;
+  /** A producer deadline still pending (see BillingPeriodInput.usageReportIntervalMs), ISO 8601. */
+  reportDeadline?: string;
 }
 
 export interface BillingPeriodInput {
@@ -104,8 +138,16 @@ export interface BillingPeriodInput {
   allowedLatenessMs: number;
   /** Waits between declined charge attempts (ISO 8601 durations); see invoice-collection. */
   dunning: string[];
+  /**
+   * How often producers report usage that is not near a decision point (USAGE_REPORT_INTERVAL_SECONDS;
+   * default 300 000). No report for 1.5 times this after the last one: the run re-reads the
+   * totals once, in case the last producer died between storing usage and reporting it.
+   */
+  usageReportIntervalMs?: number;
   carried?: CarriedState;
 }
+
+export const DEFAULT_USAGE_REPORT_INTERVAL_MS = 300_000;
 
 /** Width of the time buckets usage is reported in. */
 export const USAGE_BUCKET_MS = 1000;
@@ -126,6 +168,15 @@ export const workflowIdFor = (customer: string) => `billing/${customer}`;
  * the period holding the hand-over instead of its first one; they replay as they ran.
  */
 const BILL_UNTIL_CANCELLATION = 'bill-until-cancellation';
+
+/**
+ * Histories recorded before this patch took usage from the signals' deltas, evaluated and
+ * published (a regular activity) after every signal, re-armed the wake-up timer each time and
+ * upserted the memo after every evaluation; they replay as they ran. Runs that have it take
+ * usage from the counters (readUsageTotals), publish as a local activity only what changed,
+ * with the next decision point, and keep timers for real deadlines only.
+ */
+const USAGE_FROM_COUNTERS = 'usage-from-counters';
 
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
@@ -173,6 +224,17 @@ class BillingPeriodRun {
   private successor: SubscriptionTerms | undefined;
   /** What was last published per meter for quota checks, so an unchanged state is not sent again. */
   private readonly published: Record<string, string> = {};
+  /** Usage from the counters (USAGE_FROM_COUNTERS), or from the signals' deltas in older histories. */
+  private readonly fromCounters: boolean;
+  /** A report arrived since the totals were last read. */
+  private readDue = false;
+  /** When to re-read if no report arrives before (epoch ms): the last producer may be gone. */
+  private reportDeadline: number | undefined;
+  /** The wake-up timer in force, kept while its deadline stays the next one. */
+  private timer: { at: number; scope: CancellationScope } | undefined;
+  private woke = false;
+  /** What the memo and the current details last said, so they are only set when that changes. */
+  private shown: { memo: string; details: string } | undefined;
 
   constructor(private readonly input: BillingPeriodInput) {
     const carried = input.carried;
@@ -188,6 +250,11 @@ class BillingPeriodRun {
     this.canceled = this.cancelAt !== undefined;
     this.billedUntil = this.cancelAt === undefined ? this.period.end : this.billedPart(this.cancelAt);
     this.successor = carried?.successor;
+    this.fromCounters = patched(USAGE_FROM_COUNTERS);
+    if (this.fromCounters) {
+      this.reportDeadline = carried?.reportDeadline === undefined ? undefined : Date.parse(carried.reportDeadline);
+      this.early = {};
+    }
   }
 
   /** Registers the signal, query and update handlers (buffered signals are applied as each is set). */
@@ -200,7 +267,8 @@ class BillingPeriodRun {
       this.cancel(Date.parse(next.anchor));
     });
     setHandler(billingState, () => this.view());
-    this.showDetails();
+    // With usage from the counters, the first read shows them at once.
+    if (!this.fromCounters) this.showDetails();
     setHandler(
       changePlan,
       async ({ planCode, limits }) => {
@@ -222,6 +290,7 @@ class BillingPeriodRun {
    * new with the period in progress when the history grows too long.
    */
   async meterUntilClose(): Promise<void> {
+    if (this.fromCounters) return this.meterFromCounters();
     while (Date.now() < this.closeAt()) {
       const wakeAt = Math.min(this.closeAt(), this.nextGraceDeadline());
       const wasCanceled = this.canceled;
@@ -237,9 +306,75 @@ class BillingPeriodRun {
     }
   }
 
+  /**
+   * The run with usage from the counters: totals are read at the start (publishing every limited
+   * meter's state, so producers learn its decision points), after reports (one read per workflow
+   * task however many reports it brings), and at a producer deadline. The only timer is the next
+   * real deadline: the close, a grace period's end or the producer deadline.
+   */
+  private async meterFromCounters(): Promise<void> {
+    if (Date.now() < this.closeAt()) await this.refreshUsage();
+    while (Date.now() < this.closeAt()) {
+      const wasCanceled = this.canceled;
+      this.wakeAt(Math.min(this.closeAt(), this.nextGraceDeadline(), this.reportDeadline ?? Infinity));
+      // A canceled run closes soon and does not continue as new mid-period: the suggestion alone does not wake it.
+      const suggested = () => workflowInfo().continueAsNewSuggested && !this.canceled;
+      await condition(() => this.readDue || this.dirty || this.woke || this.canceled !== wasCanceled || suggested());
+      this.woke = false;
+      if (this.reportDeadline !== undefined && Date.now() >= this.reportDeadline) {
+        // Silence after usage: re-read once, then wait for the next report.
+        this.reportDeadline = undefined;
+        this.readDue = true;
+      }
+      if (this.readDue) await this.refreshUsage();
+      else if (this.dirty || Date.now() >= this.nextGraceDeadline()) await this.evaluateLimits();
+      if (workflowInfo().continueAsNewSuggested && !this.canceled) {
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof billingPeriodWorkflow>({ ...this.input, terms: this.terms, carried: this.carry() });
+      }
+    }
+  }
+
+  /** One timer, for the next deadline: replaced only when that deadline moves; sets `woke` when it fires. */
+  private wakeAt(at: number): void {
+    if (this.timer?.at === at) return;
+    this.timer?.scope.cancel();
+    const timer = { at, scope: new CancellationScope() };
+    this.timer = timer;
+    timer.scope
+      .run(() => sleep(Math.max(1, at - Date.now())))
+      .then(
+        () => {
+          if (this.timer !== timer) return;
+          this.timer = undefined;
+          this.woke = true;
+        },
+        () => undefined, // canceled: a later deadline replaced it
+      );
+  }
+
+  /** Takes the period's totals from the counters as the usage, then evaluates the limits. */
+  private async refreshUsage(): Promise<void> {
+    this.readDue = false;
+    const codes = [...new Set([...this.terms.limits.map((l) => l.meter), ...Object.keys(this.meters)])];
+    const totals = await local.readUsageTotals({
+      customerId: this.terms.customerId,
+      meters: codes.map((code) => ({ code })),
+      periodStart: this.period.start.toISOString(),
+      periodEnd: this.period.end.toISOString(),
+    });
+    for (const code of codes) {
+      const total = totals[code];
+      if (total !== undefined) this.meterState(code).usage = total;
+    }
+    await this.evaluateLimits();
+  }
+
   /** Invoices the period, lifts its blocks and continues with whatever follows it. */
   async close(): Promise<void> {
     this.closing = true;
+    // The last reports may not have come (a producer died): the quota state ends on the truth.
+    if (this.fromCounters) await this.refreshUsage();
     await this.issueInvoice();
     await this.unblockMeters();
     await condition(allHandlersFinished);
@@ -250,6 +385,16 @@ class BillingPeriodRun {
     if (report.seq <= (this.producers[report.producer] ?? -1)) return;
     this.producers[report.producer] = report.seq;
     this.heard.add(report.producer);
+    if (this.fromCounters) {
+      // The deltas only say which meters moved; the read that follows says by how much.
+      for (const { meter, at } of report.deltas) {
+        const t = Date.parse(at);
+        if (t + USAGE_BUCKET_MS > this.period.start.getTime() && t < this.period.end.getTime()) this.meterState(meter);
+      }
+      this.readDue = true;
+      this.reportDeadline = Date.now() + 1.5 * (this.input.usageReportIntervalMs ?? DEFAULT_USAGE_REPORT_INTERVAL_MS);
+      return;
+    }
     for (const delta of report.deltas) {
       const { meter, quantity } = delta;
       const at = Date.parse(delta.at);
@@ -307,13 +452,16 @@ class BillingPeriodRun {
       await setEntitlement({ customerId: this.terms.customerId, meter: limit.meter, blocked, periodEnd: this.period.end.toISOString() });
     }
     const quota = { usage: state.usage, hardLimit: limit.hard_limit ?? null, state: state.limit.status, notified: [...state.notified] };
-    const signature = JSON.stringify(quota);
+    const decision = nextDecision(limit, state);
+    // Older histories published without the decision point: the same state, the same publishes.
+    const signature = JSON.stringify(this.fromCounters ? { ...quota, nextDecision: decision } : quota);
     if (this.published[limit.meter] !== signature) {
       this.published[limit.meter] = signature;
-      await publishQuota({
+      await (this.fromCounters ? local.publishQuota : publishQuota)({
         customerId: this.terms.customerId,
         meter: limit.meter,
         ...quota,
+        nextDecision: decision,
         periodEnd: this.period.end.toISOString(),
         asOf: now.toISOString(),
       });
@@ -375,10 +523,12 @@ class BillingPeriodRun {
     const carried: CarriedState | undefined = patched(BILL_UNTIL_CANCELLATION)
       ? { periodStart: first.start.toISOString(), periodEnd: first.end.toISOString(), meters: {}, producers, early: {} }
       : undefined;
+    const interval = this.input.usageReportIntervalMs;
     await continueAsNew<typeof billingPeriodWorkflow>({
       terms: successor,
       allowedLatenessMs: this.input.allowedLatenessMs,
       dunning: this.input.dunning,
+      ...(interval === undefined ? {} : { usageReportIntervalMs: interval }),
       ...(carried ? { carried } : {}),
     });
   }
@@ -394,7 +544,12 @@ class BillingPeriodRun {
       ),
       producers: Object.fromEntries(Object.entries(this.producers).filter(([p]) => this.heard.has(p))),
       early: {},
+      ...this.carriedDeadline(),
     };
+  }
+
+  private carriedDeadline(): Pick<CarriedState, 'reportDeadline'> {
+    return this.reportDeadline === undefined ? {} : { reportDeadline: new Date(this.reportDeadline).toISOString() };
   }
 
   /** The period in progress, for a run that continues it. */
@@ -405,6 +560,7 @@ class BillingPeriodRun {
       meters: this.meters,
       producers: this.producers,
       early: Object.fromEntries(Object.entries(this.early).map(([m, q]) => [m, q.toFixed()])),
+      ...this.carriedDeadline(),
     };
   }
 
@@ -444,15 +600,21 @@ class BillingPeriodRun {
   /** What the Temporal UI shows for this run at a glance (memo and current details). */
   private showDetails(): void {
     const usage = Object.fromEntries(Object.entries(this.meters).map(([m, s]) => [m, s.usage]));
-    upsertMemo({ period: this.view().period, usage });
-    setCurrentDetails(
-      [
-        `**${this.terms.customer}** on plan \`${this.terms.planCode}\`${this.canceled ? ' (canceled)' : ''}`,
-        `Period ${this.period.start.toISOString()} → ${this.period.end.toISOString()}`,
-        ...Object.entries(this.meters).map(
-          ([m, s]) => `- ${m}: ${s.usage} (${s.limit.status}; notified ${s.notified.join(', ') || 'none'})`,
-        ),
-      ].join('\n'),
-    );
+    const memo = { period: this.view().period, usage };
+    const details = [
+      `**${this.terms.customer}** on plan \`${this.terms.planCode}\`${this.canceled ? ' (canceled)' : ''}`,
+      `Period ${this.period.start.toISOString()} → ${this.period.end.toISOString()}`,
+      ...Object.entries(this.meters).map(([m, s]) => `- ${m}: ${s.usage} (${s.limit.status}; notified ${s.notified.join(', ') || 'none'})`),
+    ].join('\n');
+    if (!this.fromCounters) {
+      upsertMemo(memo);
+      setCurrentDetails(details);
+      return;
+    }
+    // Each memo upsert is a history event: only when what the UI shows changed.
+    const shown = { memo: JSON.stringify(memo), details };
+    if (shown.memo !== this.shown?.memo) upsertMemo(memo);
+    if (shown.details !== this.shown?.details) setCurrentDetails(details);
+    this.shown = shown;
   }
 }

@@ -187,7 +187,13 @@ const observable = ({ status, body }: Answer) => (status >= 400 ? { status, type
 before(async () => {
   [db, temporal] = await Promise.all([createTestDatabase(), localEnvironment()]);
   t = await startKeysApp(db, {
-    billing: { client: temporal.client, taskQueue: 'authorization-test', allowedLatenessMs: 60_000, dunning: [] },
+    billing: {
+      client: temporal.client,
+      taskQueue: 'authorization-test',
+      allowedLatenessMs: 60_000,
+      dunning: [],
+      usageReportIntervalMs: 300_000,
+    },
   });
   keys.all = (await t.issue({ scopes: [...scopes] })).secret;
   keys.single = Object.fromEntries(await Promise.all(scopes.map(async (s) => [s, (await t.issue({ scopes: [s] })).secret]))) as Record<

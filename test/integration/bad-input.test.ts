@@ -313,7 +313,7 @@ before(async () => {
   [env, db] = await Promise.all([localEnvironment(), createTestDatabase()]);
   app = await startKeysApp(db, {
     clock: new ManualClock(NOW),
-    billing: { client: env.client, taskQueue: 'bad-input', allowedLatenessMs: 60_000, dunning: [] },
+    billing: { client: env.client, taskQueue: 'bad-input', allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 300_000 },
   });
   admin = (await app.issue({ scopes: [...scopes] })).secret;
   const seed = [

@@ -345,6 +345,7 @@ describe('published quota state', () => {
       hardLimit: '1000',
       state: 'ok',
       notified: ['50%'],
+      nextDecision: '800',
       periodEnd,
       asOf,
     });
@@ -356,6 +357,7 @@ describe('published quota state', () => {
       hardLimit: '1000',
       state: 'ok',
       notified: [],
+      nextDecision: '500',
       periodEnd,
       asOf: new Date(Date.parse(asOf) - 1000).toISOString(),
     });
@@ -377,6 +379,47 @@ describe('published quota state', () => {
         { allowed: true, limit_state: 'ok', hard_limit: '1000', remaining: '250', notified: ['50%'], resets_at: periodEnd },
       );
     }
+    // The next decision point travels with it (NOTIFY), and so it does in the snapshot a starting process loads.
+    for (const app of [one, two]) assert.equal(app.entitlements.store.quotaOf(ids.globex, 'api_calls')?.nextDecision, '800');
+    const three = await startKeysApp(db);
+    try {
+      assert.deepEqual(three.entitlements.store.quotaOf(ids.globex, 'api_calls'), {
+        usage: '750',
+        hardLimit: '1000',
+        state: 'ok',
+        notified: ['50%'],
+        nextDecision: '800',
+        asOf: new Date(asOf),
+        resetsAt: new Date(periodEnd),
+      });
+    } finally {
+      await three.close();
+    }
+    await publish({
+      customerId: ids.globex,
+      meter: 'api_calls',
+      usage: '2000',
+      hardLimit: '1000',
+      state: 'overage',
+      notified: ['50%', '100%'],
+      nextDecision: null,
+      periodEnd,
+      asOf: new Date(Date.parse(asOf) + 1000).toISOString(),
+    });
+    await until('nothing left to decide arrives as null', () => one.entitlements.store.quotaOf(ids.globex, 'api_calls')?.usage === '2000');
+    assert.equal(one.entitlements.store.quotaOf(ids.globex, 'api_calls')?.nextDecision, null);
+    await publish({
+      customerId: ids.globex,
+      meter: 'api_calls',
+      usage: '750',
+      hardLimit: '1000',
+      state: 'ok',
+      notified: ['50%'],
+      nextDecision: '800',
+      periodEnd,
+      asOf: new Date(Date.parse(asOf) + 2000).toISOString(),
+    });
+    await until('the state is back', () => one.entitlements.store.quotaOf(ids.globex, 'api_calls')?.usage === '750');
     const queries = countQueries();
     try {
       await json(await check(one, { customer: 'globex', meter: 'api_calls' }));

@@ -208,7 +208,7 @@ describe('the API composition', () => {
   before(async () => {
     // A report interval far beyond the test: only an urgent report can reach the workflow in time.
     app = await startKeysApp(db, {
-      billing: { client: env.client, taskQueue: TASK_QUEUE, allowedLatenessMs: 60_000, dunning: [] },
+      billing: { client: env.client, taskQueue: TASK_QUEUE, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 3_600_000 },
       usageSignals: { reportIntervalSeconds: 3600, signalMargin: 0.1 },
     });
   });

@@ -7,6 +7,7 @@ import {
   MeterLimitsSchema,
   checkEntitlement,
   evaluateLimit,
+  nextDecision,
   thresholdKey,
   type LimitState,
   type MeterLimit,
@@ -582,6 +583,69 @@ describe('properties', () => {
           if (limit.at_hard_limit === 'allow') assert.notEqual(state.status, 'blocked');
           assert.equal(result.overHardLimit, state.status !== 'ok');
         });
+      }),
+    );
+  });
+});
+
+describe('nextDecision', () => {
+  const limit = limitOf({
+    soft_thresholds: [{ percent: 50 }, { percent: 80 }, { absolute: '1500' }],
+    hard_limit: '1000',
+    grace_period: 'PT1H',
+    at_hard_limit: 'block',
+  });
+
+  test('the lowest soft threshold not yet notified above the usage', () => {
+    assert.equal(nextDecision(limit, { usage: '0', notified: [] }), '500');
+    assert.equal(nextDecision(limit, { usage: '499.99', notified: [] }), '500');
+    assert.equal(nextDecision(limit, { usage: '500', notified: ['50%'] }), '800');
+    // Notified thresholds are skipped whatever the usage (a plan change may have moved them).
+    assert.equal(nextDecision(limit, { usage: '100', notified: ['50%', '80%'] }), '1000');
+  });
+
+  test('the hard limit while usage is not over it, also when a threshold above it is pending', () => {
+    assert.equal(nextDecision(limit, { usage: '900', notified: ['50%', '80%'] }), '1000');
+    assert.equal(nextDecision(limit, { usage: '1000', notified: ['50%', '80%'] }), '1000');
+    // Over the hard limit: only the threshold beyond it is left.
+    assert.equal(nextDecision(limit, { usage: '1000.000001', notified: ['50%', '80%'] }), '1500');
+  });
+
+  test('null once nothing is left to decide', () => {
+    assert.equal(nextDecision(limit, { usage: '2000', notified: ['50%', '80%', '1500'] }), null);
+    assert.equal(nextDecision(limitOf({ soft_thresholds: [{ absolute: '10' }] }), { usage: '10', notified: ['10'] }), null);
+    assert.equal(nextDecision(limitOf({ hard_limit: '5', at_hard_limit: 'allow' }), { usage: '6', notified: [] }), null);
+  });
+
+  test('exact for long decimals', () => {
+    const precise = limitOf({
+      soft_thresholds: [{ percent: 33 }],
+      hard_limit: '12345678901234567890.12345678901234567891',
+      at_hard_limit: 'allow',
+    });
+    assert.equal(
+      nextDecision(precise, { usage: '0', notified: [] }),
+      // 12345678901234567890.12345678901234567891 × 0.33, every digit kept.
+      '4074074037407407403.7407407403740740740403',
+    );
+  });
+
+  test('agrees with evaluateLimit: below the decision point nothing new is decided, at it something is', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 3000 }), (start) => {
+        const notified = evaluateLimit(limit, { usage: String(start), notified: [], state: ok }, t0).newlyCrossed.map((c) => c.key);
+        const before = evaluateLimit(limit, { usage: String(start), notified: [], state: ok }, t0);
+        const at = nextDecision(limit, { usage: String(start), notified });
+        if (at === null) return;
+        const below = new Decimal(at).minus('0.000001');
+        if (below.gte(start)) {
+          const e = evaluateLimit(limit, { usage: below.toFixed(), notified, state: before.state }, t0);
+          assert.deepEqual(e.newlyCrossed, []);
+          assert.equal(e.state.status, before.state.status);
+        }
+        const over = new Decimal(at).plus('0.000001').toFixed();
+        const e = evaluateLimit(limit, { usage: over, notified, state: before.state }, t0);
+        assert.ok(e.newlyCrossed.length > 0 || e.state.status !== before.state.status);
       }),
     );
   });

@@ -3,6 +3,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { WorkflowContinuedAsNewError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Decimal } from '../../src/domain/money';
 import { periodContaining } from '../../src/domain/periods';
 import type { MeterLimit } from '../../src/domain/quota-policy';
 import {
@@ -21,16 +22,29 @@ import { waitFor } from '../support/wait-for';
 
 /*
  * The billing-period workflow on Temporal's time-skipping server, with activities that record
- * their calls (the activities' own I/O is tested against Postgres separately).
+ * their calls (the activities' own I/O is tested against Postgres separately). Usage the test
+ * "stores" goes into `stored`, which readUsageTotals sums as the counters would: the workflow
+ * takes its usage from there, whatever the reports' deltas say.
  */
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 type ActivityName = keyof BillingPeriodActivities | keyof InvoiceCollectionActivities;
 const calls: Array<{ name: ActivityName; input: Record<string, unknown> }> = [];
+const stored: Array<{ meter: string; at: number; quantity: string }> = [];
 const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
   setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
   publishQuota: async (input) => void calls.push({ name: 'publishQuota', input }),
+  readUsageTotals: async (input) => {
+    calls.push({ name: 'readUsageTotals', input });
+    const [start, end] = [Date.parse(input.periodStart), Date.parse(input.periodEnd)];
+    const totals: Record<string, string> = {};
+    for (const { code } of input.meters) {
+      const inPeriod = stored.filter((u) => u.meter === code && u.at >= start && u.at < end);
+      totals[code] = inPeriod.reduce((sum, u) => sum.plus(u.quantity), new Decimal(0)).toFixed();
+    }
+    return totals;
+  },
   draftInvoice: async (input) => {
     calls.push({ name: 'draftInvoice', input });
     return { invoiceId: `inv-${input.periodStart}` };
@@ -59,6 +73,7 @@ after(async () => {
 });
 beforeEach(() => {
   calls.length = 0;
+  stored.length = 0;
 });
 
 const limits: MeterLimit[] = [
@@ -100,13 +115,26 @@ describe('billing-period workflow', () => {
         workflowId: workflowIdFor('acme'),
         args: [{ terms, allowedLatenessMs: 5 * 60_000, dunning: ['P1D'] }],
       });
-      const report = async (seq: number, quantity: string, at?: string) =>
-        handle.signal(usageReported, { producer: 'api-1', seq, deltas: [{ meter: 'api_calls', at: at ?? (await minuteNow()), quantity }] });
+      const signal = (seq: number, quantity: string, at: string) =>
+        handle.signal(usageReported, { producer: 'api-1', seq, deltas: [{ meter: 'api_calls', at, quantity }] });
+      /** Usage stored (counted), then reported as the API does. */
+      const report = async (seq: number, quantity: string, at?: string) => {
+        const time = at ?? (await minuteNow());
+        stored.push({ meter: 'api_calls', at: Date.parse(time), quantity });
+        await signal(seq, quantity, time);
+      };
 
+      // Queries are answered once the first workflow task, which reads and publishes, has completed.
+      await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' });
+      // At its start the run publishes each limited meter's state, with its first decision point.
+      assert.deepEqual(
+        of('publishQuota').map((p) => [p.usage, p.nextDecision]),
+        [['0', '500']],
+      );
       await report(1, '400');
       await report(2, '450');
-      await report(2, '450'); // a replayed signal: ignored
-      await report(1, '999'); // out of order: ignored
+      await signal(2, '450', await minuteNow()); // a replayed signal: ignored
+      await signal(1, '999', await minuteNow()); // out of order: ignored
       const notified = (n: number) =>
         waitFor(() => of('notifyThreshold').length, { description: `${n} notify activities ran`, until: (ran) => ran >= n });
       let state = await waitFor(() => handle.query(billingState), {
@@ -118,6 +146,13 @@ describe('billing-period workflow', () => {
         of('notifyThreshold').map((n) => n.threshold),
         ['50%', '80%'],
       );
+      // The usage came from the totals (the counters), and the API learns the next decision point.
+      assert.ok(of('readUsageTotals').length >= 2);
+      const published = await waitFor(() => of('publishQuota').at(-1), {
+        description: 'the state published',
+        until: (p) => p?.usage === '850',
+      });
+      assert.equal(published!.nextDecision, '1000');
 
       await report(3, '150.5');
       state = await waitFor(() => handle.query(billingState), {
@@ -200,7 +235,7 @@ describe('billing-period workflow', () => {
       assert.equal(state.period.start, period.end.toISOString());
       assert.equal(state.meters.api_calls!.usage, '7');
       assert.deepEqual(state.meters.api_calls!.notified, []);
-      await report(5, '1000'); // a sequence already seen before continue-as-new: still ignored
+      await signal(5, '1000', await minuteNow()); // a sequence already seen before continue-as-new: still ignored
       await report(6, '1'); // processed after it: once this is counted, the one before has been handled
       state = await waitFor(() => handle.query(billingState), {
         description: 'the next report counted',
@@ -218,6 +253,48 @@ describe('billing-period workflow', () => {
       }
       assert.equal(replays.length, 1);
       assert.equal(replays[0]!.error, undefined, String(replays[0]!.error));
+    });
+  });
+
+  test('reports buffered while no worker runs are read once, in the one workflow task that takes them all', async () => {
+    const taskQueue = 'billing-test-debounce';
+    const terms: SubscriptionTerms = {
+      subscriptionId: 'sub-2',
+      customer: 'initech',
+      customerId: '00000000-0000-0000-0000-000000000002',
+      planCode: 'starter',
+      limits,
+      anchor: new Date(await env.currentTimeMs()).toISOString(),
+      interval: { kind: 'calendar_month' },
+    };
+    // No sticky cache: the test server does not move a stopped worker's sticky tasks back to the queue.
+    const worker = () =>
+      Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities, maxCachedWorkflows: 0 });
+    const first = await worker();
+    const handle = await first.runUntil(async () => {
+      const started = await env.client.workflow.start(billingPeriodWorkflow, {
+        taskQueue,
+        workflowId: workflowIdFor('initech'),
+        args: [{ terms, allowedLatenessMs: 60_000, dunning: [] }],
+      });
+      await waitFor(() => started.query(billingState), { description: 'the first run read its totals' });
+      return started;
+    });
+    const readsBefore = of('readUsageTotals').length;
+    const at = terms.anchor;
+    for (let seq = 1; seq <= 3; seq++) {
+      stored.push({ meter: 'api_calls', at: Date.parse(at), quantity: '10' });
+      await handle.signal(usageReported, { producer: 'api-1', seq, deltas: [{ meter: 'api_calls', at, quantity: '10' }] });
+    }
+    const second = await worker();
+    await second.runUntil(async () => {
+      const state = await waitFor(() => handle.query(billingState), {
+        description: 'the three reports read',
+        until: (s) => s.meters.api_calls?.usage === '30',
+      });
+      assert.equal(state.meters.api_calls!.usage, '30');
+      assert.equal(of('readUsageTotals').length - readsBefore, 1, 'one read for three reports');
+      await handle.terminate('done');
     });
   });
 });

@@ -68,7 +68,7 @@ after(async () => {
 const activities = () =>
   createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider });
 const lifecycle = (taskQueue: string, allowedLatenessMs = LATENESS) =>
-  temporalSubscriptionLifecycle({ client: env.client, taskQueue, allowedLatenessMs, dunning: [] });
+  temporalSubscriptionLifecycle({ client: env.client, taskQueue, allowedLatenessMs, dunning: [], usageReportIntervalMs: 300_000 });
 
 let customers = 0;
 /** A customer subscribed to the hourly plan from the test server's now, with 20 events at the start of its first period. */

@@ -22,10 +22,13 @@ import { waitFor } from '../support/wait-for';
  */
 let env: TestWorkflowEnvironment;
 const notified: string[] = [];
+/** The counters of this test: what readUsageTotals answers. */
+let counted = 0;
 const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   notifyThreshold: async ({ threshold }) => void notified.push(threshold),
   setEntitlement: async () => undefined,
   publishQuota: async () => undefined,
+  readUsageTotals: async () => ({ api_calls: String(counted) }),
   draftInvoice: async () => assert.fail('no period closes in this test'),
   finalizeInvoice: async () => assert.fail('no period closes in this test'),
   chargeInvoice: async () => assert.fail('no period closes in this test'),
@@ -71,8 +74,13 @@ describe('billing-period workflow, continue-as-new when suggested', () => {
       // Queries are answered once the first workflow task has completed.
       const first = await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' });
       const at = new Date().toISOString();
-      const report = (producer: string, seq: number, quantity: string) =>
+      const signal = (producer: string, seq: number, quantity: string) =>
         handle.signal(usageReported, { producer, seq, deltas: [{ meter: 'api_calls', at, quantity }] });
+      /** Stored, then reported. */
+      const report = (producer: string, seq: number, quantity: string) => {
+        counted += Number(quantity);
+        return signal(producer, seq, quantity);
+      };
       // The 10% threshold is crossed, and notified, in the first run: far from the 150 events that suggest continue-as-new.
       await report('api-1', 1, '100');
       await waitFor(() => notified.length, { description: 'the notify activity ran' });
@@ -84,8 +92,8 @@ describe('billing-period workflow, continue-as-new when suggested', () => {
       });
 
       // Replays of reports the first run already counted are ignored by the new run.
-      await report('api-0', 100, '500');
-      await report('api-1', 99, '500');
+      await signal('api-0', 100, '500');
+      await signal('api-1', 99, '500');
       await report('api-1', 101, '1');
       const state = await waitFor(() => handle.query(billingState), {
         description: 'all usage counted',

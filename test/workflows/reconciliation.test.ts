@@ -129,7 +129,7 @@ async function billedTogether<K extends string>(specs: Record<K, { calls: number
     const billing = await env.client.workflow.start(billingPeriodWorkflow, {
       taskQueue,
       workflowId: workflowIdFor(customer.name),
-      args: [{ terms: customer.terms, allowedLatenessMs: 60_000, dunning: [] }],
+      args: [{ terms: customer.terms, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 300_000 }],
     });
     started.push({ key: key as K, customer, billing });
   }
@@ -434,7 +434,9 @@ describe('reconciliations API', () => {
   let admin: string;
   let restricted: string;
   before(async () => {
-    app = await startKeysApp(db, { billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [] } });
+    app = await startKeysApp(db, {
+      billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 300_000 },
+    });
     admin = (await app.issue({ scopes: ['billing:admin', 'billing:read'] })).secret;
     restricted = (await app.issue({ scopes: ['billing:admin', 'billing:read'], customer: 'customer-1' })).secret;
   });
@@ -536,7 +538,7 @@ describe('reconciliations API', () => {
     // A real client to a port nothing listens on, without the SDK's retries so the answer is quick.
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, interceptors: [] });
     const offline = await startKeysApp(db, {
-      billing: { client: new Client({ connection }), taskQueue, allowedLatenessMs: 60_000, dunning: [] },
+      billing: { client: new Client({ connection }), taskQueue, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 300_000 },
     });
     try {
       const key = (await offline.issue({ scopes: ['billing:admin'] })).secret;

@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { WorkflowContinuedAsNewError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { freePort } from '../../scripts/free-port';
+import { createActivities } from '../../src/activities';
+import { systemClock } from '../../src/clock';
+import { createCustomer } from '../../src/customers/store';
+import type { MeterLimit } from '../../src/domain/quota-policy';
+import { IngestWriter } from '../../src/metering/ingest-writer';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator } from '../../src/provider/simulator';
+import { createSubscription } from '../../src/subscriptions/store';
+import {
+  billingPeriodWorkflow,
+  billingState,
+  usageReported,
+  workflowIdFor,
+  type SubscriptionTerms,
+} from '../../src/workflows/billing-period';
+import { workflowsPath } from '../../src/temporal/worker';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { seedHourlyPlan } from '../support/hourly-plan';
+import { timeSkippingEnvironment } from '../support/temporal';
+import { waitFor } from '../support/wait-for';
+
+/*
+ * Quota state heals itself: the billing workflow takes its usage from the real-time counters
+ * (readUsageTotals), not from the reports' deltas. Usage stored by an API process that died
+ * (kill -9) between the commit and its report is in the counters, never reported: the next read
+ * (another producer's report, the producer deadline, the close) puts it in the workflow's state.
+ * Real activities on Postgres, events stored through the real ingest writer, the time-skipping
+ * server for the deadlines.
+ */
+const REPORT_INTERVAL_MS = 300_000;
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let db: TestDatabase;
+let simulator: Awaited<ReturnType<typeof startProviderSimulator>>;
+let meterId: string;
+
+before(async () => {
+  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
+  simulator = await startProviderSimulator({ port: await freePort() });
+  meterId = await seedHourlyPlan(db.pool);
+});
+after(async () => {
+  await env?.teardown();
+  await simulator?.close();
+  await db?.drop();
+});
+
+const activities = () =>
+  createActivities({
+    pool: db.pool,
+    clock: systemClock,
+    webhookTimeoutMs: 1000,
+    lookbackInvoices: 3,
+    dunning: [],
+    provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 }),
+  });
+
+const limits: MeterLimit[] = [
+  { meter: 'api_calls', soft_thresholds: [{ percent: 80 }], hard_limit: '1000', grace_period: 'PT10M', at_hard_limit: 'block' },
+];
+
+let customers = 0;
+/** A customer subscribed to the hourly plan from the test server's now, with its billing workflow started. */
+async function subscribed(taskQueue: string) {
+  const name = `healing-${++customers}`;
+  const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' }, 'system');
+  const anchor = new Date(await env.currentTimeMs());
+  const created = await createSubscription(db.pool, { customerId: customer.id, planCode: 'hourly', anchor, actor: 'system' });
+  assert.ok(created.created);
+  const terms: SubscriptionTerms = {
+    subscriptionId: created.subscription.id,
+    customer: name,
+    customerId: customer.id,
+    planCode: 'hourly',
+    limits,
+    anchor: anchor.toISOString(),
+    interval: { kind: 'duration', iso: 'PT1H' },
+  };
+  const handle = await env.client.workflow.start(billingPeriodWorkflow, {
+    taskQueue,
+    workflowId: workflowIdFor(name),
+    args: [{ terms, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: REPORT_INTERVAL_MS }],
+  });
+  let stored = 0;
+  /** Stores `count` events through the ingest writer (events and counters in one transaction), one per second from the anchor. */
+  const store = async (count: number) => {
+    const events = Array.from({ length: count }, () => {
+      const at = new Date(anchor.getTime() + 1000 * stored++).toISOString();
+      return {
+        customer: name,
+        customerId: customer.id,
+        eventId: `e-${stored}`,
+        meterId,
+        eventTime: at,
+        receivedAt: at,
+        value: null,
+        properties: '{}',
+        timestampProvided: true,
+        late: false,
+      };
+    });
+    const { outcomes } = await new IngestWriter(db.pool).write(events);
+    assert.ok(outcomes.every((o) => o.status === 'accepted'));
+  };
+  /** What the events say the period's usage is (the invoice's truth, independent of the counters). */
+  const storedTotal = async () =>
+    (
+      await db.pool.query<{ n: string }>(
+        `select count(*)::text as n from usage_events where customer_id = $1 and event_time >= $2 and event_time < $3`,
+        [customer.id, anchor, new Date(anchor.getTime() + 3_600_000)],
+      )
+    ).rows[0]!.n;
+  const report = (producer: string, seq: number, quantity: string) =>
+    handle.signal(usageReported, { producer, seq, deltas: [{ meter: 'api_calls', at: anchor.toISOString(), quantity }] });
+  const usageReaches = (usage: string, description: string) =>
+    waitFor(() => handle.query(billingState), { description, until: (s) => s.meters.api_calls?.usage === usage });
+  return { customerId: customer.id, subscriptionId: created.subscription.id, handle, store, storedTotal, report, usageReaches };
+}
+
+describe('quota state from the counters', () => {
+  test('usage stored without a report (the API killed between commit and signal) is in the state after the next read', async () => {
+    const taskQueue = 'heal';
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities() });
+    await worker.runUntil(async () => {
+      const c = await subscribed(taskQueue);
+      // At the start the run publishes the meter's state with its next decision point.
+      const first = await waitFor(
+        async () =>
+          (
+            await db.pool.query<{ usage: string; next_decision: string }>(
+              `select usage::text, next_decision::text from entitlements where customer_id = $1 and meter = 'api_calls'`,
+              [c.customerId],
+            )
+          ).rows[0],
+        { description: 'the first publish' },
+      );
+      assert.deepEqual(first, { usage: '0', next_decision: '800' });
+
+      // A report: the usage is the counters', whatever the deltas say.
+      await c.store(100);
+      await c.report('api-a', 1, '1');
+      await c.usageReaches('100', 'the first report read');
+      assert.equal((await c.handle.query(billingState)).meters.api_calls!.usage, await c.storedTotal());
+
+      // api-a stores 300 more and dies before reporting them; api-b reports 5 of its own.
+      await c.store(300);
+      await c.store(5);
+      await c.report('api-b', 1, '5');
+      await c.usageReaches('405', "another producer's report");
+      assert.equal((await c.handle.query(billingState)).meters.api_calls!.usage, await c.storedTotal());
+
+      // Then the last producer dies too, after storing 445 more (over the 80% threshold): no report
+      // comes, and the producer deadline (1.5 × the report interval after the last report) reads them.
+      await c.store(445);
+      await env.sleep(1.5 * REPORT_INTERVAL_MS + 1000);
+      const healed = await c.usageReaches('850', 'the producer deadline read');
+      assert.equal(healed.meters.api_calls!.usage, await c.storedTotal());
+      assert.deepEqual(healed.meters.api_calls!.notified, ['80%']);
+      const notices = await waitFor(
+        async () =>
+          (
+            await db.pool.query<{ n: number }>(`select count(*)::int as n from notifications where subscription_id = $1`, [
+              c.subscriptionId,
+            ])
+          ).rows[0]!.n,
+        { description: 'the threshold notice', until: (n) => n >= 1 },
+      );
+      assert.equal(notices, 1);
+      const published = await waitFor(
+        async () =>
+          (
+            await db.pool.query<{ usage: string; next_decision: string }>(
+              `select usage::text, next_decision::text from entitlements where customer_id = $1 and meter = 'api_calls'`,
+              [c.customerId],
+            )
+          ).rows[0],
+        { description: 'the healed state published', until: (row) => row?.usage === '850' },
+      );
+      assert.equal(published!.next_decision, '1000');
+
+      // Stored and never reported, with nobody reporting any more: the close reads them before drafting.
+      await c.store(20);
+      const firstRun = env.client.workflow.getHandle(c.handle.workflowId, c.handle.firstExecutionRunId, { followRuns: false });
+      await assert.rejects(firstRun.result(), WorkflowContinuedAsNewError);
+      const closed = await firstRun.query(billingState);
+      assert.equal(closed.meters.api_calls!.usage, '870');
+      assert.equal(closed.meters.api_calls!.usage, await c.storedTotal());
+
+      // The history of the healed run replays against today's code.
+      const history = await firstRun.fetchHistory();
+      await Worker.runReplayHistory({ workflowBundle: bundle }, history, c.handle.workflowId);
+    });
+  });
+
+  test('history events per report at steady usage', async (t) => {
+    const taskQueue = 'history-per-report';
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities() });
+    await worker.runUntil(async () => {
+      const c = await subscribed(taskQueue);
+      await c.store(1);
+      await c.report('api-a', 1, '1');
+      await c.usageReaches('1', 'the first report read');
+      const eventsBefore = (await c.handle.fetchHistory()).events!.length;
+      const REPORTS = 10;
+      for (let i = 1; i <= REPORTS; i++) {
+        await c.store(1);
+        await c.report('api-a', 1 + i, '1');
+        // Waiting on the published state, not on queries (the test server runs a workflow task for each query).
+        await waitFor(
+          async () =>
+            (
+              await db.pool.query<{ usage: string }>(
+                `select usage::text from entitlements where customer_id = $1 and meter = 'api_calls'`,
+                [c.customerId],
+              )
+            ).rows[0]?.usage,
+          { description: `report ${i} read`, until: (usage) => usage === String(1 + i) },
+        );
+      }
+      const history = (await c.handle.fetchHistory()).events!;
+      const perReport = (history.length - eventsBefore) / REPORTS;
+      t.diagnostic(`history events per report: ${perReport}`);
+      // Signal, workflow task (3), totals read and publish (a marker each), memo, timer moved (2).
+      assert.ok(perReport <= 10, `${perReport} history events per report`);
+    });
+  });
+});
