@@ -1,15 +1,24 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createActivities } from '../../src/activities';
+import { Decimal } from '../../src/domain/money';
 import { EntitlementStore } from '../../src/entitlements/store';
 import { UsageSignaler } from '../../src/metering/usage-signaler';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { workflowsPath } from '../../src/temporal/worker';
-import { billingPeriodWorkflow, billingState, workflowIdFor, type SubscriptionTerms } from '../../src/workflows/billing-period';
+import {
+  billingPeriodWorkflow,
+  billingState,
+  usageReported,
+  workflowIdFor,
+  type SubscriptionTerms,
+  type UsageReport,
+} from '../../src/workflows/billing-period';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { localEnvironment } from '../support/temporal';
@@ -56,12 +65,20 @@ after(async () => {
   await Promise.all([env?.teardown(), db?.drop()]);
 });
 
+const ids = new Map<string, string>();
+const idOf = (customer: string) => ids.get(customer)!;
+
 /** A running billing workflow for `customer` (no limits of its own: the quota state is simulated). */
 async function subscribe(customer: string): Promise<void> {
+  const { rows } = await db.pool.query<{ id: string }>(
+    `insert into customers (external_id, name, currency) values ($1, $1, 'USD') returning id`,
+    [customer],
+  );
+  ids.set(customer, rows[0]!.id);
   const terms: SubscriptionTerms = {
     subscriptionId: `sub-${customer}`,
     customer,
-    customerId: `id-${customer}`,
+    customerId: idOf(customer),
     planCode: 'basic',
     limits: [],
     anchor: '2026-01-01T00:00:00.000Z',
@@ -74,12 +91,30 @@ async function subscribe(customer: string): Promise<void> {
   });
 }
 
-/** The meter's usage as the customer's workflow has it. */
-const usageIn = async (customer: string, meter = 'api_calls') =>
-  (await env.client.workflow.getHandle(workflowIdFor(customer)).query(billingState)).meters[meter]?.usage ?? '0';
+/**
+ * The usage delivered to the customer's workflow: the deltas of every usageReported signal in its
+ * history. (The workflow counts from the counters, which these hand-made reports never touched.)
+ */
+async function usageIn(customer: string, meter = 'api_calls'): Promise<string> {
+  const history = await env.client.workflow.getHandle(workflowIdFor(customer)).fetchHistory();
+  let total = new Decimal(0);
+  for (const event of history.events ?? []) {
+    const signal = event.workflowExecutionSignaledEventAttributes;
+    if (signal?.signalName !== usageReported.name) continue;
+    for (const payload of signal.input?.payloads ?? []) {
+      const report = defaultPayloadConverter.fromPayload<UsageReport>(payload);
+      for (const delta of report.deltas) if (delta.meter === meter) total = total.plus(delta.quantity);
+    }
+  }
+  return total.toFixed();
+}
 
 const reached = (customer: string, usage: string) =>
-  waitFor(() => usageIn(customer), { description: `${customer}'s workflow has usage ${usage}`, until: (u) => u === usage });
+  waitFor(() => usageIn(customer), { description: `${customer}'s workflow was sent usage ${usage}`, until: (u) => u === usage });
+
+/** The meter's usage as the customer's workflow has it (from the counters). */
+const workflowUsage = async (customer: string, meter = 'api_calls') =>
+  (await env.client.workflow.getHandle(workflowIdFor(customer)).query(billingState)).meters[meter]?.usage ?? '0';
 
 /** Reports delivered so far, by kind. */
 async function reports(registry: Registry): Promise<{ urgent: number; slow: number }> {
@@ -92,7 +127,7 @@ async function reports(registry: Registry): Promise<{ urgent: number; slow: numb
 
 const usage = (customer: string, quantity: string, meter = 'api_calls') => ({
   customer,
-  customerId: `id-${customer}`,
+  customerId: idOf(customer),
   meter,
   quantity,
   eventTime: new Date().toISOString(),
@@ -100,7 +135,7 @@ const usage = (customer: string, quantity: string, meter = 'api_calls') => ({
 
 const publish = (store: EntitlementStore, customer: string, quota: { usage: string; nextDecision: string | null; asOf: Date }) =>
   store.apply({
-    customerId: `id-${customer}`,
+    customerId: idOf(customer),
     meter: 'api_calls',
     blocked: false,
     resetsAt: new Date(Date.now() + 86_400_000),
@@ -238,5 +273,6 @@ describe('the API composition', () => {
     const events = Array.from({ length: 2 }, (_, i) => ({ id: `near-${i}`, customer: 'api-near', type: 'api_call' }));
     assert.equal((await app.call('POST', '/v1/events', admin, events)).status, 200);
     await reached('api-near', '2');
+    await waitFor(() => workflowUsage('api-near'), { description: "api-near's workflow counts 2", until: (u) => u === '2' });
   });
 });
