@@ -1,6 +1,7 @@
 import type { Clock } from '../clock';
 import { jsonPointer } from '../domain/validation-issues';
-import { EventInputSchema, MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
+import { MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
+import { validateEvent } from '../domain/metering/event-validator';
 import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
 import { meterValue } from '../domain/metering/event-value';
 import { matchesFilter, type Meter } from '../domain/metering/meter';
@@ -32,7 +33,8 @@ export interface IngestResult {
 export type EventParser = (
   item: unknown,
 ) => { success: true; data: EventInput } | { success: false; error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> } };
-const parseEvent: EventParser = (item) => EventInputSchema.safeParse(item);
+/** EventInputSchema's decisions and messages, checked by hand: zod per event cost a tenth of the ingest CPU. */
+const parseEvent: EventParser = validateEvent;
 
 type Prepared = { ok: true; event: PreparedEvent; meter: Meter } | { ok: false; outcome: EventOutcome };
 
