@@ -121,36 +121,38 @@ export function jsonValueIssue(
   value: unknown,
   { maxDepth = MAX_JSON_DEPTH, maxKeyLength = Infinity }: JsonLimits = {},
 ): JsonIssue | undefined {
-  const check = (v: unknown, depth: number): JsonIssue | undefined => {
-    if (v === null || typeof v === 'boolean') return undefined;
-    if (typeof v === 'string') return isStorableText(v) ? undefined : { path: [], message: UNSTORABLE_MESSAGE };
-    if (typeof v === 'number')
-      return Number.isFinite(v)
-        ? undefined
-        : { path: [], message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
-    if (typeof v !== 'object') return { path: [], message: 'must be a JSON value' };
-    if (depth >= maxDepth) return { path: [], message: `nests deeper than ${maxDepth} levels` };
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        const issue = check(v[i], depth + 1);
-        if (issue) return (issue.path.unshift(i), issue);
-      }
-      return undefined;
-    }
-    for (const key of Object.keys(v)) {
-      const issue =
-        key === '__proto__'
-          ? { path: [], message: PROTO_KEY_MESSAGE }
-          : key.length > maxKeyLength
-            ? { path: [], message: `keys must be at most ${maxKeyLength} characters` }
-            : !isStorableText(key)
-              ? { path: [], message: `keys ${UNSTORABLE_MESSAGE}` }
-              : check((v as Record<string, unknown>)[key], depth + 1);
-      if (issue) return (issue.path.unshift(key), issue);
+  return jsonIssueAt(value, 0, maxDepth, maxKeyLength);
+}
+
+/** jsonValueIssue's walk, at module level so that a call (once per event) allocates no closure. */
+function jsonIssueAt(v: unknown, depth: number, maxDepth: number, maxKeyLength: number): JsonIssue | undefined {
+  if (v === null || typeof v === 'boolean') return undefined;
+  if (typeof v === 'string') return isStorableText(v) ? undefined : { path: [], message: UNSTORABLE_MESSAGE };
+  if (typeof v === 'number')
+    return Number.isFinite(v)
+      ? undefined
+      : { path: [], message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
+  if (typeof v !== 'object') return { path: [], message: 'must be a JSON value' };
+  if (depth >= maxDepth) return { path: [], message: `nests deeper than ${maxDepth} levels` };
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const issue = jsonIssueAt(v[i], depth + 1, maxDepth, maxKeyLength);
+      if (issue) return (issue.path.unshift(i), issue);
     }
     return undefined;
-  };
-  return check(value, 0);
+  }
+  for (const key of Object.keys(v)) {
+    const issue =
+      key === '__proto__'
+        ? { path: [], message: PROTO_KEY_MESSAGE }
+        : key.length > maxKeyLength
+          ? { path: [], message: `keys must be at most ${maxKeyLength} characters` }
+          : !isStorableText(key)
+            ? { path: [], message: `keys ${UNSTORABLE_MESSAGE}` }
+            : jsonIssueAt((v as Record<string, unknown>)[key], depth + 1, maxDepth, maxKeyLength);
+    if (issue) return (issue.path.unshift(key), issue);
+  }
+  return undefined;
 }
 
 /** Whether a JSON value nests deeper than `maxDepth` levels; the recursion stops there, so any value is safe to ask about. */
