@@ -57,6 +57,10 @@ const notStored = (index: number, id: string): EventOutcome => ({
  * even when others are rejected, unless the batch is atomic.
  */
 export class IngestService {
+  /** The last client timestamp seen, parsed and rendered (a Date that nothing mutates). */
+  private lastTimestamp: string | undefined;
+  private lastTime: { date: Date; iso: string } | undefined;
+
   constructor(private readonly deps: IngestDeps) {}
 
   /**
@@ -181,7 +185,13 @@ export class IngestService {
     const value = meterValue(meter, input.properties);
     if (!value.ok) return reject(index, input.id, value.reason, value.detail);
 
-    const eventTime = input.timestamp ? new Date(input.timestamp) : receivedAt;
+    if (input.timestamp && input.timestamp !== this.lastTimestamp) {
+      // Events of a batch often share their timestamp: parse and render it once.
+      const parsedTime = new Date(input.timestamp);
+      this.lastTimestamp = input.timestamp;
+      this.lastTime = { date: parsedTime, iso: parsedTime.toISOString() };
+    }
+    const eventTime = input.timestamp ? this.lastTime!.date : receivedAt;
     const timing = classifyEventTime(eventTime, receivedAt, this.deps.timePolicy);
     if (timing.status === 'future') {
       return reject(
@@ -218,7 +228,7 @@ export class IngestService {
         customerId,
         eventId: input.id,
         meterId: meter.id,
-        eventTime: input.timestamp ? eventTime.toISOString() : receivedAtIso,
+        eventTime: input.timestamp ? this.lastTime!.iso : receivedAtIso,
         receivedAt: receivedAtIso,
         value: value.value,
         properties: propertiesJson,

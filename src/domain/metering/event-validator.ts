@@ -128,6 +128,15 @@ function objectIssues(item: Record<string, unknown>): EventIssue[] {
   return issues;
 }
 
+/** The last timestamp found valid: the events of a batch often share theirs. */
+let lastValidTimestamp: string | undefined;
+
+function isValidTimestamp(timestamp: unknown): boolean {
+  if (typeof timestamp !== 'string' || !INSTANT_PATTERN.test(timestamp) || !isRepresentableInstant(Date.parse(timestamp))) return false;
+  lastValidTimestamp = timestamp;
+  return true;
+}
+
 /** EventInputSchema.safeParse, by hand: the fast path checks a valid event once and allocates only its result. */
 export function validateEvent(item: unknown): EventValidation {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -142,8 +151,7 @@ export function validateEvent(item: unknown): EventValidation {
     isIdentifier(id) &&
     (customer === undefined || isIdentifier(customer)) &&
     isIdentifier(type) &&
-    (timestamp === undefined ||
-      (typeof timestamp === 'string' && INSTANT_PATTERN.test(timestamp) && isRepresentableInstant(Date.parse(timestamp)))) &&
+    (timestamp === undefined || timestamp === lastValidTimestamp || isValidTimestamp(timestamp)) &&
     (properties === undefined || (isJsonObject(properties) && jsonValueIssue(properties, PROPERTY_LIMITS) === undefined));
   if (valid) {
     for (const key in input) {
