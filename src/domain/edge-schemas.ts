@@ -14,12 +14,20 @@ import { z } from 'zod';
 
 const UNSTORABLE_MESSAGE = 'must not contain NUL characters (U+0000) or unpaired UTF-16 surrogates';
 
+/** The messages of `storable` and `text`, for hand-written validators that must say the same (src/domain/metering/event-validator.ts). */
+export const TEXT_MESSAGES = {
+  nul: 'must not contain NUL characters (U+0000)',
+  surrogate: 'must not contain unpaired UTF-16 surrogates',
+  empty: 'must not be empty',
+  tooLong: (max: number) => `must be at most ${max} characters`,
+} as const;
+
 /**
  * Whether PostgreSQL text and jsonb can hold the string exactly as it is. isWellFormed (ES2024,
  * Node 20) finds lone surrogates ten times faster than a regular expression, on the ingest path;
  * it is typed here because the project compiles against the ES2022 library.
  */
-const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
+export const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
 export const isStorableText = (text: string): boolean => !text.includes('\u0000') && isWellFormed(text);
 
 /** As a pattern, so that the OpenAPI document says it too (a lone surrogate has no pattern: JSON Schema matches code points). */
@@ -28,17 +36,15 @@ const NO_NUL = /^[^\u0000]*$/;
 
 /** A string schema (with its own messages and bounds) that also refuses what PostgreSQL cannot store. */
 export const storable = <T extends z.ZodType<string>>(schema: T): T =>
-  schema
-    .check(z.regex(NO_NUL, 'must not contain NUL characters (U+0000)'))
-    .refine(isWellFormed, 'must not contain unpaired UTF-16 surrogates');
+  schema.check(z.regex(NO_NUL, TEXT_MESSAGES.nul)).refine(isWellFormed, TEXT_MESSAGES.surrogate);
 
 /** Text of `min` (default 1) to `max` UTF-16 code units that PostgreSQL can store as it is. */
 export const text = ({ min = 1, max }: { min?: number; max: number }) =>
   storable(
     z
       .string()
-      .min(min, min === 1 ? 'must not be empty' : `must be at least ${min} characters`)
-      .max(max, `must be at most ${max} characters`),
+      .min(min, min === 1 ? TEXT_MESSAGES.empty : `must be at least ${min} characters`)
+      .max(max, TEXT_MESSAGES.tooLong(max)),
   );
 
 /**
@@ -75,7 +81,7 @@ export const HttpUrlSchema = storable(
 /** The instants the API accepts: from the Unix epoch to the last instant with a four-digit year, in UTC. */
 export const MIN_INSTANT_MS = Date.UTC(1970, 0, 1);
 export const MAX_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-const RANGE_MESSAGE = 'must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z';
+export const RANGE_MESSAGE = 'must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z';
 
 /** Whether an epoch-millisecond instant lies in the range every store and the wire format represent. */
 export const isRepresentableInstant = (ms: number): boolean => ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS;
@@ -84,8 +90,9 @@ export const isRepresentableInstant = (ms: number): boolean => ms >= MIN_INSTANT
  * An RFC 3339 instant with its offset (`2026-03-01T00:00:00Z`, `…+02:00`). The range is checked
  * in UTC: `0001-01-01T00:00:00+01:00` is in year 0 once converted, which PostgreSQL refuses.
  */
+export const INSTANT_MESSAGE = 'must be an RFC 3339 instant with a time zone, such as 2026-01-31T00:00:00Z';
 export const InstantSchema = z.iso
-  .datetime({ offset: true, error: 'must be an RFC 3339 instant with a time zone, such as 2026-01-31T00:00:00Z' })
+  .datetime({ offset: true, error: INSTANT_MESSAGE })
   .refine((iso) => isRepresentableInstant(Date.parse(iso)), RANGE_MESSAGE);
 
 /** How deep a free-form JSON value may nest: plenty for event properties, far from any stack limit. */
@@ -114,36 +121,38 @@ export function jsonValueIssue(
   value: unknown,
   { maxDepth = MAX_JSON_DEPTH, maxKeyLength = Infinity }: JsonLimits = {},
 ): JsonIssue | undefined {
-  const check = (v: unknown, depth: number): JsonIssue | undefined => {
-    if (v === null || typeof v === 'boolean') return undefined;
-    if (typeof v === 'string') return isStorableText(v) ? undefined : { path: [], message: UNSTORABLE_MESSAGE };
-    if (typeof v === 'number')
-      return Number.isFinite(v)
-        ? undefined
-        : { path: [], message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
-    if (typeof v !== 'object') return { path: [], message: 'must be a JSON value' };
-    if (depth >= maxDepth) return { path: [], message: `nests deeper than ${maxDepth} levels` };
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        const issue = check(v[i], depth + 1);
-        if (issue) return (issue.path.unshift(i), issue);
-      }
-      return undefined;
-    }
-    for (const key of Object.keys(v)) {
-      const issue =
-        key === '__proto__'
-          ? { path: [], message: PROTO_KEY_MESSAGE }
-          : key.length > maxKeyLength
-            ? { path: [], message: `keys must be at most ${maxKeyLength} characters` }
-            : !isStorableText(key)
-              ? { path: [], message: `keys ${UNSTORABLE_MESSAGE}` }
-              : check((v as Record<string, unknown>)[key], depth + 1);
-      if (issue) return (issue.path.unshift(key), issue);
+  return jsonIssueAt(value, 0, maxDepth, maxKeyLength);
+}
+
+/** jsonValueIssue's walk, at module level so that a call (once per event) allocates no closure. */
+function jsonIssueAt(v: unknown, depth: number, maxDepth: number, maxKeyLength: number): JsonIssue | undefined {
+  if (v === null || typeof v === 'boolean') return undefined;
+  if (typeof v === 'string') return isStorableText(v) ? undefined : { path: [], message: UNSTORABLE_MESSAGE };
+  if (typeof v === 'number')
+    return Number.isFinite(v)
+      ? undefined
+      : { path: [], message: 'must be a finite number (JSON numbers beyond ±1.8e308 are not representable)' };
+  if (typeof v !== 'object') return { path: [], message: 'must be a JSON value' };
+  if (depth >= maxDepth) return { path: [], message: `nests deeper than ${maxDepth} levels` };
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const issue = jsonIssueAt(v[i], depth + 1, maxDepth, maxKeyLength);
+      if (issue) return (issue.path.unshift(i), issue);
     }
     return undefined;
-  };
-  return check(value, 0);
+  }
+  for (const key of Object.keys(v)) {
+    const issue =
+      key === '__proto__'
+        ? { path: [], message: PROTO_KEY_MESSAGE }
+        : key.length > maxKeyLength
+          ? { path: [], message: `keys must be at most ${maxKeyLength} characters` }
+          : !isStorableText(key)
+            ? { path: [], message: `keys ${UNSTORABLE_MESSAGE}` }
+            : jsonIssueAt((v as Record<string, unknown>)[key], depth + 1, maxDepth, maxKeyLength);
+    if (issue) return (issue.path.unshift(key), issue);
+  }
+  return undefined;
 }
 
 /** Whether a JSON value nests deeper than `maxDepth` levels; the recursion stops there, so any value is safe to ask about. */
@@ -170,7 +179,9 @@ export const record = <K extends z.core.$ZodRecordKey, V extends z.ZodType>(key:
     z.record(key, value),
   );
 
-const isJsonObject = (value: unknown): value is Record<string, unknown> =>
+export const JSON_OBJECT_MESSAGE = 'must be a JSON object';
+
+export const isJsonObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
@@ -179,7 +190,7 @@ const isJsonObject = (value: unknown): value is Record<string, unknown> =>
  */
 export const jsonObject = ({ maxKeyLength = 128, maxDepth = MAX_JSON_DEPTH }: JsonLimits = {}) =>
   z
-    .custom<Record<string, unknown>>(isJsonObject, 'must be a JSON object')
+    .custom<Record<string, unknown>>(isJsonObject, JSON_OBJECT_MESSAGE)
     .superRefine((value, ctx) => {
       const issue = jsonValueIssue(value, { maxDepth, maxKeyLength });
       if (issue) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });

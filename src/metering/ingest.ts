@@ -1,6 +1,7 @@
 import type { Clock } from '../clock';
 import { jsonPointer } from '../domain/validation-issues';
-import { EventInputSchema, MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
+import { MAX_PROPERTIES_BYTES, type EventInput, type EventOutcome } from '../domain/metering/event-input';
+import { validateEvent } from '../domain/metering/event-validator';
 import { classifyEventTime, type EventTimePolicy } from '../domain/metering/event-time';
 import { meterValue } from '../domain/metering/event-value';
 import { matchesFilter, type Meter } from '../domain/metering/meter';
@@ -32,7 +33,8 @@ export interface IngestResult {
 export type EventParser = (
   item: unknown,
 ) => { success: true; data: EventInput } | { success: false; error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> } };
-const parseEvent: EventParser = (item) => EventInputSchema.safeParse(item);
+/** EventInputSchema's decisions and messages, checked by hand: zod per event cost a tenth of the ingest CPU. */
+const parseEvent: EventParser = validateEvent;
 
 type Prepared = { ok: true; event: PreparedEvent; meter: Meter } | { ok: false; outcome: EventOutcome };
 
@@ -55,6 +57,10 @@ const notStored = (index: number, id: string): EventOutcome => ({
  * even when others are rejected, unless the batch is atomic.
  */
 export class IngestService {
+  /** The last client timestamp seen, parsed and rendered (a Date that nothing mutates). */
+  private lastTimestamp: string | undefined;
+  private lastTime: { date: Date; iso: string } | undefined;
+
   constructor(private readonly deps: IngestDeps) {}
 
   /**
@@ -64,61 +70,70 @@ export class IngestService {
   async ingest(items: readonly unknown[], actor: Actor, atomic: boolean, parse: EventParser = parseEvent): Promise<IngestResult> {
     const receivedAt = this.deps.clock.now();
     const receivedAtIso = receivedAt.toISOString();
-    const parsed = items.map((item) => parse(item));
-    const valid = parsed.flatMap((p) => (p.success ? [p.data] : []));
-    const [meters, customers] = await Promise.all([
-      this.deps.catalog.forTypes(new Set(valid.map((e) => e.type))),
-      this.deps.customers.findIds(actor, new Set(valid.flatMap((e) => customerNamed(actor, e.customer) ?? []))),
-    ]);
-    const prepared = items.map((item, index) =>
-      this.prepare(item, parsed[index]!, index, actor, receivedAt, receivedAtIso, meters, customers),
-    );
-    const outcomes: EventOutcome[] = new Array(items.length);
-    const toWrite: Array<{ index: number; event: PreparedEvent; meter: Meter }> = [];
-    for (const [index, p] of prepared.entries()) {
-      if (p.ok) toWrite.push({ index, event: p.event, meter: p.meter });
-      else outcomes[index] = p.outcome;
+    // One pass per stage and parallel arrays instead of a wrapper object per event: the batch is
+    // up to 1,000 events, and per-event garbage was a seventh of the ingest CPU.
+    const count = items.length;
+    const parsed: Array<ReturnType<EventParser>> = new Array(count);
+    const types = new Set<string>();
+    const names = new Set<string>();
+    for (let i = 0; i < count; i++) {
+      const p = parse(items[i]);
+      parsed[i] = p;
+      if (p.success) {
+        types.add(p.data.type);
+        const name = customerNamed(actor, p.data.customer);
+        if (name !== undefined) names.add(name);
+      }
     }
-    if (atomic && toWrite.length < items.length) {
-      for (const { index, event } of toWrite) outcomes[index] = notStored(index, event.eventId);
+    const [meters, customers] = await Promise.all([this.deps.catalog.forTypes(types), this.deps.customers.findIds(actor, names)]);
+    const outcomes: EventOutcome[] = new Array(count);
+    const writeIndex: number[] = [];
+    const writeEvents: PreparedEvent[] = [];
+    const writeMeters: Meter[] = [];
+    for (let index = 0; index < count; index++) {
+      const p = this.prepare(items[index], parsed[index]!, index, actor, receivedAt, receivedAtIso, meters, customers);
+      if (p.ok) {
+        writeIndex.push(index);
+        writeEvents.push(p.event);
+        writeMeters.push(p.meter);
+      } else outcomes[index] = p.outcome;
+    }
+    if (atomic && writeEvents.length < count) {
+      for (let i = 0; i < writeEvents.length; i++) outcomes[writeIndex[i]!] = notStored(writeIndex[i]!, writeEvents[i]!.eventId);
       return { outcomes, rolledBack: true };
     }
-    const written = await this.deps.writer.write(
-      toWrite.map((w) => w.event),
-      atomic,
-    );
-    for (const [i, { index, event }] of toWrite.entries()) {
-      const o = written.outcomes[i]!;
-      outcomes[index] =
-        o.status === 'conflict'
-          ? {
-              index,
-              id: event.eventId,
-              status: 'conflict',
-              reason: 'id_reused',
-              detail: 'an event with this id and a different payload is already stored',
-            }
-          : o.status === 'accepted' && written.rolledBack
-            ? notStored(index, event.eventId)
-            : { index, id: event.eventId, status: o.status, ...(event.late ? { late: true } : {}) };
+    const written = await this.deps.writer.write(writeEvents, atomic);
+    const { onStored } = this.deps;
+    const stored: AcceptedUsage[] = [];
+    for (let i = 0; i < writeEvents.length; i++) {
+      const index = writeIndex[i]!;
+      const event = writeEvents[i]!;
+      const status = written.outcomes[i]!.status;
+      if (status === 'conflict') {
+        outcomes[index] = {
+          index,
+          id: event.eventId,
+          status: 'conflict',
+          reason: 'id_reused',
+          detail: 'an event with this id and a different payload is already stored',
+        };
+      } else if (status === 'accepted' && written.rolledBack) {
+        outcomes[index] = notStored(index, event.eventId);
+      } else {
+        outcomes[index] = event.late ? { index, id: event.eventId, status, late: true } : { index, id: event.eventId, status };
+      }
+      const meter = writeMeters[i]!;
+      if (onStored && status === 'accepted' && !written.rolledBack && (meter.aggregation === 'count' || meter.aggregation === 'sum')) {
+        stored.push({
+          customer: event.customer,
+          customerId: event.customerId,
+          meter: meter.code,
+          quantity: event.value ?? '1',
+          eventTime: event.eventTime,
+        });
+      }
     }
-    if (this.deps.onStored && !written.rolledBack) {
-      this.deps.onStored(
-        toWrite.flatMap(({ event, meter }, i) =>
-          written.outcomes[i]!.status === 'accepted' && (meter.aggregation === 'count' || meter.aggregation === 'sum')
-            ? [
-                {
-                  customer: event.customer,
-                  customerId: event.customerId,
-                  meter: meter.code,
-                  quantity: event.value ?? '1',
-                  eventTime: event.eventTime,
-                },
-              ]
-            : [],
-        ),
-      );
-    }
+    if (onStored && !written.rolledBack) onStored(stored);
     return { outcomes, rolledBack: written.rolledBack };
   }
 
@@ -170,7 +185,13 @@ export class IngestService {
     const value = meterValue(meter, input.properties);
     if (!value.ok) return reject(index, input.id, value.reason, value.detail);
 
-    const eventTime = input.timestamp ? new Date(input.timestamp) : receivedAt;
+    if (input.timestamp && input.timestamp !== this.lastTimestamp) {
+      // Events of a batch often share their timestamp: parse and render it once.
+      const parsedTime = new Date(input.timestamp);
+      this.lastTimestamp = input.timestamp;
+      this.lastTime = { date: parsedTime, iso: parsedTime.toISOString() };
+    }
+    const eventTime = input.timestamp ? this.lastTime!.date : receivedAt;
     const timing = classifyEventTime(eventTime, receivedAt, this.deps.timePolicy);
     if (timing.status === 'future') {
       return reject(
@@ -207,7 +228,7 @@ export class IngestService {
         customerId,
         eventId: input.id,
         meterId: meter.id,
-        eventTime: input.timestamp ? eventTime.toISOString() : receivedAtIso,
+        eventTime: input.timestamp ? this.lastTime!.iso : receivedAtIso,
         receivedAt: receivedAtIso,
         value: value.value,
         properties: propertiesJson,

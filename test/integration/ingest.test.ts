@@ -123,6 +123,43 @@ describe('deduplication in the writing transaction', () => {
   });
 });
 
+describe('ids and properties stored exactly as sent', () => {
+  beforeEach(async () => {
+    await db.pool.query('truncate usage_events, usage_counters');
+  });
+
+  // The writer hands rows to PostgreSQL as COPY text: tab, newline, carriage return and backslash
+  // are its delimiters and escapes, and \N its null; none may change what is stored or matched.
+  const awkward = ['tab\there', 'new\nline', 'cr\rhere', 'back\\slash', '\\N', '\\', 'quote"\'', 'ünï😀', '\\t\t\\n'];
+
+  test('ids and property text with COPY delimiters and escapes round-trip, and dedup on them', async () => {
+    const batch = awkward.map((text, i) => ({
+      id: text,
+      customer: 'acme',
+      type: 'login',
+      timestamp: '2026-03-15T11:00:00Z',
+      properties: { user: text, [text]: i, nested: { list: [text, null, '\\N'] } },
+    }));
+    const first = await ingest.ingest(batch, admin, false);
+    assert.deepEqual(
+      first.outcomes.map((o) => [o.id, o.status]),
+      awkward.map((text) => [text, 'accepted']),
+    );
+    const { rows } = await db.pool.query<{ event_id: string; properties: unknown }>('select event_id, properties from usage_events');
+    assert.deepEqual(new Map(rows.map((r) => [r.event_id, r.properties])), new Map(batch.map((e) => [e.id, e.properties])));
+    const again = await ingest.ingest(
+      batch.map((e, i) => (i % 2 ? e : { ...e, properties: { ...e.properties, user: `${e.properties.user}\t` } })),
+      admin,
+      false,
+    );
+    assert.deepEqual(
+      again.outcomes.map((o) => o.status),
+      awkward.map((_, i) => (i % 2 ? 'duplicate' : 'conflict')),
+    );
+    assert.equal(await count('select sum(event_count)::text as n from usage_counters'), String(awkward.length));
+  });
+});
+
 describe('referential integrity without per-row foreign keys', () => {
   test('customers and meters cannot be deleted or re-keyed', async () => {
     await assert.rejects(db.pool.query("delete from customers where external_id = 'acme'"), /cannot be deleted/);
