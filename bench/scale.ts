@@ -211,7 +211,7 @@ async function main(): Promise<void> {
       busy: false,
     }));
     let started = Date.now();
-    await inParallel(customers, 16, async (c) => {
+    await inParallel(customers, 32, async (c) => {
       await post('/v1/customers', { external_id: c.id, name: c.id, currency: 'USD' });
     });
     const createSeconds = (Date.now() - started) / 1000;
@@ -238,7 +238,7 @@ async function main(): Promise<void> {
       ],
     });
     started = Date.now();
-    await inParallel(customers, 16, async (c) => {
+    await inParallel(customers, 32, async (c) => {
       await post('/v1/subscriptions', { customer: c.id, plan: 'scale', start: new Date(anchor).toISOString() });
     });
     log(
@@ -416,7 +416,7 @@ async function main(): Promise<void> {
     // History events in the window, from Temporal's histories of every run.
     let historyEvents = 0;
     const windowTo = windowStart + actualWindow * 1000;
-    await inParallel(customers, 16, async (c) => {
+    await inParallel(customers, 32, async (c) => {
       const described = await client.workflow.getHandle(workflowIdFor(c.id)).describe();
       let runId: string | undefined = described.raw.workflowExecutionInfo?.firstRunId ?? undefined;
       while (runId) {
@@ -494,3 +494,5 @@ async function crossingTimes(pool: Pool, levels: number[]): Promise<Map<number, 
 }
 
 await main();
+// Exit hooks (embedded PostgreSQL's) would otherwise end the process with 0 whatever happened.
+process.exit(process.exitCode ?? 0);
