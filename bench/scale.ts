@@ -29,8 +29,10 @@
  * - customers: N active — customers with at least one event stored during the window (SQL).
  * - temporal history events per active customer-hour — Temporal's own histories: every run of every
  *   billing workflow (first run, then along continue-as-new) is fetched after the close, its events
- *   whose eventTime falls in the window are counted, and the sum is divided by the active customers
- *   and by the window length in hours. Setup (start) and close events fall outside the window.
+ *   whose eventTime falls between the window's start and the close (E + lateness: the window, then
+ *   the API's flush and whatever a lagging worker completes in the quiet settle time) are counted,
+ *   and the sum is divided by the active customers and by the window length in hours. Setup
+ *   (start) and close events fall outside. A worker still behind at E undercounts: see the latencies.
  * - threshold notice latency p99 — per soft threshold a customer crossed: the notification row's
  *   created_at minus the received_at of the stored batch whose events took the customer's usage to
  *   the threshold (SQL, window functions over usage_events). received_at is set in the ingest request
@@ -421,7 +423,9 @@ async function main(): Promise<void> {
 
     // History events in the window, from Temporal's histories of every run.
     let historyEvents = 0;
-    const windowTo = windowStart + actualWindow * 1000;
+    // Up to the close: what the window's usage costs includes the flush and what a lagging worker
+    // completes during the settle time, when no usage arrives; the close's own events come after.
+    const windowTo = closeFrom;
     await inParallel(customers, 32, async (c) => {
       const described = await client.workflow.getHandle(workflowIdFor(c.id)).describe();
       let runId: string | undefined = described.raw.workflowExecutionInfo?.firstRunId ?? undefined;
