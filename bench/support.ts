@@ -27,11 +27,12 @@ export interface BenchDatabase {
  * A durable PostgreSQL (fsync on, the defaults) in a scratch directory, migrated: benchmarks
  * measure what production would get, not a tuned-for-speed test cluster.
  */
-export async function startBenchDatabase(name: string): Promise<BenchDatabase> {
+export async function startBenchDatabase(name: string, settings?: Record<string, string>): Promise<BenchDatabase> {
   const dataDir = path.resolve(import.meta.dirname, '..', '.data', `bench-${name}-${process.pid}`);
   rmSync(dataDir, { recursive: true, force: true });
   let pg: RunningPostgres | undefined;
-  if (!process.env.DATABASE_URL) pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), durability: 'full' });
+  if (!process.env.DATABASE_URL)
+    pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), durability: 'full', ...(settings ? { settings } : {}) });
   const url = await ensureDatabase(process.env.DATABASE_URL ?? pg!.url, `bench_${name}_${process.pid}`);
   await migrate(url);
   return {
@@ -48,7 +49,8 @@ export async function startBenchDatabase(name: string): Promise<BenchDatabase> {
 export const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
-const PEPPER = `1:${'bench-pepper-'.repeat(4)}`;
+/** The peppers bench keys are hashed with: a bench's API process gets them as API_KEY_PEPPERS. */
+export const PEPPER = `1:${'bench-pepper-'.repeat(4)}`;
 
 function benchKeys(databaseUrl: string, pool: ReturnType<typeof createPool>, rate: number): Promise<Keys> {
   return startKeys({

@@ -64,6 +64,18 @@ export const envSchema = z.object({
   PROVIDER_URL: z.string().url().optional(),
   PROVIDER_PORT: port.default(4010),
   PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  // Requests per second one worker sends the provider (0: no limit). A charge waits for its turn
+  // while it holds an activity slot, at most WORKER_MAX_CONCURRENT_ACTIVITIES / this many seconds.
+  PROVIDER_MAX_REQUESTS_PER_SECOND: z.coerce.number().min(0).max(100_000).default(50),
+  // Worker slots, per worker process (src/temporal/worker.ts; README "Scale"). A task beyond them
+  // waits in Temporal's task queue, where no timeout runs; one that holds a slot runs against its
+  // startToClose (1 minute for draft, finalize and charge). The worker's pool gets at least one
+  // connection per activity and local-activity slot, so no activity waits for a connection.
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(10),
+  WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(10),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(1000).default(20),
+  // Workflows kept in memory between tasks; an evicted one replays its history on its next task.
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(1_000_000).default(2000),
   // Webhook targets allowed besides public addresses, for local development: host names, IPs and
   // CIDR ranges, comma-separated (src/domain/webhook-target-policy.ts). Unset: public targets only.
   WEBHOOK_ALLOWED_TARGETS: z
@@ -85,9 +97,27 @@ export const envSchema = z.object({
 
 export type Config = z.infer<typeof envSchema>;
 
+/** startToClose of the billing and collection activities (src/workflows); `checkedEnvSchema` keeps waits below it. */
+const ACTIVITY_START_TO_CLOSE_MS = 60_000;
+
+/** Rules across variables, checked after each variable's own. */
+const checkedEnvSchema = envSchema.superRefine((c, ctx) => {
+  // A charge holding an activity slot waits for its provider turn, then for the answer: both
+  // inside the activity's 1-minute startToClose (src/workflows/invoice-collection.ts).
+  const turnWaitMs = c.PROVIDER_MAX_REQUESTS_PER_SECOND
+    ? (c.WORKER_MAX_CONCURRENT_ACTIVITIES / c.PROVIDER_MAX_REQUESTS_PER_SECOND) * 1000
+    : 0;
+  if (turnWaitMs + c.PROVIDER_TIMEOUT_MS > ACTIVITY_START_TO_CLOSE_MS / 2)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PROVIDER_MAX_REQUESTS_PER_SECOND'],
+      message: `a charge could wait ${Math.round(turnWaitMs)} ms for its turn plus PROVIDER_TIMEOUT_MS for the answer, more than half its ${ACTIVITY_START_TO_CLOSE_MS / 1000} s startToClose: raise the rate or lower WORKER_MAX_CONCURRENT_ACTIVITIES`,
+    });
+});
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = envSchema.safeParse(cleaned);
+  const parsed = checkedEnvSchema.safeParse(cleaned);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new Error(`Invalid environment:\n${lines.join('\n')}`);

@@ -29,6 +29,8 @@ export interface EmbeddedPostgresOptions {
   port: number;
   /** `none` trades crash safety for speed (fsync off): for throwaway test clusters only. */
   durability?: 'full' | 'none';
+  /** Extra server settings (`-c name=value`), e.g. shared_preload_libraries for a benchmark. */
+  settings?: Record<string, string>;
   logger?: Logger;
 }
 
@@ -262,6 +264,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       '-c',
       'max_connections=200',
       ...(opts.durability === 'none' ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+      ...Object.entries(opts.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ],
     onLog: (m: unknown) => logLines.push(String(m)),
     onError: (m: unknown) => logLines.push(String(m)),

@@ -10,7 +10,7 @@ import { startKeys, type Keys } from '../keys/keys';
 import { loadPeppers } from '../keys/pepper';
 import { webhookTargetPolicy } from '../domain/webhook-target-policy';
 import { createLogger } from '../logger';
-import { createWorker } from '../temporal/worker';
+import { createWorker, poolSizeFor, type WorkerLimits } from '../temporal/worker';
 import { createActivities } from '../activities';
 import { createHttpPaymentProvider } from '../provider/http-payment-provider';
 import { buildApiApp } from './api-app';
@@ -119,13 +119,23 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/** The worker's slots and cache, from config (README "Scale"). */
+export const workerLimits = (config: Config): WorkerLimits => ({
+  maxConcurrentActivities: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+  maxConcurrentLocalActivities: config.WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES,
+  maxConcurrentWorkflowTasks: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+  maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+});
+
 export async function startWorker(config: Config, databaseUrl: string, temporalAddress: string): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: temporalAddress });
-  const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
+  const limits = workerLimits(config);
+  const pool = createPool(databaseUrl, poolSizeFor(limits, config.DATABASE_POOL_SIZE));
   const worker = await createWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    limits,
     activities: createActivities({
       pool,
       clock: systemClock,
@@ -133,7 +143,11 @@ export async function startWorker(config: Config, databaseUrl: string, temporalA
       webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
       lookbackInvoices: config.LATE_USAGE_LOOKBACK_INVOICES,
       dunning: config.DUNNING_SCHEDULE,
-      provider: createHttpPaymentProvider({ baseUrl: providerUrl(config), timeoutMs: config.PROVIDER_TIMEOUT_MS }),
+      provider: createHttpPaymentProvider({
+        baseUrl: providerUrl(config),
+        timeoutMs: config.PROVIDER_TIMEOUT_MS,
+        maxRequestsPerSecond: config.PROVIDER_MAX_REQUESTS_PER_SECOND,
+      }),
     }),
   });
   const done = worker.run().finally(async () => {

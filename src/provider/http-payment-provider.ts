@@ -14,6 +14,25 @@ export interface HttpPaymentProviderOptions {
   baseUrl: string;
   /** Per request, until the whole answer has arrived; past it the outcome is unknown. */
   timeoutMs: number;
+  /**
+   * Requests per second this process sends at most (0 or unset: no limit); a request waits for its
+   * turn before it leaves. The wait happens inside the calling activity, so it is bounded by the
+   * number of callers at once (the worker's activity slots) divided by this rate.
+   */
+  maxRequestsPerSecond?: number;
+}
+
+/** Spaces requests evenly at `perSecond`: each takes the next free turn and waits for it. */
+function requestPacer(perSecond: number | undefined): () => Promise<void> {
+  if (!perSecond) return () => Promise.resolve();
+  const spacingMs = 1000 / perSecond;
+  let nextTurn = 0;
+  return () => {
+    const now = Date.now();
+    const turn = Math.max(now, nextTurn);
+    nextTurn = turn + spacingMs;
+    return turn > now ? new Promise((resolve) => setTimeout(resolve, turn - now)) : Promise.resolve();
+  };
 }
 
 const ProblemSchema = z.object({ type: z.string().optional(), detail: z.string().optional() });
@@ -41,12 +60,14 @@ function parseJson(text: string): unknown {
  * ProviderUnavailableError: the request may have been executed, and only a retry under the same
  * idempotency key finds out without charging twice. Other 4xx are ProviderRejectedErrors.
  */
-export function createHttpPaymentProvider({ baseUrl, timeoutMs }: HttpPaymentProviderOptions): PaymentProvider {
+export function createHttpPaymentProvider({ baseUrl, timeoutMs, maxRequestsPerSecond }: HttpPaymentProviderOptions): PaymentProvider {
   const base = baseUrl.replace(/\/+$/, '');
+  const awaitTurn = requestPacer(maxRequestsPerSecond);
 
   async function send(what: string, path: string, init: RequestInit): Promise<{ status: number; body: unknown }> {
     let status: number;
     let text: string;
+    await awaitTurn();
     try {
       // The timeout also covers reading the body: a response cut off midway is just as unknown.
       const response = await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });

@@ -9,8 +9,8 @@ export interface DevServerOptions {
   port: number;
   uiPort: number;
   namespace: string;
-  /** SQLite file, so workflows survive a restart of `npm start`. */
-  dbFile: string;
+  /** SQLite file, so workflows survive a restart of `npm start`; unset, the store is in memory. */
+  dbFile?: string;
   logger?: Logger;
 }
 
@@ -44,7 +44,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ru
     opts.logger?.info({ address }, 'reusing the Temporal server already running on this port');
     return { address, startedHere: false, stop: async () => undefined };
   }
-  await mkdir(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
+  if (opts.dbFile) await mkdir(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
   const server = await startChildServer({
     name: `Temporal dev server on ${address}`,
     command: opts.cliPath,
@@ -59,8 +59,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ru
       String(opts.uiPort),
       '--namespace',
       opts.namespace,
-      '--db-filename',
-      path.resolve(opts.dbFile),
+      ...(opts.dbFile ? ['--db-filename', path.resolve(opts.dbFile)] : []),
       '--log-level',
       'warn',
     ],
