@@ -1,0 +1,16 @@
+import type { Queryable } from '../src/db/transaction';
+
+/**
+ * Bytes on disk per stored event: heap, TOAST and every index of usage_events (all its
+ * partitions when it is partitioned) over its row count. Run VACUUM first for a settled figure
+ * (visibility map and free space map included, as production would have them).
+ */
+export async function bytesPerStoredEvent(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ bytes: string; n: string }>(
+    `select coalesce((select sum(pg_total_relation_size(relid)) from pg_partition_tree('usage_events')),
+                     pg_total_relation_size('usage_events'))::text as bytes,
+            (select count(*) from usage_events)::text as n`,
+  );
+  const n = Number(rows[0]!.n);
+  return n === 0 ? NaN : Math.round(Number(rows[0]!.bytes) / n);
+}
