@@ -35,7 +35,9 @@ const kind = async () =>
   (await pool.query<{ relkind: string }>(`select relkind from pg_class where oid = 'usage_events'::regclass`)).rows[0]!.relkind;
 const constraints = async () =>
   (
-    await pool.query<{ conname: string }>(`select conname from pg_constraint where conrelid = 'usage_events'::regclass order by 1`)
+    await pool.query<{ conname: string }>(
+      `select conname from pg_constraint where conrelid = 'usage_events'::regclass and contype <> 'n' order by 1`,
+    )
   ).rows.map((r) => r.conname);
 const canRead = async () =>
   (await pool.query<{ ok: boolean }>(`select has_table_privilege($1, 'usage_events', 'SELECT') as ok`, [role])).rows[0]!.ok;
