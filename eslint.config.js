@@ -18,6 +18,7 @@ const features = [
   'payments',
   'webhooks',
   'reconciliations',
+  'retention',
   'provider',
 ];
 const infrastructure = ['db', 'temporal', 'process', 'clock.ts', 'config.ts', 'logger.ts'];

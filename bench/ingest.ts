@@ -156,6 +156,7 @@ async function main(): Promise<void> {
     `raw ceiling (COPY of ${rows} pre-rendered rows, same table and indexes): 1 writer ${Math.round(copy1)} rows/s, 2 writers ${Math.round(copy2)} rows/s`,
   );
   console.log(`end to end / ceiling: ${((httpRate / ceiling) * 100).toFixed(0)}%`);
+  console.log(`bytes per stored event (table + indexes): ${await (await import('./storage')).bytesPerStoredEvent(admin)}`);
 
   await admin.end();
   await db.stop();

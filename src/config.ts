@@ -58,6 +58,9 @@ export const envSchema = z.object({
   // next soft threshold or hard limit the workflow published (src/metering/usage-signaler.ts).
   USAGE_REPORT_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
   USAGE_SIGNAL_MARGIN: z.coerce.number().min(0).max(1).default(0.1),
+  // Raw events of billed periods that ended more than this many days ago may be archived to files
+  // and deleted (npx meterflow events archive; src/retention/).
+  EVENT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(400),
   // How many earlier finalized invoices late usage may still adjust (0: never).
   LATE_USAGE_LOOKBACK_INVOICES: z.coerce.number().int().min(0).max(36).default(3),
   // The payment provider: the local simulator `npm start` runs, unless PROVIDER_URL points elsewhere.

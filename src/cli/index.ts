@@ -11,6 +11,7 @@ import { auditCommand } from './audit';
 import { backfillCommand } from './backfill';
 import { CliError, exitCodes, type CliContext } from './context';
 import { customersCommand } from './customers';
+import { eventsCommand } from './events';
 import { invoicesCommand } from './invoices';
 import { reconciliationsCommand } from './reconciliations';
 import { keysCommand } from './keys';
@@ -47,6 +48,7 @@ async function main(): Promise<number> {
     .addCommand(reconciliationsCommand(ctx))
     .addCommand(auditCommand(ctx))
     .addCommand(backfillCommand(ctx))
+    .addCommand(eventsCommand(ctx))
     .addCommand(keysCommand(ctx));
   // Usage errors are "could not run" (2), not commander's 1; help and --version exit 0.
   const everyCommand = (c: Command): Command[] => [c, ...c.commands.flatMap(everyCommand)];

@@ -178,14 +178,16 @@ export async function listInvoices(
  * Of the customer's last `count` finalized invoices (paid or not, not void) before `before` — the
  * configured lookback — those that late usage may still adjust. An invoice reconciliation has
  * corrected with a credit note is settled there: adjusting it here too would bill the same usage
- * twice, so the next reconciliation handles its late usage instead.
+ * twice, so the next reconciliation handles its late usage instead. An invoice whose period's raw
+ * events were archived (src/retention/) cannot be recomputed, so it is not adjusted either.
  */
 export async function adjustableInvoices(db: Queryable, customerId: string, before: Date, count: number): Promise<Invoice[]> {
   const newestFirst = await select(
     db,
     `i.id in (select id from invoices where customer_id = $1 and status in ('finalized', 'paid', 'payment_failed') and period_start < $2
               order by period_start desc limit ${Math.trunc(count)})
-     and not exists (select 1 from credit_notes c where c.invoice_id = i.id)`,
+     and not exists (select 1 from credit_notes c where c.invoice_id = i.id)
+     and not exists (select 1 from archived_periods a where a.invoice_id = i.id)`,
     [customerId, before],
     'order by i.period_start desc',
   );

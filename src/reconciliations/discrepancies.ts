@@ -8,6 +8,7 @@ import { compareCharges, compareInvoice, findingKey, invoicedPeriods, type Discr
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
 import { listInvoices, type Invoice } from '../invoices/store';
 import { getPlan } from '../plans/store';
+import { archivedInvoiceIds } from '../retention/store';
 
 /*
  * The I/O half of reconciliation: loads a scope's invoices, recomputes their usage from the raw
@@ -163,9 +164,18 @@ function invoiceDiscrepancies(invoice: Invoice, found: Discrepancy[]): FoundDisc
   }));
 }
 
-/** Usage and amounts of every finalized (paid, unpaid) invoice in scope. */
+/**
+ * Usage and amounts of every finalized (paid, unpaid) invoice in scope. Invoices whose period's
+ * raw events were archived (archived_periods, src/retention/) cannot be recomputed and are left
+ * out here: "no events" would read as a usage mismatch. Their charges are still compared.
+ */
 async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], credits: Credits): Promise<FoundDiscrepancy[]> {
-  const billed = invoices.filter((i) => i.status !== 'void');
+  const notVoid = invoices.filter((i) => i.status !== 'void');
+  const archived = await archivedInvoiceIds(
+    deps.db,
+    notVoid.map((i) => i.id),
+  );
+  const billed = notVoid.filter((i) => !archived.has(i.id));
   const ids = billed.map((i) => i.id);
   const [plans, usage, adjustments, stillAdjustable] = await Promise.all([
     plansOf(deps.db, billed),

@@ -1,0 +1,92 @@
+import { SingleBar } from 'cli-progress';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { systemClock } from '../clock';
+import { ArchiveBusyError, archiveEvents, type ArchiveSummary } from '../retention/archive';
+import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
+import { emit, record, wantsJson } from './output';
+
+const DAY_MS = 86_400_000;
+
+const OptionsSchema = z.object({
+  out: z.string({ error: 'pass --out DIR' }).min(1),
+  before: z.iso
+    .datetime({ offset: true })
+    .or(z.iso.date())
+    .transform((v) => new Date(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v))
+    .optional(),
+  retentionDays: z.coerce.number().int().min(0).max(36_500),
+});
+
+function summaryText(s: ArchiveSummary): string {
+  const lines = [
+    record({
+      'periods ended before': s.before,
+      'periods archived': s.periods_archived,
+      'events archived and deleted': s.events_archived,
+      directory: s.directory,
+      manifest: s.manifest,
+    }),
+  ];
+  for (const c of s.changed)
+    lines.push(
+      `skipped ${c.customer} ${c.period_start}: ${c.file_events} events exported but ${c.deleted} would be deleted (events arrived meanwhile); run again`,
+    );
+  return lines.join('\n');
+}
+
+export function eventsCommand(ctx: CliContext): Command {
+  const command = new Command('events').description('raw usage events: retention');
+  command
+    .command('archive')
+    .description(
+      'export the raw events of billed periods (invoice not draft) that ended before the horizon to gzip NDJSON files, one per customer and period, with a manifest; then delete them. Idempotent: re-run after a crash',
+    )
+    .requiredOption('--out <dir>', 'directory for the files and manifest.json (created if missing)')
+    .option('--before <date>', 'only periods ended by then (e.g. 2026-01-01); never later than the retention horizon')
+    .option('--retention-days <n>', 'the horizon: periods ended at least this many days ago', String(ctx.config.EVENT_RETENTION_DAYS))
+    .action(async (raw: Record<string, unknown>, sub: Command) => {
+      const opts = parseInput(OptionsSchema, raw, 'options');
+      const horizon = new Date(systemClock.now().getTime() - opts.retentionDays * DAY_MS);
+      const before = opts.before && opts.before < horizon ? opts.before : horizon;
+      const json = wantsJson(sub);
+      const bar =
+        !json && process.stderr.isTTY
+          ? new SingleBar({
+              format: 'archive |{bar}| {value}/{total} periods | {events} events | {duration_formatted}',
+              hideCursor: true,
+              stream: process.stderr,
+            })
+          : undefined;
+      const summary = await withDatabase(ctx, async (pool) => {
+        let started = false;
+        try {
+          return await archiveEvents(
+            { pool, clock: systemClock },
+            {
+              before,
+              directory: opts.out,
+              actor: 'cli',
+              progress: (done, total, events) => {
+                if (!started) bar?.start(total, 0, { events: 0 });
+                started = true;
+                bar?.update(done, { events });
+              },
+            },
+          );
+        } catch (err) {
+          if (err instanceof ArchiveBusyError) throw new CliError(err.message, exitCodes.failed);
+          throw err;
+        } finally {
+          bar?.stop();
+        }
+      });
+      emit(ctx, sub, summary, () => summaryText(summary));
+      if (summary.changed.length)
+        throw new CliError(
+          `${summary.changed.length} period(s) changed while archiving and were left in place: run again`,
+          exitCodes.failed,
+        );
+    });
+  return command;
+}
