@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/transaction';
 import type { Invoice } from '../invoices/store';
+import { raiseInvoiceNotification } from '../webhooks/notification-store';
 
-/**
- * Raises the invoice's `payment_failed` notification in the caller's transaction (outbox), keyed
- * by the invoice: raising it again keeps the first. Returns the id of the stored notification.
- */
+/** The invoice's `payment_failed` notification, raised in the caller's transaction through the webhooks outbox. */
 export async function raisePaymentFailedNotification(db: Queryable, invoice: Invoice, attempts: number, now: Date): Promise<string> {
   const id = randomUUID();
   const payload = {
@@ -24,13 +22,13 @@ export async function raisePaymentFailedNotification(db: Queryable, invoice: Inv
       status: invoice.status,
     },
   };
-  await db.query(
-    `insert into notifications (id, kind, subscription_id, period_start, invoice_id, payload, created_at)
-     values ($1, 'payment_failed', $2, $3, $4, $5, $6) on conflict (invoice_id, kind) where invoice_id is not null do nothing`,
-    [id, invoice.subscriptionId, invoice.periodStart, invoice.id, JSON.stringify(payload), now],
-  );
-  const { rows } = await db.query<{ id: string }>(`select id from notifications where invoice_id = $1 and kind = 'payment_failed'`, [
-    invoice.id,
-  ]);
-  return rows[0]!.id;
+  return raiseInvoiceNotification(db, {
+    id,
+    kind: 'payment_failed',
+    invoiceId: invoice.id,
+    subscriptionId: invoice.subscriptionId,
+    periodStart: invoice.periodStart,
+    payload,
+    createdAt: now,
+  });
 }

@@ -74,6 +74,33 @@ export async function raiseThresholdNotification(
   return toNotification(row);
 }
 
+/**
+ * Raises an invoice's notification of `kind` (e.g. `payment_failed`) in the caller's transaction,
+ * keyed by the invoice and kind: raising it again keeps the first. Returns the stored one's id.
+ */
+export async function raiseInvoiceNotification(
+  db: Queryable,
+  notification: {
+    id: string;
+    kind: string;
+    invoiceId: string;
+    subscriptionId: string;
+    periodStart: Date;
+    payload: object;
+    createdAt: Date;
+  },
+): Promise<string> {
+  const { id, kind, invoiceId, subscriptionId, periodStart } = notification;
+  await db.query(
+    `insert into notifications (id, kind, subscription_id, period_start, invoice_id, payload, created_at)
+     values ($1, $2, $3, $4, $5, $6, $7) on conflict (invoice_id, kind) where invoice_id is not null do nothing`,
+    [id, kind, subscriptionId, periodStart, invoiceId, JSON.stringify(notification.payload), notification.createdAt],
+  );
+  // A separate statement, as for thresholds: it sees a row a concurrent execution committed meanwhile.
+  const { rows } = await db.query<{ id: string }>('select id from notifications where invoice_id = $1 and kind = $2', [invoiceId, kind]);
+  return rows[0]!.id;
+}
+
 /** Settles a notification no endpoint is left to receive: delivered (all accepted earlier) or no_endpoint. */
 export async function settleUnsent(db: Queryable, id: string, status: 'delivered' | 'no_endpoint', at: Date): Promise<void> {
   await db.query(
