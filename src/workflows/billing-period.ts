@@ -178,6 +178,15 @@ const BILL_UNTIL_CANCELLATION = 'bill-until-cancellation';
  */
 const USAGE_FROM_COUNTERS = 'usage-from-counters';
 
+/**
+ * Histories recorded before this patch took a fresh chain's first period from the time its first
+ * workflow task ran; a task delayed past that period's end (a worker outage, a backlog at the
+ * 1st of the month) skipped the period and its invoice. Runs that have it take the period in
+ * which the execution was started, from its start event (`startTime`; the SDK's `runStartTime`
+ * is the first task's time), which every replay reads the same.
+ */
+const PERIOD_FROM_RUN_START = 'period-from-run-start';
+
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
 export const subscriptionStarted = defineSignal<[SubscriptionTerms]>('subscriptionStarted');
@@ -241,7 +250,7 @@ class BillingPeriodRun {
     this.terms = input.terms;
     this.period = carried
       ? { start: new Date(carried.periodStart), end: new Date(carried.periodEnd) }
-      : periodContaining(new Date(this.terms.anchor), this.terms.interval, new Date());
+      : periodContaining(new Date(this.terms.anchor), this.terms.interval, this.firstRunInstant());
     this.meters = carried?.meters ?? {};
     this.producers = carried?.producers ?? {};
     this.early = Object.fromEntries(Object.entries(carried?.early ?? {}).map(([m, q]) => [m, new Decimal(q)]));
@@ -255,6 +264,11 @@ class BillingPeriodRun {
       this.reportDeadline = carried?.reportDeadline === undefined ? undefined : Date.parse(carried.reportDeadline);
       this.early = {};
     }
+  }
+
+  /** The instant whose period a run with nothing carried bills. */
+  private firstRunInstant(): Date {
+    return patched(PERIOD_FROM_RUN_START) ? workflowInfo().startTime : new Date();
   }
 
   /** Registers the signal, query and update handlers (buffered signals are applied as each is set). */
