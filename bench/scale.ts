@@ -22,7 +22,7 @@
  * of the window, the others stay below 30 % of the limit. Once a heavy customer is over its limit, a
  * poller sends it one event every 200 ms from shortly before its grace ends until the first 429
  * (for at most 30 s past the grace end: a block later than that counts as missing).
- * At the window's end the API is stopped (it flushes what its signaler still owes) and the periods
+ * At the window's end the APIs are stopped (each flushes what its signaler still owes) and the periods
  * close at E (plus ALLOWED_LATENESS_SECONDS, 0 here unless set).
  *
  * What each printed figure is, and how it is measured:
@@ -55,6 +55,9 @@
  *   BENCH_REQUESTS_PER_SECOND (min(100, customers / 2))  BENCH_CONNECTIONS (32)
  *   BENCH_CROSSING_SHARE (0.1)  BENCH_GRACE_SECONDS (10)  BENCH_CLOSE_TIMEOUT_SECONDS (900)
  *   BENCH_SUBSCRIBE_SECONDS (estimated from the customer creation rate)
+ *   BENCH_API_PROCESSES (2)  BENCH_WORKERS (2) — separate processes against the same Postgres and
+ *   Temporal; event batches go to the APIs in turn, so every customer's usage reaches its workflow
+ *   from several producers, which is what "totals equal" checks under scale-out.
  * Progress goes to stderr; stdout gets the seven result lines only.
  */
 import path from 'node:path';
@@ -80,6 +83,8 @@ const CONNECTIONS = num('BENCH_CONNECTIONS', 32);
 const SHARE = num('BENCH_CROSSING_SHARE', 0.1);
 const GRACE_S = num('BENCH_GRACE_SECONDS', 10);
 const CLOSE_TIMEOUT_S = num('BENCH_CLOSE_TIMEOUT_SECONDS', 900);
+const API_PROCESSES = num('BENCH_API_PROCESSES', 2);
+const WORKERS = num('BENCH_WORKERS', 2);
 const LATENESS_S = num('ALLOWED_LATENESS_SECONDS', 0);
 const HARD_LIMIT = 1000;
 const SOFT_PERCENTS = [50, 80];
@@ -138,11 +143,11 @@ async function main(): Promise<void> {
   const pool = createPool(db.url, 8);
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection });
-  let api: ChildServer | undefined;
+  let apis: ChildServer[] = [];
   try {
     await pool.query('create extension if not exists pg_stat_statements');
     const taskQueue = 'bench-scale';
-    const apiPort = await freePort();
+    const apiPorts = await Promise.all(Array.from({ length: API_PROCESSES }, () => freePort()));
     const providerPort = await freePort();
     const env = {
       ...process.env,
@@ -150,7 +155,6 @@ async function main(): Promise<void> {
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: taskQueue,
       HOST: '127.0.0.1',
-      PORT: String(apiPort),
       PROVIDER_PORT: String(providerPort),
       PROVIDER_URL: `http://127.0.0.1:${providerPort}`,
       DATA_DIR: scratch,
@@ -163,7 +167,10 @@ async function main(): Promise<void> {
     };
     // Child stdout (pino) goes to our stderr: stdout carries the results only.
     const spawnOptions = { env, stdio: ['ignore', 2, 'pipe'] as ['ignore', number, 'pipe'] };
-    const base = `http://127.0.0.1:${apiPort}`;
+    const bases = apiPorts.map((port) => `http://127.0.0.1:${port}`);
+    let nextApi = 0;
+    /** The API processes in turn, as a load balancer would spread requests. */
+    const anyApi = () => bases[nextApi++ % bases.length]!;
     children.push(
       await startChildServer({
         name: 'provider simulator',
@@ -174,30 +181,37 @@ async function main(): Promise<void> {
         killAfterMs: 10_000,
       }),
     );
-    children.push(
-      await startChildServer({
-        name: 'worker',
-        ...node('src/main/worker.ts'),
-        spawnOptions,
-        ready: () => Promise.resolve(true),
-        timeoutMs: 60_000,
-        killAfterMs: 30_000,
-      }),
+    for (let w = 1; w <= WORKERS; w++) {
+      children.push(
+        await startChildServer({
+          name: `worker ${w}`,
+          ...node('src/main/worker.ts'),
+          spawnOptions,
+          ready: () => Promise.resolve(true),
+          timeoutMs: 60_000,
+          killAfterMs: 30_000,
+        }),
+      );
+    }
+    apis = await Promise.all(
+      bases.map((base, i) =>
+        startChildServer({
+          name: `API ${i + 1}`,
+          ...node('src/main/api.ts'),
+          spawnOptions: { ...spawnOptions, env: { ...env, PORT: String(apiPorts[i]) } },
+          ready: async () => (await answers(`${base}/healthz`)) && (await fetch(`${base}/readyz`)).ok,
+          timeoutMs: 60_000,
+          killAfterMs: 30_000,
+        }),
+      ),
     );
-    api = await startChildServer({
-      name: 'API',
-      ...node('src/main/api.ts'),
-      spawnOptions,
-      ready: async () => (await answers(`${base}/healthz`)) && (await fetch(`${base}/readyz`)).ok,
-      timeoutMs: 60_000,
-      killAfterMs: 30_000,
-    });
+    log(`${API_PROCESSES} API processes, ${WORKERS} workers`);
 
     const secret = await issueBenchKey(db.url, ['events:write', 'billing:admin', 'billing:read']);
     const headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
     const post = async (route: string, body: unknown) => {
       for (let attempt = 1; ; attempt++) {
-        const res = await fetch(`${base}${route}`, { method: 'POST', headers, body: JSON.stringify(body) });
+        const res = await fetch(`${anyApi()}${route}`, { method: 'POST', headers, body: JSON.stringify(body) });
         if (res.ok) return res;
         const text = await res.text();
         if (res.status < 500 || attempt === 5) throw new Error(`${route}: ${res.status} ${text}`);
@@ -269,7 +283,11 @@ async function main(): Promise<void> {
     const send = async (c: Customer, count: number): Promise<number> => {
       const events = Array.from({ length: count }, () => ({ id: `${c.id}-${c.seq++}`, customer: c.id, type: 'api_call' }));
       try {
-        const res = await fetch(`${base}/v1/events`, { method: 'POST', headers, body: JSON.stringify(count === 1 ? events[0] : events) });
+        const res = await fetch(`${anyApi()}/v1/events`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(count === 1 ? events[0] : events),
+        });
         await res.arrayBuffer();
         if (res.ok) outcome.ok++;
         else if (res.status === 429) outcome.refused++;
@@ -324,9 +342,9 @@ async function main(): Promise<void> {
         order by calls desc`,
     );
     const actualWindow = (Date.now() - windowStart) / 1000;
-    log(`window over: ${outcome.ok} batches stored, ${outcome.refused} refused (429), ${outcome.failed} failed; stopping the API (flush)`);
-    await api.stop();
-    api = undefined;
+    log(`window over: ${outcome.ok} batches stored, ${outcome.refused} refused (429), ${outcome.failed} failed; stopping the APIs (flush)`);
+    await Promise.all(apis.map((api) => api.stop()));
+    apis = [];
 
     // Totals: every workflow's usage against the stored events, before the periods close.
     const stored = new Map(
@@ -466,7 +484,7 @@ async function main(): Promise<void> {
     console.log(`postgres statements per second on quota bookkeeping: ${(bookkeeping / actualWindow).toFixed(1)}`);
     if (unequal.length > 0 || paid < CUSTOMERS || missingNotices > 0 || missingBlocks > 0) process.exitCode = 1;
   } finally {
-    await api?.stop();
+    await Promise.all(apis.map((api) => api.stop()));
     for (const child of children.reverse()) await child.stop();
     await connection.close();
     await pool.end();
