@@ -121,7 +121,10 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     logger: deps.logger,
     readiness: deps.readiness,
     authenticate: authenticate({
-      verifier: credentialVerifier(deps.keys.verifier, new PortalSessionVerifier({ pool: deps.pool, peppers: deps.keys.peppers, clock: deps.clock })),
+      verifier: credentialVerifier(
+        deps.keys.verifier,
+        new PortalSessionVerifier({ pool: deps.pool, peppers: deps.keys.peppers, clock: deps.clock }),
+      ),
       limiter: deps.keys.limiter,
       failures: deps.keys.failures,
       logger: deps.logger.child({ component: 'api-keys' }),

@@ -33,9 +33,7 @@ const unknownSession = (id: string) => refuse('not_found', 'unknown_portal_sessi
  * and revocation are audited; the token is kept only as its HMAC under the API-key pepper.
  */
 export class PortalSessionService {
-  constructor(
-    private readonly deps: { pool: Pool; peppers: Peppers; clock: Clock; customers: CustomerService },
-  ) {}
+  constructor(private readonly deps: { pool: Pool; peppers: Peppers; clock: Clock; customers: CustomerService }) {}
 
   async create(actor: Actor, input: NewPortalSession): Promise<Result<IssuedPortalSession, 'unknown_customer' | 'invalid_lifetime'>> {
     const { pool, peppers, clock, customers } = this.deps;

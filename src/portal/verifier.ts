@@ -30,7 +30,8 @@ export class PortalSessionVerifier {
     );
     if (!session) return { ok: false, reason: 'invalid_key', cause: 'unknown' };
     if (session.revokedAt) return { ok: false, reason: 'invalid_key', cause: 'revoked', keyId: session.id };
-    if (session.expiresAt.getTime() <= clock.now().getTime()) return { ok: false, reason: 'invalid_key', cause: 'expired', keyId: session.id };
+    if (session.expiresAt.getTime() <= clock.now().getTime())
+      return { ok: false, reason: 'invalid_key', cause: 'expired', keyId: session.id };
     const principal: Principal = Object.freeze({
       keyId: session.id,
       environment: 'live',

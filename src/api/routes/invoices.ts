@@ -171,7 +171,7 @@ const lineToJson = (l: InvoiceLine): z.infer<typeof InvoiceLineSchema> => ({
     period_start: l.adjusts.periodStart.toISOString(),
     period_end: l.adjusts.periodEnd.toISOString(),
   },
-  });
+});
 
 export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
   id: i.id,

@@ -60,7 +60,10 @@ registry.registerPath({
   tags,
   security,
   request: { body: jsonContent(NewSessionSchema) },
-  responses: { 201: { description: 'The session and its URL', ...jsonContent(CreatedSessionSchema) }, ...problemResponses(400, 401, 403, 422) },
+  responses: {
+    201: { description: 'The session and its URL', ...jsonContent(CreatedSessionSchema) },
+    ...problemResponses(400, 401, 403, 422),
+  },
 });
 registry.registerPath({
   method: 'delete',
