@@ -107,7 +107,7 @@
   }
 
   const limitStatus = {
-    blocked: { text: 'Blocked', symbol: '⛔', tone: 'bad' },
+    blocked: { text: 'Blocked', symbol: '✗', tone: 'bad' },
     over_limit_in_grace: { text: 'Over the limit (grace period running)', symbol: '⚠', tone: 'warn' },
     overage: { text: 'Over the limit (billed as overage)', symbol: '⚠', tone: 'warn' },
     ok: { text: 'Within the limit', symbol: '✓', tone: 'ok' },
@@ -128,7 +128,7 @@
     return 'percent' in threshold ? `${threshold.percent}%` : threshold.absolute;
   }
 
-  function usageChart(container, meter, usage) {
+  function usageChart(container, meter, usage, period) {
     const buckets = usage.buckets || [];
     const xs = buckets.map((b) => Date.parse(b.start) / 1000);
     const ys = buckets.map((b) => (b.value === null ? null : Number(b.value)));
@@ -140,7 +140,11 @@
         width,
         height: 180,
         legend: { show: false },
-        scales: { x: { time: true } },
+        // The whole period on the x axis, so the chart also shows how far into it the customer is.
+        scales: {
+          x: { time: true, range: () => [Date.parse(period.start) / 1000, Date.parse(period.end) / 1000] },
+          y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+        },
         axes: [{}, { size: 60 }],
         series: [{}, { label: meter.name, stroke: '#0b57d0', width: 2, fill: 'rgba(11, 87, 208, 0.12)', points: { show: true } }],
       },
@@ -152,7 +156,7 @@
   /** Charts to draw once their containers are in the page and have a width. */
   const pendingCharts = [];
 
-  function usageSection(period, meters, usages) {
+  function usageSection(period, meters, usages, granularity) {
     return el(
       'section',
       { 'aria-labelledby': 'usage-heading' },
@@ -163,16 +167,10 @@
         { class: 'meters' },
         meters.map((meter) => {
           const usage = usages[meter.code];
-          const unit =
-            usage.buckets &&
-            usage.buckets.length > 1 &&
-            Date.parse(usage.buckets[1].start) - Date.parse(usage.buckets[0].start) >= 86_400_000
-              ? 'day'
-              : 'hour';
           const chart = el('div', {
             class: 'chart',
             role: 'img',
-            'aria-label': `Chart of ${meter.name} per ${unit}; the table below holds the same figures.`,
+            'aria-label': `Chart of ${meter.name} per ${granularity}; the table below holds the same figures.`,
           });
           const card = el(
             'article',
@@ -184,7 +182,7 @@
             el(
               'details',
               {},
-              el('summary', {}, `${meter.name} per ${unit}, as a table`),
+              el('summary', {}, `${meter.name} per ${granularity}, as a table`),
               el(
                 'table',
                 {},
@@ -204,7 +202,7 @@
               ),
             ),
           );
-          pendingCharts.push(() => usageChart(chart, meter, usage));
+          pendingCharts.push(() => usageChart(chart, meter, usage, period));
           return card;
         }),
       ),
@@ -495,6 +493,8 @@
           ]),
         ),
       );
+      // The period's buckets still ahead hold no usage yet: the chart and its table stop at the estimate's instant.
+      for (const usage of Object.values(usages)) usage.buckets = usage.buckets.filter((b) => b.start <= upcoming.as_of);
       const entitlements = Object.fromEntries(
         await Promise.all(
           plan.limits.map(async (l) => [
@@ -510,7 +510,7 @@
       document.getElementById('subtitle').textContent += ` Plan: ${plan.name}.`;
       sections.push(
         blockedAlert(meters, entitlements, session.upgrade_url),
-        usageSection(upcoming.period, meters, usages),
+        usageSection(upcoming.period, meters, usages, granularity),
         limitsSection(plan, meters, usages, entitlements),
         upcomingSection(upcoming),
       );
