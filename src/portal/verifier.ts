@@ -6,8 +6,8 @@ import type { KeyVerifier, Verification } from '../keys/verifier';
 import { findSessionByHashes } from './store';
 import { PORTAL_TOKEN_PREFIX, isPortalTokenShaped } from './token';
 
-/** A portal page makes a dozen reads per load; this is room for a person, not for a scraper. */
-const PORTAL_RATE = { ratePerSecond: 20, burst: 40 } as const;
+/** A portal page makes about a dozen reads per load (more with more meters): room for a person reloading, not for a scraper. */
+const PORTAL_RATE = { ratePerSecond: 50, burst: 100 } as const;
 
 /** What a portal session may read with: restricted to its customer, marked `portal` for the policy. */
 const READ_SCOPES = Object.freeze(['usage:read', 'billing:read'] as const);
