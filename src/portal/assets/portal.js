@@ -145,7 +145,7 @@
           x: { time: true, range: () => [Date.parse(period.start) / 1000, Date.parse(period.end) / 1000] },
           y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
         },
-        axes: [{}, { size: 60 }],
+        axes: [{}, { size: 80 }],
         series: [{}, { label: meter.name, stroke: '#0b57d0', width: 2, fill: 'rgba(11, 87, 208, 0.12)', points: { show: true } }],
       },
       [xs, ys],
