@@ -462,7 +462,10 @@
     try {
       session = await api('/v1/portal-sessions/current');
     } catch (err) {
-      if (err instanceof ApiError && err.status === 401) return showNoAccess('expired');
+      if (err instanceof ApiError && err.status === 401) {
+        sessionStorage.removeItem(TOKEN_STORAGE);
+        return showNoAccess('expired');
+      }
       throw err;
     }
     const customer = session.customer;
