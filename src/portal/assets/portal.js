@@ -124,8 +124,11 @@
     return limit > 0 ? Math.floor((Number(usage) / limit) * 100) : null;
   }
 
+  /** How the API names a threshold in `thresholds_notified` (src/domain/quota-policy.ts thresholdKey): "80%", or the decimal without trailing zeros. */
   function thresholdKey(threshold) {
-    return 'percent' in threshold ? `${threshold.percent}%` : threshold.absolute;
+    if ('percent' in threshold) return `${threshold.percent}%`;
+    const text = threshold.absolute;
+    return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
   }
 
   function usageChart(container, meter, usage, period) {
