@@ -3,6 +3,7 @@ import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
 import { importX } from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 /** Feature chapters: transport-free services and their stores (README, "Where things live"). */
@@ -20,6 +21,7 @@ const features = [
   'reconciliations',
   'retention',
   'provider',
+  'portal',
 ];
 const infrastructure = ['db', 'temporal', 'process', 'clock.ts', 'config.ts', 'logger.ts'];
 const src = (names) => names.map((n) => `./src/${n}`);
@@ -111,5 +113,7 @@ export default tseslint.config(
   // Tests read untyped JSON bodies; `any` there is the honest type.
   { files: ['test/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
+  // The customer portal's page script runs in the browser (uPlot comes from its own script tag).
+  { files: ['src/portal/assets/**/*.js'], languageOptions: { sourceType: 'script', globals: { ...globals.browser, uPlot: 'readonly' } } },
   prettier,
 );

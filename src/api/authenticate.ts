@@ -56,7 +56,8 @@ function tooManyFailures(res: Response, decision: RateDecision): ProblemError {
  * keys cannot buy more lookups than the limit.
  */
 export function authenticate(deps: {
-  verifier: KeyVerifier;
+  /** API keys, and portal session tokens (src/portal/verifier.ts) */
+  verifier: Pick<KeyVerifier, 'verify'>;
   limiter: KeyRateLimiter;
   failures: AuthFailureLimiter;
   logger: Logger;

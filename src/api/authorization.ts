@@ -22,9 +22,19 @@ export interface Rule {
   /** The scope the key must hold (403 `missing_scope` without it); null: any valid key. */
   scope: Scope | null;
   restricted: RestrictedRule;
+  /**
+   * Whether a customer portal session (src/portal) may call it: only the reads the portal page
+   * makes. A session is also restricted to its customer, so `own_customer` confines it as any key.
+   */
+  portal: boolean;
 }
 
-const rule = (operation: string, scope: Scope | null, restricted: RestrictedRule): Rule => ({ operation, scope, restricted });
+const rule = (operation: string, scope: Scope | null, restricted: RestrictedRule, portal: 'portal' | null = null): Rule => ({
+  operation,
+  scope,
+  restricted,
+  portal: portal === 'portal',
+});
 
 /**
  * The authorization policy, resource × action: every `/v1` route is guarded by
@@ -35,21 +45,21 @@ export const policy = {
   customers: {
     create: rule('POST /v1/customers', 'billing:admin', 'forbidden'),
     list: rule('GET /v1/customers', 'billing:read', 'forbidden'),
-    get: rule('GET /v1/customers/{externalId}', 'billing:read', 'own_customer'),
+    get: rule('GET /v1/customers/{externalId}', 'billing:read', 'own_customer', 'portal'),
   },
   meters: {
     create: rule('POST /v1/meters', 'billing:admin', 'forbidden'),
-    list: rule('GET /v1/meters', 'billing:read', 'shared'),
-    get: rule('GET /v1/meters/{code}', 'billing:read', 'shared'),
+    list: rule('GET /v1/meters', 'billing:read', 'shared', 'portal'),
+    get: rule('GET /v1/meters/{code}', 'billing:read', 'shared', 'portal'),
   },
   events: {
     ingest: rule('POST /v1/events', 'events:write', 'own_customer'),
   },
   usage: {
-    read: rule('GET /v1/usage', 'usage:read', 'own_customer'),
+    read: rule('GET /v1/usage', 'usage:read', 'own_customer', 'portal'),
   },
   entitlements: {
-    check: rule('POST /v1/entitlements/check', 'usage:read', 'own_customer'),
+    check: rule('POST /v1/entitlements/check', 'usage:read', 'own_customer', 'portal'),
   },
   pricing: {
     preview: rule('POST /v1/pricing/preview', 'billing:read', 'shared'),
@@ -57,18 +67,19 @@ export const policy = {
   plans: {
     create: rule('POST /v1/plans', 'billing:admin', 'forbidden'),
     list: rule('GET /v1/plans', 'billing:read', 'shared'),
-    get: rule('GET /v1/plans/{code}', 'billing:read', 'shared'),
+    get: rule('GET /v1/plans/{code}', 'billing:read', 'shared', 'portal'),
   },
   subscriptions: {
     create: rule('POST /v1/subscriptions', 'billing:admin', 'own_customer'),
     get: rule('GET /v1/subscriptions/{id}', 'billing:read', 'own_customer'),
-    active: rule('GET /v1/customers/{externalId}/subscription', 'billing:read', 'own_customer'),
+    active: rule('GET /v1/customers/{externalId}/subscription', 'billing:read', 'own_customer', 'portal'),
     cancel: rule('POST /v1/subscriptions/{id}/cancel', 'billing:admin', 'own_customer'),
     change_plan: rule('POST /v1/subscriptions/{id}/change-plan', 'billing:admin', 'own_customer'),
   },
   invoices: {
-    list: rule('GET /v1/invoices', 'billing:read', 'own_customer'),
-    get: rule('GET /v1/invoices/{id}', 'billing:read', 'own_customer'),
+    list: rule('GET /v1/invoices', 'billing:read', 'own_customer', 'portal'),
+    upcoming: rule('GET /v1/invoices/upcoming', 'billing:read', 'own_customer', 'portal'),
+    get: rule('GET /v1/invoices/{id}', 'billing:read', 'own_customer', 'portal'),
     void: rule('POST /v1/invoices/{id}/void', 'billing:admin', 'forbidden'),
   },
   webhook_endpoints: {
@@ -83,6 +94,11 @@ export const policy = {
     approve: rule('POST /v1/reconciliations/{id}/approve', 'billing:admin', 'forbidden'),
     retry: rule('POST /v1/reconciliations/{id}/retry', 'billing:admin', 'forbidden'),
     dismiss: rule('POST /v1/reconciliations/{id}/dismiss', 'billing:admin', 'forbidden'),
+  },
+  portal_sessions: {
+    create: rule('POST /v1/portal-sessions', 'billing:admin', 'forbidden'),
+    revoke: rule('DELETE /v1/portal-sessions/{id}', 'billing:admin', 'forbidden'),
+    current: rule('GET /v1/portal-sessions/current', null, 'shared', 'portal'),
   },
   keys: {
     current: rule('GET /v1/keys/current', null, 'shared'),
@@ -101,6 +117,9 @@ export type Action<R extends Resource> = keyof Policy[R] & string;
 
 /** Why a verified key may not do something: 403 with one of these reasons. */
 function refusal(principal: Principal, entry: Rule): ProblemError | undefined {
+  if (principal.portal && !entry.portal) {
+    return new ProblemError('forbidden', 'A portal session may only read what the customer portal shows.', { reason: 'portal_read_only' });
+  }
   if (entry.scope !== null && !principal.scopes.includes(entry.scope)) {
     return new ProblemError('forbidden', `This API key lacks the "${entry.scope}" scope.`, {
       reason: 'missing_scope',

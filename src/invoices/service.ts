@@ -3,8 +3,10 @@ import { CustomerService } from '../customers/service';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/transaction';
+import { periodContaining } from '../domain/periods';
 import { ok, refuse, type Result } from '../domain/result';
 import { auditActorOf, customerNamed, seesCustomerId, type Actor } from '../keys/principal';
+import { getActiveSubscription } from '../subscriptions/store';
 import { buildInvoice } from './builder';
 import {
   findInvoice,
@@ -15,6 +17,7 @@ import {
   saveDraft,
   setInvoiceStatus,
   setInvoiceVoid,
+  type DraftContent,
   type Invoice,
   type InvoiceStatus,
 } from './store';
@@ -35,6 +38,14 @@ export interface DraftRequest {
   planCode: string;
   periodStart: string;
   periodEnd: string;
+}
+
+/** The invoice the current period would get if it closed now: priced live, never saved. */
+export interface UpcomingInvoice extends DraftContent {
+  /** External id of the customer. */
+  customer: string;
+  /** When it was priced: usage stored after this instant is not in it. */
+  asOf: Date;
 }
 
 const unknownInvoice = (id: string) => refuse('not_found', 'unknown_invoice', `No invoice ${id}.`);
@@ -77,6 +88,39 @@ export class InvoiceService {
     const invoice = await getInvoice(this.pool, id);
     if (!invoice || !seesCustomerId(actor, invoice.customerId)) return unknownInvoice(id);
     return ok(invoice);
+  }
+
+  /**
+   * The customer's upcoming invoice: the active subscription's current period up to now, built
+   * exactly as the period's draft will be (src/invoices/builder.ts: usage from the stored events,
+   * the plan's pricing, late-usage adjustments of up to `lookbackInvoices` earlier invoices) but
+   * never saved, so asking for it changes nothing.
+   */
+  async upcoming(
+    actor: Actor,
+    externalId: string,
+    lookbackInvoices: number,
+  ): Promise<Result<UpcomingInvoice, 'unknown_customer' | 'no_active_subscription'>> {
+    const customer = await this.customers.get(actor, externalId);
+    if (!customer.ok) return customer;
+    const subscription = await getActiveSubscription(this.pool, customer.value.id);
+    if (!subscription) return refuse('not_found', 'no_active_subscription', `Customer "${externalId}" has no active subscription.`);
+    const asOf = this.clock.now();
+    const { anchor, plan, cancelAt } = subscription;
+    const period = periodContaining(anchor, plan.interval, Math.max(asOf.getTime(), anchor.getTime()));
+    const draft = await buildInvoice(
+      this.pool,
+      {
+        subscriptionId: subscription.id,
+        customerId: customer.value.id,
+        planCode: plan.id,
+        periodStart: period.start,
+        // A cancellation cuts the final period short; its invoice ends there.
+        periodEnd: cancelAt && cancelAt < period.end ? cancelAt : period.end,
+      },
+      { lookbackInvoices },
+    );
+    return ok({ ...draft, customer: externalId, asOf });
   }
 
   /**

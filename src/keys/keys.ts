@@ -23,6 +23,8 @@ export interface KeysOptions {
 
 export interface Keys {
   service: KeyService;
+  /** The HMAC peppers keys are stored under; portal session tokens (src/portal) are hashed with them too. */
+  peppers: Peppers;
   verifier: KeyVerifier;
   cache: KeyCache<VerifiedKey>;
   /** Each key's request rate, charged on every authenticated request. */
@@ -55,6 +57,7 @@ export async function startKeys(opts: KeysOptions): Promise<Keys> {
   const verifier = new KeyVerifier({ pool: opts.pool, peppers: opts.peppers, cache, clock: opts.clock, logger });
   return {
     service,
+    peppers: opts.peppers,
     verifier,
     cache,
     limiter: new KeyRateLimiter(),

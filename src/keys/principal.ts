@@ -12,6 +12,11 @@ export interface Principal {
   customer: { id: string; externalId: string } | null;
   /** The key's own limits: nothing it grants may exceed them (src/keys/service.ts). */
   limits: { ratePerSecond: number; burst: number; expiresAt: Date | null };
+  /**
+   * Set for a customer portal session (src/portal), whose keyId is the session id: a read-only
+   * credential the authorization policy lets through only the operations it opens to the portal.
+   */
+  portal?: true;
 }
 
 /**

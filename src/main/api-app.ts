@@ -11,6 +11,8 @@ import { keysRouter } from '../api/routes/keys';
 import type { ReadinessCheck } from '../api/routes/health';
 import { metersRouter } from '../api/routes/meters';
 import { plansRouter } from '../api/routes/plans';
+import { portalRouter } from '../api/routes/portal';
+import { portalSessionsRouter } from '../api/routes/portal-sessions';
 import { pricingRouter } from '../api/routes/pricing';
 import { reconciliationsRouter } from '../api/routes/reconciliations';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
@@ -30,6 +32,8 @@ import { createMetering } from '../metering/metering';
 import { UsageService } from '../metering/usage-service';
 import { UsageSignaler } from '../metering/usage-signaler';
 import { PlanService } from '../plans/service';
+import { PortalSessionService } from '../portal/service';
+import { PortalSessionVerifier, credentialVerifier } from '../portal/verifier';
 import { ReconciliationService } from '../reconciliations/service';
 import { SubscriptionService } from '../subscriptions/service';
 import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../subscriptions/temporal-lifecycle';
@@ -54,6 +58,10 @@ export interface ApiAppDeps {
    * (default 0.1) of its next decision point (config USAGE_REPORT_INTERVAL_SECONDS, USAGE_SIGNAL_MARGIN).
    */
   usageSignals?: { reportIntervalSeconds?: number; signalMargin?: number };
+  /** How many earlier invoices late usage may adjust (config LATE_USAGE_LOOKBACK_INVOICES, default 3): the upcoming invoice says what the draft will. */
+  lateUsageLookbackInvoices?: number;
+  /** Where the customer portal sends a customer whose meter is blocked (config PORTAL_UPGRADE_URL); default the entitlements' upgrade URL. */
+  portalUpgradeUrl?: string;
 }
 
 export interface ApiApp {
@@ -113,7 +121,10 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     logger: deps.logger,
     readiness: deps.readiness,
     authenticate: authenticate({
-      verifier: deps.keys.verifier,
+      verifier: credentialVerifier(
+        deps.keys.verifier,
+        new PortalSessionVerifier({ pool: deps.pool, peppers: deps.keys.peppers, clock: deps.clock }),
+      ),
       limiter: deps.keys.limiter,
       failures: deps.keys.failures,
       logger: deps.logger.child({ component: 'api-keys' }),
@@ -129,9 +140,15 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       webhookEndpointsRouter({
         webhooks: new WebhookEndpointService({ pool: deps.pool, clock: deps.clock, customers, targets: deps.webhookTargets }),
       }),
-      invoicesRouter(new InvoiceService(deps.pool, deps.clock, customers), new ChargeHistory(deps.pool)),
+      invoicesRouter(new InvoiceService(deps.pool, deps.clock, customers), new ChargeHistory(deps.pool), {
+        lookbackInvoices: deps.lateUsageLookbackInvoices ?? 3,
+      }),
       ...billingRouters,
       keysRouter(deps.keys.service, deps.clock),
+      portalSessionsRouter(new PortalSessionService({ pool: deps.pool, peppers: deps.keys.peppers, clock: deps.clock, customers }), {
+        upgradeUrl: deps.portalUpgradeUrl ?? deps.entitlements.upgradeUrl,
+      }),
+      portalRouter(),
     ],
     metrics,
   });

@@ -102,6 +102,13 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
       `A generator sends ~10 events/s. Watch the billing workflow${workflowUrl ? ` at ${workflowUrl}` : ''}.`,
   );
 
+  // The customer's view of the same story: a portal session (read-only, demo-acme only) for as long as allowed.
+  const portal = await admin('POST', '/v1/portal-sessions', { customer: CUSTOMER, expires_in: 86_400 });
+  logger.info(
+    { customer: CUSTOMER, expires_at: portal.body.expires_at },
+    `demo: customer portal for ${CUSTOMER} (usage, limits, upcoming invoice; open it in a browser): ${String(portal.body.url)}`,
+  );
+
   let sent = 0;
   let refused = false;
   const generate = async () => {

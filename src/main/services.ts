@@ -93,6 +93,8 @@ export async function startApi(config: Config, services: Services, logger: Logge
     },
     webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
     usageSignals: { reportIntervalSeconds: config.USAGE_REPORT_INTERVAL_SECONDS, signalMargin: config.USAGE_SIGNAL_MARGIN },
+    lateUsageLookbackInvoices: config.LATE_USAGE_LOOKBACK_INVOICES,
+    ...(config.PORTAL_UPGRADE_URL ? { portalUpgradeUrl: config.PORTAL_UPGRADE_URL } : {}),
   });
   if (!(await services.keys.service.hasUsableAdminKey())) {
     logger.warn(`No API key can administer keys yet. Create the first one with: ${BOOTSTRAP_COMMAND}`);

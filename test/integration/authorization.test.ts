@@ -70,6 +70,9 @@ const subscriptionOf = async (target: Target): Promise<string> => {
   if (current.status === 200) return current.body.id as string;
   return (await ok(keys.all, { method: 'POST', path: '/v1/subscriptions', body: { customer, plan: 'basic' } })).id as string;
 };
+/** A fresh portal session of acme, for a revocation to end. */
+const portalSessionOf = async () =>
+  (await ok(keys.all, { method: 'POST', path: '/v1/portal-sessions', body: { customer: 'acme' } })).id as string;
 const invoiceOf = (target: Target) => (target === 'absent' ? randomUUID() : invoices[target === 'own' ? 'acme' : 'globex']);
 
 const run = 'reconcile%2F2026-01-01T00%3A00%3A00.000Z%2Fall';
@@ -137,6 +140,9 @@ const requests: Record<
     ownRefusal: 'unknown_plan',
   },
   'GET /v1/invoices': { call: (to) => ({ method: 'GET', path: `/v1/invoices?customer=${customerOf(to)}` }) },
+  'GET /v1/invoices/upcoming': {
+    call: async (to) => (await subscriptionOf(to), { method: 'GET', path: `/v1/invoices/upcoming?customer=${customerOf(to)}` }),
+  },
   'GET /v1/invoices/{id}': { call: (to) => ({ method: 'GET', path: `/v1/invoices/${invoiceOf(to)}` }) },
   'POST /v1/invoices/{id}/void': {
     call: () => ({ method: 'POST', path: `/v1/invoices/${invoices.acme}/void`, body: { reason: 'authorization test' } }),
@@ -159,6 +165,11 @@ const requests: Record<
   'POST /v1/reconciliations/{id}/approve': { call: () => ({ method: 'POST', path: `/v1/reconciliations/${run}/approve` }) },
   'POST /v1/reconciliations/{id}/retry': { call: () => ({ method: 'POST', path: `/v1/reconciliations/${run}/retry` }) },
   'POST /v1/reconciliations/{id}/dismiss': { call: () => ({ method: 'POST', path: `/v1/reconciliations/${run}/dismiss`, body: {} }) },
+  'POST /v1/portal-sessions': { call: () => ({ method: 'POST', path: '/v1/portal-sessions', body: { customer: 'acme' } }) },
+  'DELETE /v1/portal-sessions/{id}': {
+    call: async () => ({ method: 'DELETE', path: `/v1/portal-sessions/${await portalSessionOf()}` }),
+  },
+  'GET /v1/portal-sessions/current': { call: () => ({ method: 'GET', path: '/v1/portal-sessions/current' }) },
   'GET /v1/keys/current': { call: () => ({ method: 'GET', path: '/v1/keys/current' }) },
   'POST /v1/keys': {
     call: (to) => ({ method: 'POST', path: '/v1/keys', body: { name: 'minted', scopes: ['keys:admin'], customer: customerOf(to) } }),
@@ -363,6 +374,33 @@ describe('every operation of the OpenAPI document goes through the declared poli
         observable(await send(keys.all, await request.call('absent'))),
         `${operation}: globex's fixture exists`,
       );
+    }
+  });
+});
+
+describe('a portal session goes through the same policy, open only where its portal column says', () => {
+  test("a session of acme: 403 portal_read_only outside the portal's reads; inside them, confined to acme like a restricted key", async () => {
+    const rules = Object.values(policy).flatMap((actions) => Object.values(actions) as Rule[]);
+    const created = await ok(keys.all, { method: 'POST', path: '/v1/portal-sessions', body: { customer: 'acme' } });
+    const token = new URL(created.url as string).hash.slice(1);
+    assert.ok(rules.some((r) => r.portal) && rules.some((r) => !r.portal));
+    for (const rule of rules) {
+      const request = requests[rule.operation]!;
+      const own = await send(token, await request.call('own'));
+      if (!rule.portal) {
+        assert.equal(own.status, 403, rule.operation);
+        assert.equal(own.body.reason, 'portal_read_only', rule.operation);
+        continue;
+      }
+      assert.equal(guardRefusal(own), undefined, `${rule.operation}: ${own.status} ${JSON.stringify(own.body)}`);
+      if (rule.operation === 'GET /v1/portal-sessions/current') {
+        assert.deepEqual([own.status, own.body.id, own.body.customer], [200, created.id, 'acme']);
+        continue;
+      }
+      assert.equal(own.status, (await send(keys.acme, await request.call('own'))).status, `${rule.operation} answers as to acme's key`);
+      if (rule.restricted !== 'own_customer' || request.onlyAcme) continue;
+      const other = await send(token, await request.call('other'));
+      assert.deepEqual(observable(other), observable(await send(token, await request.call('absent'))), rule.operation);
     }
   });
 });

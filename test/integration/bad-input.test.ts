@@ -72,6 +72,7 @@ const valid: Record<string, RequestSpec> = {
   'GET /v1/invoices': {
     query: { limit: '10', customer: 'acme', status: 'draft', period_from: '2026-01-01T00:00:00Z', period_to: '2026-12-01T00:00:00+01:00' },
   },
+  'GET /v1/invoices/upcoming': { query: { customer: 'acme' } },
   'GET /v1/invoices/{id}': { params: { id: ID } },
   'POST /v1/invoices/{id}/void': { params: { id: ID }, body: { reason: 'issued twice' } },
   'POST /v1/plans': { body: plan },
@@ -139,6 +140,11 @@ const valid: Record<string, RequestSpec> = {
   },
   'GET /v1/keys': { query: { limit: '10', after: ID } },
   'GET /v1/keys/current': {},
+  'POST /v1/portal-sessions': { body: { customer: 'acme', expires_in: 600 } },
+  'DELETE /v1/portal-sessions/{id}': { params: { id: ID } },
+  'GET /v1/portal-sessions/current': {},
+  'GET /portal': {},
+  'GET /portal/assets/{file}': { params: { file: 'portal.js' } },
   'GET /v1/keys/{id}': { params: { id: ID } },
   'PATCH /v1/keys/{id}': {
     params: { id: ID },

@@ -2,8 +2,8 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { Identifier, InstantSchema, storable } from '../../domain/edge-schemas';
 import { BreakdownRowSchema } from '../../domain/pricing/schema';
-import type { InvoiceService } from '../../invoices/service';
-import { invoiceLineTypes, invoiceStatuses, type Invoice } from '../../invoices/store';
+import type { InvoiceService, UpcomingInvoice } from '../../invoices/service';
+import { invoiceLineTypes, invoiceStatuses, type Invoice, type InvoiceLine } from '../../invoices/store';
 import type { ChargeRecord } from '../../payments/store';
 import type { ChargeHistory } from '../../payments/charge-history';
 import { accessOf, authorize } from '../authorization';
@@ -79,6 +79,25 @@ const ListQuerySchema = PageQuerySchema.extend({
   period_from: InstantSchema.optional().meta({ description: 'Invoices whose period starts at or after this instant' }),
   period_to: InstantSchema.optional().meta({ description: '…and before this one' }),
 });
+const UpcomingInvoiceSchema = z
+  .object({
+    customer: z.string().meta({ description: 'External id of the customer' }),
+    subscription_id: z.uuid(),
+    plan: z.string(),
+    currency: z.string(),
+    period: z.object({ start: z.string(), end: z.string() }).meta({ description: 'The current period, half-open: [start, end)' }),
+    usage: z.record(z.string(), z.string()).meta({ description: 'Exact usage per meter so far this period, from the stored events' }),
+    total: z.string().meta({ description: 'Sum of the rounded line amounts' }),
+    lines: z.array(InvoiceLineSchema),
+    as_of: z.string().meta({ description: 'When it was priced' }),
+  })
+  .meta({
+    id: 'UpcomingInvoice',
+    description: "An estimate: the current period's invoice if it closed now, priced live and not saved",
+  });
+const UpcomingQuerySchema = z.strictObject({
+  customer: Identifier.optional().meta({ description: 'External id of a customer; implied by a customer-restricted key' }),
+});
 const IdParams = z.object({ id: z.uuid() });
 const VoidInputSchema = z.strictObject({ reason: storable(z.string().trim().min(1).max(500)) }).meta({ id: 'VoidInvoiceInput' });
 
@@ -97,6 +116,19 @@ registry.registerPath({
   responses: {
     200: { description: 'A page of invoices with their lines', ...jsonContent(pageSchema(InvoiceSchema)) },
     ...problemResponses(400, 401, 403),
+  },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/invoices/upcoming',
+  summary: "The customer's upcoming invoice: the current period priced live, as its invoice would be if it closed now",
+  description: `Requires \`billing:read\`. Nothing is saved. ${restricted}`,
+  tags,
+  security,
+  request: { query: UpcomingQuerySchema },
+  responses: {
+    200: { description: 'The estimate', ...jsonContent(UpcomingInvoiceSchema) },
+    ...problemResponses(400, 401, 403, 404),
   },
 });
 registry.registerPath({
@@ -124,6 +156,23 @@ registry.registerPath({
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
+const lineToJson = (l: InvoiceLine): z.infer<typeof InvoiceLineSchema> => ({
+  position: l.position,
+  type: l.type,
+  meter: l.meter,
+  model: l.model,
+  quantity: l.quantity,
+  description: l.description,
+  exact_amount: l.exactAmount,
+  amount: l.amount,
+  breakdown: l.breakdown,
+  adjusts: l.adjusts && {
+    invoice_id: l.adjusts.invoiceId,
+    period_start: l.adjusts.periodStart.toISOString(),
+    period_end: l.adjusts.periodEnd.toISOString(),
+  },
+});
+
 export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
   id: i.id,
   customer: i.customer,
@@ -134,28 +183,25 @@ export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
   status: i.status,
   usage: i.usage,
   total: i.total,
-  lines: i.lines.map((l) => ({
-    position: l.position,
-    type: l.type,
-    meter: l.meter,
-    model: l.model,
-    quantity: l.quantity,
-    description: l.description,
-    exact_amount: l.exactAmount,
-    amount: l.amount,
-    breakdown: l.breakdown,
-    adjusts: l.adjusts && {
-      invoice_id: l.adjusts.invoiceId,
-      period_start: l.adjusts.periodStart.toISOString(),
-      period_end: l.adjusts.periodEnd.toISOString(),
-    },
-  })),
+  lines: i.lines.map(lineToJson),
   created_at: i.createdAt.toISOString(),
   finalized_at: iso(i.finalizedAt),
   paid_at: iso(i.paidAt),
   payment_failed_at: iso(i.paymentFailedAt),
   voided_at: iso(i.voidedAt),
   void_reason: i.voidReason,
+});
+
+const upcomingToJson = (u: UpcomingInvoice): z.infer<typeof UpcomingInvoiceSchema> => ({
+  customer: u.customer,
+  subscription_id: u.subscriptionId,
+  plan: u.planCode,
+  currency: u.currency,
+  period: { start: u.periodStart.toISOString(), end: u.periodEnd.toISOString() },
+  usage: u.usage,
+  total: u.total,
+  lines: u.lines.map((l, i) => lineToJson({ ...l, position: i + 1 })),
+  as_of: u.asOf.toISOString(),
 });
 
 export const chargeToJson = (c: ChargeRecord): z.infer<typeof ChargeSchema> => ({
@@ -186,7 +232,8 @@ function parseCursor(after: string): { periodStart: Date; id: string } {
   }
 }
 
-export function invoicesRouter(invoices: InvoiceService, charges: ChargeHistory): Router {
+/** `lookbackInvoices`: how many earlier invoices late usage may adjust (config LATE_USAGE_LOOKBACK_INVOICES), as the period's draft will. */
+export function invoicesRouter(invoices: InvoiceService, charges: ChargeHistory, opts: { lookbackInvoices: number }): Router {
   const router = Router();
 
   router.get('/v1/invoices', authorize('invoices', 'list'), async (req, res) => {
@@ -205,6 +252,18 @@ export function invoicesRouter(invoices: InvoiceService, charges: ChargeHistory)
     // A customer the key cannot see, or none at all, has no invoices: an empty page, not a 404.
     const result = page(listed.ok ? listed.value : [], query.limit, cursorOf);
     res.json({ data: result.data.map(invoiceToJson), next_cursor: result.next_cursor });
+  });
+
+  // Before /:id, which would read "upcoming" as an invoice id.
+  router.get('/v1/invoices/upcoming', authorize('invoices', 'upcoming'), async (req, res) => {
+    const query = parseRequest(UpcomingQuerySchema, req.query, 'query');
+    const access = accessOf(req);
+    const customer = access.customerNamed(query.customer);
+    if (!customer)
+      throw new ProblemError('validation_failed', 'Invalid query: customer is required.', {
+        errors: [{ pointer: '#/customer', detail: 'required' }],
+      });
+    res.json(upcomingToJson(unwrap(await invoices.upcoming(access.principal, customer, opts.lookbackInvoices))));
   });
 
   router.get('/v1/invoices/:id', authorize('invoices', 'get'), async (req, res) => {

@@ -120,10 +120,10 @@ registry.registerPath({
   method: 'get',
   path: '/v1/keys/current',
   summary: 'The key making this request: its id, scopes and customer',
-  description: 'Any valid key; answered from memory.',
+  description: 'Any valid key (a portal session token is not a key: 403); answered from memory.',
   tags,
   security,
-  responses: { 200: { description: 'The calling key', ...jsonContent(CurrentKeySchema) }, ...problemResponses(401, 429) },
+  responses: { 200: { description: 'The calling key', ...jsonContent(CurrentKeySchema) }, ...problemResponses(401, 403, 429) },
 });
 registry.registerPath({
   method: 'get',
