@@ -109,6 +109,7 @@ describe('docker-compose.yml in production mode, run without Docker', () => {
       assert.equal(env.TEMPORAL_NAMESPACE, namespace, `${app} runs in the namespace temporal-namespace creates`);
     }
     assert.equal(service('temporal-ui').environment.TEMPORAL_DEFAULT_NAMESPACE, namespace, 'the UI opens on the billing workflows');
+    assert.equal(service('worker').environment.API_KEY_PEPPERS, undefined, 'only the API verifies API keys: the pepper goes nowhere else');
     assert.equal(service('temporal').environment.POSTGRES_PWD, pg.POSTGRES_PASSWORD);
     assert.equal(service('temporal-schema').environment.SQL_PASSWORD, pg.POSTGRES_PASSWORD);
 

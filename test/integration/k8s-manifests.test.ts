@@ -112,9 +112,11 @@ describe('deploy/k8s', () => {
     const worker = find('Deployment', 'meterflow-worker');
     const job = find('Job', 'meterflow-migrate');
     for (const m of [api, worker, job]) {
-      for (const secret of m === job ? ['DATABASE_URL'] : ['DATABASE_URL', 'API_KEY_PEPPERS']) {
+      // Only the API verifies API keys: the pepper goes nowhere else.
+      for (const secret of m === api ? ['DATABASE_URL', 'API_KEY_PEPPERS'] : ['DATABASE_URL']) {
         assert.equal(envValue(m, secret)?.valueFrom?.secretKeyRef?.name, 'meterflow-secrets', `${m.metadata.name}: ${secret}`);
       }
+      if (m !== api) assert.equal(envValue(m, 'API_KEY_PEPPERS'), undefined, `${m.metadata.name} gets no pepper`);
       const entry = (container(m).command as string[]).at(-1)!;
       assert.ok(existsSync(path.join(root, entry)), `${m.metadata.name} runs ${entry}`);
     }
