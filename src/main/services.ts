@@ -127,6 +127,7 @@ export const workerLimits = (config: Config): WorkerLimits => ({
   maxConcurrentLocalActivities: config.WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES,
   maxConcurrentWorkflowTasks: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
   maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+  shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
 });
 
 export async function startWorker(config: Config, databaseUrl: string, temporalAddress: string): Promise<RunningWorker> {

@@ -29,6 +29,8 @@ export interface WorkerLimits {
   maxConcurrentLocalActivities: number;
   maxConcurrentWorkflowTasks: number;
   maxCachedWorkflows: number;
+  /** How long in-flight activities may run on after `shutdown()` before they are cancelled. */
+  shutdownGraceSeconds: number;
 }
 
 /**
@@ -50,6 +52,7 @@ export function createWorker(deps: WorkerDeps): Promise<Worker> {
           maxConcurrentLocalActivityExecutions: deps.limits.maxConcurrentLocalActivities,
           maxConcurrentWorkflowTaskExecutions: deps.limits.maxConcurrentWorkflowTasks,
           maxCachedWorkflows: deps.limits.maxCachedWorkflows,
+          shutdownGraceTime: deps.limits.shutdownGraceSeconds * 1000,
         }
       : {}),
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath }),

@@ -14,15 +14,18 @@ function requireEnv(name: string): string {
   return value;
 }
 
-/** A fresh, fully migrated database cloned from the run's template; dropped by `drop()`. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * A fresh, fully migrated database cloned from the run's template (`empty`: a database with no
+ * tables, for what migrates by itself); dropped by `drop()`.
+ */
+export async function createTestDatabase({ empty = false } = {}): Promise<TestDatabase> {
   const maintenanceUrl = requireEnv('TEST_PG_URL');
   const template = requireEnv('TEST_PG_TEMPLATE');
   const name = `meterflow_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: maintenanceUrl });
   await admin.connect();
   try {
-    await admin.query(`create database ${pg.escapeIdentifier(name)} template ${pg.escapeIdentifier(template)}`);
+    await admin.query(`create database ${pg.escapeIdentifier(name)}${empty ? '' : ` template ${pg.escapeIdentifier(template)}`}`);
   } finally {
     await admin.end();
   }

@@ -12,6 +12,7 @@ describe('worker limits (the period-close herd)', () => {
         WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES: '8',
         WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '30',
         WORKER_MAX_CACHED_WORKFLOWS: '500',
+        WORKER_SHUTDOWN_GRACE_SECONDS: '45',
       }),
     );
     assert.deepEqual(limits, {
@@ -19,6 +20,7 @@ describe('worker limits (the period-close herd)', () => {
       maxConcurrentLocalActivities: 8,
       maxConcurrentWorkflowTasks: 30,
       maxCachedWorkflows: 500,
+      shutdownGraceSeconds: 45,
     });
     assert.equal(poolSizeFor(limits, 10), 20);
     assert.equal(poolSizeFor(limits, 50), 50);
