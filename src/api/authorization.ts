@@ -69,6 +69,8 @@ export const policy = {
   invoices: {
     list: rule('GET /v1/invoices', 'billing:read', 'own_customer'),
     get: rule('GET /v1/invoices/{id}', 'billing:read', 'own_customer'),
+    get_pdf: rule('GET /v1/invoices/{id}.pdf', 'billing:read', 'own_customer'),
+    get_html: rule('GET /v1/invoices/{id}.html', 'billing:read', 'own_customer'),
     void: rule('POST /v1/invoices/{id}/void', 'billing:admin', 'forbidden'),
   },
   webhook_endpoints: {
