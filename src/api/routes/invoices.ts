@@ -2,7 +2,7 @@ import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { Identifier, InstantSchema, storable } from '../../domain/edge-schemas';
 import { BreakdownRowSchema } from '../../domain/pricing/schema';
-import { documentContentTypes, type DocumentFormat, type InvoiceDocument } from '../../invoices/documents/render';
+import type { InvoiceDocument } from '../../invoices/documents/render';
 import type { InvoiceService } from '../../invoices/service';
 import { invoiceLineTypes, invoiceStatuses, type Invoice } from '../../invoices/store';
 import type { ChargeRecord } from '../../payments/store';
@@ -231,13 +231,12 @@ function parseCursor(after: string): { periodStart: Date; id: string } {
 
 /** What `GET /v1/invoices/{id}` can answer, JSON first: it is the answer to no Accept or to any. */
 const representations = ['application/json', 'text/html', 'application/pdf'] as const;
-const formatOf = { 'text/html': 'html', 'application/pdf': 'pdf' } as const satisfies Record<string, DocumentFormat>;
 
 function sendDocument(res: Response, document: InvoiceDocument): void {
   res
     .status(200)
     .set({
-      'Content-Type': documentContentTypes[document.format],
+      'Content-Type': document.contentType,
       'Content-Disposition': `inline; filename="${document.filename}"`,
       // The page needs nothing but its inline styles; anything else it might contain is inert.
       'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
@@ -283,7 +282,7 @@ export function invoicesRouter(invoices: InvoiceService, charges: ChargeHistory)
         acceptable: representations,
       });
     if (representation !== 'application/json') {
-      const format = formatOf[representation as keyof typeof formatOf];
+      const format = representation === 'text/html' ? 'html' : 'pdf';
       return sendDocument(res, unwrap(await invoices.document(accessOf(req).principal, id, format)));
     }
     const invoice = unwrap(await invoices.get(accessOf(req).principal, id));

@@ -6,7 +6,7 @@ import { invoiceView } from './view';
 export const documentFormats = ['html', 'pdf'] as const;
 export type DocumentFormat = (typeof documentFormats)[number];
 
-export const documentContentTypes = {
+const contentTypes = {
   html: 'text/html; charset=utf-8',
   pdf: 'application/pdf',
 } as const satisfies Record<DocumentFormat, string>;
@@ -27,5 +27,5 @@ export interface InvoiceDocument {
 export async function renderInvoiceDocument(invoice: Invoice, format: DocumentFormat): Promise<InvoiceDocument> {
   const view = invoiceView(invoice);
   const body = format === 'pdf' ? await renderInvoicePdf(view) : Buffer.from(renderInvoiceHtml(view), 'utf8');
-  return { format, contentType: documentContentTypes[format], filename: `${view.number}.${format}`, body };
+  return { format, contentType: contentTypes[format], filename: `${view.number}.${format}`, body };
 }
