@@ -97,5 +97,6 @@ th, td { text-align: left; padding: .3rem .4rem; vertical-align: top; }
 .totals .due th, .totals .due td { border-top: 2px solid #111; }
 .status { margin-top: 1.5rem; }
 .void-mark { border: 3px solid #111; padding: .5rem; font-size: 1.4rem; font-weight: bold; text-align: center; letter-spacing: .1em; }
+.void::before { content: 'VOID'; position: absolute; top: 12rem; left: 0; right: 0; text-align: center; font-size: 10rem; font-weight: bold; color: #d0d0d0; transform: rotate(-35deg); z-index: -1; }
 @media print { .invoice { margin: 0; max-width: none; } }
 `;
