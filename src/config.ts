@@ -65,6 +65,27 @@ export const envSchema = z.object({
   EVENT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(400),
   // How many earlier finalized invoices late usage may still adjust (0: never).
   LATE_USAGE_LOOKBACK_INVOICES: z.coerce.number().int().min(0).max(36).default(3),
+  // Who issues the invoices, printed on every invoice document and snapshotted on the invoice at
+  // finalization (src/invoices/issuer.ts). SELLER_ADDRESS: lines separated by newlines or a literal \n.
+  SELLER_NAME: z.string().trim().min(1).max(256).default('meterflow demo seller'),
+  SELLER_ADDRESS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(/\n|\\n/)
+        .map((l) => l.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().max(256)).max(8)),
+  SELLER_TAX_ID: z.string().trim().min(1).max(64).optional(),
+  SELLER_EMAIL: z.email().optional(),
+  // Invoice numbers read PREFIX-YYYY-NNNNNN, gapless per prefix and year of finalization: one
+  // prefix per seller (src/invoices/numbering.ts).
+  INVOICE_NUMBER_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,19}$/, 'letters, digits and dashes, at most 20')
+    .default('INV'),
   // The payment provider: the local simulator `npm start` runs, unless PROVIDER_URL points elsewhere.
   PROVIDER_URL: z.string().url().optional(),
   PROVIDER_PORT: port.default(4010),

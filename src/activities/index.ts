@@ -1,6 +1,7 @@
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import { webhookTargetPolicy, type WebhookTargetPolicy } from '../domain/webhook-target-policy';
+import type { InvoiceIssuer } from '../invoices/issuer';
 import type { PaymentProvider } from '../provider/payment-provider';
 import type { WorkerActivities } from '../workflows/activities';
 import { createCollectPayment } from './collect-payment';
@@ -23,6 +24,8 @@ export interface ActivityDeps {
   provider: PaymentProvider;
   /** Waits between declined charge attempts of the invoices reconciliation issues (DUNNING_SCHEDULE). */
   dunning: string[];
+  /** Seller and number prefix of finalized invoices (SELLER_*, INVOICE_NUMBER_PREFIX); unset, the configuration's defaults. */
+  issuer?: InvoiceIssuer;
 }
 
 /** Every activity the worker registers, built from its dependencies (tests hand in their own). */
@@ -39,7 +42,7 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     publishQuota: createPublishQuota({ pool: deps.pool }),
     readUsageTotals: createReadUsageTotals({ pool: deps.pool }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
-    finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
+    finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock, ...(deps.issuer ? { issuer: deps.issuer } : {}) }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
     ...createReconcileActivities({
       pool: deps.pool,

@@ -80,6 +80,8 @@ export const policy = {
     list: rule('GET /v1/invoices', 'billing:read', 'own_customer', 'portal'),
     upcoming: rule('GET /v1/invoices/upcoming', 'billing:read', 'own_customer', 'portal'),
     get: rule('GET /v1/invoices/{id}', 'billing:read', 'own_customer', 'portal'),
+    get_pdf: rule('GET /v1/invoices/{id}.pdf', 'billing:read', 'own_customer', 'portal'),
+    get_html: rule('GET /v1/invoices/{id}.html', 'billing:read', 'own_customer', 'portal'),
     void: rule('POST /v1/invoices/{id}/void', 'billing:admin', 'forbidden'),
   },
   webhook_endpoints: {

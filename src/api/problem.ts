@@ -12,6 +12,7 @@ export const problemCatalog = {
   forbidden: { status: 403, title: 'The API key may not do this' },
   not_found: { status: 404, title: 'No such resource' },
   method_not_allowed: { status: 405, title: 'Method not allowed on this resource' },
+  not_acceptable: { status: 406, title: 'None of the accepted media types can be served' },
   conflict: { status: 409, title: 'The request conflicts with existing state' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },

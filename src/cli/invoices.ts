@@ -36,6 +36,7 @@ function describe(invoice: Invoice, charge: ChargeRecord | undefined): string {
   const parts = [
     record({
       id: invoice.id,
+      number: invoice.number,
       customer: invoice.customer,
       plan: invoice.planCode,
       period: period(invoice),

@@ -8,14 +8,17 @@ import { ok, refuse, type Result } from '../domain/result';
 import { auditActorOf, customerNamed, seesCustomerId, type Actor } from '../keys/principal';
 import { getActiveSubscription } from '../subscriptions/store';
 import { buildInvoice } from './builder';
+import { renderInvoiceDocument, type DocumentFormat, type InvoiceDocument } from './documents/render';
+import type { InvoiceIssuer } from './issuer';
+import { nextInvoiceNumber } from './numbering';
 import {
   findInvoice,
   getInvoice,
+  issueInvoice,
   listInvoices,
   lockCustomerInvoicing,
   lockInvoice,
   saveDraft,
-  setInvoiceStatus,
   setInvoiceVoid,
   type DraftContent,
   type Invoice,
@@ -124,6 +127,30 @@ export class InvoiceService {
   }
 
   /**
+   * The invoice's document (printable HTML or PDF), rendered from its frozen data. A draft may
+   * still change and has no number, so it has none (409 `invoice_not_issued`), nor has a draft
+   * voided before it was finalized; a void invoice that was issued renders, marked VOID.
+   */
+  async document(
+    actor: Actor,
+    id: string,
+    format: DocumentFormat,
+  ): Promise<Result<InvoiceDocument, 'unknown_invoice' | 'invoice_not_issued'>> {
+    const invoice = await this.get(actor, id);
+    if (!invoice.ok) return invoice;
+    if (invoice.value.number === null)
+      return refuse(
+        'conflict',
+        'invoice_not_issued',
+        invoice.value.status === 'draft'
+          ? `Invoice ${id} is a draft: it has a document once it is finalized.`
+          : `Invoice ${id} was voided as a draft, before it was issued: it has no document.`,
+        { status: invoice.value.status },
+      );
+    return ok(await renderInvoiceDocument(invoice.value, format));
+  }
+
+  /**
    * Voids the invoice with a reason and an audit entry; voiding it again converges. A paid invoice
    * is refused: money moved, which calls for a refund at the provider, not a void.
    */
@@ -182,24 +209,32 @@ export class InvoiceService {
     });
   }
 
-  /** Freezes a draft invoice; an invoice already past draft is reported as it is. */
+  /**
+   * Freezes a draft invoice and issues it: the next number of the issuer's series and a snapshot
+   * of seller and customer, in the same transaction. An invoice already past draft is reported as
+   * it is, so a retried finalize never takes a second number; one that fails before it commits
+   * gives its number back (src/invoices/numbering.ts).
+   */
   async finalize(
     invoiceId: string,
     actor: AuditActor,
+    issuer: InvoiceIssuer,
   ): Promise<Result<{ invoiceId: string; status: InvoiceStatus; total: string; currency: string }, 'unknown_invoice'>> {
     return inTransaction(this.pool, async (client) => {
       const invoice = await lockInvoice(client, invoiceId);
       if (!invoice) return vanishedInvoice(invoiceId);
       const { total, currency } = invoice;
       if (invoice.status !== 'draft') return ok({ invoiceId, status: invoice.status, total, currency });
-      await setInvoiceStatus(client, invoiceId, 'finalized', this.clock.now());
+      const now = this.clock.now();
+      const number = await nextInvoiceNumber(client, issuer.numberPrefix, now);
+      await issueInvoice(client, invoiceId, { number, seller: issuer.seller, at: now });
       await recordAudit(client, {
         actor,
         action: 'invoice.finalized',
         subjectType: 'invoice',
         subjectId: invoiceId,
         before: { status: 'draft' },
-        after: { status: 'finalized', total, currency },
+        after: { status: 'finalized', total, currency, number },
       });
       return ok({ invoiceId, status: 'finalized', total, currency });
     });

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/transaction';
 import type { CurrencyCode } from '../domain/currencies';
 import type { BreakdownRow, ChargeModel } from '../domain/pricing/schema';
+import type { BillTo, Seller } from './issuer';
 
 export const invoiceStatuses = ['draft', 'finalized', 'paid', 'payment_failed', 'void'] as const;
 export type InvoiceStatus = (typeof invoiceStatuses)[number];
@@ -32,6 +33,12 @@ export interface Invoice {
   periodStart: Date;
   periodEnd: Date;
   status: InvoiceStatus;
+  /** PREFIX-YYYY-NNNNNN, given at finalization (gapless per series: src/invoices/numbering.ts); null for a draft. */
+  number: string | null;
+  /** Snapshotted at finalization; null for a draft, and for an invoice finalized before invoice numbers existed (migration 0019). */
+  seller: Seller | null;
+  /** The customer as it was at finalization; null for a draft. */
+  billTo: BillTo | null;
   /** Exact usage per meter over [periodStart, periodEnd), recomputed from the stored events. */
   usage: Record<string, string>;
   total: string;
@@ -54,6 +61,9 @@ interface InvoiceRow {
   period_start: Date;
   period_end: Date;
   status: InvoiceStatus;
+  number: string | null;
+  seller: { name: string; address: string[]; tax_id: string | null; email: string | null } | null;
+  bill_to: { name: string; external_id: string } | null;
   usage: Record<string, string>;
   total: string;
   created_at: Date;
@@ -81,7 +91,7 @@ interface LineRow {
 }
 
 const invoiceColumns = `i.id, i.customer_id, c.external_id, i.subscription_id, i.plan_code, i.currency, i.period_start, i.period_end,
-  i.status, i.usage, i.total::text, i.created_at, i.finalized_at, i.paid_at, i.payment_failed_at, i.voided_at, i.void_reason`;
+  i.status, i.number, i.seller, i.bill_to, i.usage, i.total::text, i.created_at, i.finalized_at, i.paid_at, i.payment_failed_at, i.voided_at, i.void_reason`;
 
 const toLine = (r: LineRow): InvoiceLine => ({
   position: r.position,
@@ -116,6 +126,9 @@ async function withLines(db: Queryable, rows: InvoiceRow[]): Promise<Invoice[]> 
     periodStart: r.period_start,
     periodEnd: r.period_end,
     status: r.status,
+    number: r.number,
+    seller: r.seller && { name: r.seller.name, address: r.seller.address, taxId: r.seller.tax_id, email: r.seller.email },
+    billTo: r.bill_to && { name: r.bill_to.name, externalId: r.bill_to.external_id },
     usage: r.usage,
     total: r.total,
     createdAt: r.created_at,
@@ -296,7 +309,6 @@ export async function lockInvoice(db: Queryable, id: string): Promise<LockedInvo
 }
 
 const transitionColumn: Partial<Record<InvoiceStatus, string>> = {
-  finalized: 'finalized_at',
   paid: 'paid_at',
   payment_failed: 'payment_failed_at',
 };
@@ -305,10 +317,24 @@ const transitionColumn: Partial<Record<InvoiceStatus, string>> = {
 export async function setInvoiceStatus(
   db: Queryable,
   id: string,
-  status: Exclude<InvoiceStatus, 'draft' | 'void'>,
+  status: Exclude<InvoiceStatus, 'draft' | 'finalized' | 'void'>,
   at: Date,
 ): Promise<void> {
   await db.query(`update invoices set status = $2, ${transitionColumn[status]} = $3 where id = $1`, [id, status, at]);
+}
+
+/**
+ * Finalizes a locked draft with its number and a snapshot of the seller and of the customer as
+ * they are now: what its document prints, whatever changes later.
+ */
+export async function issueInvoice(db: Queryable, id: string, issue: { number: string; seller: Seller; at: Date }): Promise<void> {
+  const { seller } = issue;
+  await db.query(
+    `update invoices i set status = 'finalized', finalized_at = $2, number = $3, seller = $4,
+            bill_to = (select jsonb_build_object('name', c.name, 'external_id', c.external_id) from customers c where c.id = i.customer_id)
+      where i.id = $1`,
+    [id, issue.at, issue.number, JSON.stringify({ name: seller.name, address: seller.address, tax_id: seller.taxId, email: seller.email })],
+  );
 }
 
 /** Voids a locked invoice with its reason; the caller refuses what may not be voided. */

@@ -9,6 +9,7 @@ import { startEntitlements, type Entitlements } from '../entitlements/entitlemen
 import { startKeys, type Keys } from '../keys/keys';
 import { loadPeppers } from '../keys/pepper';
 import { webhookTargetPolicy } from '../domain/webhook-target-policy';
+import { issuerFromConfig } from '../invoices/issuer';
 import { createLogger } from '../logger';
 import { createWorker, poolSizeFor, type WorkerLimits } from '../temporal/worker';
 import { createActivities } from '../activities';
@@ -146,6 +147,7 @@ export async function startWorker(config: Config, databaseUrl: string, temporalA
       webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
       lookbackInvoices: config.LATE_USAGE_LOOKBACK_INVOICES,
       dunning: config.DUNNING_SCHEDULE,
+      issuer: issuerFromConfig(config),
       provider: createHttpPaymentProvider({
         baseUrl: providerUrl(config),
         timeoutMs: config.PROVIDER_TIMEOUT_MS,

@@ -144,6 +144,15 @@ const requests: Record<
     call: async (to) => (await subscriptionOf(to), { method: 'GET', path: `/v1/invoices/upcoming?customer=${customerOf(to)}` }),
   },
   'GET /v1/invoices/{id}': { call: (to) => ({ method: 'GET', path: `/v1/invoices/${invoiceOf(to)}` }) },
+  // The fixtures are drafts, which have no document yet (409): acme's still answers past the guard.
+  'GET /v1/invoices/{id}.pdf': {
+    call: (to) => ({ method: 'GET', path: `/v1/invoices/${invoiceOf(to)}.pdf` }),
+    ownRefusal: 'invoice_not_issued',
+  },
+  'GET /v1/invoices/{id}.html': {
+    call: (to) => ({ method: 'GET', path: `/v1/invoices/${invoiceOf(to)}.html` }),
+    ownRefusal: 'invoice_not_issued',
+  },
   'POST /v1/invoices/{id}/void': {
     call: () => ({ method: 'POST', path: `/v1/invoices/${invoices.acme}/void`, body: { reason: 'authorization test' } }),
   },

@@ -8,6 +8,7 @@ import { createCustomer } from '../../src/customers/store';
 import { planSchema } from '../../src/domain/plan';
 import { saveBlockDecision, saveQuotaState } from '../../src/entitlements/quota-state-store';
 import { InvoiceService } from '../../src/invoices/service';
+import { defaultIssuer } from '../../src/invoices/issuer';
 import { createMeter } from '../../src/meters/store';
 import { createPlan } from '../../src/plans/store';
 import { createSubscription } from '../../src/subscriptions/store';
@@ -159,7 +160,7 @@ before(async () => {
       3,
       'system',
     );
-    assert.ok((await invoices.finalize(invoiceId, 'system')).ok);
+    assert.ok((await invoices.finalize(invoiceId, 'system', defaultIssuer())).ok);
     invoiceIds[name] = invoiceId;
     await storeEvents(db.pool, { customerId: customer.id, meterId: calls.meter.id, from: currentPeriod.start, count: callsNow });
     await storeEvents(db.pool, {

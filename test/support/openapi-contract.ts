@@ -77,7 +77,9 @@ export class OpenApiContract {
           params: (template.match(/\{/g) ?? []).length + (spanning.size > 0 ? 0.5 : 0),
         };
       })
-      .sort((a, b) => a.params - b.params);
+      // Of two templates with as many parameters that both match, the longer has more literal text
+      // (/v1/invoices/{id}.pdf before /v1/invoices/{id}).
+      .sort((a, b) => a.params - b.params || b.template.length - a.template.length);
   }
 
   /** Everything about `exchange` that the document does not allow; empty when it conforms. */

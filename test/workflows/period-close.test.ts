@@ -160,6 +160,13 @@ describe('period close', () => {
     );
     assert.equal(await count(`audit_log where subject_id = $1 and action = 'invoice.finalized'`, [invoiceId]), 1);
     assert.equal(await count(`audit_log where subject_id = $1 and action = 'charge.succeeded'`, [invoiceId]), 1);
+    // The finalize retried after its commit took no second number: every number issued is on an invoice.
+    const { rows: numbering } = await db.pool.query<{ numbered: number; issued: number }>(
+      `select (select count(*)::int from invoices where number is not null) as numbered,
+              (select sum(last_number)::int from invoice_number_series) as issued`,
+    );
+    assert.ok(numbering[0]!.numbered >= 1);
+    assert.equal(numbering[0]!.numbered, numbering[0]!.issued);
   });
 
   test('the response of a successful charge is lost and the worker is restarted: no second charge', async () => {

@@ -1,7 +1,8 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { Identifier, InstantSchema, storable } from '../../domain/edge-schemas';
 import { BreakdownRowSchema } from '../../domain/pricing/schema';
+import type { InvoiceDocument } from '../../invoices/documents/render';
 import type { InvoiceService, UpcomingInvoice } from '../../invoices/service';
 import { invoiceLineTypes, invoiceStatuses, type Invoice, type InvoiceLine } from '../../invoices/store';
 import type { ChargeRecord } from '../../payments/store';
@@ -53,6 +54,10 @@ const ChargeSchema = z
 const InvoiceSchema = z
   .object({
     id: z.uuid(),
+    number: z
+      .string()
+      .nullable()
+      .meta({ description: 'PREFIX-YYYY-NNNNNN, sequential without gaps per seller and year, given at finalization; null for a draft' }),
     customer: z.string().meta({ description: 'External id of the customer' }),
     subscription_id: z.uuid(),
     plan: z.string(),
@@ -118,6 +123,14 @@ registry.registerPath({
     ...problemResponses(400, 401, 403),
   },
 });
+const documentNote =
+  'The document is rendered from the frozen invoice: seller and customer as snapshotted at finalization, number, period, lines ' +
+  'with their price breakdowns (grouped by plan segment), discounts, taxes, credits applied, net / tax / gross, amount due and ' +
+  'payment status; the same invoice in the same state always gives the same bytes. A draft has no document (409 ' +
+  '`invoice_not_issued`), nor has a draft voided before finalization; a void invoice that was issued renders marked VOID.';
+const htmlContent = { 'text/html': { schema: z.string().meta({ description: 'A self-contained, printable HTML page' }) } };
+const pdfContent = { 'application/pdf': { schema: z.string().meta({ description: 'An A4 PDF document', format: 'binary' }) } };
+
 registry.registerPath({
   method: 'get',
   path: '/v1/invoices/upcoming',
@@ -133,13 +146,42 @@ registry.registerPath({
 });
 registry.registerPath({
   method: 'get',
-  path: '/v1/invoices/{id}',
-  summary: 'Get an invoice with its lines, their price breakdowns, and its charge attempts',
-  description: `Requires \`billing:read\`. ${restricted}`,
+  path: '/v1/invoices/{id}.pdf',
+  summary: "Get an invoice's document as PDF",
+  description: `Requires \`billing:read\`. ${restricted} ${documentNote}`,
   tags,
   security,
   request: { params: IdParams },
-  responses: { 200: { description: 'The invoice', ...jsonContent(InvoiceWithChargeSchema) }, ...problemResponses(400, 401, 403, 404) },
+  responses: { 200: { description: 'The invoice document', content: pdfContent }, ...problemResponses(400, 401, 403, 404, 409) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/invoices/{id}.html',
+  summary: "Get an invoice's document as printable HTML",
+  description: `Requires \`billing:read\`. ${restricted} ${documentNote}`,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: 'The invoice document', content: htmlContent }, ...problemResponses(400, 401, 403, 404, 409) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/v1/invoices/{id}',
+  summary: 'Get an invoice with its lines, their price breakdowns, and its charge attempts; or its document',
+  description:
+    `Requires \`billing:read\`. ${restricted} Content negotiation: JSON unless \`Accept\` prefers \`text/html\` or ` +
+    '`application/pdf`, which answer the invoice document as `GET /v1/invoices/{id}.html` and `.pdf` do; an `Accept` that ' +
+    `allows none of the three is 406. ${documentNote}`,
+  tags,
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: {
+      description: 'The invoice (JSON), or its document',
+      content: { ...jsonContent(InvoiceWithChargeSchema).content, ...htmlContent, ...pdfContent },
+    },
+    ...problemResponses(400, 401, 403, 404, 406, 409),
+  },
 });
 registry.registerPath({
   method: 'post',
@@ -175,6 +217,7 @@ const lineToJson = (l: InvoiceLine): z.infer<typeof InvoiceLineSchema> => ({
 
 export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
   id: i.id,
+  number: i.number,
   customer: i.customer,
   subscription_id: i.subscriptionId,
   plan: i.planCode,
@@ -232,6 +275,21 @@ function parseCursor(after: string): { periodStart: Date; id: string } {
   }
 }
 
+/** What `GET /v1/invoices/{id}` can answer, JSON first: it is the answer to no Accept or to any. */
+const representations = ['application/json', 'text/html', 'application/pdf'] as const;
+
+function sendDocument(res: Response, document: InvoiceDocument): void {
+  res
+    .status(200)
+    .set({
+      'Content-Type': document.contentType,
+      'Content-Disposition': `inline; filename="${document.filename}"`,
+      // The page needs nothing but its inline styles; anything else it might contain is inert.
+      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
+    })
+    .send(document.body);
+}
+
 /** `lookbackInvoices`: how many earlier invoices late usage may adjust (config LATE_USAGE_LOOKBACK_INVOICES), as the period's draft will. */
 export function invoicesRouter(invoices: InvoiceService, charges: ChargeHistory, opts: { lookbackInvoices: number }): Router {
   const router = Router();
@@ -265,9 +323,26 @@ export function invoicesRouter(invoices: InvoiceService, charges: ChargeHistory,
       });
     res.json(upcomingToJson(unwrap(await invoices.upcoming(access.principal, customer, opts.lookbackInvoices))));
   });
+  // Before `/v1/invoices/:id`, whose id would otherwise take the extension.
+  for (const format of ['pdf', 'html'] as const) {
+    router.get(`/v1/invoices/:id.${format}`, authorize('invoices', `get_${format}`), async (req, res) => {
+      const { id } = parseRequest(IdParams, req.params, 'params');
+      sendDocument(res, unwrap(await invoices.document(accessOf(req).principal, id, format)));
+    });
+  }
 
   router.get('/v1/invoices/:id', authorize('invoices', 'get'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
+    res.vary('Accept');
+    const representation = req.accepts([...representations]);
+    if (representation === false)
+      throw new ProblemError('not_acceptable', `An invoice is served as ${representations.join(', ')}; the request accepts none of them.`, {
+        acceptable: representations,
+      });
+    if (representation !== 'application/json') {
+      const format = representation === 'text/html' ? 'html' : 'pdf';
+      return sendDocument(res, unwrap(await invoices.document(accessOf(req).principal, id, format)));
+    }
     const invoice = unwrap(await invoices.get(accessOf(req).principal, id));
     const charge = await charges.of(invoice.id);
     res.json({ ...invoiceToJson(invoice), charge: charge ? chargeToJson(charge) : null });
