@@ -20,6 +20,8 @@ const features = [
   'reconciliations',
   'retention',
   'provider',
+  'coupons',
+  'taxes',
 ];
 const infrastructure = ['db', 'temporal', 'process', 'clock.ts', 'config.ts', 'logger.ts'];
 const src = (names) => names.map((n) => `./src/${n}`);

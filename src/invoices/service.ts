@@ -1,4 +1,5 @@
 import type { Clock } from '../clock';
+import { recordRedemptions } from '../coupons/store';
 import { CustomerService } from '../customers/service';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
@@ -138,7 +139,7 @@ export class InvoiceService {
     });
   }
 
-  /** Freezes a draft invoice; an invoice already past draft is reported as it is. */
+  /** Freezes a draft invoice and records its coupon redemptions; an invoice already past draft is reported as it is. */
   async finalize(
     invoiceId: string,
     actor: AuditActor,
@@ -149,6 +150,8 @@ export class InvoiceService {
       const { total, currency } = invoice;
       if (invoice.status !== 'draft') return ok({ invoiceId, status: invoice.status, total, currency });
       await setInvoiceStatus(client, invoiceId, 'finalized', this.clock.now());
+      // The coupons it discounts with use up a period now, once: a draft rebuilt any number of times uses none.
+      await recordRedemptions(client, invoiceId, actor, this.clock.now());
       await recordAudit(client, {
         actor,
         action: 'invoice.finalized',

@@ -4,9 +4,20 @@ import type { BilledLine } from '../domain/invoice-adjustments';
 import { ZERO } from '../domain/money';
 import type { BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
-import { compareCharges, compareInvoice, findingKey, invoicedPeriods, type Discrepancy, type FindingKind } from '../domain/reconciliation';
+import {
+  compareCharges,
+  compareDiscountsAndTaxes,
+  compareInvoice,
+  findingKey,
+  invoicedPeriods,
+  type Discrepancy,
+  type FindingKind,
+} from '../domain/reconciliation';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
+import { couponsOfInvoice } from '../coupons/store';
+import { isChargeLine } from '../invoices/after-pricing';
 import { listInvoices, type Invoice } from '../invoices/store';
+import { taxRatesAt } from '../taxes/store';
 import { getPlan } from '../plans/store';
 import { archivedInvoiceIds } from '../retention/store';
 
@@ -183,16 +194,17 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
     laterAdjustments(deps.db, ids),
     adjustable(deps.db, ids, deps.lookbackInvoices),
   ]);
-  return billed.flatMap((invoice) =>
-    invoiceDiscrepancies(
-      invoice,
-      compareInvoice({
+  const discountsAndTaxes = await Promise.all(billed.map((invoice) => repriceDiscountsAndTaxes(deps.db, invoice, plans)));
+  return billed.flatMap((invoice, i) =>
+    invoiceDiscrepancies(invoice, [
+      ...compareInvoice({
         invoice: {
           currency: invoice.currency,
           period: { start: invoice.periodStart.toISOString(), end: invoice.periodEnd.toISOString() },
           usage: invoice.usage,
-          total: invoice.total,
-          lines: invoice.lines.filter((l) => l.type !== 'adjustment'),
+          // Charges only: discounts and taxes are compared on their own below.
+          total: sum(invoice.lines.filter(isChargeLine).map((l) => l.amount)),
+          lines: invoice.lines.filter(isChargeLine).filter((l) => l.type !== 'adjustment'),
         },
         plan: plans.get(invoice.planCode)!,
         recomputed: usage.get(invoice.id) ?? {},
@@ -200,8 +212,32 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
         credited: credits.get(invoice.id)?.get('amount_mismatch') ?? '0',
         adjustable: stillAdjustable.has(invoice.id),
       }),
-    ),
+      ...discountsAndTaxes[i]!,
+    ]),
   );
+}
+
+const sum = (amounts: string[]) => amounts.reduce((total, a) => total.plus(a), ZERO).toFixed();
+
+/** The invoice's discount and tax lines against the same steps run again (src/domain/reconciliation.ts). */
+async function repriceDiscountsAndTaxes(db: Queryable, invoice: Invoice, plans: Map<string, Plan>): Promise<Discrepancy[]> {
+  const [coupons, taxRates] = await Promise.all([
+    couponsOfInvoice(db, invoice.id),
+    taxRatesAt(db, invoice.customerId, invoice.finalizedAt ?? invoice.createdAt),
+  ]);
+  return compareDiscountsAndTaxes({
+    currency: invoice.currency,
+    rounding: plans.get(invoice.planCode)!.rounding ?? 'half_up',
+    lines: invoice.lines.map((l) => ({
+      type: l.type,
+      meter: l.meter,
+      amount: l.amount,
+      applicationId: l.discount?.applicationId ?? null,
+      taxRateId: l.tax?.rateId ?? null,
+    })),
+    coupons,
+    taxRates,
+  });
 }
 
 async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
