@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { authenticate } from '../api/authenticate';
 import { createApiMetrics } from '../api/metrics';
+import { couponsRouter } from '../api/routes/coupons';
 import { customersRouter } from '../api/routes/customers';
 import { entitlementsRouter } from '../api/routes/entitlements';
 import { eventsRouter } from '../api/routes/events';
@@ -14,12 +15,14 @@ import { plansRouter } from '../api/routes/plans';
 import { pricingRouter } from '../api/routes/pricing';
 import { reconciliationsRouter } from '../api/routes/reconciliations';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
+import { taxRatesRouter } from '../api/routes/tax-rates';
 import { usageRouter } from '../api/routes/usage';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
+import { CouponService } from '../coupons/service';
 import { EntitlementService } from '../entitlements/service';
 import type { EntitlementStore } from '../entitlements/store';
 import { InvoiceService } from '../invoices/service';
@@ -32,6 +35,7 @@ import { UsageSignaler } from '../metering/usage-signaler';
 import { PlanService } from '../plans/service';
 import { ReconciliationService } from '../reconciliations/service';
 import { SubscriptionService } from '../subscriptions/service';
+import { TaxRateService } from '../taxes/service';
 import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../subscriptions/temporal-lifecycle';
 import { WebhookEndpointService } from '../webhooks/service';
 
@@ -130,6 +134,8 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
         webhooks: new WebhookEndpointService({ pool: deps.pool, clock: deps.clock, customers, targets: deps.webhookTargets }),
       }),
       invoicesRouter(new InvoiceService(deps.pool, deps.clock, customers), new ChargeHistory(deps.pool)),
+      couponsRouter(new CouponService(deps.pool, deps.clock, customers)),
+      taxRatesRouter(new TaxRateService(deps.pool, deps.clock, customers)),
       ...billingRouters,
       keysRouter(deps.keys.service, deps.clock),
     ],
