@@ -5,6 +5,7 @@ import { CouponSchema, applyDiscounts, type Coupon, type CouponToApply } from '.
 import { afterPricing, invoiceTotals, type PipelineLine } from '../../src/domain/invoice-pipeline';
 import { Decimal, formatMoney, type Decimal as DecimalValue } from '../../src/domain/money';
 import { pricePlan } from '../../src/domain/pricing';
+import { compareDiscountsAndTaxes } from '../../src/domain/reconciliation';
 import { TaxInputError, TaxRateSchema, applyTaxes, type TaxRateToApply } from '../../src/domain/taxes';
 
 const coupon = (code: string, discount: Coupon['discount'], meters?: string[]): CouponToApply => ({
@@ -297,5 +298,36 @@ describe('properties', () => {
         }
       }),
     );
+  });
+});
+
+describe('reconciliation reprices discounts and taxes', () => {
+  const coupons = [pct('TEN', '10')];
+  const rates = [rate('vat', '20')];
+  const stored = (discount: string, tax: string) => [
+    { type: 'base_fee', meter: null, amount: '10.00', applicationId: null, taxRateId: null },
+    { type: 'discount', meter: null, amount: discount, applicationId: 'app-TEN', taxRateId: null },
+    { type: 'tax', meter: null, amount: tax, applicationId: null, taxRateId: 'vat' },
+  ];
+  const compare = (lines: ReturnType<typeof stored>, taxRates = rates) =>
+    compareDiscountsAndTaxes({ currency: 'USD', rounding: 'half_up', lines, coupons, taxRates }).map((d) => [
+      d.kind,
+      d.subject,
+      d.expected,
+      d.actual,
+    ]);
+
+  test('lines as the steps give them: nothing to report', () => {
+    assert.deepEqual(compare(stored('-1.00', '1.80')), []);
+  });
+  test('a discount or tax line that differs is reported with both amounts', () => {
+    assert.deepEqual(compare(stored('-1.50', '1.70')), [
+      ['discount_mismatch', 'TEN/base fee and minimum commitment', { amount: '-1.00' }, { amount: '-1.50' }],
+      ['tax_mismatch', 'vat', { amount: '1.80' }, { amount: '1.70' }],
+    ]);
+  });
+  test('a rate in force but missing from the invoice is reported', () => {
+    const lines = stored('-1.00', '1.80');
+    assert.deepEqual(compare(lines, [...rates, rate('city', '1')]), [['tax_mismatch', 'city', { amount: '0.09' }, { amount: '0.00' }]]);
   });
 });
