@@ -278,9 +278,12 @@ export interface DiscountTaxComparison {
  * lines, with the coupons it redeemed and the rates in force at finalization. Charges are taken
  * as stored on purpose: usage and price differences are `usage_mismatch` / `amount_mismatch`
  * already; this checks that discounts and taxes were computed and kept right for what was billed.
- * Reported for a fix at the source (no credit note settles it automatically).
+ * Reported for a fix at the source (no credit note settles it automatically). Also returns what
+ * the repriced discounts and exclusive taxes add to the total: the invoice's total less that is
+ * what it billed for its charges (compared by `compareInvoice`), so an altered total is still
+ * caught there while an altered discount or tax line is reported here only, once.
  */
-export function compareDiscountsAndTaxes(c: DiscountTaxComparison): Discrepancy[] {
+export function compareDiscountsAndTaxes(c: DiscountTaxComparison): { found: Discrepancy[]; addedToTotal: string } {
   const charges = c.lines.filter((l) => l.type !== 'discount' && l.type !== 'tax');
   const repriced = afterPricing({ currency: c.currency, rounding: c.rounding, lines: charges, coupons: c.coupons, taxRates: c.taxRates });
   const codeOfCoupon = new Map(c.coupons.map((k) => [k.applicationId, k.coupon.code]));
@@ -320,7 +323,8 @@ export function compareDiscountsAndTaxes(c: DiscountTaxComparison): Discrepancy[
     sums(repriced.taxes.map((t) => [codeOfRate.get(t.taxRateId)!, t.amount])),
     sums(c.lines.filter((l) => l.type === 'tax').map((l) => [codeOfRate.get(l.taxRateId!) ?? l.taxRateId!, l.amount])),
   );
-  return found;
+  const added = [...repriced.discounts, ...repriced.taxes.filter((t) => !t.inclusive)].reduce((total, l) => total.plus(l.amount), ZERO);
+  return { found, addedToTotal: formatExact(added) };
 }
 
 /** A charge as the payment provider records it. */

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock';
 import type { Queryable } from '../db/transaction';
 import type { BilledLine } from '../domain/invoice-adjustments';
-import { ZERO } from '../domain/money';
+import { Decimal, ZERO } from '../domain/money';
 import type { BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
 import {
@@ -202,8 +202,8 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
           currency: invoice.currency,
           period: { start: invoice.periodStart.toISOString(), end: invoice.periodEnd.toISOString() },
           usage: invoice.usage,
-          // Charges only: discounts and taxes are compared on their own below.
-          total: sum(invoice.lines.filter(isChargeLine).map((l) => l.amount)),
+          // What it billed for its charges: discounts and taxes are compared on their own below.
+          total: new Decimal(invoice.total).minus(discountsAndTaxes[i]!.addedToTotal).toFixed(),
           lines: invoice.lines.filter(isChargeLine).filter((l) => l.type !== 'adjustment'),
         },
         plan: plans.get(invoice.planCode)!,
@@ -212,15 +212,17 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
         credited: credits.get(invoice.id)?.get('amount_mismatch') ?? '0',
         adjustable: stillAdjustable.has(invoice.id),
       }),
-      ...discountsAndTaxes[i]!,
+      ...discountsAndTaxes[i]!.found,
     ]),
   );
 }
 
-const sum = (amounts: string[]) => amounts.reduce((total, a) => total.plus(a), ZERO).toFixed();
-
 /** The invoice's discount and tax lines against the same steps run again (src/domain/reconciliation.ts). */
-async function repriceDiscountsAndTaxes(db: Queryable, invoice: Invoice, plans: Map<string, Plan>): Promise<Discrepancy[]> {
+async function repriceDiscountsAndTaxes(
+  db: Queryable,
+  invoice: Invoice,
+  plans: Map<string, Plan>,
+): Promise<ReturnType<typeof compareDiscountsAndTaxes>> {
   const [coupons, taxRates] = await Promise.all([
     couponsOfInvoice(db, invoice.id),
     taxRatesAt(db, invoice.customerId, invoice.finalizedAt ?? invoice.createdAt),

@@ -236,6 +236,12 @@ describe('coupons and taxes', () => {
     await finalize(p2);
     const p3 = (await draft(P(3))).invoiceId;
     assert.equal((await call('GET', `/v1/invoices/${p3}`)).body.lines.filter((l: any) => l.type === 'discount').length, 0);
+    // A void invoice collected nothing: the period it used is given back.
+    assert.equal((await call('POST', `/v1/invoices/${p2}/void`, admin, { reason: 'test' })).status, 200);
+    assert.deepEqual(
+      (await call('GET', '/v1/customers/acme/coupons')).body.data.map((a: any) => a.periods_used),
+      [1, 1],
+    );
   });
 
   test('inclusive rates: the tax is extracted from the prices and does not add to the total', async () => {

@@ -310,15 +310,23 @@ describe('reconciliation reprices discounts and taxes', () => {
     { type: 'tax', meter: null, amount: tax, applicationId: null, taxRateId: 'vat' },
   ];
   const compare = (lines: ReturnType<typeof stored>, taxRates = rates) =>
-    compareDiscountsAndTaxes({ currency: 'USD', rounding: 'half_up', lines, coupons, taxRates }).map((d) => [
+    compareDiscountsAndTaxes({ currency: 'USD', rounding: 'half_up', lines, coupons, taxRates }).found.map((d) => [
       d.kind,
       d.subject,
       d.expected,
       d.actual,
     ]);
 
-  test('lines as the steps give them: nothing to report', () => {
+  test('lines as the steps give them: nothing to report; discounts and exclusive taxes add −1.00 + 1.80 to the total', () => {
     assert.deepEqual(compare(stored('-1.00', '1.80')), []);
+    const { addedToTotal } = compareDiscountsAndTaxes({
+      currency: 'USD',
+      rounding: 'half_up',
+      lines: stored('-1.00', '1.80'),
+      coupons,
+      taxRates: rates,
+    });
+    assert.equal(addedToTotal, '0.8');
   });
   test('a discount or tax line that differs is reported with both amounts', () => {
     assert.deepEqual(compare(stored('-1.50', '1.70')), [
