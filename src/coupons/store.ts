@@ -28,7 +28,11 @@ function toCoupon(r: CouponRow): StoredCoupon {
     discount:
       r.discount_type === 'percentage'
         ? { type: 'percentage', percent_off: r.percent_off! }
-        : { type: 'fixed_amount', amount_off: r.amount_off!, currency: r.currency as Extract<Coupon['discount'], { currency: string }>['currency'] },
+        : {
+            type: 'fixed_amount',
+            amount_off: r.amount_off!,
+            currency: r.currency as Extract<Coupon['discount'], { currency: string }>['currency'],
+          },
     duration: r.duration === 'repeating' ? { kind: 'repeating', periods: r.duration_periods! } : { kind: r.duration },
     ...(r.meters === null ? {} : { meters: r.meters }),
     createdAt: r.created_at,
@@ -194,12 +198,21 @@ export async function recordRedemptions(db: Queryable, invoiceId: string, actor:
   }
 }
 
-/** The coupon applications an invoice's discount lines name, with the terms they discounted by. */
-export async function couponsOfInvoice(db: Queryable, invoiceId: string): Promise<CouponToApply[]> {
-  const { rows } = await db.query<ApplicationRow>(
-    `${applicationSelect('null')} where a.id in (select coupon_application_id from invoice_lines where invoice_id = $1)
-     order by a.created_at, a.id`,
-    [invoiceId],
+/** Per invoice, the coupon applications its discount lines name, oldest first, with the terms they discounted by. */
+export async function couponsOfInvoices(db: Queryable, invoiceIds: string[]): Promise<Map<string, CouponToApply[]>> {
+  const { rows } = await db.query<ApplicationRow & { invoice_id: string }>(
+    `select u.invoice_id, x.* from (select distinct invoice_id, coupon_application_id from invoice_lines
+                                     where invoice_id = any($1) and coupon_application_id is not null) u
+       cross join lateral (${applicationSelect('null')} where a.id = u.coupon_application_id) x
+      order by x.applied_at, x.application_id`,
+    [invoiceIds],
   );
-  return rows.map((r) => ({ applicationId: r.application_id, coupon: couponTerms(toCoupon(r)) }));
+  const byInvoice = new Map<string, CouponToApply[]>();
+  for (const r of rows) {
+    byInvoice.set(r.invoice_id, [
+      ...(byInvoice.get(r.invoice_id) ?? []),
+      { applicationId: r.application_id, coupon: couponTerms(toCoupon(r)) },
+    ]);
+  }
+  return byInvoice;
 }

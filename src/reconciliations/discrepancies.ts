@@ -1,5 +1,6 @@
 import type { Clock } from '../clock';
 import type { Queryable } from '../db/transaction';
+import type { CouponToApply } from '../domain/discounts';
 import type { BilledLine } from '../domain/invoice-adjustments';
 import { Decimal, ZERO } from '../domain/money';
 import type { BillingInterval } from '../domain/periods';
@@ -14,10 +15,10 @@ import {
   type FindingKind,
 } from '../domain/reconciliation';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
-import { couponsOfInvoice } from '../coupons/store';
+import { couponsOfInvoices } from '../coupons/store';
 import { isChargeLine } from '../invoices/after-pricing';
 import { listInvoices, type Invoice } from '../invoices/store';
-import { taxRatesAt } from '../taxes/store';
+import { inForceAt, taxRatesOfCustomers, type StoredTaxRate } from '../taxes/store';
 import { getPlan } from '../plans/store';
 import { archivedInvoiceIds } from '../retention/store';
 
@@ -194,7 +195,11 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
     laterAdjustments(deps.db, ids),
     adjustable(deps.db, ids, deps.lookbackInvoices),
   ]);
-  const discountsAndTaxes = await Promise.all(billed.map((invoice) => repriceDiscountsAndTaxes(deps.db, invoice, plans)));
+  const [coupons, taxRates] = await Promise.all([
+    couponsOfInvoices(deps.db, ids),
+    taxRatesOfCustomers(deps.db, [...new Set(billed.map((i) => i.customerId))]),
+  ]);
+  const discountsAndTaxes = billed.map((invoice) => repriceDiscountsAndTaxes(invoice, plans, coupons, taxRates));
   return billed.flatMap((invoice, i) =>
     invoiceDiscrepancies(invoice, [
       ...compareInvoice({
@@ -218,15 +223,14 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
 }
 
 /** The invoice's discount and tax lines against the same steps run again (src/domain/reconciliation.ts). */
-async function repriceDiscountsAndTaxes(
-  db: Queryable,
+function repriceDiscountsAndTaxes(
   invoice: Invoice,
   plans: Map<string, Plan>,
-): Promise<ReturnType<typeof compareDiscountsAndTaxes>> {
-  const [coupons, taxRates] = await Promise.all([
-    couponsOfInvoice(db, invoice.id),
-    taxRatesAt(db, invoice.customerId, invoice.finalizedAt ?? invoice.createdAt),
-  ]);
+  coupons: Map<string, CouponToApply[]>,
+  taxRates: StoredTaxRate[],
+): ReturnType<typeof compareDiscountsAndTaxes> {
+  // The rates of the customer in force when the invoice was finalized.
+  const at = invoice.finalizedAt ?? invoice.createdAt;
   return compareDiscountsAndTaxes({
     currency: invoice.currency,
     rounding: plans.get(invoice.planCode)!.rounding ?? 'half_up',
@@ -237,8 +241,8 @@ async function repriceDiscountsAndTaxes(
       applicationId: l.discount?.applicationId ?? null,
       taxRateId: l.tax?.rateId ?? null,
     })),
-    coupons,
-    taxRates,
+    coupons: coupons.get(invoice.id) ?? [],
+    taxRates: taxRates.filter((r) => r.customerId === invoice.customerId && inForceAt(r, at)),
   });
 }
 

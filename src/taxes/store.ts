@@ -48,15 +48,17 @@ export async function activeTaxRates(db: Queryable, customerId: string): Promise
   return rows.map(toRate);
 }
 
-/** The rates that were active for the customer at `at` (what an invoice finalized then was taxed with). */
-export async function taxRatesAt(db: Queryable, customerId: string, at: Date): Promise<StoredTaxRate[]> {
+/** Every rate the customers ever had, oldest first: reconciliation picks those in force at each invoice's finalization. */
+export async function taxRatesOfCustomers(db: Queryable, customerIds: string[]): Promise<StoredTaxRate[]> {
   const { rows } = await db.query<TaxRateRow>(
-    `select ${columns} from tax_rates t
-      where t.customer_id = $1 and t.created_at <= $2 and (t.archived_at is null or t.archived_at > $2) order by t.created_at, t.id`,
-    [customerId, at],
+    `select ${columns} from tax_rates t where t.customer_id = any($1) order by t.created_at, t.id`,
+    [customerIds],
   );
   return rows.map(toRate);
 }
+
+/** Whether the rate applied to invoices drafted at `at`. */
+export const inForceAt = (rate: StoredTaxRate, at: Date) => rate.createdAt <= at && (rate.archivedAt === null || rate.archivedAt > at);
 
 /** Stores a rate with its audit entry. Run in a transaction holding the customer's tax-rate lock. */
 export async function insertTaxRate(
