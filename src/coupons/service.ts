@@ -50,7 +50,11 @@ export class CouponService {
     if (result.created) return ok({ created: true, coupon: result.coupon });
     if (canonicalJson(couponTerms(result.existing)) === canonicalJson(coupon)) return ok({ created: false, coupon: result.existing });
     return {
-      ...refuse('conflict', 'coupon_exists', `Coupon "${coupon.code}" already exists with other terms; create the new terms under a new code.`),
+      ...refuse(
+        'conflict',
+        'coupon_exists',
+        `Coupon "${coupon.code}" already exists with other terms; create the new terms under a new code.`,
+      ),
       details: { existing: result.existing },
     };
   }

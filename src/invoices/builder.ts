@@ -68,10 +68,7 @@ async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string 
   const plan = await planOf(db, earlier.planCode);
   const repriced = price(plan, await measureUsage(db, plan, earlier.customerId, earlier.periodStart, earlier.periodEnd));
   // Its charges only: discounts and taxes are not repriced by late usage.
-  const billed = [
-    ...earlier.lines.filter((l) => l.type !== 'adjustment'),
-    ...(await adjustmentsFor(db, earlier.id, draftId)),
-  ];
+  const billed = [...earlier.lines.filter((l) => l.type !== 'adjustment'), ...(await adjustmentsFor(db, earlier.id, draftId))];
   const drafts = lateUsageAdjustments({
     currency: earlier.currency,
     period: { start: earlier.periodStart.toISOString(), end: earlier.periodEnd.toISOString() },
