@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { defaultActivityInfo, MockActivityEnvironment } from '@temporalio/testing';
 import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
 import { systemClock } from '../../src/clock';
+import { couponsToApply } from '../../src/coupons/store';
 import { createCustomer } from '../../src/customers/store';
 import { planSchema } from '../../src/domain/plan';
 import { createMeter } from '../../src/meters/store';
@@ -281,5 +283,18 @@ describe('coupons and taxes', () => {
       found.map((f: any) => [f.kind, f.invoiceId, f.subject, f.expected, f.actual]),
       [['tax_mismatch', p1, 'vat', { amount: '3.00' }, { amount: '3.10' }]],
     );
+  });
+
+  test("a coupon applied to one subscription discounts only that subscription's invoices", async () => {
+    const forever = { code: 'LOYAL', name: 'Loyal', discount: { type: 'percentage', percent_off: '5' }, duration: { kind: 'forever' } };
+    assert.equal((await call('POST', '/v1/coupons', admin, forever)).status, 201);
+    const applied = await call('POST', '/v1/customers/acme/coupons', admin, { coupon: 'LOYAL', subscription_id: ids.subscription });
+    assert.deepEqual([applied.status, applied.body.subscription_id], [201, ids.subscription]);
+    const foreign = await call('POST', '/v1/customers/globex/coupons', admin, { coupon: 'LOYAL', subscription_id: ids.subscription });
+    assert.deepEqual([foreign.status, foreign.body.reason], [422, 'unknown_subscription']);
+    const codes = async (subscriptionId: string) =>
+      (await couponsToApply(db.pool, ids.acme, subscriptionId, undefined)).map((c) => c.coupon.code);
+    assert.ok((await codes(ids.subscription)).includes('LOYAL'));
+    assert.ok(!(await codes(randomUUID())).includes('LOYAL'));
   });
 });
