@@ -89,6 +89,8 @@ export interface CouponApplication {
   createdAt: Date;
   /** Finalized, not void, invoices it has discounted. */
   periodsUsed: number;
+  /** Drafts that discount with it and will use a period when finalized. */
+  periodsReserved: number;
 }
 
 type ApplicationRow = CouponRow & {
@@ -97,13 +99,21 @@ type ApplicationRow = CouponRow & {
   subscription_id: string | null;
   applied_at: Date;
   periods_used: string;
+  periods_reserved: string;
 };
 
-/** Redemptions on void invoices do not count: a void invoice discounted nothing that was collected. */
+/**
+ * periods_used: finalized invoices it discounted (redemptions), not void: a void invoice collected
+ * nothing. periods_reserved: other drafts of the customer that discount with it now; they use a
+ * period when finalized, so a draft built meanwhile must not count on that period too.
+ */
 const applicationSelect = (exceptInvoice: string) => `
   select a.id as application_id, a.customer_id, a.subscription_id, a.created_at as applied_at, ${couponColumns},
          (select count(*) from coupon_redemptions r join invoices i on i.id = r.invoice_id
-           where r.application_id = a.id and i.status <> 'void' and (${exceptInvoice}::uuid is null or i.id <> ${exceptInvoice}::uuid)) as periods_used
+           where r.application_id = a.id and i.status <> 'void' and (${exceptInvoice}::uuid is null or i.id <> ${exceptInvoice}::uuid)) as periods_used,
+         (select count(*) from invoices i
+           where i.customer_id = a.customer_id and i.status = 'draft' and (${exceptInvoice}::uuid is null or i.id <> ${exceptInvoice}::uuid)
+             and exists (select 1 from invoice_lines l where l.invoice_id = i.id and l.coupon_application_id = a.id)) as periods_reserved
     from coupon_applications a join coupons c on c.code = a.coupon_code`;
 
 const toApplication = (r: ApplicationRow): CouponApplication => ({
@@ -113,6 +123,7 @@ const toApplication = (r: ApplicationRow): CouponApplication => ({
   subscriptionId: r.subscription_id,
   createdAt: r.applied_at,
   periodsUsed: Number(r.periods_used),
+  periodsReserved: Number(r.periods_reserved),
 });
 
 /** The customer's coupon applications, oldest first (the order they discount in). */
@@ -156,7 +167,8 @@ export async function applyCoupon(
 
 /**
  * The applications that may still discount an invoice of this subscription: for the customer or
- * this subscription, with periods left (not counting the invoice being redrafted itself).
+ * this subscription, with periods left after those used and those other drafts reserve (not
+ * counting the invoice being redrafted itself). The caller holds the customer's invoicing lock.
  */
 export async function couponsToApply(
   db: Queryable,
@@ -168,7 +180,7 @@ export async function couponsToApply(
     .filter((a) => a.subscriptionId === null || a.subscriptionId === subscriptionId)
     .filter((a) => {
       const d = a.coupon.duration;
-      return d.kind === 'forever' || a.periodsUsed < (d.kind === 'once' ? 1 : d.periods);
+      return d.kind === 'forever' || a.periodsUsed + a.periodsReserved < (d.kind === 'once' ? 1 : d.periods);
     })
     .map((a) => ({ applicationId: a.id, coupon: couponTerms(a.coupon) }));
 }

@@ -202,6 +202,20 @@ describe('coupons and taxes', () => {
       base: '15.00',
     });
     assert.equal(await count('coupon_redemptions'), 0, 'a draft uses no coupon period');
+    // …but reserves it: another invoice drafted meanwhile does not get the once-only FIVE too
+    // (its base fee would take it; HALF-CALLS finds no calls in P2 yet).
+    assert.deepEqual(
+      (await call('GET', '/v1/customers/acme/coupons')).body.data.map((a: any) => [a.coupon.code, a.periods_used, a.periods_reserved]),
+      [
+        ['HALF-CALLS', 0, 1],
+        ['FIVE', 0, 1],
+      ],
+    );
+    const early = (await draft(P(2))).invoiceId;
+    assert.deepEqual(
+      (await call('GET', `/v1/invoices/${early}`)).body.lines.filter((l: any) => l.type === 'discount').map((l: any) => l.coupon.code),
+      [],
+    );
   });
 
   test('finalizing uses a period of each coupon once, audited; the next invoices see what is left', async () => {

@@ -26,6 +26,7 @@ const CouponApplicationSchema = z
     customer: z.string().meta({ description: 'External id of the customer' }),
     subscription_id: z.uuid().nullable(),
     periods_used: z.number().int().meta({ description: 'Finalized, not void, invoices it has discounted' }),
+    periods_reserved: z.number().int().meta({ description: 'Draft invoices discounting with it: each uses a period when finalized' }),
     created_at: z.string(),
   })
   .meta({ id: 'CouponApplication' });
@@ -116,6 +117,7 @@ export const couponApplicationToJson = (a: CouponApplication, customer: string):
   customer,
   subscription_id: a.subscriptionId,
   periods_used: a.periodsUsed,
+  periods_reserved: a.periodsReserved,
   created_at: a.createdAt.toISOString(),
 });
 
