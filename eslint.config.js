@@ -22,6 +22,8 @@ const features = [
   'retention',
   'provider',
   'portal',
+  'coupons',
+  'taxes',
 ];
 const infrastructure = ['db', 'temporal', 'process', 'clock.ts', 'config.ts', 'logger.ts'];
 const src = (names) => names.map((n) => `./src/${n}`);

@@ -69,6 +69,18 @@ export const policy = {
     list: rule('GET /v1/plans', 'billing:read', 'shared'),
     get: rule('GET /v1/plans/{code}', 'billing:read', 'shared', 'portal'),
   },
+  coupons: {
+    create: rule('POST /v1/coupons', 'billing:admin', 'forbidden'),
+    list: rule('GET /v1/coupons', 'billing:read', 'forbidden'),
+    get: rule('GET /v1/coupons/{code}', 'billing:read', 'forbidden'),
+    apply: rule('POST /v1/customers/{externalId}/coupons', 'billing:admin', 'forbidden'),
+    applications: rule('GET /v1/customers/{externalId}/coupons', 'billing:read', 'own_customer'),
+  },
+  tax_rates: {
+    create: rule('POST /v1/customers/{externalId}/tax-rates', 'billing:admin', 'forbidden'),
+    list: rule('GET /v1/customers/{externalId}/tax-rates', 'billing:read', 'own_customer'),
+    archive: rule('POST /v1/customers/{externalId}/tax-rates/{code}/archive', 'billing:admin', 'forbidden'),
+  },
   subscriptions: {
     create: rule('POST /v1/subscriptions', 'billing:admin', 'own_customer'),
     get: rule('GET /v1/subscriptions/{id}', 'billing:read', 'own_customer'),

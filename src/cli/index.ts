@@ -10,6 +10,7 @@ import { embeddedUrl } from '../db/embedded';
 import { auditCommand } from './audit';
 import { backfillCommand } from './backfill';
 import { CliError, exitCodes, type CliContext } from './context';
+import { couponsCommand } from './coupons';
 import { customersCommand } from './customers';
 import { eventsCommand } from './events';
 import { invoicesCommand } from './invoices';
@@ -18,6 +19,7 @@ import { keysCommand } from './keys';
 import { metersCommand } from './meters';
 import { plansCommand } from './plans';
 import { subscriptionsCommand } from './subscriptions';
+import { taxRatesCommand } from './tax-rates';
 
 function context(): CliContext {
   const config = loadConfig();
@@ -45,6 +47,8 @@ async function main(): Promise<number> {
     .addCommand(plansCommand(ctx))
     .addCommand(subscriptionsCommand(ctx))
     .addCommand(invoicesCommand(ctx))
+    .addCommand(couponsCommand(ctx))
+    .addCommand(taxRatesCommand(ctx))
     .addCommand(reconciliationsCommand(ctx))
     .addCommand(auditCommand(ctx))
     .addCommand(backfillCommand(ctx))

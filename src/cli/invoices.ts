@@ -42,6 +42,7 @@ function describe(invoice: Invoice, charge: ChargeRecord | undefined): string {
       period: period(invoice),
       status: invoice.status,
       total: `${invoice.total} ${invoice.currency}`,
+      'net / tax / gross': `${invoice.totals.net} / ${invoice.totals.tax} / ${invoice.totals.gross}`,
       finalized: iso(invoice.finalizedAt),
       paid: iso(invoice.paidAt),
       'payment failed': iso(invoice.paymentFailedAt),

@@ -1,11 +1,11 @@
 import type { Queryable } from '../db/transaction';
 import { lateUsageAdjustments } from '../domain/invoice-adjustments';
-import { type Decimal, ZERO, formatMoney } from '../domain/money';
 import { pricePlan } from '../domain/pricing/price-plan';
 import type { PriceLine } from '../domain/pricing/schema';
 import type { Plan } from '../domain/plan';
 import { getMeter } from '../meters/store';
 import { queryUsage } from '../metering/usage-query';
+import { discountAndTaxLines, isChargeLine } from './after-pricing';
 import { adjustableInvoices, adjustmentsFor, type DraftContent, type Invoice } from './store';
 import { getPlan } from '../plans/store';
 
@@ -67,11 +67,12 @@ const fromPriceLine = (l: PriceLine): DraftContent['lines'][number] => ({
 async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string | undefined): Promise<DraftContent['lines']> {
   const plan = await planOf(db, earlier.planCode);
   const repriced = price(plan, await measureUsage(db, plan, earlier.customerId, earlier.periodStart, earlier.periodEnd));
+  // Its charges only: discounts and taxes are not repriced by late usage.
   const billed = [...earlier.lines.filter((l) => l.type !== 'adjustment'), ...(await adjustmentsFor(db, earlier.id, draftId))];
   const drafts = lateUsageAdjustments({
     currency: earlier.currency,
     period: { start: earlier.periodStart.toISOString(), end: earlier.periodEnd.toISOString() },
-    billed,
+    billed: billed.filter(isChargeLine),
     repriced: repriced.lines,
   });
   return drafts.map((d) => ({
@@ -90,7 +91,8 @@ async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string 
 /**
  * Everything a period's invoice says: usage recomputed from raw events, priced with the tariff
  * engine on the subscription's plan, then adjustment lines for late usage of up to
- * `lookbackInvoices` earlier finalized invoices of the customer. Reads only; the caller saves.
+ * `lookbackInvoices` earlier finalized invoices of the customer, then discount and tax lines
+ * (./after-pricing.ts). Reads only; the caller saves.
  */
 export async function buildInvoice(
   db: Queryable,
@@ -103,7 +105,12 @@ export async function buildInvoice(
   const earlier =
     opts.lookbackInvoices > 0 ? await adjustableInvoices(db, period.customerId, period.periodStart, opts.lookbackInvoices) : [];
   for (const invoice of earlier) lines.push(...(await adjustmentLines(db, invoice, opts.draftId)));
-  const total = lines.reduce((sum, l) => sum.plus(l.amount), ZERO as Decimal);
+  const after = await discountAndTaxLines(
+    db,
+    { ...period, currency: plan.currency, rounding: plan.rounding ?? 'half_up', draftId: opts.draftId },
+    lines,
+  );
+  lines.push(...after.lines);
   return {
     customerId: period.customerId,
     subscriptionId: period.subscriptionId,
@@ -112,7 +119,7 @@ export async function buildInvoice(
     periodStart: period.periodStart,
     periodEnd: period.periodEnd,
     usage,
-    total: formatMoney(total, plan.currency),
+    total: after.totals.gross,
     lines,
   };
 }

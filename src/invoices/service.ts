@@ -1,4 +1,5 @@
 import type { Clock } from '../clock';
+import { recordRedemptions } from '../coupons/store';
 import { CustomerService } from '../customers/service';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
@@ -213,7 +214,8 @@ export class InvoiceService {
    * Freezes a draft invoice and issues it: the next number of the issuer's series and a snapshot
    * of seller and customer, in the same transaction. An invoice already past draft is reported as
    * it is, so a retried finalize never takes a second number; one that fails before it commits
-   * gives its number back (src/invoices/numbering.ts).
+   * gives its number back (src/invoices/numbering.ts). The coupons it discounts with use up a period
+   * now, once: a draft rebuilt any number of times uses none.
    */
   async finalize(
     invoiceId: string,
@@ -228,6 +230,7 @@ export class InvoiceService {
       const now = this.clock.now();
       const number = await nextInvoiceNumber(client, issuer.numberPrefix, now);
       await issueInvoice(client, invoiceId, { number, seller: issuer.seller, at: now });
+      await recordRedemptions(client, invoiceId, actor, now);
       await recordAudit(client, {
         actor,
         action: 'invoice.finalized',

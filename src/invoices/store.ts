@@ -1,11 +1,12 @@
 import type { Queryable } from '../db/transaction';
 import type { CurrencyCode } from '../domain/currencies';
+import { invoiceTotals, type InvoiceTotals } from '../domain/invoice-pipeline';
 import type { BreakdownRow, ChargeModel } from '../domain/pricing/schema';
 import type { BillTo, Seller } from './issuer';
 
 export const invoiceStatuses = ['draft', 'finalized', 'paid', 'payment_failed', 'void'] as const;
 export type InvoiceStatus = (typeof invoiceStatuses)[number];
-export const invoiceLineTypes = ['base_fee', 'usage', 'minimum_commitment_true_up', 'adjustment'] as const;
+export const invoiceLineTypes = ['base_fee', 'usage', 'minimum_commitment_true_up', 'adjustment', 'discount', 'tax'] as const;
 export type InvoiceLineType = (typeof invoiceLineTypes)[number];
 
 export interface InvoiceLine {
@@ -20,6 +21,10 @@ export interface InvoiceLine {
   breakdown: BreakdownRow[];
   /** For an adjustment: the finalized invoice whose period the late usage belongs to. */
   adjusts: { invoiceId: string; periodStart: Date; periodEnd: Date } | null;
+  /** For a discount line: the coupon application it comes from. */
+  discount?: { applicationId: string; couponCode: string } | null;
+  /** For a tax line: its rate, what it applies to, and whether the other lines already contain it. */
+  tax?: { rateId: string; code: string; percentage: string; inclusive: boolean; base: string } | null;
 }
 
 export interface Invoice {
@@ -42,6 +47,8 @@ export interface Invoice {
   /** Exact usage per meter over [periodStart, periodEnd), recomputed from the stored events. */
   usage: Record<string, string>;
   total: string;
+  /** Net, tax and gross (= total) from the lines (src/domain/invoice-pipeline.ts). */
+  totals: InvoiceTotals;
   createdAt: Date;
   finalizedAt: Date | null;
   paidAt: Date | null;
@@ -88,7 +95,21 @@ interface LineRow {
   adjusts_invoice_id: string | null;
   adjusts_period_start: Date | null;
   adjusts_period_end: Date | null;
+  coupon_application_id: string | null;
+  coupon_code: string | null;
+  tax_rate_id: string | null;
+  tax_code: string | null;
+  tax_percentage: string | null;
+  tax_base: string | null;
+  tax_inclusive: boolean | null;
 }
+
+/** Line columns of `invoice_lines l`, with the coupon and tax rate a discount or tax line names. */
+const lineColumns = `l.invoice_id, l.position, l.type, l.meter, l.model, l.quantity::text, l.description, l.exact_amount::text, l.amount::text,
+  l.breakdown, l.adjusts_invoice_id, l.adjusts_period_start, l.adjusts_period_end,
+  l.coupon_application_id, ca.coupon_code, l.tax_rate_id, tr.code as tax_code, tr.percentage::text as tax_percentage,
+  l.tax_base::text, l.tax_inclusive`;
+const lineJoins = `left join coupon_applications ca on ca.id = l.coupon_application_id left join tax_rates tr on tr.id = l.tax_rate_id`;
 
 const invoiceColumns = `i.id, i.customer_id, c.external_id, i.subscription_id, i.plan_code, i.currency, i.period_start, i.period_end,
   i.status, i.number, i.seller, i.bill_to, i.usage, i.total::text, i.created_at, i.finalized_at, i.paid_at, i.payment_failed_at, i.voided_at, i.void_reason`;
@@ -106,39 +127,48 @@ const toLine = (r: LineRow): InvoiceLine => ({
   adjusts: r.adjusts_invoice_id
     ? { invoiceId: r.adjusts_invoice_id, periodStart: r.adjusts_period_start!, periodEnd: r.adjusts_period_end! }
     : null,
+  discount: r.coupon_application_id ? { applicationId: r.coupon_application_id, couponCode: r.coupon_code! } : null,
+  tax: r.tax_rate_id
+    ? { rateId: r.tax_rate_id, code: r.tax_code!, percentage: r.tax_percentage!, inclusive: r.tax_inclusive!, base: r.tax_base! }
+    : null,
 });
 
 async function withLines(db: Queryable, rows: InvoiceRow[]): Promise<Invoice[]> {
   if (rows.length === 0) return [];
   const { rows: lines } = await db.query<LineRow>(
-    `select invoice_id, position, type, meter, model, quantity::text, description, exact_amount::text, amount::text, breakdown,
-            adjusts_invoice_id, adjusts_period_start, adjusts_period_end
-       from invoice_lines where invoice_id = any($1) order by invoice_id, position`,
+    `select ${lineColumns} from invoice_lines l ${lineJoins} where l.invoice_id = any($1) order by l.invoice_id, l.position`,
     [rows.map((r) => r.id)],
   );
-  return rows.map((r) => ({
-    id: r.id,
-    customerId: r.customer_id,
-    customer: r.external_id,
-    subscriptionId: r.subscription_id,
-    planCode: r.plan_code,
-    currency: r.currency,
-    periodStart: r.period_start,
-    periodEnd: r.period_end,
-    status: r.status,
-    number: r.number,
-    seller: r.seller && { name: r.seller.name, address: r.seller.address, taxId: r.seller.tax_id, email: r.seller.email },
-    billTo: r.bill_to && { name: r.bill_to.name, externalId: r.bill_to.external_id },
-    usage: r.usage,
-    total: r.total,
-    createdAt: r.created_at,
-    finalizedAt: r.finalized_at,
-    paidAt: r.paid_at,
-    paymentFailedAt: r.payment_failed_at,
-    voidedAt: r.voided_at,
-    voidReason: r.void_reason,
-    lines: lines.filter((l) => l.invoice_id === r.id).map(toLine),
-  }));
+  return rows.map((r) => {
+    const own = lines.filter((l) => l.invoice_id === r.id).map(toLine);
+    return {
+      id: r.id,
+      customerId: r.customer_id,
+      customer: r.external_id,
+      subscriptionId: r.subscription_id,
+      planCode: r.plan_code,
+      currency: r.currency,
+      periodStart: r.period_start,
+      periodEnd: r.period_end,
+      status: r.status,
+      number: r.number,
+      seller: r.seller && { name: r.seller.name, address: r.seller.address, taxId: r.seller.tax_id, email: r.seller.email },
+      billTo: r.bill_to && { name: r.bill_to.name, externalId: r.bill_to.external_id },
+      usage: r.usage,
+      total: r.total,
+      totals: invoiceTotals(
+        r.currency,
+        own.map((l) => ({ type: l.type, meter: l.meter, amount: l.amount, inclusive: l.tax?.inclusive ?? null })),
+      ),
+      createdAt: r.created_at,
+      finalizedAt: r.finalized_at,
+      paidAt: r.paid_at,
+      paymentFailedAt: r.payment_failed_at,
+      voidedAt: r.voided_at,
+      voidReason: r.void_reason,
+      lines: own,
+    };
+  });
 }
 
 async function select(db: Queryable, where: string, params: unknown[], tail = ''): Promise<Invoice[]> {
@@ -210,9 +240,8 @@ export async function adjustableInvoices(db: Queryable, customerId: string, befo
 /** Adjustment lines already billed for `invoiceId` on other, non-void invoices. */
 export async function adjustmentsFor(db: Queryable, invoiceId: string, exceptOn?: string): Promise<InvoiceLine[]> {
   const { rows } = await db.query<LineRow>(
-    `select l.invoice_id, l.position, l.type, l.meter, l.model, l.quantity::text, l.description, l.exact_amount::text, l.amount::text, l.breakdown,
-            l.adjusts_invoice_id, l.adjusts_period_start, l.adjusts_period_end
-       from invoice_lines l join invoices i on i.id = l.invoice_id
+    `select ${lineColumns}
+       from invoice_lines l join invoices i on i.id = l.invoice_id ${lineJoins}
       where l.adjusts_invoice_id = $1 and i.status <> 'void' and ($2::uuid is null or l.invoice_id <> $2)
       order by i.period_start, l.position`,
     [invoiceId, exceptOn ?? null],
@@ -265,8 +294,9 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
   for (const line of draft.lines) {
     await db.query(
       `insert into invoice_lines (invoice_id, position, type, meter, model, quantity, description, exact_amount, amount, breakdown,
-                                  adjusts_invoice_id, adjusts_period_start, adjusts_period_end)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+                                  adjusts_invoice_id, adjusts_period_start, adjusts_period_end,
+                                  coupon_application_id, tax_rate_id, tax_base, tax_inclusive)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
       [
         saved.id,
         ++position,
@@ -281,6 +311,10 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
         line.adjusts?.invoiceId ?? null,
         line.adjusts?.periodStart ?? null,
         line.adjusts?.periodEnd ?? null,
+        line.discount?.applicationId ?? null,
+        line.tax?.rateId ?? null,
+        line.tax?.base ?? null,
+        line.tax?.inclusive ?? null,
       ],
     );
   }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { createApp } from '../api/app';
 import { authenticate } from '../api/authenticate';
 import { createApiMetrics } from '../api/metrics';
+import { couponsRouter } from '../api/routes/coupons';
 import { customersRouter } from '../api/routes/customers';
 import { entitlementsRouter } from '../api/routes/entitlements';
 import { eventsRouter } from '../api/routes/events';
@@ -16,12 +17,14 @@ import { portalSessionsRouter } from '../api/routes/portal-sessions';
 import { pricingRouter } from '../api/routes/pricing';
 import { reconciliationsRouter } from '../api/routes/reconciliations';
 import { subscriptionsRouter } from '../api/routes/subscriptions';
+import { taxRatesRouter } from '../api/routes/tax-rates';
 import { usageRouter } from '../api/routes/usage';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import type { Clock } from '../clock';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
+import { CouponService } from '../coupons/service';
 import { EntitlementService } from '../entitlements/service';
 import type { EntitlementStore } from '../entitlements/store';
 import { InvoiceService } from '../invoices/service';
@@ -36,6 +39,7 @@ import { PortalSessionService } from '../portal/service';
 import { PortalSessionVerifier, credentialVerifier } from '../portal/verifier';
 import { ReconciliationService } from '../reconciliations/service';
 import { SubscriptionService } from '../subscriptions/service';
+import { TaxRateService } from '../taxes/service';
 import { temporalSubscriptionLifecycle, type BillingWorkflowOptions } from '../subscriptions/temporal-lifecycle';
 import { WebhookEndpointService } from '../webhooks/service';
 
@@ -143,6 +147,8 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       invoicesRouter(new InvoiceService(deps.pool, deps.clock, customers), new ChargeHistory(deps.pool), {
         lookbackInvoices: deps.lateUsageLookbackInvoices ?? 3,
       }),
+      couponsRouter(new CouponService(deps.pool, deps.clock, customers)),
+      taxRatesRouter(new TaxRateService(deps.pool, deps.clock, customers)),
       ...billingRouters,
       keysRouter(deps.keys.service, deps.clock),
       portalSessionsRouter(new PortalSessionService({ pool: deps.pool, peppers: deps.keys.peppers, clock: deps.clock, customers }), {

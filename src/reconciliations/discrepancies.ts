@@ -1,12 +1,24 @@
 import type { Clock } from '../clock';
 import type { Queryable } from '../db/transaction';
+import type { CouponToApply } from '../domain/discounts';
 import type { BilledLine } from '../domain/invoice-adjustments';
-import { ZERO } from '../domain/money';
+import { Decimal, ZERO } from '../domain/money';
 import type { BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
-import { compareCharges, compareInvoice, findingKey, invoicedPeriods, type Discrepancy, type FindingKind } from '../domain/reconciliation';
+import {
+  compareCharges,
+  compareDiscountsAndTaxes,
+  compareInvoice,
+  findingKey,
+  invoicedPeriods,
+  type Discrepancy,
+  type FindingKind,
+} from '../domain/reconciliation';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
+import { couponsOfInvoices } from '../coupons/store';
+import { isChargeLine } from '../invoices/after-pricing';
 import { listInvoices, type Invoice } from '../invoices/store';
+import { inForceAt, taxRatesOfCustomers, type StoredTaxRate } from '../taxes/store';
 import { getPlan } from '../plans/store';
 import { archivedInvoiceIds } from '../retention/store';
 
@@ -183,16 +195,21 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
     laterAdjustments(deps.db, ids),
     adjustable(deps.db, ids, deps.lookbackInvoices),
   ]);
-  return billed.flatMap((invoice) =>
-    invoiceDiscrepancies(
-      invoice,
-      compareInvoice({
+  const [coupons, taxRates] = await Promise.all([
+    couponsOfInvoices(deps.db, ids),
+    taxRatesOfCustomers(deps.db, [...new Set(billed.map((i) => i.customerId))]),
+  ]);
+  const discountsAndTaxes = billed.map((invoice) => repriceDiscountsAndTaxes(invoice, plans, coupons, taxRates));
+  return billed.flatMap((invoice, i) =>
+    invoiceDiscrepancies(invoice, [
+      ...compareInvoice({
         invoice: {
           currency: invoice.currency,
           period: { start: invoice.periodStart.toISOString(), end: invoice.periodEnd.toISOString() },
           usage: invoice.usage,
-          total: invoice.total,
-          lines: invoice.lines.filter((l) => l.type !== 'adjustment'),
+          // What it billed for its charges: discounts and taxes are compared on their own below.
+          total: new Decimal(invoice.total).minus(discountsAndTaxes[i]!.addedToTotal).toFixed(),
+          lines: invoice.lines.filter(isChargeLine).filter((l) => l.type !== 'adjustment'),
         },
         plan: plans.get(invoice.planCode)!,
         recomputed: usage.get(invoice.id) ?? {},
@@ -200,8 +217,33 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
         credited: credits.get(invoice.id)?.get('amount_mismatch') ?? '0',
         adjustable: stillAdjustable.has(invoice.id),
       }),
-    ),
+      ...discountsAndTaxes[i]!.found,
+    ]),
   );
+}
+
+/** The invoice's discount and tax lines against the same steps run again (src/domain/reconciliation.ts). */
+function repriceDiscountsAndTaxes(
+  invoice: Invoice,
+  plans: Map<string, Plan>,
+  coupons: Map<string, CouponToApply[]>,
+  taxRates: StoredTaxRate[],
+): ReturnType<typeof compareDiscountsAndTaxes> {
+  // The rates of the customer in force when the invoice was finalized.
+  const at = invoice.finalizedAt ?? invoice.createdAt;
+  return compareDiscountsAndTaxes({
+    currency: invoice.currency,
+    rounding: plans.get(invoice.planCode)!.rounding ?? 'half_up',
+    lines: invoice.lines.map((l) => ({
+      type: l.type,
+      meter: l.meter,
+      amount: l.amount,
+      applicationId: l.discount?.applicationId ?? null,
+      taxRateId: l.tax?.rateId ?? null,
+    })),
+    coupons: coupons.get(invoice.id) ?? [],
+    taxRates: taxRates.filter((r) => r.customerId === invoice.customerId && inForceAt(r, at)),
+  });
 }
 
 async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {

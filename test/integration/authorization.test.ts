@@ -119,6 +119,30 @@ const requests: Record<
   'POST /v1/plans': { call: () => ({ method: 'POST', path: '/v1/plans', body: plan }) },
   'GET /v1/plans': { call: () => ({ method: 'GET', path: '/v1/plans' }) },
   'GET /v1/plans/{code}': { call: () => ({ method: 'GET', path: '/v1/plans/basic' }) },
+  'POST /v1/coupons': {
+    call: () => ({
+      method: 'POST',
+      path: '/v1/coupons',
+      body: { code: 'TEN', name: 'Ten', discount: { type: 'percentage', percent_off: '10' }, duration: { kind: 'once' } },
+    }),
+  },
+  'GET /v1/coupons': { call: () => ({ method: 'GET', path: '/v1/coupons' }) },
+  'GET /v1/coupons/{code}': { call: () => ({ method: 'GET', path: '/v1/coupons/TEN' }) },
+  'POST /v1/customers/{externalId}/coupons': {
+    call: (to) => ({ method: 'POST', path: `/v1/customers/${customerOf(to)}/coupons`, body: { coupon: 'TEN' } }),
+  },
+  'GET /v1/customers/{externalId}/coupons': { call: (to) => ({ method: 'GET', path: `/v1/customers/${customerOf(to)}/coupons` }) },
+  'POST /v1/customers/{externalId}/tax-rates': {
+    call: (to) => ({
+      method: 'POST',
+      path: `/v1/customers/${customerOf(to)}/tax-rates`,
+      body: { code: 'vat', name: 'VAT', percentage: '20' },
+    }),
+  },
+  'GET /v1/customers/{externalId}/tax-rates': { call: (to) => ({ method: 'GET', path: `/v1/customers/${customerOf(to)}/tax-rates` }) },
+  'POST /v1/customers/{externalId}/tax-rates/{code}/archive': {
+    call: (to) => ({ method: 'POST', path: `/v1/customers/${customerOf(to)}/tax-rates/vat/archive` }),
+  },
   'POST /v1/subscriptions': {
     call: (to) => ({ method: 'POST', path: '/v1/subscriptions', body: { customer: customerOf(to), plan: 'basic' } }),
   },

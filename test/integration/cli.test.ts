@@ -251,6 +251,56 @@ describe('catalog commands', () => {
   });
 });
 
+describe('coupons and tax rates', () => {
+  test('coupons create --file, list and apply; tax-rates add, list and archive; repeats are safe, audited as cli', async () => {
+    const coupon = {
+      code: 'WELCOME',
+      name: 'Welcome',
+      discount: { type: 'percentage', percent_off: '15' },
+      duration: { kind: 'repeating', periods: 3 },
+    };
+    const created = await json(['coupons', 'create', '--file', writeJson('welcome.json', coupon)]);
+    assert.deepEqual([created.created, created.discount], [true, coupon.discount]);
+    assert.equal((await json(['coupons', 'create', '--file', writeJson('welcome.json', coupon)])).created, false);
+    const bad = await cli([
+      'coupons',
+      'create',
+      '--file',
+      writeJson('bad-coupon.json', { ...coupon, code: 'BAD', duration: { kind: 'sometimes' } }),
+    ]);
+    assert.equal(bad.code, 2);
+    assert.deepEqual(
+      (await json(['coupons', 'list'])).data.map((c: any) => c.code),
+      ['WELCOME'],
+    );
+
+    const applied = await json(['coupons', 'apply', 'globex', 'WELCOME']);
+    assert.deepEqual([applied.created, applied.periods_used, applied.coupon.code], [true, 0, 'WELCOME']);
+    assert.equal((await json(['coupons', 'apply', 'globex', 'WELCOME'])).created, false);
+    const unknown = await cli(['coupons', 'apply', 'globex', 'NOPE']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no coupon "NOPE"/);
+    assert.equal((await json(['coupons', 'applications', 'globex'])).data.length, 1);
+
+    const rate = await json(['tax-rates', 'add', 'globex', '--code', 'vat', '--name', 'VAT 19%', '--percentage', '19']);
+    assert.deepEqual([rate.created, rate.percentage, rate.inclusive, rate.meter], [true, '19', false, null]);
+    const mixed = await cli(['tax-rates', 'add', 'globex', '--code', 'gst', '--name', 'GST', '--percentage', '5', '--inclusive']);
+    assert.equal(mixed.code, 1);
+    assert.match(mixed.stderr, /all inclusive or all exclusive/);
+    assert.equal((await cli(['tax-rates', 'add', 'globex', '--code', 'x', '--name', 'X', '--percentage', 'ten'])).code, 2);
+    assert.equal((await json(['tax-rates', 'list', 'globex'])).data.length, 1);
+    assert.notEqual((await json(['tax-rates', 'archive', 'globex', 'vat'])).archived_at, null);
+    assert.deepEqual((await json(['tax-rates', 'list', 'globex'])).data, []);
+    const { rows } = await db.pool.query(
+      `select action, actor from audit_log where action in ('coupon.created', 'coupon.applied', 'tax_rate.created', 'tax_rate.archived') order by id`,
+    );
+    assert.deepEqual(
+      rows.map((r: any) => `${r.action}:${r.actor}`),
+      ['coupon.created:cli', 'coupon.applied:cli', 'tax_rate.created:cli', 'tax_rate.archived:cli'],
+    );
+  });
+});
+
 describe('invoices', () => {
   const period = { start: new Date('2025-01-01T00:00:00Z'), end: new Date('2025-02-01T00:00:00Z') };
   let invoiceId: string;

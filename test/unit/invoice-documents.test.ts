@@ -1,3 +1,4 @@
+import { invoiceTotals } from '../../src/domain/invoice-pipeline';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PDFParse } from 'pdf-parse';
@@ -43,6 +44,7 @@ const issued: Invoice = {
   billTo: { name: 'Acme', externalId: 'acme' },
   usage: { api_calls: '12000' },
   total: '1143.92',
+  totals: { net: '0', tax: '0', gross: '0' }, // derived from the lines below, as the store does
   createdAt: new Date('2026-04-01T00:05:00Z'),
   finalizedAt: new Date('2026-04-01T00:06:00Z'),
   paidAt: null,
@@ -72,6 +74,10 @@ const issued: Invoice = {
     line(6, { type: 'credit' as InvoiceLine['type'], description: 'Prepaid credits', amount: '-227.08' }),
   ],
 };
+issued.totals = invoiceTotals(
+  issued.currency,
+  issued.lines.map((l) => ({ type: l.type, meter: l.meter, amount: l.amount, inclusive: l.tax?.inclusive ?? null })),
+);
 
 const totals = (invoice: Invoice) => Object.fromEntries(invoiceView(invoice).totals.map((t) => [t.label, t.amount]));
 

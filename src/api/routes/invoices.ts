@@ -28,6 +28,20 @@ const InvoiceLineSchema = z
       .object({ invoice_id: z.uuid(), period_start: z.string(), period_end: z.string() })
       .nullable()
       .meta({ description: 'For an adjustment line: the finalized invoice whose period the late usage belongs to' }),
+    coupon: z
+      .object({ code: z.string(), application_id: z.uuid() })
+      .nullable()
+      .meta({ description: 'For a discount line: the coupon and its application to the customer' }),
+    tax: z
+      .object({
+        rate_id: z.uuid(),
+        code: z.string(),
+        percentage: z.string(),
+        inclusive: z.boolean().meta({ description: 'The other lines already contain this tax: it does not add to the total' }),
+        base: z.string().meta({ description: 'What the rate applies to: the net (exclusive) or the gross containing it (inclusive)' }),
+      })
+      .nullable()
+      .meta({ description: 'For a tax line: its rate' }),
   })
   .meta({ id: 'InvoiceLine' });
 
@@ -65,7 +79,12 @@ const InvoiceSchema = z
     period: z.object({ start: z.string(), end: z.string() }).meta({ description: 'Half-open: [start, end)' }),
     status: z.enum(invoiceStatuses),
     usage: z.record(z.string(), z.string()).meta({ description: 'Exact usage per meter, recomputed from the stored events' }),
-    total: z.string().meta({ description: 'Sum of the rounded line amounts' }),
+    total: z
+      .string()
+      .meta({ description: 'Sum of the rounded line amounts, except inclusive tax lines (which the others contain): the gross' }),
+    net: z.string().meta({ description: 'Before tax, after discounts' }),
+    tax: z.string().meta({ description: 'Sum of the tax lines' }),
+    gross: z.string().meta({ description: 'net + tax, equal to total' }),
     lines: z.array(InvoiceLineSchema),
     created_at: z.string(),
     finalized_at: z.string().nullable(),
@@ -213,6 +232,10 @@ const lineToJson = (l: InvoiceLine): z.infer<typeof InvoiceLineSchema> => ({
     period_start: l.adjusts.periodStart.toISOString(),
     period_end: l.adjusts.periodEnd.toISOString(),
   },
+  coupon: l.discount ? { code: l.discount.couponCode, application_id: l.discount.applicationId } : null,
+  tax: l.tax
+    ? { rate_id: l.tax.rateId, code: l.tax.code, percentage: l.tax.percentage, inclusive: l.tax.inclusive, base: l.tax.base }
+    : null,
 });
 
 export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
@@ -226,6 +249,9 @@ export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
   status: i.status,
   usage: i.usage,
   total: i.total,
+  net: i.totals.net,
+  tax: i.totals.tax,
+  gross: i.totals.gross,
   lines: i.lines.map(lineToJson),
   created_at: i.createdAt.toISOString(),
   finalized_at: iso(i.finalizedAt),

@@ -1,4 +1,5 @@
 import type { CurrencyCode } from '../../domain/currencies';
+import { invoiceTotals } from '../../domain/invoice-pipeline';
 import { Decimal, ZERO, formatMoney, parseDecimal } from '../../domain/money';
 import type { Invoice, InvoiceLine } from '../store';
 
@@ -151,9 +152,11 @@ function paymentStatus(invoice: Invoice): string {
 }
 
 /**
- * The document of an issued invoice: net is the charges (segments, adjustments and any line type
- * this code does not know) plus discounts, gross is net plus taxes, and credits applied bring
- * gross down to the total due. Every figure is a sum of the rounded line amounts, as the total is.
+ * The document of an issued invoice: charges are the segments, adjustments and any line type this
+ * code does not know; net, tax and gross are the invoice pipeline's totals of every line but the
+ * credits applied (src/domain/invoice-pipeline.ts: an inclusive tax is inside the charges, so it
+ * does not add to the gross), and credits applied bring the gross down to the total due. Every
+ * figure is a sum of the rounded line amounts, as the total is.
  */
 export function invoiceView(invoice: Invoice): InvoiceView {
   if (invoice.number === null || invoice.finalizedAt === null || invoice.billTo === null) {
@@ -163,15 +166,19 @@ export function invoiceView(invoice: Invoice): InvoiceView {
   const byKind = { charges: [] as InvoiceLine[], discounts: [] as InvoiceLine[], taxes: [] as InvoiceLine[], credits: [] as InvoiceLine[] };
   for (const line of invoice.lines) byKind[sectionOfType[line.type] ?? 'charges'].push(line);
 
-  const net = sum(byKind.charges).plus(sum(byKind.discounts));
-  const gross = net.plus(sum(byKind.taxes));
+  const { net, tax, gross } = invoiceTotals(
+    currency,
+    invoice.lines
+      .filter((l) => sectionOfType[l.type] !== 'credits')
+      .map((l) => ({ type: l.type, meter: l.meter, amount: l.amount, inclusive: l.tax?.inclusive ?? null })),
+  );
   const money = (amount: Decimal) => moneyText(amount, currency);
   const totals: Total[] = [
     { label: 'Charges', amount: money(sum(byKind.charges)), emphasis: false },
     ...(byKind.discounts.length ? [{ label: 'Discounts', amount: money(sum(byKind.discounts)), emphasis: false }] : []),
-    { label: 'Net', amount: money(net), emphasis: false },
-    { label: 'Tax', amount: money(sum(byKind.taxes)), emphasis: false },
-    { label: 'Gross total', amount: money(gross), emphasis: true },
+    { label: 'Net', amount: money(parseDecimal(net)), emphasis: false },
+    { label: 'Tax', amount: money(parseDecimal(tax)), emphasis: false },
+    { label: 'Gross total', amount: money(parseDecimal(gross)), emphasis: true },
     ...(byKind.credits.length ? [{ label: 'Credits applied', amount: money(sum(byKind.credits)), emphasis: false }] : []),
   ];
   const owes = invoice.status === 'finalized' || invoice.status === 'payment_failed';
