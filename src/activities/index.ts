@@ -4,9 +4,11 @@ import { webhookTargetPolicy, type WebhookTargetPolicy } from '../domain/webhook
 import type { PaymentProvider } from '../provider/payment-provider';
 import type { WorkerActivities } from '../workflows/activities';
 import { createCollectPayment } from './collect-payment';
+import { createDraftInterimInvoice } from './draft-interim-invoice';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
+import { createPriceOpenPeriod } from './price-open-period';
 import { createReadUsageTotals } from './read-usage-totals';
 import { createReconcileActivities } from './reconcile';
 import { createDeliverNotification } from './webhook-delivery';
@@ -40,6 +42,8 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     readUsageTotals: createReadUsageTotals({ pool: deps.pool }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
+    priceOpenPeriod: createPriceOpenPeriod({ pool: deps.pool }),
+    draftInterimInvoice: createDraftInterimInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
     ...createReconcileActivities({
       pool: deps.pool,
