@@ -69,40 +69,45 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .option('--start <instant>', 'RFC 3339 subscription start, which anchors every period (default now)')
     .option('--spend-threshold <amount>', 'progressive billing: an interim invoice when priced usage reaches it (repeatable)', collect)
     .option('--spend-every <amount>', 'progressive billing: an interim invoice at every multiple of it')
-    .action(async (opts: { customer: string; plan: string; start?: string; spendThreshold?: string[]; spendEvery?: string }, command: Command) => {
-      const thresholds = thresholdOptions(opts);
-      const input = parseInput(
-        SubscriptionInputSchema,
-        {
-          customer: opts.customer,
-          plan: opts.plan,
-          ...(opts.start === undefined ? {} : { start: opts.start }),
-          ...(thresholds === undefined ? {} : { spend_thresholds: thresholds }),
-        },
-        'options',
-      );
-      const start = input.start === undefined ? undefined : new Date(input.start);
-      const result = await withDatabase(ctx, (pool) =>
-        serviceOn(ctx, pool).subscribe('cli', {
-          customer: input.customer,
-          plan: input.plan,
-          start,
-          ...(input.spend_thresholds ? { spendThresholds: input.spend_thresholds } : {}),
-        }),
-      );
-      if (!result.ok && result.reason === 'subscription_exists') {
-        throw new CliError(
-          `customer "${input.customer}" already has an active subscription (${result.details.existing.id}); cancel it or change its plan`,
+    .action(
+      async (
+        opts: { customer: string; plan: string; start?: string; spendThreshold?: string[]; spendEvery?: string },
+        command: Command,
+      ) => {
+        const thresholds = thresholdOptions(opts);
+        const input = parseInput(
+          SubscriptionInputSchema,
+          {
+            customer: opts.customer,
+            plan: opts.plan,
+            ...(opts.start === undefined ? {} : { start: opts.start }),
+            ...(thresholds === undefined ? {} : { spend_thresholds: thresholds }),
+          },
+          'options',
         );
-      }
-      const { created, subscription } = settled(result);
-      emit(
-        ctx,
-        command,
-        { ...toJson(subscription), created },
-        () => `${created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
-      );
-    });
+        const start = input.start === undefined ? undefined : new Date(input.start);
+        const result = await withDatabase(ctx, (pool) =>
+          serviceOn(ctx, pool).subscribe('cli', {
+            customer: input.customer,
+            plan: input.plan,
+            start,
+            ...(input.spend_thresholds ? { spendThresholds: input.spend_thresholds } : {}),
+          }),
+        );
+        if (!result.ok && result.reason === 'subscription_exists') {
+          throw new CliError(
+            `customer "${input.customer}" already has an active subscription (${result.details.existing.id}); cancel it or change its plan`,
+          );
+        }
+        const { created, subscription } = settled(result);
+        emit(
+          ctx,
+          command,
+          { ...toJson(subscription), created },
+          () => `${created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
+        );
+      },
+    );
 
   subscriptions
     .command('show')

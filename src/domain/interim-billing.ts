@@ -1,5 +1,5 @@
 import type { CurrencyCode } from './currencies';
-import { Decimal, ZERO, formatMoney } from './money';
+import { type Decimal, ZERO, formatMoney } from './money';
 import type { PriceLine } from './pricing/schema';
 
 /*

@@ -87,7 +87,10 @@ export function usageToReach(plan: PricePlan, usage: Record<string, string>, gap
   const points: Record<string, string | null> = {};
   for (const meter of charged) {
     const current = new Decimal(base[meter]!);
-    const reaches = (q: Decimal) => spendOf(plan, { ...base, [meter]: q.toFixed() }).minus(spendNow).gte(gap);
+    const reaches = (q: Decimal) =>
+      spendOf(plan, { ...base, [meter]: q.toFixed() })
+        .minus(spendNow)
+        .gte(gap);
     if (gap.lte(0)) {
       points[meter] = current.toFixed();
       continue;

@@ -89,7 +89,10 @@ async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string 
 }
 
 /** The period's charges over [periodStart, periodEnd): usage from raw events, priced on the plan. Reads only. */
-export async function priceCharges(db: Queryable, period: PeriodToInvoice): Promise<{ plan: Plan; usage: Record<string, string>; lines: PriceLine[] }> {
+export async function priceCharges(
+  db: Queryable,
+  period: PeriodToInvoice,
+): Promise<{ plan: Plan; usage: Record<string, string>; lines: PriceLine[] }> {
   const plan = await planOf(db, period.planCode);
   const usage = await measureUsage(db, plan, period.customerId, period.periodStart, period.periodEnd);
   return { plan, usage, lines: price(plan, usage).lines };
@@ -108,7 +111,9 @@ export async function buildInvoice(
 ): Promise<DraftContent> {
   const { plan, usage, lines: priced } = await priceCharges(db, period);
   const lines = priced.map(fromPriceLine);
-  lines.push(...(await interimDeductionLines(db, { customerId: period.customerId, periodStart: period.periodStart, currency: plan.currency })));
+  lines.push(
+    ...(await interimDeductionLines(db, { customerId: period.customerId, periodStart: period.periodStart, currency: plan.currency })),
+  );
   const earlier =
     opts.lookbackInvoices > 0 ? await adjustableInvoices(db, period.customerId, period.periodStart, opts.lookbackInvoices) : [];
   for (const invoice of earlier) lines.push(...(await adjustmentLines(db, invoice, opts.draftId)));

@@ -161,7 +161,13 @@ export const findInvoice = async (db: Queryable, customerId: string, periodStart
 
 /** The period's interim invoice number `sequence`, found by its natural key. */
 export const findInterimInvoice = async (db: Queryable, customerId: string, periodStart: Date, sequence: number) =>
-  (await select(db, `i.customer_id = $1 and i.period_start = $2 and i.kind = 'interim' and i.sequence = $3`, [customerId, periodStart, sequence]))[0];
+  (
+    await select(db, `i.customer_id = $1 and i.period_start = $2 and i.kind = 'interim' and i.sequence = $3`, [
+      customerId,
+      periodStart,
+      sequence,
+    ])
+  )[0];
 
 /**
  * The period's interim invoices that billed something, numbered below `beforeSequence` (all when

@@ -104,10 +104,11 @@ export interface BillingPeriodActivities {
   }): Promise<{ invoiceId: string }>;
 }
 
-const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, draftInterimInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
-});
+const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, draftInterimInvoice, finalizeInvoice } =
+  proxyActivities<BillingPeriodActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  });
 
 /**
  * Short reads and writes of one row or a few: local activities, recorded as one marker each in
@@ -296,7 +297,8 @@ class BillingPeriodRun {
    * The last pricing of the open period: the counters of the charged meters it saw (a read that
    * moves one prices again) and the next threshold's decision point per charged meter. Unset: price at the next read.
    */
-  private spend: { counters: Record<string, string | undefined>; next: string | null; decisionPoints: Record<string, string | null> } | undefined;
+  private spend:
+    { counters: Record<string, string | undefined>; next: string | null; decisionPoints: Record<string, string | null> } | undefined;
   /** Meters without limits published only for their spend decision point. */
   private readonly spendOnlyMeters = new Set<string>();
 
@@ -791,7 +793,9 @@ class BillingPeriodRun {
       `**${this.terms.customer}** on plan \`${this.terms.planCode}\`${this.canceled ? ' (canceled)' : ''}`,
       `Period ${this.period.start.toISOString()} → ${this.period.end.toISOString()}`,
       ...Object.entries(this.meters).map(([m, s]) => `- ${m}: ${s.usage} (${s.limit.status}; notified ${s.notified.join(', ') || 'none'})`),
-      ...(this.interim.sequence > 0 ? [`Interim invoices: ${this.interim.sequence} (last at spend threshold ${this.interim.threshold})`] : []),
+      ...(this.interim.sequence > 0
+        ? [`Interim invoices: ${this.interim.sequence} (last at spend threshold ${this.interim.threshold})`]
+        : []),
     ].join('\n');
     if (!this.fromCounters) {
       upsertMemo(memo);
