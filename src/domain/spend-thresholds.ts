@@ -68,8 +68,9 @@ export function spendOf(plan: PricePlan, usage: Usage): Decimal {
     .reduce((sum, l) => sum.plus(l.amount), ZERO as Decimal);
 }
 
-const MAX_DOUBLINGS = 100;
-const MAX_BISECTIONS = 200;
+/** Usage beyond this is not a decision point anyone will reach (and pricing takes at most 20 integer digits). */
+const MAX_QUANTITY = new Decimal('1e18');
+const STEP = new Decimal('0.000001');
 
 /**
  * Per charged meter, the usage of that meter at which priced usage has grown by `gap` while the
@@ -96,19 +97,19 @@ export function usageToReach(plan: PricePlan, usage: Record<string, string>, gap
       continue;
     }
     let low = current;
-    let high = current.plus(Decimal.max(current, new Decimal(1)));
-    let doublings = 0;
-    while (!reaches(high)) {
-      if (++doublings > MAX_DOUBLINGS) break;
+    let high = current.plus(Decimal.max(current, new Decimal(1))).toDecimalPlaces(6, Decimal.ROUND_UP);
+    while (high.lte(MAX_QUANTITY) && !reaches(high)) {
       low = high;
       high = current.plus(high.minus(current).times(2));
     }
-    if (doublings > MAX_DOUBLINGS) {
+    if (high.gt(MAX_QUANTITY)) {
       points[meter] = null;
       continue;
     }
-    for (let i = 0; i < MAX_BISECTIONS && high.minus(low).gt('0.000001'); i++) {
-      const middle = low.plus(high).div(2);
+    // Quantities stay on a 1e-6 grid (prices take at most 20 decimals): the loop ends when the grid does.
+    while (high.minus(low).gt(STEP)) {
+      const middle = low.plus(high).div(2).toDecimalPlaces(6, Decimal.ROUND_DOWN);
+      if (middle.lte(low)) break;
       if (reaches(middle)) high = middle;
       else low = middle;
     }
