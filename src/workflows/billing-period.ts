@@ -132,7 +132,7 @@ export interface SubscriptionTerms {
   customerId: string;
   planCode: string;
   limits: MeterLimit[];
-  /** Progressive billing; absent in histories recorded before it (none). */
+  /** Progressive billing; absent: none (as in every history recorded before it). */
   spendThresholds?: SpendThresholds;
   /** Subscription start: periods are derived from it (ISO 8601 UTC). */
   anchor: string;
@@ -461,9 +461,13 @@ class BillingPeriodRun {
     await this.evaluateLimits();
   }
 
-  /** Whether the open period must be priced again: never priced in this run, or a charged meter moved (or cannot be read from the counters). */
+  /**
+   * Whether the open period must be priced again: never priced in this run, or a charged meter
+   * moved (or cannot be read from the counters). Once the period (or the subscription) has ended,
+   * its close bills the rest: no interim invoice during the allowed lateness.
+   */
   private spendMayHaveMoved(totals: Record<string, string>): boolean {
-    if (this.closing || this.canceled) return false;
+    if (this.closing || this.canceled || Date.now() >= this.billedUntil.getTime()) return false;
     if (!this.spend) return true;
     if (this.spend.next === null) return false;
     return Object.keys(this.spend.decisionPoints).some((m) => totals[m] === undefined || totals[m] !== this.spend!.counters[m]);
@@ -531,7 +535,7 @@ class BillingPeriodRun {
   async close(): Promise<void> {
     this.closing = true;
     // An interim invoice being issued is deducted by the period invoice: it must exist first.
-    await condition(() => !this.issuingInterim);
+    if (this.issuingInterim) await condition(() => !this.issuingInterim);
     // The last reports may not have come (a producer died): the quota state ends on the truth.
     if (this.fromCounters) await this.refreshUsage();
     await this.issueInvoice();
