@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { WorkflowContinuedAsNewError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -22,6 +22,7 @@ import { workflowsPath } from '../../src/temporal/worker';
 import {
   billingPeriodWorkflow,
   billingState,
+  cancelSubscription,
   usageReported,
   workflowIdFor,
   type SubscriptionTerms,
@@ -46,12 +47,19 @@ let simulator: Awaited<ReturnType<typeof startProviderSimulator>>;
 let meterId: string;
 
 before(async () => {
-  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
+  [bundle, db] = await Promise.all([bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   meterId = await seedHourlyPlan(db.pool);
 });
-after(async () => {
+// A fresh test server per test: the time-skipping test server (1.40) can stop skipping time for
+// the rest of its life after a test like the first one (see period-close.test.ts).
+beforeEach(async () => {
+  env = await timeSkippingEnvironment();
+});
+afterEach(async () => {
   await env?.teardown();
+});
+after(async () => {
   await simulator?.close();
   await db?.drop();
 });
@@ -120,8 +128,12 @@ async function subscribed(taskQueue: string, name: string, spendThresholds: Spen
   return { customerId: customer.id, anchor, handle, use, invoices, interimFinalized };
 }
 
-const collected = async (invoiceId: string): Promise<InvoiceCollectionResult> =>
-  env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result();
+/** The invoice's collection, once the billing workflow has started it (right after the finalize the test saw). */
+async function collected(invoiceId: string): Promise<InvoiceCollectionResult> {
+  const handle = env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId));
+  await waitFor(() => handle.describe(), { description: `the collection of ${invoiceId} started` });
+  return handle.result();
+}
 
 describe('progressive billing', () => {
   test('two thresholds crossed in one period: two interim invoices charged, then the period invoice = full − interim, to the cent', async (t) => {
@@ -237,6 +249,44 @@ describe('progressive billing', () => {
       // The run's history replays against today's code.
       await Worker.runReplayHistory({ workflowBundle: bundle }, await firstRun.fetchHistory(), c.handle.workflowId);
       assert.equal((await getInvoice(db.pool, first.id))!.status, 'paid');
+    });
+  });
+
+  test('late usage inside the interim span and a cancellation: the final invoice bills [start, cancellation) less the interim invoice', async () => {
+    const taskQueue = 'progressive-cancel';
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities() });
+    await worker.runUntil(async () => {
+      const c = await subscribed(taskQueue, 'progressive-2', { amounts: ['1.00'], every: null });
+      await c.use(70);
+      const interim = await c.interimFinalized(1);
+      assert.equal(interim.total, '1.05');
+      // 10 more calls timed at the period start, i.e. inside the span the interim invoice already billed.
+      await c.use(10);
+      await waitFor(() => c.handle.query(billingState), {
+        description: 'the late calls read',
+        until: (s) => s.meters.api_calls?.usage === '80',
+      });
+      await c.handle.signal(cancelSubscription, { at: new Date(await env.currentTimeMs()).toISOString() });
+      await c.handle.result();
+      const all = await c.invoices();
+      assert.deepEqual(
+        all.map((i) => [i.kind, i.sequence, i.total, i.usage]),
+        [
+          ['period', 0, '1.15', { api_calls: '80' }],
+          ['interim', 1, '1.05', { api_calls: '70' }],
+        ],
+      );
+      // 1.00 base + 80 × 0.015 = 2.20 for [start, cancellation), of which the interim invoice billed 1.05.
+      assert.deepEqual(
+        all[0]!.lines.map((l) => [l.type, l.amount]),
+        [
+          ['base_fee', '1.00'],
+          ['usage', '1.20'],
+          ['interim_billed', '-1.05'],
+        ],
+      );
+      assert.ok(all[0]!.periodEnd < new Date(c.anchor.getTime() + 3_600_000), 'cut short at the cancellation');
+      assert.deepEqual(await collected(all[0]!.id), { outcome: 'paid', attempts: 1 });
     });
   });
 });
