@@ -291,8 +291,6 @@ class BillingPeriodRun {
   /** Whether this run bills progressively (PROGRESSIVE_BILLING), asked once it has spend thresholds. */
   private progressive: boolean | undefined;
   private interim: InterimInvoicing;
-  /** An interim invoice being issued: the period close waits for it, and no second one starts meanwhile. */
-  private issuingInterim = false;
   /**
    * The last pricing of the open period: the counters of the charged meters it saw (a read that
    * moves one prices again) and the next threshold's decision point per charged meter. Unset: price at the next read.
@@ -491,32 +489,28 @@ class BillingPeriodRun {
     };
     const { reached } = priced;
     const above = reached !== null && (this.interim.threshold === null || new Decimal(reached).gt(this.interim.threshold));
-    if (above && !this.issuingInterim && !this.closing && !this.canceled) await this.issueInterimInvoice(reached, until);
+    if (above) await this.issueInterimInvoice(reached, until);
   }
 
   /**
    * Interim invoice number n+1 for [period start, until): drafted, finalized and collected like the
-   * period's own. Recorded before the activities run, so no concurrent check issues it twice; the
-   * draft is keyed by (customer, period start, 'interim', sequence), so a retry or replay converges.
+   * period's own, before the run reads again, so the period close (which runs after the last read)
+   * always finds it finalized and deducts it. The draft is keyed by (customer, period start,
+   * 'interim', sequence), so a retry, a replay or a reset converges on the same invoice.
    */
   private async issueInterimInvoice(threshold: string, until: Date): Promise<void> {
-    this.issuingInterim = true;
-    try {
-      this.interim = { sequence: this.interim.sequence + 1, threshold };
-      const { invoiceId } = await draftInterimInvoice({
-        subscriptionId: this.terms.subscriptionId,
-        customerId: this.terms.customerId,
-        planCode: this.terms.planCode,
-        periodStart: this.period.start.toISOString(),
-        until: until.toISOString(),
-        sequence: this.interim.sequence,
-        threshold,
-      });
-      await finalizeInvoice({ invoiceId });
-      await startInvoiceCollection(invoiceId, this.input.dunning);
-    } finally {
-      this.issuingInterim = false;
-    }
+    this.interim = { sequence: this.interim.sequence + 1, threshold };
+    const { invoiceId } = await draftInterimInvoice({
+      subscriptionId: this.terms.subscriptionId,
+      customerId: this.terms.customerId,
+      planCode: this.terms.planCode,
+      periodStart: this.period.start.toISOString(),
+      until: until.toISOString(),
+      sequence: this.interim.sequence,
+      threshold,
+    });
+    await finalizeInvoice({ invoiceId });
+    await startInvoiceCollection(invoiceId, this.input.dunning);
     this.showDetails();
   }
 
@@ -534,8 +528,6 @@ class BillingPeriodRun {
   /** Invoices the period, lifts its blocks and continues with whatever follows it. */
   async close(): Promise<void> {
     this.closing = true;
-    // An interim invoice being issued is deducted by the period invoice: it must exist first.
-    if (this.issuingInterim) await condition(() => !this.issuingInterim);
     // The last reports may not have come (a producer died): the quota state ends on the truth.
     if (this.fromCounters) await this.refreshUsage();
     await this.issueInvoice();
