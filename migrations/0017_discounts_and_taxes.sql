@@ -64,7 +64,7 @@ CREATE UNIQUE INDEX tax_rates_active_code ON tax_rates (customer_id, code) WHERE
 -- the other lines (inclusive: then it does not add to the total).
 ALTER TABLE invoice_lines
   DROP CONSTRAINT invoice_lines_type_check,
-  ADD CONSTRAINT invoice_lines_type_check CHECK (type IN ('base_fee', 'usage', 'minimum_commitment_true_up', 'adjustment', 'discount', 'tax')),
+  ADD CONSTRAINT invoice_lines_type_check CHECK (type IN ('base_fee', 'usage', 'minimum_commitment_true_up', 'adjustment', 'interim_billed', 'discount', 'tax')),
   ADD COLUMN coupon_application_id uuid REFERENCES coupon_applications (id),
   ADD COLUMN tax_rate_id uuid REFERENCES tax_rates (id),
   ADD COLUMN tax_base numeric,
@@ -91,7 +91,7 @@ ALTER TABLE invoice_lines
   DROP COLUMN tax_rate_id,
   DROP COLUMN coupon_application_id,
   DROP CONSTRAINT invoice_lines_type_check,
-  ADD CONSTRAINT invoice_lines_type_check CHECK (type IN ('base_fee', 'usage', 'minimum_commitment_true_up', 'adjustment'));
+  ADD CONSTRAINT invoice_lines_type_check CHECK (type IN ('base_fee', 'usage', 'minimum_commitment_true_up', 'adjustment', 'interim_billed'));
 DROP TABLE tax_rates;
 DROP TABLE coupon_redemptions;
 DROP TABLE coupon_applications;

@@ -5,9 +5,11 @@ import type { InvoiceIssuer } from '../invoices/issuer';
 import type { PaymentProvider } from '../provider/payment-provider';
 import type { WorkerActivities } from '../workflows/activities';
 import { createCollectPayment } from './collect-payment';
+import { createDraftInterimInvoice } from './draft-interim-invoice';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
+import { createPriceOpenPeriod } from './price-open-period';
 import { createReadUsageTotals } from './read-usage-totals';
 import { createReconcileActivities } from './reconcile';
 import { createDeliverNotification } from './webhook-delivery';
@@ -43,6 +45,8 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     readUsageTotals: createReadUsageTotals({ pool: deps.pool }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock, ...(deps.issuer ? { issuer: deps.issuer } : {}) }),
+    priceOpenPeriod: createPriceOpenPeriod({ pool: deps.pool }),
+    draftInterimInvoice: createDraftInterimInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
     ...createReconcileActivities({
       pool: deps.pool,

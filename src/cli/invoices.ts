@@ -39,6 +39,7 @@ function describe(invoice: Invoice, charge: ChargeRecord | undefined): string {
       number: invoice.number,
       customer: invoice.customer,
       plan: invoice.planCode,
+      kind: invoice.kind === 'interim' ? `interim #${invoice.sequence} (spend threshold ${invoice.threshold})` : 'period',
       period: period(invoice),
       status: invoice.status,
       total: `${invoice.total} ${invoice.currency}`,

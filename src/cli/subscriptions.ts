@@ -5,6 +5,7 @@ import { SubscriptionInputSchema, subscriptionToJson } from '../api/routes/subsc
 import { systemClock } from '../clock';
 import { CustomerService } from '../customers/service';
 import { PlanCodeSchema } from '../domain/plan';
+import { SpendThresholdsSchema, type SpendThresholds } from '../domain/spend-thresholds';
 import type { Result } from '../domain/result';
 import { isLifecycleStepFailed, SubscriptionService } from '../subscriptions/service';
 import type { Subscription } from '../subscriptions/store';
@@ -27,7 +28,22 @@ function describe(s: Subscription): string {
     'current period': period && `${period.start} – ${period.end}`,
     'cancel at': s.cancelAt?.toISOString(),
     created: s.createdAt.toISOString(),
+    'spend thresholds': describeThresholds(s.spendThresholds),
   });
+}
+
+function describeThresholds(t: SpendThresholds): string {
+  const parts = [...(t.amounts.length > 0 ? [t.amounts.join(', ')] : []), ...(t.every !== null ? [`every ${t.every}`] : [])];
+  return parts.length > 0 ? parts.join('; ') : 'none';
+}
+
+/** Repeatable options collect their values. */
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** The thresholds the options name, or undefined when they name none. */
+function thresholdOptions(opts: { spendThreshold?: string[]; spendEvery?: string }): unknown {
+  if (opts.spendThreshold === undefined && opts.spendEvery === undefined) return undefined;
+  return { amounts: opts.spendThreshold ?? [], every: opts.spendEvery ?? null };
 }
 
 /** The service on this pool; its workflow steps run on the Temporal server the environment names. */
@@ -51,25 +67,47 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .requiredOption('--customer <externalId>', 'the customer')
     .requiredOption('--plan <code>', 'the plan')
     .option('--start <instant>', 'RFC 3339 subscription start, which anchors every period (default now)')
-    .action(async (opts: { customer: string; plan: string; start?: string }, command: Command) => {
-      const input = parseInput(SubscriptionInputSchema, opts, 'options');
-      const start = input.start === undefined ? undefined : new Date(input.start);
-      const result = await withDatabase(ctx, (pool) =>
-        serviceOn(ctx, pool).subscribe('cli', { customer: input.customer, plan: input.plan, start }),
-      );
-      if (!result.ok && result.reason === 'subscription_exists') {
-        throw new CliError(
-          `customer "${input.customer}" already has an active subscription (${result.details.existing.id}); cancel it or change its plan`,
+    .option('--spend-threshold <amount>', 'progressive billing: an interim invoice when priced usage reaches it (repeatable)', collect)
+    .option('--spend-every <amount>', 'progressive billing: an interim invoice at every multiple of it')
+    .action(
+      async (
+        opts: { customer: string; plan: string; start?: string; spendThreshold?: string[]; spendEvery?: string },
+        command: Command,
+      ) => {
+        const thresholds = thresholdOptions(opts);
+        const input = parseInput(
+          SubscriptionInputSchema,
+          {
+            customer: opts.customer,
+            plan: opts.plan,
+            ...(opts.start === undefined ? {} : { start: opts.start }),
+            ...(thresholds === undefined ? {} : { spend_thresholds: thresholds }),
+          },
+          'options',
         );
-      }
-      const { created, subscription } = settled(result);
-      emit(
-        ctx,
-        command,
-        { ...toJson(subscription), created },
-        () => `${created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
-      );
-    });
+        const start = input.start === undefined ? undefined : new Date(input.start);
+        const result = await withDatabase(ctx, (pool) =>
+          serviceOn(ctx, pool).subscribe('cli', {
+            customer: input.customer,
+            plan: input.plan,
+            start,
+            ...(input.spend_thresholds ? { spendThresholds: input.spend_thresholds } : {}),
+          }),
+        );
+        if (!result.ok && result.reason === 'subscription_exists') {
+          throw new CliError(
+            `customer "${input.customer}" already has an active subscription (${result.details.existing.id}); cancel it or change its plan`,
+          );
+        }
+        const { created, subscription } = settled(result);
+        emit(
+          ctx,
+          command,
+          { ...toJson(subscription), created },
+          () => `${created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
+        );
+      },
+    );
 
   subscriptions
     .command('show')
@@ -101,6 +139,21 @@ export function subscriptionsCommand(ctx: CliContext): Command {
       const plan = parseInput(PlanCodeSchema, opts.plan, '--plan');
       const { changed, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).changePlan('cli', id, plan)));
       emit(ctx, command, toJson(subscription), () => `${changed ? 'plan changed' : 'already on this plan'}\n${describe(subscription)}`);
+    });
+
+  subscriptions
+    .command('spend-thresholds')
+    .description('replace the spend thresholds (progressive billing); without options, turns them off; repeating it is safe')
+    .argument('<id>')
+    .option('--spend-threshold <amount>', 'an interim invoice when the period’s priced usage reaches it (repeatable)', collect)
+    .option('--spend-every <amount>', 'an interim invoice at every multiple of it')
+    .action(async (id: string, opts: { spendThreshold?: string[]; spendEvery?: string }, command: Command) => {
+      parseInput(IdSchema, id, 'id');
+      const thresholds = parseInput(SpendThresholdsSchema, thresholdOptions(opts) ?? {}, 'options');
+      const { changed, subscription } = settled(
+        await withDatabase(ctx, (pool) => serviceOn(ctx, pool).changeSpendThresholds('cli', id, thresholds)),
+      );
+      emit(ctx, command, toJson(subscription), () => `${changed ? 'spend thresholds set' : 'already set'}\n${describe(subscription)}`);
     });
 
   return subscriptions;

@@ -12,7 +12,7 @@ import type { PriceLine } from './pricing/schema';
 
 /** A line billed for the earlier period: on its invoice, or an adjustment made since. */
 export interface BilledLine {
-  type: PriceLine['type'] | 'adjustment';
+  type: PriceLine['type'] | 'adjustment' | 'interim_billed';
   meter: string | null;
   quantity: string | null;
   amount: string;
@@ -37,6 +37,8 @@ export function lateUsageAdjustments(input: {
 }): AdjustmentDraft[] {
   const billed = new Map<string, { amount: Decimal; quantity: Decimal }>();
   for (const line of input.billed) {
+    // What interim invoices billed is deducted from the full price: it never changes with late usage.
+    if (line.type === 'interim_billed') continue;
     const key = keyOf(line);
     const sum = billed.get(key) ?? { amount: ZERO, quantity: ZERO };
     billed.set(key, { amount: sum.amount.plus(line.amount), quantity: sum.quantity.plus(line.quantity ?? 0) });

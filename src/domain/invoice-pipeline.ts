@@ -9,7 +9,9 @@ import { applyTaxes, type TaxLine, type TaxRateToApply } from './taxes';
  *
  *   1. priced charges      base fee and usage per charge model (src/domain/pricing/price-plan.ts)
  *   2. minimum commitment  true-up to the commitment, on the rounded charges (same file)
- *   3. interim billed      what interim invoices of the period already billed (negative lines)
+ *   3. interim billed      what interim invoices of the period already billed (negative lines); interim
+ *                          invoices bill usage only, so this line is neither discounted nor taxed: the
+ *                          period invoice discounts and taxes the whole period's charges
  *   4. discounts           coupons, on the period's charges including the true-up (./discounts.ts)
  *   5. taxes               on the net after discounts (./taxes.ts)
  *   6. prepaid credits     drawn down at finalization, on the gross (negative lines)
@@ -44,6 +46,7 @@ export interface InvoiceTotals {
 
 export const isTaxLine = (line: { type: string }) => line.type === 'tax';
 export const isDiscountLine = (line: { type: string }) => line.type === 'discount';
+export const isInterimBilledLine = (line: { type: string }) => line.type === 'interim_billed';
 
 /** Net, tax and gross of lines as they stand; the gross is the sum of the lines that add. */
 export function invoiceTotals(currency: CurrencyCode, lines: readonly PipelineLine[]): InvoiceTotals {
@@ -76,7 +79,10 @@ export function afterPricing(input: {
 }): AfterPricing {
   const { currency, rounding } = input;
   const discounts = applyDiscounts({ currency, rounding, lines: input.lines, coupons: input.coupons });
-  const taxes = applyTaxes({ currency, rounding, lines: [...input.lines, ...discounts], rates: input.taxRates });
+  // Interim invoices bill usage before discounts and taxes; the period invoice discounts and taxes
+  // the whole period's charges, so what interim invoices billed is neither discounted nor taxed.
+  const taxable = input.lines.filter((line) => !isInterimBilledLine(line));
+  const taxes = applyTaxes({ currency, rounding, lines: [...taxable, ...discounts], rates: input.taxRates });
   return {
     discounts,
     taxes,

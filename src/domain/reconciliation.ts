@@ -1,6 +1,7 @@
 import { isCurrency, minorUnits, type CurrencyCode } from './currencies';
 import { isRepresentableInstant, isStorableText, quote } from './edge-schemas';
 import type { CouponToApply } from './discounts';
+import { interimBilledLine, interimUsageLines, totalOf, type InterimInvoiceBilled } from './interim-billing';
 import { lateUsageAdjustments, type BilledLine } from './invoice-adjustments';
 import { afterPricing } from './invoice-pipeline';
 import { Decimal, ZERO, formatExact, formatMoney, type RoundingMode } from './money';
@@ -128,11 +129,15 @@ export function parseReconciliationInput(input: unknown): ReconciliationScope {
   return { start, end, customer: typeof customer === 'string' ? customer : null, autoApprove: autoApprove ?? false };
 }
 
-type LineKey = 'base_fee' | 'minimum_commitment_true_up' | `meter:${string}`;
+type LineKey = 'base_fee' | 'minimum_commitment_true_up' | 'interim_billed' | `meter:${string}`;
 
-/** Lines compared one to one: usage by meter, the base fee, the true-up (adjustments of it have no meter). */
+/** Lines compared one to one: usage by meter, the base fee, the interim deduction, the true-up (adjustments of it have no meter). */
 const lineKey = (line: { type: string; meter: string | null }): LineKey =>
-  line.meter !== null ? `meter:${line.meter}` : line.type === 'base_fee' ? 'base_fee' : 'minimum_commitment_true_up';
+  line.meter !== null
+    ? `meter:${line.meter}`
+    : line.type === 'base_fee' || line.type === 'interim_billed'
+      ? line.type
+      : 'minimum_commitment_true_up';
 
 function sumByKey(lines: readonly { type: string; meter: string | null; amount: string }[]): Map<LineKey, Decimal> {
   const sums = new Map<LineKey, Decimal>();
@@ -152,6 +157,8 @@ const sum = (values: readonly string[]) => values.reduce((total, v) => total.plu
 
 export interface InvoiceToCompare {
   currency: CurrencyCode;
+  /** A period invoice bills the full period; an interim one only the usage lines of [start, its cut). */
+  kind: 'period' | 'interim';
   period: { start: string; end: string };
   /** Usage per meter as the invoice states it. */
   usage: Record<string, string>;
@@ -172,6 +179,11 @@ export interface InvoiceComparison {
   credited: string;
   /** The next invoice will still bill late usage of this period as adjustment lines (within the lookback). */
   adjustable: boolean;
+  /**
+   * The period's non-void interim invoices this invoice deducts (all of them for the period
+   * invoice, the earlier ones for an interim invoice), as found in the invoices table.
+   */
+  interimBilled: readonly InterimInvoiceBilled[];
 }
 
 /** Usage and amounts of one finalized invoice against its period repriced from the raw events. */
@@ -200,19 +212,22 @@ export function compareInvoice(c: InvoiceComparison): Discrepancy[] {
     });
   }
 
-  const repriced = pricePlan(plan, Object.fromEntries(Object.entries(c.recomputed).filter(([meter]) => charged.has(meter))));
+  const priced = pricePlan(plan, Object.fromEntries(Object.entries(c.recomputed).filter(([meter]) => charged.has(meter)))).lines;
+  const repricedLines = invoice.kind === 'interim' ? interimUsageLines(priced) : priced;
+  const deduction = interimBilledLine(currency, c.interimBilled);
+  const expectedTotal = formatMoney(totalOf([...repricedLines, ...(deduction ? [deduction] : [])]), currency);
   const billedLines = [...invoice.lines, ...c.laterAdjustments];
   const pendingAdjustments = c.adjustable
-    ? lateUsageAdjustments({ currency, period: invoice.period, billed: billedLines, repriced: repriced.lines })
+    ? lateUsageAdjustments({ currency, period: invoice.period, billed: billedLines, repriced: repricedLines })
     : [];
   const pending = sum(pendingAdjustments.map((a) => a.amount));
   const adjusted = sum(c.laterAdjustments.map((l) => l.amount));
   const billedTotal = new Decimal(invoice.total).plus(adjusted);
   const credited = new Decimal(c.credited);
-  const difference = billedTotal.plus(pending).minus(repriced.totals.total);
+  const difference = billedTotal.plus(pending).minus(expectedTotal);
   const outstanding = difference.minus(credited);
 
-  const expectedLines = sumByKey(repriced.lines);
+  const expectedLines = sumByKey([...repricedLines, ...(deduction ? [deduction] : [])]);
   const actualLines = sumByKey(billedLines);
   const willAdjust = new Set(pendingAdjustments.map((a) => lineKey({ type: 'adjustment', meter: a.meter })));
   const unexplained = [...new Set([...expectedLines.keys(), ...actualLines.keys()])]
@@ -235,8 +250,8 @@ export function compareInvoice(c: InvoiceComparison): Discrepancy[] {
     subject: null,
     description:
       `Billed ${money(billedTotal)} ${currency}${adjusted.isZero() ? '' : ` (invoice ${money(new Decimal(invoice.total))} + later adjustments ${money(adjusted)})`}` +
-      `${pending.isZero() ? '' : `, ${money(pending)} still to be adjusted on the next invoice`}; repriced from the raw events ${repriced.totals.total} ${currency}: ${state}`,
-    expected: { total: repriced.totals.total, lines: lineAmounts(expectedLines) },
+      `${pending.isZero() ? '' : `, ${money(pending)} still to be adjusted on the next invoice`}; repriced from the raw events ${expectedTotal} ${currency}: ${state}`,
+    expected: { total: expectedTotal, lines: lineAmounts(expectedLines) },
     actual: {
       total: money(billedTotal),
       invoice_total: invoice.total,

@@ -8,6 +8,7 @@ import { queryUsage } from '../metering/usage-query';
 import { discountAndTaxLines, isChargeLine } from './after-pricing';
 import { adjustableInvoices, adjustmentsFor, type DraftContent, type Invoice } from './store';
 import { getPlan } from '../plans/store';
+import { interimDeductionLines } from './interim-deduction';
 
 /** A plan, meter or period the stored data cannot support: retrying cannot fix it. */
 export class InvoiceInputError extends Error {
@@ -51,7 +52,7 @@ function price(plan: Plan, usage: Record<string, string>) {
   return pricePlan(plan, Object.fromEntries(Object.entries(usage).filter(([m]) => charged.has(m))));
 }
 
-const fromPriceLine = (l: PriceLine): DraftContent['lines'][number] => ({
+export const fromPriceLine = (l: PriceLine): DraftContent['lines'][number] => ({
   type: l.type,
   meter: l.meter,
   model: l.model,
@@ -88,20 +89,32 @@ async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string 
   }));
 }
 
+/** The period's charges over [periodStart, periodEnd): usage from raw events, priced on the plan. Reads only. */
+export async function priceCharges(
+  db: Queryable,
+  period: PeriodToInvoice,
+): Promise<{ plan: Plan; usage: Record<string, string>; lines: PriceLine[] }> {
+  const plan = await planOf(db, period.planCode);
+  const usage = await measureUsage(db, plan, period.customerId, period.periodStart, period.periodEnd);
+  return { plan, usage, lines: price(plan, usage).lines };
+}
+
 /**
  * Everything a period's invoice says: usage recomputed from raw events, priced with the tariff
- * engine on the subscription's plan, then adjustment lines for late usage of up to
- * `lookbackInvoices` earlier finalized invoices of the customer, then discount and tax lines
- * (./after-pricing.ts). Reads only; the caller saves.
+ * engine on the subscription's plan, less what the period's interim invoices billed already, then
+ * adjustment lines for late usage of up to `lookbackInvoices` earlier finalized invoices of the
+ * customer, then discount and tax lines (./after-pricing.ts). Reads only; the caller saves.
  */
 export async function buildInvoice(
   db: Queryable,
   period: PeriodToInvoice,
   opts: { lookbackInvoices: number; draftId?: string },
 ): Promise<DraftContent> {
-  const plan = await planOf(db, period.planCode);
-  const usage = await measureUsage(db, plan, period.customerId, period.periodStart, period.periodEnd);
-  const lines = price(plan, usage).lines.map(fromPriceLine);
+  const { plan, usage, lines: priced } = await priceCharges(db, period);
+  const lines = priced.map(fromPriceLine);
+  lines.push(
+    ...(await interimDeductionLines(db, { customerId: period.customerId, periodStart: period.periodStart, currency: plan.currency })),
+  );
   const earlier =
     opts.lookbackInvoices > 0 ? await adjustableInvoices(db, period.customerId, period.periodStart, opts.lookbackInvoices) : [];
   for (const invoice of earlier) lines.push(...(await adjustmentLines(db, invoice, opts.draftId)));
@@ -116,6 +129,9 @@ export async function buildInvoice(
     subscriptionId: period.subscriptionId,
     planCode: plan.id,
     currency: plan.currency,
+    kind: 'period',
+    sequence: 0,
+    threshold: null,
     periodStart: period.periodStart,
     periodEnd: period.periodEnd,
     usage,

@@ -12,7 +12,9 @@ import { buildInvoice } from './builder';
 import { renderInvoiceDocument, type DocumentFormat, type InvoiceDocument } from './documents/render';
 import type { InvoiceIssuer } from './issuer';
 import { nextInvoiceNumber } from './numbering';
+import { buildInterimInvoice } from './progressive';
 import {
+  findInterimInvoice,
   findInvoice,
   getInvoice,
   issueInvoice,
@@ -50,6 +52,17 @@ export interface UpcomingInvoice extends DraftContent {
   customer: string;
   /** When it was priced: usage stored after this instant is not in it. */
   asOf: Date;
+}
+
+/** An interim invoice the billing workflow cuts at a spend threshold: [periodStart, until), number `sequence` in the period. */
+export interface InterimDraftRequest {
+  subscriptionId: string;
+  customerId: string;
+  planCode: string;
+  periodStart: string;
+  until: string;
+  sequence: number;
+  threshold: string;
 }
 
 const unknownInvoice = (id: string) => refuse('not_found', 'unknown_invoice', `No invoice ${id}.`);
@@ -204,6 +217,44 @@ export class InvoiceService {
         subjectType: 'invoice',
         subjectId: saved.id,
         details: { customer_id: draft.customerId, period_start: request.periodStart, period_end: request.periodEnd },
+        after: { total: draft.total, currency: draft.currency, usage: draft.usage, lines: draft.lines.length },
+      });
+      return { invoiceId: saved.id };
+    });
+  }
+
+  /**
+   * The period's interim invoice number `sequence`, as a draft: usage of [period start, until)
+   * priced from the period start, less what earlier interim invoices of the period billed. Saved
+   * under (customer, period start, 'interim', sequence): drafting again rewrites the draft and,
+   * once it is finalized, returns it untouched.
+   */
+  async draftInterim(request: InterimDraftRequest, actor: AuditActor): Promise<{ invoiceId: string }> {
+    const interim = {
+      ...request,
+      periodStart: new Date(request.periodStart),
+      periodEnd: new Date(request.until),
+    };
+    return inTransaction(this.pool, async (client) => {
+      await lockCustomerInvoicing(client, interim.customerId);
+      const existing = await findInterimInvoice(client, interim.customerId, interim.periodStart, interim.sequence);
+      if (existing && existing.status !== 'draft') return { invoiceId: existing.id };
+      const draft = await buildInterimInvoice(client, interim);
+      const saved = await saveDraft(client, draft, this.clock.now());
+      if (!saved) return { invoiceId: existing!.id };
+      await recordAudit(client, {
+        actor,
+        action: saved.created ? 'invoice.drafted' : 'invoice.redrafted',
+        subjectType: 'invoice',
+        subjectId: saved.id,
+        details: {
+          customer_id: draft.customerId,
+          kind: 'interim',
+          sequence: request.sequence,
+          threshold: request.threshold,
+          period_start: request.periodStart,
+          period_end: request.until,
+        },
         after: { total: draft.total, currency: draft.currency, usage: draft.usage, lines: draft.lines.length },
       });
       return { invoiceId: saved.id };

@@ -6,8 +6,19 @@ import type { BillTo, Seller } from './issuer';
 
 export const invoiceStatuses = ['draft', 'finalized', 'paid', 'payment_failed', 'void'] as const;
 export type InvoiceStatus = (typeof invoiceStatuses)[number];
-export const invoiceLineTypes = ['base_fee', 'usage', 'minimum_commitment_true_up', 'adjustment', 'discount', 'tax'] as const;
+export const invoiceLineTypes = [
+  'base_fee',
+  'usage',
+  'minimum_commitment_true_up',
+  'adjustment',
+  'interim_billed',
+  'discount',
+  'tax',
+] as const;
 export type InvoiceLineType = (typeof invoiceLineTypes)[number];
+/** The period's own invoice, or an interim one issued at a spend threshold (src/invoices/progressive.ts). */
+export const invoiceKinds = ['period', 'interim'] as const;
+export type InvoiceKind = (typeof invoiceKinds)[number];
 
 export interface InvoiceLine {
   position: number;
@@ -35,7 +46,14 @@ export interface Invoice {
   subscriptionId: string;
   planCode: string;
   currency: CurrencyCode;
+  /** With sequence, part of the natural key (customer, period start, kind, sequence). */
+  kind: InvoiceKind;
+  /** 0 for the period invoice; 1, 2, … for the period's interim invoices. */
+  sequence: number;
+  /** The spend threshold an interim invoice was issued for; null for the period invoice. */
+  threshold: string | null;
   periodStart: Date;
+  /** For an interim invoice: the instant it was cut (it bills [periodStart, periodEnd)). */
   periodEnd: Date;
   status: InvoiceStatus;
   /** PREFIX-YYYY-NNNNNN, given at finalization (gapless per series: src/invoices/numbering.ts); null for a draft. */
@@ -65,6 +83,9 @@ interface InvoiceRow {
   subscription_id: string;
   plan_code: string;
   currency: CurrencyCode;
+  kind: InvoiceKind;
+  sequence: number;
+  threshold: string | null;
   period_start: Date;
   period_end: Date;
   status: InvoiceStatus;
@@ -111,8 +132,8 @@ const lineColumns = `l.invoice_id, l.position, l.type, l.meter, l.model, l.quant
   l.tax_base::text, l.tax_inclusive`;
 const lineJoins = `left join coupon_applications ca on ca.id = l.coupon_application_id left join tax_rates tr on tr.id = l.tax_rate_id`;
 
-const invoiceColumns = `i.id, i.customer_id, c.external_id, i.subscription_id, i.plan_code, i.currency, i.period_start, i.period_end,
-  i.status, i.number, i.seller, i.bill_to, i.usage, i.total::text, i.created_at, i.finalized_at, i.paid_at, i.payment_failed_at, i.voided_at, i.void_reason`;
+const invoiceColumns = `i.id, i.customer_id, c.external_id, i.subscription_id, i.plan_code, i.currency, i.kind, i.sequence, i.threshold::text,
+  i.period_start, i.period_end, i.status, i.number, i.seller, i.bill_to, i.usage, i.total::text, i.created_at, i.finalized_at, i.paid_at, i.payment_failed_at, i.voided_at, i.void_reason`;
 
 const toLine = (r: LineRow): InvoiceLine => ({
   position: r.position,
@@ -148,6 +169,9 @@ async function withLines(db: Queryable, rows: InvoiceRow[]): Promise<Invoice[]> 
       subscriptionId: r.subscription_id,
       planCode: r.plan_code,
       currency: r.currency,
+      kind: r.kind,
+      sequence: r.sequence,
+      threshold: r.threshold,
       periodStart: r.period_start,
       periodEnd: r.period_end,
       status: r.status,
@@ -181,9 +205,39 @@ async function select(db: Queryable, where: string, params: unknown[], tail = ''
 
 export const getInvoice = async (db: Queryable, id: string) => (await select(db, 'i.id = $1', [id]))[0];
 
-/** The invoice of a customer's period, found by its natural key. */
+/** The invoice of a customer's period (kind 'period'), found by its natural key. */
 export const findInvoice = async (db: Queryable, customerId: string, periodStart: Date) =>
-  (await select(db, 'i.customer_id = $1 and i.period_start = $2', [customerId, periodStart]))[0];
+  (await select(db, `i.customer_id = $1 and i.period_start = $2 and i.kind = 'period'`, [customerId, periodStart]))[0];
+
+/** The period's interim invoice number `sequence`, found by its natural key. */
+export const findInterimInvoice = async (db: Queryable, customerId: string, periodStart: Date, sequence: number) =>
+  (
+    await select(db, `i.customer_id = $1 and i.period_start = $2 and i.kind = 'interim' and i.sequence = $3`, [
+      customerId,
+      periodStart,
+      sequence,
+    ])
+  )[0];
+
+/**
+ * The period's interim invoices that billed something, numbered below `beforeSequence` (all when
+ * absent), with their totals: what a later invoice of the period deducts. Void ones billed nothing;
+ * drafts count, as the workflow finalizes each before it drafts the next invoice of the period.
+ */
+export async function interimInvoicesBilled(
+  db: Queryable,
+  customerId: string,
+  periodStart: Date,
+  beforeSequence?: number,
+): Promise<Array<{ id: string; sequence: number; total: string }>> {
+  const { rows } = await db.query<{ id: string; sequence: number; total: string }>(
+    `select id, sequence, total::text from invoices
+      where customer_id = $1 and period_start = $2 and kind = 'interim' and status <> 'void' and ($3::int is null or sequence < $3)
+      order by sequence`,
+    [customerId, periodStart, beforeSequence ?? null],
+  );
+  return rows;
+}
 
 export interface InvoiceFilter {
   customerId?: string;
@@ -227,7 +281,7 @@ export async function listInvoices(
 export async function adjustableInvoices(db: Queryable, customerId: string, before: Date, count: number): Promise<Invoice[]> {
   const newestFirst = await select(
     db,
-    `i.id in (select id from invoices where customer_id = $1 and status in ('finalized', 'paid', 'payment_failed') and period_start < $2
+    `i.id in (select id from invoices where customer_id = $1 and kind = 'period' and status in ('finalized', 'paid', 'payment_failed') and period_start < $2
               order by period_start desc limit ${Math.trunc(count)})
      and not exists (select 1 from credit_notes c where c.invoice_id = i.id)
      and not exists (select 1 from archived_periods a where a.invoice_id = i.id)`,
@@ -254,6 +308,9 @@ export interface DraftContent {
   subscriptionId: string;
   planCode: string;
   currency: CurrencyCode;
+  kind: InvoiceKind;
+  sequence: number;
+  threshold: string | null;
   periodStart: Date;
   periodEnd: Date;
   usage: Record<string, string>;
@@ -262,17 +319,18 @@ export interface DraftContent {
 }
 
 /**
- * Writes the draft under its natural key (customer, period start), replacing the lines of an
+ * Writes the draft under its natural key (customer, period start, kind, sequence), replacing the lines of an
  * earlier draft. Returns undefined when the invoice has left draft: it is then frozen and the
  * caller reads it as it is. Run inside a transaction.
  */
 export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): Promise<{ id: string; created: boolean } | undefined> {
   const { rows } = await db.query<{ id: string; created: boolean }>(
-    `insert into invoices as i (customer_id, subscription_id, plan_code, currency, period_start, period_end, usage, total, created_at)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-     on conflict (customer_id, period_start) do update
+    `insert into invoices as i (customer_id, subscription_id, plan_code, currency, period_start, period_end, usage, total, created_at,
+                               kind, sequence, threshold)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+     on conflict (customer_id, period_start, kind, sequence) do update
        set subscription_id = excluded.subscription_id, plan_code = excluded.plan_code, currency = excluded.currency,
-           period_end = excluded.period_end, usage = excluded.usage, total = excluded.total
+           period_end = excluded.period_end, usage = excluded.usage, total = excluded.total, threshold = excluded.threshold
        where i.status = 'draft'
      returning i.id, (xmax = 0) as created`,
     [
@@ -285,6 +343,9 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
       JSON.stringify(draft.usage),
       draft.total,
       now,
+      draft.kind,
+      draft.sequence,
+      draft.threshold,
     ],
   );
   const saved = rows[0];

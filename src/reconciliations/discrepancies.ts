@@ -1,6 +1,7 @@
 import type { Clock } from '../clock';
 import type { Queryable } from '../db/transaction';
 import type { CouponToApply } from '../domain/discounts';
+import type { InterimInvoiceBilled } from '../domain/interim-billing';
 import type { BilledLine } from '../domain/invoice-adjustments';
 import { Decimal, ZERO } from '../domain/money';
 import type { BillingInterval } from '../domain/periods';
@@ -120,6 +121,24 @@ async function laterAdjustments(db: Queryable, invoiceIds: string[]): Promise<Ma
   return lines;
 }
 
+/**
+ * Per invoice, the period's non-void interim invoices it deducts: all of them for the period
+ * invoice, those numbered below it for an interim one (progressive billing).
+ */
+async function interimBilled(db: Queryable, invoiceIds: string[]): Promise<Map<string, InterimInvoiceBilled[]>> {
+  const { rows } = await db.query<{ id: string; sequence: number; total: string }>(
+    `select i.id, e.sequence, e.total::text
+       from invoices i
+       join invoices e on e.customer_id = i.customer_id and e.period_start = i.period_start and e.kind = 'interim' and e.status <> 'void'
+                      and (i.kind = 'period' or e.sequence < i.sequence)
+      where i.id = any($1)`,
+    [invoiceIds],
+  );
+  const billed = new Map<string, InterimInvoiceBilled[]>();
+  for (const r of rows) billed.set(r.id, [...(billed.get(r.id) ?? []), { sequence: r.sequence, total: r.total }]);
+  return billed;
+}
+
 type Credits = Map<string, Map<FindingKind, string>>;
 
 /** Credit notes issued so far per invoice and per kind of finding they corrected. */
@@ -149,7 +168,7 @@ async function adjustable(db: Queryable, invoiceIds: string[], lookback: number)
         and exists (select 1 from subscriptions s where s.customer_id = i.customer_id and s.status = 'active')
         and not exists (select 1 from credit_notes c where c.invoice_id = i.id)
         and (select count(*) from invoices later
-              where later.customer_id = i.customer_id and later.period_start > i.period_start
+              where later.customer_id = i.customer_id and later.period_start > i.period_start and later.kind = 'period'
                 and later.status in ('finalized', 'paid', 'payment_failed')) < $2`,
     [invoiceIds, lookback],
   );
@@ -189,11 +208,12 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
   );
   const billed = notVoid.filter((i) => !archived.has(i.id));
   const ids = billed.map((i) => i.id);
-  const [plans, usage, adjustments, stillAdjustable] = await Promise.all([
+  const [plans, usage, adjustments, stillAdjustable, deducted] = await Promise.all([
     plansOf(deps.db, billed),
     recomputeUsage(deps.db, ids),
     laterAdjustments(deps.db, ids),
     adjustable(deps.db, ids, deps.lookbackInvoices),
+    interimBilled(deps.db, ids),
   ]);
   const [coupons, taxRates] = await Promise.all([
     couponsOfInvoices(deps.db, ids),
@@ -205,6 +225,7 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
       ...compareInvoice({
         invoice: {
           currency: invoice.currency,
+          kind: invoice.kind,
           period: { start: invoice.periodStart.toISOString(), end: invoice.periodEnd.toISOString() },
           usage: invoice.usage,
           // What it billed for its charges: discounts and taxes are compared on their own below.
@@ -215,7 +236,9 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
         recomputed: usage.get(invoice.id) ?? {},
         laterAdjustments: adjustments.get(invoice.id) ?? [],
         credited: credits.get(invoice.id)?.get('amount_mismatch') ?? '0',
-        adjustable: stillAdjustable.has(invoice.id),
+        // Usage of an interim invoice's span stored after it was cut is billed by the period invoice, which prices the whole period.
+        adjustable: invoice.kind === 'interim' || stillAdjustable.has(invoice.id),
+        interimBilled: deducted.get(invoice.id) ?? [],
       }),
       ...discountsAndTaxes[i]!.found,
     ]),
@@ -331,7 +354,8 @@ async function missingInvoices(db: Queryable, scope: ScopeToReconcile): Promise<
        from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) with ordinality as c(customer_id, period_start, period_end, ord)
        cross join lateral (select count(*) as events from usage_events e
                             where e.customer_id = c.customer_id and e.event_time >= c.period_start and e.event_time < c.period_end) e
-      where e.events > 0 and not exists (select 1 from invoices i where i.customer_id = c.customer_id and i.period_start = c.period_start)`,
+      where e.events > 0 and not exists (select 1 from invoices i where i.customer_id = c.customer_id and i.period_start = c.period_start
+                                                                  and i.kind = 'period')`,
     [candidates.map((c) => c.subscription.customer_id), candidates.map((c) => c.period.start), candidates.map((c) => c.period.end)],
   );
   return rows.map((r) => {

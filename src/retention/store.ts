@@ -51,7 +51,7 @@ export async function periodsToArchive(db: Queryable, before: Date): Promise<Per
   }>(
     `select i.id, i.customer_id, c.external_id, i.period_start, i.period_end, i.status
        from invoices i join customers c on c.id = i.customer_id
-      where i.status <> 'draft' and i.period_end <= $1
+      where i.status <> 'draft' and i.period_end <= $1 and i.kind = 'period'
         and not exists (select 1 from archived_periods a where a.customer_id = i.customer_id and a.period_start = i.period_start)
       order by i.period_start, i.customer_id`,
     [before],
@@ -151,8 +151,12 @@ export async function archivedIn(db: Queryable, directory: string): Promise<Arch
 /** Of these invoices, those whose period's raw events were archived (and are no longer in usage_events). */
 export async function archivedInvoiceIds(db: Queryable, invoiceIds: string[]): Promise<Set<string>> {
   if (invoiceIds.length === 0) return new Set();
-  const { rows } = await db.query<{ invoice_id: string }>('select invoice_id from archived_periods where invoice_id = any($1)', [
-    invoiceIds,
-  ]);
+  // An interim invoice's events are archived with its period's (keyed by the period invoice).
+  const { rows } = await db.query<{ invoice_id: string }>(
+    `select i.id as invoice_id from invoices i
+      where i.id = any($1)
+        and exists (select 1 from archived_periods a where a.customer_id = i.customer_id and a.period_start = i.period_start)`,
+    [invoiceIds],
+  );
   return new Set(rows.map((r) => r.invoice_id));
 }

@@ -3,6 +3,8 @@ import type { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
 import { isRepresentableInstant } from '../domain/edge-schemas';
 import { periodAt } from '../domain/periods';
+import { Decimal } from '../domain/money';
+import type { SpendThresholds } from '../domain/spend-thresholds';
 import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, seesCustomerId, type Actor } from '../keys/principal';
 import { getPlan } from '../plans/store';
@@ -11,6 +13,7 @@ import {
   cancelSubscription,
   changePlan,
   createSubscription,
+  setSpendThresholds,
   getActiveSubscription,
   getSubscription,
   type ChangePlanResult,
@@ -24,6 +27,7 @@ export const lifecycleStepDone = {
   started: 'started',
   canceled: 'told of the cancellation',
   planChanged: 'moved to the new plan',
+  spendThresholdsChanged: 'given the new spend thresholds',
 } as const satisfies Record<LifecycleStep, string>;
 
 /**
@@ -52,12 +56,15 @@ export interface SubscribeInput {
   plan: string;
   /** The subscription start, which anchors every billing period; default now. */
   start?: Date;
+  /** Progressive billing; default none. */
+  spendThresholds?: SpendThresholds;
 }
 
 /** A subscription after a change, and whether the request changed it or repeated a change that is already saved. */
 export type Subscribed = { created: boolean; subscription: Subscription };
 export type Canceled = { canceled: boolean; subscription: Subscription };
 export type PlanChanged = { changed: boolean; subscription: Subscription };
+export type SpendThresholdsChanged = { changed: boolean; subscription: Subscription };
 
 export interface SubscriptionServiceDeps {
   pool: Pool;
@@ -107,10 +114,20 @@ export class SubscriptionService {
         `A subscription starting ${anchor.toISOString()} on plan "${plan.id}" would end its first period after 9999-12-31.`,
       );
     }
-    const saved = await createSubscription(pool, { customerId: customer.value.id, planCode: plan.id, anchor, actor: auditActorOf(actor) });
+    const saved = await createSubscription(pool, {
+      customerId: customer.value.id,
+      planCode: plan.id,
+      anchor,
+      actor: auditActorOf(actor),
+      ...(input.spendThresholds ? { spendThresholds: input.spendThresholds } : {}),
+    });
     if (saved.created) return this.afterCommit('started', { created: true, subscription: saved.subscription });
     const { existing } = saved;
-    if (existing.plan.id !== plan.id || (input.start !== undefined && existing.anchor.getTime() !== anchor.getTime())) {
+    if (
+      existing.plan.id !== plan.id ||
+      (input.start !== undefined && existing.anchor.getTime() !== anchor.getTime()) ||
+      (input.spendThresholds !== undefined && !sameThresholds(existing.spendThresholds, input.spendThresholds))
+    ) {
       return {
         ...refuse(
           'conflict',
@@ -165,6 +182,24 @@ export class SubscriptionService {
     return this.afterCommit('planChanged', { changed: result.outcome === 'changed', subscription: result.subscription });
   }
 
+  /** Replaces the spend thresholds (progressive billing); the open period is priced against them at once. A retry finds them set. */
+  async changeSpendThresholds(
+    actor: Actor,
+    id: string,
+    thresholds: SpendThresholds,
+  ): Promise<Ok<SpendThresholdsChanged> | Refusal<'unknown_subscription' | 'subscription_canceled'> | LifecycleStepFailed> {
+    const visible = await this.get(actor, id);
+    if (!visible.ok) return visible;
+    const result = await setSpendThresholds(this.deps.pool, id, thresholds, auditActorOf(actor));
+    if (result.outcome === 'refused') {
+      return result.reason === 'subscription_not_found'
+        ? unknownSubscription(id)
+        : refuse('conflict', 'subscription_canceled', `Subscription ${id} is canceled; subscribe the customer again instead.`);
+    }
+    // Also when unchanged: a retry after a failed step converges.
+    return this.afterCommit('spendThresholdsChanged', { changed: result.outcome === 'changed', subscription: result.subscription });
+  }
+
   /** Runs the lifecycle step for a committed change; its failure leaves the change saved and is answered as such. */
   private async afterCommit<T extends { subscription: Subscription }>(step: LifecycleStep, value: T): Promise<Ok<T> | LifecycleStepFailed> {
     const { subscription } = value;
@@ -185,6 +220,12 @@ export class SubscriptionService {
     return ok(value);
   }
 }
+
+/** The same thresholds, whatever the notation of their amounts ("500" and "500.00"). */
+const sameThresholds = (a: SpendThresholds, b: SpendThresholds) =>
+  (a.every === null ? b.every === null : b.every !== null && new Decimal(a.every).eq(b.every)) &&
+  a.amounts.length === b.amounts.length &&
+  a.amounts.every((x, i) => new Decimal(x).eq(b.amounts[i]!));
 
 const unknownSubscription = (id: string) => refuse('not_found', 'unknown_subscription', `No subscription ${id}.`);
 

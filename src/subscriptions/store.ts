@@ -1,6 +1,7 @@
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import type { Plan } from '../domain/plan';
+import type { SpendThresholds } from '../domain/spend-thresholds';
 import { inTransaction, type Queryable } from '../db/transaction';
 import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from '../plans/store';
 
@@ -20,6 +21,8 @@ export interface Subscription {
   /** When the cancellation was recorded. */
   canceledAt: Date | null;
   createdAt: Date;
+  /** Progressive billing: interim invoices when the open period's priced usage reaches these. */
+  spendThresholds: SpendThresholds;
 }
 
 export interface SubscriptionChange {
@@ -40,10 +43,13 @@ type SubscriptionRow = PlanTermsRow & {
   cancel_at: Date | null;
   canceled_at: Date | null;
   created_at: Date;
+  spend_threshold_amounts: string[];
+  spend_threshold_every: string | null;
 };
 
 const selectSubscriptions = `select ${planTermColumns},
-    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.created_at
+    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.created_at,
+    s.spend_threshold_amounts::text[], s.spend_threshold_every::text
   from subscriptions s join customers c on c.id = s.customer_id join plans p on p.code = s.plan_code`;
 
 function toSubscription(r: SubscriptionRow): Subscription {
@@ -56,6 +62,7 @@ function toSubscription(r: SubscriptionRow): Subscription {
     cancelAt: r.cancel_at,
     canceledAt: r.canceled_at,
     createdAt: r.created_at,
+    spendThresholds: { amounts: r.spend_threshold_amounts, every: r.spend_threshold_every },
   };
 }
 
@@ -91,6 +98,7 @@ export interface NewSubscription {
   planCode: string;
   anchor: Date;
   actor: AuditActor;
+  spendThresholds?: SpendThresholds;
 }
 
 export type CreateSubscriptionResult = { created: true; subscription: Subscription } | { created: false; existing: Subscription };
@@ -107,9 +115,10 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
     // is canceled before it can be read, the insert is simply tried again.
     while (id === undefined) {
       const { rows } = await client.query<{ id: string }>(
-        `insert into subscriptions (customer_id, plan_code, anchor) values ($1, $2, $3)
+        `insert into subscriptions (customer_id, plan_code, anchor, spend_threshold_amounts, spend_threshold_every)
+         values ($1, $2, $3, $4::numeric[], $5)
          on conflict (customer_id) where status = 'active' do nothing returning id`,
-        [input.customerId, input.planCode, input.anchor],
+        [input.customerId, input.planCode, input.anchor, input.spendThresholds?.amounts ?? [], input.spendThresholds?.every ?? null],
       );
       id = rows[0]?.id;
       const existing = id === undefined ? await getActiveSubscription(client, input.customerId) : undefined;
@@ -121,7 +130,12 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
       action: 'subscription.created',
       subjectType: 'subscription',
       subjectId: subscription.id,
-      details: { customer: subscription.customer.externalId, plan: input.planCode, anchor: input.anchor.toISOString() },
+      details: {
+        customer: subscription.customer.externalId,
+        plan: input.planCode,
+        anchor: input.anchor.toISOString(),
+        ...(input.spendThresholds ? { spend_thresholds: subscription.spendThresholds } : {}),
+      },
     });
     return { created: true, subscription };
   });
@@ -200,5 +214,50 @@ export async function changePlan(
     });
     const change: SubscriptionChange = { id: rows[0]!.id, subscriptionId, fromPlan: current.plan.id, toPlan, effectiveAt, actor };
     return { outcome: 'changed', subscription: (await getSubscription(client, subscriptionId))!, change };
+  });
+}
+
+export type SetSpendThresholdsResult =
+  | { outcome: 'changed' | 'unchanged'; subscription: Subscription }
+  | { outcome: 'refused'; reason: 'subscription_not_found' | 'subscription_canceled' };
+
+const sameThresholds = (a: SpendThresholds, b: SpendThresholds) =>
+  a.every === b.every && a.amounts.length === b.amounts.length && a.amounts.every((x, i) => x === b.amounts[i]);
+
+/**
+ * Replaces an active subscription's spend thresholds (amounts kept in the order given, as
+ * normalized by Postgres) with a `subscription.spend_thresholds_changed` audit entry, in one
+ * transaction with the row locked. The same thresholds again are a retry: unchanged, no entry.
+ */
+export async function setSpendThresholds(
+  pool: Pool,
+  subscriptionId: string,
+  thresholds: SpendThresholds,
+  actor: AuditActor,
+): Promise<SetSpendThresholdsResult> {
+  return inTransaction(pool, async (client) => {
+    const locked = await client.query<{ status: SubscriptionStatus }>('select status from subscriptions where id = $1 for update', [
+      subscriptionId,
+    ]);
+    if (!locked.rows[0]) return { outcome: 'refused', reason: 'subscription_not_found' };
+    if (locked.rows[0].status !== 'active') return { outcome: 'refused', reason: 'subscription_canceled' };
+    const before = (await getSubscription(client, subscriptionId))!;
+    await client.query('update subscriptions set spend_threshold_amounts = $2::numeric[], spend_threshold_every = $3 where id = $1', [
+      subscriptionId,
+      thresholds.amounts,
+      thresholds.every,
+    ]);
+    const after = (await getSubscription(client, subscriptionId))!;
+    if (sameThresholds(before.spendThresholds, after.spendThresholds)) return { outcome: 'unchanged', subscription: after };
+    await recordAudit(client, {
+      actor,
+      action: 'subscription.spend_thresholds_changed',
+      subjectType: 'subscription',
+      subjectId: subscriptionId,
+      details: { customer: after.customer.externalId },
+      before: { spend_thresholds: before.spendThresholds },
+      after: { spend_thresholds: after.spendThresholds },
+    });
+    return { outcome: 'changed', subscription: after };
   });
 }

@@ -3,6 +3,7 @@ import {
   billingPeriodWorkflow,
   cancelSubscription,
   changePlan,
+  changeSpendThresholds,
   subscriptionStarted,
   workflowIdFor,
   type SubscriptionTerms,
@@ -18,6 +19,7 @@ export const termsOf = (s: Subscription): SubscriptionTerms => ({
   limits: s.plan.limits,
   anchor: s.anchor.toISOString(),
   interval: s.plan.interval,
+  spendThresholds: s.spendThresholds,
 });
 
 /**
@@ -73,6 +75,15 @@ export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): Sub
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
         // No running workflow (it was never started, or was terminated): start one on the new plan.
+        await start(subscription);
+      }
+    },
+    spendThresholdsChanged: async (subscription) => {
+      const handle = opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
+      try {
+        await handle.executeUpdate(changeSpendThresholds, { args: [subscription.spendThresholds] });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
         await start(subscription);
       }
     },

@@ -18,6 +18,7 @@ import {
 import { Decimal } from '../domain/money';
 import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
 import { evaluateLimit, nextDecision, type LimitState, type MeterLimit } from '../domain/quota-policy';
+import { hasSpendThresholds, type SpendThresholds } from '../domain/spend-thresholds';
 import { startInvoiceCollection } from './invoice-collection';
 
 /*
@@ -78,12 +79,36 @@ export interface BillingPeriodActivities {
     periodEnd: string;
   }): Promise<{ invoiceId: string }>;
   finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
+  /**
+   * Progressive billing: prices [periodStart, until) from the raw events as an interim invoice
+   * would (nothing saved) and says where the priced usage stands against the thresholds, with,
+   * per charged meter, the usage at which the next threshold is reached (its spend decision point).
+   */
+  priceOpenPeriod(input: {
+    subscriptionId: string;
+    customerId: string;
+    planCode: string;
+    periodStart: string;
+    until: string;
+    thresholds: SpendThresholds;
+  }): Promise<{ spend: string; reached: string | null; next: string | null; decisionPoints: Record<string, string | null> }>;
+  /** Drafts the period's interim invoice number `sequence` for [periodStart, until) under its natural key. */
+  draftInterimInvoice(input: {
+    subscriptionId: string;
+    customerId: string;
+    planCode: string;
+    periodStart: string;
+    until: string;
+    sequence: number;
+    threshold: string;
+  }): Promise<{ invoiceId: string }>;
 }
 
-const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
-});
+const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, draftInterimInvoice, finalizeInvoice } =
+  proxyActivities<BillingPeriodActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  });
 
 /**
  * Short reads and writes of one row or a few: local activities, recorded as one marker each in
@@ -95,12 +120,20 @@ const local = proxyLocalActivities<BillingPeriodActivities>({
   retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
+/** Pricing the open period reads its raw events: longer than a counter read, still one marker in the task. */
+const pricing = proxyLocalActivities<BillingPeriodActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
 export interface SubscriptionTerms {
   subscriptionId: string;
   customer: string;
   customerId: string;
   planCode: string;
   limits: MeterLimit[];
+  /** Progressive billing; absent: none (as in every history recorded before it). */
+  spendThresholds?: SpendThresholds;
   /** Subscription start: periods are derived from it (ISO 8601 UTC). */
   anchor: string;
   interval: BillingInterval;
@@ -130,6 +163,14 @@ export interface CarriedState {
   successor?: SubscriptionTerms;
   /** A producer deadline still pending (see BillingPeriodInput.usageReportIntervalMs), ISO 8601. */
   reportDeadline?: string;
+  /** The period's interim invoices so far (progressive billing), when there are any. */
+  interim?: InterimInvoicing;
+}
+
+/** Interim invoices issued in the period: how many, and the highest spend threshold one was issued for. */
+export interface InterimInvoicing {
+  sequence: number;
+  threshold: string | null;
 }
 
 export interface BillingPeriodInput {
@@ -187,12 +228,22 @@ const USAGE_FROM_COUNTERS = 'usage-from-counters';
  */
 const PERIOD_FROM_RUN_START = 'period-from-run-start';
 
+/**
+ * Progressive billing: a run whose subscription has spend thresholds prices the open period
+ * (an activity) after reads that moved a charged meter, issues an interim invoice when a
+ * threshold is reached, and publishes each charged meter's spend decision point. Asked only once
+ * a run has thresholds, so runs without them record nothing new.
+ */
+const PROGRESSIVE_BILLING = 'progressive-billing';
+
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
 export const subscriptionStarted = defineSignal<[SubscriptionTerms]>('subscriptionStarted');
 /** `at` is the cancellation time recorded in Postgres, so the final invoice and the database agree on it. */
 export const cancelSubscription = defineSignal<[{ at: string }?]>('cancelSubscription');
 export const changePlan = defineUpdate<BillingPeriodView, [{ planCode: string; limits: MeterLimit[] }]>('changePlan');
+/** New spend thresholds for the period in progress and the following ones; the open period is priced against them at once. */
+export const changeSpendThresholds = defineUpdate<BillingPeriodView, [SpendThresholds]>('changeSpendThresholds');
 export const billingState = defineQuery<BillingPeriodView>('state');
 
 export interface BillingPeriodView {
@@ -203,6 +254,8 @@ export interface BillingPeriodView {
   canceled: boolean;
   /** The end of what this run bills: the period end, or the cancellation time. */
   billedUntil: string;
+  /** Interim invoices issued in this period (progressive billing). */
+  interim: InterimInvoicing;
 }
 
 export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<void> {
@@ -244,6 +297,17 @@ class BillingPeriodRun {
   private woke = false;
   /** What the memo and the current details last said, so they are only set when that changes. */
   private shown: { memo: string; details: string } | undefined;
+  /** Whether this run bills progressively (PROGRESSIVE_BILLING), asked once it has spend thresholds. */
+  private progressive: boolean | undefined;
+  private interim: InterimInvoicing;
+  /**
+   * The last pricing of the open period: the counters of the charged meters it saw (a read that
+   * moves one prices again) and the next threshold's decision point per charged meter. Unset: price at the next read.
+   */
+  private spend:
+    { counters: Record<string, string | undefined>; next: string | null; decisionPoints: Record<string, string | null> } | undefined;
+  /** Meters without limits published only for their spend decision point. */
+  private readonly spendOnlyMeters = new Set<string>();
 
   constructor(private readonly input: BillingPeriodInput) {
     const carried = input.carried;
@@ -259,6 +323,7 @@ class BillingPeriodRun {
     this.canceled = this.cancelAt !== undefined;
     this.billedUntil = this.cancelAt === undefined ? this.period.end : this.billedPart(this.cancelAt);
     this.successor = carried?.successor;
+    this.interim = carried?.interim ?? { sequence: 0, threshold: null };
     this.fromCounters = patched(USAGE_FROM_COUNTERS);
     if (this.fromCounters) {
       this.reportDeadline = carried?.reportDeadline === undefined ? undefined : Date.parse(carried.reportDeadline);
@@ -287,6 +352,11 @@ class BillingPeriodRun {
       changePlan,
       async ({ planCode, limits }) => {
         this.terms = { ...this.terms, planCode, limits };
+        // Another tariff moves the spend decision points: the next read prices again.
+        if (this.progressiveBilling()) {
+          this.spend = undefined;
+          this.readDue = true;
+        }
         await this.evaluateLimits();
         return this.view();
       },
@@ -294,6 +364,22 @@ class BillingPeriodRun {
         validator: ({ planCode, limits }) => {
           if (!planCode) throw new Error('planCode is required');
           if (!Array.isArray(limits)) throw new Error('limits must be an array');
+        },
+      },
+    );
+    setHandler(
+      changeSpendThresholds,
+      (spendThresholds) => {
+        this.terms = { ...this.terms, spendThresholds };
+        // The next read prices the open period against them (and publishes their decision points).
+        this.spend = undefined;
+        this.readDue = true;
+        return this.view();
+      },
+      {
+        validator: (thresholds) => {
+          if (!Array.isArray(thresholds?.amounts)) throw new Error('amounts must be an array');
+          if (thresholds.every !== null && typeof thresholds.every !== 'string') throw new Error('every must be a decimal string or null');
         },
       },
     );
@@ -370,7 +456,9 @@ class BillingPeriodRun {
   /** Takes the period's totals from the counters as the usage, then evaluates the limits. */
   private async refreshUsage(): Promise<void> {
     this.readDue = false;
-    const codes = [...new Set([...this.terms.limits.map((l) => l.meter), ...Object.keys(this.meters)])];
+    const codes = [
+      ...new Set([...this.terms.limits.map((l) => l.meter), ...Object.keys(this.meters), ...Object.keys(this.spend?.decisionPoints ?? {})]),
+    ];
     const totals = await local.readUsageTotals({
       customerId: this.terms.customerId,
       meters: codes.map((code) => ({ code })),
@@ -381,7 +469,74 @@ class BillingPeriodRun {
       const total = totals[code];
       if (total !== undefined) this.meterState(code).usage = total;
     }
+    if (this.progressiveBilling() && this.spendMayHaveMoved(totals)) await this.checkSpend(totals);
     await this.evaluateLimits();
+  }
+
+  /**
+   * Whether the open period must be priced again: never priced in this run, or a charged meter
+   * moved (or cannot be read from the counters). Once the period (or the subscription) has ended,
+   * its close bills the rest: no interim invoice during the allowed lateness.
+   */
+  private spendMayHaveMoved(totals: Record<string, string>): boolean {
+    if (this.closing || this.canceled || Date.now() >= this.billedUntil.getTime()) return false;
+    if (!this.spend) return true;
+    if (this.spend.next === null) return false;
+    return Object.keys(this.spend.decisionPoints).some((m) => totals[m] === undefined || totals[m] !== this.spend!.counters[m]);
+  }
+
+  /** Prices the open period so far; a threshold reached above the last one invoiced issues an interim invoice. */
+  private async checkSpend(totals: Record<string, string>): Promise<void> {
+    const until = new Date();
+    const priced = await pricing.priceOpenPeriod({
+      subscriptionId: this.terms.subscriptionId,
+      customerId: this.terms.customerId,
+      planCode: this.terms.planCode,
+      periodStart: this.period.start.toISOString(),
+      until: until.toISOString(),
+      thresholds: this.terms.spendThresholds!,
+    });
+    this.spend = {
+      counters: Object.fromEntries(Object.keys(priced.decisionPoints).map((m) => [m, totals[m]])),
+      next: priced.next,
+      decisionPoints: priced.decisionPoints,
+    };
+    const { reached } = priced;
+    const above = reached !== null && (this.interim.threshold === null || new Decimal(reached).gt(this.interim.threshold));
+    if (above) await this.issueInterimInvoice(reached, until);
+  }
+
+  /**
+   * Interim invoice number n+1 for [period start, until): drafted, finalized and collected like the
+   * period's own, before the run reads again, so the period close (which runs after the last read)
+   * always finds it finalized and deducts it. The draft is keyed by (customer, period start,
+   * 'interim', sequence), so a retry, a replay or a reset converges on the same invoice.
+   */
+  private async issueInterimInvoice(threshold: string, until: Date): Promise<void> {
+    this.interim = { sequence: this.interim.sequence + 1, threshold };
+    const { invoiceId } = await draftInterimInvoice({
+      subscriptionId: this.terms.subscriptionId,
+      customerId: this.terms.customerId,
+      planCode: this.terms.planCode,
+      periodStart: this.period.start.toISOString(),
+      until: until.toISOString(),
+      sequence: this.interim.sequence,
+      threshold,
+    });
+    await finalizeInvoice({ invoiceId });
+    await startInvoiceCollection(invoiceId, this.input.dunning);
+    this.showDetails();
+  }
+
+  /** Progressive billing applies when the subscription has spend thresholds and the run has the patch (asked once, lazily). */
+  private progressiveBilling(): boolean {
+    if (!this.fromCounters || !hasSpendThresholds(this.terms.spendThresholds)) return false;
+    return (this.progressive ??= patched(PROGRESSIVE_BILLING));
+  }
+
+  /** The spend decision point of a charged meter, when progressive billing has one. */
+  private spendDecision(meter: string): string | null {
+    return this.spend?.decisionPoints[meter] ?? null;
   }
 
   /** Invoices the period, lifts its blocks and continues with whatever follows it. */
@@ -440,6 +595,7 @@ class BillingPeriodRun {
     this.dirty = false;
     const now = new Date();
     for (const limit of this.terms.limits) await this.evaluateMeter(limit, now);
+    await this.publishSpendOnlyMeters(now);
     this.showDetails();
   }
 
@@ -466,7 +622,7 @@ class BillingPeriodRun {
       await setEntitlement({ customerId: this.terms.customerId, meter: limit.meter, blocked, periodEnd: this.period.end.toISOString() });
     }
     const quota = { usage: state.usage, hardLimit: limit.hard_limit ?? null, state: state.limit.status, notified: [...state.notified] };
-    const decision = nextDecision(limit, state);
+    const decision = earliest(nextDecision(limit, state), this.spendDecision(limit.meter));
     // Older histories published without the decision point: the same state, the same publishes.
     const signature = JSON.stringify(this.fromCounters ? { ...quota, nextDecision: decision } : quota);
     if (this.published[limit.meter] !== signature) {
@@ -476,6 +632,32 @@ class BillingPeriodRun {
         meter: limit.meter,
         ...quota,
         nextDecision: decision,
+        periodEnd: this.period.end.toISOString(),
+        asOf: now.toISOString(),
+      });
+    }
+  }
+
+  /**
+   * Charged meters without limits carry a spend decision point only: published like a limited
+   * meter's state (no hard limit, state ok), so API processes report at once near a threshold.
+   * A meter published so keeps being published (null once no threshold is left).
+   */
+  private async publishSpendOnlyMeters(now: Date): Promise<void> {
+    const limited = new Set(this.terms.limits.map((l) => l.meter));
+    for (const meter of Object.keys(this.spend?.decisionPoints ?? {})) if (!limited.has(meter)) this.spendOnlyMeters.add(meter);
+    for (const meter of this.spendOnlyMeters) {
+      if (limited.has(meter)) continue;
+      const quota = { usage: this.meterState(meter).usage, hardLimit: null, state: 'ok' as const, notified: [] };
+      const nextDecision = this.spendDecision(meter);
+      const signature = JSON.stringify({ ...quota, nextDecision });
+      if (this.published[meter] === signature) continue;
+      this.published[meter] = signature;
+      await local.publishQuota({
+        customerId: this.terms.customerId,
+        meter,
+        ...quota,
+        nextDecision,
         periodEnd: this.period.end.toISOString(),
         asOf: now.toISOString(),
       });
@@ -575,6 +757,7 @@ class BillingPeriodRun {
       producers: this.producers,
       early: Object.fromEntries(Object.entries(this.early).map(([m, q]) => [m, q.toFixed()])),
       ...this.carriedDeadline(),
+      ...(this.interim.sequence > 0 ? { interim: this.interim } : {}),
     };
   }
 
@@ -608,6 +791,7 @@ class BillingPeriodRun {
       meters: this.meters,
       canceled: this.canceled,
       billedUntil: this.billedUntil.toISOString(),
+      interim: this.interim,
     };
   }
 
@@ -619,6 +803,9 @@ class BillingPeriodRun {
       `**${this.terms.customer}** on plan \`${this.terms.planCode}\`${this.canceled ? ' (canceled)' : ''}`,
       `Period ${this.period.start.toISOString()} → ${this.period.end.toISOString()}`,
       ...Object.entries(this.meters).map(([m, s]) => `- ${m}: ${s.usage} (${s.limit.status}; notified ${s.notified.join(', ') || 'none'})`),
+      ...(this.interim.sequence > 0
+        ? [`Interim invoices: ${this.interim.sequence} (last at spend threshold ${this.interim.threshold})`]
+        : []),
     ].join('\n');
     if (!this.fromCounters) {
       upsertMemo(memo);
@@ -631,4 +818,11 @@ class BillingPeriodRun {
     if (shown.details !== this.shown?.details) setCurrentDetails(details);
     this.shown = shown;
   }
+}
+
+/** The lower of two decision points (decimal strings); null when neither exists. */
+function earliest(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return new Decimal(a).lte(b) ? a : b;
 }

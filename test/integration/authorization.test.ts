@@ -163,6 +163,15 @@ const requests: Record<
     }),
     ownRefusal: 'unknown_plan',
   },
+  // Canceled first, as no worker runs here to apply new thresholds: refused after the subscription was found.
+  'PUT /v1/subscriptions/{id}/spend-thresholds': {
+    call: async (to) => {
+      const id = await subscriptionOf(to);
+      if (to !== 'absent') await ok(keys.all, { method: 'POST', path: `/v1/subscriptions/${id}/cancel` });
+      return { method: 'PUT', path: `/v1/subscriptions/${id}/spend-thresholds`, body: { amounts: ['100.00'], every: null } };
+    },
+    ownRefusal: 'subscription_canceled',
+  },
   'GET /v1/invoices': { call: (to) => ({ method: 'GET', path: `/v1/invoices?customer=${customerOf(to)}` }) },
   'GET /v1/invoices/upcoming': {
     call: async (to) => (await subscriptionOf(to), { method: 'GET', path: `/v1/invoices/upcoming?customer=${customerOf(to)}` }),

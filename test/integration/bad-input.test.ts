@@ -115,6 +115,7 @@ const valid: Record<string, RequestSpec> = {
   'GET /v1/customers/{externalId}/subscription': { params: { externalId: 'acme' } },
   'POST /v1/subscriptions/{id}/cancel': { params: { id: ID } },
   'POST /v1/subscriptions/{id}/change-plan': { params: { id: ID }, body: { plan: 'basic' } },
+  'PUT /v1/subscriptions/{id}/spend-thresholds': { params: { id: ID }, body: { amounts: ['500.00'], every: '250.00' } },
   'POST /v1/webhook-endpoints': { body: { url: 'https://hooks.example.com/meterflow?x=1', customer: 'acme' } },
   'GET /v1/webhook-endpoints': { query: { limit: '10', after: ID } },
   'GET /v1/webhook-endpoints/{id}': { params: { id: ID } },

@@ -592,6 +592,13 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     assert.equal((await state()).planCode, 'pro');
     assert.deepEqual((await json(['subscriptions', 'show', created.id])).plan, 'pro');
 
+    const thresholds = ['subscriptions', 'spend-thresholds', created.id, '--spend-threshold', '500.00', '--spend-every', '250'];
+    assert.deepEqual((await json(thresholds, 0, env())).spend_thresholds, { amounts: ['500.00'], every: '250' });
+    assert.deepEqual((await json(thresholds, 0, env())).spend_thresholds, { amounts: ['500.00'], every: '250' });
+    const bad = await cli(['subscriptions', 'spend-thresholds', created.id, '--spend-every', '0'], env());
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /every: must be greater than 0/);
+
     const canceled = await json(['subscriptions', 'cancel', created.id], 0, env());
     assert.equal(canceled.status, 'canceled');
     await waitFor(state, { description: 'the workflow learns of the cancellation', until: (s) => s.canceled });
@@ -604,6 +611,7 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     assert.deepEqual(rows, [
       { action: 'subscription.created', actor: 'cli' },
       { action: 'subscription.plan_changed', actor: 'cli' },
+      { action: 'subscription.spend_thresholds_changed', actor: 'cli' },
       { action: 'subscription.canceled', actor: 'cli' },
     ]);
   });

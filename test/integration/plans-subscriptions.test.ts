@@ -39,6 +39,9 @@ class RecordingLifecycle implements SubscriptionLifecycle {
   planChanged(subscription: Subscription) {
     return this.record('planChanged', subscription);
   }
+  spendThresholdsChanged(subscription: Subscription) {
+    return this.record('spendThresholdsChanged', subscription);
+  }
   private async record(step: keyof SubscriptionLifecycle, subscription: Subscription) {
     this.calls.push({ step, subscription });
     if (this.failNext) {
@@ -301,6 +304,7 @@ describe('subscriptions', () => {
         cancel_at: null,
         canceled_at: null,
         created_at: undefined,
+        spend_thresholds: { amounts: [], every: null },
       },
     );
     acmeSubscription = res.body.id;
@@ -516,6 +520,49 @@ describe('subscriptions', () => {
     assert.equal(await count('subscription_changes where subscription_id = $1', [id]), changes + 1);
   });
 
+  test('PUT spend-thresholds: 200 with them, audited, the workflow told; a retry converges; bad input 400, canceled 409, changing nothing', async () => {
+    const { rows } = await db.pool.query<{ id: string }>(
+      `select s.id from subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'initech'`,
+    );
+    const id = rows[0]!.id;
+    const thresholds = { amounts: ['500.00', '2000'], every: '250.00' };
+    const set = await call('PUT', `/v1/subscriptions/${id}/spend-thresholds`, thresholds);
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.deepEqual(set.body.spend_thresholds, thresholds);
+    assert.deepEqual(
+      lifecycle.calls.map((c) => [c.step, c.subscription.spendThresholds]),
+      [['spendThresholdsChanged', thresholds]],
+    );
+    const audited = `audit_log where action = 'subscription.spend_thresholds_changed' and subject_id = $1`;
+    assert.equal(await count(audited, [id]), 1);
+    // The same thresholds in another notation: a retry, told to the workflow again, not audited again.
+    const again = await call('PUT', `/v1/subscriptions/${id}/spend-thresholds`, { amounts: ['500.00', '2000'], every: '250.00' });
+    assert.equal(again.status, 200);
+    assert.equal(lifecycle.calls.length, 2);
+    assert.equal(await count(audited, [id]), 1);
+    assert.deepEqual((await call('GET', `/v1/subscriptions/${id}`)).body.spend_thresholds, thresholds);
+
+    const refused = [
+      [await call('PUT', `/v1/subscriptions/${id}/spend-thresholds`, { amounts: ['0'] }), 400],
+      [await call('PUT', `/v1/subscriptions/${id}/spend-thresholds`, { amounts: [500] }), 400],
+      [await call('PUT', `/v1/subscriptions/${id}/spend-thresholds`, { every: '-5' }), 400],
+      [await call('PUT', `/v1/subscriptions/${id}/spend-thresholds`, { every: '5', extra: 1 }), 400],
+      [await call('PUT', `/v1/subscriptions/${acmeSubscription}/spend-thresholds`, { every: '5' }), 409],
+      [await call('PUT', '/v1/subscriptions/00000000-0000-4000-8000-000000000000/spend-thresholds', { every: '5' }), 404],
+    ] as const;
+    for (const [res, status] of refused) {
+      assert.equal(res.status, status, JSON.stringify(res.body));
+      assert.match(res.contentType ?? '', /^application\/problem\+json/);
+    }
+    assert.deepEqual((await call('GET', `/v1/subscriptions/${id}`)).body.spend_thresholds, thresholds);
+    assert.equal(await count(audited, [id]), 1);
+
+    // Off again: both empty.
+    const off = await call('PUT', `/v1/subscriptions/${id}/spend-thresholds`, {});
+    assert.deepEqual(off.body.spend_thresholds, { amounts: [], every: null });
+    assert.equal(await count(audited, [id]), 2);
+  });
+
   test('the routes and schemas are in the OpenAPI document', () => {
     const doc = buildOpenApiDocument();
     for (const path of [
@@ -525,6 +572,7 @@ describe('subscriptions', () => {
       '/v1/subscriptions/{id}',
       '/v1/subscriptions/{id}/cancel',
       '/v1/subscriptions/{id}/change-plan',
+      '/v1/subscriptions/{id}/spend-thresholds',
       '/v1/customers/{externalId}/subscription',
     ]) {
       assert.ok(doc.paths?.[path], path);

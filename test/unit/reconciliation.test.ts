@@ -38,7 +38,14 @@ const period = { start: '2026-01-01T00:00:00.000Z', end: '2026-02-01T00:00:00.00
 /** An invoice exactly as the invoice path would have written it for this usage. */
 function invoiced(usage: Record<string, string>) {
   const priced = pricePlan(plan, { api_calls: usage.api_calls ?? '0' });
-  return { currency: 'USD' as const, period, usage, total: priced.totals.total, lines: priced.lines as BilledLine[] };
+  return {
+    currency: 'USD' as const,
+    kind: 'period' as const,
+    period,
+    usage,
+    total: priced.totals.total,
+    lines: priced.lines as BilledLine[],
+  };
 }
 
 const compare = (over: Partial<InvoiceComparison> & Pick<InvoiceComparison, 'recomputed'>) =>
@@ -48,6 +55,7 @@ const compare = (over: Partial<InvoiceComparison> & Pick<InvoiceComparison, 'rec
     laterAdjustments: [],
     credited: '0',
     adjustable: false,
+    interimBilled: [],
     ...over,
   });
 const brief = (found: ReturnType<typeof compareInvoice>) => found.map((f) => [f.kind, f.subject, f.correction, f.settled]);

@@ -53,6 +53,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
     calls.push({ name: 'finalizeInvoice', input });
     return { invoiceId: input.invoiceId, status: 'finalized', total: '10.00', currency: 'USD' };
   },
+  priceOpenPeriod: async () => assert.fail('no spend thresholds in these tests'),
+  draftInterimInvoice: async () => assert.fail('no spend thresholds in these tests'),
   chargeInvoice: async (input) => {
     calls.push({ name: 'chargeInvoice', input });
     return { outcome: 'paid' };

@@ -23,6 +23,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   setEntitlement: async () => undefined,
   publishQuota: async () => undefined,
   readUsageTotals: async () => ({}),
+  priceOpenPeriod: async () => assert.fail('no spend thresholds in this test'),
+  draftInterimInvoice: async () => assert.fail('no spend thresholds in this test'),
   draftInvoice: async ({ periodStart, periodEnd }) => {
     drafted.push({ periodStart, periodEnd });
     return { invoiceId: `invoice-${drafted.length}` };

@@ -4,7 +4,7 @@ import { Identifier, InstantSchema, storable } from '../../domain/edge-schemas';
 import { BreakdownRowSchema } from '../../domain/pricing/schema';
 import type { InvoiceDocument } from '../../invoices/documents/render';
 import type { InvoiceService, UpcomingInvoice } from '../../invoices/service';
-import { invoiceLineTypes, invoiceStatuses, type Invoice, type InvoiceLine } from '../../invoices/store';
+import { invoiceKinds, invoiceLineTypes, invoiceStatuses, type Invoice, type InvoiceLine } from '../../invoices/store';
 import type { ChargeRecord } from '../../payments/store';
 import type { ChargeHistory } from '../../payments/charge-history';
 import { accessOf, authorize } from '../authorization';
@@ -76,7 +76,16 @@ const InvoiceSchema = z
     subscription_id: z.uuid(),
     plan: z.string(),
     currency: z.string(),
-    period: z.object({ start: z.string(), end: z.string() }).meta({ description: 'Half-open: [start, end)' }),
+    kind: z.enum(invoiceKinds).meta({
+      description:
+        "'period': the period's own invoice (its full price less what interim invoices billed); 'interim': issued when the open " +
+        "period's priced usage reached a spend threshold (progressive billing)",
+    }),
+    sequence: z.number().int().meta({ description: "0 for the period invoice; 1, 2, … for the period's interim invoices" }),
+    threshold: z.string().nullable().meta({ description: 'The spend threshold an interim invoice was issued for' }),
+    period: z.object({ start: z.string(), end: z.string() }).meta({
+      description: 'Half-open: [start, end). An interim invoice ends at the instant it was cut',
+    }),
     status: z.enum(invoiceStatuses),
     usage: z.record(z.string(), z.string()).meta({ description: 'Exact usage per meter, recomputed from the stored events' }),
     total: z
@@ -245,6 +254,9 @@ export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
   subscription_id: i.subscriptionId,
   plan: i.planCode,
   currency: i.currency,
+  kind: i.kind,
+  sequence: i.sequence,
+  threshold: i.threshold,
   period: { start: i.periodStart.toISOString(), end: i.periodEnd.toISOString() },
   status: i.status,
   usage: i.usage,

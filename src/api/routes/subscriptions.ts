@@ -4,6 +4,7 @@ import type { Clock } from '../../clock';
 import { Identifier, InstantSchema } from '../../domain/edge-schemas';
 import { periodContaining, type Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
+import { SpendThresholdsSchema } from '../../domain/spend-thresholds';
 import type { Result } from '../../domain/result';
 import { isLifecycleStepFailed, type SubscriptionExists, type SubscriptionService } from '../../subscriptions/service';
 import { subscriptionStatuses, type Subscription } from '../../subscriptions/store';
@@ -19,6 +20,7 @@ export const SubscriptionInputSchema = z
     start: InstantSchema.optional().meta({
       description: 'The subscription start, which anchors every billing period; default now. May be in the past or the future.',
     }),
+    spend_thresholds: SpendThresholdsSchema.optional().meta({ description: 'Progressive billing; default none.' }),
   })
   .meta({ id: 'SubscriptionInput' });
 
@@ -39,6 +41,9 @@ const SubscriptionSchema = z
     cancel_at: z.string().nullable().meta({ description: 'When billing ends: the final period is cut short here' }),
     canceled_at: z.string().nullable().meta({ description: 'When the cancellation was recorded' }),
     created_at: z.string(),
+    spend_thresholds: z
+      .object({ amounts: z.array(z.string()), every: z.string().nullable() })
+      .meta({ description: 'Progressive billing: interim invoices when the open period’s priced usage reaches these.' }),
   })
   .meta({ id: 'Subscription' });
 
@@ -47,6 +52,7 @@ const ChangePlanInputSchema = z
   .meta({ id: 'ChangePlanInput' });
 
 const IdParams = z.object({ id: z.uuid() });
+const SpendThresholdsInputSchema = SpendThresholdsSchema.meta({ id: 'SpendThresholdsInput' });
 const ExternalIdParams = z.object({ externalId: Identifier });
 
 const security = [{ [apiKeyAuth.name]: [] }];
@@ -120,6 +126,25 @@ registry.registerPath({
   },
 });
 
+registry.registerPath({
+  method: 'put',
+  path: '/v1/subscriptions/{id}/spend-thresholds',
+  summary: 'Replace the spend thresholds of a subscription (progressive billing)',
+  description:
+    'Requires `billing:admin`. When the open period’s priced usage (usage lines, without the base fee or minimum commitment) ' +
+    'reaches a threshold, an interim invoice for the usage so far is finalized and charged; the period invoice bills the full ' +
+    'period less what interim invoices billed. The open period is priced against the new thresholds at once. `{"amounts": [], ' +
+    '"every": null}` turns progressive billing off. Repeating the request is safe. ' +
+    restricted,
+  tags,
+  security,
+  request: { params: IdParams, body: jsonContent(SpendThresholdsInputSchema) },
+  responses: {
+    200: { description: 'The subscription with its new thresholds', ...jsonContent(SubscriptionSchema) },
+    ...problemResponses(400, 401, 403, 404, 409, 422, 503),
+  },
+});
+
 /** The period holding `now`, or the first one while the start is still ahead. */
 function currentPeriod(subscription: Subscription, now: Date): Period | null {
   if (subscription.status !== 'active') return null;
@@ -139,6 +164,7 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
     cancel_at: s.cancelAt?.toISOString() ?? null,
     canceled_at: s.canceledAt?.toISOString() ?? null,
     created_at: s.createdAt.toISOString(),
+    spend_thresholds: s.spendThresholds,
   };
 }
 
@@ -169,7 +195,12 @@ export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRoute
     const input = parseRequest(SubscriptionInputSchema, req.body, 'body');
     const access = accessOf(req);
     const start = input.start === undefined ? undefined : new Date(input.start);
-    const result = await subscriptions.subscribe(access.principal, { customer: input.customer, plan: input.plan, start });
+    const result = await subscriptions.subscribe(access.principal, {
+      customer: input.customer,
+      plan: input.plan,
+      start,
+      ...(input.spend_thresholds ? { spendThresholds: input.spend_thresholds } : {}),
+    });
     if (!result.ok && result.reason === 'subscription_exists') throw conflictWith(access, result, clock.now());
     const { created, subscription } = settled(req, result);
     if (created) res.status(201).location(`/v1/subscriptions/${subscription.id}`);
@@ -196,6 +227,13 @@ export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRoute
     const { id } = parseRequest(IdParams, req.params, 'params');
     const { plan } = parseRequest(ChangePlanInputSchema, req.body, 'body');
     const { subscription } = settled(req, await subscriptions.changePlan(accessOf(req).principal, id, plan));
+    res.json(subscriptionToJson(subscription, clock.now()));
+  });
+
+  router.put('/v1/subscriptions/:id/spend-thresholds', authorize('subscriptions', 'set_spend_thresholds'), async (req, res) => {
+    const { id } = parseRequest(IdParams, req.params, 'params');
+    const thresholds = parseRequest(SpendThresholdsInputSchema, req.body, 'body');
+    const { subscription } = settled(req, await subscriptions.changeSpendThresholds(accessOf(req).principal, id, thresholds));
     res.json(subscriptionToJson(subscription, clock.now()));
   });
 
