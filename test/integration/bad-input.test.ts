@@ -74,6 +74,8 @@ const valid: Record<string, RequestSpec> = {
   },
   'GET /v1/invoices/upcoming': { query: { customer: 'acme' } },
   'GET /v1/invoices/{id}': { params: { id: ID } },
+  'GET /v1/invoices/{id}.pdf': { params: { id: ID } },
+  'GET /v1/invoices/{id}.html': { params: { id: ID } },
   'POST /v1/invoices/{id}/void': { params: { id: ID }, body: { reason: 'issued twice' } },
   'POST /v1/plans': { body: plan },
   'GET /v1/plans': { query: { limit: '10', after: 'a' } },
