@@ -15,6 +15,7 @@ const features = [
   'plans',
   'subscriptions',
   'invoices',
+  'credits',
   'payments',
   'webhooks',
   'reconciliations',

@@ -4,6 +4,7 @@ import { webhookTargetPolicy, type WebhookTargetPolicy } from '../domain/webhook
 import type { PaymentProvider } from '../provider/payment-provider';
 import type { WorkerActivities } from '../workflows/activities';
 import { createCollectPayment } from './collect-payment';
+import { createCreditActivities } from './credits';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
@@ -49,5 +50,6 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
       dunning: deps.dunning,
     }),
     deliverNotification: createDeliverNotification(webhooks),
+    ...createCreditActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
   };
 }

@@ -24,6 +24,10 @@ export const findingKinds = [
   'charge_unrecorded',
   'double_charge',
   'charged_void_invoice',
+  // The prepaid-credit ledger (./credit-reconciliation.ts).
+  'credit_balance_mismatch',
+  'credit_drawdown_mismatch',
+  'credit_drawdown_on_void_invoice',
 ] as const;
 export type FindingKind = (typeof findingKinds)[number];
 

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/transaction';
+import { isNotCredit } from '../domain/credit-drawdown';
 import { lateUsageAdjustments } from '../domain/invoice-adjustments';
 import { type Decimal, ZERO, formatMoney } from '../domain/money';
 import { pricePlan } from '../domain/pricing/price-plan';
@@ -67,7 +68,9 @@ const fromPriceLine = (l: PriceLine): DraftContent['lines'][number] => ({
 async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string | undefined): Promise<DraftContent['lines']> {
   const plan = await planOf(db, earlier.planCode);
   const repriced = price(plan, await measureUsage(db, plan, earlier.customerId, earlier.periodStart, earlier.periodEnd));
-  const billed = [...earlier.lines.filter((l) => l.type !== 'adjustment'), ...(await adjustmentsFor(db, earlier.id, draftId))];
+  const billed = [...earlier.lines.filter((l) => l.type !== 'adjustment'), ...(await adjustmentsFor(db, earlier.id, draftId))].filter(
+    isNotCredit,
+  );
   const drafts = lateUsageAdjustments({
     currency: earlier.currency,
     period: { start: earlier.periodStart.toISOString(), end: earlier.periodEnd.toISOString() },

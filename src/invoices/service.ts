@@ -1,4 +1,5 @@
 import type { Clock } from '../clock';
+import { drawCreditsAtFinalization, reverseCreditDrawdowns } from '../credits/drawdown';
 import { CustomerService } from '../customers/service';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
@@ -95,6 +96,7 @@ export class InvoiceService {
         return refuse('conflict', 'invoice_paid', `Invoice ${id} is paid; refund it at the payment provider instead of voiding it.`);
       if (locked.status !== 'void') {
         await setInvoiceVoid(client, id, reason, this.clock.now());
+        await reverseCreditDrawdowns(client, locked, auditActorOf(actor), this.clock.now());
         await recordAudit(client, {
           actor: auditActorOf(actor),
           action: 'invoice.voided',
@@ -138,7 +140,10 @@ export class InvoiceService {
     });
   }
 
-  /** Freezes a draft invoice; an invoice already past draft is reported as it is. */
+  /**
+   * Freezes a draft invoice, after drawing the customer's prepaid credits onto it (a 'credit'
+   * line, src/credits/drawdown.ts); an invoice already past draft is reported as it is.
+   */
   async finalize(
     invoiceId: string,
     actor: AuditActor,
@@ -146,8 +151,9 @@ export class InvoiceService {
     return inTransaction(this.pool, async (client) => {
       const invoice = await lockInvoice(client, invoiceId);
       if (!invoice) return vanishedInvoice(invoiceId);
-      const { total, currency } = invoice;
-      if (invoice.status !== 'draft') return ok({ invoiceId, status: invoice.status, total, currency });
+      const { currency } = invoice;
+      if (invoice.status !== 'draft') return ok({ invoiceId, status: invoice.status, total: invoice.total, currency });
+      const { total } = await drawCreditsAtFinalization(client, invoice, actor, this.clock.now());
       await setInvoiceStatus(client, invoiceId, 'finalized', this.clock.now());
       await recordAudit(client, {
         actor,

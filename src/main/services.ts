@@ -92,6 +92,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
       usageReportIntervalMs: config.USAGE_REPORT_INTERVAL_SECONDS * 1000,
     },
     webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
+    provider: createHttpPaymentProvider({ baseUrl: providerUrl(config), timeoutMs: config.PROVIDER_TIMEOUT_MS }),
     usageSignals: { reportIntervalSeconds: config.USAGE_REPORT_INTERVAL_SECONDS, signalMargin: config.USAGE_SIGNAL_MARGIN },
   });
   if (!(await services.keys.service.hasUsableAdminKey())) {

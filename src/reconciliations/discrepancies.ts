@@ -1,7 +1,8 @@
 import type { Clock } from '../clock';
 import type { Queryable } from '../db/transaction';
 import type { BilledLine } from '../domain/invoice-adjustments';
-import { ZERO } from '../domain/money';
+import { creditsOnInvoice, isNotCredit } from '../domain/credit-drawdown';
+import { Decimal, ZERO } from '../domain/money';
 import type { BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
 import { compareCharges, compareInvoice, findingKey, invoicedPeriods, type Discrepancy, type FindingKind } from '../domain/reconciliation';
@@ -9,6 +10,7 @@ import type { PaymentProvider, ProviderCharge } from '../provider/payment-provid
 import { listInvoices, type Invoice } from '../invoices/store';
 import { getPlan } from '../plans/store';
 import { archivedInvoiceIds } from '../retention/store';
+import { creditLedgerDiscrepancies } from './credit-ledger';
 
 /*
  * The I/O half of reconciliation: loads a scope's invoices, recomputes their usage from the raw
@@ -191,8 +193,9 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
           currency: invoice.currency,
           period: { start: invoice.periodStart.toISOString(), end: invoice.periodEnd.toISOString() },
           usage: invoice.usage,
-          total: invoice.total,
-          lines: invoice.lines.filter((l) => l.type !== 'adjustment'),
+          // Credits paid part of it: the repriced total is compared with the total before credits.
+          total: new Decimal(invoice.total).plus(creditsOnInvoice(invoice.lines)).toFixed(),
+          lines: invoice.lines.filter((l) => l.type !== 'adjustment').filter(isNotCredit),
         },
         plan: plans.get(invoice.planCode)!,
         recomputed: usage.get(invoice.id) ?? {},
@@ -322,12 +325,16 @@ export async function findDiscrepancies(
     deps.db,
     invoices.map((i) => i.id),
   );
-  const [amounts, collections, missing] = await Promise.all([
+  const [amounts, collections, missing, ledger] = await Promise.all([
     compareInvoices(deps, invoices, credits),
     compareCollections(deps, invoices, credits),
     missingInvoices(deps.db, scope),
+    creditLedgerDiscrepancies(deps.db, scope.customerId),
   ]);
   const order = new Map(invoices.map((invoice, i) => [invoice.id, i]));
-  const rank = (d: FoundDiscrepancy) => (d.invoiceId === null ? invoices.length : order.get(d.invoiceId)!);
-  return { invoicesChecked: invoices.length, found: [...amounts, ...collections, ...missing].sort((a, b) => rank(a) - rank(b)) };
+  const rank = (d: FoundDiscrepancy) => (d.invoiceId === null || !order.has(d.invoiceId) ? invoices.length : order.get(d.invoiceId)!);
+  return {
+    invoicesChecked: invoices.length,
+    found: [...amounts, ...collections, ...missing, ...ledger].sort((a, b) => rank(a) - rank(b)),
+  };
 }

@@ -53,6 +53,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
     calls.push({ name: 'finalizeInvoice', input });
     return { invoiceId: input.invoiceId, status: 'finalized', total: '10.00', currency: 'USD' };
   },
+  // No credits in these tests: the collection's top-up check finds nothing to do.
+  autoTopUpCredits: async () => ({ outcome: 'not_needed', balance: '0' }),
   chargeInvoice: async (input) => {
     calls.push({ name: 'chargeInvoice', input });
     return { outcome: 'paid' };

@@ -32,6 +32,7 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   draftInvoice: async () => assert.fail('no period closes in this test'),
   finalizeInvoice: async () => assert.fail('no period closes in this test'),
   chargeInvoice: async () => assert.fail('no period closes in this test'),
+  autoTopUpCredits: async () => assert.fail('no period closes in this test'),
   markPaymentFailed: async () => assert.fail('no period closes in this test'),
   deliverNotification: async () => undefined,
 };
