@@ -152,7 +152,7 @@ export class CreditService {
       customer: customer.externalId,
       currency,
       balance: await creditBalance(this.deps.pool, id, currency),
-      grants: grants.filter((g) => g.status === 'active' && new Decimal(g.remaining).isPositive()),
+      grants: grants.filter((g) => g.status === 'active' && new Decimal(g.remaining).gt(0)),
       autoTopUp: (await getAutoTopUp(this.deps.pool, id, currency)) ?? null,
     };
   }
@@ -248,7 +248,7 @@ export class CreditService {
       if (!found || found.status !== 'active') return { expired: '0' };
       await lockCreditLedger(client, found.customerId, found.currency);
       const grant = (await getGrant(client, grantId))!;
-      if (!new Decimal(grant.remaining).isPositive()) return { expired: '0' };
+      if (!new Decimal(grant.remaining).gt(0)) return { expired: '0' };
       const entry = await appendLedgerEntry(
         client,
         {

@@ -78,9 +78,9 @@ export function applyCredits(input: {
   let left = new Decimal(input.due);
   const drawdowns: Drawdown[] = [];
   for (const grant of [...input.grants].sort(drawOrder)) {
-    if (!left.isPositive()) break;
+    if (!left.gt(0)) break;
     const remaining = new Decimal(grant.remaining);
-    if (!remaining.isPositive()) continue;
+    if (!remaining.gt(0)) continue;
     const amount = Decimal.min(remaining, left);
     drawdowns.push({ grantId: grant.id, amount: money(amount) });
     left = left.minus(amount);
@@ -91,7 +91,7 @@ export function applyCredits(input: {
     drawdowns,
     applied: money(applied),
     amountDue: money(amountDue),
-    shortfall: input.settlement === 'credit_only' && amountDue.isPositive() ? money(amountDue) : null,
+    shortfall: input.settlement === 'credit_only' && amountDue.gt(0) ? money(amountDue) : null,
   };
 }
 
