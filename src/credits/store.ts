@@ -103,7 +103,9 @@ interface EntryRow {
   created_at: Date;
 }
 
-const entryColumns = 'id::text, grant_id, customer_id, currency, kind, amount::text, invoice_id, balance_after::text, actor, created_at';
+/** For queries over `credit_ledger_entries e`; order by `e.id` (the bigint), not the text column of the same name. */
+const entryColumns =
+  'e.id::text, e.grant_id, e.customer_id, e.currency, e.kind, e.amount::text, e.invoice_id, e.balance_after::text, e.actor, e.created_at';
 
 const toEntry = (r: EntryRow): LedgerEntry => ({
   id: r.id,
@@ -247,7 +249,7 @@ export interface NewLedgerEntry {
  */
 export async function appendLedgerEntry(db: Queryable, entry: NewLedgerEntry, now: Date): Promise<LedgerEntry | undefined> {
   const { rows } = await db.query<EntryRow>(
-    `insert into credit_ledger_entries (grant_id, customer_id, currency, kind, amount, invoice_id, balance_after, actor, created_at)
+    `insert into credit_ledger_entries as e (grant_id, customer_id, currency, kind, amount, invoice_id, balance_after, actor, created_at)
      select $1, $2, $3, $4, $5::numeric, $6,
             coalesce((select sum(amount) from credit_ledger_entries where customer_id = $2 and currency = $3), 0) + $5::numeric, $7, $8
      on conflict do nothing returning ${entryColumns}`,
@@ -265,9 +267,9 @@ export async function listLedger(
   after?: string,
 ): Promise<LedgerEntry[]> {
   const { rows } = await db.query<EntryRow>(
-    `select ${entryColumns} from credit_ledger_entries
-      where customer_id = $1 and ($2::text is null or currency = $2) and ($3::bigint is null or id > $3)
-      order by id limit ${Math.trunc(limit)}`,
+    `select ${entryColumns} from credit_ledger_entries e
+      where e.customer_id = $1 and ($2::text is null or e.currency = $2) and ($3::bigint is null or e.id > $3)
+      order by e.id limit ${Math.trunc(limit)}`,
     [customerId, currency ?? null, after ?? null],
   );
   return rows.map(toEntry);
@@ -275,7 +277,7 @@ export async function listLedger(
 
 /** Every ledger entry naming the invoice (its drawdowns, their reversals, re-expiries). */
 export async function entriesForInvoice(db: Queryable, invoiceId: string): Promise<LedgerEntry[]> {
-  const { rows } = await db.query<EntryRow>(`select ${entryColumns} from credit_ledger_entries where invoice_id = $1 order by id`, [
+  const { rows } = await db.query<EntryRow>(`select ${entryColumns} from credit_ledger_entries e where e.invoice_id = $1 order by e.id`, [
     invoiceId,
   ]);
   return rows.map(toEntry);
@@ -284,7 +286,7 @@ export async function entriesForInvoice(db: Queryable, invoiceId: string): Promi
 /** The ledgers to reconcile: every entry of one customer, or of all, in write order. */
 export async function ledgerOf(db: Queryable, customerId: string | null): Promise<LedgerEntry[]> {
   const { rows } = await db.query<EntryRow>(
-    `select ${entryColumns} from credit_ledger_entries where ($1::uuid is null or customer_id = $1) order by id`,
+    `select ${entryColumns} from credit_ledger_entries e where ($1::uuid is null or e.customer_id = $1) order by e.id`,
     [customerId],
   );
   return rows.map(toEntry);
