@@ -115,7 +115,7 @@ export async function reverseCreditDrawdowns(client: Queryable, invoice: LockedI
   if (drawdowns.length === 0) return;
   await lockCreditLedger(client, invoice.customerId, invoice.currency);
   for (const drawdown of drawdowns) {
-    const given = new Decimal(drawdown.amount).neg().toFixed();
+    const given = formatMoney(new Decimal(drawdown.amount).neg(), invoice.currency);
     const entry = await appendLedgerEntry(client, { ...drawdown, kind: 'void', amount: given, invoiceId: invoice.id, actor }, now);
     if (!entry) continue;
     await recordAudit(client, {

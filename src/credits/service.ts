@@ -6,7 +6,7 @@ import type { Pool } from '../db/pool';
 import { inTransaction, type Queryable } from '../db/transaction';
 import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
 import { minorUnits, type CurrencyCode } from '../domain/currencies';
-import { Decimal } from '../domain/money';
+import { Decimal, formatMoney } from '../domain/money';
 import { ok, refuse, type Result } from '../domain/result';
 import { getInvoice } from '../invoices/store';
 import { auditActorOf, type Actor } from '../keys/principal';
@@ -256,7 +256,7 @@ export class CreditService {
           customerId: grant.customerId,
           currency: grant.currency,
           kind: 'expiry',
-          amount: new Decimal(grant.remaining).neg().toFixed(),
+          amount: formatMoney(new Decimal(grant.remaining).neg(), grant.currency),
           invoiceId: null,
           actor,
         },
@@ -277,7 +277,7 @@ export class CreditService {
         before: { remaining: grant.remaining },
         after: { remaining: '0', balance: entry.balanceAfter },
       });
-      return { expired: grant.remaining };
+      return { expired: formatMoney(new Decimal(grant.remaining), grant.currency) };
     });
   }
 
