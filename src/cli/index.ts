@@ -10,6 +10,7 @@ import { embeddedUrl } from '../db/embedded';
 import { auditCommand } from './audit';
 import { backfillCommand } from './backfill';
 import { CliError, exitCodes, type CliContext } from './context';
+import { creditsCommand } from './credits';
 import { customersCommand } from './customers';
 import { eventsCommand } from './events';
 import { invoicesCommand } from './invoices';
@@ -45,6 +46,7 @@ async function main(): Promise<number> {
     .addCommand(plansCommand(ctx))
     .addCommand(subscriptionsCommand(ctx))
     .addCommand(invoicesCommand(ctx))
+    .addCommand(creditsCommand(ctx))
     .addCommand(reconciliationsCommand(ctx))
     .addCommand(auditCommand(ctx))
     .addCommand(backfillCommand(ctx))

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { defaultActivityInfo, MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { createDraftInvoice } from '../../src/activities/draft-invoice';
@@ -318,6 +320,49 @@ describe('drawdown at finalization', () => {
     );
     assert.equal(rows.length, 1);
     assert.equal(rows[0]!.details.shortfall, '10.00');
+  });
+});
+
+describe('the CLI', () => {
+  /** `meterflow credits …` in its own process, on this database, the simulator and this Temporal server. */
+  const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        ['bin/meterflow.js', 'credits', ...args, '--json'],
+        {
+          cwd: path.resolve(import.meta.dirname, '../..'),
+          env: {
+            ...process.env,
+            DATABASE_URL: db.url,
+            PROVIDER_URL: sim.url,
+            TEMPORAL_ADDRESS: env.address,
+            TEMPORAL_TASK_QUEUE: 'credits-test',
+          },
+        },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  test('tops up through the provider, repeats safely, and shows the balance and ledger', async () => {
+    const args = ['grant', '--customer', 'hooli', '--reference', 'cli-1', '--amount', '12.34', '--currency', 'USD'];
+    const first = await cli(args);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual([JSON.parse(first.stdout).created, JSON.parse(first.stdout).status], [true, 'active']);
+    assert.equal(JSON.parse((await cli(args)).stdout).created, false);
+    const balance = await cli(['balance', '--customer', 'hooli']);
+    assert.equal(balance.code, 0, balance.stderr);
+    assert.equal(JSON.parse(balance.stdout).balance, '62.34');
+    const listed = await cli(['ledger', '--customer', 'hooli']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const ledger = JSON.parse(listed.stdout);
+    assert.deepEqual(
+      ledger.data.map((e: any) => e.balance_after),
+      ['50.00', '62.34'],
+    );
+    const bad = await cli(['grant', '--customer', 'hooli', '--reference', 'cli-2', '--amount', '1.001', '--currency', 'USD']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /at most 2 decimal places/);
   });
 });
 
