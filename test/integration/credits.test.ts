@@ -212,6 +212,15 @@ describe('top-ups', () => {
     assert.equal((await provider.listCharges({ customerId: ids.hooli })).filter((c) => c.status === 'succeeded').length, 1);
   });
 
+  test('the same purchase sent twice at once charges and credits once', async () => {
+    const order = { ...grants.order, reference: 'h-race', amount: '3.00' };
+    const answers = await Promise.all([1, 2].map(() => call('POST', '/v1/customers/hooli/credits', order)));
+    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 201]);
+    assert.equal(answers[0]!.body.id, answers[1]!.body.id);
+    assert.equal((await provider.listCharges({ invoiceId: `credit-grant-${answers[0]!.body.id}` })).length, 1);
+    assert.equal(await count(`credit_ledger_entries where grant_id = $1`, [answers[0]!.body.id]), 1);
+  });
+
   test('balance and ledger: the balance is the sum of the entries, each entry carries the running balance', async () => {
     const balance = await call('GET', '/v1/customers/acme/credits');
     assert.equal(balance.status, 200);
@@ -352,13 +361,13 @@ describe('the CLI', () => {
     assert.equal(JSON.parse((await cli(args)).stdout).created, false);
     const balance = await cli(['balance', '--customer', 'hooli']);
     assert.equal(balance.code, 0, balance.stderr);
-    assert.equal(JSON.parse(balance.stdout).balance, '62.34');
+    assert.equal(JSON.parse(balance.stdout).balance, '65.34');
     const listed = await cli(['ledger', '--customer', 'hooli']);
     assert.equal(listed.code, 0, listed.stderr);
     const ledger = JSON.parse(listed.stdout);
     assert.deepEqual(
       ledger.data.map((e: any) => e.balance_after),
-      ['50.00', '62.34'],
+      ['50.00', '53.00', '65.34'],
     );
     const bad = await cli(['grant', '--customer', 'hooli', '--reference', 'cli-2', '--amount', '1.001', '--currency', 'USD']);
     assert.equal(bad.code, 2);
