@@ -16,6 +16,7 @@ const features = [
   'plans',
   'subscriptions',
   'invoices',
+  'credits',
   'payments',
   'webhooks',
   'reconciliations',

@@ -16,7 +16,7 @@ export function createCollectPayment(deps: {
   pool: Pool;
   clock: Clock;
   provider: PaymentProvider;
-}): Omit<InvoiceCollectionActivities, 'deliverNotification'> {
+}): Omit<InvoiceCollectionActivities, 'deliverNotification' | 'autoTopUpCredits'> {
   const payments = new PaymentService(deps.pool, deps.clock, deps.provider);
 
   const chargeInvoice: InvoiceCollectionActivities['chargeInvoice'] = async ({ invoiceId, attempt }) => {

@@ -6,6 +6,7 @@ import type { PaymentProvider } from '../provider/payment-provider';
 import type { WorkerActivities } from '../workflows/activities';
 import { createCollectPayment } from './collect-payment';
 import { createDraftInterimInvoice } from './draft-interim-invoice';
+import { createCreditActivities } from './credits';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
@@ -56,5 +57,6 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
       dunning: deps.dunning,
     }),
     deliverNotification: createDeliverNotification(webhooks),
+    ...createCreditActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
   };
 }

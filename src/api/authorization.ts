@@ -97,6 +97,13 @@ export const policy = {
     get_html: rule('GET /v1/invoices/{id}.html', 'billing:read', 'own_customer', 'portal'),
     void: rule('POST /v1/invoices/{id}/void', 'billing:admin', 'forbidden'),
   },
+  credits: {
+    grant: rule('POST /v1/customers/{externalId}/credits', 'billing:admin', 'own_customer'),
+    balance: rule('GET /v1/customers/{externalId}/credits', 'billing:read', 'own_customer', 'portal'),
+    grants: rule('GET /v1/customers/{externalId}/credits/grants', 'billing:read', 'own_customer'),
+    ledger: rule('GET /v1/customers/{externalId}/credits/ledger', 'billing:read', 'own_customer'),
+    auto_top_up: rule('PUT /v1/customers/{externalId}/credits/auto-top-up', 'billing:admin', 'own_customer'),
+  },
   webhook_endpoints: {
     create: rule('POST /v1/webhook-endpoints', 'billing:admin', 'own_customer'),
     list: rule('GET /v1/webhook-endpoints', 'billing:admin', 'own_customer'),

@@ -11,6 +11,7 @@ import { auditCommand } from './audit';
 import { backfillCommand } from './backfill';
 import { CliError, exitCodes, type CliContext } from './context';
 import { couponsCommand } from './coupons';
+import { creditsCommand } from './credits';
 import { customersCommand } from './customers';
 import { eventsCommand } from './events';
 import { invoicesCommand } from './invoices';
@@ -49,6 +50,7 @@ async function main(): Promise<number> {
     .addCommand(invoicesCommand(ctx))
     .addCommand(couponsCommand(ctx))
     .addCommand(taxRatesCommand(ctx))
+    .addCommand(creditsCommand(ctx))
     .addCommand(reconciliationsCommand(ctx))
     .addCommand(auditCommand(ctx))
     .addCommand(backfillCommand(ctx))

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { settlements } from './credit-drawdown';
 import { storable } from './edge-schemas';
 import { BillingIntervalSchema } from './periods';
 import { pricePlanSchema } from './pricing';
@@ -23,6 +24,14 @@ const planFields = {
   name: storable(z.string({ error: 'is required' }).min(1, 'must not be empty').max(256, 'must be at most 256 characters')),
   interval: BillingIntervalSchema,
   limits: MeterLimitsSchema.default([]).meta({ description: 'Soft thresholds and hard limits, at most one entry per meter.' }),
+  settlement: z
+    .enum(settlements, { error: `must be one of ${settlements.join(', ')}` })
+    .optional()
+    .meta({
+      description:
+        'How prepaid credits settle its invoices: credit_then_invoice (the default when absent: credits first, the rest invoiced) ' +
+        'or credit_only (service stops when the balance is spent; a remainder is invoiced as overage and flagged).',
+    }),
 };
 
 /**

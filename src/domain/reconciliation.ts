@@ -30,6 +30,10 @@ export const findingKinds = [
   'charged_void_invoice',
   'discount_mismatch',
   'tax_mismatch',
+  // The prepaid-credit ledger (./credit-reconciliation.ts).
+  'credit_balance_mismatch',
+  'credit_drawdown_mismatch',
+  'credit_drawdown_on_void_invoice',
 ] as const;
 export type FindingKind = (typeof findingKinds)[number];
 

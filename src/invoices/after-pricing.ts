@@ -14,13 +14,13 @@ import type { DraftContent, InvoiceLine, InvoiceLineType } from './store';
 
 type DraftLine = DraftContent['lines'][number];
 
-/** Lines the pipeline adds after pricing; everything else is a charge (or a correction of one). */
-const afterPricingTypes: readonly InvoiceLineType[] = ['discount', 'tax'];
+/** Lines the pipeline adds after pricing, and credits (a payment); everything else is a charge (or a correction of one). */
+const notChargeTypes: readonly InvoiceLineType[] = ['discount', 'tax', 'credit'];
 
 /** A charge line: priced, a true-up, or a late-usage adjustment (what late usage and reconciliation compare). */
 export const isChargeLine = <L extends Pick<InvoiceLine, 'type'>>(
   line: L,
-): line is L & { type: Exclude<InvoiceLineType, 'discount' | 'tax'> } => !afterPricingTypes.includes(line.type);
+): line is L & { type: Exclude<InvoiceLineType, 'discount' | 'tax' | 'credit'> } => !notChargeTypes.includes(line.type);
 
 const plainLine = { model: null, quantity: null, breakdown: [], adjusts: null };
 

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/transaction';
+import { isNotCredit } from '../domain/credit-drawdown';
 import { lateUsageAdjustments } from '../domain/invoice-adjustments';
 import { pricePlan } from '../domain/pricing/price-plan';
 import type { PriceLine } from '../domain/pricing/schema';
@@ -68,8 +69,10 @@ export const fromPriceLine = (l: PriceLine): DraftContent['lines'][number] => ({
 async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string | undefined): Promise<DraftContent['lines']> {
   const plan = await planOf(db, earlier.planCode);
   const repriced = price(plan, await measureUsage(db, plan, earlier.customerId, earlier.periodStart, earlier.periodEnd));
-  // Its charges only: discounts and taxes are not repriced by late usage.
-  const billed = [...earlier.lines.filter((l) => l.type !== 'adjustment'), ...(await adjustmentsFor(db, earlier.id, draftId))];
+  // Its charges only: discounts and taxes are not repriced by late usage, credits are a payment.
+  const billed = [...earlier.lines.filter((l) => l.type !== 'adjustment'), ...(await adjustmentsFor(db, earlier.id, draftId))].filter(
+    isNotCredit,
+  );
   const drafts = lateUsageAdjustments({
     currency: earlier.currency,
     period: { start: earlier.periodStart.toISOString(), end: earlier.periodEnd.toISOString() },

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock';
 import { recordRedemptions } from '../coupons/store';
+import { drawCreditsAtFinalization, reverseCreditDrawdowns } from '../credits/drawdown';
 import { CustomerService } from '../customers/service';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
@@ -180,6 +181,7 @@ export class InvoiceService {
         return refuse('conflict', 'invoice_paid', `Invoice ${id} is paid; refund it at the payment provider instead of voiding it.`);
       if (locked.status !== 'void') {
         await setInvoiceVoid(client, id, reason, this.clock.now());
+        await reverseCreditDrawdowns(client, locked, auditActorOf(actor), this.clock.now());
         await recordAudit(client, {
           actor: auditActorOf(actor),
           action: 'invoice.voided',
@@ -266,7 +268,8 @@ export class InvoiceService {
    * of seller and customer, in the same transaction. An invoice already past draft is reported as
    * it is, so a retried finalize never takes a second number; one that fails before it commits
    * gives its number back (src/invoices/numbering.ts). The coupons it discounts with use up a period
-   * now, once: a draft rebuilt any number of times uses none.
+   * now, once: a draft rebuilt any number of times uses none. The customer's prepaid credits are drawn
+   * onto it first (a 'credit' line, src/credits/drawdown.ts), while it is still a draft.
    */
   async finalize(
     invoiceId: string,
@@ -276,9 +279,10 @@ export class InvoiceService {
     return inTransaction(this.pool, async (client) => {
       const invoice = await lockInvoice(client, invoiceId);
       if (!invoice) return vanishedInvoice(invoiceId);
-      const { total, currency } = invoice;
-      if (invoice.status !== 'draft') return ok({ invoiceId, status: invoice.status, total, currency });
+      const { currency } = invoice;
+      if (invoice.status !== 'draft') return ok({ invoiceId, status: invoice.status, total: invoice.total, currency });
       const now = this.clock.now();
+      const { total } = await drawCreditsAtFinalization(client, invoice, actor, now);
       const number = await nextInvoiceNumber(client, issuer.numberPrefix, now);
       await issueInvoice(client, invoiceId, { number, seller: issuer.seller, at: now });
       await recordRedemptions(client, invoiceId, actor, now);

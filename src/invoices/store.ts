@@ -14,6 +14,7 @@ export const invoiceLineTypes = [
   'interim_billed',
   'discount',
   'tax',
+  'credit',
 ] as const;
 export type InvoiceLineType = (typeof invoiceLineTypes)[number];
 /** The period's own invoice, or an interim one issued at a spend threshold (src/invoices/progressive.ts). */
@@ -182,7 +183,10 @@ async function withLines(db: Queryable, rows: InvoiceRow[]): Promise<Invoice[]> 
       total: r.total,
       totals: invoiceTotals(
         r.currency,
-        own.map((l) => ({ type: l.type, meter: l.meter, amount: l.amount, inclusive: l.tax?.inclusive ?? null })),
+        // Credits applied pay the gross; they are not part of it.
+        own
+          .filter((l) => l.type !== 'credit')
+          .map((l) => ({ type: l.type, meter: l.meter, amount: l.amount, inclusive: l.tax?.inclusive ?? null })),
       ),
       createdAt: r.created_at,
       finalizedAt: r.finalized_at,
@@ -382,8 +386,36 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
   return saved;
 }
 
+/**
+ * Appends a line to a draft invoice and sets its new total: what finalization adds (prepaid credits)
+ * in the finalizing transaction, before the status moves and the lines freeze.
+ */
+export async function appendLineAtFinalization(
+  db: Queryable,
+  invoiceId: string,
+  line: Omit<InvoiceLine, 'position'>,
+  total: string,
+): Promise<void> {
+  await db.query(
+    `insert into invoice_lines (invoice_id, position, type, meter, model, quantity, description, exact_amount, amount, breakdown)
+     select $1, coalesce(max(position), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9 from invoice_lines where invoice_id = $1`,
+    [
+      invoiceId,
+      line.type,
+      line.meter,
+      line.model,
+      line.quantity,
+      line.description,
+      line.exactAmount,
+      line.amount,
+      JSON.stringify(line.breakdown),
+    ],
+  );
+  await db.query(`update invoices set total = $2 where id = $1 and status = 'draft'`, [invoiceId, total]);
+}
+
 /** What a state change of an invoice decides on. */
-export type LockedInvoice = Pick<Invoice, 'id' | 'status' | 'total' | 'currency' | 'customerId'>;
+export type LockedInvoice = Pick<Invoice, 'id' | 'status' | 'total' | 'currency' | 'customerId' | 'planCode'>;
 
 /**
  * Serializes the drafting of one customer's invoices until the caller's transaction ends:
@@ -395,12 +427,16 @@ export async function lockCustomerInvoicing(db: Queryable, customerId: string): 
 
 /** Locks the invoice row for a state change in the caller's transaction. */
 export async function lockInvoice(db: Queryable, id: string): Promise<LockedInvoice | undefined> {
-  const { rows } = await db.query<{ id: string; status: InvoiceStatus; total: string; currency: CurrencyCode; customer_id: string }>(
-    'select id, status, total::text, currency, customer_id from invoices where id = $1 for update',
-    [id],
-  );
+  const { rows } = await db.query<{
+    id: string;
+    status: InvoiceStatus;
+    total: string;
+    currency: CurrencyCode;
+    customer_id: string;
+    plan_code: string;
+  }>('select id, status, total::text, currency, customer_id, plan_code from invoices where id = $1 for update', [id]);
   const r = rows[0];
-  return r && { id: r.id, status: r.status, total: r.total, currency: r.currency, customerId: r.customer_id };
+  return r && { id: r.id, status: r.status, total: r.total, currency: r.currency, customerId: r.customer_id, planCode: r.plan_code };
 }
 
 const transitionColumn: Partial<Record<InvoiceStatus, string>> = {

@@ -4,6 +4,7 @@ import { createApp } from '../api/app';
 import { authenticate } from '../api/authenticate';
 import { createApiMetrics } from '../api/metrics';
 import { couponsRouter } from '../api/routes/coupons';
+import { creditsRouter } from '../api/routes/credits';
 import { customersRouter } from '../api/routes/customers';
 import { entitlementsRouter } from '../api/routes/entitlements';
 import { eventsRouter } from '../api/routes/events';
@@ -21,6 +22,8 @@ import { taxRatesRouter } from '../api/routes/tax-rates';
 import { usageRouter } from '../api/routes/usage';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import type { Clock } from '../clock';
+import { CreditService } from '../credits/service';
+import { temporalCreditExpiryTimers } from '../credits/temporal-expiry-timers';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
 import type { WebhookTargetPolicy } from '../domain/webhook-target-policy';
@@ -30,6 +33,7 @@ import type { EntitlementStore } from '../entitlements/store';
 import { InvoiceService } from '../invoices/service';
 import { ChargeHistory } from '../payments/charge-history';
 import type { Keys } from '../keys/keys';
+import type { PaymentProvider } from '../provider/payment-provider';
 import { MeterService } from '../meters/service';
 import { createMetering } from '../metering/metering';
 import { UsageService } from '../metering/usage-service';
@@ -56,6 +60,8 @@ export interface ApiAppDeps {
   billing?: BillingWorkflowOptions;
   /** Where webhook endpoints may point; without it, public addresses only. */
   webhookTargets?: WebhookTargetPolicy;
+  /** With it (and `billing`, for expiry timers): prepaid credits, purchased through this provider. */
+  provider?: PaymentProvider;
   /**
    * How stored usage reaches the billing workflows (with `billing`): a slow report every
    * `reportIntervalSeconds` (default 300), at once when a meter comes within `signalMargin`
@@ -119,6 +125,19 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
             logger: deps.logger,
           }),
         ),
+        ...(deps.provider
+          ? [
+              creditsRouter(
+                new CreditService({
+                  pool: deps.pool,
+                  clock: deps.clock,
+                  provider: deps.provider,
+                  timers: temporalCreditExpiryTimers({ client: deps.billing.client, taskQueue: deps.billing.taskQueue }),
+                  customers,
+                }),
+              ),
+            ]
+          : []),
       ]
     : [];
   const app = createApp({

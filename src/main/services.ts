@@ -93,6 +93,7 @@ export async function startApi(config: Config, services: Services, logger: Logge
       usageReportIntervalMs: config.USAGE_REPORT_INTERVAL_SECONDS * 1000,
     },
     webhookTargets: webhookTargetPolicy(config.WEBHOOK_ALLOWED_TARGETS),
+    provider: createHttpPaymentProvider({ baseUrl: providerUrl(config), timeoutMs: config.PROVIDER_TIMEOUT_MS }),
     usageSignals: { reportIntervalSeconds: config.USAGE_REPORT_INTERVAL_SECONDS, signalMargin: config.USAGE_SIGNAL_MARGIN },
     lateUsageLookbackInvoices: config.LATE_USAGE_LOOKBACK_INVOICES,
     ...(config.PORTAL_UPGRADE_URL ? { portalUpgradeUrl: config.PORTAL_UPGRADE_URL } : {}),

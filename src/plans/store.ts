@@ -7,7 +7,7 @@ export type StoredPlan = Plan & { createdAt: Date };
 
 /** The columns holding a plan's terms, for queries that join plans under the alias `p`. */
 export const planTermColumns =
-  'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval';
+  'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval, p.settlement';
 const planColumns = `${planTermColumns}, p.created_at`;
 
 export interface PlanTermsRow {
@@ -20,6 +20,7 @@ export interface PlanTermsRow {
   charges: Plan['charges'];
   limits: Plan['limits'];
   billing_interval: Plan['interval'];
+  settlement: NonNullable<Plan['settlement']> | null;
 }
 
 type PlanRow = PlanTermsRow & { created_at: Date };
@@ -40,6 +41,7 @@ export function toPlanTerms(r: PlanTermsRow): Plan {
     charges: r.charges,
     limits: r.limits,
     interval: r.billing_interval,
+    ...(r.settlement === null ? {} : { settlement: r.settlement }),
   };
 }
 
@@ -54,8 +56,8 @@ export type CreatePlanResult = { created: true; plan: StoredPlan } | { created: 
 export async function createPlan(pool: Pool, plan: Plan, actor: AuditActor): Promise<CreatePlanResult> {
   return inTransaction(pool, async (client) => {
     const { rows } = await client.query<PlanRow>(
-      `insert into plans as p (code, name, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (code) do nothing returning ${planColumns}`,
+      `insert into plans as p (code, name, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval, settlement)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (code) do nothing returning ${planColumns}`,
       [
         plan.id,
         plan.name,
@@ -66,6 +68,7 @@ export async function createPlan(pool: Pool, plan: Plan, actor: AuditActor): Pro
         JSON.stringify(plan.charges),
         JSON.stringify(plan.limits),
         JSON.stringify(plan.interval),
+        plan.settlement ?? null,
       ],
     );
     if (!rows[0]) return { created: false, existing: (await getPlan(client, plan.id))! };

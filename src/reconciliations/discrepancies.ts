@@ -3,6 +3,7 @@ import type { Queryable } from '../db/transaction';
 import type { CouponToApply } from '../domain/discounts';
 import type { InterimInvoiceBilled } from '../domain/interim-billing';
 import type { BilledLine } from '../domain/invoice-adjustments';
+import { creditsOnInvoice } from '../domain/credit-drawdown';
 import { Decimal, ZERO } from '../domain/money';
 import type { BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
@@ -22,6 +23,7 @@ import { listInvoices, type Invoice } from '../invoices/store';
 import { inForceAt, taxRatesOfCustomers, type StoredTaxRate } from '../taxes/store';
 import { getPlan } from '../plans/store';
 import { archivedInvoiceIds } from '../retention/store';
+import { creditLedgerDiscrepancies } from './credit-ledger';
 
 /*
  * The I/O half of reconciliation: loads a scope's invoices, recomputes their usage from the raw
@@ -228,8 +230,9 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
           kind: invoice.kind,
           period: { start: invoice.periodStart.toISOString(), end: invoice.periodEnd.toISOString() },
           usage: invoice.usage,
-          // What it billed for its charges: discounts and taxes are compared on their own below.
-          total: new Decimal(invoice.total).minus(discountsAndTaxes[i]!.addedToTotal).toFixed(),
+          // What it billed for its charges: discounts and taxes are compared on their own below, and
+          // credits paid part of it (the repriced total is compared with the total before credits).
+          total: new Decimal(invoice.total).minus(discountsAndTaxes[i]!.addedToTotal).plus(creditsOnInvoice(invoice.lines)).toFixed(),
           lines: invoice.lines.filter(isChargeLine).filter((l) => l.type !== 'adjustment'),
         },
         plan: plans.get(invoice.planCode)!,
@@ -388,12 +391,16 @@ export async function findDiscrepancies(
     deps.db,
     invoices.map((i) => i.id),
   );
-  const [amounts, collections, missing] = await Promise.all([
+  const [amounts, collections, missing, ledger] = await Promise.all([
     compareInvoices(deps, invoices, credits),
     compareCollections(deps, invoices, credits),
     missingInvoices(deps.db, scope),
+    creditLedgerDiscrepancies(deps.db, scope.customerId),
   ]);
   const order = new Map(invoices.map((invoice, i) => [invoice.id, i]));
-  const rank = (d: FoundDiscrepancy) => (d.invoiceId === null ? invoices.length : order.get(d.invoiceId)!);
-  return { invoicesChecked: invoices.length, found: [...amounts, ...collections, ...missing].sort((a, b) => rank(a) - rank(b)) };
+  const rank = (d: FoundDiscrepancy) => (d.invoiceId === null || !order.has(d.invoiceId) ? invoices.length : order.get(d.invoiceId)!);
+  return {
+    invoicesChecked: invoices.length,
+    found: [...amounts, ...collections, ...missing, ...ledger].sort((a, b) => rank(a) - rank(b)),
+  };
 }

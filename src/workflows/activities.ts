@@ -1,6 +1,7 @@
 import type { BillingPeriodActivities } from './billing-period';
+import type { CreditExpiryActivities } from './credit-expiry';
 import type { InvoiceCollectionActivities } from './invoice-collection';
 import type { ReconciliationActivities } from './reconciliation';
 
 /** Every activity the workflows call: what a worker must register, each under its name. */
-export type WorkerActivities = BillingPeriodActivities & InvoiceCollectionActivities & ReconciliationActivities;
+export type WorkerActivities = BillingPeriodActivities & InvoiceCollectionActivities & ReconciliationActivities & CreditExpiryActivities;

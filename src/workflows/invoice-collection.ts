@@ -1,5 +1,15 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ParentClosePolicy, log, proxyActivities, setCurrentDetails, sleep, startChild } from '@temporalio/workflow';
+import {
+  ParentClosePolicy,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  setCurrentDetails,
+  sleep,
+  startChild,
+} from '@temporalio/workflow';
+import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
 import { parseIsoDuration } from '../domain/periods';
 
 /*
@@ -18,7 +28,12 @@ export interface InvoiceCollectionActivities {
   markPaymentFailed(input: { invoiceId: string; attempts: number }): Promise<{ notificationId: string }>;
   /** Delivers a stored notification to the customer's webhook endpoints, retried until accepted. */
   deliverNotification(input: { notificationId: string }): Promise<void>;
+  /** After the invoice drew prepaid credits: the customer's automatic top-up, when the balance fell below its threshold (once per invoice). */
+  autoTopUpCredits(input: { invoiceId: string }): Promise<AutoTopUpOutcome>;
 }
+
+/** Histories recorded before automatic top-ups replay without the top-up activity. */
+export const CREDIT_AUTO_TOP_UP = 'credit-auto-top-up';
 
 export interface InvoiceCollectionInput {
   invoiceId: string;
@@ -48,13 +63,14 @@ export async function startInvoiceCollection(invoiceId: string, dunning: string[
   }
 }
 
-const { chargeInvoice, markPaymentFailed, deliverNotification } = proxyActivities<InvoiceCollectionActivities>({
+const { chargeInvoice, markPaymentFailed, deliverNotification, autoTopUpCredits } = proxyActivities<InvoiceCollectionActivities>({
   startToCloseTimeout: '1 minute',
   // Unknown provider outcomes are retried with the same attempt (and idempotency key) until known.
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
 });
 
 export async function invoiceCollectionWorkflow(input: InvoiceCollectionInput): Promise<InvoiceCollectionResult> {
+  if (patched(CREDIT_AUTO_TOP_UP)) await topUpCredits(input.invoiceId);
   for (let attempt = 1; ; attempt++) {
     setCurrentDetails(`Invoice ${input.invoiceId}: charge attempt ${attempt} of ${input.dunning.length + 1}`);
     const result = await chargeInvoice({ invoiceId: input.invoiceId, attempt });
@@ -77,5 +93,16 @@ export async function invoiceCollectionWorkflow(input: InvoiceCollectionInput): 
     });
     setCurrentDetails(`Invoice ${input.invoiceId}: attempt ${attempt} declined (${result.declineCode}); next attempt in ${wait}`);
     await sleep(parseIsoDuration(wait));
+  }
+}
+
+/** A top-up the provider refused for good is logged, not fatal: collecting the invoice goes on. */
+async function topUpCredits(invoiceId: string): Promise<void> {
+  try {
+    const topUp = await autoTopUpCredits({ invoiceId });
+    if (topUp.outcome !== 'not_needed') log.info('automatic credit top-up', { invoiceId, ...topUp });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    log.warn('automatic credit top-up failed', { invoiceId, error: err instanceof Error ? err.message : String(err) });
   }
 }

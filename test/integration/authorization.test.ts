@@ -6,6 +6,9 @@ import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { policy, type Rule } from '../../src/api/authorization';
 import { systemClock } from '../../src/clock';
 import { scopes, type Scope } from '../../src/keys/principal';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator, type ProviderSimulator } from '../../src/provider/simulator';
+import { freePort } from '../../scripts/free-port';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { localEnvironment } from '../support/temporal';
@@ -33,6 +36,7 @@ type Target = 'own' | 'other' | 'absent';
 
 let db: TestDatabase;
 let temporal: TestWorkflowEnvironment;
+let simulator: ProviderSimulator;
 let t: KeysTestApp;
 const keys = {} as { all: string; acme: string; single: Record<Scope, string> };
 const invoices = {} as Record<'acme' | 'globex', string>;
@@ -186,6 +190,27 @@ const requests: Record<
     call: (to) => ({ method: 'GET', path: `/v1/invoices/${invoiceOf(to)}.html` }),
     ownRefusal: 'invoice_not_issued',
   },
+  'POST /v1/customers/{externalId}/credits': {
+    call: (to) => ({
+      method: 'POST',
+      path: `/v1/customers/${customerOf(to)}/credits`,
+      body: { reference: randomUUID(), source: 'purchased', currency: 'USD', amount: '1.00' },
+    }),
+  },
+  'GET /v1/customers/{externalId}/credits': { call: (to) => ({ method: 'GET', path: `/v1/customers/${customerOf(to)}/credits` }) },
+  'GET /v1/customers/{externalId}/credits/grants': {
+    call: (to) => ({ method: 'GET', path: `/v1/customers/${customerOf(to)}/credits/grants` }),
+  },
+  'GET /v1/customers/{externalId}/credits/ledger': {
+    call: (to) => ({ method: 'GET', path: `/v1/customers/${customerOf(to)}/credits/ledger` }),
+  },
+  'PUT /v1/customers/{externalId}/credits/auto-top-up': {
+    call: (to) => ({
+      method: 'PUT',
+      path: `/v1/customers/${customerOf(to)}/credits/auto-top-up`,
+      body: { currency: 'USD', threshold: '1.00', amount: '5.00' },
+    }),
+  },
   'POST /v1/invoices/{id}/void': {
     call: () => ({ method: 'POST', path: `/v1/invoices/${invoices.acme}/void`, body: { reason: 'authorization test' } }),
   },
@@ -239,7 +264,9 @@ const observable = ({ status, body }: Answer) => (status >= 400 ? { status, type
 
 before(async () => {
   [db, temporal] = await Promise.all([createTestDatabase(), localEnvironment()]);
+  simulator = await startProviderSimulator({ port: await freePort() });
   t = await startKeysApp(db, {
+    provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 5000 }),
     billing: {
       client: temporal.client,
       taskQueue: 'authorization-test',
@@ -285,6 +312,7 @@ before(async () => {
 });
 after(async () => {
   await t?.close();
+  await simulator?.close();
   await temporal?.teardown();
   await db?.drop();
 });

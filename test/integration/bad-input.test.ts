@@ -9,6 +9,9 @@ import { scopes } from '../../src/keys/principal';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { readEvents } from '../../src/cli/backfill-source';
 import { MAX_JSON_DEPTH } from '../../src/domain/edge-schemas';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator, type ProviderSimulator } from '../../src/provider/simulator';
+import { freePort } from '../../scripts/free-port';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { ManualClock, startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { localEnvironment } from '../support/temporal';
@@ -115,6 +118,17 @@ const valid: Record<string, RequestSpec> = {
   'POST /v1/subscriptions': { body: { customer: 'acme', plan: 'basic', start: '2026-03-01T00:00:00Z' } },
   'GET /v1/subscriptions/{id}': { params: { id: ID } },
   'GET /v1/customers/{externalId}/subscription': { params: { externalId: 'acme' } },
+  'POST /v1/customers/{externalId}/credits': {
+    params: { externalId: 'acme' },
+    body: { reference: 'order-1', source: 'purchased', currency: 'USD', amount: '50.00', priority: 1, expires_at: null },
+  },
+  'GET /v1/customers/{externalId}/credits': { params: { externalId: 'acme' }, query: { currency: 'USD' } },
+  'GET /v1/customers/{externalId}/credits/grants': { params: { externalId: 'acme' }, query: { currency: 'USD' } },
+  'GET /v1/customers/{externalId}/credits/ledger': { params: { externalId: 'acme' }, query: { currency: 'USD', limit: '10', after: '1' } },
+  'PUT /v1/customers/{externalId}/credits/auto-top-up': {
+    params: { externalId: 'acme' },
+    body: { currency: 'USD', threshold: '10.00', amount: '50.00', enabled: true },
+  },
   'POST /v1/subscriptions/{id}/cancel': { params: { id: ID } },
   'POST /v1/subscriptions/{id}/change-plan': { params: { id: ID }, body: { plan: 'basic' } },
   'PUT /v1/subscriptions/{id}/spend-thresholds': { params: { id: ID }, body: { amounts: ['500.00'], every: '250.00' } },
@@ -216,6 +230,7 @@ const BAD_DECIMALS = ['1e400', '1E2', 'NaN', 'Infinity', '-1', '0x10', '1'.repea
 const looksLikeInstant = (s: string) => /^\d{4}-\d{2}-\d{2}/.test(s);
 
 let env: TestWorkflowEnvironment;
+let simulator: ProviderSimulator;
 let db: TestDatabase;
 let app: KeysTestApp;
 let admin: string;
@@ -339,9 +354,11 @@ function bodyMutations(body: unknown): Array<{ what: string; text: string }> {
 
 before(async () => {
   [env, db] = await Promise.all([localEnvironment(), createTestDatabase()]);
+  simulator = await startProviderSimulator({ port: await freePort() });
   app = await startKeysApp(db, {
     clock: new ManualClock(NOW),
     billing: { client: env.client, taskQueue: 'bad-input', allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 300_000 },
+    provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 5000 }),
   });
   admin = (await app.issue({ scopes: [...scopes] })).secret;
   const seed = [
@@ -354,6 +371,7 @@ before(async () => {
 });
 after(async () => {
   await app?.close();
+  await simulator?.close();
   await env?.teardown();
   await db?.drop();
 });

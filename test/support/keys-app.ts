@@ -55,6 +55,7 @@ export async function startKeysApp(
     ttlSeconds?: number;
     peppers?: Peppers;
     billing?: ApiAppDeps['billing'];
+    provider?: ApiAppDeps['provider'];
     usageSignals?: ApiAppDeps['usageSignals'];
     authFailures?: AuthFailurePolicy;
   } = {},
@@ -89,6 +90,7 @@ export async function startKeysApp(
     readiness: { postgres: () => pool.query('select 1') },
     timePolicy: defaultEventTimePolicy,
     ...(opts.billing ? { billing: opts.billing } : {}),
+    ...(opts.provider ? { provider: opts.provider } : {}),
     ...(opts.usageSignals ? { usageSignals: opts.usageSignals } : {}),
   });
   const server = await listen(app);

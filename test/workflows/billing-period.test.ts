@@ -55,6 +55,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   },
   priceOpenPeriod: async () => assert.fail('no spend thresholds in these tests'),
   draftInterimInvoice: async () => assert.fail('no spend thresholds in these tests'),
+  // No credits in these tests: the collection's top-up check finds nothing to do.
+  autoTopUpCredits: async () => ({ outcome: 'not_needed', balance: '0' }),
   chargeInvoice: async (input) => {
     calls.push({ name: 'chargeInvoice', input });
     return { outcome: 'paid' };

@@ -34,6 +34,7 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   priceOpenPeriod: async () => assert.fail('no spend thresholds in this test'),
   draftInterimInvoice: async () => assert.fail('no spend thresholds in this test'),
   chargeInvoice: async () => assert.fail('no period closes in this test'),
+  autoTopUpCredits: async () => assert.fail('no period closes in this test'),
   markPaymentFailed: async () => assert.fail('no period closes in this test'),
   deliverNotification: async () => undefined,
 };

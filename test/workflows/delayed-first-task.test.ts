@@ -33,6 +33,7 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   chargeInvoice: async () => assert.fail('a zero invoice is not charged'),
   markPaymentFailed: async () => assert.fail('a zero invoice is not charged'),
   deliverNotification: async () => undefined,
+  autoTopUpCredits: async () => assert.fail('a zero invoice is not collected'),
 };
 
 before(async () => {

@@ -14,7 +14,8 @@
    * has credits (issue 19). Until that endpoint exists (and is opened to portal sessions in
    * src/api/authorization.ts) the call fails and the page shows no credit section at all.
    */
-  const CREDIT_BALANCE_PATH = '/v1/credits/balance';
+  /** The customer's prepaid credit balance (src/api/routes/credits.ts). */
+  const creditBalancePath = (customer) => `/v1/customers/${encodeURIComponent(customer)}/credits`;
 
   const main = document.getElementById('main');
 
@@ -440,15 +441,15 @@
     );
   }
 
-  /** The credit section, or nothing where the API has no credit balance for this customer (see CREDIT_BALANCE_PATH). */
+  /** The credit section, or nothing where the customer never had credits. */
   async function creditSection(api, customer) {
     let balance;
     try {
-      balance = await api(`${CREDIT_BALANCE_PATH}?${q({ customer })}`);
+      balance = await api(creditBalancePath(customer));
     } catch {
       return null;
     }
-    if (!balance || typeof balance.balance !== 'string') return null;
+    if (!balance || typeof balance.balance !== 'string' || !Array.isArray(balance.grants) || balance.grants.length === 0) return null;
     return el(
       'section',
       { 'aria-labelledby': 'credits-heading' },

@@ -1,0 +1,43 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Clock } from '../clock';
+import { CreditService } from '../credits/service';
+import { temporalCreditExpiryTimers } from '../credits/temporal-expiry-timers';
+import type { Pool } from '../db/pool';
+import type { PaymentProvider } from '../provider/payment-provider';
+import type { CreditExpiryActivities } from '../workflows/credit-expiry';
+import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
+import { nonRetryableFailure } from './refusal-failure';
+import { workflowActor } from './workflow-actor';
+
+/**
+ * Prepaid credits for the workflows: a grant's expiry when its timer fires, and the automatic
+ * top-up after an invoice drew credits. An unknown provider outcome fails the top-up and Temporal
+ * retries it with the same grant, so with the same idempotency key.
+ */
+export function createCreditActivities(deps: {
+  pool: Pool;
+  clock: Clock;
+  provider: PaymentProvider;
+}): CreditExpiryActivities & Pick<InvoiceCollectionActivities, 'autoTopUpCredits'> {
+  const credits = new CreditService({
+    pool: deps.pool,
+    clock: deps.clock,
+    provider: deps.provider,
+    // A grant bought here that expires gets its timer from the worker's own Temporal client.
+    timers: {
+      schedule: (grant) =>
+        temporalCreditExpiryTimers({ client: Context.current().client, taskQueue: Context.current().info.taskQueue }).schedule(grant),
+    },
+  });
+  return {
+    expireCreditGrant: ({ grantId }) => credits.expire(grantId, workflowActor()),
+    autoTopUpCredits: async ({ invoiceId }) => {
+      const result = await credits.autoTopUp(invoiceId, workflowActor());
+      if (!result.ok)
+        throw result.reason === 'provider_rejected'
+          ? ApplicationFailure.nonRetryable(result.message, result.reason)
+          : nonRetryableFailure(result);
+      return result.value;
+    },
+  };
+}
