@@ -5,6 +5,7 @@ import type { PaymentProvider } from '../provider/payment-provider';
 import type { WorkerActivities } from '../workflows/activities';
 import { createCollectPayment } from './collect-payment';
 import { createDraftInvoice } from './draft-invoice';
+import { createEnterPeriod } from './enter-period';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
 import { createReadUsageTotals } from './read-usage-totals';
@@ -40,6 +41,7 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     readUsageTotals: createReadUsageTotals({ pool: deps.pool }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
+    enterPeriod: createEnterPeriod({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
     ...createReconcileActivities({
       pool: deps.pool,

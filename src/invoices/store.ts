@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/transaction';
 import type { CurrencyCode } from '../domain/currencies';
 import type { BreakdownRow, ChargeModel } from '../domain/pricing/schema';
+import type { SegmentRef } from '../domain/segment-pricing';
 
 export const invoiceStatuses = ['draft', 'finalized', 'paid', 'payment_failed', 'void'] as const;
 export type InvoiceStatus = (typeof invoiceStatuses)[number];
@@ -19,6 +20,8 @@ export interface InvoiceLine {
   breakdown: BreakdownRow[];
   /** For an adjustment: the finalized invoice whose period the late usage belongs to. */
   adjusts: { invoiceId: string; periodStart: Date; periodEnd: Date } | null;
+  /** The plan segment the line bills when plan changes split the period (an adjustment: the segment it corrects). */
+  segment: SegmentRef | null;
 }
 
 export interface Invoice {
@@ -78,6 +81,9 @@ interface LineRow {
   adjusts_invoice_id: string | null;
   adjusts_period_start: Date | null;
   adjusts_period_end: Date | null;
+  segment_plan_code: string | null;
+  segment_start: Date | null;
+  segment_end: Date | null;
 }
 
 const invoiceColumns = `i.id, i.customer_id, c.external_id, i.subscription_id, i.plan_code, i.currency, i.period_start, i.period_end,
@@ -96,13 +102,16 @@ const toLine = (r: LineRow): InvoiceLine => ({
   adjusts: r.adjusts_invoice_id
     ? { invoiceId: r.adjusts_invoice_id, periodStart: r.adjusts_period_start!, periodEnd: r.adjusts_period_end! }
     : null,
+  segment: r.segment_plan_code
+    ? { planCode: r.segment_plan_code, start: r.segment_start!.toISOString(), end: r.segment_end!.toISOString() }
+    : null,
 });
 
 async function withLines(db: Queryable, rows: InvoiceRow[]): Promise<Invoice[]> {
   if (rows.length === 0) return [];
   const { rows: lines } = await db.query<LineRow>(
     `select invoice_id, position, type, meter, model, quantity::text, description, exact_amount::text, amount::text, breakdown,
-            adjusts_invoice_id, adjusts_period_start, adjusts_period_end
+            adjusts_invoice_id, adjusts_period_start, adjusts_period_end, segment_plan_code, segment_start, segment_end
        from invoice_lines where invoice_id = any($1) order by invoice_id, position`,
     [rows.map((r) => r.id)],
   );
@@ -198,7 +207,7 @@ export async function adjustableInvoices(db: Queryable, customerId: string, befo
 export async function adjustmentsFor(db: Queryable, invoiceId: string, exceptOn?: string): Promise<InvoiceLine[]> {
   const { rows } = await db.query<LineRow>(
     `select l.invoice_id, l.position, l.type, l.meter, l.model, l.quantity::text, l.description, l.exact_amount::text, l.amount::text, l.breakdown,
-            l.adjusts_invoice_id, l.adjusts_period_start, l.adjusts_period_end
+            l.adjusts_invoice_id, l.adjusts_period_start, l.adjusts_period_end, l.segment_plan_code, l.segment_start, l.segment_end
        from invoice_lines l join invoices i on i.id = l.invoice_id
       where l.adjusts_invoice_id = $1 and i.status <> 'void' and ($2::uuid is null or l.invoice_id <> $2)
       order by i.period_start, l.position`,
@@ -252,8 +261,8 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
   for (const line of draft.lines) {
     await db.query(
       `insert into invoice_lines (invoice_id, position, type, meter, model, quantity, description, exact_amount, amount, breakdown,
-                                  adjusts_invoice_id, adjusts_period_start, adjusts_period_end)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+                                  adjusts_invoice_id, adjusts_period_start, adjusts_period_end, segment_plan_code, segment_start, segment_end)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
       [
         saved.id,
         ++position,
@@ -268,6 +277,9 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
         line.adjusts?.invoiceId ?? null,
         line.adjusts?.periodStart ?? null,
         line.adjusts?.periodEnd ?? null,
+        line.segment?.planCode ?? null,
+        line.segment?.start ?? null,
+        line.segment?.end ?? null,
       ],
     );
   }

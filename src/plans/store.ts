@@ -7,7 +7,8 @@ export type StoredPlan = Plan & { createdAt: Date };
 
 /** The columns holding a plan's terms, for queries that join plans under the alias `p`. */
 export const planTermColumns =
-  'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval';
+  'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval, ' +
+  'p.proration, p.tiers_across_segments';
 const planColumns = `${planTermColumns}, p.created_at`;
 
 export interface PlanTermsRow {
@@ -20,6 +21,8 @@ export interface PlanTermsRow {
   charges: Plan['charges'];
   limits: Plan['limits'];
   billing_interval: Plan['interval'];
+  proration: NonNullable<Plan['proration']> | null;
+  tiers_across_segments: NonNullable<Plan['tiers_across_segments']> | null;
 }
 
 type PlanRow = PlanTermsRow & { created_at: Date };
@@ -37,6 +40,8 @@ export function toPlanTerms(r: PlanTermsRow): Plan {
     ...(r.rounding === null ? {} : { rounding: r.rounding }),
     ...(r.base_fee === null ? {} : { base_fee: r.base_fee }),
     ...(r.minimum_commitment === null ? {} : { minimum_commitment: r.minimum_commitment }),
+    ...(r.proration === null ? {} : { proration: r.proration }),
+    ...(r.tiers_across_segments === null ? {} : { tiers_across_segments: r.tiers_across_segments }),
     charges: r.charges,
     limits: r.limits,
     interval: r.billing_interval,
@@ -54,8 +59,9 @@ export type CreatePlanResult = { created: true; plan: StoredPlan } | { created: 
 export async function createPlan(pool: Pool, plan: Plan, actor: AuditActor): Promise<CreatePlanResult> {
   return inTransaction(pool, async (client) => {
     const { rows } = await client.query<PlanRow>(
-      `insert into plans as p (code, name, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (code) do nothing returning ${planColumns}`,
+      `insert into plans as p (code, name, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval,
+                            proration, tiers_across_segments)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (code) do nothing returning ${planColumns}`,
       [
         plan.id,
         plan.name,
@@ -66,6 +72,8 @@ export async function createPlan(pool: Pool, plan: Plan, actor: AuditActor): Pro
         JSON.stringify(plan.charges),
         JSON.stringify(plan.limits),
         JSON.stringify(plan.interval),
+        plan.proration ?? null,
+        plan.tiers_across_segments ?? null,
       ],
     );
     if (!rows[0]) return { created: false, existing: (await getPlan(client, plan.id))! };

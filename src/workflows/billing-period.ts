@@ -78,6 +78,11 @@ export interface BillingPeriodActivities {
     periodEnd: string;
   }): Promise<{ invoiceId: string }>;
   finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
+  /**
+   * Puts a plan change scheduled for `periodStart` (a downgrade at the period end) into force;
+   * the plan and limits in effect for the period that starts there.
+   */
+  enterPeriod(input: { subscriptionId: string; periodStart: string }): Promise<{ planCode: string; limits: MeterLimit[] }>;
 }
 
 const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
@@ -177,6 +182,13 @@ const BILL_UNTIL_CANCELLATION = 'bill-until-cancellation';
  * with the next decision point, and keep timers for real deadlines only.
  */
 const USAGE_FROM_COUNTERS = 'usage-from-counters';
+
+/**
+ * Histories recorded before this patch continued into the next period on the same plan. Runs that
+ * have it learn from Postgres (enterPeriod, a local activity) the plan in effect for the next
+ * period, so a change scheduled for the period end (a downgrade) takes effect at the boundary.
+ */
+const SCHEDULED_PLAN_CHANGES = 'scheduled-plan-changes';
 
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
@@ -514,6 +526,10 @@ class BillingPeriodRun {
     if (this.successor) await this.handOver(this.successor, nextRun.producers);
     if (this.canceled) return;
 
+    if (patched(SCHEDULED_PLAN_CHANGES)) {
+      const { planCode, limits } = await local.enterPeriod({ subscriptionId: this.terms.subscriptionId, periodStart: nextRun.periodStart });
+      this.terms = { ...this.terms, planCode, limits };
+    }
     await continueAsNew<typeof billingPeriodWorkflow>({ ...this.input, terms: this.terms, carried: nextRun });
   }
 

@@ -457,7 +457,7 @@ describe('subscriptions', () => {
     );
     const id = rows[0]!.id;
     const effectiveAt = new Date('2026-03-15T12:01:00Z');
-    const result = await changePlan(db.pool, id, 'capped', 'system', effectiveAt);
+    const result = await changePlan(db.pool, id, 'capped', 'system', { scheduled: false, at: effectiveAt });
     assert.equal(result.outcome, 'changed');
     assert.ok(result.outcome === 'changed');
     assert.equal(result.subscription.plan.id, 'capped');
@@ -470,11 +470,11 @@ describe('subscriptions', () => {
     assert.deepEqual(await xmin('subscriptions where id = $1', [id]), [written]);
     assert.deepEqual(await xmin(`audit_log where action = 'subscription.plan_changed' and subject_id = $1`, [id]), [written]);
 
-    assert.equal((await changePlan(db.pool, id, 'capped', 'system', effectiveAt)).outcome, 'unchanged');
+    assert.equal((await changePlan(db.pool, id, 'capped', 'system', { scheduled: false, at: effectiveAt })).outcome, 'unchanged');
     assert.equal(await count('subscription_changes where subscription_id = $1', [id]), 1);
-    assert.deepEqual(await changePlan(db.pool, id, 'demo-eur', 'system', effectiveAt), { outcome: 'refused', reason: 'currency_mismatch' });
-    assert.deepEqual(await changePlan(db.pool, id, 'nope', 'system', effectiveAt), { outcome: 'refused', reason: 'unknown_plan' });
-    assert.deepEqual(await changePlan(db.pool, acmeSubscription, 'demo-5m', 'system', effectiveAt), {
+    assert.deepEqual(await changePlan(db.pool, id, 'demo-eur', 'system', { scheduled: false, at: effectiveAt }), { outcome: 'refused', reason: 'currency_mismatch' });
+    assert.deepEqual(await changePlan(db.pool, id, 'nope', 'system', { scheduled: false, at: effectiveAt }), { outcome: 'refused', reason: 'unknown_plan' });
+    assert.deepEqual(await changePlan(db.pool, acmeSubscription, 'demo-5m', 'system', { scheduled: false, at: effectiveAt }), {
       outcome: 'refused',
       reason: 'subscription_canceled',
     });

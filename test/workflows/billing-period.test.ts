@@ -31,6 +31,8 @@ let bundle: WorkflowBundleWithSourceMap;
 type ActivityName = keyof BillingPeriodActivities | keyof InvoiceCollectionActivities;
 const calls: Array<{ name: ActivityName; input: Record<string, unknown> }> = [];
 const stored: Array<{ meter: string; at: number; quantity: string }> = [];
+/** The plan Postgres has in force per subscription, as enterPeriod answers it (applying scheduled changes). */
+const inForce = new Map<string, { planCode: string; limits: MeterLimit[]; scheduled?: { at: number; planCode: string; limits: MeterLimit[] } }>();
 const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
   setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
@@ -62,6 +64,14 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
     return { notificationId: 'n-1' };
   },
   deliverNotification: async (input) => void calls.push({ name: 'deliverNotification', input }),
+  enterPeriod: async (input) => {
+    calls.push({ name: 'enterPeriod', input });
+    const plan = inForce.get(input.subscriptionId)!;
+    const { scheduled } = plan;
+    if (scheduled && scheduled.at <= Date.parse(input.periodStart)) inForce.set(input.subscriptionId, scheduled);
+    const { planCode, limits } = inForce.get(input.subscriptionId)!;
+    return { planCode, limits };
+  },
 };
 const of = (name: ActivityName) => calls.filter((c) => c.name === name).map((c) => c.input);
 
@@ -74,6 +84,7 @@ after(async () => {
 beforeEach(() => {
   calls.length = 0;
   stored.length = 0;
+  inForce.clear();
 });
 
 const limits: MeterLimit[] = [
@@ -109,6 +120,7 @@ describe('billing-period workflow', () => {
       anchor,
       interval: { kind: 'calendar_month' },
     };
+    inForce.set('sub-1', { planCode: 'starter', limits });
     await withWorker(taskQueue, async () => {
       const handle = await env.client.workflow.start(billingPeriodWorkflow, {
         taskQueue,
@@ -180,6 +192,7 @@ describe('billing-period workflow', () => {
         [true],
       );
 
+      inForce.set('sub-1', { planCode: 'growth', limits: [{ ...limits[0]!, hard_limit: '100000' }] });
       const upgraded = await handle.executeUpdate(changePlan, {
         args: [{ planCode: 'growth', limits: [{ ...limits[0]!, hard_limit: '100000' }] }],
       });
@@ -233,6 +246,8 @@ describe('billing-period workflow', () => {
         until: (s) => s.period.start !== period.start.toISOString(),
       });
       assert.equal(state.period.start, period.end.toISOString());
+      assert.equal(state.planCode, 'growth');
+      assert.deepEqual(of('enterPeriod'), [{ subscriptionId: 'sub-1', periodStart: period.end.toISOString() }]);
       assert.equal(state.meters.api_calls!.usage, '7');
       assert.deepEqual(state.meters.api_calls!.notified, []);
       await signal(5, '1000', await minuteNow()); // a sequence already seen before continue-as-new: still ignored
@@ -253,6 +268,49 @@ describe('billing-period workflow', () => {
       }
       assert.equal(replays.length, 1);
       assert.equal(replays[0]!.error, undefined, String(replays[0]!.error));
+    });
+  });
+
+  test('a downgrade scheduled for the period end: the period closes on the old plan, the next run bills and limits on the new one', async () => {
+    const taskQueue = 'billing-test-downgrade';
+    const anchor = new Date(await env.currentTimeMs()).toISOString();
+    const interval = { kind: 'duration', iso: 'PT1H' } as const;
+    const period = periodContaining(new Date(anchor), interval, Date.parse(anchor));
+    const smaller = [{ ...limits[0]!, hard_limit: '100' }];
+    const terms: SubscriptionTerms = {
+      subscriptionId: 'sub-3',
+      customer: 'hooli',
+      customerId: '00000000-0000-0000-0000-000000000003',
+      planCode: 'growth',
+      limits,
+      anchor,
+      interval,
+    };
+    // What the service stored: growth now, starter from the period end on.
+    inForce.set('sub-3', { planCode: 'growth', limits, scheduled: { at: period.end.getTime(), planCode: 'starter', limits: smaller } });
+    await withWorker(taskQueue, async () => {
+      const handle = await env.client.workflow.start(billingPeriodWorkflow, {
+        taskQueue,
+        workflowId: workflowIdFor('hooli'),
+        args: [{ terms, allowedLatenessMs: 60_000, dunning: [] }],
+      });
+      await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' });
+      await assert.rejects(
+        env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId, { followRuns: false }).result(),
+        WorkflowContinuedAsNewError,
+      );
+      assert.deepEqual(
+        of('draftInvoice').map((d) => [d.planCode, d.periodStart, d.periodEnd]),
+        [['growth', period.start.toISOString(), period.end.toISOString()]],
+      );
+      const next = await waitFor(() => handle.query(billingState), {
+        description: 'the next run answers queries',
+        until: (s) => s.period.start === period.end.toISOString(),
+      });
+      assert.equal(next.planCode, 'starter');
+      // The next run publishes its quota with the new plan's hard limit.
+      await waitFor(() => of('publishQuota').find((p) => p.hardLimit === '100'), { description: 'the smaller limit published' });
+      await handle.terminate('done');
     });
   });
 

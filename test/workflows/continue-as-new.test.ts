@@ -31,6 +31,7 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   readUsageTotals: async () => ({ api_calls: String(counted) }),
   draftInvoice: async () => assert.fail('no period closes in this test'),
   finalizeInvoice: async () => assert.fail('no period closes in this test'),
+  enterPeriod: async () => assert.fail('no period closes in this test'),
   chargeInvoice: async () => assert.fail('no period closes in this test'),
   markPaymentFailed: async () => assert.fail('no period closes in this test'),
   deliverNotification: async () => undefined,

@@ -27,6 +27,14 @@ const InvoiceLineSchema = z
       .object({ invoice_id: z.uuid(), period_start: z.string(), period_end: z.string() })
       .nullable()
       .meta({ description: 'For an adjustment line: the finalized invoice whose period the late usage belongs to' }),
+    segment: z
+      .object({ plan: z.string(), start: z.string(), end: z.string() })
+      .nullable()
+      .meta({
+        description:
+          'When plan changes split the period: the plan and half-open [start, end) of the segment this line bills (an adjustment: ' +
+          'the segment it corrects). Null on a period billed on one plan.',
+      }),
   })
   .meta({ id: 'InvoiceLine' });
 
@@ -149,6 +157,7 @@ export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({
       period_start: l.adjusts.periodStart.toISOString(),
       period_end: l.adjusts.periodEnd.toISOString(),
     },
+    segment: l.segment && { plan: l.segment.planCode, start: l.segment.start, end: l.segment.end },
   })),
   created_at: i.createdAt.toISOString(),
   finalized_at: iso(i.finalizedAt),
