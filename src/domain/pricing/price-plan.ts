@@ -86,7 +86,12 @@ export interface SegmentTerms {
 /** The bands of `earlier` units as a deduction: same rows, units and flat fees negated, so each row still adds up. */
 function deductedRows(charge: Charge, earlier: Decimal): BreakdownRow[] {
   return bandsOf(charge, earlier).map((band) =>
-    breakdownRow({ ...band, label: `Less ${band.label} (used earlier in the period)`, units: band.units.neg(), flatFee: band.flatFee.neg() }),
+    breakdownRow({
+      ...band,
+      label: `Less ${band.label} (used earlier in the period)`,
+      units: band.units.neg(),
+      flatFee: band.flatFee.neg(),
+    }),
   );
 }
 
@@ -143,7 +148,7 @@ export function pricePlan(plan: PricePlan, usage: Usage, segment?: SegmentTerms)
     const commitment = fixed(plan.minimum_commitment);
     // A prorated commitment can have many digits; the text shows it to the cent, the true-up stays exact.
     const shownCommitment = (amount: Decimal) =>
-      segment ? formatMoney(roundToMinor(amount, currency, rounding), currency) : formatExact(amount);
+      note ? formatMoney(roundToMinor(amount, currency, rounding), currency) : formatExact(amount);
     const invoiced = baseFee.plus(charges);
     if (commitment.gt(invoiced)) {
       const description = `Minimum commitment ${shownCommitment(commitment)} ${currency}${note}; base fee and charges come to ${formatMoney(invoiced, currency)}`;
