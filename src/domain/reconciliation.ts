@@ -5,6 +5,7 @@ import { Decimal, ZERO, formatExact, formatMoney } from './money';
 import { nextPeriod, periodContaining, type BillingInterval, type Period } from './periods';
 import type { Plan } from './plan';
 import { pricePlan } from './pricing/price-plan';
+import type { SegmentLine } from './segment-pricing';
 
 /*
  * Reconciliation compares what was invoiced and collected with what should have been: usage
@@ -161,6 +162,11 @@ export interface InvoiceComparison {
   plan: Plan;
   /** Usage per meter recomputed from the raw events of the invoice's period; absent meters had none. */
   recomputed: Record<string, string>;
+  /**
+   * The period repriced by plan segment (src/domain/segment-pricing.ts), when plan changes split it
+   * or a cancellation cut it short; otherwise the plan prices `recomputed` as a whole period.
+   */
+  repriced?: { lines: readonly SegmentLine[]; total: string };
   /** Adjustment lines later (non-void) invoices billed for this invoice's period. */
   laterAdjustments: readonly BilledLine[];
   /** Credit notes issued for this invoice's amount so far. */
@@ -195,7 +201,11 @@ export function compareInvoice(c: InvoiceComparison): Discrepancy[] {
     });
   }
 
-  const repriced = pricePlan(plan, Object.fromEntries(Object.entries(c.recomputed).filter(([meter]) => charged.has(meter))));
+  const whole = () => {
+    const priced = pricePlan(plan, Object.fromEntries(Object.entries(c.recomputed).filter(([meter]) => charged.has(meter))));
+    return { lines: priced.lines, total: priced.totals.total };
+  };
+  const repriced = c.repriced ?? whole();
   const billedLines = [...invoice.lines, ...c.laterAdjustments];
   const pendingAdjustments = c.adjustable
     ? lateUsageAdjustments({ currency, period: invoice.period, billed: billedLines, repriced: repriced.lines })
@@ -204,7 +214,7 @@ export function compareInvoice(c: InvoiceComparison): Discrepancy[] {
   const adjusted = sum(c.laterAdjustments.map((l) => l.amount));
   const billedTotal = new Decimal(invoice.total).plus(adjusted);
   const credited = new Decimal(c.credited);
-  const difference = billedTotal.plus(pending).minus(repriced.totals.total);
+  const difference = billedTotal.plus(pending).minus(repriced.total);
   const outstanding = difference.minus(credited);
 
   const expectedLines = sumByKey(repriced.lines);
@@ -230,8 +240,8 @@ export function compareInvoice(c: InvoiceComparison): Discrepancy[] {
     subject: null,
     description:
       `Billed ${money(billedTotal)} ${currency}${adjusted.isZero() ? '' : ` (invoice ${money(new Decimal(invoice.total))} + later adjustments ${money(adjusted)})`}` +
-      `${pending.isZero() ? '' : `, ${money(pending)} still to be adjusted on the next invoice`}; repriced from the raw events ${repriced.totals.total} ${currency}: ${state}`,
-    expected: { total: repriced.totals.total, lines: lineAmounts(expectedLines) },
+      `${pending.isZero() ? '' : `, ${money(pending)} still to be adjusted on the next invoice`}; repriced from the raw events ${repriced.total} ${currency}: ${state}`,
+    expected: { total: repriced.total, lines: lineAmounts(expectedLines) },
     actual: {
       total: money(billedTotal),
       invoice_total: invoice.total,

@@ -12,7 +12,11 @@ import { planSchema } from '../../src/domain/plan';
 import { getInvoice, type Invoice } from '../../src/invoices/store';
 import { createMeter } from '../../src/meters/store';
 import { createPlan } from '../../src/plans/store';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator, type ProviderSimulator } from '../../src/provider/simulator';
+import { findDiscrepancies } from '../../src/reconciliations/discrepancies';
 import { createSubscription } from '../../src/subscriptions/store';
+import { freePort } from '../../scripts/free-port';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { billedPeriods, inSpan, oracleTotal, type NamedPlan, type TimelineSubscription } from '../support/plan-timeline-oracle';
 
@@ -58,6 +62,7 @@ const catalog: NamedPlan[] = [
 const planNamed = (code: string) => catalog.find((p) => p.id === code)!;
 
 let db: TestDatabase;
+let simulator: ProviderSimulator;
 const meterIds: Record<string, string> = {};
 let customers = 0;
 let eventIds = 0;
@@ -74,7 +79,7 @@ const draft = (subscriptionId: string, customerId: string, start: number, end: n
 const finalize = (invoiceId: string) => activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId });
 
 before(async () => {
-  db = await createTestDatabase();
+  [db, simulator] = await Promise.all([createTestDatabase(), startProviderSimulator({ port: await freePort() })]);
   const calls = await createMeter(
     db.pool,
     { code: 'seg_calls', name: 'Calls', event_type: 'seg_call', aggregation: 'count', filter: {} },
@@ -91,6 +96,7 @@ before(async () => {
   for (const plan of catalog) await createPlan(db.pool, schema.parse({ ...plan, name: plan.id, interval }), 'system');
 });
 after(async () => {
+  await simulator?.close();
   await db?.drop();
 });
 
@@ -249,6 +255,22 @@ describe('plan segments through the invoice builder on Postgres', () => {
         }
         const sum = invoices.reduce((acc, i) => acc.plus(i.total), ZERO);
         assert.equal(sum.toFixed(2), expected.toFixed(2));
+
+        // Reconciliation reprices split and cut-short periods the same way: no amount finding. (Late usage of a meter
+        // its segment's plan does not charge is a usage finding there: no invoice bills it, as intended.)
+        const { found } = await findDiscrepancies(
+          {
+            db: db.pool,
+            provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 5000 }),
+            clock: systemClock,
+            lookbackInvoices: 3,
+          },
+          { start: new Date(0), end: new Date('2100-01-01T00:00:00Z'), customerId, asOf: new Date('2100-01-01T00:00:00Z') },
+        );
+        assert.deepEqual(
+          found.filter((d) => d.kind === 'amount_mismatch').map((d) => d.description),
+          [],
+        );
       }),
       { numRuns: 25 },
     );
