@@ -13,7 +13,8 @@ import { workflowActor } from './workflow-actor';
 export function createEnterPeriod(deps: { pool: Pool; clock: Clock }): BillingPeriodActivities['enterPeriod'] {
   return async ({ subscriptionId, periodStart }) => {
     const at = new Date(periodStart);
-    if (Number.isNaN(at.getTime())) throw ApplicationFailure.nonRetryable(`${JSON.stringify(periodStart)} is not a timestamp`, 'invalid_input');
+    if (Number.isNaN(at.getTime()))
+      throw ApplicationFailure.nonRetryable(`${JSON.stringify(periodStart)} is not a timestamp`, 'invalid_input');
     const subscription = await applyDueChanges(deps.pool, subscriptionId, at, deps.clock.now(), workflowActor());
     if (!subscription) throw ApplicationFailure.nonRetryable(`subscription ${subscriptionId} does not exist`, 'unknown_subscription');
     return { planCode: subscription.plan.id, limits: subscription.plan.limits };

@@ -35,7 +35,8 @@ async function planOf(db: Queryable, code: string): Promise<Plan> {
 }
 
 /** Meters the plans charge or limit, sorted. */
-const metersOf = (plans: readonly Plan[]) => [...new Set(plans.flatMap((p) => [...p.charges.map((c) => c.meter), ...p.limits.map((l) => l.meter)]))].sort();
+const metersOf = (plans: readonly Plan[]) =>
+  [...new Set(plans.flatMap((p) => [...p.charges.map((c) => c.meter), ...p.limits.map((l) => l.meter)]))].sort();
 
 /**
  * Exact usage of every meter the plans charge or limit, over [from, to), from the stored events

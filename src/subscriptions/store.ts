@@ -251,7 +251,14 @@ export async function changePlan(
       subjectId: subscriptionId,
       details: { from_plan: current.plan.id, to_plan: toPlan, effective_at: timing.at.toISOString() },
     });
-    const change: SubscriptionChange = { id: rows[0]!.id, subscriptionId, fromPlan: current.plan.id, toPlan, effectiveAt: timing.at, actor };
+    const change: SubscriptionChange = {
+      id: rows[0]!.id,
+      subscriptionId,
+      fromPlan: current.plan.id,
+      toPlan,
+      effectiveAt: timing.at,
+      actor,
+    };
     return { outcome: 'changed', subscription: (await getSubscription(client, subscriptionId))!, change };
   });
 }
