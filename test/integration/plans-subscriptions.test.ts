@@ -558,7 +558,7 @@ describe('subscriptions', () => {
 
     const refused = [
       [await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'pro-2026' }), 422, 'interval_mismatch'],
-      [await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m', effective: 'tomorrow' }), 422, undefined],
+      [await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m', effective: 'tomorrow' }), 400, undefined],
     ] as const;
     for (const [res, status, reason] of refused) {
       assert.equal(res.status, status, JSON.stringify(res.body));
