@@ -85,10 +85,11 @@ export interface BillingPeriodActivities {
   enterPeriod(input: { subscriptionId: string; periodStart: string }): Promise<{ planCode: string; limits: MeterLimit[] }>;
 }
 
-const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
-});
+const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, finalizeInvoice, enterPeriod } =
+  proxyActivities<BillingPeriodActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  });
 
 /**
  * Short reads and writes of one row or a few: local activities, recorded as one marker each in
@@ -185,7 +186,7 @@ const USAGE_FROM_COUNTERS = 'usage-from-counters';
 
 /**
  * Histories recorded before this patch continued into the next period on the same plan. Runs that
- * have it learn from Postgres (enterPeriod, a local activity) the plan in effect for the next
+ * have it learn from Postgres (enterPeriod) the plan in effect for the next
  * period, so a change scheduled for the period end (a downgrade) takes effect at the boundary.
  */
 const SCHEDULED_PLAN_CHANGES = 'scheduled-plan-changes';
@@ -527,7 +528,7 @@ class BillingPeriodRun {
     if (this.canceled) return;
 
     if (patched(SCHEDULED_PLAN_CHANGES)) {
-      const { planCode, limits } = await local.enterPeriod({ subscriptionId: this.terms.subscriptionId, periodStart: nextRun.periodStart });
+      const { planCode, limits } = await enterPeriod({ subscriptionId: this.terms.subscriptionId, periodStart: nextRun.periodStart });
       this.terms = { ...this.terms, planCode, limits };
     }
     await continueAsNew<typeof billingPeriodWorkflow>({ ...this.input, terms: this.terms, carried: nextRun });
