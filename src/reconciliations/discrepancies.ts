@@ -1,7 +1,7 @@
 import type { Clock } from '../clock';
 import type { Queryable } from '../db/transaction';
 import type { BilledLine } from '../domain/invoice-adjustments';
-import { ZERO, formatMoney } from '../domain/money';
+import { Decimal, ZERO, formatMoney } from '../domain/money';
 import { periodContaining, type BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
 import { planSegments } from '../domain/plan-segments';
@@ -115,10 +115,13 @@ async function recomputeSpan(db: Queryable, customerId: string, start: number, e
   return Object.fromEntries(rows.map((r) => [r.meter, r.quantity ?? '0']));
 }
 
-/** What an invoice billed for its own period: its total without the adjustments it carries for earlier periods. */
+/**
+ * What an invoice billed for its own period: its stored total (which a tampered row would show)
+ * less the adjustment lines it carries for earlier periods, compared on those periods.
+ */
 const ownTotal = (invoice: Invoice) =>
   formatMoney(
-    invoice.lines.filter((l) => l.type !== 'adjustment').reduce((sum, l) => sum.plus(l.amount), ZERO),
+    invoice.lines.filter((l) => l.type === 'adjustment').reduce((total, l) => total.minus(l.amount), new Decimal(invoice.total)),
     invoice.currency,
   );
 
