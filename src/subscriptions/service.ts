@@ -196,7 +196,8 @@ export class SubscriptionService {
     }
     const now = this.deps.clock.now();
     const period = periodContaining(current.anchor, current.plan.interval, Math.max(now.getTime(), current.anchor.getTime()));
-    const usage = await measureUsage(this.deps.pool, [current.plan, target], current.customer.id, period.start, now);
+    const soFar = new Date(Math.max(now.getTime(), period.start.getTime()));
+    const usage = await measureUsage(this.deps.pool, [current.plan, target], current.customer.id, period.start, soFar);
     const direction = changeDirection(current.plan, target, usage);
     const atPeriodEnd = (effective ?? (direction === 'downgrade' ? 'period_end' : 'immediately')) === 'period_end';
     const timing = atPeriodEnd ? { scheduled: true, at: period.end } : { scheduled: false, at: now };
