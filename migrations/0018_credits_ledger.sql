@@ -7,7 +7,8 @@
 ALTER TABLE plans ADD COLUMN settlement text CHECK (settlement IN ('credit_then_invoice', 'credit_only'));
 DROP TRIGGER plans_are_immutable ON plans;
 CREATE TRIGGER plans_are_immutable
-  BEFORE UPDATE OF code, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval, settlement OR DELETE ON plans
+  BEFORE UPDATE OF code, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval, proration,
+    tiers_across_segments, settlement OR DELETE ON plans
   FOR EACH ROW EXECUTE FUNCTION plans_refuse_change();
 
 -- A grant of prepaid credit to a customer in one currency, under the caller's reference (the
@@ -141,6 +142,7 @@ DROP TABLE credit_grants;
 DROP FUNCTION credit_grants_guard();
 DROP TRIGGER plans_are_immutable ON plans;
 CREATE TRIGGER plans_are_immutable
-  BEFORE UPDATE OF code, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval OR DELETE ON plans
+  BEFORE UPDATE OF code, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval, proration,
+    tiers_across_segments OR DELETE ON plans
   FOR EACH ROW EXECUTE FUNCTION plans_refuse_change();
 ALTER TABLE plans DROP COLUMN settlement;

@@ -8,6 +8,7 @@ import { createCollectPayment } from './collect-payment';
 import { createDraftInterimInvoice } from './draft-interim-invoice';
 import { createCreditActivities } from './credits';
 import { createDraftInvoice } from './draft-invoice';
+import { createEnterPeriod } from './enter-period';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
 import { createPriceOpenPeriod } from './price-open-period';
@@ -48,6 +49,7 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock, ...(deps.issuer ? { issuer: deps.issuer } : {}) }),
     priceOpenPeriod: createPriceOpenPeriod({ pool: deps.pool }),
     draftInterimInvoice: createDraftInterimInvoice({ pool: deps.pool, clock: deps.clock }),
+    enterPeriod: createEnterPeriod({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
     ...createReconcileActivities({
       pool: deps.pool,

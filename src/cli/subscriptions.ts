@@ -7,7 +7,7 @@ import { CustomerService } from '../customers/service';
 import { PlanCodeSchema } from '../domain/plan';
 import { SpendThresholdsSchema, type SpendThresholds } from '../domain/spend-thresholds';
 import type { Result } from '../domain/result';
-import { isLifecycleStepFailed, SubscriptionService } from '../subscriptions/service';
+import { changeEffects, isLifecycleStepFailed, SubscriptionService } from '../subscriptions/service';
 import type { Subscription } from '../subscriptions/store';
 import { cliSubscriptionLifecycle, stepFailedError } from './billing-workflows';
 import { CliError, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
@@ -27,6 +27,7 @@ function describe(s: Subscription): string {
     anchor: s.anchor.toISOString(),
     'current period': period && `${period.start} – ${period.end}`,
     'cancel at': s.cancelAt?.toISOString(),
+    'pending change': s.pendingChange && `to ${s.pendingChange.toPlan} at ${s.pendingChange.effectiveAt.toISOString()}`,
     created: s.createdAt.toISOString(),
     'spend thresholds': describeThresholds(s.spendThresholds),
   });
@@ -131,14 +132,22 @@ export function subscriptionsCommand(ctx: CliContext): Command {
 
   subscriptions
     .command('change-plan')
-    .description('move to another plan at once (no proration); repeating it is safe')
+    .description(
+      'move to another plan: an upgrade at once, a downgrade at the period end unless --effective says; the period is ' +
+        'split at the change and fixed fees prorated; repeating it is safe',
+    )
     .argument('<id>')
     .requiredOption('--plan <code>', 'the plan to move to')
-    .action(async (id: string, opts: { plan: string }, command: Command) => {
+    .option('--effective <when>', `when the change takes effect: ${changeEffects.join(' or ')} (default: by direction)`)
+    .action(async (id: string, opts: { plan: string; effective?: string }, command: Command) => {
       parseInput(IdSchema, id, 'id');
       const plan = parseInput(PlanCodeSchema, opts.plan, '--plan');
-      const { changed, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).changePlan('cli', id, plan)));
-      emit(ctx, command, toJson(subscription), () => `${changed ? 'plan changed' : 'already on this plan'}\n${describe(subscription)}`);
+      const effective = opts.effective === undefined ? undefined : parseInput(z.enum(changeEffects), opts.effective, '--effective');
+      const { changed, subscription, direction, effectiveAt } = settled(
+        await withDatabase(ctx, (pool) => serviceOn(ctx, pool).changePlan('cli', id, plan, effective)),
+      );
+      const what = changed ? `${direction} to ${plan}, effective ${effectiveAt.toISOString()}` : 'already on this plan or scheduled for it';
+      emit(ctx, command, toJson(subscription), () => `${what}\n${describe(subscription)}`);
     });
 
   subscriptions

@@ -78,6 +78,7 @@ export async function drawCreditsAtFinalization(
         description: creditLineDescription(application.drawdowns.length),
         exactAmount: credit,
         amount: credit,
+        segment: null,
         breakdown: [],
         adjusts: null,
       },

@@ -9,6 +9,7 @@ import { nextPeriod, periodContaining, type BillingInterval, type Period } from 
 import type { Plan } from './plan';
 import { pricePlan } from './pricing/price-plan';
 import type { TaxRateToApply } from './taxes';
+import type { SegmentLine } from './segment-pricing';
 
 /*
  * Reconciliation compares what was invoiced and collected with what should have been: usage
@@ -177,6 +178,11 @@ export interface InvoiceComparison {
   plan: Plan;
   /** Usage per meter recomputed from the raw events of the invoice's period; absent meters had none. */
   recomputed: Record<string, string>;
+  /**
+   * The period repriced by plan segment (src/domain/segment-pricing.ts), when plan changes split it
+   * or a cancellation cut it short; otherwise the plan prices `recomputed` as a whole period.
+   */
+  repriced?: { lines: readonly SegmentLine[]; total: string };
   /** Adjustment lines later (non-void) invoices billed for this invoice's period. */
   laterAdjustments: readonly BilledLine[];
   /** Credit notes issued for this invoice's amount so far. */
@@ -216,7 +222,9 @@ export function compareInvoice(c: InvoiceComparison): Discrepancy[] {
     });
   }
 
-  const priced = pricePlan(plan, Object.fromEntries(Object.entries(c.recomputed).filter(([meter]) => charged.has(meter)))).lines;
+  const whole = () => pricePlan(plan, Object.fromEntries(Object.entries(c.recomputed).filter(([meter]) => charged.has(meter)))).lines;
+  // Split or cut-short periods come repriced by segment (c.repriced); a period on one plan is priced here.
+  const priced = c.repriced?.lines ?? whole();
   const repricedLines = invoice.kind === 'interim' ? interimUsageLines(priced) : priced;
   const deduction = interimBilledLine(currency, c.interimBilled);
   const expectedTotal = formatMoney(totalOf([...repricedLines, ...(deduction ? [deduction] : [])]), currency);

@@ -22,7 +22,7 @@ export const isChargeLine = <L extends Pick<InvoiceLine, 'type'>>(
   line: L,
 ): line is L & { type: Exclude<InvoiceLineType, 'discount' | 'tax' | 'credit'> } => !notChargeTypes.includes(line.type);
 
-const plainLine = { model: null, quantity: null, breakdown: [], adjusts: null };
+const plainLine = { model: null, quantity: null, breakdown: [], adjusts: null, segment: null };
 
 /** Discount and tax lines for the charge lines of a draft, and its net, tax and gross. */
 export async function discountAndTaxLines(

@@ -1,11 +1,14 @@
 import type { Queryable } from '../db/transaction';
 import { isNotCredit } from '../domain/credit-drawdown';
 import { lateUsageAdjustments } from '../domain/invoice-adjustments';
-import { pricePlan } from '../domain/pricing/price-plan';
-import type { PriceLine } from '../domain/pricing/schema';
+import { periodContaining } from '../domain/periods';
+import { planAt, planSegments } from '../domain/plan-segments';
 import type { Plan } from '../domain/plan';
+import type { PriceLine } from '../domain/pricing/schema';
+import { priceSegments, type SegmentLine, type SegmentRef } from '../domain/segment-pricing';
 import { getMeter } from '../meters/store';
 import { queryUsage } from '../metering/usage-query';
+import { planTimelineOf } from '../subscriptions/store';
 import { discountAndTaxLines, isChargeLine } from './after-pricing';
 import { adjustableInvoices, adjustmentsFor, type DraftContent, type Invoice } from './store';
 import { getPlan } from '../plans/store';
@@ -22,6 +25,7 @@ export class InvoiceInputError extends Error {
 export interface PeriodToInvoice {
   subscriptionId: string;
   customerId: string;
+  /** The plan the workflow bills on; the invoice takes its plans from the subscription's recorded timeline. */
   planCode: string;
   periodStart: Date;
   periodEnd: Date;
@@ -33,27 +37,96 @@ async function planOf(db: Queryable, code: string): Promise<Plan> {
   return plan;
 }
 
+/** Meters the plans charge or limit, sorted. */
+const metersOf = (plans: readonly Plan[]) =>
+  [...new Set(plans.flatMap((p) => [...p.charges.map((c) => c.meter), ...p.limits.map((l) => l.meter)]))].sort();
+
 /**
- * Exact usage of every meter the plan charges or limits, over [from, to), from the stored events
+ * Exact usage of every meter the plans charge or limit, over [from, to), from the stored events
  * (never the real-time counters). Aggregations with no events (max, latest) count as 0.
  */
-export async function measureUsage(db: Queryable, plan: Plan, customerId: string, from: Date, to: Date): Promise<Record<string, string>> {
+export async function measureUsage(
+  db: Queryable,
+  plans: readonly Plan[],
+  customerId: string,
+  from: Date,
+  to: Date,
+): Promise<Record<string, string>> {
   const usage: Record<string, string> = {};
-  for (const code of [...new Set([...plan.charges.map((c) => c.meter), ...plan.limits.map((l) => l.meter)])].sort()) {
+  for (const code of metersOf(plans)) {
     const meter = await getMeter(db, code);
-    if (!meter) throw new InvoiceInputError(`meter ${code} of plan ${plan.id} does not exist`);
+    if (!meter) throw new InvoiceInputError(`meter ${code} of plan ${plans.map((p) => p.id).join(', ')} does not exist`);
     usage[code] = (await queryUsage(db, { customerId, meter, from, to })).value ?? '0';
   }
   return usage;
 }
 
-/** The plan's price for that usage; meters only limited, not charged, are not priced. */
-function price(plan: Plan, usage: Record<string, string>) {
+/** Usage of the meters the plan charges; meters only limited are not priced. */
+const chargedUsage = (plan: Plan, usage: Record<string, string>) => {
   const charged = new Set(plan.charges.map((c) => c.meter));
-  return pricePlan(plan, Object.fromEntries(Object.entries(usage).filter(([m]) => charged.has(m))));
+  return Object.fromEntries(Object.entries(usage).filter(([m]) => charged.has(m)));
+};
+
+/** Meters whose usage adds up across segments, so tiers can continue from earlier segments. */
+async function cumulativeMeters(db: Queryable, plans: readonly Plan[]): Promise<Set<string>> {
+  const cumulative = new Set<string>();
+  for (const code of metersOf(plans)) {
+    const meter = await getMeter(db, code);
+    if (meter && (meter.aggregation === 'count' || meter.aggregation === 'sum')) cumulative.add(code);
+  }
+  return cumulative;
 }
 
-export const fromPriceLine = (l: PriceLine): DraftContent['lines'][number] => ({
+/**
+ * The billed part [periodStart, periodEnd) of a subscription's period, cut into plan segments at
+ * the changes recorded for it, each segment's usage measured from the stored events and priced
+ * on its plan (src/domain/segment-pricing.ts). Also the period's usage per meter and the plan of its last segment.
+ */
+async function priceBilledPart(
+  db: Queryable,
+  subscriptionId: string,
+  customerId: string,
+  periodStart: Date,
+  periodEnd: Date,
+): Promise<{ lines: SegmentLine[]; usage: Record<string, string>; plan: Plan }> {
+  const found = await planTimelineOf(db, subscriptionId);
+  if (!found) throw new InvoiceInputError(`subscription ${subscriptionId} does not exist`);
+  const from = periodStart.getTime();
+  const to = periodEnd.getTime();
+  // An empty billed part (only in histories from before BILL_UNTIL_CANCELLATION) bills its plan's lines at zero length.
+  const segments =
+    to > from ? planSegments(found.timeline, from, to) : [{ planCode: planAt(found.timeline, from), start: from, end: from }];
+  const plans = new Map<string, Plan>();
+  for (const { planCode } of segments) if (!plans.has(planCode)) plans.set(planCode, await planOf(db, planCode));
+  const first = plans.get(segments[0]!.planCode)!;
+  // Fixed fees are prorated against the whole period, also when a cancellation cuts it short.
+  const full = periodContaining(found.anchor, first.interval, periodStart);
+  const priced = [];
+  let usage: Record<string, string> = {};
+  for (const segment of segments) {
+    const plan = plans.get(segment.planCode)!;
+    usage = await measureUsage(db, [plan], customerId, new Date(segment.start), new Date(segment.end));
+    priced.push({ segment, plan, usage: chargedUsage(plan, usage) });
+  }
+  const { lines } = priceSegments({
+    period: { start: full.start.getTime(), end: full.end.getTime() },
+    segments: priced,
+    cumulative: await cumulativeMeters(db, [...plans.values()]),
+  });
+  // With one segment its usage is the period's; a split period's usage is measured over the whole of it.
+  if (segments.length > 1) usage = await measureUsage(db, [...plans.values()], customerId, periodStart, periodEnd);
+  return { lines, usage, plan: plans.get(segments[segments.length - 1]!.planCode)! };
+}
+
+/** The period's charges over [periodStart, periodEnd), segment by segment (see priceBilledPart). Reads only. */
+export async function priceCharges(
+  db: Queryable,
+  period: PeriodToInvoice,
+): Promise<{ plan: Plan; usage: Record<string, string>; lines: SegmentLine[] }> {
+  return priceBilledPart(db, period.subscriptionId, period.customerId, period.periodStart, period.periodEnd);
+}
+
+export const fromPriceLine = (l: PriceLine & { segment?: SegmentRef | null }): DraftContent['lines'][number] => ({
   type: l.type,
   meter: l.meter,
   model: l.model,
@@ -63,12 +136,12 @@ export const fromPriceLine = (l: PriceLine): DraftContent['lines'][number] => ({
   amount: l.amount,
   breakdown: l.breakdown,
   adjusts: null,
+  segment: l.segment ?? null,
 });
 
 /** Adjustment lines for usage that reached an earlier, finalized invoice's period after it was finalized. */
 async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string | undefined): Promise<DraftContent['lines']> {
-  const plan = await planOf(db, earlier.planCode);
-  const repriced = price(plan, await measureUsage(db, plan, earlier.customerId, earlier.periodStart, earlier.periodEnd));
+  const repriced = await priceBilledPart(db, earlier.subscriptionId, earlier.customerId, earlier.periodStart, earlier.periodEnd);
   // Its charges only: discounts and taxes are not repriced by late usage, credits are a payment.
   const billed = [...earlier.lines.filter((l) => l.type !== 'adjustment'), ...(await adjustmentsFor(db, earlier.id, draftId))].filter(
     isNotCredit,
@@ -89,32 +162,25 @@ async function adjustmentLines(db: Queryable, earlier: Invoice, draftId: string 
     amount: d.amount,
     breakdown: [],
     adjusts: { invoiceId: earlier.id, periodStart: earlier.periodStart, periodEnd: earlier.periodEnd },
+    segment: d.segment,
   }));
 }
 
-/** The period's charges over [periodStart, periodEnd): usage from raw events, priced on the plan. Reads only. */
-export async function priceCharges(
-  db: Queryable,
-  period: PeriodToInvoice,
-): Promise<{ plan: Plan; usage: Record<string, string>; lines: PriceLine[] }> {
-  const plan = await planOf(db, period.planCode);
-  const usage = await measureUsage(db, plan, period.customerId, period.periodStart, period.periodEnd);
-  return { plan, usage, lines: price(plan, usage).lines };
-}
-
 /**
- * Everything a period's invoice says: usage recomputed from raw events, priced with the tariff
- * engine on the subscription's plan, less what the period's interim invoices billed already, then
- * adjustment lines for late usage of up to `lookbackInvoices` earlier finalized invoices of the
- * customer, then discount and tax lines (./after-pricing.ts). Reads only; the caller saves.
+ * Everything a period's invoice says: usage recomputed from raw events, split into segments at
+ * the subscription's plan changes and priced on each segment's plan, less what the period's
+ * interim invoices billed already, then adjustment lines for late usage of up to
+ * `lookbackInvoices` earlier finalized invoices of the customer, then discount and tax lines
+ * (./after-pricing.ts). The invoice names the plan of its last segment. Reads only; the caller saves.
  */
 export async function buildInvoice(
   db: Queryable,
   period: PeriodToInvoice,
   opts: { lookbackInvoices: number; draftId?: string },
 ): Promise<DraftContent> {
-  const { plan, usage, lines: priced } = await priceCharges(db, period);
-  const lines = priced.map(fromPriceLine);
+  const billed = await priceCharges(db, period);
+  const { plan } = billed;
+  const lines = billed.lines.map(fromPriceLine);
   lines.push(
     ...(await interimDeductionLines(db, { customerId: period.customerId, periodStart: period.periodStart, currency: plan.currency })),
   );
@@ -137,7 +203,7 @@ export async function buildInvoice(
     threshold: null,
     periodStart: period.periodStart,
     periodEnd: period.periodEnd,
-    usage,
+    usage: billed.usage,
     total: after.totals.gross,
     lines,
   };

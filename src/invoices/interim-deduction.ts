@@ -14,5 +14,5 @@ export async function interimDeductionLines(
   const billed = await interimInvoicesBilled(db, of.customerId, of.periodStart, of.beforeSequence);
   const line = interimBilledLine(of.currency, billed);
   if (!line) return [];
-  return [{ ...line, model: null, exactAmount: line.amount, breakdown: [], adjusts: null }];
+  return [{ ...line, model: null, exactAmount: line.amount, breakdown: [], adjusts: null, segment: null }];
 }

@@ -3,6 +3,7 @@ import type { CurrencyCode } from '../domain/currencies';
 import { invoiceTotals, type InvoiceTotals } from '../domain/invoice-pipeline';
 import type { BreakdownRow, ChargeModel } from '../domain/pricing/schema';
 import type { BillTo, Seller } from './issuer';
+import type { SegmentRef } from '../domain/segment-pricing';
 
 export const invoiceStatuses = ['draft', 'finalized', 'paid', 'payment_failed', 'void'] as const;
 export type InvoiceStatus = (typeof invoiceStatuses)[number];
@@ -37,6 +38,8 @@ export interface InvoiceLine {
   discount?: { applicationId: string; couponCode: string } | null;
   /** For a tax line: its rate, what it applies to, and whether the other lines already contain it. */
   tax?: { rateId: string; code: string; percentage: string; inclusive: boolean; base: string } | null;
+  /** The plan segment the line bills when plan changes split the period (an adjustment: the segment it corrects). */
+  segment: SegmentRef | null;
 }
 
 export interface Invoice {
@@ -124,13 +127,16 @@ interface LineRow {
   tax_percentage: string | null;
   tax_base: string | null;
   tax_inclusive: boolean | null;
+  segment_plan_code: string | null;
+  segment_start: Date | null;
+  segment_end: Date | null;
 }
 
 /** Line columns of `invoice_lines l`, with the coupon and tax rate a discount or tax line names. */
 const lineColumns = `l.invoice_id, l.position, l.type, l.meter, l.model, l.quantity::text, l.description, l.exact_amount::text, l.amount::text,
   l.breakdown, l.adjusts_invoice_id, l.adjusts_period_start, l.adjusts_period_end,
   l.coupon_application_id, ca.coupon_code, l.tax_rate_id, tr.code as tax_code, tr.percentage::text as tax_percentage,
-  l.tax_base::text, l.tax_inclusive`;
+  l.tax_base::text, l.tax_inclusive, l.segment_plan_code, l.segment_start, l.segment_end`;
 const lineJoins = `left join coupon_applications ca on ca.id = l.coupon_application_id left join tax_rates tr on tr.id = l.tax_rate_id`;
 
 const invoiceColumns = `i.id, i.customer_id, c.external_id, i.subscription_id, i.plan_code, i.currency, i.kind, i.sequence, i.threshold::text,
@@ -152,6 +158,9 @@ const toLine = (r: LineRow): InvoiceLine => ({
   discount: r.coupon_application_id ? { applicationId: r.coupon_application_id, couponCode: r.coupon_code! } : null,
   tax: r.tax_rate_id
     ? { rateId: r.tax_rate_id, code: r.tax_code!, percentage: r.tax_percentage!, inclusive: r.tax_inclusive!, base: r.tax_base! }
+    : null,
+  segment: r.segment_plan_code
+    ? { planCode: r.segment_plan_code, start: r.segment_start!.toISOString(), end: r.segment_end!.toISOString() }
     : null,
 });
 
@@ -360,8 +369,9 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
     await db.query(
       `insert into invoice_lines (invoice_id, position, type, meter, model, quantity, description, exact_amount, amount, breakdown,
                                   adjusts_invoice_id, adjusts_period_start, adjusts_period_end,
-                                  coupon_application_id, tax_rate_id, tax_base, tax_inclusive)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+                                  coupon_application_id, tax_rate_id, tax_base, tax_inclusive,
+                                  segment_plan_code, segment_start, segment_end)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
       [
         saved.id,
         ++position,
@@ -380,6 +390,9 @@ export async function saveDraft(db: Queryable, draft: DraftContent, now: Date): 
         line.tax?.rateId ?? null,
         line.tax?.base ?? null,
         line.tax?.inclusive ?? null,
+        line.segment?.planCode ?? null,
+        line.segment?.start ?? null,
+        line.segment?.end ?? null,
       ],
     );
   }

@@ -151,7 +151,8 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
         `demo: period ${last.period.start} closed; the workflow continued as new into ${state.period.start}`,
       );
       if (state.planCode === LARGE) {
-        await admin('POST', `/v1/subscriptions/${subscriptionId}/change-plan`, { plan: SMALL });
+        // A downgrade waits for the period end by default; the new period has just begun, so now.
+        await admin('POST', `/v1/subscriptions/${subscriptionId}/change-plan`, { plan: SMALL, effective: 'immediately' });
         logger.info(`demo: moved back to ${SMALL} for the new period, so the story repeats`);
       }
     }

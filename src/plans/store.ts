@@ -7,7 +7,8 @@ export type StoredPlan = Plan & { createdAt: Date };
 
 /** The columns holding a plan's terms, for queries that join plans under the alias `p`. */
 export const planTermColumns =
-  'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval, p.settlement';
+  'p.code, p.name, p.currency, p.rounding, p.base_fee, p.minimum_commitment, p.charges, p.limits, p.billing_interval, p.settlement, ' +
+  'p.proration, p.tiers_across_segments';
 const planColumns = `${planTermColumns}, p.created_at`;
 
 export interface PlanTermsRow {
@@ -21,6 +22,8 @@ export interface PlanTermsRow {
   limits: Plan['limits'];
   billing_interval: Plan['interval'];
   settlement: NonNullable<Plan['settlement']> | null;
+  proration: NonNullable<Plan['proration']> | null;
+  tiers_across_segments: NonNullable<Plan['tiers_across_segments']> | null;
 }
 
 type PlanRow = PlanTermsRow & { created_at: Date };
@@ -38,6 +41,8 @@ export function toPlanTerms(r: PlanTermsRow): Plan {
     ...(r.rounding === null ? {} : { rounding: r.rounding }),
     ...(r.base_fee === null ? {} : { base_fee: r.base_fee }),
     ...(r.minimum_commitment === null ? {} : { minimum_commitment: r.minimum_commitment }),
+    ...(r.proration === null ? {} : { proration: r.proration }),
+    ...(r.tiers_across_segments === null ? {} : { tiers_across_segments: r.tiers_across_segments }),
     charges: r.charges,
     limits: r.limits,
     interval: r.billing_interval,
@@ -56,8 +61,9 @@ export type CreatePlanResult = { created: true; plan: StoredPlan } | { created: 
 export async function createPlan(pool: Pool, plan: Plan, actor: AuditActor): Promise<CreatePlanResult> {
   return inTransaction(pool, async (client) => {
     const { rows } = await client.query<PlanRow>(
-      `insert into plans as p (code, name, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval, settlement)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (code) do nothing returning ${planColumns}`,
+      `insert into plans as p (code, name, currency, rounding, base_fee, minimum_commitment, charges, limits, billing_interval, settlement,
+                            proration, tiers_across_segments)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) on conflict (code) do nothing returning ${planColumns}`,
       [
         plan.id,
         plan.name,
@@ -69,6 +75,8 @@ export async function createPlan(pool: Pool, plan: Plan, actor: AuditActor): Pro
         JSON.stringify(plan.limits),
         JSON.stringify(plan.interval),
         plan.settlement ?? null,
+        plan.proration ?? null,
+        plan.tiers_across_segments ?? null,
       ],
     );
     if (!rows[0]) return { created: false, existing: (await getPlan(client, plan.id))! };

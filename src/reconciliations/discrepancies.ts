@@ -4,9 +4,10 @@ import type { CouponToApply } from '../domain/discounts';
 import type { InterimInvoiceBilled } from '../domain/interim-billing';
 import type { BilledLine } from '../domain/invoice-adjustments';
 import { creditsOnInvoice } from '../domain/credit-drawdown';
-import { Decimal, ZERO } from '../domain/money';
-import type { BillingInterval } from '../domain/periods';
+import { Decimal, ZERO, formatMoney } from '../domain/money';
+import { periodContaining, type BillingInterval } from '../domain/periods';
 import type { Plan } from '../domain/plan';
+import { planSegments } from '../domain/plan-segments';
 import {
   compareCharges,
   compareDiscountsAndTaxes,
@@ -15,7 +16,9 @@ import {
   invoicedPeriods,
   type Discrepancy,
   type FindingKind,
+  type InvoiceComparison,
 } from '../domain/reconciliation';
+import { priceSegments } from '../domain/segment-pricing';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
 import { couponsOfInvoices } from '../coupons/store';
 import { isChargeLine } from '../invoices/after-pricing';
@@ -24,6 +27,7 @@ import { inForceAt, taxRatesOfCustomers, type StoredTaxRate } from '../taxes/sto
 import { getPlan } from '../plans/store';
 import { archivedInvoiceIds } from '../retention/store';
 import { creditLedgerDiscrepancies } from './credit-ledger';
+import { planTimelineOf } from '../subscriptions/store';
 
 /*
  * The I/O half of reconciliation: loads a scope's invoices, recomputes their usage from the raw
@@ -79,16 +83,18 @@ async function invoicesInScope(db: Queryable, scope: ScopeToReconcile): Promise<
  * Usage per invoice and meter over each invoice's own [period_start, period_end), in one grouped
  * aggregate over usage_events. Each aggregation as the meter defines it; NUMERIC throughout.
  */
-async function recomputeUsage(db: Queryable, invoiceIds: string[]): Promise<Map<string, Record<string, string>>> {
-  const { rows } = await db.query<{ invoice_id: string; meter: string; quantity: string | null }>(
-    `select i.id as invoice_id, m.code as meter,
-            (case m.aggregation
+/** A meter's quantity over the joined events `e`, by its aggregation (this module's own SQL). */
+const aggregatedQuantity = `(case m.aggregation
                when 'count' then count(*)::numeric
                when 'sum' then sum(e.value)
                when 'max' then max(e.value)
                when 'unique_count' then count(distinct e.properties ->> m.value_property)::numeric
                when 'latest' then (array_agg(e.value order by e.event_time desc, e.event_id desc))[1]
-             end)::text as quantity
+             end)::text`;
+
+async function recomputeUsage(db: Queryable, invoiceIds: string[]): Promise<Map<string, Record<string, string>>> {
+  const { rows } = await db.query<{ invoice_id: string; meter: string; quantity: string | null }>(
+    `select i.id as invoice_id, m.code as meter, ${aggregatedQuantity} as quantity
        from invoices i
        join usage_events e on e.customer_id = i.customer_id and e.event_time >= i.period_start and e.event_time < i.period_end
        join meters m on m.id = e.meter_id
@@ -103,6 +109,67 @@ async function recomputeUsage(db: Queryable, invoiceIds: string[]): Promise<Map<
     usage.set(r.invoice_id, perMeter);
   }
   return usage;
+}
+
+/** The customer's usage per meter over [start, end), for one plan segment. */
+async function recomputeSpan(db: Queryable, customerId: string, start: number, end: number): Promise<Record<string, string>> {
+  const { rows } = await db.query<{ meter: string; quantity: string | null }>(
+    `select m.code as meter, ${aggregatedQuantity} as quantity
+       from usage_events e join meters m on m.id = e.meter_id
+      where e.customer_id = $1 and e.event_time >= $2 and e.event_time < $3
+      group by m.code, m.aggregation, m.value_property`,
+    [customerId, new Date(start), new Date(end)],
+  );
+  return Object.fromEntries(rows.map((r) => [r.meter, r.quantity ?? '0']));
+}
+
+/**
+ * What an invoice billed for its own period: its stored total (which a tampered row would show)
+ * less the adjustment lines it carries for earlier periods, compared on those periods.
+ */
+const ownTotal = (invoice: Invoice) =>
+  formatMoney(
+    invoice.lines.filter((l) => l.type === 'adjustment').reduce((total, l) => total.minus(l.amount), new Decimal(invoice.total)),
+    invoice.currency,
+  );
+
+/**
+ * An invoice split by plan changes, or cut short by a cancellation, repriced the way such a period
+ * is billed (plan segments from the subscription's recorded changes, fixed amounts prorated),
+ * with usage recomputed here; undefined for a whole period on one plan, which the comparison
+ * prices itself.
+ */
+async function repriceSegments(
+  db: Queryable,
+  invoice: Invoice,
+  recomputed: Record<string, string>,
+): Promise<InvoiceComparison['repriced']> {
+  const found = await planTimelineOf(db, invoice.subscriptionId);
+  const [start, end] = [invoice.periodStart.getTime(), invoice.periodEnd.getTime()];
+  const segments = found ? planSegments(found.timeline, start, end) : [];
+  const plans = new Map<string, Plan>();
+  for (const { planCode } of segments) {
+    const plan = plans.get(planCode) ?? (await getPlan(db, planCode));
+    if (plan) plans.set(planCode, plan);
+  }
+  const first = plans.get(segments[0]?.planCode ?? '');
+  if (!found || !first || plans.size !== new Set(segments.map((x) => x.planCode)).size) return undefined;
+  const full = periodContaining(found.anchor, first.interval, invoice.periodStart);
+  if (segments.length === 1 && full.start.getTime() === start && full.end.getTime() === end) return undefined;
+  const { rows } = await db.query<{ code: string }>(`select code from meters where aggregation in ('count', 'sum')`);
+  const priced = [];
+  for (const segment of segments) {
+    const plan = plans.get(segment.planCode)!;
+    const usage = segments.length === 1 ? recomputed : await recomputeSpan(db, invoice.customerId, segment.start, segment.end);
+    const charged = new Set(plan.charges.map((c) => c.meter));
+    priced.push({ segment, plan, usage: Object.fromEntries(Object.entries(usage).filter(([m]) => charged.has(m))) });
+  }
+  const { lines, total } = priceSegments({
+    period: { start: full.start.getTime(), end: full.end.getTime() },
+    segments: priced,
+    cumulative: new Set(rows.map((r) => r.code)),
+  });
+  return { lines, total: formatMoney(total, invoice.currency) };
 }
 
 /** Adjustment lines that later, non-void invoices billed for each invoice's period. */
@@ -222,6 +289,8 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
     taxRatesOfCustomers(deps.db, [...new Set(billed.map((i) => i.customerId))]),
   ]);
   const discountsAndTaxes = billed.map((invoice) => repriceDiscountsAndTaxes(invoice, plans, coupons, taxRates));
+  const segmented = new Map<string, InvoiceComparison['repriced']>();
+  for (const invoice of billed) segmented.set(invoice.id, await repriceSegments(deps.db, invoice, usage.get(invoice.id) ?? {}));
   return billed.flatMap((invoice, i) =>
     invoiceDiscrepancies(invoice, [
       ...compareInvoice({
@@ -230,13 +299,14 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
           kind: invoice.kind,
           period: { start: invoice.periodStart.toISOString(), end: invoice.periodEnd.toISOString() },
           usage: invoice.usage,
-          // What it billed for its charges: discounts and taxes are compared on their own below, and
-          // credits paid part of it (the repriced total is compared with the total before credits).
-          total: new Decimal(invoice.total).minus(discountsAndTaxes[i]!.addedToTotal).plus(creditsOnInvoice(invoice.lines)).toFixed(),
+          // What it billed for its own period's charges: discounts and taxes are compared on their own
+          // below, and credits paid part of it (the repriced total is compared with the total before credits).
+          total: new Decimal(ownTotal(invoice)).minus(discountsAndTaxes[i]!.addedToTotal).plus(creditsOnInvoice(invoice.lines)).toFixed(),
           lines: invoice.lines.filter(isChargeLine).filter((l) => l.type !== 'adjustment'),
         },
         plan: plans.get(invoice.planCode)!,
         recomputed: usage.get(invoice.id) ?? {},
+        ...(segmented.get(invoice.id) ? { repriced: segmented.get(invoice.id)! } : {}),
         laterAdjustments: adjustments.get(invoice.id) ?? [],
         credited: credits.get(invoice.id)?.get('amount_mismatch') ?? '0',
         // Usage of an interim invoice's span stored after it was cut is billed by the period invoice, which prices the whole period.

@@ -9,7 +9,7 @@ import type { Subscription } from './store';
 export interface SubscriptionLifecycle {
   started(subscription: Subscription): Promise<void>;
   canceled(subscription: Subscription): Promise<void>;
-  /** The subscription now carries its new plan; its limits apply at once (no proration: the close prices the whole period on it). */
+  /** The subscription moved to its new plan at once; its limits apply now (the invoice bills each side of the change on its own plan). */
   planChanged(subscription: Subscription): Promise<void>;
   /** The subscription now carries new spend thresholds; the open period is priced against them at once. */
   spendThresholdsChanged(subscription: Subscription): Promise<void>;

@@ -1,15 +1,19 @@
 import type { Clock } from '../clock';
 import type { CustomerService } from '../customers/service';
+import type { AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { isRepresentableInstant } from '../domain/edge-schemas';
-import { periodAt } from '../domain/periods';
+import { changeDirection, type ChangeDirection } from '../domain/plan-change-direction';
+import { periodAt, periodContaining } from '../domain/periods';
 import { Decimal } from '../domain/money';
 import type { SpendThresholds } from '../domain/spend-thresholds';
+import { measureUsage } from '../invoices/builder';
 import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, seesCustomerId, type Actor } from '../keys/principal';
 import { getPlan } from '../plans/store';
 import type { SubscriptionLifecycle } from './lifecycle';
 import {
+  applyDueChanges,
   cancelSubscription,
   changePlan,
   createSubscription,
@@ -63,7 +67,17 @@ export interface SubscribeInput {
 /** A subscription after a change, and whether the request changed it or repeated a change that is already saved. */
 export type Subscribed = { created: boolean; subscription: Subscription };
 export type Canceled = { canceled: boolean; subscription: Subscription };
-export type PlanChanged = { changed: boolean; subscription: Subscription };
+export type PlanChanged = {
+  changed: boolean;
+  subscription: Subscription;
+  direction: ChangeDirection;
+  /** When the change takes effect: now, or the end of the period (then it is the subscription's pending change). */
+  effectiveAt: Date;
+};
+
+/** When a plan change takes effect; by default an upgrade at once and a downgrade at the period end. */
+export const changeEffects = ['immediately', 'period_end'] as const;
+export type ChangeEffect = (typeof changeEffects)[number];
 export type SpendThresholdsChanged = { changed: boolean; subscription: Subscription };
 
 export interface SubscriptionServiceDeps {
@@ -166,20 +180,59 @@ export class SubscriptionService {
     return this.afterCommit('canceled', result);
   }
 
-  /** Moves the subscription to another plan at once (no proration); a retry finds it already there. */
+  /**
+   * Moves the subscription to another plan: at once, or at the end of the current period. Without
+   * `effective`, an upgrade takes effect at once and a downgrade at the period end (see
+   * src/domain/plan-change-direction.ts). The billed period is split at the change (each part on
+   * its own plan, fixed fees prorated); a scheduled change is applied by the billing workflow when
+   * it enters the next period. A retry finds the change already made or scheduled.
+   */
   async changePlan(
     actor: Actor,
     id: string,
     planCode: string,
+    effective?: ChangeEffect,
   ): Promise<
-    Ok<PlanChanged> | Refusal<'unknown_subscription' | 'subscription_canceled' | 'unknown_plan' | 'currency_mismatch'> | LifecycleStepFailed
+    | Ok<PlanChanged>
+    | Refusal<'unknown_subscription' | 'subscription_canceled' | 'unknown_plan' | 'currency_mismatch' | 'interval_mismatch'>
+    | LifecycleStepFailed
   > {
     const visible = await this.get(actor, id);
     if (!visible.ok) return visible;
-    const result = await changePlan(this.deps.pool, id, planCode, auditActorOf(actor), this.deps.clock.now());
+    const current = visible.value;
+    if (current.status !== 'active') return refusedChange('subscription_canceled', id, planCode);
+    const target = await getPlan(this.deps.pool, planCode);
+    if (!target) return refusedChange('unknown_plan', id, planCode);
+    // Periods are derived from the anchor and the interval: a plan with another interval would move the period boundaries.
+    if (JSON.stringify(target.interval) !== JSON.stringify(current.plan.interval)) {
+      return refuse(
+        'invalid',
+        'interval_mismatch',
+        `Plan "${planCode}" bills on another interval than subscription ${id}; subscribe the customer again to change it.`,
+      );
+    }
+    const now = this.deps.clock.now();
+    const period = periodContaining(current.anchor, current.plan.interval, Math.max(now.getTime(), current.anchor.getTime()));
+    const soFar = new Date(Math.max(now.getTime(), period.start.getTime()));
+    const usage = await measureUsage(this.deps.pool, [current.plan, target], current.customer.id, period.start, soFar);
+    const direction = changeDirection(current.plan, target, usage);
+    const atPeriodEnd = (effective ?? (direction === 'downgrade' ? 'period_end' : 'immediately')) === 'period_end';
+    const timing = atPeriodEnd ? { scheduled: true, at: period.end } : { scheduled: false, at: now };
+    const result = await changePlan(this.deps.pool, id, planCode, auditActorOf(actor), timing);
     if (result.outcome === 'refused') return refusedChange(result.reason, id, planCode);
-    // Also when unchanged: a retry after a failed step converges.
-    return this.afterCommit('planChanged', { changed: result.outcome === 'changed', subscription: result.subscription });
+    const value = { changed: result.outcome === 'changed', subscription: result.subscription, direction, effectiveAt: timing.at };
+    // A scheduled change reaches the workflow at the boundary; an immediate one now (also when
+    // unchanged: a retry after a failed step converges).
+    return atPeriodEnd ? ok(value) : this.afterCommit('planChanged', value);
+  }
+
+  /**
+   * Puts the subscription's scheduled change into force when `at` (the start of the period its
+   * workflow enters) has reached it; the subscription as it then is. For the billing workflow.
+   */
+  async enterPeriod(actor: AuditActor, id: string, at: Date): Promise<Result<Subscription, 'unknown_subscription'>> {
+    const subscription = await applyDueChanges(this.deps.pool, id, at, this.deps.clock.now(), actor);
+    return subscription ? ok(subscription) : unknownSubscription(id);
   }
 
   /** Replaces the spend thresholds (progressive billing); the open period is priced against them at once. A retry finds them set. */

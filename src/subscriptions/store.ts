@@ -2,6 +2,7 @@ import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import type { Plan } from '../domain/plan';
 import type { SpendThresholds } from '../domain/spend-thresholds';
+import type { PlanTimeline } from '../domain/plan-segments';
 import { inTransaction, type Queryable } from '../db/transaction';
 import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from '../plans/store';
 
@@ -23,6 +24,8 @@ export interface Subscription {
   createdAt: Date;
   /** Progressive billing: interim invoices when the open period's priced usage reaches these. */
   spendThresholds: SpendThresholds;
+  /** A plan change scheduled for later (a downgrade at the period end), not yet in force. */
+  pendingChange: { toPlan: string; effectiveAt: Date } | null;
 }
 
 export interface SubscriptionChange {
@@ -45,12 +48,16 @@ type SubscriptionRow = PlanTermsRow & {
   created_at: Date;
   spend_threshold_amounts: string[];
   spend_threshold_every: string | null;
+  pending_plan: string | null;
+  pending_effective_at: Date | null;
 };
 
 const selectSubscriptions = `select ${planTermColumns},
     s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.created_at,
-    s.spend_threshold_amounts::text[], s.spend_threshold_every::text
-  from subscriptions s join customers c on c.id = s.customer_id join plans p on p.code = s.plan_code`;
+    s.spend_threshold_amounts::text[], s.spend_threshold_every::text,
+    pc.to_plan as pending_plan, pc.effective_at as pending_effective_at
+  from subscriptions s join customers c on c.id = s.customer_id join plans p on p.code = s.plan_code
+  left join subscription_changes pc on pc.subscription_id = s.id and pc.applied_at is null`;
 
 function toSubscription(r: SubscriptionRow): Subscription {
   return {
@@ -63,6 +70,7 @@ function toSubscription(r: SubscriptionRow): Subscription {
     canceledAt: r.canceled_at,
     createdAt: r.created_at,
     spendThresholds: { amounts: r.spend_threshold_amounts, every: r.spend_threshold_every },
+    pendingChange: r.pending_plan === null ? null : { toPlan: r.pending_plan, effectiveAt: r.pending_effective_at! },
   };
 }
 
@@ -91,6 +99,30 @@ export async function planInEffect(db: Queryable, subscriptionId: string, at: Da
     [subscriptionId, at],
   );
   return rows[0]?.plan_code;
+}
+
+/**
+ * The subscription's anchor and plan timeline: the plan it started on and every change, scheduled
+ * ones included, in the order they take effect. What invoices split periods by.
+ */
+export async function planTimelineOf(db: Queryable, subscriptionId: string): Promise<{ anchor: Date; timeline: PlanTimeline } | undefined> {
+  const { rows: subscriptions } = await db.query<{ anchor: Date; plan_code: string }>(
+    'select anchor, plan_code from subscriptions where id = $1',
+    [subscriptionId],
+  );
+  const subscription = subscriptions[0];
+  if (!subscription) return undefined;
+  const { rows: changes } = await db.query<{ from_plan: string; to_plan: string; effective_at: Date }>(
+    'select from_plan, to_plan, effective_at from subscription_changes where subscription_id = $1 order by effective_at, id',
+    [subscriptionId],
+  );
+  return {
+    anchor: subscription.anchor,
+    timeline: {
+      initialPlan: changes[0]?.from_plan ?? subscription.plan_code,
+      changes: changes.map((c) => ({ at: c.effective_at.getTime(), toPlan: c.to_plan })),
+    },
+  };
 }
 
 export interface NewSubscription {
@@ -154,6 +186,8 @@ export async function cancelSubscription(pool: Pool, id: string, at: Date, actor
       `update subscriptions set status = 'canceled', cancel_at = $2, canceled_at = $2 where id = $1 and status = 'active'`,
       [id, at],
     );
+    // A change scheduled after the end of billing never takes effect.
+    if (rowCount !== 0) await client.query('delete from subscription_changes where subscription_id = $1 and applied_at is null', [id]);
     const subscription = await getSubscription(client, id);
     if (!subscription) return undefined;
     if (rowCount === 0) return { canceled: false, subscription };
@@ -170,23 +204,28 @@ export async function cancelSubscription(pool: Pool, id: string, at: Date, actor
 
 export type ChangePlanResult =
   | { outcome: 'changed'; subscription: Subscription; change: SubscriptionChange }
-  /** Already on the plan: a retry of a change that committed. */
+  /** Already on the plan, or already scheduled for it: a retry of a change that committed. */
   | { outcome: 'unchanged'; subscription: Subscription }
   | { outcome: 'refused'; reason: 'subscription_not_found' | 'subscription_canceled' | 'unknown_plan' | 'currency_mismatch' };
 
+/** When a requested change takes effect: now (the plan moves at once) or at a later instant (scheduled). */
+export type ChangeTiming = { scheduled: false; at: Date } | { scheduled: true; at: Date };
+
 /**
- * Moves an active subscription to another plan: updates its current plan, appends the change to
- * its history and writes a `subscription.plan_changed` audit entry, all in one transaction with
- * the subscription row locked, so concurrent changes apply one after the other. Refusals are
- * results, not exceptions: retrying cannot turn them into success. A plan in another currency is
- * refused because one subscription's invoices share one currency.
+ * Moves an active subscription to another plan, or schedules the move, all in one transaction with
+ * the subscription row locked, so concurrent changes apply one after the other: appends the change
+ * to its history (applied now, or pending until `applyDueChanges`), moves its current plan when
+ * the change is immediate, and writes a `subscription.plan_changed` audit entry. A new request
+ * replaces a pending change (its row is deleted: it never took effect); asking for the current
+ * plan while a change is pending drops that change. Refusals are results, not exceptions. A plan
+ * in another currency is refused because one subscription's invoices share one currency.
  */
 export async function changePlan(
   pool: Pool,
   subscriptionId: string,
   toPlan: string,
   actor: AuditActor,
-  effectiveAt: Date,
+  timing: ChangeTiming,
 ): Promise<ChangePlanResult> {
   return inTransaction(pool, async (client) => {
     const locked = await client.query<{ status: SubscriptionStatus }>('select status from subscriptions where id = $1 for update', [
@@ -195,24 +234,45 @@ export async function changePlan(
     if (!locked.rows[0]) return { outcome: 'refused', reason: 'subscription_not_found' };
     if (locked.rows[0].status !== 'active') return { outcome: 'refused', reason: 'subscription_canceled' };
     const current = (await getSubscription(client, subscriptionId))!;
-    if (current.plan.id === toPlan) return { outcome: 'unchanged', subscription: current };
+    const pending = current.pendingChange;
+    const sameAsPending = pending?.toPlan === toPlan && (!timing.scheduled || pending.effectiveAt.getTime() === timing.at.getTime());
+    if ((current.plan.id === toPlan && !pending) || sameAsPending) return { outcome: 'unchanged', subscription: current };
     const target = await getPlan(client, toPlan);
     if (!target) return { outcome: 'refused', reason: 'unknown_plan' };
     if (target.currency !== current.plan.currency) return { outcome: 'refused', reason: 'currency_mismatch' };
 
-    await client.query('update subscriptions set plan_code = $2 where id = $1', [subscriptionId, toPlan]);
+    if (pending) {
+      await client.query('delete from subscription_changes where subscription_id = $1 and applied_at is null', [subscriptionId]);
+      await recordAudit(client, {
+        actor,
+        action: 'subscription.plan_change_dropped',
+        subjectType: 'subscription',
+        subjectId: subscriptionId,
+        details: { to_plan: pending.toPlan, effective_at: pending.effectiveAt.toISOString(), replaced_by: toPlan },
+      });
+      if (current.plan.id === toPlan) return { outcome: 'unchanged', subscription: (await getSubscription(client, subscriptionId))! };
+    }
+    if (!timing.scheduled) await client.query('update subscriptions set plan_code = $2 where id = $1', [subscriptionId, toPlan]);
     const { rows } = await client.query<{ id: string }>(
-      'insert into subscription_changes (subscription_id, from_plan, to_plan, effective_at, actor) values ($1, $2, $3, $4, $5) returning id',
-      [subscriptionId, current.plan.id, toPlan, effectiveAt, actor],
+      `insert into subscription_changes (subscription_id, from_plan, to_plan, effective_at, actor, applied_at)
+       values ($1, $2, $3, $4, $5, $6) returning id`,
+      [subscriptionId, current.plan.id, toPlan, timing.at, actor, timing.scheduled ? null : timing.at],
     );
     await recordAudit(client, {
       actor,
-      action: 'subscription.plan_changed',
+      action: timing.scheduled ? 'subscription.plan_change_scheduled' : 'subscription.plan_changed',
       subjectType: 'subscription',
       subjectId: subscriptionId,
-      details: { from_plan: current.plan.id, to_plan: toPlan, effective_at: effectiveAt.toISOString() },
+      details: { from_plan: current.plan.id, to_plan: toPlan, effective_at: timing.at.toISOString() },
     });
-    const change: SubscriptionChange = { id: rows[0]!.id, subscriptionId, fromPlan: current.plan.id, toPlan, effectiveAt, actor };
+    const change: SubscriptionChange = {
+      id: rows[0]!.id,
+      subscriptionId,
+      fromPlan: current.plan.id,
+      toPlan,
+      effectiveAt: timing.at,
+      actor,
+    };
     return { outcome: 'changed', subscription: (await getSubscription(client, subscriptionId))!, change };
   });
 }
@@ -259,5 +319,39 @@ export async function setSpendThresholds(
       after: { spend_thresholds: after.spendThresholds },
     });
     return { outcome: 'changed', subscription: after };
+  });
+}
+
+/**
+ * Puts a scheduled change whose instant has come (`at`: the start of the period being entered)
+ * into force: the subscription's current plan becomes its target. Idempotent: once applied there
+ * is nothing pending. Returns the subscription as it then is; undefined when absent.
+ */
+export async function applyDueChanges(
+  pool: Pool,
+  subscriptionId: string,
+  at: Date,
+  now: Date,
+  actor: AuditActor,
+): Promise<Subscription | undefined> {
+  return inTransaction(pool, async (client) => {
+    await client.query('select 1 from subscriptions where id = $1 for update', [subscriptionId]);
+    const { rows } = await client.query<{ id: string; from_plan: string; to_plan: string; effective_at: Date }>(
+      `update subscription_changes set applied_at = $3 where subscription_id = $1 and applied_at is null and effective_at <= $2
+       returning id, from_plan, to_plan, effective_at`,
+      [subscriptionId, at, now],
+    );
+    const due = rows[0];
+    if (due) {
+      await client.query(`update subscriptions set plan_code = $2 where id = $1 and status = 'active'`, [subscriptionId, due.to_plan]);
+      await recordAudit(client, {
+        actor,
+        action: 'subscription.plan_changed',
+        subjectType: 'subscription',
+        subjectId: subscriptionId,
+        details: { from_plan: due.from_plan, to_plan: due.to_plan, effective_at: due.effective_at.toISOString(), scheduled: true },
+      });
+    }
+    return getSubscription(client, subscriptionId);
   });
 }

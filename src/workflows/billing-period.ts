@@ -102,9 +102,14 @@ export interface BillingPeriodActivities {
     sequence: number;
     threshold: string;
   }): Promise<{ invoiceId: string }>;
+  /**
+   * Puts a plan change scheduled for `periodStart` (a downgrade at the period end) into force;
+   * the plan and limits in effect for the period that starts there.
+   */
+  enterPeriod(input: { subscriptionId: string; periodStart: string }): Promise<{ planCode: string; limits: MeterLimit[] }>;
 }
 
-const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, draftInterimInvoice, finalizeInvoice } =
+const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, draftInterimInvoice, finalizeInvoice, enterPeriod } =
   proxyActivities<BillingPeriodActivities>({
     startToCloseTimeout: '1 minute',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
@@ -235,6 +240,13 @@ const PERIOD_FROM_RUN_START = 'period-from-run-start';
  * a run has thresholds, so runs without them record nothing new.
  */
 const PROGRESSIVE_BILLING = 'progressive-billing';
+
+/**
+ * Histories recorded before this patch continued into the next period on the same plan. Runs that
+ * have it learn from Postgres (enterPeriod) the plan in effect for the next
+ * period, so a change scheduled for the period end (a downgrade) takes effect at the boundary.
+ */
+const SCHEDULED_PLAN_CHANGES = 'scheduled-plan-changes';
 
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
@@ -710,6 +722,10 @@ class BillingPeriodRun {
     if (this.successor) await this.handOver(this.successor, nextRun.producers);
     if (this.canceled) return;
 
+    if (patched(SCHEDULED_PLAN_CHANGES)) {
+      const { planCode, limits } = await enterPeriod({ subscriptionId: this.terms.subscriptionId, periodStart: nextRun.periodStart });
+      this.terms = { ...this.terms, planCode, limits };
+    }
     await continueAsNew<typeof billingPeriodWorkflow>({ ...this.input, terms: this.terms, carried: nextRun });
   }
 

@@ -305,6 +305,7 @@ describe('subscriptions', () => {
         canceled_at: null,
         created_at: undefined,
         spend_thresholds: { amounts: [], every: null },
+        pending_change: null,
       },
     );
     acmeSubscription = res.body.id;
@@ -461,7 +462,7 @@ describe('subscriptions', () => {
     );
     const id = rows[0]!.id;
     const effectiveAt = new Date('2026-03-15T12:01:00Z');
-    const result = await changePlan(db.pool, id, 'capped', 'system', effectiveAt);
+    const result = await changePlan(db.pool, id, 'capped', 'system', { scheduled: false, at: effectiveAt });
     assert.equal(result.outcome, 'changed');
     assert.ok(result.outcome === 'changed');
     assert.equal(result.subscription.plan.id, 'capped');
@@ -474,11 +475,17 @@ describe('subscriptions', () => {
     assert.deepEqual(await xmin('subscriptions where id = $1', [id]), [written]);
     assert.deepEqual(await xmin(`audit_log where action = 'subscription.plan_changed' and subject_id = $1`, [id]), [written]);
 
-    assert.equal((await changePlan(db.pool, id, 'capped', 'system', effectiveAt)).outcome, 'unchanged');
+    assert.equal((await changePlan(db.pool, id, 'capped', 'system', { scheduled: false, at: effectiveAt })).outcome, 'unchanged');
     assert.equal(await count('subscription_changes where subscription_id = $1', [id]), 1);
-    assert.deepEqual(await changePlan(db.pool, id, 'demo-eur', 'system', effectiveAt), { outcome: 'refused', reason: 'currency_mismatch' });
-    assert.deepEqual(await changePlan(db.pool, id, 'nope', 'system', effectiveAt), { outcome: 'refused', reason: 'unknown_plan' });
-    assert.deepEqual(await changePlan(db.pool, acmeSubscription, 'demo-5m', 'system', effectiveAt), {
+    assert.deepEqual(await changePlan(db.pool, id, 'demo-eur', 'system', { scheduled: false, at: effectiveAt }), {
+      outcome: 'refused',
+      reason: 'currency_mismatch',
+    });
+    assert.deepEqual(await changePlan(db.pool, id, 'nope', 'system', { scheduled: false, at: effectiveAt }), {
+      outcome: 'refused',
+      reason: 'unknown_plan',
+    });
+    assert.deepEqual(await changePlan(db.pool, acmeSubscription, 'demo-5m', 'system', { scheduled: false, at: effectiveAt }), {
       outcome: 'refused',
       reason: 'subscription_canceled',
     });
@@ -561,6 +568,50 @@ describe('subscriptions', () => {
     const off = await call('PUT', `/v1/subscriptions/${id}/spend-thresholds`, {});
     assert.deepEqual(off.body.spend_thresholds, { amounts: [], every: null });
     assert.equal(await count(audited, [id]), 2);
+  });
+
+  test('change-plan: a downgrade waits for the period end (pending_change), an upgrade or `effective: immediately` does not', async () => {
+    const { rows } = await db.pool.query<{ id: string }>(
+      `select s.id from subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'initech'`,
+    );
+    const id = rows[0]!.id;
+    assert.equal((await call('POST', '/v1/plans', { ...fiveMinutes, id: 'demo-5m-plus', base_fee: '1.00' })).status, 201);
+    const before = lifecycle.calls.length;
+
+    const upgraded = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m-plus' });
+    assert.equal(upgraded.status, 200);
+    assert.equal(upgraded.body.plan, 'demo-5m-plus');
+    assert.equal(upgraded.body.pending_change, null);
+    assert.equal(lifecycle.calls.length, before + 1);
+
+    // Back to a plan without base fee: a downgrade, scheduled for the end of the current period; the workflow is not told now.
+    const downgraded = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m' });
+    assert.equal(downgraded.status, 200);
+    assert.equal(downgraded.body.plan, 'demo-5m-plus');
+    assert.deepEqual(downgraded.body.pending_change, { plan: 'demo-5m', effective_at: downgraded.body.current_period.end });
+    assert.equal(lifecycle.calls.length, before + 1);
+    const pending = `subscription_changes where subscription_id = $1 and applied_at is null`;
+    assert.equal(await count(pending, [id]), 1);
+    assert.equal((await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m' })).status, 200);
+    assert.equal(await count(pending, [id]), 1);
+
+    // Asked at once, it replaces the pending change.
+    const now = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'capped', effective: 'immediately' });
+    assert.equal(now.status, 200);
+    assert.equal(now.body.plan, 'capped');
+    assert.equal(now.body.pending_change, null);
+    assert.equal(await count(pending, [id]), 0);
+    assert.equal(await count(`audit_log where action = 'subscription.plan_change_dropped' and subject_id = $1`, [id]), 1);
+
+    const refused = [
+      [await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'pro-2026' }), 422, 'interval_mismatch'],
+      [await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m', effective: 'tomorrow' }), 400, undefined],
+    ] as const;
+    for (const [res, status, reason] of refused) {
+      assert.equal(res.status, status, JSON.stringify(res.body));
+      if (reason) assert.equal(res.body.reason, reason);
+    }
+    assert.equal((await call('GET', `/v1/subscriptions/${id}`)).body.plan, 'capped');
   });
 
   test('the routes and schemas are in the OpenAPI document', () => {

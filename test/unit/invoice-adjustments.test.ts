@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { lateUsageAdjustments, type BilledLine } from '../../src/domain/invoice-adjustments';
 import { pricePlan } from '../../src/domain/pricing/price-plan';
 import type { PricePlan } from '../../src/domain/pricing/schema';
+import { priceSegments } from '../../src/domain/segment-pricing';
 
 const period = { start: '2026-01-01T00:00:00.000Z', end: '2026-02-01T00:00:00.000Z' };
 const plan: PricePlan = {
@@ -39,6 +40,7 @@ describe('late usage adjustments', () => {
         quantity: '3',
         amount: '0.34',
         description: `Late usage for ${period.start} – ${period.end} (api_calls: 3 units)`,
+        segment: null,
       },
     ]);
   });
@@ -72,5 +74,30 @@ describe('late usage adjustments', () => {
         [null, null, '-9.00'],
       ],
     );
+  });
+
+  test('in a period split by a plan change, late usage adjusts the line of its own segment, with the segment named', () => {
+    const cut = Date.parse('2026-01-16T00:00:00.000Z');
+    const [start, end] = [Date.parse(period.start), Date.parse(period.end)];
+    const pro = { ...plan, id: 'pro' };
+    const lite = { ...plan, id: 'lite', base_fee: '4.00' };
+    const priced = (before: string, after: string) =>
+      priceSegments({
+        period: { start, end },
+        segments: [
+          { segment: { planCode: 'lite', start, end: cut }, plan: lite, usage: { api_calls: before, storage: '30' } },
+          { segment: { planCode: 'pro', start: cut, end }, plan: pro, usage: { api_calls: after, storage: '30' } },
+        ],
+        cumulative: new Set(['api_calls', 'storage']),
+      }).lines;
+    // Late calls fall after the upgrade: only the pro segment's line moves, though both segments bill api_calls.
+    const drafts = lateUsageAdjustments({ currency: 'USD', period, billed: priced('4', '8'), repriced: priced('4', '11') });
+    const segment = { planCode: 'pro', start: new Date(cut).toISOString(), end: period.end };
+    // The shared ladder: pro continues at call 5. 8 calls there = 5 × 0.333 + 3 × 0.111; 11 = 5 × 0.333 + 6 × 0.111; +0.333.
+    assert.deepEqual(
+      drafts.map((d) => [d.meter, d.quantity, d.amount, d.segment]),
+      [['api_calls', '3', '0.33', segment]],
+    );
+    assert.match(drafts[0]!.description, /segment on plan pro 2026-01-16T00:00:00.000Z – 2026-02-01T00:00:00.000Z/);
   });
 });

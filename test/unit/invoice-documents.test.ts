@@ -59,7 +59,7 @@ const issued: Invoice = {
       type: 'base_fee',
       description: 'Basic plan, 1–15 March',
       amount: '100.00',
-      segment: { planCode: 'basic', start: new Date('2026-03-01T00:00:00Z'), end: new Date('2026-03-16T00:00:00Z') },
+      segment: { planCode: 'basic', start: '2026-03-01T00:00:00.000Z', end: '2026-03-16T00:00:00.000Z' },
     }),
     line(2, {
       description: 'API calls',

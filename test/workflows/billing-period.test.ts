@@ -31,6 +31,11 @@ let bundle: WorkflowBundleWithSourceMap;
 type ActivityName = keyof BillingPeriodActivities | keyof InvoiceCollectionActivities;
 const calls: Array<{ name: ActivityName; input: Record<string, unknown> }> = [];
 const stored: Array<{ meter: string; at: number; quantity: string }> = [];
+/** The plan Postgres has in force per subscription, as enterPeriod answers it (applying scheduled changes). */
+const inForce = new Map<
+  string,
+  { planCode: string; limits: MeterLimit[]; scheduled?: { at: number; planCode: string; limits: MeterLimit[] } }
+>();
 const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
   setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
@@ -66,6 +71,10 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
     return { notificationId: 'n-1' };
   },
   deliverNotification: async (input) => void calls.push({ name: 'deliverNotification', input }),
+  enterPeriod: async (input) => {
+    calls.push({ name: 'enterPeriod', input });
+    return inForce.get(input.subscriptionId)!;
+  },
 };
 const of = (name: ActivityName) => calls.filter((c) => c.name === name).map((c) => c.input);
 
@@ -78,6 +87,7 @@ after(async () => {
 beforeEach(() => {
   calls.length = 0;
   stored.length = 0;
+  inForce.clear();
 });
 
 const limits: MeterLimit[] = [
@@ -113,6 +123,7 @@ describe('billing-period workflow', () => {
       anchor,
       interval: { kind: 'calendar_month' },
     };
+    inForce.set('sub-1', { planCode: 'starter', limits });
     await withWorker(taskQueue, async () => {
       const handle = await env.client.workflow.start(billingPeriodWorkflow, {
         taskQueue,
@@ -184,6 +195,7 @@ describe('billing-period workflow', () => {
         [true],
       );
 
+      inForce.set('sub-1', { planCode: 'growth', limits: [{ ...limits[0]!, hard_limit: '100000' }] });
       const upgraded = await handle.executeUpdate(changePlan, {
         args: [{ planCode: 'growth', limits: [{ ...limits[0]!, hard_limit: '100000' }] }],
       });
@@ -237,6 +249,8 @@ describe('billing-period workflow', () => {
         until: (s) => s.period.start !== period.start.toISOString(),
       });
       assert.equal(state.period.start, period.end.toISOString());
+      assert.equal(state.planCode, 'growth');
+      assert.deepEqual(of('enterPeriod'), [{ subscriptionId: 'sub-1', periodStart: period.end.toISOString() }]);
       assert.equal(state.meters.api_calls!.usage, '7');
       assert.deepEqual(state.meters.api_calls!.notified, []);
       await signal(5, '1000', await minuteNow()); // a sequence already seen before continue-as-new: still ignored
@@ -257,6 +271,8 @@ describe('billing-period workflow', () => {
       }
       assert.equal(replays.length, 1);
       assert.equal(replays[0]!.error, undefined, String(replays[0]!.error));
+      // Without a worker its next timer would hold the shared time-skipping clock for the tests that follow.
+      await handle.terminate('done');
     });
   });
 

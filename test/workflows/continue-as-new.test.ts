@@ -33,6 +33,7 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   finalizeInvoice: async () => assert.fail('no period closes in this test'),
   priceOpenPeriod: async () => assert.fail('no spend thresholds in this test'),
   draftInterimInvoice: async () => assert.fail('no spend thresholds in this test'),
+  enterPeriod: async () => assert.fail('no period closes in this test'),
   chargeInvoice: async () => assert.fail('no period closes in this test'),
   autoTopUpCredits: async () => assert.fail('no period closes in this test'),
   markPaymentFailed: async () => assert.fail('no period closes in this test'),

@@ -33,7 +33,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   chargeInvoice: async () => assert.fail('a zero invoice is not charged'),
   markPaymentFailed: async () => assert.fail('a zero invoice is not charged'),
   deliverNotification: async () => undefined,
-  autoTopUpCredits: async () => assert.fail('a zero invoice is not collected'),
+  autoTopUpCredits: async () => ({ outcome: 'not_needed', balance: '0' }),
+  enterPeriod: async () => ({ planCode: 'p', limits: [] }),
 };
 
 before(async () => {

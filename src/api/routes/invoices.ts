@@ -42,6 +42,14 @@ const InvoiceLineSchema = z
       })
       .nullable()
       .meta({ description: 'For a tax line: its rate' }),
+    segment: z
+      .object({ plan: z.string(), start: z.string(), end: z.string() })
+      .nullable()
+      .meta({
+        description:
+          'When plan changes split the period: the plan and half-open [start, end) of the segment this line bills (an adjustment: ' +
+          'the segment it corrects). Null on a period billed on one plan.',
+      }),
   })
   .meta({ id: 'InvoiceLine' });
 
@@ -245,6 +253,7 @@ const lineToJson = (l: InvoiceLine): z.infer<typeof InvoiceLineSchema> => ({
   tax: l.tax
     ? { rate_id: l.tax.rateId, code: l.tax.code, percentage: l.tax.percentage, inclusive: l.tax.inclusive, base: l.tax.base }
     : null,
+  segment: l.segment && { plan: l.segment.planCode, start: l.segment.start, end: l.segment.end },
 });
 
 export const invoiceToJson = (i: Invoice): z.infer<typeof InvoiceSchema> => ({

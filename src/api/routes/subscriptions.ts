@@ -6,7 +6,7 @@ import { periodContaining, type Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
 import { SpendThresholdsSchema } from '../../domain/spend-thresholds';
 import type { Result } from '../../domain/result';
-import { isLifecycleStepFailed, type SubscriptionExists, type SubscriptionService } from '../../subscriptions/service';
+import { changeEffects, isLifecycleStepFailed, type SubscriptionExists, type SubscriptionService } from '../../subscriptions/service';
 import { subscriptionStatuses, type Subscription } from '../../subscriptions/store';
 import { accessOf, authorize, type Access } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
@@ -44,11 +44,25 @@ const SubscriptionSchema = z
     spend_thresholds: z
       .object({ amounts: z.array(z.string()), every: z.string().nullable() })
       .meta({ description: 'Progressive billing: interim invoices when the open period’s priced usage reaches these.' }),
+    pending_change: z
+      .object({ plan: z.string(), effective_at: z.string() })
+      .nullable()
+      .meta({ description: 'A plan change scheduled for the end of the period (a downgrade by default), not yet in force' }),
   })
   .meta({ id: 'Subscription' });
 
 const ChangePlanInputSchema = z
-  .strictObject({ plan: PlanCodeSchema.meta({ description: 'Code of the plan to move to' }) })
+  .strictObject({
+    plan: PlanCodeSchema.meta({ description: 'Code of the plan to move to' }),
+    effective: z
+      .enum(changeEffects)
+      .optional()
+      .meta({
+        description:
+          'When the change takes effect. Default: an upgrade `immediately`, a downgrade at `period_end`. An upgrade has the ' +
+          'higher base fee or, with equal base fees, prices the usage of the period so far higher.',
+      }),
+  })
   .meta({ id: 'ChangePlanInput' });
 
 const IdParams = z.object({ id: z.uuid() });
@@ -112,10 +126,12 @@ registry.registerPath({
 registry.registerPath({
   method: 'post',
   path: '/v1/subscriptions/{id}/change-plan',
-  summary: 'Move a subscription to another plan (upgrade or downgrade), effective at once',
+  summary: 'Move a subscription to another plan: an upgrade at once, a downgrade at the period end',
   description:
-    'Requires `billing:admin`. The new limits apply immediately: a meter blocked at its hard limit is unblocked when the new ' +
-    'limit allows its usage. The period is invoiced on the plan it has at its close (no proration). Repeating the request is safe. ' +
+    'Requires `billing:admin`. An immediate change applies the new limits at once (a meter blocked at its hard limit is ' +
+    'unblocked when the new limit allows its usage) and splits the period: each segment is invoiced on its own plan, fixed ' +
+    'fees prorated as each plan says. A change at `period_end` is shown as `pending_change` until the next period starts. ' +
+    'Repeating the request is safe; a new request replaces a pending change. Plans must share currency and billing interval. ' +
     restricted,
   tags,
   security,
@@ -165,6 +181,7 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
     canceled_at: s.canceledAt?.toISOString() ?? null,
     created_at: s.createdAt.toISOString(),
     spend_thresholds: s.spendThresholds,
+    pending_change: s.pendingChange && { plan: s.pendingChange.toPlan, effective_at: s.pendingChange.effectiveAt.toISOString() },
   };
 }
 
@@ -225,8 +242,8 @@ export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRoute
 
   router.post('/v1/subscriptions/:id/change-plan', authorize('subscriptions', 'change_plan'), async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'params');
-    const { plan } = parseRequest(ChangePlanInputSchema, req.body, 'body');
-    const { subscription } = settled(req, await subscriptions.changePlan(accessOf(req).principal, id, plan));
+    const { plan, effective } = parseRequest(ChangePlanInputSchema, req.body, 'body');
+    const { subscription } = settled(req, await subscriptions.changePlan(accessOf(req).principal, id, plan, effective));
     res.json(subscriptionToJson(subscription, clock.now()));
   });
 

@@ -70,13 +70,40 @@ function parseQuantity(meter: string, value: string | number): Decimal {
 }
 
 /**
+ * How to price one segment of a period split by plan changes (src/domain/segment-pricing.ts):
+ * the share of the fixed amounts it bills, and per meter the units used earlier in the period
+ * that its tiers continue from (a shared ladder).
+ */
+export interface SegmentTerms {
+  /** The segment's part of a fixed amount of the period (base fee, minimum commitment), exact. */
+  prorate(amount: Decimal): Decimal;
+  /** Units of earlier segments the meter's tiers continue from; absent: the ladder starts at zero. */
+  usedEarlier: Readonly<Record<string, Decimal>>;
+  /** Shown after "Base fee" and "Minimum commitment" when the amount is a part, e.g. "(prorated: 12 of 30 days)". */
+  fixedNote: string;
+}
+
+/** The bands of `earlier` units as a deduction: same rows, units and flat fees negated, so each row still adds up. */
+function deductedRows(charge: Charge, earlier: Decimal): BreakdownRow[] {
+  return bandsOf(charge, earlier).map((band) =>
+    breakdownRow({
+      ...band,
+      label: `Less ${band.label} (used earlier in the period)`,
+      units: band.units.neg(),
+      flatFee: band.flatFee.neg(),
+    }),
+  );
+}
+
+/**
  * Prices one period of usage under a plan. Steps, in order: the base fee; each charge through its
  * model at full precision (a meter absent from `usage` is priced at 0); then the minimum
  * commitment, whose true-up tops the rounded base fee and charges up to the commitment. Each line
  * is rounded once to the currency's minor unit and the total is the sum of the rounded lines, so
- * the invoice adds up exactly as shown.
+ * the invoice adds up exactly as shown. With `segment`, fixed amounts are its part of them and a
+ * charge on a shared ladder bills price(earlier + usage) − price(earlier): the tiers continue.
  */
-export function pricePlan(plan: PricePlan, usage: Usage): PricedPlan {
+export function pricePlan(plan: PricePlan, usage: Usage, segment?: SegmentTerms): PricedPlan {
   const unpriced = unpricedMeters(plan, usage);
   if (unpriced.length > 0) throw new PricingError(`the plan has no charge for usage on: ${unpriced.join(', ')}`);
   const { currency } = plan;
@@ -91,31 +118,40 @@ export function pricePlan(plan: PricePlan, usage: Usage): PricedPlan {
   };
   const fixedLine = { meter: null, model: null, quantity: null, breakdown: [] };
 
+  const fixed = (amount: string) => (segment ? segment.prorate(parseDecimal(amount)) : parseDecimal(amount));
+  const note = segment?.fixedNote ? ` ${segment.fixedNote}` : '';
   const baseFee =
-    plan.base_fee === undefined ? ZERO : addLine({ type: 'base_fee', ...fixedLine, description: 'Base fee' }, parseDecimal(plan.base_fee));
+    plan.base_fee === undefined ? ZERO : addLine({ type: 'base_fee', ...fixedLine, description: `Base fee${note}` }, fixed(plan.base_fee));
 
   let charges = ZERO;
   for (const charge of plan.charges) {
     const quantity = parseQuantity(charge.meter, usage[charge.meter] ?? 0);
-    const bands = bandsOf(charge, quantity);
-    const exact = bands.reduce((sum, band) => sum.plus(bandAmount(band)), ZERO);
+    const earlier = segment?.usedEarlier[charge.meter] ?? ZERO;
+    const continued = earlier.gt(0) && quantity.gt(0);
+    const bands = bandsOf(charge, continued ? earlier.plus(quantity) : quantity);
+    const deducted = continued ? bandsOf(charge, earlier) : [];
+    const exact = [...bands.map(bandAmount), ...deducted.map((band) => bandAmount(band).neg())].reduce((sum, a) => sum.plus(a), ZERO);
+    const onLadder = continued ? `, continuing the tiers after ${formatExact(earlier)} units used earlier in the period` : '';
     const line = {
       type: 'usage' as const,
       meter: charge.meter,
       model: charge.model,
       quantity: formatExact(quantity),
-      description: `${charge.meter}: ${formatExact(quantity)} units, ${modelNames[charge.model]}${bands.length === 0 ? ' (no usage)' : ''}`,
-      breakdown: bands.map(breakdownRow),
+      description: `${charge.meter}: ${formatExact(quantity)} units, ${modelNames[charge.model]}${bands.length === 0 ? ' (no usage)' : onLadder}`,
+      breakdown: [...bands.map(breakdownRow), ...(continued ? deductedRows(charge, earlier) : [])],
     };
     charges = charges.plus(addLine(line, exact));
   }
 
   let trueUp = ZERO;
   if (plan.minimum_commitment !== undefined) {
-    const commitment = parseDecimal(plan.minimum_commitment);
+    const commitment = fixed(plan.minimum_commitment);
+    // A prorated commitment can have many digits; the text shows it to the cent, the true-up stays exact.
+    const shownCommitment = (amount: Decimal) =>
+      note ? formatMoney(roundToMinor(amount, currency, rounding), currency) : formatExact(amount);
     const invoiced = baseFee.plus(charges);
     if (commitment.gt(invoiced)) {
-      const description = `Minimum commitment ${formatExact(commitment)} ${currency}; base fee and charges come to ${formatMoney(invoiced, currency)}`;
+      const description = `Minimum commitment ${shownCommitment(commitment)} ${currency}${note}; base fee and charges come to ${formatMoney(invoiced, currency)}`;
       trueUp = addLine({ type: 'minimum_commitment_true_up', ...fixedLine, description }, commitment.minus(invoiced));
     }
   }

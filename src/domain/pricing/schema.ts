@@ -166,6 +166,14 @@ function checkMinorDigits(
   }
 }
 
+/** How a plan bills fixed amounts (base fee, minimum commitment) for a segment shorter than the period. */
+export const prorations = ['prorated', 'full', 'none'] as const;
+export type Proration = (typeof prorations)[number];
+
+/** Whether tiers continue from the usage of earlier segments of the period, or restart in each segment. */
+export const tierLadders = ['shared', 'per_segment'] as const;
+export type TierLadder = (typeof tierLadders)[number];
+
 export const PricePlanSchema = z
   .strictObject({
     id: text({ max: 128 }).optional(),
@@ -175,6 +183,22 @@ export const PricePlanSchema = z
     minimum_commitment: NonNegativeDecimal.optional().meta({
       description: 'Minimum invoice total per period (base fee plus charges); a shortfall is billed as a true-up line.',
     }),
+    proration: z
+      .enum(prorations)
+      .optional()
+      .meta({
+        description:
+          'How the base fee and the minimum commitment are billed for a segment shorter than the period (a plan change, a ' +
+          'cancellation): prorated to the millisecond unless stated; `full` bills the whole amount; `none` bills nothing.',
+      }),
+    tiers_across_segments: z
+      .enum(tierLadders)
+      .optional()
+      .meta({
+        description:
+          'When a plan change splits a period: `shared` (the default) continues the tiers from the usage of the earlier segments ' +
+          'of the period, so a plan change never makes a customer climb the ladder again; `per_segment` starts them at zero.',
+      }),
     charges: z.array(ChargeSchema),
   })
   .superRefine((plan, ctx) => {
