@@ -20,6 +20,7 @@ const features = [
   'reconciliations',
   'retention',
   'provider',
+  'spend',
 ];
 const infrastructure = ['db', 'temporal', 'process', 'clock.ts', 'config.ts', 'logger.ts'];
 const src = (names) => names.map((n) => `./src/${n}`);

@@ -42,6 +42,8 @@ export const envSchema = z.object({
   AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   // Where a customer refused for a blocked meter can raise its limits (in 429s and entitlement checks).
   UPGRADE_URL: z.string().min(1).default('/upgrade'),
+  // Where a customer refused for its spend limit (402) can top up credits or raise its spend cap.
+  TOP_UP_URL: z.string().min(1).default('/top-up'),
   // Waits between declined charge attempts, as ISO 8601 durations; after the last, payment_failed.
   DUNNING_SCHEDULE: z
     .string()

@@ -7,10 +7,12 @@ import { createCollectPayment } from './collect-payment';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifyThreshold } from './notify-threshold';
+import { createPriceOpenPeriod } from './price-open-period';
 import { createReadUsageTotals } from './read-usage-totals';
 import { createReconcileActivities } from './reconcile';
 import { createDeliverNotification } from './webhook-delivery';
 import { createPublishQuota, createSetEntitlement } from './set-entitlement';
+import { createSetSpendBlock } from './set-spend-block';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -38,6 +40,8 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
     publishQuota: createPublishQuota({ pool: deps.pool }),
     readUsageTotals: createReadUsageTotals({ pool: deps.pool }),
+    priceOpenPeriod: createPriceOpenPeriod({ pool: deps.pool }),
+    setSpendBlock: createSetSpendBlock({ pool: deps.pool, clock: deps.clock }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),

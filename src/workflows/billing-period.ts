@@ -18,6 +18,7 @@ import {
 import { Decimal } from '../domain/money';
 import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
 import { evaluateLimit, nextDecision, type LimitState, type MeterLimit } from '../domain/quota-policy';
+import { evaluateSpendLimit, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
 import { startInvoiceCollection } from './invoice-collection';
 
 /*
@@ -55,9 +56,25 @@ export interface BillingPeriodActivities {
     state: LimitState['status'];
     notified: string[];
     nextDecision: string | null;
+    /** With a spend limit: the usage of this meter at which the period's priced usage reaches it. */
+    spendRunway?: string | null;
     periodEnd: string;
     asOf: string;
   }): Promise<void>;
+  /**
+   * Prices the open period's usage from the real-time counters for the spend limit: what it
+   * costs so far, what it may reach (the spend cap, or another source of available money) and
+   * each charged meter's runway. Reads only.
+   */
+  priceOpenPeriod(input: {
+    customerId: string;
+    planCode: string;
+    spendCap: SpendCap | null;
+    periodStart: string;
+    periodEnd: string;
+  }): Promise<OpenPeriodSpend>;
+  /** Refuses (or stops refusing) usage of the charged meters because the spend limit is reached; audited. */
+  setSpendBlock(input: { customerId: string; meters: string[]; blocked: boolean; periodEnd: string }): Promise<void>;
   /**
    * The customer's usage of these meters in [periodStart, periodEnd) from the real-time
    * counters: meter code → exact decimal total (count meters: events; sum meters: the sum of
@@ -80,7 +97,7 @@ export interface BillingPeriodActivities {
   finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
 }
 
-const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
+const { notifyThreshold, setEntitlement, setSpendBlock, publishQuota, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
@@ -104,6 +121,14 @@ export interface SubscriptionTerms {
   /** Subscription start: periods are derived from it (ISO 8601 UTC). */
   anchor: string;
   interval: BillingInterval;
+  /** What one period of usage may cost; null or absent: no cap. */
+  spendCap?: SpendCap | null;
+}
+
+/** The spend limit in the period in progress: its last pricing and its state (the hard-limit state machine). */
+export interface SpendPeriodState {
+  priced: OpenPeriodSpend;
+  limit: LimitState;
 }
 
 export interface MeterPeriodState {
@@ -130,6 +155,8 @@ export interface CarriedState {
   successor?: SubscriptionTerms;
   /** A producer deadline still pending (see BillingPeriodInput.usageReportIntervalMs), ISO 8601. */
   reportDeadline?: string;
+  /** The spend limit's state in the period in progress, when it is tracked. */
+  spend?: SpendPeriodState;
 }
 
 export interface BillingPeriodInput {
@@ -178,12 +205,21 @@ const BILL_UNTIL_CANCELLATION = 'bill-until-cancellation';
  */
 const USAGE_FROM_COUNTERS = 'usage-from-counters';
 
+/**
+ * Runs that have it price the open period through an activity whenever they read the totals, once
+ * the subscription has a spend limit, and evaluate, block and publish the spend limit and each
+ * charged meter's runway. Histories recorded before it never had a spend cap.
+ */
+const SPEND_LIMIT = 'spend-limit';
+
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
 export const subscriptionStarted = defineSignal<[SubscriptionTerms]>('subscriptionStarted');
 /** `at` is the cancellation time recorded in Postgres, so the final invoice and the database agree on it. */
 export const cancelSubscription = defineSignal<[{ at: string }?]>('cancelSubscription');
 export const changePlan = defineUpdate<BillingPeriodView, [{ planCode: string; limits: MeterLimit[] }]>('changePlan');
+/** A new spend cap (null: none) applies at once: the open period is priced again and the limit re-evaluated. */
+export const changeSpendCap = defineUpdate<BillingPeriodView, [{ spendCap: SpendCap | null }]>('changeSpendCap');
 export const billingState = defineQuery<BillingPeriodView>('state');
 
 export interface BillingPeriodView {
@@ -194,11 +230,14 @@ export interface BillingPeriodView {
   canceled: boolean;
   /** The end of what this run bills: the period end, or the cancellation time. */
   billedUntil: string;
+  /** The spend limit, when the subscription has one. */
+  spend?: SpendPeriodState;
 }
 
 export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<void> {
   const run = new BillingPeriodRun(input);
   run.listen();
+  run.listenForSpendCap();
   await run.meterUntilClose();
   await run.close();
 }
@@ -235,6 +274,8 @@ class BillingPeriodRun {
   private woke = false;
   /** What the memo and the current details last said, so they are only set when that changes. */
   private shown: { memo: string; details: string } | undefined;
+  /** The spend limit, once the subscription has one in this period (SPEND_LIMIT). */
+  private spend: SpendPeriodState | undefined;
 
   constructor(private readonly input: BillingPeriodInput) {
     const carried = input.carried;
@@ -250,6 +291,7 @@ class BillingPeriodRun {
     this.canceled = this.cancelAt !== undefined;
     this.billedUntil = this.cancelAt === undefined ? this.period.end : this.billedPart(this.cancelAt);
     this.successor = carried?.successor;
+    this.spend = carried?.spend;
     this.fromCounters = patched(USAGE_FROM_COUNTERS);
     if (this.fromCounters) {
       this.reportDeadline = carried?.reportDeadline === undefined ? undefined : Date.parse(carried.reportDeadline);
@@ -273,6 +315,8 @@ class BillingPeriodRun {
       changePlan,
       async ({ planCode, limits }) => {
         this.terms = { ...this.terms, planCode, limits };
+        // Other charges, other prices: the spend is priced again on the new plan.
+        if (this.spend) await this.priceSpend();
         await this.evaluateLimits();
         return this.view();
       },
@@ -280,6 +324,24 @@ class BillingPeriodRun {
         validator: ({ planCode, limits }) => {
           if (!planCode) throw new Error('planCode is required');
           if (!Array.isArray(limits)) throw new Error('limits must be an array');
+        },
+      },
+    );
+  }
+
+  /** Registers the spend-cap update (a separate step so `listen` stays readable). */
+  listenForSpendCap(): void {
+    setHandler(
+      changeSpendCap,
+      async ({ spendCap }) => {
+        this.terms = { ...this.terms, spendCap };
+        if (this.spendTracked()) await this.priceSpend();
+        await this.evaluateLimits();
+        return this.view();
+      },
+      {
+        validator: ({ spendCap }) => {
+          if (spendCap !== null && typeof spendCap?.amount !== 'string') throw new Error('spendCap must be null or carry an amount');
         },
       },
     );
@@ -367,7 +429,30 @@ class BillingPeriodRun {
       const total = totals[code];
       if (total !== undefined) this.meterState(code).usage = total;
     }
+    if (this.spendTracked()) await this.priceSpend();
     await this.evaluateLimits();
+  }
+
+  /**
+   * Whether this run prices the open period for a spend limit: once the subscription has one
+   * (prepaid credits with credit_only settlement join here), and for the rest of the period once
+   * it had one, so removing the cap lifts its block.
+   */
+  private spendTracked(): boolean {
+    if (this.spend) return true;
+    return this.terms.spendCap != null && patched(SPEND_LIMIT);
+  }
+
+  /** Prices the open period's usage (an activity: pricing never runs in workflow code). */
+  private async priceSpend(): Promise<void> {
+    const priced = await local.priceOpenPeriod({
+      customerId: this.terms.customerId,
+      planCode: this.terms.planCode,
+      spendCap: this.terms.spendCap ?? null,
+      periodStart: this.period.start.toISOString(),
+      periodEnd: this.period.end.toISOString(),
+    });
+    this.spend = { priced, limit: this.spend?.limit ?? { status: 'ok' } };
   }
 
   /** Invoices the period, lifts its blocks and continues with whatever follows it. */
@@ -425,8 +510,56 @@ class BillingPeriodRun {
   private async evaluateLimits(): Promise<void> {
     this.dirty = false;
     const now = new Date();
+    // The spend limit first: whether it is reached decides what the meters publish as their next decision.
+    if (this.spend) await this.evaluateSpend(this.spend, now);
     for (const limit of this.terms.limits) await this.evaluateMeter(limit, now);
+    if (this.spend) await this.publishChargedMeters(this.spend, now);
     this.showDetails();
+  }
+
+  /** Applies the spend limit: reached, then grace, then blocked, like a `block` hard limit; (un)blocks the charged meters. */
+  private async evaluateSpend(spend: SpendPeriodState, now: Date): Promise<void> {
+    const wasBlocked = spend.limit.status === 'blocked';
+    const gracePeriod = this.terms.spendCap?.grace_period;
+    spend.limit = evaluateSpendLimit(
+      { available: spend.priced.available, ...(gracePeriod === undefined ? {} : { gracePeriod }) },
+      { spent: spend.priced.spent, state: spend.limit },
+      now,
+    );
+    const blocked = spend.limit.status === 'blocked';
+    if (blocked !== wasBlocked) {
+      await setSpendBlock({ customerId: this.terms.customerId, meters: spend.priced.meters, blocked, periodEnd: this.period.end.toISOString() });
+    }
+  }
+
+  /**
+   * A meter's spend decision point: its runway while the spend limit is not reached; null once it
+   * is (the grace timer decides from there), or without a runway. Undefined without a spend limit.
+   */
+  private spendDecision(meter: string): string | null | undefined {
+    if (!this.spend) return undefined;
+    if (this.spend.limit.status !== 'ok') return null;
+    return this.spend.priced.runway[meter] ?? null;
+  }
+
+  /** Publishes the charged meters that have no limit of their own, so producers learn their spend decision points. */
+  private async publishChargedMeters(spend: SpendPeriodState, now: Date): Promise<void> {
+    const limited = new Set(this.terms.limits.map((l) => l.meter));
+    for (const [meter, usage] of Object.entries(spend.priced.usage)) {
+      if (limited.has(meter)) continue;
+      const quota = {
+        usage,
+        hardLimit: null,
+        state: 'ok' as const,
+        notified: [],
+        nextDecision: this.spendDecision(meter) ?? null,
+        spendRunway: spend.priced.runway[meter] ?? null,
+      };
+      const signature = JSON.stringify(quota);
+      if (this.published[meter] === signature) continue;
+      this.published[meter] = signature;
+      await local.publishQuota({ customerId: this.terms.customerId, meter, ...quota, periodEnd: this.period.end.toISOString(), asOf: now.toISOString() });
+    }
   }
 
   private async evaluateMeter(limit: MeterLimit, now: Date): Promise<void> {
@@ -451,8 +584,15 @@ class BillingPeriodRun {
     if (blocked !== wasBlocked) {
       await setEntitlement({ customerId: this.terms.customerId, meter: limit.meter, blocked, periodEnd: this.period.end.toISOString() });
     }
-    const quota = { usage: state.usage, hardLimit: limit.hard_limit ?? null, state: state.limit.status, notified: [...state.notified] };
-    const decision = nextDecision(limit, state);
+    const spend = this.spend ? { spendRunway: this.spend.priced.runway[limit.meter] ?? null } : {};
+    const quota = {
+      usage: state.usage,
+      hardLimit: limit.hard_limit ?? null,
+      state: state.limit.status,
+      notified: [...state.notified],
+      ...spend,
+    };
+    const decision = lowerDecision(nextDecision(limit, state), this.spendDecision(limit.meter) ?? null);
     // Older histories published without the decision point: the same state, the same publishes.
     const signature = JSON.stringify(this.fromCounters ? { ...quota, nextDecision: decision } : quota);
     if (this.published[limit.meter] !== signature) {
@@ -486,6 +626,9 @@ class BillingPeriodRun {
   }
 
   private async unblockMeters(): Promise<void> {
+    if (this.spend?.limit.status === 'blocked') {
+      await setSpendBlock({ customerId: this.terms.customerId, meters: this.spend.priced.meters, blocked: false, periodEnd: this.period.end.toISOString() });
+    }
     for (const limit of this.terms.limits) {
       if (this.meters[limit.meter]?.limit.status === 'blocked') {
         await setEntitlement({
@@ -561,6 +704,7 @@ class BillingPeriodRun {
       producers: this.producers,
       early: Object.fromEntries(Object.entries(this.early).map(([m, q]) => [m, q.toFixed()])),
       ...this.carriedDeadline(),
+      ...(this.spend ? { spend: this.spend } : {}),
     };
   }
 
@@ -572,9 +716,8 @@ class BillingPeriodRun {
 
   /** The next moment something happens without a signal: a grace period ending. */
   private nextGraceDeadline(): number {
-    return Math.min(
-      ...Object.values(this.meters).map((m) => (m.limit.status === 'over_limit_in_grace' ? Date.parse(m.limit.grace_ends_at) : Infinity)),
-    );
+    const limits = [...Object.values(this.meters).map((m) => m.limit), ...(this.spend ? [this.spend.limit] : [])];
+    return Math.min(...limits.map((l) => (l.status === 'over_limit_in_grace' ? Date.parse(l.grace_ends_at) : Infinity)));
   }
 
   /** This period's share of billing: up to the cancellation, clamped to [start, end]. */
@@ -594,6 +737,7 @@ class BillingPeriodRun {
       meters: this.meters,
       canceled: this.canceled,
       billedUntil: this.billedUntil.toISOString(),
+      ...(this.spend ? { spend: this.spend } : {}),
     };
   }
 
@@ -617,4 +761,10 @@ class BillingPeriodRun {
     if (shown.details !== this.shown?.details) setCurrentDetails(details);
     this.shown = shown;
   }
+}
+
+/** The lower of two decision points (null: none). */
+function lowerDecision(a: string | null, b: string | null): string | null {
+  if (a === null || b === null) return a ?? b;
+  return Decimal.min(a, b).toFixed();
 }

@@ -1,0 +1,28 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Pool } from '../db/pool';
+import { spendCapMoney, type AvailableMoney } from '../spend/available-money';
+import { priceOpenPeriod } from '../spend/open-period';
+import type { BillingPeriodActivities } from '../workflows/billing-period';
+
+/**
+ * Prices the open period for the billing workflow's spend limit (src/spend/open-period.ts). Reads
+ * only, so a retry is harmless; run as a local activity after each read of the totals.
+ */
+export function createPriceOpenPeriod(deps: { pool: Pool }): BillingPeriodActivities['priceOpenPeriod'] {
+  // What a period's usage may reach is the least these allow. Prepaid credits with credit_only
+  // settlement join here: an AvailableMoney over the credits ledger's balance (creditBalance).
+  const sources: readonly AvailableMoney[] = [spendCapMoney];
+  return async ({ customerId, planCode, spendCap, periodStart, periodEnd }) => {
+    const start = new Date(periodStart);
+    const end = new Date(periodEnd);
+    if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()))
+      throw ApplicationFailure.nonRetryable(`period ${JSON.stringify([periodStart, periodEnd])} is not a pair of timestamps`, 'invalid_input');
+    const spend = await priceOpenPeriod(
+      deps.pool,
+      { customerId, planCode, spendCap, periodStart: start, periodEnd: end },
+      sources,
+    );
+    if (!spend) throw ApplicationFailure.nonRetryable(`plan ${planCode} does not exist`, 'unknown_plan');
+    return spend;
+  };
+}

@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { quote } from './edge-schemas';
+import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString } from './money';
+import { IsoDurationSchema } from './periods';
+import { pricePlan, type PricePlan, type Usage } from './pricing';
+import { limitStateAfter, type LimitState } from './quota-policy';
+
+/*
+ * Real-time spend limits: how much the open period's priced usage may reach (a spend cap on the
+ * subscription; with prepaid credits, the balance), how far each charged meter can go before it
+ * gets there (its runway), and the limit's state, which follows the hard-limit state machine of
+ * the quota policy: reached → grace period → blocked. Pure: the billing workflow evaluates it with
+ * its own clock, the pricing activity computes spend and runway.
+ */
+
+export const SpendCapSchema = z
+  .strictObject({
+    amount: z
+      .string({
+        error: (issue) =>
+          issue.input === undefined ? 'is required' : 'must be a decimal string such as "250.00"; JSON numbers are refused to keep money exact',
+      })
+      .regex(UNSIGNED_DECIMAL_PATTERN, {
+        error: (issue) =>
+          typeof issue.input === 'string' && isDecimalString(issue.input)
+            ? `must not be negative (got ${quote(issue.input)})`
+            : `${quote(issue.input)} is not a decimal string: use plain digits such as "250.00"`,
+      })
+      .meta({
+        description:
+          "In the plan's currency (at most its minor-unit digits), per billing period. Once the period's priced usage reaches it, usage of charged meters is refused with 402.",
+        example: '250.00',
+      }),
+    grace_period: IsoDurationSchema.optional().meta({
+      description: 'How long usage is still accepted once the cap is reached, as for a hard limit. Absent: refused at once.',
+      example: 'PT1H',
+    }),
+  })
+  .meta({ id: 'SpendCap', description: 'A limit on what one billing period of usage may cost.' });
+
+export type SpendCap = z.infer<typeof SpendCapSchema>;
+
+/** The open period's spend as the billing workflow evaluates it (priced by an activity); amounts in `currency`. */
+export interface OpenPeriodSpend {
+  currency: string;
+  /** Every meter the plan charges: what a spend block refuses. */
+  meters: string[];
+  /** Usage so far of each charged meter that adds up (count, sum), from the real-time counters. */
+  usage: Record<string, string>;
+  /** What that usage costs: the invoice's usage lines, rounded as they will be. */
+  spent: string;
+  /** What it may reach, and which source says so; null when nothing limits the spend. */
+  available: string | null;
+  source: string | null;
+  /** Per charged meter, the usage at which `spent` reaches `available` (see spendRunway); empty without a limit. */
+  runway: Record<string, string | null>;
+}
+
+/** The usage lines of a priced plan: what usage costs, without the base fee or the minimum true-up. */
+export function usageSpend(plan: PricePlan, usage: Usage): Decimal {
+  return pricePlan(plan, usage)
+    .lines.filter((line) => line.type === 'usage')
+    .reduce((sum, line) => sum.plus(line.amount), ZERO as Decimal);
+}
+
+/** Beyond this many units a meter's runway is unbounded (null): a free meter, or a cap too far to matter. */
+const MAX_RUNWAY = new Decimal('1e30');
+
+/**
+ * For each charged meter, the usage of that meter (whole units, rounded up) at which the period's
+ * usage spend reaches `available`, the other meters staying where they are: the decision point
+ * for producers to report at once. The current usage when spend has already reached it; null when
+ * no amount of this meter alone gets there. Searched by bisection over the same rounded lines the
+ * invoice shows, so tiers, packages and flat fees count as they will be billed; with volume tiers,
+ * whose price can fall as usage grows, it is one crossing, not necessarily the first.
+ */
+export function spendRunway(plan: PricePlan, usage: Readonly<Record<string, string>>, available: Decimal): Record<string, string | null> {
+  const meters = [...new Set(plan.charges.map((c) => c.meter))];
+  const current = Object.fromEntries(meters.map((m) => [m, usage[m] ?? '0']));
+  const reached = (meter: string, quantity: Decimal) => usageSpend(plan, { ...current, [meter]: quantity.toFixed() }).gte(available);
+  return Object.fromEntries(
+    meters.map((meter) => {
+      const from = new Decimal(current[meter]!);
+      if (reached(meter, from)) return [meter, from.toFixed()];
+      // Whole units above the current usage: lo never reaches, hi does.
+      let lo = from.floor();
+      let step = Decimal.max(1, lo);
+      let hi = lo.plus(step);
+      while (!reached(meter, hi)) {
+        if (hi.gt(MAX_RUNWAY)) return [meter, null];
+        lo = hi;
+        step = step.times(2);
+        hi = lo.plus(step);
+      }
+      while (hi.minus(lo).gt(1)) {
+        const mid = lo.plus(hi).div(2).floor();
+        if (reached(meter, mid)) hi = mid;
+        else lo = mid;
+      }
+      return [meter, hi.toFixed()];
+    }),
+  );
+}
+
+/** What the open period's priced usage is measured against, and by which rule. */
+export interface SpendLimit {
+  /** The money usage may reach; null when nothing limits the subscription's spend. */
+  available: string | null;
+  /** The spend cap's grace period, if any. */
+  gracePeriod?: string;
+}
+
+/**
+ * The spend limit's next state: reached when usage spend is at or above what is available (the
+ * money is spent: the next unit would go beyond it); then, like a `block` hard limit, a grace
+ * period (fixed when it starts) and a block, or a block at once without grace. Not reached (more
+ * money, a higher cap, no cap): `ok`, from any state, which is how raising the cap unblocks.
+ */
+export function evaluateSpendLimit(limit: SpendLimit, observed: { spent: string; state: LimitState }, now: Date): LimitState {
+  const reached = limit.available !== null && new Decimal(observed.spent).gte(limit.available);
+  return limitStateAfter(
+    { at_hard_limit: 'block', ...(limit.gracePeriod === undefined ? {} : { grace_period: limit.gracePeriod }) },
+    observed.state,
+    reached,
+    now,
+  );
+}
