@@ -16,12 +16,11 @@ export function createPriceOpenPeriod(deps: { pool: Pool }): BillingPeriodActivi
     const start = new Date(periodStart);
     const end = new Date(periodEnd);
     if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()))
-      throw ApplicationFailure.nonRetryable(`period ${JSON.stringify([periodStart, periodEnd])} is not a pair of timestamps`, 'invalid_input');
-    const spend = await priceOpenPeriod(
-      deps.pool,
-      { customerId, planCode, spendCap, periodStart: start, periodEnd: end },
-      sources,
-    );
+      throw ApplicationFailure.nonRetryable(
+        `period ${JSON.stringify([periodStart, periodEnd])} is not a pair of timestamps`,
+        'invalid_input',
+      );
+    const spend = await priceOpenPeriod(deps.pool, { customerId, planCode, spendCap, periodStart: start, periodEnd: end }, sources);
     if (!spend) throw ApplicationFailure.nonRetryable(`plan ${planCode} does not exist`, 'unknown_plan');
     return spend;
   };

@@ -17,6 +17,9 @@ export function createSetSpendBlock(deps: { pool: Pool; clock: Clock }): Billing
       throw ApplicationFailure.nonRetryable(`periodEnd ${JSON.stringify(periodEnd)} is not a timestamp`, 'invalid_input');
     const known = await saveSpendBlock(deps.pool, { customerId, meters, blocked, resetsAt, now: deps.clock.now(), actor: workflowActor() });
     if (!known)
-      throw ApplicationFailure.nonRetryable(`no customer ${customerId} or no meter among ${meters.join(', ')}`, 'unknown_customer_or_meter');
+      throw ApplicationFailure.nonRetryable(
+        `no customer ${customerId} or no meter among ${meters.join(', ')}`,
+        'unknown_customer_or_meter',
+      );
   };
 }

@@ -44,6 +44,7 @@ export function cliSubscriptionLifecycle(ctx: CliContext): SubscriptionLifecycle
     started: (subscription) => run('started', subscription),
     canceled: (subscription) => run('canceled', subscription),
     planChanged: (subscription) => run('planChanged', subscription),
+    spendCapChanged: (subscription) => run('spendCapChanged', subscription),
   };
 }
 

@@ -6,6 +6,7 @@ import { systemClock } from '../clock';
 import { CustomerService } from '../customers/service';
 import { PlanCodeSchema } from '../domain/plan';
 import type { Result } from '../domain/result';
+import { SpendCapSchema, type SpendCap } from '../domain/spend-limit';
 import { isLifecycleStepFailed, SubscriptionService } from '../subscriptions/service';
 import type { Subscription } from '../subscriptions/store';
 import { cliSubscriptionLifecycle, stepFailedError } from './billing-workflows';
@@ -26,8 +27,20 @@ function describe(s: Subscription): string {
     anchor: s.anchor.toISOString(),
     'current period': period && `${period.start} – ${period.end}`,
     'cancel at': s.cancelAt?.toISOString(),
+    'spend cap':
+      s.spendCap && `${s.spendCap.amount} ${s.plan.currency}${s.spendCap.grace_period ? `, grace ${s.spendCap.grace_period}` : ''}`,
     created: s.createdAt.toISOString(),
   });
+}
+
+/** A spend cap from `--spend-cap <amount>` and `--spend-cap-grace <duration>`; undefined without an amount. */
+function spendCapOption(opts: { spendCap?: string; spendCapGrace?: string }): SpendCap | undefined {
+  if (opts.spendCap === undefined) {
+    if (opts.spendCapGrace !== undefined) throw new CliError('--spend-cap-grace needs --spend-cap');
+    return undefined;
+  }
+  const cap = { amount: opts.spendCap, ...(opts.spendCapGrace === undefined ? {} : { grace_period: opts.spendCapGrace }) };
+  return parseInput(SpendCapSchema, cap, 'spend cap');
 }
 
 /** The service on this pool; its workflow steps run on the Temporal server the environment names. */
@@ -51,25 +64,30 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .requiredOption('--customer <externalId>', 'the customer')
     .requiredOption('--plan <code>', 'the plan')
     .option('--start <instant>', 'RFC 3339 subscription start, which anchors every period (default now)')
-    .action(async (opts: { customer: string; plan: string; start?: string }, command: Command) => {
-      const input = parseInput(SubscriptionInputSchema, opts, 'options');
-      const start = input.start === undefined ? undefined : new Date(input.start);
-      const result = await withDatabase(ctx, (pool) =>
-        serviceOn(ctx, pool).subscribe('cli', { customer: input.customer, plan: input.plan, start }),
-      );
-      if (!result.ok && result.reason === 'subscription_exists') {
-        throw new CliError(
-          `customer "${input.customer}" already has an active subscription (${result.details.existing.id}); cancel it or change its plan`,
+    .option('--spend-cap <amount>', "what one period of usage may cost, in the plan's currency (default: no cap)")
+    .option('--spend-cap-grace <duration>', 'ISO 8601 duration usage is still accepted once the cap is reached (default none)')
+    .action(
+      async (opts: { customer: string; plan: string; start?: string; spendCap?: string; spendCapGrace?: string }, command: Command) => {
+        const spendCap = spendCapOption(opts);
+        const input = parseInput(SubscriptionInputSchema, { customer: opts.customer, plan: opts.plan, start: opts.start }, 'options');
+        const start = input.start === undefined ? undefined : new Date(input.start);
+        const result = await withDatabase(ctx, (pool) =>
+          serviceOn(ctx, pool).subscribe('cli', { customer: input.customer, plan: input.plan, start, ...(spendCap ? { spendCap } : {}) }),
         );
-      }
-      const { created, subscription } = settled(result);
-      emit(
-        ctx,
-        command,
-        { ...toJson(subscription), created },
-        () => `${created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
-      );
-    });
+        if (!result.ok && result.reason === 'subscription_exists') {
+          throw new CliError(
+            `customer "${input.customer}" already has an active subscription (${result.details.existing.id}); cancel it or change its plan`,
+          );
+        }
+        const { created, subscription } = settled(result);
+        emit(
+          ctx,
+          command,
+          { ...toJson(subscription), created },
+          () => `${created ? 'subscribed' : 'already subscribed'}\n${describe(subscription)}`,
+        );
+      },
+    );
 
   subscriptions
     .command('show')
@@ -101,6 +119,27 @@ export function subscriptionsCommand(ctx: CliContext): Command {
       const plan = parseInput(PlanCodeSchema, opts.plan, '--plan');
       const { changed, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).changePlan('cli', id, plan)));
       emit(ctx, command, toJson(subscription), () => `${changed ? 'plan changed' : 'already on this plan'}\n${describe(subscription)}`);
+    });
+
+  subscriptions
+    .command('spend-cap')
+    .description('set (--amount) or remove (--remove) the spend cap, effective at once for the period in progress; repeating it is safe')
+    .argument('<id>')
+    .option('--amount <amount>', "what one period of usage may cost, in the plan's currency")
+    .option('--grace <duration>', 'ISO 8601 duration usage is still accepted once the cap is reached (default none)')
+    .option('--remove', 'remove the cap')
+    .action(async (id: string, opts: { amount?: string; grace?: string; remove?: boolean }, command: Command) => {
+      parseInput(IdSchema, id, 'id');
+      if (opts.remove === (opts.amount !== undefined)) throw new CliError('give either --amount or --remove');
+      if (opts.remove && opts.grace !== undefined) throw new CliError('--grace applies only with --amount');
+      const spendCap = opts.remove ? null : spendCapOption({ spendCap: opts.amount, spendCapGrace: opts.grace })!;
+      const { changed, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).setSpendCap('cli', id, spendCap)));
+      emit(
+        ctx,
+        command,
+        toJson(subscription),
+        () => `${changed ? 'spend cap changed' : 'spend cap already so'}\n${describe(subscription)}`,
+      );
     });
 
   return subscriptions;

@@ -18,7 +18,9 @@ export const SpendCapSchema = z
     amount: z
       .string({
         error: (issue) =>
-          issue.input === undefined ? 'is required' : 'must be a decimal string such as "250.00"; JSON numbers are refused to keep money exact',
+          issue.input === undefined
+            ? 'is required'
+            : 'must be a decimal string such as "250.00"; JSON numbers are refused to keep money exact',
       })
       .regex(UNSIGNED_DECIMAL_PATTERN, {
         error: (issue) =>

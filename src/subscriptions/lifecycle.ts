@@ -11,4 +11,6 @@ export interface SubscriptionLifecycle {
   canceled(subscription: Subscription): Promise<void>;
   /** The subscription now carries its new plan; its limits apply at once (no proration: the close prices the whole period on it). */
   planChanged(subscription: Subscription): Promise<void>;
+  /** The subscription carries its new spend cap (or none); it applies at once to the period in progress. */
+  spendCapChanged(subscription: Subscription): Promise<void>;
 }

@@ -1,7 +1,10 @@
 import type { Clock } from '../clock';
 import type { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
+import { minorUnits, type CurrencyCode } from '../domain/currencies';
 import { isRepresentableInstant } from '../domain/edge-schemas';
+import { Decimal } from '../domain/money';
+import type { SpendCap } from '../domain/spend-limit';
 import { periodAt } from '../domain/periods';
 import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, seesCustomerId, type Actor } from '../keys/principal';
@@ -13,6 +16,7 @@ import {
   createSubscription,
   getActiveSubscription,
   getSubscription,
+  setSpendCap,
   type ChangePlanResult,
   type Subscription,
 } from './store';
@@ -24,6 +28,7 @@ export const lifecycleStepDone = {
   started: 'started',
   canceled: 'told of the cancellation',
   planChanged: 'moved to the new plan',
+  spendCapChanged: 'given the new spend cap',
 } as const satisfies Record<LifecycleStep, string>;
 
 /**
@@ -52,12 +57,15 @@ export interface SubscribeInput {
   plan: string;
   /** The subscription start, which anchors every billing period; default now. */
   start?: Date;
+  /** What one period of usage may cost, in the plan's currency; absent or null: no cap. */
+  spendCap?: SpendCap | null;
 }
 
 /** A subscription after a change, and whether the request changed it or repeated a change that is already saved. */
 export type Subscribed = { created: boolean; subscription: Subscription };
 export type Canceled = { canceled: boolean; subscription: Subscription };
 export type PlanChanged = { changed: boolean; subscription: Subscription };
+export type SpendCapChanged = { changed: boolean; subscription: Subscription };
 
 export interface SubscriptionServiceDeps {
   pool: Pool;
@@ -82,7 +90,7 @@ export class SubscriptionService {
     input: SubscribeInput,
   ): Promise<
     | Ok<Subscribed>
-    | Refusal<'unknown_customer' | 'unknown_plan' | 'currency_mismatch' | 'start_out_of_range'>
+    | Refusal<'unknown_customer' | 'unknown_plan' | 'currency_mismatch' | 'start_out_of_range' | 'spend_cap_precision'>
     | SubscriptionExists
     | LifecycleStepFailed
   > {
@@ -98,6 +106,8 @@ export class SubscriptionService {
         `Customer "${input.customer}" is billed in ${currency}, plan "${plan.id}" in ${plan.currency}.`,
       );
     }
+    const precision = spendCapPrecision(input.spendCap, plan.currency);
+    if (precision) return precision;
     const anchor = input.start ?? clock.now();
     // Invoices store their period's end: the first period must end within the representable range.
     if (!isRepresentableInstant(periodAt(anchor, plan.interval, 0).end.getTime())) {
@@ -107,10 +117,20 @@ export class SubscriptionService {
         `A subscription starting ${anchor.toISOString()} on plan "${plan.id}" would end its first period after 9999-12-31.`,
       );
     }
-    const saved = await createSubscription(pool, { customerId: customer.value.id, planCode: plan.id, anchor, actor: auditActorOf(actor) });
+    const saved = await createSubscription(pool, {
+      customerId: customer.value.id,
+      planCode: plan.id,
+      anchor,
+      spendCap: input.spendCap ?? null,
+      actor: auditActorOf(actor),
+    });
     if (saved.created) return this.afterCommit('started', { created: true, subscription: saved.subscription });
     const { existing } = saved;
-    if (existing.plan.id !== plan.id || (input.start !== undefined && existing.anchor.getTime() !== anchor.getTime())) {
+    if (
+      existing.plan.id !== plan.id ||
+      (input.start !== undefined && existing.anchor.getTime() !== anchor.getTime()) ||
+      (input.spendCap !== undefined && !sameSpendCap(existing.spendCap, input.spendCap))
+    ) {
       return {
         ...refuse(
           'conflict',
@@ -165,6 +185,32 @@ export class SubscriptionService {
     return this.afterCommit('planChanged', { changed: result.outcome === 'changed', subscription: result.subscription });
   }
 
+  /**
+   * Sets the spend cap (null removes it), effective at once for the period in progress: the
+   * billing workflow prices it again, so a higher cap unblocks and a lower one may block. A retry
+   * finds it already set.
+   */
+  async setSpendCap(
+    actor: Actor,
+    id: string,
+    spendCap: SpendCap | null,
+  ): Promise<
+    Ok<SpendCapChanged> | Refusal<'unknown_subscription' | 'subscription_canceled' | 'spend_cap_precision'> | LifecycleStepFailed
+  > {
+    const visible = await this.get(actor, id);
+    if (!visible.ok) return visible;
+    const precision = spendCapPrecision(spendCap, visible.value.plan.currency);
+    if (precision) return precision;
+    const result = await setSpendCap(this.deps.pool, id, spendCap, auditActorOf(actor));
+    if (result.outcome === 'refused') {
+      return result.reason === 'subscription_not_found'
+        ? unknownSubscription(id)
+        : refuse('conflict', result.reason, `Subscription ${id} is canceled; subscribe the customer again instead.`);
+    }
+    // Also when unchanged: a retry after a failed step converges.
+    return this.afterCommit('spendCapChanged', { changed: result.outcome === 'changed', subscription: result.subscription });
+  }
+
   /** Runs the lifecycle step for a committed change; its failure leaves the change saved and is answered as such. */
   private async afterCommit<T extends { subscription: Subscription }>(step: LifecycleStep, value: T): Promise<Ok<T> | LifecycleStepFailed> {
     const { subscription } = value;
@@ -185,6 +231,21 @@ export class SubscriptionService {
     return ok(value);
   }
 }
+
+/** A cap is money in the plan's currency: no more digits than its minor unit. */
+function spendCapPrecision(spendCap: SpendCap | null | undefined, currency: CurrencyCode): Refusal<'spend_cap_precision'> | undefined {
+  if (!spendCap) return undefined;
+  const digits = minorUnits(currency);
+  if (new Decimal(spendCap.amount).decimalPlaces() <= digits) return undefined;
+  return refuse(
+    'invalid',
+    'spend_cap_precision',
+    `A spend cap in ${currency} has at most ${digits} decimal places; got ${spendCap.amount}.`,
+  );
+}
+
+const sameSpendCap = (a: SpendCap | null, b: SpendCap | null) =>
+  a === null || b === null ? a === b : new Decimal(a.amount).eq(b.amount) && a.grace_period === b.grace_period;
 
 const unknownSubscription = (id: string) => refuse('not_found', 'unknown_subscription', `No subscription ${id}.`);
 

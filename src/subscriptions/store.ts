@@ -1,6 +1,7 @@
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import type { Plan } from '../domain/plan';
+import type { SpendCap } from '../domain/spend-limit';
 import { inTransaction, type Queryable } from '../db/transaction';
 import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from '../plans/store';
 
@@ -19,6 +20,8 @@ export interface Subscription {
   cancelAt: Date | null;
   /** When the cancellation was recorded. */
   canceledAt: Date | null;
+  /** What one period of usage may cost, in the plan's currency; null: no cap. */
+  spendCap: SpendCap | null;
   createdAt: Date;
 }
 
@@ -39,11 +42,12 @@ type SubscriptionRow = PlanTermsRow & {
   status: SubscriptionStatus;
   cancel_at: Date | null;
   canceled_at: Date | null;
+  spend_cap: SpendCap | null;
   created_at: Date;
 };
 
 const selectSubscriptions = `select ${planTermColumns},
-    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.created_at
+    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.spend_cap, s.created_at
   from subscriptions s join customers c on c.id = s.customer_id join plans p on p.code = s.plan_code`;
 
 function toSubscription(r: SubscriptionRow): Subscription {
@@ -55,6 +59,7 @@ function toSubscription(r: SubscriptionRow): Subscription {
     status: r.status,
     cancelAt: r.cancel_at,
     canceledAt: r.canceled_at,
+    spendCap: r.spend_cap,
     createdAt: r.created_at,
   };
 }
@@ -90,6 +95,8 @@ export interface NewSubscription {
   customerId: string;
   planCode: string;
   anchor: Date;
+  /** Absent or null: no spend cap. */
+  spendCap?: SpendCap | null;
   actor: AuditActor;
 }
 
@@ -107,9 +114,9 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
     // is canceled before it can be read, the insert is simply tried again.
     while (id === undefined) {
       const { rows } = await client.query<{ id: string }>(
-        `insert into subscriptions (customer_id, plan_code, anchor) values ($1, $2, $3)
+        `insert into subscriptions (customer_id, plan_code, anchor, spend_cap) values ($1, $2, $3, $4)
          on conflict (customer_id) where status = 'active' do nothing returning id`,
-        [input.customerId, input.planCode, input.anchor],
+        [input.customerId, input.planCode, input.anchor, input.spendCap ?? null],
       );
       id = rows[0]?.id;
       const existing = id === undefined ? await getActiveSubscription(client, input.customerId) : undefined;
@@ -121,7 +128,12 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
       action: 'subscription.created',
       subjectType: 'subscription',
       subjectId: subscription.id,
-      details: { customer: subscription.customer.externalId, plan: input.planCode, anchor: input.anchor.toISOString() },
+      details: {
+        customer: subscription.customer.externalId,
+        plan: input.planCode,
+        anchor: input.anchor.toISOString(),
+        ...(input.spendCap ? { spend_cap: input.spendCap } : {}),
+      },
     });
     return { created: true, subscription };
   });
@@ -200,5 +212,45 @@ export async function changePlan(
     });
     const change: SubscriptionChange = { id: rows[0]!.id, subscriptionId, fromPlan: current.plan.id, toPlan, effectiveAt, actor };
     return { outcome: 'changed', subscription: (await getSubscription(client, subscriptionId))!, change };
+  });
+}
+
+export type SetSpendCapResult =
+  | { outcome: 'changed' | 'unchanged'; subscription: Subscription }
+  | { outcome: 'refused'; reason: 'subscription_not_found' | 'subscription_canceled' };
+
+/**
+ * Sets (or, with null, removes) an active subscription's spend cap, with a
+ * `subscription.spend_cap_changed` audit entry in the same transaction, the row locked so
+ * concurrent changes apply one after the other. The same cap again changes nothing: a retry.
+ */
+export async function setSpendCap(
+  pool: Pool,
+  subscriptionId: string,
+  spendCap: SpendCap | null,
+  actor: AuditActor,
+): Promise<SetSpendCapResult> {
+  return inTransaction(pool, async (client) => {
+    const locked = await client.query<{ status: SubscriptionStatus; spend_cap: SpendCap | null }>(
+      'select status, spend_cap from subscriptions where id = $1 for update',
+      [subscriptionId],
+    );
+    const row = locked.rows[0];
+    if (!row) return { outcome: 'refused', reason: 'subscription_not_found' };
+    if (row.status !== 'active') return { outcome: 'refused', reason: 'subscription_canceled' };
+    const { rowCount } = await client.query(
+      'update subscriptions set spend_cap = $2 where id = $1 and spend_cap is distinct from $2::jsonb',
+      [subscriptionId, spendCap],
+    );
+    if (rowCount) {
+      await recordAudit(client, {
+        actor,
+        action: 'subscription.spend_cap_changed',
+        subjectType: 'subscription',
+        subjectId: subscriptionId,
+        details: { from: row.spend_cap, to: spendCap },
+      });
+    }
+    return { outcome: rowCount ? 'changed' : 'unchanged', subscription: (await getSubscription(client, subscriptionId))! };
   });
 }

@@ -3,6 +3,7 @@ import {
   billingPeriodWorkflow,
   cancelSubscription,
   changePlan,
+  changeSpendCap,
   subscriptionStarted,
   workflowIdFor,
   type SubscriptionTerms,
@@ -18,6 +19,7 @@ export const termsOf = (s: Subscription): SubscriptionTerms => ({
   limits: s.plan.limits,
   anchor: s.anchor.toISOString(),
   interval: s.plan.interval,
+  spendCap: s.spendCap,
 });
 
 /**
@@ -73,6 +75,16 @@ export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): Sub
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
         // No running workflow (it was never started, or was terminated): start one on the new plan.
+        await start(subscription);
+      }
+    },
+    spendCapChanged: async (subscription) => {
+      const handle = opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
+      try {
+        await handle.executeUpdate(changeSpendCap, { args: [{ spendCap: subscription.spendCap }] });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        // No running workflow: start one, which takes the cap from the subscription's terms.
         await start(subscription);
       }
     },

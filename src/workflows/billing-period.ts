@@ -97,10 +97,11 @@ export interface BillingPeriodActivities {
   finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
 }
 
-const { notifyThreshold, setEntitlement, setSpendBlock, publishQuota, draftInvoice, finalizeInvoice } = proxyActivities<BillingPeriodActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
-});
+const { notifyThreshold, setEntitlement, setSpendBlock, publishQuota, draftInvoice, finalizeInvoice } =
+  proxyActivities<BillingPeriodActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  });
 
 /**
  * Short reads and writes of one row or a few: local activities, recorded as one marker each in
@@ -528,7 +529,12 @@ class BillingPeriodRun {
     );
     const blocked = spend.limit.status === 'blocked';
     if (blocked !== wasBlocked) {
-      await setSpendBlock({ customerId: this.terms.customerId, meters: spend.priced.meters, blocked, periodEnd: this.period.end.toISOString() });
+      await setSpendBlock({
+        customerId: this.terms.customerId,
+        meters: spend.priced.meters,
+        blocked,
+        periodEnd: this.period.end.toISOString(),
+      });
     }
   }
 
@@ -558,7 +564,13 @@ class BillingPeriodRun {
       const signature = JSON.stringify(quota);
       if (this.published[meter] === signature) continue;
       this.published[meter] = signature;
-      await local.publishQuota({ customerId: this.terms.customerId, meter, ...quota, periodEnd: this.period.end.toISOString(), asOf: now.toISOString() });
+      await local.publishQuota({
+        customerId: this.terms.customerId,
+        meter,
+        ...quota,
+        periodEnd: this.period.end.toISOString(),
+        asOf: now.toISOString(),
+      });
     }
   }
 
@@ -627,7 +639,12 @@ class BillingPeriodRun {
 
   private async unblockMeters(): Promise<void> {
     if (this.spend?.limit.status === 'blocked') {
-      await setSpendBlock({ customerId: this.terms.customerId, meters: this.spend.priced.meters, blocked: false, periodEnd: this.period.end.toISOString() });
+      await setSpendBlock({
+        customerId: this.terms.customerId,
+        meters: this.spend.priced.meters,
+        blocked: false,
+        periodEnd: this.period.end.toISOString(),
+      });
     }
     for (const limit of this.terms.limits) {
       if (this.meters[limit.meter]?.limit.status === 'blocked') {

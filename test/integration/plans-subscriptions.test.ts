@@ -39,6 +39,9 @@ class RecordingLifecycle implements SubscriptionLifecycle {
   planChanged(subscription: Subscription) {
     return this.record('planChanged', subscription);
   }
+  spendCapChanged(subscription: Subscription) {
+    return this.record('spendCapChanged', subscription);
+  }
   private async record(step: keyof SubscriptionLifecycle, subscription: Subscription) {
     this.calls.push({ step, subscription });
     if (this.failNext) {

@@ -5,6 +5,7 @@ import { Identifier, InstantSchema } from '../../domain/edge-schemas';
 import { periodContaining, type Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
 import type { Result } from '../../domain/result';
+import { SpendCapSchema } from '../../domain/spend-limit';
 import { isLifecycleStepFailed, type SubscriptionExists, type SubscriptionService } from '../../subscriptions/service';
 import { subscriptionStatuses, type Subscription } from '../../subscriptions/store';
 import { accessOf, authorize, type Access } from '../authorization';
@@ -19,6 +20,7 @@ export const SubscriptionInputSchema = z
     start: InstantSchema.optional().meta({
       description: 'The subscription start, which anchors every billing period; default now. May be in the past or the future.',
     }),
+    spend_cap: SpendCapSchema.nullable().optional().meta({ description: 'What one period of usage may cost; absent or null: no cap.' }),
   })
   .meta({ id: 'SubscriptionInput' });
 
@@ -38,6 +40,7 @@ const SubscriptionSchema = z
     }),
     cancel_at: z.string().nullable().meta({ description: 'When billing ends: the final period is cut short here' }),
     canceled_at: z.string().nullable().meta({ description: 'When the cancellation was recorded' }),
+    spend_cap: SpendCapSchema.nullable().meta({ description: 'What one period of usage may cost; null: no cap' }),
     created_at: z.string(),
   })
   .meta({ id: 'Subscription' });
@@ -45,6 +48,10 @@ const SubscriptionSchema = z
 const ChangePlanInputSchema = z
   .strictObject({ plan: PlanCodeSchema.meta({ description: 'Code of the plan to move to' }) })
   .meta({ id: 'ChangePlanInput' });
+
+const SpendCapInputSchema = z
+  .strictObject({ spend_cap: SpendCapSchema.nullable().meta({ description: 'The new cap; null removes it' }) })
+  .meta({ id: 'SpendCapInput' });
 
 const IdParams = z.object({ id: z.uuid() });
 const ExternalIdParams = z.object({ externalId: Identifier });
@@ -120,6 +127,24 @@ registry.registerPath({
   },
 });
 
+registry.registerPath({
+  method: 'post',
+  path: '/v1/subscriptions/{id}/spend-cap',
+  summary: 'Set or remove the spend cap of a subscription, effective at once',
+  description:
+    "Requires `billing:admin`. The cap is in the plan's currency per billing period. The billing workflow prices the open " +
+    'period again at once: once priced usage reaches the cap (past its grace period), POST /v1/events refuses usage of the ' +
+    "plan's charged meters with 402; raising or removing the cap lifts that. Repeating the request is safe. " +
+    restricted,
+  tags,
+  security,
+  request: { params: IdParams, body: jsonContent(SpendCapInputSchema) },
+  responses: {
+    200: { description: 'The subscription with its new spend cap', ...jsonContent(SubscriptionSchema) },
+    ...problemResponses(400, 401, 403, 404, 409, 422, 503),
+  },
+});
+
 /** The period holding `now`, or the first one while the start is still ahead. */
 function currentPeriod(subscription: Subscription, now: Date): Period | null {
   if (subscription.status !== 'active') return null;
@@ -138,6 +163,7 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
     current_period: period && { start: period.start.toISOString(), end: period.end.toISOString() },
     cancel_at: s.cancelAt?.toISOString() ?? null,
     canceled_at: s.canceledAt?.toISOString() ?? null,
+    spend_cap: s.spendCap,
     created_at: s.createdAt.toISOString(),
   };
 }
@@ -169,7 +195,12 @@ export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRoute
     const input = parseRequest(SubscriptionInputSchema, req.body, 'body');
     const access = accessOf(req);
     const start = input.start === undefined ? undefined : new Date(input.start);
-    const result = await subscriptions.subscribe(access.principal, { customer: input.customer, plan: input.plan, start });
+    const result = await subscriptions.subscribe(access.principal, {
+      customer: input.customer,
+      plan: input.plan,
+      start,
+      ...(input.spend_cap === undefined ? {} : { spendCap: input.spend_cap }),
+    });
     if (!result.ok && result.reason === 'subscription_exists') throw conflictWith(access, result, clock.now());
     const { created, subscription } = settled(req, result);
     if (created) res.status(201).location(`/v1/subscriptions/${subscription.id}`);
@@ -196,6 +227,13 @@ export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRoute
     const { id } = parseRequest(IdParams, req.params, 'params');
     const { plan } = parseRequest(ChangePlanInputSchema, req.body, 'body');
     const { subscription } = settled(req, await subscriptions.changePlan(accessOf(req).principal, id, plan));
+    res.json(subscriptionToJson(subscription, clock.now()));
+  });
+
+  router.post('/v1/subscriptions/:id/spend-cap', authorize('subscriptions', 'set_spend_cap'), async (req, res) => {
+    const { id } = parseRequest(IdParams, req.params, 'params');
+    const { spend_cap } = parseRequest(SpendCapInputSchema, req.body, 'body');
+    const { subscription } = settled(req, await subscriptions.setSpendCap(accessOf(req).principal, id, spend_cap));
     res.json(subscriptionToJson(subscription, clock.now()));
   });
 
