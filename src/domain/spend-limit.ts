@@ -65,8 +65,8 @@ export function usageSpend(plan: PricePlan, usage: Usage): Decimal {
     .reduce((sum, line) => sum.plus(line.amount), ZERO as Decimal);
 }
 
-/** Beyond this many units a meter's runway is unbounded (null): a free meter, or a cap too far to matter. */
-const MAX_RUNWAY = new Decimal('1e30');
+/** Beyond this many units a meter's runway is unbounded (null): a free meter, or a cap too far to matter (quantities have at most 20 digits). */
+const MAX_RUNWAY = new Decimal('1e18');
 
 /**
  * For each charged meter, the usage of that meter (whole units, rounded up) at which the period's
@@ -88,8 +88,9 @@ export function spendRunway(plan: PricePlan, usage: Readonly<Record<string, stri
       let lo = from.floor();
       let step = Decimal.max(1, lo);
       let hi = lo.plus(step);
-      while (!reached(meter, hi)) {
+      for (;;) {
         if (hi.gt(MAX_RUNWAY)) return [meter, null];
+        if (reached(meter, hi)) break;
         lo = hi;
         step = step.times(2);
         hi = lo.plus(step);
