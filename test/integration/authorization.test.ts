@@ -136,6 +136,15 @@ const requests: Record<
     }),
     ownRefusal: 'unknown_plan',
   },
+  // Likewise a spend cap finer than the currency's minor unit is refused once the subscription was found.
+  'POST /v1/subscriptions/{id}/spend-cap': {
+    call: async (to) => ({
+      method: 'POST',
+      path: `/v1/subscriptions/${await subscriptionOf(to)}/spend-cap`,
+      body: { spend_cap: { amount: '1.001' } },
+    }),
+    ownRefusal: 'spend_cap_precision',
+  },
   'GET /v1/invoices': { call: (to) => ({ method: 'GET', path: `/v1/invoices?customer=${customerOf(to)}` }) },
   'GET /v1/invoices/{id}': { call: (to) => ({ method: 'GET', path: `/v1/invoices/${invoiceOf(to)}` }) },
   'POST /v1/invoices/{id}/void': {

@@ -392,6 +392,7 @@ describe('published quota state', () => {
         state: 'ok',
         notified: ['50%'],
         nextDecision: '800',
+        spendRunway: null,
         asOf: new Date(asOf),
         resetsAt: new Date(periodEnd),
       });

@@ -303,6 +303,7 @@ describe('subscriptions', () => {
         current_period: { start: '2026-02-28T10:00:00.000Z', end: '2026-03-31T10:00:00.000Z' },
         cancel_at: null,
         canceled_at: null,
+        spend_cap: null,
         created_at: undefined,
       },
     );
