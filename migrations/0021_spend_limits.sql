@@ -30,7 +30,30 @@ BEGIN
 END
 $$;
 
+-- Soft notices below a spend cap (its soft_thresholds, percent of the cap) go through the
+-- notifications outbox as kind spend_threshold_crossed: no meter, keyed by (subscription, period,
+-- threshold). The kind lists name every kind so far; the coordinator unions them at merge.
+ALTER TABLE notifications
+  DROP CONSTRAINT notifications_kind_check,
+  ADD CONSTRAINT notifications_kind_check CHECK (kind IN ('threshold_crossed', 'payment_failed', 'spend_threshold_crossed')),
+  DROP CONSTRAINT notifications_kind_key,
+  ADD CONSTRAINT notifications_kind_key CHECK (
+    CASE kind WHEN 'threshold_crossed' THEN meter IS NOT NULL AND threshold IS NOT NULL AND invoice_id IS NULL
+              WHEN 'spend_threshold_crossed' THEN meter IS NULL AND threshold IS NOT NULL AND invoice_id IS NULL
+              ELSE invoice_id IS NOT NULL END);
+CREATE UNIQUE INDEX notifications_spend_threshold ON notifications (subscription_id, period_start, threshold)
+  WHERE kind = 'spend_threshold_crossed';
+
 -- Down Migration
+DELETE FROM notifications WHERE kind = 'spend_threshold_crossed';
+DROP INDEX notifications_spend_threshold;
+ALTER TABLE notifications
+  DROP CONSTRAINT notifications_kind_key,
+  ADD CONSTRAINT notifications_kind_key CHECK (
+    CASE kind WHEN 'threshold_crossed' THEN meter IS NOT NULL AND threshold IS NOT NULL AND invoice_id IS NULL
+              ELSE invoice_id IS NOT NULL END),
+  DROP CONSTRAINT notifications_kind_check,
+  ADD CONSTRAINT notifications_kind_check CHECK (kind IN ('threshold_crossed', 'payment_failed'));
 CREATE OR REPLACE FUNCTION entitlements_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'DELETE' THEN

@@ -6,6 +6,7 @@ import type { WorkerActivities } from '../workflows/activities';
 import { createCollectPayment } from './collect-payment';
 import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
+import { createNotifySpendThreshold } from './notify-spend-threshold';
 import { createNotifyThreshold } from './notify-threshold';
 import { createPriceOpenPeriod } from './price-open-period';
 import { createReadUsageTotals } from './read-usage-totals';
@@ -37,6 +38,7 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
   };
   return {
     notifyThreshold: createNotifyThreshold(webhooks),
+    notifySpendThreshold: createNotifySpendThreshold(webhooks),
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
     publishQuota: createPublishQuota({ pool: deps.pool }),
     readUsageTotals: createReadUsageTotals({ pool: deps.pool }),

@@ -37,6 +37,26 @@ export const SpendCapSchema = z
       description: 'How long usage is still accepted once the cap is reached, as for a hard limit. Absent: refused at once.',
       example: 'PT1H',
     }),
+    soft_thresholds: z
+      .array(
+        z.strictObject({
+          percent: z
+            .number({ error: 'must be a number of percent such as 80' })
+            .positive('must be greater than 0')
+            .max(100, 'must be at most 100'),
+        }),
+      )
+      .max(10, 'at most 10 thresholds')
+      .optional()
+      .meta({ description: 'Percent of the cap: each sends a spend_threshold_crossed webhook once per period when spend reaches it.' }),
+  })
+  .superRefine((cap, ctx) => {
+    const seen = new Set<number>();
+    cap.soft_thresholds?.forEach((t, i) => {
+      if (typeof t?.percent !== 'number') return;
+      if (seen.has(t.percent)) ctx.addIssue({ code: 'custom', path: ['soft_thresholds', i], message: `duplicates ${t.percent}%` });
+      seen.add(t.percent);
+    });
   })
   .meta({ id: 'SpendCap', description: 'A limit on what one billing period of usage may cost.' });
 
@@ -111,6 +131,14 @@ export interface SpendLimit {
   available: string | null;
   /** The spend cap's grace period, if any. */
   gracePeriod?: string;
+  /** Percent of `available` at which to notify, once per period each. */
+  softThresholds?: readonly number[];
+}
+
+export interface SpendEvaluation {
+  state: LimitState;
+  /** Thresholds spend has reached and that were not notified before, lowest first: `key` ("80%") and the amount it stands for. */
+  newlyCrossed: Array<{ key: string; amount: string }>;
 }
 
 /**
@@ -118,8 +146,27 @@ export interface SpendLimit {
  * money is spent: the next unit would go beyond it); then, like a `block` hard limit, a grace
  * period (fixed when it starts) and a block, or a block at once without grace. Not reached (more
  * money, a higher cap, no cap): `ok`, from any state, which is how raising the cap unblocks.
+ * Soft thresholds (percent of what is available) are reached when spend is at or above them.
  */
-export function evaluateSpendLimit(limit: SpendLimit, observed: { spent: string; state: LimitState }, now: Date): LimitState {
+export function evaluateSpendLimit(
+  limit: SpendLimit,
+  observed: { spent: string; state: LimitState; notified: readonly string[] },
+  now: Date,
+): SpendEvaluation {
+  const spent = new Decimal(observed.spent);
+  const { available } = limit;
+  const newlyCrossed =
+    available === null
+      ? []
+      : [...(limit.softThresholds ?? [])]
+          .sort((a, b) => a - b)
+          .map((percent) => ({ key: `${percent}%`, amount: new Decimal(available).times(percent).div(100) }))
+          .filter((t) => spent.gte(t.amount) && !observed.notified.includes(t.key))
+          .map((t) => ({ key: t.key, amount: t.amount.toFixed() }));
+  return { state: spendStateAfter(limit, observed, now), newlyCrossed };
+}
+
+function spendStateAfter(limit: SpendLimit, observed: { spent: string; state: LimitState }, now: Date): LimitState {
   const reached = limit.available !== null && new Decimal(observed.spent).gte(limit.available);
   return limitStateAfter(
     { at_hard_limit: 'block', ...(limit.gracePeriod === undefined ? {} : { grace_period: limit.gracePeriod }) },

@@ -73,6 +73,16 @@ export interface BillingPeriodActivities {
     periodStart: string;
     periodEnd: string;
   }): Promise<OpenPeriodSpend>;
+  /** Notifies once per period that spend reached a soft threshold of the spend cap (idempotent per threshold and period). */
+  notifySpendThreshold(input: {
+    subscriptionId: string;
+    customer: string;
+    periodStart: string;
+    threshold: string;
+    spent: string;
+    cap: string;
+    currency: string;
+  }): Promise<void>;
   /** Refuses (or stops refusing) usage of the charged meters because the spend limit is reached; audited. */
   setSpendBlock(input: { customerId: string; meters: string[]; blocked: boolean; periodEnd: string }): Promise<void>;
   /**
@@ -97,7 +107,7 @@ export interface BillingPeriodActivities {
   finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
 }
 
-const { notifyThreshold, setEntitlement, setSpendBlock, publishQuota, draftInvoice, finalizeInvoice } =
+const { notifyThreshold, notifySpendThreshold, setEntitlement, setSpendBlock, publishQuota, draftInvoice, finalizeInvoice } =
   proxyActivities<BillingPeriodActivities>({
     startToCloseTimeout: '1 minute',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
@@ -130,6 +140,8 @@ export interface SubscriptionTerms {
 export interface SpendPeriodState {
   priced: OpenPeriodSpend;
   limit: LimitState;
+  /** Soft thresholds of the cap already notified in this period ("80%"). */
+  notified: string[];
 }
 
 export interface MeterPeriodState {
@@ -453,7 +465,7 @@ class BillingPeriodRun {
       periodStart: this.period.start.toISOString(),
       periodEnd: this.period.end.toISOString(),
     });
-    this.spend = { priced, limit: this.spend?.limit ?? { status: 'ok' } };
+    this.spend = { priced, limit: this.spend?.limit ?? { status: 'ok' }, notified: this.spend?.notified ?? [] };
   }
 
   /** Invoices the period, lifts its blocks and continues with whatever follows it. */
@@ -521,12 +533,30 @@ class BillingPeriodRun {
   /** Applies the spend limit: reached, then grace, then blocked, like a `block` hard limit; (un)blocks the charged meters. */
   private async evaluateSpend(spend: SpendPeriodState, now: Date): Promise<void> {
     const wasBlocked = spend.limit.status === 'blocked';
-    const gracePeriod = this.terms.spendCap?.grace_period;
-    spend.limit = evaluateSpendLimit(
-      { available: spend.priced.available, ...(gracePeriod === undefined ? {} : { gracePeriod }) },
-      { spent: spend.priced.spent, state: spend.limit },
+    const cap = this.terms.spendCap;
+    const { state, newlyCrossed } = evaluateSpendLimit(
+      {
+        available: spend.priced.available,
+        ...(cap?.grace_period === undefined ? {} : { gracePeriod: cap.grace_period }),
+        softThresholds: cap?.soft_thresholds?.map((t) => t.percent) ?? [],
+      },
+      { spent: spend.priced.spent, state: spend.limit, notified: spend.notified },
       now,
     );
+    spend.limit = state;
+    for (const crossing of newlyCrossed) {
+      // Recorded first, as for meter thresholds, so a concurrent evaluation cannot notify twice.
+      spend.notified.push(crossing.key);
+      await notifySpendThreshold({
+        subscriptionId: this.terms.subscriptionId,
+        customer: this.terms.customer,
+        periodStart: this.period.start.toISOString(),
+        threshold: crossing.key,
+        spent: spend.priced.spent,
+        cap: spend.priced.available!,
+        currency: spend.priced.currency,
+      });
+    }
     const blocked = spend.limit.status === 'blocked';
     if (blocked !== wasBlocked) {
       await setSpendBlock({

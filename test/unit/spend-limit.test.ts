@@ -159,7 +159,42 @@ describe('evaluateSpendLimit: the hard-limit state machine on money', () => {
   for (const c of cases) {
     test(c.name, () => {
       const limit = { available: c.available, ...(c.grace ? { gracePeriod: c.grace } : {}) };
-      assert.deepEqual(evaluateSpendLimit(limit, { spent: c.spent, state: c.state }, c.now), c.next);
+      assert.deepEqual(evaluateSpendLimit(limit, { spent: c.spent, state: c.state, notified: [] }, c.now).state, c.next);
+    });
+  }
+});
+
+describe('evaluateSpendLimit: soft thresholds, percent of what is available', () => {
+  const now = new Date('2026-03-01T12:00:00.000Z');
+  const cases: Array<{
+    name: string;
+    available: string | null;
+    spent: string;
+    notified: string[];
+    crossed: Array<{ key: string; amount: string }>;
+  }> = [
+    { name: 'below every threshold', available: '10.00', spent: '4.99', notified: [], crossed: [] },
+    { name: 'at 50% exactly', available: '10.00', spent: '5.00', notified: [], crossed: [{ key: '50%', amount: '5' }] },
+    {
+      name: 'past two at once, lowest first',
+      available: '10.00',
+      spent: '9.50',
+      notified: [],
+      crossed: [
+        { key: '50%', amount: '5' },
+        { key: '90%', amount: '9' },
+      ],
+    },
+    { name: 'already notified: not again', available: '10.00', spent: '9.50', notified: ['50%'], crossed: [{ key: '90%', amount: '9' }] },
+    { name: 'no limit, no notice', available: null, spent: '1000', notified: [], crossed: [] },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const limit = { available: c.available, softThresholds: [90, 50] };
+      assert.deepEqual(
+        evaluateSpendLimit(limit, { spent: c.spent, state: { status: 'ok' }, notified: c.notified }, now).newlyCrossed,
+        c.crossed,
+      );
     });
   }
 });
@@ -175,6 +210,8 @@ describe('SpendCapSchema', () => {
     ['no amount', {}, /is required/],
     ['an unknown key', { amount: '1', soft: true }, /soft/],
     ['a grace period that is no ISO 8601 duration', { amount: '1', grace_period: 'an hour' }, /./],
+    ['a threshold above 100%', { amount: '1', soft_thresholds: [{ percent: 120 }] }, /at most 100/],
+    ['a threshold twice', { amount: '1', soft_thresholds: [{ percent: 80 }, { percent: 80 }] }, /duplicates 80%/],
   ];
   for (const [name, input, message] of refused) {
     test(`refuses ${name}`, () => {

@@ -37,6 +37,7 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   publishQuota: async (input) => void calls.push({ name: 'publishQuota', input }),
   priceOpenPeriod: async () => assert.fail('no subscription of this test has a spend cap'),
   setSpendBlock: async () => assert.fail('no subscription of this test has a spend cap'),
+  notifySpendThreshold: async () => assert.fail('no subscription of this test has a spend cap'),
   readUsageTotals: async (input) => {
     calls.push({ name: 'readUsageTotals', input });
     const [start, end] = [Date.parse(input.periodStart), Date.parse(input.periodEnd)];

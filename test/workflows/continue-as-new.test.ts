@@ -30,6 +30,7 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   publishQuota: async () => undefined,
   priceOpenPeriod: async () => assert.fail('this subscription has no spend cap'),
   setSpendBlock: async () => assert.fail('this subscription has no spend cap'),
+  notifySpendThreshold: async () => assert.fail('this subscription has no spend cap'),
   readUsageTotals: async () => ({ api_calls: String(counted) }),
   draftInvoice: async () => assert.fail('no period closes in this test'),
   finalizeInvoice: async () => assert.fail('no period closes in this test'),

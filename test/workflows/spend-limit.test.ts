@@ -98,10 +98,10 @@ describe('spend limit end to end', () => {
     const subscribed = await call('POST', '/v1/subscriptions', {
       customer: 'acme',
       plan: 'metered',
-      spend_cap: { amount: '5.00', grace_period: 'PT10M' },
+      spend_cap: { amount: '5.00', grace_period: 'PT10M', soft_thresholds: [{ percent: 50 }] },
     });
     assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
-    assert.deepEqual(subscribed.body.spend_cap, { amount: '5.00', grace_period: 'PT10M' });
+    assert.deepEqual(subscribed.body.spend_cap, { amount: '5.00', grace_period: 'PT10M', soft_thresholds: [{ percent: 50 }] });
     const handle = env.client.workflow.getHandle(workflowIdFor('acme'));
 
     // The first read publishes the charged meter's runway, which the signaler treats as a decision point.
@@ -119,6 +119,23 @@ describe('spend limit end to end', () => {
     assert.equal(reached.spend!.limit.status, 'over_limit_in_grace');
     assert.equal(reached.spend!.priced.available, '5');
     assert.equal(reached.spend!.priced.source, 'spend_cap');
+    assert.deepEqual(reached.spend!.notified, ['50%']);
+    const notices = await waitFor(
+      async () =>
+        (
+          await db.pool.query<{ threshold: string; meter: string | null; payload: any }>(
+            `select threshold, meter, payload from notifications where kind = 'spend_threshold_crossed'`,
+          )
+        ).rows,
+      { description: 'the soft notice is raised', until: (rows) => rows.length > 0 },
+    );
+    assert.equal(notices.length, 1);
+    assert.equal(notices[0]!.threshold, '50%');
+    assert.equal(notices[0]!.meter, null);
+    assert.deepEqual(
+      { spent: notices[0]!.payload.data.spent, cap: notices[0]!.payload.data.cap, currency: notices[0]!.payload.data.currency },
+      { spent: '5.00', cap: '5', currency: 'USD' },
+    );
     // Within the grace period usage is still accepted, as with a hard limit.
     assert.equal((await call('POST', '/v1/events', events('acme', 1)[0])).status, 201);
 
