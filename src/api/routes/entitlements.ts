@@ -54,7 +54,7 @@ const EntitlementAnswerSchema = z
     }),
     spend_runway: z.string().nullable().meta({
       description:
-        'With a spend limit: the usage of this meter at which the period’s priced usage reaches it, the other meters staying where they are (as of usage_as_of); null otherwise.',
+        'With a spend limit: the usage of this meter at which the priced usage of the period reaches it, the other meters staying where they are (as of usage_as_of); null otherwise.',
     }),
     top_up_url: z.string().meta({ description: 'Where the customer can top up or raise its spend cap' }),
   })
