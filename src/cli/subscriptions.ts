@@ -130,9 +130,10 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .option('--remove', 'remove the cap')
     .action(async (id: string, opts: { amount?: string; grace?: string; remove?: boolean }, command: Command) => {
       parseInput(IdSchema, id, 'id');
-      if (opts.remove === (opts.amount !== undefined)) throw new CliError('give either --amount or --remove');
-      if (opts.remove && opts.grace !== undefined) throw new CliError('--grace applies only with --amount');
-      const spendCap = opts.remove ? null : spendCapOption({ spendCap: opts.amount, spendCapGrace: opts.grace })!;
+      const remove = opts.remove === true;
+      if (remove === (opts.amount !== undefined)) throw new CliError('give either --amount or --remove');
+      if (remove && opts.grace !== undefined) throw new CliError('--grace applies only with --amount');
+      const spendCap = remove ? null : spendCapOption({ spendCap: opts.amount, spendCapGrace: opts.grace })!;
       const { changed, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).setSpendCap('cli', id, spendCap)));
       emit(
         ctx,
