@@ -10,7 +10,7 @@ import { SpendCapSchema, type SpendCap } from '../domain/spend-limit';
 import { isLifecycleStepFailed, SubscriptionService } from '../subscriptions/service';
 import type { Subscription } from '../subscriptions/store';
 import { cliSubscriptionLifecycle, stepFailedError } from './billing-workflows';
-import { CliError, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
+import { CliError, exitCodes, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, record } from './output';
 
 const IdSchema = z.uuid({ error: 'must be a subscription id (a UUID)' });
@@ -36,7 +36,7 @@ function describe(s: Subscription): string {
 /** A spend cap from `--spend-cap <amount>` and `--spend-cap-grace <duration>`; undefined without an amount. */
 function spendCapOption(opts: { spendCap?: string; spendCapGrace?: string }): SpendCap | undefined {
   if (opts.spendCap === undefined) {
-    if (opts.spendCapGrace !== undefined) throw new CliError('--spend-cap-grace needs --spend-cap');
+    if (opts.spendCapGrace !== undefined) throw new CliError('--spend-cap-grace needs --spend-cap', exitCodes.cannotRun);
     return undefined;
   }
   const cap = { amount: opts.spendCap, ...(opts.spendCapGrace === undefined ? {} : { grace_period: opts.spendCapGrace }) };
@@ -131,8 +131,8 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .action(async (id: string, opts: { amount?: string; grace?: string; remove?: boolean }, command: Command) => {
       parseInput(IdSchema, id, 'id');
       const remove = opts.remove === true;
-      if (remove === (opts.amount !== undefined)) throw new CliError('give either --amount or --remove');
-      if (remove && opts.grace !== undefined) throw new CliError('--grace applies only with --amount');
+      if (remove === (opts.amount !== undefined)) throw new CliError('give either --amount or --remove', exitCodes.cannotRun);
+      if (remove && opts.grace !== undefined) throw new CliError('--grace applies only with --amount', exitCodes.cannotRun);
       const spendCap = remove ? null : spendCapOption({ spendCap: opts.amount, spendCapGrace: opts.grace })!;
       const { changed, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).setSpendCap('cli', id, spendCap)));
       emit(

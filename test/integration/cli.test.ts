@@ -596,10 +596,10 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     });
 
     const tooPrecise = await cli(['subscriptions', 'spend-cap', id, '--amount', '1.234'], env());
-    assert.notEqual(tooPrecise.code, 0);
+    assert.equal(tooPrecise.code, 1);
     assert.match(tooPrecise.stderr, /at most 2 decimal places/);
     const neither = await cli(['subscriptions', 'spend-cap', id], env());
-    assert.notEqual(neither.code, 0);
+    assert.equal(neither.code, 2);
     assert.match(neither.stderr, /either --amount or --remove/);
 
     const removed = await json(['subscriptions', 'spend-cap', id, '--remove'], 0, env());
