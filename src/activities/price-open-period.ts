@@ -12,7 +12,7 @@ export function createPriceOpenPeriod(deps: { pool: Pool }): BillingPeriodActivi
   // What a period's usage may reach is the least these allow. Prepaid credits with credit_only
   // settlement join here: an AvailableMoney over the credits ledger's balance (creditBalance).
   const sources: readonly AvailableMoney[] = [spendCapMoney];
-  return async ({ customerId, planCode, spendCap, periodStart, periodEnd }) => {
+  return async ({ customerId, planCode, spendCap, notified, periodStart, periodEnd }) => {
     const start = new Date(periodStart);
     const end = new Date(periodEnd);
     if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()))
@@ -20,7 +20,11 @@ export function createPriceOpenPeriod(deps: { pool: Pool }): BillingPeriodActivi
         `period ${JSON.stringify([periodStart, periodEnd])} is not a pair of timestamps`,
         'invalid_input',
       );
-    const spend = await priceOpenPeriod(deps.pool, { customerId, planCode, spendCap, periodStart: start, periodEnd: end }, sources);
+    const spend = await priceOpenPeriod(
+      deps.pool,
+      { customerId, planCode, spendCap, notified, periodStart: start, periodEnd: end },
+      sources,
+    );
     if (!spend) throw ApplicationFailure.nonRetryable(`plan ${planCode} does not exist`, 'unknown_plan');
     return spend;
   };

@@ -76,6 +76,11 @@ export interface OpenPeriodSpend {
   source: string | null;
   /** Per charged meter, the usage at which `spent` reaches `available` (see spendRunway); empty without a limit. */
   runway: Record<string, string | null>;
+  /**
+   * Per charged meter, the usage at which `spent` reaches the next point the workflow decides at:
+   * the lowest soft threshold not notified and not reached yet, else `available`. Empty without a limit.
+   */
+  nextDecision: Record<string, string | null>;
 }
 
 /** The usage lines of a priced plan: what usage costs, without the base fee or the minimum true-up. */
@@ -123,6 +128,23 @@ export function spendRunway(plan: PricePlan, usage: Readonly<Record<string, stri
       return [meter, hi.toFixed()];
     }),
   );
+}
+
+/**
+ * The next amount the workflow decides at: the lowest soft threshold (percent of `available`) not
+ * notified and above what is spent, else `available` itself.
+ */
+export function nextSpendTarget(
+  available: Decimal,
+  spent: Decimal,
+  softThresholds: readonly number[],
+  notified: readonly string[],
+): Decimal {
+  const pending = softThresholds
+    .filter((percent) => !notified.includes(`${percent}%`))
+    .map((percent) => available.times(percent).div(100))
+    .filter((amount) => amount.gt(spent));
+  return Decimal.min(available, ...pending);
 }
 
 /** What the open period's priced usage is measured against, and by which rule. */

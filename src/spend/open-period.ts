@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/transaction';
 import { formatExact, formatMoney } from '../domain/money';
-import { spendRunway, usageSpend, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
+import { nextSpendTarget, spendRunway, usageSpend, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
 import { readUsageTotals } from '../metering/usage-totals';
 import { getPlan } from '../plans/store';
 import { leastAvailable, type AvailableMoney } from './available-money';
@@ -12,6 +12,8 @@ export interface OpenPeriod {
   periodStart: Date;
   periodEnd: Date;
   spendCap: SpendCap | null;
+  /** Soft thresholds of the cap already notified this period: no longer decision points. */
+  notified: readonly string[];
 }
 
 /**
@@ -32,6 +34,9 @@ export async function priceOpenPeriod(
   const usage = await readUsageTotals(db, { customerId: period.customerId, meters, start: period.periodStart, end: period.periodEnd });
   const spent = usageSpend(plan, usage);
   const limit = await leastAvailable(sources, { customerId: period.customerId, currency: plan.currency, spendCap: period.spendCap });
+  const runway = limit ? spendRunway(plan, usage, limit.amount) : {};
+  const thresholds = period.spendCap?.soft_thresholds?.map((t) => t.percent) ?? [];
+  const target = limit && nextSpendTarget(limit.amount, spent, thresholds, period.notified);
   return {
     currency: plan.currency,
     meters,
@@ -39,6 +44,7 @@ export async function priceOpenPeriod(
     spent: formatMoney(spent, plan.currency),
     available: limit && formatExact(limit.amount),
     source: limit?.source ?? null,
-    runway: limit ? spendRunway(plan, usage, limit.amount) : {},
+    runway,
+    nextDecision: limit && target && !target.eq(limit.amount) ? spendRunway(plan, usage, target) : runway,
   };
 }

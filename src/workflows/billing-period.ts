@@ -70,6 +70,8 @@ export interface BillingPeriodActivities {
     customerId: string;
     planCode: string;
     spendCap: SpendCap | null;
+    /** The cap's soft thresholds already notified in this period. */
+    notified: string[];
     periodStart: string;
     periodEnd: string;
   }): Promise<OpenPeriodSpend>;
@@ -462,6 +464,7 @@ class BillingPeriodRun {
       customerId: this.terms.customerId,
       planCode: this.terms.planCode,
       spendCap: this.terms.spendCap ?? null,
+      notified: this.spend?.notified ?? [],
       periodStart: this.period.start.toISOString(),
       periodEnd: this.period.end.toISOString(),
     });
@@ -569,13 +572,17 @@ class BillingPeriodRun {
   }
 
   /**
-   * A meter's spend decision point: its runway while the spend limit is not reached; null once it
-   * is (the grace timer decides from there), or without a runway. Undefined without a spend limit.
+   * A meter's spend decision point while the spend limit is not reached: the usage at which the
+   * next soft threshold or the cap is reached (a threshold just notified falls back to the cap
+   * until the next pricing); null once the limit is reached (the grace timer decides from there),
+   * or when no usage of the meter gets there. Undefined without a spend limit.
    */
   private spendDecision(meter: string): string | null | undefined {
     if (!this.spend) return undefined;
     if (this.spend.limit.status !== 'ok') return null;
-    return this.spend.priced.runway[meter] ?? null;
+    const { nextDecision, runway, usage } = this.spend.priced;
+    const next = nextDecision[meter] ?? null;
+    return next !== null && new Decimal(next).gt(usage[meter] ?? '0') ? next : (runway[meter] ?? null);
   }
 
   /** Publishes the charged meters that have no limit of their own, so producers learn their spend decision points. */

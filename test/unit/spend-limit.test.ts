@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Decimal } from '../../src/domain/money';
 import { PricePlanSchema, type PricePlan } from '../../src/domain/pricing';
 import type { LimitState } from '../../src/domain/quota-policy';
-import { SpendCapSchema, evaluateSpendLimit, spendRunway, usageSpend } from '../../src/domain/spend-limit';
+import { SpendCapSchema, evaluateSpendLimit, nextSpendTarget, spendRunway, usageSpend } from '../../src/domain/spend-limit';
 
 const planOf = (charges: unknown[], extra: Record<string, unknown> = {}): PricePlan =>
   PricePlanSchema.parse({ currency: 'USD', charges, ...extra });
@@ -196,6 +196,19 @@ describe('evaluateSpendLimit: soft thresholds, percent of what is available', ()
         c.crossed,
       );
     });
+  }
+});
+
+describe('nextSpendTarget: where the workflow decides next', () => {
+  const cases: Array<[string, string, string[], string]> = [
+    ['nothing spent: the lowest threshold', '0', [], '5'],
+    ['past 50%: the next threshold', '5.00', ['50%'], '8'],
+    ['past 50% but not notified yet: still the next above the spend', '5.00', [], '8'],
+    ['every threshold notified: the cap', '9.00', ['50%', '80%'], '10'],
+    ['spend at the cap: the cap', '10.00', ['50%', '80%'], '10'],
+  ];
+  for (const [name, spent, notified, target] of cases) {
+    test(name, () => assert.equal(nextSpendTarget(new Decimal('10'), new Decimal(spent), [80, 50], notified).toFixed(), target));
   }
 });
 

@@ -110,6 +110,12 @@ describe('spend limit end to end', () => {
       until: (r) => r.body.spend_runway === '500',
     });
     assert.equal(fresh.body.allowed, true);
+    const acmeId = (await db.pool.query<{ id: string }>(`select id from customers where external_id = 'acme'`)).rows[0]!.id;
+    assert.equal(
+      app.entitlements.store.quotaOf(acmeId, 'api_calls')?.nextDecision,
+      '250',
+      'the 50% notice decides first: 2.50 at 250 calls',
+    );
 
     for (let i = 0; i < 5; i++) assert.equal((await call('POST', '/v1/events', events('acme', 100))).status, 200);
     const reached = await waitFor(() => handle.query(billingState), {
