@@ -8,7 +8,7 @@ import { createDraftInvoice } from './draft-invoice';
 import { createFinalizeInvoice } from './finalize-invoice';
 import { createNotifySpendThreshold } from './notify-spend-threshold';
 import { createNotifyThreshold } from './notify-threshold';
-import { createPriceOpenPeriod } from './price-open-period';
+import { createPriceSpend } from './price-spend';
 import { createReadUsageTotals } from './read-usage-totals';
 import { createReconcileActivities } from './reconcile';
 import { createDeliverNotification } from './webhook-delivery';
@@ -42,7 +42,7 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
     publishQuota: createPublishQuota({ pool: deps.pool }),
     readUsageTotals: createReadUsageTotals({ pool: deps.pool }),
-    priceOpenPeriod: createPriceOpenPeriod({ pool: deps.pool }),
+    priceSpend: createPriceSpend({ pool: deps.pool }),
     setSpendBlock: createSetSpendBlock({ pool: deps.pool, clock: deps.clock }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock }),

@@ -23,7 +23,7 @@ export interface OpenPeriod {
  * (max, unique_count, latest) have no counter total and count as unused here; the invoice prices
  * them. Reads only.
  */
-export async function priceOpenPeriod(
+export async function priceSpend(
   db: Queryable,
   period: OpenPeriod,
   sources: readonly AvailableMoney[],

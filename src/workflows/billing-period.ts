@@ -66,7 +66,7 @@ export interface BillingPeriodActivities {
    * costs so far, what it may reach (the spend cap, or another source of available money) and
    * each charged meter's runway. Reads only.
    */
-  priceOpenPeriod(input: {
+  priceSpend(input: {
     customerId: string;
     planCode: string;
     spendCap: SpendCap | null;
@@ -460,7 +460,7 @@ class BillingPeriodRun {
 
   /** Prices the open period's usage (an activity: pricing never runs in workflow code). */
   private async priceSpend(): Promise<void> {
-    const priced = await local.priceOpenPeriod({
+    const priced = await local.priceSpend({
       customerId: this.terms.customerId,
       planCode: this.terms.planCode,
       spendCap: this.terms.spendCap ?? null,

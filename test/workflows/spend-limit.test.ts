@@ -18,7 +18,7 @@ import { waitFor } from '../support/wait-for';
 /*
  * The spend-limit path with nothing replaced: the real API (keys, ingest, usage signaler, blocks
  * in memory), a real worker with the real activities on Postgres (the open period priced by the
- * priceOpenPeriod activity), and the billing workflow on the time-skipping server, which jumps
+ * priceSpend activity), and the billing workflow on the time-skipping server, which jumps
  * over the grace period.
  */
 const taskQueue = 'spend-e2e';

@@ -1,14 +1,14 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from '../db/pool';
 import { spendCapMoney, type AvailableMoney } from '../spend/available-money';
-import { priceOpenPeriod } from '../spend/open-period';
+import { priceSpend } from '../spend/open-period';
 import type { BillingPeriodActivities } from '../workflows/billing-period';
 
 /**
  * Prices the open period for the billing workflow's spend limit (src/spend/open-period.ts). Reads
  * only, so a retry is harmless; run as a local activity after each read of the totals.
  */
-export function createPriceOpenPeriod(deps: { pool: Pool }): BillingPeriodActivities['priceOpenPeriod'] {
+export function createPriceSpend(deps: { pool: Pool }): BillingPeriodActivities['priceSpend'] {
   // What a period's usage may reach is the least these allow. Prepaid credits with credit_only
   // settlement join here: an AvailableMoney over the credits ledger's balance (creditBalance).
   const sources: readonly AvailableMoney[] = [spendCapMoney];
@@ -20,7 +20,7 @@ export function createPriceOpenPeriod(deps: { pool: Pool }): BillingPeriodActivi
         `period ${JSON.stringify([periodStart, periodEnd])} is not a pair of timestamps`,
         'invalid_input',
       );
-    const spend = await priceOpenPeriod(
+    const spend = await priceSpend(
       deps.pool,
       { customerId, planCode, spendCap, notified, periodStart: start, periodEnd: end },
       sources,
