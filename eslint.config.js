@@ -25,6 +25,7 @@ const features = [
   'portal',
   'coupons',
   'taxes',
+  'spend',
 ];
 const infrastructure = ['db', 'temporal', 'process', 'clock.ts', 'config.ts', 'logger.ts'];
 const src = (names) => names.map((n) => `./src/${n}`);

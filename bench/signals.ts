@@ -56,7 +56,13 @@ async function main(): Promise<void> {
     cache: { ttlSeconds: 60, maxEntries: 10_000 },
     defaults: { ratePerSecond: 1_000_000, burst: 1_000_000 },
   });
-  const entitlements = await startEntitlements({ databaseUrl: db.url, clock: systemClock, logger, upgradeUrl: '/upgrade' });
+  const entitlements = await startEntitlements({
+    databaseUrl: db.url,
+    clock: systemClock,
+    logger,
+    upgradeUrl: '/upgrade',
+    topUpUrl: '/top-up',
+  });
   const client = new Client({ connection: temporal.connection });
   const { app, stop } = buildApiApp({
     pool,

@@ -84,7 +84,7 @@ export async function serveBenchApi(databaseUrl: string, port: number): Promise<
   const pool = createPool(databaseUrl, 10);
   const keys = await benchKeys(databaseUrl, pool, 100);
   const logger = pino({ level: 'warn' });
-  const entitlements = await startEntitlements({ databaseUrl, clock: systemClock, logger, upgradeUrl: '/upgrade' });
+  const entitlements = await startEntitlements({ databaseUrl, clock: systemClock, logger, upgradeUrl: '/upgrade', topUpUrl: '/top-up' });
   const { app } = buildApiApp({
     pool,
     keys,

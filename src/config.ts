@@ -44,6 +44,8 @@ export const envSchema = z.object({
   UPGRADE_URL: z.string().min(1).default('/upgrade'),
   // Where the customer portal links a customer whose meter is blocked; unset: UPGRADE_URL.
   PORTAL_UPGRADE_URL: z.string().min(1).optional(),
+  // Where a customer refused for its spend limit (402) can top up credits or raise its spend cap.
+  TOP_UP_URL: z.string().min(1).default('/top-up'),
   // Waits between declined charge attempts, as ISO 8601 durations; after the last, payment_failed.
   DUNNING_SCHEDULE: z
     .string()

@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Clock } from '../clock';
 import { CreditService } from '../credits/service';
+import { temporalCreditBalanceWatcher } from '../credits/temporal-balance-watcher';
 import { temporalCreditExpiryTimers } from '../credits/temporal-expiry-timers';
 import type { Pool } from '../db/pool';
 import type { PaymentProvider } from '../provider/payment-provider';
@@ -28,6 +29,7 @@ export function createCreditActivities(deps: {
       schedule: (grant) =>
         temporalCreditExpiryTimers({ client: Context.current().client, taskQueue: Context.current().info.taskQueue }).schedule(grant),
     },
+    watcher: { grew: (customer) => temporalCreditBalanceWatcher(Context.current().client).grew(customer) },
   });
   return {
     expireCreditGrant: ({ grantId }) => credits.expire(grantId, workflowActor()),

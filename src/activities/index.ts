@@ -10,12 +10,15 @@ import { createCreditActivities } from './credits';
 import { createDraftInvoice } from './draft-invoice';
 import { createEnterPeriod } from './enter-period';
 import { createFinalizeInvoice } from './finalize-invoice';
+import { createNotifySpendThreshold } from './notify-spend-threshold';
 import { createNotifyThreshold } from './notify-threshold';
 import { createPriceOpenPeriod } from './price-open-period';
+import { createPriceSpend } from './price-spend';
 import { createReadUsageTotals } from './read-usage-totals';
 import { createReconcileActivities } from './reconcile';
 import { createDeliverNotification } from './webhook-delivery';
 import { createPublishQuota, createSetEntitlement } from './set-entitlement';
+import { createSetSpendBlock } from './set-spend-block';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -42,9 +45,12 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
   };
   return {
     notifyThreshold: createNotifyThreshold(webhooks),
+    notifySpendThreshold: createNotifySpendThreshold(webhooks),
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
     publishQuota: createPublishQuota({ pool: deps.pool }),
     readUsageTotals: createReadUsageTotals({ pool: deps.pool }),
+    priceSpend: createPriceSpend({ pool: deps.pool }),
+    setSpendBlock: createSetSpendBlock({ pool: deps.pool, clock: deps.clock }),
     draftInvoice: createDraftInvoice({ pool: deps.pool, clock: deps.clock, lookbackInvoices: deps.lookbackInvoices }),
     finalizeInvoice: createFinalizeInvoice({ pool: deps.pool, clock: deps.clock, ...(deps.issuer ? { issuer: deps.issuer } : {}) }),
     priceOpenPeriod: createPriceOpenPeriod({ pool: deps.pool }),

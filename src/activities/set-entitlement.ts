@@ -39,7 +39,7 @@ export function createSetEntitlement(deps: { pool: Pool; clock: Clock }): Billin
  * publish overtaken by a later one, changes nothing.
  */
 export function createPublishQuota(deps: { pool: Pool }): BillingPeriodActivities['publishQuota'] {
-  return async ({ customerId, meter, usage, hardLimit, state, notified, nextDecision, periodEnd, asOf }) => {
+  return async ({ customerId, meter, usage, hardLimit, state, notified, nextDecision, spendRunway, periodEnd, asOf }) => {
     const known = await saveQuotaState(deps.pool, {
       customerId,
       meter,
@@ -49,6 +49,7 @@ export function createPublishQuota(deps: { pool: Pool }): BillingPeriodActivitie
       notified,
       // Histories recorded before decision points schedule publishes without one.
       nextDecision: nextDecision ?? null,
+      spendRunway: spendRunway ?? null,
       periodEnd: new Date(periodEnd),
       asOf: new Date(asOf),
     });

@@ -88,6 +88,7 @@ export const policy = {
     cancel: rule('POST /v1/subscriptions/{id}/cancel', 'billing:admin', 'own_customer'),
     change_plan: rule('POST /v1/subscriptions/{id}/change-plan', 'billing:admin', 'own_customer'),
     set_spend_thresholds: rule('PUT /v1/subscriptions/{id}/spend-thresholds', 'billing:admin', 'own_customer'),
+    set_spend_cap: rule('POST /v1/subscriptions/{id}/spend-cap', 'billing:admin', 'own_customer'),
   },
   invoices: {
     list: rule('GET /v1/invoices', 'billing:read', 'own_customer', 'portal'),

@@ -9,6 +9,7 @@ export const problemCatalog = {
   validation_failed: { status: 400, title: 'The request is not valid' },
   malformed_json: { status: 400, title: 'The request body is not valid JSON' },
   unauthenticated: { status: 401, title: 'Missing or invalid API key' },
+  spend_limit_reached: { status: 402, title: 'Spend limit reached' },
   forbidden: { status: 403, title: 'The API key may not do this' },
   not_found: { status: 404, title: 'No such resource' },
   method_not_allowed: { status: 405, title: 'Method not allowed on this resource' },

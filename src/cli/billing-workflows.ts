@@ -45,6 +45,7 @@ export function cliSubscriptionLifecycle(ctx: CliContext): SubscriptionLifecycle
     canceled: (subscription) => run('canceled', subscription),
     planChanged: (subscription) => run('planChanged', subscription),
     spendThresholdsChanged: (subscription) => run('spendThresholdsChanged', subscription),
+    spendCapChanged: (subscription) => run('spendCapChanged', subscription),
   };
 }
 

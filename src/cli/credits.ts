@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { PageQuerySchema } from '../api/pagination';
 import { systemClock } from '../clock';
+import type { Client } from '@temporalio/client';
+import type { CreditBalanceWatcher } from '../credits/balance-watcher';
 import type { CreditExpiryTimers } from '../credits/expiry-timers';
 import { AutoTopUpInputSchema, CreditGrantInputSchema } from '../credits/input';
 import { CreditService } from '../credits/service';
@@ -12,26 +14,36 @@ import { createHttpPaymentProvider } from '../provider/http-payment-provider';
 import { CliError, exitCodes, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, pageText, record, table } from './output';
 
-/** A grant's expiry timer is started on the Temporal server the environment names, for that one step. */
-function cliExpiryTimers(ctx: CliContext): CreditExpiryTimers {
-  return {
-    schedule: async (grant) => {
-      // Loaded here only: the Temporal client adds half a second to every other command's start.
-      const [{ Client, Connection }, { temporalCreditExpiryTimers }] = await Promise.all([
-        import('@temporalio/client'),
-        import('../credits/temporal-expiry-timers'),
-      ]);
-      const address = ctx.config.TEMPORAL_ADDRESS ?? `127.0.0.1:${ctx.config.TEMPORAL_PORT}`;
-      const connection = await Connection.connect({ address, connectTimeout: '5s' });
-      try {
-        const client = new Client({ connection, namespace: ctx.config.TEMPORAL_NAMESPACE });
-        await temporalCreditExpiryTimers({ client, taskQueue: ctx.config.TEMPORAL_TASK_QUEUE }).schedule(grant);
-      } finally {
-        await connection.close();
-      }
-    },
-  };
+/** Runs `step` with a client of the Temporal server the environment names, for that one step. */
+async function withTemporal(ctx: CliContext, step: (client: Client) => Promise<void>): Promise<void> {
+  // Loaded here only: the Temporal client adds half a second to every other command's start.
+  const { Client: TemporalClient, Connection } = await import('@temporalio/client');
+  const address = ctx.config.TEMPORAL_ADDRESS ?? `127.0.0.1:${ctx.config.TEMPORAL_PORT}`;
+  const connection = await Connection.connect({ address, connectTimeout: '5s' });
+  try {
+    await step(new TemporalClient({ connection, namespace: ctx.config.TEMPORAL_NAMESPACE }));
+  } finally {
+    await connection.close();
+  }
 }
+
+/** A grant's expiry timer is started on the Temporal server the environment names, for that one step. */
+const cliExpiryTimers = (ctx: CliContext): CreditExpiryTimers => ({
+  schedule: (grant) =>
+    withTemporal(ctx, async (client) => {
+      const { temporalCreditExpiryTimers } = await import('../credits/temporal-expiry-timers');
+      await temporalCreditExpiryTimers({ client, taskQueue: ctx.config.TEMPORAL_TASK_QUEUE }).schedule(grant);
+    }),
+});
+
+/** The customer's billing workflow hears of a credited grant the same way. */
+const cliBalanceWatcher = (ctx: CliContext): CreditBalanceWatcher => ({
+  grew: (customer) =>
+    withTemporal(ctx, async (client) => {
+      const { temporalCreditBalanceWatcher } = await import('../credits/temporal-balance-watcher');
+      await temporalCreditBalanceWatcher(client).grew(customer);
+    }),
+});
 
 /** The service on this pool: purchases go to the payment provider the environment names (the local simulator by default). */
 const serviceOn = (ctx: CliContext, pool: Pool) =>
@@ -43,6 +55,7 @@ const serviceOn = (ctx: CliContext, pool: Pool) =>
       timeoutMs: ctx.config.PROVIDER_TIMEOUT_MS,
     }),
     timers: cliExpiryTimers(ctx),
+    watcher: cliBalanceWatcher(ctx),
   });
 
 /** The API's wire shapes, loaded by these commands only (the route module brings Express and the OpenAPI registry). */

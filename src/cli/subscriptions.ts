@@ -7,10 +7,11 @@ import { CustomerService } from '../customers/service';
 import { PlanCodeSchema } from '../domain/plan';
 import { SpendThresholdsSchema, type SpendThresholds } from '../domain/spend-thresholds';
 import type { Result } from '../domain/result';
+import { SpendCapSchema, type SpendCap } from '../domain/spend-limit';
 import { changeEffects, isLifecycleStepFailed, SubscriptionService } from '../subscriptions/service';
 import type { Subscription } from '../subscriptions/store';
 import { cliSubscriptionLifecycle, stepFailedError } from './billing-workflows';
-import { CliError, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
+import { CliError, exitCodes, parseInput, unwrapForCli, withDatabase, type CliContext } from './context';
 import { emit, record } from './output';
 
 const IdSchema = z.uuid({ error: 'must be a subscription id (a UUID)' });
@@ -28,6 +29,8 @@ function describe(s: Subscription): string {
     'current period': period && `${period.start} – ${period.end}`,
     'cancel at': s.cancelAt?.toISOString(),
     'pending change': s.pendingChange && `to ${s.pendingChange.toPlan} at ${s.pendingChange.effectiveAt.toISOString()}`,
+    'spend cap':
+      s.spendCap && `${s.spendCap.amount} ${s.plan.currency}${s.spendCap.grace_period ? `, grace ${s.spendCap.grace_period}` : ''}`,
     created: s.createdAt.toISOString(),
     'spend thresholds': describeThresholds(s.spendThresholds),
   });
@@ -45,6 +48,16 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 function thresholdOptions(opts: { spendThreshold?: string[]; spendEvery?: string }): unknown {
   if (opts.spendThreshold === undefined && opts.spendEvery === undefined) return undefined;
   return { amounts: opts.spendThreshold ?? [], every: opts.spendEvery ?? null };
+}
+
+/** A spend cap from `--spend-cap <amount>` and `--spend-cap-grace <duration>`; undefined without an amount. */
+function spendCapOption(opts: { spendCap?: string; spendCapGrace?: string }): SpendCap | undefined {
+  if (opts.spendCap === undefined) {
+    if (opts.spendCapGrace !== undefined) throw new CliError('--spend-cap-grace needs --spend-cap', exitCodes.cannotRun);
+    return undefined;
+  }
+  const cap = { amount: opts.spendCap, ...(opts.spendCapGrace === undefined ? {} : { grace_period: opts.spendCapGrace }) };
+  return parseInput(SpendCapSchema, cap, 'spend cap');
 }
 
 /** The service on this pool; its workflow steps run on the Temporal server the environment names. */
@@ -70,12 +83,23 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .option('--start <instant>', 'RFC 3339 subscription start, which anchors every period (default now)')
     .option('--spend-threshold <amount>', 'progressive billing: an interim invoice when priced usage reaches it (repeatable)', collect)
     .option('--spend-every <amount>', 'progressive billing: an interim invoice at every multiple of it')
+    .option('--spend-cap <amount>', "what one period of usage may cost, in the plan's currency (default: no cap)")
+    .option('--spend-cap-grace <duration>', 'ISO 8601 duration usage is still accepted once the cap is reached (default none)')
     .action(
       async (
-        opts: { customer: string; plan: string; start?: string; spendThreshold?: string[]; spendEvery?: string },
+        opts: {
+          customer: string;
+          plan: string;
+          start?: string;
+          spendThreshold?: string[];
+          spendEvery?: string;
+          spendCap?: string;
+          spendCapGrace?: string;
+        },
         command: Command,
       ) => {
         const thresholds = thresholdOptions(opts);
+        const spendCap = spendCapOption(opts);
         const input = parseInput(
           SubscriptionInputSchema,
           {
@@ -93,6 +117,7 @@ export function subscriptionsCommand(ctx: CliContext): Command {
             plan: input.plan,
             start,
             ...(input.spend_thresholds ? { spendThresholds: input.spend_thresholds } : {}),
+            ...(spendCap ? { spendCap } : {}),
           }),
         );
         if (!result.ok && result.reason === 'subscription_exists') {
@@ -163,6 +188,28 @@ export function subscriptionsCommand(ctx: CliContext): Command {
         await withDatabase(ctx, (pool) => serviceOn(ctx, pool).changeSpendThresholds('cli', id, thresholds)),
       );
       emit(ctx, command, toJson(subscription), () => `${changed ? 'spend thresholds set' : 'already set'}\n${describe(subscription)}`);
+    });
+
+  subscriptions
+    .command('spend-cap')
+    .description('set (--amount) or remove (--remove) the spend cap, effective at once for the period in progress; repeating it is safe')
+    .argument('<id>')
+    .option('--amount <amount>', "what one period of usage may cost, in the plan's currency")
+    .option('--grace <duration>', 'ISO 8601 duration usage is still accepted once the cap is reached (default none)')
+    .option('--remove', 'remove the cap')
+    .action(async (id: string, opts: { amount?: string; grace?: string; remove?: boolean }, command: Command) => {
+      parseInput(IdSchema, id, 'id');
+      const remove = opts.remove === true;
+      if (remove === (opts.amount !== undefined)) throw new CliError('give either --amount or --remove', exitCodes.cannotRun);
+      if (remove && opts.grace !== undefined) throw new CliError('--grace applies only with --amount', exitCodes.cannotRun);
+      const spendCap = remove ? null : spendCapOption({ spendCap: opts.amount, spendCapGrace: opts.grace })!;
+      const { changed, subscription } = settled(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).setSpendCap('cli', id, spendCap)));
+      emit(
+        ctx,
+        command,
+        toJson(subscription),
+        () => `${changed ? 'spend cap changed' : 'spend cap already so'}\n${describe(subscription)}`,
+      );
     });
 
   return subscriptions;

@@ -11,6 +11,7 @@ import { ok, refuse, type Result } from '../domain/result';
 import { getInvoice } from '../invoices/store';
 import { auditActorOf, type Actor } from '../keys/principal';
 import { ProviderRejectedError, ProviderUnavailableError, type PaymentProvider, type ProviderCharge } from '../provider/payment-provider';
+import type { CreditBalanceWatcher } from './balance-watcher';
 import type { CreditExpiryTimers } from './expiry-timers';
 import type { AutoTopUpInput, CreditGrantInput } from './input';
 import {
@@ -48,7 +49,8 @@ export type GrantRefusal =
   | 'purchase_declined'
   | 'provider_unavailable'
   | 'provider_rejected'
-  | 'expiry_unscheduled';
+  | 'expiry_unscheduled'
+  | 'balance_unannounced';
 
 export interface CreditBalance {
   customer: string;
@@ -65,6 +67,8 @@ export interface CreditDeps {
   clock: Clock;
   provider: PaymentProvider;
   timers: CreditExpiryTimers;
+  /** Told when a grant is credited; absent: nobody waits for the balance (tests, tools). */
+  watcher?: CreditBalanceWatcher;
   customers?: CustomerService;
 }
 
@@ -132,7 +136,7 @@ export class CreditService {
       return refuse('conflict', 'reference_reused', `Grant reference "${input.reference}" is already used with other terms.`, {
         existing_grant_id: grant.id,
       });
-    return this.complete(grant, created, auditActorOf(actor));
+    return this.complete(grant, created, auditActorOf(actor), customer.value.externalId);
   }
 
   /**
@@ -228,7 +232,7 @@ export class CreditService {
         )
       ).grant;
     }
-    const completed = await this.complete(grant, false, actor);
+    const completed = await this.complete(grant, false, actor, invoice.customer);
     if (completed.ok) return ok({ outcome: 'topped_up', grantId: grant.id, balance: await balance() });
     if (completed.reason === 'purchase_declined') {
       const declined = (await getGrant(this.deps.pool, grant.id))!;
@@ -332,6 +336,7 @@ export class CreditService {
     grant: CreditGrant,
     created: boolean,
     actor: AuditActor,
+    customerExternalId: string,
   ): Promise<Result<{ created: boolean; grant: CreditGrant }, GrantRefusal>> {
     let current = grant;
     if (current.status === 'pending') {
@@ -372,6 +377,18 @@ export class CreditService {
           'unavailable',
           'expiry_unscheduled',
           `Grant ${current.id} is credited, but its expiry timer could not be started (${err instanceof Error ? err.message : String(err)}). Repeat the request with the same reference.`,
+          { grant_id: current.id },
+        );
+      }
+    }
+    if (current.status === 'active' && this.deps.watcher) {
+      try {
+        await this.deps.watcher.grew({ externalId: customerExternalId });
+      } catch (err) {
+        return refuse(
+          'unavailable',
+          'balance_unannounced',
+          `Grant ${current.id} is credited, but the billing workflow could not be told (${err instanceof Error ? err.message : String(err)}). Repeat the request with the same reference.`,
           { grant_id: current.id },
         );
       }

@@ -198,10 +198,20 @@ export function evaluateLimit(
     .filter((t) => usage.gte(t.at) && !notified.has(t.key))
     .map(({ key, at }) => ({ key, value: at.toFixed() }));
   const overHardLimit = limit.hard_limit !== undefined && usage.gt(limit.hard_limit);
-  return { newlyCrossed, overHardLimit, state: nextState(limit, observed.state, overHardLimit, now) };
+  return { newlyCrossed, overHardLimit, state: limitStateAfter(limit, observed.state, overHardLimit, now) };
 }
 
-function nextState(limit: MeterLimit, state: LimitState, over: boolean, now: Date): LimitState {
+/**
+ * The hard-limit state machine on its own, for any limit with an action and a grace period (a
+ * meter's hard limit, a subscription's spend limit): where `state` goes when usage is, or is
+ * not, `over` at `now`.
+ */
+export function limitStateAfter(
+  limit: Pick<MeterLimit, 'at_hard_limit' | 'grace_period'>,
+  state: LimitState,
+  over: boolean,
+  now: Date,
+): LimitState {
   if (!over) return { status: 'ok' };
   const overSince = state.status === 'ok' ? now.toISOString() : state.over_since;
   if (limit.at_hard_limit === 'allow') return { status: 'overage', over_since: overSince };

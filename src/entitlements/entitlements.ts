@@ -19,6 +19,8 @@ const ChangeSchema = z.object({
   notified: z.array(z.string()).nullish(),
   usage_as_of: z.iso.datetime({ offset: true }).nullish(),
   next_decision: z.string().nullish(),
+  spend_blocked: z.boolean().nullish(),
+  spend_runway: z.string().nullish(),
 });
 type ChangeRow = z.infer<typeof ChangeSchema>;
 
@@ -26,6 +28,7 @@ const toChange = (r: ChangeRow): EntitlementChange => ({
   customerId: r.customer_id,
   meter: r.meter,
   blocked: r.blocked,
+  spendBlocked: r.spend_blocked ?? false,
   resetsAt: new Date(r.resets_at),
   ...(r.usage && r.limit_state && r.usage_as_of
     ? {
@@ -35,6 +38,7 @@ const toChange = (r: ChangeRow): EntitlementChange => ({
           state: r.limit_state,
           notified: r.notified ?? [],
           nextDecision: r.next_decision ?? null,
+          spendRunway: r.spend_runway ?? null,
           asOf: new Date(r.usage_as_of),
         },
       }
@@ -47,6 +51,8 @@ export interface EntitlementsOptions {
   clock: Clock;
   logger: Logger;
   upgradeUrl: string;
+  /** Where a customer refused for its spend limit can top up or raise it (TOP_UP_URL). */
+  topUpUrl: string;
 }
 
 export interface Entitlements {
@@ -68,7 +74,7 @@ export interface Entitlements {
  */
 export async function startEntitlements(opts: EntitlementsOptions): Promise<Entitlements> {
   const logger = opts.logger.child({ component: 'entitlements' });
-  const store = new EntitlementStore(opts.clock, opts.upgradeUrl);
+  const store = new EntitlementStore(opts.clock, opts.upgradeUrl, opts.topUpUrl);
   let live = false;
   let closing = false;
   const listener = new NotificationListener({
@@ -87,8 +93,8 @@ export async function startEntitlements(opts: EntitlementsOptions): Promise<Enti
       const { rows } = await client.query<{ row: ChangeRow }>(
         `select json_build_object('customer_id', customer_id, 'meter', meter, 'blocked', blocked, 'resets_at', resets_at,
            'usage', usage::text, 'hard_limit', hard_limit::text, 'limit_state', limit_state, 'notified', notified, 'usage_as_of', usage_as_of,
-           'next_decision', next_decision::text) as row
-         from entitlements where blocked or resets_at > now()`,
+           'next_decision', next_decision::text, 'spend_blocked', spend_blocked, 'spend_runway', spend_runway::text) as row
+         from entitlements where blocked or spend_blocked or resets_at > now()`,
       );
       store.replace(rows.map((r) => toChange(ChangeSchema.parse(r.row))));
       live = true;

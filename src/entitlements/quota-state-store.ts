@@ -77,6 +77,8 @@ export interface PublishedQuota {
   notified: string[];
   /** The usage at which the workflow next decides something for this meter; null when nothing is left. */
   nextDecision: string | null;
+  /** The usage at which the period's priced usage reaches the spend limit; null (or absent) without one. */
+  spendRunway?: string | null;
   periodEnd: Date;
   /** When the workflow evaluated it. */
   asOf: Date;
@@ -91,12 +93,13 @@ export function saveQuotaState(pool: Pool, quota: PublishedQuota): Promise<boole
   return knownCustomerAndMeter(
     pool.query(
       `insert into entitlements as e
-         (customer_id, meter, blocked, resets_at, updated_at, usage, hard_limit, limit_state, notified, usage_as_of, next_decision)
-       values ($1, $2, false, $3, $8, $4, $5, $6, $7, $8, $9)
+         (customer_id, meter, blocked, resets_at, updated_at, usage, hard_limit, limit_state, notified, usage_as_of, next_decision, spend_runway)
+       values ($1, $2, false, $3, $8, $4, $5, $6, $7, $8, $9, $10)
        on conflict (customer_id, meter) do update
          set usage = excluded.usage, hard_limit = excluded.hard_limit, limit_state = excluded.limit_state, notified = excluded.notified,
-             usage_as_of = excluded.usage_as_of, next_decision = excluded.next_decision, updated_at = excluded.updated_at,
-             resets_at = case when e.blocked then e.resets_at else excluded.resets_at end
+             usage_as_of = excluded.usage_as_of, next_decision = excluded.next_decision, spend_runway = excluded.spend_runway,
+             updated_at = excluded.updated_at,
+             resets_at = case when e.blocked or e.spend_blocked then e.resets_at else excluded.resets_at end
          where e.usage_as_of is null or e.usage_as_of <= excluded.usage_as_of`,
       [
         quota.customerId,
@@ -108,7 +111,55 @@ export function saveQuotaState(pool: Pool, quota: PublishedQuota): Promise<boole
         quota.notified,
         quota.asOf,
         quota.nextDecision,
+        quota.spendRunway ?? null,
       ],
     ),
+  );
+}
+
+export interface SpendBlockDecision {
+  /** Internal customer id. */
+  customerId: string;
+  /** The charged meters a block refuses; lifting lifts every spend block of the customer. */
+  meters: string[];
+  blocked: boolean;
+  /** The end of the period the block belongs to. */
+  resetsAt: Date;
+  now: Date;
+  actor: AuditActor;
+}
+
+/**
+ * Records that a customer's spend limit was reached past its grace period (its charged meters
+ * refused, 402), or that this no longer holds, with one audit entry in the same transaction when
+ * anything changed. Independent of hard-limit blocks. False when a meter is unknown.
+ */
+export function saveSpendBlock(pool: Pool, decision: SpendBlockDecision): Promise<boolean> {
+  const { customerId, meters, blocked, resetsAt, now, actor } = decision;
+  return knownCustomerAndMeter(
+    inTransaction(pool, async (client) => {
+      const changed = blocked
+        ? await client.query(
+            `insert into entitlements as e (customer_id, meter, blocked, spend_blocked, resets_at, updated_at)
+             select $1, m, false, true, $3, $4 from unnest($2::text[]) as m
+             on conflict (customer_id, meter) do update
+               set spend_blocked = true, resets_at = excluded.resets_at, updated_at = excluded.updated_at
+               where not e.spend_blocked or e.resets_at <> excluded.resets_at`,
+            [customerId, meters, resetsAt, now],
+          )
+        : await client.query(`update entitlements set spend_blocked = false, updated_at = $2 where customer_id = $1 and spend_blocked`, [
+            customerId,
+            now,
+          ]);
+      if (changed.rowCount) {
+        await recordAudit(client, {
+          actor,
+          action: blocked ? 'entitlement.spend_blocked' : 'entitlement.spend_unblocked',
+          subjectType: 'customer',
+          subjectId: customerId,
+          details: { customer_id: customerId, ...(blocked ? { meters, reason: 'spend_limit', resets_at: resetsAt.toISOString() } : {}) },
+        });
+      }
+    }),
   );
 }

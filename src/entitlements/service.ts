@@ -17,11 +17,15 @@ export interface Entitlement {
   customer: string;
   meter: string;
   block: Block | undefined;
+  /** The spend limit's block on this meter, if any. */
+  spendBlock: Block | undefined;
   quota: (QuotaState & { resetsAt: Date }) | undefined;
   /** hard limit − usage, at least 0; null without a hard limit. */
   remaining: Decimal | null;
   /** Where the customer can raise its limits. */
   upgradeUrl: string;
+  /** Where the customer can top up or raise its spend cap. */
+  topUpUrl: string;
 }
 
 /** Entitlement checks, answered from memory: the blocks and quotas in the store, customers and meters from the ingest caches. */
@@ -41,9 +45,11 @@ export class EntitlementService {
       customer: request.customer,
       meter: meter.code,
       block: this.store.blockOf(customerId, meter.code),
+      spendBlock: this.store.spendBlockOf(customerId, meter.code),
       quota,
       remaining: quota?.hardLimit != null ? Decimal.max(0, new Decimal(quota.hardLimit).minus(quota.usage)) : null,
       upgradeUrl: this.store.upgradeUrl,
+      topUpUrl: this.store.topUpUrl,
     });
   }
 }

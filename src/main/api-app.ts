@@ -23,6 +23,7 @@ import { usageRouter } from '../api/routes/usage';
 import { webhookEndpointsRouter } from '../api/routes/webhooks';
 import type { Clock } from '../clock';
 import { CreditService } from '../credits/service';
+import { temporalCreditBalanceWatcher } from '../credits/temporal-balance-watcher';
 import { temporalCreditExpiryTimers } from '../credits/temporal-expiry-timers';
 import type { Pool } from '../db/pool';
 import type { EventTimePolicy } from '../domain/metering/event-time';
@@ -133,6 +134,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
                   clock: deps.clock,
                   provider: deps.provider,
                   timers: temporalCreditExpiryTimers({ client: deps.billing.client, taskQueue: deps.billing.taskQueue }),
+                  watcher: temporalCreditBalanceWatcher(deps.billing.client),
                   customers,
                 }),
               ),

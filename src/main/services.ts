@@ -47,7 +47,13 @@ export async function connectServices(
     defaults: { ratePerSecond: config.API_KEY_DEFAULT_RATE_PER_SECOND, burst: config.API_KEY_DEFAULT_BURST },
     authFailures: { limit: config.AUTH_FAILURE_LIMIT, windowSeconds: config.AUTH_FAILURE_WINDOW_SECONDS },
   });
-  const entitlements = await startEntitlements({ databaseUrl, clock: systemClock, logger, upgradeUrl: config.UPGRADE_URL });
+  const entitlements = await startEntitlements({
+    databaseUrl,
+    clock: systemClock,
+    logger,
+    upgradeUrl: config.UPGRADE_URL,
+    topUpUrl: config.TOP_UP_URL,
+  });
   const temporal = await Connection.connect({ address: temporalAddress });
   return {
     pool,

@@ -17,7 +17,7 @@ export interface IngestDeps {
   catalog: MeterCatalog;
   customers: CustomerService;
   clock: Clock;
-  /** Blocked meters, in memory: their events are refused before any write. The API always has them; metering alone (tools, tests) may not. */
+  /** Blocked meters (hard and spend limits), in memory: their events are refused before any write. The API always has them; metering alone (tools, tests) may not. */
   entitlements?: EntitlementStore;
   /** Told about every newly stored event after its commit (quota tracking). */
   onStored?: (usage: AcceptedUsage[]) => void;
@@ -216,6 +216,21 @@ export class IngestService {
           detail: `meter "${meter.code}" is blocked for customer "${customer}" until ${resetsAt}: its hard limit was exceeded past the grace period; raise it at ${upgradeUrl}`,
           resets_at: resetsAt,
           upgrade_url: upgradeUrl,
+        },
+      };
+    }
+    const spendBlock = entitlements?.spendBlockOf(customerId, meter.code);
+    if (entitlements && spendBlock) {
+      const topUpUrl = entitlements.topUpUrl;
+      return {
+        ok: false,
+        outcome: {
+          index,
+          id: input.id,
+          status: 'rejected',
+          reason: 'spend_limit_reached',
+          detail: `customer "${customer}" has reached its spend limit for the period ending ${spendBlock.resetsAt.toISOString()}: usage of meter "${meter.code}" is refused; top up or raise the cap at ${topUpUrl}`,
+          top_up_url: topUpUrl,
         },
       };
     }

@@ -13,4 +13,6 @@ export interface SubscriptionLifecycle {
   planChanged(subscription: Subscription): Promise<void>;
   /** The subscription now carries new spend thresholds; the open period is priced against them at once. */
   spendThresholdsChanged(subscription: Subscription): Promise<void>;
+  /** The subscription carries its new spend cap (or none); it applies at once to the period in progress. */
+  spendCapChanged(subscription: Subscription): Promise<void>;
 }

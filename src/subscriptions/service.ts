@@ -2,12 +2,14 @@ import type { Clock } from '../clock';
 import type { CustomerService } from '../customers/service';
 import type { AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
+import { minorUnits, type CurrencyCode } from '../domain/currencies';
 import { isRepresentableInstant } from '../domain/edge-schemas';
 import { changeDirection, type ChangeDirection } from '../domain/plan-change-direction';
 import { periodAt, periodContaining } from '../domain/periods';
 import { Decimal } from '../domain/money';
 import type { SpendThresholds } from '../domain/spend-thresholds';
 import { measureUsage } from '../invoices/builder';
+import type { SpendCap } from '../domain/spend-limit';
 import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, seesCustomerId, type Actor } from '../keys/principal';
 import { getPlan } from '../plans/store';
@@ -20,6 +22,7 @@ import {
   setSpendThresholds,
   getActiveSubscription,
   getSubscription,
+  setSpendCap,
   type ChangePlanResult,
   type Subscription,
 } from './store';
@@ -32,6 +35,7 @@ export const lifecycleStepDone = {
   canceled: 'told of the cancellation',
   planChanged: 'moved to the new plan',
   spendThresholdsChanged: 'given the new spend thresholds',
+  spendCapChanged: 'given the new spend cap',
 } as const satisfies Record<LifecycleStep, string>;
 
 /**
@@ -62,6 +66,8 @@ export interface SubscribeInput {
   start?: Date;
   /** Progressive billing; default none. */
   spendThresholds?: SpendThresholds;
+  /** What one period of usage may cost, in the plan's currency; absent or null: no cap. */
+  spendCap?: SpendCap | null;
 }
 
 /** A subscription after a change, and whether the request changed it or repeated a change that is already saved. */
@@ -79,6 +85,7 @@ export type PlanChanged = {
 export const changeEffects = ['immediately', 'period_end'] as const;
 export type ChangeEffect = (typeof changeEffects)[number];
 export type SpendThresholdsChanged = { changed: boolean; subscription: Subscription };
+export type SpendCapChanged = { changed: boolean; subscription: Subscription };
 
 export interface SubscriptionServiceDeps {
   pool: Pool;
@@ -103,7 +110,7 @@ export class SubscriptionService {
     input: SubscribeInput,
   ): Promise<
     | Ok<Subscribed>
-    | Refusal<'unknown_customer' | 'unknown_plan' | 'currency_mismatch' | 'start_out_of_range'>
+    | Refusal<'unknown_customer' | 'unknown_plan' | 'currency_mismatch' | 'start_out_of_range' | 'spend_cap_precision'>
     | SubscriptionExists
     | LifecycleStepFailed
   > {
@@ -119,6 +126,8 @@ export class SubscriptionService {
         `Customer "${input.customer}" is billed in ${currency}, plan "${plan.id}" in ${plan.currency}.`,
       );
     }
+    const precision = spendCapPrecision(input.spendCap, plan.currency);
+    if (precision) return precision;
     const anchor = input.start ?? clock.now();
     // Invoices store their period's end: the first period must end within the representable range.
     if (!isRepresentableInstant(periodAt(anchor, plan.interval, 0).end.getTime())) {
@@ -134,13 +143,15 @@ export class SubscriptionService {
       anchor,
       actor: auditActorOf(actor),
       ...(input.spendThresholds ? { spendThresholds: input.spendThresholds } : {}),
+      spendCap: input.spendCap ?? null,
     });
     if (saved.created) return this.afterCommit('started', { created: true, subscription: saved.subscription });
     const { existing } = saved;
     if (
       existing.plan.id !== plan.id ||
       (input.start !== undefined && existing.anchor.getTime() !== anchor.getTime()) ||
-      (input.spendThresholds !== undefined && !sameThresholds(existing.spendThresholds, input.spendThresholds))
+      (input.spendThresholds !== undefined && !sameThresholds(existing.spendThresholds, input.spendThresholds)) ||
+      (input.spendCap !== undefined && !sameSpendCap(existing.spendCap, input.spendCap))
     ) {
       return {
         ...refuse(
@@ -253,6 +264,32 @@ export class SubscriptionService {
     return this.afterCommit('spendThresholdsChanged', { changed: result.outcome === 'changed', subscription: result.subscription });
   }
 
+  /**
+   * Sets the spend cap (null removes it), effective at once for the period in progress: the
+   * billing workflow prices it again, so a higher cap unblocks and a lower one may block. A retry
+   * finds it already set.
+   */
+  async setSpendCap(
+    actor: Actor,
+    id: string,
+    spendCap: SpendCap | null,
+  ): Promise<
+    Ok<SpendCapChanged> | Refusal<'unknown_subscription' | 'subscription_canceled' | 'spend_cap_precision'> | LifecycleStepFailed
+  > {
+    const visible = await this.get(actor, id);
+    if (!visible.ok) return visible;
+    const precision = spendCapPrecision(spendCap, visible.value.plan.currency);
+    if (precision) return precision;
+    const result = await setSpendCap(this.deps.pool, id, spendCap, auditActorOf(actor));
+    if (result.outcome === 'refused') {
+      return result.reason === 'subscription_not_found'
+        ? unknownSubscription(id)
+        : refuse('conflict', result.reason, `Subscription ${id} is canceled; subscribe the customer again instead.`);
+    }
+    // Also when unchanged: a retry after a failed step converges.
+    return this.afterCommit('spendCapChanged', { changed: result.outcome === 'changed', subscription: result.subscription });
+  }
+
   /** Runs the lifecycle step for a committed change; its failure leaves the change saved and is answered as such. */
   private async afterCommit<T extends { subscription: Subscription }>(step: LifecycleStep, value: T): Promise<Ok<T> | LifecycleStepFailed> {
     const { subscription } = value;
@@ -279,6 +316,21 @@ const sameThresholds = (a: SpendThresholds, b: SpendThresholds) =>
   (a.every === null ? b.every === null : b.every !== null && new Decimal(a.every).eq(b.every)) &&
   a.amounts.length === b.amounts.length &&
   a.amounts.every((x, i) => new Decimal(x).eq(b.amounts[i]!));
+
+/** A cap is money in the plan's currency: no more digits than its minor unit. */
+function spendCapPrecision(spendCap: SpendCap | null | undefined, currency: CurrencyCode): Refusal<'spend_cap_precision'> | undefined {
+  if (!spendCap) return undefined;
+  const digits = minorUnits(currency);
+  if (new Decimal(spendCap.amount).decimalPlaces() <= digits) return undefined;
+  return refuse(
+    'invalid',
+    'spend_cap_precision',
+    `A spend cap in ${currency} has at most ${digits} decimal places; got ${spendCap.amount}.`,
+  );
+}
+
+const sameSpendCap = (a: SpendCap | null, b: SpendCap | null) =>
+  a === null || b === null ? a === b : new Decimal(a.amount).eq(b.amount) && a.grace_period === b.grace_period;
 
 const unknownSubscription = (id: string) => refuse('not_found', 'unknown_subscription', `No subscription ${id}.`);
 

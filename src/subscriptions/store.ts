@@ -3,6 +3,7 @@ import type { Pool } from '../db/pool';
 import type { Plan } from '../domain/plan';
 import type { SpendThresholds } from '../domain/spend-thresholds';
 import type { PlanTimeline } from '../domain/plan-segments';
+import type { SpendCap } from '../domain/spend-limit';
 import { inTransaction, type Queryable } from '../db/transaction';
 import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from '../plans/store';
 
@@ -21,6 +22,8 @@ export interface Subscription {
   cancelAt: Date | null;
   /** When the cancellation was recorded. */
   canceledAt: Date | null;
+  /** What one period of usage may cost, in the plan's currency; null: no cap. */
+  spendCap: SpendCap | null;
   createdAt: Date;
   /** Progressive billing: interim invoices when the open period's priced usage reaches these. */
   spendThresholds: SpendThresholds;
@@ -45,6 +48,7 @@ type SubscriptionRow = PlanTermsRow & {
   status: SubscriptionStatus;
   cancel_at: Date | null;
   canceled_at: Date | null;
+  spend_cap: SpendCap | null;
   created_at: Date;
   spend_threshold_amounts: string[];
   spend_threshold_every: string | null;
@@ -53,7 +57,7 @@ type SubscriptionRow = PlanTermsRow & {
 };
 
 const selectSubscriptions = `select ${planTermColumns},
-    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.created_at,
+    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.spend_cap, s.created_at,
     s.spend_threshold_amounts::text[], s.spend_threshold_every::text,
     pc.to_plan as pending_plan, pc.effective_at as pending_effective_at
   from subscriptions s join customers c on c.id = s.customer_id join plans p on p.code = s.plan_code
@@ -68,6 +72,7 @@ function toSubscription(r: SubscriptionRow): Subscription {
     status: r.status,
     cancelAt: r.cancel_at,
     canceledAt: r.canceled_at,
+    spendCap: r.spend_cap,
     createdAt: r.created_at,
     spendThresholds: { amounts: r.spend_threshold_amounts, every: r.spend_threshold_every },
     pendingChange: r.pending_plan === null ? null : { toPlan: r.pending_plan, effectiveAt: r.pending_effective_at! },
@@ -129,6 +134,8 @@ export interface NewSubscription {
   customerId: string;
   planCode: string;
   anchor: Date;
+  /** Absent or null: no spend cap. */
+  spendCap?: SpendCap | null;
   actor: AuditActor;
   spendThresholds?: SpendThresholds;
 }
@@ -147,10 +154,17 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
     // is canceled before it can be read, the insert is simply tried again.
     while (id === undefined) {
       const { rows } = await client.query<{ id: string }>(
-        `insert into subscriptions (customer_id, plan_code, anchor, spend_threshold_amounts, spend_threshold_every)
-         values ($1, $2, $3, $4::numeric[], $5)
+        `insert into subscriptions (customer_id, plan_code, anchor, spend_threshold_amounts, spend_threshold_every, spend_cap)
+         values ($1, $2, $3, $4::numeric[], $5, $6)
          on conflict (customer_id) where status = 'active' do nothing returning id`,
-        [input.customerId, input.planCode, input.anchor, input.spendThresholds?.amounts ?? [], input.spendThresholds?.every ?? null],
+        [
+          input.customerId,
+          input.planCode,
+          input.anchor,
+          input.spendThresholds?.amounts ?? [],
+          input.spendThresholds?.every ?? null,
+          input.spendCap ?? null,
+        ],
       );
       id = rows[0]?.id;
       const existing = id === undefined ? await getActiveSubscription(client, input.customerId) : undefined;
@@ -167,6 +181,7 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
         plan: input.planCode,
         anchor: input.anchor.toISOString(),
         ...(input.spendThresholds ? { spend_thresholds: subscription.spendThresholds } : {}),
+        ...(input.spendCap ? { spend_cap: input.spendCap } : {}),
       },
     });
     return { created: true, subscription };
@@ -353,5 +368,45 @@ export async function applyDueChanges(
       });
     }
     return getSubscription(client, subscriptionId);
+  });
+}
+
+export type SetSpendCapResult =
+  | { outcome: 'changed' | 'unchanged'; subscription: Subscription }
+  | { outcome: 'refused'; reason: 'subscription_not_found' | 'subscription_canceled' };
+
+/**
+ * Sets (or, with null, removes) an active subscription's spend cap, with a
+ * `subscription.spend_cap_changed` audit entry in the same transaction, the row locked so
+ * concurrent changes apply one after the other. The same cap again changes nothing: a retry.
+ */
+export async function setSpendCap(
+  pool: Pool,
+  subscriptionId: string,
+  spendCap: SpendCap | null,
+  actor: AuditActor,
+): Promise<SetSpendCapResult> {
+  return inTransaction(pool, async (client) => {
+    const locked = await client.query<{ status: SubscriptionStatus; spend_cap: SpendCap | null }>(
+      'select status, spend_cap from subscriptions where id = $1 for update',
+      [subscriptionId],
+    );
+    const row = locked.rows[0];
+    if (!row) return { outcome: 'refused', reason: 'subscription_not_found' };
+    if (row.status !== 'active') return { outcome: 'refused', reason: 'subscription_canceled' };
+    const { rowCount } = await client.query(
+      'update subscriptions set spend_cap = $2 where id = $1 and spend_cap is distinct from $2::jsonb',
+      [subscriptionId, spendCap],
+    );
+    if (rowCount) {
+      await recordAudit(client, {
+        actor,
+        action: 'subscription.spend_cap_changed',
+        subjectType: 'subscription',
+        subjectId: subscriptionId,
+        details: { from: row.spend_cap, to: spendCap },
+      });
+    }
+    return { outcome: rowCount ? 'changed' : 'unchanged', subscription: (await getSubscription(client, subscriptionId))! };
   });
 }

@@ -4,6 +4,7 @@ import {
   cancelSubscription,
   changePlan,
   changeSpendThresholds,
+  changeSpendCap,
   subscriptionStarted,
   workflowIdFor,
   type SubscriptionTerms,
@@ -20,6 +21,8 @@ export const termsOf = (s: Subscription): SubscriptionTerms => ({
   anchor: s.anchor.toISOString(),
   interval: s.plan.interval,
   spendThresholds: s.spendThresholds,
+  spendCap: s.spendCap,
+  ...(s.plan.settlement === 'credit_only' ? { creditOnly: true } : {}),
 });
 
 /**
@@ -69,7 +72,11 @@ export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): Sub
     },
     planChanged: async (subscription) => {
       const handle = opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
-      const update = { planCode: subscription.plan.id, limits: subscription.plan.limits };
+      const update = {
+        planCode: subscription.plan.id,
+        limits: subscription.plan.limits,
+        creditOnly: subscription.plan.settlement === 'credit_only',
+      };
       try {
         await handle.executeUpdate(changePlan, { args: [update] });
       } catch (err) {
@@ -84,6 +91,16 @@ export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): Sub
         await handle.executeUpdate(changeSpendThresholds, { args: [subscription.spendThresholds] });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
+        await start(subscription);
+      }
+    },
+    spendCapChanged: async (subscription) => {
+      const handle = opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
+      try {
+        await handle.executeUpdate(changeSpendCap, { args: [{ spendCap: subscription.spendCap }] });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        // No running workflow: start one, which takes the cap from the subscription's terms.
         await start(subscription);
       }
     },

@@ -75,6 +75,31 @@ export async function raiseThresholdNotification(
 }
 
 /**
+ * Inserts a spend-threshold notification unless one exists for this subscription, period and
+ * threshold, then reads whichever row holds the key (as raiseThresholdNotification does).
+ */
+export async function raiseSpendThresholdNotification(
+  db: Queryable,
+  notification: { id: string; subscriptionId: string; periodStart: string; threshold: string; payload: object; createdAt: Date },
+): Promise<StoredNotification> {
+  const { id, subscriptionId, periodStart, threshold } = notification;
+  await db.query(
+    `insert into notifications (id, kind, subscription_id, period_start, threshold, payload, created_at)
+     values ($1, 'spend_threshold_crossed', $2, $3, $4, $5, $6)
+     on conflict (subscription_id, period_start, threshold) where kind = 'spend_threshold_crossed' do nothing`,
+    [id, subscriptionId, periodStart, threshold, JSON.stringify(notification.payload), notification.createdAt],
+  );
+  const { rows } = await db.query<NotificationRow>(
+    `select ${notificationColumns} from notifications
+     where kind = 'spend_threshold_crossed' and subscription_id = $1 and period_start = $2 and threshold = $3`,
+    [subscriptionId, periodStart, threshold],
+  );
+  const row = rows[0];
+  if (!row) throw new Error(`spend notification for subscription ${subscriptionId}, ${threshold} vanished after insert`);
+  return toNotification(row);
+}
+
+/**
  * Raises an invoice's notification of `kind` (e.g. `payment_failed`) in the caller's transaction,
  * keyed by the invoice and kind: raising it again keeps the first. Returns the stored one's id.
  */

@@ -19,6 +19,7 @@ import { Decimal } from '../domain/money';
 import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
 import { evaluateLimit, nextDecision, type LimitState, type MeterLimit } from '../domain/quota-policy';
 import { hasSpendThresholds, type SpendThresholds } from '../domain/spend-thresholds';
+import { evaluateSpendLimit, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
 import { startInvoiceCollection } from './invoice-collection';
 
 /*
@@ -56,9 +57,37 @@ export interface BillingPeriodActivities {
     state: LimitState['status'];
     notified: string[];
     nextDecision: string | null;
+    /** With a spend limit: the usage of this meter at which the period's priced usage reaches it. */
+    spendRunway?: string | null;
     periodEnd: string;
     asOf: string;
   }): Promise<void>;
+  /**
+   * Prices the open period's usage from the real-time counters for the spend limit: what it
+   * costs so far, what it may reach (the spend cap, or another source of available money) and
+   * each charged meter's runway. Reads only.
+   */
+  priceSpend(input: {
+    customerId: string;
+    planCode: string;
+    spendCap: SpendCap | null;
+    /** The cap's soft thresholds already notified in this period. */
+    notified: string[];
+    periodStart: string;
+    periodEnd: string;
+  }): Promise<OpenPeriodSpend>;
+  /** Notifies once per period that spend reached a soft threshold of the spend cap (idempotent per threshold and period). */
+  notifySpendThreshold(input: {
+    subscriptionId: string;
+    customer: string;
+    periodStart: string;
+    threshold: string;
+    spent: string;
+    cap: string;
+    currency: string;
+  }): Promise<void>;
+  /** Refuses (or stops refusing) usage of the charged meters because the spend limit is reached; audited. */
+  setSpendBlock(input: { customerId: string; meters: string[]; blocked: boolean; periodEnd: string }): Promise<void>;
   /**
    * The customer's usage of these meters in [periodStart, periodEnd) from the real-time
    * counters: meter code → exact decimal total (count meters: events; sum meters: the sum of
@@ -109,11 +138,20 @@ export interface BillingPeriodActivities {
   enterPeriod(input: { subscriptionId: string; periodStart: string }): Promise<{ planCode: string; limits: MeterLimit[] }>;
 }
 
-const { notifyThreshold, setEntitlement, publishQuota, draftInvoice, draftInterimInvoice, finalizeInvoice, enterPeriod } =
-  proxyActivities<BillingPeriodActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
-  });
+const {
+  notifyThreshold,
+  notifySpendThreshold,
+  setEntitlement,
+  setSpendBlock,
+  publishQuota,
+  draftInvoice,
+  draftInterimInvoice,
+  finalizeInvoice,
+  enterPeriod,
+} = proxyActivities<BillingPeriodActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+});
 
 /**
  * Short reads and writes of one row or a few: local activities, recorded as one marker each in
@@ -142,6 +180,18 @@ export interface SubscriptionTerms {
   /** Subscription start: periods are derived from it (ISO 8601 UTC). */
   anchor: string;
   interval: BillingInterval;
+  /** What one period of usage may cost; null or absent: no cap. */
+  spendCap?: SpendCap | null;
+  /** The plan settles `credit_only`: usage stops when the credit balance is spent (a spend limit). */
+  creditOnly?: boolean;
+}
+
+/** The spend limit in the period in progress: its last pricing and its state (the hard-limit state machine). */
+export interface SpendPeriodState {
+  priced: OpenPeriodSpend;
+  limit: LimitState;
+  /** Soft thresholds of the cap already notified in this period ("80%"). */
+  notified: string[];
 }
 
 export interface MeterPeriodState {
@@ -170,6 +220,8 @@ export interface CarriedState {
   reportDeadline?: string;
   /** The period's interim invoices so far (progressive billing), when there are any. */
   interim?: InterimInvoicing;
+  /** The spend limit's state in the period in progress, when it is tracked. */
+  spend?: SpendPeriodState;
 }
 
 /** Interim invoices issued in the period: how many, and the highest spend threshold one was issued for. */
@@ -248,14 +300,25 @@ const PROGRESSIVE_BILLING = 'progressive-billing';
  */
 const SCHEDULED_PLAN_CHANGES = 'scheduled-plan-changes';
 
+/**
+ * Runs that have it price the open period through an activity whenever they read the totals, once
+ * the subscription has a spend limit, and evaluate, block and publish the spend limit and each
+ * charged meter's runway. Histories recorded before it never had a spend cap.
+ */
+const SPEND_LIMIT = 'spend-limit';
+
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
 export const subscriptionStarted = defineSignal<[SubscriptionTerms]>('subscriptionStarted');
 /** `at` is the cancellation time recorded in Postgres, so the final invoice and the database agree on it. */
 export const cancelSubscription = defineSignal<[{ at: string }?]>('cancelSubscription');
-export const changePlan = defineUpdate<BillingPeriodView, [{ planCode: string; limits: MeterLimit[] }]>('changePlan');
+export const changePlan = defineUpdate<BillingPeriodView, [{ planCode: string; limits: MeterLimit[]; creditOnly?: boolean }]>('changePlan');
+/** The customer's credit balance grew (a top-up): a spend limit on credits is priced again at once. */
+export const creditsChanged = defineSignal('creditsChanged');
 /** New spend thresholds for the period in progress and the following ones; the open period is priced against them at once. */
 export const changeSpendThresholds = defineUpdate<BillingPeriodView, [SpendThresholds]>('changeSpendThresholds');
+/** A new spend cap (null: none) applies at once: the open period is priced again and the limit re-evaluated. */
+export const changeSpendCap = defineUpdate<BillingPeriodView, [{ spendCap: SpendCap | null }]>('changeSpendCap');
 export const billingState = defineQuery<BillingPeriodView>('state');
 
 export interface BillingPeriodView {
@@ -268,11 +331,14 @@ export interface BillingPeriodView {
   billedUntil: string;
   /** Interim invoices issued in this period (progressive billing). */
   interim: InterimInvoicing;
+  /** The spend limit, when the subscription has one. */
+  spend?: SpendPeriodState;
 }
 
 export async function billingPeriodWorkflow(input: BillingPeriodInput): Promise<void> {
   const run = new BillingPeriodRun(input);
   run.listen();
+  run.listenForSpendCap();
   await run.meterUntilClose();
   await run.close();
 }
@@ -316,10 +382,12 @@ class BillingPeriodRun {
    * The last pricing of the open period: the counters of the charged meters it saw (a read that
    * moves one prices again) and the next threshold's decision point per charged meter. Unset: price at the next read.
    */
-  private spend:
+  private thresholdPricing:
     { counters: Record<string, string | undefined>; next: string | null; decisionPoints: Record<string, string | null> } | undefined;
-  /** Meters without limits published only for their spend decision point. */
+  /** Meters without limits published only for their spend decision points (thresholds, spend limit). */
   private readonly spendOnlyMeters = new Set<string>();
+  /** The spend limit, once the subscription has one in this period (SPEND_LIMIT). */
+  private spend: SpendPeriodState | undefined;
 
   constructor(private readonly input: BillingPeriodInput) {
     const carried = input.carried;
@@ -336,6 +404,7 @@ class BillingPeriodRun {
     this.billedUntil = this.cancelAt === undefined ? this.period.end : this.billedPart(this.cancelAt);
     this.successor = carried?.successor;
     this.interim = carried?.interim ?? { sequence: 0, threshold: null };
+    this.spend = carried?.spend;
     this.fromCounters = patched(USAGE_FROM_COUNTERS);
     if (this.fromCounters) {
       this.reportDeadline = carried?.reportDeadline === undefined ? undefined : Date.parse(carried.reportDeadline);
@@ -362,13 +431,15 @@ class BillingPeriodRun {
     if (!this.fromCounters) this.showDetails();
     setHandler(
       changePlan,
-      async ({ planCode, limits }) => {
-        this.terms = { ...this.terms, planCode, limits };
+      async ({ planCode, limits, creditOnly }) => {
+        this.terms = { ...this.terms, planCode, limits, ...(creditOnly === undefined ? {} : { creditOnly }) };
         // Another tariff moves the spend decision points: the next read prices again.
         if (this.progressiveBilling()) {
-          this.spend = undefined;
+          this.thresholdPricing = undefined;
           this.readDue = true;
         }
+        // Other charges, other prices: the spend is priced again on the new plan.
+        if (this.spend) await this.priceSpend();
         await this.evaluateLimits();
         return this.view();
       },
@@ -384,7 +455,7 @@ class BillingPeriodRun {
       (spendThresholds) => {
         this.terms = { ...this.terms, spendThresholds };
         // The next read prices the open period against them (and publishes their decision points).
-        this.spend = undefined;
+        this.thresholdPricing = undefined;
         this.readDue = true;
         return this.view();
       },
@@ -392,6 +463,27 @@ class BillingPeriodRun {
         validator: (thresholds) => {
           if (!Array.isArray(thresholds?.amounts)) throw new Error('amounts must be an array');
           if (thresholds.every !== null && typeof thresholds.every !== 'string') throw new Error('every must be a decimal string or null');
+        },
+      },
+    );
+  }
+
+  /** Registers the spend-cap update (a separate step so `listen` stays readable). */
+  listenForSpendCap(): void {
+    setHandler(creditsChanged, () => {
+      if (this.spendTracked()) this.readDue = true;
+    });
+    setHandler(
+      changeSpendCap,
+      async ({ spendCap }) => {
+        this.terms = { ...this.terms, spendCap };
+        if (this.spendTracked()) await this.priceSpend();
+        await this.evaluateLimits();
+        return this.view();
+      },
+      {
+        validator: ({ spendCap }) => {
+          if (spendCap !== null && typeof spendCap?.amount !== 'string') throw new Error('spendCap must be null or carry an amount');
         },
       },
     );
@@ -469,7 +561,11 @@ class BillingPeriodRun {
   private async refreshUsage(): Promise<void> {
     this.readDue = false;
     const codes = [
-      ...new Set([...this.terms.limits.map((l) => l.meter), ...Object.keys(this.meters), ...Object.keys(this.spend?.decisionPoints ?? {})]),
+      ...new Set([
+        ...this.terms.limits.map((l) => l.meter),
+        ...Object.keys(this.meters),
+        ...Object.keys(this.thresholdPricing?.decisionPoints ?? {}),
+      ]),
     ];
     const totals = await local.readUsageTotals({
       customerId: this.terms.customerId,
@@ -482,6 +578,7 @@ class BillingPeriodRun {
       if (total !== undefined) this.meterState(code).usage = total;
     }
     if (this.progressiveBilling() && this.spendMayHaveMoved(totals)) await this.checkSpend(totals);
+    if (this.spendTracked()) await this.priceSpend();
     await this.evaluateLimits();
   }
 
@@ -492,9 +589,11 @@ class BillingPeriodRun {
    */
   private spendMayHaveMoved(totals: Record<string, string>): boolean {
     if (this.closing || this.canceled || Date.now() >= this.billedUntil.getTime()) return false;
-    if (!this.spend) return true;
-    if (this.spend.next === null) return false;
-    return Object.keys(this.spend.decisionPoints).some((m) => totals[m] === undefined || totals[m] !== this.spend!.counters[m]);
+    if (!this.thresholdPricing) return true;
+    if (this.thresholdPricing.next === null) return false;
+    return Object.keys(this.thresholdPricing.decisionPoints).some(
+      (m) => totals[m] === undefined || totals[m] !== this.thresholdPricing!.counters[m],
+    );
   }
 
   /** Prices the open period so far; a threshold reached above the last one invoiced issues an interim invoice. */
@@ -508,7 +607,7 @@ class BillingPeriodRun {
       until: until.toISOString(),
       thresholds: this.terms.spendThresholds!,
     });
-    this.spend = {
+    this.thresholdPricing = {
       counters: Object.fromEntries(Object.keys(priced.decisionPoints).map((m) => [m, totals[m]])),
       next: priced.next,
       decisionPoints: priced.decisionPoints,
@@ -547,8 +646,31 @@ class BillingPeriodRun {
   }
 
   /** The spend decision point of a charged meter, when progressive billing has one. */
-  private spendDecision(meter: string): string | null {
-    return this.spend?.decisionPoints[meter] ?? null;
+  private thresholdDecision(meter: string): string | null {
+    return this.thresholdPricing?.decisionPoints[meter] ?? null;
+  }
+
+  /**
+   * Whether this run prices the open period for a spend limit: once the subscription has one (a
+   * spend cap, or a plan settling `credit_only`: the credit balance), and for the rest of the
+   * period once it had one, so removing the cap lifts its block.
+   */
+  private spendTracked(): boolean {
+    if (this.spend) return true;
+    return (this.terms.spendCap != null || this.terms.creditOnly === true) && patched(SPEND_LIMIT);
+  }
+
+  /** Prices the open period's usage (an activity: pricing never runs in workflow code). */
+  private async priceSpend(): Promise<void> {
+    const priced = await local.priceSpend({
+      customerId: this.terms.customerId,
+      planCode: this.terms.planCode,
+      spendCap: this.terms.spendCap ?? null,
+      notified: this.spend?.notified ?? [],
+      periodStart: this.period.start.toISOString(),
+      periodEnd: this.period.end.toISOString(),
+    });
+    this.spend = { priced, limit: this.spend?.limit ?? { status: 'ok' }, notified: this.spend?.notified ?? [] };
   }
 
   /** Invoices the period, lifts its blocks and continues with whatever follows it. */
@@ -606,9 +728,63 @@ class BillingPeriodRun {
   private async evaluateLimits(): Promise<void> {
     this.dirty = false;
     const now = new Date();
+    // The spend limit first: whether it is reached decides what the meters publish as their next decision.
+    if (this.spend) await this.evaluateSpend(this.spend, now);
     for (const limit of this.terms.limits) await this.evaluateMeter(limit, now);
     await this.publishSpendOnlyMeters(now);
     this.showDetails();
+  }
+
+  /** Applies the spend limit: reached, then grace, then blocked, like a `block` hard limit; (un)blocks the charged meters. */
+  private async evaluateSpend(spend: SpendPeriodState, now: Date): Promise<void> {
+    const wasBlocked = spend.limit.status === 'blocked';
+    const cap = this.terms.spendCap;
+    const { state, newlyCrossed } = evaluateSpendLimit(
+      {
+        available: spend.priced.available,
+        ...(cap?.grace_period === undefined ? {} : { gracePeriod: cap.grace_period }),
+        softThresholds: cap?.soft_thresholds?.map((t) => t.percent) ?? [],
+      },
+      { spent: spend.priced.spent, state: spend.limit, notified: spend.notified },
+      now,
+    );
+    spend.limit = state;
+    for (const crossing of newlyCrossed) {
+      // Recorded first, as for meter thresholds, so a concurrent evaluation cannot notify twice.
+      spend.notified.push(crossing.key);
+      await notifySpendThreshold({
+        subscriptionId: this.terms.subscriptionId,
+        customer: this.terms.customer,
+        periodStart: this.period.start.toISOString(),
+        threshold: crossing.key,
+        spent: spend.priced.spent,
+        cap: spend.priced.available!,
+        currency: spend.priced.currency,
+      });
+    }
+    const blocked = spend.limit.status === 'blocked';
+    if (blocked !== wasBlocked) {
+      await setSpendBlock({
+        customerId: this.terms.customerId,
+        meters: spend.priced.meters,
+        blocked,
+        periodEnd: this.period.end.toISOString(),
+      });
+    }
+  }
+
+  /**
+   * A meter's spend decision point while the spend limit is not reached: the usage at which the
+   * next soft threshold or the cap is reached (a threshold just notified falls back to the cap
+   * until the next pricing); null once the limit is reached (the grace timer decides from there),
+   * or when no usage of the meter gets there. Undefined without a spend limit.
+   */
+  private spendDecision(meter: string): string | null | undefined {
+    if (!this.spend) return undefined;
+    if (this.spend.limit.status !== 'ok') return null;
+    const { nextDecision, runway, usage } = this.spend.priced;
+    const next = nextDecision[meter] ?? null;
+    return next !== null && new Decimal(next).gt(usage[meter] ?? '0') ? next : (runway[meter] ?? null);
   }
 
   private async evaluateMeter(limit: MeterLimit, now: Date): Promise<void> {
@@ -633,8 +809,18 @@ class BillingPeriodRun {
     if (blocked !== wasBlocked) {
       await setEntitlement({ customerId: this.terms.customerId, meter: limit.meter, blocked, periodEnd: this.period.end.toISOString() });
     }
-    const quota = { usage: state.usage, hardLimit: limit.hard_limit ?? null, state: state.limit.status, notified: [...state.notified] };
-    const decision = earliest(nextDecision(limit, state), this.spendDecision(limit.meter));
+    const spend = this.spend ? { spendRunway: this.spend.priced.runway[limit.meter] ?? null } : {};
+    const quota = {
+      usage: state.usage,
+      hardLimit: limit.hard_limit ?? null,
+      state: state.limit.status,
+      notified: [...state.notified],
+      ...spend,
+    };
+    const decision = lowerDecision(
+      lowerDecision(nextDecision(limit, state), this.thresholdDecision(limit.meter)),
+      this.spendDecision(limit.meter) ?? null,
+    );
     // Older histories published without the decision point: the same state, the same publishes.
     const signature = JSON.stringify(this.fromCounters ? { ...quota, nextDecision: decision } : quota);
     if (this.published[limit.meter] !== signature) {
@@ -651,25 +837,34 @@ class BillingPeriodRun {
   }
 
   /**
-   * Charged meters without limits carry a spend decision point only: published like a limited
-   * meter's state (no hard limit, state ok), so API processes report at once near a threshold.
-   * A meter published so keeps being published (null once no threshold is left).
+   * Charged meters without limits carry spend decision points only (the next spend threshold of
+   * progressive billing, the spend limit's runway): published like a limited meter's state (no
+   * hard limit, state ok), so API processes report at once near one. A meter published so keeps
+   * being published (null once no decision is left).
    */
   private async publishSpendOnlyMeters(now: Date): Promise<void> {
     const limited = new Set(this.terms.limits.map((l) => l.meter));
-    for (const meter of Object.keys(this.spend?.decisionPoints ?? {})) if (!limited.has(meter)) this.spendOnlyMeters.add(meter);
+    const priced = this.spend?.priced;
+    for (const meter of [...Object.keys(this.thresholdPricing?.decisionPoints ?? {}), ...Object.keys(priced?.usage ?? {})]) {
+      if (!limited.has(meter)) this.spendOnlyMeters.add(meter);
+    }
     for (const meter of this.spendOnlyMeters) {
       if (limited.has(meter)) continue;
-      const quota = { usage: this.meterState(meter).usage, hardLimit: null, state: 'ok' as const, notified: [] };
-      const nextDecision = this.spendDecision(meter);
-      const signature = JSON.stringify({ ...quota, nextDecision });
+      const quota = {
+        usage: priced?.usage[meter] ?? this.meterState(meter).usage,
+        hardLimit: null,
+        state: 'ok' as const,
+        notified: [],
+        nextDecision: lowerDecision(this.thresholdDecision(meter), this.spendDecision(meter) ?? null),
+        ...(priced ? { spendRunway: priced.runway[meter] ?? null } : {}),
+      };
+      const signature = JSON.stringify(quota);
       if (this.published[meter] === signature) continue;
       this.published[meter] = signature;
       await local.publishQuota({
         customerId: this.terms.customerId,
         meter,
         ...quota,
-        nextDecision,
         periodEnd: this.period.end.toISOString(),
         asOf: now.toISOString(),
       });
@@ -694,6 +889,14 @@ class BillingPeriodRun {
   }
 
   private async unblockMeters(): Promise<void> {
+    if (this.spend?.limit.status === 'blocked') {
+      await setSpendBlock({
+        customerId: this.terms.customerId,
+        meters: this.spend.priced.meters,
+        blocked: false,
+        periodEnd: this.period.end.toISOString(),
+      });
+    }
     for (const limit of this.terms.limits) {
       if (this.meters[limit.meter]?.limit.status === 'blocked') {
         await setEntitlement({
@@ -774,6 +977,7 @@ class BillingPeriodRun {
       early: Object.fromEntries(Object.entries(this.early).map(([m, q]) => [m, q.toFixed()])),
       ...this.carriedDeadline(),
       ...(this.interim.sequence > 0 ? { interim: this.interim } : {}),
+      ...(this.spend ? { spend: this.spend } : {}),
     };
   }
 
@@ -785,9 +989,8 @@ class BillingPeriodRun {
 
   /** The next moment something happens without a signal: a grace period ending. */
   private nextGraceDeadline(): number {
-    return Math.min(
-      ...Object.values(this.meters).map((m) => (m.limit.status === 'over_limit_in_grace' ? Date.parse(m.limit.grace_ends_at) : Infinity)),
-    );
+    const limits = [...Object.values(this.meters).map((m) => m.limit), ...(this.spend ? [this.spend.limit] : [])];
+    return Math.min(...limits.map((l) => (l.status === 'over_limit_in_grace' ? Date.parse(l.grace_ends_at) : Infinity)));
   }
 
   /** This period's share of billing: up to the cancellation, clamped to [start, end]. */
@@ -808,6 +1011,7 @@ class BillingPeriodRun {
       canceled: this.canceled,
       billedUntil: this.billedUntil.toISOString(),
       interim: this.interim,
+      ...(this.spend ? { spend: this.spend } : {}),
     };
   }
 
@@ -836,9 +1040,8 @@ class BillingPeriodRun {
   }
 }
 
-/** The lower of two decision points (decimal strings); null when neither exists. */
-function earliest(a: string | null, b: string | null): string | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return new Decimal(a).lte(b) ? a : b;
+/** The lower of two decision points (null: none). */
+function lowerDecision(a: string | null, b: string | null): string | null {
+  if (a === null || b === null) return a ?? b;
+  return Decimal.min(a, b).toFixed();
 }

@@ -167,6 +167,15 @@ const requests: Record<
     }),
     ownRefusal: 'unknown_plan',
   },
+  // Likewise a spend cap finer than the currency's minor unit is refused once the subscription was found.
+  'POST /v1/subscriptions/{id}/spend-cap': {
+    call: async (to) => ({
+      method: 'POST',
+      path: `/v1/subscriptions/${await subscriptionOf(to)}/spend-cap`,
+      body: { spend_cap: { amount: '1.001' } },
+    }),
+    ownRefusal: 'spend_cap_precision',
+  },
   // Canceled first, as no worker runs here to apply new thresholds: refused after the subscription was found.
   'PUT /v1/subscriptions/{id}/spend-thresholds': {
     call: async (to) => {

@@ -132,6 +132,10 @@ const valid: Record<string, RequestSpec> = {
   'POST /v1/subscriptions/{id}/cancel': { params: { id: ID } },
   'POST /v1/subscriptions/{id}/change-plan': { params: { id: ID }, body: { plan: 'basic' } },
   'PUT /v1/subscriptions/{id}/spend-thresholds': { params: { id: ID }, body: { amounts: ['500.00'], every: '250.00' } },
+  'POST /v1/subscriptions/{id}/spend-cap': {
+    params: { id: ID },
+    body: { spend_cap: { amount: '250.00', grace_period: 'PT1H', soft_thresholds: [{ percent: 80 }] } },
+  },
   'POST /v1/webhook-endpoints': { body: { url: 'https://hooks.example.com/meterflow?x=1', customer: 'acme' } },
   'GET /v1/webhook-endpoints': { query: { limit: '10', after: ID } },
   'GET /v1/webhook-endpoints/{id}': { params: { id: ID } },

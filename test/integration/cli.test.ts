@@ -638,4 +638,37 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
       retried.id,
     );
   });
+
+  test('spend-cap sets and removes the cap, and the billing workflow prices the open period against it', async () => {
+    const { id } = await json(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic'], 0, env());
+    const handle = temporal.client.workflow.getHandle(workflowIdFor('globex'));
+    const set = await json(['subscriptions', 'spend-cap', id, '--amount', '12.50', '--grace', 'PT1H'], 0, env());
+    assert.deepEqual(set.spend_cap, { amount: '12.50', grace_period: 'PT1H' });
+    const priced = await handle.query(billingState);
+    assert.equal(priced.spend?.priced.available, '12.5');
+    assert.equal(priced.spend?.limit.status, 'ok');
+    // The same command again is a retry: no second change, no second audit entry.
+    assert.deepEqual((await json(['subscriptions', 'spend-cap', id, '--amount', '12.50', '--grace', 'PT1H'], 0, env())).spend_cap, {
+      amount: '12.50',
+      grace_period: 'PT1H',
+    });
+
+    const tooPrecise = await cli(['subscriptions', 'spend-cap', id, '--amount', '1.234'], env());
+    assert.equal(tooPrecise.code, 1);
+    assert.match(tooPrecise.stderr, /at most 2 decimal places/);
+    const neither = await cli(['subscriptions', 'spend-cap', id], env());
+    assert.equal(neither.code, 2);
+    assert.match(neither.stderr, /either --amount or --remove/);
+
+    const removed = await json(['subscriptions', 'spend-cap', id, '--remove'], 0, env());
+    assert.equal(removed.spend_cap, null);
+    assert.equal((await handle.query(billingState)).spend?.priced.available, null);
+    const { rows } = await db.pool.query(
+      `select actor, details from audit_log where action = 'subscription.spend_cap_changed' order by id`,
+    );
+    assert.deepEqual(rows, [
+      { actor: 'cli', details: { from: null, to: { amount: '12.50', grace_period: 'PT1H' } } },
+      { actor: 'cli', details: { from: { amount: '12.50', grace_period: 'PT1H' }, to: null } },
+    ]);
+  });
 });

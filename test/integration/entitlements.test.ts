@@ -194,6 +194,9 @@ describe('POST /v1/entitlements/check', () => {
         remaining: null,
         thresholds_notified: [],
         usage_as_of: null,
+        spend_blocked: false,
+        spend_runway: null,
+        top_up_url: '/top-up',
       };
       assert.deepEqual(await blocked.json(), {
         customer: 'acme',
@@ -389,6 +392,7 @@ describe('published quota state', () => {
         state: 'ok',
         notified: ['50%'],
         nextDecision: '800',
+        spendRunway: null,
         asOf: new Date(asOf),
         resetsAt: new Date(periodEnd),
       });

@@ -42,6 +42,9 @@ class RecordingLifecycle implements SubscriptionLifecycle {
   spendThresholdsChanged(subscription: Subscription) {
     return this.record('spendThresholdsChanged', subscription);
   }
+  spendCapChanged(subscription: Subscription) {
+    return this.record('spendCapChanged', subscription);
+  }
   private async record(step: keyof SubscriptionLifecycle, subscription: Subscription) {
     this.calls.push({ step, subscription });
     if (this.failNext) {
@@ -303,6 +306,7 @@ describe('subscriptions', () => {
         current_period: { start: '2026-02-28T10:00:00.000Z', end: '2026-03-31T10:00:00.000Z' },
         cancel_at: null,
         canceled_at: null,
+        spend_cap: null,
         created_at: undefined,
         spend_thresholds: { amounts: [], every: null },
         pending_change: null,

@@ -45,7 +45,7 @@ before(async () => {
   [env, db] = await Promise.all([localEnvironment(), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   meterId = await seedHourlyPlan(db.pool);
-  entitlements = await startEntitlements({ databaseUrl: db.url, clock: systemClock, logger, upgradeUrl: '/upgrade' });
+  entitlements = await startEntitlements({ databaseUrl: db.url, clock: systemClock, logger, upgradeUrl: '/upgrade', topUpUrl: '/top-up' });
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue: TASK_QUEUE,

@@ -148,7 +148,7 @@ const publish = (store: EntitlementStore, customer: string, quota: { usage: stri
  */
 function manualSignaler() {
   const registry = new Registry();
-  const store = new EntitlementStore({ now: () => new Date() }, '/upgrade');
+  const store = new EntitlementStore({ now: () => new Date() }, '/upgrade', '/top-up');
   let now = Date.now();
   const signaler = new UsageSignaler({
     client: env.client,

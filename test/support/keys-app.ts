@@ -80,7 +80,7 @@ export async function startKeysApp(
     defaults: { ratePerSecond: 1000, burst: 1000 },
     ...(opts.authFailures ? { authFailures: opts.authFailures } : {}),
   });
-  const entitlements = await startEntitlements({ databaseUrl: db.url, clock, logger, upgradeUrl: '/upgrade' });
+  const entitlements = await startEntitlements({ databaseUrl: db.url, clock, logger, upgradeUrl: '/upgrade', topUpUrl: '/top-up' });
   const { app, stop } = buildApiApp({
     pool,
     keys,

@@ -4,7 +4,7 @@ import { EntitlementStore, secondsUntil } from '../../src/entitlements/store';
 
 function store() {
   let now = Date.parse('2026-03-15T12:00:00Z');
-  const s = new EntitlementStore({ now: () => new Date(now) }, '/upgrade');
+  const s = new EntitlementStore({ now: () => new Date(now) }, '/upgrade', '/top-up');
   return { s, tick: (ms: number) => (now += ms), at: (ms: number) => new Date(now + ms) };
 }
 
@@ -55,7 +55,7 @@ describe('entitlement store', () => {
 describe('published quota state', () => {
   test('kept per customer and meter, replaced by newer publishes, lapsing at the period end', () => {
     const clock = { now: () => new Date('2026-03-01T00:00:00Z') };
-    const store = new EntitlementStore(clock, '/upgrade');
+    const store = new EntitlementStore(clock, '/upgrade', '/top-up');
     const quota = {
       usage: '120',
       hardLimit: '100',

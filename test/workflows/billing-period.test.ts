@@ -40,6 +40,9 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
   setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
   publishQuota: async (input) => void calls.push({ name: 'publishQuota', input }),
+  priceSpend: async () => assert.fail('no subscription of this test has a spend cap'),
+  setSpendBlock: async () => assert.fail('no subscription of this test has a spend cap'),
+  notifySpendThreshold: async () => assert.fail('no subscription of this test has a spend cap'),
   readUsageTotals: async (input) => {
     calls.push({ name: 'readUsageTotals', input });
     const [start, end] = [Date.parse(input.periodStart), Date.parse(input.periodEnd)];

@@ -35,6 +35,9 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   deliverNotification: async () => undefined,
   autoTopUpCredits: async () => ({ outcome: 'not_needed', balance: '0' }),
   enterPeriod: async () => ({ planCode: 'p', limits: [] }),
+  priceSpend: async () => assert.fail('this subscription has no spend cap'),
+  setSpendBlock: async () => assert.fail('this subscription has no spend cap'),
+  notifySpendThreshold: async () => assert.fail('this subscription has no spend cap'),
 };
 
 before(async () => {

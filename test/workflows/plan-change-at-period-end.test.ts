@@ -46,6 +46,9 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   autoTopUpCredits: async () => ({ outcome: 'not_needed', balance: '0' }),
   priceOpenPeriod: async () => assert.fail('no spend thresholds in this test'),
   draftInterimInvoice: async () => assert.fail('no spend thresholds in this test'),
+  priceSpend: async () => assert.fail('this subscription has no spend cap'),
+  setSpendBlock: async () => assert.fail('this subscription has no spend cap'),
+  notifySpendThreshold: async () => assert.fail('this subscription has no spend cap'),
   enterPeriod: async (input) => {
     calls.push({ name: 'enterPeriod', input });
     return Date.parse(input.periodStart) >= scheduledAt ? { planCode: 'starter', limits: starter } : { planCode: 'growth', limits: growth };

@@ -26,7 +26,7 @@ const EntitlementAnswerSchema = z
   .object({
     customer: z.string(),
     meter: z.string(),
-    allowed: z.boolean().meta({ description: 'Whether usage of this meter is accepted now' }),
+    allowed: z.boolean().meta({ description: 'Whether usage of this meter is accepted now (neither blocked nor spend-blocked)' }),
     state: z.enum(['blocked', 'not_blocked']).meta({
       description:
         'blocked: over a hard limit past its grace period, until resets_at or an upgrade. not_blocked: usage is accepted (soft thresholds and a running grace period are not told apart here).',
@@ -48,6 +48,15 @@ const EntitlementAnswerSchema = z
       .string()
       .nullable()
       .meta({ description: 'When the workflow evaluated it: usage reaches it about a second after it is stored' }),
+    spend_blocked: z.boolean().meta({
+      description:
+        "The subscription's spend limit is reached past its grace period: usage of this charged meter is refused (POST /v1/events: 402) until the cap is raised at top_up_url or the period ends.",
+    }),
+    spend_runway: z.string().nullable().meta({
+      description:
+        'With a spend limit: the usage of this meter at which the priced usage of the period reaches it, the other meters staying where they are (as of usage_as_of); null otherwise.',
+    }),
+    top_up_url: z.string().meta({ description: 'Where the customer can top up or raise its spend cap' }),
   })
   .meta({ id: 'EntitlementAnswer' });
 
@@ -83,13 +92,15 @@ export function entitlementsRouter(entitlements: EntitlementService): Router {
       throw new ProblemError('validation_failed', 'Invalid body: customer is required.', {
         errors: [{ pointer: '#/customer', detail: 'required' }],
       });
-    const { block, quota, remaining, ...checked } = unwrap(await entitlements.check(access.principal, { customer, meter: body.meter }));
+    const { block, spendBlock, quota, remaining, ...checked } = unwrap(
+      await entitlements.check(access.principal, { customer, meter: body.meter }),
+    );
     res.json({
       customer: checked.customer,
       meter: checked.meter,
-      allowed: !block,
+      allowed: !block && !spendBlock,
       state: block ? 'blocked' : 'not_blocked',
-      resets_at: (block?.resetsAt ?? quota?.resetsAt)?.toISOString() ?? null,
+      resets_at: (block?.resetsAt ?? spendBlock?.resetsAt ?? quota?.resetsAt)?.toISOString() ?? null,
       upgrade_url: checked.upgradeUrl,
       limit_state: (quota?.state as z.infer<typeof EntitlementAnswerSchema>['limit_state']) ?? null,
       usage: quota?.usage ?? null,
@@ -97,6 +108,9 @@ export function entitlementsRouter(entitlements: EntitlementService): Router {
       remaining: remaining?.toFixed() ?? null,
       thresholds_notified: quota?.notified ?? [],
       usage_as_of: quota?.asOf.toISOString() ?? null,
+      spend_blocked: spendBlock !== undefined,
+      spend_runway: quota?.spendRunway ?? null,
+      top_up_url: checked.topUpUrl,
     } satisfies z.infer<typeof EntitlementAnswerSchema>);
   });
   return router;

@@ -13,7 +13,7 @@ import { secondsUntil } from '../../entitlements/store';
 import type { EventParser, IngestService } from '../../metering/ingest';
 import { IngestQueueFull } from '../../metering/ingest-writer';
 import { accessOf, authorize } from '../authorization';
-import { apiKeyAuth, problemResponses, registry } from '../openapi';
+import { apiKeyAuth, problemResponses, ProblemSchema, registry } from '../openapi';
 import { ProblemError, parseRequest, type ProblemCode } from '../problem';
 
 const JSON_TYPE = 'application/json';
@@ -37,6 +37,11 @@ const BatchResultSchema = z
     results: z.array(EventOutcomeSchema),
   })
   .meta({ id: 'IngestResult' });
+
+const SpendLimitProblemSchema = ProblemSchema.extend({
+  reason: z.literal('spend_limit_reached').optional(),
+  topUpUrl: z.string().meta({ description: 'Where to top up credits or raise the spend cap (TOP_UP_URL)' }),
+}).meta({ id: 'SpendLimitProblem', description: 'RFC 9457 problem details of a spend-limit refusal' });
 
 registry.registerPath({
   method: 'post',
@@ -66,6 +71,12 @@ registry.registerPath({
       content: { [JSON_TYPE]: { schema: z.union([BatchResultSchema, EventOutcomeSchema]) } },
     },
     ...problemResponses(400, 401, 403, 409, 413, 415, 422),
+    402: {
+      description:
+        "Spend limit reached (/problems/spend_limit_reached): the subscription's spend cap is spent for the period (past its grace " +
+        'period); nothing was stored. Top up or raise the cap at `topUpUrl`; no Retry-After, since waiting adds no money.',
+      content: { 'application/problem+json': { schema: SpendLimitProblemSchema } },
+    },
     429: {
       ...problemResponses(429)[429],
       headers: {
@@ -94,6 +105,7 @@ function problemCode(o: EventOutcome): ProblemCode {
   if (o.status === 'conflict') return 'conflict';
   if (o.reason === 'invalid_event' || o.reason === 'missing_customer') return 'validation_failed';
   if (o.reason === 'quota_exceeded') return 'quota_exceeded';
+  if (o.reason === 'spend_limit_reached') return 'spend_limit_reached';
   return 'unprocessable';
 }
 
@@ -102,6 +114,9 @@ function retryAfter(failures: readonly EventOutcome[], clock: Clock): Record<str
   const resets = failures.flatMap((o) => (o.reason === 'quota_exceeded' && o.resets_at ? [Date.parse(o.resets_at)] : []));
   return resets.length ? { 'Retry-After': String(secondsUntil(new Date(Math.min(...resets)), clock.now())) } : {};
 }
+
+/** A spend-limit refusal says where to top up (`topUpUrl`); it has no Retry-After: waiting does not add money. */
+const topUp = (o: EventOutcome) => (o.reason === 'spend_limit_reached' ? { topUpUrl: o.top_up_url } : {});
 
 function readBody(req: Request): { items: unknown[]; single: boolean; parse?: EventParser } {
   const body: unknown = req.body;
@@ -144,7 +159,7 @@ export function eventsRouter(ingest: IngestService, clock: Clock): Router {
       throw new ProblemError(
         problemCode(o),
         o.detail ?? o.reason ?? o.status,
-        { reason: o.reason, ...quota, event: o },
+        { reason: o.reason, ...quota, ...topUp(o), event: o },
         retryAfter([o], clock),
       );
     }
@@ -160,6 +175,7 @@ export function eventsRouter(ingest: IngestService, clock: Clock): Router {
         code,
         `${rolledBack ? 'Atomic batch rolled back, nothing stored' : 'No event of the batch was stored'}: ${failures.length} event(s) failed, first at index ${failures[0]!.index} (${failures[0]!.reason}).`,
         {
+          ...(code === 'spend_limit_reached' ? topUp(failures.find((o) => o.reason === 'spend_limit_reached')!) : {}),
           errors: failures.map((o) => ({ pointer: `#/${o.index}`, reason: o.reason, detail: o.detail ?? o.reason })),
           ...counts,
           results: outcomes,

@@ -6,6 +6,7 @@ import { periodContaining, type Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
 import { SpendThresholdsSchema } from '../../domain/spend-thresholds';
 import type { Result } from '../../domain/result';
+import { SpendCapSchema } from '../../domain/spend-limit';
 import { changeEffects, isLifecycleStepFailed, type SubscriptionExists, type SubscriptionService } from '../../subscriptions/service';
 import { subscriptionStatuses, type Subscription } from '../../subscriptions/store';
 import { accessOf, authorize, type Access } from '../authorization';
@@ -21,6 +22,7 @@ export const SubscriptionInputSchema = z
       description: 'The subscription start, which anchors every billing period; default now. May be in the past or the future.',
     }),
     spend_thresholds: SpendThresholdsSchema.optional().meta({ description: 'Progressive billing; default none.' }),
+    spend_cap: SpendCapSchema.nullable().optional().meta({ description: 'What one period of usage may cost; absent or null: no cap.' }),
   })
   .meta({ id: 'SubscriptionInput' });
 
@@ -40,6 +42,7 @@ const SubscriptionSchema = z
     }),
     cancel_at: z.string().nullable().meta({ description: 'When billing ends: the final period is cut short here' }),
     canceled_at: z.string().nullable().meta({ description: 'When the cancellation was recorded' }),
+    spend_cap: SpendCapSchema.nullable().meta({ description: 'What one period of usage may cost; null: no cap' }),
     created_at: z.string(),
     spend_thresholds: z
       .object({ amounts: z.array(z.string()), every: z.string().nullable() })
@@ -64,6 +67,10 @@ const ChangePlanInputSchema = z
       }),
   })
   .meta({ id: 'ChangePlanInput' });
+
+const SpendCapInputSchema = z
+  .strictObject({ spend_cap: SpendCapSchema.nullable().meta({ description: 'The new cap; null removes it' }) })
+  .meta({ id: 'SpendCapInput' });
 
 const IdParams = z.object({ id: z.uuid() });
 const SpendThresholdsInputSchema = SpendThresholdsSchema.meta({ id: 'SpendThresholdsInput' });
@@ -160,6 +167,23 @@ registry.registerPath({
     ...problemResponses(400, 401, 403, 404, 409, 422, 503),
   },
 });
+registry.registerPath({
+  method: 'post',
+  path: '/v1/subscriptions/{id}/spend-cap',
+  summary: 'Set or remove the spend cap of a subscription, effective at once',
+  description:
+    "Requires `billing:admin`. The cap is in the plan's currency per billing period. The billing workflow prices the open " +
+    'period again at once: once priced usage reaches the cap (past its grace period), POST /v1/events refuses usage of the ' +
+    "plan's charged meters with 402; raising or removing the cap lifts that. Repeating the request is safe. " +
+    restricted,
+  tags,
+  security,
+  request: { params: IdParams, body: jsonContent(SpendCapInputSchema) },
+  responses: {
+    200: { description: 'The subscription with its new spend cap', ...jsonContent(SubscriptionSchema) },
+    ...problemResponses(400, 401, 403, 404, 409, 422, 503),
+  },
+});
 
 /** The period holding `now`, or the first one while the start is still ahead. */
 function currentPeriod(subscription: Subscription, now: Date): Period | null {
@@ -179,6 +203,7 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
     current_period: period && { start: period.start.toISOString(), end: period.end.toISOString() },
     cancel_at: s.cancelAt?.toISOString() ?? null,
     canceled_at: s.canceledAt?.toISOString() ?? null,
+    spend_cap: s.spendCap,
     created_at: s.createdAt.toISOString(),
     spend_thresholds: s.spendThresholds,
     pending_change: s.pendingChange && { plan: s.pendingChange.toPlan, effective_at: s.pendingChange.effectiveAt.toISOString() },
@@ -217,6 +242,7 @@ export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRoute
       plan: input.plan,
       start,
       ...(input.spend_thresholds ? { spendThresholds: input.spend_thresholds } : {}),
+      ...(input.spend_cap === undefined ? {} : { spendCap: input.spend_cap }),
     });
     if (!result.ok && result.reason === 'subscription_exists') throw conflictWith(access, result, clock.now());
     const { created, subscription } = settled(req, result);
@@ -251,6 +277,13 @@ export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRoute
     const { id } = parseRequest(IdParams, req.params, 'params');
     const thresholds = parseRequest(SpendThresholdsInputSchema, req.body, 'body');
     const { subscription } = settled(req, await subscriptions.changeSpendThresholds(accessOf(req).principal, id, thresholds));
+    res.json(subscriptionToJson(subscription, clock.now()));
+  });
+
+  router.post('/v1/subscriptions/:id/spend-cap', authorize('subscriptions', 'set_spend_cap'), async (req, res) => {
+    const { id } = parseRequest(IdParams, req.params, 'params');
+    const { spend_cap } = parseRequest(SpendCapInputSchema, req.body, 'body');
+    const { subscription } = settled(req, await subscriptions.setSpendCap(accessOf(req).principal, id, spend_cap));
     res.json(subscriptionToJson(subscription, clock.now()));
   });
 

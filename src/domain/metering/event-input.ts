@@ -64,6 +64,8 @@ export interface EventOutcome {
   /** `quota_exceeded`: when the meter's block lapses (ISO 8601 UTC), and where to raise the limit. */
   resets_at?: string;
   upgrade_url?: string;
+  /** `spend_limit_reached`: where to top up credits or raise the spend cap. */
+  top_up_url?: string;
 }
 
 export const EventOutcomeSchema = z
@@ -76,5 +78,6 @@ export const EventOutcomeSchema = z
     late: z.boolean().optional(),
     resets_at: z.string().optional().meta({ description: 'quota_exceeded: when the block lapses' }),
     upgrade_url: z.string().optional().meta({ description: 'quota_exceeded: where to raise the limit' }),
+    top_up_url: z.string().optional().meta({ description: 'spend_limit_reached: where to top up or raise the spend cap' }),
   })
   .meta({ id: 'EventOutcome' });

@@ -1,0 +1,57 @@
+import { Decimal } from '../domain/money';
+import type { Plan } from '../domain/plan';
+import type { SpendCap } from '../domain/spend-limit';
+import { creditBalance } from '../credits/store';
+import type { Queryable } from '../db/transaction';
+
+/** Whose open period is priced: what a source of available money may look at. */
+export interface SpendSubject {
+  /** Internal customer id. */
+  customerId: string;
+  /** The plan's currency, which every amount here is in. */
+  currency: string;
+  spendCap: SpendCap | null;
+  /** How the plan settles: with `credit_only`, the credit balance is what usage may reach. */
+  settlement: NonNullable<Plan['settlement']>;
+}
+
+/**
+ * One source of "money the open period's usage may reach". The spend cap is the first; prepaid
+ * credits with `credit_only` settlement are the second (the balance from the credits ledger).
+ * Null: this source does not limit the subscription.
+ */
+export interface AvailableMoney {
+  readonly source: string;
+  available(subject: SpendSubject): Promise<Decimal | null>;
+}
+
+/** The subscription's spend cap, as it is: no reads. */
+export const spendCapMoney: AvailableMoney = {
+  source: 'spend_cap',
+  available: (subject) => Promise.resolve(subject.spendCap ? new Decimal(subject.spendCap.amount) : null),
+};
+
+/**
+ * The customer's prepaid credit balance in the plan's currency, for plans settling `credit_only`.
+ * The open period's usage is compared with it before the period's invoice draws it down: the
+ * base fee, taxes and interim invoices are paid from it at finalization too, so usage stops a
+ * little late rather than early (what credits do not cover is invoiced and flagged).
+ */
+export const creditOnlyMoney = (db: Queryable): AvailableMoney => ({
+  source: 'credits',
+  available: async (subject) =>
+    subject.settlement === 'credit_only' ? new Decimal(await creditBalance(db, subject.customerId, subject.currency)) : null,
+});
+
+/** The least of what the sources allow, and which source it is; null when none limits the subscription. */
+export async function leastAvailable(
+  sources: readonly AvailableMoney[],
+  subject: SpendSubject,
+): Promise<{ amount: Decimal; source: string } | null> {
+  let least: { amount: Decimal; source: string } | null = null;
+  for (const s of sources) {
+    const amount = await s.available(subject);
+    if (amount !== null && (least === null || amount.lt(least.amount))) least = { amount, source: s.source };
+  }
+  return least;
+}

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { runner } from 'node-pg-migrate';
+import pg from 'pg';
+import { ensureDatabase } from '../../src/db/embedded';
+import { migrationsDir } from '../../src/db/migrate';
+import { createPool, type Pool } from '../../src/db/pool';
+
+/*
+ * migrations/0021_spend_limits.sql down and up again on a database holding what it adds: a spend
+ * cap, a spend block and a spend-threshold notice. Down removes them and restores the previous
+ * constraints; up brings the columns back empty.
+ */
+const name = `meterflow_spend_${randomBytes(6).toString('hex')}`;
+let url: string;
+let pool: Pool;
+
+const all = readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).length;
+const migrate = (direction: 'up' | 'down', count: number) =>
+  runner({
+    databaseUrl: url,
+    dir: migrationsDir,
+    direction,
+    count,
+    migrationsTable: 'pgmigrations',
+    singleTransaction: true,
+    log: () => {},
+  });
+const columns = async (table: string) =>
+  (await pool.query<{ column_name: string }>(`select column_name from information_schema.columns where table_name = $1`, [table])).rows.map(
+    (r) => r.column_name,
+  );
+
+before(async () => {
+  url = await ensureDatabase(process.env.TEST_PG_URL!, name);
+  pool = createPool(url, 2);
+  await migrate('up', all);
+});
+after(async () => {
+  await pool?.end();
+  const admin = new pg.Client({ connectionString: process.env.TEST_PG_URL });
+  await admin.connect();
+  await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
+  await admin.end();
+});
+
+test('0021 goes down with spend caps, spend blocks and spend notices in place, and up again', async () => {
+  const { rows } = await pool.query<{ customer: string; subscription: string }>(
+    `with c as (insert into customers (external_id, name, currency) values ('acme', 'Acme', 'USD') returning id),
+          m as (insert into meters (code, name, event_type, aggregation) values ('calls', 'Calls', 'call', 'count') returning code),
+          p as (insert into plans (code, name, currency, charges, billing_interval)
+                values ('basic', 'Basic', 'USD', '[]', '{"kind": "calendar_month"}') returning code)
+     insert into subscriptions (customer_id, plan_code, anchor, spend_cap)
+     select c.id, p.code, now(), '{"amount": "5.00"}' from c, p, m returning customer_id as customer, id as subscription`,
+  );
+  const { customer, subscription } = rows[0]!;
+  await pool.query(
+    `insert into entitlements (customer_id, meter, blocked, spend_blocked, spend_runway, resets_at, updated_at)
+     values ($1, 'calls', false, true, 500, now() + interval '1 day', now())`,
+    [customer],
+  );
+  await pool.query(
+    `insert into notifications (id, kind, subscription_id, period_start, threshold, payload, created_at)
+     values ($1, 'spend_threshold_crossed', $2, now(), '80%', '{}', now())`,
+    [randomUUID(), subscription],
+  );
+
+  await migrate('down', 1);
+  assert.ok(!(await columns('subscriptions')).includes('spend_cap'));
+  assert.ok(!(await columns('entitlements')).includes('spend_blocked'));
+  assert.equal((await pool.query(`select count(*)::int as n from notifications`)).rows[0].n, 0);
+  await assert.rejects(
+    pool.query(
+      `insert into notifications (id, kind, subscription_id, period_start, threshold, payload, created_at)
+       values ($1, 'spend_threshold_crossed', $2, now(), '80%', '{}', now())`,
+      [randomUUID(), subscription],
+    ),
+    /notifications_kind_check/,
+  );
+
+  await migrate('up', 1);
+  assert.equal((await pool.query(`select spend_cap from subscriptions`)).rows[0].spend_cap, null);
+  assert.deepEqual((await pool.query(`select spend_blocked, spend_runway from entitlements`)).rows, [
+    { spend_blocked: false, spend_runway: null },
+  ]);
+});

@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { freePort } from '../../scripts/free-port';
+import { createActivities } from '../../src/activities';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator } from '../../src/provider/simulator';
+import { scopes } from '../../src/keys/principal';
+import { systemClock } from '../../src/clock';
+import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
+import { workflowsPath } from '../../src/temporal/worker';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startKeysApp, type KeysTestApp } from '../support/keys-app';
+import { timeSkippingEnvironment } from '../support/temporal';
+import { waitFor } from '../support/wait-for';
+
+/*
+ * The spend-limit path with nothing replaced: the real API (keys, ingest, usage signaler, blocks
+ * in memory), a real worker with the real activities on Postgres (the open period priced by the
+ * priceSpend activity), and the billing workflow on the time-skipping server, which jumps
+ * over the grace period.
+ */
+const taskQueue = 'spend-e2e';
+let env: TestWorkflowEnvironment;
+let db: TestDatabase;
+let app: KeysTestApp;
+let worker: Worker;
+let running: Promise<void>;
+let admin: string;
+let provider: Awaited<ReturnType<typeof startProviderSimulator>>;
+
+before(async () => {
+  const [testEnv, bundle, database] = await Promise.all([
+    timeSkippingEnvironment(),
+    bundleWorkflowCode({ workflowsPath }),
+    createTestDatabase(),
+  ]);
+  env = testEnv;
+  db = database;
+  provider = await startProviderSimulator({ port: await freePort() });
+  app = await startKeysApp(db, {
+    billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 300_000 },
+  });
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: createActivities({
+      pool: db.pool,
+      clock: systemClock,
+      webhookTimeoutMs: 1000,
+      lookbackInvoices: 3,
+      dunning: [],
+      provider: createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }),
+    }),
+  });
+  running = worker.run();
+  admin = (await app.issue({ scopes: [...scopes] })).secret;
+});
+after(async () => {
+  await app?.close();
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+  await provider?.close();
+  await db?.drop();
+});
+
+const call = async (method: string, path: string, body?: unknown) => {
+  const res = await app.call(method, path, admin, body);
+  return { status: res.status, headers: res.headers, body: (await res.json()) as any };
+};
+let seq = 0;
+const events = (customer: string, n: number) => Array.from({ length: n }, () => ({ id: `call-${++seq}`, customer, type: 'api_call' }));
+const check = (customer: string) => call('POST', '/v1/entitlements/check', { customer, meter: 'api_calls' });
+
+describe('spend limit end to end', () => {
+  before(async () => {
+    assert.equal(
+      (await call('POST', '/v1/meters', { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count' })).status,
+      201,
+    );
+    const plan = {
+      id: 'metered',
+      name: 'Metered',
+      currency: 'USD',
+      base_fee: '20.00',
+      charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: '0.01' }],
+      interval: { kind: 'calendar_month' },
+    };
+    assert.equal((await call('POST', '/v1/plans', plan)).status, 201);
+  });
+
+  test('usage up to the cap → grace → 402 with a top-up link → raising the cap accepts usage again', async () => {
+    assert.equal((await call('POST', '/v1/customers', { external_id: 'acme', name: 'Acme', currency: 'USD' })).status, 201);
+    // 5.00 USD of usage per period, 500 calls; the base fee is not usage and does not count.
+    const subscribed = await call('POST', '/v1/subscriptions', {
+      customer: 'acme',
+      plan: 'metered',
+      spend_cap: { amount: '5.00', grace_period: 'PT10M', soft_thresholds: [{ percent: 50 }] },
+    });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    assert.deepEqual(subscribed.body.spend_cap, { amount: '5.00', grace_period: 'PT10M', soft_thresholds: [{ percent: 50 }] });
+    const handle = env.client.workflow.getHandle(workflowIdFor('acme'));
+
+    // The first read publishes the charged meter's runway, which the signaler treats as a decision point.
+    const fresh = await waitFor(() => check('acme'), {
+      description: 'the runway reaches the API',
+      until: (r) => r.body.spend_runway === '500',
+    });
+    assert.equal(fresh.body.allowed, true);
+    const acmeId = (await db.pool.query<{ id: string }>(`select id from customers where external_id = 'acme'`)).rows[0]!.id;
+    assert.equal(
+      app.entitlements.store.quotaOf(acmeId, 'api_calls')?.nextDecision,
+      '250',
+      'the 50% notice decides first: 2.50 at 250 calls',
+    );
+
+    for (let i = 0; i < 5; i++) assert.equal((await call('POST', '/v1/events', events('acme', 100))).status, 200);
+    const reached = await waitFor(() => handle.query(billingState), {
+      description: 'the workflow priced 5.00 of usage',
+      until: (s) => s.spend?.priced.spent === '5.00' && s.spend.limit.status !== 'ok',
+    });
+    assert.equal(reached.spend!.limit.status, 'over_limit_in_grace');
+    assert.equal(reached.spend!.priced.available, '5');
+    assert.equal(reached.spend!.priced.source, 'spend_cap');
+    assert.deepEqual(reached.spend!.notified, ['50%']);
+    const notices = await waitFor(
+      async () =>
+        (
+          await db.pool.query<{ threshold: string; meter: string | null; payload: any }>(
+            `select threshold, meter, payload from notifications where kind = 'spend_threshold_crossed'`,
+          )
+        ).rows,
+      { description: 'the soft notice is raised', until: (rows) => rows.length > 0 },
+    );
+    assert.equal(notices.length, 1);
+    assert.equal(notices[0]!.threshold, '50%');
+    assert.equal(notices[0]!.meter, null);
+    assert.deepEqual(
+      { spent: notices[0]!.payload.data.spent, cap: notices[0]!.payload.data.cap, currency: notices[0]!.payload.data.currency },
+      { spent: '5.00', cap: '5', currency: 'USD' },
+    );
+    // Within the grace period usage is still accepted, as with a hard limit.
+    assert.equal((await call('POST', '/v1/events', events('acme', 1)[0])).status, 201);
+
+    await env.sleep('11 minutes');
+    await waitFor(() => handle.query(billingState), {
+      description: 'the spend limit blocks',
+      until: (s) => s.spend?.limit.status === 'blocked',
+    });
+    const refused = await waitFor(() => call('POST', '/v1/events', events('acme', 1)[0]), {
+      description: 'the API refuses usage from memory',
+      until: (r) => r.status === 402,
+    });
+    assert.match(refused.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.equal(refused.headers.get('retry-after'), null, 'waiting adds no money: no Retry-After');
+    assert.equal(refused.body.type, '/problems/spend_limit_reached');
+    assert.equal(refused.body.title, 'Spend limit reached');
+    assert.equal(refused.body.topUpUrl, '/top-up');
+    assert.match(refused.body.detail, /spend limit/);
+    const batch = await call('POST', '/v1/events', events('acme', 3));
+    assert.equal(batch.status, 402);
+    assert.equal(batch.body.topUpUrl, '/top-up');
+    assert.deepEqual(
+      batch.body.results.map((r: { reason: string }) => r.reason),
+      ['spend_limit_reached', 'spend_limit_reached', 'spend_limit_reached'],
+    );
+    const checked = await check('acme');
+    assert.equal(checked.body.allowed, false);
+    assert.equal(checked.body.spend_blocked, true);
+    const audit = await db.pool.query<{ n: number }>(`select count(*)::int as n from audit_log where action = 'entitlement.spend_blocked'`);
+    assert.equal(audit.rows[0]!.n, 1);
+
+    // A cap below the money's minor unit is refused, and changes nothing.
+    const tooPrecise = await call('POST', `/v1/subscriptions/${subscribed.body.id}/spend-cap`, { spend_cap: { amount: '10.001' } });
+    assert.equal(tooPrecise.status, 422);
+    assert.equal(tooPrecise.body.reason, 'spend_cap_precision');
+    assert.equal((await call('POST', `/v1/subscriptions/${subscribed.body.id}/spend-cap`, { spend_cap: { amount: 10 } })).status, 400);
+
+    const raised = await call('POST', `/v1/subscriptions/${subscribed.body.id}/spend-cap`, { spend_cap: { amount: '10.00' } });
+    assert.equal(raised.status, 200, JSON.stringify(raised.body));
+    assert.deepEqual(raised.body.spend_cap, { amount: '10.00' });
+    const state = await handle.query(billingState);
+    assert.equal(state.spend!.limit.status, 'ok');
+    await waitFor(() => call('POST', '/v1/events', events('acme', 1)[0]), {
+      description: 'the API accepts usage again',
+      until: (r) => r.status === 201,
+    });
+    // At 0.01 a call, 10.00 is reached at 1,000 calls.
+    const runway = await waitFor(() => check('acme'), {
+      description: 'the new runway reaches the API',
+      until: (r) => r.body.spend_blocked === false && r.body.spend_runway === '1000',
+    });
+    assert.equal(runway.body.allowed, true);
+    const changes = await db.pool.query<{ n: number }>(
+      `select count(*)::int as n from audit_log where action = 'subscription.spend_cap_changed'`,
+    );
+    assert.equal(changes.rows[0]!.n, 1, 'the refused changes wrote nothing');
+  });
+
+  test('without a grace period the cap blocks at once; removing the cap lifts it', async () => {
+    assert.equal((await call('POST', '/v1/customers', { external_id: 'globex', name: 'Globex', currency: 'USD' })).status, 201);
+    const subscribed = await call('POST', '/v1/subscriptions', { customer: 'globex', plan: 'metered', spend_cap: { amount: '1.00' } });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    await waitFor(() => check('globex'), { description: 'the runway reaches the API', until: (r) => r.body.spend_runway === '100' });
+
+    assert.equal((await call('POST', '/v1/events', events('globex', 100))).status, 200);
+    await waitFor(() => env.client.workflow.getHandle(workflowIdFor('globex')).query(billingState), {
+      description: 'the workflow blocks at once',
+      until: (s) => s.spend?.limit.status === 'blocked',
+    });
+    await waitFor(() => check('globex'), { description: 'the block reaches the API', until: (r) => r.body.spend_blocked === true });
+    const refused = await call('POST', '/v1/events', events('globex', 1)[0]);
+    assert.equal(refused.status, 402);
+    const { rows } = await db.pool.query<{ n: number }>(
+      `select count(*)::int as n from usage_events e join customers c on c.id = e.customer_id where c.external_id = 'globex'`,
+    );
+    assert.equal(rows[0]!.n, 100, 'the refused event was not stored');
+
+    const removed = await call('POST', `/v1/subscriptions/${subscribed.body.id}/spend-cap`, { spend_cap: null });
+    assert.equal(removed.status, 200);
+    assert.equal(removed.body.spend_cap, null);
+    await waitFor(() => call('POST', '/v1/events', events('globex', 1)[0]), {
+      description: 'the API accepts usage again',
+      until: (r) => r.status === 201,
+    });
+    const checked = await waitFor(() => check('globex'), { description: 'the runway is gone', until: (r) => r.body.spend_runway === null });
+    assert.equal(checked.body.spend_blocked, false);
+  });
+});
