@@ -8,11 +8,8 @@ import { ensureDatabase } from '../../src/db/embedded';
 import { migrationsDir } from '../../src/db/migrate';
 import { createPool, type Pool } from '../../src/db/pool';
 import { createCustomer } from '../../src/customers/store';
-import { planSchema } from '../../src/domain/plan';
 import { defaultIssuer } from '../../src/invoices/issuer';
 import { InvoiceService } from '../../src/invoices/service';
-import { createPlan } from '../../src/plans/store';
-import { createSubscription } from '../../src/subscriptions/store';
 
 /*
  * migrations/0019_invoice_numbers.sql on a database that already has invoices: those finalized
@@ -51,25 +48,16 @@ before(async () => {
   pool = createPool(url, 4);
   await migrateTo('up', before19);
   const { customer } = await createCustomer(pool, { external_id: 'acme', name: 'Acme Ltd', currency: 'USD' }, 'system');
-  await createPlan(
-    pool,
-    planSchema({ knownMeters: new Set() }).parse({
-      id: 'flat',
-      name: 'Flat',
-      currency: 'USD',
-      base_fee: '10.00',
-      charges: [],
-      interval: { kind: 'calendar_month' },
-    }),
-    'system',
+  // Rows as the schema before 0019 holds them, written in SQL: today's stores write columns of later migrations.
+  await pool.query(
+    `insert into plans (code, name, currency, base_fee, charges, billing_interval)
+     values ('flat', 'Flat', 'USD', 10.00, '[]', '{"kind": "calendar_month"}')`,
   );
-  const sub = await createSubscription(pool, {
-    customerId: customer.id,
-    planCode: 'flat',
-    anchor: new Date('2025-10-01T00:00:00Z'),
-    actor: 'system',
-  });
-  assert.ok(sub.created);
+  const { rows: subscriptions } = await pool.query<{ id: string }>(
+    `insert into subscriptions (customer_id, plan_code, anchor) values ($1, 'flat', '2025-10-01T00:00:00Z') returning id`,
+    [customer.id],
+  );
+  const subscriptionId = subscriptions[0]!.id;
   for (const h of history) {
     const start = new Date(`${h.month}-01T00:00:00Z`);
     const end = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
@@ -79,7 +67,7 @@ before(async () => {
        values ($1, $2, 'flat', 'USD', $3, $4, $5, '{}', 10, $4, $6, $7, $8, $9) returning id`,
       [
         customer.id,
-        sub.subscription.id,
+        subscriptionId,
         start,
         end,
         h.status,
