@@ -44,6 +44,18 @@ export function interimBilledLine(currency: CurrencyCode, earlier: readonly Inte
   };
 }
 
+/**
+ * Where an interim invoice of the period starting at `periodStart` is cut, asked for at `until`:
+ * never after the end of what the period bills (`billingEndsAt`, a recorded cancellation), so the
+ * period invoice, which bills [start, cancellation), deducts only usage it bills itself and cannot
+ * go negative. The workflow learns of a cancellation only after it is recorded, and its cut is its
+ * own clock's time; the cancellation's is the service's.
+ */
+export function interimCut(periodStart: Date, until: Date, billingEndsAt: Date | null): Date {
+  const end = billingEndsAt && billingEndsAt < until ? billingEndsAt : until;
+  return end < periodStart ? periodStart : end;
+}
+
 /** What an interim invoice bills of the priced period so far: its usage lines (fixed fees wait for the period invoice). */
 export const interimUsageLines = (lines: readonly PriceLine[]): PriceLine[] => lines.filter((l) => l.type === 'usage');
 

@@ -1,10 +1,11 @@
 import type { Queryable } from '../db/transaction';
-import { interimUsageLines, totalOf } from '../domain/interim-billing';
+import { interimCut, interimUsageLines, totalOf } from '../domain/interim-billing';
 import { formatMoney } from '../domain/money';
 import { nextThreshold, thresholdReached, usageToReach, type SpendThresholds } from '../domain/spend-thresholds';
 import { fromPriceLine, priceCharges, type PeriodToInvoice } from './builder';
 import { interimDeductionLines } from './interim-deduction';
 import type { DraftContent } from './store';
+import { planTimelineOf } from '../subscriptions/store';
 
 /*
  * Progressive (threshold) billing on the invoice side. The open period is priced with the same
@@ -20,8 +21,18 @@ export interface InterimToInvoice extends PeriodToInvoice {
   threshold: string;
 }
 
-/** The interim invoice's content: usage lines of [start, cut) priced from the period start, less earlier interim invoices. */
-export async function buildInterimInvoice(db: Queryable, interim: InterimToInvoice): Promise<DraftContent> {
+/** [start, until) of an interim invoice or the open period's pricing, cut at the subscription's recorded cancellation (interimCut). */
+async function cutAtCancellation<P extends PeriodToInvoice>(db: Queryable, period: P): Promise<P> {
+  const found = await planTimelineOf(db, period.subscriptionId);
+  return { ...period, periodEnd: interimCut(period.periodStart, period.periodEnd, found?.cancelAt ?? null) };
+}
+
+/**
+ * The interim invoice's content: usage lines of [start, cut) priced from the period start, less
+ * earlier interim invoices. The cut is the one asked for, or the cancellation when that is earlier.
+ */
+export async function buildInterimInvoice(db: Queryable, asked: InterimToInvoice): Promise<DraftContent> {
+  const interim = await cutAtCancellation(db, asked);
   const { plan, usage, lines: priced } = await priceCharges(db, interim);
   const lines = interimUsageLines(priced).map(fromPriceLine);
   lines.push(
@@ -60,9 +71,9 @@ export interface OpenPeriodSpend {
   decisionPoints: Record<string, string | null>;
 }
 
-/** Prices [start, periodEnd) as the interim invoice would, without saving anything. */
+/** Prices [start, periodEnd) as the interim invoice would (cut at a cancellation too), without saving anything. */
 export async function priceOpenPeriod(db: Queryable, period: PeriodToInvoice, thresholds: SpendThresholds): Promise<OpenPeriodSpend> {
-  const { plan, usage, lines } = await priceCharges(db, period);
+  const { plan, usage, lines } = await priceCharges(db, await cutAtCancellation(db, period));
   const spend = totalOf(interimUsageLines(lines));
   const reached = thresholdReached(thresholds, spend);
   const next = nextThreshold(thresholds, spend);

@@ -229,7 +229,9 @@ export class InvoiceService {
    * The period's interim invoice number `sequence`, as a draft: usage of [period start, until)
    * priced from the period start, less what earlier interim invoices of the period billed. Saved
    * under (customer, period start, 'interim', sequence): drafting again rewrites the draft and,
-   * once it is finalized, returns it untouched.
+   * once it is finalized, returns it untouched. Under the customer's invoicing lock, which a
+   * cancellation takes too: the cut never passes a cancellation recorded before it, and a
+   * cancellation recorded after it never ends billing before the cut (cancelSubscription).
    */
   async draftInterim(request: InterimDraftRequest, actor: AuditActor): Promise<{ invoiceId: string }> {
     const interim = {
@@ -255,7 +257,8 @@ export class InvoiceService {
           sequence: request.sequence,
           threshold: request.threshold,
           period_start: request.periodStart,
-          period_end: request.until,
+          // The cut: `until`, or the cancellation when that came first (src/invoices/progressive.ts).
+          period_end: draft.periodEnd.toISOString(),
         },
         after: { total: draft.total, currency: draft.currency, usage: draft.usage, lines: draft.lines.length },
       });

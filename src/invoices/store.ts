@@ -252,6 +252,15 @@ export async function interimInvoicesBilled(
   return rows;
 }
 
+/** The latest instant an interim invoice of the subscription (not void) was cut at: what its usage was billed up to. */
+export async function lastInterimCut(db: Queryable, subscriptionId: string): Promise<Date | null> {
+  const { rows } = await db.query<{ cut: Date | null }>(
+    `select max(period_end) as cut from invoices where subscription_id = $1 and kind = 'interim' and status <> 'void'`,
+    [subscriptionId],
+  );
+  return rows[0]?.cut ?? null;
+}
+
 export interface InvoiceFilter {
   customerId?: string;
   status?: InvoiceStatus;

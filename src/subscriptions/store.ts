@@ -6,6 +6,7 @@ import type { PlanTimeline } from '../domain/plan-segments';
 import type { SpendCap } from '../domain/spend-limit';
 import { inTransaction, type Queryable } from '../db/transaction';
 import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from '../plans/store';
+import { lastInterimCut, lockCustomerInvoicing } from '../invoices/store';
 
 export const subscriptionStatuses = ['active', 'canceled'] as const;
 export type SubscriptionStatus = (typeof subscriptionStatuses)[number];
@@ -108,11 +109,15 @@ export async function planInEffect(db: Queryable, subscriptionId: string, at: Da
 
 /**
  * The subscription's anchor and plan timeline: the plan it started on and every change, scheduled
- * ones included, in the order they take effect. What invoices split periods by.
+ * ones included, in the order they take effect. What invoices split periods by. Also when its
+ * billing ends (a recorded cancellation), which no interim invoice is cut after.
  */
-export async function planTimelineOf(db: Queryable, subscriptionId: string): Promise<{ anchor: Date; timeline: PlanTimeline } | undefined> {
-  const { rows: subscriptions } = await db.query<{ anchor: Date; plan_code: string }>(
-    'select anchor, plan_code from subscriptions where id = $1',
+export async function planTimelineOf(
+  db: Queryable,
+  subscriptionId: string,
+): Promise<{ anchor: Date; timeline: PlanTimeline; cancelAt: Date | null } | undefined> {
+  const { rows: subscriptions } = await db.query<{ anchor: Date; plan_code: string; cancel_at: Date | null }>(
+    'select anchor, plan_code, cancel_at from subscriptions where id = $1',
     [subscriptionId],
   );
   const subscription = subscriptions[0];
@@ -123,6 +128,7 @@ export async function planTimelineOf(db: Queryable, subscriptionId: string): Pro
   );
   return {
     anchor: subscription.anchor,
+    cancelAt: subscription.cancel_at,
     timeline: {
       initialPlan: changes[0]?.from_plan ?? subscription.plan_code,
       changes: changes.map((c) => ({ at: c.effective_at.getTime(), toPlan: c.to_plan })),
@@ -194,12 +200,21 @@ export type CancelSubscriptionResult = { canceled: boolean; subscription: Subscr
  * Cancels at `at`, which is both when billing ends and when the cancellation is recorded, with a
  * `subscription.canceled` audit entry in the same transaction. An already canceled subscription
  * is returned as it is (canceled: false), so a retried request converges; undefined when absent.
+ *
+ * An interim invoice already cut after `at` (the billing workflow cut it on its own clock before
+ * it heard of the cancellation) billed usage up to its cut: billing ends there instead, so the
+ * final invoice deducts only what it bills itself. Taken under the customer's invoicing lock, as
+ * interim invoices are drafted, so no cut can slip in between.
  */
 export async function cancelSubscription(pool: Pool, id: string, at: Date, actor: AuditActor): Promise<CancelSubscriptionResult> {
   return inTransaction(pool, async (client) => {
+    const { rows: owners } = await client.query<{ customer_id: string }>('select customer_id from subscriptions where id = $1', [id]);
+    if (owners[0]) await lockCustomerInvoicing(client, owners[0].customer_id);
+    const cut = await lastInterimCut(client, id);
+    const endsAt = cut && cut > at ? cut : at;
     const { rowCount } = await client.query(
       `update subscriptions set status = 'canceled', cancel_at = $2, canceled_at = $2 where id = $1 and status = 'active'`,
-      [id, at],
+      [id, endsAt],
     );
     // A change scheduled after the end of billing never takes effect.
     if (rowCount !== 0) await client.query('delete from subscription_changes where subscription_id = $1 and applied_at is null', [id]);
@@ -211,7 +226,7 @@ export async function cancelSubscription(pool: Pool, id: string, at: Date, actor
       action: 'subscription.canceled',
       subjectType: 'subscription',
       subjectId: id,
-      details: { customer: subscription.customer.externalId, plan: subscription.plan.id, cancel_at: at.toISOString() },
+      details: { customer: subscription.customer.externalId, plan: subscription.plan.id, cancel_at: endsAt.toISOString() },
     });
     return { canceled: true, subscription };
   });

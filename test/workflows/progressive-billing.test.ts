@@ -8,7 +8,7 @@ import { createActivities } from '../../src/activities';
 import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
 import { interimBilledLine, totalOf } from '../../src/domain/interim-billing';
-import { Decimal } from '../../src/domain/money';
+import { Decimal, formatMoney, roundToMinor } from '../../src/domain/money';
 import { pricePlan } from '../../src/domain/pricing/price-plan';
 import type { SpendThresholds } from '../../src/domain/spend-thresholds';
 import { getInvoice, listInvoices, type Invoice } from '../../src/invoices/store';
@@ -269,23 +269,26 @@ describe('progressive billing', () => {
       await c.handle.signal(cancelSubscription, { at: new Date(await env.currentTimeMs()).toISOString() });
       await c.handle.result();
       const all = await c.invoices();
+      const billed = all[0]!.periodEnd.getTime() - c.anchor.getTime();
+      assert.ok(billed < 3_600_000, 'cut short at the cancellation');
+      // The 1.00 base fee prorated to [start, cancellation) (seconds of the hour, however long the test took to get there).
+      const baseFee = formatMoney(roundToMinor(new Decimal('1.00').times(billed).div(3_600_000), 'USD', 'half_up'), 'USD');
       assert.deepEqual(
         all.map((i) => [i.kind, i.sequence, i.total, i.usage]),
         [
-          ['period', 0, '1.15', { api_calls: '80' }],
+          ['period', 0, formatMoney(new Decimal(baseFee).plus('0.15'), 'USD'), { api_calls: '80' }],
           ['interim', 1, '1.05', { api_calls: '70' }],
         ],
       );
-      // 1.00 base + 80 × 0.015 = 2.20 for [start, cancellation), of which the interim invoice billed 1.05.
+      // The prorated base fee + 80 × 0.015 = 1.20 for [start, cancellation), of which the interim invoice billed 1.05.
       assert.deepEqual(
         all[0]!.lines.map((l) => [l.type, l.amount]),
         [
-          ['base_fee', '1.00'],
+          ['base_fee', baseFee],
           ['usage', '1.20'],
           ['interim_billed', '-1.05'],
         ],
       );
-      assert.ok(all[0]!.periodEnd < new Date(c.anchor.getTime() + 3_600_000), 'cut short at the cancellation');
       assert.deepEqual(await collected(all[0]!.id), { outcome: 'paid', attempts: 1 });
     });
   });
