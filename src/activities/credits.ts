@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Clock } from '../clock';
 import { CreditService } from '../credits/service';
+import { getInvoice } from '../invoices/store';
 import { temporalCreditBalanceWatcher } from '../credits/temporal-balance-watcher';
 import { temporalCreditExpiryTimers } from '../credits/temporal-expiry-timers';
 import type { Pool } from '../db/pool';
@@ -34,7 +35,9 @@ export function createCreditActivities(deps: {
   return {
     expireCreditGrant: ({ grantId }) => credits.expire(grantId, workflowActor()),
     autoTopUpCredits: async ({ invoiceId }) => {
-      const result = await credits.autoTopUp(invoiceId, workflowActor());
+      const invoice = await getInvoice(deps.pool, invoiceId);
+      if (!invoice) throw ApplicationFailure.nonRetryable(`Invoice ${invoiceId} does not exist.`, 'unknown_invoice');
+      const result = await credits.autoTopUp(invoice, workflowActor());
       if (!result.ok)
         throw result.reason === 'provider_rejected'
           ? ApplicationFailure.nonRetryable(result.message, result.reason)

@@ -8,7 +8,6 @@ import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
 import { minorUnits, type CurrencyCode } from '../domain/currencies';
 import { Decimal, formatMoney } from '../domain/money';
 import { ok, refuse, type Result } from '../domain/result';
-import { getInvoice } from '../invoices/store';
 import { auditActorOf, type Actor } from '../keys/principal';
 import { ProviderRejectedError, ProviderUnavailableError, type PaymentProvider, type ProviderCharge } from '../provider/payment-provider';
 import type { CreditBalanceWatcher } from './balance-watcher';
@@ -51,6 +50,16 @@ export type GrantRefusal =
   | 'provider_rejected'
   | 'expiry_unscheduled'
   | 'balance_unannounced';
+
+/** The invoice whose finalization drew credits, as an automatic top-up needs it. */
+export interface InvoiceDrawnOn {
+  id: string;
+  /** Internal customer id. */
+  customerId: string;
+  /** External id of the customer. */
+  customer: string;
+  currency: CurrencyCode;
+}
 
 export interface CreditBalance {
   customer: string;
@@ -205,10 +214,8 @@ export class CreditService {
    * `auto-top-up:<invoice id>`, so running it again tops up once. An unknown provider outcome is
    * thrown (ProviderUnavailableError): the caller retries and the same key is sent again.
    */
-  async autoTopUp(invoiceId: string, actor: AuditActor): Promise<Result<AutoTopUpOutcome, 'unknown_invoice' | 'provider_rejected'>> {
-    const invoice = await getInvoice(this.deps.pool, invoiceId);
-    if (!invoice) return refuse('not_found', 'unknown_invoice', `Invoice ${invoiceId} does not exist.`);
-    const { customerId, currency } = invoice;
+  async autoTopUp(invoice: InvoiceDrawnOn, actor: AuditActor): Promise<Result<AutoTopUpOutcome, 'provider_rejected'>> {
+    const { id: invoiceId, customerId, currency } = invoice;
     const balance = () => creditBalance(this.deps.pool, customerId, currency);
     let grant = await findGrant(this.deps.pool, customerId, autoTopUpReferenceFor(invoiceId));
     if (!grant) {

@@ -55,6 +55,14 @@ export interface Discrepancy {
   settled: boolean;
 }
 
+/** A discrepancy with what identifies it across runs. */
+export interface FoundDiscrepancy extends Discrepancy {
+  key: string;
+  customerId: string;
+  invoiceId: string | null;
+  currency: string | null;
+}
+
 /** The key a finding keeps across runs: what was compared, on which invoice (or subscription period). */
 export function findingKey(kind: FindingKind, ref: string, subject: string | null): string {
   return subject === null ? `${kind}:${ref}` : `${kind}:${ref}:${subject}`;

@@ -7,7 +7,7 @@ import type { Plan } from '../domain/plan';
 import type { PriceLine } from '../domain/pricing/schema';
 import { priceSegments, type SegmentLine, type SegmentRef } from '../domain/segment-pricing';
 import { getMeter } from '../meters/store';
-import { queryUsage } from '../metering/usage-query';
+import { measurePlanUsage, metersOfPlans, UnknownPlanMeterError } from '../metering/plan-usage';
 import { planTimelineOf } from '../subscriptions/store';
 import { discountAndTaxLines, isChargeLine } from './after-pricing';
 import { adjustableInvoices, adjustmentsFor, type DraftContent, type Invoice } from './store';
@@ -37,28 +37,20 @@ async function planOf(db: Queryable, code: string): Promise<Plan> {
   return plan;
 }
 
-/** Meters the plans charge or limit, sorted. */
-const metersOf = (plans: readonly Plan[]) =>
-  [...new Set(plans.flatMap((p) => [...p.charges.map((c) => c.meter), ...p.limits.map((l) => l.meter)]))].sort();
-
-/**
- * Exact usage of every meter the plans charge or limit, over [from, to), from the stored events
- * (never the real-time counters). Aggregations with no events (max, latest) count as 0.
- */
-export async function measureUsage(
+/** The plans' usage over [from, to) (src/metering/plan-usage.ts); an undefined meter is an input error here. */
+async function measureUsage(
   db: Queryable,
   plans: readonly Plan[],
   customerId: string,
   from: Date,
   to: Date,
 ): Promise<Record<string, string>> {
-  const usage: Record<string, string> = {};
-  for (const code of metersOf(plans)) {
-    const meter = await getMeter(db, code);
-    if (!meter) throw new InvoiceInputError(`meter ${code} of plan ${plans.map((p) => p.id).join(', ')} does not exist`);
-    usage[code] = (await queryUsage(db, { customerId, meter, from, to })).value ?? '0';
+  try {
+    return await measurePlanUsage(db, plans, customerId, from, to);
+  } catch (err) {
+    if (err instanceof UnknownPlanMeterError) throw new InvoiceInputError(err.message);
+    throw err;
   }
-  return usage;
 }
 
 /** Usage of the meters the plan charges; meters only limited are not priced. */
@@ -70,7 +62,7 @@ const chargedUsage = (plan: Plan, usage: Record<string, string>) => {
 /** Meters whose usage adds up across segments, so tiers can continue from earlier segments. */
 async function cumulativeMeters(db: Queryable, plans: readonly Plan[]): Promise<Set<string>> {
   const cumulative = new Set<string>();
-  for (const code of metersOf(plans)) {
+  for (const code of metersOfPlans(plans)) {
     const meter = await getMeter(db, code);
     if (meter && (meter.aggregation === 'count' || meter.aggregation === 'sum')) cumulative.add(code);
   }

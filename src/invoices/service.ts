@@ -1,6 +1,5 @@
 import type { Clock } from '../clock';
 import { recordRedemptions } from '../coupons/store';
-import { drawCreditsAtFinalization, reverseCreditDrawdowns } from '../credits/drawdown';
 import { CustomerService } from '../customers/service';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
@@ -10,6 +9,7 @@ import { ok, refuse, type Result } from '../domain/result';
 import { auditActorOf, customerNamed, seesCustomerId, type Actor } from '../keys/principal';
 import { getActiveSubscription } from '../subscriptions/store';
 import { buildInvoice } from './builder';
+import { drawCreditsAtFinalization, reverseCreditDrawdowns } from './credit-drawdown';
 import { renderInvoiceDocument, type DocumentFormat, type InvoiceDocument } from './documents/render';
 import type { InvoiceIssuer } from './issuer';
 import { nextInvoiceNumber } from './numbering';
@@ -272,7 +272,7 @@ export class InvoiceService {
    * it is, so a retried finalize never takes a second number; one that fails before it commits
    * gives its number back (src/invoices/numbering.ts). The coupons it discounts with use up a period
    * now, once: a draft rebuilt any number of times uses none. The customer's prepaid credits are drawn
-   * onto it first (a 'credit' line, src/credits/drawdown.ts), while it is still a draft.
+   * onto it first (a 'credit' line, ./credit-drawdown.ts), while it is still a draft.
    */
   async finalize(
     invoiceId: string,

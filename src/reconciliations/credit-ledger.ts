@@ -2,7 +2,7 @@ import { grantsOf, ledgerOf, type LedgerEntry } from '../credits/store';
 import type { Queryable } from '../db/transaction';
 import { compareCreditBalance, compareInvoiceCredits, type CreditDiscrepancy } from '../domain/credit-reconciliation';
 import { findingKey } from '../domain/reconciliation';
-import type { FoundDiscrepancy } from './discrepancies';
+import type { FoundDiscrepancy } from '../domain/reconciliation';
 
 /*
  * The I/O half of the credit-ledger check (pure half: src/domain/credit-reconciliation.ts). The

@@ -16,6 +16,7 @@ import {
   invoicedPeriods,
   type Discrepancy,
   type FindingKind,
+  type FoundDiscrepancy,
   type InvoiceComparison,
 } from '../domain/reconciliation';
 import { priceSegments } from '../domain/segment-pricing';
@@ -43,14 +44,6 @@ export interface ScopeToReconcile {
   customerId: string | null;
   /** Periods ended by then must have an invoice. */
   asOf: Date;
-}
-
-/** A discrepancy with what identifies it across runs. */
-export interface FoundDiscrepancy extends Discrepancy {
-  key: string;
-  customerId: string;
-  invoiceId: string | null;
-  currency: string | null;
 }
 
 export interface ReconciliationDeps {

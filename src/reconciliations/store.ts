@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/transaction';
 import { Decimal } from '../domain/money';
 import type { FindingBrief, FindingKind, ReconciliationSummary, RunStatus } from '../domain/reconciliation';
-import type { FoundDiscrepancy } from './discrepancies';
+import type { FoundDiscrepancy } from '../domain/reconciliation';
 
 /*
  * Reconciliation runs, their findings and the credit notes that correct them

@@ -8,7 +8,7 @@ import { changeDirection, type ChangeDirection } from '../domain/plan-change-dir
 import { periodAt, periodContaining } from '../domain/periods';
 import { Decimal } from '../domain/money';
 import type { SpendThresholds } from '../domain/spend-thresholds';
-import { measureUsage } from '../invoices/builder';
+import { measurePlanUsage } from '../metering/plan-usage';
 import type { SpendCap } from '../domain/spend-limit';
 import { ok, refuse, type Ok, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, seesCustomerId, type Actor } from '../keys/principal';
@@ -225,7 +225,7 @@ export class SubscriptionService {
     const now = this.deps.clock.now();
     const period = periodContaining(current.anchor, current.plan.interval, Math.max(now.getTime(), current.anchor.getTime()));
     const soFar = new Date(Math.max(now.getTime(), period.start.getTime()));
-    const usage = await measureUsage(this.deps.pool, [current.plan, target], current.customer.id, period.start, soFar);
+    const usage = await measurePlanUsage(this.deps.pool, [current.plan, target], current.customer.id, period.start, soFar);
     const direction = changeDirection(current.plan, target, usage);
     const atPeriodEnd = (effective ?? (direction === 'downgrade' ? 'period_end' : 'immediately')) === 'period_end';
     const timing = atPeriodEnd ? { scheduled: true, at: period.end } : { scheduled: false, at: now };

@@ -13,6 +13,7 @@ import { temporalCreditExpiryTimers } from '../../src/credits/temporal-expiry-ti
 import { createCustomer } from '../../src/customers/store';
 import { planSchema } from '../../src/domain/plan';
 import { InvoiceService } from '../../src/invoices/service';
+import { getInvoice } from '../../src/invoices/store';
 import { createMeter } from '../../src/meters/store';
 import { createPlan } from '../../src/plans/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
@@ -308,11 +309,12 @@ describe('drawdown at finalization', () => {
     assert.equal((await finalize(p2)).total, '0.00');
     assert.equal((await call('GET', '/v1/customers/acme/credits')).body.balance, '10.00');
 
-    const first = await credits().autoTopUp(p2, 'system');
+    const invoice = (await getInvoice(db.pool, p2))!;
+    const first = await credits().autoTopUp(invoice, 'system');
     assert.ok(first.ok);
     assert.equal(first.value.outcome, 'topped_up');
     assert.equal(first.ok && 'balance' in first.value && first.value.balance, '35.00');
-    const second = await credits().autoTopUp(p2, 'system');
+    const second = await credits().autoTopUp(invoice, 'system');
     assert.deepEqual(second, first);
     const topUps = await provider.listCharges({ customerId: ids.acme });
     assert.equal(topUps.filter((c) => c.amountMinor === '2500').length, 1);

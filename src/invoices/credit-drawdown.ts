@@ -2,13 +2,15 @@ import { recordAudit, type AuditActor } from '../db/audit';
 import type { Queryable } from '../db/transaction';
 import { applyCredits, creditLineDescription, DEFAULT_SETTLEMENT } from '../domain/credit-drawdown';
 import { Decimal, formatMoney } from '../domain/money';
-import { appendLineAtFinalization, type LockedInvoice } from '../invoices/store';
+import { appendLedgerEntry, entriesForInvoice, getGrant, grantsAvailable, lockCreditLedger } from '../credits/store';
 import { getPlan } from '../plans/store';
-import { appendLedgerEntry, entriesForInvoice, getGrant, grantsAvailable, lockCreditLedger } from './store';
+import { appendLineAtFinalization, type LockedInvoice } from './store';
 
 /*
  * The ledger side of an invoice's lifecycle, run inside the invoice's own transactions
- * (src/invoices/service.ts): credits drawn when it is finalized, given back when it is voided.
+ * (./service.ts): credits drawn when it is finalized, given back when it is voided. The invoice
+ * side of the pipeline's prepaid-credits step (src/domain/invoice-pipeline.ts), as ./after-pricing.ts
+ * is of discounts and taxes; the ledger itself is src/credits/store.ts.
  */
 
 export interface CreditsApplied {
