@@ -251,8 +251,8 @@ describe('credit_only: the credit balance is the spend limit', () => {
 
   /** The setSpendBlock calls and signals of the run, in history order. */
   const blocksAndSignals = async (workflowId: string) => {
-    const { events = [] } = await env.client.workflow.getHandle(workflowId).fetchHistory();
-    return events.flatMap((e) => {
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    return (history.events ?? []).flatMap((e) => {
       const signal = e.workflowExecutionSignaledEventAttributes?.signalName;
       if (signal) return [signal];
       const scheduled = e.activityTaskScheduledEventAttributes;
