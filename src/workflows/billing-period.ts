@@ -442,8 +442,10 @@ class BillingPeriodRun {
           this.thresholdPricing = undefined;
           this.readDue = true;
         }
-        // Other charges, other prices: the spend is priced again on the new plan.
-        if (this.spend) await this.priceSpend();
+        // Other charges, other prices: the spend is priced again on the new plan. A plan that
+        // settles credit_only starts the spend limit at once (updates sent before creditOnly
+        // existed do not carry it, and replay as they ran).
+        if (this.spend || (creditOnly === true && this.spendTracked())) await this.priceSpend();
         await this.evaluateLimits();
         return this.view();
       },

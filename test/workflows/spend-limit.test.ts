@@ -247,6 +247,9 @@ describe('credit_only: the credit balance is the spend limit', () => {
     };
     const created = await call('POST', '/v1/plans', plan);
     assert.equal(created.status, 201, JSON.stringify(created.body));
+    // The same tariff, invoiced: what a customer moves from to credit_only.
+    const invoiced = { ...plan, id: 'hourly-invoiced', name: 'Hourly invoiced', settlement: 'credit_then_invoice' };
+    assert.equal((await call('POST', '/v1/plans', invoiced)).status, 201);
   });
 
   /** The setSpendBlock calls and signals of the run, in history order. */
@@ -261,6 +264,26 @@ describe('credit_only: the credit balance is the spend limit', () => {
       return [input.blocked ? 'blocked' : 'unblocked'];
     });
   };
+
+  test('a plan change to credit_only applies the balance at once: no credit, no usage', async () => {
+    assert.equal((await call('POST', '/v1/customers', { external_id: 'umbrella', name: 'Umbrella', currency: 'USD' })).status, 201);
+    const subscribed = await call('POST', '/v1/subscriptions', { customer: 'umbrella', plan: 'hourly-invoiced' });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    const handle = env.client.workflow.getHandle(workflowIdFor('umbrella'));
+    await waitFor(() => handle.query(billingState), { description: 'the workflow runs', until: (s) => s.planCode === 'hourly-invoiced' });
+    assert.equal((await call('POST', '/v1/events', events('umbrella', 1)[0])).status, 201);
+
+    const changed = await call('POST', `/v1/subscriptions/${subscribed.body.id}/change-plan`, {
+      plan: 'prepaid',
+      effective: 'immediately',
+    });
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    const state = await handle.query(billingState);
+    assert.equal(state.spend?.limit.status, 'blocked', 'priced and blocked by the update itself');
+    assert.equal(state.spend.priced.source, 'credits');
+    await waitFor(() => check('umbrella'), { description: 'the block reaches the API', until: (r) => r.body.spend_blocked === true });
+    assert.equal((await call('POST', '/v1/events', events('umbrella', 1)[0])).status, 402);
+  });
 
   test('usage up to the balance → 402 → a top-up lifts the block without any usage report → the invoice draws the credits', async (t) => {
     assert.equal((await call('POST', '/v1/customers', { external_id: 'initech', name: 'Initech', currency: 'USD' })).status, 201);
@@ -283,10 +306,10 @@ describe('credit_only: the credit balance is the spend limit', () => {
       { spent: reached.spend!.priced.spent, available: reached.spend!.priced.available, source: reached.spend!.priced.source },
       { spent: '5.00', available: '5', source: 'credits' },
     );
-    const refused = await waitFor(() => call('POST', '/v1/events', events('initech', 1)[0]), {
-      description: 'the API refuses usage from memory',
-      until: (r) => r.status === 402,
-    });
+    // Polled without side effects: a POST accepted before the block reached the API would be billed.
+    await waitFor(() => check('initech'), { description: 'the block reaches the API', until: (r) => r.body.spend_blocked === true });
+    const refused = await call('POST', '/v1/events', events('initech', 1)[0]);
+    assert.equal(refused.status, 402);
     assert.equal(refused.body.type, '/problems/spend_limit_reached');
     assert.equal(refused.body.topUpUrl, '/top-up');
 
@@ -295,11 +318,12 @@ describe('credit_only: the credit balance is the spend limit', () => {
     const topUp = await call('POST', '/v1/customers/initech/credits', { ...grant, reference: 'top-up-1', amount: '3.00' });
     assert.equal(topUp.status, 201, JSON.stringify(topUp.body));
     const lifted = await waitFor(() => check('initech'), {
-      description: 'the block lifts after the top-up',
-      until: (r) => r.body.spend_blocked === false,
+      description: 'the block lifts after the top-up, with the new runway (8.00 of credit: 800 calls)',
+      // The block and the runway reach the API by separate publishes: both, in either order.
+      until: (r) => r.body.spend_blocked === false && r.body.spend_runway === '800',
     });
-    t.diagnostic(`top-up → block lifted in the API's memory: ${Date.now() - toppedAt} ms`);
-    assert.equal(lifted.body.spend_runway, '800', '8.00 of credit: 800 calls');
+    t.diagnostic(`top-up → block lifted and runway 800 in the API's memory: ${Date.now() - toppedAt} ms`);
+    assert.equal(lifted.body.allowed, true);
     const history = await blocksAndSignals(workflowId);
     const blockedAt = history.indexOf('blocked');
     assert.deepEqual(
@@ -357,9 +381,7 @@ describe('credit_only: the credit balance is the spend limit', () => {
       until: (s) => s.period.start === new Date(anchor + 3_600_000).toISOString() && s.spend?.limit.status === 'blocked',
     });
     assert.equal(next.spend!.priced.available, '0');
-    await waitFor(() => call('POST', '/v1/events', events('initech', 1)[0]), {
-      description: 'the API refuses usage in the new period',
-      until: (r) => r.status === 402,
-    });
+    await waitFor(() => check('initech'), { description: 'the block reaches the API', until: (r) => r.body.spend_blocked === true });
+    assert.equal((await call('POST', '/v1/events', events('initech', 1)[0])).status, 402);
   });
 });
