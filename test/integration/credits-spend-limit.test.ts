@@ -124,7 +124,7 @@ describe('creditOnlyMoney with progressive billing', () => {
     // 300 calls (3.00) billed on an interim invoice, paid by credits: 5.25 − 3.00 = 2.25 left.
     await storeEvents(db.pool, { customerId, meterId: meter.id, from: P1, count: 300 });
     const activity = new MockActivityEnvironment({ ...defaultActivityInfo, workflowExecution: { workflowId: 'billing/acme', runId: 'r' } });
-    const { invoiceId } = await activity.run(createDraftInterimInvoice({ pool: db.pool, clock: systemClock }), {
+    const { invoiceId }: { invoiceId: string } = await activity.run(createDraftInterimInvoice({ pool: db.pool, clock: systemClock }), {
       subscriptionId: created.subscription.id,
       customerId,
       planCode: 'prepaid',
@@ -133,7 +133,7 @@ describe('creditOnlyMoney with progressive billing', () => {
       sequence: 1,
       threshold: '3.00',
     });
-    const finalized = await activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId });
+    const finalized: { total: string } = await activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId });
     assert.equal(finalized.total, '0.00');
     assert.equal(await creditBalance(db.pool, customerId, 'USD'), '2.25');
 
