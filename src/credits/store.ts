@@ -232,6 +232,25 @@ export async function creditBalance(db: Queryable, customerId: string, currency:
   return rows[0]!.balance;
 }
 
+/**
+ * The credit the usage of the period starting at `periodStart` may spend (a `credit_only` spend
+ * limit): the balance plus what the period's interim invoices drew, net of what voiding gave
+ * back. Usage billed on an interim invoice is still in the period's priced usage, so the credit
+ * that paid for it counts once: without it, progressive billing would stop usage early. One
+ * statement, so both parts are one snapshot.
+ */
+export async function creditForPeriod(db: Queryable, customerId: string, currency: string, periodStart: Date): Promise<string> {
+  const { rows } = await db.query<{ credit: string }>(
+    `select coalesce(sum(e.amount) filter (
+              where i.kind is distinct from 'interim' or i.period_start <> $3 or e.kind not in ('drawdown', 'void')
+            ), 0)::text as credit
+       from credit_ledger_entries e left join invoices i on i.id = e.invoice_id
+      where e.customer_id = $1 and e.currency = $2`,
+    [customerId, currency, periodStart],
+  );
+  return rows[0]!.credit;
+}
+
 export interface NewLedgerEntry {
   grantId: string;
   customerId: string;

@@ -1,7 +1,7 @@
 import { Decimal } from '../domain/money';
 import type { Plan } from '../domain/plan';
 import type { SpendCap } from '../domain/spend-limit';
-import { creditBalance } from '../credits/store';
+import { creditForPeriod } from '../credits/store';
 import type { Queryable } from '../db/transaction';
 
 /** Whose open period is priced: what a source of available money may look at. */
@@ -10,6 +10,8 @@ export interface SpendSubject {
   customerId: string;
   /** The plan's currency, which every amount here is in. */
   currency: string;
+  /** Start of the open period. */
+  periodStart: Date;
   spendCap: SpendCap | null;
   /** How the plan settles: with `credit_only`, the credit balance is what usage may reach. */
   settlement: NonNullable<Plan['settlement']>;
@@ -32,15 +34,18 @@ export const spendCapMoney: AvailableMoney = {
 };
 
 /**
- * The customer's prepaid credit balance in the plan's currency, for plans settling `credit_only`.
- * The open period's usage is compared with it before the period's invoice draws it down: the
- * base fee, taxes and interim invoices are paid from it at finalization too, so usage stops a
- * little late rather than early (what credits do not cover is invoiced and flagged).
+ * The customer's prepaid credit in the plan's currency, for plans settling `credit_only`: the
+ * balance, plus what this period's interim invoices drew (their usage is in the period's spend).
+ * The open period's usage is compared with it before the period's invoice draws it down; the
+ * base fee and taxes are drawn at finalization too, so usage stops a little late rather than
+ * early (what credits do not cover is invoiced and flagged).
  */
 export const creditOnlyMoney = (db: Queryable): AvailableMoney => ({
   source: 'credits',
   available: async (subject) =>
-    subject.settlement === 'credit_only' ? new Decimal(await creditBalance(db, subject.customerId, subject.currency)) : null,
+    subject.settlement === 'credit_only'
+      ? new Decimal(await creditForPeriod(db, subject.customerId, subject.currency, subject.periodStart))
+      : null,
 });
 
 /** The least of what the sources allow, and which source it is; null when none limits the subscription. */

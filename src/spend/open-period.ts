@@ -36,6 +36,7 @@ export async function priceSpend(
   const limit = await leastAvailable(sources, {
     customerId: period.customerId,
     currency: plan.currency,
+    periodStart: period.periodStart,
     spendCap: period.spendCap,
     settlement: plan.settlement ?? 'credit_then_invoice',
   });

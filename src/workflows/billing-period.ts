@@ -133,9 +133,13 @@ export interface BillingPeriodActivities {
   }): Promise<{ invoiceId: string }>;
   /**
    * Puts a plan change scheduled for `periodStart` (a downgrade at the period end) into force;
-   * the plan and limits in effect for the period that starts there.
+   * the plan and limits in effect for the period that starts there, and whether that plan settles
+   * `credit_only` (absent in results recorded before it was returned).
    */
-  enterPeriod(input: { subscriptionId: string; periodStart: string }): Promise<{ planCode: string; limits: MeterLimit[] }>;
+  enterPeriod(input: {
+    subscriptionId: string;
+    periodStart: string;
+  }): Promise<{ planCode: string; limits: MeterLimit[]; creditOnly?: boolean }>;
 }
 
 const {
@@ -438,8 +442,10 @@ class BillingPeriodRun {
           this.thresholdPricing = undefined;
           this.readDue = true;
         }
-        // Other charges, other prices: the spend is priced again on the new plan.
-        if (this.spend) await this.priceSpend();
+        // Other charges, other prices: the spend is priced again on the new plan. A plan that
+        // settles credit_only starts the spend limit at once (updates sent before creditOnly
+        // existed do not carry it, and replay as they ran).
+        if (this.spend || (creditOnly === true && this.spendTracked())) await this.priceSpend();
         await this.evaluateLimits();
         return this.view();
       },
@@ -926,8 +932,12 @@ class BillingPeriodRun {
     if (this.canceled) return;
 
     if (patched(SCHEDULED_PLAN_CHANGES)) {
-      const { planCode, limits } = await enterPeriod({ subscriptionId: this.terms.subscriptionId, periodStart: nextRun.periodStart });
-      this.terms = { ...this.terms, planCode, limits };
+      const { planCode, limits, creditOnly } = await enterPeriod({
+        subscriptionId: this.terms.subscriptionId,
+        periodStart: nextRun.periodStart,
+      });
+      // A plan that settles credit_only from this period on makes the credit balance its spend limit.
+      this.terms = { ...this.terms, planCode, limits, ...(creditOnly === undefined ? {} : { creditOnly }) };
     }
     await continueAsNew<typeof billingPeriodWorkflow>({ ...this.input, terms: this.terms, carried: nextRun });
   }

@@ -20,7 +20,8 @@ import { waitFor } from '../support/wait-for';
  * A downgrade scheduled for the period end, on a real dev server with 10-second periods: the
  * period closes (and is invoiced) on the old plan, and the run of the next period takes the plan
  * Postgres has in force from then on (enterPeriod, which applies the scheduled change), with its
- * limits. The activities record their calls; enterPeriod answers as the store would.
+ * limits, and its settlement (starter settles credit_only: the credit balance limits spend from the
+ * new period on). The activities record their calls; enterPeriod answers as the store would.
  */
 let env: TestWorkflowEnvironment;
 const calls: Array<{ name: string; input: Record<string, unknown> }> = [];
@@ -46,12 +47,28 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   autoTopUpCredits: async () => ({ outcome: 'not_needed', balance: '0' }),
   priceOpenPeriod: async () => assert.fail('no spend thresholds in this test'),
   draftInterimInvoice: async () => assert.fail('no spend thresholds in this test'),
-  priceSpend: async () => assert.fail('this subscription has no spend cap'),
-  setSpendBlock: async () => assert.fail('this subscription has no spend cap'),
-  notifySpendThreshold: async () => assert.fail('this subscription has no spend cap'),
+  // Starter settles credit_only and the customer has no credit: its spend limit is reached at once.
+  priceSpend: async (input) => {
+    calls.push({ name: 'priceSpend', input });
+    const none = { api_calls: '0' };
+    return {
+      currency: 'USD',
+      meters: ['api_calls'],
+      usage: none,
+      spent: '0.00',
+      available: '0',
+      source: 'credits',
+      runway: none,
+      nextDecision: none,
+    };
+  },
+  setSpendBlock: async (input) => void calls.push({ name: 'setSpendBlock', input }),
+  notifySpendThreshold: async () => assert.fail('no soft thresholds in this test'),
   enterPeriod: async (input) => {
     calls.push({ name: 'enterPeriod', input });
-    return Date.parse(input.periodStart) >= scheduledAt ? { planCode: 'starter', limits: starter } : { planCode: 'growth', limits: growth };
+    return Date.parse(input.periodStart) >= scheduledAt
+      ? { planCode: 'starter', limits: starter, creditOnly: true }
+      : { planCode: 'growth', limits: growth, creditOnly: false };
   },
 };
 
@@ -100,6 +117,21 @@ describe('billing-period workflow, a plan change scheduled for the period end', 
       assert.deepEqual(of('enterPeriod'), [{ subscriptionId: 'sub-downgrade', periodStart: period.end.toISOString() }]);
       // The next run publishes its quota with the new plan's hard limit.
       await waitFor(() => of('publishQuota').find((p) => p.hardLimit === '100'), { description: 'the smaller limit published' });
+      // ...and, the new plan settling credit_only, prices the spend against the credit balance from its first read.
+      const blocked = await waitFor(() => handle.query(billingState), {
+        description: 'the credit_only spend limit applies',
+        until: (s) => s.spend?.limit.status === 'blocked',
+      });
+      assert.equal(blocked.spend!.priced.source, 'credits');
+      assert.deepEqual(
+        of('priceSpend').map((p) => p.planCode),
+        of('priceSpend').map(() => 'starter'),
+        'never priced on growth, which settles credit_then_invoice',
+      );
+      assert.deepEqual(
+        of('setSpendBlock').map((b) => b.blocked),
+        [true],
+      );
       await handle.terminate('done');
     });
   });

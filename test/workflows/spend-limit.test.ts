@@ -41,6 +41,8 @@ before(async () => {
   provider = await startProviderSimulator({ port: await freePort() });
   app = await startKeysApp(db, {
     billing: { client: env.client, taskQueue, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: 300_000 },
+    // Prepaid credits (the credit_only test tops up through the API).
+    provider: createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }),
   });
   worker = await Worker.create({
     connection: env.nativeConnection,
@@ -228,5 +230,158 @@ describe('spend limit end to end', () => {
     });
     const checked = await waitFor(() => check('globex'), { description: 'the runway is gone', until: (r) => r.body.spend_runway === null });
     assert.equal(checked.body.spend_blocked, false);
+  });
+});
+
+describe('credit_only: the credit balance is the spend limit', () => {
+  before(async () => {
+    // Hourly periods so the test reaches the period's invoice; the meter is the one created above.
+    const plan = {
+      id: 'prepaid',
+      name: 'Prepaid',
+      currency: 'USD',
+      base_fee: '1.00',
+      charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: '0.01' }],
+      interval: { kind: 'duration', iso: 'PT1H' },
+      settlement: 'credit_only',
+    };
+    const created = await call('POST', '/v1/plans', plan);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    // The same tariff, invoiced: what a customer moves from to credit_only.
+    const invoiced = { ...plan, id: 'hourly-invoiced', name: 'Hourly invoiced', settlement: 'credit_then_invoice' };
+    assert.equal((await call('POST', '/v1/plans', invoiced)).status, 201);
+  });
+
+  /** The setSpendBlock calls and signals of the run, in history order. */
+  const blocksAndSignals = async (workflowId: string) => {
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    return (history.events ?? []).flatMap((e) => {
+      const signal = e.workflowExecutionSignaledEventAttributes?.signalName;
+      if (signal) return [signal];
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      if (scheduled?.activityType?.name !== 'setSpendBlock') return [];
+      const input = JSON.parse(Buffer.from(scheduled.input!.payloads![0]!.data!).toString()) as { blocked: boolean };
+      return [input.blocked ? 'blocked' : 'unblocked'];
+    });
+  };
+
+  test('a plan change to credit_only applies the balance at once: no credit, no usage', async () => {
+    assert.equal((await call('POST', '/v1/customers', { external_id: 'umbrella', name: 'Umbrella', currency: 'USD' })).status, 201);
+    const subscribed = await call('POST', '/v1/subscriptions', { customer: 'umbrella', plan: 'hourly-invoiced' });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    const handle = env.client.workflow.getHandle(workflowIdFor('umbrella'));
+    await waitFor(() => handle.query(billingState), { description: 'the workflow runs', until: (s) => s.planCode === 'hourly-invoiced' });
+    assert.equal((await call('POST', '/v1/events', events('umbrella', 1)[0])).status, 201);
+
+    const changed = await call('POST', `/v1/subscriptions/${subscribed.body.id}/change-plan`, {
+      plan: 'prepaid',
+      effective: 'immediately',
+    });
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    const state = await handle.query(billingState);
+    assert.equal(state.spend?.limit.status, 'blocked', 'priced and blocked by the update itself');
+    assert.equal(state.spend.priced.source, 'credits');
+    await waitFor(() => check('umbrella'), { description: 'the block reaches the API', until: (r) => r.body.spend_blocked === true });
+    assert.equal((await call('POST', '/v1/events', events('umbrella', 1)[0])).status, 402);
+  });
+
+  test('usage up to the balance → 402 → a top-up lifts the block without any usage report → the invoice draws the credits', async (t) => {
+    assert.equal((await call('POST', '/v1/customers', { external_id: 'initech', name: 'Initech', currency: 'USD' })).status, 201);
+    // Granted before the subscription exists: nobody to tell yet, and that is no failure.
+    const grant = { reference: 'welcome', source: 'promotional', currency: 'USD', amount: '5.00' };
+    assert.equal((await call('POST', '/v1/customers/initech/credits', grant)).status, 201);
+    const subscribed = await call('POST', '/v1/subscriptions', { customer: 'initech', plan: 'prepaid' });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    const workflowId = workflowIdFor('initech');
+    const handle = env.client.workflow.getHandle(workflowId);
+
+    // 5.00 of credit at 0.01 a call: 500 calls; no spend cap, so no grace: blocked at once.
+    await waitFor(() => check('initech'), { description: 'the runway reaches the API', until: (r) => r.body.spend_runway === '500' });
+    for (let i = 0; i < 5; i++) assert.equal((await call('POST', '/v1/events', events('initech', 100))).status, 200);
+    const reached = await waitFor(() => handle.query(billingState), {
+      description: 'the workflow blocks at the balance',
+      until: (s) => s.spend?.limit.status === 'blocked',
+    });
+    assert.deepEqual(
+      { spent: reached.spend!.priced.spent, available: reached.spend!.priced.available, source: reached.spend!.priced.source },
+      { spent: '5.00', available: '5', source: 'credits' },
+    );
+    // Polled without side effects: a POST accepted before the block reached the API would be billed.
+    await waitFor(() => check('initech'), { description: 'the block reaches the API', until: (r) => r.body.spend_blocked === true });
+    const refused = await call('POST', '/v1/events', events('initech', 1)[0]);
+    assert.equal(refused.status, 402);
+    assert.equal(refused.body.type, '/problems/spend_limit_reached');
+    assert.equal(refused.body.topUpUrl, '/top-up');
+
+    // The top-up alone lifts the block: a refused customer sends no usage that could re-price.
+    const toppedAt = Date.now();
+    const topUp = await call('POST', '/v1/customers/initech/credits', { ...grant, reference: 'top-up-1', amount: '3.00' });
+    assert.equal(topUp.status, 201, JSON.stringify(topUp.body));
+    const lifted = await waitFor(() => check('initech'), {
+      description: 'the block lifts after the top-up, with the new runway (8.00 of credit: 800 calls)',
+      // The block and the runway reach the API by separate publishes: both, in either order.
+      until: (r) => r.body.spend_blocked === false && r.body.spend_runway === '800',
+    });
+    t.diagnostic(`top-up → block lifted and runway 800 in the API's memory: ${Date.now() - toppedAt} ms`);
+    assert.equal(lifted.body.allowed, true);
+    const history = await blocksAndSignals(workflowId);
+    const blockedAt = history.indexOf('blocked');
+    assert.deepEqual(
+      history.slice(blockedAt),
+      ['blocked', 'creditsChanged', 'unblocked'],
+      'between the block and its lifting the run heard only the top-up',
+    );
+    assert.equal((await call('POST', '/v1/events', events('initech', 1)[0])).status, 201);
+
+    // Spent again up to the new balance: blocked again.
+    for (let i = 0; i < 3; i++) assert.equal((await call('POST', '/v1/events', events('initech', i < 2 ? 100 : 99))).status, 200);
+    await waitFor(() => check('initech'), { description: 'blocked at 8.00', until: (r) => r.body.spend_blocked === true });
+
+    // The period's invoice draws the credits: 800 calls (8.00) and the base fee (1.00), which is
+    // drawn at finalization and so overshoots the balance: the 1.00 short is invoiced and flagged.
+    const anchor = Date.parse(subscribed.body.anchor);
+    await env.sleep(Math.max(1, anchor + 3_600_000 + 60_000 + 1000 - (await env.currentTimeMs())));
+    const invoice = await waitFor(
+      async () =>
+        (
+          await db.pool.query<{ id: string; status: string; total: string }>(
+            `select i.id, i.status, i.total::text from invoices i join customers c on c.id = i.customer_id
+              where c.external_id = 'initech'`,
+          )
+        ).rows,
+      { description: 'the period is invoiced', until: (rows) => rows.length === 1 && rows[0]!.status !== 'draft' },
+    );
+    assert.equal(invoice[0]!.total, '1.00');
+    const lines = await db.pool.query<{ type: string; amount: string }>(
+      `select type, amount::text from invoice_lines where invoice_id = $1 order by position`,
+      [invoice[0]!.id],
+    );
+    assert.deepEqual(
+      lines.rows.map((l) => [l.type, l.amount]),
+      [
+        ['base_fee', '1.00'],
+        ['usage', '8.00'],
+        ['credit', '-8.00'],
+      ],
+    );
+    const shortfall = await db.pool.query<{ details: { shortfall: string } }>(
+      `select details from audit_log where action = 'invoice.credit_shortfall' and subject_id = $1`,
+      [invoice[0]!.id],
+    );
+    assert.deepEqual(
+      shortfall.rows.map((r) => r.details.shortfall),
+      ['1.00'],
+    );
+    const balance = await call('GET', '/v1/customers/initech/credits');
+    assert.equal(balance.body.balance, '0.00');
+
+    // The next period starts with no credit left: refused until the next top-up.
+    const next = await waitFor(() => handle.query(billingState), {
+      description: 'the next period blocks at once',
+      until: (s) => s.period.start === new Date(anchor + 3_600_000).toISOString() && s.spend?.limit.status === 'blocked',
+    });
+    assert.equal(next.spend!.priced.available, '0');
+    await waitFor(() => check('initech'), { description: 'the block reaches the API', until: (r) => r.body.spend_blocked === true });
+    assert.equal((await call('POST', '/v1/events', events('initech', 1)[0])).status, 402);
   });
 });

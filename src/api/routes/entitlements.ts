@@ -50,7 +50,7 @@ const EntitlementAnswerSchema = z
       .meta({ description: 'When the workflow evaluated it: usage reaches it about a second after it is stored' }),
     spend_blocked: z.boolean().meta({
       description:
-        "The subscription's spend limit is reached past its grace period: usage of this charged meter is refused (POST /v1/events: 402) until the cap is raised at top_up_url or the period ends.",
+        "The subscription's spend limit is reached past its grace period: usage of this charged meter is refused (POST /v1/events: 402) until the cap is raised or credit is topped up (a credit_only plan) at top_up_url, or the period ends.",
     }),
     spend_runway: z.string().nullable().meta({
       description:

@@ -73,7 +73,7 @@ registry.registerPath({
     ...problemResponses(400, 401, 403, 409, 413, 415, 422),
     402: {
       description:
-        "Spend limit reached (/problems/spend_limit_reached): the subscription's spend cap is spent for the period (past its grace " +
+        "Spend limit reached (/problems/spend_limit_reached): the subscription's spend cap, or the credit balance of a credit_only plan, is spent for the period (past its grace " +
         'period); nothing was stored. Top up or raise the cap at `topUpUrl`; no Retry-After, since waiting adds no money.',
       content: { 'application/problem+json': { schema: SpendLimitProblemSchema } },
     },
