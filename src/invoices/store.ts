@@ -233,9 +233,16 @@ export const findInterimInvoice = async (db: Queryable, customerId: string, peri
   )[0];
 
 /**
+ * What interim invoice `e` billed: its total before prepaid credits paid part of it (finalization
+ * turns the total into the amount due, ./credit-drawdown.ts). A later invoice of the period
+ * deducts this, whoever paid it; deducting the amount due would bill credit-paid usage twice.
+ */
+const interimBilledAmount = `(e.total - coalesce((select sum(l.amount) from invoice_lines l where l.invoice_id = e.id and l.type = 'credit'), 0))`;
+
+/**
  * The period's interim invoices that billed something, numbered below `beforeSequence` (all when
- * absent), with their totals: what a later invoice of the period deducts. Void ones billed nothing;
- * drafts count, as the workflow finalizes each before it drafts the next invoice of the period.
+ * absent), with what each billed: what a later invoice of the period deducts. Void ones billed
+ * nothing; drafts count, as the workflow finalizes each before it drafts the next invoice of the period.
  */
 export async function interimInvoicesBilled(
   db: Queryable,
@@ -244,12 +251,31 @@ export async function interimInvoicesBilled(
   beforeSequence?: number,
 ): Promise<Array<{ id: string; sequence: number; total: string }>> {
   const { rows } = await db.query<{ id: string; sequence: number; total: string }>(
-    `select id, sequence, total::text from invoices
-      where customer_id = $1 and period_start = $2 and kind = 'interim' and status <> 'void' and ($3::int is null or sequence < $3)
-      order by sequence`,
+    `select e.id, e.sequence, ${interimBilledAmount}::text as total from invoices e
+      where e.customer_id = $1 and e.period_start = $2 and e.kind = 'interim' and e.status <> 'void' and ($3::int is null or e.sequence < $3)
+      order by e.sequence`,
     [customerId, periodStart, beforeSequence ?? null],
   );
   return rows;
+}
+
+/** For each of these invoices, the interim invoices it deducts (as interimInvoicesBilled says them). */
+export async function interimInvoicesDeducted(
+  db: Queryable,
+  invoiceIds: string[],
+): Promise<Map<string, Array<{ sequence: number; total: string }>>> {
+  const { rows } = await db.query<{ id: string; sequence: number; total: string }>(
+    `select i.id, e.sequence, ${interimBilledAmount}::text as total
+       from invoices i
+       join invoices e on e.customer_id = i.customer_id and e.period_start = i.period_start and e.kind = 'interim' and e.status <> 'void'
+                      and (i.kind = 'period' or e.sequence < i.sequence)
+      where i.id = any($1)
+      order by i.id, e.sequence`,
+    [invoiceIds],
+  );
+  const deducted = new Map<string, Array<{ sequence: number; total: string }>>();
+  for (const r of rows) deducted.set(r.id, [...(deducted.get(r.id) ?? []), { sequence: r.sequence, total: r.total }]);
+  return deducted;
 }
 
 /** The latest instant an interim invoice of the subscription (not void) was cut at: what its usage was billed up to. */

@@ -1,7 +1,6 @@
 import type { Clock } from '../clock';
 import type { Queryable } from '../db/transaction';
 import type { CouponToApply } from '../domain/discounts';
-import type { InterimInvoiceBilled } from '../domain/interim-billing';
 import type { BilledLine } from '../domain/invoice-adjustments';
 import { creditsOnInvoice } from '../domain/credit-drawdown';
 import { Decimal, ZERO, formatMoney } from '../domain/money';
@@ -23,7 +22,7 @@ import { priceSegments } from '../domain/segment-pricing';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
 import { couponsOfInvoices } from '../coupons/store';
 import { isChargeLine } from '../invoices/after-pricing';
-import { listInvoices, type Invoice } from '../invoices/store';
+import { interimInvoicesDeducted, listInvoices, type Invoice } from '../invoices/store';
 import { inForceAt, taxRatesOfCustomers, type StoredTaxRate } from '../taxes/store';
 import { getPlan } from '../plans/store';
 import { archivedInvoiceIds } from '../retention/store';
@@ -183,24 +182,6 @@ async function laterAdjustments(db: Queryable, invoiceIds: string[]): Promise<Ma
   return lines;
 }
 
-/**
- * Per invoice, the period's non-void interim invoices it deducts: all of them for the period
- * invoice, those numbered below it for an interim one (progressive billing).
- */
-async function interimBilled(db: Queryable, invoiceIds: string[]): Promise<Map<string, InterimInvoiceBilled[]>> {
-  const { rows } = await db.query<{ id: string; sequence: number; total: string }>(
-    `select i.id, e.sequence, e.total::text
-       from invoices i
-       join invoices e on e.customer_id = i.customer_id and e.period_start = i.period_start and e.kind = 'interim' and e.status <> 'void'
-                      and (i.kind = 'period' or e.sequence < i.sequence)
-      where i.id = any($1)`,
-    [invoiceIds],
-  );
-  const billed = new Map<string, InterimInvoiceBilled[]>();
-  for (const r of rows) billed.set(r.id, [...(billed.get(r.id) ?? []), { sequence: r.sequence, total: r.total }]);
-  return billed;
-}
-
 type Credits = Map<string, Map<FindingKind, string>>;
 
 /** Credit notes issued so far per invoice and per kind of finding they corrected. */
@@ -275,7 +256,7 @@ async function compareInvoices(deps: ReconciliationDeps, invoices: Invoice[], cr
     recomputeUsage(deps.db, ids),
     laterAdjustments(deps.db, ids),
     adjustable(deps.db, ids, deps.lookbackInvoices),
-    interimBilled(deps.db, ids),
+    interimInvoicesDeducted(deps.db, ids),
   ]);
   const [coupons, taxRates] = await Promise.all([
     couponsOfInvoices(deps.db, ids),

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { defaultActivityInfo, MockActivityEnvironment } from '@temporalio/testing';
 import { createDraftInterimInvoice } from '../../src/activities/draft-interim-invoice';
+import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
 import { systemClock } from '../../src/clock';
 import { appendLedgerEntry, creditBalance, insertGrant, lockCreditLedger } from '../../src/credits/store';
@@ -140,5 +141,25 @@ describe('creditOnlyMoney with progressive billing', () => {
     // Those 300 calls are still in P1's priced usage: the credit they spent counts once.
     assert.equal((await creditOnlyMoney(db.pool).available(subject({ periodStart: P1 })))?.toFixed(), '5.25');
     assert.equal((await creditOnlyMoney(db.pool).available(subject({ periodStart: P2 })))?.toFixed(), '2.25');
+
+    // The period invoice deducts what the interim invoice billed (3.00), not its amount due after credits (0.00).
+    const period: { invoiceId: string } = await activity.run(
+      createDraftInvoice({ pool: db.pool, clock: systemClock, lookbackInvoices: 0 }),
+      {
+        subscriptionId: created.subscription.id,
+        customerId,
+        planCode: 'prepaid',
+        periodStart: P1.toISOString(),
+        periodEnd: P2.toISOString(),
+      },
+    );
+    const { rows } = await db.pool.query<{ type: string; amount: string }>(
+      'select type, amount::text from invoice_lines where invoice_id = $1 order by position',
+      [period.invoiceId],
+    );
+    assert.deepEqual(rows, [
+      { type: 'usage', amount: '3.00' },
+      { type: 'interim_billed', amount: '-3.00' },
+    ]);
   });
 });
