@@ -246,6 +246,9 @@ export class CreditService {
       return ok({ outcome: 'declined', grantId: grant.id, declineCode: declined.declineCode });
     }
     if (completed.reason === 'provider_unavailable') throw new ProviderUnavailableError(completed.message);
+    // Charged and credited, but its expiry timer or the billing workflow could not be told: not a
+    // rejection. Thrown, so the caller retries, finds the grant by its reference and finishes.
+    if (completed.kind === 'unavailable') throw new Error(completed.message);
     return refuse('conflict', 'provider_rejected', completed.message);
   }
 

@@ -7,6 +7,7 @@ import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
 import { createReconcileActivities } from '../../src/activities/reconcile';
 import { systemClock } from '../../src/clock';
+import type { CreditBalanceWatcher } from '../../src/credits/balance-watcher';
 import { CreditGrantInputSchema } from '../../src/credits/input';
 import { CreditService } from '../../src/credits/service';
 import { temporalCreditExpiryTimers } from '../../src/credits/temporal-expiry-timers';
@@ -62,12 +63,13 @@ async function draft(customer: 'acme' | 'initech', plan: string, period: { start
 }
 const finalize = (invoiceId: string): Promise<{ status: string; total: string }> =>
   activity.run(createFinalizeInvoice({ pool: db.pool, clock: systemClock }), { invoiceId });
-const credits = () =>
+const credits = (watcher?: CreditBalanceWatcher) =>
   new CreditService({
     pool: db.pool,
     clock: systemClock,
     provider,
     timers: temporalCreditExpiryTimers({ client: env.client, taskQueue: 'credits-test' }),
+    ...(watcher ? { watcher } : {}),
   });
 
 before(async () => {
@@ -310,6 +312,9 @@ describe('drawdown at finalization', () => {
     assert.equal((await call('GET', '/v1/customers/acme/credits')).body.balance, '10.00');
 
     const invoice = (await getInvoice(db.pool, p2))!;
+    // Charged and credited, but the billing workflow could not be told: a fault to retry, not a rejection.
+    const unreachable: CreditBalanceWatcher = { grew: () => Promise.reject(new Error('Temporal is down')) };
+    await assert.rejects(credits(unreachable).autoTopUp(invoice, 'system'), /could not be told/);
     const first = await credits().autoTopUp(invoice, 'system');
     assert.ok(first.ok);
     assert.equal(first.value.outcome, 'topped_up');
