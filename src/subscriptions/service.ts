@@ -227,7 +227,9 @@ export class SubscriptionService {
     const soFar = new Date(Math.max(now.getTime(), period.start.getTime()));
     const usage = await measurePlanUsage(this.deps.pool, [current.plan, target], current.customer.id, period.start, soFar);
     const direction = changeDirection(current.plan, target, usage);
-    const atPeriodEnd = (effective ?? (direction === 'downgrade' ? 'period_end' : 'immediately')) === 'period_end';
+    // The pending change asked again without saying when is that change, even if usage since has flipped its direction.
+    const repeatsPending = effective === undefined && current.pendingChange?.toPlan === planCode;
+    const atPeriodEnd = repeatsPending || (effective ?? (direction === 'downgrade' ? 'period_end' : 'immediately')) === 'period_end';
     const timing = atPeriodEnd ? { scheduled: true, at: period.end } : { scheduled: false, at: now };
     const result = await changePlan(this.deps.pool, id, planCode, auditActorOf(actor), timing);
     if (result.outcome === 'refused') return refusedChange(result.reason, id, planCode);

@@ -265,7 +265,8 @@ export async function changePlan(
     if (locked.rows[0].status !== 'active') return { outcome: 'refused', reason: 'subscription_canceled' };
     const current = (await getSubscription(client, subscriptionId))!;
     const pending = current.pendingChange;
-    const sameAsPending = pending?.toPlan === toPlan && (!timing.scheduled || pending.effectiveAt.getTime() === timing.at.getTime());
+    // Asked at once, the change to the pending plan is no repeat: it replaces the pending change.
+    const sameAsPending = pending?.toPlan === toPlan && timing.scheduled && pending.effectiveAt.getTime() === timing.at.getTime();
     if ((current.plan.id === toPlan && !pending) || sameAsPending) return { outcome: 'unchanged', subscription: current };
     const target = await getPlan(client, toPlan);
     if (!target) return { outcome: 'refused', reason: 'unknown_plan' };

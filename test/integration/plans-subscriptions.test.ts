@@ -616,6 +616,15 @@ describe('subscriptions', () => {
       if (reason) assert.equal(res.body.reason, reason);
     }
     assert.equal((await call('GET', `/v1/subscriptions/${id}`)).body.plan, 'capped');
+
+    // A change scheduled for the period end, then asked for at once: it takes effect now.
+    const scheduled = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m', effective: 'period_end' });
+    assert.equal(scheduled.body.pending_change?.plan, 'demo-5m');
+    const atOnce = await call('POST', `/v1/subscriptions/${id}/change-plan`, { plan: 'demo-5m', effective: 'immediately' });
+    assert.equal(atOnce.status, 200);
+    assert.equal(atOnce.body.plan, 'demo-5m');
+    assert.equal(atOnce.body.pending_change, null);
+    assert.equal(await count(pending, [id]), 0);
   });
 
   test('the routes and schemas are in the OpenAPI document', () => {
