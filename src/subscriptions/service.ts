@@ -331,8 +331,13 @@ function spendCapPrecision(spendCap: SpendCap | null | undefined, currency: Curr
   );
 }
 
+const softPercents = (cap: SpendCap) => (cap.soft_thresholds ?? []).map((t) => t.percent).join(',');
+
+/** The same cap: amount by value, grace and soft thresholds as given. */
 const sameSpendCap = (a: SpendCap | null, b: SpendCap | null) =>
-  a === null || b === null ? a === b : new Decimal(a.amount).eq(b.amount) && a.grace_period === b.grace_period;
+  a === null || b === null
+    ? a === b
+    : new Decimal(a.amount).eq(b.amount) && a.grace_period === b.grace_period && softPercents(a) === softPercents(b);
 
 const unknownSubscription = (id: string) => refuse('not_found', 'unknown_subscription', `No subscription ${id}.`);
 

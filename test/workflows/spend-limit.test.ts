@@ -104,6 +104,15 @@ describe('spend limit end to end', () => {
     });
     assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
     assert.deepEqual(subscribed.body.spend_cap, { amount: '5.00', grace_period: 'PT10M', soft_thresholds: [{ percent: 50 }] });
+    // Repeated, the same cap (amount in another notation) is a retry; other soft thresholds are other terms.
+    const repeat = (softThresholds: Array<{ percent: number }>) =>
+      call('POST', '/v1/subscriptions', {
+        customer: 'acme',
+        plan: 'metered',
+        spend_cap: { amount: '5', grace_period: 'PT10M', soft_thresholds: softThresholds },
+      });
+    assert.equal((await repeat([{ percent: 50 }])).status, 200);
+    assert.equal((await repeat([{ percent: 80 }])).status, 409);
     const handle = env.client.workflow.getHandle(workflowIdFor('acme'));
 
     // The first read publishes the charged meter's runway, which the signaler treats as a decision point.
