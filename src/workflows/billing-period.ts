@@ -18,8 +18,8 @@ import {
 import { Decimal } from '../domain/money';
 import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
 import { evaluateLimit, nextDecision, type LimitState, type MeterLimit } from '../domain/quota-policy';
-import { hasSpendThresholds, type SpendThresholds } from '../domain/spend-thresholds';
-import { evaluateSpendLimit, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
+import { hasSpendThresholds, SpendThresholdsSchema, type SpendThresholds } from '../domain/spend-thresholds';
+import { evaluateSpendLimit, SpendCapSchema, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
 import { startInvoiceCollection } from './invoice-collection';
 
 /*
@@ -466,10 +466,9 @@ class BillingPeriodRun {
         return this.view();
       },
       {
-        validator: (thresholds) => {
-          if (!Array.isArray(thresholds?.amounts)) throw new Error('amounts must be an array');
-          if (thresholds.every !== null && typeof thresholds.every !== 'string') throw new Error('every must be a decimal string or null');
-        },
+        // The API's own schema: a malformed update (from the Temporal UI, say) is refused here
+        // rather than failing the run when the open period is priced against it.
+        validator: (thresholds) => void SpendThresholdsSchema.parse(thresholds),
       },
     );
   }
@@ -488,9 +487,7 @@ class BillingPeriodRun {
         return this.view();
       },
       {
-        validator: ({ spendCap }) => {
-          if (spendCap !== null && typeof spendCap?.amount !== 'string') throw new Error('spendCap must be null or carry an amount');
-        },
+        validator: ({ spendCap }) => void SpendCapSchema.nullable().parse(spendCap),
       },
     );
   }
