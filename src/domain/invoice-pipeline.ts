@@ -45,7 +45,6 @@ export interface InvoiceTotals {
 }
 
 export const isTaxLine = (line: { type: string }) => line.type === 'tax';
-export const isDiscountLine = (line: { type: string }) => line.type === 'discount';
 export const isInterimBilledLine = (line: { type: string }) => line.type === 'interim_billed';
 
 /** Net, tax and gross of lines as they stand; the gross is the sum of the lines that add. */

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { quote } from './edge-schemas';
-import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString } from './money';
+import { Decimal, UNSIGNED_DECIMAL_PATTERN, isDecimalString } from './money';
 import { IsoDurationSchema } from './periods';
-import { pricePlan, type PricePlan, type Usage } from './pricing';
+import type { PricePlan } from './pricing';
 import { limitStateAfter, type LimitState } from './quota-policy';
+import { spendOf } from './spend-thresholds';
 
 /*
  * Real-time spend limits: how much the open period's priced usage may reach (a spend cap on the
@@ -83,13 +84,6 @@ export interface OpenPeriodSpend {
   nextDecision: Record<string, string | null>;
 }
 
-/** The usage lines of a priced plan: what usage costs, without the base fee or the minimum true-up. */
-export function usageSpend(plan: PricePlan, usage: Usage): Decimal {
-  return pricePlan(plan, usage)
-    .lines.filter((line) => line.type === 'usage')
-    .reduce((sum, line) => sum.plus(line.amount), ZERO as Decimal);
-}
-
 /** Beyond this many units a meter's runway is unbounded (null): a free meter, or a cap too far to matter (quantities have at most 20 digits). */
 const MAX_RUNWAY = new Decimal('1e18');
 
@@ -104,7 +98,7 @@ const MAX_RUNWAY = new Decimal('1e18');
 export function spendRunway(plan: PricePlan, usage: Readonly<Record<string, string>>, available: Decimal): Record<string, string | null> {
   const meters = [...new Set(plan.charges.map((c) => c.meter))];
   const current = Object.fromEntries(meters.map((m) => [m, usage[m] ?? '0']));
-  const reached = (meter: string, quantity: Decimal) => usageSpend(plan, { ...current, [meter]: quantity.toFixed() }).gte(available);
+  const reached = (meter: string, quantity: Decimal) => spendOf(plan, { ...current, [meter]: quantity.toFixed() }).gte(available);
   return Object.fromEntries(
     meters.map((meter) => {
       const from = new Decimal(current[meter]!);

@@ -35,8 +35,6 @@ export const SpendThresholdsSchema = z
   });
 export type SpendThresholds = z.infer<typeof SpendThresholdsSchema>;
 
-export const NO_SPEND_THRESHOLDS: SpendThresholds = { amounts: [], every: null };
-
 export const hasSpendThresholds = (t: SpendThresholds | undefined): t is SpendThresholds =>
   t !== undefined && (t.amounts.length > 0 || t.every !== null);
 

@@ -5,7 +5,13 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { Decimal } from '../domain/money';
 import { reportDue, type MeterUsageEstimate, type UsageReportKind } from '../domain/usage-urgency';
-import { USAGE_BUCKET_MS, usageReported, workflowIdFor, type UsageReport } from '../workflows/billing-period';
+import {
+  DEFAULT_USAGE_REPORT_INTERVAL_MS,
+  USAGE_BUCKET_MS,
+  usageReported,
+  workflowIdFor,
+  type UsageReport,
+} from '../workflows/billing-period';
 
 /** One newly stored event, as quota tracking needs it. */
 export interface AcceptedUsage {
@@ -66,7 +72,6 @@ export interface UsageSignalerOptions {
   now?: () => number;
 }
 
-export const DEFAULT_USAGE_REPORT_INTERVAL_MS = 300_000;
 export const DEFAULT_USAGE_SIGNAL_MARGIN = 0.1;
 const NO_WORKFLOW_BACKOFF_MS = 30_000;
 

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/transaction';
 import { formatExact, formatMoney } from '../domain/money';
-import { nextSpendTarget, spendRunway, usageSpend, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
+import { nextSpendTarget, spendRunway, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
+import { spendOf } from '../domain/spend-thresholds';
 import { readUsageTotals } from '../metering/usage-totals';
 import { getPlan } from '../plans/store';
 import { leastAvailable, type AvailableMoney } from './available-money';
@@ -32,7 +33,7 @@ export async function priceSpend(
   if (!plan) return undefined;
   const meters = [...new Set(plan.charges.map((c) => c.meter))];
   const usage = await readUsageTotals(db, { customerId: period.customerId, meters, start: period.periodStart, end: period.periodEnd });
-  const spent = usageSpend(plan, usage);
+  const spent = spendOf(plan, usage);
   const limit = await leastAvailable(sources, {
     customerId: period.customerId,
     currency: plan.currency,

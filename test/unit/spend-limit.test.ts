@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Decimal } from '../../src/domain/money';
 import { PricePlanSchema, type PricePlan } from '../../src/domain/pricing';
 import type { LimitState } from '../../src/domain/quota-policy';
-import { SpendCapSchema, evaluateSpendLimit, nextSpendTarget, spendRunway, usageSpend } from '../../src/domain/spend-limit';
+import { SpendCapSchema, evaluateSpendLimit, nextSpendTarget, spendRunway } from '../../src/domain/spend-limit';
+import { spendOf } from '../../src/domain/spend-thresholds';
 
 const planOf = (charges: unknown[], extra: Record<string, unknown> = {}): PricePlan =>
   PricePlanSchema.parse({ currency: 'USD', charges, ...extra });
@@ -18,11 +19,11 @@ const tokens = {
   ],
 };
 
-describe('usageSpend', () => {
+describe('spendOf (spend of usage lines)', () => {
   test('the rounded usage lines only: no base fee, no minimum-commitment true-up', () => {
     const plan = planOf([calls, tokens], { base_fee: '10', minimum_commitment: '100' });
-    assert.equal(usageSpend(plan, { calls: '500', tokens: '2000' }).toFixed(), '8');
-    assert.equal(usageSpend(plan, {}).toFixed(), '0');
+    assert.equal(spendOf(plan, { calls: '500', tokens: '2000' }).toFixed(), '8');
+    assert.equal(spendOf(plan, {}).toFixed(), '0');
   });
 });
 
@@ -91,8 +92,8 @@ describe('spendRunway: the usage of each charged meter at which the spend reache
     const usage = { calls: '123', tokens: '4567' };
     const available = new Decimal('25.37');
     for (const [meter, at] of Object.entries(spendRunway(plan, usage, available))) {
-      assert.ok(usageSpend(plan, { ...usage, [meter]: at! }).gte(available), `${meter} at ${at}`);
-      assert.ok(usageSpend(plan, { ...usage, [meter]: new Decimal(at!).minus(1).toFixed() }).lt(available), `${meter} below ${at}`);
+      assert.ok(spendOf(plan, { ...usage, [meter]: at! }).gte(available), `${meter} at ${at}`);
+      assert.ok(spendOf(plan, { ...usage, [meter]: new Decimal(at!).minus(1).toFixed() }).lt(available), `${meter} below ${at}`);
     }
   });
 });
