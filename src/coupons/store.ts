@@ -221,10 +221,10 @@ export async function couponsOfInvoices(db: Queryable, invoiceIds: string[]): Pr
   );
   const byInvoice = new Map<string, CouponToApply[]>();
   for (const r of rows) {
-    byInvoice.set(r.invoice_id, [
-      ...(byInvoice.get(r.invoice_id) ?? []),
-      { applicationId: r.application_id, coupon: couponTerms(toCoupon(r)) },
-    ]);
+    const coupon = { applicationId: r.application_id, coupon: couponTerms(toCoupon(r)) };
+    const coupons = byInvoice.get(r.invoice_id);
+    if (coupons) coupons.push(coupon);
+    else byInvoice.set(r.invoice_id, [coupon]);
   }
   return byInvoice;
 }

@@ -53,15 +53,22 @@ export function compareCreditBalance(
       problems.push(`entry ${entry.id} records a balance of ${entry.balanceAfter}; the entries up to it sum to ${formatExact(balance)}`);
   }
   if (balance.isNegative()) problems.push(`the entries sum to ${formatExact(balance)}, below zero`);
+  // Per grant, in one pass over the entries: what it granted and what is left of it.
+  const sums = new Map<string, { granted: Decimal; remaining: Decimal }>();
+  for (const e of entries) {
+    const sum = sums.get(e.grantId) ?? { granted: ZERO as Decimal, remaining: ZERO as Decimal };
+    sums.set(e.grantId, {
+      granted: e.kind === 'grant' ? sum.granted.plus(e.amount) : sum.granted,
+      remaining: sum.remaining.plus(e.amount),
+    });
+  }
   for (const grant of grants) {
-    const own = entries.filter((e) => e.grantId === grant.id);
-    const granted = own.filter((e) => e.kind === 'grant').reduce((sum, e) => sum.plus(e.amount), ZERO as Decimal);
+    const { granted, remaining } = sums.get(grant.id) ?? { granted: ZERO as Decimal, remaining: ZERO as Decimal };
     const expected = grant.status === 'active' ? new Decimal(grant.amount) : ZERO;
     if (!granted.eq(expected))
       problems.push(
         `grant ${grant.id} (${grant.status}) has ${formatExact(granted)} granted in the ledger, expected ${formatExact(expected)}`,
       );
-    const remaining = own.reduce((sum, e) => sum.plus(e.amount), ZERO as Decimal);
     if (remaining.isNegative()) problems.push(`grant ${grant.id} has more drawn than granted (${formatExact(remaining)} left)`);
   }
   if (problems.length === 0) return [];

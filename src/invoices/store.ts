@@ -274,7 +274,12 @@ export async function interimInvoicesDeducted(
     [invoiceIds],
   );
   const deducted = new Map<string, Array<{ sequence: number; total: string }>>();
-  for (const r of rows) deducted.set(r.id, [...(deducted.get(r.id) ?? []), { sequence: r.sequence, total: r.total }]);
+  for (const r of rows) {
+    const interim = { sequence: r.sequence, total: r.total };
+    const earlier = deducted.get(r.id);
+    if (earlier) earlier.push(interim);
+    else deducted.set(r.id, [interim]);
+  }
   return deducted;
 }
 
