@@ -133,14 +133,10 @@ export class CreditService {
       actor: auditActorOf(actor),
     };
     const existing = await findGrant(this.deps.pool, customer.value.id, input.reference);
-    if (existing && !sameTerms(existing, terms))
-      return refuse('conflict', 'reference_reused', `Grant reference "${input.reference}" is already used with other terms.`, {
-        existing_grant_id: existing.id,
-      });
     if (!existing && expiresAt && expiresAt <= now)
       return refuse('invalid', 'expiry_in_past', `expires_at ${input.expires_at} is not in the future.`);
     const { created, grant } = existing ? { created: false, grant: existing } : await this.store(terms, now);
-    // A concurrent request with the same reference won the insert: its terms decide.
+    // A grant already under this reference (found, or inserted by a concurrent request): its terms decide.
     if (!created && !sameTerms(grant, terms))
       return refuse('conflict', 'reference_reused', `Grant reference "${input.reference}" is already used with other terms.`, {
         existing_grant_id: grant.id,

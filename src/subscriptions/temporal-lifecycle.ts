@@ -1,4 +1,5 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import {
   billingPeriodWorkflow,
   cancelSubscription,
@@ -7,6 +8,7 @@ import {
   changeSpendCap,
   subscriptionStarted,
   workflowIdFor,
+  type BillingPeriodView,
   type SubscriptionTerms,
 } from '../workflows/billing-period';
 import type { SubscriptionLifecycle } from './lifecycle';
@@ -58,6 +60,18 @@ export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): Sub
       signal: subscriptionStarted,
       signalArgs: [termsOf(subscription)],
     });
+  /**
+   * Tells the running workflow of a change through an Update; with none running (never started,
+   * or terminated) starts one, which takes every term from the subscription as it now is.
+   */
+  const updateOrStart = async <Arg>(subscription: Subscription, update: UpdateDefinition<BillingPeriodView, [Arg]>, arg: Arg) => {
+    try {
+      await opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId)).executeUpdate(update, { args: [arg] });
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      await start(subscription);
+    }
+  };
   return {
     started: async (subscription) => {
       await start(subscription);
@@ -70,39 +84,13 @@ export function temporalSubscriptionLifecycle(opts: BillingWorkflowOptions): Sub
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
     },
-    planChanged: async (subscription) => {
-      const handle = opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
-      const update = {
+    planChanged: (subscription) =>
+      updateOrStart(subscription, changePlan, {
         planCode: subscription.plan.id,
         limits: subscription.plan.limits,
         creditOnly: subscription.plan.settlement === 'credit_only',
-      };
-      try {
-        await handle.executeUpdate(changePlan, { args: [update] });
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-        // No running workflow (it was never started, or was terminated): start one on the new plan.
-        await start(subscription);
-      }
-    },
-    spendThresholdsChanged: async (subscription) => {
-      const handle = opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
-      try {
-        await handle.executeUpdate(changeSpendThresholds, { args: [subscription.spendThresholds] });
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-        await start(subscription);
-      }
-    },
-    spendCapChanged: async (subscription) => {
-      const handle = opts.client.workflow.getHandle(workflowIdFor(subscription.customer.externalId));
-      try {
-        await handle.executeUpdate(changeSpendCap, { args: [{ spendCap: subscription.spendCap }] });
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-        // No running workflow: start one, which takes the cap from the subscription's terms.
-        await start(subscription);
-      }
-    },
+      }),
+    spendThresholdsChanged: (subscription) => updateOrStart(subscription, changeSpendThresholds, subscription.spendThresholds),
+    spendCapChanged: (subscription) => updateOrStart(subscription, changeSpendCap, { spendCap: subscription.spendCap }),
   };
 }
