@@ -109,9 +109,12 @@ describe('quota enforcement end to end', () => {
     assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
     const handle = env.client.workflow.getHandle(workflowIdFor('acme'));
 
-    // 1,200 events in 12 batches: over the hard limit of 1,000, yet only a handful of signals.
+    // 1,200 events in 12 batches: over the hard limit of 1,000, yet only a handful of signals. The
+    // last batch is the one that crosses the hard limit: usage past it decides nothing more and waits
+    // for the slow report (5 minutes here), so a batch after the crossing would reach the workflow late.
     const signalsBefore = await metric('usage_signals_total');
-    for (let i = 0; i < 12; i++) assert.equal((await call('POST', '/v1/events', calls(100))).status, 200);
+    for (let i = 0; i < 11; i++) assert.equal((await call('POST', '/v1/events', calls(90))).status, 200);
+    assert.equal((await call('POST', '/v1/events', calls(210))).status, 200);
     // Usage can be counted while the evaluation of an earlier report still runs its activities: wait for the one of all 1,200.
     const state = await waitFor(() => handle.query(billingState), {
       description: 'usage reaches the workflow and is evaluated',
