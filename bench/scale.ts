@@ -63,6 +63,7 @@
 import path from 'node:path';
 import { rmSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { freePort } from '../scripts/free-port';
 import { createPool, type Pool } from '../src/db/pool';
 import { startChildServer, type ChildServer } from '../src/process/child-server';
@@ -441,6 +442,9 @@ async function main(): Promise<void> {
 
     // History events in the window, from Temporal's histories of every run.
     let historyEvents = 0;
+    // Where they go (to stderr): by customer kind and by event type.
+    const byKind = { light: 0, heavy: 0 };
+    const byType = new Map<string, number>();
     // Up to the close: what the window's usage costs includes the flush and what a lagging worker
     // completes during the settle time, when no usage arrives; the close's own events come after.
     const windowTo = closeFrom;
@@ -452,13 +456,25 @@ async function main(): Promise<void> {
         runId = undefined;
         for (const event of history.events ?? []) {
           const t = Number(event.eventTime?.seconds ?? 0) * 1000 + Math.floor((event.eventTime?.nanos ?? 0) / 1e6);
-          if (t >= windowStart && t < windowTo) historyEvents++;
+          if (t >= windowStart && t < windowTo) {
+            historyEvents++;
+            byKind[c.heavy ? 'heavy' : 'light']++;
+            const type = proto.temporal.api.enums.v1.EventType[event.eventType ?? 0] ?? String(event.eventType);
+            byType.set(type, (byType.get(type) ?? 0) + 1);
+          }
           const next = event.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
           if (next && t < windowTo) runId = next;
         }
       }
     });
 
+    const heavyCount = customers.filter((c) => c.heavy).length;
+    const perHour = (events: number, n: number) => Math.round(events / Math.max(1, n) / (actualWindow / 3600));
+    log(
+      `history events per customer-hour: light customers ${perHour(byKind.light, customers.length - heavyCount)}, heavy (crossing) customers ${perHour(byKind.heavy, heavyCount)}`,
+    );
+    log(`history events in the window by type (per customer-hour, all customers):`);
+    for (const [type, n] of [...byType].sort((a, b) => b[1] - a[1])) log(`  ${String(perHour(n, customers.length)).padStart(6)}  ${type}`);
     log(`quota bookkeeping statements during the window (pg_stat_statements calls):`);
     let bookkeeping = 0;
     for (const s of statements.rows) {
