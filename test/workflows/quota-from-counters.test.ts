@@ -234,8 +234,9 @@ describe('quota state from the counters', () => {
         waitFor(async () => (await c.handle.fetchHistory()).events!, {
           description: 'no workflow task pending',
           until: (events) => {
-            const lastCompleted = events.findLastIndex((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
-            return events.slice(lastCompleted + 1).every((e) => !PENDING_WORK.has(e.eventType!));
+            const types = events.map((e) => e.eventType!);
+            const lastCompleted = types.lastIndexOf(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+            return types.slice(lastCompleted + 1).every((type) => !PENDING_WORK.has(type));
           },
         });
 
@@ -268,7 +269,9 @@ describe('quota state from the counters', () => {
       const crossed = await published(String(1 + REPORTS + 800), 'the urgent report read');
       assert.equal(crossed!.next_decision, '1000');
       const urgentEvents = (await settledHistory()).slice(urgentFrom);
-      t.diagnostic(`history events of an urgent report crossing a threshold: ${urgentEvents.length} (${JSON.stringify(countByType(urgentEvents))})`);
+      t.diagnostic(
+        `history events of an urgent report crossing a threshold: ${urgentEvents.length} (${JSON.stringify(countByType(urgentEvents))})`,
+      );
 
       // Per slow report: the signal, its workflow task (3), the totals read and the publish (a marker each), and
       // the producer-deadline timer moved once per report interval (a cancel and a start: one per report from two APIs).
