@@ -529,7 +529,8 @@ class BillingPeriodRun {
    * The run with usage from the counters: totals are read at the start (publishing every limited
    * meter's state, so producers learn its decision points), after reports (one read per workflow
    * task however many reports it brings), and at a producer deadline. The only timer is the next
-   * real deadline: the close, a grace period's end or the producer deadline.
+   * real deadline: the close, a grace period's end or the producer deadline (or, with
+   * STEADY_REPORTS, an earlier producer deadline still in force: see wakeAt).
    */
   private async meterFromCounters(): Promise<void> {
     if (Date.now() < this.closeAt()) await this.refreshUsage();
