@@ -1052,7 +1052,7 @@ class BillingPeriodRun {
     const period = this.view().period;
     // The usage moves at every report: it is in the current details (no history event), not the memo.
     const memo = this.steadyReports
-      ? { period, limits: Object.fromEntries(Object.entries(this.meters).map(([m, s]) => [m, s.limit.status])) }
+      ? { period, limitState: Object.fromEntries(Object.entries(this.meters).map(([m, s]) => [m, s.limit.status])) }
       : { period, usage: Object.fromEntries(Object.entries(this.meters).map(([m, s]) => [m, s.usage])) };
     const details = [
       `**${this.terms.customer}** on plan \`${this.terms.planCode}\`${this.canceled ? ' (canceled)' : ''}`,

@@ -243,14 +243,20 @@ describe('quota state from the counters', () => {
       // The first report moves the wake-up from the close to the producer deadline.
       await c.store(1);
       await c.report('api-a', 1, '1');
+      const firstReportAt = performance.now();
+      // Each API process reports a little over an interval after its previous report (once the interval has
+      // passed, at its next tick), the two half of that apart; slots from the first report, so a slow read
+      // does not delay the next report.
+      const spacing = (STEADY_INTERVAL_MS + 1000) / 2;
+      const slot = (i: number) => sleep(Math.max(0, firstReportAt + i * spacing - performance.now()));
       await published('1', 'the first report read');
       const seq: Record<string, number> = { 'api-a': 1, 'api-b': 0 };
       const steadyFrom = (await settledHistory()).length;
-      // Two API processes, each reporting every interval, half an interval apart: steady usage far from any
-      // decision. In real time, with a short interval: the time-skipping server's clock stays locked here.
+      // Two API processes reporting in turn: steady usage far from any decision. In real time, with a short
+      // interval: the time-skipping server's clock stays locked here (env.sleep took its full duration).
       const REPORTS = 8;
       for (let i = 1; i <= REPORTS; i++) {
-        await sleep(STEADY_INTERVAL_MS / 2);
+        await slot(i);
         const producer = i % 2 === 1 ? 'api-b' : 'api-a';
         await c.store(1);
         await c.report(producer, ++seq[producer]!, '1');
@@ -263,7 +269,7 @@ describe('quota state from the counters', () => {
 
       // An urgent report: usage crosses the 80% threshold, so the notice goes out (an activity) before the publish.
       const urgentFrom = steadyFrom + steadyEvents.length;
-      await sleep(STEADY_INTERVAL_MS / 2);
+      await slot(REPORTS + 1);
       await c.store(800);
       await c.report('api-b', ++seq['api-b']!, '800');
       const crossed = await published(String(1 + REPORTS + 800), 'the urgent report read');
