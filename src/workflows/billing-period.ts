@@ -311,6 +311,15 @@ const SCHEDULED_PLAN_CHANGES = 'scheduled-plan-changes';
  */
 const SPEND_LIMIT = 'spend-limit';
 
+/**
+ * Histories recorded before this patch cancelled and restarted the producer-deadline timer at
+ * every report (two events each) and upserted the memo, which held the usage, after every read
+ * that moved it (one event). Runs that have it move that timer only once it would fire within
+ * half a report interval (once per interval at steady usage, whatever the number of API
+ * processes), and keep the memo to what changes rarely: the period and each meter's limit state.
+ */
+const STEADY_REPORTS = 'steady-reports';
+
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
 export const subscriptionStarted = defineSignal<[SubscriptionTerms]>('subscriptionStarted');
@@ -376,6 +385,8 @@ class BillingPeriodRun {
   private reportDeadline: number | undefined;
   /** The wake-up timer in force, kept while its deadline stays the next one. */
   private timer: { at: number; scope: CancellationScope } | undefined;
+  /** Fewer events per report (STEADY_REPORTS): a timer moved lazily, no usage in the memo. */
+  private readonly steadyReports: boolean;
   private woke = false;
   /** What the memo and the current details last said, so they are only set when that changes. */
   private shown: { memo: string; details: string } | undefined;
@@ -414,6 +425,7 @@ class BillingPeriodRun {
       this.reportDeadline = carried?.reportDeadline === undefined ? undefined : Date.parse(carried.reportDeadline);
       this.early = {};
     }
+    this.steadyReports = this.fromCounters && patched(STEADY_REPORTS);
   }
 
   /** The instant whose period a run with nothing carried bills. */
@@ -517,7 +529,8 @@ class BillingPeriodRun {
    * The run with usage from the counters: totals are read at the start (publishing every limited
    * meter's state, so producers learn its decision points), after reports (one read per workflow
    * task however many reports it brings), and at a producer deadline. The only timer is the next
-   * real deadline: the close, a grace period's end or the producer deadline.
+   * real deadline: the close, a grace period's end or the producer deadline (or, with
+   * STEADY_REPORTS, an earlier producer deadline still in force: see wakeAt).
    */
   private async meterFromCounters(): Promise<void> {
     if (Date.now() < this.closeAt()) await this.refreshUsage();
@@ -542,9 +555,17 @@ class BillingPeriodRun {
     }
   }
 
-  /** One timer, for the next deadline: replaced only when that deadline moves; sets `woke` when it fires. */
+  /**
+   * One timer, for the next deadline: replaced when that deadline moves (with STEADY_REPORTS, when
+   * it moves later, only once the timer would fire within half a report interval); sets `woke` when
+   * it fires.
+   */
   private wakeAt(at: number): void {
     if (this.timer?.at === at) return;
+    // Each report moves the producer deadline later. The timer in force, earlier, stays while the
+    // next slow report can still move it before it fires: a cancel and a start per report interval,
+    // not per report. Firing early costs a workflow task, after which the loop sets the real deadline.
+    if (this.steadyReports && this.timer && this.timer.at < at && this.timer.at - Date.now() > this.reportIntervalMs() / 2) return;
     this.timer?.scope.cancel();
     const timer = { at, scope: new CancellationScope() };
     this.timer = timer;
@@ -698,7 +719,7 @@ class BillingPeriodRun {
         if (t + USAGE_BUCKET_MS > this.period.start.getTime() && t < this.period.end.getTime()) this.meterState(meter);
       }
       this.readDue = true;
-      this.reportDeadline = Date.now() + 1.5 * (this.input.usageReportIntervalMs ?? DEFAULT_USAGE_REPORT_INTERVAL_MS);
+      this.reportDeadline = Date.now() + 1.5 * this.reportIntervalMs();
       return;
     }
     for (const delta of report.deltas) {
@@ -1005,6 +1026,10 @@ class BillingPeriodRun {
     return new Date(Math.min(this.period.end.getTime(), Math.max(this.period.start.getTime(), at)));
   }
 
+  private reportIntervalMs(): number {
+    return this.input.usageReportIntervalMs ?? DEFAULT_USAGE_REPORT_INTERVAL_MS;
+  }
+
   private meterState(meter: string): MeterPeriodState {
     return (this.meters[meter] ??= { usage: '0', notified: [], limit: { status: 'ok' } });
   }
@@ -1024,8 +1049,11 @@ class BillingPeriodRun {
 
   /** What the Temporal UI shows for this run at a glance (memo and current details). */
   private showDetails(): void {
-    const usage = Object.fromEntries(Object.entries(this.meters).map(([m, s]) => [m, s.usage]));
-    const memo = { period: this.view().period, usage };
+    const period = this.view().period;
+    // The usage moves at every report: it is in the current details (no history event), not the memo.
+    const memo = this.steadyReports
+      ? { period, limitState: Object.fromEntries(Object.entries(this.meters).map(([m, s]) => [m, s.limit.status])) }
+      : { period, usage: Object.fromEntries(Object.entries(this.meters).map(([m, s]) => [m, s.usage])) };
     const details = [
       `**${this.terms.customer}** on plan \`${this.terms.planCode}\`${this.canceled ? ' (canceled)' : ''}`,
       `Period ${this.period.start.toISOString()} → ${this.period.end.toISOString()}`,

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowContinuedAsNewError } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
@@ -34,6 +36,18 @@ import { waitFor } from '../support/wait-for';
  * server for the deadlines.
  */
 const REPORT_INTERVAL_MS = 300_000;
+/** The report interval of the history-count test, which spaces its reports in real time. */
+const STEADY_INTERVAL_MS = 10_000;
+const EventType = proto.temporal.api.enums.v1.EventType;
+/** Events that mean a workflow task is still to run or to complete. */
+const PENDING_WORK = new Set([
+  EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+  EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+  EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+  EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+]);
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 let db: TestDatabase;
@@ -67,7 +81,7 @@ const limits: MeterLimit[] = [
 
 let customers = 0;
 /** A customer subscribed to the hourly plan from the test server's now, with its billing workflow started. */
-async function subscribed(taskQueue: string) {
+async function subscribed(taskQueue: string, usageReportIntervalMs = REPORT_INTERVAL_MS) {
   const name = `healing-${++customers}`;
   const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' }, 'system');
   const anchor = new Date(await env.currentTimeMs());
@@ -85,7 +99,7 @@ async function subscribed(taskQueue: string) {
   const handle = await env.client.workflow.start(billingPeriodWorkflow, {
     taskQueue,
     workflowId: workflowIdFor(name),
-    args: [{ terms, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs: REPORT_INTERVAL_MS }],
+    args: [{ terms, allowedLatenessMs: 60_000, dunning: [], usageReportIntervalMs }],
   });
   let stored = 0;
   /** Stores `count` events through the ingest writer (events and counters in one transaction), one per second from the anchor. */
@@ -198,36 +212,88 @@ describe('quota state from the counters', () => {
     });
   });
 
-  test('history events per report at steady usage', async (t) => {
+  test('history events per report: steady slow reports from two API processes, and an urgent one', async (t) => {
     const taskQueue = 'history-per-report';
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: activities() });
     await worker.runUntil(async () => {
-      const c = await subscribed(taskQueue);
-      await c.store(1);
-      await c.report('api-a', 1, '1');
-      await c.usageReaches('1', 'the first report read');
-      const eventsBefore = (await c.handle.fetchHistory()).events!.length;
-      const REPORTS = 10;
-      for (let i = 1; i <= REPORTS; i++) {
-        await c.store(1);
-        await c.report('api-a', 1 + i, '1');
-        // Waiting on the published state, not on queries (the test server runs a workflow task for each query).
-        await waitFor(
+      const c = await subscribed(taskQueue, STEADY_INTERVAL_MS);
+      // Waiting on the published state, not on queries (the test server runs a workflow task for each query).
+      const published = (usage: string, description: string) =>
+        waitFor(
           async () =>
             (
-              await db.pool.query<{ usage: string }>(
-                `select usage::text from entitlements where customer_id = $1 and meter = 'api_calls'`,
+              await db.pool.query<{ usage: string; next_decision: string | null }>(
+                `select usage::text, next_decision::text from entitlements where customer_id = $1 and meter = 'api_calls'`,
                 [c.customerId],
               )
-            ).rows[0]?.usage,
-          { description: `report ${i} read`, until: (usage) => usage === String(1 + i) },
+            ).rows[0],
+          { description, until: (row) => row?.usage === usage },
         );
+      /** The history once no workflow task is pending: a task's commands are recorded with its completion. */
+      const settledHistory = () =>
+        waitFor(async () => (await c.handle.fetchHistory()).events!, {
+          description: 'no workflow task pending',
+          until: (events) => {
+            const types = events.map((e) => e.eventType!);
+            const lastCompleted = types.lastIndexOf(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+            return types.slice(lastCompleted + 1).every((type) => !PENDING_WORK.has(type));
+          },
+        });
+
+      // The first report moves the wake-up from the close to the producer deadline.
+      await c.store(1);
+      await c.report('api-a', 1, '1');
+      const firstReportAt = performance.now();
+      // Each API process reports a little over an interval after its previous report (once the interval has
+      // passed, at its next tick), the two half of that apart; slots from the first report, so a slow read
+      // does not delay the next report.
+      const spacing = (STEADY_INTERVAL_MS + 1000) / 2;
+      const slot = (i: number) => sleep(Math.max(0, firstReportAt + i * spacing - performance.now()));
+      await published('1', 'the first report read');
+      const seq: Record<string, number> = { 'api-a': 1, 'api-b': 0 };
+      const steadyFrom = (await settledHistory()).length;
+      // Two API processes reporting in turn: steady usage far from any decision. In real time, with a short
+      // interval: the time-skipping server's clock stays locked here (env.sleep took its full duration).
+      const REPORTS = 8;
+      for (let i = 1; i <= REPORTS; i++) {
+        await slot(i);
+        const producer = i % 2 === 1 ? 'api-b' : 'api-a';
+        await c.store(1);
+        await c.report(producer, ++seq[producer]!, '1');
+        await published(String(1 + i), `slow report ${i} read`);
       }
-      const history = (await c.handle.fetchHistory()).events!;
-      const perReport = (history.length - eventsBefore) / REPORTS;
-      t.diagnostic(`history events per report: ${perReport}`);
-      // Signal, workflow task (3), totals read and publish (a marker each), memo, timer moved (2).
-      assert.ok(perReport <= 10, `${perReport} history events per report`);
+      const steadyEvents = (await settledHistory()).slice(steadyFrom);
+      const steady = countByType(steadyEvents);
+      const perReport = steadyEvents.length / REPORTS;
+      t.diagnostic(`history events per slow report: ${perReport} (${REPORTS} reports: ${JSON.stringify(steady)})`);
+
+      // An urgent report: usage crosses the 80% threshold, so the notice goes out (an activity) before the publish.
+      const urgentFrom = steadyFrom + steadyEvents.length;
+      await slot(REPORTS + 1);
+      await c.store(800);
+      await c.report('api-b', ++seq['api-b']!, '800');
+      const crossed = await published(String(1 + REPORTS + 800), 'the urgent report read');
+      assert.equal(crossed!.next_decision, '1000');
+      const urgentEvents = (await settledHistory()).slice(urgentFrom);
+      t.diagnostic(
+        `history events of an urgent report crossing a threshold: ${urgentEvents.length} (${JSON.stringify(countByType(urgentEvents))})`,
+      );
+
+      // Per slow report: the signal, its workflow task (3), the totals read and the publish (a marker each), and
+      // the producer-deadline timer moved once per report interval (a cancel and a start: one per report from two APIs).
+      assert.equal(steady.TIMER_FIRED, undefined, 'the producer deadline never fires while reports come');
+      assert.equal(steady.WORKFLOW_PROPERTIES_MODIFIED, undefined, 'the memo does not change with the usage');
+      assert.ok(perReport <= 7, `${perReport} history events per slow report`);
     });
   });
 });
+
+/** History events counted by type (TIMER_STARTED: 2). */
+function countByType(events: proto.temporal.api.history.v1.IHistoryEvent[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const event of events) {
+    const type = EventType[event.eventType!]!.replace(/^EVENT_TYPE_/, '');
+    counts[type] = (counts[type] ?? 0) + 1;
+  }
+  return counts;
+}
