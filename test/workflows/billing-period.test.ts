@@ -19,6 +19,7 @@ import { collectionWorkflowIdFor, type InvoiceCollectionActivities } from '../..
 import { workflowsPath } from '../../src/temporal/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * The billing-period workflow on Temporal's time-skipping server, with activities that record
@@ -36,7 +37,7 @@ const inForce = new Map<
   string,
   { planCode: string; limits: MeterLimit[]; scheduled?: { at: number; planCode: string; limits: MeterLimit[] } }
 >();
-const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
+const steps: Omit<BillingPeriodActivities & InvoiceCollectionActivities, 'issueAndCharge'> = {
   notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
   setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
   publishQuota: async (input) => void calls.push({ name: 'publishQuota', input }),
@@ -79,6 +80,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
     return inForce.get(input.subscriptionId)!;
   },
 };
+/** The close's one activity, run over the stubs above as the worker runs it over the real ones. */
+const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
 const of = (name: ActivityName) => calls.filter((c) => c.name === name).map((c) => c.input);
 
 before(async () => {

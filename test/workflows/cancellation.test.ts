@@ -15,12 +15,12 @@ import { createHttpPaymentProvider } from '../../src/provider/http-payment-provi
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { billingState, workflowIdFor, type BillingPeriodActivities, type BillingPeriodView } from '../../src/workflows/billing-period';
-import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
 import { workflowsPath } from '../../src/temporal/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
+import { collectionOf } from '../support/collection';
 
 /*
  * A subscription canceled after the end of the period its workflow is closing: inside the allowed
@@ -143,7 +143,7 @@ async function billedExactly(s: Subscription, periods: Array<[Date, Date]>): Pro
   );
   assert.deepEqual(misplaced, [], 'every event up to the cancellation in exactly one invoice, none after it');
   for (const invoice of invoices) {
-    const collection: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoice.id)).result();
+    const collection = await collectionOf(env.client, db.pool, invoice.id);
     const due = Number(invoice.total) !== 0;
     assert.deepEqual(collection, { outcome: due ? 'paid' : 'not_due', attempts: 1 });
     assert.deepEqual(
