@@ -21,6 +21,7 @@ import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
 import { collectionOf } from '../support/collection';
+import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * A subscription canceled after the end of the period its workflow is closing: inside the allowed
@@ -181,7 +182,7 @@ describe('cancellation after the end of the period being closed', () => {
     });
   });
 
-  test('while the draft activity of the close is pending: the draft stands, the rest is billed by the next run', async () => {
+  test('while the close is drafting: the draft stands, the rest is billed by the next run', async () => {
     const taskQueue = 'cancel-during-draft';
     const { subscription, anchor, periodEnd } = await subscribed();
     const real = activities();
@@ -203,7 +204,8 @@ describe('cancellation after the end of the period being closed', () => {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
-      activities: { ...real, draftInvoice },
+      // The close's one activity drafts through the held draft too.
+      activities: { ...real, draftInvoice, issueAndCharge: createIssueAndCharge({ ...real, draftInvoice }) },
     });
     await worker.runUntil(async () => {
       await lifecycle(taskQueue, QUICK_LATENESS).started(subscription);
