@@ -68,8 +68,7 @@ const activityDeps = (): ActivityDeps => ({
  * its write would. The close's one activity runs over these steps, so it also crashes after each
  * of its own steps' writes, and once after all of them.
  */
-function crashingAfterWrite(names: string[]) {
-  const crashed = new Set<string>();
+function crashingAfterWrite(names: string[], crashed: Set<string>) {
   const crashing =
     (name: string, fn: (input: never) => Promise<unknown>) =>
     async (input: never): Promise<unknown> => {
@@ -143,16 +142,19 @@ describe('period close', () => {
   test('every step, and the close around them after the charge, crashes once after its write: still one invoice, priced from the raw events, and one charge', async () => {
     const taskQueue = 'close-crash';
     const customer = await subscribedCustomer(120);
+    const crashes = ['draftInvoice', 'finalizeInvoice', 'chargeInvoice', 'issueAndCharge'];
+    const crashed = new Set<string>();
     const worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
-      activities: crashingAfterWrite(['draftInvoice', 'finalizeInvoice', 'chargeInvoice', 'issueAndCharge']),
+      activities: crashingAfterWrite(crashes, crashed),
     });
     const { invoiceId, result } = await worker.runUntil(async () =>
       collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
     );
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
+    assert.deepEqual([...crashed].sort(), [...crashes].sort(), 'every step crashed once');
 
     const { rows } = await db.pool.query('select status, total::text, usage from invoices where customer_id = $1', [customer.customerId]);
     // 1.00 base + 100 × 0.015 + 20 × 0.0125 = 1.00 + 1.50 + 0.25
