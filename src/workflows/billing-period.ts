@@ -685,9 +685,9 @@ class BillingPeriodRun {
   private async issueAndCollect(invoice: Parameters<BillingPeriodActivities['issueAndCharge']>[0]): Promise<void> {
     const { invoiceId, firstAttempt } = await closing.issueAndCharge(invoice);
     if (firstAttempt.outcome === 'declined') {
-      await startInvoiceCollection(invoiceId, this.input.dunning, { attempt: 2, declineCode: firstAttempt.declineCode });
+      await startInvoiceCollection(invoiceId, this.input.dunning, { declined: { attempt: 1, declineCode: firstAttempt.declineCode } });
     } else if (firstAttempt.outcome === 'rejected') {
-      await startInvoiceCollection(invoiceId, this.input.dunning, { attempt: 1 });
+      await startInvoiceCollection(invoiceId, this.input.dunning, { declined: null });
     }
   }
 

@@ -13,7 +13,8 @@ import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
 import { parseIsoDuration } from '../domain/periods';
 
 /*
- * Collects one finalized invoice: charge it, and when the charge is declined, try again on the
+ * Collects one finalized invoice: charge it (or, started by a close that made the first attempt
+ * itself, go on from that attempt's decline), and when the charge is declined, try again on the
  * dunning schedule with durable timers (a worker restart or a deploy in between changes
  * nothing), then mark it payment_failed and notify the customer's webhooks. Its id is `collect/<invoice id>`: one collection per
  * invoice, whichever run of the billing workflow started it.
@@ -40,12 +41,12 @@ export interface InvoiceCollectionInput {
   /** ISO 8601 durations to wait after each declined attempt, e.g. ["P1D", "P3D", "P7D"]. */
   dunning: string[];
   /**
-   * Where collection resumes when the period close already ran the top-up and charged (see
-   * BillingPeriodActivities.issueAndCharge): the next attempt to make and, past the first, the
-   * decline of the one before it. Absent: from the start, top-up included (every history
-   * recorded before it).
+   * Set when the close already ran the top-up and charge attempt 1 (BillingPeriodActivities.
+   * issueAndCharge): that attempt's decline, so collection goes on with the dunning schedule; or
+   * null when it failed for good (not a decline) and is tried again here. Absent: from the
+   * start, top-up included (every history recorded before it).
    */
-  resume?: { attempt: number; declineCode?: string };
+  resume?: { declined: { attempt: number; declineCode: string } | null };
 }
 
 export type InvoiceCollectionResult = { outcome: 'paid' | 'void' | 'not_due' | 'payment_failed'; attempts: number };
@@ -81,12 +82,13 @@ const { chargeInvoice, markPaymentFailed, deliverNotification, autoTopUpCredits 
 });
 
 export async function invoiceCollectionWorkflow(input: InvoiceCollectionInput): Promise<InvoiceCollectionResult> {
-  const { resume } = input;
-  if (!resume && patched(CREDIT_AUTO_TOP_UP)) await topUpCredits(input.invoiceId);
-  let attempt = resume?.attempt ?? 1;
-  if (attempt > 1) {
-    const failed = await afterDecline(input, attempt - 1, resume?.declineCode ?? 'unknown');
+  if (!input.resume && patched(CREDIT_AUTO_TOP_UP)) await topUpCredits(input.invoiceId);
+  let attempt = 1;
+  const declined = input.resume?.declined;
+  if (declined) {
+    const failed = await afterDecline(input, declined.attempt, declined.declineCode);
     if (failed) return failed;
+    attempt = declined.attempt + 1;
   }
   for (; ; attempt++) {
     setCurrentDetails(`Invoice ${input.invoiceId}: charge attempt ${attempt} of ${input.dunning.length + 1}`);

@@ -283,6 +283,38 @@ describe('period close', () => {
     );
   });
 
+  test('a first charge that fails for good (not a decline) does not fail the close: the collection workflow tries attempt 1 again', async () => {
+    const taskQueue = 'close-rejected';
+    const customer = await subscribedCustomer(5);
+    const real = createActivities(activityDeps());
+    let rejected = 0;
+    // The first call is refused outright, as a provider rejecting the request would be; the collection's retry goes through.
+    const chargeInvoice: typeof real.chargeInvoice = async (input) => {
+      if (rejected++ === 0) throw ApplicationFailure.nonRetryable('the provider rejected the charge', 'provider_rejected');
+      return real.chargeInvoice(input);
+    };
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: { ...real, chargeInvoice, issueAndCharge: createIssueAndCharge({ ...real, chargeInvoice }) },
+    });
+    const { invoiceId, result } = await worker.runUntil(async () =>
+      collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
+    );
+    assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
+    assert.equal(rejected, 2);
+    const collection = (await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory()).events!;
+    assert.deepEqual(
+      collection.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
+      ['chargeInvoice'],
+    );
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId })).map((c) => c.status),
+      ['succeeded'],
+    );
+  });
+
   test('a declined first charge without dunning: payment_failed after that one attempt, notified once', async () => {
     const taskQueue = 'close-declined-no-dunning';
     const customer = await subscribedCustomer(5);
