@@ -97,8 +97,9 @@ export const envSchema = z.object({
   PROVIDER_MAX_REQUESTS_PER_SECOND: z.coerce.number().min(0).max(100_000).default(50),
   // Worker slots, per worker process (src/temporal/worker.ts; README "Scale"). A task beyond them
   // waits in Temporal's task queue, where no timeout runs; one that holds a slot runs against its
-  // startToClose (1 minute for draft, finalize and charge). The worker's pool gets at least one
-  // connection per activity and local-activity slot, so no activity waits for a connection.
+  // startToClose (1 minute; 5 for the close, issueAndCharge, which runs four of them in turn). The
+  // worker's pool gets at least one connection per activity and local-activity slot, so no
+  // activity waits for a connection.
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(10),
   WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(10),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(1000).default(20),

@@ -10,6 +10,7 @@ import { createCreditActivities } from './credits';
 import { createDraftInvoice } from './draft-invoice';
 import { createEnterPeriod } from './enter-period';
 import { createFinalizeInvoice } from './finalize-invoice';
+import { createIssueAndCharge } from './issue-and-charge';
 import { createNotifySpendThreshold } from './notify-spend-threshold';
 import { createNotifyThreshold } from './notify-threshold';
 import { createPriceOpenPeriod } from './price-open-period';
@@ -43,7 +44,7 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     timeoutMs: deps.webhookTimeoutMs,
     targets: deps.webhookTargets ?? webhookTargetPolicy(),
   };
-  return {
+  const steps: Omit<WorkerActivities, 'issueAndCharge'> = {
     notifyThreshold: createNotifyThreshold(webhooks),
     notifySpendThreshold: createNotifySpendThreshold(webhooks),
     setEntitlement: createSetEntitlement({ pool: deps.pool, clock: deps.clock }),
@@ -67,4 +68,6 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     deliverNotification: createDeliverNotification(webhooks),
     ...createCreditActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
   };
+  // The close's one activity runs the activities above in turn (src/activities/issue-and-charge.ts).
+  return { ...steps, issueAndCharge: createIssueAndCharge(steps) };
 }

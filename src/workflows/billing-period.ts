@@ -20,7 +20,7 @@ import { nextPeriod, periodContaining, type BillingInterval } from '../domain/pe
 import { evaluateLimit, nextDecision, type LimitState, type MeterLimit } from '../domain/quota-policy';
 import { hasSpendThresholds, SpendThresholdsSchema, type SpendThresholds } from '../domain/spend-thresholds';
 import { evaluateSpendLimit, SpendCapSchema, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
-import { startInvoiceCollection } from './invoice-collection';
+import { startInvoiceCollection, type ChargeAttemptOutcome } from './invoice-collection';
 
 /*
  * One customer's subscription, one run per billing period. Usage reports arrive as batched
@@ -109,6 +109,18 @@ export interface BillingPeriodActivities {
   }): Promise<{ invoiceId: string }>;
   finalizeInvoice(input: { invoiceId: string }): Promise<{ invoiceId: string; status: string; total: string; currency: string }>;
   /**
+   * The period's invoice (or an interim one) issued and charged in one activity task: drafted as
+   * draftInvoice / draftInterimInvoice would, finalized, the automatic credit top-up run and
+   * collection attempt 1 made (chargeInvoice's, under the same idempotency key). Every step is
+   * idempotent, so a retry after a crash anywhere charges at most once. `rejected`: the first
+   * attempt failed for good (not a decline); the collection workflow takes it from attempt 1.
+   */
+  issueAndCharge(
+    input:
+      | { period: Parameters<BillingPeriodActivities['draftInvoice']>[0] }
+      | { interim: Parameters<BillingPeriodActivities['draftInterimInvoice']>[0] },
+  ): Promise<{ invoiceId: string; firstAttempt: ChargeAttemptOutcome | { outcome: 'rejected'; reason: string } }>;
+  /**
    * Progressive billing: prices [periodStart, until) from the raw events as an interim invoice
    * would (nothing saved) and says where the priced usage stands against the thresholds, with,
    * per charged meter, the usage at which the next threshold is reached (its spend decision point).
@@ -154,6 +166,18 @@ const {
   enterPeriod,
 } = proxyActivities<BillingPeriodActivities>({
   startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+});
+
+/**
+ * The close's one activity (issueAndCharge): draft, finalize, top-up and first charge, each bounded
+ * as its own activity was (1 minute; a provider request waits at most activity slots ÷
+ * PROVIDER_MAX_REQUESTS_PER_SECOND for its turn, then PROVIDER_TIMEOUT_MS), so their sum fits in
+ * 5 minutes. It heartbeats on a timer: a worker that dies mid-close is noticed after a minute.
+ */
+const closing = proxyActivities<BillingPeriodActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 
@@ -319,6 +343,16 @@ const SPEND_LIMIT = 'spend-limit';
  * processes), and keep the memo to what changes rarely: the period and each meter's limit state.
  */
 const STEADY_REPORTS = 'steady-reports';
+
+/**
+ * Histories recorded before this patch closed a period (and issued an interim invoice) with
+ * draftInvoice, finalizeInvoice, a collection child workflow (top-up, charge) and an enterPeriod
+ * activity: about six activity tasks, eight workflow tasks and two workflow starts per close, all
+ * due at once when customers share an anchor. Runs that have it issue and make the first charge
+ * in one activity (issueAndCharge), start the collection workflow only for what that charge left
+ * (a decline: dunning from attempt 2), and enter the next period with a local activity.
+ */
+const ISSUE_AND_CHARGE = 'issue-and-charge';
 
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
@@ -649,7 +683,7 @@ class BillingPeriodRun {
    */
   private async issueInterimInvoice(threshold: string, until: Date): Promise<void> {
     this.interim = { sequence: this.interim.sequence + 1, threshold };
-    const { invoiceId } = await draftInterimInvoice({
+    const draft = {
       subscriptionId: this.terms.subscriptionId,
       customerId: this.terms.customerId,
       planCode: this.terms.planCode,
@@ -657,10 +691,25 @@ class BillingPeriodRun {
       until: until.toISOString(),
       sequence: this.interim.sequence,
       threshold,
-    });
-    await finalizeInvoice({ invoiceId });
-    await startInvoiceCollection(invoiceId, this.input.dunning);
+    };
+    if (patched(ISSUE_AND_CHARGE)) {
+      await this.issueAndCollect({ interim: draft });
+    } else {
+      const { invoiceId } = await draftInterimInvoice(draft);
+      await finalizeInvoice({ invoiceId });
+      await startInvoiceCollection(invoiceId, this.input.dunning);
+    }
     this.showDetails();
+  }
+
+  /** Issues and charges the invoice in one activity; a collection workflow takes over only what the first attempt left. */
+  private async issueAndCollect(invoice: Parameters<BillingPeriodActivities['issueAndCharge']>[0]): Promise<void> {
+    const { invoiceId, firstAttempt } = await closing.issueAndCharge(invoice);
+    if (firstAttempt.outcome === 'declined') {
+      await startInvoiceCollection(invoiceId, this.input.dunning, { declined: { attempt: 1, declineCode: firstAttempt.declineCode } });
+    } else if (firstAttempt.outcome === 'rejected') {
+      await startInvoiceCollection(invoiceId, this.input.dunning, { declined: null });
+    }
   }
 
   /** Progressive billing applies when the subscription has spend thresholds and the run has the patch (asked once, lazily). */
@@ -899,13 +948,15 @@ class BillingPeriodRun {
     // A cancellation at or before the period start (recorded for an earlier period, and learnt
     // late) leaves nothing of this period to bill: no invoice, and no base fee for it.
     if (this.billedUntil > this.period.start || !patched(BILL_UNTIL_CANCELLATION)) {
-      const { invoiceId } = await draftInvoice({
+      const draft = {
         subscriptionId: this.terms.subscriptionId,
         customerId: this.terms.customerId,
         planCode: this.terms.planCode,
         periodStart: this.period.start.toISOString(),
         periodEnd: this.billedUntil.toISOString(),
-      });
+      };
+      if (patched(ISSUE_AND_CHARGE)) return this.issueAndCollect({ period: draft });
+      const { invoiceId } = await draftInvoice(draft);
       await finalizeInvoice({ invoiceId });
       // Collection (charge, dunning) outlives this run, so the next period starts at once.
       await startInvoiceCollection(invoiceId, this.input.dunning);
@@ -950,7 +1001,8 @@ class BillingPeriodRun {
     if (this.canceled) return;
 
     if (patched(SCHEDULED_PLAN_CHANGES)) {
-      const { planCode, limits, creditOnly } = await enterPeriod({
+      // One row read and perhaps a plan change applied: a marker in the close's last workflow task.
+      const { planCode, limits, creditOnly } = await (patched(ISSUE_AND_CHARGE) ? local.enterPeriod : enterPeriod)({
         subscriptionId: this.terms.subscriptionId,
         periodStart: nextRun.periodStart,
       });

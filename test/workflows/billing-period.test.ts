@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { WorkflowContinuedAsNewError } from '@temporalio/client';
+import { WorkflowContinuedAsNewError, WorkflowNotFoundError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Decimal } from '../../src/domain/money';
@@ -19,6 +19,7 @@ import { collectionWorkflowIdFor, type InvoiceCollectionActivities } from '../..
 import { workflowsPath } from '../../src/temporal/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * The billing-period workflow on Temporal's time-skipping server, with activities that record
@@ -36,7 +37,7 @@ const inForce = new Map<
   string,
   { planCode: string; limits: MeterLimit[]; scheduled?: { at: number; planCode: string; limits: MeterLimit[] } }
 >();
-const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
+const steps: Omit<BillingPeriodActivities & InvoiceCollectionActivities, 'issueAndCharge'> = {
   notifyThreshold: async (input) => void calls.push({ name: 'notifyThreshold', input }),
   setEntitlement: async (input) => void calls.push({ name: 'setEntitlement', input }),
   publishQuota: async (input) => void calls.push({ name: 'publishQuota', input }),
@@ -79,6 +80,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
     return inForce.get(input.subscriptionId)!;
   },
 };
+/** The close's one activity, run over the stubs above as the worker runs it over the real ones. */
+const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
 const of = (name: ActivityName) => calls.filter((c) => c.name === name).map((c) => c.input);
 
 before(async () => {
@@ -242,10 +245,9 @@ describe('billing-period workflow', () => {
       ]);
       const invoiceId = `inv-${period.start.toISOString()}`;
       assert.deepEqual(of('finalizeInvoice'), [{ invoiceId }]);
-      // Collection runs as its own workflow, keyed by the invoice, and outlives this run.
-      const collection = env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId));
-      assert.deepEqual(await collection.result(), { outcome: 'paid', attempts: 1 });
+      // The close made the first charge attempt itself; paid, no collection workflow was needed.
       assert.deepEqual(of('chargeInvoice'), [{ invoiceId, attempt: 1 }]);
+      await assert.rejects(env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).describe(), WorkflowNotFoundError);
       // The next run: next period, early usage carried, thresholds reset, producer sequence kept.
       state = await waitFor(() => handle.query(billingState), {
         description: 'the next run answers queries',

@@ -14,6 +14,7 @@ import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-co
 import { workflowsPath } from '../../src/temporal/worker';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * Mid-period continue-as-new, when Temporal suggests it: a real dev server told to suggest it
@@ -24,7 +25,7 @@ let env: TestWorkflowEnvironment;
 const notified: string[] = [];
 /** The counters of this test: what readUsageTotals answers. */
 let counted = 0;
-const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
+const steps: Omit<BillingPeriodActivities & InvoiceCollectionActivities, 'issueAndCharge'> = {
   notifyThreshold: async ({ threshold }) => void notified.push(threshold),
   setEntitlement: async () => undefined,
   publishQuota: async () => undefined,
@@ -42,6 +43,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
   markPaymentFailed: async () => assert.fail('no period closes in this test'),
   deliverNotification: async () => undefined,
 };
+/** The close's one activity, run over the stubs above as the worker runs it over the real ones. */
+const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
 
 before(async () => {
   env = await localEnvironment(['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=150']);

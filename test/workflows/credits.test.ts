@@ -17,11 +17,11 @@ import { createSubscription } from '../../src/subscriptions/store';
 import { workflowsPath } from '../../src/temporal/worker';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
 import { creditExpiryWorkflowIdFor } from '../../src/workflows/credit-expiry';
-import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
+import { collectionOf } from '../support/collection';
 
 /*
  * Prepaid credits with the real workflows and activities on the time-skipping server, Postgres
@@ -152,7 +152,7 @@ describe('prepaid credits on the workflows', () => {
       [invoiceId],
     );
     assert.deepEqual(lines.rows.at(-1), { type: 'credit', amount: '-2.00' });
-    const collection: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result();
+    const collection = await collectionOf(env.client, db.pool, invoiceId);
     assert.equal(collection.outcome, 'paid');
     assert.deepEqual(
       (await provider.listCharges({ invoiceId })).map((c) => c.amountMinor),

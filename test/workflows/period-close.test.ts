@@ -6,6 +6,7 @@ import { WorkflowContinuedAsNewError, type WorkflowHandleWithFirstExecutionRunId
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
 import { createActivities, type ActivityDeps } from '../../src/activities';
+import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
 import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
@@ -13,8 +14,9 @@ import { createHttpPaymentProvider } from '../../src/provider/http-payment-provi
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
-import { collectionWorkflowIdFor, invoiceCollectionWorkflow, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
+import { collectionWorkflowIdFor, invoiceCollectionWorkflow } from '../../src/workflows/invoice-collection';
 import { workflowsPath } from '../../src/temporal/worker';
+import { collectionOf } from '../support/collection';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { seedHourlyPlan } from '../support/hourly-plan';
@@ -61,23 +63,26 @@ const activityDeps = (): ActivityDeps => ({
   provider,
 });
 
-/** Each named activity runs for real, commits, and then fails once, as a process dying right after its write would. */
-function crashingAfterWrite(names: string[]) {
-  const real = createActivities(activityDeps()) as unknown as Record<string, (input: unknown) => Promise<unknown>>;
-  const crashed = new Set<string>();
-  return Object.fromEntries(
-    Object.entries(real).map(([name, fn]) => [
-      name,
-      async (input: unknown) => {
-        const result = await fn(input);
-        if (names.includes(name) && !crashed.has(name)) {
-          crashed.add(name);
-          throw ApplicationFailure.retryable(`${name} crashed after its write`, 'injected_crash');
-        }
-        return result;
-      },
-    ]),
-  );
+/**
+ * Each named activity runs for real, commits, and then fails once, as a process dying right after
+ * its write would. The close's one activity runs over these steps, so it also crashes after each
+ * of its own steps' writes, and once after all of them.
+ */
+function crashingAfterWrite(names: string[], crashed: Set<string>) {
+  const crashing =
+    (name: string, fn: (input: never) => Promise<unknown>) =>
+    async (input: never): Promise<unknown> => {
+      const result = await fn(input);
+      if (names.includes(name) && !crashed.has(name)) {
+        crashed.add(name);
+        throw ApplicationFailure.retryable(`${name} crashed after its write`, 'injected_crash');
+      }
+      return result;
+    };
+  const real = createActivities(activityDeps()) as unknown as Record<string, (input: never) => Promise<unknown>>;
+  const steps = Object.fromEntries(Object.entries(real).map(([name, fn]) => [name, crashing(name, fn)]));
+  const issueAndCharge = createIssueAndCharge(steps as unknown as Parameters<typeof createIssueAndCharge>[0]);
+  return { ...steps, issueAndCharge: crashing('issueAndCharge', issueAndCharge as (input: never) => Promise<unknown>) };
 }
 
 let customers = 0;
@@ -123,10 +128,9 @@ async function closed(billing: WorkflowHandleWithFirstExecutionRunId, customerId
 async function collected(
   billing: WorkflowHandleWithFirstExecutionRunId,
   customerId: string,
-): Promise<{ invoiceId: string; result: InvoiceCollectionResult }> {
+): Promise<{ invoiceId: string; result: Awaited<ReturnType<typeof collectionOf>> }> {
   const invoiceId = await closed(billing, customerId);
-  const result: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result();
-  return { invoiceId, result };
+  return { invoiceId, result: await collectionOf(env.client, db.pool, invoiceId) };
 }
 
 const count = async (sql: string, params: unknown[]) =>
@@ -135,19 +139,22 @@ const fault = (body: unknown) =>
   fetch(`${simulator.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('period close', () => {
-  test('every step crashes once after its write: still one invoice, priced from the raw events, and one charge', async () => {
+  test('every step, and the close around them after the charge, crashes once after its write: still one invoice, priced from the raw events, and one charge', async () => {
     const taskQueue = 'close-crash';
     const customer = await subscribedCustomer(120);
+    const crashes = ['draftInvoice', 'finalizeInvoice', 'chargeInvoice', 'issueAndCharge'];
+    const crashed = new Set<string>();
     const worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
-      activities: crashingAfterWrite(['draftInvoice', 'finalizeInvoice', 'chargeInvoice']),
+      activities: crashingAfterWrite(crashes, crashed),
     });
     const { invoiceId, result } = await worker.runUntil(async () =>
       collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
     );
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
+    assert.deepEqual([...crashed].sort(), [...crashes].sort(), 'every step crashed once');
 
     const { rows } = await db.pool.query('select status, total::text, usage from invoices where customer_id = $1', [customer.customerId]);
     // 1.00 base + 100 × 0.015 + 20 × 0.0125 = 1.00 + 1.50 + 0.25
@@ -183,9 +190,22 @@ describe('period close', () => {
     });
     const running = first.run();
     const billing = await startBilling(taskQueue, customer.terms, ['PT1H']);
-    const invoiceId = await closed(billing, customer.customerId);
+    // Awaiting the close lets the test server skip to it; the second worker finishes it.
+    const closing = closed(billing, customer.customerId);
     // The provider charged, but the worker never heard: stop it there, as a crash or a deploy would.
-    await waitFor(async () => (await provider.listCharges({ invoiceId })).length, { description: 'the provider charged' });
+    const invoiceId = await waitFor(
+      async () => {
+        const { rows } = await db.pool.query<{ id: string }>('select id from invoices where customer_id = $1', [customer.customerId]);
+        const id = rows[0]?.id;
+        return id !== undefined && (await provider.listCharges({ invoiceId: id })).length > 0 ? id : undefined;
+      },
+      { description: 'the provider charged' },
+    );
+    // Stopped once the attempt that lost the answer has failed: a worker stopped in the middle of
+    // one would leave it to the close's heartbeat timeout (a minute of real time here).
+    await waitFor(async () => (await billing.describe()).raw.pendingActivities?.some((a) => (a.attempt ?? 1) > 1), {
+      description: 'the first attempt failed',
+    });
     first.shutdown();
     await running;
 
@@ -195,7 +215,10 @@ describe('period close', () => {
       workflowBundle: bundle,
       activities: createActivities(activityDeps()),
     });
-    const result = await second.runUntil(() => env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result());
+    const result = await second.runUntil(async () => {
+      assert.equal(await closing, invoiceId);
+      return collectionOf(env.client, db.pool, invoiceId);
+    });
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
     assert.deepEqual(
       (await provider.listCharges({ invoiceId })).map((c) => c.status),
@@ -224,6 +247,94 @@ describe('period close', () => {
       (await provider.listCharges({ invoiceId })).map((c) => [c.status, c.idempotencyKey]),
       [['succeeded', `meterflow-invoice-${invoiceId}-attempt-1`]],
     );
+  });
+
+  test('a declined first charge goes to dunning: collection starts at attempt 2, with no second top-up, and is paid', async () => {
+    const taskQueue = 'close-declined';
+    const customer = await subscribedCustomer(5);
+    await fault({ match: { customerId: customer.customerId }, fault: 'decline', times: 1, declineCode: 'card_declined' });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities(activityDeps()),
+    });
+    const { invoiceId, result } = await worker.runUntil(async () =>
+      collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
+    );
+    assert.deepEqual(result, { outcome: 'paid', attempts: 2 });
+    assert.deepEqual(
+      (await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [invoiceId]))
+        .rows,
+      [
+        { attempt: 1, status: 'declined', decline_code: 'card_declined' },
+        { attempt: 2, status: 'succeeded', decline_code: null },
+      ],
+    );
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId })).map((c) => c.status),
+      ['declined', 'succeeded'],
+    );
+    // The close made attempt 1 and the top-up; the collection workflow only the rest.
+    const collection = (await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory()).events!;
+    assert.deepEqual(
+      collection.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
+      ['chargeInvoice'],
+    );
+  });
+
+  test('a first charge that fails for good (not a decline) does not fail the close: the collection workflow tries attempt 1 again', async () => {
+    const taskQueue = 'close-rejected';
+    const customer = await subscribedCustomer(5);
+    const real = createActivities(activityDeps());
+    let rejected = 0;
+    // The first call is refused outright, as a provider rejecting the request would be; the collection's retry goes through.
+    const chargeInvoice: typeof real.chargeInvoice = async (input) => {
+      if (rejected++ === 0) throw ApplicationFailure.nonRetryable('the provider rejected the charge', 'provider_rejected');
+      return real.chargeInvoice(input);
+    };
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: { ...real, chargeInvoice, issueAndCharge: createIssueAndCharge({ ...real, chargeInvoice }) },
+    });
+    const { invoiceId, result } = await worker.runUntil(async () =>
+      collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
+    );
+    assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
+    assert.equal(rejected, 2);
+    const collection = (await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory()).events!;
+    assert.deepEqual(
+      collection.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
+      ['chargeInvoice'],
+    );
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId })).map((c) => c.status),
+      ['succeeded'],
+    );
+  });
+
+  test('a declined first charge without dunning: payment_failed after that one attempt, notified once', async () => {
+    const taskQueue = 'close-declined-no-dunning';
+    const customer = await subscribedCustomer(5);
+    await fault({ match: { customerId: customer.customerId }, fault: 'decline', times: 1, declineCode: 'card_declined' });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities(activityDeps()),
+    });
+    const { invoiceId, result } = await worker.runUntil(async () =>
+      collected(await startBilling(taskQueue, customer.terms, []), customer.customerId),
+    );
+    assert.deepEqual(result, { outcome: 'payment_failed', attempts: 1 });
+    assert.equal((await db.pool.query('select status from invoices where id = $1', [invoiceId])).rows[0].status, 'payment_failed');
+    const { rows: raised } = await db.pool.query(
+      `select status, payload->'data'->>'attempts' as attempts from notifications where invoice_id = $1 and kind = 'payment_failed'`,
+      [invoiceId],
+    );
+    assert.deepEqual(raised, [{ status: 'no_endpoint', attempts: '1' }]);
   });
 
   /** A finalized invoice written by the real draft and finalize activities, for a customer whose charges are declined `declines` times. */
@@ -316,5 +427,77 @@ describe('period close', () => {
       );
       assert.deepEqual(raised, [{ status: 'no_endpoint', attempts: '3' }]);
     });
+  });
+});
+
+/** What a close cost Temporal from the close timer on, its collection workflow's history included: events, tasks, child workflow starts. */
+interface CloseCost {
+  events: number;
+  workflowTasks: number;
+  activityTasks: number;
+  localActivities: number;
+  workflowStarts: number;
+}
+
+type HistoryEvents = NonNullable<Awaited<ReturnType<WorkflowHandleWithFirstExecutionRunId['fetchHistory']>>['events']>;
+
+function costOf(events: HistoryEvents): CloseCost {
+  const counted = (has: (e: HistoryEvents[number]) => unknown) => events.filter((e) => has(e)).length;
+  return {
+    events: events.length,
+    workflowTasks: counted((e) => e.workflowTaskScheduledEventAttributes),
+    activityTasks: counted((e) => e.activityTaskScheduledEventAttributes),
+    localActivities: counted((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity'),
+    workflowStarts: counted((e) => e.startChildWorkflowExecutionInitiatedEventAttributes),
+  };
+}
+
+const plus = (a: CloseCost, b: CloseCost): CloseCost => ({
+  events: a.events + b.events,
+  workflowTasks: a.workflowTasks + b.workflowTasks,
+  activityTasks: a.activityTasks + b.activityTasks,
+  localActivities: a.localActivities + b.localActivities,
+  workflowStarts: a.workflowStarts + b.workflowStarts,
+});
+
+describe('the cost of a close', () => {
+  test('one customer whose first charge succeeds: at most 2 workflow tasks, 1 activity task and no workflow start', async (t) => {
+    const taskQueue = 'close-cost';
+    let names: string[] = [];
+    const customer = await subscribedCustomer(30);
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities(activityDeps()),
+    });
+    const { invoiceId, result, cost } = await worker.runUntil(async () => {
+      const billing = await startBilling(taskQueue, customer.terms, ['PT1H']);
+      const collection = await collected(billing, customer.customerId);
+      const history = (await env.client.workflow.getHandle(billing.workflowId, billing.firstExecutionRunId).fetchHistory()).events!;
+      // The close starts where its timer fires (a run without usage reports has no other timer).
+      const closeTimer = history.map((e) => Boolean(e.timerFiredEventAttributes)).lastIndexOf(true);
+      assert.ok(closeTimer > 0, 'the close timer fired');
+      let total = costOf(history.slice(closeTimer));
+      names = history.slice(closeTimer).map((e) => Object.keys(e).find((k) => k.endsWith('EventAttributes')) ?? '?');
+      const child = env.client.workflow.getHandle(collectionWorkflowIdFor(collection.invoiceId));
+      const started = await child.describe().then(
+        () => true,
+        () => false,
+      );
+      if (started) total = plus(total, costOf((await child.fetchHistory()).events!));
+      return { ...collection, cost: total };
+    });
+    t.diagnostic(`close cost: ${JSON.stringify(cost)}`);
+    t.diagnostic(`events: ${names.join(' ')}`);
+    assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
+    assert.deepEqual(
+      (await provider.listCharges({ invoiceId })).map((c) => c.status),
+      ['succeeded'],
+    );
+    assert.ok(cost.workflowTasks <= 2, `${cost.workflowTasks} workflow tasks`);
+    assert.ok(cost.activityTasks <= 1, `${cost.activityTasks} activity tasks`);
+    assert.equal(cost.workflowStarts, 0);
+    assert.ok(cost.events <= 17, `${cost.events} history events`);
   });
 });

@@ -15,6 +15,7 @@ import {
 import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * A downgrade scheduled for the period end, on a real dev server with 10-second periods: the
@@ -31,7 +32,7 @@ const starter: MeterLimit[] = [{ meter: 'api_calls', soft_thresholds: [], hard_l
 /** The change the service scheduled: starter from this instant on. */
 let scheduledAt = Infinity;
 
-const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
+const steps: Omit<BillingPeriodActivities & InvoiceCollectionActivities, 'issueAndCharge'> = {
   notifyThreshold: async () => undefined,
   setEntitlement: async () => undefined,
   publishQuota: async (input) => void calls.push({ name: 'publishQuota', input }),
@@ -71,6 +72,8 @@ const activities: BillingPeriodActivities & InvoiceCollectionActivities = {
       : { planCode: 'growth', limits: growth, creditOnly: false };
   },
 };
+/** The close's one activity, run over the stubs above as the worker runs it over the real ones. */
+const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
 
 before(async () => {
   env = await localEnvironment();

@@ -27,11 +27,11 @@ import {
   workflowIdFor,
   type SubscriptionTerms,
 } from '../../src/workflows/billing-period';
-import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { collectionOf } from '../support/collection';
 
 /*
  * Progressive billing end to end on the time-skipping server, with real activities on Postgres
@@ -128,12 +128,8 @@ async function subscribed(taskQueue: string, name: string, spendThresholds: Spen
   return { customerId: customer.id, anchor, handle, use, invoices, interimFinalized };
 }
 
-/** The invoice's collection, once the billing workflow has started it (right after the finalize the test saw). */
-async function collected(invoiceId: string): Promise<InvoiceCollectionResult> {
-  const handle = env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId));
-  await waitFor(() => handle.describe(), { description: `the collection of ${invoiceId} started` });
-  return handle.result();
-}
+/** The invoice's collection, once the billing workflow has charged it (right after the finalize the test saw). */
+const collected = (invoiceId: string) => collectionOf(env.client, db.pool, invoiceId);
 
 describe('progressive billing', () => {
   test('two thresholds crossed in one period: two interim invoices charged, then the period invoice = full − interim, to the cent', async (t) => {

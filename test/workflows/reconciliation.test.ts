@@ -26,6 +26,7 @@ import { timeSkippingEnvironment } from '../support/temporal';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { storeEvents } from '../support/usage-events';
 import { waitFor } from '../support/wait-for';
+import { collectionOf, type CollectionOutcome } from '../support/collection';
 
 /*
  * Reconciliation with nothing replaced: invoices produced by the real billing workflow and its
@@ -106,7 +107,7 @@ async function subscribed(calls: number, anchor?: Date) {
   };
 }
 
-type Billed = Awaited<ReturnType<typeof subscribed>> & { invoiceId: string; collection: InvoiceCollectionResult };
+type Billed = Awaited<ReturnType<typeof subscribed>> & { invoiceId: string; collection: CollectionOutcome };
 
 /**
  * Customers whose first period is billed by the real billing workflow: closed, invoiced, finalized
@@ -139,7 +140,7 @@ async function billedTogether<K extends string>(specs: Record<K, { calls: number
     await assert.rejects(firstRun.result(), WorkflowContinuedAsNewError);
     const { rows } = await db.pool.query<{ id: string }>('select id from invoices where customer_id = $1', [customer.customerId]);
     const invoiceId = rows[0]!.id;
-    const collection: InvoiceCollectionResult = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).result();
+    const collection = await collectionOf(env.client, db.pool, invoiceId);
     billed[key] = { ...customer, invoiceId, collection };
   }
   for (const { billing } of started) await billing.terminate('these tests reconcile the first period only');
