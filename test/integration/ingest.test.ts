@@ -130,7 +130,22 @@ describe('ids and properties stored exactly as sent', () => {
 
   // The writer hands rows to PostgreSQL as COPY text: tab, newline, carriage return and backslash
   // are its delimiters and escapes, and \N its null; none may change what is stored or matched.
-  const awkward = ['tab\there', 'new\nline', 'cr\rhere', 'back\\slash', '\\N', '\\', 'quote"\'', 'ünï😀', '\\t\t\\n'];
+  // Ids also reach the counters as array-literal elements, where quotes, braces, commas, spaces
+  // and NULL mean something.
+  const awkward = [
+    'tab\there',
+    'new\nline',
+    'cr\rhere',
+    'back\\slash',
+    '\\N',
+    '\\',
+    'quote"\'',
+    'ünï😀',
+    '\\t\t\\n',
+    'NULL',
+    '{"a",b}',
+    ' padded ',
+  ];
 
   test('ids and property text with COPY delimiters and escapes round-trip, and dedup on them', async () => {
     const batch = awkward.map((text, i) => ({
@@ -147,6 +162,11 @@ describe('ids and properties stored exactly as sent', () => {
     );
     const { rows } = await db.pool.query<{ event_id: string; properties: unknown }>('select event_id, properties from usage_events');
     assert.deepEqual(new Map(rows.map((r) => [r.event_id, r.properties])), new Map(batch.map((e) => [e.id, e.properties])));
+    // All at the same time: the latest is the greatest id in the database's collation, whatever JavaScript's order says.
+    assert.equal(
+      await count('select latest_event_id as n from usage_counters'),
+      await count('select event_id as n from usage_events order by event_time desc, event_id desc limit 1'),
+    );
     const again = await ingest.ingest(
       batch.map((e, i) => (i % 2 ? e : { ...e, properties: { ...e.properties, user: `${e.properties.user}\t` } })),
       admin,
