@@ -51,6 +51,16 @@ async function main(): Promise<void> {
   await once(server, 'message');
   const base = `http://127.0.0.1:${port}`;
 
+  async function walAndCheckpoints(): Promise<{ bytes: number; timed: number; requested: number; maxWalSize: string }> {
+    const { rows } = await admin.query<{ bytes: string; timed: string; requested: string; max_wal_size: string }>(
+      `select (select wal_bytes from pg_stat_wal)::text as bytes, num_timed::text as timed, num_requested::text as requested,
+              current_setting('max_wal_size') as max_wal_size
+         from pg_stat_checkpointer`,
+    );
+    const r = rows[0]!;
+    return { bytes: Number(r.bytes), timed: Number(r.timed), requested: Number(r.requested), maxWalSize: r.max_wal_size };
+  }
+
   let seq = 0;
   const timestamp = new Date().toISOString();
   // Rendered as text, not built as objects and stringified: the load generator shares the cores
@@ -67,6 +77,7 @@ async function main(): Promise<void> {
   }
 
   console.log(`HTTP: ${connections} connections × batches of ${batchSize} for ${seconds} s, ${customers} customers, fsync on`);
+  const walBefore = await walAndCheckpoints();
   const cpuBefore = { postgres: await postgresCpuSeconds(admin), api: processCpuSeconds(server.pid!), bench: process.cpuUsage() };
   const result = await autocannon({
     url: `${base}/v1/events`,
@@ -94,6 +105,7 @@ async function main(): Promise<void> {
       return (used.user + used.system) / 1e6;
     })(),
   };
+  const wal = await walAndCheckpoints();
   const counted = Number(
     (await admin.query<{ n: string }>('select coalesce(sum(event_count), 0)::text as n from usage_counters')).rows[0]!.n,
   );
@@ -119,6 +131,10 @@ async function main(): Promise<void> {
   const perEvent = (s: number) => ((s / stored) * 1e6).toFixed(1);
   console.log(
     `  CPU per stored event: PostgreSQL ${perEvent(cpu.postgres)} µs, API ${perEvent(cpu.api)} µs, load generator ${perEvent(cpu.bench)} µs`,
+  );
+
+  console.log(
+    `  WAL: ${Math.round((wal.bytes - walBefore.bytes) / stored)} bytes per stored event; checkpoints during the run: ${wal.timed - walBefore.timed} timed, ${wal.requested - walBefore.requested} requested (max_wal_size ${wal.maxWalSize})`,
   );
 
   // Raw ceiling: the same rows, pre-rendered, COPYed into the same (emptied) table and indexes.
