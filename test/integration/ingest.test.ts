@@ -107,6 +107,32 @@ describe('deduplication in the writing transaction', () => {
     assert.equal(await count('select sum(value_sum)::text as n from usage_counters'), '1');
   });
 
+  test('a batch mixing stored and new events stores and counts only the new ones, atomic or not', async () => {
+    const tokens = (id: string, t: string) => ({
+      id,
+      customer: 'acme',
+      type: 'tokens',
+      timestamp: '2026-03-15T11:00:00Z',
+      properties: { tokens: t },
+    });
+    await ingest.ingest([tokens('m1', '1.5'), tokens('m2', '2')], admin, false);
+    const mixed = await ingest.ingest([tokens('m1', '1.5'), tokens('m3', '4'), tokens('m2', '9')], admin, false);
+    assert.deepEqual(
+      mixed.outcomes.map((o) => o.status),
+      ['duplicate', 'accepted', 'conflict'],
+    );
+    const atomic = await ingest.ingest([tokens('m3', '4'), tokens('m4', '0.25')], admin, true);
+    assert.equal(atomic.rolledBack, false);
+    assert.deepEqual(
+      atomic.outcomes.map((o) => o.status),
+      ['duplicate', 'accepted'],
+    );
+    const { rows } = await db.pool.query<{ n: string; s: string; m: string; l: string }>(
+      'select event_count::text as n, value_sum::text as s, value_max::text as m, latest_event_id as l from usage_counters',
+    );
+    assert.deepEqual(rows, [{ n: '4', s: '7.75', m: '4', l: 'm4' }]);
+  });
+
   test('the same id for two customers is two events', async () => {
     const r = await ingest.ingest(
       [
