@@ -105,10 +105,10 @@ const COUNTERS_UPSERT = `
     updated_at = now()`;
 
 // Fast path: the group's rows are COPYed straight into usage_events (batched heap and partition
-// inserts, no staging table, no speculative insertion per row): PostgreSQL CPU per event fell from
-// 15.1–17.6 µs to 10.7–12.7 µs (`npm run bench:ingest`, issue 17). A row whose key is already
-// stored fails the COPY with a unique violation: the transaction is rolled back and the group
-// takes the staging path below, which tells duplicates from conflicts. Two groups holding the
+// inserts, no staging table, no speculative insertion per row): PostgreSQL CPU per event fell
+// from 15.6–15.8 µs to 11.3–11.5 µs in runs at similar load (`npm run bench:ingest`, issue 17).
+// A row whose key is already stored fails the COPY with a unique violation: the transaction is
+// rolled back and the group takes the staging path below, which tells duplicates from conflicts. Two groups holding the
 // same new keys at once (a client retrying while its first attempt is still in flight) can
 // deadlock on them, COPY inserting in no key order: PostgreSQL aborts one after deadlock_timeout,
 // which is retried and then finds the keys stored.
