@@ -79,6 +79,26 @@ describe('deduplication in the writing transaction', () => {
     assert.equal(rows[0]!.s, '125000.0');
   });
 
+  test('two API processes storing the same new events at once, in opposite orders: stored and counted once', async () => {
+    // Each process has its own writer, so the two batches meet in PostgreSQL, not in one group:
+    // one COPY waits on the other's keys (or they deadlock and one is retried), then falls back.
+    const other = createMetering({ pool: db.pool, clock, timePolicy: defaultEventTimePolicy }).ingest;
+    const batch = Array.from({ length: 400 }, (_, i) => ({
+      id: `twice-${i}`,
+      customer: i % 2 ? 'acme' : 'globex',
+      type: 'tokens',
+      timestamp: '2026-03-15T11:00:00Z',
+      properties: { tokens: '1' },
+    }));
+    const results = await Promise.all([ingest.ingest(batch, admin, false), other.ingest([...batch].reverse(), admin, false)]);
+    const statuses = results.flatMap((r) => r.outcomes.map((o) => o.status));
+    assert.equal(statuses.filter((s) => s === 'accepted').length, 400);
+    assert.equal(statuses.filter((s) => s === 'duplicate').length, 400);
+    assert.equal(await count('select count(*)::text as n from usage_events'), '400');
+    assert.equal(await count('select sum(event_count)::text as n from usage_counters'), '400');
+    assert.equal(await count('select sum(value_sum)::text as n from usage_counters'), '400');
+  });
+
   test('same id with another payload is a conflict; key order alone is not a difference', async () => {
     const first = { id: 'x', customer: 'acme', type: 'seats', properties: { seats: 3, region: 'eu' } };
     assert.equal((await ingest.ingest([first], admin, false)).outcomes[0]!.status, 'accepted');
