@@ -1,6 +1,7 @@
 /**
  * `npm run bench:ingest`: events/s through the HTTP API into a durable PostgreSQL, request latency,
- * and, in the same run, the raw ceiling: COPY of the same rows into the same table and indexes.
+ * CPU per stored event (PostgreSQL, API process, load generator) and WAL per event, and, in the
+ * same run, the raw ceiling: COPY of the same rows into the same table and indexes.
  *
  *   BENCH_SECONDS (20)  BENCH_CONNECTIONS (8)  BENCH_BATCH (1000)  BENCH_CUSTOMERS (100)
  */
