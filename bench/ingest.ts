@@ -1,6 +1,7 @@
 /**
  * `npm run bench:ingest`: events/s through the HTTP API into a durable PostgreSQL, request latency,
- * and, in the same run, the raw ceiling: COPY of the same rows into the same table and indexes.
+ * CPU per stored event (PostgreSQL, API process, load generator) and WAL per event, and, in the
+ * same run, the raw ceiling: COPY of the same rows into the same table and indexes.
  *
  *   BENCH_SECONDS (20)  BENCH_CONNECTIONS (8)  BENCH_BATCH (1000)  BENCH_CUSTOMERS (100)
  */
@@ -12,6 +13,7 @@ import autocannon from 'autocannon';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
 import { createClient } from '../src/db/pool';
+import { postgresCpuSeconds, processCpuSeconds } from './cpu';
 import { issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
 
 if (process.argv[2] === 'serve') {
@@ -50,24 +52,34 @@ async function main(): Promise<void> {
   await once(server, 'message');
   const base = `http://127.0.0.1:${port}`;
 
+  async function walAndCheckpoints(): Promise<{ bytes: number; timed: number; requested: number; maxWalSize: string }> {
+    const { rows } = await admin.query<{ bytes: string; timed: string; requested: string; max_wal_size: string }>(
+      `select (select wal_bytes from pg_stat_wal)::text as bytes, num_timed::text as timed, num_requested::text as requested,
+              current_setting('max_wal_size') as max_wal_size
+         from pg_stat_checkpointer`,
+    );
+    const r = rows[0]!;
+    return { bytes: Number(r.bytes), timed: Number(r.timed), requested: Number(r.requested), maxWalSize: r.max_wal_size };
+  }
+
   let seq = 0;
   const timestamp = new Date().toISOString();
+  // Rendered as text, not built as objects and stringified: the load generator shares the cores
+  // with the system under test, so the less it spends per event the less it disturbs.
+  const customerNames = Array.from({ length: customers }, (_, c) => `cust-${c}`);
+  const tokenValues = Array.from({ length: 997 }, (_, t) => String(t + 0.25));
   function nextBody(): string {
-    const events = new Array(batchSize);
+    let body = '[';
     for (let k = 0; k < batchSize; k++) {
       const i = seq++;
-      events[k] = {
-        id: `evt-${i}`,
-        customer: `cust-${i % customers}`,
-        type: 'tokens',
-        timestamp,
-        properties: { tokens: String((i % 997) + 0.25), model: 'small' },
-      };
+      body += `${k === 0 ? '' : ','}{"id":"evt-${i}","customer":"${customerNames[i % customers]}","type":"tokens","timestamp":"${timestamp}","properties":{"tokens":"${tokenValues[i % 997]}","model":"small"}}`;
     }
-    return JSON.stringify(events);
+    return `${body}]`;
   }
 
   console.log(`HTTP: ${connections} connections × batches of ${batchSize} for ${seconds} s, ${customers} customers, fsync on`);
+  const walBefore = await walAndCheckpoints();
+  const cpuBefore = { postgres: await postgresCpuSeconds(admin), api: processCpuSeconds(server.pid!), bench: process.cpuUsage() };
   const result = await autocannon({
     url: `${base}/v1/events`,
     connections,
@@ -86,6 +98,15 @@ async function main(): Promise<void> {
     previous = stored;
     stored = Number((await admin.query<{ n: string }>('select count(*)::text as n from usage_events')).rows[0]!.n);
   }
+  const cpu = {
+    postgres: (await postgresCpuSeconds(admin)) - cpuBefore.postgres,
+    api: processCpuSeconds(server.pid!) - cpuBefore.api,
+    bench: (() => {
+      const used = process.cpuUsage(cpuBefore.bench);
+      return (used.user + used.system) / 1e6;
+    })(),
+  };
+  const wal = await walAndCheckpoints();
   const counted = Number(
     (await admin.query<{ n: string }>('select coalesce(sum(event_count), 0)::text as n from usage_counters')).rows[0]!.n,
   );
@@ -106,6 +127,15 @@ async function main(): Promise<void> {
   console.log(`  request latency: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, max ${result.latency.max} ms`);
   console.log(
     `  group commit: ${txCount} transactions, ${Math.round(metric('ingest_transaction_rows_sum') / txCount)} events each, ${((metric('ingest_transaction_seconds_sum') / txCount) * 1000).toFixed(1)} ms each`,
+  );
+
+  const perEvent = (s: number) => ((s / stored) * 1e6).toFixed(1);
+  console.log(
+    `  CPU per stored event: PostgreSQL ${perEvent(cpu.postgres)} µs, API ${perEvent(cpu.api)} µs, load generator ${perEvent(cpu.bench)} µs`,
+  );
+
+  console.log(
+    `  WAL: ${Math.round((wal.bytes - walBefore.bytes) / stored)} bytes per stored event; checkpoints during the run: ${wal.timed - walBefore.timed} timed, ${wal.requested - walBefore.requested} requested (max_wal_size ${wal.maxWalSize})`,
   );
 
   // Raw ceiling: the same rows, pre-rendered, COPYed into the same (emptied) table and indexes.
@@ -149,12 +179,15 @@ async function main(): Promise<void> {
     );
     return (per * writers) / ((performance.now() - t0) / 1000);
   }
+  const copyCpuBefore = await postgresCpuSeconds(admin);
   const copy1 = await copyRun(1);
+  const copyCpu = (await postgresCpuSeconds(admin)) - copyCpuBefore;
   const copy2 = await copyRun(2);
   const ceiling = Math.max(copy1, copy2);
   console.log(
     `raw ceiling (COPY of ${rows} pre-rendered rows, same table and indexes): 1 writer ${Math.round(copy1)} rows/s, 2 writers ${Math.round(copy2)} rows/s`,
   );
+  console.log(`  CPU per row of the 1-writer COPY: PostgreSQL ${perEvent(copyCpu)} µs`);
   console.log(`end to end / ceiling: ${((httpRate / ceiling) * 100).toFixed(0)}%`);
   console.log(`bytes per stored event (table + indexes): ${await (await import('./storage')).bytesPerStoredEvent(admin)}`);
 

@@ -79,6 +79,26 @@ describe('deduplication in the writing transaction', () => {
     assert.equal(rows[0]!.s, '125000.0');
   });
 
+  test('two API processes storing the same new events at once, in opposite orders: stored and counted once', async () => {
+    // Each process has its own writer, so the two batches meet in PostgreSQL, not in one group:
+    // one COPY waits on the other's keys (or they deadlock and one is retried), then falls back.
+    const other = createMetering({ pool: db.pool, clock, timePolicy: defaultEventTimePolicy }).ingest;
+    const batch = Array.from({ length: 400 }, (_, i) => ({
+      id: `twice-${i}`,
+      customer: i % 2 ? 'acme' : 'globex',
+      type: 'tokens',
+      timestamp: '2026-03-15T11:00:00Z',
+      properties: { tokens: '1' },
+    }));
+    const results = await Promise.all([ingest.ingest(batch, admin, false), other.ingest([...batch].reverse(), admin, false)]);
+    const statuses = results.flatMap((r) => r.outcomes.map((o) => o.status));
+    assert.equal(statuses.filter((s) => s === 'accepted').length, 400);
+    assert.equal(statuses.filter((s) => s === 'duplicate').length, 400);
+    assert.equal(await count('select count(*)::text as n from usage_events'), '400');
+    assert.equal(await count('select sum(event_count)::text as n from usage_counters'), '400');
+    assert.equal(await count('select sum(value_sum)::text as n from usage_counters'), '400');
+  });
+
   test('same id with another payload is a conflict; key order alone is not a difference', async () => {
     const first = { id: 'x', customer: 'acme', type: 'seats', properties: { seats: 3, region: 'eu' } };
     assert.equal((await ingest.ingest([first], admin, false)).outcomes[0]!.status, 'accepted');
@@ -107,6 +127,32 @@ describe('deduplication in the writing transaction', () => {
     assert.equal(await count('select sum(value_sum)::text as n from usage_counters'), '1');
   });
 
+  test('a batch mixing stored and new events stores and counts only the new ones, atomic or not', async () => {
+    const tokens = (id: string, t: string) => ({
+      id,
+      customer: 'acme',
+      type: 'tokens',
+      timestamp: '2026-03-15T11:00:00Z',
+      properties: { tokens: t },
+    });
+    await ingest.ingest([tokens('m1', '1.5'), tokens('m2', '2')], admin, false);
+    const mixed = await ingest.ingest([tokens('m1', '1.5'), tokens('m3', '4'), tokens('m2', '9')], admin, false);
+    assert.deepEqual(
+      mixed.outcomes.map((o) => o.status),
+      ['duplicate', 'accepted', 'conflict'],
+    );
+    const atomic = await ingest.ingest([tokens('m3', '4'), tokens('m4', '0.25')], admin, true);
+    assert.equal(atomic.rolledBack, false);
+    assert.deepEqual(
+      atomic.outcomes.map((o) => o.status),
+      ['duplicate', 'accepted'],
+    );
+    const { rows } = await db.pool.query<{ n: string; s: string; m: string; l: string }>(
+      'select event_count::text as n, value_sum::text as s, value_max::text as m, latest_event_id as l from usage_counters',
+    );
+    assert.deepEqual(rows, [{ n: '4', s: '7.75', m: '4', l: 'm4' }]);
+  });
+
   test('the same id for two customers is two events', async () => {
     const r = await ingest.ingest(
       [
@@ -130,7 +176,22 @@ describe('ids and properties stored exactly as sent', () => {
 
   // The writer hands rows to PostgreSQL as COPY text: tab, newline, carriage return and backslash
   // are its delimiters and escapes, and \N its null; none may change what is stored or matched.
-  const awkward = ['tab\there', 'new\nline', 'cr\rhere', 'back\\slash', '\\N', '\\', 'quote"\'', 'ünï😀', '\\t\t\\n'];
+  // Ids also reach the counters as array-literal elements, where quotes, braces, commas, spaces
+  // and NULL mean something.
+  const awkward = [
+    'tab\there',
+    'new\nline',
+    'cr\rhere',
+    'back\\slash',
+    '\\N',
+    '\\',
+    'quote"\'',
+    'ünï😀',
+    '\\t\t\\n',
+    'NULL',
+    '{"a",b}',
+    ' padded ',
+  ];
 
   test('ids and property text with COPY delimiters and escapes round-trip, and dedup on them', async () => {
     const batch = awkward.map((text, i) => ({
@@ -147,6 +208,11 @@ describe('ids and properties stored exactly as sent', () => {
     );
     const { rows } = await db.pool.query<{ event_id: string; properties: unknown }>('select event_id, properties from usage_events');
     assert.deepEqual(new Map(rows.map((r) => [r.event_id, r.properties])), new Map(batch.map((e) => [e.id, e.properties])));
+    // All at the same time: the latest is the greatest id in the database's collation, whatever JavaScript's order says.
+    assert.equal(
+      await count('select latest_event_id as n from usage_counters'),
+      await count('select event_id as n from usage_events order by event_time desc, event_id desc limit 1'),
+    );
     const again = await ingest.ingest(
       batch.map((e, i) => (i % 2 ? e : { ...e, properties: { ...e.properties, user: `${e.properties.user}\t` } })),
       admin,
