@@ -81,7 +81,7 @@ describe('deduplication in the writing transaction', () => {
 
   test('two API processes storing the same new events at once, in opposite orders: stored and counted once', async () => {
     // Each process has its own writer, so the two batches meet in PostgreSQL, not in one group:
-    // one COPY waits on the other's keys (or they deadlock and one is retried), then falls back.
+    // both COPY in key order, so one waits on the other's first shared key, then falls back.
     const other = createMetering({ pool: db.pool, clock, timePolicy: defaultEventTimePolicy }).ingest;
     const batch = Array.from({ length: 400 }, (_, i) => ({
       id: `twice-${i}`,
