@@ -339,7 +339,7 @@ async function main(): Promise<void> {
     const statements = await pool.query<{ query: string; calls: string }>(
       `select query, calls::text from pg_stat_statements s join pg_database d on d.oid = s.dbid
         where d.datname = current_database()
-          and (query ~* 'entitlements' or (query ~* 'usage_counters|usage_events' and query !~* 'insert into usage_events|unnest\\('))
+          and (query ~* 'entitlements' or (query ~* 'usage_counters|usage_events' and query !~* 'insert into usage_events|unnest\\(|^copy |ingest_stage'))
         order by calls desc`,
     );
     const actualWindow = (Date.now() - windowStart) / 1000;
