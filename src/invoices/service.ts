@@ -12,6 +12,7 @@ import { buildInvoice } from './builder';
 import { drawCreditsAtFinalization, reverseCreditDrawdowns } from './credit-drawdown';
 import { renderInvoiceDocument, type DocumentFormat, type InvoiceDocument } from './documents/render';
 import type { InvoiceIssuer } from './issuer';
+import { lockCustomerInvoicing } from '../subscriptions/invoicing-cut';
 import { nextInvoiceNumber } from './numbering';
 import { buildInterimInvoice } from './progressive';
 import {
@@ -20,7 +21,6 @@ import {
   getInvoice,
   issueInvoice,
   listInvoices,
-  lockCustomerInvoicing,
   lockInvoice,
   saveDraft,
   setInvoiceVoid,

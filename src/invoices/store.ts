@@ -283,15 +283,6 @@ export async function interimInvoicesDeducted(
   return deducted;
 }
 
-/** The latest instant an interim invoice of the subscription (not void) was cut at: what its usage was billed up to. */
-export async function lastInterimCut(db: Queryable, subscriptionId: string): Promise<Date | null> {
-  const { rows } = await db.query<{ cut: Date | null }>(
-    `select max(period_end) as cut from invoices where subscription_id = $1 and kind = 'interim' and status <> 'void'`,
-    [subscriptionId],
-  );
-  return rows[0]?.cut ?? null;
-}
-
 export interface InvoiceFilter {
   customerId?: string;
   status?: InvoiceStatus;
@@ -469,14 +460,6 @@ export async function appendLineAtFinalization(
 
 /** What a state change of an invoice decides on. */
 export type LockedInvoice = Pick<Invoice, 'id' | 'status' | 'total' | 'currency' | 'customerId' | 'planCode'>;
-
-/**
- * Serializes the drafting of one customer's invoices until the caller's transaction ends:
- * adjustments read what the customer's other drafts billed.
- */
-export async function lockCustomerInvoicing(db: Queryable, customerId: string): Promise<void> {
-  await db.query('select pg_advisory_xact_lock(hashtext($1))', [`invoice:${customerId}`]);
-}
 
 /** Locks the invoice row for a state change in the caller's transaction. */
 export async function lockInvoice(db: Queryable, id: string): Promise<LockedInvoice | undefined> {

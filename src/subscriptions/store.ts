@@ -6,7 +6,7 @@ import type { PlanTimeline } from '../domain/plan-segments';
 import type { SpendCap } from '../domain/spend-limit';
 import { inTransaction, type Queryable } from '../db/transaction';
 import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from '../plans/store';
-import { lastInterimCut, lockCustomerInvoicing } from '../invoices/store';
+import { lastInterimCut, lockCustomerInvoicing } from './invoicing-cut';
 
 export const subscriptionStatuses = ['active', 'canceled'] as const;
 export type SubscriptionStatus = (typeof subscriptionStatuses)[number];
