@@ -138,21 +138,24 @@ const count = async (sql: string, params: unknown[]) =>
 const fault = (body: unknown) =>
   fetch(`${simulator.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
+/** One customer's period closed and collected by a worker of its own with these activities (the real ones by default). */
+async function closeAndCollect(
+  taskQueue: string,
+  customer: Awaited<ReturnType<typeof subscribedCustomer>>,
+  dunning: string[],
+  activities: object = createActivities(activityDeps()),
+) {
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
+  return worker.runUntil(async () => collected(await startBilling(taskQueue, customer.terms, dunning), customer.customerId));
+}
+
 describe('period close', () => {
   test('every step, and the close around them after the charge, crashes once after its write: still one invoice, priced from the raw events, and one charge', async () => {
     const taskQueue = 'close-crash';
     const customer = await subscribedCustomer(120);
     const crashes = ['draftInvoice', 'finalizeInvoice', 'chargeInvoice', 'issueAndCharge'];
     const crashed = new Set<string>();
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: bundle,
-      activities: crashingAfterWrite(crashes, crashed),
-    });
-    const { invoiceId, result } = await worker.runUntil(async () =>
-      collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
-    );
+    const { invoiceId, result } = await closeAndCollect(taskQueue, customer, ['PT1H'], crashingAfterWrite(crashes, crashed));
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
     assert.deepEqual([...crashed].sort(), [...crashes].sort(), 'every step crashed once');
 
@@ -233,15 +236,7 @@ describe('period close', () => {
     const customer = await subscribedCustomer(5);
     await fault({ match: { customerId: customer.customerId }, fault: '5xx', times: 2 });
     await fault({ match: { customerId: customer.customerId }, fault: 'timeout' });
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: bundle,
-      activities: createActivities(activityDeps()),
-    });
-    const { invoiceId, result } = await worker.runUntil(async () =>
-      collected(await startBilling(taskQueue, customer.terms, ['P1D']), customer.customerId),
-    );
+    const { invoiceId, result } = await closeAndCollect(taskQueue, customer, ['P1D']);
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
     assert.deepEqual(
       (await provider.listCharges({ invoiceId })).map((c) => [c.status, c.idempotencyKey]),
@@ -253,15 +248,7 @@ describe('period close', () => {
     const taskQueue = 'close-declined';
     const customer = await subscribedCustomer(5);
     await fault({ match: { customerId: customer.customerId }, fault: 'decline', times: 1, declineCode: 'card_declined' });
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: bundle,
-      activities: createActivities(activityDeps()),
-    });
-    const { invoiceId, result } = await worker.runUntil(async () =>
-      collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
-    );
+    const { invoiceId, result } = await closeAndCollect(taskQueue, customer, ['PT1H']);
     assert.deepEqual(result, { outcome: 'paid', attempts: 2 });
     assert.deepEqual(
       (await db.pool.query('select attempt, status, decline_code from charge_attempts where invoice_id = $1 order by attempt', [invoiceId]))
@@ -293,15 +280,11 @@ describe('period close', () => {
       if (rejected++ === 0) throw ApplicationFailure.nonRetryable('the provider rejected the charge', 'provider_rejected');
       return real.chargeInvoice(input);
     };
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: bundle,
-      activities: { ...real, chargeInvoice, issueAndCharge: createIssueAndCharge({ ...real, chargeInvoice }) },
+    const { invoiceId, result } = await closeAndCollect(taskQueue, customer, ['PT1H'], {
+      ...real,
+      chargeInvoice,
+      issueAndCharge: createIssueAndCharge({ ...real, chargeInvoice }),
     });
-    const { invoiceId, result } = await worker.runUntil(async () =>
-      collected(await startBilling(taskQueue, customer.terms, ['PT1H']), customer.customerId),
-    );
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
     assert.equal(rejected, 2);
     const collection = (await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory()).events!;
@@ -319,15 +302,7 @@ describe('period close', () => {
     const taskQueue = 'close-declined-no-dunning';
     const customer = await subscribedCustomer(5);
     await fault({ match: { customerId: customer.customerId }, fault: 'decline', times: 1, declineCode: 'card_declined' });
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: bundle,
-      activities: createActivities(activityDeps()),
-    });
-    const { invoiceId, result } = await worker.runUntil(async () =>
-      collected(await startBilling(taskQueue, customer.terms, []), customer.customerId),
-    );
+    const { invoiceId, result } = await closeAndCollect(taskQueue, customer, []);
     assert.deepEqual(result, { outcome: 'payment_failed', attempts: 1 });
     assert.equal((await db.pool.query('select status from invoices where id = $1', [invoiceId])).rows[0].status, 'payment_failed');
     const { rows: raised } = await db.pool.query(
