@@ -5,8 +5,8 @@ import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { inTransaction, type Queryable } from '../db/transaction';
 import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
-import { minorUnits, type CurrencyCode } from '../domain/currencies';
-import { Decimal, formatMoney } from '../domain/money';
+import type { CurrencyCode } from '../domain/currencies';
+import { Decimal, formatMoney, toMinorUnits } from '../domain/money';
 import { ok, refuse, type Result } from '../domain/result';
 import { auditActorOf, type Actor } from '../keys/principal';
 import { ProviderRejectedError, ProviderUnavailableError, type PaymentProvider, type ProviderCharge } from '../provider/payment-provider';
@@ -411,7 +411,7 @@ export class CreditService {
         idempotencyKey: grant.idempotencyKey!,
         customerId: grant.customerId,
         invoiceId: purchaseRefFor(grant.id),
-        amountMinor: new Decimal(grant.amount).times(new Decimal(10).pow(minorUnits(grant.currency))).toFixed(0),
+        amountMinor: toMinorUnits(grant.amount, grant.currency),
         currency: grant.currency,
         description: `Prepaid credit ${grant.reference}`,
       })

@@ -83,6 +83,16 @@ export function formatMoney(amount: Decimal, currency: CurrencyCode): string {
   return amount.toFixed(digits);
 }
 
+/** An amount as a count of the currency's minor units ("19.99" USD → "1999"): what payment providers take and report. */
+export function toMinorUnits(amount: Decimal | string, currency: CurrencyCode): string {
+  return new Decimal(amount).times(new Decimal(10).pow(minorUnits(currency))).toFixed(0);
+}
+
+/** The amount a count of the currency's minor units stands for ("1999" USD → 19.99). */
+export function fromMinorUnits(minor: string, currency: CurrencyCode): Decimal {
+  return new Decimal(minor).div(new Decimal(10).pow(minorUnits(currency)));
+}
+
 /** Full-precision text, plain notation, for exact amounts and quantities kept beside rounded ones. */
 export function formatExact(amount: Decimal): string {
   return amount.toFixed();

@@ -4,7 +4,7 @@ import type { CouponToApply } from './discounts';
 import { interimBilledLine, interimUsageLines, totalOf, type InterimInvoiceBilled } from './interim-billing';
 import { lateUsageAdjustments, type BilledLine } from './invoice-adjustments';
 import { afterPricing } from './invoice-pipeline';
-import { Decimal, ZERO, formatExact, formatMoney, type RoundingMode } from './money';
+import { Decimal, ZERO, formatExact, formatMoney, fromMinorUnits, type RoundingMode } from './money';
 import { nextPeriod, periodContaining, type BillingInterval, type Period } from './periods';
 import type { Plan } from './plan';
 import { pricePlan } from './pricing/price-plan';
@@ -383,7 +383,7 @@ export interface ChargeComparison {
 
 function major(charge: ProviderChargeSeen, fallback: CurrencyCode): Decimal {
   const currency = isCurrency(charge.currency) ? charge.currency : fallback;
-  return new Decimal(charge.amountMinor).div(new Decimal(10).pow(minorUnits(currency)));
+  return fromMinorUnits(charge.amountMinor, currency);
 }
 
 /** Our record of an invoice's collection against the provider's. */

@@ -2,8 +2,7 @@ import type { Clock } from '../clock';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { inTransaction, type Queryable } from '../db/transaction';
-import { minorUnits } from '../domain/currencies';
-import { Decimal } from '../domain/money';
+import { Decimal, toMinorUnits } from '../domain/money';
 import { ok, refuse, type Result } from '../domain/result';
 import { getInvoice, lockInvoice, setInvoiceStatus, type LockedInvoice } from '../invoices/store';
 import type { PaymentProvider, ProviderCharge } from '../provider/payment-provider';
@@ -124,7 +123,7 @@ export class PaymentService {
         idempotencyKey,
         customerId: invoice.customerId,
         invoiceId: invoice.id,
-        amountMinor: new Decimal(invoice.total).times(new Decimal(10).pow(minorUnits(invoice.currency))).toFixed(0),
+        amountMinor: toMinorUnits(invoice.total, invoice.currency),
         currency: invoice.currency,
         description: `Invoice ${invoice.id}`,
       })

@@ -7,7 +7,9 @@ import {
   formatMoney,
   InvalidDecimalError,
   parseDecimal,
+  fromMinorUnits,
   roundToMinor,
+  toMinorUnits,
   type RoundingMode,
 } from '../../src/domain/money';
 
@@ -129,5 +131,16 @@ describe('currencies', () => {
       assert.match(code, /^[A-Z]{3}$/);
       assert.ok([0, 2, 3].includes(minorUnits(code)), code);
     }
+  });
+});
+
+describe('minor units, as payment providers count money', () => {
+  test('to and from the count of minor units, for currencies of 0, 2 and 3 decimals', () => {
+    assert.equal(toMinorUnits('19.99', 'USD'), '1999');
+    assert.equal(toMinorUnits('1500', 'JPY'), '1500');
+    assert.equal(toMinorUnits('1.234', 'BHD'), '1234');
+    assert.equal(fromMinorUnits('1999', 'USD').toFixed(), '19.99');
+    assert.equal(fromMinorUnits('1500', 'JPY').toFixed(), '1500');
+    assert.equal(fromMinorUnits('1234', 'BHD').toFixed(), '1.234');
   });
 });
