@@ -109,10 +109,7 @@ const COUNTERS_UPSERT = `
 // from 15.6–15.8 µs to 11.3–11.5 µs in runs at similar load (`npm run bench:ingest`, issue 17).
 // A row whose key is already stored fails the COPY with a unique violation: the transaction is
 // rolled back and the group takes the staging path below, which tells duplicates from conflicts.
-// Rows are COPYed in key order (customer, event id; any fixed order works, it only has to be the
-// same in every process), so two groups holding the same new keys at once (a client retrying while
-// its first attempt is still in flight) meet on the first shared key: the later one waits for the
-// earlier to commit, then falls back, instead of both deadlocking until deadlock_timeout.
+// Rows come in key order (`commit`), as on the staging path.
 const DIRECT_COPY_SQL =
   'copy usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin';
 const UNIQUE_VIOLATION = '23505';
@@ -137,14 +134,14 @@ ${COUNTERS_UPSERT}`;
 
 // Staging path: one statement stores the new events and folds only those into the daily counters:
 // rows that hit the unique key are skipped by ON CONFLICT and never reach the counter CTE. Rows are
-// inserted in key order so concurrent transactions lock in the same order and cannot deadlock
-// on each other's keys.
+// inserted in the group's key order (`ord`, see `commit`): the same order as the fast path's COPY,
+// so concurrent transactions lock keys in one order whichever path each takes.
 const INSERT_SQL = `
 with ins as (
   insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
   select customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late
     from ingest_stage
-   order by 1, 2
+   order by ord
   on conflict (customer_id, event_id) do nothing
   returning customer_id, event_id, meter_id, event_time, value
 ), counted as (
@@ -180,7 +177,7 @@ function arrayText(value: string): string {
   return /["\\]/.test(value) ? value.replace(/["\\]/g, '\\$&') : value;
 }
 
-/** Orders events by customer, then event id (code-unit order: the same in every API process). */
+/** Orders events by customer, then event id (code-unit order: the same in every API process, whatever the database's collation). */
 function compareKeys(a: PreparedEvent, b: PreparedEvent): number {
   if (a.customerId !== b.customerId) return a.customerId < b.customerId ? -1 : 1;
   return a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0;
@@ -337,18 +334,15 @@ export class IngestWriter {
   /** One transaction on `client`, which it releases. */
   private async commit(client: PoolClient, events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
     // Repeats of a key within the group go to the database once; the rest are judged against it.
-    const firstOf = new Map<string, number>();
-    const unique: PreparedEvent[] = [];
-    const uniqueIndex = events.map((e) => {
-      const key = `${e.customerId}\u0000${e.eventId}`;
-      let at = firstOf.get(key);
-      if (at === undefined) {
-        at = unique.length;
-        firstOf.set(key, at);
-        unique.push(e);
-      }
-      return at;
-    });
+    const firstOf = new Map<string, PreparedEvent>();
+    const keyOf = (e: PreparedEvent) => `${e.customerId}\u0000${e.eventId}`;
+    for (const e of events) if (!firstOf.has(keyOf(e))) firstOf.set(keyOf(e), e);
+    // In key order, whichever path stores them: two groups holding the same new keys at once (a
+    // client retrying while its first attempt is still in flight) then meet on the first shared
+    // key, the later waiting for the earlier's commit, instead of deadlocking until deadlock_timeout.
+    const unique = [...firstOf.values()].sort(compareKeys);
+    const position = new Map(unique.map((e, i) => [e, i]));
+    const uniqueIndex = events.map((e) => position.get(firstOf.get(keyOf(e))!)!);
 
     let uniqueOutcomes: WriteOutcome[];
     try {
@@ -389,14 +383,20 @@ export class IngestWriter {
    */
   private async storeDirect(client: PoolClient, events: PreparedEvent[]): Promise<boolean> {
     let text = '';
+    for (const e of events) text += copyLine(e);
+    try {
+      await pipeline(Readable.from([text]), client.query(copyFrom(DIRECT_COPY_SQL)));
+    } catch (err) {
+      if ((err as { code?: string }).code === UNIQUE_VIOLATION) return false;
+      throw err;
+    }
+    // The counters' inputs, only once the rows are in: a COPY that hits a stored key wastes none.
     // Per customer, meter and UTC day (group k at index k − 1): its latest event time.
     const groupOf = new Map<string, number>();
     const customerIds: string[] = [];
     const meterIds: string[] = [];
     const latestTimes: string[] = [];
     const groupOfEvent = new Array<number>(events.length);
-    const byKey = events.map((_, i) => i).sort((a, b) => compareKeys(events[a]!, events[b]!));
-    for (const i of byKey) text += copyLine(events[i]!);
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
       const key = `${e.customerId}${e.meterId}${e.eventTime.slice(0, 10)}`;
@@ -420,12 +420,6 @@ export class IngestWriter {
       const sep = i === 0 ? '' : ',';
       values += `${sep}${e.value ?? 'NULL'}`;
       latestIds += e.eventTime === latestTimes[groupOfEvent[i]! - 1] ? `${sep}"${arrayText(e.eventId)}"` : `${sep}NULL`;
-    }
-    try {
-      await pipeline(Readable.from([text]), client.query(copyFrom(DIRECT_COPY_SQL)));
-    } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION) return false;
-      throw err;
     }
     await client.query(DIRECT_COUNTERS_SQL, [
       customerIds,
