@@ -1,5 +1,5 @@
-import { ApplicationFailure, Context, log } from '@temporalio/activity';
-import type { BillingPeriodActivities } from '../workflows/billing-period';
+import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
+import type { BillingPeriodActivities, FirstChargeOutcome } from '../workflows/billing-period';
 import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
 
 /** Well inside the billing workflow's heartbeat timeout for this activity (1 minute). */
@@ -12,10 +12,12 @@ const HEARTBEAT_MS = 20_000;
  * invoice; charge: invoice + attempt 1, the provider idempotency key), so a retry after a crash at
  * any point converges on one invoice and at most one charge.
  *
- * A top-up that failed for good is logged and collection goes on, as in the collection workflow.
- * A first charge that failed for good (the provider rejected it, or the invoice cannot be charged)
- * does not fail the close: it is reported `rejected`, and the collection workflow tries attempt 1
- * again, where the failure stays visible as before.
+ * Only drafting and finalizing make the close wait: once the invoice is final, the close must not
+ * hang on the payment provider (blocked meters stay blocked and the next period is not entered
+ * until it ends). So a top-up or first charge that fails, for good or for now (an outage, an
+ * unknown outcome), is reported `not_charged` and the collection workflow takes it over under the
+ * same idempotency keys: still at most one top-up and one charge. A top-up that failed for good is
+ * logged and not tried again, as in the collection workflow.
  */
 export function createIssueAndCharge(steps: {
   draftInvoice: BillingPeriodActivities['draftInvoice'];
@@ -32,33 +34,37 @@ export function createIssueAndCharge(steps: {
     try {
       const { invoiceId } = 'period' in input ? await steps.draftInvoice(input.period) : await steps.draftInterimInvoice(input.interim);
       await steps.finalizeInvoice({ invoiceId });
-      await topUpCredits(steps.autoTopUpCredits, invoiceId);
-      return { invoiceId, firstAttempt: await firstAttempt(steps.chargeInvoice, invoiceId) };
+      return { invoiceId, firstAttempt: await collect(steps, invoiceId) };
     } finally {
       clearInterval(heartbeats);
     }
   };
 }
 
-async function topUpCredits(autoTopUpCredits: InvoiceCollectionActivities['autoTopUpCredits'], invoiceId: string): Promise<void> {
+async function collect(
+  steps: Pick<InvoiceCollectionActivities, 'autoTopUpCredits' | 'chargeInvoice'>,
+  invoiceId: string,
+): Promise<FirstChargeOutcome> {
   try {
-    const topUp = await autoTopUpCredits({ invoiceId });
+    const topUp = await steps.autoTopUpCredits({ invoiceId });
     if (topUp.outcome !== 'not_needed') log.info('automatic credit top-up', { invoiceId, ...topUp });
   } catch (err) {
-    if (!isFinal(err)) throw err;
+    if (!isFinal(err)) return handOver(invoiceId, 'automatic credit top-up', err, false);
     log.warn('automatic credit top-up failed', { invoiceId, error: err.message });
   }
-}
-
-async function firstAttempt(chargeInvoice: InvoiceCollectionActivities['chargeInvoice'], invoiceId: string) {
   try {
-    return await chargeInvoice({ invoiceId, attempt: 1 });
+    return await steps.chargeInvoice({ invoiceId, attempt: 1 });
   } catch (err) {
-    if (!isFinal(err)) throw err;
-    log.warn('first charge attempt failed for good; the collection workflow takes it over', { invoiceId, error: err.message });
-    return { outcome: 'rejected' as const, reason: err.type ?? err.message };
+    return handOver(invoiceId, 'first charge attempt', err, true);
   }
 }
 
-/** A failure no retry of the activity can change. */
+function handOver(invoiceId: string, step: string, err: unknown, toppedUp: boolean): FirstChargeOutcome {
+  if (err instanceof CancelledFailure) throw err;
+  const reason = err instanceof Error ? err.message : String(err);
+  log.warn(`${step} failed; the collection workflow takes it over`, { invoiceId, error: reason });
+  return { outcome: 'not_charged', toppedUp, reason };
+}
+
+/** A failure no retry can change: the top-up is not tried again. */
 const isFinal = (err: unknown): err is ApplicationFailure => err instanceof ApplicationFailure && err.nonRetryable === true;

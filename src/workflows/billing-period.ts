@@ -112,14 +112,13 @@ export interface BillingPeriodActivities {
    * The period's invoice (or an interim one) issued and charged in one activity task: drafted as
    * draftInvoice / draftInterimInvoice would, finalized, the automatic credit top-up run and
    * collection attempt 1 made (chargeInvoice's, under the same idempotency key). Every step is
-   * idempotent, so a retry after a crash anywhere charges at most once. `rejected`: the first
-   * attempt failed for good (not a decline); the collection workflow takes it from attempt 1.
+   * idempotent, so a retry after a crash anywhere charges at most once.
    */
   issueAndCharge(
     input:
       | { period: Parameters<BillingPeriodActivities['draftInvoice']>[0] }
       | { interim: Parameters<BillingPeriodActivities['draftInterimInvoice']>[0] },
-  ): Promise<{ invoiceId: string; firstAttempt: ChargeAttemptOutcome | { outcome: 'rejected'; reason: string } }>;
+  ): Promise<{ invoiceId: string; firstAttempt: FirstChargeOutcome }>;
   /**
    * Progressive billing: prices [periodStart, until) from the raw events as an interim invoice
    * would (nothing saved) and says where the priced usage stands against the thresholds, with,
@@ -353,6 +352,14 @@ const STEADY_REPORTS = 'steady-reports';
  * (a decline: dunning from attempt 2), and enter the next period with a local activity.
  */
 const ISSUE_AND_CHARGE = 'issue-and-charge';
+
+/**
+ * What the close's own collection attempt ended in. `not_charged`: the top-up (`toppedUp` false)
+ * or the first charge failed, for good or for now, and the collection workflow takes it from there.
+ * `rejected` was the first version's word for a charge that failed for good; histories may hold it.
+ */
+export type FirstChargeOutcome =
+  ChargeAttemptOutcome | { outcome: 'not_charged'; toppedUp: boolean; reason: string } | { outcome: 'rejected'; reason: string };
 
 export const usageReported = defineSignal<[UsageReport]>('usageReported');
 /** Sent with signal-with-start: a no-op for the run it started, a hand-over when a new subscription replaces this one. */
@@ -707,6 +714,8 @@ class BillingPeriodRun {
     const { invoiceId, firstAttempt } = await closing.issueAndCharge(invoice);
     if (firstAttempt.outcome === 'declined') {
       await startInvoiceCollection(invoiceId, this.input.dunning, { declined: { attempt: 1, declineCode: firstAttempt.declineCode } });
+    } else if (firstAttempt.outcome === 'not_charged') {
+      await startInvoiceCollection(invoiceId, this.input.dunning, firstAttempt.toppedUp ? { declined: null } : undefined);
     } else if (firstAttempt.outcome === 'rejected') {
       await startInvoiceCollection(invoiceId, this.input.dunning, { declined: null });
     }

@@ -43,8 +43,8 @@ export interface InvoiceCollectionInput {
   /**
    * Set when the close already ran the top-up and charge attempt 1 (BillingPeriodActivities.
    * issueAndCharge): that attempt's decline, so collection goes on with the dunning schedule; or
-   * null when it failed for good (not a decline) and is tried again here. Absent: from the
-   * start, top-up included (every history recorded before it).
+   * null when it failed otherwise and is tried again here. Absent: from the start, top-up
+   * included (every history recorded before it, and a close whose top-up failed for now).
    */
   resume?: { declined: { attempt: number; declineCode: string } | null };
 }

@@ -149,6 +149,33 @@ async function closeAndCollect(
   return worker.runUntil(async () => collected(await startBilling(taskQueue, customer.terms, dunning), customer.customerId));
 }
 
+/**
+ * Closes a customer's period with `step` failing once with `failure()` inside the close's own
+ * activity (the collection workflow's call goes through); says how often each step ran and which
+ * activities the collection workflow scheduled.
+ */
+async function closeWithFailingStep(step: 'chargeInvoice' | 'autoTopUpCredits', failure: () => Error) {
+  const customer = await subscribedCustomer(5);
+  const real = createActivities(activityDeps());
+  const calls = { chargeInvoice: 0, autoTopUpCredits: 0 };
+  const chargeInvoice: typeof real.chargeInvoice = async (input) => {
+    if (calls.chargeInvoice++ === 0 && step === 'chargeInvoice') throw failure();
+    return real.chargeInvoice(input);
+  };
+  const autoTopUpCredits: typeof real.autoTopUpCredits = async (input) => {
+    if (calls.autoTopUpCredits++ === 0 && step === 'autoTopUpCredits') throw failure();
+    return real.autoTopUpCredits(input);
+  };
+  const steps = { ...real, chargeInvoice, autoTopUpCredits };
+  const { invoiceId, result } = await closeAndCollect(`close-failing-${customer.name}`, customer, ['PT1H'], {
+    ...steps,
+    issueAndCharge: createIssueAndCharge(steps),
+  });
+  const collection = (await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory()).events!;
+  const collectionSteps = collection.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+  return { invoiceId, result, calls, collectionSteps };
+}
+
 describe('period close', () => {
   test('every step, and the close around them after the charge, crashes once after its write: still one invoice, priced from the raw events, and one charge', async () => {
     const taskQueue = 'close-crash';
@@ -195,7 +222,8 @@ describe('period close', () => {
     const billing = await startBilling(taskQueue, customer.terms, ['PT1H']);
     // Awaiting the close lets the test server skip to it; the second worker finishes it.
     const closing = closed(billing, customer.customerId);
-    // The provider charged, but the worker never heard: stop it there, as a crash or a deploy would.
+    // The provider charged, but the worker never heard. The close does not wait for the answer:
+    // it hands attempt 1 to the collection workflow. Stop the worker there, as a crash or a deploy would.
     const invoiceId = await waitFor(
       async () => {
         const { rows } = await db.pool.query<{ id: string }>('select id from invoices where customer_id = $1', [customer.customerId]);
@@ -204,16 +232,9 @@ describe('period close', () => {
       },
       { description: 'the provider charged' },
     );
-    // Stopped once the attempt that lost the answer has failed: a worker stopped in the middle of
-    // one would leave it to the close's heartbeat timeout (a minute of real time here).
-    // The retry that follows can finish within one poll (the provider answers it from its key):
-    // then the close's activity completed, and a restarted worker still must not charge again.
-    await waitFor(
-      async () =>
-        (await billing.describe()).raw.pendingActivities?.some((a) => (a.attempt ?? 1) > 1) ||
-        (await billing.fetchHistory()).events!.some((e) => e.activityTaskCompletedEventAttributes),
-      { description: 'the first attempt failed' },
-    );
+    await waitFor(async () => (await billing.fetchHistory()).events!.some((e) => e.activityTaskCompletedEventAttributes), {
+      description: 'the close handed the charge over',
+    });
     first.shutdown();
     await running;
 
@@ -275,32 +296,32 @@ describe('period close', () => {
     );
   });
 
-  test('a first charge that fails for good (not a decline) does not fail the close: the collection workflow tries attempt 1 again', async () => {
-    const taskQueue = 'close-rejected';
-    const customer = await subscribedCustomer(5);
-    const real = createActivities(activityDeps());
-    let rejected = 0;
-    // The first call is refused outright, as a provider rejecting the request would be; the collection's retry goes through.
-    const chargeInvoice: typeof real.chargeInvoice = async (input) => {
-      if (rejected++ === 0) throw ApplicationFailure.nonRetryable('the provider rejected the charge', 'provider_rejected');
-      return real.chargeInvoice(input);
-    };
-    const { invoiceId, result } = await closeAndCollect(taskQueue, customer, ['PT1H'], {
-      ...real,
-      chargeInvoice,
-      issueAndCharge: createIssueAndCharge({ ...real, chargeInvoice }),
+  const failures = {
+    'for good (the provider rejects it)': () => ApplicationFailure.nonRetryable('the provider rejected the request', 'provider_rejected'),
+    'for now (the provider is unreachable)': () => new Error('connect ECONNREFUSED'),
+  };
+  for (const [how, failure] of Object.entries(failures)) {
+    test(`a first charge that fails ${how} does not hold the close: the collection workflow tries attempt 1 again`, async () => {
+      const { invoiceId, result, calls, collectionSteps } = await closeWithFailingStep('chargeInvoice', failure);
+      assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
+      assert.deepEqual(calls, { chargeInvoice: 2, autoTopUpCredits: 1 });
+      assert.deepEqual(collectionSteps, ['chargeInvoice']);
+      assert.deepEqual(
+        (await provider.listCharges({ invoiceId })).map((c) => [c.status, c.idempotencyKey]),
+        [['succeeded', `meterflow-invoice-${invoiceId}-attempt-1`]],
+      );
     });
+  }
+
+  test('an automatic top-up that fails for now does not hold the close: the collection workflow runs the top-up, then attempt 1', async () => {
+    const { invoiceId, result, calls, collectionSteps } = await closeWithFailingStep(
+      'autoTopUpCredits',
+      failures['for now (the provider is unreachable)'],
+    );
     assert.deepEqual(result, { outcome: 'paid', attempts: 1 });
-    assert.equal(rejected, 2);
-    const collection = (await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory()).events!;
-    assert.deepEqual(
-      collection.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
-      ['chargeInvoice'],
-    );
-    assert.deepEqual(
-      (await provider.listCharges({ invoiceId })).map((c) => c.status),
-      ['succeeded'],
-    );
+    assert.deepEqual(calls, { chargeInvoice: 1, autoTopUpCredits: 2 });
+    assert.deepEqual(collectionSteps, ['autoTopUpCredits', 'chargeInvoice']);
+    assert.equal((await provider.listCharges({ invoiceId })).length, 1);
   });
 
   test('a declined first charge without dunning: payment_failed after that one attempt, notified once', async () => {
