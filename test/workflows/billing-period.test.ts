@@ -16,7 +16,7 @@ import {
   type SubscriptionTerms,
 } from '../../src/workflows/billing-period';
 import { collectionWorkflowIdFor, type InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
-import { workflowsPath } from '../../src/temporal/worker';
+import { workflowBundleOptions } from '../../src/temporal/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
 import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
@@ -85,7 +85,7 @@ const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
 const of = (name: ActivityName) => calls.filter((c) => c.name === name).map((c) => c.input);
 
 before(async () => {
-  [env, bundle] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath })]);
+  [env, bundle] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode(workflowBundleOptions)]);
 });
 after(async () => {
   await env?.teardown();
