@@ -5,23 +5,6 @@ import type { WorkerActivities } from '../workflows/activities';
 /** Entry module of the workflow bundle: everything it imports must be deterministic. */
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
-/**
- * The pure domain modules the workflows import, loaded once per workflow thread and shared by
- * every workflow in it, with all they import (zod, decimal.js, pricing). Otherwise each cached
- * workflow evaluates its own copy of that module graph: three times the worker memory per cached
- * workflow (`npm run bench:workflow-memory`: 0.50 MB instead of 0.17), which decides how many of
- * 10,000 billing workflows a worker can keep cached instead of replaying them. Only stateless
- * modules may be shared (a module-level variable would leak between workflows):
- * test/workflows/shared-modules.test.ts checks the list against the workflows' imports and that
- * nothing shared keeps module-level state.
- */
-export const sharedWorkflowModules = ['money', 'periods', 'quota-policy', 'reconciliation', 'spend-limit', 'spend-thresholds'].map((name) =>
-  fileURLToPath(new URL(`../domain/${name}.ts`, import.meta.url)),
-);
-
-/** How every worker bundles the workflows (tests pass the same to bundleWorkflowCode). */
-export const workflowBundleOptions = { workflowsPath, preloadModules: sharedWorkflowModules };
-
 export interface WorkerDeps {
   connection: NativeConnection;
   namespace: string;
@@ -72,8 +55,6 @@ export function createWorker(deps: WorkerDeps): Promise<Worker> {
           shutdownGraceTime: deps.limits.shutdownGraceSeconds * 1000,
         }
       : {}),
-    ...(deps.workflowBundle
-      ? { workflowBundle: deps.workflowBundle }
-      : { workflowsPath, bundlerOptions: { preloadModules: sharedWorkflowModules } }),
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath }),
   });
 }

@@ -14,7 +14,7 @@ import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
@@ -551,7 +551,7 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     let bundle;
     [temporal, bundle] = await Promise.all([
       localEnvironment(),
-      bundleWorkflowCode(workflowBundleOptions),
+      bundleWorkflowCode({ workflowsPath }),
       (async () => (simulator = await startProviderSimulator({ port: await freePort() })))(),
     ]);
     const provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 1000 });

@@ -16,7 +16,7 @@ import {
   type SubscriptionTerms,
 } from '../../src/workflows/billing-period';
 import { collectionWorkflowIdFor, type InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
 import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
@@ -85,7 +85,7 @@ const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
 const of = (name: ActivityName) => calls.filter((c) => c.name === name).map((c) => c.input);
 
 before(async () => {
-  [env, bundle] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode(workflowBundleOptions)]);
+  [env, bundle] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath })]);
 });
 after(async () => {
   await env?.teardown();

@@ -15,7 +15,7 @@ import { createHttpPaymentProvider } from '../../src/provider/http-payment-provi
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { billingState, workflowIdFor, type BillingPeriodActivities, type BillingPeriodView } from '../../src/workflows/billing-period';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
@@ -49,7 +49,7 @@ let provider: PaymentProvider;
 let meterId: string;
 
 before(async () => {
-  [bundle, db] = await Promise.all([bundleWorkflowCode(workflowBundleOptions), createTestDatabase()]);
+  [bundle, db] = await Promise.all([bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 });
   meterId = await seedHourlyPlan(db.pool);

@@ -14,7 +14,7 @@ import { createHttpPaymentProvider } from '../../src/provider/http-payment-provi
 import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { createSubscription } from '../../src/subscriptions/store';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
 import { creditExpiryWorkflowIdFor } from '../../src/workflows/credit-expiry';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -49,7 +49,7 @@ const balance = async () => {
 
 before(async () => {
   let bundle;
-  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode(workflowBundleOptions), createTestDatabase()]);
+  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 });
   meterId = await seedHourlyPlan(db.pool);

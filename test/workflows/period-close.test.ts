@@ -15,7 +15,7 @@ import type { PaymentProvider } from '../../src/provider/payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
 import { collectionWorkflowIdFor, invoiceCollectionWorkflow } from '../../src/workflows/invoice-collection';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { collectionOf } from '../support/collection';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { timeSkippingEnvironment } from '../support/temporal';
@@ -36,7 +36,7 @@ let provider: PaymentProvider;
 let meterId: string;
 
 before(async () => {
-  [bundle, db] = await Promise.all([bundleWorkflowCode(workflowBundleOptions), createTestDatabase()]);
+  [bundle, db] = await Promise.all([bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 1000 });
   meterId = await seedHourlyPlan(db.pool);

@@ -18,7 +18,7 @@ import { createHttpPaymentProvider } from '../../src/provider/http-payment-provi
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { findDiscrepancies } from '../../src/reconciliations/discrepancies';
 import { createSubscription } from '../../src/subscriptions/store';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import {
   billingPeriodWorkflow,
   billingState,
@@ -47,7 +47,7 @@ let simulator: Awaited<ReturnType<typeof startProviderSimulator>>;
 let meterId: string;
 
 before(async () => {
-  [bundle, db] = await Promise.all([bundleWorkflowCode(workflowBundleOptions), createTestDatabase()]);
+  [bundle, db] = await Promise.all([bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   meterId = await seedHourlyPlan(db.pool);
 });

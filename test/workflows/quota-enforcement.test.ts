@@ -11,7 +11,7 @@ import { scopes } from '../../src/keys/principal';
 import { systemClock } from '../../src/clock';
 import { Decimal } from '../../src/domain/money';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';
@@ -34,7 +34,7 @@ let provider: Awaited<ReturnType<typeof startProviderSimulator>>;
 before(async () => {
   const [testEnv, bundle, database] = await Promise.all([
     timeSkippingEnvironment(),
-    bundleWorkflowCode(workflowBundleOptions),
+    bundleWorkflowCode({ workflowsPath }),
     createTestDatabase(),
   ]);
   env = testEnv;

@@ -21,7 +21,7 @@ import {
   workflowIdFor,
   type SubscriptionTerms,
 } from '../../src/workflows/billing-period';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
@@ -55,7 +55,7 @@ let simulator: Awaited<ReturnType<typeof startProviderSimulator>>;
 let meterId: string;
 
 before(async () => {
-  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode(workflowBundleOptions), createTestDatabase()]);
+  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   meterId = await seedHourlyPlan(db.pool);
 });

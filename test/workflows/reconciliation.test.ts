@@ -19,7 +19,7 @@ import { temporalCliPath } from '../../src/temporal/binaries';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
 import { collectionWorkflowIdFor, type InvoiceCollectionResult } from '../../src/workflows/invoice-collection';
 import { approveSignal, dismissSignal, reconciliationWorkflow, reportQuery, retrySignal } from '../../src/workflows/reconciliation';
-import { workflowBundleOptions } from '../../src/temporal/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';
@@ -50,7 +50,7 @@ const activities = () =>
   createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 0, dunning: [], provider });
 
 before(async () => {
-  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode(workflowBundleOptions), createTestDatabase()]);
+  [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);
   simulator = await startProviderSimulator({ port: await freePort() });
   provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 });
   meterId = await seedHourlyPlan(db.pool);
