@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
 import { createReadUsageTotals } from '../../src/activities/read-usage-totals';
 import { createCustomer } from '../../src/customers/store';
 import { IngestWriter, type PreparedEvent } from '../../src/metering/ingest-writer';
@@ -118,6 +119,21 @@ describe('usage totals of a period', () => {
       ['2026-03-10T13:30:00.000Z', '2026-03-10T13:30:00.000Z'],
     ] as const) {
       assert.deepEqual(await totals(from, to), await fromEvents(from, to), `[${from}, ${to})`);
+    }
+  });
+
+  test('the activity fails for good on input no retry can mend: a customer id that is no UUID, a period that is not two timestamps', async () => {
+    const read = createReadUsageTotals({ pool: db.pool });
+    const meters = [{ code: 'calls' }];
+    for (const input of [
+      { customerId: 'acme', meters, periodStart: start, periodEnd: end },
+      { customerId, meters, periodStart: 'yesterday', periodEnd: end },
+    ]) {
+      await assert.rejects(
+        read(input),
+        (err) => err instanceof ApplicationFailure && err.nonRetryable && err.type === 'invalid_input',
+        JSON.stringify(input),
+      );
     }
   });
 
