@@ -222,6 +222,13 @@ export class IngestWriter {
         registers,
       }),
       events: new Counter({ name: 'ingest_events_total', help: 'Events by write outcome', labelNames: ['status'] as const, registers }),
+      // How often the fast path pays a wasted COPY: a client resending whole batches shows here.
+      paths: new Counter({
+        name: 'ingest_transactions_total',
+        help: 'Group-commit transactions by path: direct (COPY into usage_events) or staging (some key was stored already)',
+        labelNames: ['path'] as const,
+        registers,
+      }),
       queued: new Gauge({
         name: 'ingest_queued_rows',
         help: 'Events waiting for a transaction',
@@ -348,8 +355,10 @@ export class IngestWriter {
     try {
       await client.query('begin');
       if (await this.storeDirect(client, unique)) {
+        this.metrics.paths.inc({ path: 'direct' });
         uniqueOutcomes = new Array<WriteOutcome>(unique.length).fill(ACCEPTED);
       } else {
+        this.metrics.paths.inc({ path: 'staging' });
         // Some key is already stored, so nothing of the group was: start over through the staging table.
         await client.query('rollback');
         if (!this.staged.has(client)) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { Registry } from 'prom-client';
 import type { Principal } from '../../src/keys/principal';
 import type { Clock } from '../../src/clock';
 import { defaultEventTimePolicy } from '../../src/domain/metering/event-time';
@@ -45,12 +46,19 @@ before(async () => {
   db = await createTestDatabase();
   for (const m of meters) await createMeter(db.pool, m, 'system');
   for (const c of ['acme', 'globex']) await createCustomer(db.pool, { external_id: c, name: c, currency: 'USD' }, 'system');
-  ingest = createMetering({ pool: db.pool, clock, timePolicy: defaultEventTimePolicy }).ingest;
+  ingest = createMetering({ pool: db.pool, clock, timePolicy: defaultEventTimePolicy, registry: metrics }).ingest;
 });
 after(async () => {
   await db?.drop();
 });
 
+const metrics = new Registry();
+/** ingest_transactions_total by path, from the writer's metrics. */
+async function transactionsByPath(): Promise<{ direct: number; staging: number }> {
+  const { values } = await metrics.getSingleMetric('ingest_transactions_total')!.get();
+  const of = (path: string) => values.find((v) => v.labels.path === path)?.value ?? 0;
+  return { direct: of('direct'), staging: of('staging') };
+}
 const count = async (sql: string, params: unknown[] = []) => (await db.pool.query<{ n: string }>(sql, params)).rows[0]!.n;
 
 describe('deduplication in the writing transaction', () => {
@@ -135,6 +143,7 @@ describe('deduplication in the writing transaction', () => {
       timestamp: '2026-03-15T11:00:00Z',
       properties: { tokens: t },
     });
+    const pathsBefore = await transactionsByPath();
     await ingest.ingest([tokens('m1', '1.5'), tokens('m2', '2')], admin, false);
     const mixed = await ingest.ingest([tokens('m1', '1.5'), tokens('m3', '4'), tokens('m2', '9')], admin, false);
     assert.deepEqual(
@@ -151,6 +160,9 @@ describe('deduplication in the writing transaction', () => {
       'select event_count::text as n, value_sum::text as s, value_max::text as m, latest_event_id as l from usage_counters',
     );
     assert.deepEqual(rows, [{ n: '4', s: '7.75', m: '4', l: 'm4' }]);
+    // The first batch took the direct path; both batches holding stored keys, the staging path.
+    const pathsAfter = await transactionsByPath();
+    assert.deepEqual([pathsAfter.direct - pathsBefore.direct, pathsAfter.staging - pathsBefore.staging], [1, 2]);
   });
 
   test('the same id for two customers is two events', async () => {
