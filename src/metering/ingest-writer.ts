@@ -119,16 +119,18 @@ const UNIQUE_VIOLATION = '23505';
 // ($4), its value ($5) for the exact decimal sum and max, and ($6) its id if it is at its group's
 // latest time (else null): the latest event is chosen among those by `event_id` in the
 // database's collation, as the staging path's `order by event_time desc, event_id desc` does.
+// One pass over the per-event arrays gives both the aggregates and that choice.
 const DIRECT_COUNTERS_SQL = `
 insert into usage_counters as uc
   (customer_id, meter_id, day, event_count, value_sum, value_max, latest_value, latest_time, latest_event_id)
-select g.customer_id, g.meter_id, (g.latest_time at time zone 'UTC')::date, a.n, coalesce(a.s, 0), a.m, l.value, g.latest_time, l.event_id
+select g.customer_id, g.meter_id, (g.latest_time at time zone 'UTC')::date, a.n, coalesce(a.s, 0), a.m, a.latest_value, g.latest_time,
+       a.latest_event_id
   from unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) with ordinality as g(customer_id, meter_id, latest_time, k)
-  join (select k, count(*) as n, sum(value) as s, max(value) as m from unnest($4::int8[], $5::numeric[]) as e(k, value) group by k) a
+  join (select k, count(*) as n, sum(value) as s, max(value) as m,
+               (array_agg(value order by event_id desc) filter (where event_id is not null))[1] as latest_value,
+               max(event_id) as latest_event_id
+          from unnest($4::int8[], $5::numeric[], $6::text[]) as e(k, value, event_id) group by k) a
     on a.k = g.k
-  join (select distinct on (k) k, value, event_id from unnest($4::int8[], $5::numeric[], $6::text[]) as e(k, value, event_id)
-         where event_id is not null order by k, event_id desc) l
-    on l.k = g.k
  order by 1, 2, 3
 ${COUNTERS_UPSERT}`;
 
@@ -342,14 +344,16 @@ export class IngestWriter {
   private async commit(client: PoolClient, events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
     // Repeats of a key within the group go to the database once; the rest are judged against it.
     const firstOf = new Map<string, PreparedEvent>();
-    const keyOf = (e: PreparedEvent) => `${e.customerId}\u0000${e.eventId}`;
-    for (const e of events) if (!firstOf.has(keyOf(e))) firstOf.set(keyOf(e), e);
+    const keys = events.map((e) => `${e.customerId}\u0000${e.eventId}`);
+    events.forEach((e, i) => {
+      if (!firstOf.has(keys[i]!)) firstOf.set(keys[i]!, e);
+    });
     // In key order, whichever path stores them: two groups holding the same new keys at once (a
     // client retrying while its first attempt is still in flight) then meet on the first shared
     // key, the later waiting for the earlier's commit, instead of deadlocking until deadlock_timeout.
     const unique = [...firstOf.values()].sort(compareKeys);
     const position = new Map(unique.map((e, i) => [e, i]));
-    const uniqueIndex = events.map((e) => position.get(firstOf.get(keyOf(e))!)!);
+    const uniqueIndex = keys.map((key) => position.get(firstOf.get(key)!)!);
 
     let uniqueOutcomes: WriteOutcome[];
     try {
