@@ -10,7 +10,7 @@ import { createCreditActivities } from './credits';
 import { createDraftInvoice } from './draft-invoice';
 import { createEnterPeriod } from './enter-period';
 import { createFinalizeInvoice } from './finalize-invoice';
-import { createIssueAndCharge } from './issue-and-charge';
+import { withIssueAndCharge } from './issue-and-charge';
 import { createNotifySpendThreshold } from './notify-spend-threshold';
 import { createNotifyThreshold } from './notify-threshold';
 import { createPriceOpenPeriod } from './price-open-period';
@@ -69,5 +69,5 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     ...createCreditActivities({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
   };
   // The close's one activity runs the activities above in turn (src/activities/issue-and-charge.ts).
-  return { ...steps, issueAndCharge: createIssueAndCharge(steps) };
+  return withIssueAndCharge(steps);
 }

@@ -41,6 +41,16 @@ export function createIssueAndCharge(steps: {
   };
 }
 
+/**
+ * `steps` with the close's one activity added, run over them: how the worker composes its
+ * activities (src/activities/index.ts), and how tests compose theirs.
+ */
+export function withIssueAndCharge<Steps extends Parameters<typeof createIssueAndCharge>[0]>(
+  steps: Steps,
+): Steps & Pick<BillingPeriodActivities, 'issueAndCharge'> {
+  return { ...steps, issueAndCharge: createIssueAndCharge(steps) };
+}
+
 async function collect(
   steps: Pick<InvoiceCollectionActivities, 'autoTopUpCredits' | 'chargeInvoice'>,
   invoiceId: string,

@@ -19,7 +19,7 @@ import { collectionWorkflowIdFor, type InvoiceCollectionActivities } from '../..
 import { workflowsPath } from '../../src/temporal/worker';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
-import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
+import { withIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * The billing-period workflow on Temporal's time-skipping server, with activities that record
@@ -81,7 +81,7 @@ const steps: Omit<BillingPeriodActivities & InvoiceCollectionActivities, 'issueA
   },
 };
 /** The close's one activity, run over the stubs above as the worker runs it over the real ones. */
-const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
+const activities = withIssueAndCharge(steps);
 const of = (name: ActivityName) => calls.filter((c) => c.name === name).map((c) => c.input);
 
 before(async () => {

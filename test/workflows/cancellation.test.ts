@@ -21,7 +21,7 @@ import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
 import { collectionOf } from '../support/collection';
-import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
+import { withIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * A subscription canceled after the end of the period its workflow is closing: inside the allowed
@@ -205,7 +205,7 @@ describe('cancellation after the end of the period being closed', () => {
       taskQueue,
       workflowBundle: bundle,
       // The close's one activity drafts through the held draft too.
-      activities: { ...real, draftInvoice, issueAndCharge: createIssueAndCharge({ ...real, draftInvoice }) },
+      activities: withIssueAndCharge({ ...real, draftInvoice }),
     });
     await worker.runUntil(async () => {
       await lifecycle(taskQueue, QUICK_LATENESS).started(subscription);

@@ -14,7 +14,7 @@ import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-co
 import { workflowsPath } from '../../src/temporal/worker';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
-import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
+import { withIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * Mid-period continue-as-new, when Temporal suggests it: a real dev server told to suggest it
@@ -44,7 +44,7 @@ const steps: Omit<BillingPeriodActivities & InvoiceCollectionActivities, 'issueA
   deliverNotification: async () => undefined,
 };
 /** The close's one activity, run over the stubs above as the worker runs it over the real ones. */
-const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
+const activities = withIssueAndCharge(steps);
 
 before(async () => {
   env = await localEnvironment(['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=150']);

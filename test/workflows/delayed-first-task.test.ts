@@ -8,7 +8,7 @@ import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-co
 import { workflowsPath } from '../../src/temporal/worker';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
-import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
+import { withIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * A fresh billing workflow whose first workflow task runs only after its first period has ended
@@ -42,7 +42,7 @@ const steps: Omit<BillingPeriodActivities & InvoiceCollectionActivities, 'issueA
   notifySpendThreshold: async () => assert.fail('this subscription has no spend cap'),
 };
 /** The close's one activity, run over the stubs above as the worker runs it over the real ones. */
-const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
+const activities = withIssueAndCharge(steps);
 
 before(async () => {
   env = await localEnvironment();

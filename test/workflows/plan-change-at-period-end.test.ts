@@ -15,7 +15,7 @@ import {
 import type { InvoiceCollectionActivities } from '../../src/workflows/invoice-collection';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
-import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
+import { withIssueAndCharge } from '../../src/activities/issue-and-charge';
 
 /*
  * A downgrade scheduled for the period end, on a real dev server with 10-second periods: the
@@ -73,7 +73,7 @@ const steps: Omit<BillingPeriodActivities & InvoiceCollectionActivities, 'issueA
   },
 };
 /** The close's one activity, run over the stubs above as the worker runs it over the real ones. */
-const activities = { ...steps, issueAndCharge: createIssueAndCharge(steps) };
+const activities = withIssueAndCharge(steps);
 
 before(async () => {
   env = await localEnvironment();
