@@ -13,11 +13,7 @@ export type CollectionOutcome = InvoiceCollectionResult | { outcome: string; att
  * it, and Postgres says how: paid by a charge, or settled without one (`not_due`: nothing to
  * collect). Waits while the invoice is still being collected.
  */
-export async function collectionOf(
-  client: Client,
-  pool: Pool,
-  invoiceId: string,
-): Promise<InvoiceCollectionResult | { outcome: string; attempts: 1 }> {
+export async function collectionOf(client: Client, pool: Pool, invoiceId: string): Promise<CollectionOutcome> {
   const found = await waitFor(
     async () => {
       const handle: WorkflowHandle = client.workflow.getHandle(collectionWorkflowIdFor(invoiceId));

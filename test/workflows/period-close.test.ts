@@ -6,7 +6,7 @@ import { WorkflowContinuedAsNewError, type WorkflowHandleWithFirstExecutionRunId
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
 import { createActivities, type ActivityDeps } from '../../src/activities';
-import { createIssueAndCharge } from '../../src/activities/issue-and-charge';
+import { createIssueAndCharge, withIssueAndCharge } from '../../src/activities/issue-and-charge';
 import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
@@ -167,13 +167,14 @@ async function closeWithFailingStep(step: 'chargeInvoice' | 'autoTopUpCredits', 
     return real.autoTopUpCredits(input);
   };
   const steps = { ...real, chargeInvoice, autoTopUpCredits };
-  const { invoiceId, result } = await closeAndCollect(`close-failing-${customer.name}`, customer, ['PT1H'], {
-    ...steps,
-    issueAndCharge: createIssueAndCharge(steps),
-  });
-  const collection = (await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory()).events!;
-  const collectionSteps = collection.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-  return { invoiceId, result, calls, collectionSteps };
+  const { invoiceId, result } = await closeAndCollect(`close-failing-${customer.name}`, customer, ['PT1H'], withIssueAndCharge(steps));
+  return { invoiceId, result, calls, collectionSteps: await collectionSteps(invoiceId) };
+}
+
+/** The activities the invoice's collection workflow scheduled, in order. */
+async function collectionSteps(invoiceId: string): Promise<string[]> {
+  const { events } = await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory();
+  return events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
 }
 
 describe('period close', () => {
@@ -289,11 +290,7 @@ describe('period close', () => {
       ['declined', 'succeeded'],
     );
     // The close made attempt 1 and the top-up; the collection workflow only the rest.
-    const collection = (await env.client.workflow.getHandle(collectionWorkflowIdFor(invoiceId)).fetchHistory()).events!;
-    assert.deepEqual(
-      collection.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
-      ['chargeInvoice'],
-    );
+    assert.deepEqual(await collectionSteps(invoiceId), ['chargeInvoice']);
   });
 
   const failures = {
