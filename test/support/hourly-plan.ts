@@ -8,15 +8,18 @@ import { createMeter } from '../../src/meters/store';
  * (count) and plan `hourly` (PT1H periods, base fee 1.00, graduated 0.015 up to 100 calls, then
  * 0.0125). Returns the meter's id.
  */
-export async function seedHourlyPlan(pool: Pool): Promise<string> {
+export const seedHourlyPlan = (pool: Pool): Promise<string> => seedPlan(pool, { id: 'hourly', name: 'Hourly', period: 'PT1H' });
+
+/** The same catalog with the plan under another id, name and period length (an ISO 8601 duration). */
+export async function seedPlan(pool: Pool, plan: { id: string; name: string; period: string }): Promise<string> {
   const { meter } = await createMeter(
     pool,
     { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} },
     'system',
   );
-  const plan = planSchema({ knownMeters: new Set(['api_calls']) }).parse({
-    id: 'hourly',
-    name: 'Hourly',
+  const parsed = planSchema({ knownMeters: new Set(['api_calls']) }).parse({
+    id: plan.id,
+    name: plan.name,
     currency: 'USD',
     base_fee: '1.00',
     charges: [
@@ -29,8 +32,8 @@ export async function seedHourlyPlan(pool: Pool): Promise<string> {
         ],
       },
     ],
-    interval: { kind: 'duration', iso: 'PT1H' },
+    interval: { kind: 'duration', iso: plan.period },
   });
-  await createPlan(pool, plan, 'system');
+  await createPlan(pool, parsed, 'system');
   return meter.id;
 }

@@ -10,14 +10,12 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { freePort } from '../../scripts/free-port';
 import { createCustomer } from '../../src/customers/store';
 import { toMinorUnits } from '../../src/domain/money';
-import { planSchema } from '../../src/domain/plan';
-import { createMeter } from '../../src/meters/store';
-import { createPlan } from '../../src/plans/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator, type ProviderSimulator } from '../../src/provider/simulator';
 import { createSubscription } from '../../src/subscriptions/store';
 import { billingPeriodWorkflow, workflowIdFor } from '../../src/workflows/billing-period';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { seedPlan } from '../support/hourly-plan';
 import { localEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
 import { waitFor } from '../support/wait-for';
@@ -83,21 +81,8 @@ after(async () => {
 });
 
 test('a worker killed with SIGKILL and the provider lost mid-herd: one invoice and one charge per period, and every customer enters the next period', async (t) => {
-  const { meter } = await createMeter(
-    db.pool,
-    { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} },
-    'system',
-  );
   const interval = { kind: 'duration' as const, iso: `PT${PERIOD_SECONDS}S` };
-  const plan = planSchema({ knownMeters: new Set(['api_calls']) }).parse({
-    id: 'chaos',
-    name: 'Chaos',
-    currency: 'USD',
-    base_fee: '1.00',
-    charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: '0.01' }],
-    interval,
-  });
-  await createPlan(db.pool, plan, 'system');
+  const meterId = await seedPlan(db.pool, { id: 'chaos', name: 'Chaos', period: interval.iso });
   const doomed = startWorkerProcess();
   startWorkerProcess();
 
@@ -109,7 +94,7 @@ test('a worker killed with SIGKILL and the provider lost mid-herd: one invoice a
       const { customer } = await createCustomer(db.pool, { external_id: name, name, currency: 'USD' }, 'system');
       const created = await createSubscription(db.pool, { customerId: customer.id, planCode: 'chaos', anchor, actor: 'system' });
       assert.ok(created.created);
-      await storeEvents(db.pool, { customerId: customer.id, meterId: meter.id, from: anchor, count: i + 1 });
+      await storeEvents(db.pool, { customerId: customer.id, meterId, from: anchor, count: i + 1 });
       const terms = {
         subscriptionId: created.subscription.id,
         customer: name,
