@@ -2,9 +2,7 @@ import { z } from 'zod';
 import { quote } from './edge-schemas';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN, isDecimalString } from './money';
 import { IsoDurationSchema } from './periods';
-import type { PricePlan } from './pricing';
 import { limitStateAfter, type LimitState } from './quota-policy';
-import { spendOf } from './spend-thresholds';
 
 /*
  * Real-time spend limits: how much the open period's priced usage may reach (a spend cap on the
@@ -82,46 +80,6 @@ export interface OpenPeriodSpend {
    * the lowest soft threshold not notified and not reached yet, else `available`. Empty without a limit.
    */
   nextDecision: Record<string, string | null>;
-}
-
-/** Beyond this many units a meter's runway is unbounded (null): a free meter, or a cap too far to matter (quantities have at most 20 digits). */
-const MAX_RUNWAY = new Decimal('1e18');
-
-/**
- * For each charged meter, the usage of that meter (whole units, rounded up) at which the period's
- * usage spend reaches `available`, the other meters staying where they are: the decision point
- * for producers to report at once. The current usage when spend has already reached it; null when
- * no amount of this meter alone gets there. Searched by bisection over the same rounded lines the
- * invoice shows, so tiers, packages and flat fees count as they will be billed; with volume tiers,
- * whose price can fall as usage grows, it is one crossing, not necessarily the first.
- */
-export function spendRunway(plan: PricePlan, usage: Readonly<Record<string, string>>, available: Decimal): Record<string, string | null> {
-  const meters = [...new Set(plan.charges.map((c) => c.meter))];
-  const current = Object.fromEntries(meters.map((m) => [m, usage[m] ?? '0']));
-  const reached = (meter: string, quantity: Decimal) => spendOf(plan, { ...current, [meter]: quantity.toFixed() }).gte(available);
-  return Object.fromEntries(
-    meters.map((meter) => {
-      const from = new Decimal(current[meter]!);
-      if (reached(meter, from)) return [meter, from.toFixed()];
-      // Whole units above the current usage: lo never reaches, hi does.
-      let lo = from.floor();
-      let step = Decimal.max(1, lo);
-      let hi = lo.plus(step);
-      for (;;) {
-        if (hi.gt(MAX_RUNWAY)) return [meter, null];
-        if (reached(meter, hi)) break;
-        lo = hi;
-        step = step.times(2);
-        hi = lo.plus(step);
-      }
-      while (hi.minus(lo).gt(1)) {
-        const mid = lo.plus(hi).div(2).floor();
-        if (reached(meter, mid)) hi = mid;
-        else lo = mid;
-      }
-      return [meter, hi.toFixed()];
-    }),
-  );
 }
 
 /**

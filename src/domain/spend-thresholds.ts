@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { Decimal, ZERO, UNSIGNED_DECIMAL_PATTERN } from './money';
-import { pricePlan } from './pricing/price-plan';
-import type { PricePlan, Usage } from './pricing/schema';
+import { Decimal, UNSIGNED_DECIMAL_PATTERN } from './money';
 
 /*
  * Spend thresholds of a subscription (progressive billing): when the priced usage of the open
@@ -57,61 +55,4 @@ export function nextThreshold(thresholds: SpendThresholds, spend: Decimal): Deci
     candidates.push(spend.div(step).floor().plus(1).times(step));
   }
   return candidates.length === 0 ? null : Decimal.min(...candidates);
-}
-
-/** The priced usage of `usage` on `plan`: its usage lines, each rounded once as the invoice rounds it. */
-export function spendOf(plan: PricePlan, usage: Usage): Decimal {
-  return pricePlan(plan, usage)
-    .lines.filter((l) => l.type === 'usage')
-    .reduce((sum, l) => sum.plus(l.amount), ZERO as Decimal);
-}
-
-/** Usage beyond this is not a decision point anyone will reach (and pricing takes at most 20 integer digits). */
-const MAX_QUANTITY = new Decimal('1e18');
-const STEP = new Decimal('0.000001');
-
-/**
- * Per charged meter, the usage of that meter at which priced usage has grown by `gap` while the
- * other meters stay where they are: the billing workflow publishes it as the meter's next decision
- * point (the next threshold minus the spend so far), so API processes report at once when usage
- * comes near it. Found by doubling, then bisection to 1e-6 of a unit, and rounded down: producers
- * must hear before it is crossed. Exact for the models whose price only grows with usage (all but
- * volume tiers, whose price may fall at a tier edge: the point found is then a crossing, not
- * necessarily the first). Null for a meter that alone cannot close the gap (a free meter).
- */
-export function usageToReach(plan: PricePlan, usage: Record<string, string>, gap: Decimal): Record<string, string | null> {
-  const charged = [...new Set(plan.charges.map((c) => c.meter))].sort();
-  const base = Object.fromEntries(charged.map((m) => [m, usage[m] ?? '0']));
-  const spendNow = spendOf(plan, base);
-  const points: Record<string, string | null> = {};
-  for (const meter of charged) {
-    const current = new Decimal(base[meter]!);
-    const reaches = (q: Decimal) =>
-      spendOf(plan, { ...base, [meter]: q.toFixed() })
-        .minus(spendNow)
-        .gte(gap);
-    if (gap.lte(0)) {
-      points[meter] = current.toFixed();
-      continue;
-    }
-    let low = current;
-    let high = current.plus(Decimal.max(current, new Decimal(1))).toDecimalPlaces(6, Decimal.ROUND_UP);
-    while (high.lte(MAX_QUANTITY) && !reaches(high)) {
-      low = high;
-      high = current.plus(high.minus(current).times(2));
-    }
-    if (high.gt(MAX_QUANTITY)) {
-      points[meter] = null;
-      continue;
-    }
-    // Quantities stay on a 1e-6 grid (prices take at most 20 decimals): the loop ends when the grid does.
-    while (high.minus(low).gt(STEP)) {
-      const middle = low.plus(high).div(2).toDecimalPlaces(6, Decimal.ROUND_DOWN);
-      if (middle.lte(low)) break;
-      if (reaches(middle)) high = middle;
-      else low = middle;
-    }
-    points[meter] = low.toDecimalPlaces(6, Decimal.ROUND_DOWN).toFixed();
-  }
-  return points;
 }

@@ -1,7 +1,8 @@
 import type { Queryable } from '../db/transaction';
 import { interimCut, interimUsageLines, totalOf } from '../domain/interim-billing';
 import { formatMoney } from '../domain/money';
-import { nextThreshold, thresholdReached, usageToReach, type SpendThresholds } from '../domain/spend-thresholds';
+import { usageToReach } from '../domain/spend-projection';
+import { nextThreshold, thresholdReached, type SpendThresholds } from '../domain/spend-thresholds';
 import { fromPriceLine, priceCharges, type PeriodToInvoice } from './builder';
 import { interimDeductionLines } from './interim-deduction';
 import type { DraftContent } from './store';

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock';
 import type { CustomerService } from '../customers/service';
 import type { Pool } from '../db/pool';
-import type { ReconciliationScope } from '../domain/reconciliation';
+import type { ReconciliationScope } from '../domain/reconciliation-input';
 import { ok, refuse, type Refusal, type Result } from '../domain/result';
 import { auditActorOf, seesCustomerId, type Actor } from '../keys/principal';
 import {

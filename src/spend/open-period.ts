@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/transaction';
 import { formatExact, formatMoney } from '../domain/money';
-import { nextSpendTarget, spendRunway, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
-import { spendOf } from '../domain/spend-thresholds';
+import { nextSpendTarget, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
+import { spendOf, spendRunway } from '../domain/spend-projection';
 import { readUsageTotals } from '../metering/usage-totals';
 import { getPlan } from '../plans/store';
 import { leastAvailable, type AvailableMoney } from './available-money';

@@ -12,13 +12,13 @@ import {
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ReconciliationSummary } from '../domain/reconciliation';
 import {
   ReconciliationInputError,
   parseReconciliationInput,
   type ReconciliationInput,
   type ReconciliationScope,
-  type ReconciliationSummary,
-} from '../domain/reconciliation';
+} from '../domain/reconciliation-input';
 import type { BillingPeriodActivities } from './billing-period';
 import { startInvoiceCollection } from './invoice-collection';
 

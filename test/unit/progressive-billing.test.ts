@@ -7,14 +7,8 @@ import { Decimal, formatMoney } from '../../src/domain/money';
 import { planSchema } from '../../src/domain/plan';
 import { pricePlan } from '../../src/domain/pricing/price-plan';
 import { compareInvoice } from '../../src/domain/reconciliation';
-import {
-  SpendThresholdsSchema,
-  nextThreshold,
-  spendOf,
-  thresholdReached,
-  usageToReach,
-  type SpendThresholds,
-} from '../../src/domain/spend-thresholds';
+import { spendOf, usageToReach } from '../../src/domain/spend-projection';
+import { SpendThresholdsSchema, nextThreshold, thresholdReached, type SpendThresholds } from '../../src/domain/spend-thresholds';
 
 /*
  * Progressive billing's pure parts: which threshold priced usage reached, the interim deduction,

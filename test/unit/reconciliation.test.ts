@@ -4,14 +4,13 @@ import type { BilledLine } from '../../src/domain/invoice-adjustments';
 import { planSchema } from '../../src/domain/plan';
 import { pricePlan } from '../../src/domain/pricing/price-plan';
 import {
-  ReconciliationInputError,
   compareCharges,
   compareInvoice,
   invoicedPeriods,
-  parseReconciliationInput,
   type ChargeComparison,
   type InvoiceComparison,
 } from '../../src/domain/reconciliation';
+import { ReconciliationInputError, parseReconciliationInput } from '../../src/domain/reconciliation-input';
 
 // 1.00 base + graduated calls (100 at 0.015, then 0.0125), a minimum of 2.00, and a meter that is limited but not charged.
 const plan = planSchema({ knownMeters: new Set(['api_calls', 'seats']) }).parse({

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { Decimal } from '../../src/domain/money';
 import { PricePlanSchema, type PricePlan } from '../../src/domain/pricing';
 import type { LimitState } from '../../src/domain/quota-policy';
-import { SpendCapSchema, evaluateSpendLimit, nextSpendTarget, spendRunway } from '../../src/domain/spend-limit';
-import { spendOf } from '../../src/domain/spend-thresholds';
+import { SpendCapSchema, evaluateSpendLimit, nextSpendTarget } from '../../src/domain/spend-limit';
+import { spendOf, spendRunway } from '../../src/domain/spend-projection';
 
 const planOf = (charges: unknown[], extra: Record<string, unknown> = {}): PricePlan =>
   PricePlanSchema.parse({ currency: 'USD', charges, ...extra });

@@ -114,6 +114,15 @@ async function withWorker<T>(taskQueue: string, fn: () => Promise<T>): Promise<T
 const minuteNow = async () => new Date(Math.floor((await env.currentTimeMs()) / 60_000) * 60_000).toISOString();
 
 describe('billing-period workflow', () => {
+  test('the workflow bundle holds no pricing, invoicing or reconciliation code: a fix there cannot change what a history replays', () => {
+    const modules = [...new Set([...bundle.code.matchAll(/"\.\/(src\/[^"]+)"/g)].map((m) => m[1]!))];
+    assert.ok(modules.includes('src/workflows/billing-period.ts'), `modules found: ${modules.join(', ')}`);
+    assert.deepEqual(
+      modules.filter((m) => /^src\/domain\/(pricing\/|invoice|discounts|taxes|interim-billing|reconciliation\.ts|segment-pricing)/.test(m)),
+      [],
+    );
+  });
+
   test('batched usage, thresholds once, grace then block, upgrade unblocks, late usage counted, close and continue-as-new', async () => {
     const taskQueue = 'billing-test-1';
     const now = await env.currentTimeMs();

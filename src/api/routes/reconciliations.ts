@@ -1,7 +1,8 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { Identifier, storable, text } from '../../domain/edge-schemas';
-import { findingKinds, parseReconciliationInput, ReconciliationInputError, runStatuses } from '../../domain/reconciliation';
+import { findingKinds, runStatuses } from '../../domain/reconciliation';
+import { parseReconciliationInput, ReconciliationInputError } from '../../domain/reconciliation-input';
 import type { Result } from '../../domain/result';
 import type { ReconciliationReport, ReconciliationService } from '../../reconciliations/service';
 import type { CreditNote, Finding } from '../../reconciliations/store';
