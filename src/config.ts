@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IsoDurationSchema } from './domain/periods';
+import { IsoDurationSchema } from './domain/periods-schema';
 import { allowListEntryProblem } from './domain/webhook-target-policy';
 
 const port = z.coerce.number().int().min(1).max(65535);

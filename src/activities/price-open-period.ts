@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from '../db/pool';
 import { PricingError } from '../domain/pricing/price-plan';
-import { SpendThresholdsSchema } from '../domain/spend-thresholds';
+import { SpendThresholdsSchema } from '../domain/spend-thresholds-schema';
 import { InvoiceInputError } from '../invoices/builder';
 import { priceOpenPeriod } from '../invoices/progressive';
 import type { BillingPeriodActivities } from '../workflows/billing-period';

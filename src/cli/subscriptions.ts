@@ -5,9 +5,9 @@ import { SubscriptionInputSchema, subscriptionToJson } from '../api/routes/subsc
 import { systemClock } from '../clock';
 import { CustomerService } from '../customers/service';
 import { PlanCodeSchema } from '../domain/plan';
-import { SpendThresholdsSchema, type SpendThresholds } from '../domain/spend-thresholds';
+import { SpendThresholdsSchema, type SpendThresholds } from '../domain/spend-thresholds-schema';
 import type { Result } from '../domain/result';
-import { SpendCapSchema, type SpendCap } from '../domain/spend-limit';
+import { SpendCapSchema, type SpendCap } from '../domain/spend-limit-schema';
 import { changeEffects, isLifecycleStepFailed, SubscriptionService } from '../subscriptions/service';
 import type { Subscription } from '../subscriptions/store';
 import { cliSubscriptionLifecycle, stepFailedError } from './billing-workflows';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isJsonObject, isRepresentableInstant, isStorableText, isWellFormed, RANGE_MESSAGE } from './input-checks';
 
 /*
  * The schemas every edge (API bodies, path and query parameters, CLI options, workflow inputs)
@@ -22,14 +23,6 @@ export const TEXT_MESSAGES = {
   tooLong: (max: number) => `must be at most ${max} characters`,
 } as const;
 
-/**
- * Whether PostgreSQL text and jsonb can hold the string exactly as it is. isWellFormed (ES2024,
- * Node 20) finds lone surrogates ten times faster than a regular expression, on the ingest path;
- * it is typed here because the project compiles against the ES2022 library.
- */
-export const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
-export const isStorableText = (text: string): boolean => !text.includes('\u0000') && isWellFormed(text);
-
 /** As a pattern, so that the OpenAPI document says it too (a lone surrogate has no pattern: JSON Schema matches code points). */
 // eslint-disable-next-line no-control-regex -- refusing NUL is the point
 const NO_NUL = /^[^\u0000]*$/;
@@ -46,18 +39,6 @@ export const text = ({ min = 1, max }: { min?: number; max: number }) =>
       .min(min, min === 1 ? TEXT_MESSAGES.empty : `must be at least ${min} characters`)
       .max(max, TEXT_MESSAGES.tooLong(max)),
   );
-
-/**
- * Any input, rendered short for an error message: never recursive (the input may nest 10,000
- * deep), never long (it may be megabytes), and a string as the JSON it was sent as.
- */
-export function quote(value: unknown, max = 64): string {
-  if (typeof value === 'string')
-    return value.length > max ? `${JSON.stringify(value.slice(0, max)).slice(0, -1)}…"` : JSON.stringify(value);
-  if (value === null || typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : String(value);
-}
 
 /** External ids, names of events and of properties, idempotency keys: the API's identifiers. */
 export const Identifier = text({ max: 128 });
@@ -77,14 +58,6 @@ export const HttpUrlSchema = storable(
     // eslint-disable-next-line no-control-regex -- refusing NUL is the point
     .regex(/^https?:\/\/[^\s\u0000]+$/, 'must start with http:// or https:// in lower case and contain no white space'),
 );
-
-/** The instants the API accepts: from the Unix epoch to the last instant with a four-digit year, in UTC. */
-export const MIN_INSTANT_MS = Date.UTC(1970, 0, 1);
-export const MAX_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-export const RANGE_MESSAGE = 'must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z';
-
-/** Whether an epoch-millisecond instant lies in the range every store and the wire format represent. */
-export const isRepresentableInstant = (ms: number): boolean => ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS;
 
 /**
  * An RFC 3339 instant with its offset (`2026-03-01T00:00:00Z`, `…+02:00`). The range is checked
@@ -180,9 +153,6 @@ export const record = <K extends z.core.$ZodRecordKey, V extends z.ZodType>(key:
   );
 
 export const JSON_OBJECT_MESSAGE = 'must be a JSON object';
-
-export const isJsonObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * A free-form JSON object (event properties) whose keys are at most `maxKeyLength` long and whose

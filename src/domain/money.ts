@@ -1,6 +1,6 @@
 import DecimalJs from 'decimal.js';
 import { minorUnits, type CurrencyCode } from './currencies';
-import { quote } from './edge-schemas';
+import { quote } from './input-checks';
 
 /**
  * Digits accepted on each side of the decimal point in any amount or quantity. With this cap a

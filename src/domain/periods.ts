@@ -1,5 +1,5 @@
-import { z } from 'zod';
-import { quote } from './edge-schemas';
+import { quote } from './input-checks';
+import type { BillingInterval } from './periods-schema';
 
 /*
  * Billing periods: half-open [start, end) intervals in UTC, numbered from the subscription
@@ -55,42 +55,6 @@ export function parseIsoDuration(iso: string): number {
   if (ms > MAX_DURATION_MS) throw new InvalidDurationError(iso, 'it is longer than 100,000 days');
   return ms;
 }
-
-function durationIssue(iso: string, allowZero: boolean): string | undefined {
-  try {
-    return parseIsoDuration(iso) === 0 && !allowZero ? 'must be longer than zero' : undefined;
-  } catch (error) {
-    return (error as Error).message;
-  }
-}
-
-const durationSchema = (allowZero: boolean) =>
-  z.string().superRefine((iso, ctx) => {
-    const message = durationIssue(iso, allowZero);
-    if (message !== undefined) ctx.addIssue({ code: 'custom', message });
-  });
-
-/** A fixed ISO 8601 duration that `parseIsoDuration` accepts, zero included. */
-export const IsoDurationSchema = durationSchema(true);
-
-export const BillingIntervalSchema = z
-  .discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('calendar_month') }).meta({
-      description: 'Monthly from the subscription start (UTC): same day and time of day each month, the day clamped to short months.',
-    }),
-    z
-      .strictObject({
-        kind: z.literal('duration'),
-        iso: durationSchema(false).meta({
-          description: 'Fixed ISO 8601 duration (weeks, days, hours, minutes, seconds), e.g. PT5M for demos and tests.',
-          example: 'PT5M',
-        }),
-      })
-      .meta({ description: 'Back-to-back periods of a fixed length from the subscription start.' }),
-  ])
-  .meta({ id: 'BillingInterval' });
-
-export type BillingInterval = z.infer<typeof BillingIntervalSchema>;
 
 /** The period with the given index: 0 starts at the anchor, negative indices precede it. */
 export function periodAt(anchor: Instant, interval: BillingInterval, index: number): Period {

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { settlements } from './credit-drawdown';
 import { storable } from './edge-schemas';
-import { BillingIntervalSchema } from './periods';
+import { BillingIntervalSchema } from './periods-schema';
 import { pricePlanSchema } from './pricing';
-import { MeterLimitsSchema } from './quota-policy';
+import { MeterLimitsSchema } from './quota-policy-schema';
 
 /*
  * A plan: the tariff engine's price plan (so a plan is priced as is, and its priced lines carry

@@ -1,4 +1,4 @@
-import { isRepresentableInstant, isStorableText, quote } from './edge-schemas';
+import { isRepresentableInstant, isStorableText, quote } from './input-checks';
 
 /*
  * What a reconciliation run covers, read from the JSON that starts it (the API's body, or typed by

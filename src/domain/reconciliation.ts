@@ -4,7 +4,8 @@ import { interimBilledLine, interimUsageLines, totalOf, type InterimInvoiceBille
 import { lateUsageAdjustments, type BilledLine } from './invoice-adjustments';
 import { afterPricing } from './invoice-pipeline';
 import { Decimal, ZERO, formatExact, formatMoney, fromMinorUnits, type RoundingMode } from './money';
-import { nextPeriod, periodContaining, type BillingInterval, type Period } from './periods';
+import { nextPeriod, periodContaining, type Period } from './periods';
+import type { BillingInterval } from './periods-schema';
 import type { Plan } from './plan';
 import { pricePlan } from './pricing/price-plan';
 import type { TaxRateToApply } from './taxes';

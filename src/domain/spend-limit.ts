@@ -1,8 +1,9 @@
-import { z } from 'zod';
-import { quote } from './edge-schemas';
-import { Decimal, UNSIGNED_DECIMAL_PATTERN, isDecimalString } from './money';
-import { IsoDurationSchema } from './periods';
-import { limitStateAfter, type LimitState } from './quota-policy';
+import { isJsonObject } from './input-checks';
+import { Decimal, UNSIGNED_DECIMAL_PATTERN } from './money';
+import { parseIsoDuration } from './periods';
+import { limitStateAfter } from './quota-policy';
+import type { LimitState } from './quota-policy-schema';
+import type { SpendCap } from './spend-limit-schema';
 
 /*
  * Real-time spend limits: how much the open period's priced usage may reach (a spend cap on the
@@ -12,54 +13,36 @@ import { limitStateAfter, type LimitState } from './quota-policy';
  * its own clock, the pricing activity computes spend and runway.
  */
 
-export const SpendCapSchema = z
-  .strictObject({
-    amount: z
-      .string({
-        error: (issue) =>
-          issue.input === undefined
-            ? 'is required'
-            : 'must be a decimal string such as "250.00"; JSON numbers are refused to keep money exact',
-      })
-      .regex(UNSIGNED_DECIMAL_PATTERN, {
-        error: (issue) =>
-          typeof issue.input === 'string' && isDecimalString(issue.input)
-            ? `must not be negative (got ${quote(issue.input)})`
-            : `${quote(issue.input)} is not a decimal string: use plain digits such as "250.00"`,
-      })
-      .meta({
-        description:
-          "In the plan's currency (at most its minor-unit digits), per billing period. Once the period's priced usage reaches it, usage of charged meters is refused with 402.",
-        example: '250.00',
-      }),
-    grace_period: IsoDurationSchema.optional().meta({
-      description: 'How long usage is still accepted once the cap is reached, as for a hard limit. Absent: refused at once.',
-      example: 'PT1H',
-    }),
-    soft_thresholds: z
-      .array(
-        z.strictObject({
-          percent: z
-            .number({ error: 'must be a number of percent such as 80' })
-            .positive('must be greater than 0')
-            .max(100, 'must be at most 100'),
-        }),
-      )
-      .max(10, 'at most 10 thresholds')
-      .optional()
-      .meta({ description: 'Percent of the cap: each sends a spend_threshold_crossed webhook once per period when spend reaches it.' }),
-  })
-  .superRefine((cap, ctx) => {
-    const seen = new Set<number>();
-    cap.soft_thresholds?.forEach((t, i) => {
-      if (typeof t?.percent !== 'number') return;
-      if (seen.has(t.percent)) ctx.addIssue({ code: 'custom', path: ['soft_thresholds', i], message: `duplicates ${t.percent}%` });
-      seen.add(t.percent);
-    });
-  })
-  .meta({ id: 'SpendCap', description: 'A limit on what one billing period of usage may cost.' });
+const SPEND_CAP_KEYS = new Set(['amount', 'grace_period', 'soft_thresholds']);
 
-export type SpendCap = z.infer<typeof SpendCapSchema>;
+const isDuration = (v: unknown): boolean => {
+  if (typeof v !== 'string') return false;
+  try {
+    parseIsoDuration(v);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const isCapThreshold = (t: unknown): t is { percent: number } =>
+  isJsonObject(t) && Object.keys(t).length === 1 && typeof t.percent === 'number' && t.percent > 0 && t.percent <= 100;
+
+/**
+ * Whether `value` is a spend cap exactly as SpendCapSchema outputs it: what the billing
+ * workflow's update accepts. The API parses with the schema first; this refuses anything else
+ * (sent from the Temporal UI, say) without loading zod into the workflow bundle.
+ * test/unit/workflow-input-guards.properties.test.ts holds the two together.
+ */
+export function isSpendCap(value: unknown): value is SpendCap {
+  if (!isJsonObject(value) || Object.keys(value).some((k) => !SPEND_CAP_KEYS.has(k))) return false;
+  const { amount, grace_period: grace, soft_thresholds: thresholds } = value;
+  if (typeof amount !== 'string' || !UNSIGNED_DECIMAL_PATTERN.test(amount)) return false;
+  if (grace !== undefined && !isDuration(grace)) return false;
+  if (thresholds === undefined) return true;
+  if (!Array.isArray(thresholds) || thresholds.length > 10 || !thresholds.every(isCapThreshold)) return false;
+  return new Set(thresholds.map((t) => t.percent)).size === thresholds.length;
+}
 
 /** The open period's spend as the billing workflow evaluates it (priced by an activity); amounts in `currency`. */
 export interface OpenPeriodSpend {

@@ -1,5 +1,6 @@
-import { z } from 'zod';
+import { isJsonObject } from './input-checks';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN } from './money';
+import type { SpendThresholds } from './spend-thresholds-schema';
 
 /*
  * Spend thresholds of a subscription (progressive billing): when the priced usage of the open
@@ -9,29 +10,19 @@ import { Decimal, UNSIGNED_DECIMAL_PATTERN } from './money';
  * do). Thresholds are cumulative within a period: "every 500.00" means at 500.00, 1000.00, …
  */
 
-const PositiveAmount = z
-  .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a decimal string such as "500.00"') })
-  .regex(UNSIGNED_DECIMAL_PATTERN, { abort: true, error: 'must be a non-negative decimal string such as "500.00" (no exponent)' })
-  .refine((text) => new Decimal(text).gt(0), { error: 'must be greater than 0' });
+const isPositiveAmount = (v: unknown): boolean => typeof v === 'string' && UNSIGNED_DECIMAL_PATTERN.test(v) && new Decimal(v).gt(0);
 
-export const SpendThresholdsSchema = z
-  .strictObject({
-    amounts: z
-      .array(PositiveAmount)
-      .max(50, 'at most 50 amounts')
-      .default([])
-      .meta({ description: 'Priced usage of the period at which an interim invoice is issued, e.g. ["500.00", "2000.00"].' }),
-    every: PositiveAmount.nullable()
-      .default(null)
-      .meta({ description: 'A recurring step: an interim invoice each time priced usage reaches a multiple of it. Null: none.' }),
-  })
-  .meta({
-    id: 'SpendThresholds',
-    description:
-      "Progressive billing: when the open period's priced usage (usage lines, without the base fee or minimum commitment) reaches a " +
-      'threshold, an interim invoice bills the usage so far; the period invoice bills the rest. Both empty: no interim invoices.',
-  });
-export type SpendThresholds = z.infer<typeof SpendThresholdsSchema>;
+/**
+ * Whether `value` is spend thresholds exactly as SpendThresholdsSchema outputs them (both fields
+ * present, nothing else): what the billing workflow's update accepts. The API parses with the
+ * schema first; this refuses anything else (sent from the Temporal UI, say) without loading zod
+ * into the workflow bundle. test/unit/workflow-input-guards.properties.test.ts holds the two together.
+ */
+export function isSpendThresholds(value: unknown): value is SpendThresholds {
+  if (!isJsonObject(value) || Object.keys(value).some((k) => k !== 'amounts' && k !== 'every')) return false;
+  const { amounts, every } = value;
+  return Array.isArray(amounts) && amounts.length <= 50 && amounts.every(isPositiveAmount) && (every === null || isPositiveAmount(every));
+}
 
 export const hasSpendThresholds = (t: SpendThresholds | undefined): t is SpendThresholds =>
   t !== undefined && (t.amounts.length > 0 || t.every !== null);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { CurrencyCode } from './currencies';
-import { quote, storable, text } from './edge-schemas';
+import { storable, text } from './edge-schemas';
+import { quote } from './input-checks';
 import {
   Decimal,
   UNSIGNED_DECIMAL_PATTERN,

@@ -4,7 +4,8 @@ import type { CouponToApply } from '../domain/discounts';
 import type { BilledLine } from '../domain/invoice-adjustments';
 import { creditsOnInvoice } from '../domain/credit-drawdown';
 import { Decimal, ZERO, formatMoney } from '../domain/money';
-import { periodContaining, type BillingInterval } from '../domain/periods';
+import { periodContaining } from '../domain/periods';
+import type { BillingInterval } from '../domain/periods-schema';
 import type { Plan } from '../domain/plan';
 import { planSegments } from '../domain/plan-segments';
 import {

@@ -1,6 +1,6 @@
 import { Decimal } from '../domain/money';
 import type { Plan } from '../domain/plan';
-import type { SpendCap } from '../domain/spend-limit';
+import type { SpendCap } from '../domain/spend-limit-schema';
 import { creditForPeriod } from '../credits/store';
 import type { Queryable } from '../db/transaction';
 

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/transaction';
 import { formatExact, formatMoney } from '../domain/money';
-import { nextSpendTarget, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
+import { nextSpendTarget, type OpenPeriodSpend } from '../domain/spend-limit';
+import type { SpendCap } from '../domain/spend-limit-schema';
 import { spendOf, spendRunway } from '../domain/spend-projection';
 import { readUsageTotals } from '../metering/usage-totals';
 import { getPlan } from '../plans/store';

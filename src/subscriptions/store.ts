@@ -1,9 +1,9 @@
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import type { Plan } from '../domain/plan';
-import type { SpendThresholds } from '../domain/spend-thresholds';
+import type { SpendThresholds } from '../domain/spend-thresholds-schema';
 import type { PlanTimeline } from '../domain/plan-segments';
-import type { SpendCap } from '../domain/spend-limit';
+import type { SpendCap } from '../domain/spend-limit-schema';
 import { inTransaction, type Queryable } from '../db/transaction';
 import { getPlan, planTermColumns, toPlanTerms, type PlanTermsRow } from '../plans/store';
 import { lastInterimCut, lockCustomerInvoicing } from './invoicing-cut';

@@ -16,10 +16,14 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { Decimal } from '../domain/money';
-import { nextPeriod, periodContaining, type BillingInterval } from '../domain/periods';
-import { evaluateLimit, nextDecision, type LimitState, type MeterLimit } from '../domain/quota-policy';
-import { hasSpendThresholds, SpendThresholdsSchema, type SpendThresholds } from '../domain/spend-thresholds';
-import { evaluateSpendLimit, SpendCapSchema, type OpenPeriodSpend, type SpendCap } from '../domain/spend-limit';
+import { nextPeriod, periodContaining } from '../domain/periods';
+import type { BillingInterval } from '../domain/periods-schema';
+import { evaluateLimit, nextDecision } from '../domain/quota-policy';
+import type { LimitState, MeterLimit } from '../domain/quota-policy-schema';
+import { evaluateSpendLimit, isSpendCap, type OpenPeriodSpend } from '../domain/spend-limit';
+import type { SpendCap } from '../domain/spend-limit-schema';
+import { hasSpendThresholds, isSpendThresholds } from '../domain/spend-thresholds';
+import type { SpendThresholds } from '../domain/spend-thresholds-schema';
 import { startInvoiceCollection, type ChargeAttemptOutcome } from './invoice-collection';
 
 /*
@@ -519,9 +523,12 @@ class BillingPeriodRun {
         return this.view();
       },
       {
-        // The API's own schema: a malformed update (from the Temporal UI, say) is refused here
-        // rather than failing the run when the open period is priced against it.
-        validator: (thresholds) => void SpendThresholdsSchema.parse(thresholds),
+        // Exactly what the API's schema outputs: a malformed update (from the Temporal UI, say) is
+        // refused here rather than failing the run when the open period is priced against it.
+        validator: (thresholds) => {
+          if (!isSpendThresholds(thresholds))
+            throw new TypeError('spend thresholds must be {"amounts": ["500.00", …], "every": "1000.00" or null}, amounts above 0');
+        },
       },
     );
   }
@@ -540,7 +547,12 @@ class BillingPeriodRun {
         return this.view();
       },
       {
-        validator: ({ spendCap }) => void SpendCapSchema.nullable().parse(spendCap),
+        validator: ({ spendCap }) => {
+          if (spendCap !== null && !isSpendCap(spendCap))
+            throw new TypeError(
+              'spendCap must be null or {"amount": "250.00", "grace_period"?: "PT1H", "soft_thresholds"?: [{"percent": 80}]}',
+            );
+        },
       },
     );
   }

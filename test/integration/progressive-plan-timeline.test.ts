@@ -7,7 +7,7 @@ import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
 import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
 import { ZERO } from '../../src/domain/money';
-import type { BillingInterval } from '../../src/domain/periods';
+import type { BillingInterval } from '../../src/domain/periods-schema';
 import { planSchema } from '../../src/domain/plan';
 import { getInvoice, type Invoice } from '../../src/invoices/store';
 import { createMeter } from '../../src/meters/store';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Decimal, ZERO, roundToMinor, type Decimal as DecimalValue } from '../../src/domain/money';
-import { periodAt, type BillingInterval } from '../../src/domain/periods';
+import { periodAt } from '../../src/domain/periods';
+import type { BillingInterval } from '../../src/domain/periods-schema';
 import type { PlanTimeline } from '../../src/domain/plan-segments';
 import { pricePlan, type Charge, type PricePlan } from '../../src/domain/pricing';
 

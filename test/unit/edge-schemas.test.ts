@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import {
-  Identifier,
-  InstantSchema,
-  isStorableText,
-  jsonObject,
-  jsonValueIssue,
-  MAX_INSTANT_MS,
-  MAX_JSON_DEPTH,
-  MIN_INSTANT_MS,
-  record,
-} from '../../src/domain/edge-schemas';
+import { Identifier, InstantSchema, jsonObject, jsonValueIssue, MAX_JSON_DEPTH, record } from '../../src/domain/edge-schemas';
+import { isStorableText, MAX_INSTANT_MS, MIN_INSTANT_MS } from '../../src/domain/input-checks';
 import { z } from 'zod';
 
 /** UTF-16 code units, lone surrogates and NUL included: everything JSON.parse can put in a string. */

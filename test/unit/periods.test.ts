@@ -2,7 +2,6 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  BillingIntervalSchema,
   InvalidDurationError,
   nextPeriod,
   parseIsoDuration,
@@ -10,9 +9,9 @@ import {
   periodContaining,
   periodContains,
   periodIndex,
-  type BillingInterval,
   type Period,
 } from '../../src/domain/periods';
+import { BillingIntervalSchema, type BillingInterval } from '../../src/domain/periods-schema';
 
 const monthly: BillingInterval = { kind: 'calendar_month' };
 const every = (iso: string): BillingInterval => ({ kind: 'duration', iso });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { lateUsageAdjustments, type BilledLine } from '../../src/domain/invoice-adjustments';
 import { Decimal, ZERO, type Decimal as DecimalValue } from '../../src/domain/money';
-import type { BillingInterval } from '../../src/domain/periods';
+import type { BillingInterval } from '../../src/domain/periods-schema';
 import { planSegments } from '../../src/domain/plan-segments';
 import { pricePlan, type PricePlan } from '../../src/domain/pricing';
 import { priceSegments, type SegmentLine, type SegmentRef } from '../../src/domain/segment-pricing';

@@ -8,7 +8,8 @@ import { planSchema } from '../../src/domain/plan';
 import { pricePlan } from '../../src/domain/pricing/price-plan';
 import { compareInvoice } from '../../src/domain/reconciliation';
 import { spendOf, usageToReach } from '../../src/domain/spend-projection';
-import { SpendThresholdsSchema, nextThreshold, thresholdReached, type SpendThresholds } from '../../src/domain/spend-thresholds';
+import { nextThreshold, thresholdReached } from '../../src/domain/spend-thresholds';
+import { SpendThresholdsSchema, type SpendThresholds } from '../../src/domain/spend-thresholds-schema';
 
 /*
  * Progressive billing's pure parts: which threshold priced usage reached, the interim deduction,

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { interimBilledLine, interimCut, interimUsageLines, totalOf, type InterimInvoiceBilled } from '../../src/domain/interim-billing';
 import { Decimal, ZERO, formatMoney } from '../../src/domain/money';
-import type { BillingInterval } from '../../src/domain/periods';
+import type { BillingInterval } from '../../src/domain/periods-schema';
 import { planSegments, type PlanTimeline } from '../../src/domain/plan-segments';
 import type { PricePlan } from '../../src/domain/pricing';
 import { priceSegments } from '../../src/domain/segment-pricing';

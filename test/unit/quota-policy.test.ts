@@ -2,16 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import Decimal from 'decimal.js';
-import {
-  MeterLimitSchema,
-  MeterLimitsSchema,
-  checkEntitlement,
-  evaluateLimit,
-  nextDecision,
-  thresholdKey,
-  type LimitState,
-  type MeterLimit,
-} from '../../src/domain/quota-policy';
+import { checkEntitlement, evaluateLimit, nextDecision, thresholdKey } from '../../src/domain/quota-policy';
+import { MeterLimitSchema, MeterLimitsSchema, type LimitState, type MeterLimit } from '../../src/domain/quota-policy-schema';
 
 const limitOf = (input: Record<string, unknown>): MeterLimit => MeterLimitSchema.parse({ meter: 'api_calls', ...input });
 const ok: LimitState = { status: 'ok' };

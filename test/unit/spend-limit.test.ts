@@ -2,8 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decimal } from '../../src/domain/money';
 import { PricePlanSchema, type PricePlan } from '../../src/domain/pricing';
-import type { LimitState } from '../../src/domain/quota-policy';
-import { SpendCapSchema, evaluateSpendLimit, nextSpendTarget } from '../../src/domain/spend-limit';
+import type { LimitState } from '../../src/domain/quota-policy-schema';
+import { evaluateSpendLimit, nextSpendTarget } from '../../src/domain/spend-limit';
+import { SpendCapSchema } from '../../src/domain/spend-limit-schema';
 import { spendOf, spendRunway } from '../../src/domain/spend-projection';
 
 const planOf = (charges: unknown[], extra: Record<string, unknown> = {}): PricePlan =>

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import type { MeterLimit } from '../../src/domain/quota-policy';
+import type { MeterLimit } from '../../src/domain/quota-policy-schema';
 import {
   billingPeriodWorkflow,
   billingState,

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { periodContaining } from '../../src/domain/periods';
-import type { MeterLimit } from '../../src/domain/quota-policy';
+import type { MeterLimit } from '../../src/domain/quota-policy-schema';
 import { workflowsPath } from '../../src/temporal/worker';
 import {
   billingPeriodWorkflow,

@@ -10,7 +10,7 @@ import { createCustomer } from '../../src/customers/store';
 import { interimBilledLine, totalOf } from '../../src/domain/interim-billing';
 import { Decimal, formatMoney, roundToMinor } from '../../src/domain/money';
 import { pricePlan } from '../../src/domain/pricing/price-plan';
-import type { SpendThresholds } from '../../src/domain/spend-thresholds';
+import type { SpendThresholds } from '../../src/domain/spend-thresholds-schema';
 import { getInvoice, listInvoices, type Invoice } from '../../src/invoices/store';
 import { IngestWriter } from '../../src/metering/ingest-writer';
 import { getPlan } from '../../src/plans/store';

@@ -9,7 +9,7 @@ import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
 import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
-import type { MeterLimit } from '../../src/domain/quota-policy';
+import type { MeterLimit } from '../../src/domain/quota-policy-schema';
 import { IngestWriter } from '../../src/metering/ingest-writer';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';

@@ -1,15 +1,7 @@
 import { z } from 'zod';
-import {
-  INSTANT_MESSAGE,
-  isJsonObject,
-  isRepresentableInstant,
-  isWellFormed,
-  JSON_OBJECT_MESSAGE,
-  jsonValueIssue,
-  MAX_JSON_DEPTH,
-  RANGE_MESSAGE,
-  TEXT_MESSAGES,
-} from '../edge-schemas';
+import { INSTANT_MESSAGE, JSON_OBJECT_MESSAGE, jsonValueIssue, MAX_JSON_DEPTH, TEXT_MESSAGES } from '../edge-schemas';
+import { isJsonObject } from '../input-checks';
+import { isRepresentableInstant, isWellFormed, RANGE_MESSAGE } from '../input-checks';
 import type { EventInput } from './event-input';
 
 /*

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { currencyCodes, isCurrency, minorUnits } from '../currencies';
-import { quote, record, storable, text } from '../edge-schemas';
+import { record, storable, text } from '../edge-schemas';
+import { quote } from '../input-checks';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN, ZERO, isDecimalString, roundingModes, type Decimal as DecimalValue } from '../money';
 
 /*
