@@ -39,7 +39,7 @@ export function createSetEntitlement(deps: { pool: Pool; clock: Clock }): Billin
  * publish overtaken by a later one, changes nothing.
  */
 export function createPublishQuota(deps: { pool: Pool }): BillingPeriodActivities['publishQuota'] {
-  return async ({ customerId, meter, usage, hardLimit, state, notified, nextDecision, spendRunway, periodEnd, asOf }) => {
+  return async ({ customerId, meter, usage, hardLimit, state, notified, nextDecision, spendRunway, periodEnd, asOf, countedAt }) => {
     const known = await saveQuotaState(deps.pool, {
       customerId,
       meter,
@@ -52,6 +52,8 @@ export function createPublishQuota(deps: { pool: Pool }): BillingPeriodActivitie
       spendRunway: spendRunway ?? null,
       periodEnd: new Date(periodEnd),
       asOf: new Date(asOf),
+      // Runs recorded before it do not say.
+      countedAt: countedAt ? new Date(countedAt) : null,
     });
     if (!known) throw unknownCustomerOrMeter(customerId, meter);
   };

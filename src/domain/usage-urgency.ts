@@ -12,8 +12,9 @@ export interface MeterUsageEstimate {
    * What the workflow last published for the meter: its usage and its next decision point (the
    * usage at which it next notifies or blocks; null when nothing is left to decide). Absent when
    * it published nothing (a meter without limits, or not published yet): slow reports only.
+   * `countedAtMs`: when it read the counters for that usage (epoch ms); absent when unknown.
    */
-  published?: { usage: string; nextDecision: string | null };
+  published?: { usage: string; nextDecision: string | null; countedAtMs?: number };
   /** What this process reported for the meter since that publish. */
   sentSincePublish: Quantity;
   /** What this process stored for the meter and has not reported yet. */
@@ -38,7 +39,14 @@ export type UsageReportKind = 'urgent' | 'slow';
 /**
  * Whether a customer's pending usage is reported now, and why: urgent when any of its meters is,
  * slow once `intervalMs` have passed since `sinceMs` (its previous report from this process, or
- * its first usage since), otherwise not yet (null). Nothing pending, nothing to report.
+ * its first usage since) or since the newest read of the counters published for these meters,
+ * whichever is later; otherwise not yet (null). Nothing pending, nothing to report.
+ *
+ * Why a read restarts the clock: it counted what every API process had stored by then. So when
+ * several processes hold usage of one customer, the first slow report's read covers the others'
+ * older usage, and they wait a full interval from it instead of each sending its own: the
+ * workflow hears about once per interval, not once per process. Reads are stamped by the
+ * workflow's clock (Temporal's): one ahead of this process's by δ delays a slow report by δ.
  */
 export function reportDue(input: {
   /** The customer's meters with usage stored and not reported yet. */
@@ -50,5 +58,6 @@ export function reportDue(input: {
 }): UsageReportKind | null {
   if (input.meters.length === 0) return null;
   if (input.meters.some((meter) => isUrgent(meter, input.margin))) return 'urgent';
-  return input.nowMs - input.sinceMs >= input.intervalMs ? 'slow' : null;
+  const lastRead = Math.max(...input.meters.map((meter) => meter.published?.countedAtMs ?? -Infinity));
+  return input.nowMs - Math.max(input.sinceMs, lastRead) >= input.intervalMs ? 'slow' : null;
 }

@@ -21,6 +21,7 @@ const ChangeSchema = z.object({
   next_decision: z.string().nullish(),
   spend_blocked: z.boolean().nullish(),
   spend_runway: z.string().nullish(),
+  usage_counted_at: z.iso.datetime({ offset: true }).nullish(),
 });
 type ChangeRow = z.infer<typeof ChangeSchema>;
 
@@ -40,6 +41,7 @@ const toChange = (r: ChangeRow): EntitlementChange => ({
           nextDecision: r.next_decision ?? null,
           spendRunway: r.spend_runway ?? null,
           asOf: new Date(r.usage_as_of),
+          countedAt: r.usage_counted_at ? new Date(r.usage_counted_at) : null,
         },
       }
     : {}),
@@ -93,7 +95,8 @@ export async function startEntitlements(opts: EntitlementsOptions): Promise<Enti
       const { rows } = await client.query<{ row: ChangeRow }>(
         `select json_build_object('customer_id', customer_id, 'meter', meter, 'blocked', blocked, 'resets_at', resets_at,
            'usage', usage::text, 'hard_limit', hard_limit::text, 'limit_state', limit_state, 'notified', notified, 'usage_as_of', usage_as_of,
-           'next_decision', next_decision::text, 'spend_blocked', spend_blocked, 'spend_runway', spend_runway::text) as row
+           'next_decision', next_decision::text, 'spend_blocked', spend_blocked, 'spend_runway', spend_runway::text,
+           'usage_counted_at', usage_counted_at) as row
          from entitlements where blocked or spend_blocked or resets_at > now()`,
       );
       store.replace(rows.map((r) => toChange(ChangeSchema.parse(r.row))));

@@ -82,6 +82,8 @@ export interface PublishedQuota {
   periodEnd: Date;
   /** When the workflow evaluated it. */
   asOf: Date;
+  /** When the counters were read for `usage`; null when unknown (see QuotaState.countedAt). */
+  countedAt?: Date | null;
 }
 
 /**
@@ -93,11 +95,12 @@ export function saveQuotaState(pool: Pool, quota: PublishedQuota): Promise<boole
   return knownCustomerAndMeter(
     pool.query(
       `insert into entitlements as e
-         (customer_id, meter, blocked, resets_at, updated_at, usage, hard_limit, limit_state, notified, usage_as_of, next_decision, spend_runway)
-       values ($1, $2, false, $3, $8, $4, $5, $6, $7, $8, $9, $10)
+         (customer_id, meter, blocked, resets_at, updated_at, usage, hard_limit, limit_state, notified, usage_as_of, next_decision, spend_runway, usage_counted_at)
+       values ($1, $2, false, $3, $8, $4, $5, $6, $7, $8, $9, $10, $11)
        on conflict (customer_id, meter) do update
          set usage = excluded.usage, hard_limit = excluded.hard_limit, limit_state = excluded.limit_state, notified = excluded.notified,
              usage_as_of = excluded.usage_as_of, next_decision = excluded.next_decision, spend_runway = excluded.spend_runway,
+             usage_counted_at = excluded.usage_counted_at,
              updated_at = excluded.updated_at,
              resets_at = case when e.blocked or e.spend_blocked then e.resets_at else excluded.resets_at end
          where e.usage_as_of is null or e.usage_as_of <= excluded.usage_as_of`,
@@ -112,6 +115,7 @@ export function saveQuotaState(pool: Pool, quota: PublishedQuota): Promise<boole
         quota.asOf,
         quota.nextDecision,
         quota.spendRunway ?? null,
+        quota.countedAt ?? null,
       ],
     ),
   );

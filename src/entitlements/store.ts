@@ -25,6 +25,11 @@ export interface QuotaState {
    */
   spendRunway?: string | null;
   asOf: Date;
+  /**
+   * When the workflow read the real-time counters for `usage`: it counts everything any API
+   * process stored before then. Null (or absent) when unknown (see migration 0022).
+   */
+  countedAt?: Date | null;
 }
 
 /** One entitlement row as the database announces it (NOTIFY payload) or lists it (snapshot). */

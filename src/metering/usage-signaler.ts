@@ -30,6 +30,8 @@ export interface PublishedQuota {
   usage: string;
   nextDecision: string | null;
   asOf: Date;
+  /** When the workflow read the counters for `usage`: it counts what any process stored before. Absent when unknown. */
+  countedAt?: Date | null;
 }
 
 export type QuotaLookup = (customerId: string, meter: string) => PublishedQuota | undefined;
@@ -40,10 +42,20 @@ interface SentSincePublish {
   amount: Decimal;
 }
 
+/** Pending usage stored within one second, kept apart so that a read of the counters after it can retire it. */
+interface StoredChunk {
+  /** When the chunk's latest usage was stored (epoch ms). */
+  storedAt: number;
+  /** Per meter and bucket, as `pending`. */
+  amounts: Map<string, Decimal>;
+}
+
 interface CustomerQueue {
   customerId: string;
   /** Stored and not yet reported, per meter and bucket (`meter \0 bucket start`). */
   pending: Map<string, Decimal>;
+  /** The same amounts by the second they were stored in, oldest first. */
+  chunks: StoredChunk[];
   /** The same per meter: what the urgency rule adds to the published usage. */
   pendingByMeter: Map<string, Decimal>;
   /** Reported per meter since the workflow's last publish; forgotten when a newer publish arrives. */
@@ -68,11 +80,23 @@ export interface UsageSignalerOptions {
   signalMargin?: number;
   /** How often reports are considered; default 1 s. */
   tickMs?: number;
+  /**
+   * How much later than the interval this process's slow reports come (ms); default a random
+   * share of up to 10 % of the interval, drawn once. Processes holding usage of one customer so
+   * report one after the other: the first report's read retires what the others stored before it.
+   */
+  reportStaggerMs?: number;
   /** Epoch ms; tests move it by hand. */
   now?: () => number;
 }
 
 export const DEFAULT_USAGE_SIGNAL_MARGIN = 0.1;
+
+function subtract(amounts: Map<string, Decimal>, key: string, amount: Decimal): void {
+  const left = amounts.get(key)!.minus(amount);
+  if (left.isZero()) amounts.delete(key);
+  else amounts.set(key, left);
+}
 const NO_WORKFLOW_BACKOFF_MS = 30_000;
 
 /**
@@ -81,8 +105,11 @@ const NO_WORKFLOW_BACKOFF_MS = 30_000;
  * at the next tick only when the usage it would estimate for a meter (what it published, plus
  * what this process reported since and has pending) comes within the margin of the meter's next
  * decision point (a threshold notice or a block is due soon). Other usage waits for the slow
- * report, sent once the report interval has passed since this customer's previous report from
- * this process (or its first usage since). Every report carries this process's producer id and
+ * report, sent once the report interval (and this process's stagger) has passed since this
+ * customer's previous report from this process, its first usage since, or the workflow's latest
+ * published read of the counters, whichever is latest; pending usage stored before such a read is
+ * retired unreported (it was counted). So with several API processes the workflow hears about
+ * once per interval, not once per process (see reportDue). Every report carries this process's producer id and
  * an increasing sequence, so the workflow ignores replays and reordering; one report per customer
  * is in flight at a time, and a failed one is retried as it was. A customer without a running
  * workflow (no subscription) is skipped for a while. Quota tracking only: invoices recompute from
@@ -110,8 +137,14 @@ export class UsageSignaler {
         registers,
       }),
       events: new Counter({ name: 'usage_signal_events_total', help: 'Stored events folded into usage reports', registers }),
+      retired: new Counter({
+        name: 'usage_pending_retired_total',
+        help: 'Pending usage amounts (per meter and second stored) not reported: a read of the counters by the workflow counted them first',
+        registers,
+      }),
     };
-    this.reportIntervalMs = opts.reportIntervalMs ?? DEFAULT_USAGE_REPORT_INTERVAL_MS;
+    const interval = opts.reportIntervalMs ?? DEFAULT_USAGE_REPORT_INTERVAL_MS;
+    this.reportIntervalMs = interval + (opts.reportStaggerMs ?? Math.random() * 0.1 * interval);
     this.margin = opts.signalMargin ?? DEFAULT_USAGE_SIGNAL_MARGIN;
     this.now = opts.now ?? Date.now;
     this.timer = setInterval(() => void this.tick(), opts.tickMs ?? 1000);
@@ -128,7 +161,7 @@ export class UsageSignaler {
       }
       let queue = this.queues.get(u.customer);
       if (!queue) {
-        queue = { customerId: u.customerId, pending: new Map(), pendingByMeter: new Map(), sent: new Map(), since: now };
+        queue = { customerId: u.customerId, pending: new Map(), chunks: [], pendingByMeter: new Map(), sent: new Map(), since: now };
         this.queues.set(u.customer, queue);
       } else if (queue.pending.size === 0 && !queue.inFlight && now - queue.since >= this.reportIntervalMs) {
         // Idle for a whole interval: this usage starts the clock again rather than being sent at once.
@@ -138,6 +171,11 @@ export class UsageSignaler {
       const key = `${u.meter}\u0000${bucket}`;
       queue.pending.set(key, (queue.pending.get(key) ?? new Decimal(0)).plus(u.quantity));
       queue.pendingByMeter.set(u.meter, (queue.pendingByMeter.get(u.meter) ?? new Decimal(0)).plus(u.quantity));
+      let chunk = queue.chunks.at(-1);
+      if (!chunk || Math.floor(chunk.storedAt / 1000) !== Math.floor(now / 1000))
+        queue.chunks.push((chunk = { storedAt: now, amounts: new Map() }));
+      chunk.storedAt = now;
+      chunk.amounts.set(key, (chunk.amounts.get(key) ?? new Decimal(0)).plus(u.quantity));
       this.metrics.events.inc();
     }
   }
@@ -187,16 +225,50 @@ export class UsageSignaler {
 
   /** Whether the customer's pending usage is reported now: urgent, slow, or not yet. */
   private due(queue: CustomerQueue, now: number): UsageReportKind | null {
+    this.retireRead(queue);
     const meters: MeterUsageEstimate[] = [];
     for (const [meter, pending] of queue.pendingByMeter) {
       const quota = this.opts.quotaOf(queue.customerId, meter);
       meters.push({
         pending,
         sentSincePublish: quota ? this.sentSince(queue, meter, quota) : '0',
-        ...(quota ? { published: { usage: quota.usage, nextDecision: quota.nextDecision } } : {}),
+        ...(quota
+          ? {
+              published: {
+                usage: quota.usage,
+                nextDecision: quota.nextDecision,
+                ...(quota.countedAt ? { countedAtMs: quota.countedAt.getTime() } : {}),
+              },
+            }
+          : {}),
       });
     }
     return reportDue({ meters, margin: this.margin, nowMs: now, sinceMs: queue.since, intervalMs: this.reportIntervalMs });
+  }
+
+  /**
+   * Forgets pending usage the workflow has already counted: a read of the counters published for
+   * its meter (`countedAt`) after the usage was stored saw it, whichever process's report caused
+   * the read. Without this, usage another process's report got read would wait here and inflate
+   * the urgency estimate, which already counts it in the published usage.
+   */
+  private retireRead(queue: CustomerQueue): void {
+    const readAt = new Map<string, number>();
+    for (const meter of queue.pendingByMeter.keys())
+      readAt.set(meter, this.opts.quotaOf(queue.customerId, meter)?.countedAt?.getTime() ?? -Infinity);
+    const newest = Math.max(...readAt.values());
+    if (queue.chunks.length === 0 || newest <= queue.chunks[0]!.storedAt) return;
+    for (const chunk of queue.chunks) {
+      for (const [key, amount] of chunk.amounts) {
+        const meter = key.slice(0, key.indexOf('\u0000'));
+        if (readAt.get(meter)! <= chunk.storedAt) continue;
+        chunk.amounts.delete(key);
+        this.metrics.retired.inc();
+        subtract(queue.pending, key, amount);
+        subtract(queue.pendingByMeter, meter, amount);
+      }
+    }
+    queue.chunks = queue.chunks.filter((chunk) => chunk.amounts.size > 0);
   }
 
   /** What was reported for the meter since `quota` was published: nothing once a newer publish arrived. */
@@ -230,6 +302,7 @@ export class UsageSignaler {
       }
       queue.inFlight = { report, kind };
       queue.pending = new Map();
+      queue.chunks = [];
       queue.pendingByMeter = new Map();
       queue.since = this.now();
     }

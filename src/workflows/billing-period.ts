@@ -65,6 +65,11 @@ export interface BillingPeriodActivities {
     spendRunway?: string | null;
     periodEnd: string;
     asOf: string;
+    /**
+     * When the counters were read for `usage` (before the read began): it counts everything
+     * stored before then, so producers drop what they stored earlier. Absent when unknown.
+     */
+    countedAt?: string;
   }): Promise<void>;
   /**
    * Prices the open period's usage from the real-time counters for the spend limit: what it
@@ -410,6 +415,8 @@ class BillingPeriodRun {
   private readonly early: Record<string, Decimal>;
   /** Producers heard in this run: the only ones whose sequences the next period still needs. */
   private readonly heard = new Set<string>();
+  /** Per meter, when the counters were last read for its usage (published with it, see publishQuota). */
+  private readonly countedAt: Record<string, string> = {};
   private dirty: boolean;
   /** When the subscription ends (epoch ms), once it is canceled; it may lie beyond this period. */
   private cancelAt: number | undefined;
@@ -644,6 +651,8 @@ class BillingPeriodRun {
         ...Object.keys(this.thresholdPricing?.decisionPoints ?? {}),
       ]),
     ];
+    // Workflow time, before the read runs: the totals count everything stored before it.
+    const readAt = new Date().toISOString();
     const totals = await local.readUsageTotals({
       customerId: this.terms.customerId,
       meters: codes.map((code) => ({ code })),
@@ -652,7 +661,9 @@ class BillingPeriodRun {
     });
     for (const code of codes) {
       const total = totals[code];
-      if (total !== undefined) this.meterState(code).usage = total;
+      if (total === undefined) continue;
+      this.meterState(code).usage = total;
+      this.countedAt[code] = readAt;
     }
     if (this.progressiveBilling() && this.spendMayHaveMoved(totals)) await this.checkSpend(totals);
     if (this.spendTracked()) await this.priceSpend();
@@ -926,6 +937,8 @@ class BillingPeriodRun {
         nextDecision: decision,
         periodEnd: this.period.end.toISOString(),
         asOf: now.toISOString(),
+        // Not part of the signature: a read that changed nothing a reader sees publishes nothing.
+        ...(this.countedAt[limit.meter] ? { countedAt: this.countedAt[limit.meter] } : {}),
       });
     }
   }

@@ -341,6 +341,7 @@ describe('published quota state', () => {
     const publish = createPublishQuota({ pool: db.pool });
     const periodEnd = inAnHour();
     const asOf = new Date().toISOString();
+    const countedAt = new Date(Date.parse(asOf) - 50).toISOString();
     await publish({
       customerId: ids.globex,
       meter: 'api_calls',
@@ -351,6 +352,7 @@ describe('published quota state', () => {
       nextDecision: '800',
       periodEnd,
       asOf,
+      countedAt,
     });
     // An older publish arriving late (an activity retry) does not overwrite the newer one.
     await publish({
@@ -382,8 +384,11 @@ describe('published quota state', () => {
         { allowed: true, limit_state: 'ok', hard_limit: '1000', remaining: '250', notified: ['50%'], resets_at: periodEnd },
       );
     }
-    // The next decision point travels with it (NOTIFY), and so it does in the snapshot a starting process loads.
-    for (const app of [one, two]) assert.equal(app.entitlements.store.quotaOf(ids.globex, 'api_calls')?.nextDecision, '800');
+    // The next decision point and the read's time travel with it (NOTIFY), and so they do in the snapshot a starting process loads.
+    for (const app of [one, two]) {
+      assert.equal(app.entitlements.store.quotaOf(ids.globex, 'api_calls')?.nextDecision, '800');
+      assert.deepEqual(app.entitlements.store.quotaOf(ids.globex, 'api_calls')?.countedAt, new Date(countedAt));
+    }
     const three = await startKeysApp(db);
     try {
       assert.deepEqual(three.entitlements.store.quotaOf(ids.globex, 'api_calls'), {
@@ -394,6 +399,7 @@ describe('published quota state', () => {
         nextDecision: '800',
         spendRunway: null,
         asOf: new Date(asOf),
+        countedAt: new Date(countedAt),
         resetsAt: new Date(periodEnd),
       });
     } finally {

@@ -133,7 +133,11 @@ const usage = (customer: string, quantity: string, meter = 'api_calls') => ({
   eventTime: new Date().toISOString(),
 });
 
-const publish = (store: EntitlementStore, customer: string, quota: { usage: string; nextDecision: string | null; asOf: Date }) =>
+const publish = (
+  store: EntitlementStore,
+  customer: string,
+  quota: { usage: string; nextDecision: string | null; asOf: Date; countedAt?: Date },
+) =>
   store.apply({
     customerId: idOf(customer),
     meter: 'api_calls',
@@ -143,25 +147,37 @@ const publish = (store: EntitlementStore, customer: string, quota: { usage: stri
   });
 
 /**
- * A signaler whose timer never fires during a test: the test runs its ticks (`tick()` resolves
- * once that tick's reports are delivered) and moves its clock, so nothing here depends on timing.
+ * Signalers (API processes) whose timers never fire during a test: the test runs their ticks
+ * (`tick()` resolves once that tick's reports are delivered) and moves their shared clock, so
+ * nothing here depends on timing. They share the published quota states, as API processes do.
  */
-function manualSignaler() {
-  const registry = new Registry();
+function manualSignalers(staggersMs: number[]) {
   const store = new EntitlementStore({ now: () => new Date() }, '/upgrade', '/top-up');
   let now = Date.now();
-  const signaler = new UsageSignaler({
-    client: env.client,
-    logger,
-    registry,
-    quotaOf: (customerId, meter) => store.quotaOf(customerId, meter),
-    reportIntervalMs: INTERVAL_MS,
-    signalMargin: 0.1,
-    tickMs: 3_600_000,
-    now: () => now,
+  const signalers = staggersMs.map((reportStaggerMs) => {
+    const registry = new Registry();
+    const signaler = new UsageSignaler({
+      client: env.client,
+      logger,
+      registry,
+      quotaOf: (customerId, meter) => store.quotaOf(customerId, meter),
+      reportIntervalMs: INTERVAL_MS,
+      reportStaggerMs,
+      signalMargin: 0.1,
+      tickMs: 3_600_000,
+      now: () => now,
+    });
+    return { signaler, registry };
   });
-  return { signaler, store, registry, advance: (ms: number) => (now += ms) };
+  return { signalers, store, now: () => now, advance: (ms: number) => (now += ms) };
 }
+
+function manualSignaler() {
+  const { signalers, store, advance } = manualSignalers([0]);
+  return { ...signalers[0]!, store, advance };
+}
+
+const retired = async (registry: Registry) => (await registry.getSingleMetric('usage_pending_retired_total')!.get()).values[0]?.value ?? 0;
 
 describe('usage signaler', () => {
   test('far from a decision point usage waits for the slow report; near it, it is reported at the next tick', async () => {
@@ -235,6 +251,56 @@ describe('usage signaler', () => {
     await reached('stop-1', '3');
     await reached('stop-2', '4');
     assert.equal(await usageIn('stop-1', 'tokens'), '5');
+  });
+});
+
+describe('usage signalers of several API processes', () => {
+  test("the first slow report's read of the counters retires what the others stored before it; they report what came after, a full interval later", async () => {
+    const stagger = 5000;
+    const { signalers, store, now, advance } = manualSignalers([0, stagger]);
+    const [a, b] = signalers as [(typeof signalers)[0], (typeof signalers)[0]];
+    await subscribe('pair-1');
+    publish(store, 'pair-1', { usage: '0', nextDecision: '1000', asOf: new Date(now() - 1000), countedAt: new Date(now() - 1000) });
+    try {
+      a.signaler.record([usage('pair-1', '3')]);
+      b.signaler.record([usage('pair-1', '4')]);
+      advance(INTERVAL_MS);
+      await Promise.all([a.signaler.tick(), b.signaler.tick()]);
+      assert.deepEqual(await reports(a.registry), { urgent: 0, slow: 1 });
+      assert.deepEqual(await reports(b.registry), { urgent: 0, slow: 0 }, 'B waits its stagger longer');
+      // The workflow read the counters for A's report: they held both processes' usage.
+      publish(store, 'pair-1', { usage: '7', nextDecision: '1000', asOf: new Date(now()), countedAt: new Date(now()) });
+      advance(stagger);
+      await b.signaler.tick();
+      assert.deepEqual(await reports(b.registry), { urgent: 0, slow: 0 }, 'what B stored before the read is not reported');
+      assert.equal(await retired(b.registry), 1);
+
+      // Usage B stores after the read is reported, once its own interval and stagger have passed.
+      b.signaler.record([usage('pair-1', '2')]);
+      advance(INTERVAL_MS + stagger - 1);
+      await b.signaler.tick();
+      assert.deepEqual(await reports(b.registry), { urgent: 0, slow: 0 });
+      advance(1);
+      await b.signaler.tick();
+      assert.deepEqual(await reports(b.registry), { urgent: 0, slow: 1 });
+      await reached('pair-1', '5');
+    } finally {
+      await Promise.all(signalers.map((s) => s.signaler.stop()));
+    }
+  });
+
+  test('a read that publishes no count time (a run that sums reports) retires nothing', async () => {
+    const { signaler, store, registry, advance } = manualSignaler();
+    await subscribe('legacy-1');
+    signaler.record([usage('legacy-1', '6')]);
+    advance(1000);
+    publish(store, 'legacy-1', { usage: '6', nextDecision: '1000', asOf: new Date(Date.now() + 60_000) });
+    advance(INTERVAL_MS);
+    await signaler.tick();
+    assert.equal(await retired(registry), 0);
+    assert.deepEqual(await reports(registry), { urgent: 0, slow: 1 });
+    await reached('legacy-1', '6');
+    await signaler.stop();
   });
 });
 

@@ -76,6 +76,25 @@ describe('reportDue', () => {
     assert.equal(reportDue({ ...base, meters: [unlimited], nowMs: base.sinceMs + 300_000 }), 'slow');
   });
 
+  test("a publish after the clock started (another process's report was read) restarts it; one before it does not", () => {
+    const readAt = (countedAtMs: number, pending = '5') => meter({ usage: '10', nextDecision: '1000', countedAtMs }, '0', pending);
+    const later = base.sinceMs + 120_000;
+    assert.equal(reportDue({ ...base, meters: [readAt(later)], nowMs: base.sinceMs + 300_000 }), null);
+    assert.equal(reportDue({ ...base, meters: [readAt(later)], nowMs: later + 299_999 }), null);
+    assert.equal(reportDue({ ...base, meters: [readAt(later)], nowMs: later + 300_000 }), 'slow');
+    // The newest publish of the customer's meters counts.
+    assert.equal(reportDue({ ...base, meters: [readAt(base.sinceMs - 5000), readAt(later)], nowMs: base.sinceMs + 300_000 }), null);
+    assert.equal(reportDue({ ...base, meters: [readAt(base.sinceMs - 5000)], nowMs: base.sinceMs + 300_000 }), 'slow');
+    // Stamped by a clock ahead of this one: the report comes that much later.
+    assert.equal(reportDue({ ...base, meters: [readAt(base.sinceMs + 5000)], nowMs: base.sinceMs + 304_999 }), null);
+    assert.equal(reportDue({ ...base, meters: [readAt(base.sinceMs + 5000)], nowMs: base.sinceMs + 305_000 }), 'slow');
+    // Urgency does not wait for any clock.
+    assert.equal(
+      reportDue({ ...base, meters: [meter({ usage: '890', nextDecision: '1000', countedAtMs: later }, '0', '10')], nowMs: later }),
+      'urgent',
+    );
+  });
+
   test('nothing pending, nothing due', () => {
     assert.equal(reportDue({ ...base, meters: [], nowMs: base.sinceMs + 10_000_000 }), null);
   });

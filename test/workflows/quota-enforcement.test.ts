@@ -111,10 +111,12 @@ describe('quota enforcement end to end', () => {
     // The workflow's first read publishes the meter's decision points. Usage stored before the API
     // knows them waits for the slow report (or is taken in by that first read): no signal at all.
     const { rows: ids } = await db.pool.query<{ id: string }>(`select id from customers where external_id = 'acme'`);
-    await waitFor(async () => app.entitlements.store.quotaOf(ids[0]!.id, 'api_calls'), {
+    const published = await waitFor(async () => app.entitlements.store.quotaOf(ids[0]!.id, 'api_calls'), {
       description: 'the workflow published the quota state',
       until: (q) => q?.nextDecision === '800',
     });
+    // With when it read the counters (no later than it evaluated them): API processes retire what they stored before.
+    assert.ok(published!.countedAt && published!.countedAt <= published!.asOf, JSON.stringify(published));
 
     // 1,200 events in 12 batches: over the hard limit of 1,000, yet only a handful of signals. The
     // last batch is the one that crosses the hard limit: usage past it decides nothing more and waits
