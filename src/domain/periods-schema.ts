@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseIsoDuration } from './periods';
+import { parseIsoDuration } from './iso-duration';
 
 /* The edge's schemas of durations and billing intervals; the arithmetic on them is periods.ts. */
 

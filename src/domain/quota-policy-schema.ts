@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { storable } from './edge-schemas';
 import { quote } from './input-checks';
 import { IsoDurationSchema } from './periods-schema';
-import { hardLimitActions, thresholdKey } from './quota-policy';
+import { thresholdKey } from './threshold-key';
 
 /* The edge's schemas of a plan's limits and of a limit's state; their evaluation is quota-policy.ts. */
 
@@ -54,6 +54,9 @@ export const SoftThresholdSchema = z
   .union([PercentThresholdSchema, AbsoluteThresholdSchema], { error: (issue) => thresholdShapeError(issue.input) })
   .meta({ id: 'SoftThreshold' });
 export type SoftThreshold = z.infer<typeof SoftThresholdSchema>;
+
+export const hardLimitActions = ['block', 'allow'] as const;
+export type HardLimitAction = (typeof hardLimitActions)[number];
 
 export const MeterLimitSchema = z
   .strictObject({

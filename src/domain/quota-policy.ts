@@ -1,6 +1,7 @@
 import Decimal from 'decimal.js';
-import { parseIsoDuration } from './periods';
-import type { LimitState, LimitStatus, MeterLimit, SoftThreshold } from './quota-policy-schema';
+import { parseIsoDuration } from './iso-duration';
+import type { LimitState, LimitStatus, MeterLimit } from './quota-policy-schema';
+import { thresholdKey } from './threshold-key';
 
 /*
  * Limits per meter and their evaluation: which soft thresholds usage has newly crossed, and the
@@ -18,18 +19,6 @@ type Exact = InstanceType<typeof Exact>;
 
 /** Usage totals and requested quantities, which sum many event values, get more room. */
 const USAGE_PATTERN = /^\d{1,40}(\.\d{1,40})?$/;
-
-export const hardLimitActions = ['block', 'allow'] as const;
-export type HardLimitAction = (typeof hardLimitActions)[number];
-
-/**
- * How a threshold is named in the set of thresholds already notified, and to people: "80%" or
- * "1000" (decimal-normalized, so "1000.0" and "1000" are the same threshold). A percent threshold
- * keeps its name when a plan change moves the hard limit, so it still notifies once per period.
- */
-export function thresholdKey(threshold: SoftThreshold): string {
-  return 'percent' in threshold ? `${new Exact(threshold.percent).toFixed()}%` : new Exact(threshold.absolute).toFixed();
-}
 
 export interface ThresholdCrossing {
   key: string;

@@ -1,6 +1,6 @@
 import { isJsonObject } from './input-checks';
 import { Decimal, UNSIGNED_DECIMAL_PATTERN } from './money';
-import { parseIsoDuration } from './periods';
+import { parseIsoDuration } from './iso-duration';
 import { limitStateAfter } from './quota-policy';
 import type { LimitState } from './quota-policy-schema';
 import type { SpendCap } from './spend-limit-schema';

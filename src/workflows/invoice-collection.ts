@@ -10,7 +10,7 @@ import {
   startChild,
 } from '@temporalio/workflow';
 import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
-import { parseIsoDuration } from '../domain/periods';
+import { parseIsoDuration } from '../domain/iso-duration';
 
 /*
  * Collects one finalized invoice: charge it (or, started by a close that made the first attempt

@@ -1,16 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  InvalidDurationError,
-  nextPeriod,
-  parseIsoDuration,
-  periodAt,
-  periodContaining,
-  periodContains,
-  periodIndex,
-  type Period,
-} from '../../src/domain/periods';
+import { nextPeriod, periodAt, periodContaining, periodContains, periodIndex, type Period } from '../../src/domain/periods';
+import { InvalidDurationError, parseIsoDuration } from '../../src/domain/iso-duration';
 import { BillingIntervalSchema, type BillingInterval } from '../../src/domain/periods-schema';
 
 const monthly: BillingInterval = { kind: 'calendar_month' };

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import Decimal from 'decimal.js';
-import { checkEntitlement, evaluateLimit, nextDecision, thresholdKey } from '../../src/domain/quota-policy';
+import { checkEntitlement, evaluateLimit, nextDecision } from '../../src/domain/quota-policy';
+import { thresholdKey } from '../../src/domain/threshold-key';
 import { MeterLimitSchema, MeterLimitsSchema, type LimitState, type MeterLimit } from '../../src/domain/quota-policy-schema';
 
 const limitOf = (input: Record<string, unknown>): MeterLimit => MeterLimitSchema.parse({ meter: 'api_calls', ...input });
