@@ -17,7 +17,12 @@ const name = `meterflow_spend_${randomBytes(6).toString('hex')}`;
 let url: string;
 let pool: Pool;
 
-const all = readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).length;
+const files = readdirSync(migrationsDir)
+  .filter((f) => f.endsWith('.sql'))
+  .sort();
+const all = files.length;
+/** 0021 and every migration after it: down to just before 0021, then up again to the latest. */
+const from0021 = all - files.indexOf('0021_spend_limits.sql');
 const migrate = (direction: 'up' | 'down', count: number) =>
   runner({
     databaseUrl: url,
@@ -67,9 +72,10 @@ test('0021 goes down with spend caps, spend blocks and spend notices in place, a
     [randomUUID(), subscription],
   );
 
-  await migrate('down', 1);
+  await migrate('down', from0021);
   assert.ok(!(await columns('subscriptions')).includes('spend_cap'));
   assert.ok(!(await columns('entitlements')).includes('spend_blocked'));
+  assert.ok(!(await columns('entitlements')).includes('usage_counted_at'), '0022 went down first');
   assert.equal((await pool.query(`select count(*)::int as n from notifications`)).rows[0].n, 0);
   await assert.rejects(
     pool.query(
@@ -80,9 +86,9 @@ test('0021 goes down with spend caps, spend blocks and spend notices in place, a
     /notifications_kind_check/,
   );
 
-  await migrate('up', 1);
+  await migrate('up', from0021);
   assert.equal((await pool.query(`select spend_cap from subscriptions`)).rows[0].spend_cap, null);
-  assert.deepEqual((await pool.query(`select spend_blocked, spend_runway from entitlements`)).rows, [
-    { spend_blocked: false, spend_runway: null },
+  assert.deepEqual((await pool.query(`select spend_blocked, spend_runway, usage_counted_at from entitlements`)).rows, [
+    { spend_blocked: false, spend_runway: null, usage_counted_at: null },
   ]);
 });
