@@ -122,9 +122,13 @@ async function answers(url: string): Promise<boolean> {
 
 interface Customer {
   id: string;
+  /** Its position: the first of its requests goes to API process `index mod processes`. */
+  index: number;
   heavy: boolean;
   sent: number;
   seq: number;
+  /** Event requests sent so far: each goes to the next API process. */
+  requests: number;
   busy: boolean;
   /** When a heavy customer's usage went over the hard limit (bench clock, response received). */
   overAt?: number;
@@ -172,6 +176,13 @@ async function main(): Promise<void> {
     let nextApi = 0;
     /** The API processes in turn, as a load balancer would spread requests. */
     const anyApi = () => bases[nextApi++ % bases.length]!;
+    /**
+     * A customer's event requests go to the API processes in turn, so each holds some of every
+     * customer's usage, as behind a load balancer. (Taking the processes in turn across all
+     * requests instead, with customers in turn too, sent every customer to one process whenever
+     * the number of customers was a multiple of the number of processes.)
+     */
+    const apiFor = (c: Customer) => bases[(c.index + c.requests++) % bases.length]!;
     children.push(
       await startChildServer({
         name: 'provider simulator',
@@ -225,9 +236,11 @@ async function main(): Promise<void> {
     const every = SHARE > 0 ? Math.max(1, Math.round(1 / SHARE)) : Infinity;
     const customers: Customer[] = Array.from({ length: CUSTOMERS }, (_, i) => ({
       id: `cust-${i}`,
+      index: i,
       heavy: i % every === 0,
       sent: 0,
       seq: 0,
+      requests: 0,
       busy: false,
     }));
     let started = Date.now();
@@ -284,7 +297,7 @@ async function main(): Promise<void> {
     const send = async (c: Customer, count: number): Promise<number> => {
       const events = Array.from({ length: count }, () => ({ id: `${c.id}-${c.seq++}`, customer: c.id, type: 'api_call' }));
       try {
-        const res = await fetch(`${anyApi()}/v1/events`, {
+        const res = await fetch(`${apiFor(c)}/v1/events`, {
           method: 'POST',
           headers,
           body: JSON.stringify(count === 1 ? events[0] : events),
