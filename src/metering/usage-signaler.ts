@@ -91,13 +91,14 @@ export interface UsageSignalerOptions {
 }
 
 export const DEFAULT_USAGE_SIGNAL_MARGIN = 0.1;
+const NO_WORKFLOW_BACKOFF_MS = 30_000;
 
+/** Takes `amount` off `key`'s entry, dropping the entry when nothing is left. */
 function subtract(amounts: Map<string, Decimal>, key: string, amount: Decimal): void {
   const left = amounts.get(key)!.minus(amount);
   if (left.isZero()) amounts.delete(key);
   else amounts.set(key, left);
 }
-const NO_WORKFLOW_BACKOFF_MS = 30_000;
 
 /**
  * Feeds the billing workflows without one signal per event, and without one per second either:
