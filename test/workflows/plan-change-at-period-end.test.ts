@@ -85,7 +85,9 @@ after(async () => {
 describe('billing-period workflow, a plan change scheduled for the period end', () => {
   test('the period closes on the old plan; the next run bills and limits on the new one', async () => {
     const taskQueue = 'billing-downgrade';
-    const anchor = new Date(Date.now() + 2000).toISOString();
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath, activities });
+    // Anchored now, after the worker's bundle is built: the run starts in the period the anchor opens, whatever the build took.
+    const anchor = new Date().toISOString();
     const interval = { kind: 'duration', iso: 'PT10S' } as const;
     const period = periodContaining(new Date(anchor), interval, Date.parse(anchor));
     scheduledAt = period.end.getTime();
@@ -98,7 +100,6 @@ describe('billing-period workflow, a plan change scheduled for the period end', 
       anchor,
       interval,
     };
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath, activities });
     await worker.runUntil(async () => {
       const handle = await env.client.workflow.start(billingPeriodWorkflow, {
         taskQueue,
