@@ -435,14 +435,24 @@ async function main(): Promise<void> {
       ).rows.map((r) => [`${r.external_id}/${r.threshold}`, r.created_at.getTime()]),
     );
     const noticeLatencies: number[] = [];
+    const lateNotices: string[] = [];
     let missingNotices = 0;
     for (const percent of SOFT_PERCENTS) {
       for (const [customer, at] of crossings.get((HARD_LIMIT * percent) / 100) ?? []) {
         const noticed = notices.get(`${customer}/${percent}%`);
         if (noticed === undefined) missingNotices++;
         else noticeLatencies.push((noticed - at) / 1000);
+        if (noticed !== undefined && noticed - at > 5000)
+          lateNotices.push(
+            `${customer} ${percent}%: crossed ${((at - windowStart) / 1000).toFixed(1)} s into the window, noticed ${((noticed - at) / 1000).toFixed(1)} s later`,
+          );
       }
     }
+    const sortedNotices = [...noticeLatencies].sort((a, b) => a - b);
+    log(
+      `notice latencies (s): p50 ${percentile(sortedNotices, 50).toFixed(2)}, p90 ${percentile(sortedNotices, 90).toFixed(2)}, max ${sortedNotices.at(-1)?.toFixed(2)} of ${sortedNotices.length}; over 5 s: ${lateNotices.length}`,
+    );
+    for (const late of lateNotices) log(`  ${late}`);
     const blockLatencies: number[] = [];
     let missingBlocks = 0;
     const overs = crossings.get(HARD_LIMIT + 1) ?? new Map<string, number>();

@@ -229,10 +229,11 @@ export class UsageSignaler {
 
   /** Whether the customer's pending usage is reported now: urgent, slow, or not yet. */
   private due(queue: CustomerQueue, now: number): UsageReportKind | null {
-    this.retireRead(queue);
+    const quotas = new Map([...queue.pendingByMeter.keys()].map((meter) => [meter, this.opts.quotaOf(queue.customerId, meter)]));
+    this.retireRead(queue, quotas);
     const meters: MeterUsageEstimate[] = [];
     for (const [meter, pending] of queue.pendingByMeter) {
-      const quota = this.opts.quotaOf(queue.customerId, meter);
+      const quota = quotas.get(meter);
       meters.push({
         pending,
         sentSincePublish: quota ? this.sentSince(queue, meter, quota) : '0',
@@ -257,12 +258,12 @@ export class UsageSignaler {
    * Forgets pending usage the workflow has already counted: a read of the counters published for
    * its meter (`countedAt`) after the usage was stored saw it, whichever process's report caused
    * the read. Without this, usage another process's report got read would wait here and inflate
-   * the urgency estimate, which already counts it in the published usage.
+   * the urgency estimate, which already counts it in the published usage. `quotas`: the
+   * published state of each meter with pending usage.
    */
-  private retireRead(queue: CustomerQueue): void {
+  private retireRead(queue: CustomerQueue, quotas: ReadonlyMap<string, PublishedQuota | undefined>): void {
     const readAt = new Map<string, number>();
-    for (const meter of queue.pendingByMeter.keys())
-      readAt.set(meter, this.opts.quotaOf(queue.customerId, meter)?.countedAt?.getTime() ?? -Infinity);
+    for (const [meter, quota] of quotas) readAt.set(meter, quota?.countedAt?.getTime() ?? -Infinity);
     const newest = Math.max(...readAt.values());
     if (queue.chunks.length === 0 || newest <= queue.chunks[0]!.storedAt) return;
     for (const chunk of queue.chunks) {
