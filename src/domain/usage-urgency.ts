@@ -13,14 +13,8 @@ export interface MeterUsageEstimate {
    * usage at which it next notifies or blocks; null when nothing is left to decide). Absent when
    * it published nothing (a meter without limits, or not published yet): slow reports only.
    * `countedAtMs`: when it read the counters for that usage (epoch ms); absent when unknown.
-   * `previousRead`: its read before that one in the same period, if this process saw it published.
    */
-  published?: {
-    usage: string;
-    nextDecision: string | null;
-    countedAtMs?: number;
-    previousRead?: { usage: string; countedAtMs: number };
-  };
+  published?: { usage: string; nextDecision: string | null; countedAtMs?: number };
   /** What this process reported for the meter since that publish. */
   sentSincePublish: Quantity;
   /** What this process stored for the meter and has not reported yet. */
@@ -28,31 +22,14 @@ export interface MeterUsageEstimate {
 }
 
 /**
- * The meter's usage now if it grew, since the workflow's latest read of the counters, as fast as
- * it did between its two latest reads: what every API process stored, this one's share included.
- * Undefined without two reads of the period.
+ * A meter's report is urgent when the estimated usage (published + reported since + pending)
+ * reaches its next decision point less `margin` (a fraction of it): the workflow must hear at once
+ * to notify or block as promptly as if it had heard of every event. Nothing pending, nothing urgent.
  */
-export function projectedUsage(published: NonNullable<MeterUsageEstimate['published']>, nowMs: number): Decimal | undefined {
-  const { previousRead, countedAtMs } = published;
-  if (!previousRead || countedAtMs === undefined || countedAtMs <= previousRead.countedAtMs) return undefined;
-  const growth = Decimal.max(0, new Decimal(published.usage).minus(previousRead.usage));
-  const elapsed = Math.max(0, nowMs - countedAtMs);
-  return new Decimal(published.usage).plus(growth.times(elapsed).div(countedAtMs - previousRead.countedAtMs));
-}
-
-/**
- * A meter's report is urgent when the estimated usage reaches its next decision point less
- * `margin` (a fraction of it): the workflow must hear at once to notify or block as promptly as if
- * it had heard of every event. The estimate is the larger of what this process knows (published +
- * reported since + pending) and the projection of the workflow's reads (projectedUsage): with
- * several API processes each holds only its share of the unread usage, and the projection stands
- * for the others'. Nothing pending here, nothing urgent: another process holding usage decides.
- */
-export function isUrgent(meter: MeterUsageEstimate, margin: Quantity | number, nowMs: number): boolean {
+export function isUrgent(meter: MeterUsageEstimate, margin: Quantity | number): boolean {
   const pending = new Decimal(meter.pending);
   if (!meter.published || meter.published.nextDecision === null || pending.lte(0)) return false;
-  const known = new Decimal(meter.published.usage).plus(meter.sentSincePublish).plus(pending);
-  const estimate = Decimal.max(known, projectedUsage(meter.published, nowMs) ?? 0);
+  const estimate = new Decimal(meter.published.usage).plus(meter.sentSincePublish).plus(pending);
   const signalAt = new Decimal(meter.published.nextDecision).times(new Decimal(1).minus(margin));
   return estimate.gte(signalAt);
 }
@@ -80,7 +57,7 @@ export function reportDue(input: {
   intervalMs: number;
 }): UsageReportKind | null {
   if (input.meters.length === 0) return null;
-  if (input.meters.some((meter) => isUrgent(meter, input.margin, input.nowMs))) return 'urgent';
+  if (input.meters.some((meter) => isUrgent(meter, input.margin))) return 'urgent';
   const lastRead = Math.max(...input.meters.map((meter) => meter.published?.countedAtMs ?? -Infinity));
   return input.nowMs - Math.max(input.sinceMs, lastRead) >= input.intervalMs ? 'slow' : null;
 }

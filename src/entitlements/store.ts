@@ -32,17 +32,6 @@ export interface QuotaState {
   countedAt?: Date | null;
 }
 
-/** A meter's published quota state as this process holds it. */
-export type HeldQuota = QuotaState & {
-  /** The end of the period it was published for. */
-  resetsAt: Date;
-  /**
-   * The workflow's read of the counters before `countedAt` in the same period (its usage then),
-   * when this process saw both published: how fast usage grew between reads (usage-urgency.ts).
-   */
-  previousRead?: { usage: string; countedAt: Date };
-};
-
 /** One entitlement row as the database announces it (NOTIFY payload) or lists it (snapshot). */
 export interface EntitlementChange {
   customerId: string;
@@ -67,7 +56,7 @@ export class EntitlementStore {
   /** Spend-limit blocks (402). */
   private spendBlocks: BlockMap;
   /** customer id + meter code → published quota state and the end of its period. */
-  private quotas = new Map<string, HeldQuota>();
+  private quotas = new Map<string, QuotaState & { resetsAt: Date }>();
 
   constructor(
     private readonly clock: Clock,
@@ -100,7 +89,7 @@ export class EntitlementStore {
   }
 
   /** The meter's quota state in the current period, if the workflow published one that has not lapsed. */
-  quotaOf(customerId: string, meter: string): HeldQuota | undefined {
+  quotaOf(customerId: string, meter: string): (QuotaState & { resetsAt: Date }) | undefined {
     const key = `${customerId}\u0000${meter}`;
     const quota = this.quotas.get(key);
     if (!quota || quota.resetsAt.getTime() > this.clock.now().getTime()) return quota;
@@ -109,36 +98,18 @@ export class EntitlementStore {
   }
 
   apply(change: EntitlementChange): void {
-    if (change.quota) {
-      const key = `${change.customerId}\u0000${change.meter}`;
-      this.quotas.set(key, held(change.quota, change.resetsAt, this.quotas.get(key)));
-    }
+    if (change.quota) this.quotas.set(`${change.customerId}\u0000${change.meter}`, { ...change.quota, resetsAt: change.resetsAt });
     this.blocks.set(change.customerId, change.meter, change.blocked ? { resetsAt: change.resetsAt } : undefined);
     this.spendBlocks.set(change.customerId, change.meter, change.spendBlocked ? { resetsAt: change.resetsAt } : undefined);
   }
 
-  /** Replaces everything with a full snapshot of the table (the reads seen before are kept for the same periods). */
+  /** Replaces everything with a full snapshot of the table. */
   replace(rows: Iterable<EntitlementChange>): void {
-    const before = this.quotas;
     this.blocks = new BlockMap(this.clock);
     this.spendBlocks = new BlockMap(this.clock);
     this.quotas = new Map();
-    for (const row of rows) {
-      const key = `${row.customerId}\u0000${row.meter}`;
-      const seen = before.get(key);
-      if (row.quota && seen) this.quotas.set(key, seen);
-      this.apply(row);
-    }
+    for (const row of rows) this.apply(row);
   }
-}
-
-/** `quota` as held, with the previous read of its period: `before`'s when it read the counters earlier. */
-function held(quota: QuotaState, resetsAt: Date, before: HeldQuota | undefined): HeldQuota {
-  const samePeriod = before !== undefined && before.resetsAt.getTime() === resetsAt.getTime();
-  if (!samePeriod || !quota.countedAt) return { ...quota, resetsAt };
-  if (before.countedAt && before.countedAt.getTime() < quota.countedAt.getTime())
-    return { ...quota, resetsAt, previousRead: { usage: before.usage, countedAt: before.countedAt } };
-  return before.previousRead ? { ...quota, resetsAt, previousRead: before.previousRead } : { ...quota, resetsAt };
 }
 
 /** Blocks by customer and meter; a block lapses at its reset time, when it is next looked up. */

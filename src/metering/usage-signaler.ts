@@ -32,8 +32,6 @@ export interface PublishedQuota {
   asOf: Date;
   /** When the workflow read the counters for `usage`: it counts what any process stored before. Absent when unknown. */
   countedAt?: Date | null;
-  /** Its read before that one in the same period, when this process saw it (src/entitlements/store.ts `HeldQuota`). */
-  previousRead?: { usage: string; countedAt: Date };
 }
 
 export type QuotaLookup = (customerId: string, meter: string) => PublishedQuota | undefined;
@@ -106,8 +104,7 @@ function subtract(amounts: Map<string, Decimal>, key: string, amount: Decimal): 
  * Feeds the billing workflows without one signal per event, and without one per second either:
  * stored usage is summed per customer, meter and second, and a customer's workflow is signalled
  * at the next tick only when the usage it would estimate for a meter (what it published, plus
- * what this process reported since and has pending, or, when larger, its published reads' pace
- * carried on to now: the other processes' share) comes within the margin of the meter's next
+ * what this process reported since and has pending) comes within the margin of the meter's next
  * decision point (a threshold notice or a block is due soon). Other usage waits for the slow
  * report, sent once the report interval (and this process's stagger) has passed since this
  * customer's previous report from this process, its first usage since, or the workflow's latest
@@ -243,9 +240,6 @@ export class UsageSignaler {
                 usage: quota.usage,
                 nextDecision: quota.nextDecision,
                 ...(quota.countedAt ? { countedAtMs: quota.countedAt.getTime() } : {}),
-                ...(quota.previousRead
-                  ? { previousRead: { usage: quota.previousRead.usage, countedAtMs: quota.previousRead.countedAt.getTime() } }
-                  : {}),
               },
             }
           : {}),

@@ -77,32 +77,4 @@ describe('published quota state', () => {
     });
     assert.equal(store.quotaOf('c1', 'calls'), undefined, 'the period it belongs to is over');
   });
-
-  test('the previous read of the same period is kept beside the latest, through snapshots; a new period forgets it', () => {
-    const clock = { now: () => new Date('2026-03-01T00:00:00Z') };
-    const store = new EntitlementStore(clock, '/upgrade', '/top-up');
-    const resetsAt = new Date('2026-03-01T01:00:00Z');
-    const read = (usage: string, at: string) => ({
-      usage,
-      hardLimit: '1000',
-      state: 'ok',
-      notified: [] as string[],
-      nextDecision: '500',
-      asOf: new Date(at),
-      countedAt: new Date(at),
-    });
-    const publish = (quota: ReturnType<typeof read>, at = resetsAt) =>
-      store.apply({ customerId: 'c1', meter: 'calls', blocked: false, resetsAt: at, quota });
-    publish(read('100', '2026-02-28T23:58:00Z'));
-    assert.equal(store.quotaOf('c1', 'calls')!.previousRead, undefined, 'one read: nothing to compare with');
-    publish(read('400', '2026-02-28T23:59:00Z'));
-    assert.deepEqual(store.quotaOf('c1', 'calls')!.previousRead, { usage: '100', countedAt: new Date('2026-02-28T23:58:00Z') });
-    // A publish without a new read (a threshold notified, say) keeps the pair.
-    publish({ ...read('400', '2026-02-28T23:59:00Z'), notified: ['50%'] });
-    assert.deepEqual(store.quotaOf('c1', 'calls')!.previousRead, { usage: '100', countedAt: new Date('2026-02-28T23:58:00Z') });
-    store.replace([{ customerId: 'c1', meter: 'calls', blocked: false, resetsAt, quota: read('400', '2026-02-28T23:59:00Z') }]);
-    assert.deepEqual(store.quotaOf('c1', 'calls')!.previousRead, { usage: '100', countedAt: new Date('2026-02-28T23:58:00Z') });
-    publish(read('0', '2026-03-01T01:00:01Z'), new Date('2026-03-01T02:00:00Z'));
-    assert.equal(store.quotaOf('c1', 'calls')!.previousRead, undefined, 'the reads of the period before do not count');
-  });
 });

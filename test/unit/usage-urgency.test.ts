@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Decimal } from '../../src/domain/money';
-import { isUrgent, projectedUsage, reportDue, type MeterUsageEstimate } from '../../src/domain/usage-urgency';
+import { isUrgent, reportDue, type MeterUsageEstimate } from '../../src/domain/usage-urgency';
 
-const NOW = 1_800_000_000_000;
 const meter = (published: MeterUsageEstimate['published'], sentSincePublish: string, pending: string): MeterUsageEstimate => ({
   ...(published ? { published } : {}),
   sentSincePublish,
@@ -15,31 +14,31 @@ describe('isUrgent', () => {
   test('urgent from nextDecision × (1 − margin) on, counting published, reported-since and pending usage', () => {
     const published = { usage: '800', nextDecision: '1000' };
     // 1000 × 0.9 = 900: 800 + 50 + 49 is below, 800 + 50 + 50 reaches it.
-    assert.equal(isUrgent(meter(published, '50', '49'), 0.1, NOW), false);
-    assert.equal(isUrgent(meter(published, '50', '50'), 0.1, NOW), true);
-    assert.equal(isUrgent(meter(published, '0', '500'), 0.1, NOW), true, 'over the decision point is urgent too');
-    assert.equal(isUrgent(meter(published, '0', '99.999'), 0.1, NOW), false);
-    assert.equal(isUrgent(meter(published, '0', '100'), 0.1, NOW), true);
+    assert.equal(isUrgent(meter(published, '50', '49'), 0.1), false);
+    assert.equal(isUrgent(meter(published, '50', '50'), 0.1), true);
+    assert.equal(isUrgent(meter(published, '0', '500'), 0.1), true, 'over the decision point is urgent too');
+    assert.equal(isUrgent(meter(published, '0', '99.999'), 0.1), false);
+    assert.equal(isUrgent(meter(published, '0', '100'), 0.1), true);
   });
 
   test('exact in decimals: no float rounding at the boundary', () => {
     // 0.3 × (1 − 0.1) = 0.27 exactly; in floats 0.3 * 0.9 is 0.27000000000000002.
     const published = { usage: '0.2', nextDecision: '0.3' };
-    assert.equal(isUrgent(meter(published, '0', '0.07'), '0.1', NOW), true);
-    assert.equal(isUrgent(meter(published, '0', '0.0699999999'), '0.1', NOW), false);
+    assert.equal(isUrgent(meter(published, '0', '0.07'), '0.1'), true);
+    assert.equal(isUrgent(meter(published, '0', '0.0699999999'), '0.1'), false);
   });
 
   test('a margin of 0 signals at the decision point itself; a margin of 1 at any usage', () => {
     const published = { usage: '0', nextDecision: '100' };
-    assert.equal(isUrgent(meter(published, '0', '99'), 0, NOW), false);
-    assert.equal(isUrgent(meter(published, '0', '100'), 0, NOW), true);
-    assert.equal(isUrgent(meter(published, '0', '1'), 1, NOW), true);
+    assert.equal(isUrgent(meter(published, '0', '99'), 0), false);
+    assert.equal(isUrgent(meter(published, '0', '100'), 0), true);
+    assert.equal(isUrgent(meter(published, '0', '1'), 1), true);
   });
 
   test('never urgent without a published state, without a decision left, or without pending usage', () => {
-    assert.equal(isUrgent(meter(undefined, '0', '1000000'), 0.1, NOW), false);
-    assert.equal(isUrgent(meter({ usage: '5000', nextDecision: null }, '0', '1000'), 0.1, NOW), false);
-    assert.equal(isUrgent(meter({ usage: '950', nextDecision: '1000' }, '0', '0'), 0.1, NOW), false);
+    assert.equal(isUrgent(meter(undefined, '0', '1000000'), 0.1), false);
+    assert.equal(isUrgent(meter({ usage: '5000', nextDecision: null }, '0', '1000'), 0.1), false);
+    assert.equal(isUrgent(meter({ usage: '950', nextDecision: '1000' }, '0', '0'), 0.1), false);
   });
 
   test('property: urgent exactly when the estimate reaches the signal point (pending > 0)', () => {
@@ -49,44 +48,9 @@ describe('isUrgent', () => {
         const margin = new Decimal(pct).div(100);
         const estimate = new Decimal(usage).plus(sent).plus(pending);
         const expected = new Decimal(pending).gt(0) && estimate.gte(new Decimal(decision).times(new Decimal(1).minus(margin)));
-        assert.equal(isUrgent(meter({ usage, nextDecision: decision }, sent, pending), margin, NOW), expected);
+        assert.equal(isUrgent(meter({ usage, nextDecision: decision }, sent, pending), margin), expected);
       }),
     );
-  });
-});
-
-describe('projectedUsage', () => {
-  const read = (usage: string, countedAtMs: number) => ({ usage, countedAtMs });
-
-  test('grows from the latest read as fast as usage grew between the two latest reads', () => {
-    // 100 → 400 in 60 s: 5 per second; 30 s after the latest read, 400 + 150.
-    const published = { usage: '400', nextDecision: '500', countedAtMs: NOW - 30_000, previousRead: read('100', NOW - 90_000) };
-    assert.equal(projectedUsage(published, NOW)!.toFixed(), '550');
-    assert.equal(projectedUsage(published, NOW - 30_000)!.toFixed(), '400', 'at the read itself, what it counted');
-  });
-
-  test('nothing to project from fewer than two reads, or reads out of order; never below the latest read', () => {
-    assert.equal(projectedUsage({ usage: '400', nextDecision: '500', countedAtMs: NOW }, NOW), undefined);
-    assert.equal(projectedUsage({ usage: '400', nextDecision: '500', previousRead: read('100', NOW - 1000) }, NOW), undefined);
-    assert.equal(
-      projectedUsage({ usage: '400', nextDecision: '500', countedAtMs: NOW - 1000, previousRead: read('100', NOW - 1000) }, NOW),
-      undefined,
-    );
-    const shrunk = { usage: '400', nextDecision: '500', countedAtMs: NOW - 1000, previousRead: read('450', NOW - 2000) };
-    assert.equal(projectedUsage(shrunk, NOW)!.toFixed(), '400');
-    const clockBehind = { usage: '400', nextDecision: '500', countedAtMs: NOW + 5000, previousRead: read('100', NOW - 2000) };
-    assert.equal(projectedUsage(clockBehind, NOW)!.toFixed(), '400');
-  });
-
-  test('urgent on the projection when this process alone holds too little of the unread usage', () => {
-    // Another process stores as much as this one: this one's 40 pending leave its own estimate at
-    // 440 (< 0.9 × 500), while the reads say 5 per second, i.e. 550 by now.
-    const latest = { usage: '400', nextDecision: '500', countedAtMs: NOW - 30_000 };
-    const published = { ...latest, previousRead: read('100', NOW - 90_000) };
-    assert.equal(isUrgent(meter(latest, '0', '40'), 0.1, NOW), false);
-    assert.equal(isUrgent(meter(published, '0', '40'), 0.1, NOW), true);
-    assert.equal(isUrgent(meter(published, '0', '40'), 0.1, NOW - 29_000), false, 'projected 405 one second after the read');
-    assert.equal(isUrgent(meter(published, '0', '0'), 0.1, NOW), false, 'nothing pending here: the process holding usage decides');
   });
 });
 
