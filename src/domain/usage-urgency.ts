@@ -19,17 +19,26 @@ export interface MeterUsageEstimate {
   sentSincePublish: Quantity;
   /** What this process stored for the meter and has not reported yet. */
   pending: Quantity;
+  /**
+   * How many API processes store usage (at least 1). Each holds only its share of what no read
+   * has counted yet, so this one's reported-since and pending usage stand for each one's.
+   */
+  producers: number;
 }
 
 /**
- * A meter's report is urgent when the estimated usage (published + reported since + pending)
- * reaches its next decision point less `margin` (a fraction of it): the workflow must hear at once
- * to notify or block as promptly as if it had heard of every event. Nothing pending, nothing urgent.
+ * A meter's report is urgent when the estimated usage reaches its next decision point less
+ * `margin` (a fraction of it): the workflow must hear at once to notify or block as promptly as if
+ * it had heard of every event. The estimate is the published usage plus this process's reported
+ * since and pending usage times the number of producers: whatever the shares, the process holding
+ * the largest one estimates at least the true usage, and its report's read counts everyone's.
+ * Nothing pending, nothing urgent.
  */
 export function isUrgent(meter: MeterUsageEstimate, margin: Quantity | number): boolean {
   const pending = new Decimal(meter.pending);
   if (!meter.published || meter.published.nextDecision === null || pending.lte(0)) return false;
-  const estimate = new Decimal(meter.published.usage).plus(meter.sentSincePublish).plus(pending);
+  const unread = pending.plus(meter.sentSincePublish).times(Math.max(1, meter.producers));
+  const estimate = new Decimal(meter.published.usage).plus(unread);
   const signalAt = new Decimal(meter.published.nextDecision).times(new Decimal(1).minus(margin));
   return estimate.gte(signalAt);
 }

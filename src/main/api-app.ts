@@ -38,6 +38,7 @@ import type { PaymentProvider } from '../provider/payment-provider';
 import { MeterService } from '../meters/service';
 import { createMetering } from '../metering/metering';
 import { UsageService } from '../metering/usage-service';
+import { ApiProcessCount } from '../metering/api-process-count';
 import { UsageSignaler } from '../metering/usage-signaler';
 import { PlanService } from '../plans/service';
 import { PortalSessionService } from '../portal/service';
@@ -85,6 +86,7 @@ export interface ApiApp {
 export function buildApiApp(deps: ApiAppDeps): ApiApp {
   const metrics = createApiMetrics();
   const signals = deps.usageSignals;
+  const processes = deps.billing ? new ApiProcessCount(deps.pool, deps.logger) : undefined;
   const signaler =
     deps.billing &&
     new UsageSignaler({
@@ -92,6 +94,7 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
       logger: deps.logger,
       registry: metrics.registry,
       quotaOf: (customerId, meter) => deps.entitlements.quotaOf(customerId, meter),
+      producers: () => processes?.value ?? 1,
       ...(signals?.reportIntervalSeconds !== undefined ? { reportIntervalMs: signals.reportIntervalSeconds * 1000 } : {}),
       ...(signals?.signalMargin !== undefined ? { signalMargin: signals.signalMargin } : {}),
     });
@@ -179,5 +182,11 @@ export function buildApiApp(deps: ApiAppDeps): ApiApp {
     ],
     metrics,
   });
-  return { app, stop: async () => signaler?.stop() };
+  return {
+    app,
+    stop: async () => {
+      processes?.stop();
+      await signaler?.stop();
+    },
+  };
 }

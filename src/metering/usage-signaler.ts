@@ -78,6 +78,8 @@ export interface UsageSignalerOptions {
   reportIntervalMs?: number;
   /** A report is urgent from `nextDecision × (1 − margin)` on; default 0.1. */
   signalMargin?: number;
+  /** How many API processes store usage, this one included (ApiProcessCount); default 1. */
+  producers?: () => number;
   /** How often reports are considered; default 1 s. */
   tickMs?: number;
   /**
@@ -104,8 +106,9 @@ function subtract(amounts: Map<string, Decimal>, key: string, amount: Decimal): 
  * Feeds the billing workflows without one signal per event, and without one per second either:
  * stored usage is summed per customer, meter and second, and a customer's workflow is signalled
  * at the next tick only when the usage it would estimate for a meter (what it published, plus
- * what this process reported since and has pending) comes within the margin of the meter's next
- * decision point (a threshold notice or a block is due soon). Other usage waits for the slow
+ * what this process reported since and has pending, once for every API process: each holds its
+ * share) comes within the margin of the meter's next decision point (a threshold notice or a
+ * block is due soon). Other usage waits for the slow
  * report, sent once the report interval (and this process's stagger) has passed since this
  * customer's previous report from this process, its first usage since, or the workflow's latest
  * published read of the counters, whichever is latest; pending usage stored before such a read is
@@ -228,11 +231,13 @@ export class UsageSignaler {
   private due(queue: CustomerQueue, now: number): UsageReportKind | null {
     const quotas = new Map([...queue.pendingByMeter.keys()].map((meter) => [meter, this.opts.quotaOf(queue.customerId, meter)]));
     this.retireRead(queue, quotas);
+    const producers = this.opts.producers?.() ?? 1;
     const meters: MeterUsageEstimate[] = [];
     for (const [meter, pending] of queue.pendingByMeter) {
       const quota = quotas.get(meter);
       meters.push({
         pending,
+        producers,
         sentSincePublish: quota ? this.sentSince(queue, meter, quota) : '0',
         ...(quota
           ? {

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
+import { pino } from 'pino';
 import { countQueries } from '../../scripts/query-counter';
 import { createPublishQuota, createSetEntitlement } from '../../src/activities/set-entitlement';
 import { systemClock } from '../../src/clock';
 import { ENTITLEMENT_LISTENER_APPLICATION_NAME } from '../../src/entitlements/entitlements';
+import type { Queryable } from '../../src/db/transaction';
+import { ApiProcessCount } from '../../src/metering/api-process-count';
 import { createCustomer } from '../../src/customers/store';
 import { createMeter } from '../../src/meters/store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -175,6 +178,40 @@ describe('enforcement in every API process', () => {
       'the block lifted',
       () => !one.entitlements.store.isBlocked(ids.acme, 'api_calls') && !two.entitlements.store.isBlocked(ids.acme, 'api_calls'),
     );
+  });
+});
+
+describe('counting API processes', () => {
+  test('each is counted once, by its entitlement listener in this database; the last count stands while PostgreSQL cannot answer', async () => {
+    const logger = pino({ level: 'silent' });
+    const processes = new ApiProcessCount(db.pool, logger);
+    processes.stop();
+    await processes.refresh();
+    assert.equal(processes.value, 2, 'the two API instances of this file');
+    const third = await startKeysApp(db);
+    await processes.refresh();
+    assert.equal(processes.value, 3);
+    await third.close();
+    await until('the closed one no longer counted', async () => {
+      await processes.refresh();
+      return processes.value === 2;
+    });
+    let down = false;
+    const flaky: Queryable = {
+      query: ((text: string, values?: unknown[]) =>
+        down ? Promise.reject(new Error('connection refused')) : db.pool.query(text, values)) as Queryable['query'],
+    };
+    const seen = new ApiProcessCount(flaky, logger);
+    seen.stop();
+    await seen.refresh();
+    assert.equal(seen.value, 2);
+    down = true;
+    await seen.refresh();
+    assert.equal(seen.value, 2, 'the last count stands');
+    const never = new ApiProcessCount(flaky, logger);
+    never.stop();
+    await never.refresh();
+    assert.equal(never.value, 1, 'never counted: this process');
   });
 });
 

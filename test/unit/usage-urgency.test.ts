@@ -4,10 +4,16 @@ import fc from 'fast-check';
 import { Decimal } from '../../src/domain/money';
 import { isUrgent, reportDue, type MeterUsageEstimate } from '../../src/domain/usage-urgency';
 
-const meter = (published: MeterUsageEstimate['published'], sentSincePublish: string, pending: string): MeterUsageEstimate => ({
+const meter = (
+  published: MeterUsageEstimate['published'],
+  sentSincePublish: string,
+  pending: string,
+  producers = 1,
+): MeterUsageEstimate => ({
   ...(published ? { published } : {}),
   sentSincePublish,
   pending,
+  producers,
 });
 
 describe('isUrgent', () => {
@@ -44,11 +50,43 @@ describe('isUrgent', () => {
   test('property: urgent exactly when the estimate reaches the signal point (pending > 0)', () => {
     const amount = fc.integer({ min: 0, max: 1_000_000 }).map((n) => new Decimal(n).div(100).toFixed());
     fc.assert(
-      fc.property(amount, amount, amount, amount, fc.integer({ min: 0, max: 100 }), (usage, sent, pending, decision, pct) => {
-        const margin = new Decimal(pct).div(100);
-        const estimate = new Decimal(usage).plus(sent).plus(pending);
-        const expected = new Decimal(pending).gt(0) && estimate.gte(new Decimal(decision).times(new Decimal(1).minus(margin)));
-        assert.equal(isUrgent(meter({ usage, nextDecision: decision }, sent, pending), margin), expected);
+      fc.property(
+        amount,
+        amount,
+        amount,
+        amount,
+        fc.integer({ min: 0, max: 100 }),
+        fc.integer({ min: 1, max: 8 }),
+        (usage, sent, pending, decision, pct, producers) => {
+          const margin = new Decimal(pct).div(100);
+          const estimate = new Decimal(usage).plus(new Decimal(sent).plus(pending).times(producers));
+          const expected = new Decimal(pending).gt(0) && estimate.gte(new Decimal(decision).times(new Decimal(1).minus(margin)));
+          assert.equal(isUrgent(meter({ usage, nextDecision: decision }, sent, pending, producers), margin), expected);
+        },
+      ),
+    );
+  });
+
+  test("with several API processes, each one's unread usage stands for each process's", () => {
+    const published = { usage: '300', nextDecision: '500' };
+    // Two processes with 80 each: 460 in truth, past 0.9 × 500. Alone, 380 would not be urgent.
+    assert.equal(isUrgent(meter(published, '0', '80', 1), 0.1), false);
+    assert.equal(isUrgent(meter(published, '0', '80', 2), 0.1), true);
+    assert.equal(isUrgent(meter(published, '40', '40', 2), 0.1), true, 'reported since the publish counts the same');
+    assert.equal(isUrgent(meter(published, '0', '0', 4), 0.1), false, 'nothing pending here: a process holding usage decides');
+  });
+
+  test('property: however the unread usage is shared, a process holding some is urgent once the true usage is', () => {
+    // The process with the largest share: its share × producers is at least the total.
+    const share = fc.integer({ min: 0, max: 10_000 });
+    fc.assert(
+      fc.property(fc.array(share, { minLength: 1, maxLength: 6 }), share, share, (shares, usage, decision) => {
+        const total = shares.reduce((a, b) => a + b, usage);
+        const truth = isUrgent(meter({ usage: String(usage), nextDecision: String(decision) }, '0', String(total - usage)), 0.1);
+        const someone = shares.some((s) =>
+          isUrgent(meter({ usage: String(usage), nextDecision: String(decision) }, '0', String(s), shares.length), 0.1),
+        );
+        if (truth) assert.ok(someone, `true usage ${total} urgent, no process of ${JSON.stringify(shares)} saw it`);
       }),
     );
   });
