@@ -189,7 +189,10 @@ async function main(): Promise<void> {
   );
   console.log(`  CPU per row of the 1-writer COPY: PostgreSQL ${perEvent(copyCpu)} µs`);
   console.log(`end to end / ceiling: ${((httpRate / ceiling) * 100).toFixed(0)}%`);
-  console.log(`bytes per stored event (table + indexes): ${await (await import('./storage')).bytesPerStoredEvent(admin)}`);
+  const storage = await import('./storage');
+  console.log(`bytes per stored event (table + indexes): ${await storage.bytesPerStoredEvent(admin)}`);
+  for (const { part, bytesPerEvent, fullPercent } of await storage.storageBreakdown(admin))
+    console.log(`  ${part}: ${bytesPerEvent} bytes per event, pages ${fullPercent}% full`);
 
   await admin.end();
   await db.stop();
