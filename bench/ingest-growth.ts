@@ -13,12 +13,11 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import autocannon from 'autocannon';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
 import { createClient } from '../src/db/pool';
 import { bytesPerStoredEvent } from './storage';
-import { issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
+import { issueBenchKey, postEvents, serveBenchApi, startBenchDatabase } from './support';
 
 const YEAR_MS = 365 * 86_400_000;
 /** Rows per COPY statement (and transaction): progress is reported after each. */
@@ -73,18 +72,7 @@ async function main(): Promise<void> {
       }
       return JSON.stringify(events);
     };
-    const result = await autocannon({
-      url: `http://127.0.0.1:${port}/v1/events`,
-      connections,
-      duration,
-      requests: [
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-          setupRequest: (req) => ({ ...req, body: body() }),
-        },
-      ],
-    });
+    const result = await postEvents({ base: `http://127.0.0.1:${port}`, key, connections, duration, body });
     if (result.non2xx > 0 || result.errors > 0) {
       console.error(`FAILED: ${label}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
       process.exit(1);

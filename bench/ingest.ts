@@ -13,12 +13,11 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import autocannon from 'autocannon';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
 import { createClient } from '../src/db/pool';
 import { postgresCpuSeconds, processCpuSeconds } from './cpu';
-import { issueBenchKey, serveBenchApi, startBenchDatabase } from './support';
+import { issueBenchKey, postEvents, serveBenchApi, startBenchDatabase } from './support';
 
 if (process.argv[2] === 'serve') {
   // Child: the production API composition; the load generator runs in the parent process.
@@ -82,19 +81,7 @@ async function main(): Promise<void> {
     return `${body}]`;
   }
 
-  const load = (duration: number) =>
-    autocannon({
-      url: `${base}/v1/events`,
-      connections,
-      duration,
-      requests: [
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-          setupRequest: (req) => ({ ...req, body: nextBody() }),
-        },
-      ],
-    });
+  const load = (duration: number) => postEvents({ base, key, connections, duration, body: nextBody });
   /** Rows stored once requests cut off at a run's end have committed: the table has stopped growing. */
   async function settledRows(): Promise<number> {
     let rows = -1;

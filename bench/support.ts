@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
+import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { unwrap } from '../src/api/refusal';
 import type { Scope } from '../src/keys/principal';
@@ -117,4 +118,20 @@ export async function queriesSoFar(child: ChildProcess): Promise<number> {
   child.send('count');
   const [message] = (await once(child, 'message')) as [QueryCount];
   return message.queries;
+}
+
+/** Closed-loop load on POST /v1/events: `connections` requests in flight for `duration` seconds, each body from `body()`. */
+export function postEvents(opts: { base: string; key: string; connections: number; duration: number; body: () => string }) {
+  return autocannon({
+    url: `${opts.base}/v1/events`,
+    connections: opts.connections,
+    duration: opts.duration,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.key}` },
+        setupRequest: (req) => ({ ...req, body: opts.body() }),
+      },
+    ],
+  });
 }
