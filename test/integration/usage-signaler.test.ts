@@ -165,6 +165,7 @@ function manualSignalers(staggersMs: number[]) {
       reportStaggerMs,
       signalMargin: 0.1,
       tickMs: 3_600_000,
+      producers: () => staggersMs.length,
       now: () => now,
     });
     return { signaler, registry };
@@ -284,6 +285,24 @@ describe('usage signalers of several API processes', () => {
       await b.signaler.tick();
       assert.deepEqual(await reports(b.registry), { urgent: 0, slow: 1 });
       await reached('pair-1', '5');
+    } finally {
+      await Promise.all(signalers.map((s) => s.signaler.stop()));
+    }
+  });
+
+  test('each holding half of the unread usage, the processes report at once when the sum nears the decision point', async () => {
+    const { signalers, store, now } = manualSignalers([0, 0]);
+    const [a, b] = signalers as [(typeof signalers)[0], (typeof signalers)[0]];
+    await subscribe('pair-2');
+    publish(store, 'pair-2', { usage: '300', nextDecision: '500', asOf: new Date(now() - 1000), countedAt: new Date(now() - 1000) });
+    try {
+      // 300 + 80 + 80 = 460 reaches 500 × 0.9; either process alone (380) would not see it without the other's share.
+      a.signaler.record([usage('pair-2', '80')]);
+      b.signaler.record([usage('pair-2', '80')]);
+      await Promise.all([a.signaler.tick(), b.signaler.tick()]);
+      assert.deepEqual(await reports(a.registry), { urgent: 1, slow: 0 });
+      assert.deepEqual(await reports(b.registry), { urgent: 1, slow: 0 });
+      await reached('pair-2', '160');
     } finally {
       await Promise.all(signalers.map((s) => s.signaler.stop()));
     }
