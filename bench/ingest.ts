@@ -1,7 +1,8 @@
 /**
  * `npm run bench:ingest`: events/s through the HTTP API into a durable PostgreSQL, request latency,
  * CPU per stored event (PostgreSQL, API process, load generator) and WAL per event, and, in the
- * same run, the raw ceiling: COPY of the same rows into the same table and indexes.
+ * same run, the raw ceiling: COPY of the same rows into the same table and indexes; then the bytes
+ * per stored event, where they go, and what `events repack-indexes` makes of them.
  *
  * The measured run follows a warm-up under the same load (BENCH_WARMUP_SECONDS, not counted): the
  * API's first requests compile its hot paths and open its pool's connections, which says nothing
@@ -15,7 +16,8 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
-import { createClient } from '../src/db/pool';
+import { createClient, createPool } from '../src/db/pool';
+import { repackEventIndexes } from '../src/retention/repack-indexes';
 import { postgresCpuSeconds, processCpuSeconds } from './cpu';
 import { issueBenchKey, postEvents, serveBenchApi, startBenchDatabase } from './support';
 
@@ -202,6 +204,12 @@ async function main(): Promise<void> {
   console.log(`bytes per stored event (table + indexes): ${await storage.bytesPerStoredEvent(admin)}`);
   for (const { part, bytesPerEvent, fullPercent } of await storage.storageBreakdown(admin))
     console.log(`  ${part}: ${bytesPerEvent} bytes per event, pages ${fullPercent}% full`);
+  const repackPool = createPool(db.url, 1);
+  await repackEventIndexes(repackPool);
+  await repackPool.end();
+  console.log(`after \`events repack-indexes\`: ${await storage.bytesPerStoredEvent(admin)} bytes per stored event`);
+  for (const { part, bytesPerEvent, fullPercent } of await storage.storageBreakdown(admin))
+    if (part !== 'heap') console.log(`  ${part}: ${bytesPerEvent} bytes per event, pages ${fullPercent}% full`);
 
   await admin.end();
   await db.stop();

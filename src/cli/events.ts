@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { systemClock } from '../clock';
 import { ArchiveBusyError, archiveEvents, type ArchiveSummary } from '../retention/archive';
+import { RepackBusyError, repackEventIndexes, type RepackSummary } from '../retention/repack-indexes';
 import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { emit, record, wantsJson } from './output';
 
@@ -88,5 +89,48 @@ export function eventsCommand(ctx: CliContext): Command {
           exitCodes.failed,
         );
     });
+  command
+    .command('repack-indexes')
+    .description(
+      "rebuild usage_events' indexes one partition at a time (REINDEX CONCURRENTLY: ingest goes on), packing the primary key's half-empty pages; drops what an interrupted run left behind, so it can always be run again",
+    )
+    .action(async (_raw: Record<string, unknown>, sub: Command) => {
+      const json = wantsJson(sub);
+      const bar =
+        !json && process.stderr.isTTY
+          ? new SingleBar({
+              format: 'repack |{bar}| {value}/{total} indexes | {index} | {duration_formatted}',
+              hideCursor: true,
+              stream: process.stderr,
+            })
+          : undefined;
+      const summary = await withDatabase(ctx, async (pool) => {
+        let started = false;
+        try {
+          return await repackEventIndexes(pool, (done, total, index) => {
+            if (!started) bar?.start(total, 0, { index });
+            started = true;
+            bar?.update(done, { index });
+          });
+        } catch (err) {
+          if (err instanceof RepackBusyError) throw new CliError(err.message, exitCodes.failed);
+          throw err;
+        } finally {
+          bar?.stop();
+        }
+      });
+      emit(ctx, sub, summary, () => repackText(summary));
+    });
   return command;
+}
+
+const megabytes = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MB`;
+
+function repackText(s: RepackSummary): string {
+  return record({
+    'indexes rebuilt': s.indexes_rebuilt,
+    'index size before': megabytes(s.bytes_before),
+    'index size after': megabytes(s.bytes_after),
+    'left over by an interrupted run, dropped': s.leftovers_dropped.length ? s.leftovers_dropped.join(', ') : 'none',
+  });
 }
