@@ -36,6 +36,20 @@ function summaryText(s: ArchiveSummary): string {
   return lines.join('\n');
 }
 
+/** A progress bar on stderr when it is a terminal and the output is not JSON, started by its first update. */
+function progressBar(sub: Command, format: string) {
+  const bar = !wantsJson(sub) && process.stderr.isTTY ? new SingleBar({ format, hideCursor: true, stream: process.stderr }) : undefined;
+  let started = false;
+  return {
+    update(done: number, total: number, payload: Record<string, unknown>) {
+      if (!started) bar?.start(total, 0, payload);
+      started = true;
+      bar?.update(done, payload);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
 export function eventsCommand(ctx: CliContext): Command {
   const command = new Command('events').description('raw usage events: retention');
   command
@@ -50,17 +64,8 @@ export function eventsCommand(ctx: CliContext): Command {
       const opts = parseInput(OptionsSchema, raw, 'options');
       const horizon = new Date(systemClock.now().getTime() - opts.retentionDays * DAY_MS);
       const before = opts.before && opts.before < horizon ? opts.before : horizon;
-      const json = wantsJson(sub);
-      const bar =
-        !json && process.stderr.isTTY
-          ? new SingleBar({
-              format: 'archive |{bar}| {value}/{total} periods | {events} events | {duration_formatted}',
-              hideCursor: true,
-              stream: process.stderr,
-            })
-          : undefined;
+      const bar = progressBar(sub, 'archive |{bar}| {value}/{total} periods | {events} events | {duration_formatted}');
       const summary = await withDatabase(ctx, async (pool) => {
-        let started = false;
         try {
           return await archiveEvents(
             { pool, clock: systemClock },
@@ -68,18 +73,14 @@ export function eventsCommand(ctx: CliContext): Command {
               before,
               directory: opts.out,
               actor: 'cli',
-              progress: (done, total, events) => {
-                if (!started) bar?.start(total, 0, { events: 0 });
-                started = true;
-                bar?.update(done, { events });
-              },
+              progress: (done, total, events) => bar.update(done, total, { events }),
             },
           );
         } catch (err) {
           if (err instanceof ArchiveBusyError) throw new CliError(err.message, exitCodes.failed);
           throw err;
         } finally {
-          bar?.stop();
+          bar.stop();
         }
       });
       emit(ctx, sub, summary, () => summaryText(summary));
@@ -95,28 +96,15 @@ export function eventsCommand(ctx: CliContext): Command {
       "rebuild usage_events' indexes one partition at a time (REINDEX CONCURRENTLY: ingest goes on), packing the primary key's half-empty pages; drops what an interrupted run left behind, so it can always be run again",
     )
     .action(async (_raw: Record<string, unknown>, sub: Command) => {
-      const json = wantsJson(sub);
-      const bar =
-        !json && process.stderr.isTTY
-          ? new SingleBar({
-              format: 'repack |{bar}| {value}/{total} indexes | {index} | {duration_formatted}',
-              hideCursor: true,
-              stream: process.stderr,
-            })
-          : undefined;
+      const bar = progressBar(sub, 'repack |{bar}| {value}/{total} indexes | {index} | {duration_formatted}');
       const summary = await withDatabase(ctx, async (pool) => {
-        let started = false;
         try {
-          return await repackEventIndexes(pool, (done, total, index) => {
-            if (!started) bar?.start(total, 0, { index });
-            started = true;
-            bar?.update(done, { index });
-          });
+          return await repackEventIndexes(pool, (done, total, index) => bar.update(done, total, { index }));
         } catch (err) {
           if (err instanceof RepackBusyError) throw new CliError(err.message, exitCodes.failed);
           throw err;
         } finally {
-          bar?.stop();
+          bar.stop();
         }
       });
       emit(ctx, sub, summary, () => repackText(summary));
