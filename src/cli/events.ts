@@ -2,8 +2,10 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { systemClock } from '../clock';
-import { ArchiveBusyError, archiveEvents, type ArchiveSummary } from '../retention/archive';
-import { RepackBusyError, repackEventIndexes, type RepackSummary } from '../retention/repack-indexes';
+import { RunBusyError } from '../db/run-lock';
+import { archiveEvents, type ArchiveSummary } from '../retention/archive';
+import { repackEventIndexes, type RepackSummary } from '../retention/repack-indexes';
+import type { Pool } from '../db/pool';
 import { CliError, exitCodes, parseInput, withDatabase, type CliContext } from './context';
 import { emit, record, wantsJson } from './output';
 
@@ -36,22 +38,35 @@ function summaryText(s: ArchiveSummary): string {
   return lines.join('\n');
 }
 
-/** A progress bar on stderr when it is a terminal and the output is not JSON, started by its first update. */
-function progressBar(sub: Command, format: string) {
+type Progress = (done: number, total: number, payload: Record<string, unknown>) => void;
+
+/**
+ * Runs one of the locked maintenance jobs against the database, with a progress bar on stderr
+ * when it is a terminal and the output is not JSON (started by the first update); another run in
+ * progress is a refusal (exit 1).
+ */
+function runJob<T>(ctx: CliContext, sub: Command, format: string, job: (pool: Pool, progress: Progress) => Promise<T>): Promise<T> {
   const bar = !wantsJson(sub) && process.stderr.isTTY ? new SingleBar({ format, hideCursor: true, stream: process.stderr }) : undefined;
   let started = false;
-  return {
-    update(done: number, total: number, payload: Record<string, unknown>) {
-      if (!started) bar?.start(total, 0, payload);
-      started = true;
-      bar?.update(done, payload);
-    },
-    stop: () => bar?.stop(),
+  const progress: Progress = (done, total, payload) => {
+    if (!started) bar?.start(total, 0, payload);
+    started = true;
+    bar?.update(done, payload);
   };
+  return withDatabase(ctx, async (pool) => {
+    try {
+      return await job(pool, progress);
+    } catch (err) {
+      if (err instanceof RunBusyError) throw new CliError(err.message, exitCodes.failed);
+      throw err;
+    } finally {
+      bar?.stop();
+    }
+  });
 }
 
 export function eventsCommand(ctx: CliContext): Command {
-  const command = new Command('events').description('raw usage events: retention');
+  const command = new Command('events').description('raw usage events: retention and storage');
   command
     .command('archive')
     .description(
@@ -64,25 +79,16 @@ export function eventsCommand(ctx: CliContext): Command {
       const opts = parseInput(OptionsSchema, raw, 'options');
       const horizon = new Date(systemClock.now().getTime() - opts.retentionDays * DAY_MS);
       const before = opts.before && opts.before < horizon ? opts.before : horizon;
-      const bar = progressBar(sub, 'archive |{bar}| {value}/{total} periods | {events} events | {duration_formatted}');
-      const summary = await withDatabase(ctx, async (pool) => {
-        try {
-          return await archiveEvents(
+      const summary = await runJob(
+        ctx,
+        sub,
+        'archive |{bar}| {value}/{total} periods | {events} events | {duration_formatted}',
+        (pool, progress) =>
+          archiveEvents(
             { pool, clock: systemClock },
-            {
-              before,
-              directory: opts.out,
-              actor: 'cli',
-              progress: (done, total, events) => bar.update(done, total, { events }),
-            },
-          );
-        } catch (err) {
-          if (err instanceof ArchiveBusyError) throw new CliError(err.message, exitCodes.failed);
-          throw err;
-        } finally {
-          bar.stop();
-        }
-      });
+            { before, directory: opts.out, actor: 'cli', progress: (done, total, events) => progress(done, total, { events }) },
+          ),
+      );
       emit(ctx, sub, summary, () => summaryText(summary));
       if (summary.changed.length)
         throw new CliError(
@@ -96,17 +102,9 @@ export function eventsCommand(ctx: CliContext): Command {
       "rebuild usage_events' indexes one partition at a time (REINDEX CONCURRENTLY: ingest goes on), packing the primary key's half-empty pages; drops what an interrupted run left behind, so it can always be run again",
     )
     .action(async (_raw: Record<string, unknown>, sub: Command) => {
-      const bar = progressBar(sub, 'repack |{bar}| {value}/{total} indexes | {index} | {duration_formatted}');
-      const summary = await withDatabase(ctx, async (pool) => {
-        try {
-          return await repackEventIndexes(pool, (done, total, index) => bar.update(done, total, { index }));
-        } catch (err) {
-          if (err instanceof RepackBusyError) throw new CliError(err.message, exitCodes.failed);
-          throw err;
-        } finally {
-          bar.stop();
-        }
-      });
+      const summary = await runJob(ctx, sub, 'repack |{bar}| {value}/{total} indexes | {index} | {duration_formatted}', (pool, progress) =>
+        repackEventIndexes(pool, (done, total, index) => progress(done, total, { index })),
+      );
       emit(ctx, sub, summary, () => repackText(summary));
     });
   return command;

@@ -8,6 +8,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import type { Clock } from '../clock';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
+import { withRunLock } from '../db/run-lock';
 import type { Queryable } from '../db/transaction';
 import {
   archivedIn,
@@ -161,111 +162,96 @@ async function writeManifest(db: Queryable, directory: string): Promise<string> 
   return manifest;
 }
 
-/** Refused when another run holds the lock: two runs would race on the same periods and files. */
-export class ArchiveBusyError extends Error {}
-
 export async function archiveEvents(deps: ArchiveDeps, opts: ArchiveOptions): Promise<ArchiveSummary> {
   const directory = path.resolve(opts.directory);
   await mkdir(directory, { recursive: true });
-  const client = await deps.pool.connect();
-  let broken = false;
-  try {
-    const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [RUN_LOCK]);
-    if (!rows[0]!.locked) throw new ArchiveBusyError('another `events archive` run is in progress');
-    try {
-      const periods = await periodsToArchive(client, opts.before);
-      const summary: ArchiveSummary = {
-        before: opts.before.toISOString(),
-        directory,
-        manifest: path.join(directory, 'manifest.json'),
-        periods_archived: 0,
-        events_archived: 0,
-        files: [],
-        changed: [],
-      };
-      let done = 0;
-      const tick = () => opts.progress?.(++done, periods.length, summary.events_archived);
-      for (const period of periods) {
-        const name = archiveFileName(period);
-        const file = path.join(directory, name);
-        await client.query('begin');
-        try {
-          if (await isArchived(client, period.customerId, period.periodStart)) {
-            await client.query('rollback');
-            tick();
-            continue;
-          }
-          const written = await writePeriodFile(client, period, file);
-          const { sha256, lines } = await inspectArchive(file);
-          if (lines !== written) throw new Error(`${file}: ${lines} lines read back, ${written} written`);
-          const deleted = await deletePeriodEvents(client, period.customerId, period.periodStart, period.periodEnd);
-          if (deleted !== written) {
-            await client.query('rollback');
-            await rm(file, { force: true });
-            summary.changed.push({
-              customer: period.customerExternalId,
-              period_start: period.periodStart.toISOString(),
-              file_events: written,
-              deleted,
-            });
-            tick();
-            continue;
-          }
-          await recordArchivedPeriod(client, {
-            customerId: period.customerId,
-            periodStart: period.periodStart,
-            periodEnd: period.periodEnd,
-            invoiceId: period.invoiceId,
-            directory,
-            file: name,
-            eventCount: String(written),
-            sha256,
-            archivedAt: deps.clock.now(),
-          });
-          await recordAudit(client, {
-            actor: opts.actor,
-            action: 'usage_events.archived',
-            subjectType: 'invoice',
-            subjectId: period.invoiceId,
-            details: {
-              customer_id: period.customerId,
-              period_start: period.periodStart.toISOString(),
-              period_end: period.periodEnd.toISOString(),
-              invoice_status: period.invoiceStatus,
-              directory,
-              file: name,
-              events: written,
-              sha256,
-            },
-          });
-          await client.query('commit');
-          summary.periods_archived += 1;
-          summary.events_archived += written;
-          summary.files.push({
-            file: name,
+  return withRunLock(deps.pool, RUN_LOCK, 'another `events archive` run is in progress', async (client, markBroken) => {
+    const periods = await periodsToArchive(client, opts.before);
+    const summary: ArchiveSummary = {
+      before: opts.before.toISOString(),
+      directory,
+      manifest: path.join(directory, 'manifest.json'),
+      periods_archived: 0,
+      events_archived: 0,
+      files: [],
+      changed: [],
+    };
+    let done = 0;
+    const tick = () => opts.progress?.(++done, periods.length, summary.events_archived);
+    for (const period of periods) {
+      const name = archiveFileName(period);
+      const file = path.join(directory, name);
+      await client.query('begin');
+      try {
+        if (await isArchived(client, period.customerId, period.periodStart)) {
+          await client.query('rollback');
+          tick();
+          continue;
+        }
+        const written = await writePeriodFile(client, period, file);
+        const { sha256, lines } = await inspectArchive(file);
+        if (lines !== written) throw new Error(`${file}: ${lines} lines read back, ${written} written`);
+        const deleted = await deletePeriodEvents(client, period.customerId, period.periodStart, period.periodEnd);
+        if (deleted !== written) {
+          await client.query('rollback');
+          await rm(file, { force: true });
+          summary.changed.push({
             customer: period.customerExternalId,
+            period_start: period.periodStart.toISOString(),
+            file_events: written,
+            deleted,
+          });
+          tick();
+          continue;
+        }
+        await recordArchivedPeriod(client, {
+          customerId: period.customerId,
+          periodStart: period.periodStart,
+          periodEnd: period.periodEnd,
+          invoiceId: period.invoiceId,
+          directory,
+          file: name,
+          eventCount: String(written),
+          sha256,
+          archivedAt: deps.clock.now(),
+        });
+        await recordAudit(client, {
+          actor: opts.actor,
+          action: 'usage_events.archived',
+          subjectType: 'invoice',
+          subjectId: period.invoiceId,
+          details: {
             customer_id: period.customerId,
-            invoice_id: period.invoiceId,
             period_start: period.periodStart.toISOString(),
             period_end: period.periodEnd.toISOString(),
+            invoice_status: period.invoiceStatus,
+            directory,
+            file: name,
             events: written,
             sha256,
-          });
-        } catch (err) {
-          await client.query('rollback').catch(() => {
-            broken = true;
-          });
-          throw err;
-        }
-        await writeManifest(client, directory);
-        tick();
+          },
+        });
+        await client.query('commit');
+        summary.periods_archived += 1;
+        summary.events_archived += written;
+        summary.files.push({
+          file: name,
+          customer: period.customerExternalId,
+          customer_id: period.customerId,
+          invoice_id: period.invoiceId,
+          period_start: period.periodStart.toISOString(),
+          period_end: period.periodEnd.toISOString(),
+          events: written,
+          sha256,
+        });
+      } catch (err) {
+        await client.query('rollback').catch(markBroken);
+        throw err;
       }
       await writeManifest(client, directory);
-      return summary;
-    } finally {
-      if (!broken) await client.query('select pg_advisory_unlock(hashtext($1))', [RUN_LOCK]).catch(() => (broken = true));
+      tick();
     }
-  } finally {
-    client.release(broken);
-  }
+    await writeManifest(client, directory);
+    return summary;
+  });
 }

@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool';
+import { withRunLock } from '../db/run-lock';
 
 /*
  * Repacking usage_events' indexes. Event ids land in the middle of each customer's key range, so
@@ -13,8 +14,6 @@ import type { Pool } from '../db/pool';
 
 /** Other repack runs are refused while this one holds it (session advisory lock). */
 const RUN_LOCK = 'meterflow:events-repack-indexes';
-
-export class RepackBusyError extends Error {}
 
 export interface RepackSummary {
   indexes_rebuilt: number;
@@ -40,32 +39,18 @@ export async function repackEventIndexes(
   pool: Pool,
   progress?: (done: number, total: number, index: string) => void,
 ): Promise<RepackSummary> {
-  // One session: the advisory lock is the session's, and REINDEX CONCURRENTLY runs outside any transaction.
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [RUN_LOCK]);
-    if (!rows[0]!.locked) throw new RepackBusyError('another `events repack-indexes` run is in progress');
-    try {
-      const leftovers = (await client.query<{ name: string }>(LEFTOVERS)).rows.map((r) => r.name);
-      // Names as PostgreSQL rendered them (regclass: quoted where needed).
-      for (const name of leftovers) await client.query(`drop index concurrently if exists ${name}`);
-      const before = (await client.query<{ name: string; bytes: string }>(PARTITION_INDEXES)).rows;
-      for (const [i, { name }] of before.entries()) {
-        await client.query(`reindex index concurrently ${name}`);
-        progress?.(i + 1, before.length, name);
-      }
-      const after = (await client.query<{ name: string; bytes: string }>(PARTITION_INDEXES)).rows;
-      const total = (rows: Array<{ bytes: string }>) => rows.reduce((sum, r) => sum + Number(r.bytes), 0);
-      return { indexes_rebuilt: before.length, bytes_before: total(before), bytes_after: total(after), leftovers_dropped: leftovers };
-    } finally {
-      await client.query('select pg_advisory_unlock(hashtext($1))', [RUN_LOCK]).catch(() => (broken = true));
+  // One session: the lock is the session's, and REINDEX CONCURRENTLY runs outside any transaction.
+  return withRunLock(pool, RUN_LOCK, 'another `events repack-indexes` run is in progress', async (client) => {
+    const leftovers = (await client.query<{ name: string }>(LEFTOVERS)).rows.map((r) => r.name);
+    // Names as PostgreSQL rendered them (regclass: quoted where needed).
+    for (const name of leftovers) await client.query(`drop index concurrently if exists ${name}`);
+    const before = (await client.query<{ name: string; bytes: string }>(PARTITION_INDEXES)).rows;
+    for (const [i, { name }] of before.entries()) {
+      await client.query(`reindex index concurrently ${name}`);
+      progress?.(i + 1, before.length, name);
     }
-  } catch (err) {
-    // A statement cut off mid-way may leave the session unusable for the next borrower.
-    broken = true;
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+    const after = (await client.query<{ name: string; bytes: string }>(PARTITION_INDEXES)).rows;
+    const total = (rows: Array<{ bytes: string }>) => rows.reduce((sum, r) => sum + Number(r.bytes), 0);
+    return { indexes_rebuilt: before.length, bytes_before: total(before), bytes_after: total(after), leftovers_dropped: leftovers };
+  });
 }
