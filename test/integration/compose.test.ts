@@ -21,6 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse as parseDotenv } from 'dotenv';
 import { temporalCliPath } from '../../src/temporal/binaries';
+import { DRAINED_START_TO_CLOSE_MS } from '../../src/workflows/activity-timeouts';
 import { freePort } from '../../scripts/free-port';
 import { loadCompose, loadDockerfile, type ComposeService } from '../support/compose';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -115,6 +116,10 @@ describe('docker-compose.yml in production mode, run without Docker', () => {
 
     const worker = service('worker');
     const grace = Number(worker.environment.WORKER_SHUTDOWN_GRACE_SECONDS);
+    assert.ok(
+      grace * 1000 >= DRAINED_START_TO_CLOSE_MS,
+      `worker: WORKER_SHUTDOWN_GRACE_SECONDS (${grace}) must cover the longest startToClose that drains (${DRAINED_START_TO_CLOSE_MS / 1000} s)`,
+    );
     assert.ok(
       worker.stopGraceSeconds > grace,
       `worker: stop_grace_period (${worker.stopGraceSeconds} s) must exceed WORKER_SHUTDOWN_GRACE_SECONDS (${grace})`,
