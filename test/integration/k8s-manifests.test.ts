@@ -111,6 +111,24 @@ describe('deploy/k8s', () => {
     assert.ok(worker.spec.template.spec.terminationGracePeriodSeconds > grace);
   });
 
+  it("gives Temporal's Helm chart a PostgreSQL of the user's, its password from a Secret", () => {
+    const values = parse(readFileSync(path.join(root, 'deploy/temporal/values.yaml'), 'utf8')) as any;
+    const persistence = values.server.config.persistence;
+    assert.deepEqual([persistence.defaultStore, persistence.visibilityStore], ['default', 'visibility']);
+    assert.ok(Number.isInteger(persistence.numHistoryShards), 'numHistoryShards is chosen at install');
+    const databases = { default: 'temporal', visibility: 'temporal_visibility' };
+    for (const [store, database] of Object.entries(databases)) {
+      const sql = persistence.datastores[store].sql;
+      assert.equal(sql.pluginName, 'postgres12', store);
+      assert.equal(sql.databaseName, database, store);
+      assert.equal(sql.existingSecret, 'temporal-postgres', `${store}: the password comes from the Secret the README creates`);
+      assert.equal(sql.password, undefined, `${store}: no password in the repository`);
+    }
+    // The release and namespace the README installs are where the app looks for Temporal.
+    const [host] = find('ConfigMap', 'meterflow-config').data!.TEMPORAL_ADDRESS!.split(':');
+    assert.equal(host, 'temporal-frontend.temporal.svc.cluster.local');
+  });
+
   it('takes the secrets from the Secret, runs the entry points that exist, and migrates in a Job', () => {
     const api = find('Deployment', 'meterflow-api');
     const worker = find('Deployment', 'meterflow-worker');
