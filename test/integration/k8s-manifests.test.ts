@@ -1,6 +1,7 @@
 /**
- * deploy/k8s: every manifest a kustomization lists validates with kubeconform -strict against
- * Kubernetes' own schemas (provisioned offline by scripts/provision-kubeconform.sh), every manifest
+ * deploy/k8s: every manifest a kustomization lists, and what `kustomize build` makes of each
+ * kustomization, validates with kubeconform -strict against Kubernetes' own schemas (both tools and
+ * the schemas provisioned offline by scripts/provision-kubeconform.sh), every manifest
  * in a kustomization's folder is listed, and the settings that make the deployment work as the
  * README says hold (probes, scrape annotations, secrets, graceful shutdown, the migration Job).
  */
@@ -69,6 +70,33 @@ describe('deploy/k8s', () => {
     console.log(result.stdout.trim());
     assert.equal(result.status, 0, `kubeconform:\n${result.stdout}${result.stderr}`);
     assert.match(result.stdout, new RegExp(`Valid: ${manifests.length}, Invalid: 0, Errors: 0, Skipped: 0`));
+  });
+
+  it('validates what kustomize builds of each kustomization, the image it sets included', () => {
+    const bin = path.join(tools, 'bin/kustomize');
+    assert.ok(existsSync(bin), `${bin} is missing: run scripts/provision-kubeconform.sh (npm test runs it)`);
+    const dir = mkdtempSync(path.join(tmpdir(), 'meterflow-kustomize-'));
+    try {
+      for (const k of kustomizations) {
+        const name = path.relative(root, k.dir);
+        const built = spawnSync(bin, ['build', k.dir], { encoding: 'utf8' });
+        assert.equal(built.status, 0, `kustomize build ${name}:\n${built.stderr}`);
+        const file = path.join(dir, `${name.replaceAll('/', '-')}.yaml`);
+        writeFileSync(file, built.stdout);
+        const result = kubeconform([file]);
+        assert.equal(result.status, 0, `kubeconform of kustomize build ${name}:\n${result.stdout}${result.stderr}`);
+        const count = k.resources.flatMap((r) => parseAllDocuments(readFileSync(path.join(k.dir, r), 'utf8'))).length;
+        assert.match(result.stdout, new RegExp(`Valid: ${count}, Invalid: 0, Errors: 0, Skipped: 0`), name);
+        const images = parseAllDocuments(built.stdout)
+          .map((d) => d.toJS() as Manifest)
+          .filter((m) => m.spec?.template?.spec?.containers)
+          .map((m) => container(m).image as string);
+        const { newName, newTag } = k.images[0]!;
+        assert.ok(images.length > 0 && images.every((i) => i === `${newName}:${newTag}`), `${name}: images ${images.join(', ')}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('and kubeconform would catch a field Kubernetes does not know', () => {
