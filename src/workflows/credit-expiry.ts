@@ -1,4 +1,5 @@
 import { proxyActivities, setCurrentDetails, sleep } from '@temporalio/workflow';
+import { ACTIVITY_START_TO_CLOSE_MS } from './activity-timeouts';
 
 /*
  * Expires one grant of prepaid credit by a durable timer, not a cron: the workflow sleeps until
@@ -23,7 +24,7 @@ export interface CreditExpiryInput {
 export const creditExpiryWorkflowIdFor = (grantId: string) => `credit-expiry/${grantId}`;
 
 const { expireCreditGrant } = proxyActivities<CreditExpiryActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: ACTIVITY_START_TO_CLOSE_MS,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 

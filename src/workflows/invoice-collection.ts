@@ -11,6 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
 import { parseIsoDuration } from '../domain/iso-duration';
+import { ACTIVITY_START_TO_CLOSE_MS } from './activity-timeouts';
 
 /*
  * Collects one finalized invoice: charge it (or, started by a close that made the first attempt
@@ -76,7 +77,7 @@ export async function startInvoiceCollection(
 }
 
 const { chargeInvoice, markPaymentFailed, deliverNotification, autoTopUpCredits } = proxyActivities<InvoiceCollectionActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: ACTIVITY_START_TO_CLOSE_MS,
   // Unknown provider outcomes are retried with the same attempt (and idempotency key) until known.
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
 });

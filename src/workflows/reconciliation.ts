@@ -20,6 +20,7 @@ import {
   type ReconciliationScope,
 } from '../domain/reconciliation-input';
 import type { BillingPeriodActivities } from './billing-period';
+import { ACTIVITY_START_TO_CLOSE_MS, RECONCILE_HEARTBEAT_MS, RECONCILE_START_TO_CLOSE_MS } from './activity-timeouts';
 import { startInvoiceCollection } from './invoice-collection';
 
 /*
@@ -65,13 +66,13 @@ export interface ReconciliationActivities {
 const { reconcilePeriod, invoicesToIssue, recordIssuedInvoice, applyCorrections, dismissFindings, cancelRun } =
   proxyActivities<ReconciliationActivities>({
     // Reading the provider for every invoice of a month takes a while; the activity heartbeats as it goes.
-    startToCloseTimeout: '30 minutes',
-    heartbeatTimeout: '2 minutes',
+    startToCloseTimeout: RECONCILE_START_TO_CLOSE_MS,
+    heartbeatTimeout: RECONCILE_HEARTBEAT_MS,
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
   });
 /** The billing workflow's own invoice activities, with its profile: a missing invoice is issued as any other. */
 const { draftInvoice, finalizeInvoice } = proxyActivities<Pick<BillingPeriodActivities, 'draftInvoice' | 'finalizeInvoice'>>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: ACTIVITY_START_TO_CLOSE_MS,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 

@@ -8,7 +8,9 @@
  * free one (a container's port is its own; here processes share the host); volume paths to
  * temporary directories; the Postgres service's credentials and database to a fresh, empty
  * database on the test server (the services migrate it themselves, concurrently, as they would).
- * The image services (Postgres, Temporal, its UI) are not run: their settings are checked against
+ * They run in a copy of the image's WORKDIR (what the Dockerfile COPYs, and node_modules with the
+ * production dependencies only, as `npm ci --omit=dev` leaves it), so a devDependency the running
+ * code needs fails here too. The image services (Postgres, Temporal, its UI) are not run: their settings are checked against
  * the app's.
  */
 import assert from 'node:assert/strict';
@@ -21,8 +23,9 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse as parseDotenv } from 'dotenv';
 import { temporalCliPath } from '../../src/temporal/binaries';
+import { DRAINED_START_TO_CLOSE_MS } from '../../src/workflows/activity-timeouts';
 import { freePort } from '../../scripts/free-port';
-import { loadCompose, loadDockerfile, type ComposeService } from '../support/compose';
+import { buildWorkdir, loadCompose, loadDockerfile, type ComposeService } from '../support/compose';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
@@ -116,6 +119,10 @@ describe('docker-compose.yml in production mode, run without Docker', () => {
     const worker = service('worker');
     const grace = Number(worker.environment.WORKER_SHUTDOWN_GRACE_SECONDS);
     assert.ok(
+      grace * 1000 >= DRAINED_START_TO_CLOSE_MS,
+      `worker: WORKER_SHUTDOWN_GRACE_SECONDS (${grace}) must cover the longest startToClose that drains (${DRAINED_START_TO_CLOSE_MS / 1000} s)`,
+    );
+    assert.ok(
       worker.stopGraceSeconds > grace,
       `worker: stop_grace_period (${worker.stopGraceSeconds} s) must exceed WORKER_SHUTDOWN_GRACE_SECONDS (${grace})`,
     );
@@ -123,6 +130,8 @@ describe('docker-compose.yml in production mode, run without Docker', () => {
 
   it('runs api, worker and provider with their compose command and environment; each becomes ready and stops cleanly', async () => {
     const image = loadDockerfile(dockerfile);
+    const workdir = path.join(scratch, 'app');
+    buildWorkdir(root, image, workdir);
     const endpoints = new Map<string, Endpoint>();
     const pgUrl = new URL(db.url);
     endpoints.set('postgres:5432', { host: pgUrl.hostname, port: Number(pgUrl.port), database: pgUrl });
@@ -183,7 +192,7 @@ describe('docker-compose.yml in production mode, run without Docker', () => {
         ...Object.fromEntries(Object.entries(s.environment).map(([k, v]) => [k, mapped(s, k, v)])),
       };
       mkdirSync(env.HOME!, { recursive: true });
-      const child = spawn(command[0]!, command.slice(1), { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const child = spawn(command[0]!, command.slice(1), { cwd: workdir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       const lines: string[] = [];
       const keep = (chunk: Buffer) => lines.splice(0, Math.max(0, lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)) - 200));
       child.stdout!.on('data', keep);

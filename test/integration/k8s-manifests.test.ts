@@ -1,6 +1,7 @@
 /**
- * deploy/k8s: every manifest a kustomization lists validates with kubeconform -strict against
- * Kubernetes' own schemas (provisioned offline by scripts/provision-kubeconform.sh), every manifest
+ * deploy/k8s: every manifest a kustomization lists, and what `kustomize build` makes of each
+ * kustomization, validates with kubeconform -strict against Kubernetes' own schemas (both tools and
+ * the schemas provisioned offline by scripts/provision-kubeconform.sh), every manifest
  * in a kustomization's folder is listed, and the settings that make the deployment work as the
  * README says hold (probes, scrape annotations, secrets, graceful shutdown, the migration Job).
  */
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
+import { DRAINED_START_TO_CLOSE_MS } from '../../src/workflows/activity-timeouts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const k8s = path.join(root, 'deploy/k8s');
@@ -70,6 +72,33 @@ describe('deploy/k8s', () => {
     assert.match(result.stdout, new RegExp(`Valid: ${manifests.length}, Invalid: 0, Errors: 0, Skipped: 0`));
   });
 
+  it('validates what kustomize builds of each kustomization, the image it sets included', () => {
+    const bin = path.join(tools, 'bin/kustomize');
+    assert.ok(existsSync(bin), `${bin} is missing: run scripts/provision-kubeconform.sh (npm test runs it)`);
+    const dir = mkdtempSync(path.join(tmpdir(), 'meterflow-kustomize-'));
+    try {
+      for (const k of kustomizations) {
+        const name = path.relative(root, k.dir);
+        const built = spawnSync(bin, ['build', k.dir], { encoding: 'utf8' });
+        assert.equal(built.status, 0, `kustomize build ${name}:\n${built.stderr}`);
+        const file = path.join(dir, `${name.replaceAll('/', '-')}.yaml`);
+        writeFileSync(file, built.stdout);
+        const result = kubeconform([file]);
+        assert.equal(result.status, 0, `kubeconform of kustomize build ${name}:\n${result.stdout}${result.stderr}`);
+        const count = k.resources.flatMap((r) => parseAllDocuments(readFileSync(path.join(k.dir, r), 'utf8'))).length;
+        assert.match(result.stdout, new RegExp(`Valid: ${count}, Invalid: 0, Errors: 0, Skipped: 0`), name);
+        const images = parseAllDocuments(built.stdout)
+          .map((d) => d.toJS() as Manifest)
+          .filter((m) => m.spec?.template?.spec?.containers)
+          .map((m) => container(m).image as string);
+        const { newName, newTag } = k.images[0]!;
+        assert.ok(images.length > 0 && images.every((i) => i === `${newName}:${newTag}`), `${name}: images ${images.join(', ')}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('and kubeconform would catch a field Kubernetes does not know', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'meterflow-k8s-'));
     try {
@@ -100,11 +129,32 @@ describe('deploy/k8s', () => {
     assert.deepEqual(find('Service', 'meterflow-api').spec.selector, api.spec.selector.matchLabels);
   });
 
-  it('gives the worker longer to stop than it gives its in-flight activities', () => {
+  it('gives the worker longer to stop than it gives its in-flight activities, and them their startToClose', () => {
     const worker = find('Deployment', 'meterflow-worker');
     const grace = Number(envValue(worker, 'WORKER_SHUTDOWN_GRACE_SECONDS')?.value);
-    assert.ok(grace >= 60, 'in-flight activities have a 1-minute startToClose');
+    assert.ok(
+      grace * 1000 >= DRAINED_START_TO_CLOSE_MS,
+      `WORKER_SHUTDOWN_GRACE_SECONDS (${grace}) must cover the longest startToClose that drains (${DRAINED_START_TO_CLOSE_MS / 1000} s)`,
+    );
     assert.ok(worker.spec.template.spec.terminationGracePeriodSeconds > grace);
+  });
+
+  it("gives Temporal's Helm chart a PostgreSQL of the user's, its password from a Secret", () => {
+    const values = parse(readFileSync(path.join(root, 'deploy/temporal/values.yaml'), 'utf8')) as any;
+    const persistence = values.server.config.persistence;
+    assert.deepEqual([persistence.defaultStore, persistence.visibilityStore], ['default', 'visibility']);
+    assert.ok(Number.isInteger(persistence.numHistoryShards), 'numHistoryShards is chosen at install');
+    const databases = { default: 'temporal', visibility: 'temporal_visibility' };
+    for (const [store, database] of Object.entries(databases)) {
+      const sql = persistence.datastores[store].sql;
+      assert.equal(sql.pluginName, 'postgres12', store);
+      assert.equal(sql.databaseName, database, store);
+      assert.equal(sql.existingSecret, 'temporal-postgres', `${store}: the password comes from the Secret the README creates`);
+      assert.equal(sql.password, undefined, `${store}: no password in the repository`);
+    }
+    // The release and namespace the README installs are where the app looks for Temporal.
+    const [host] = find('ConfigMap', 'meterflow-config').data!.TEMPORAL_ADDRESS!.split(':');
+    assert.equal(host, 'temporal-frontend.temporal.svc.cluster.local');
   });
 
   it('takes the secrets from the Secret, runs the entry points that exist, and migrates in a Job', () => {

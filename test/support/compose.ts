@@ -1,9 +1,11 @@
 /**
  * Reads docker-compose.yml and the Dockerfile the way Docker would, for test/integration/compose.test.ts:
  * the command and environment each service's container gets, after compose's variable
- * interpolation, with the image's ENV underneath. No Docker involved.
+ * interpolation, with the image's ENV underneath, and the image's WORKDIR with production
+ * dependencies only. No Docker involved.
  */
-import { readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { parse } from 'yaml';
 
@@ -130,6 +132,8 @@ export interface DockerImage {
   /** ENV of the image, in order. */
   env: Record<string, string>;
   cmd?: string[];
+  /** What its COPY instructions take from the build context, each to the same path under WORKDIR. */
+  copies: string[];
 }
 
 /** What a single-stage Dockerfile sets for the containers of its image. */
@@ -140,6 +144,38 @@ export function loadDockerfile(file: string): DockerImage {
   for (const instruction of dockerfile.getENVs()) {
     for (const property of instruction.getProperties()) env[property.getName()] = property.getValue() ?? '';
   }
+  const copies = dockerfile.getCOPYs().flatMap((instruction) => {
+    const args = instruction.getArguments().map((a) => a.getValue());
+    const [destination, ...sources] = [args.at(-1)!, ...args.slice(0, -1)];
+    const same = sources.length === 1 && path.normalize(destination) === path.normalize(sources[0]!);
+    if (instruction.getFlags().length > 0 || !(destination === './' || same)) {
+      throw new Error(`${file}: the compose test reads COPY <files> ./ and COPY <dir> ./<dir> only, not ${instruction.getTextContent()}`);
+    }
+    return sources;
+  });
   const cmd = dockerfile.getCMDs().at(-1);
-  return { env, ...(cmd ? { cmd: cmd.getJSONStrings().map((s) => s.getJSONValue()) } : {}) };
+  return { env, copies, ...(cmd ? { cmd: cmd.getJSONStrings().map((s) => s.getJSONValue()) } : {}) };
+}
+
+/**
+ * The image's WORKDIR, built without Docker in `dir`: the files its COPY instructions take from the
+ * build context `root`, and a node_modules holding only what `npm ci --omit=dev` installs there
+ * (package-lock.json's top-level packages not marked dev), linked from the checkout's. Node
+ * resolves the app's imports from `dir`, so code that needs a devDependency fails as it would in the
+ * container; a linked package resolves its own dependencies from the checkout, which is the same
+ * set, dependencies of production packages being production packages.
+ */
+export function buildWorkdir(root: string, image: DockerImage, dir: string): void {
+  for (const source of image.copies) cpSync(path.join(root, source), path.join(dir, source), { recursive: true });
+  const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean }>;
+  };
+  for (const [key, entry] of Object.entries(lock.packages)) {
+    // Top level only (node_modules/<name>, node_modules/@scope/<name>); nested copies live inside their parent.
+    if (entry.dev || !/^node_modules\/(?:@[^/]+\/)?[^/]+$/.test(key)) continue;
+    // Optional packages for other platforms are in the lock file but not installed.
+    if (!existsSync(path.join(root, key))) continue;
+    mkdirSync(path.dirname(path.join(dir, key)), { recursive: true });
+    symlinkSync(path.join(root, key), path.join(dir, key));
+  }
 }

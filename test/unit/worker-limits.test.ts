@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config';
 import { workerLimits } from '../../src/main/services';
+import { DRAINED_START_TO_CLOSE_MS } from '../../src/workflows/activity-timeouts';
 import { poolSizeFor } from '../../src/temporal/worker';
 
 describe('worker limits (the period-close herd)', () => {
@@ -24,6 +25,10 @@ describe('worker limits (the period-close herd)', () => {
     });
     assert.equal(poolSizeFor(limits, 10), 20);
     assert.equal(poolSizeFor(limits, 50), 50);
+  });
+
+  it('by default let in-flight activities drain for the longest startToClose that must drain (the period close)', () => {
+    assert.ok(loadConfig({}).WORKER_SHUTDOWN_GRACE_SECONDS * 1000 >= DRAINED_START_TO_CLOSE_MS);
   });
 
   it('refuses a provider rate at which a charge could wait past half its startToClose for its turn', () => {
