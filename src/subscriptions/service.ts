@@ -4,7 +4,7 @@ import type { AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { minorUnits, type CurrencyCode } from '../domain/currencies';
 import { isRepresentableInstant } from '../domain/input-checks';
-import { changeDirection, type ChangeDirection } from '../domain/plan-change-direction';
+import { changeDirection, type ChangeDirection, type ChangeEffect } from '../domain/plan-change-direction';
 import { periodAt, periodContaining } from '../domain/periods';
 import { Decimal } from '../domain/money';
 import type { SpendThresholds } from '../domain/spend-thresholds-schema';
@@ -81,9 +81,8 @@ export type PlanChanged = {
   effectiveAt: Date;
 };
 
-/** When a plan change takes effect; by default an upgrade at once and a downgrade at the period end. */
-export const changeEffects = ['immediately', 'period_end'] as const;
-export type ChangeEffect = (typeof changeEffects)[number];
+// Defined beside the direction that decides the default, so the billing workflow's Update can check them too.
+export { changeEffects, type ChangeEffect } from '../domain/plan-change-direction';
 export type SpendThresholdsChanged = { changed: boolean; subscription: Subscription };
 export type SpendCapChanged = { changed: boolean; subscription: Subscription };
 
