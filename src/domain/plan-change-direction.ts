@@ -13,12 +13,6 @@ import type { PricePlan, Usage } from './pricing/schema';
 
 export type ChangeDirection = 'upgrade' | 'downgrade';
 
-/** When a plan change takes effect, when asked; by default an upgrade at once and a downgrade at the period end. */
-export const changeEffects = ['immediately', 'period_end'] as const;
-export type ChangeEffect = (typeof changeEffects)[number];
-
-export const isChangeEffect = (value: unknown): value is ChangeEffect => changeEffects.some((e) => e === value);
-
 /** What the plan's charges make of the usage so far (meters it does not charge are ignored). */
 function priceOfUsage(plan: PricePlan, usage: Usage): Decimal {
   const charged = new Set(plan.charges.map((c) => c.meter));

@@ -4,7 +4,8 @@ import type { AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { minorUnits, type CurrencyCode } from '../domain/currencies';
 import { isRepresentableInstant } from '../domain/input-checks';
-import { changeDirection, type ChangeDirection, type ChangeEffect } from '../domain/plan-change-direction';
+import { changeDirection, type ChangeDirection } from '../domain/plan-change-direction';
+import type { ChangeEffect } from '../domain/plan-change-effect';
 import { periodAt, periodContaining } from '../domain/periods';
 import { Decimal } from '../domain/money';
 import type { SpendThresholds } from '../domain/spend-thresholds-schema';
@@ -81,8 +82,8 @@ export type PlanChanged = {
   effectiveAt: Date;
 };
 
-// Defined beside the direction that decides the default, so the billing workflow's Update can check them too.
-export { changeEffects, type ChangeEffect } from '../domain/plan-change-direction';
+// In the domain, so the billing workflow's Update checks them too; routes and the CLI take them from here.
+export { changeEffects, type ChangeEffect } from '../domain/plan-change-effect';
 export type SpendThresholdsChanged = { changed: boolean; subscription: Subscription };
 export type SpendCapChanged = { changed: boolean; subscription: Subscription };
 

@@ -16,7 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { Decimal } from '../domain/money';
-import { isChangeEffect, type ChangeEffect } from '../domain/plan-change-direction';
+import { isChangeEffect, type ChangeEffect } from '../domain/plan-change-effect';
 import { nextPeriod, periodContaining } from '../domain/periods';
 import type { BillingInterval } from '../domain/periods-schema';
 import { evaluateLimit, nextDecision } from '../domain/quota-policy';
