@@ -17,6 +17,7 @@ import { createPriceOpenPeriod } from './price-open-period';
 import { createPriceSpend } from './price-spend';
 import { createReadUsageTotals } from './read-usage-totals';
 import { createReconcileActivities } from './reconcile';
+import { createRecordPlanChange } from './record-plan-change';
 import { createDeliverNotification } from './webhook-delivery';
 import { createPublishQuota, createSetEntitlement } from './set-entitlement';
 import { createSetSpendBlock } from './set-spend-block';
@@ -57,6 +58,7 @@ export function createActivities(deps: ActivityDeps): WorkerActivities {
     priceOpenPeriod: createPriceOpenPeriod({ pool: deps.pool }),
     draftInterimInvoice: createDraftInterimInvoice({ pool: deps.pool, clock: deps.clock }),
     enterPeriod: createEnterPeriod({ pool: deps.pool, clock: deps.clock }),
+    recordPlanChange: createRecordPlanChange({ pool: deps.pool }),
     ...createCollectPayment({ pool: deps.pool, clock: deps.clock, provider: deps.provider }),
     ...createReconcileActivities({
       pool: deps.pool,

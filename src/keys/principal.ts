@@ -21,9 +21,10 @@ export interface Principal {
 
 /**
  * Who acts on a use case, as every feature service takes it: a verified API key, bounded by its
- * scopes and its customer; or the admin CLI or the system itself, which are not.
+ * scopes and its customer; or the admin CLI, a workflow (an activity acting on what it decided,
+ * e.g. a plan change asked through the Temporal UI) or the system itself, which are not.
  */
-export type Actor = Principal | 'cli' | 'system';
+export type Actor = Principal | 'cli' | 'system' | `workflow:${string}`;
 
 /** How the audit log names an actor. */
 export const auditActorOf = (actor: Actor): AuditActor => (typeof actor === 'string' ? actor : `key:${actor.keyId}`);

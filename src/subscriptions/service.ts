@@ -5,6 +5,7 @@ import type { Pool } from '../db/pool';
 import { minorUnits, type CurrencyCode } from '../domain/currencies';
 import { isRepresentableInstant } from '../domain/input-checks';
 import { changeDirection, type ChangeDirection } from '../domain/plan-change-direction';
+import type { ChangeEffect } from '../domain/plan-change-effect';
 import { periodAt, periodContaining } from '../domain/periods';
 import { Decimal } from '../domain/money';
 import type { SpendThresholds } from '../domain/spend-thresholds-schema';
@@ -81,9 +82,8 @@ export type PlanChanged = {
   effectiveAt: Date;
 };
 
-/** When a plan change takes effect; by default an upgrade at once and a downgrade at the period end. */
-export const changeEffects = ['immediately', 'period_end'] as const;
-export type ChangeEffect = (typeof changeEffects)[number];
+// In the domain, so the billing workflow's Update checks them too; routes and the CLI take them from here.
+export { changeEffects, type ChangeEffect } from '../domain/plan-change-effect';
 export type SpendThresholdsChanged = { changed: boolean; subscription: Subscription };
 export type SpendCapChanged = { changed: boolean; subscription: Subscription };
 

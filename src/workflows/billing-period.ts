@@ -16,6 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { Decimal } from '../domain/money';
+import { isChangeEffect, type ChangeEffect } from '../domain/plan-change-effect';
 import { nextPeriod, periodContaining } from '../domain/periods';
 import type { BillingInterval } from '../domain/periods-schema';
 import { evaluateLimit, nextDecision } from '../domain/quota-policy';
@@ -163,6 +164,28 @@ export interface BillingPeriodActivities {
   }): Promise<{ planCode: string; limits: MeterLimit[]; creditOnly?: boolean }>;
 }
 
+/**
+ * What the `changePlan` Update asks for from the Temporal UI: a plan change recorded in Postgres as
+ * the API records one (src/activities/record-plan-change.ts). Apart from BillingPeriodActivities
+ * so that workers and tests built before it need not provide it until they take such an Update.
+ */
+export interface PlanChangeActivities {
+  /**
+   * Changes the subscription's plan through the subscription service, `at` (the workflow's time)
+   * being its "now": at once or at the period end (`effective`, by default by direction). The
+   * subscription's current plan as it then is, and the change scheduled, if any.
+   */
+  recordPlanChange(input: { subscriptionId: string; plan: string; effective?: ChangeEffect; at: string }): Promise<{
+    changed: boolean;
+    direction: 'upgrade' | 'downgrade';
+    effectiveAt: string;
+    planCode: string;
+    limits: MeterLimit[];
+    creditOnly: boolean;
+    pendingChange: { plan: string; effectiveAt: string } | null;
+  }>;
+}
+
 const {
   notifyThreshold,
   notifySpendThreshold,
@@ -175,6 +198,11 @@ const {
   enterPeriod,
 } = proxyActivities<BillingPeriodActivities>({
   startToCloseTimeout: ACTIVITY_START_TO_CLOSE_MS,
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+});
+
+const { recordPlanChange } = proxyActivities<PlanChangeActivities>({
+  startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 
@@ -376,7 +404,22 @@ export const usageReported = defineSignal<[UsageReport]>('usageReported');
 export const subscriptionStarted = defineSignal<[SubscriptionTerms]>('subscriptionStarted');
 /** `at` is the cancellation time recorded in Postgres, so the final invoice and the database agree on it. */
 export const cancelSubscription = defineSignal<[{ at: string }?]>('cancelSubscription');
-export const changePlan = defineUpdate<BillingPeriodView, [{ planCode: string; limits: MeterLimit[]; creditOnly?: boolean }]>('changePlan');
+/** A plan change already recorded in Postgres (the API's and the CLI's path): the run takes the plan's terms at once. */
+export interface PlanTerms {
+  planCode: string;
+  limits: MeterLimit[];
+  creditOnly?: boolean;
+}
+/**
+ * A plan change asked of the workflow itself (the Temporal UI): `{"plan": "growth", "effective":
+ * "immediately"}`, `effective` optional (default: an upgrade at once, a downgrade at the period
+ * end). The run records it in Postgres as the API would, then applies what took effect.
+ */
+export interface PlanChangeRequest {
+  plan: string;
+  effective?: ChangeEffect;
+}
+export const changePlan = defineUpdate<BillingPeriodView, [PlanTerms | PlanChangeRequest]>('changePlan');
 /** The customer's credit balance grew (a top-up): a spend limit on credits is priced again at once. */
 export const creditsChanged = defineSignal('creditsChanged');
 /** New spend thresholds for the period in progress and the following ones; the open period is priced against them at once. */
@@ -500,24 +543,32 @@ class BillingPeriodRun {
     if (!this.fromCounters) this.showDetails();
     setHandler(
       changePlan,
-      async ({ planCode, limits, creditOnly }) => {
-        this.terms = { ...this.terms, planCode, limits, ...(creditOnly === undefined ? {} : { creditOnly }) };
-        // Another tariff moves the spend decision points: the next read prices again.
-        if (this.progressiveBilling()) {
-          this.thresholdPricing = undefined;
-          this.readDue = true;
-        }
-        // Other charges, other prices: the spend is priced again on the new plan. A plan that
-        // settles credit_only starts the spend limit at once (updates sent before creditOnly
-        // existed do not carry it, and replay as they ran).
-        if (this.spend || (creditOnly === true && this.spendTracked())) await this.priceSpend();
-        await this.evaluateLimits();
-        return this.view();
+      async (change) => {
+        if (!isPlanChangeRequest(change)) return this.applyPlan(change);
+        // No patch needed: the validator refused a change without `planCode` before this path
+        // existed, so no earlier history holds one; the terms path runs the commands it always ran.
+        const recorded = await recordPlanChange({
+          subscriptionId: this.terms.subscriptionId,
+          plan: change.plan,
+          ...(change.effective === undefined ? {} : { effective: change.effective }),
+          at: new Date().toISOString(),
+        });
+        // Scheduled for the period end: the plan in force is unchanged and enterPeriod applies it then.
+        if (recorded.planCode === this.terms.planCode) return this.view();
+        return this.applyPlan({ planCode: recorded.planCode, limits: recorded.limits, creditOnly: recorded.creditOnly });
       },
       {
-        validator: ({ planCode, limits }) => {
-          if (!planCode) throw new Error('planCode is required');
-          if (!Array.isArray(limits)) throw new Error('limits must be an array');
+        // Refused here, a malformed change never reaches the history; an unknown plan is refused by
+        // recordPlanChange (the catalog is in Postgres), which then records nothing.
+        validator: (change) => {
+          if (typeof change !== 'object' || change === null) throw new TypeError(PLAN_CHANGE_SHAPE);
+          if ('plan' in change) {
+            if (typeof change.plan !== 'string' || change.plan === '' || 'planCode' in change) throw new TypeError(PLAN_CHANGE_SHAPE);
+            if (change.effective !== undefined && !isChangeEffect(change.effective)) throw new TypeError(PLAN_CHANGE_SHAPE);
+            return;
+          }
+          if (!change.planCode) throw new Error('planCode is required');
+          if (!Array.isArray(change.limits)) throw new Error('limits must be an array');
         },
       },
     );
@@ -539,6 +590,22 @@ class BillingPeriodRun {
         },
       },
     );
+  }
+
+  /** The run bills and limits on the plan from now on (the invoice splits the period at the recorded change). */
+  private async applyPlan({ planCode, limits, creditOnly }: PlanTerms): Promise<BillingPeriodView> {
+    this.terms = { ...this.terms, planCode, limits, ...(creditOnly === undefined ? {} : { creditOnly }) };
+    // Another tariff moves the spend decision points: the next read prices again.
+    if (this.progressiveBilling()) {
+      this.thresholdPricing = undefined;
+      this.readDue = true;
+    }
+    // Other charges, other prices: the spend is priced again on the new plan. A plan that
+    // settles credit_only starts the spend limit at once (updates sent before creditOnly
+    // existed do not carry it, and replay as they ran).
+    if (this.spend || (creditOnly === true && this.spendTracked())) await this.priceSpend();
+    await this.evaluateLimits();
+    return this.view();
   }
 
   /** Registers the spend-cap update (a separate step so `listen` stays readable). */
@@ -1161,6 +1228,10 @@ class BillingPeriodRun {
     this.shown = shown;
   }
 }
+
+const PLAN_CHANGE_SHAPE = 'a plan change is {"plan": "growth", "effective"?: "immediately" or "period_end"}';
+
+const isPlanChangeRequest = (change: PlanTerms | PlanChangeRequest): change is PlanChangeRequest => 'plan' in change;
 
 /** The lower of two decision points (null: none). */
 function lowerDecision(a: string | null, b: string | null): string | null {

@@ -616,6 +616,44 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     ]);
   });
 
+  test('change-plan --effective: period_end schedules even an upgrade, immediately applies even a downgrade; the workflow follows', async () => {
+    await json(['customers', 'create', 'umbrella', '--name', 'Umbrella', '--currency', 'USD']);
+    const created = await json(['subscriptions', 'create', '--customer', 'umbrella', '--plan', 'basic'], 0, env());
+    const workflow = temporal.client.workflow.getHandle(workflowIdFor('umbrella'));
+    const planOf = async () => (await workflow.query(billingState)).planCode;
+    assert.equal(await waitFor(planOf, { description: 'the workflow answers queries' }), 'basic');
+
+    const later = await json(['subscriptions', 'change-plan', created.id, '--plan', 'pro', '--effective', 'period_end'], 0, env());
+    assert.equal(later.plan, 'basic');
+    assert.deepEqual(later.pending_change, { plan: 'pro', effective_at: later.current_period.end });
+    assert.equal(await planOf(), 'basic', 'nothing reaches the workflow before the period end');
+
+    const now = await json(['subscriptions', 'change-plan', created.id, '--plan', 'pro', '--effective', 'immediately'], 0, env());
+    assert.equal(now.plan, 'pro');
+    assert.equal(now.pending_change, null);
+    assert.equal(await planOf(), 'pro');
+    // basic is the downgrade, by default at the period end: asked at once, it is.
+    const down = await json(['subscriptions', 'change-plan', created.id, '--plan', 'basic', '--effective', 'immediately'], 0, env());
+    assert.equal(down.plan, 'basic');
+    assert.equal(down.pending_change, null);
+    assert.equal(await planOf(), 'basic');
+
+    const bad = await cli(['subscriptions', 'change-plan', created.id, '--plan', 'pro', '--effective', 'tomorrow'], env());
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--effective/);
+    const { rows } = await db.pool.query(`select action, actor from audit_log where subject_id = $1 order by id`, [created.id]);
+    assert.deepEqual(
+      rows.map((r) => r.action),
+      [
+        'subscription.created',
+        'subscription.plan_change_scheduled',
+        'subscription.plan_change_dropped',
+        'subscription.plan_changed',
+        'subscription.plan_changed',
+      ],
+    );
+  });
+
   test('with Temporal unreachable the subscription is saved and the CLI says to retry (exit 2)', async () => {
     const down = { TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` };
     const run = await cli(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic', '--json'], down);
