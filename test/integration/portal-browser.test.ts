@@ -32,7 +32,9 @@ const outputDir = path.join(root, 'test-output');
 const chromiumPath = process.env.CHROMIUM_PATH ?? path.join(root, '.tools/bin/chromium');
 
 const utcMonth = (d: Date, offset: number) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + offset, 1));
-const started = new Date();
+// A fixed instant well into its month (the API's clock), so the current period has days of usage to chart and the screenshots are stable.
+const started = new Date('2026-06-10T12:00:00Z');
+const day = (n: number, hours = 0) => new Date(Date.UTC(2026, 5, n, hours));
 const previousPeriod = { start: utcMonth(started, -1), end: utcMonth(started, 0) };
 const currentPeriod = { start: utcMonth(started, 0), end: utcMonth(started, 1) };
 
@@ -162,14 +164,16 @@ before(async () => {
     );
     assert.ok((await invoices.finalize(invoiceId, 'system', defaultIssuer())).ok);
     invoiceIds[name] = invoiceId;
-    await storeEvents(db.pool, { customerId: customer.id, meterId: calls.meter.id, from: currentPeriod.start, count: callsNow });
-    await storeEvents(db.pool, {
-      customerId: customer.id,
-      meterId: tokens.meter.id,
-      from: new Date(currentPeriod.start.getTime() + 3_600_000),
-      count: 5,
-      value: '1500',
-    });
+    // This period's usage spread over several days, so the chart has a trend to show.
+    for (const [from, share] of [
+      [day(1), 0.2],
+      [day(3), 0.3],
+      [day(6), 0.3],
+      [day(9), 0.2],
+    ] as const)
+      await storeEvents(db.pool, { customerId: customer.id, meterId: calls.meter.id, from, count: callsNow * share });
+    for (const from of [day(1, 1), day(2), day(4), day(7), day(9)])
+      await storeEvents(db.pool, { customerId: customer.id, meterId: tokens.meter.id, from, count: 1, value: '1500' });
   }
   // acme went over its hard limit: the billing workflow's activities publish and block exactly so.
   const acmeId = (await db.pool.query<{ id: string }>("select id from customers where external_id = 'acme'")).rows[0]!.id;
@@ -237,6 +241,25 @@ async function expectedFigures(customer: string): Promise<Record<string, string>
   return figures;
 }
 
+/** The points each meter's chart must draw: the running total of the API's daily buckets up to the estimate's instant. */
+async function expectedCharts(customer: string): Promise<number[][][]> {
+  const upcoming = await ok(admin, 'GET', `/v1/invoices/upcoming?customer=${customer}`);
+  const seconds = (iso: string) => Date.parse(iso) / 1000;
+  const charts: number[][][] = [];
+  for (const meter of ['api_calls', 'llm_tokens']) {
+    const range = new URLSearchParams({ customer, meter, from: upcoming.period.start, to: upcoming.period.end, granularity: 'day' });
+    const buckets = (await ok(admin, 'GET', `/v1/usage?${range}`)).buckets.filter((b: Json) => b.start <= upcoming.as_of);
+    const xs = [seconds(upcoming.period.start)];
+    const ys = [0];
+    for (const b of buckets) {
+      xs.push(Math.min(seconds(b.end), seconds(upcoming.as_of)));
+      ys.push(ys.at(-1)! + Number(b.value));
+    }
+    charts.push([xs, ys]);
+  }
+  return charts;
+}
+
 describe('customer portal in headless Chromium', () => {
   let acme: { id: string; url: string; token: string };
 
@@ -263,6 +286,12 @@ describe('customer portal in headless Chromium', () => {
     assert.match((await page.textContent('[data-threshold="100000"]'))!, /not reached/);
     assert.equal(await page.getAttribute('#upgrade-link', 'href'), '/upgrade');
     assert.equal(await page.locator('canvas').count(), 2, 'one usage chart per meter');
+    // The charts draw the running total of the API's daily series, from 0 at the period start up to the estimate's instant.
+    const drawn = await page.$$eval('.chart', (els) =>
+      els.map((e) => (e as unknown as { plot: { data: number[][] } }).plot.data.map((axis) => Array.from(axis))),
+    );
+    assert.deepEqual(drawn, await expectedCharts('acme'));
+    for (const [, ys = []] of drawn) assert.ok(new Set(ys).size > 3, `a trend, not a point: ${ys.join(', ')}`);
 
     // Everything came from this server (no CDN), and the token left the address bar.
     const origin = new URL(acme.url).origin;

@@ -132,14 +132,38 @@
     return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
   }
 
-  function usageChart(container, meter, usage, period) {
+  /** Aggregations whose buckets add up to the period's usage: charted as a running total. */
+  const additive = new Set(['count', 'sum']);
+
+  /**
+   * The points the chart draws: for a count or a sum the running total at the end of each bucket
+   * (from 0 at the period start, the last bucket ending at the estimate's instant), so the line
+   * climbs toward the limit as usage does; for max, latest and unique counts, which do not add
+   * up, each bucket's own value at its start.
+   */
+  function chartPoints(meter, usage, period, asOf) {
     const buckets = usage.buckets || [];
-    const xs = buckets.map((b) => Date.parse(b.start) / 1000);
-    const ys = buckets.map((b) => (b.value === null ? null : Number(b.value)));
-    if (typeof uPlot !== 'function' || buckets.length === 0) return;
+    const seconds = (iso) => Date.parse(iso) / 1000;
+    if (!additive.has(meter.aggregation)) {
+      return [buckets.map((b) => seconds(b.start)), buckets.map((b) => (b.value === null ? null : Number(b.value)))];
+    }
+    const xs = [seconds(period.start)];
+    const ys = [0];
+    let total = 0;
+    for (const b of buckets) {
+      total += Number(b.value);
+      xs.push(Math.min(seconds(b.end), seconds(asOf)));
+      ys.push(total);
+    }
+    return [xs, ys];
+  }
+
+  function usageChart(container, meter, usage, period, asOf) {
+    if (typeof uPlot !== 'function' || (usage.buckets || []).length === 0) return;
     const width = Math.max(280, container.clientWidth || 480);
-    // Display only: the exact figures are in the table under the chart.
-    new uPlot(
+    // Display only: the exact figures are in the table under the chart. Kept on its container so
+    // the browser test can hold the drawn points to the API's series.
+    container.plot = new uPlot(
       {
         width,
         height: 180,
@@ -152,15 +176,25 @@
         axes: [{}, { size: 80 }],
         series: [{}, { label: meter.name, stroke: '#0b57d0', width: 2, fill: 'rgba(11, 87, 208, 0.12)', points: { show: true } }],
       },
-      [xs, ys],
+      chartPoints(meter, usage, period, asOf),
       container,
     );
+  }
+
+  /**
+   * Buckets small enough for the period to show a trend: minutes up to 6 hours (at most 360 of
+   * them; a demo's 2-minute period gets 2), hours up to 3 days, days beyond.
+   */
+  function granularityFor(period) {
+    const hours = (Date.parse(period.end) - Date.parse(period.start)) / 3_600_000;
+    if (hours <= 6) return 'minute';
+    return hours <= 72 ? 'hour' : 'day';
   }
 
   /** Charts to draw once their containers are in the page and have a width. */
   const pendingCharts = [];
 
-  function usageSection(period, meters, usages, granularity) {
+  function usageSection(period, asOf, meters, usages, granularity) {
     return el(
       'section',
       { 'aria-labelledby': 'usage-heading' },
@@ -174,7 +208,9 @@
           const chart = el('div', {
             class: 'chart',
             role: 'img',
-            'aria-label': `Chart of ${meter.name} per ${granularity}; the table below holds the same figures.`,
+            'aria-label': additive.has(meter.aggregation)
+              ? `Chart of ${meter.name} so far this period, adding up each ${granularity}; the table below holds the figures per ${granularity}.`
+              : `Chart of ${meter.name} per ${granularity}; the table below holds the same figures.`,
           });
           const card = el(
             'article',
@@ -206,7 +242,7 @@
               ),
             ),
           );
-          pendingCharts.push(() => usageChart(chart, meter, usage, period));
+          pendingCharts.push(() => usageChart(chart, meter, usage, period, asOf));
           return card;
         }),
       ),
@@ -489,8 +525,7 @@
     if (upcoming) {
       const plan = await api(`/v1/plans/${encodeURIComponent(upcoming.plan)}`);
       const codes = [...new Set([...plan.charges.map((c) => c.meter), ...plan.limits.map((l) => l.meter)])].sort();
-      const hours = (Date.parse(upcoming.period.end) - Date.parse(upcoming.period.start)) / 3_600_000;
-      const granularity = hours <= 72 ? 'hour' : 'day';
+      const granularity = granularityFor(upcoming.period);
       const meters = await Promise.all(codes.map((code) => api(`/v1/meters/${encodeURIComponent(code)}`)));
       const usages = Object.fromEntries(
         await Promise.all(
@@ -517,7 +552,7 @@
       document.getElementById('subtitle').textContent += ` Plan: ${plan.name}.`;
       sections.push(
         blockedAlert(meters, entitlements, session.upgrade_url),
-        usageSection(upcoming.period, meters, usages, granularity),
+        usageSection(upcoming.period, upcoming.as_of, meters, usages, granularity),
         limitsSection(plan, meters, usages, entitlements),
         upcomingSection(upcoming),
       );
