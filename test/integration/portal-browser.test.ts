@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createCustomer } from '../../src/customers/store';
 import { planSchema } from '../../src/domain/plan';
@@ -11,9 +12,13 @@ import { InvoiceService } from '../../src/invoices/service';
 import { defaultIssuer } from '../../src/invoices/issuer';
 import { createMeter } from '../../src/meters/store';
 import { createPlan } from '../../src/plans/store';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator, type ProviderSimulator } from '../../src/provider/simulator';
 import { createSubscription } from '../../src/subscriptions/store';
+import { freePort } from '../../scripts/free-port';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { ManualClock, startKeysApp, type KeysTestApp } from '../support/keys-app';
+import { localEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
 import { waitFor } from '../support/wait-for';
 
@@ -39,6 +44,8 @@ const previousPeriod = { start: utcMonth(started, -1), end: utcMonth(started, 0)
 const currentPeriod = { start: utcMonth(started, 0), end: utcMonth(started, 1) };
 
 let db: TestDatabase;
+let env: TestWorkflowEnvironment;
+let sim: ProviderSimulator;
 let t: KeysTestApp;
 let browser: Browser;
 let admin: string;
@@ -71,19 +78,29 @@ async function openSession(customer: string, expiresIn?: number): Promise<{ id: 
   return { id: session.id as string, url: url.toString(), token: url.hash.slice(1) };
 }
 
-/** Opens the portal in a fresh page and waits until it has shown what it had to show. */
-async function openPortal(url: string): Promise<{ page: Page; requests: string[] }> {
+/**
+ * Opens the portal in a fresh page and waits until it has shown what it had to show. Every request
+ * must succeed but the refusals listed in `refusals` (`<status> <path>`, e.g. an expired link's
+ * 401), each of which the page shows as such.
+ */
+async function openPortal(url: string, refusals: string[] = []): Promise<{ page: Page; requests: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const requests: string[] = [];
   page.on('request', (r) => requests.push(r.url()));
+  const failed: string[] = [];
+  page.on('requestfailed', (r) => failed.push(`${r.failure()?.errorText} ${new URL(r.url()).pathname}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) failed.push(`${r.status()} ${new URL(r.url()).pathname}`);
+  });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  // A Content-Security-Policy violation is a console error too; an API refusal the page handles (a 401, the absent credits hook's 404) is not an error of the page.
+  // A Content-Security-Policy violation is a console error too. The browser logs each refused request as "Failed to load resource": those are held to `refusals` above.
   page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+    if (m.type() === 'error' && !(refusals.length > 0 && m.text().startsWith('Failed to load resource'))) errors.push(m.text());
   });
   await page.goto(url);
   await page.waitForSelector('body:not([data-state="loading"])', { timeout: 30_000 });
+  assert.deepEqual(failed, refusals, 'every request the page made succeeded but the refusals it expects');
   assert.deepEqual(errors, [], 'the page ran without script errors or policy violations');
   return { page, requests };
 }
@@ -101,7 +118,14 @@ before(async () => {
   );
   await mkdir(outputDir, { recursive: true });
   db = await createTestDatabase();
-  t = await startKeysApp(db, { clock });
+  // Credits as production mounts them: expiry timers on a real Temporal server, purchases through the provider simulator.
+  env = await timed('start Temporal', () => localEnvironment());
+  sim = await startProviderSimulator({ port: await freePort() });
+  t = await startKeysApp(db, {
+    clock,
+    billing: { client: env.client, taskQueue: 'portal-test', allowedLatenessMs: 0, dunning: [], usageReportIntervalMs: 300_000 },
+    provider: createHttpPaymentProvider({ baseUrl: sim.url, timeoutMs: 5000 }),
+  });
   browser = await timed('launch Chromium', () => chromium.launch({ executablePath: chromiumPath, headless: true }));
 
   const calls = await createMeter(
@@ -197,6 +221,8 @@ before(async () => {
     actor: 'system',
   });
   admin = (await t.issue({ scopes: ['billing:admin', 'billing:read', 'usage:read'] })).secret;
+  const grant = { reference: 'welcome', source: 'promotional', currency: 'USD', amount: '12.50', expires_at: '2027-01-01T00:00:00Z' };
+  assert.equal((await call(admin, 'POST', '/v1/customers/acme/credits', grant)).status, 201);
   await waitFor(
     async () => (await ok(admin, 'POST', '/v1/entitlements/check', { customer: 'acme', meter: 'api_calls' })).allowed === false,
     {
@@ -208,6 +234,8 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await t?.close();
+  await sim?.close();
+  await env?.teardown();
   await db?.drop();
   if (timings.length) console.log(`portal browser test timings:\n  ${timings.join('\n  ')}`);
 });
@@ -236,6 +264,8 @@ async function expectedFigures(customer: string): Promise<Record<string, string>
     if (line.quantity !== null) figures[`upcoming.line.${line.position}.quantity`] = line.quantity;
   }
   figures['upcoming.total'] = `${upcoming.total} ${upcoming.currency}`;
+  const credits = await ok(admin, 'GET', `/v1/customers/${customer}/credits`);
+  if (credits.grants.length > 0) figures['credits.balance'] = `${credits.balance} ${credits.currency}`;
   for (const invoice of (await ok(admin, 'GET', `/v1/invoices?customer=${customer}`)).data)
     figures[`invoice.${invoice.id}.total`] = `${invoice.total} ${invoice.currency}`;
   return figures;
@@ -278,6 +308,7 @@ describe('customer portal in headless Chromium', () => {
     assert.equal(shown['usage.llm_tokens'], '7500');
     assert.equal(shown['limit.api_calls.percent'], '106%');
     assert.equal(shown[`invoice.${invoiceIds.acme}.total`], '5.50 USD');
+    assert.equal(shown['credits.balance'], '12.50 USD');
     assert.ok(!Object.keys(shown).some((k) => k.includes(invoiceIds.globex)), "globex's invoice is not on acme's page");
 
     // Said in words, not colour alone: the block, the thresholds reached, and where to upgrade.
@@ -322,6 +353,7 @@ describe('customer portal in headless Chromium', () => {
     const absent = [
       '/v1/customers/globex',
       '/v1/invoices/upcoming?customer=globex',
+      '/v1/customers/globex/credits',
       `/v1/invoices/${invoiceIds.globex}`,
       `/v1/usage?customer=globex&meter=api_calls&from=${currentPeriod.start.toISOString()}&to=${currentPeriod.end.toISOString()}`,
     ];
@@ -347,7 +379,7 @@ describe('customer portal in headless Chromium', () => {
   test('an expired link gets a page that says so; a revoked one stops at the next request; both are audited', async () => {
     const short = await openSession('acme', 60);
     clock.advance(61_000);
-    const { page } = await timed('open an expired link', () => openPortal(short.url));
+    const { page } = await timed('open an expired link', () => openPortal(short.url, ['401 /v1/portal-sessions/current']));
     assert.equal(await page.getAttribute('body', 'data-state'), 'no-access');
     assert.equal(await page.textContent('h1'), 'This portal link has expired');
     assert.equal(await page.locator('[data-figure]').count(), 0, 'no data on an expired link');

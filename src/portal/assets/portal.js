@@ -9,11 +9,6 @@
 
 (function portal() {
   const TOKEN_STORAGE = 'meterflow.portal.token';
-  /**
-   * The credit balance hook: where the API answers a customer's prepaid credit balance, once it
-   * has credits (issue 19). Until that endpoint exists (and is opened to portal sessions in
-   * src/api/authorization.ts) the call fails and the page shows no credit section at all.
-   */
   /** The customer's prepaid credit balance (src/api/routes/credits.ts). */
   const creditBalancePath = (customer) => `/v1/customers/${encodeURIComponent(customer)}/credits`;
 
@@ -477,15 +472,19 @@
     );
   }
 
-  /** The credit section, or nothing where the customer never had credits. */
+  /**
+   * The credit section while the customer has credit left on a grant; nothing otherwise, nor where
+   * the API runs without prepaid credits (no payment provider configured: the route is absent, 404).
+   */
   async function creditSection(api, customer) {
     let balance;
     try {
       balance = await api(creditBalancePath(customer));
-    } catch {
-      return null;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
     }
-    if (!balance || typeof balance.balance !== 'string' || !Array.isArray(balance.grants) || balance.grants.length === 0) return null;
+    if (balance.grants.length === 0) return null;
     return el(
       'section',
       { 'aria-labelledby': 'credits-heading' },
