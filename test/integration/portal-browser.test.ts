@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { PDFParse } from 'pdf-parse';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createCustomer } from '../../src/customers/store';
 import { planSchema } from '../../src/domain/plan';
@@ -40,7 +41,9 @@ const utcMonth = (d: Date, offset: number) => new Date(Date.UTC(d.getUTCFullYear
 // A fixed instant well into its month (the API's clock), so the current period has days of usage to chart and the screenshots are stable.
 const started = new Date('2026-06-10T12:00:00Z');
 const day = (n: number, hours = 0) => new Date(Date.UTC(2026, 5, n, hours));
-const previousPeriod = { start: utcMonth(started, -1), end: utcMonth(started, 0) };
+// Two months back, issued; last month, closed and drafted for acme but not yet issued (finalization waits out the late events).
+const previousPeriod = { start: utcMonth(started, -2), end: utcMonth(started, -1) };
+const closedPeriod = { start: utcMonth(started, -1), end: utcMonth(started, 0) };
 const currentPeriod = { start: utcMonth(started, 0), end: utcMonth(started, 1) };
 
 let db: TestDatabase;
@@ -50,7 +53,7 @@ let t: KeysTestApp;
 let browser: Browser;
 let admin: string;
 const clock = new ManualClock(started);
-const invoiceIds = {} as Record<'acme' | 'globex', string>;
+const invoiceIds = {} as Record<'acme' | 'globex' | 'acmeDraft', string>;
 const timings: string[] = [];
 
 async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
@@ -103,6 +106,15 @@ async function openPortal(url: string, refusals: string[] = []): Promise<{ page:
   assert.deepEqual(failed, refusals, 'every request the page made succeeded but the refusals it expects');
   assert.deepEqual(errors, [], 'the page ran without script errors or policy violations');
   return { page, requests };
+}
+
+async function pdfText(pdf: Buffer): Promise<string> {
+  const parser = new PDFParse({ data: new Uint8Array(pdf) });
+  try {
+    return (await parser.getText()).text;
+  } finally {
+    await parser.destroy();
+  }
 }
 
 async function screenshot(page: Page, name: string): Promise<void> {
@@ -188,6 +200,16 @@ before(async () => {
     );
     assert.ok((await invoices.finalize(invoiceId, 'system', defaultIssuer())).ok);
     invoiceIds[name] = invoiceId;
+    if (name === 'acme') {
+      const closed = {
+        subscriptionId: sub.subscription.id,
+        customerId: customer.id,
+        planCode: plan.id,
+        periodStart: closedPeriod.start.toISOString(),
+        periodEnd: closedPeriod.end.toISOString(),
+      };
+      invoiceIds.acmeDraft = (await invoices.draft(closed, 3, 'system')).invoiceId;
+    }
     // This period's usage spread over several days, so the chart has a trend to show.
     for (const [from, share] of [
       [day(1), 0.2],
@@ -266,8 +288,10 @@ async function expectedFigures(customer: string): Promise<Record<string, string>
   figures['upcoming.total'] = `${upcoming.total} ${upcoming.currency}`;
   const credits = await ok(admin, 'GET', `/v1/customers/${customer}/credits`);
   if (credits.grants.length > 0) figures['credits.balance'] = `${credits.balance} ${credits.currency}`;
-  for (const invoice of (await ok(admin, 'GET', `/v1/invoices?customer=${customer}`)).data)
+  for (const invoice of (await ok(admin, 'GET', `/v1/invoices?customer=${customer}`)).data) {
     figures[`invoice.${invoice.id}.total`] = `${invoice.total} ${invoice.currency}`;
+    if (invoice.number !== null) figures[`invoice.${invoice.id}.number`] = invoice.number;
+  }
   return figures;
 }
 
@@ -345,6 +369,23 @@ describe('customer portal in headless Chromium', () => {
     assert.equal(focused[0], 'Skip to the content');
     assert.ok(focused.includes('upgrade-link'), `focus order: ${focused.join(' | ')}`);
     assert.ok(focused.includes('Download PDF'), `focus order: ${focused.join(' | ')}`);
+
+    // The issued invoice downloads as a PDF named after its number; the draft has no number and no button, and says so.
+    const issued = await ok(admin, 'GET', `/v1/invoices/${invoiceIds.acme}`);
+    assert.match(issued.number, /^[A-Z]+-\d{4}-\d{6}$/);
+    assert.equal(shown[`invoice.${invoiceIds.acme}.number`], issued.number);
+    const draftRow = page.locator(`[data-invoice="${invoiceIds.acmeDraft}"]`);
+    assert.equal((await ok(admin, 'GET', `/v1/invoices/${invoiceIds.acmeDraft}`)).status, 'draft');
+    assert.equal(await draftRow.locator('button').count(), 0);
+    assert.equal(await draftRow.locator(`[data-no-document="${invoiceIds.acmeDraft}"]`).textContent(), 'Not issued yet');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click(`[data-invoice="${invoiceIds.acme}"] button:text("Download PDF")`),
+    ]);
+    assert.equal(download.suggestedFilename(), `${issued.number}.pdf`);
+    const pdf = await readFile((await download.path())!);
+    assert.equal(pdf.subarray(0, 5).toString('latin1'), '%PDF-');
+    assert.ok((await pdfText(pdf)).includes(issued.number), 'the PDF is the invoice it is named after');
     await page.close();
   });
 

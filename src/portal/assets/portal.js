@@ -414,7 +414,7 @@
         return;
       }
       const url = URL.createObjectURL(await res.blob());
-      const link = el('a', { href: url, download: `invoice-${invoice.period.start.slice(0, 10)}-${invoice.id}.pdf` });
+      const link = el('a', { href: url, download: `${invoice.number}.pdf` });
       document.body.append(link);
       link.click();
       link.remove();
@@ -423,6 +423,15 @@
     } finally {
       button.disabled = false;
     }
+  }
+
+  /** A draft has no number and no document yet (the API refuses it): said so, instead of a button that could only fail. */
+  function documentCell(token, invoice) {
+    if (invoice.status === 'draft') return el('span', { class: 'note', 'data-no-document': invoice.id }, 'Not issued yet');
+    const message = el('span', { class: 'note', role: 'status' });
+    const button = el('button', { type: 'button', 'aria-label': `Download the PDF of invoice ${invoice.number}` }, 'Download PDF');
+    button.addEventListener('click', () => void downloadDocument(token, invoice, button, message));
+    return [button, ' ', message];
   }
 
   function invoicesSection(token, invoices) {
@@ -442,7 +451,7 @@
               el(
                 'tr',
                 {},
-                ['Period', 'Status', 'Total', 'Document'].map((h) =>
+                ['Number', 'Period', 'Status', 'Total', 'Document'].map((h) =>
                   el('th', { scope: 'col', class: h === 'Total' ? 'num' : undefined }, h),
                 ),
               ),
@@ -450,23 +459,17 @@
             el(
               'tbody',
               {},
-              invoices.map((invoice) => {
-                const message = el('span', { class: 'note', role: 'status' });
-                const button = el(
-                  'button',
-                  { type: 'button', 'aria-label': `Download the PDF of the invoice for ${when(invoice.period.start)}` },
-                  'Download PDF',
-                );
-                button.addEventListener('click', () => void downloadDocument(token, invoice, button, message));
-                return el(
+              invoices.map((invoice) =>
+                el(
                   'tr',
                   { 'data-invoice': invoice.id },
-                  el('th', { scope: 'row' }, `${when(invoice.period.start)} – ${when(invoice.period.end)}`),
+                  el('th', { scope: 'row' }, invoice.number === null ? 'none yet' : figure(`invoice.${invoice.id}.number`, invoice.number)),
+                  el('td', {}, `${when(invoice.period.start)} – ${when(invoice.period.end)}`),
                   el('td', {}, statusText[invoice.status] || invoice.status),
                   el('td', { class: 'num' }, figure(`invoice.${invoice.id}.total`, `${invoice.total} ${invoice.currency}`)),
-                  el('td', {}, button, ' ', message),
-                );
-              }),
+                  el('td', {}, documentCell(token, invoice)),
+                ),
+              ),
             ),
           ),
     );
