@@ -15,7 +15,7 @@ import { createMeter } from '../../src/meters/store';
 import { createPlan } from '../../src/plans/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator, type ProviderSimulator } from '../../src/provider/simulator';
-import { createSubscription } from '../../src/subscriptions/store';
+import { changePlan, createSubscription } from '../../src/subscriptions/store';
 import { freePort } from '../../scripts/free-port';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { ManualClock, startKeysApp, type KeysTestApp } from '../support/keys-app';
@@ -173,6 +173,15 @@ before(async () => {
     ],
   });
   await createPlan(db.pool, plan, 'system');
+  // The upgrade hooli moves to: ten times the hard limit, the same soft thresholds.
+  const larger = planSchema({ knownMeters: new Set(['api_calls', 'llm_tokens']) }).parse({
+    ...plan,
+    id: 'portal-plan-large',
+    name: 'Portal plan, large',
+    base_fee: '50.00',
+    limits: [{ ...plan.limits[0]!, hard_limit: '3000' }, plan.limits[1]!],
+  });
+  await createPlan(db.pool, larger, 'system');
   const invoices = new InvoiceService(db.pool, clock);
   for (const [name, callsNow] of [
     ['acme', 320],
@@ -251,6 +260,36 @@ before(async () => {
       description: "acme's block reaches the API's memory",
     },
   );
+  // hooli crossed 50% and 80% of the small plan's 300 calls, then upgraded on day 6: the billing
+  // workflow keeps the thresholds notified this period (each is notified once per period) and
+  // publishes them with the new plan's hard limit, of which 320 calls are 10%.
+  const { customer: hooli } = await createCustomer(db.pool, { external_id: 'hooli', name: 'hooli Inc.', currency: 'USD' }, 'system');
+  const hooliSub = await createSubscription(db.pool, {
+    customerId: hooli.id,
+    planCode: plan.id,
+    anchor: currentPeriod.start,
+    actor: 'system',
+  });
+  assert.ok(hooliSub.created);
+  await storeEvents(db.pool, { customerId: hooli.id, meterId: calls.meter.id, from: day(2), count: 250 });
+  const upgraded = await changePlan(db.pool, hooliSub.subscription.id, larger.id, 'system', { scheduled: false, at: day(6) });
+  assert.equal(upgraded.outcome, 'changed');
+  await storeEvents(db.pool, { customerId: hooli.id, meterId: calls.meter.id, from: day(8), count: 70 });
+  await saveQuotaState(db.pool, {
+    customerId: hooli.id,
+    meter: 'api_calls',
+    usage: '320',
+    hardLimit: '3000',
+    state: 'ok',
+    notified: ['50%', '80%'],
+    nextDecision: null,
+    periodEnd: currentPeriod.end,
+    asOf: started,
+  });
+  await waitFor(
+    async () => (await ok(admin, 'POST', '/v1/entitlements/check', { customer: 'hooli', meter: 'api_calls' })).hard_limit === '3000',
+    { description: "hooli's quota state reaches the API's memory" },
+  );
 });
 
 after(async () => {
@@ -280,6 +319,9 @@ async function expectedFigures(customer: string): Promise<Record<string, string>
       figures[`limit.${meter}.percent`] = `${(BigInt(usage.value) * 100n) / BigInt(limit.hard_limit)}%`;
     }
     if (check.remaining !== null) figures[`limit.${meter}.remaining`] = check.remaining;
+    for (const threshold of limit.soft_thresholds)
+      if ('absolute' in threshold)
+        figures[`limit.${meter}.threshold.${threshold.absolute}`] = `${usage.value ?? '0'} of ${threshold.absolute}`;
   }
   for (const line of upcoming.lines) {
     figures[`upcoming.line.${line.position}.amount`] = `${line.amount} ${upcoming.currency}`;
@@ -338,7 +380,7 @@ describe('customer portal in headless Chromium', () => {
     // Said in words, not colour alone: the block, the thresholds reached, and where to upgrade.
     assert.match((await page.textContent('[data-status="api_calls"]'))!, /Blocked/);
     assert.match((await page.textContent('[data-threshold="80%"]'))!, /80%: reached/);
-    assert.match((await page.textContent('[data-threshold="100000"]'))!, /not reached/);
+    assert.equal(await page.textContent('[data-threshold="100000"]'), '100000: not reached, 7500 of 100000');
     assert.equal(await page.getAttribute('#upgrade-link', 'href'), '/upgrade');
     assert.equal(await page.locator('canvas').count(), 2, 'one usage chart per meter');
     // The charts draw the running total of the API's daily series, from 0 at the period start up to the estimate's instant.
@@ -386,6 +428,25 @@ describe('customer portal in headless Chromium', () => {
     const pdf = await readFile((await download.path())!);
     assert.equal(pdf.subarray(0, 5).toString('latin1'), '%PDF-');
     assert.ok((await pdfText(pdf)).includes(issued.number), 'the PDF is the invoice it is named after');
+    await page.close();
+  });
+
+  test("after a plan change the limits shown are the current plan's: no threshold reached at 10 %", async () => {
+    const { url } = await openSession('hooli');
+    const { page } = await openPortal(url);
+    assert.equal(await page.getAttribute('body', 'data-state'), 'ready', (await page.textContent('main')) ?? '');
+    const shown = Object.fromEntries(
+      await page.$$eval('[data-figure]', (els) => els.map((e) => [e.getAttribute('data-figure')!, e.textContent!])),
+    );
+    assert.deepEqual(shown, await expectedFigures('hooli'));
+    assert.equal((await ok(admin, 'GET', '/v1/invoices/upcoming?customer=hooli')).plan, 'portal-plan-large');
+    assert.equal(shown['limit.api_calls.hard_limit'], '3000');
+    assert.equal(shown['limit.api_calls.percent'], '10%');
+    const check = await ok(admin, 'POST', '/v1/entitlements/check', { customer: 'hooli', meter: 'api_calls' });
+    assert.deepEqual(check.thresholds_notified, ['50%', '80%'], 'the API still names the thresholds notified under the old plan');
+    assert.equal(await page.textContent('[data-threshold="50%"]'), '50%: not reached');
+    assert.equal(await page.textContent('[data-threshold="80%"]'), '80%: not reached');
+    assert.match((await page.textContent('[data-status="api_calls"]'))!, /Within the limit/);
     await page.close();
   });
 

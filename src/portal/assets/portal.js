@@ -120,6 +120,16 @@
     return limit > 0 ? Math.floor((Number(usage) / limit) * 100) : null;
   }
 
+  /**
+   * Whether usage is at or over a soft threshold of the current plan. Judged from the usage, not
+   * from the thresholds notified: those are notified once per period, so after a plan change they
+   * can name a threshold of the old plan's limit that the new plan's is far from.
+   */
+  function thresholdReached(threshold, used, hardLimit) {
+    if ('absolute' in threshold) return Number(used) >= Number(threshold.absolute);
+    return hardLimit !== undefined && Number(used) * 100 >= threshold.percent * Number(hardLimit);
+  }
+
   /** How the API names a threshold in `thresholds_notified` (src/domain/quota-policy.ts thresholdKey): "80%", or the decimal without trailing zeros. */
   function thresholdKey(threshold) {
     if ('percent' in threshold) return `${threshold.percent}%`;
@@ -316,7 +326,14 @@
                       { class: 'thresholds' },
                       limit.soft_thresholds.map((t) => {
                         const key = thresholdKey(t);
-                        return el('li', { 'data-threshold': key }, `${key}: ${notified.has(key) ? 'reached (notified)' : 'not reached'}`);
+                        const reached = thresholdReached(t, used, limit.hard_limit);
+                        return el(
+                          'li',
+                          { 'data-threshold': key },
+                          `${key}: ${reached ? `reached${notified.has(key) ? ' (notified)' : ''}` : 'not reached'}`,
+                          // An absolute threshold says how close usage is; a share of the hard limit has its column.
+                          'absolute' in t ? [', ', figure(`limit.${limit.meter}.threshold.${key}`, `${used} of ${t.absolute}`)] : null,
+                        );
                       }),
                     ),
               ),
