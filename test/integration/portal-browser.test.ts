@@ -75,10 +75,10 @@ async function ok(key: string, method: string, route: string, body?: unknown): P
   return answer.body;
 }
 
-async function openSession(customer: string, expiresIn?: number): Promise<{ id: string; url: string; token: string }> {
+async function openSession(customer: string, expiresIn?: number): Promise<{ id: string; url: string; token: string; expiresAt: string }> {
   const session = await ok(admin, 'POST', '/v1/portal-sessions', { customer, ...(expiresIn ? { expires_in: expiresIn } : {}) });
   const url = new URL(session.url as string);
-  return { id: session.id as string, url: url.toString(), token: url.hash.slice(1) };
+  return { id: session.id as string, url: url.toString(), token: url.hash.slice(1), expiresAt: session.expires_at as string };
 }
 
 /**
@@ -106,6 +106,19 @@ async function openPortal(url: string, refusals: string[] = []): Promise<{ page:
   assert.deepEqual(failed, refusals, 'every request the page made succeeded but the refusals it expects');
   assert.deepEqual(errors, [], 'the page ran without script errors or policy violations');
   return { page, requests };
+}
+
+/**
+ * The figures a page shows by their `data-figure` tag: an instant by its `datetime` (the API's
+ * value), after checking that the text shown is that instant; anything else by its text.
+ */
+async function shownFigures(page: Page): Promise<Record<string, string>> {
+  const marked = await page.$$eval('[data-figure]', (els) =>
+    els.map((e) => [e.getAttribute('data-figure')!, e.textContent!, e.getAttribute('datetime')] as const),
+  );
+  for (const [key, text, iso] of marked)
+    if (iso !== null) assert.equal(text, `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`, `${key} shows ${iso}`);
+  return Object.fromEntries(marked.map(([key, text, iso]) => [key, iso ?? text]));
 }
 
 async function pdfText(pdf: Buffer): Promise<string> {
@@ -301,16 +314,26 @@ after(async () => {
   if (timings.length) console.log(`portal browser test timings:\n  ${timings.join('\n  ')}`);
 });
 
-/** Every figure the page must show, as the API answers it to an unrestricted admin key. */
-async function expectedFigures(customer: string): Promise<Record<string, string>> {
+/** Every figure the page must show, as the API answers it to an unrestricted admin key (an instant as the API's own ISO text). */
+async function expectedFigures(customer: string, session: { expiresAt: string }): Promise<Record<string, string>> {
   const figures: Record<string, string> = {};
   const upcoming = await ok(admin, 'GET', `/v1/invoices/upcoming?customer=${customer}`);
+  figures['session.expires_at'] = session.expiresAt;
+  figures['period.start'] = upcoming.period.start;
+  figures['period.end'] = upcoming.period.end;
+  figures['upcoming.as_of'] = upcoming.as_of;
+  figures['upcoming.period.start'] = upcoming.period.start;
+  figures['upcoming.period.end'] = upcoming.period.end;
   const plan = await ok(admin, 'GET', `/v1/plans/${upcoming.plan}`);
   for (const meter of ['api_calls', 'llm_tokens']) {
     const range = new URLSearchParams({ customer, meter, from: upcoming.period.start, to: upcoming.period.end, granularity: 'day' });
     const usage = await ok(admin, 'GET', `/v1/usage?${range}`);
     figures[`usage.${meter}`] = usage.value ?? 'none';
-    for (const b of usage.buckets.filter((b: Json) => b.start <= upcoming.as_of)) figures[`bucket.${meter}.${b.start}`] = b.value ?? 'none';
+    figures[`usage.${meter}.event_count`] = usage.event_count;
+    for (const b of usage.buckets.filter((b: Json) => b.start <= upcoming.as_of)) {
+      figures[`bucket.${meter}.${b.start}`] = b.value ?? 'none';
+      figures[`bucket.${meter}.${b.start}.start`] = b.start;
+    }
     const limit = plan.limits.find((l: Json) => l.meter === meter);
     figures[`limit.${meter}.used`] = usage.value ?? '0';
     const check = await ok(admin, 'POST', '/v1/entitlements/check', { customer, meter });
@@ -319,6 +342,10 @@ async function expectedFigures(customer: string): Promise<Record<string, string>
       figures[`limit.${meter}.percent`] = `${(BigInt(usage.value) * 100n) / BigInt(limit.hard_limit)}%`;
     }
     if (check.remaining !== null) figures[`limit.${meter}.remaining`] = check.remaining;
+    if (!check.allowed) {
+      figures[`limit.${meter}.resets_at`] = check.resets_at;
+      figures['blocked.resets_at'] ??= check.resets_at;
+    }
     for (const threshold of limit.soft_thresholds)
       if ('absolute' in threshold)
         figures[`limit.${meter}.threshold.${threshold.absolute}`] = `${usage.value ?? '0'} of ${threshold.absolute}`;
@@ -333,6 +360,8 @@ async function expectedFigures(customer: string): Promise<Record<string, string>
   for (const invoice of (await ok(admin, 'GET', `/v1/invoices?customer=${customer}`)).data) {
     figures[`invoice.${invoice.id}.total`] = `${invoice.total} ${invoice.currency}`;
     if (invoice.number !== null) figures[`invoice.${invoice.id}.number`] = invoice.number;
+    figures[`invoice.${invoice.id}.period_start`] = invoice.period.start;
+    figures[`invoice.${invoice.id}.period_end`] = invoice.period.end;
   }
   return figures;
 }
@@ -357,17 +386,15 @@ async function expectedCharts(customer: string): Promise<number[][][]> {
 }
 
 describe('customer portal in headless Chromium', () => {
-  let acme: { id: string; url: string; token: string };
+  let acme: { id: string; url: string; token: string; expiresAt: string };
 
   test('a portal session shows every figure exactly as the API answers it, all from this server', async () => {
     acme = await openSession('acme');
     assert.match(acme.url, /^http:\/\/127\.0\.0\.1:\d+\/portal#mf_portal_[A-Za-z0-9_-]{32}$/);
     const { page, requests } = await timed('open the portal (to all figures shown)', () => openPortal(acme.url));
     assert.equal(await page.getAttribute('body', 'data-state'), 'ready', (await page.textContent('main')) ?? '');
-    const shown = Object.fromEntries(
-      await page.$$eval('[data-figure]', (els) => els.map((e) => [e.getAttribute('data-figure')!, e.textContent!])),
-    );
-    const expected = await expectedFigures('acme');
+    const shown = await shownFigures(page);
+    const expected = await expectedFigures('acme', acme);
     assert.deepEqual(shown, expected);
     // Spot checks that the comparison is about real figures: 320 calls, 5 × 1500 tokens, the base fee, last month's 50 calls.
     assert.equal(shown['usage.api_calls'], '320');
@@ -375,6 +402,9 @@ describe('customer portal in headless Chromium', () => {
     assert.equal(shown['limit.api_calls.percent'], '106%');
     assert.equal(shown[`invoice.${invoiceIds.acme}.total`], '5.50 USD');
     assert.equal(shown['credits.balance'], '12.50 USD');
+    assert.equal(shown['usage.api_calls.event_count'], '320');
+    assert.equal(shown['limit.api_calls.resets_at'], currentPeriod.end.toISOString());
+    assert.equal(shown['session.expires_at'], new Date(started.getTime() + 3_600_000).toISOString());
     assert.ok(!Object.keys(shown).some((k) => k.includes(invoiceIds.globex)), "globex's invoice is not on acme's page");
 
     // Said in words, not colour alone: the block, the thresholds reached, and where to upgrade.
@@ -432,13 +462,11 @@ describe('customer portal in headless Chromium', () => {
   });
 
   test("after a plan change the limits shown are the current plan's: no threshold reached at 10 %", async () => {
-    const { url } = await openSession('hooli');
-    const { page } = await openPortal(url);
+    const session = await openSession('hooli');
+    const { page } = await openPortal(session.url);
     assert.equal(await page.getAttribute('body', 'data-state'), 'ready', (await page.textContent('main')) ?? '');
-    const shown = Object.fromEntries(
-      await page.$$eval('[data-figure]', (els) => els.map((e) => [e.getAttribute('data-figure')!, e.textContent!])),
-    );
-    assert.deepEqual(shown, await expectedFigures('hooli'));
+    const shown = await shownFigures(page);
+    assert.deepEqual(shown, await expectedFigures('hooli', session));
     assert.equal((await ok(admin, 'GET', '/v1/invoices/upcoming?customer=hooli')).plan, 'portal-plan-large');
     assert.equal(shown['limit.api_calls.hard_limit'], '3000');
     assert.equal(shown['limit.api_calls.percent'], '10%');

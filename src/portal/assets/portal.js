@@ -61,6 +61,8 @@
 
   /** `2026-12-01T21:00:00.000Z` → `2026-12-01 21:00 UTC`. */
   const when = (iso) => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+  /** An instant the API answered: shown as `when` gives it, the API's own value in `datetime`, tagged like any figure. */
+  const instant = (key, iso) => el('time', { datetime: iso, 'data-figure': key }, when(iso));
   const q = (params) => new URLSearchParams(params).toString();
 
   function finish(state) {
@@ -204,7 +206,7 @@
       'section',
       { 'aria-labelledby': 'usage-heading' },
       el('h2', { id: 'usage-heading' }, 'Usage this period'),
-      el('p', { class: 'note' }, `From ${when(period.start)} to ${when(period.end)}.`),
+      el('p', { class: 'note' }, 'From ', instant('period.start', period.start), ' to ', instant('period.end', period.end), '.'),
       el(
         'div',
         { class: 'meters' },
@@ -222,7 +224,13 @@
             { class: 'meter-card', 'aria-labelledby': `meter-${meter.code}` },
             el('h3', { id: `meter-${meter.code}` }, `${meter.name} (${meter.code})`),
             el('p', { class: 'total' }, figure(`usage.${meter.code}`, usage.value === null ? 'none' : usage.value)),
-            el('p', { class: 'note' }, `${meter.aggregation} of ${usage.event_count} events so far`),
+            el(
+              'p',
+              { class: 'note' },
+              `${meter.aggregation} of `,
+              figure(`usage.${meter.code}.event_count`, usage.event_count),
+              ' events so far',
+            ),
             chart,
             el(
               'details',
@@ -239,7 +247,7 @@
                     el(
                       'tr',
                       {},
-                      el('th', { scope: 'row' }, when(b.start)),
+                      el('th', { scope: 'row' }, instant(`bucket.${meter.code}.${b.start}.start`, b.start)),
                       el('td', { class: 'num' }, figure(`bucket.${meter.code}.${b.start}`, b.value === null ? 'none' : b.value)),
                     ),
                   ),
@@ -341,7 +349,9 @@
                 'td',
                 {},
                 el('span', { class: `status status-${status.tone}`, 'data-status': limit.meter }, `${status.symbol} ${status.text}`),
-                entitlement.resets_at && !entitlement.allowed ? el('div', {}, `until ${when(entitlement.resets_at)}`) : null,
+                entitlement.resets_at && !entitlement.allowed
+                  ? el('div', {}, 'until ', instant(`limit.${limit.meter}.resets_at`, entitlement.resets_at))
+                  : null,
               ),
             );
           }),
@@ -360,7 +370,9 @@
       el(
         'p',
         {},
-        `${blocked.map((m) => m.name).join(', ')} ${blocked.length === 1 ? 'is' : 'are'} over the plan's hard limit: new usage is refused until ${when(entitlements[blocked[0].code].resets_at)} or until you upgrade.`,
+        `${blocked.map((m) => m.name).join(', ')} ${blocked.length === 1 ? 'is' : 'are'} over the plan's hard limit: new usage is refused until `,
+        instant('blocked.resets_at', entitlements[blocked[0].code].resets_at),
+        ' or until you upgrade.',
       ),
       el('p', {}, el('a', { href: upgradeUrl, id: 'upgrade-link' }, 'Upgrade your plan')),
     );
@@ -375,7 +387,13 @@
       el(
         'p',
         { class: 'note' },
-        `Priced at ${when(upcoming.as_of)} for the period from ${when(upcoming.period.start)} to ${when(upcoming.period.end)}, on plan ${upcoming.plan}. It grows with your usage until the period closes.`,
+        'Priced at ',
+        instant('upcoming.as_of', upcoming.as_of),
+        ' for the period from ',
+        instant('upcoming.period.start', upcoming.period.start),
+        ' to ',
+        instant('upcoming.period.end', upcoming.period.end),
+        `, on plan ${upcoming.plan}. It grows with your usage until the period closes.`,
       ),
       el(
         'table',
@@ -481,7 +499,13 @@
                   'tr',
                   { 'data-invoice': invoice.id },
                   el('th', { scope: 'row' }, invoice.number === null ? 'none yet' : figure(`invoice.${invoice.id}.number`, invoice.number)),
-                  el('td', {}, `${when(invoice.period.start)} – ${when(invoice.period.end)}`),
+                  el(
+                    'td',
+                    {},
+                    instant(`invoice.${invoice.id}.period_start`, invoice.period.start),
+                    ' – ',
+                    instant(`invoice.${invoice.id}.period_end`, invoice.period.end),
+                  ),
                   el('td', {}, statusText[invoice.status] || invoice.status),
                   el('td', { class: 'num' }, figure(`invoice.${invoice.id}.total`, `${invoice.total} ${invoice.currency}`)),
                   el('td', {}, documentCell(token, invoice)),
@@ -539,7 +563,9 @@
     ]);
     document.title = `Usage and billing · ${profile.name}`;
     document.getElementById('title').textContent = `Usage and billing for ${profile.name}`;
-    document.getElementById('subtitle').textContent = `Customer ${profile.external_id}. This link works until ${when(session.expires_at)}.`;
+    document
+      .getElementById('subtitle')
+      .replaceChildren(`Customer ${profile.external_id}. This link works until `, instant('session.expires_at', session.expires_at), '.');
     const sections = [];
     if (upcoming) {
       const plan = await api(`/v1/plans/${encodeURIComponent(upcoming.plan)}`);
@@ -568,7 +594,7 @@
           ]),
         ),
       );
-      document.getElementById('subtitle').textContent += ` Plan: ${plan.name}.`;
+      document.getElementById('subtitle').append(` Plan: ${plan.name}.`);
       sections.push(
         blockedAlert(meters, entitlements, session.upgrade_url),
         usageSection(upcoming.period, upcoming.as_of, meters, usages, granularity),
