@@ -1,7 +1,15 @@
 import type { Queryable } from '../db/transaction';
 import type { Aggregation, Meter } from '../domain/metering/meter';
 
-export type Granularity = 'hour' | 'day';
+export const granularities = ['minute', 'hour', 'day'] as const;
+export type Granularity = (typeof granularities)[number];
+
+/** Each granularity's bucket, as a Postgres interval and in milliseconds. */
+const buckets: Record<Granularity, { step: string; ms: number }> = {
+  minute: { step: '1 minute', ms: 60_000 },
+  hour: { step: '1 hour', ms: 3_600_000 },
+  day: { step: '1 day', ms: 86_400_000 },
+};
 
 export interface UsageQuery {
   customerId: string;
@@ -35,7 +43,7 @@ const aggregateSql: Record<Aggregation, string> = {
 
 /**
  * Usage of one meter by one customer over [from, to), computed from the stored events (the
- * source of truth), optionally in UTC-aligned hourly or daily buckets.
+ * source of truth), optionally in UTC-aligned buckets of a minute, an hour or a day.
  */
 export async function queryUsage(pool: Queryable, q: UsageQuery): Promise<Usage> {
   const agg = aggregateSql[q.meter.aggregation];
@@ -49,7 +57,7 @@ export async function queryUsage(pool: Queryable, q: UsageQuery): Promise<Usage>
   const usage: Usage = { value: total.rows[0]!.value, eventCount: total.rows[0]!.n };
   if (!q.granularity) return usage;
 
-  const step = q.granularity === 'hour' ? '1 hour' : '1 day';
+  const { step, ms: stepMs } = buckets[q.granularity];
   const { rows } = await pool.query<{ start: Date; value: string | null }>(
     `with b as (
        select date_bin('${step}', e.event_time, timestamptz '2000-01-01 00:00:00+00') as start, ${agg} as value
@@ -61,7 +69,6 @@ export async function queryUsage(pool: Queryable, q: UsageQuery): Promise<Usage>
     params,
   );
   const empty = q.meter.aggregation === 'count' || q.meter.aggregation === 'sum' || q.meter.aggregation === 'unique_count' ? '0' : null;
-  const stepMs = q.granularity === 'hour' ? 3_600_000 : 86_400_000;
   usage.buckets = rows.map((r) => ({
     start: new Date(Math.max(r.start.getTime(), q.from.getTime())).toISOString(),
     end: new Date(Math.min(r.start.getTime() + stepMs, q.to.getTime())).toISOString(),

@@ -285,4 +285,24 @@ describe('ingestion over HTTP', () => {
     assert.equal(res.status, 400);
     assert.match(((await res.json()) as { detail: string }).detail, /to: must be after from/);
   });
+
+  test('minute buckets add up to the range, and cover at most 48 hours', async () => {
+    const get = (range: string) =>
+      fetch(`${t.url}/v1/usage?customer=globex&meter=tokens&${range}&granularity=minute`, {
+        headers: { authorization: `Bearer ${t.adminKey}` },
+      });
+    const res = await get('from=2026-03-15T10:00:00Z&to=2026-03-15T12:00:00Z');
+    assert.equal(res.status, 200);
+    const u = (await res.json()) as { value: string; buckets: Array<{ start: string; end: string; value: string }> };
+    assert.equal(u.buckets.length, 120);
+    assert.deepEqual([u.buckets[1]!.start, u.buckets[1]!.end], ['2026-03-15T10:01:00.000Z', '2026-03-15T10:02:00.000Z']);
+    assert.equal(
+      u.buckets.reduce((sum, b) => sum + Number(b.value), 0),
+      Number(u.value),
+    );
+    assert.equal((await get('from=2026-03-15T00:00:00Z&to=2026-03-17T00:00:00Z')).status, 200);
+    const tooLong = await get('from=2026-03-15T00:00:00Z&to=2026-03-17T00:00:01Z');
+    assert.equal(tooLong.status, 400);
+    assert.match(((await tooLong.json()) as { detail: string }).detail, /granularity: minute buckets cover a range of at most 48 hours/);
+  });
 });

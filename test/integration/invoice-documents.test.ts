@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { defaultActivityInfo, MockActivityEnvironment } from '@temporalio/testing';
+import { defaultActivityInfo, MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { PDFParse } from 'pdf-parse';
 import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
@@ -14,9 +14,13 @@ import { InvoiceService } from '../../src/invoices/service';
 import { getInvoice } from '../../src/invoices/store';
 import { createMeter } from '../../src/meters/store';
 import { createPlan } from '../../src/plans/store';
-import { createSubscription } from '../../src/subscriptions/store';
+import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
+import { startProviderSimulator, type ProviderSimulator } from '../../src/provider/simulator';
+import { changePlan, createSubscription } from '../../src/subscriptions/store';
+import { freePort } from '../../scripts/free-port';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
+import { localEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
 
 /*
@@ -323,5 +327,127 @@ describe('invoice documents', () => {
     const text = await pdfText(await bytes(await get(`/v1/invoices/${invoice}.pdf`)));
     assert.match(text, /VOID since 2026-02-01: billed the wrong entity/);
     assert.ok(text.includes('NW-2026-000001'), 'a void invoice keeps its number');
+  });
+});
+
+describe('an invoice with a discount, a tax, credits applied and two plan segments, rendered', () => {
+  let env: TestWorkflowEnvironment;
+  let sim: ProviderSimulator;
+  let billing: KeysTestApp;
+  let invoiceId: string;
+  const march = month(2026, 3);
+
+  before(async () => {
+    // Credits as production mounts them: on an API with Temporal (expiry timers) and a payment provider.
+    env = await localEnvironment();
+    sim = await startProviderSimulator({ port: await freePort() });
+    billing = await startKeysApp(db, {
+      billing: { client: env.client, taskQueue: 'documents-test', allowedLatenessMs: 0, dunning: [], usageReportIntervalMs: 300_000 },
+      provider: createHttpPaymentProvider({ baseUrl: sim.url, timeoutMs: 5000 }),
+    });
+    const key = (await billing.issue({ scopes: ['billing:read', 'billing:admin'] })).secret;
+    const post = async (path: string, payload: unknown) => {
+      const res = await billing.call('POST', path, key, payload);
+      assert.ok(res.status < 300, `${path}: ${res.status} ${await res.text()}`);
+    };
+    const { customer } = await createCustomer(db.pool, { external_id: 'initech', name: 'Initech', currency: 'USD' }, 'system');
+    const plan = (id: string, baseFee: string, unitPrice: string) =>
+      planSchema({ knownMeters: new Set(['api_calls']) }).parse({
+        id,
+        name: id,
+        currency: 'USD',
+        base_fee: baseFee,
+        charges: [{ meter: 'api_calls', model: 'per_unit', unit_price: unitPrice }],
+        interval: { kind: 'calendar_month' },
+      });
+    await createPlan(db.pool, plan('starter', '10.00', '0.01'), 'system');
+    await createPlan(db.pool, plan('growth', '40.00', '0.008'), 'system');
+    const sub = await createSubscription(db.pool, { customerId: customer.id, planCode: 'starter', anchor: march.start, actor: 'system' });
+    assert.ok(sub.created);
+    await storeEvents(db.pool, { customerId: customer.id, meterId: ids.calls, from: new Date('2026-03-02T00:00:00Z'), count: 500 });
+    const upgrade = await changePlan(db.pool, sub.subscription.id, 'growth', 'system', {
+      scheduled: false,
+      at: new Date('2026-03-11T00:00:00Z'),
+    });
+    assert.equal(upgrade.outcome, 'changed');
+    await storeEvents(db.pool, { customerId: customer.id, meterId: ids.calls, from: new Date('2026-03-20T00:00:00Z'), count: 300 });
+    await post('/v1/coupons', {
+      code: 'WELCOME5',
+      name: 'Welcome, 5 off',
+      discount: { type: 'fixed_amount', amount_off: '5.00', currency: 'USD' },
+      duration: { kind: 'once' },
+    });
+    await post('/v1/customers/initech/coupons', { coupon: 'WELCOME5' });
+    await post('/v1/customers/initech/tax-rates', { code: 'vat', name: 'VAT', percentage: '20' });
+    await post('/v1/customers/initech/credits', { reference: 'goodwill', source: 'promotional', currency: 'USD', amount: '8.00' });
+    const drafted = (await activity.run(createDraftInvoice({ pool: db.pool, clock, lookbackInvoices: 0 }), {
+      subscriptionId: sub.subscription.id,
+      customerId: customer.id,
+      planCode: 'growth',
+      periodStart: march.start.toISOString(),
+      periodEnd: march.end.toISOString(),
+    })) as { invoiceId: string };
+    invoiceId = drafted.invoiceId;
+    await finalize(invoiceId);
+  });
+  after(async () => {
+    await billing?.close();
+    await sim?.close();
+    await env?.teardown();
+  });
+
+  const unescape = (html: string) =>
+    html
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&amp;/g, '&');
+  /** "USD 1,234.50" for "1234.50": the documents' money format, by its own rule (grouped digits, the currency first). */
+  const usd = (amount: string) => `USD ${amount.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}`;
+
+  test('the HTML shows every line of the JSON invoice with its amount, under its segment or section, and the same totals', async () => {
+    const json = await body(await get(`/v1/invoices/${invoiceId}`));
+    const types = json.lines.map((l: any) => l.type);
+    for (const type of ['base_fee', 'usage', 'discount', 'tax', 'credit']) assert.ok(types.includes(type), `a ${type} line: ${types}`);
+    const segments = [...new Set(json.lines.filter((l: any) => l.segment).map((l: any) => l.segment.plan))];
+    assert.deepEqual(segments, ['starter', 'growth'], 'two plan segments');
+    const credit = json.lines.find((l: any) => l.type === 'credit');
+    assert.equal(credit.amount, '-8.00', 'the whole grant is applied');
+
+    const res = await get(`/v1/invoices/${invoiceId}.html`);
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    const rows = [
+      ...html.matchAll(/<tr class="line"><td>(.*?)(?:<br>.*?)?<\/td><td class="num">.*?<\/td><td class="num">(.*?)<\/td><\/tr>/g),
+    ].map((m) => [unescape(m[1]!), unescape(m[2]!)]);
+    const sorted = (pairs: string[][]) => [...pairs].sort((a, b) => a.join('|').localeCompare(b.join('|')));
+    assert.deepEqual(
+      sorted(rows),
+      sorted(json.lines.map((l: any) => [l.description, usd(l.amount)])),
+      'one row per line, each with the JSON amount',
+    );
+    for (const s of json.lines.filter((l: any) => l.segment).map((l: any) => l.segment))
+      assert.ok(html.includes(`Plan ${s.plan}, `), `a section for the segment on ${s.plan}`);
+    for (const title of ['Discounts', 'Taxes', 'Credits applied']) assert.ok(html.includes(`colspan="3">${title}</th>`), title);
+    const totals = html.slice(html.indexOf('class="totals"'));
+    assert.ok(totals.includes(`Net</th><td class="num">${usd(json.net)}<`), `net ${json.net}`);
+    assert.ok(totals.includes(`Tax</th><td class="num">${usd(json.tax)}<`), `tax ${json.tax}`);
+    assert.ok(totals.includes(`Amount due</th><td class="num">${usd(json.total)}<`), `amount due ${json.total}`);
+  });
+
+  test('the PDF renders the same lines and amount due, read back with a PDF parser', async () => {
+    const json = await body(await get(`/v1/invoices/${invoiceId}`));
+    const pdf = await bytes(await get(`/v1/invoices/${invoiceId}.pdf`));
+    assert.equal(pdf.subarray(0, 5).toString(), '%PDF-');
+    const text = await pdfText(pdf);
+    // A long description wraps in the PDF: compared without whitespace.
+    const flat = (t: string) => t.replace(/\s+/g, '');
+    for (const line of json.lines) {
+      assert.ok(flat(text).includes(flat(line.description)), `the PDF shows "${line.description}":\n${text}`);
+      assert.ok(text.includes(usd(line.amount)), `the PDF shows ${usd(line.amount)}`);
+    }
+    assert.ok(text.includes(json.number));
+    assert.match(text, new RegExp(`Amount due\\s+${usd(json.total)}`));
   });
 });

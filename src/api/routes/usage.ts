@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { Identifier, InstantSchema, text } from '../../domain/edge-schemas';
 import { aggregations } from '../../domain/metering/meter';
+import { granularities } from '../../metering/usage-query';
 import type { UsageService } from '../../metering/usage-service';
 import { accessOf, authorize } from '../authorization';
 import { apiKeyAuth, problemResponses, registry } from '../openapi';
@@ -9,6 +10,8 @@ import { ProblemError, parseRequest } from '../problem';
 import { unwrap } from '../refusal';
 
 const MAX_RANGE_DAYS = 400;
+/** Minute buckets are for short periods (a demo's, a test's): two days of them are 2,880 buckets already. */
+const MAX_MINUTE_RANGE_HOURS = 48;
 
 const UsageQuerySchema = z
   .strictObject({
@@ -16,12 +19,19 @@ const UsageQuerySchema = z
     meter: text({ max: 64 }).meta({ description: 'Meter code' }),
     from: InstantSchema.meta({ description: 'Inclusive start (RFC 3339)' }),
     to: InstantSchema.meta({ description: 'Exclusive end (RFC 3339)' }),
-    granularity: z.enum(['hour', 'day']).optional().meta({ description: 'UTC-aligned buckets' }),
+    granularity: z
+      .enum(granularities)
+      .optional()
+      .meta({ description: `UTC-aligned buckets; minute buckets over a range of at most ${MAX_MINUTE_RANGE_HOURS} hours` }),
   })
   .refine((q) => Date.parse(q.from) < Date.parse(q.to), { path: ['to'], message: 'must be after from' })
   .refine((q) => Date.parse(q.to) - Date.parse(q.from) <= MAX_RANGE_DAYS * 86_400_000, {
     path: ['to'],
     message: `the range may span at most ${MAX_RANGE_DAYS} days`,
+  })
+  .refine((q) => q.granularity !== 'minute' || Date.parse(q.to) - Date.parse(q.from) <= MAX_MINUTE_RANGE_HOURS * 3_600_000, {
+    path: ['granularity'],
+    message: `minute buckets cover a range of at most ${MAX_MINUTE_RANGE_HOURS} hours`,
   });
 
 const UsageSchema = z

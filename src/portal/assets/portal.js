@@ -9,11 +9,6 @@
 
 (function portal() {
   const TOKEN_STORAGE = 'meterflow.portal.token';
-  /**
-   * The credit balance hook: where the API answers a customer's prepaid credit balance, once it
-   * has credits (issue 19). Until that endpoint exists (and is opened to portal sessions in
-   * src/api/authorization.ts) the call fails and the page shows no credit section at all.
-   */
   /** The customer's prepaid credit balance (src/api/routes/credits.ts). */
   const creditBalancePath = (customer) => `/v1/customers/${encodeURIComponent(customer)}/credits`;
 
@@ -66,6 +61,8 @@
 
   /** `2026-12-01T21:00:00.000Z` → `2026-12-01 21:00 UTC`. */
   const when = (iso) => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+  /** An instant the API answered: shown as `when` gives it, the API's own value in `datetime`, tagged like any figure. */
+  const instant = (key, iso) => el('time', { datetime: iso, 'data-figure': key }, when(iso));
   const q = (params) => new URLSearchParams(params).toString();
 
   function finish(state) {
@@ -125,6 +122,16 @@
     return limit > 0 ? Math.floor((Number(usage) / limit) * 100) : null;
   }
 
+  /**
+   * Whether usage is at or over a soft threshold of the current plan. Judged from the usage, not
+   * from the thresholds notified: those are notified once per period, so after a plan change they
+   * can name a threshold of the old plan's limit that the new plan's is far from.
+   */
+  function thresholdReached(threshold, used, hardLimit) {
+    if ('absolute' in threshold) return Number(used) >= Number(threshold.absolute);
+    return hardLimit !== undefined && Number(used) * 100 >= threshold.percent * Number(hardLimit);
+  }
+
   /** How the API names a threshold in `thresholds_notified` (src/domain/quota-policy.ts thresholdKey): "80%", or the decimal without trailing zeros. */
   function thresholdKey(threshold) {
     if ('percent' in threshold) return `${threshold.percent}%`;
@@ -132,14 +139,38 @@
     return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
   }
 
-  function usageChart(container, meter, usage, period) {
+  /** Aggregations whose buckets add up to the period's usage: charted as a running total. */
+  const additive = new Set(['count', 'sum']);
+
+  /**
+   * The points the chart draws: for a count or a sum the running total at the end of each bucket
+   * (from 0 at the period start, the last bucket ending at the estimate's instant), so the line
+   * climbs toward the limit as usage does; for max, latest and unique counts, which do not add
+   * up, each bucket's own value at its start.
+   */
+  function chartPoints(meter, usage, period, asOf) {
     const buckets = usage.buckets || [];
-    const xs = buckets.map((b) => Date.parse(b.start) / 1000);
-    const ys = buckets.map((b) => (b.value === null ? null : Number(b.value)));
-    if (typeof uPlot !== 'function' || buckets.length === 0) return;
+    const seconds = (iso) => Date.parse(iso) / 1000;
+    if (!additive.has(meter.aggregation)) {
+      return [buckets.map((b) => seconds(b.start)), buckets.map((b) => (b.value === null ? null : Number(b.value)))];
+    }
+    const xs = [seconds(period.start)];
+    const ys = [0];
+    let total = 0;
+    for (const b of buckets) {
+      total += Number(b.value);
+      xs.push(Math.min(seconds(b.end), seconds(asOf)));
+      ys.push(total);
+    }
+    return [xs, ys];
+  }
+
+  function usageChart(container, meter, usage, period, asOf) {
+    if (typeof uPlot !== 'function' || (usage.buckets || []).length === 0) return;
     const width = Math.max(280, container.clientWidth || 480);
-    // Display only: the exact figures are in the table under the chart.
-    new uPlot(
+    // Display only: the exact figures are in the table under the chart. Kept on its container so
+    // the browser test can hold the drawn points to the API's series.
+    container.plot = new uPlot(
       {
         width,
         height: 180,
@@ -152,20 +183,30 @@
         axes: [{}, { size: 80 }],
         series: [{}, { label: meter.name, stroke: '#0b57d0', width: 2, fill: 'rgba(11, 87, 208, 0.12)', points: { show: true } }],
       },
-      [xs, ys],
+      chartPoints(meter, usage, period, asOf),
       container,
     );
+  }
+
+  /**
+   * Buckets small enough for the period to show a trend: minutes up to 6 hours (at most 360 of
+   * them; a demo's 2-minute period gets 2), hours up to 3 days, days beyond.
+   */
+  function granularityFor(period) {
+    const hours = (Date.parse(period.end) - Date.parse(period.start)) / 3_600_000;
+    if (hours <= 6) return 'minute';
+    return hours <= 72 ? 'hour' : 'day';
   }
 
   /** Charts to draw once their containers are in the page and have a width. */
   const pendingCharts = [];
 
-  function usageSection(period, meters, usages, granularity) {
+  function usageSection(period, asOf, meters, usages, granularity) {
     return el(
       'section',
       { 'aria-labelledby': 'usage-heading' },
       el('h2', { id: 'usage-heading' }, 'Usage this period'),
-      el('p', { class: 'note' }, `From ${when(period.start)} to ${when(period.end)}.`),
+      el('p', { class: 'note' }, 'From ', instant('period.start', period.start), ' to ', instant('period.end', period.end), '.'),
       el(
         'div',
         { class: 'meters' },
@@ -174,14 +215,22 @@
           const chart = el('div', {
             class: 'chart',
             role: 'img',
-            'aria-label': `Chart of ${meter.name} per ${granularity}; the table below holds the same figures.`,
+            'aria-label': additive.has(meter.aggregation)
+              ? `Chart of ${meter.name} so far this period, adding up each ${granularity}; the table below holds the figures per ${granularity}.`
+              : `Chart of ${meter.name} per ${granularity}; the table below holds the same figures.`,
           });
           const card = el(
             'article',
             { class: 'meter-card', 'aria-labelledby': `meter-${meter.code}` },
             el('h3', { id: `meter-${meter.code}` }, `${meter.name} (${meter.code})`),
             el('p', { class: 'total' }, figure(`usage.${meter.code}`, usage.value === null ? 'none' : usage.value)),
-            el('p', { class: 'note' }, `${meter.aggregation} of ${usage.event_count} events so far`),
+            el(
+              'p',
+              { class: 'note' },
+              `${meter.aggregation} of `,
+              figure(`usage.${meter.code}.event_count`, usage.event_count),
+              ' events so far',
+            ),
             chart,
             el(
               'details',
@@ -198,7 +247,7 @@
                     el(
                       'tr',
                       {},
-                      el('th', { scope: 'row' }, when(b.start)),
+                      el('th', { scope: 'row' }, instant(`bucket.${meter.code}.${b.start}.start`, b.start)),
                       el('td', { class: 'num' }, figure(`bucket.${meter.code}.${b.start}`, b.value === null ? 'none' : b.value)),
                     ),
                   ),
@@ -206,7 +255,7 @@
               ),
             ),
           );
-          pendingCharts.push(() => usageChart(chart, meter, usage, period));
+          pendingCharts.push(() => usageChart(chart, meter, usage, period, asOf));
           return card;
         }),
       ),
@@ -285,7 +334,14 @@
                       { class: 'thresholds' },
                       limit.soft_thresholds.map((t) => {
                         const key = thresholdKey(t);
-                        return el('li', { 'data-threshold': key }, `${key}: ${notified.has(key) ? 'reached (notified)' : 'not reached'}`);
+                        const reached = thresholdReached(t, used, limit.hard_limit);
+                        return el(
+                          'li',
+                          { 'data-threshold': key },
+                          `${key}: ${reached ? `reached${notified.has(key) ? ' (notified)' : ''}` : 'not reached'}`,
+                          // An absolute threshold says how close usage is; a share of the hard limit has its column.
+                          'absolute' in t ? [', ', figure(`limit.${limit.meter}.threshold.${key}`, `${used} of ${t.absolute}`)] : null,
+                        );
                       }),
                     ),
               ),
@@ -293,7 +349,9 @@
                 'td',
                 {},
                 el('span', { class: `status status-${status.tone}`, 'data-status': limit.meter }, `${status.symbol} ${status.text}`),
-                entitlement.resets_at && !entitlement.allowed ? el('div', {}, `until ${when(entitlement.resets_at)}`) : null,
+                entitlement.resets_at && !entitlement.allowed
+                  ? el('div', {}, 'until ', instant(`limit.${limit.meter}.resets_at`, entitlement.resets_at))
+                  : null,
               ),
             );
           }),
@@ -312,7 +370,9 @@
       el(
         'p',
         {},
-        `${blocked.map((m) => m.name).join(', ')} ${blocked.length === 1 ? 'is' : 'are'} over the plan's hard limit: new usage is refused until ${when(entitlements[blocked[0].code].resets_at)} or until you upgrade.`,
+        `${blocked.map((m) => m.name).join(', ')} ${blocked.length === 1 ? 'is' : 'are'} over the plan's hard limit: new usage is refused until `,
+        instant('blocked.resets_at', entitlements[blocked[0].code].resets_at),
+        ' or until you upgrade.',
       ),
       el('p', {}, el('a', { href: upgradeUrl, id: 'upgrade-link' }, 'Upgrade your plan')),
     );
@@ -327,7 +387,13 @@
       el(
         'p',
         { class: 'note' },
-        `Priced at ${when(upcoming.as_of)} for the period from ${when(upcoming.period.start)} to ${when(upcoming.period.end)}, on plan ${upcoming.plan}. It grows with your usage until the period closes.`,
+        'Priced at ',
+        instant('upcoming.as_of', upcoming.as_of),
+        ' for the period from ',
+        instant('upcoming.period.start', upcoming.period.start),
+        ' to ',
+        instant('upcoming.period.end', upcoming.period.end),
+        `, on plan ${upcoming.plan}. It grows with your usage until the period closes.`,
       ),
       el(
         'table',
@@ -383,7 +449,7 @@
         return;
       }
       const url = URL.createObjectURL(await res.blob());
-      const link = el('a', { href: url, download: `invoice-${invoice.period.start.slice(0, 10)}-${invoice.id}.pdf` });
+      const link = el('a', { href: url, download: `${invoice.number}.pdf` });
       document.body.append(link);
       link.click();
       link.remove();
@@ -392,6 +458,15 @@
     } finally {
       button.disabled = false;
     }
+  }
+
+  /** A draft has no number and no document yet (the API refuses it): said so, instead of a button that could only fail. */
+  function documentCell(token, invoice) {
+    if (invoice.status === 'draft') return el('span', { class: 'note', 'data-no-document': invoice.id }, 'Not issued yet');
+    const message = el('span', { class: 'note', role: 'status' });
+    const button = el('button', { type: 'button', 'aria-label': `Download the PDF of invoice ${invoice.number}` }, 'Download PDF');
+    button.addEventListener('click', () => void downloadDocument(token, invoice, button, message));
+    return [button, ' ', message];
   }
 
   function invoicesSection(token, invoices) {
@@ -411,7 +486,7 @@
               el(
                 'tr',
                 {},
-                ['Period', 'Status', 'Total', 'Document'].map((h) =>
+                ['Number', 'Period', 'Status', 'Total', 'Document'].map((h) =>
                   el('th', { scope: 'col', class: h === 'Total' ? 'num' : undefined }, h),
                 ),
               ),
@@ -419,37 +494,41 @@
             el(
               'tbody',
               {},
-              invoices.map((invoice) => {
-                const message = el('span', { class: 'note', role: 'status' });
-                const button = el(
-                  'button',
-                  { type: 'button', 'aria-label': `Download the PDF of the invoice for ${when(invoice.period.start)}` },
-                  'Download PDF',
-                );
-                button.addEventListener('click', () => void downloadDocument(token, invoice, button, message));
-                return el(
+              invoices.map((invoice) =>
+                el(
                   'tr',
                   { 'data-invoice': invoice.id },
-                  el('th', { scope: 'row' }, `${when(invoice.period.start)} – ${when(invoice.period.end)}`),
+                  el('th', { scope: 'row' }, invoice.number === null ? 'none yet' : figure(`invoice.${invoice.id}.number`, invoice.number)),
+                  el(
+                    'td',
+                    {},
+                    instant(`invoice.${invoice.id}.period_start`, invoice.period.start),
+                    ' – ',
+                    instant(`invoice.${invoice.id}.period_end`, invoice.period.end),
+                  ),
                   el('td', {}, statusText[invoice.status] || invoice.status),
                   el('td', { class: 'num' }, figure(`invoice.${invoice.id}.total`, `${invoice.total} ${invoice.currency}`)),
-                  el('td', {}, button, ' ', message),
-                );
-              }),
+                  el('td', {}, documentCell(token, invoice)),
+                ),
+              ),
             ),
           ),
     );
   }
 
-  /** The credit section, or nothing where the customer never had credits. */
+  /**
+   * The credit section while the customer has credit left on a grant; nothing otherwise, nor where
+   * the API runs without prepaid credits (no payment provider configured: the route is absent, 404).
+   */
   async function creditSection(api, customer) {
     let balance;
     try {
       balance = await api(creditBalancePath(customer));
-    } catch {
-      return null;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
     }
-    if (!balance || typeof balance.balance !== 'string' || !Array.isArray(balance.grants) || balance.grants.length === 0) return null;
+    if (balance.grants.length === 0) return null;
     return el(
       'section',
       { 'aria-labelledby': 'credits-heading' },
@@ -484,13 +563,14 @@
     ]);
     document.title = `Usage and billing · ${profile.name}`;
     document.getElementById('title').textContent = `Usage and billing for ${profile.name}`;
-    document.getElementById('subtitle').textContent = `Customer ${profile.external_id}. This link works until ${when(session.expires_at)}.`;
+    document
+      .getElementById('subtitle')
+      .replaceChildren(`Customer ${profile.external_id}. This link works until `, instant('session.expires_at', session.expires_at), '.');
     const sections = [];
     if (upcoming) {
       const plan = await api(`/v1/plans/${encodeURIComponent(upcoming.plan)}`);
       const codes = [...new Set([...plan.charges.map((c) => c.meter), ...plan.limits.map((l) => l.meter)])].sort();
-      const hours = (Date.parse(upcoming.period.end) - Date.parse(upcoming.period.start)) / 3_600_000;
-      const granularity = hours <= 72 ? 'hour' : 'day';
+      const granularity = granularityFor(upcoming.period);
       const meters = await Promise.all(codes.map((code) => api(`/v1/meters/${encodeURIComponent(code)}`)));
       const usages = Object.fromEntries(
         await Promise.all(
@@ -514,10 +594,10 @@
           ]),
         ),
       );
-      document.getElementById('subtitle').textContent += ` Plan: ${plan.name}.`;
+      document.getElementById('subtitle').append(` Plan: ${plan.name}.`);
       sections.push(
         blockedAlert(meters, entitlements, session.upgrade_url),
-        usageSection(upcoming.period, meters, usages, granularity),
+        usageSection(upcoming.period, upcoming.as_of, meters, usages, granularity),
         limitsSection(plan, meters, usages, entitlements),
         upcomingSection(upcoming),
       );
