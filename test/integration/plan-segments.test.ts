@@ -18,13 +18,22 @@ import { findDiscrepancies } from '../../src/reconciliations/discrepancies';
 import { createSubscription } from '../../src/subscriptions/store';
 import { freePort } from '../../scripts/free-port';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { billedPeriods, inSpan, oracleTotal, type NamedPlan, type TimelineSubscription } from '../support/plan-timeline-oracle';
+import {
+  ALLOWED_LATENESS_MS,
+  billedPeriods,
+  billingStop,
+  inSpan,
+  oracleTotal,
+  type NamedPlan,
+  type TimelineSubscription,
+} from '../support/plan-timeline-oracle';
 
 /*
  * No event left behind, through the real invoice builder on Postgres: random lifecycles of one
  * customer (a subscription, plan changes recorded as the service records them, a cancellation,
- * a resubscription, which may keep the first one's boundaries through a billing anchor and then
- * starts mid-period: a first period cut at its start), events stored at random instants and on boundaries, some only after their
+ * learnt at once or only after the period holding it was closed, a resubscription, which may
+ * keep the first one's boundaries through a billing anchor and then starts mid-period: a first
+ * period cut at its start), events stored at random instants and on boundaries, some only after their
  * period's invoice was finalized (billed as adjustments by the next invoice, the resubscription's
  * included). Every event lies in exactly one invoice segment, each segment's lines bill exactly
  * its events, and the invoices add up to the independent recomputation to the cent.
@@ -119,6 +128,8 @@ const subscriptionArb = (start: number, periods: number, billingAnchor?: number)
       initialPlan: fc.constantFrom(...catalog.map((p) => p.id)),
       changes: fc.array(fc.record({ at: instant(span), toPlan: fc.constantFrom(...catalog.map((p) => p.id)) }), { maxLength: 4 }),
       cancelAt: fc.option(instant(span), { nil: undefined }),
+      // Learnt at once, or only after the close of the period holding it (that invoice then stands in full).
+      learntAfter: fc.oneof(fc.constant(0), fc.integer({ min: ALLOWED_LATENESS_MS, max: 2 * HOUR })),
       events: fc.array(
         fc.record({
           at: instant(span),
@@ -129,14 +140,19 @@ const subscriptionArb = (start: number, periods: number, billingAnchor?: number)
         { maxLength: 25 },
       ),
     })
-    .map(({ initialPlan, changes, cancelAt, events }) => {
-      const sorted = changes.map((c) => ({ at: start + c.at, toPlan: c.toPlan })).sort((a, b) => a.at - b.at);
+    .map(({ initialPlan, changes, cancelAt, learntAfter, events }) => {
+      // The service refuses plan changes once the subscription is canceled.
+      const sorted = changes
+        .filter((c) => cancelAt === undefined || c.at < Math.max(1, cancelAt))
+        .map((c) => ({ at: start + c.at, toPlan: c.toPlan }))
+        .sort((a, b) => a.at - b.at);
       return {
         anchor: start,
         ...(billingAnchor === undefined ? {} : { billingAnchor }),
         interval,
         timeline: { initialPlan, changes: sorted },
         cancelAt: cancelAt === undefined ? undefined : start + Math.max(1, cancelAt),
+        ...(cancelAt === undefined ? {} : { cancelLearntAt: start + Math.max(1, cancelAt) + learntAfter }),
         horizon: start + span,
         events: events.map((e) => ({ at: start + e.at, meter: e.meter, quantity: e.meter === 'seg_calls' ? '1' : e.gb })),
         late: events.map((e) => e.late),
@@ -150,10 +166,10 @@ const t0 = Date.parse('2026-03-01T00:00:00Z');
 const lifecycleArb: fc.Arbitrary<Lifecycle> = fc
   .tuple(subscriptionArb(t0, 3), fc.integer({ min: 0, max: HOUR }), fc.boolean())
   .chain(([first, gap, keepsBoundaries]) => {
-    const end = Math.min(first.cancelAt ?? first.horizon, first.horizon);
+    const end = billingStop(first);
     // Events after the cancellation are the resubscription's business: the first subscription keeps only its own.
     const own = first.events.map((e, i) => ({ e, late: first.late[i]! })).filter(({ e }) => e.at < end);
-    const canceled = { ...first, cancelAt: end, events: own.map(({ e }) => e), late: own.map(({ late }) => late) };
+    const canceled = { ...first, cancelAt: first.cancelAt ?? end, events: own.map(({ e }) => e), late: own.map(({ late }) => late) };
     return subscriptionArb(end + gap, 2, keepsBoundaries ? t0 : undefined).map((second) => ({
       subscriptions: [canceled, { ...second, cancelAt: second.cancelAt ?? second.horizon }],
     }));
