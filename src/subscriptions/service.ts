@@ -30,15 +30,8 @@ import {
 
 export type LifecycleStep = keyof SubscriptionLifecycle;
 
-/** The end of the first billed period (epoch ms); NaN when a period of the schedule lies outside a Date's range. */
-function firstPeriodEnd(schedule: BillingSchedule): number {
-  try {
-    return billedPeriodContaining(schedule, schedule.start).end.getTime();
-  } catch (err) {
-    if (err instanceof RangeError) return Number.NaN;
-    throw err;
-  }
-}
+/** The end of the first billed period (epoch ms). */
+const firstPeriodEnd = (schedule: BillingSchedule) => billedPeriodContaining(schedule, schedule.start).end.getTime();
 
 /** What each step does to the billing workflow, as a failure tells it: "could not be …". */
 export const lifecycleStepDone = {

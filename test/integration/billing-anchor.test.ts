@@ -191,3 +191,27 @@ test('without a billing anchor the start anchors every period, as before', async
   const stored = await db.pool.query('select billing_anchor from subscriptions where id = $1', [res.body.id]);
   assert.equal(stored.rows[0].billing_anchor, null);
 });
+
+test('the first period must end by 9999-12-31 on the billing anchor’s schedule, not the start’s', async () => {
+  await createCustomer(db.pool, { external_id: 'initech', name: 'Initech', currency: 'USD' }, 'system');
+  const start = '9999-12-15T00:00:00Z';
+  // On the 1st, the first period would end on 10000-01-01.
+  const refused = await call('POST', '/v1/subscriptions', {
+    customer: 'initech',
+    plan: 'monthly-31',
+    start,
+    billing_anchor: '2026-01-01T00:00:00Z',
+  });
+  assert.equal(refused.status, 422);
+  assert.equal(refused.body.reason, 'start_out_of_range');
+  assert.equal(started.length, 0);
+  // On the 31st, it ends on 9999-12-31: as a start without a billing anchor could not.
+  const res = await call('POST', '/v1/subscriptions', {
+    customer: 'initech',
+    plan: 'monthly-31',
+    start,
+    billing_anchor: '2026-01-31T00:00:00Z',
+  });
+  assert.equal(res.status, 201);
+  assert.deepEqual(res.body.current_period, { start: '9999-12-15T00:00:00.000Z', end: '9999-12-31T00:00:00.000Z' });
+});
