@@ -26,6 +26,7 @@ function describe(s: Subscription): string {
     plan: s.plan.id,
     status: s.status,
     anchor: s.anchor.toISOString(),
+    'billing anchor': s.billingAnchor.toISOString(),
     'current period': period && `${period.start} – ${period.end}`,
     'cancel at': s.cancelAt?.toISOString(),
     'pending change': s.pendingChange && `to ${s.pendingChange.toPlan} at ${s.pendingChange.effectiveAt.toISOString()}`,
@@ -80,7 +81,8 @@ export function subscriptionsCommand(ctx: CliContext): Command {
     .description('subscribe a customer to a plan and start its billing workflow; repeating it is safe')
     .requiredOption('--customer <externalId>', 'the customer')
     .requiredOption('--plan <code>', 'the plan')
-    .option('--start <instant>', 'RFC 3339 subscription start, which anchors every period (default now)')
+    .option('--start <instant>', 'RFC 3339 subscription start, when billing begins (default now)')
+    .option('--billing-anchor <instant>', 'RFC 3339 instant every period boundary is derived from (default the start)')
     .option('--spend-threshold <amount>', 'progressive billing: an interim invoice when priced usage reaches it (repeatable)', collect)
     .option('--spend-every <amount>', 'progressive billing: an interim invoice at every multiple of it')
     .option('--spend-cap <amount>', "what one period of usage may cost, in the plan's currency (default: no cap)")
@@ -91,6 +93,7 @@ export function subscriptionsCommand(ctx: CliContext): Command {
           customer: string;
           plan: string;
           start?: string;
+          billingAnchor?: string;
           spendThreshold?: string[];
           spendEvery?: string;
           spendCap?: string;
@@ -106,6 +109,7 @@ export function subscriptionsCommand(ctx: CliContext): Command {
             customer: opts.customer,
             plan: opts.plan,
             ...(opts.start === undefined ? {} : { start: opts.start }),
+            ...(opts.billingAnchor === undefined ? {} : { billing_anchor: opts.billingAnchor }),
             ...(thresholds === undefined ? {} : { spend_thresholds: thresholds }),
           },
           'options',
@@ -116,6 +120,7 @@ export function subscriptionsCommand(ctx: CliContext): Command {
             customer: input.customer,
             plan: input.plan,
             start,
+            ...(input.billing_anchor === undefined ? {} : { billingAnchor: new Date(input.billing_anchor) }),
             ...(input.spend_thresholds ? { spendThresholds: input.spend_thresholds } : {}),
             ...(spendCap ? { spendCap } : {}),
           }),

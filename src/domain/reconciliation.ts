@@ -4,7 +4,8 @@ import { interimBilledLine, interimUsageLines, totalOf, type InterimInvoiceBille
 import { lateUsageAdjustments, type BilledLine } from './invoice-adjustments';
 import { afterPricing } from './invoice-pipeline';
 import { Decimal, ZERO, formatExact, formatMoney, fromMinorUnits, type RoundingMode } from './money';
-import { nextPeriod, periodContaining, type Period } from './periods';
+import { billedPeriodContaining, nextBilledPeriod } from './billing-schedule';
+import type { Period } from './periods';
 import type { BillingInterval } from './periods-schema';
 import type { Plan } from './plan';
 import { pricePlan } from './pricing/price-plan';
@@ -388,7 +389,10 @@ export function compareCharges(c: ChargeComparison): Discrepancy[] {
 }
 
 export interface SubscriptionSpan {
+  /** The subscription start: no period before it is billed. */
   anchor: Date;
+  /** Periods are derived from it (src/domain/billing-schedule.ts); absent: from the start. */
+  billingAnchor?: Date;
   interval: BillingInterval;
   /** When billing ended (cancellation): the final period is cut short there. */
   endsAt: Date | null;
@@ -400,13 +404,14 @@ export interface SubscriptionSpan {
  */
 export function invoicedPeriods(subscription: SubscriptionSpan, scope: Period, asOf: Date): Period[] {
   const { anchor, interval, endsAt } = subscription;
+  const schedule = { start: anchor, billingAnchor: subscription.billingAnchor ?? anchor, interval };
   const stop = Math.min(scope.end.getTime(), endsAt?.getTime() ?? Infinity, asOf.getTime());
   const from = new Date(Math.max(scope.start.getTime(), anchor.getTime()));
   if (from.getTime() >= stop) return [];
-  let period = periodContaining(anchor, interval, from);
-  if (period.start < from) period = nextPeriod(anchor, interval, period);
+  let period = billedPeriodContaining(schedule, from);
+  if (period.start < from) period = nextBilledPeriod(schedule, period);
   const periods: Period[] = [];
-  for (; period.start.getTime() < stop; period = nextPeriod(anchor, interval, period)) {
+  for (; period.start.getTime() < stop; period = nextBilledPeriod(schedule, period)) {
     const end = endsAt && endsAt < period.end ? endsAt : period.end;
     if (end > asOf) break;
     periods.push({ start: period.start, end });

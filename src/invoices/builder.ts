@@ -91,8 +91,9 @@ async function priceBilledPart(
   const plans = new Map<string, Plan>();
   for (const { planCode } of segments) if (!plans.has(planCode)) plans.set(planCode, await planOf(db, planCode));
   const first = plans.get(segments[0]!.planCode)!;
-  // Fixed fees are prorated against the whole period, also when a cancellation cuts it short.
-  const full = periodContaining(found.anchor, first.interval, periodStart);
+  // Fixed fees are prorated against the whole period, also when a cancellation cuts its end or
+  // the subscription start (after a billing anchor's boundary) its beginning.
+  const full = periodContaining(found.billingAnchor, first.interval, periodStart);
   const priced = [];
   let usage: Record<string, string> = {};
   for (const segment of segments) {

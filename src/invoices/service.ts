@@ -4,10 +4,9 @@ import { CustomerService } from '../customers/service';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/transaction';
-import { periodContaining } from '../domain/periods';
 import { ok, refuse, type Result } from '../domain/result';
 import { auditActorOf, customerNamed, seesCustomerId, type Actor } from '../keys/principal';
-import { getActiveSubscription } from '../subscriptions/store';
+import { billedPeriodAt, getActiveSubscription } from '../subscriptions/store';
 import { buildInvoice } from './builder';
 import { drawCreditsAtFinalization, reverseCreditDrawdowns } from './credit-drawdown';
 import { renderInvoiceDocument, type DocumentFormat, type InvoiceDocument } from './documents/render';
@@ -124,8 +123,8 @@ export class InvoiceService {
     const subscription = await getActiveSubscription(this.pool, customer.value.id);
     if (!subscription) return refuse('not_found', 'no_active_subscription', `Customer "${externalId}" has no active subscription.`);
     const asOf = this.clock.now();
-    const { anchor, plan, cancelAt } = subscription;
-    const period = periodContaining(anchor, plan.interval, Math.max(asOf.getTime(), anchor.getTime()));
+    const { plan, cancelAt } = subscription;
+    const period = billedPeriodAt(subscription, asOf);
     const draft = await buildInvoice(
       this.pool,
       {

@@ -147,7 +147,7 @@ async function repriceSegments(
   }
   const first = plans.get(segments[0]?.planCode ?? '');
   if (!found || !first || plans.size !== new Set(segments.map((x) => x.planCode)).size) return undefined;
-  const full = periodContaining(found.anchor, first.interval, invoice.periodStart);
+  const full = periodContaining(found.billingAnchor, first.interval, invoice.periodStart);
   if (segments.length === 1 && full.start.getTime() === start && full.end.getTime() === end) return undefined;
   const { rows } = await db.query<{ code: string }>(`select code from meters where aggregation in ('count', 'sum')`);
   const priced = [];
@@ -382,16 +382,21 @@ async function missingInvoices(db: Queryable, scope: ScopeToReconcile): Promise<
     id: string;
     customer_id: string;
     anchor: Date;
+    billing_anchor: Date;
     cancel_at: Date | null;
     billing_interval: BillingInterval;
   }>(
-    `select s.id, s.customer_id, s.anchor, s.cancel_at, p.billing_interval
+    `select s.id, s.customer_id, s.anchor, coalesce(s.billing_anchor, s.anchor) as billing_anchor, s.cancel_at, p.billing_interval
        from subscriptions s join plans p on p.code = s.plan_code
       where ($1::uuid is null or s.customer_id = $1) and s.anchor < $3 and (s.cancel_at is null or s.cancel_at > $2)`,
     [scope.customerId, scope.start, scope.end],
   );
   const candidates = subscriptions.flatMap((s) =>
-    invoicedPeriods({ anchor: s.anchor, interval: s.billing_interval, endsAt: s.cancel_at }, scope, scope.asOf).map((period) => ({
+    invoicedPeriods(
+      { anchor: s.anchor, billingAnchor: s.billing_anchor, interval: s.billing_interval, endsAt: s.cancel_at },
+      scope,
+      scope.asOf,
+    ).map((period) => ({
       subscription: s,
       period,
     })),

@@ -6,7 +6,7 @@ import { minorUnits, type CurrencyCode } from '../domain/currencies';
 import { isRepresentableInstant } from '../domain/input-checks';
 import { changeDirection, type ChangeDirection } from '../domain/plan-change-direction';
 import type { ChangeEffect } from '../domain/plan-change-effect';
-import { periodAt, periodContaining } from '../domain/periods';
+import { billedPeriodContaining, type BillingSchedule } from '../domain/billing-schedule';
 import { Decimal } from '../domain/money';
 import type { SpendThresholds } from '../domain/spend-thresholds-schema';
 import { measurePlanUsage } from '../metering/plan-usage';
@@ -17,6 +17,7 @@ import { getPlan } from '../plans/store';
 import type { SubscriptionLifecycle } from './lifecycle';
 import {
   applyDueChanges,
+  billedPeriodAt,
   cancelSubscription,
   changePlan,
   createSubscription,
@@ -29,6 +30,9 @@ import {
 } from './store';
 
 export type LifecycleStep = keyof SubscriptionLifecycle;
+
+/** The end of the first billed period (epoch ms). */
+const firstPeriodEnd = (schedule: BillingSchedule) => billedPeriodContaining(schedule, schedule.start).end.getTime();
 
 /** What each step does to the billing workflow, as a failure tells it: "could not be …". */
 export const lifecycleStepDone = {
@@ -63,8 +67,10 @@ export interface SubscribeInput {
   customer: string;
   /** Code of the plan. */
   plan: string;
-  /** The subscription start, which anchors every billing period; default now. */
+  /** The subscription start, when billing begins; default now. */
   start?: Date;
+  /** Every period boundary is one of this anchor's (src/domain/billing-schedule.ts); default the start. */
+  billingAnchor?: Date;
   /** Progressive billing; default none. */
   spendThresholds?: SpendThresholds;
   /** What one period of usage may cost, in the plan's currency; absent or null: no cap. */
@@ -130,7 +136,7 @@ export class SubscriptionService {
     if (precision) return precision;
     const anchor = input.start ?? clock.now();
     // Invoices store their period's end: the first period must end within the representable range.
-    if (!isRepresentableInstant(periodAt(anchor, plan.interval, 0).end.getTime())) {
+    if (!isRepresentableInstant(firstPeriodEnd({ start: anchor, billingAnchor: input.billingAnchor ?? anchor, interval: plan.interval }))) {
       return refuse(
         'invalid',
         'start_out_of_range',
@@ -141,6 +147,7 @@ export class SubscriptionService {
       customerId: customer.value.id,
       planCode: plan.id,
       anchor,
+      ...(input.billingAnchor ? { billingAnchor: input.billingAnchor } : {}),
       actor: auditActorOf(actor),
       ...(input.spendThresholds ? { spendThresholds: input.spendThresholds } : {}),
       spendCap: input.spendCap ?? null,
@@ -150,6 +157,7 @@ export class SubscriptionService {
     if (
       existing.plan.id !== plan.id ||
       (input.start !== undefined && existing.anchor.getTime() !== anchor.getTime()) ||
+      (input.billingAnchor !== undefined && existing.billingAnchor.getTime() !== input.billingAnchor.getTime()) ||
       (input.spendThresholds !== undefined && !sameThresholds(existing.spendThresholds, input.spendThresholds)) ||
       (input.spendCap !== undefined && !sameSpendCap(existing.spendCap, input.spendCap))
     ) {
@@ -223,7 +231,7 @@ export class SubscriptionService {
       );
     }
     const now = this.deps.clock.now();
-    const period = periodContaining(current.anchor, current.plan.interval, Math.max(now.getTime(), current.anchor.getTime()));
+    const period = billedPeriodAt(current, now);
     const soFar = new Date(Math.max(now.getTime(), period.start.getTime()));
     const usage = await measurePlanUsage(this.deps.pool, [current.plan, target], current.customer.id, period.start, soFar);
     const direction = changeDirection(current.plan, target, usage);

@@ -1,5 +1,7 @@
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
+import { billedPeriodContaining, type BillingSchedule } from '../domain/billing-schedule';
+import type { Period } from '../domain/periods';
 import type { Plan } from '../domain/plan';
 import type { SpendThresholds } from '../domain/spend-thresholds-schema';
 import type { PlanTimeline } from '../domain/plan-segments';
@@ -16,8 +18,10 @@ export interface Subscription {
   id: string;
   customer: { id: string; externalId: string };
   plan: Plan;
-  /** The subscription start; every billing period is derived from it. */
+  /** The subscription start: billing begins here. */
   anchor: Date;
+  /** Every billing period is derived from it: the start unless another was given (src/domain/billing-schedule.ts). */
+  billingAnchor: Date;
   status: SubscriptionStatus;
   /** When billing ends: the final period is cut short here. */
   cancelAt: Date | null;
@@ -46,6 +50,7 @@ type SubscriptionRow = PlanTermsRow & {
   customer_id: string;
   customer_external_id: string;
   anchor: Date;
+  billing_anchor: Date;
   status: SubscriptionStatus;
   cancel_at: Date | null;
   canceled_at: Date | null;
@@ -58,7 +63,8 @@ type SubscriptionRow = PlanTermsRow & {
 };
 
 const selectSubscriptions = `select ${planTermColumns},
-    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor, s.status, s.cancel_at, s.canceled_at, s.spend_cap, s.created_at,
+    s.id, s.customer_id, c.external_id as customer_external_id, s.anchor,
+    coalesce(s.billing_anchor, s.anchor) as billing_anchor, s.status, s.cancel_at, s.canceled_at, s.spend_cap, s.created_at,
     s.spend_threshold_amounts::text[], s.spend_threshold_every::text,
     pc.to_plan as pending_plan, pc.effective_at as pending_effective_at
   from subscriptions s join customers c on c.id = s.customer_id join plans p on p.code = s.plan_code
@@ -70,6 +76,7 @@ function toSubscription(r: SubscriptionRow): Subscription {
     customer: { id: r.customer_id, externalId: r.customer_external_id },
     plan: toPlanTerms(r),
     anchor: r.anchor,
+    billingAnchor: r.billing_anchor,
     status: r.status,
     cancelAt: r.cancel_at,
     canceledAt: r.canceled_at,
@@ -79,6 +86,17 @@ function toSubscription(r: SubscriptionRow): Subscription {
     pendingChange: r.pending_plan === null ? null : { toPlan: r.pending_plan, effectiveAt: r.pending_effective_at! },
   };
 }
+
+/** When the subscription is billed: periods from its billing anchor, billing from its start. */
+export const billingScheduleOf = (s: Subscription): BillingSchedule => ({
+  start: s.anchor,
+  billingAnchor: s.billingAnchor,
+  interval: s.plan.interval,
+});
+
+/** The billed period holding `at`, or the first one while the start is still ahead. */
+export const billedPeriodAt = (s: Subscription, at: Date): Period =>
+  billedPeriodContaining(billingScheduleOf(s), Math.max(at.getTime(), s.anchor.getTime()));
 
 async function selectOne(db: Queryable, where: string, params: unknown[]): Promise<Subscription | undefined> {
   const { rows } = await db.query<SubscriptionRow>(`${selectSubscriptions} where ${where}`, params);
@@ -108,16 +126,16 @@ export async function planInEffect(db: Queryable, subscriptionId: string, at: Da
 }
 
 /**
- * The subscription's anchor and plan timeline: the plan it started on and every change, scheduled
+ * The subscription's billing anchor and plan timeline: the plan it started on and every change, scheduled
  * ones included, in the order they take effect. What invoices split periods by. Also when its
  * billing ends (a recorded cancellation), which no interim invoice is cut after.
  */
 export async function planTimelineOf(
   db: Queryable,
   subscriptionId: string,
-): Promise<{ anchor: Date; timeline: PlanTimeline; cancelAt: Date | null } | undefined> {
-  const { rows: subscriptions } = await db.query<{ anchor: Date; plan_code: string; cancel_at: Date | null }>(
-    'select anchor, plan_code, cancel_at from subscriptions where id = $1',
+): Promise<{ billingAnchor: Date; timeline: PlanTimeline; cancelAt: Date | null } | undefined> {
+  const { rows: subscriptions } = await db.query<{ billing_anchor: Date; plan_code: string; cancel_at: Date | null }>(
+    'select coalesce(billing_anchor, anchor) as billing_anchor, plan_code, cancel_at from subscriptions where id = $1',
     [subscriptionId],
   );
   const subscription = subscriptions[0];
@@ -127,7 +145,7 @@ export async function planTimelineOf(
     [subscriptionId],
   );
   return {
-    anchor: subscription.anchor,
+    billingAnchor: subscription.billing_anchor,
     cancelAt: subscription.cancel_at,
     timeline: {
       initialPlan: changes[0]?.from_plan ?? subscription.plan_code,
@@ -140,6 +158,8 @@ export interface NewSubscription {
   customerId: string;
   planCode: string;
   anchor: Date;
+  /** Absent: the start anchors every period. */
+  billingAnchor?: Date;
   /** Absent or null: no spend cap. */
   spendCap?: SpendCap | null;
   actor: AuditActor;
@@ -160,8 +180,8 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
     // is canceled before it can be read, the insert is simply tried again.
     while (id === undefined) {
       const { rows } = await client.query<{ id: string }>(
-        `insert into subscriptions (customer_id, plan_code, anchor, spend_threshold_amounts, spend_threshold_every, spend_cap)
-         values ($1, $2, $3, $4::numeric[], $5, $6)
+        `insert into subscriptions (customer_id, plan_code, anchor, spend_threshold_amounts, spend_threshold_every, spend_cap, billing_anchor)
+         values ($1, $2, $3, $4::numeric[], $5, $6, $7)
          on conflict (customer_id) where status = 'active' do nothing returning id`,
         [
           input.customerId,
@@ -170,6 +190,7 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
           input.spendThresholds?.amounts ?? [],
           input.spendThresholds?.every ?? null,
           input.spendCap ?? null,
+          input.billingAnchor ?? null,
         ],
       );
       id = rows[0]?.id;
@@ -186,6 +207,7 @@ export async function createSubscription(pool: Pool, input: NewSubscription): Pr
         customer: subscription.customer.externalId,
         plan: input.planCode,
         anchor: input.anchor.toISOString(),
+        ...(input.billingAnchor ? { billing_anchor: input.billingAnchor.toISOString() } : {}),
         ...(input.spendThresholds ? { spend_thresholds: subscription.spendThresholds } : {}),
         ...(input.spendCap ? { spend_cap: input.spendCap } : {}),
       },

@@ -21,6 +21,8 @@ export const termsOf = (s: Subscription): SubscriptionTerms => ({
   planCode: s.plan.id,
   limits: s.plan.limits,
   anchor: s.anchor.toISOString(),
+  // Only when it differs from the start: the workflow input of every other subscription stays as it was.
+  ...(s.billingAnchor.getTime() === s.anchor.getTime() ? {} : { billingAnchor: s.billingAnchor.toISOString() }),
   interval: s.plan.interval,
   spendThresholds: s.spendThresholds,
   spendCap: s.spendCap,

@@ -17,7 +17,7 @@ import {
 } from '@temporalio/workflow';
 import { Decimal } from '../domain/money';
 import { isChangeEffect, type ChangeEffect } from '../domain/plan-change-effect';
-import { nextPeriod, periodContaining } from '../domain/periods';
+import { billedPeriodContaining, nextBilledPeriod, type BillingSchedule } from '../domain/billing-schedule';
 import type { BillingInterval } from '../domain/periods-schema';
 import { evaluateLimit, nextDecision } from '../domain/quota-policy';
 import type { LimitState, MeterLimit } from '../domain/quota-policy-schema';
@@ -242,8 +242,13 @@ export interface SubscriptionTerms {
   limits: MeterLimit[];
   /** Progressive billing; absent: none (as in every history recorded before it). */
   spendThresholds?: SpendThresholds;
-  /** Subscription start: periods are derived from it (ISO 8601 UTC). */
+  /** Subscription start, when billing begins: periods are derived from it unless billingAnchor is given (ISO 8601 UTC). */
   anchor: string;
+  /**
+   * Periods are derived from this instant instead (ISO 8601 UTC); absent (every history recorded
+   * before it): from the start. A start between two of its boundaries makes a first period cut short at the start.
+   */
+  billingAnchor?: string;
   interval: BillingInterval;
   /** What one period of usage may cost; null or absent: no cap. */
   spendCap?: SpendCap | null;
@@ -505,7 +510,7 @@ class BillingPeriodRun {
     this.terms = input.terms;
     this.period = carried
       ? { start: new Date(carried.periodStart), end: new Date(carried.periodEnd) }
-      : periodContaining(new Date(this.terms.anchor), this.terms.interval, this.firstRunInstant());
+      : billedPeriodContaining(scheduleOf(this.terms), this.firstRunInstant());
     this.meters = carried?.meters ?? {};
     this.producers = carried?.producers ?? {};
     this.early = Object.fromEntries(Object.entries(carried?.early ?? {}).map(([m, q]) => [m, new Decimal(q)]));
@@ -1116,7 +1121,7 @@ class BillingPeriodRun {
 
   /** The successor bills from its own first period, however late the hand-over comes. */
   private async handOver(successor: SubscriptionTerms, producers: Record<string, number>): Promise<void> {
-    const first = periodContaining(new Date(successor.anchor), successor.interval, new Date(successor.anchor));
+    const first = billedPeriodContaining(scheduleOf(successor), new Date(successor.anchor));
     const carried: CarriedState | undefined = patched(BILL_UNTIL_CANCELLATION)
       ? { periodStart: first.start.toISOString(), periodEnd: first.end.toISOString(), meters: {}, producers, early: {} }
       : undefined;
@@ -1132,7 +1137,7 @@ class BillingPeriodRun {
 
   /** What the next period starts with: the usage that arrived early for it and the producers heard here. */
   private nextRun(): CarriedState {
-    const next = nextPeriod(new Date(this.terms.anchor), this.terms.interval, this.period);
+    const next = nextBilledPeriod(scheduleOf(this.terms), this.period);
     return {
       periodStart: next.start.toISOString(),
       periodEnd: next.end.toISOString(),
@@ -1237,4 +1242,9 @@ const isPlanChangeRequest = (change: PlanTerms | PlanChangeRequest): change is P
 function lowerDecision(a: string | null, b: string | null): string | null {
   if (a === null || b === null) return a ?? b;
   return Decimal.min(a, b).toFixed();
+}
+
+/** Periods from the billing anchor (the start when none was given), billing from the start. */
+function scheduleOf(terms: SubscriptionTerms): BillingSchedule {
+  return { start: new Date(terms.anchor), billingAnchor: new Date(terms.billingAnchor ?? terms.anchor), interval: terms.interval };
 }

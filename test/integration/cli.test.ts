@@ -654,6 +654,24 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
     );
   });
 
+  test('--billing-anchor: periods on the 1st, the first one from the start; not an RFC 3339 instant is exit 2', async () => {
+    await json(['customers', 'create', 'hooli', '--name', 'Hooli', '--currency', 'USD']);
+    const bad = await cli(['subscriptions', 'create', '--customer', 'hooli', '--plan', 'basic', '--billing-anchor', '2026-01-01'], env());
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /billing_anchor/);
+    assert.equal(await count(`subscriptions s join customers c on c.id = s.customer_id where c.external_id = 'hooli'`), 0);
+
+    const start = new Date();
+    const nextFirst = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1)).toISOString();
+    const args = ['subscriptions', 'create', '--customer', 'hooli', '--plan', 'basic', '--start', start.toISOString()];
+    const created = await json([...args, '--billing-anchor', '2026-01-01T00:00:00Z'], 0, env());
+    assert.equal(created.billing_anchor, '2026-01-01T00:00:00.000Z');
+    assert.deepEqual(created.current_period, { start: start.toISOString(), end: nextFirst });
+    const handle = temporal.client.workflow.getHandle(workflowIdFor('hooli'));
+    const first = await waitFor(() => handle.query(billingState), { description: 'the workflow answers queries' });
+    assert.deepEqual(first.period, { start: start.toISOString(), end: nextFirst });
+  });
+
   test('with Temporal unreachable the subscription is saved and the CLI says to retry (exit 2)', async () => {
     const down = { TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` };
     const run = await cli(['subscriptions', 'create', '--customer', 'globex', '--plan', 'basic', '--json'], down);

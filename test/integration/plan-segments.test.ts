@@ -18,12 +18,22 @@ import { findDiscrepancies } from '../../src/reconciliations/discrepancies';
 import { createSubscription } from '../../src/subscriptions/store';
 import { freePort } from '../../scripts/free-port';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { billedPeriods, inSpan, oracleTotal, type NamedPlan, type TimelineSubscription } from '../support/plan-timeline-oracle';
+import {
+  ALLOWED_LATENESS_MS,
+  billedPeriods,
+  billingStop,
+  inSpan,
+  oracleTotal,
+  type NamedPlan,
+  type TimelineSubscription,
+} from '../support/plan-timeline-oracle';
 
 /*
  * No event left behind, through the real invoice builder on Postgres: random lifecycles of one
  * customer (a subscription, plan changes recorded as the service records them, a cancellation,
- * a resubscription), events stored at random instants and on boundaries, some only after their
+ * learnt at once or only after the period holding it was closed, a resubscription, which may
+ * keep the first one's boundaries through a billing anchor and then starts mid-period: a first
+ * period cut at its start), events stored at random instants and on boundaries, some only after their
  * period's invoice was finalized (billed as adjustments by the next invoice, the resubscription's
  * included). Every event lies in exactly one invoice segment, each segment's lines bill exactly
  * its events, and the invoices add up to the independent recomputation to the cent.
@@ -110,13 +120,16 @@ const instant = (span: number) =>
     fc.integer({ min: 0, max: span / HOUR - 1 }).map((h) => h * HOUR),
   );
 
-const subscriptionArb = (start: number, periods: number) => {
+/** With `billingAnchor`, periods follow its schedule and a start between its boundaries bills a first period cut short. */
+const subscriptionArb = (start: number, periods: number, billingAnchor?: number) => {
   const span = periods * HOUR;
   return fc
     .record({
       initialPlan: fc.constantFrom(...catalog.map((p) => p.id)),
       changes: fc.array(fc.record({ at: instant(span), toPlan: fc.constantFrom(...catalog.map((p) => p.id)) }), { maxLength: 4 }),
       cancelAt: fc.option(instant(span), { nil: undefined }),
+      // Learnt at once, or only after the close of the period holding it (that invoice then stands in full).
+      learntAfter: fc.oneof(fc.constant(0), fc.integer({ min: ALLOWED_LATENESS_MS, max: 2 * HOUR })),
       events: fc.array(
         fc.record({
           at: instant(span),
@@ -127,13 +140,19 @@ const subscriptionArb = (start: number, periods: number) => {
         { maxLength: 25 },
       ),
     })
-    .map(({ initialPlan, changes, cancelAt, events }) => {
-      const sorted = changes.map((c) => ({ at: start + c.at, toPlan: c.toPlan })).sort((a, b) => a.at - b.at);
+    .map(({ initialPlan, changes, cancelAt, learntAfter, events }) => {
+      // The service refuses plan changes once the subscription is canceled.
+      const sorted = changes
+        .filter((c) => cancelAt === undefined || c.at < Math.max(1, cancelAt))
+        .map((c) => ({ at: start + c.at, toPlan: c.toPlan }))
+        .sort((a, b) => a.at - b.at);
       return {
         anchor: start,
+        ...(billingAnchor === undefined ? {} : { billingAnchor }),
         interval,
         timeline: { initialPlan, changes: sorted },
         cancelAt: cancelAt === undefined ? undefined : start + Math.max(1, cancelAt),
+        ...(cancelAt === undefined ? {} : { cancelLearntAt: start + Math.max(1, cancelAt) + learntAfter }),
         horizon: start + span,
         events: events.map((e) => ({ at: start + e.at, meter: e.meter, quantity: e.meter === 'seg_calls' ? '1' : e.gb })),
         late: events.map((e) => e.late),
@@ -142,14 +161,16 @@ const subscriptionArb = (start: number, periods: number) => {
 };
 
 /** A subscription, canceled, then a resubscription that carries the first one's late usage. */
+const t0 = Date.parse('2026-03-01T00:00:00Z');
+/** The resubscription keeps the first one's boundaries (a billing anchor at t0) or starts its own at its start. */
 const lifecycleArb: fc.Arbitrary<Lifecycle> = fc
-  .tuple(subscriptionArb(Date.parse('2026-03-01T00:00:00Z'), 3), fc.integer({ min: 0, max: HOUR }))
-  .chain(([first, gap]) => {
-    const end = Math.min(first.cancelAt ?? first.horizon, first.horizon);
+  .tuple(subscriptionArb(t0, 3), fc.integer({ min: 0, max: HOUR }), fc.boolean())
+  .chain(([first, gap, keepsBoundaries]) => {
+    const end = billingStop(first);
     // Events after the cancellation are the resubscription's business: the first subscription keeps only its own.
     const own = first.events.map((e, i) => ({ e, late: first.late[i]! })).filter(({ e }) => e.at < end);
-    const canceled = { ...first, cancelAt: end, events: own.map(({ e }) => e), late: own.map(({ late }) => late) };
-    return subscriptionArb(end + gap, 2).map((second) => ({
+    const canceled = { ...first, cancelAt: first.cancelAt ?? end, events: own.map(({ e }) => e), late: own.map(({ late }) => late) };
+    return subscriptionArb(end + gap, 2, keepsBoundaries ? t0 : undefined).map((second) => ({
       subscriptions: [canceled, { ...second, cancelAt: second.cancelAt ?? second.horizon }],
     }));
   });
@@ -168,6 +189,7 @@ async function run(customerId: string, s: Lifecycle['subscriptions'][number], in
     customerId,
     planCode: s.timeline.initialPlan,
     anchor: new Date(s.anchor),
+    ...(s.billingAnchor === undefined ? {} : { billingAnchor: new Date(s.billingAnchor) }),
     actor: 'system',
   });
   assert.ok(created.created);
@@ -189,14 +211,15 @@ async function run(customerId: string, s: Lifecycle['subscriptions'][number], in
   const periods = billedPeriods(s);
   // No invoice follows the last subscription's last period to carry its late events: they come in time.
   const final = periods[periods.length - 1]!;
-  const late = s.late.map((l, i) => l && !(last && s.events[i]!.at >= final.full.start));
+  const late = s.late.map((l, i) => l && !(last && s.events[i]!.at >= final.start));
   for (const [i, e] of s.events.entries()) if (!late[i]) await storeEvent(customerId, e);
-  for (const { full, end } of periods) {
-    const { invoiceId } = await draft(id, customerId, full.start, end);
+  // Each billed part as the workflow drafts it: the first from the subscription start, the last to the cancellation.
+  for (const { start, end } of periods) {
+    const { invoiceId } = await draft(id, customerId, start, end);
     await finalize(invoiceId);
     invoices.push((await getInvoice(db.pool, invoiceId))!);
     // Late events of this period arrive once its invoice is out.
-    for (const [i, e] of s.events.entries()) if (late[i] && inSpan(e.at, full.start, end)) await storeEvent(customerId, e);
+    for (const [i, e] of s.events.entries()) if (late[i] && inSpan(e.at, start, end)) await storeEvent(customerId, e);
   }
   // Events after the billed end belong to no subscription: stored late, they must stay unbilled.
   for (const [i, e] of s.events.entries()) if (late[i] && e.at >= final.end) await storeEvent(customerId, e);

@@ -301,6 +301,8 @@ describe('subscriptions', () => {
         customer: 'acme',
         plan: 'pro-2026',
         anchor: '2026-01-31T10:00:00.000Z',
+        // No billing anchor given: the start anchors every period.
+        billing_anchor: '2026-01-31T10:00:00.000Z',
         status: 'active',
         // Jan 31 → Feb 28 → Mar 31: the anchor's day, clamped to short months only.
         current_period: { start: '2026-02-28T10:00:00.000Z', end: '2026-03-31T10:00:00.000Z' },

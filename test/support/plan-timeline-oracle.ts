@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Decimal, ZERO, roundToMinor, type Decimal as DecimalValue } from '../../src/domain/money';
-import { periodAt } from '../../src/domain/periods';
+import { periodAt, periodIndex } from '../../src/domain/periods';
 import type { BillingInterval } from '../../src/domain/periods-schema';
 import type { PlanTimeline } from '../../src/domain/plan-segments';
 import { pricePlan, type Charge, type PricePlan } from '../../src/domain/pricing';
@@ -14,11 +14,19 @@ import { pricePlan, type Charge, type PricePlan } from '../../src/domain/pricing
  */
 
 export interface TimelineSubscription {
+  /** The subscription start: billing begins here. */
   anchor: number;
+  /** Periods are derived from it (a billing anchor); absent: from the start. */
+  billingAnchor?: number;
   interval: BillingInterval;
   timeline: PlanTimeline;
   /** Billing ends here (a cancellation); otherwise at the horizon. */
   cancelAt: number | undefined;
+  /**
+   * When the workflow learnt of the cancellation; absent: at once. A period closed before then
+   * (its end plus ALLOWED_LATENESS_MS) was invoiced in full, even when the cancellation falls inside it.
+   */
+  cancelLearntAt?: number;
   horizon: number;
   events: Array<{ at: number; meter: string; quantity: string }>;
 }
@@ -27,17 +35,43 @@ export type NamedPlan = PricePlan & { id: string };
 
 export const inSpan = (at: number, start: number, end: number) => start <= at && at < end;
 
-/** The periods a subscription bills: from its anchor until the cancellation or the horizon, the last one cut short. */
-export function billedPeriods(s: TimelineSubscription): Array<{ full: { start: number; end: number }; end: number }> {
-  const stop = Math.min(s.cancelAt ?? Infinity, s.horizon);
+/** The allowed lateness of the workflows modelled: a period closes this long after its end. */
+export const ALLOWED_LATENESS_MS = 300_000;
+
+/** The periods of the billing anchor's schedule from the one holding the start, up to `until`. */
+function scheduledPeriods(s: TimelineSubscription, until: number): Array<{ start: number; end: number }> {
+  const anchor = s.billingAnchor ?? s.anchor;
   const periods = [];
-  for (let i = 0; ; i++) {
-    const p = periodAt(s.anchor, s.interval, i);
-    if (p.start.getTime() >= stop) break;
-    const full = { start: p.start.getTime(), end: p.end.getTime() };
-    periods.push({ full, end: Math.min(full.end, stop) });
+  for (let i = periodIndex(anchor, s.interval, s.anchor); ; i++) {
+    const p = periodAt(anchor, s.interval, i);
+    if (p.start.getTime() >= until) return periods;
+    periods.push({ start: p.start.getTime(), end: p.end.getTime() });
   }
-  return periods;
+}
+
+/**
+ * Where billing ends: the cancellation, or the horizon; but never before the end of a period that
+ * closed before the cancellation was learnt (that invoice stands, and the next run bills nothing).
+ */
+export function billingStop(s: TimelineSubscription): number {
+  let stop = Math.min(s.cancelAt ?? Infinity, s.horizon);
+  if (s.cancelLearntAt === undefined) return stop;
+  for (const p of scheduledPeriods(s, s.horizon)) {
+    if (p.end + ALLOWED_LATENESS_MS <= s.cancelLearntAt && p.end <= s.horizon) stop = Math.max(stop, p.end);
+  }
+  return stop;
+}
+
+/**
+ * The periods a subscription bills: `full` the period of its billing anchor's schedule, billed
+ * from `start` (the subscription start in the first one, else the period start) to `end` (the
+ * period end, or the stop in the last one).
+ */
+export function billedPeriods(s: TimelineSubscription): Array<{ full: { start: number; end: number }; start: number; end: number }> {
+  const stop = billingStop(s);
+  return scheduledPeriods(s, stop)
+    .map((full) => ({ full, start: Math.max(full.start, s.anchor), end: Math.min(full.end, stop) }))
+    .filter((p) => p.start < p.end);
 }
 
 /** The plan in force at `at`, by replaying the changes one by one. */
@@ -52,11 +86,9 @@ function chargeAmount(charge: Charge, q: DecimalValue): DecimalValue {
 /** The sum of the subscription's invoices, to the cent, for USD plans. */
 export function oracleTotal(s: TimelineSubscription, planNamed: (code: string) => NamedPlan): DecimalValue {
   let total = ZERO;
-  for (const { full, end } of billedPeriods(s)) {
+  for (const { full, start, end } of billedPeriods(s)) {
     // Stretches on one plan: cut at every change instant, neighbours on the same plan joined.
-    const cuts = [full.start, ...s.timeline.changes.map((c) => c.at).filter((at) => at > full.start && at < end), end].sort(
-      (a, b) => a - b,
-    );
+    const cuts = [start, ...s.timeline.changes.map((c) => c.at).filter((at) => at > start && at < end), end].sort((a, b) => a - b);
     const stretches: Array<{ start: number; end: number; plan: string }> = [];
     for (let i = 0; i + 1 < cuts.length; i++) {
       const [a, b] = [cuts[i]!, cuts[i + 1]!];

@@ -7,14 +7,23 @@ import type { BillingInterval } from '../../src/domain/periods-schema';
 import { planSegments } from '../../src/domain/plan-segments';
 import { pricePlan, type PricePlan } from '../../src/domain/pricing';
 import { priceSegments, type SegmentLine, type SegmentRef } from '../../src/domain/segment-pricing';
-import { billedPeriods, inSpan, oracleTotal, type TimelineSubscription } from '../support/plan-timeline-oracle';
+import {
+  ALLOWED_LATENESS_MS,
+  billedPeriods,
+  billingStop,
+  inSpan,
+  oracleTotal,
+  type TimelineSubscription,
+} from '../support/plan-timeline-oracle';
 
 /*
  * No event left behind, over random subscription lifecycles, on the pure functions the invoice
- * builder composes (planSegments, priceSegments, lateUsageAdjustments): subscribe, upgrades and
- * downgrades (at once or at the period end), a cancellation at any instant, a resubscription,
- * events at random instants and exactly on boundaries, some arriving only after their period was
- * invoiced. Checked: every event of a subscription is in exactly one (invoice, segment), the
+ * builder composes (planSegments, priceSegments, lateUsageAdjustments): subscribe (on a boundary,
+ * or mid-period on a billing anchor), upgrades and downgrades (at once or at the period end), a
+ * cancellation at any instant — often just after a boundary, inside the lateness of the period
+ * before, and learnt late (while that period is closing, or after it closed: its invoice then
+ * stands in full) — a resubscription, events at random instants, before the start and exactly on
+ * boundaries, some arriving only after their period was invoiced. Checked: every event of a subscription is in exactly one (invoice, segment), the
  * quantities of each segment's lines add up to its events, and the sum of all invoices equals an
  * independent recomputation — each event priced at the margin of its plan's ladder — to the cent.
  */
@@ -74,8 +83,8 @@ interface StoredEvent {
 
 type Subscription = Omit<TimelineSubscription, 'events'> & { events: StoredEvent[] };
 
-/** A lifecycle operation, `at` in ms after the subscription start. */
-type Op = { kind: 'change'; at: number; plan: string; atPeriodEnd: boolean } | { kind: 'cancel'; at: number };
+/** A lifecycle operation, `at` in ms after the first boundary of the billing anchor's schedule at or before the start. */
+type Op = { kind: 'change'; at: number; plan: string; atPeriodEnd: boolean } | { kind: 'cancel'; at: number; learntAfter: number };
 
 /** Instants that are often exactly on a period boundary or a change. */
 const instant = (span: number) =>
@@ -85,11 +94,34 @@ const instant = (span: number) =>
     fc.integer({ min: 1, max: Math.floor(span / HOUR) - 1 }).map((h) => h * HOUR - 1),
   );
 
+/** A cancellation instant: anywhere, or just after a boundary (inside the lateness of the period before it). */
+const cancelInstant = (span: number) =>
+  fc.oneof(
+    instant(span),
+    fc
+      .tuple(
+        fc.integer({ min: 1, max: Math.floor(span / HOUR) - 1 }),
+        fc.oneof(fc.constant(1), fc.integer({ min: 1, max: ALLOWED_LATENESS_MS - 1 })),
+      )
+      .map(([h, after]) => h * HOUR + after),
+  );
+
+/** How long after its instant the workflow learns of a cancellation: at once, within the lateness, or after a close. */
+const learntAfter = fc.oneof(
+  fc.constant(0),
+  fc.integer({ min: 1, max: ALLOWED_LATENESS_MS }),
+  fc.integer({ min: ALLOWED_LATENESS_MS, max: 2 * HOUR }),
+);
+
 const quantity = fc
   .tuple(fc.integer({ min: 0, max: 400_000 }), fc.integer({ min: 0, max: 3 }))
   .map(([n, scale]) => new Decimal(n).div(10 ** scale).toFixed());
 
-const subscriptionArb = (start: number, periods: number) => {
+/**
+ * A subscription whose billing anchor's schedule has a boundary at `base`: it starts there, or
+ * (with `billing_anchor`) up to a period later; events may precede the start (they are not its).
+ */
+const subscriptionArb = (base: number, periods: number) => {
   const span = periods * HOUR;
   const op: fc.Arbitrary<Op> = fc.oneof(
     {
@@ -101,41 +133,48 @@ const subscriptionArb = (start: number, periods: number) => {
         atPeriodEnd: fc.boolean(),
       }),
     },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), at: instant(span) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), at: cancelInstant(span), learntAfter }) },
   );
   return fc
     .record({
+      startOffset: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: HOUR - 1 }), fc.constant(HOUR - 1)),
       initialPlan: fc.constantFrom(...catalog.map((p) => p.id)),
       ops: fc.array(op, { maxLength: 6 }),
       events: fc.array(fc.record({ at: instant(span), meter: fc.constantFrom(...meters), quantity, late: fc.boolean() }), {
         maxLength: 40,
       }),
     })
-    .map(({ initialPlan, ops, events }): Subscription => {
-      // Applied in time order, as the service would record them: a change at the period end lands on the next boundary.
+    .map(({ startOffset, initialPlan, ops, events }): Subscription => {
+      const start = base + startOffset;
+      // Applied in time order, as the service would record them: a change at the period end lands
+      // on the next boundary; nothing happens to the subscription before it starts.
       const changes: Array<{ at: number; toPlan: string }> = [];
       let cancelAt: number | undefined;
+      let cancelLearntAt: number | undefined;
       let current = initialPlan;
-      for (const o of [...ops].sort((a, b) => a.at - b.at)) {
-        const at = start + o.at;
+      for (const o of [...ops].filter((o) => o.at >= startOffset).sort((a, b) => a.at - b.at)) {
+        const at = base + o.at;
         if (cancelAt !== undefined && at >= cancelAt) break;
         if (o.kind === 'cancel') {
           cancelAt = at;
+          cancelLearntAt = at + o.learntAfter;
           continue;
         }
         if (o.plan === current) continue;
-        const effective = o.atPeriodEnd ? start + Math.ceil((o.at + 1) / HOUR) * HOUR : at;
+        const effective = o.atPeriodEnd ? base + Math.ceil((o.at + 1) / HOUR) * HOUR : at;
         changes.push({ at: effective, toPlan: o.plan });
         current = o.plan;
       }
       changes.sort((a, b) => a.at - b.at);
       return {
         anchor: start,
+        ...(startOffset === 0 ? {} : { billingAnchor: base }),
         interval,
         timeline: { initialPlan, changes },
         cancelAt,
-        horizon: start + span,
-        events: events.map((e) => ({ ...e, at: start + e.at })),
+        ...(cancelLearntAt === undefined ? {} : { cancelLearntAt }),
+        horizon: base + span,
+        events: events.map((e) => ({ ...e, at: base + e.at })),
       };
     });
 };
@@ -144,8 +183,8 @@ const subscriptionArb = (start: number, periods: number) => {
 const customerArb = fc
   .tuple(subscriptionArb(t0, 4), fc.integer({ min: 0, max: 3 * HOUR }), fc.boolean())
   .chain(([first, gap, resubscribes]) => {
-    const end = first.cancelAt;
-    if (!resubscribes || end === undefined) return fc.constant<Subscription[]>([first]);
+    if (!resubscribes || first.cancelAt === undefined) return fc.constant<Subscription[]>([first]);
+    const end = billingStop(first);
     return subscriptionArb(end + gap, 3).map((second) => [first, second]);
   });
 
@@ -155,8 +194,8 @@ interface Invoice {
 }
 
 /** What the builder does for one billed part, with the events known so far. */
-function price(s: Subscription, full: { start: number; end: number }, end: number, events: StoredEvent[]) {
-  const segments = planSegments(s.timeline, full.start, end).map((segment) => {
+function price(s: Subscription, full: { start: number; end: number }, start: number, end: number, events: StoredEvent[]) {
+  const segments = planSegments(s.timeline, start, end).map((segment) => {
     const plan = planNamed(segment.planCode);
     const charged = new Set(plan.charges.map((c) => c.meter));
     const usage: Record<string, string> = {};
@@ -175,33 +214,34 @@ function price(s: Subscription, full: { start: number; end: number }, end: numbe
 function invoicesOf(s: Subscription): Invoice[] {
   const periods = billedPeriods(s);
   const invoices: Invoice[] = [];
-  periods.forEach(({ full, end }, i) => {
+  periods.forEach(({ full, start, end }, i) => {
     const lines: Invoice['lines'] = price(
       s,
       full,
+      start,
       end,
       s.events.filter((e) => !e.late),
     ).lines;
     const previous = invoices[i - 1];
     if (previous) {
       const p = periods[i - 1]!;
-      const repriced = price(s, p.full, p.end, s.events).lines;
+      const repriced = price(s, p.full, p.start, p.end, s.events).lines;
       const drafts = lateUsageAdjustments({
         currency: 'USD',
-        period: { start: new Date(p.full.start).toISOString(), end: new Date(p.end).toISOString() },
+        period: { start: new Date(p.start).toISOString(), end: new Date(p.end).toISOString() },
         billed: previous.lines.filter((l) => l.type !== 'adjustment'),
         repriced,
       });
       for (const d of drafts)
         lines.push({ type: 'adjustment', meter: d.meter, quantity: d.quantity, amount: d.amount, segment: d.segment, adjusts: i - 1 });
     }
-    invoices.push({ period: { start: full.start, end }, lines });
+    invoices.push({ period: { start, end }, lines });
   });
   // The last period's late events: on the invoice that follows (a resubscription's, or the next one).
   const last = periods[periods.length - 1];
   if (last && s.events.some((e) => e.late)) {
     const billed = invoices[invoices.length - 1]!.lines.filter((l) => l.type !== 'adjustment');
-    const repriced = price(s, last.full, last.end, s.events).lines;
+    const repriced = price(s, last.full, last.start, last.end, s.events).lines;
     const drafts = lateUsageAdjustments({ currency: 'USD', period: { start: '', end: '' }, billed, repriced });
     invoices.push({
       period: { start: last.end, end: last.end },
@@ -224,7 +264,7 @@ describe('plan segments: no event left behind', () => {
       fc.property(customerArb, (subscriptions) => {
         for (const s of subscriptions) {
           const invoices = invoicesOf(s);
-          const stop = Math.min(s.cancelAt ?? Infinity, s.horizon);
+          const stop = billingStop(s);
           // Where each line's units were used: its segment, else its invoice's period (or, for an adjustment, the adjusted one's).
           const spanOf = (invoice: Invoice, line: Invoice['lines'][number]) => {
             if (line.segment) return { start: Date.parse(line.segment.start), end: Date.parse(line.segment.end) };
@@ -232,7 +272,8 @@ describe('plan segments: no event left behind', () => {
           };
           for (const event of s.events) {
             const holders = invoices.flatMap((inv) => planSegmentsOf(inv).filter((span) => inSpan(event.at, span.start, span.end)));
-            assert.equal(holders.length, event.at < stop ? 1 : 0, `event at ${new Date(event.at).toISOString()}`);
+            // Events before the start are not this subscription's; after the stop, no one's.
+            assert.equal(holders.length, event.at >= s.anchor && event.at < stop ? 1 : 0, `event at ${new Date(event.at).toISOString()}`);
           }
           // Per span and meter: the units billed (usage lines and adjustments) are the units used.
           const billed = new Map<string, DecimalValue>();

@@ -154,6 +154,123 @@ describe('segment pricing, worked examples (README)', () => {
     );
     assert.match(small.lines[2]!.description, /Minimum commitment 100\.00 USD \(prorated: .*66\.6667% of the period\)/);
   });
+
+  test('a start on day 10 after a billing anchor: base fee 30.00 × 20/30 = 20.00, usage from the start', () => {
+    // The subscription's first period is cut at its start, as a cancellation cuts the end (src/domain/billing-schedule.ts).
+    const timeline = { initialPlan: 'starter', changes: [] };
+    const segments = planSegments(timeline, 10 * day, 30 * day);
+    assert.deepEqual(segments, [{ planCode: 'starter', start: 10 * day, end: 30 * day }]);
+    const firstPeriod = (plan: PricePlan & { id: string }) =>
+      priceSegments({ period, segments: [{ segment: segments[0]!, plan, usage: { calls: '120' } }], cumulative: new Set(['calls']) });
+    const { lines, total } = firstPeriod(starter);
+    assert.deepEqual(
+      lines.map((l) => [l.type, l.amount]),
+      [
+        ['base_fee', '20.00'],
+        ['usage', '110.00'],
+      ],
+    );
+    assert.equal(total.toFixed(2), '130.00');
+    assert.match(lines[0]!.description, /prorated: 1970-01-11T00:00:00\.000Z – 1970-01-31T00:00:00\.000Z, 66\.6667% of the period/);
+    assert.equal(firstPeriod({ ...starter, proration: 'full' }).lines[0]!.amount, '30.00');
+    assert.equal(firstPeriod({ ...starter, proration: 'none' }).lines[0]!.amount, '0.00');
+  });
+
+  test('a downgrade at the period end: the period on growth in full (230.00), the next on starter (140.00)', () => {
+    const timeline = { initialPlan: 'growth', changes: [{ at: 30 * day, toPlan: 'starter' }] };
+    const [first] = planSegments(timeline, 0, 30 * day);
+    const [second] = planSegments(timeline, 30 * day, 60 * day);
+    assert.deepEqual(
+      [first, second],
+      [
+        { planCode: 'growth', start: 0, end: 30 * day },
+        { planCode: 'starter', start: 30 * day, end: 60 * day },
+      ],
+    );
+    const before = priceSegments({
+      period,
+      segments: [{ segment: first!, plan: growth, usage: { calls: '250' } }],
+      cumulative: new Set(['calls']),
+    });
+    assert.deepEqual(
+      before.lines.map((l) => [l.type, l.amount, l.segment]),
+      [
+        ['base_fee', '90.00', null],
+        ['usage', '140.00', null],
+      ],
+    );
+    const after = priceSegments({
+      period: { start: 30 * day, end: 60 * day },
+      segments: [{ segment: second!, plan: starter, usage: { calls: '120' } }],
+      cumulative: new Set(['calls']),
+    });
+    assert.deepEqual(
+      after.lines.map((l) => [l.type, l.amount, l.segment]),
+      [
+        ['base_fee', '30.00', null],
+        ['usage', '110.00', null],
+      ],
+    );
+    assert.deepEqual([before.total.toFixed(2), after.total.toFixed(2)], ['230.00', '140.00']);
+  });
+});
+
+describe('volume tiers across segments, worked example (README)', () => {
+  const day = 24 * H;
+  const period = { start: 0, end: 30 * day };
+  const volume = (id: string, base_fee: string, below: string, above: string): PricePlan & { id: string } => ({
+    id,
+    currency: 'USD',
+    base_fee,
+    charges: [
+      {
+        meter: 'calls',
+        model: 'volume',
+        tiers: [
+          { up_to: '100', unit_price: below },
+          { up_to: null, unit_price: above },
+        ],
+      },
+    ],
+  });
+  const basic = volume('basic', '30.00', '1.00', '0.50');
+  const pro = volume('pro', '90.00', '0.90', '0.40');
+  const upgradeOnDay10 = (to: PricePlan & { id: string }) =>
+    priceSegments({
+      period,
+      segments: [
+        { segment: { planCode: 'basic', start: 0, end: 10 * day }, plan: basic, usage: { calls: '80' } },
+        { segment: { planCode: 'pro', start: 10 * day, end: 30 * day }, plan: to, usage: { calls: '50' } },
+      ],
+      cumulative: new Set(['calls']),
+    });
+
+  test('shared ladder: 130 calls reach the cheaper tier, so the later line is negative (130 × 0.40 − 80 × 0.90 = −20.00)', () => {
+    const { lines, total } = upgradeOnDay10(pro);
+    assert.deepEqual(
+      lines.map((l) => [l.segment?.planCode, l.type, l.amount]),
+      [
+        ['basic', 'base_fee', '10.00'],
+        ['basic', 'usage', '80.00'],
+        ['pro', 'base_fee', '60.00'],
+        ['pro', 'usage', '-20.00'],
+      ],
+    );
+    assert.deepEqual(
+      lines[3]!.breakdown.map((r) => [r.units, r.unit_price, r.amount]),
+      [
+        ['130', '0.4', '52'],
+        ['-80', '0.9', '-72'],
+      ],
+    );
+    assert.equal(total.toFixed(2), '130.00');
+  });
+
+  test('per_segment: the pro ladder starts at zero, 50 × 0.90 = 45.00', () => {
+    const { lines, total } = upgradeOnDay10({ ...pro, tiers_across_segments: 'per_segment' });
+    assert.equal(lines[3]!.amount, '45.00');
+    assert.equal(total.toFixed(2), '195.00');
+  });
 });
 
 describe('upgrade or downgrade', () => {

@@ -304,6 +304,22 @@ describe('the periods that must have an invoice', () => {
     ]);
   });
 
+  test('a billing anchor: the first period from the start to its next boundary, then whole periods on it', () => {
+    const subscription = { anchor: at('2026-01-01T00:30:00Z'), billingAnchor: at('2025-12-01T00:00:00Z'), interval: hourly, endsAt: null };
+    assert.deepEqual(starts(invoicedPeriods(subscription, scope, at('2026-01-01T03:10:00Z'))), [
+      ['00:30', '01:00'],
+      ['01:00', '02:00'],
+      ['02:00', '03:00'],
+    ]);
+    // A scope starting after the start: whole periods from the first inside it.
+    const later = { start: at('2026-01-01T00:45:00Z'), end: scope.end };
+    assert.deepEqual(starts(invoicedPeriods(subscription, later, at('2026-01-02T00:00:00Z'))), [
+      ['01:00', '02:00'],
+      ['02:00', '03:00'],
+      ['03:00', '04:00'],
+    ]);
+  });
+
   test('monthly periods anchored on the 31st', () => {
     const subscription = { anchor: at('2026-01-31T00:00:00Z'), interval: { kind: 'calendar_month' as const }, endsAt: null };
     const periods = invoicedPeriods(

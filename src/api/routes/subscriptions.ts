@@ -2,13 +2,13 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { Clock } from '../../clock';
 import { Identifier, InstantSchema } from '../../domain/edge-schemas';
-import { periodContaining, type Period } from '../../domain/periods';
+import type { Period } from '../../domain/periods';
 import { PlanCodeSchema } from '../../domain/plan';
 import { SpendThresholdsSchema } from '../../domain/spend-thresholds-schema';
 import type { Result } from '../../domain/result';
 import { SpendCapSchema } from '../../domain/spend-limit-schema';
 import { changeEffects, isLifecycleStepFailed, type SubscriptionExists, type SubscriptionService } from '../../subscriptions/service';
-import { subscriptionStatuses, type Subscription } from '../../subscriptions/store';
+import { billedPeriodAt, subscriptionStatuses, type Subscription } from '../../subscriptions/store';
 import { accessOf, authorize, type Access } from '../authorization';
 import { apiKeyAuth, jsonContent, problemResponses, registry } from '../openapi';
 import { parseRequest } from '../problem';
@@ -19,7 +19,15 @@ export const SubscriptionInputSchema = z
     customer: Identifier.meta({ description: 'External id of the customer' }),
     plan: PlanCodeSchema.meta({ description: 'Code of the plan' }),
     start: InstantSchema.optional().meta({
-      description: 'The subscription start, which anchors every billing period; default now. May be in the past or the future.',
+      description:
+        'The subscription start, when billing begins; default now. May be in the past or the future. It anchors every ' +
+        'billing period unless `billing_anchor` is given.',
+    }),
+    billing_anchor: InstantSchema.optional().meta({
+      description:
+        'Periods are derived from this instant instead of the start (e.g. the 1st of a month for calendar billing). A start ' +
+        'between two of its boundaries makes a first period [start, next boundary) whose base fee and minimum commitment ' +
+        'are prorated like a cancellation’s (the plan’s `proration`); then full periods follow. Default: the start.',
     }),
     spend_thresholds: SpendThresholdsSchema.optional().meta({ description: 'Progressive billing; default none.' }),
     spend_cap: SpendCapSchema.nullable().optional().meta({ description: 'What one period of usage may cost; absent or null: no cap.' }),
@@ -35,10 +43,14 @@ const SubscriptionSchema = z
     id: z.uuid(),
     customer: z.string().meta({ description: 'External id of the customer' }),
     plan: z.string().meta({ description: 'Code of the current plan' }),
-    anchor: z.string().meta({ description: 'The subscription start; periods are derived from it' }),
+    anchor: z.string().meta({ description: 'The subscription start: billing begins here' }),
+    billing_anchor: z.string().meta({
+      description: 'Every period boundary is one of this anchor’s; the start unless another was given',
+    }),
     status: z.enum(subscriptionStatuses),
     current_period: PeriodSchema.nullable().meta({
-      description: 'The period in progress (the first one when the start is still ahead); null once canceled.',
+      description:
+        'The period in progress (the first one when the start is still ahead), beginning at the start in a first period cut short by a billing anchor; null once canceled.',
     }),
     cancel_at: z.string().nullable().meta({ description: 'When billing ends: the final period is cut short here' }),
     canceled_at: z.string().nullable().meta({ description: 'When the cancellation was recorded' }),
@@ -86,7 +98,7 @@ registry.registerPath({
   summary: 'Subscribe a customer to a plan and start its billing workflow',
   description:
     'Requires `billing:admin`. A customer has at most one active subscription: another one is a 409, while repeating the same ' +
-    'request (same customer and plan, and the same start or none) returns the existing subscription with 200, so a retry is safe.',
+    'request (same customer and plan, and the same start and billing anchor or none) returns the existing subscription with 200, so a retry is safe.',
   tags,
   security,
   request: { body: jsonContent(SubscriptionInputSchema) },
@@ -188,7 +200,7 @@ registry.registerPath({
 /** The period holding `now`, or the first one while the start is still ahead. */
 function currentPeriod(subscription: Subscription, now: Date): Period | null {
   if (subscription.status !== 'active') return null;
-  return periodContaining(subscription.anchor, subscription.plan.interval, Math.max(now.getTime(), subscription.anchor.getTime()));
+  return billedPeriodAt(subscription, now);
 }
 
 /** A subscription's wire shape at `now`; the admin CLI's --json prints the same. */
@@ -199,6 +211,7 @@ export function subscriptionToJson(s: Subscription, now: Date): z.infer<typeof S
     customer: s.customer.externalId,
     plan: s.plan.id,
     anchor: s.anchor.toISOString(),
+    billing_anchor: s.billingAnchor.toISOString(),
     status: s.status,
     current_period: period && { start: period.start.toISOString(), end: period.end.toISOString() },
     cancel_at: s.cancelAt?.toISOString() ?? null,
@@ -241,6 +254,7 @@ export function subscriptionsRouter({ subscriptions, clock }: SubscriptionsRoute
       customer: input.customer,
       plan: input.plan,
       start,
+      ...(input.billing_anchor === undefined ? {} : { billingAnchor: new Date(input.billing_anchor) }),
       ...(input.spend_thresholds ? { spendThresholds: input.spend_thresholds } : {}),
       ...(input.spend_cap === undefined ? {} : { spendCap: input.spend_cap }),
     });
