@@ -6,6 +6,8 @@ import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
 import { systemClock } from '../../src/clock';
 import { couponsToApply } from '../../src/coupons/store';
+import { CreditGrantInputSchema } from '../../src/credits/input';
+import { CreditService } from '../../src/credits/service';
 import { createCustomer } from '../../src/customers/store';
 import { planSchema } from '../../src/domain/plan';
 import { createMeter } from '../../src/meters/store';
@@ -310,5 +312,82 @@ describe('coupons and taxes', () => {
       (await couponsToApply(db.pool, ids.acme, subscriptionId, undefined)).map((c) => c.coupon.code);
     assert.ok((await codes(ids.subscription)).includes('LOYAL'));
     assert.ok(!(await codes(randomUUID())).includes('LOYAL'));
+  });
+});
+
+describe('one finalized invoice through every step: price, coupon, tax, credits, amount due', () => {
+  test('a coupon, a tax rate and a credit grant: every line, and credits pay the gross including tax', async () => {
+    const initech = await createCustomer(db.pool, { external_id: 'initech', name: 'Initech', currency: 'USD' }, 'system');
+    const sub = await createSubscription(db.pool, {
+      customerId: initech.customer.id,
+      planCode: 'taxed',
+      anchor: month(1),
+      actor: 'system',
+    });
+    assert.ok(sub.created);
+    const quarter = {
+      code: 'QUARTER',
+      name: 'Quarter off',
+      discount: { type: 'percentage', percent_off: '25' },
+      duration: { kind: 'forever' },
+    };
+    assert.equal((await call('POST', '/v1/coupons', admin, quarter)).status, 201);
+    assert.equal((await call('POST', '/v1/customers/initech/coupons', admin, { coupon: 'QUARTER' })).status, 201);
+    assert.equal(
+      (await call('POST', '/v1/customers/initech/tax-rates', admin, { code: 'vat', name: 'VAT', percentage: '20' })).status,
+      201,
+    );
+    // No expiry: nothing to schedule.
+    const credits = new CreditService({
+      pool: db.pool,
+      clock: systemClock,
+      provider: createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }),
+      timers: { schedule: () => Promise.resolve() },
+    });
+    const grant = CreditGrantInputSchema.parse({ reference: 'prepaid', source: 'promotional', currency: 'USD', amount: '20.00' });
+    assert.ok((await credits.grant('cli', 'initech', grant)).ok);
+    await storeEvents(db.pool, { customerId: initech.customer.id, meterId: ids.calls, from: P(1).start, count: 1000 });
+
+    const { invoiceId }: { invoiceId: string } = await activity.run(
+      createDraftInvoice({ pool: db.pool, clock: systemClock, lookbackInvoices: 3 }),
+      {
+        subscriptionId: sub.subscription.id,
+        customerId: initech.customer.id,
+        planCode: 'taxed',
+        periodStart: P(1).start.toISOString(),
+        periodEnd: P(1).end.toISOString(),
+      },
+    );
+    assert.equal((await finalize(invoiceId)).status, 'finalized');
+    const { body } = await call('GET', `/v1/invoices/${invoiceId}`);
+    // 10.00 base + 10.00 calls + 0.00 storage; 25 % per group: −2.50 and −2.50; VAT 20 % of 15.00 =
+    // 3.00; gross 18.00, all of it paid by the 20.00 of credit (more than the 15.00 net: the tax too).
+    assert.deepEqual(summary(body), {
+      lines: [
+        ['base_fee', null, '10.00', null],
+        ['usage', 'api_calls', '10.00', null],
+        ['usage', 'storage_gb', '0.00', null],
+        ['discount', null, '-2.50', 'QUARTER'],
+        ['discount', 'api_calls', '-2.50', 'QUARTER'],
+        ['tax', null, '3.00', 'vat'],
+        ['credit', null, '-18.00', null],
+      ],
+      net: '15.00',
+      tax: '3.00',
+      gross: '18.00',
+      total: '0.00',
+    });
+    const ledger = await credits.ledger('cli', 'initech', { limit: 10 });
+    assert.ok(ledger.ok);
+    assert.deepEqual(
+      ledger.value.map((e) => [e.kind, e.amount, e.invoiceId, e.balanceAfter]),
+      [
+        ['grant', '20.00', null, '20.00'],
+        ['drawdown', '-18.00', invoiceId, '2.00'],
+      ],
+    );
+    const balance = await credits.balance('cli', 'initech');
+    assert.ok(balance.ok);
+    assert.equal(balance.value.balance, '2.00');
   });
 });
