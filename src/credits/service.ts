@@ -20,6 +20,7 @@ import {
   findGrant,
   getAutoTopUp,
   getGrant,
+  grantVoidOf,
   insertGrant,
   listGrants,
   listLedger,
@@ -311,6 +312,64 @@ export class CreditService {
     // rejection. Thrown, so the caller retries, finds the grant by its reference and finishes.
     if (completed.kind === 'unavailable') throw new Error(completed.message);
     return refuse('conflict', 'provider_rejected', completed.message);
+  }
+
+  /**
+   * Voids a grant: one `grant_void` entry takes what is left of it out of the balance (what was
+   * drawn stays drawn), audited. Voiding again returns the same entry (created: false). A grant
+   * with nothing left (drawn, expired, or a purchase never credited) cannot be voided. A voided
+   * purchase is not refunded: the provider's charge stands, and a refund is a separate matter.
+   */
+  async voidGrant(
+    actor: Actor,
+    externalId: string,
+    grantId: string,
+  ): Promise<Result<{ created: boolean; entry: LedgerEntry }, 'unknown_customer' | 'unknown_grant' | 'nothing_to_void'>> {
+    const customer = await this.customers.get(actor, externalId);
+    if (!customer.ok) return customer;
+    const found = await getGrant(this.deps.pool, grantId);
+    if (!found || found.customerId !== customer.value.id)
+      return refuse('not_found', 'unknown_grant', `Customer ${externalId} has no grant ${grantId}.`);
+    return inTransaction(this.deps.pool, async (client) => {
+      await lockCreditLedger(client, found.customerId, found.currency);
+      const voided = await grantVoidOf(client, grantId);
+      if (voided) return ok({ created: false, entry: voided });
+      const grant = (await getGrant(client, grantId))!;
+      if (grant.status !== 'active' || !new Decimal(grant.remaining).gt(0))
+        return refuse(
+          'conflict',
+          'nothing_to_void',
+          `Grant ${grantId} has no credit left to void (${grant.status}, ${grant.remaining} left).`,
+          {
+            grant_id: grantId,
+            remaining: grant.remaining,
+          },
+        );
+      const audited = auditActorOf(actor);
+      const entry = (await appendLedgerEntry(
+        client,
+        {
+          grantId,
+          customerId: grant.customerId,
+          currency: grant.currency,
+          kind: 'grant_void',
+          amount: formatMoney(new Decimal(grant.remaining).neg(), grant.currency),
+          invoiceId: null,
+          actor: audited,
+        },
+        this.deps.clock.now(),
+      ))!;
+      await recordAudit(client, {
+        actor: audited,
+        action: 'credit.grant_voided',
+        subjectType: 'credit_grant',
+        subjectId: grantId,
+        details: { ledger_entry_id: entry.id, amount: entry.amount, currency: entry.currency, source: grant.source, refunded: false },
+        before: { remaining: grant.remaining },
+        after: { remaining: '0', balance: entry.balanceAfter },
+      });
+      return ok({ created: true, entry });
+    });
   }
 
   /**
