@@ -139,6 +139,7 @@ describe('coupons and taxes', () => {
     assert.match(JSON.stringify(bad.body), /at most 100/);
     assert.equal((await call('POST', '/v1/coupons', admin, { ...FIVE_OFF, code: 'NOMETER', meters: ['nope'] })).status, 422);
     assert.equal((await call('POST', '/v1/coupons', acmeReader, { ...FIVE_OFF, code: 'MINE' })).status, 403);
+    assert.equal((await call('POST', '/v1/coupons', admin, { ...FIVE_OFF, code: 'BASE-ONLY', base_fee: false })).status, 400);
     assert.equal(await count('coupons'), 2);
 
     assert.equal((await call('POST', '/v1/customers/acme/coupons', admin, { coupon: 'HALF-CALLS' })).status, 201);
@@ -299,6 +300,23 @@ describe('coupons and taxes', () => {
       found.map((f: any) => [f.kind, f.invoiceId, f.subject, f.expected, f.actual]),
       [['tax_mismatch', p1, 'vat', { amount: '3.00' }, { amount: '3.10' }]],
     );
+  });
+
+  test('a coupon targeting the base fee is stored, read back and compared with its target', async () => {
+    const platform = {
+      code: 'PLATFORM',
+      name: 'Platform fee 20 % off',
+      discount: { type: 'percentage', percent_off: '20' },
+      duration: { kind: 'forever' },
+      base_fee: true,
+    };
+    const created = await call('POST', '/v1/coupons', admin, platform);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.base_fee, true);
+    assert.equal((await call('POST', '/v1/coupons', admin, platform)).status, 200, 'the same terms again');
+    const { base_fee: _target, ...untargeted } = platform;
+    assert.equal((await call('POST', '/v1/coupons', admin, untargeted)).status, 409, 'without the target: other terms');
+    assert.equal((await call('GET', '/v1/coupons/PLATFORM')).body.base_fee, true);
   });
 
   test("a coupon applied to one subscription discounts only that subscription's invoices", async () => {

@@ -211,6 +211,64 @@ test('the order: pricing with its minimum, then discounts, then taxes', () => {
   assert.deepEqual(result.totals, { net: '10.00', tax: '2.00', gross: '12.00' });
 });
 
+describe('a coupon targeting the base fee (worked table)', () => {
+  const onBase = (code: string, discount: Coupon['discount'], meters?: string[]): CouponToApply => ({
+    applicationId: `app-${code}`,
+    coupon: CouponSchema.parse({
+      code,
+      name: code,
+      discount,
+      duration: { kind: 'forever' },
+      base_fee: true,
+      ...(meters ? { meters } : {}),
+    }),
+  });
+  const cases: { name: string; lines: PipelineLine[]; coupons: CouponToApply[]; discounts: [string | null, string][] }[] = [
+    {
+      // 20 % of the base fee 25.00 = 5.00; calls untouched.
+      name: 'a percentage of the base fee alone',
+      lines: [base('25.00'), usage('calls', '12.00')],
+      coupons: [onBase('PLATFORM', { type: 'percentage', percent_off: '20' })],
+      discounts: [[null, '-5.00']],
+    },
+    {
+      // 15.00 off, capped at the base fee and true-up group (5.00 + 7.00 = 12.00): nothing spills onto usage.
+      name: 'a fixed amount on the base fee and true-up is capped at that group',
+      lines: [base('5.00'), usage('calls', '8.00'), trueUp('7.00')],
+      coupons: [onBase('FIFTEEN', { type: 'fixed_amount', amount_off: '15.00', currency: 'USD' })],
+      discounts: [[null, '-12.00']],
+    },
+    {
+      // With meters: the base fee group and those meters, not the others.
+      name: 'the base fee and one meter',
+      lines: [base('10.00'), usage('calls', '4.00'), usage('storage', '6.00')],
+      coupons: [onBase('HALF', { type: 'percentage', percent_off: '50' }, ['calls'])],
+      discounts: [
+        [null, '-5.00'],
+        ['calls', '-2.00'],
+      ],
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const discounts = applyDiscounts({ currency: 'USD', rounding: 'half_up', lines: c.lines, coupons: c.coupons });
+      assert.deepEqual(
+        discounts.map((d) => [d.meter, d.amount]),
+        c.discounts,
+      );
+    });
+  }
+
+  test('then taxed on what is left: VAT 20 % of (25.00 − 5.00 + 12.00) = 6.40', () => {
+    const result = run(
+      [base('25.00'), usage('calls', '12.00')],
+      [onBase('PLATFORM', { type: 'percentage', percent_off: '20' })],
+      [rate('vat', '20')],
+    );
+    assert.deepEqual(result.totals, { net: '32.00', tax: '6.40', gross: '38.40' });
+  });
+});
+
 /*
  * The whole pipeline, price → minimum → coupon → tax → credits → amount due, as worked by hand.
  * Plan: 5.00 base fee, 0.01 a call, a 20.00 minimum; credits pay the gross, tax included.
