@@ -317,6 +317,14 @@ describe('coupons and taxes', () => {
     const { base_fee: _target, ...untargeted } = platform;
     assert.equal((await call('POST', '/v1/coupons', admin, untargeted)).status, 409, 'without the target: other terms');
     assert.equal((await call('GET', '/v1/coupons/PLATFORM')).body.base_fee, true);
+
+    // A tax rate on the base fee alone, stored and read back; with a meter as well it is refused.
+    const levy = { code: 'levy', name: 'Platform levy', percentage: '10', base_fee: true };
+    const added = await call('POST', '/v1/customers/globex/tax-rates', admin, levy);
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    assert.deepEqual([added.body.base_fee, added.body.meter], [true, null]);
+    assert.equal((await call('POST', '/v1/customers/globex/tax-rates', admin, levy)).status, 200, 'the same terms again');
+    assert.equal((await call('POST', '/v1/customers/globex/tax-rates', admin, { ...levy, code: 'both', meter: 'api_calls' })).status, 400);
   });
 
   test("a coupon applied to one subscription discounts only that subscription's invoices", async () => {

@@ -259,6 +259,33 @@ describe('a coupon targeting the base fee (worked table)', () => {
     });
   }
 
+  test('a tax rate on the base fee alone taxes that group net of its discount, not the usage', () => {
+    const levy: TaxRateToApply = {
+      id: 'levy',
+      ...TaxRateSchema.parse({ code: 'levy', name: 'Platform levy', percentage: '10', base_fee: true }),
+    };
+    // Base fee 25.00 − 5.00 (PLATFORM) = 20.00; 10 % = 2.00; the 12.00 of calls untaxed. With VAT
+    // 20 % on everything as well: 20 % of 32.00 = 6.40, each rate of the same net, never compounded.
+    const result = run(
+      [base('25.00'), usage('calls', '12.00')],
+      [onBase('PLATFORM', { type: 'percentage', percent_off: '20' })],
+      [levy, rate('vat', '20')],
+    );
+    assert.deepEqual(
+      result.taxes.map((t) => [t.meter, t.base, t.amount]),
+      [
+        [null, '20.00', '2.00'],
+        [null, '32.00', '6.40'],
+      ],
+    );
+    assert.match(result.taxes[0]!.description, /on the base fee/);
+    assert.deepEqual(result.totals, { net: '32.00', tax: '8.40', gross: '40.40' });
+    assert.throws(
+      () => TaxRateSchema.parse({ code: 'x', name: 'X', percentage: '5', base_fee: true, meter: 'calls' }),
+      /one target per rate/,
+    );
+  });
+
   test('then taxed on what is left: VAT 20 % of (25.00 − 5.00 + 12.00) = 6.40', () => {
     const result = run(
       [base('25.00'), usage('calls', '12.00')],
