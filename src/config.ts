@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IsoDurationSchema } from './domain/periods-schema';
 import { allowListEntryProblem } from './domain/webhook-target-policy';
+import { DEFAULT_TOP_UP_URL } from './domain/top-up-link';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -45,7 +46,8 @@ export const envSchema = z.object({
   // Where the customer portal links a customer whose meter is blocked; unset: UPGRADE_URL.
   PORTAL_UPGRADE_URL: z.string().min(1).optional(),
   // Where a customer refused for its spend limit (402) can top up credits or raise its spend cap.
-  TOP_UP_URL: z.string().min(1).default('/top-up'),
+  // Where a customer refused for its spend limit (402) tops up; `{customer}` becomes its external id.
+  TOP_UP_URL: z.string().min(1).default(DEFAULT_TOP_UP_URL),
   // Waits between declined charge attempts, as ISO 8601 durations; after the last, payment_failed.
   DUNNING_SCHEDULE: z
     .string()

@@ -5,7 +5,11 @@ import { getInvoice } from '../invoices/store';
 import { temporalCreditBalanceWatcher } from '../credits/temporal-balance-watcher';
 import { temporalCreditExpiryTimers } from '../credits/temporal-expiry-timers';
 import type { Pool } from '../db/pool';
+import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
+import type { CurrencyCode } from '../domain/currencies';
+import type { Result } from '../domain/result';
 import type { PaymentProvider } from '../provider/payment-provider';
+import type { SpendTopUpActivities } from '../workflows/billing-period';
 import type { CreditExpiryActivities } from '../workflows/credit-expiry';
 import type { InvoiceCollectionActivities } from '../workflows/invoice-collection';
 import { nonRetryableFailure } from './refusal-failure';
@@ -13,14 +17,15 @@ import { workflowActor } from './workflow-actor';
 
 /**
  * Prepaid credits for the workflows: a grant's expiry when its timer fires, and the automatic
- * top-up after an invoice drew credits. An unknown provider outcome fails the top-up and Temporal
- * retries it with the same grant, so with the same idempotency key.
+ * top-up after each of its triggers (an invoice drew credits, an expiry, a credit_only period's
+ * runway ran low). An unknown provider outcome fails the top-up and Temporal retries it with the
+ * same grant, so with the same idempotency key.
  */
 export function createCreditActivities(deps: {
   pool: Pool;
   clock: Clock;
   provider: PaymentProvider;
-}): CreditExpiryActivities & Pick<InvoiceCollectionActivities, 'autoTopUpCredits'> {
+}): CreditExpiryActivities & Pick<InvoiceCollectionActivities, 'autoTopUpCredits'> & SpendTopUpActivities {
   const credits = new CreditService({
     pool: deps.pool,
     clock: deps.clock,
@@ -34,15 +39,22 @@ export function createCreditActivities(deps: {
   });
   return {
     expireCreditGrant: ({ grantId }) => credits.expire(grantId, workflowActor()),
+    autoTopUpAfterExpiry: async ({ grantId }) => outcomeOf(await credits.autoTopUpAfterExpiry(grantId, workflowActor())),
+    autoTopUpForSpend: async (trigger) =>
+      outcomeOf(await credits.autoTopUpForSpend({ ...trigger, currency: trigger.currency as CurrencyCode }, workflowActor())),
     autoTopUpCredits: async ({ invoiceId }) => {
       const invoice = await getInvoice(deps.pool, invoiceId);
       if (!invoice) throw ApplicationFailure.nonRetryable(`Invoice ${invoiceId} does not exist.`, 'unknown_invoice');
-      const result = await credits.autoTopUp(invoice, workflowActor());
-      if (!result.ok)
-        throw result.reason === 'provider_rejected'
-          ? ApplicationFailure.nonRetryable(result.message, result.reason)
-          : nonRetryableFailure(result);
-      return result.value;
+      return outcomeOf(await credits.autoTopUp(invoice, workflowActor()));
     },
   };
+}
+
+/** A top-up the provider rejected for good fails without retries; anything else is the outcome. */
+function outcomeOf(result: Result<AutoTopUpOutcome, 'provider_rejected'>): AutoTopUpOutcome {
+  if (!result.ok)
+    throw result.reason === 'provider_rejected'
+      ? ApplicationFailure.nonRetryable(result.message, result.reason)
+      : nonRetryableFailure(result);
+  return result.value;
 }

@@ -104,6 +104,8 @@ export const policy = {
     grants: rule('GET /v1/customers/{externalId}/credits/grants', 'billing:read', 'own_customer'),
     ledger: rule('GET /v1/customers/{externalId}/credits/ledger', 'billing:read', 'own_customer'),
     auto_top_up: rule('PUT /v1/customers/{externalId}/credits/auto-top-up', 'billing:admin', 'own_customer'),
+    // Taking credit away is for the operator, never a customer's own key.
+    void: rule('POST /v1/customers/{externalId}/credits/grants/{grantId}/void', 'billing:admin', 'forbidden'),
   },
   webhook_endpoints: {
     create: rule('POST /v1/webhook-endpoints', 'billing:admin', 'own_customer'),

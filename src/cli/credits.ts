@@ -191,7 +191,9 @@ export function creditsCommand(ctx: CliContext): Command {
 
   credits
     .command('auto-top-up')
-    .description('set the automatic top-up: purchase --amount when a drawdown leaves the balance below --threshold')
+    .description(
+      'set the automatic top-up: purchase --amount when the balance falls below --threshold (drawdown, expiry, credit_only usage)',
+    )
     .requiredOption('--customer <externalId>', 'the customer')
     .requiredOption('--currency <code>', 'ISO 4217, e.g. USD')
     .requiredOption('--threshold <decimal>', 'top up when the balance falls below this')
@@ -216,6 +218,21 @@ export function creditsCommand(ctx: CliContext): Command {
         );
       },
     );
+
+  credits
+    .command('void')
+    .description('void a grant: what is left of it leaves the balance (one grant_void entry; a purchase is not refunded)')
+    .requiredOption('--customer <externalId>', 'the customer')
+    .requiredOption('--grant <id>', 'the grant id (credits grants lists them)')
+    .action(async (opts: { customer: string; grant: string }, command: Command) => {
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(opts.grant))
+        throw new CliError('--grant: must be a grant id (a UUID)', exitCodes.cannotRun);
+      const { entry } = unwrapForCli(await withDatabase(ctx, (pool) => serviceOn(ctx, pool).voidGrant('cli', opts.customer, opts.grant)));
+      const { entryToJson } = await wireShapes();
+      emit(ctx, command, entryToJson(entry), () =>
+        record({ entry: entry.id, kind: entry.kind, amount: `${entry.amount} ${entry.currency}`, 'balance after': entry.balanceAfter }),
+      );
+    });
 
   return credits;
 }

@@ -30,15 +30,23 @@ export function taxRatesCommand(ctx: CliContext): Command {
     .requiredOption('--percentage <percent>', 'e.g. 20 or 8.875')
     .option('--inclusive', 'prices already contain this tax')
     .option('--meter <meter>', "only this meter's usage")
+    .option('--base-fee', 'only the base fee and the minimum-commitment true-up')
     .action(
       async (
         customer: string,
-        opts: { code: string; name: string; percentage: string; inclusive?: boolean; meter?: string },
+        opts: { code: string; name: string; percentage: string; inclusive?: boolean; meter?: string; baseFee?: boolean },
         command: Command,
       ) => {
         const input = parseInput(
           TaxRateSchema,
-          { code: opts.code, name: opts.name, percentage: opts.percentage, inclusive: opts.inclusive ?? false, meter: opts.meter ?? null },
+          {
+            code: opts.code,
+            name: opts.name,
+            percentage: opts.percentage,
+            inclusive: opts.inclusive ?? false,
+            meter: opts.meter ?? null,
+            base_fee: opts.baseFee ?? false,
+          },
           'options',
         );
         const { created, rate } = unwrapForCli(await service((s) => s.create('cli', customer, input)));

@@ -14,11 +14,12 @@ interface CouponRow {
   duration: Coupon['duration']['kind'];
   duration_periods: number | null;
   meters: string[] | null;
+  base_fee: boolean | null;
   created_at: Date;
 }
 
 const couponColumns =
-  'c.code, c.name, c.discount_type, c.percent_off::text, c.amount_off::text, c.currency, c.duration, c.duration_periods, c.meters, c.created_at';
+  'c.code, c.name, c.discount_type, c.percent_off::text, c.amount_off::text, c.currency, c.duration, c.duration_periods, c.meters, c.base_fee, c.created_at';
 
 /** Rows were validated by the coupon schema before they were written and never change: read back as created. */
 function toCoupon(r: CouponRow): StoredCoupon {
@@ -35,6 +36,7 @@ function toCoupon(r: CouponRow): StoredCoupon {
           },
     duration: r.duration === 'repeating' ? { kind: 'repeating', periods: r.duration_periods! } : { kind: r.duration },
     ...(r.meters === null ? {} : { meters: r.meters }),
+    ...(r.base_fee ? { base_fee: true as const } : {}),
     createdAt: r.created_at,
   };
 }
@@ -48,8 +50,8 @@ export type CreateCouponResult = { created: true; coupon: StoredCoupon } | { cre
 export async function createCoupon(db: Queryable, coupon: Coupon, actor: AuditActor, now: Date): Promise<CreateCouponResult> {
   const d = coupon.discount;
   const { rows } = await db.query<CouponRow>(
-    `insert into coupons as c (code, name, discount_type, percent_off, amount_off, currency, duration, duration_periods, meters, created_at)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (code) do nothing returning ${couponColumns}`,
+    `insert into coupons as c (code, name, discount_type, percent_off, amount_off, currency, duration, duration_periods, meters, base_fee, created_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (code) do nothing returning ${couponColumns}`,
     [
       coupon.code,
       coupon.name,
@@ -60,6 +62,7 @@ export async function createCoupon(db: Queryable, coupon: Coupon, actor: AuditAc
       coupon.duration.kind,
       coupon.duration.kind === 'repeating' ? coupon.duration.periods : null,
       coupon.meters ?? null,
+      coupon.base_fee ?? null,
       now,
     ],
   );

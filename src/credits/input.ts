@@ -52,7 +52,11 @@ export type CreditGrantInput = z.infer<typeof CreditGrantInputSchema>;
 export const AutoTopUpInputSchema = z
   .strictObject({
     currency: CurrencySchema,
-    threshold: Amount.meta({ description: 'Top up when a drawdown leaves the balance below this', example: '10.00' }),
+    threshold: Amount.meta({
+      description:
+        'Top up when the balance falls below this: after an invoice drew credits, after an expiry, and (credit_only) when the open period leaves less credit than this',
+      example: '10.00',
+    }),
     amount: Amount.meta({ description: 'How much credit each top-up purchases', example: '50.00' }),
     enabled: z.boolean().default(true),
   })

@@ -20,6 +20,7 @@ import {
   findGrant,
   getAutoTopUp,
   getGrant,
+  grantVoidOf,
   insertGrant,
   listGrants,
   listLedger,
@@ -39,6 +40,11 @@ export const purchaseKeyFor = (grantId: string) => `meterflow-credit-grant-${gra
 export const purchaseRefFor = (grantId: string) => `credit-grant-${grantId}`;
 /** An automatic top-up's grant reference: once per invoice whose drawdown triggered it. */
 export const autoTopUpReferenceFor = (invoiceId: string) => `auto-top-up:${invoiceId}`;
+/** An automatic top-up after an expiry: once per expired grant. */
+export const expiryTopUpReferenceFor = (grantId: string) => `auto-top-up:expiry:${grantId}`;
+/** An automatic top-up of a credit_only subscription's open period: once per balance priced against. */
+export const spendTopUpReferenceFor = (subscriptionId: string, periodStart: string, available: string) =>
+  `auto-top-up:spend:${subscriptionId}:${periodStart}:${available}`;
 
 export type GrantRefusal =
   | 'unknown_customer'
@@ -59,6 +65,21 @@ export interface InvoiceDrawnOn {
   /** External id of the customer. */
   customer: string;
   currency: CurrencyCode;
+}
+
+/** What the billing workflow saw when a credit_only period's runway ran low. */
+export interface SpendTopUpTrigger {
+  /** Internal customer id. */
+  customerId: string;
+  /** External id of the customer. */
+  customer: string;
+  currency: CurrencyCode;
+  subscriptionId: string;
+  /** ISO 8601 start of the open period. */
+  periodStart: string;
+  /** The credit the open period was priced against, and the usage it priced. */
+  available: string;
+  spent: string;
 }
 
 export interface CreditBalance {
@@ -212,30 +233,75 @@ export class CreditService {
    */
   async autoTopUp(invoice: InvoiceDrawnOn, actor: AuditActor): Promise<Result<AutoTopUpOutcome, 'provider_rejected'>> {
     const { id: invoiceId, customerId, currency } = invoice;
+    return this.topUpWhen(
+      { customerId, customer: invoice.customer, currency, reference: autoTopUpReferenceFor(invoiceId) },
+      actor,
+      async (setting, balance) =>
+        new Decimal(balance).lt(setting.threshold) &&
+        (await entriesForInvoice(this.deps.pool, invoiceId)).some((e) => e.kind === 'drawdown'),
+    );
+  }
+
+  /**
+   * After a grant expired: the same automatic top-up when the expiry left the balance below the
+   * threshold, once per expired grant (reference `auto-top-up:expiry:<grant id>`).
+   */
+  async autoTopUpAfterExpiry(grantId: string, actor: AuditActor): Promise<Result<AutoTopUpOutcome, 'provider_rejected'>> {
+    const grant = await getGrant(this.deps.pool, grantId);
+    if (!grant) return ok({ outcome: 'not_needed', balance: '0' });
+    return this.topUpWhen(
+      { customerId: grant.customerId, customer: grant.customer, currency: grant.currency, reference: expiryTopUpReferenceFor(grantId) },
+      actor,
+      (setting, balance) => Promise.resolve(new Decimal(balance).lt(setting.threshold)),
+    );
+  }
+
+  /**
+   * For a `credit_only` subscription whose open period's usage (priced by the billing workflow)
+   * leaves less credit than the threshold, or none: the automatic top-up, once per trigger. The
+   * trigger is the credit the workflow priced against (`available`): the same balance running out
+   * never tops up twice (a retry, a replay, a declined card asked again), a balance that moved (a
+   * top-up, an expiry) is a new trigger.
+   */
+  async autoTopUpForSpend(trigger: SpendTopUpTrigger, actor: AuditActor): Promise<Result<AutoTopUpOutcome, 'provider_rejected'>> {
+    const runway = new Decimal(trigger.available).minus(trigger.spent);
+    return this.topUpWhen(
+      {
+        customerId: trigger.customerId,
+        customer: trigger.customer,
+        currency: trigger.currency,
+        reference: spendTopUpReferenceFor(trigger.subscriptionId, trigger.periodStart, trigger.available),
+      },
+      actor,
+      (setting) => Promise.resolve(runway.lte(0) || runway.lt(setting.threshold)),
+    );
+  }
+
+  /**
+   * The automatic top-up under the trigger's reference: found, it is completed (a purchase whose
+   * answer was lost is asked again under the same key); else, when the setting is enabled and
+   * `due` says so, purchased. An unknown provider outcome is thrown (ProviderUnavailableError).
+   */
+  private async topUpWhen(
+    trigger: { customerId: string; customer: string; currency: CurrencyCode; reference: string },
+    actor: AuditActor,
+    due: (setting: AutoTopUp, balance: string) => Promise<boolean>,
+  ): Promise<Result<AutoTopUpOutcome, 'provider_rejected'>> {
+    const { customerId, currency, reference } = trigger;
     const balance = () => creditBalance(this.deps.pool, customerId, currency);
-    let grant = await findGrant(this.deps.pool, customerId, autoTopUpReferenceFor(invoiceId));
+    let grant = await findGrant(this.deps.pool, customerId, reference);
     if (!grant) {
-      const drew = (await entriesForInvoice(this.deps.pool, invoiceId)).some((e) => e.kind === 'drawdown');
       const setting = await getAutoTopUp(this.deps.pool, customerId, currency);
       const now = await balance();
-      if (!drew || !setting?.enabled || new Decimal(now).gte(setting.threshold)) return ok({ outcome: 'not_needed', balance: now });
+      if (!setting?.enabled || !(await due(setting, now))) return ok({ outcome: 'not_needed', balance: now });
       grant = (
         await this.store(
-          {
-            customerId,
-            reference: autoTopUpReferenceFor(invoiceId),
-            source: 'purchased',
-            currency,
-            amount: setting.amount,
-            priority: 0,
-            expiresAt: null,
-            actor,
-          },
+          { customerId, reference, source: 'purchased', currency, amount: setting.amount, priority: 0, expiresAt: null, actor },
           this.deps.clock.now(),
         )
       ).grant;
     }
-    const completed = await this.complete(grant, false, actor, invoice.customer);
+    const completed = await this.complete(grant, false, actor, trigger.customer);
     if (completed.ok) return ok({ outcome: 'topped_up', grantId: grant.id, balance: await balance() });
     if (completed.reason === 'purchase_declined') {
       const declined = (await getGrant(this.deps.pool, grant.id))!;
@@ -246,6 +312,64 @@ export class CreditService {
     // rejection. Thrown, so the caller retries, finds the grant by its reference and finishes.
     if (completed.kind === 'unavailable') throw new Error(completed.message);
     return refuse('conflict', 'provider_rejected', completed.message);
+  }
+
+  /**
+   * Voids a grant: one `grant_void` entry takes what is left of it out of the balance (what was
+   * drawn stays drawn), audited. Voiding again returns the same entry (created: false). A grant
+   * with nothing left (drawn, expired, or a purchase never credited) cannot be voided. A voided
+   * purchase is not refunded: the provider's charge stands, and a refund is a separate matter.
+   */
+  async voidGrant(
+    actor: Actor,
+    externalId: string,
+    grantId: string,
+  ): Promise<Result<{ created: boolean; entry: LedgerEntry }, 'unknown_customer' | 'unknown_grant' | 'nothing_to_void'>> {
+    const customer = await this.customers.get(actor, externalId);
+    if (!customer.ok) return customer;
+    const found = await getGrant(this.deps.pool, grantId);
+    if (!found || found.customerId !== customer.value.id)
+      return refuse('not_found', 'unknown_grant', `Customer ${externalId} has no grant ${grantId}.`);
+    return inTransaction(this.deps.pool, async (client) => {
+      await lockCreditLedger(client, found.customerId, found.currency);
+      const voided = await grantVoidOf(client, grantId);
+      if (voided) return ok({ created: false, entry: voided });
+      const grant = (await getGrant(client, grantId))!;
+      if (grant.status !== 'active' || !new Decimal(grant.remaining).gt(0))
+        return refuse(
+          'conflict',
+          'nothing_to_void',
+          `Grant ${grantId} has no credit left to void (${grant.status}, ${grant.remaining} left).`,
+          {
+            grant_id: grantId,
+            remaining: grant.remaining,
+          },
+        );
+      const audited = auditActorOf(actor);
+      const entry = (await appendLedgerEntry(
+        client,
+        {
+          grantId,
+          customerId: grant.customerId,
+          currency: grant.currency,
+          kind: 'grant_void',
+          amount: formatMoney(new Decimal(grant.remaining).neg(), grant.currency),
+          invoiceId: null,
+          actor: audited,
+        },
+        this.deps.clock.now(),
+      ))!;
+      await recordAudit(client, {
+        actor: audited,
+        action: 'credit.grant_voided',
+        subjectType: 'credit_grant',
+        subjectId: grantId,
+        details: { ledger_entry_id: entry.id, amount: entry.amount, currency: entry.currency, source: grant.source, refunded: false },
+        before: { remaining: grant.remaining },
+        after: { remaining: '0', balance: entry.balanceAfter },
+      });
+      return ok({ created: true, entry });
+    });
   }
 
   /**

@@ -13,7 +13,7 @@ export const grantSources = ['purchased', 'promotional'] as const;
 export type GrantSource = (typeof grantSources)[number];
 export const grantStatuses = ['pending', 'active', 'declined'] as const;
 export type GrantStatus = (typeof grantStatuses)[number];
-export const ledgerEntryKinds = ['grant', 'drawdown', 'expiry', 'void'] as const;
+export const ledgerEntryKinds = ['grant', 'drawdown', 'expiry', 'void', 'grant_void'] as const;
 export type LedgerEntryKind = (typeof ledgerEntryKinds)[number];
 
 export interface CreditGrant {
@@ -256,7 +256,7 @@ export interface NewLedgerEntry {
   customerId: string;
   currency: string;
   kind: LedgerEntryKind;
-  /** Signed: grant and void positive, drawdown and expiry negative. */
+  /** Signed: grant and void positive, drawdown, expiry and grant_void negative. */
   amount: string;
   invoiceId: string | null;
   actor: string;
@@ -292,6 +292,15 @@ export async function listLedger(
     [customerId, currency ?? null, after ?? null],
   );
   return rows.map(toEntry);
+}
+
+/** The grant's void entry, if it was voided. */
+export async function grantVoidOf(db: Queryable, grantId: string): Promise<LedgerEntry | undefined> {
+  const { rows } = await db.query<EntryRow>(
+    `select ${entryColumns} from credit_ledger_entries e where e.grant_id = $1 and e.kind = 'grant_void'`,
+    [grantId],
+  );
+  return rows[0] && toEntry(rows[0]);
 }
 
 /** Every ledger entry naming the invoice (its drawdowns, their reversals, re-expiries). */

@@ -12,7 +12,7 @@ import type { Discrepancy } from './reconciliation';
 export interface LedgerEntrySeen {
   id: string;
   grantId: string;
-  kind: 'grant' | 'drawdown' | 'expiry' | 'void';
+  kind: 'grant' | 'drawdown' | 'expiry' | 'void' | 'grant_void';
   amount: string;
   invoiceId: string | null;
   balanceAfter: string;

@@ -75,12 +75,14 @@ export const CouponSchema = z
     name: text({ max: 256 }),
     discount: CouponDiscountSchema,
     duration: CouponDurationSchema,
-    meters: z
-      .array(storable(MeterSchema))
-      .min(1)
-      .max(100)
-      .optional()
-      .meta({ description: "Only these meters' usage is discounted; absent: the base fee, all usage and the minimum-commitment true-up." }),
+    meters: z.array(storable(MeterSchema)).min(1).max(100).optional().meta({
+      description:
+        "Only these meters' usage is discounted (and the base fee with `base_fee`); absent with `base_fee` absent: the base fee, all usage and the minimum-commitment true-up.",
+    }),
+    base_fee: z.literal(true).optional().meta({
+      description:
+        'Discount the charges of no meter: the base fee and the minimum-commitment true-up (one group). Alone: only those; with `meters`: those and the meters.',
+    }),
   })
   .superRefine((coupon, ctx) => {
     const d = coupon.discount;
@@ -126,6 +128,12 @@ export interface DiscountLine {
 
 const bucketName = (meter: string | null) => meter ?? 'base fee and minimum commitment';
 
+/** Whether the coupon discounts a group: a coupon without targets discounts every group. */
+const isTarget = (coupon: Coupon, meter: string | null): boolean => {
+  if (!coupon.meters && !coupon.base_fee) return true;
+  return meter === null ? coupon.base_fee === true : (coupon.meters?.includes(meter) ?? false);
+};
+
 /**
  * The discount lines of `coupons`, applied in the order given (the order they were applied to the
  * customer) to the eligible lines. Percentages are rounded once per line; fixed amounts are
@@ -145,7 +153,7 @@ export function applyDiscounts(input: {
   }
   const discounts: DiscountLine[] = [];
   for (const { applicationId, coupon } of input.coupons) {
-    const targets = [...remaining.keys()].filter((meter) => (coupon.meters ? meter !== null && coupon.meters.includes(meter) : true));
+    const targets = [...remaining.keys()].filter((meter) => isTarget(coupon, meter));
     const add = (meter: string | null, exact: Decimal, rounded: Decimal, terms: string) => {
       if (rounded.isZero()) return;
       remaining.set(meter, remaining.get(meter)!.minus(rounded));

@@ -63,6 +63,11 @@ export interface OpenPeriodSpend {
    * the lowest soft threshold not notified and not reached yet, else `available`. Empty without a limit.
    */
   nextDecision: Record<string, string | null>;
+  /**
+   * With credits as the limit and the customer's automatic top-up enabled: its threshold. Credit
+   * left (`available` − `spent`) below it, or none, buys the top-up. Absent otherwise.
+   */
+  autoTopUpBelow?: string;
 }
 
 /**

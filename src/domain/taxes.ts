@@ -57,7 +57,15 @@ export const TaxRateSchema = z
     meter: storable(MeterSchema)
       .nullable()
       .default(null)
-      .meta({ description: "Only this meter's usage is taxed; null: the whole invoice." }),
+      .meta({ description: "Only this meter's usage is taxed; null: the whole invoice (or the base fee with `base_fee`)." }),
+    base_fee: z.boolean().default(false).meta({
+      description:
+        'Only the charges of no meter are taxed: the base fee and the minimum-commitment true-up (net of their discounts). Not with `meter`.',
+    }),
+  })
+  .refine((rate) => !(rate.base_fee && rate.meter !== null), {
+    path: ['base_fee'],
+    error: 'cannot be combined with meter: one target per rate',
   })
   .meta({ id: 'TaxRate', description: 'Immutable: to change a rate, archive it and create another.' });
 export type TaxRateInput = z.input<typeof TaxRateSchema>;
@@ -93,7 +101,8 @@ export interface TaxLine {
   amount: string;
 }
 
-const appliesTo = (rate: TaxRateTerms, meter: string | null) => rate.meter === null || rate.meter === meter;
+const appliesTo = (rate: TaxRateTerms, meter: string | null) =>
+  rate.base_fee ? meter === null : rate.meter === null || rate.meter === meter;
 
 /** One tax line per rate (in the order given) over `lines`; a rate that applies to nothing still shows a zero line. */
 export function applyTaxes(input: {
@@ -118,7 +127,7 @@ export function applyTaxes(input: {
         : new Decimal(100);
       exact = exact.plus(amount.times(rate.percentage).div(divisor));
     }
-    const scope = rate.meter === null ? '' : ` on ${rate.meter}`;
+    const scope = rate.base_fee ? ' on the base fee' : rate.meter === null ? '' : ` on ${rate.meter}`;
     const how = rate.inclusive ? 'included in' : 'of';
     return {
       type: 'tax' as const,

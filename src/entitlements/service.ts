@@ -49,7 +49,7 @@ export class EntitlementService {
       quota,
       remaining: quota?.hardLimit != null ? Decimal.max(0, new Decimal(quota.hardLimit).minus(quota.usage)) : null,
       upgradeUrl: this.store.upgradeUrl,
-      topUpUrl: this.store.topUpUrl,
+      topUpUrl: this.store.topUpUrlFor(request.customer),
     });
   }
 }

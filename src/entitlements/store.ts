@@ -1,4 +1,5 @@
 import type { Clock } from '../clock';
+import { topUpLinkFor } from '../domain/top-up-link';
 
 /** A meter a customer may not use until `resetsAt`, as the billing workflow decided. */
 export interface Block {
@@ -62,11 +63,16 @@ export class EntitlementStore {
     private readonly clock: Clock,
     /** Where a refused customer can raise its limits; part of every refusal. */
     readonly upgradeUrl: string,
-    /** Where a customer refused for its spend limit can top up or raise it; part of every 402. */
+    /** Where a customer refused for its spend limit can top up or raise it (a template: see topUpUrlFor); part of every 402. */
     readonly topUpUrl: string,
   ) {
     this.blocks = new BlockMap(clock);
     this.spendBlocks = new BlockMap(clock);
+  }
+
+  /** The customer's own top-up link (its external id in the template's `{customer}`). */
+  topUpUrlFor(customer: string): string {
+    return topUpLinkFor(this.topUpUrl, customer);
   }
 
   /** The block in force on this customer's meter, if any. */

@@ -221,7 +221,7 @@ export class IngestService {
     }
     const spendBlock = entitlements?.spendBlockOf(customerId, meter.code);
     if (entitlements && spendBlock) {
-      const topUpUrl = entitlements.topUpUrl;
+      const topUpUrl = entitlements.topUpUrlFor(customer);
       return {
         ok: false,
         outcome: {

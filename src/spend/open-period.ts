@@ -1,3 +1,4 @@
+import { getAutoTopUp } from '../credits/store';
 import type { Queryable } from '../db/transaction';
 import { formatExact, formatMoney } from '../domain/money';
 import { nextSpendTarget, type OpenPeriodSpend } from '../domain/spend-limit';
@@ -45,6 +46,7 @@ export async function priceSpend(
   const runway = limit ? spendRunway(plan, usage, limit.amount) : {};
   const thresholds = period.spendCap?.soft_thresholds?.map((t) => t.percent) ?? [];
   const target = limit && nextSpendTarget(limit.amount, spent, thresholds, period.notified);
+  const topUp = limit?.source === 'credits' ? await getAutoTopUp(db, period.customerId, plan.currency) : undefined;
   return {
     currency: plan.currency,
     meters,
@@ -54,5 +56,6 @@ export async function priceSpend(
     source: limit?.source ?? null,
     runway,
     nextDecision: limit && target && !target.eq(limit.amount) ? spendRunway(plan, usage, target) : runway,
+    ...(topUp?.enabled ? { autoTopUpBelow: topUp.threshold } : {}),
   };
 }

@@ -9,7 +9,7 @@ import { getMeter } from '../meters/store';
 import { activeTaxRates, archiveTaxRate, insertTaxRate, lockCustomerTaxRates, type StoredTaxRate } from './store';
 
 const sameTerms = (a: TaxRateTerms, b: TaxRateTerms) =>
-  a.name === b.name && a.percentage === b.percentage && a.inclusive === b.inclusive && a.meter === b.meter;
+  a.name === b.name && a.percentage === b.percentage && a.inclusive === b.inclusive && a.meter === b.meter && a.base_fee === b.base_fee;
 
 /**
  * A customer's tax rates. Rates are immutable (invoice lines name the rate they applied, and

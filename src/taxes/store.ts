@@ -16,11 +16,12 @@ interface TaxRateRow {
   percentage: string;
   inclusive: boolean;
   meter: string | null;
+  base_fee: boolean;
   created_at: Date;
   archived_at: Date | null;
 }
 
-const columns = 't.id, t.customer_id, t.code, t.name, t.percentage::text, t.inclusive, t.meter, t.created_at, t.archived_at';
+const columns = 't.id, t.customer_id, t.code, t.name, t.percentage::text, t.inclusive, t.meter, t.base_fee, t.created_at, t.archived_at';
 
 const toRate = (r: TaxRateRow): StoredTaxRate => ({
   id: r.id,
@@ -30,6 +31,7 @@ const toRate = (r: TaxRateRow): StoredTaxRate => ({
   percentage: r.percentage,
   inclusive: r.inclusive,
   meter: r.meter,
+  base_fee: r.base_fee,
   createdAt: r.created_at,
   archivedAt: r.archived_at,
 });
@@ -69,9 +71,9 @@ export async function insertTaxRate(
   now: Date,
 ): Promise<StoredTaxRate> {
   const { rows } = await db.query<TaxRateRow>(
-    `insert into tax_rates as t (customer_id, code, name, percentage, inclusive, meter, created_at)
-     values ($1, $2, $3, $4, $5, $6, $7) returning ${columns}`,
-    [customerId, rate.code, rate.name, rate.percentage, rate.inclusive, rate.meter, now],
+    `insert into tax_rates as t (customer_id, code, name, percentage, inclusive, meter, base_fee, created_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8) returning ${columns}`,
+    [customerId, rate.code, rate.name, rate.percentage, rate.inclusive, rate.meter, rate.base_fee, now],
   );
   const stored = toRate(rows[0]!);
   await recordAudit(db, {

@@ -3,6 +3,8 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
+  isCancellation,
+  log,
   defineQuery,
   defineSignal,
   defineUpdate,
@@ -15,6 +17,7 @@ import {
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
 import { Decimal } from '../domain/money';
 import { isChangeEffect, type ChangeEffect } from '../domain/plan-change-effect';
 import { billedPeriodContaining, nextBilledPeriod, type BillingSchedule } from '../domain/billing-schedule';
@@ -186,6 +189,24 @@ export interface PlanChangeActivities {
   }>;
 }
 
+/** The spend path's automatic top-up: apart, as only workers with prepaid credits register it (SPEND_AUTO_TOP_UP). */
+export interface SpendTopUpActivities {
+  /**
+   * A credit_only period whose credit left (`available` − `spent`) fell below the customer's
+   * automatic top-up threshold, or ran out: buys the top-up through the payment provider, once
+   * per balance priced against (its natural key).
+   */
+  autoTopUpForSpend(input: {
+    customerId: string;
+    customer: string;
+    currency: string;
+    subscriptionId: string;
+    periodStart: string;
+    available: string;
+    spent: string;
+  }): Promise<AutoTopUpOutcome>;
+}
+
 const {
   notifyThreshold,
   notifySpendThreshold,
@@ -202,7 +223,7 @@ const {
 });
 
 const { recordPlanChange } = proxyActivities<PlanChangeActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: ACTIVITY_START_TO_CLOSE_MS,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 
@@ -228,9 +249,18 @@ const local = proxyLocalActivities<BillingPeriodActivities>({
   retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
+/**
+ * The spend path's automatic top-up: a few attempts, so a payment provider that does not answer
+ * delays the block by a minute or so, not indefinitely; the next pricing asks again under the same key.
+ */
+const topUps = proxyActivities<SpendTopUpActivities>({
+  startToCloseTimeout: ACTIVITY_START_TO_CLOSE_MS,
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
 /** Pricing the open period reads its raw events: longer than a counter read, still one marker in the task. */
 const pricing = proxyLocalActivities<BillingPeriodActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: ACTIVITY_START_TO_CLOSE_MS,
   retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
@@ -378,6 +408,13 @@ const SCHEDULED_PLAN_CHANGES = 'scheduled-plan-changes';
 const SPEND_LIMIT = 'spend-limit';
 
 /**
+ * Runs that have it buy a credit_only customer's automatic top-up when the open period's priced
+ * usage leaves less credit than its threshold (or none), before blocking, and price the period
+ * again; histories recorded before it topped up only after an invoice drew credits.
+ */
+const SPEND_AUTO_TOP_UP = 'spend-auto-top-up';
+
+/**
  * Histories recorded before this patch cancelled and restarted the producer-deadline timer at
  * every report (two events each) and upserted the memo, which held the usage, after every read
  * that moved it (one event). Runs that have it move that timer only once it would fire within
@@ -504,6 +541,8 @@ class BillingPeriodRun {
   private readonly spendOnlyMeters = new Set<string>();
   /** The spend limit, once the subscription has one in this period (SPEND_LIMIT). */
   private spend: SpendPeriodState | undefined;
+  /** The credit balance this run last asked an automatic top-up for: asked once per balance. */
+  private toppedUpFor: string | undefined;
 
   constructor(private readonly input: BillingPeriodInput) {
     const carried = input.carried;
@@ -914,7 +953,9 @@ class BillingPeriodRun {
   }
 
   /** Applies the spend limit: reached, then grace, then blocked, like a `block` hard limit; (un)blocks the charged meters. */
-  private async evaluateSpend(spend: SpendPeriodState, now: Date): Promise<void> {
+  private async evaluateSpend(spend: SpendPeriodState, now: Date, mayTopUp = true): Promise<void> {
+    // One top-up per evaluation: the next pricing decides whether another one is due.
+    if (mayTopUp && (await this.topUpSpend(spend))) return this.evaluateSpend(this.spend!, now, false);
     const wasBlocked = spend.limit.status === 'blocked';
     const cap = this.terms.spendCap;
     const { state, newlyCrossed } = evaluateSpendLimit(
@@ -949,6 +990,41 @@ class BillingPeriodRun {
         periodEnd: this.period.end.toISOString(),
       });
     }
+  }
+
+  /**
+   * A credit_only customer's automatic top-up (SPEND_AUTO_TOP_UP), when the credit left after the
+   * priced usage is below its threshold or gone: bought before any block, then the period is
+   * priced again. True when it was topped up. A top-up that failed is asked again at the next
+   * pricing; declined or not needed, not before the balance moves.
+   */
+  private async topUpSpend(spend: SpendPeriodState): Promise<boolean> {
+    const { priced } = spend;
+    const threshold = priced.autoTopUpBelow;
+    if (priced.source !== 'credits' || priced.available === null || threshold === undefined) return false;
+    const left = new Decimal(priced.available).minus(priced.spent);
+    if (!(left.lte(0) || left.lt(threshold)) || this.toppedUpFor === priced.available || !patched(SPEND_AUTO_TOP_UP)) return false;
+    this.toppedUpFor = priced.available;
+    try {
+      const topUp = await topUps.autoTopUpForSpend({
+        customerId: this.terms.customerId,
+        customer: this.terms.customer,
+        currency: priced.currency,
+        subscriptionId: this.terms.subscriptionId,
+        periodStart: this.period.start.toISOString(),
+        available: priced.available,
+        spent: priced.spent,
+      });
+      if (topUp.outcome !== 'not_needed') log.info('automatic credit top-up for the open period', { ...topUp });
+      if (topUp.outcome !== 'topped_up') return false;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      this.toppedUpFor = undefined;
+      log.warn('automatic credit top-up for the open period failed', { error: err instanceof Error ? err.message : String(err) });
+      return false;
+    }
+    await this.priceSpend();
+    return true;
   }
 
   /**

@@ -220,6 +220,22 @@ const requests: Record<
       body: { currency: 'USD', threshold: '1.00', amount: '5.00' },
     }),
   },
+  // A fresh grant each time, so every key that may void finds credit left to void.
+  'POST /v1/customers/{externalId}/credits/grants/{grantId}/void': {
+    call: async (to) => {
+      const grant =
+        to === 'absent'
+          ? randomUUID()
+          : ((
+              await ok(keys.all, {
+                method: 'POST',
+                path: `/v1/customers/${customerOf(to)}/credits`,
+                body: { reference: randomUUID(), source: 'promotional', currency: 'USD', amount: '1.00' },
+              })
+            ).id as string);
+      return { method: 'POST', path: `/v1/customers/${customerOf(to)}/credits/grants/${grant}/void` };
+    },
+  },
   'POST /v1/invoices/{id}/void': {
     call: () => ({ method: 'POST', path: `/v1/invoices/${invoices.acme}/void`, body: { reason: 'authorization test' } }),
   },

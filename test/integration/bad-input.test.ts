@@ -129,6 +129,7 @@ const valid: Record<string, RequestSpec> = {
     params: { externalId: 'acme' },
     body: { currency: 'USD', threshold: '10.00', amount: '50.00', enabled: true },
   },
+  'POST /v1/customers/{externalId}/credits/grants/{grantId}/void': { params: { externalId: 'acme', grantId: ID } },
   'POST /v1/subscriptions/{id}/cancel': { params: { id: ID } },
   'POST /v1/subscriptions/{id}/change-plan': { params: { id: ID }, body: { plan: 'basic' } },
   'PUT /v1/subscriptions/{id}/spend-thresholds': { params: { id: ID }, body: { amounts: ['500.00'], every: '250.00' } },

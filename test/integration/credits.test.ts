@@ -380,6 +380,106 @@ describe('the CLI', () => {
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /at most 2 decimal places/);
   });
+
+  test('credits void: voids what is left of a grant, once', async () => {
+    const granted = await cli([
+      'grant',
+      '--customer',
+      'hooli',
+      '--reference',
+      'cli-void',
+      '--amount',
+      '1.00',
+      '--currency',
+      'USD',
+      '--promotional',
+    ]);
+    assert.equal(granted.code, 0, granted.stderr);
+    const grantId: string = JSON.parse(granted.stdout).id;
+    const voided = await cli(['void', '--customer', 'hooli', '--grant', grantId]);
+    assert.equal(voided.code, 0, voided.stderr);
+    assert.deepEqual([JSON.parse(voided.stdout).kind, JSON.parse(voided.stdout).amount], ['grant_void', '-1.00']);
+    const again = await cli(['void', '--customer', 'hooli', '--grant', grantId]);
+    assert.equal(JSON.parse(again.stdout).id, JSON.parse(voided.stdout).id);
+    assert.equal(JSON.parse((await cli(['balance', '--customer', 'hooli'])).stdout).balance, '65.34');
+  });
+});
+
+describe('voiding a grant', () => {
+  test('what is left leaves the balance with one grant_void entry, audited; what was drawn stays drawn; twice is once', async () => {
+    const granted = await call('POST', '/v1/customers/globex/credits', {
+      reference: 'to-void',
+      source: 'promotional',
+      currency: 'USD',
+      amount: '8.00',
+    });
+    assert.equal(granted.status, 201, JSON.stringify(granted.body));
+    const grantId: string = granted.body.id;
+    // 5.00 base fee + 100 × 0.01 = 6.00, drawn from the grant: 2.00 left of it.
+    const sub = await createSubscription(db.pool, { customerId: ids.globex, planCode: 'metered', anchor: P1.start, actor: 'system' });
+    assert.ok(sub.created);
+    await storeEvents(db.pool, { customerId: ids.globex, meterId: ids.calls, from: P1.start, count: 100 });
+    const drafted: { invoiceId: string } = await activity.run(
+      createDraftInvoice({ pool: db.pool, clock: systemClock, lookbackInvoices: 0 }),
+      {
+        subscriptionId: sub.subscription.id,
+        customerId: ids.globex,
+        planCode: 'metered',
+        periodStart: P1.start.toISOString(),
+        periodEnd: P1.end.toISOString(),
+      },
+    );
+    const finalized = await finalize(drafted.invoiceId);
+    assert.deepEqual([finalized.status, finalized.total], ['finalized', '0.00']);
+
+    const path = `/v1/customers/globex/credits/grants/${grantId}/void`;
+    assert.equal((await call('POST', path, undefined, acmeAdmin)).status, 403, "a customer's own key may not void");
+    const voided = await call('POST', path);
+    assert.equal(voided.status, 201, JSON.stringify(voided.body));
+    assert.deepEqual(
+      [voided.body.kind, voided.body.amount, voided.body.invoice_id, voided.body.balance_after],
+      ['grant_void', '-2.00', null, '0.00'],
+    );
+    const again = await call('POST', path);
+    assert.equal(again.status, 200);
+    assert.equal(again.body.id, voided.body.id);
+    assert.equal(await count(`credit_ledger_entries where grant_id = $1 and kind = 'grant_void'`, [grantId]), 1);
+    assert.deepEqual(
+      (
+        await db.pool.query<{ kind: string; amount: string }>(
+          `select kind, amount::text from credit_ledger_entries where grant_id = $1 order by id`,
+          [grantId],
+        )
+      ).rows.map((e) => [e.kind, e.amount]),
+      [
+        ['grant', '8.00'],
+        ['drawdown', '-6.00'],
+        ['grant_void', '-2.00'],
+      ],
+    );
+    const audit = await db.pool.query<{ details: any; before: any; after: any }>(
+      `select details, before, after from audit_log where action = 'credit.grant_voided' and subject_id = $1`,
+      [grantId],
+    );
+    assert.equal(audit.rows.length, 1);
+    assert.deepEqual(
+      [audit.rows[0]!.details.amount, audit.rows[0]!.details.refunded, audit.rows[0]!.before.remaining],
+      ['-2.00', false, '2.00'],
+    );
+    // The balance is still the sum of the entries; the voided grant has nothing left to draw.
+    const balance = await call('GET', '/v1/customers/globex/credits');
+    assert.equal(balance.body.balance, '0.00');
+    assert.deepEqual(balance.body.grants, []);
+
+    // Nothing left to void: the declined purchase (never credited), an unknown grant, another customer's grant.
+    const declined = (
+      await db.pool.query<{ id: string }>(`select id from credit_grants where customer_id = $1 and reference = 'g-1'`, [ids.globex])
+    ).rows[0]!.id;
+    const nothing = await call('POST', `/v1/customers/globex/credits/grants/${declined}/void`);
+    assert.deepEqual([nothing.status, nothing.body.reason], [409, 'nothing_to_void']);
+    assert.equal((await call('POST', `/v1/customers/acme/credits/grants/${grantId}/void`)).status, 404);
+    assert.equal((await call('POST', '/v1/customers/globex/credits/grants/not-a-uuid/void')).status, 400);
+  });
 });
 
 describe('reconciliation of the ledger', () => {

@@ -6,6 +6,8 @@ import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
 import { systemClock } from '../../src/clock';
 import { couponsToApply } from '../../src/coupons/store';
+import { CreditGrantInputSchema } from '../../src/credits/input';
+import { CreditService } from '../../src/credits/service';
 import { createCustomer } from '../../src/customers/store';
 import { planSchema } from '../../src/domain/plan';
 import { createMeter } from '../../src/meters/store';
@@ -137,6 +139,7 @@ describe('coupons and taxes', () => {
     assert.match(JSON.stringify(bad.body), /at most 100/);
     assert.equal((await call('POST', '/v1/coupons', admin, { ...FIVE_OFF, code: 'NOMETER', meters: ['nope'] })).status, 422);
     assert.equal((await call('POST', '/v1/coupons', acmeReader, { ...FIVE_OFF, code: 'MINE' })).status, 403);
+    assert.equal((await call('POST', '/v1/coupons', admin, { ...FIVE_OFF, code: 'BASE-ONLY', base_fee: false })).status, 400);
     assert.equal(await count('coupons'), 2);
 
     assert.equal((await call('POST', '/v1/customers/acme/coupons', admin, { coupon: 'HALF-CALLS' })).status, 201);
@@ -299,6 +302,31 @@ describe('coupons and taxes', () => {
     );
   });
 
+  test('a coupon targeting the base fee is stored, read back and compared with its target', async () => {
+    const platform = {
+      code: 'PLATFORM',
+      name: 'Platform fee 20 % off',
+      discount: { type: 'percentage', percent_off: '20' },
+      duration: { kind: 'forever' },
+      base_fee: true,
+    };
+    const created = await call('POST', '/v1/coupons', admin, platform);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.base_fee, true);
+    assert.equal((await call('POST', '/v1/coupons', admin, platform)).status, 200, 'the same terms again');
+    const { base_fee: _target, ...untargeted } = platform;
+    assert.equal((await call('POST', '/v1/coupons', admin, untargeted)).status, 409, 'without the target: other terms');
+    assert.equal((await call('GET', '/v1/coupons/PLATFORM')).body.base_fee, true);
+
+    // A tax rate on the base fee alone, stored and read back; with a meter as well it is refused.
+    const levy = { code: 'levy', name: 'Platform levy', percentage: '10', base_fee: true };
+    const added = await call('POST', '/v1/customers/globex/tax-rates', admin, levy);
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    assert.deepEqual([added.body.base_fee, added.body.meter], [true, null]);
+    assert.equal((await call('POST', '/v1/customers/globex/tax-rates', admin, levy)).status, 200, 'the same terms again');
+    assert.equal((await call('POST', '/v1/customers/globex/tax-rates', admin, { ...levy, code: 'both', meter: 'api_calls' })).status, 400);
+  });
+
   test("a coupon applied to one subscription discounts only that subscription's invoices", async () => {
     const forever = { code: 'LOYAL', name: 'Loyal', discount: { type: 'percentage', percent_off: '5' }, duration: { kind: 'forever' } };
     assert.equal((await call('POST', '/v1/coupons', admin, forever)).status, 201);
@@ -310,5 +338,82 @@ describe('coupons and taxes', () => {
       (await couponsToApply(db.pool, ids.acme, subscriptionId, undefined)).map((c) => c.coupon.code);
     assert.ok((await codes(ids.subscription)).includes('LOYAL'));
     assert.ok(!(await codes(randomUUID())).includes('LOYAL'));
+  });
+});
+
+describe('one finalized invoice through every step: price, coupon, tax, credits, amount due', () => {
+  test('a coupon, a tax rate and a credit grant: every line, and credits pay the gross including tax', async () => {
+    const initech = await createCustomer(db.pool, { external_id: 'initech', name: 'Initech', currency: 'USD' }, 'system');
+    const sub = await createSubscription(db.pool, {
+      customerId: initech.customer.id,
+      planCode: 'taxed',
+      anchor: month(1),
+      actor: 'system',
+    });
+    assert.ok(sub.created);
+    const quarter = {
+      code: 'QUARTER',
+      name: 'Quarter off',
+      discount: { type: 'percentage', percent_off: '25' },
+      duration: { kind: 'forever' },
+    };
+    assert.equal((await call('POST', '/v1/coupons', admin, quarter)).status, 201);
+    assert.equal((await call('POST', '/v1/customers/initech/coupons', admin, { coupon: 'QUARTER' })).status, 201);
+    assert.equal(
+      (await call('POST', '/v1/customers/initech/tax-rates', admin, { code: 'vat', name: 'VAT', percentage: '20' })).status,
+      201,
+    );
+    // No expiry: nothing to schedule.
+    const credits = new CreditService({
+      pool: db.pool,
+      clock: systemClock,
+      provider: createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }),
+      timers: { schedule: () => Promise.resolve() },
+    });
+    const grant = CreditGrantInputSchema.parse({ reference: 'prepaid', source: 'promotional', currency: 'USD', amount: '20.00' });
+    assert.ok((await credits.grant('cli', 'initech', grant)).ok);
+    await storeEvents(db.pool, { customerId: initech.customer.id, meterId: ids.calls, from: P(1).start, count: 1000 });
+
+    const { invoiceId }: { invoiceId: string } = await activity.run(
+      createDraftInvoice({ pool: db.pool, clock: systemClock, lookbackInvoices: 3 }),
+      {
+        subscriptionId: sub.subscription.id,
+        customerId: initech.customer.id,
+        planCode: 'taxed',
+        periodStart: P(1).start.toISOString(),
+        periodEnd: P(1).end.toISOString(),
+      },
+    );
+    assert.equal((await finalize(invoiceId)).status, 'finalized');
+    const { body } = await call('GET', `/v1/invoices/${invoiceId}`);
+    // 10.00 base + 10.00 calls + 0.00 storage; 25 % per group: −2.50 and −2.50; VAT 20 % of 15.00 =
+    // 3.00; gross 18.00, all of it paid by the 20.00 of credit (more than the 15.00 net: the tax too).
+    assert.deepEqual(summary(body), {
+      lines: [
+        ['base_fee', null, '10.00', null],
+        ['usage', 'api_calls', '10.00', null],
+        ['usage', 'storage_gb', '0.00', null],
+        ['discount', null, '-2.50', 'QUARTER'],
+        ['discount', 'api_calls', '-2.50', 'QUARTER'],
+        ['tax', null, '3.00', 'vat'],
+        ['credit', null, '-18.00', null],
+      ],
+      net: '15.00',
+      tax: '3.00',
+      gross: '18.00',
+      total: '0.00',
+    });
+    const ledger = await credits.ledger('cli', 'initech', { limit: 10 });
+    assert.ok(ledger.ok);
+    assert.deepEqual(
+      ledger.value.map((e) => [e.kind, e.amount, e.invoiceId, e.balanceAfter]),
+      [
+        ['grant', '20.00', null, '20.00'],
+        ['drawdown', '-18.00', invoiceId, '2.00'],
+      ],
+    );
+    const balance = await credits.balance('cli', 'initech');
+    assert.ok(balance.ok);
+    assert.equal(balance.value.balance, '2.00');
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { applyCredits, type GrantAvailable, type Settlement } from '../../src/domain/credit-drawdown';
 import { CouponSchema, applyDiscounts, type Coupon, type CouponToApply } from '../../src/domain/discounts';
 import { afterPricing, invoiceTotals, type PipelineLine } from '../../src/domain/invoice-pipeline';
 import { Decimal, formatMoney, type Decimal as DecimalValue } from '../../src/domain/money';
@@ -208,6 +209,247 @@ test('the order: pricing with its minimum, then discounts, then taxes', () => {
     [[null, '-10.00']],
   );
   assert.deepEqual(result.totals, { net: '10.00', tax: '2.00', gross: '12.00' });
+});
+
+describe('a coupon targeting the base fee (worked table)', () => {
+  const onBase = (code: string, discount: Coupon['discount'], meters?: string[]): CouponToApply => ({
+    applicationId: `app-${code}`,
+    coupon: CouponSchema.parse({
+      code,
+      name: code,
+      discount,
+      duration: { kind: 'forever' },
+      base_fee: true,
+      ...(meters ? { meters } : {}),
+    }),
+  });
+  const cases: { name: string; lines: PipelineLine[]; coupons: CouponToApply[]; discounts: [string | null, string][] }[] = [
+    {
+      // 20 % of the base fee 25.00 = 5.00; calls untouched.
+      name: 'a percentage of the base fee alone',
+      lines: [base('25.00'), usage('calls', '12.00')],
+      coupons: [onBase('PLATFORM', { type: 'percentage', percent_off: '20' })],
+      discounts: [[null, '-5.00']],
+    },
+    {
+      // 15.00 off, capped at the base fee and true-up group (5.00 + 7.00 = 12.00): nothing spills onto usage.
+      name: 'a fixed amount on the base fee and true-up is capped at that group',
+      lines: [base('5.00'), usage('calls', '8.00'), trueUp('7.00')],
+      coupons: [onBase('FIFTEEN', { type: 'fixed_amount', amount_off: '15.00', currency: 'USD' })],
+      discounts: [[null, '-12.00']],
+    },
+    {
+      // With meters: the base fee group and those meters, not the others.
+      name: 'the base fee and one meter',
+      lines: [base('10.00'), usage('calls', '4.00'), usage('storage', '6.00')],
+      coupons: [onBase('HALF', { type: 'percentage', percent_off: '50' }, ['calls'])],
+      discounts: [
+        [null, '-5.00'],
+        ['calls', '-2.00'],
+      ],
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const discounts = applyDiscounts({ currency: 'USD', rounding: 'half_up', lines: c.lines, coupons: c.coupons });
+      assert.deepEqual(
+        discounts.map((d) => [d.meter, d.amount]),
+        c.discounts,
+      );
+    });
+  }
+
+  test('a tax rate on the base fee alone taxes that group net of its discount, not the usage', () => {
+    const levy: TaxRateToApply = {
+      id: 'levy',
+      ...TaxRateSchema.parse({ code: 'levy', name: 'Platform levy', percentage: '10', base_fee: true }),
+    };
+    // Base fee 25.00 − 5.00 (PLATFORM) = 20.00; 10 % = 2.00; the 12.00 of calls untaxed. With VAT
+    // 20 % on everything as well: 20 % of 32.00 = 6.40, each rate of the same net, never compounded.
+    const result = run(
+      [base('25.00'), usage('calls', '12.00')],
+      [onBase('PLATFORM', { type: 'percentage', percent_off: '20' })],
+      [levy, rate('vat', '20')],
+    );
+    assert.deepEqual(
+      result.taxes.map((t) => [t.meter, t.base, t.amount]),
+      [
+        [null, '20.00', '2.00'],
+        [null, '32.00', '6.40'],
+      ],
+    );
+    assert.match(result.taxes[0]!.description, /on the base fee/);
+    assert.deepEqual(result.totals, { net: '32.00', tax: '8.40', gross: '40.40' });
+    assert.throws(
+      () => TaxRateSchema.parse({ code: 'x', name: 'X', percentage: '5', base_fee: true, meter: 'calls' }),
+      /one target per rate/,
+    );
+  });
+
+  test('then taxed on what is left: VAT 20 % of (25.00 − 5.00 + 12.00) = 6.40', () => {
+    const result = run(
+      [base('25.00'), usage('calls', '12.00')],
+      [onBase('PLATFORM', { type: 'percentage', percent_off: '20' })],
+      [rate('vat', '20')],
+    );
+    assert.deepEqual(result.totals, { net: '32.00', tax: '6.40', gross: '38.40' });
+  });
+});
+
+/*
+ * The whole pipeline, price → minimum → coupon → tax → credits → amount due, as worked by hand.
+ * Plan: 5.00 base fee, 0.01 a call, a 20.00 minimum; credits pay the gross, tax included.
+ */
+describe('the whole pipeline down to the amount due (worked table)', () => {
+  const grant = (id: string, remaining: string, priority = 0): GrantAvailable => ({
+    id,
+    priority,
+    expiresAt: null,
+    createdAt: new Date('2026-01-01T00:00:00Z'),
+    remaining,
+  });
+  const cases: Array<{
+    name: string;
+    calls: number;
+    coupons: CouponToApply[];
+    rates: TaxRateToApply[];
+    grants: GrantAvailable[];
+    settlement?: Settlement;
+    lines: Array<[string, string]>;
+    totals: { net: string; tax: string; gross: string };
+    drawdowns: Array<[string, string]>;
+    due: string;
+    shortfall?: string;
+  }> = [
+    {
+      // 5.00 + 5.00 + true-up 10.00 = 20.00; −10.00; VAT 20 % of 10.00 = 2.00; 12.00 − 5.00 of credit.
+      name: 'gross 12.00 with 5.00 of credit leaves 7.00 due',
+      calls: 500,
+      coupons: [off('TEN', '10.00')],
+      rates: [rate('vat', '20')],
+      grants: [grant('g1', '5.00')],
+      lines: [
+        ['base_fee', '5.00'],
+        ['usage', '5.00'],
+        ['minimum_commitment_true_up', '10.00'],
+        ['discount', '-10.00'],
+        ['tax', '2.00'],
+      ],
+      totals: { net: '10.00', tax: '2.00', gross: '12.00' },
+      drawdowns: [['g1', '5.00']],
+      due: '7.00',
+    },
+    {
+      name: 'credit beyond the gross pays the gross, tax included: nothing due, the rest stays on the grant',
+      calls: 500,
+      coupons: [off('TEN', '10.00')],
+      rates: [rate('vat', '20')],
+      grants: [grant('g1', '50.00')],
+      lines: [
+        ['base_fee', '5.00'],
+        ['usage', '5.00'],
+        ['minimum_commitment_true_up', '10.00'],
+        ['discount', '-10.00'],
+        ['tax', '2.00'],
+      ],
+      totals: { net: '10.00', tax: '2.00', gross: '12.00' },
+      drawdowns: [['g1', '12.00']],
+      due: '0.00',
+    },
+    {
+      // Above the minimum: no true-up. 5.00 + 15.00 = 20.00; 10 % per group = −0.50 − 1.50; 20 % of 18.00 = 3.60; 21.60
+      // drawn from the priority-0 grant first (1.00), then the priority-1 grant (20.60).
+      name: 'above the minimum, a percentage coupon, two grants drawn in priority order',
+      calls: 1500,
+      coupons: [pct('TENPCT', '10')],
+      rates: [rate('vat', '20')],
+      grants: [grant('later', '50.00', 1), grant('first', '1.00', 0)],
+      lines: [
+        ['base_fee', '5.00'],
+        ['usage', '15.00'],
+        ['discount', '-0.50'],
+        ['discount', '-1.50'],
+        ['tax', '3.60'],
+      ],
+      totals: { net: '18.00', tax: '3.60', gross: '21.60' },
+      drawdowns: [
+        ['first', '1.00'],
+        ['later', '20.60'],
+      ],
+      due: '0.00',
+    },
+    {
+      // No usage: the true-up makes 20.00, which a 100 % coupon removes whole: no tax, no credit drawn.
+      name: 'a 100 % coupon on the minimum: gross 0.00, no credit drawn',
+      calls: 0,
+      coupons: [pct('FREE', '100')],
+      rates: [rate('vat', '20')],
+      grants: [grant('g1', '5.00')],
+      lines: [
+        ['base_fee', '5.00'],
+        ['usage', '0.00'],
+        ['minimum_commitment_true_up', '15.00'],
+        ['discount', '-20.00'],
+        ['tax', '0.00'],
+      ],
+      totals: { net: '0.00', tax: '0.00', gross: '0.00' },
+      drawdowns: [],
+      due: '0.00',
+    },
+    {
+      name: 'credit_only: what credit does not cover is due, and flagged as the shortfall',
+      calls: 500,
+      coupons: [off('TEN', '10.00')],
+      rates: [rate('vat', '20')],
+      grants: [grant('g1', '5.00')],
+      settlement: 'credit_only',
+      lines: [
+        ['base_fee', '5.00'],
+        ['usage', '5.00'],
+        ['minimum_commitment_true_up', '10.00'],
+        ['discount', '-10.00'],
+        ['tax', '2.00'],
+      ],
+      totals: { net: '10.00', tax: '2.00', gross: '12.00' },
+      drawdowns: [['g1', '5.00']],
+      due: '7.00',
+      shortfall: '7.00',
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const priced = pricePlan(
+        {
+          currency: 'USD',
+          base_fee: '5.00',
+          minimum_commitment: '20.00',
+          charges: [{ meter: 'calls', model: 'per_unit', unit_price: '0.01' }],
+        },
+        { calls: c.calls },
+      );
+      const lines = priced.lines.map((l) => ({ type: l.type, meter: l.meter, amount: l.amount }));
+      const after = run(lines, c.coupons, c.rates);
+      assert.deepEqual(
+        [...lines, ...after.discounts, ...after.taxes].map((l) => [l.type, l.amount]),
+        c.lines,
+      );
+      assert.deepEqual(after.totals, c.totals);
+      const credits = applyCredits({
+        currency: 'USD',
+        due: after.totals.gross,
+        grants: c.grants,
+        settlement: c.settlement ?? 'credit_then_invoice',
+      });
+      assert.deepEqual(
+        credits.drawdowns.map((d) => [d.grantId, d.amount]),
+        c.drawdowns,
+      );
+      assert.equal(credits.amountDue, c.due);
+      assert.equal(credits.shortfall, c.shortfall ?? null);
+      // The invoice adds up: gross − credits applied = amount due.
+      assert.equal(formatMoney(new Decimal(after.totals.gross).minus(credits.applied), 'USD'), c.due);
+    });
+  }
 });
 
 /* Properties */

@@ -7,7 +7,7 @@ import { freePort } from '../../scripts/free-port';
 import { createActivities } from '../../src/activities';
 import { systemClock } from '../../src/clock';
 import { CreditGrantInputSchema } from '../../src/credits/input';
-import { CreditService } from '../../src/credits/service';
+import { CreditService, purchaseRefFor } from '../../src/credits/service';
 import { temporalCreditExpiryTimers } from '../../src/credits/temporal-expiry-timers';
 import { createCustomer } from '../../src/customers/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
@@ -103,6 +103,58 @@ describe('prepaid credits on the workflows', () => {
     );
     // Granting again under the same reference is the same grant: its timer is found, not started twice.
     assert.ok((await credits().grant('cli', 'acme', expiring)).ok);
+  });
+  test('an expiry that leaves the balance below the threshold buys the automatic top-up, once, through the provider', async () => {
+    const { customer } = await createCustomer(db.pool, { external_id: 'globex', name: 'Globex', currency: 'USD' }, 'system');
+    const globex = () => credits();
+    const now = await env.currentTimeMs();
+    const trial = await globex().grant(
+      'cli',
+      'globex',
+      CreditGrantInputSchema.parse({
+        reference: 'trial',
+        source: 'promotional',
+        currency: 'USD',
+        amount: '3.00',
+        expires_at: new Date(now + 86_400_000).toISOString(),
+      }),
+    );
+    assert.ok(trial.ok);
+    const kept = CreditGrantInputSchema.parse({ reference: 'kept', source: 'promotional', currency: 'USD', amount: '1.00' });
+    assert.ok((await globex().grant('cli', 'globex', kept)).ok);
+    assert.ok((await globex().setAutoTopUp('cli', 'globex', { currency: 'USD', threshold: '2.00', amount: '10.00', enabled: true })).ok);
+
+    // 4.00 before, 1.00 after the expiry: below 2.00, so 10.00 is bought.
+    const grantId = trial.value.grant.id;
+    assert.deepEqual(await env.client.workflow.getHandle(creditExpiryWorkflowIdFor(grantId)).result(), { expired: '3.00' });
+    const topUps = await db.pool.query<{ id: string; source: string; amount: string; status: string }>(
+      `select id, source, amount::text, status from credit_grants where customer_id = $1 and reference = $2`,
+      [customer.id, `auto-top-up:expiry:${grantId}`],
+    );
+    assert.deepEqual(
+      topUps.rows.map((g) => [g.source, g.amount, g.status]),
+      [['purchased', '10.00', 'active']],
+    );
+    const topUpId = topUps.rows[0]!.id;
+    const charged = async () => (await provider.listCharges({ invoiceId: purchaseRefFor(topUpId) })).map((c) => [c.status, c.amountMinor]);
+    assert.deepEqual(await charged(), [['succeeded', '1000']]);
+    const balanceOf = async () => {
+      const result = await globex().balance('cli', 'globex', 'USD');
+      assert.ok(result.ok);
+      return result.value.balance;
+    };
+    assert.equal(await balanceOf(), '11.00');
+
+    // The top-up asked again for the same expiry (a retry) is the same grant: no second charge.
+    const again = await globex().autoTopUpAfterExpiry(grantId, 'system');
+    assert.ok(again.ok);
+    assert.deepEqual(again.value, { outcome: 'topped_up', grantId: topUpId, balance: '11.00' });
+    assert.deepEqual(await charged(), [['succeeded', '1000']]);
+    const audited = await db.pool.query<{ n: number }>(
+      `select count(*)::int as n from audit_log where action = 'credit.purchased' and subject_id = $1`,
+      [topUpId],
+    );
+    assert.equal(audited.rows[0]!.n, 1);
   });
   test('a closed period paid partly by credits: the rest is charged, then the balance is topped up once', async () => {
     const promo = CreditGrantInputSchema.parse({ reference: 'promo', source: 'promotional', currency: 'USD', amount: '2.00' });

@@ -7,6 +7,7 @@ import { createActivities } from '../../src/activities';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { scopes } from '../../src/keys/principal';
+import { CreditService, purchaseRefFor } from '../../src/credits/service';
 import { systemClock } from '../../src/clock';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
 import { workflowsPath } from '../../src/temporal/worker';
@@ -69,6 +70,7 @@ after(async () => {
   await db?.drop();
 });
 
+const providerClient = () => createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 });
 const call = async (method: string, path: string, body?: unknown) => {
   const res = await app.call(method, path, admin, body);
   return { status: res.status, headers: res.headers, body: (await res.json()) as any };
@@ -261,6 +263,28 @@ describe('credit_only: the credit balance is the spend limit', () => {
     assert.equal((await call('POST', '/v1/plans', invoiced)).status, 201);
   });
 
+  /** The grant was charged once at the provider (`amountMinor`), and credited with one ledger entry and one audit row. */
+  const assertPurchasedOnce = async (grantId: string, amountMinor: string) => {
+    const charges = await providerClient().listCharges({ invoiceId: purchaseRefFor(grantId) });
+    assert.deepEqual(
+      charges.map((c) => [c.status, c.amountMinor]),
+      [['succeeded', amountMinor]],
+    );
+    const entries = await db.pool.query<{ kind: string; amount: string }>(
+      `select kind, amount::text from credit_ledger_entries where grant_id = $1`,
+      [grantId],
+    );
+    assert.deepEqual(
+      entries.rows.map((e) => [e.kind, (Number(e.amount) * 100).toFixed(0)]),
+      [['grant', amountMinor]],
+    );
+    const audited = await db.pool.query<{ n: number }>(
+      `select count(*)::int as n from audit_log where action = 'credit.purchased' and subject_id = $1`,
+      [grantId],
+    );
+    assert.equal(audited.rows[0]!.n, 1);
+  };
+
   /** The setSpendBlock calls and signals of the run, in history order. */
   const blocksAndSignals = async (workflowId: string) => {
     const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
@@ -294,6 +318,78 @@ describe('credit_only: the credit balance is the spend limit', () => {
     assert.equal((await call('POST', '/v1/events', events('umbrella', 1)[0])).status, 402);
   });
 
+  // Before the test that sleeps past the period: its usage is stamped with the real clock.
+  test('automatic top-up: usage reaching the balance buys the top-up once through the provider, and usage goes on without a 402', async () => {
+    assert.equal((await call('POST', '/v1/customers', { external_id: 'hooli', name: 'Hooli', currency: 'USD' })).status, 201);
+    const welcome = { reference: 'welcome', source: 'promotional', currency: 'USD', amount: '2.00' };
+    assert.equal((await call('POST', '/v1/customers/hooli/credits', welcome)).status, 201);
+    const setting = await call('PUT', '/v1/customers/hooli/credits/auto-top-up', { currency: 'USD', threshold: '0.50', amount: '5.00' });
+    assert.equal(setting.status, 200, JSON.stringify(setting.body));
+    const subscribed = await call('POST', '/v1/subscriptions', { customer: 'hooli', plan: 'prepaid' });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    const workflowId = workflowIdFor('hooli');
+    const handle = env.client.workflow.getHandle(workflowId);
+
+    // 2.00 of credit at 0.01 a call: 200 calls reach it, which is below any threshold.
+    await waitFor(() => check('hooli'), { description: 'the runway reaches the API', until: (r) => r.body.spend_runway === '200' });
+    for (let i = 0; i < 2; i++) assert.equal((await call('POST', '/v1/events', events('hooli', 100))).status, 200);
+    const toppedUp = await waitFor(() => handle.query(billingState), {
+      description: 'the workflow tops up and prices the period against 7.00',
+      until: (s) => s.spend?.priced.spent === '2.00' && s.spend.priced.available === '7',
+    });
+    assert.equal(toppedUp.spend!.limit.status, 'ok');
+    assert.equal(toppedUp.spend!.priced.autoTopUpBelow, '0.50');
+    const lifted = await waitFor(() => check('hooli'), {
+      description: 'the new runway (7.00: 700 calls) reaches the API',
+      until: (r) => r.body.spend_runway === '700',
+    });
+    assert.equal(lifted.body.spend_blocked, false);
+    assert.equal((await call('POST', '/v1/events', events('hooli', 1)[0])).status, 201);
+
+    // One purchase, under the trigger's natural key (the subscription, the period, the 2.00 priced against).
+    const periodStart = toppedUp.period.start;
+    const grants = await db.pool.query<{ id: string; reference: string; source: string; amount: string; status: string }>(
+      `select g.id, g.reference, g.source, g.amount::text, g.status from credit_grants g join customers c on c.id = g.customer_id
+        where c.external_id = 'hooli' and g.reference like 'auto-top-up:%'`,
+    );
+    assert.deepEqual(
+      grants.rows.map((g) => [g.reference, g.source, g.amount, g.status]),
+      [[`auto-top-up:spend:${subscribed.body.id}:${periodStart}:2`, 'purchased', '5.00', 'active']],
+    );
+    await assertPurchasedOnce(grants.rows[0]!.id, '500');
+    assert.deepEqual(
+      (await blocksAndSignals(workflowId)).filter((e) => e === 'blocked'),
+      [],
+      'topped up before any block',
+    );
+
+    // The activity run again for the same trigger (a retry after a lost answer) finds the top-up: no second charge.
+    const hooliId = (await db.pool.query<{ id: string }>(`select id from customers where external_id = 'hooli'`)).rows[0]!.id;
+    const again = await new CreditService({
+      pool: db.pool,
+      clock: systemClock,
+      provider: providerClient(),
+      timers: { schedule: async () => {} },
+    }).autoTopUpForSpend(
+      {
+        customerId: hooliId,
+        customer: 'hooli',
+        currency: 'USD',
+        subscriptionId: subscribed.body.id,
+        periodStart,
+        available: '2',
+        spent: '2.00',
+      },
+      'system',
+    );
+    assert.ok(again.ok);
+    assert.equal(again.value.outcome, 'topped_up');
+    assert.equal(again.value.outcome === 'topped_up' && again.value.grantId, grants.rows[0]!.id);
+    await assertPurchasedOnce(grants.rows[0]!.id, '500');
+    const balance = await call('GET', '/v1/customers/hooli/credits');
+    assert.equal(balance.body.balance, '7.00');
+  });
+
   test('usage up to the balance → 402 → a top-up lifts the block without any usage report → the invoice draws the credits', async (t) => {
     assert.equal((await call('POST', '/v1/customers', { external_id: 'initech', name: 'Initech', currency: 'USD' })).status, 201);
     // Granted before the subscription exists: nobody to tell yet, and that is no failure.
@@ -323,9 +419,17 @@ describe('credit_only: the credit balance is the spend limit', () => {
     assert.equal(refused.body.topUpUrl, '/top-up');
 
     // The top-up alone lifts the block: a refused customer sends no usage that could re-price.
+    // Purchased, so it goes through the payment provider: one charge, one ledger entry, one audit row.
     const toppedAt = Date.now();
-    const topUp = await call('POST', '/v1/customers/initech/credits', { ...grant, reference: 'top-up-1', amount: '3.00' });
+    const topUp = await call('POST', '/v1/customers/initech/credits', {
+      ...grant,
+      source: 'purchased',
+      reference: 'top-up-1',
+      amount: '3.00',
+    });
     assert.equal(topUp.status, 201, JSON.stringify(topUp.body));
+    assert.equal(topUp.body.status, 'active');
+    await assertPurchasedOnce(topUp.body.id, '300');
     const lifted = await waitFor(() => check('initech'), {
       description: 'the block lifts after the top-up, with the new runway (8.00 of credit: 800 calls)',
       // The block and the runway reach the API by separate publishes: both, in either order.

@@ -58,6 +58,7 @@ const LedgerEntrySchema = z
   .meta({ id: 'CreditLedgerEntry' });
 
 const CustomerParams = z.object({ externalId: Identifier });
+const GrantParams = CustomerParams.extend({ grantId: z.uuid() });
 const CurrencyQuery = z.strictObject({
   currency: CurrencySchema.optional().meta({ description: "Default: the customer's currency" }),
 });
@@ -127,12 +128,30 @@ registry.registerPath({
   path: `${path}/auto-top-up`,
   summary: 'Set the automatic top-up of a currency',
   description:
-    `Requires \`billing:admin\`. ${restricted} When an invoice's drawdown leaves the balance below \`threshold\`, \`amount\` is ` +
-    'purchased through the payment provider, once per invoice.',
+    `Requires \`billing:admin\`. ${restricted} When the balance falls below \`threshold\`, \`amount\` is purchased through ` +
+    "the payment provider, once per trigger: an invoice's drawdown, a grant's expiry, and (plans settling `credit_only`) the open " +
+    "period's priced usage leaving less credit than `threshold`, which tops up before usage is refused.",
   tags,
   security,
   request: { params: CustomerParams, body: jsonContent(AutoTopUpInputSchema) },
   responses: { 200: { description: 'The setting', ...jsonContent(AutoTopUpSchema) }, ...problemResponses(400, 401, 403, 404) },
+});
+registry.registerPath({
+  method: 'post',
+  path: `${path}/grants/{grantId}/void`,
+  summary: 'Void a grant: what is left of it leaves the balance (idempotent)',
+  description:
+    'Requires `billing:admin`; a key restricted to a customer may not. Writes one `grant_void` ledger entry for what is left of ' +
+    'the grant (what was drawn stays drawn), audited; voiding again returns that entry (200). A grant with nothing left is 409 ' +
+    '`nothing_to_void`. A voided purchase is not refunded: the charge at the payment provider stands.',
+  tags,
+  security,
+  request: { params: GrantParams },
+  responses: {
+    201: { description: 'Voided: the void entry', ...jsonContent(LedgerEntrySchema) },
+    200: { description: 'Already voided: the same entry', ...jsonContent(LedgerEntrySchema) },
+    ...problemResponses(400, 401, 403, 404, 409),
+  },
 });
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
@@ -225,6 +244,12 @@ export function creditsRouter(credits: CreditService): Router {
     );
     const result = page(entries, query.limit, (e) => e.id);
     res.json({ data: result.data.map(entryToJson), next_cursor: result.next_cursor });
+  });
+
+  router.post('/v1/customers/:externalId/credits/grants/:grantId/void', authorize('credits', 'void'), async (req, res) => {
+    const { externalId, grantId } = parseRequest(GrantParams, req.params, 'params');
+    const { created, entry } = unwrap(await credits.voidGrant(accessOf(req).principal, externalId, grantId));
+    res.status(created ? 201 : 200).json(entryToJson(entry));
   });
 
   router.put('/v1/customers/:externalId/credits/auto-top-up', authorize('credits', 'auto_top_up'), async (req, res) => {

@@ -40,7 +40,9 @@ const BatchResultSchema = z
 
 const SpendLimitProblemSchema = ProblemSchema.extend({
   reason: z.literal('spend_limit_reached').optional(),
-  topUpUrl: z.string().meta({ description: 'Where to top up credits or raise the spend cap (TOP_UP_URL)' }),
+  topUpUrl: z
+    .string()
+    .meta({ description: 'Where this customer tops up credits or raises the spend cap (TOP_UP_URL, its `{customer}` filled in)' }),
 }).meta({ id: 'SpendLimitProblem', description: 'RFC 9457 problem details of a spend-limit refusal' });
 
 registry.registerPath({

@@ -18,6 +18,7 @@ const StoredTaxRateSchema = z
     percentage: z.string(),
     inclusive: z.boolean(),
     meter: z.string().nullable(),
+    base_fee: z.boolean().meta({ description: 'Only the base fee and the minimum-commitment true-up are taxed' }),
     created_at: z.string(),
     archived_at: z.string().nullable(),
   })
@@ -80,6 +81,7 @@ export const taxRateToJson = (rate: StoredTaxRate, customer: string): z.infer<ty
   percentage: rate.percentage,
   inclusive: rate.inclusive,
   meter: rate.meter,
+  base_fee: rate.base_fee,
   created_at: rate.createdAt.toISOString(),
   archived_at: rate.archivedAt?.toISOString() ?? null,
 });
