@@ -386,6 +386,14 @@ const USAGE_FROM_COUNTERS = 'usage-from-counters';
 const PERIOD_FROM_RUN_START = 'period-from-run-start';
 
 /**
+ * Histories recorded before this patch began a subscription that starts later than its workflow
+ * in the period holding the workflow's start: a period before the subscription, which was
+ * invoiced (base fee included). Runs that have it begin in the subscription start's period, as
+ * the API's current period already did. Asked only for such starts, so other runs record nothing.
+ */
+const FIRST_PERIOD_FROM_START = 'first-period-from-start';
+
+/**
  * Progressive billing: a run whose subscription has spend thresholds prices the open period
  * (an activity) after reads that moved a charged meter, issues an interim invoice when a
  * threshold is reached, and publishes each charged meter's spend decision point. Asked only once
@@ -570,7 +578,9 @@ class BillingPeriodRun {
 
   /** The instant whose period a run with nothing carried bills. */
   private firstRunInstant(): Date {
-    return patched(PERIOD_FROM_RUN_START) ? workflowInfo().startTime : new Date();
+    const started = patched(PERIOD_FROM_RUN_START) ? workflowInfo().startTime : new Date();
+    const start = Date.parse(this.terms.anchor);
+    return start > started.getTime() && patched(FIRST_PERIOD_FROM_START) ? new Date(start) : started;
   }
 
   /** Registers the signal, query and update handlers (buffered signals are applied as each is set). */

@@ -8,7 +8,7 @@ import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
-import { createSubscription } from '../../src/subscriptions/store';
+import { createSubscription, type Subscription } from '../../src/subscriptions/store';
 import { temporalSubscriptionLifecycle } from '../../src/subscriptions/temporal-lifecycle';
 import { workflowsPath } from '../../src/temporal/worker';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
@@ -145,4 +145,93 @@ test('started 15 minutes after a boundary of its billing anchor: [start, boundar
     ['base_fee', null, '1.00'],
     ['usage', '4', '0.06'],
   ]);
+});
+
+test("started in the future: the first invoice is the start's period, never one before it", async () => {
+  const taskQueue = 'billing-anchor-future';
+  const activities = createActivities({
+    pool: db.pool,
+    clock: systemClock,
+    webhookTimeoutMs: 1000,
+    lookbackInvoices: 3,
+    dunning: [],
+    provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 }),
+  });
+  const now = await env.currentTimeMs();
+  // One on its own schedule, 90 minutes ahead (a whole first hour, 1.00); one 110 minutes ahead on
+  // an anchor whose boundaries fall 40, 100 and 160 minutes ahead (its first period [start, +160):
+  // 1.00 × 50/60).
+  const later = [
+    {
+      customer: 'later',
+      start: new Date(now + 90 * MINUTE),
+      billingAnchor: undefined,
+      firstEnd: new Date(now + 150 * MINUTE),
+      total: '1.00',
+    },
+    {
+      customer: 'later-anchored',
+      start: new Date(now + 110 * MINUTE),
+      billingAnchor: new Date(now - 20 * MINUTE),
+      firstEnd: new Date(now + 160 * MINUTE),
+      total: '0.83',
+    },
+  ];
+  const subscriptions: { customerId: string; subscription: Subscription }[] = [];
+  for (const { customer: externalId, start, billingAnchor } of later) {
+    const { customer } = await createCustomer(db.pool, { external_id: externalId, name: externalId, currency: 'USD' }, 'system');
+    const created = await createSubscription(db.pool, {
+      customerId: customer.id,
+      planCode: 'hourly',
+      anchor: start,
+      ...(billingAnchor ? { billingAnchor } : {}),
+      actor: 'system',
+    });
+    assert.ok(created.created);
+    subscriptions.push({ customerId: customer.id, subscription: created.subscription });
+  }
+
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
+  await worker.runUntil(async () => {
+    const lifecycle = temporalSubscriptionLifecycle({
+      client: env.client,
+      taskQueue,
+      allowedLatenessMs: LATENESS,
+      dunning: [],
+      usageReportIntervalMs: 300_000,
+    });
+    for (const [i, { customer, start, firstEnd }] of later.entries()) {
+      await lifecycle.started(subscriptions[i]!.subscription);
+      const handle = env.client.workflow.getHandle(workflowIdFor(customer));
+      const first = await eventually(
+        `${customer}'s first run answers`,
+        () => handle.query(billingState),
+        () => true,
+      );
+      assert.deepEqual(first.period, { start: start.toISOString(), end: firstEnd.toISOString() }, customer);
+    }
+    await env.sleep(160 * MINUTE + LATENESS + 5000);
+    for (const { customer, firstEnd } of later) {
+      const handle = env.client.workflow.getHandle(workflowIdFor(customer));
+      await eventually(
+        `${customer}'s second period runs`,
+        () => handle.query(billingState),
+        (s) => s.period.start === firstEnd.toISOString(),
+      );
+      await handle.terminate('done');
+    }
+  });
+
+  for (const [i, { customer, start, firstEnd, total }] of later.entries()) {
+    const { rows } = await db.pool.query<{ period_start: Date; period_end: Date; total: string }>(
+      'select period_start, period_end, total::text from invoices where customer_id = $1 order by period_start',
+      [subscriptions[i]!.customerId],
+    );
+    // Nothing billed before the start: the first invoice is [start, its end), prorated when an anchor cuts it.
+    assert.deepEqual(
+      rows.map((r) => [r.period_start.toISOString(), r.period_end.toISOString(), r.total]),
+      [[start.toISOString(), firstEnd.toISOString(), total]],
+      customer,
+    );
+  }
 });

@@ -86,7 +86,7 @@ test('a worker killed with SIGKILL and the provider lost mid-herd: one invoice a
   const doomed = startWorkerProcess();
   startWorkerProcess();
 
-  // Not in the future: a run started before its anchor would begin in the period that ends there.
+  // Now, to the second: the first period begins at once, so the herd closes PERIOD_SECONDS from here.
   const anchor = new Date(Math.floor(Date.now() / 1000) * 1000);
   const periodEnd = anchor.getTime() + PERIOD_SECONDS * 1000;
   const handles = await Promise.all(
