@@ -44,6 +44,32 @@ after(async () => {
   await db?.drop();
 });
 
+/** A worker with the real activities, the payment provider being the simulator. */
+const workerOn = (taskQueue: string) =>
+  Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: createActivities({
+      pool: db.pool,
+      clock: systemClock,
+      webhookTimeoutMs: 1000,
+      lookbackInvoices: 3,
+      dunning: [],
+      provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 }),
+    }),
+  });
+
+/** The lifecycle the API starts subscriptions through. */
+const lifecycleOn = (taskQueue: string) =>
+  temporalSubscriptionLifecycle({
+    client: env.client,
+    taskQueue,
+    allowedLatenessMs: LATENESS,
+    dunning: [],
+    usageReportIntervalMs: 300_000,
+  });
+
 async function eventually<T>(what: string, probe: () => Promise<T>, ok: (value: T) => boolean, ms = 15_000): Promise<T> {
   const started = Date.now();
   for (;;) {
@@ -56,15 +82,6 @@ async function eventually<T>(what: string, probe: () => Promise<T>, ok: (value: 
 
 test('started 15 minutes after a boundary of its billing anchor: [start, boundary) prorated, then whole periods', async () => {
   const taskQueue = 'billing-anchor';
-  const provider = createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 });
-  const activities = createActivities({
-    pool: db.pool,
-    clock: systemClock,
-    webhookTimeoutMs: 1000,
-    lookbackInvoices: 3,
-    dunning: [],
-    provider,
-  });
   const { customer } = await createCustomer(db.pool, { external_id: 'anchored', name: 'Anchored', currency: 'USD' }, 'system');
   const start = new Date(await env.currentTimeMs());
   const billingAnchor = new Date(start.getTime() - 15 * MINUTE);
@@ -83,15 +100,9 @@ test('started 15 minutes after a boundary of its billing anchor: [start, boundar
   await storeEvents(db.pool, { customerId: customer.id, meterId, from: new Date(start.getTime() + MINUTE), count: 10 });
   await storeEvents(db.pool, { customerId: customer.id, meterId, from: new Date(boundary.getTime() + MINUTE), count: 4 });
 
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
+  const worker = await workerOn(taskQueue);
   await worker.runUntil(async () => {
-    const lifecycle = temporalSubscriptionLifecycle({
-      client: env.client,
-      taskQueue,
-      allowedLatenessMs: LATENESS,
-      dunning: [],
-      usageReportIntervalMs: 300_000,
-    });
+    const lifecycle = lifecycleOn(taskQueue);
     await lifecycle.started(subscription);
     const handle = env.client.workflow.getHandle(workflowIdFor('anchored'));
     const first = await eventually(
@@ -149,14 +160,6 @@ test('started 15 minutes after a boundary of its billing anchor: [start, boundar
 
 test("started in the future: the first invoice is the start's period, never one before it", async () => {
   const taskQueue = 'billing-anchor-future';
-  const activities = createActivities({
-    pool: db.pool,
-    clock: systemClock,
-    webhookTimeoutMs: 1000,
-    lookbackInvoices: 3,
-    dunning: [],
-    provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 }),
-  });
   const now = await env.currentTimeMs();
   // One on its own schedule, 90 minutes ahead (a whole first hour, 1.00); one 110 minutes ahead on
   // an anchor whose boundaries fall 40, 100 and 160 minutes ahead (its first period [start, +160):
@@ -191,15 +194,9 @@ test("started in the future: the first invoice is the start's period, never one 
     subscriptions.push({ customerId: customer.id, subscription: created.subscription });
   }
 
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
+  const worker = await workerOn(taskQueue);
   await worker.runUntil(async () => {
-    const lifecycle = temporalSubscriptionLifecycle({
-      client: env.client,
-      taskQueue,
-      allowedLatenessMs: LATENESS,
-      dunning: [],
-      usageReportIntervalMs: 300_000,
-    });
+    const lifecycle = lifecycleOn(taskQueue);
     for (const [i, { customer, start, firstEnd }] of later.entries()) {
       await lifecycle.started(subscriptions[i]!.subscription);
       const handle = env.client.workflow.getHandle(workflowIdFor(customer));
