@@ -4,7 +4,7 @@ import type { Customer } from '../customers/store';
 import { recordAudit, type AuditActor } from '../db/audit';
 import type { Pool } from '../db/pool';
 import { inTransaction, type Queryable } from '../db/transaction';
-import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
+import { spendTopUpDue, type AutoTopUpOutcome } from '../domain/credit-drawdown';
 import type { CurrencyCode } from '../domain/currencies';
 import { Decimal, formatMoney, toMinorUnits } from '../domain/money';
 import { ok, refuse, type Result } from '../domain/result';
@@ -264,7 +264,6 @@ export class CreditService {
    * top-up, an expiry) is a new trigger.
    */
   async autoTopUpForSpend(trigger: SpendTopUpTrigger, actor: AuditActor): Promise<Result<AutoTopUpOutcome, 'provider_rejected'>> {
-    const runway = new Decimal(trigger.available).minus(trigger.spent);
     return this.topUpWhen(
       {
         customerId: trigger.customerId,
@@ -273,7 +272,7 @@ export class CreditService {
         reference: spendTopUpReferenceFor(trigger.subscriptionId, trigger.periodStart, trigger.available),
       },
       actor,
-      (setting) => Promise.resolve(runway.lte(0) || runway.lt(setting.threshold)),
+      (setting) => Promise.resolve(spendTopUpDue(trigger.available, trigger.spent, setting.threshold)),
     );
   }
 

@@ -24,6 +24,16 @@ export type AutoTopUpOutcome =
   | { outcome: 'topped_up'; grantId: string; balance: string }
   | { outcome: 'declined'; grantId: string; declineCode: string | null };
 
+/**
+ * Whether a credit_only period's priced usage leaves the automatic top-up due: the credit left
+ * (`available` − `spent`) is gone or below the threshold. The billing workflow asks with it, and the
+ * credit service decides with it again against the setting as it is when the purchase is made.
+ */
+export function spendTopUpDue(available: string, spent: string, threshold: string): boolean {
+  const left = new Decimal(available).minus(spent);
+  return left.lte(0) || left.lt(threshold);
+}
+
 /** A grant with credit left, as the allocation sees it. */
 export interface GrantAvailable {
   id: string;

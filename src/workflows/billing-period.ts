@@ -17,7 +17,7 @@ import {
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { AutoTopUpOutcome } from '../domain/credit-drawdown';
+import { spendTopUpDue, type AutoTopUpOutcome } from '../domain/credit-drawdown';
 import { Decimal } from '../domain/money';
 import { isChangeEffect, type ChangeEffect } from '../domain/plan-change-effect';
 import { billedPeriodContaining, nextBilledPeriod, type BillingSchedule } from '../domain/billing-schedule';
@@ -1012,8 +1012,8 @@ class BillingPeriodRun {
     const { priced } = spend;
     const threshold = priced.autoTopUpBelow;
     if (priced.source !== 'credits' || priced.available === null || threshold === undefined) return false;
-    const left = new Decimal(priced.available).minus(priced.spent);
-    if (!(left.lte(0) || left.lt(threshold)) || this.toppedUpFor === priced.available || !patched(SPEND_AUTO_TOP_UP)) return false;
+    if (!spendTopUpDue(priced.available, priced.spent, threshold) || this.toppedUpFor === priced.available || !patched(SPEND_AUTO_TOP_UP))
+      return false;
     this.toppedUpFor = priced.available;
     try {
       const topUp = await topUps.autoTopUpForSpend({

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { applyCredits, creditsOnInvoice, drawOrder, isNotCredit, type GrantAvailable } from '../../src/domain/credit-drawdown';
+import {
+  applyCredits,
+  creditsOnInvoice,
+  drawOrder,
+  isNotCredit,
+  spendTopUpDue,
+  type GrantAvailable,
+} from '../../src/domain/credit-drawdown';
 import { compareCreditBalance, compareInvoiceCredits, type LedgerEntrySeen } from '../../src/domain/credit-reconciliation';
 
 const day = (d: number) => new Date(Date.UTC(2026, 0, d));
@@ -204,4 +211,21 @@ describe('credit ledger reconciliation', () => {
       );
     });
   }
+});
+
+describe('automatic top-up of a credit_only period', () => {
+  test('due when the credit left is below the threshold or gone, not before', () => {
+    // [available, spent, threshold, due]
+    const table: [string, string, string, boolean][] = [
+      ['10.00', '4.00', '5.00', false], // 6.00 left
+      ['10.00', '5.00', '5.00', false], // exactly the threshold
+      ['10.00', '5.01', '5.00', true],
+      ['10.00', '10.00', '0', true], // nothing left, even with a zero threshold
+      ['10.00', '12.50', '0', true], // overspent
+      ['0', '0', '0', true],
+    ];
+    for (const [available, spent, threshold, due] of table) {
+      assert.equal(spendTopUpDue(available, spent, threshold), due, `${available} − ${spent} against ${threshold}`);
+    }
+  });
 });
