@@ -95,17 +95,17 @@ async function main(): Promise<void> {
   await admin.query('truncate usage_events, usage_counters');
 
   // Pre-fill: a year of history, oldest first, spread evenly over the customers and the year.
-  const ids = (await admin.query<{ id: string }>(`select id from customers order by (substring(external_id from 6))::int`)).rows.map(
+  const ids = (await admin.query<{ id: number }>(`select short_id as id from customers order by (substring(external_id from 6))::int`)).rows.map(
     (r) => r.id,
   );
-  const meterId = (await admin.query<{ id: string }>('select id from meters')).rows[0]!.id;
+  const meterId = (await admin.query<{ id: number }>('select short_id as id from meters')).rows[0]!.id;
   const start = Date.now() - YEAR_MS;
   function* lines(from: number, to: number): Generator<string> {
     let chunk = '';
     for (let i = from; i < to; i++) {
       const tokens = String((i % 997) + 0.25);
       const t = new Date(start + Math.floor((i / rows) * YEAR_MS)).toISOString();
-      chunk += `${ids[i % customers]}\tpre-${i}\t${meterId}\t${t}\t${t}\t${tokens}\t{"tokens": "${tokens}", "model": "small"}\tt\tf\n`;
+      chunk += `${ids[i % customers]}\tpre-${i}\t${meterId}\t${t}\t${t}\t${tokens}\t{"tokens":"${tokens}","model":"small"}\tt\tf\n`;
       if (chunk.length > 1 << 20) {
         yield chunk;
         chunk = '';
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
           Readable.from(lines(from, to)),
           c.query(
             copyFrom(
-              'copy usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin',
+              'copy usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin',
             ),
           ),
         );

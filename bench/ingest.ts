@@ -151,16 +151,16 @@ async function main(): Promise<void> {
 
   // Raw ceiling: the same rows, pre-rendered, COPYed into the same (emptied) table and indexes.
   await admin.query('truncate usage_events, usage_counters');
-  const ids = (await admin.query<{ id: string; external_id: string }>('select id, external_id from customers')).rows;
+  const ids = (await admin.query<{ id: number; external_id: string }>('select short_id as id, external_id from customers')).rows;
   const customerId = new Map(ids.map((r) => [r.external_id, r.id]));
-  const meterId = (await admin.query<{ id: string }>('select id from meters')).rows[0]!.id;
+  const meterId = (await admin.query<{ id: number }>('select short_id as id from meters')).rows[0]!.id;
   const rows = stored;
   function renderRows(from: number, to: number): string[] {
     const lines: string[] = [];
     for (let i = from; i < to; i++) {
       const tokens = String((i % 997) + 0.25);
       lines.push(
-        `${customerId.get(`cust-${i % customers}`)}\tcopy-${i}\t${meterId}\t${timestamp}\t${timestamp}\t${tokens}\t{"tokens": "${tokens}", "model": "small"}\tt\tf\n`,
+        `${customerId.get(`cust-${i % customers}`)}\tcopy-${i}\t${meterId}\t${timestamp}\t${timestamp}\t${tokens}\t{"tokens":"${tokens}","model":"small"}\tt\tf\n`,
       );
     }
     return lines;
@@ -180,7 +180,7 @@ async function main(): Promise<void> {
             Readable.from(lines.slice(i, i + 10_000)),
             c.query(
               copyFrom(
-                'copy usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin',
+                'copy usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin',
               ),
             ),
           );

@@ -364,7 +364,7 @@ async function main(): Promise<void> {
     const stored = new Map(
       (
         await pool.query<{ external_id: string; n: string }>(
-          `select c.external_id, count(*)::text as n from usage_events e join customers c on c.id = e.customer_id
+          `select c.external_id, count(*)::text as n from usage_events e join customers c on c.short_id = e.customer_short_id
             where e.event_time >= $1 and e.event_time < $2 group by 1`,
           [new Date(anchor), new Date(periodEnd)],
         )
@@ -419,7 +419,7 @@ async function main(): Promise<void> {
     const active = Number(
       (
         await pool.query<{ n: string }>(
-          `select count(distinct customer_id) as n from usage_events where received_at >= $1 and received_at < $2`,
+          `select count(distinct customer_short_id) as n from usage_events where received_at >= $1 and received_at < $2`,
           [new Date(windowStart), new Date(windowStart + actualWindow * 1000)],
         )
       ).rows[0]!.n,
@@ -540,12 +540,12 @@ async function main(): Promise<void> {
 async function crossingTimes(pool: Pool, levels: number[]): Promise<Map<number, Map<string, number>>> {
   const { rows } = await pool.query<{ external_id: string; level: string; at: Date }>(
     `with batches as (
-       select customer_id, received_at, count(*) as n from usage_events group by 1, 2
+       select customer_short_id, received_at, count(*) as n from usage_events group by 1, 2
      ), running as (
-       select customer_id, received_at, sum(n) over (partition by customer_id order by received_at) as total from batches
+       select customer_short_id, received_at, sum(n) over (partition by customer_short_id order by received_at) as total from batches
      )
      select c.external_id, l.level::text, min(r.received_at) as at
-       from running r join customers c on c.id = r.customer_id
+       from running r join customers c on c.short_id = r.customer_short_id
        cross join unnest($1::numeric[]) as l(level)
       where r.total >= l.level
       group by 1, 2`,

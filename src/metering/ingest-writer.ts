@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { isConnectionError } from '../db/connection-errors';
 import type { Pool } from '../db/pool';
 import { canonicalJson } from '../domain/metering/canonical-json';
+import { ShortIds } from './short-ids';
 
 /** An event validated and resolved against its meter, ready to store. */
 export interface PreparedEvent {
@@ -81,13 +82,14 @@ const MAX_ATTEMPTS = 4;
 // temporary table (no WAL, emptied at commit or rollback); then one statement stores them. Measured against the former
 // statement over unnest() of nine parameter arrays (`npm run bench:ingest`, issue 17): COPY
 // text is cheaper to render in Node than nine escaped array literals, and to parse in PostgreSQL.
+// The stage also holds the uuids, which the daily counters are keyed by.
 const STAGE_TABLE_SQL = `
 create temp table if not exists ingest_stage (
-  ord int, customer_id uuid, event_id text, meter_id uuid, event_time timestamptz, received_at timestamptz,
-  value numeric, properties jsonb, timestamp_provided boolean, late boolean
+  ord int, customer_id uuid, meter_id uuid, customer_short_id int4, event_id text, meter_short_id int4, event_time timestamptz,
+  received_at timestamptz, value numeric, properties json, timestamp_provided boolean, late boolean
 ) on commit delete rows`;
 const STAGE_COPY_SQL =
-  'copy ingest_stage (ord, customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin';
+  'copy ingest_stage (ord, customer_id, meter_id, customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin';
 
 // The daily counters' upsert, whichever statement feeds it the new events' per-day aggregates.
 // Groups are upserted in key order, so concurrent transactions lock counter rows in the same
@@ -111,7 +113,7 @@ const COUNTERS_UPSERT = `
 // rolled back and the group takes the staging path below, which tells duplicates from conflicts.
 // Rows come in key order (`commit`), as on the staging path.
 const DIRECT_COPY_SQL =
-  'copy usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin';
+  'copy usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin';
 const UNIQUE_VIOLATION = '23505';
 
 // The fast path's counters. Per customer, meter and UTC day, group k is the k-th element of
@@ -140,31 +142,34 @@ ${COUNTERS_UPSERT}`;
 // so concurrent transactions lock keys in one order whichever path each takes.
 const INSERT_SQL = `
 with ins as (
-  insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-  select customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late
+  insert into usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late)
+  select customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late
     from ingest_stage
    order by ord
-  on conflict (customer_id, event_id) do nothing
-  returning customer_id, event_id, meter_id, event_time, value
+  on conflict (customer_short_id, event_id) do nothing
+  returning customer_short_id, event_id
+), new_events as (
+  select s.ord, s.customer_id, s.meter_id, s.event_id, s.event_time, s.value
+    from ins join ingest_stage s using (customer_short_id, event_id)
 ), counted as (
   insert into usage_counters as uc
     (customer_id, meter_id, day, event_count, value_sum, value_max, latest_value, latest_time, latest_event_id)
   select customer_id, meter_id, (event_time at time zone 'UTC')::date, count(*), coalesce(sum(value), 0), max(value),
          (array_agg(value order by event_time desc, event_id desc))[1], max(event_time),
          (array_agg(event_id order by event_time desc, event_id desc))[1]
-    from ins group by 1, 2, 3 order by 1, 2, 3
+    from new_events group by 1, 2, 3 order by 1, 2, 3
   ${COUNTERS_UPSERT}
 )
-select customer_id, event_id from ins`;
+select ord from new_events`;
 
 // Runs as its own statement so that it sees rows a concurrent transaction committed while ours
 // waited on the unique key (READ COMMITTED takes a fresh snapshot per statement).
 const CLASSIFY_SQL = `
 select u.ord, e.event_id is not null as stored,
-       e.meter_id = u.meter_id and e.properties = u.properties and e.timestamp_provided = u.timestamp_provided
+       e.meter_short_id = u.meter_short_id and e.properties::jsonb = u.properties::jsonb and e.timestamp_provided = u.timestamp_provided
          and (not u.timestamp_provided or e.event_time = u.event_time) as same
   from ingest_stage u
-  left join usage_events e on e.customer_id = u.customer_id and e.event_id = u.event_id
+  left join usage_events e on e.customer_short_id = u.customer_short_id and e.event_id = u.event_id
  where u.ord = any($1::int[])`;
 
 /** A text-format COPY field: backslash, tab, newline and carriage return escaped; null as \N. */
@@ -185,9 +190,9 @@ function compareKeys(a: PreparedEvent, b: PreparedEvent): number {
   return a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0;
 }
 
-/** An event's columns as a text-format COPY line, in the order both COPY statements name them after `ord`. */
-function copyLine(e: PreparedEvent): string {
-  return `${e.customerId}\t${copyText(e.eventId)}\t${e.meterId}\t${e.eventTime}\t${e.receivedAt}\t${e.value ?? '\\N'}\t${copyText(e.properties)}\t${e.timestampProvided ? 't' : 'f'}\t${e.late ? 't' : 'f'}\n`;
+/** An event's columns as a text-format COPY line, in the order both COPY statements name them from `customer_short_id` on. */
+function copyLine(e: PreparedEvent, ids: ShortIds): string {
+  return `${ids.customer(e.customerId)}\t${copyText(e.eventId)}\t${ids.meter(e.meterId)}\t${e.eventTime}\t${e.receivedAt}\t${e.value ?? '\\N'}\t${copyText(e.properties)}\t${e.timestampProvided ? 't' : 'f'}\t${e.late ? 't' : 'f'}\n`;
 }
 
 /**
@@ -202,6 +207,7 @@ export class IngestWriter {
   private readonly metrics;
   /** Sessions that have their temporary staging table (created on a session's first fallback). */
   private readonly staged = new WeakSet<PoolClient>();
+  private readonly shortIds = new ShortIds();
 
   constructor(
     private readonly pool: Pool,
@@ -357,6 +363,11 @@ export class IngestWriter {
 
     let uniqueOutcomes: WriteOutcome[];
     try {
+      await this.shortIds.load(
+        client,
+        unique.map((e) => e.customerId),
+        unique.map((e) => e.meterId),
+      );
       await client.query('begin');
       if (await this.storeDirect(client, unique)) {
         this.metrics.paths.inc({ path: 'direct' });
@@ -396,7 +407,7 @@ export class IngestWriter {
    */
   private async storeDirect(client: PoolClient, events: PreparedEvent[]): Promise<boolean> {
     let text = '';
-    for (const e of events) text += copyLine(e);
+    for (const e of events) text += copyLine(e, this.shortIds);
     try {
       await pipeline(Readable.from([text]), client.query(copyFrom(DIRECT_COPY_SQL)));
     } catch (err) {
@@ -448,18 +459,18 @@ export class IngestWriter {
   /** The staging path: each event's outcome, telling those already stored apart as duplicates or conflicts. */
   private async store(client: PoolClient, events: PreparedEvent[]): Promise<WriteOutcome[]> {
     let text = '';
-    for (let i = 0; i < events.length; i++) text += `${i}\t${copyLine(events[i]!)}`;
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      text += `${i}\t${e.customerId}\t${e.meterId}\t${copyLine(e, this.shortIds)}`;
+    }
     await pipeline(Readable.from([text]), client.query(copyFrom(STAGE_COPY_SQL)));
-    const { rows } = await client.query<{ customer_id: string; event_id: string }>(INSERT_SQL);
+    const { rows } = await client.query<{ ord: number }>(INSERT_SQL);
     // The events of a group are unique by key, so as many rows inserted as events means all of them were.
     if (rows.length === events.length) return new Array<WriteOutcome>(events.length).fill(ACCEPTED);
     const outcomes: Array<WriteOutcome | undefined> = new Array(events.length);
-    const inserted = new Set(rows.map((r) => `${r.customer_id}\u0000${r.event_id}`));
+    for (const r of rows) outcomes[r.ord] = ACCEPTED;
     const missing: number[] = [];
-    for (let i = 0; i < events.length; i++) {
-      if (inserted.has(`${events[i]!.customerId}\u0000${events[i]!.eventId}`)) outcomes[i] = ACCEPTED;
-      else missing.push(i);
-    }
+    for (let i = 0; i < events.length; i++) if (!outcomes[i]) missing.push(i);
     if (missing.length > 0) {
       const found = await client.query<{ ord: number; stored: boolean; same: boolean | null }>(CLASSIFY_SQL, [missing]);
       for (const row of found.rows) {

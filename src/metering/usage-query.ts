@@ -49,7 +49,8 @@ export async function queryUsage(pool: Queryable, q: UsageQuery): Promise<Usage>
   const agg = aggregateSql[q.meter.aggregation];
   const params: unknown[] = [q.customerId, q.meter.id, q.from.toISOString(), q.to.toISOString()];
   if (q.meter.aggregation === 'unique_count') params.push(q.meter.valueProperty);
-  const where = 'e.customer_id = $1 and e.meter_id = $2 and e.event_time >= $3 and e.event_time < $4';
+  const where =
+    'e.customer_short_id = (select short_id from customers where id = $1) and e.meter_short_id = (select short_id from meters where id = $2) and e.event_time >= $3 and e.event_time < $4';
   const total = await pool.query<{ value: string | null; n: string }>(
     `select ${agg} as value, count(*)::text as n from usage_events e where ${where}`,
     params,

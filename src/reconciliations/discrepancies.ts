@@ -72,10 +72,6 @@ async function invoicesInScope(db: Queryable, scope: ScopeToReconcile): Promise<
   }
 }
 
-/**
- * Usage per invoice and meter over each invoice's own [period_start, period_end), in one grouped
- * aggregate over usage_events. Each aggregation as the meter defines it; NUMERIC throughout.
- */
 /** A meter's quantity over the joined events `e`, by its aggregation (this module's own SQL). */
 const aggregatedQuantity = `(case m.aggregation
                when 'count' then count(*)::numeric
@@ -85,12 +81,17 @@ const aggregatedQuantity = `(case m.aggregation
                when 'latest' then (array_agg(e.value order by e.event_time desc, e.event_id desc))[1]
              end)::text`;
 
+/**
+ * Usage per invoice and meter over each invoice's own [period_start, period_end), in one grouped
+ * aggregate over usage_events. Each aggregation as the meter defines it; NUMERIC throughout.
+ */
 async function recomputeUsage(db: Queryable, invoiceIds: string[]): Promise<Map<string, Record<string, string>>> {
   const { rows } = await db.query<{ invoice_id: string; meter: string; quantity: string | null }>(
     `select i.id as invoice_id, m.code as meter, ${aggregatedQuantity} as quantity
        from invoices i
-       join usage_events e on e.customer_id = i.customer_id and e.event_time >= i.period_start and e.event_time < i.period_end
-       join meters m on m.id = e.meter_id
+       join customers c on c.id = i.customer_id
+       join usage_events e on e.customer_short_id = c.short_id and e.event_time >= i.period_start and e.event_time < i.period_end
+       join meters m on m.short_id = e.meter_short_id
       where i.id = any($1)
       group by i.id, m.code, m.aggregation, m.value_property`,
     [invoiceIds],
@@ -108,8 +109,8 @@ async function recomputeUsage(db: Queryable, invoiceIds: string[]): Promise<Map<
 async function recomputeSpan(db: Queryable, customerId: string, start: number, end: number): Promise<Record<string, string>> {
   const { rows } = await db.query<{ meter: string; quantity: string | null }>(
     `select m.code as meter, ${aggregatedQuantity} as quantity
-       from usage_events e join meters m on m.id = e.meter_id
-      where e.customer_id = $1 and e.event_time >= $2 and e.event_time < $3
+       from usage_events e join meters m on m.short_id = e.meter_short_id
+      where e.customer_short_id = (select short_id from customers where id = $1) and e.event_time >= $2 and e.event_time < $3
       group by m.code, m.aggregation, m.value_property`,
     [customerId, new Date(start), new Date(end)],
   );
@@ -405,8 +406,9 @@ async function missingInvoices(db: Queryable, scope: ScopeToReconcile): Promise<
   const { rows } = await db.query<{ ord: string; events: string }>(
     `select c.ord, e.events::text
        from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) with ordinality as c(customer_id, period_start, period_end, ord)
+       join customers cu on cu.id = c.customer_id
        cross join lateral (select count(*) as events from usage_events e
-                            where e.customer_id = c.customer_id and e.event_time >= c.period_start and e.event_time < c.period_end) e
+                            where e.customer_short_id = cu.short_id and e.event_time >= c.period_start and e.event_time < c.period_end) e
       where e.events > 0 and not exists (select 1 from invoices i where i.customer_id = c.customer_id and i.period_start = c.period_start
                                                                   and i.kind = 'period')`,
     [candidates.map((c) => c.subscription.customer_id), candidates.map((c) => c.period.start), candidates.map((c) => c.period.end)],

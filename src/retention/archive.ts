@@ -142,7 +142,7 @@ async function writeManifest(db: Queryable, directory: string): Promise<string> 
   const periods = await archivedIn(db, directory);
   const body = {
     format:
-      'gzip NDJSON, one stored usage event per line (usage_events columns; timestamps UTC to the microsecond, value as exact decimal text)',
+      'gzip NDJSON, one stored usage event per line (usage_events columns, the customer and meter by their uuid; timestamps UTC to the microsecond, value as exact decimal text)',
     periods: periods.map((p) => ({
       file: p.file,
       customer: p.customerExternalId,

@@ -83,11 +83,11 @@ const utc = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-
 export async function openPeriodCursor(db: Queryable, cursor: string, customerId: string, start: Date, end: Date): Promise<void> {
   await db.query(
     `declare ${cursor} no scroll cursor for
-       select customer_id, event_id, meter_id, ${utc('event_time')} as event_time, ${utc('received_at')} as received_at,
-              value::text as value, properties::text as properties, timestamp_provided, late
-         from usage_events
-        where customer_id = $1 and event_time >= $2 and event_time < $3
-        order by meter_id, event_time, event_id`,
+       select $1::uuid as customer_id, e.event_id, m.id as meter_id, ${utc('e.event_time')} as event_time,
+              ${utc('e.received_at')} as received_at, e.value::text as value, e.properties::text as properties, e.timestamp_provided, e.late
+         from usage_events e join meters m on m.short_id = e.meter_short_id
+        where e.customer_short_id = (select short_id from customers where id = $1) and e.event_time >= $2 and e.event_time < $3
+        order by e.meter_short_id, e.event_time, e.event_id`,
     [customerId, start, end],
   );
 }
@@ -99,11 +99,10 @@ export async function fetchEvents(db: Queryable, cursor: string, count: number):
 
 /** Deletes a period's raw events; answers how many. */
 export async function deletePeriodEvents(db: Queryable, customerId: string, start: Date, end: Date): Promise<number> {
-  const { rowCount } = await db.query('delete from usage_events where customer_id = $1 and event_time >= $2 and event_time < $3', [
-    customerId,
-    start,
-    end,
-  ]);
+  const { rowCount } = await db.query(
+    'delete from usage_events where customer_short_id = (select short_id from customers where id = $1) and event_time >= $2 and event_time < $3',
+    [customerId, start, end],
+  );
   return rowCount ?? 0;
 }
 

@@ -311,8 +311,8 @@ describe('invoices', () => {
     const sub = await createSubscription(db.pool, { customerId: customer, planCode: 'basic', anchor: period.start, actor: 'system' });
     assert.ok(sub.created);
     await db.pool.query(
-      `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-       select $1, 'inv-' || i, $2, $3::timestamptz + i * interval '1 second', now(), null, '{}', true, false from generate_series(1, 1500) i`,
+      `insert into usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late)
+       select (select short_id from customers where id = $1::uuid), 'inv-' || i, (select short_id from meters where id = $2::uuid), $3::timestamptz + i * interval '1 second', now(), null, '{}', true, false from generate_series(1, 1500) i`,
       [customer, meter, period.start],
     );
     // The period close as the worker runs it: the real draft and finalize activities.

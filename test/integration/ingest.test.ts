@@ -242,6 +242,9 @@ describe('referential integrity without per-row foreign keys', () => {
   test('customers and meters cannot be deleted or re-keyed', async () => {
     await assert.rejects(db.pool.query("delete from customers where external_id = 'acme'"), /cannot be deleted/);
     await assert.rejects(db.pool.query("update meters set id = gen_random_uuid() where code = 'tokens'"), /cannot be deleted or change id/);
+    // usage_events refers to them by short_id: `set short_id = default` would draw a new one from the identity.
+    await assert.rejects(db.pool.query("update customers set short_id = default where external_id = 'acme'"), /cannot be deleted or change id/);
+    await assert.rejects(db.pool.query("update meters set short_id = default where code = 'tokens'"), /cannot be deleted or change id/);
     await db.pool.query("update customers set name = 'Acme Corp' where external_id = 'acme'");
   });
 });
@@ -337,7 +340,8 @@ describe('aggregations equal a direct recomputation from the events', () => {
         select count(*) as n, coalesce(sum(value), 0) as s, max(value) as m,
                (array_agg(value order by event_time desc, event_id desc))[1] as l
           from usage_events e
-         where e.customer_id = c.customer_id and e.meter_id = c.meter_id and (e.event_time at time zone 'UTC')::date = c.day
+         where e.customer_short_id = (select short_id from customers where id = c.customer_id)
+           and e.meter_short_id = (select short_id from meters where id = c.meter_id) and (e.event_time at time zone 'UTC')::date = c.day
       ) r on true
       where r.n <> c.event_count or r.s <> c.value_sum or r.m is distinct from c.value_max or r.l is distinct from c.latest_value`);
     assert.deepEqual(mismatches, []);

@@ -130,7 +130,7 @@ describe('customer-restricted keys', () => {
     const usage = await t.call('GET', `/v1/usage?meter=api_calls&from=${from}&to=${to}`, a);
     assert.equal(usage.status, 200);
 
-    const { rows } = await db.pool.query(`select c.external_id from usage_events e join customers c on c.id = e.customer_id`);
+    const { rows } = await db.pool.query(`select c.external_id from usage_events e join customers c on c.short_id = e.customer_short_id`);
     assert.deepEqual(
       rows.map((r: { external_id: string }) => r.external_id),
       ['acme', 'acme'],

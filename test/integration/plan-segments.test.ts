@@ -177,8 +177,8 @@ const lifecycleArb: fc.Arbitrary<Lifecycle> = fc
 
 async function storeEvent(customerId: string, e: { at: number; meter: string; quantity: string }) {
   await db.pool.query(
-    `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-     values ($1, $2, $3, $4, now(), $5, '{}', true, false)`,
+    `insert into usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late)
+     values ((select short_id from customers where id = $1::uuid), $2, (select short_id from meters where id = $3::uuid), $4, now(), $5, '{}', true, false)`,
     [customerId, `seg-${++eventIds}`, meterIds[e.meter], new Date(e.at), e.meter === 'seg_gb' ? e.quantity : null],
   );
 }

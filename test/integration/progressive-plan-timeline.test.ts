@@ -110,8 +110,8 @@ async function subscriber(name: string, anchor: number) {
     async store(at: number, meter: 'pp_calls' | 'pp_gb', quantity: number) {
       const count = meter === 'pp_calls' ? quantity : 1;
       await db.pool.query(
-        `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-         select $1, $2 || '-' || n, $3, $4, now(), $5, '{}', true, false from generate_series(1, $6::int) n`,
+        `insert into usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late)
+         select (select short_id from customers where id = $1::uuid), $2 || '-' || n, (select short_id from meters where id = $3::uuid), $4, now(), $5, '{}', true, false from generate_series(1, $6::int) n`,
         [customerId, `pp-${++eventIds}`, meterIds[meter], new Date(at), meter === 'pp_gb' ? String(quantity) : null, count],
       );
       events.push({ at, meter, quantity: String(quantity) });

@@ -59,20 +59,20 @@ test('repacks the primary key, keeps every index valid and unique, drops a lefto
   );
   // Ids inserted in random order, as clients send them: the primary key's pages split in two.
   await db.pool.query(
-    `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-     select ($1::uuid[])[1 + g % 4], 'evt-' || g, $2, now(), now(), null, '{}', false, false
-       from generate_series(1, 40000) g order by random()`,
+    `insert into usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late)
+     select c.short_id, 'evt-' || g, (select short_id from meters where id = $2::uuid), now(), now(), null, '{}', false, false
+       from generate_series(1, 40000) g join customers c on c.id = ($1::uuid[])[1 + g % 4] order by random()`,
     [customers, meter.id],
   );
   // What a cancelled REINDEX CONCURRENTLY leaves: an invalid index named like its new copy.
   const partition = (
-    await db.pool.query<{ name: string }>(`select tableoid::regclass::text as name from usage_events where customer_id = $1 limit 1`, [
+    await db.pool.query<{ name: string }>(`select tableoid::regclass::text as name from usage_events where customer_short_id = (select short_id from customers where id = $1::uuid) limit 1`, [
       customers[0],
     ])
   ).rows[0]!.name;
   const leftover = `${partition}_pkey_ccnew`;
   await assert.rejects(
-    db.pool.query(`create unique index concurrently ${leftover} on ${partition} (meter_id)`),
+    db.pool.query(`create unique index concurrently ${leftover} on ${partition} (meter_short_id)`),
     (err: { code?: string }) => err.code === '23505',
     'the build fails on duplicate meter ids and leaves its index invalid',
   );
@@ -93,8 +93,8 @@ test('repacks the primary key, keeps every index valid and unique, drops a lefto
   assert.equal(rows[0]!.invalid, '0');
   await assert.rejects(
     db.pool.query(
-      `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, properties, timestamp_provided, late)
-       values ($1, 'evt-4', $2, now(), now(), '{}', false, false)`,
+      `insert into usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, properties, timestamp_provided, late)
+       values ((select short_id from customers where id = $1::uuid), 'evt-4', (select short_id from meters where id = $2::uuid), now(), now(), '{}', false, false)`,
       [customers[0], meter.id],
     ),
     (err: { code?: string }) => err.code === '23505',

@@ -93,11 +93,11 @@ const archive = async (args: string[] = []) => {
 const periodRows = async (customerId: string, period: { start: Date; end: Date }) =>
   (
     await db.pool.query<Record<string, unknown>>(
-      `select customer_id, event_id, meter_id,
+      `select $1::uuid as customer_id, event_id, (select id from meters where short_id = meter_short_id) as meter_id,
               to_char(event_time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as event_time,
               to_char(received_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as received_at,
               value::text as value, properties::text as properties, timestamp_provided, late
-         from usage_events where customer_id = $1 and event_time >= $2 and event_time < $3 order by event_id`,
+         from usage_events where customer_short_id = (select short_id from customers where id = $1::uuid) and event_time >= $2 and event_time < $3 order by event_id`,
       [customerId, period.start, period.end],
     )
   ).rows.map((r) => ({ ...r, properties: JSON.parse(r.properties as string) as unknown }));
@@ -176,10 +176,10 @@ test('archive: files hold exactly the deleted rows, re-runs neither lose nor dup
   }
   // Exact values survive: microseconds, a NUMERIC beyond doubles, JSON numbers beyond doubles, odd ids.
   await db.pool.query(
-    `insert into usage_events (customer_id, event_id, meter_id, event_time, received_at, value, properties, timestamp_provided, late)
-     values ($1, 'tok "1"\\n', $2, '2026-01-15T10:00:00.123456Z', '2026-02-10T00:00:00.000001Z', 12345678901234567890.000000001,
+    `insert into usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late)
+     values ((select short_id from customers where id = $1::uuid), 'tok "1"\\n', (select short_id from meters where id = $2::uuid), '2026-01-15T10:00:00.123456Z', '2026-02-10T00:00:00.000001Z', 12345678901234567890.000000001,
              '{"n": "12345678901234567890.000000001", "big": 12345678901234567890123, "nested": {"ü": [1, null, true]}}', true, true),
-            ($1, 'tok-2', $2, '2026-02-15T10:00:00Z', now(), 2.5, '{"n": "2.5"}', true, false)`,
+            ((select short_id from customers where id = $1::uuid), 'tok-2', (select short_id from meters where id = $2::uuid), '2026-02-15T10:00:00Z', now(), 2.5, '{"n": "2.5"}', true, false)`,
     [ids.acme, ids.tokens],
   );
   const acme1 = await invoice(ids.acme, ids.acmeSub, P1);

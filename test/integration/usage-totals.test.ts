@@ -57,7 +57,7 @@ async function store(meter: keyof typeof meters, times: string[], value: string 
 async function fromEvents(start: string, end: string): Promise<Record<string, string>> {
   const { rows } = await db.pool.query<{ code: string; total: string }>(
     `select m.code, case m.aggregation when 'count' then count(e.*)::text else coalesce(sum(e.value), 0)::text end as total
-       from meters m left join usage_events e on e.meter_id = m.id and e.customer_id = $1 and e.event_time >= $2 and e.event_time < $3
+       from meters m left join usage_events e on e.meter_short_id = m.short_id and e.customer_short_id = (select short_id from customers where id = $1::uuid) and e.event_time >= $2 and e.event_time < $3
       where m.aggregation in ('count', 'sum') group by m.code, m.aggregation`,
     [customerId, start, end],
   );

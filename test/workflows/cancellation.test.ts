@@ -137,8 +137,8 @@ async function billedExactly(s: Subscription, periods: Array<[Date, Date]>): Pro
   const coveredUntil = periods.at(-1)![1];
   const { rows: misplaced } = await db.pool.query<{ event_id: string; event_time: Date; invoices: number }>(
     `select e.event_id, e.event_time, count(i.id)::int as invoices
-       from usage_events e left join invoices i on i.customer_id = e.customer_id and e.event_time >= i.period_start and e.event_time < i.period_end
-      where e.customer_id = $1 group by e.event_id, e.event_time
+       from usage_events e left join invoices i on i.customer_id = $1 and e.event_time >= i.period_start and e.event_time < i.period_end
+      where e.customer_short_id = (select short_id from customers where id = $1::uuid) group by e.event_id, e.event_time
      having count(i.id) <> case when e.event_time < $2 then 1 else 0 end`,
     [s.customer.id, coveredUntil],
   );

@@ -126,7 +126,7 @@ async function subscribed(taskQueue: string, usageReportIntervalMs = REPORT_INTE
   const storedTotal = async () =>
     (
       await db.pool.query<{ n: string }>(
-        `select count(*)::text as n from usage_events where customer_id = $1 and event_time >= $2 and event_time < $3`,
+        `select count(*)::text as n from usage_events where customer_short_id = (select short_id from customers where id = $1::uuid) and event_time >= $2 and event_time < $3`,
         [customer.id, anchor, new Date(anchor.getTime() + 3_600_000)],
       )
     ).rows[0]!.n;

@@ -228,7 +228,7 @@ describe('spend limit end to end', () => {
     const refused = await call('POST', '/v1/events', events('globex', 1)[0]);
     assert.equal(refused.status, 402);
     const { rows } = await db.pool.query<{ n: number }>(
-      `select count(*)::int as n from usage_events e join customers c on c.id = e.customer_id where c.external_id = 'globex'`,
+      `select count(*)::int as n from usage_events e join customers c on c.short_id = e.customer_short_id where c.external_id = 'globex'`,
     );
     assert.equal(rows[0]!.n, 100, 'the refused event was not stored');
 

@@ -1,0 +1,44 @@
+import type { Queryable } from '../db/transaction';
+
+/**
+ * The 4-byte `short_id` by which usage_events refers to customers and meters (migration 0027),
+ * looked up by their uuid. A short id never changes (trigger-enforced) and neither row can be
+ * deleted, so an entry, once read, is cached for the life of the process: one read per customer
+ * or meter the process sees, not per event.
+ */
+export class ShortIds {
+  private readonly customers = new Map<string, number>();
+  private readonly meters = new Map<string, number>();
+
+  /** Reads the short ids of the customers and meters not cached yet; throws for an id that does not exist. */
+  async load(db: Queryable, customerIds: Iterable<string>, meterIds: Iterable<string>): Promise<void> {
+    const customers = missing(this.customers, customerIds);
+    const meters = missing(this.meters, meterIds);
+    if (customers.length === 0 && meters.length === 0) return;
+    const { rows } = await db.query<{ kind: 'customer' | 'meter'; id: string; short_id: number }>(
+      `select 'customer' as kind, id, short_id from customers where id = any($1::uuid[])
+       union all
+       select 'meter', id, short_id from meters where id = any($2::uuid[])`,
+      [customers, meters],
+    );
+    for (const r of rows) (r.kind === 'customer' ? this.customers : this.meters).set(r.id, r.short_id);
+    for (const id of customers) if (!this.customers.has(id)) throw new Error(`no customer ${id}`);
+    for (const id of meters) if (!this.meters.has(id)) throw new Error(`no meter ${id}`);
+  }
+
+  /** A loaded customer's short id. */
+  customer(id: string): number {
+    return this.customers.get(id)!;
+  }
+
+  /** A loaded meter's short id. */
+  meter(id: string): number {
+    return this.meters.get(id)!;
+  }
+}
+
+function missing(cache: ReadonlyMap<string, number>, ids: Iterable<string>): string[] {
+  const out = new Set<string>();
+  for (const id of ids) if (!cache.has(id)) out.add(id);
+  return [...out];
+}
