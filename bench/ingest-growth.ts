@@ -95,9 +95,9 @@ async function main(): Promise<void> {
   await admin.query('truncate usage_events, usage_counters');
 
   // Pre-fill: a year of history, oldest first, spread evenly over the customers and the year.
-  const ids = (await admin.query<{ id: number }>(`select short_id as id from customers order by (substring(external_id from 6))::int`)).rows.map(
-    (r) => r.id,
-  );
+  const ids = (
+    await admin.query<{ id: number }>(`select short_id as id from customers order by (substring(external_id from 6))::int`)
+  ).rows.map((r) => r.id);
   const meterId = (await admin.query<{ id: number }>('select short_id as id from meters')).rows[0]!.id;
   const start = Date.now() - YEAR_MS;
   function* lines(from: number, to: number): Generator<string> {

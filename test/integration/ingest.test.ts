@@ -243,7 +243,10 @@ describe('referential integrity without per-row foreign keys', () => {
     await assert.rejects(db.pool.query("delete from customers where external_id = 'acme'"), /cannot be deleted/);
     await assert.rejects(db.pool.query("update meters set id = gen_random_uuid() where code = 'tokens'"), /cannot be deleted or change id/);
     // usage_events refers to them by short_id: `set short_id = default` would draw a new one from the identity.
-    await assert.rejects(db.pool.query("update customers set short_id = default where external_id = 'acme'"), /cannot be deleted or change id/);
+    await assert.rejects(
+      db.pool.query("update customers set short_id = default where external_id = 'acme'"),
+      /cannot be deleted or change id/,
+    );
     await assert.rejects(db.pool.query("update meters set short_id = default where code = 'tokens'"), /cannot be deleted or change id/);
     await db.pool.query("update customers set name = 'Acme Corp' where external_id = 'acme'");
   });

@@ -66,9 +66,10 @@ test('repacks the primary key, keeps every index valid and unique, drops a lefto
   );
   // What a cancelled REINDEX CONCURRENTLY leaves: an invalid index named like its new copy.
   const partition = (
-    await db.pool.query<{ name: string }>(`select tableoid::regclass::text as name from usage_events where customer_short_id = (select short_id from customers where id = $1::uuid) limit 1`, [
-      customers[0],
-    ])
+    await db.pool.query<{ name: string }>(
+      `select tableoid::regclass::text as name from usage_events where customer_short_id = (select short_id from customers where id = $1::uuid) limit 1`,
+      [customers[0]],
+    )
   ).rows[0]!.name;
   const leftover = `${partition}_pkey_ccnew`;
   await assert.rejects(
