@@ -34,13 +34,12 @@ select m.code,
   ) d on true
   left join lateral (
     select count(*) as events, sum(e.value) as total from usage_events e
-     where e.customer_short_id = c.short_id and e.meter_short_id = m.short_id and e.event_time >= $5 and e.event_time < $6
+     where e.customer_short_id = (select short_id from customers where id = $1) and e.meter_short_id = m.short_id and e.event_time >= $5 and e.event_time < $6
   ) h on true
   left join lateral (
     select count(*) as events, sum(e.value) as total from usage_events e
-     where e.customer_short_id = c.short_id and e.meter_short_id = m.short_id and e.event_time >= $7 and e.event_time < $8
+     where e.customer_short_id = (select short_id from customers where id = $1) and e.meter_short_id = m.short_id and e.event_time >= $7 and e.event_time < $8
   ) t on true
- cross join (select short_id from customers where id = $1) c
  where m.code = any($2::text[]) and m.aggregation in ('count', 'sum')`;
 
 /** Meter code → total, for the meters that add up. */
