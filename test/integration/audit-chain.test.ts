@@ -4,16 +4,15 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
-import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { freePort } from '../../scripts/free-port';
 import { recordAudit, type AuditEntry } from '../../src/db/audit';
 import { verifyAuditChain, type AuditChainReport } from '../../src/db/audit-verify';
 import { embeddedUrl, ensureDatabase } from '../../src/db/embedded';
-import { migrationsDir } from '../../src/db/migrate';
 import { createPool, type Pool } from '../../src/db/pool';
 import { inTransaction } from '../../src/db/transaction';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { migrateSteps } from '../support/migration-steps';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -240,17 +239,7 @@ describe('audit chain', () => {
     const name = `meterflow_test_${randomBytes(6).toString('hex')}`;
     const url = await ensureDatabase(maintenanceUrl, name);
     const pool = createPool(url, 2);
-    const migrateBy = (direction: 'up' | 'down', count: number) =>
-      runner({
-        databaseUrl: url,
-        dir: migrationsDir,
-        direction,
-        count,
-        migrationsTable: 'pgmigrations',
-        checkOrder: true,
-        singleTransaction: true,
-        log: () => undefined,
-      });
+    const migrateBy = (direction: 'up' | 'down', count: number) => migrateSteps(url, direction, count);
     try {
       await migrateBy('up', 7);
       await pool.query(

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { ensureDatabase } from '../../src/db/embedded';
-import { migrationsDir } from '../../src/db/migrate';
 import { createPool, type Pool } from '../../src/db/pool';
+import { migrateSteps, migrationsBefore } from '../support/migration-steps';
 
 /*
  * migrations/0027_compact_usage_events.sql on a populated table: every event keeps its customer,
@@ -19,17 +17,8 @@ const role = `meterflow_reader_${randomBytes(4).toString('hex')}`;
 let url: string;
 let pool: Pool;
 
-const before27 = readdirSync(migrationsDir).filter((f) => f.endsWith('.sql') && f < '0027').length;
-const migrateTo = (direction: 'up' | 'down', count: number) =>
-  runner({
-    databaseUrl: url,
-    dir: migrationsDir,
-    direction,
-    count,
-    migrationsTable: 'pgmigrations',
-    singleTransaction: true,
-    log: () => {},
-  });
+const before27 = migrationsBefore('0027');
+const migrateTo = (direction: 'up' | 'down', count: number) => migrateSteps(url, direction, count);
 
 /** Every event by its customer's and meter's uuid, whichever columns the table has now; properties compared as jsonb. */
 const rows = async (compact: boolean) =>

@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { ensureDatabase } from '../../src/db/embedded';
-import { migrationsDir } from '../../src/db/migrate';
 import { createPool, type Pool } from '../../src/db/pool';
 import { createCustomer } from '../../src/customers/store';
 import { defaultIssuer } from '../../src/invoices/issuer';
 import { InvoiceService } from '../../src/invoices/service';
+import { migrateSteps, migrationsBefore } from '../support/migration-steps';
 
 /*
  * migrations/0019_invoice_numbers.sql on a database that already has invoices: those finalized
@@ -20,17 +18,8 @@ const name = `meterflow_numbers_${randomBytes(6).toString('hex')}`;
 let url: string;
 let pool: Pool;
 
-const before19 = readdirSync(migrationsDir).filter((f) => f.endsWith('.sql') && f < '0019').length;
-const migrateTo = (direction: 'up' | 'down', count: number) =>
-  runner({
-    databaseUrl: url,
-    dir: migrationsDir,
-    direction,
-    count,
-    migrationsTable: 'pgmigrations',
-    singleTransaction: true,
-    log: () => {},
-  });
+const before19 = migrationsBefore('0019');
+const migrateTo = (direction: 'up' | 'down', count: number) => migrateSteps(url, direction, count);
 
 /** Invoices by the month their period starts: status and finalization as they were before 0019. */
 const history = [

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { ensureDatabase } from '../../src/db/embedded';
-import { migrationsDir } from '../../src/db/migrate';
 import { createPool, type Pool } from '../../src/db/pool';
+import { migrateSteps, migrationsBefore } from '../support/migration-steps';
 
 /*
  * migrations/0013_partition_usage_events.sql on a populated table: every row, the key, the index
@@ -17,17 +15,8 @@ const role = `meterflow_reader_${randomBytes(4).toString('hex')}`;
 let url: string;
 let pool: Pool;
 
-const before13 = readdirSync(migrationsDir).filter((f) => f.endsWith('.sql') && f < '0013').length;
-const migrateTo = (direction: 'up' | 'down', count: number) =>
-  runner({
-    databaseUrl: url,
-    dir: migrationsDir,
-    direction,
-    count,
-    migrationsTable: 'pgmigrations',
-    singleTransaction: true,
-    log: () => {},
-  });
+const before13 = migrationsBefore('0013');
+const migrateTo = (direction: 'up' | 'down', count: number) => migrateSteps(url, direction, count);
 
 const ROWS = `select customer_id, event_id, meter_id, event_time, received_at, value::text, properties, timestamp_provided, late
                 from usage_events order by customer_id, event_id`;

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { ensureDatabase } from '../../src/db/embedded';
 import { migrationsDir } from '../../src/db/migrate';
 import { createPool, type Pool } from '../../src/db/pool';
+import { migrateSteps } from '../support/migration-steps';
 
 /*
  * migrations/0021_spend_limits.sql down and up again on a database holding what it adds: a spend
@@ -23,16 +23,7 @@ const files = readdirSync(migrationsDir)
 const all = files.length;
 /** 0021 and every migration after it: down to just before 0021, then up again to the latest. */
 const from0021 = all - files.indexOf('0021_spend_limits.sql');
-const migrate = (direction: 'up' | 'down', count: number) =>
-  runner({
-    databaseUrl: url,
-    dir: migrationsDir,
-    direction,
-    count,
-    migrationsTable: 'pgmigrations',
-    singleTransaction: true,
-    log: () => {},
-  });
+const migrate = (direction: 'up' | 'down', count: number) => migrateSteps(url, direction, count);
 const columns = async (table: string) =>
   (await pool.query<{ column_name: string }>(`select column_name from information_schema.columns where table_name = $1`, [table])).rows.map(
     (r) => r.column_name,
