@@ -55,3 +55,13 @@ export async function postgresCpuSeconds(db: Queryable): Promise<number> {
     if (stat(postmaster)?.children === before.children) return ticks / TICKS_PER_SECOND;
   }
 }
+
+/** A process's peak resident memory so far in MB (VmHWM), NaN without /proc: what its memory limit must hold. */
+export function peakResidentMegabytes(pid: number): number {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? NaN : Math.round(Number(kb) / 1024);
+  } catch {
+    return NaN;
+  }
+}

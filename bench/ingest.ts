@@ -18,7 +18,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
 import { createClient, createPool } from '../src/db/pool';
 import { repackEventIndexes } from '../src/retention/repack-indexes';
-import { postgresCpuSeconds, processCpuSeconds } from './cpu';
+import { peakResidentMegabytes, postgresCpuSeconds, processCpuSeconds } from './cpu';
 import { issueBenchKey, postEvents, serveBenchApi, startBenchDatabase } from './support';
 
 if (process.argv[2] === 'serve') {
@@ -122,6 +122,7 @@ async function main(): Promise<void> {
   const wal = await walAndCheckpoints();
   const counted = (await countedRows()) - countedBefore;
   const metricAfter = await writerMetrics();
+  const apiPeakMegabytes = peakResidentMegabytes(server.pid!);
   server.kill('SIGTERM');
   await once(server, 'exit');
 
@@ -145,6 +146,7 @@ async function main(): Promise<void> {
     `  CPU per stored event: PostgreSQL ${perEvent(cpu.postgres)} µs, API ${perEvent(cpu.api)} µs, load generator ${perEvent(cpu.bench)} µs`,
   );
 
+  console.log(`  API process: peak resident memory ${apiPeakMegabytes} MB`);
   console.log(
     `  WAL: ${Math.round((wal.bytes - walBefore.bytes) / stored)} bytes per stored event; checkpoints during the run: ${wal.timed - walBefore.timed} timed, ${wal.requested - walBefore.requested} requested (max_wal_size ${wal.maxWalSize})`,
   );
