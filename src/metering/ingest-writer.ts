@@ -98,12 +98,6 @@ const COUNTERS_UPSERT = `
   on conflict (customer_id, meter_id, day) do update set
     event_count = uc.event_count + excluded.event_count,
     value_sum = uc.value_sum + excluded.value_sum,
-    value_max = greatest(uc.value_max, excluded.value_max),
-    latest_value = case when (excluded.latest_time, excluded.latest_event_id) > (uc.latest_time, uc.latest_event_id)
-                        then excluded.latest_value else uc.latest_value end,
-    latest_event_id = case when (excluded.latest_time, excluded.latest_event_id) > (uc.latest_time, uc.latest_event_id)
-                        then excluded.latest_event_id else uc.latest_event_id end,
-    latest_time = greatest(uc.latest_time, excluded.latest_time),
     updated_at = now()`;
 
 // Fast path: the group's rows are COPYed straight into usage_events (batched heap and partition
@@ -117,22 +111,13 @@ const DIRECT_COPY_SQL =
 const UNIQUE_VIOLATION = '23505';
 
 // The fast path's counters. Per customer, meter and UTC day, group k is the k-th element of
-// $1–$3 (customer, meter, latest event time). Per event, what must be decided in SQL: its group
-// ($4), its value ($5) for the exact decimal sum and max, and ($6) its id if it is at its group's
-// latest time (else null): the latest event is chosen among those by `event_id` in the
-// database's collation, as the staging path's `order by event_time desc, event_id desc` does.
-// One pass over the per-event arrays gives both the aggregates and that choice.
+// $1–$4 (customer, meter, day, its events, counted here). The exact decimal sum is PostgreSQL's:
+// per event that has a value, its group ($5) and the value ($6).
 const DIRECT_COUNTERS_SQL = `
-insert into usage_counters as uc
-  (customer_id, meter_id, day, event_count, value_sum, value_max, latest_value, latest_time, latest_event_id)
-select g.customer_id, g.meter_id, (g.latest_time at time zone 'UTC')::date, a.n, coalesce(a.s, 0), a.m, a.latest_value, g.latest_time,
-       a.latest_event_id
-  from unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) with ordinality as g(customer_id, meter_id, latest_time, k)
-  join (select k, count(*) as n, sum(value) as s, max(value) as m,
-               (array_agg(value order by event_id desc) filter (where event_id is not null))[1] as latest_value,
-               max(event_id) as latest_event_id
-          from unnest($4::int8[], $5::numeric[], $6::text[]) as e(k, value, event_id) group by k) a
-    on a.k = g.k
+insert into usage_counters as uc (customer_id, meter_id, day, event_count, value_sum)
+select g.customer_id, g.meter_id, g.day, g.n, coalesce(a.s, 0)
+  from unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[]) with ordinality as g(customer_id, meter_id, day, n, k)
+  left join (select k, sum(value) as s from unnest($5::int8[], $6::numeric[]) as e(k, value) group by k) a on a.k = g.k
  order by 1, 2, 3
 ${COUNTERS_UPSERT}`;
 
@@ -149,14 +134,11 @@ with ins as (
   on conflict (customer_short_id, event_id) do nothing
   returning customer_short_id, event_id
 ), new_events as (
-  select s.ord, s.customer_id, s.meter_id, s.event_id, s.event_time, s.value
+  select s.ord, s.customer_id, s.meter_id, s.event_time, s.value
     from ins join ingest_stage s using (customer_short_id, event_id)
 ), counted as (
-  insert into usage_counters as uc
-    (customer_id, meter_id, day, event_count, value_sum, value_max, latest_value, latest_time, latest_event_id)
-  select customer_id, meter_id, (event_time at time zone 'UTC')::date, count(*), coalesce(sum(value), 0), max(value),
-         (array_agg(value order by event_time desc, event_id desc))[1], max(event_time),
-         (array_agg(event_id order by event_time desc, event_id desc))[1]
+  insert into usage_counters as uc (customer_id, meter_id, day, event_count, value_sum)
+  select customer_id, meter_id, (event_time at time zone 'UTC')::date, count(*), coalesce(sum(value), 0)
     from new_events group by 1, 2, 3 order by 1, 2, 3
   ${COUNTERS_UPSERT}
 )
@@ -177,11 +159,6 @@ function copyText(value: string): string {
   return /[\\\t\n\r]/.test(value)
     ? value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'))
     : value;
-}
-
-/** A quoted array-literal element's text: backslash and double quote escaped. */
-function arrayText(value: string): string {
-  return /["\\]/.test(value) ? value.replace(/["\\]/g, '\\$&') : value;
 }
 
 /** Orders events by customer, then event id (code-unit order: the same in every API process, whatever the database's collation). */
@@ -415,44 +392,36 @@ export class IngestWriter {
       throw err;
     }
     // The counters' inputs, only once the rows are in: a COPY that hits a stored key wastes none.
-    // Per customer, meter and UTC day (group k at index k − 1): its latest event time.
+    // Per customer, meter and UTC day (group k at index k − 1): its events.
     const groupOf = new Map<string, number>();
     const customerIds: string[] = [];
     const meterIds: string[] = [];
-    const latestTimes: string[] = [];
-    const groupOfEvent = new Array<number>(events.length);
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!;
-      const key = `${e.customerId}${e.meterId}${e.eventTime.slice(0, 10)}`;
+    const days: string[] = [];
+    const counts: number[] = [];
+    // Rendered here as array literals: node-pg's generic array escaping cost half as much as all
+    // the rest of the writer (profile of bench:ingest). Group numbers and values (plain decimals,
+    // see meterValue) need no quoting.
+    let valueGroups = '';
+    let values = '';
+    for (const e of events) {
+      const day = e.eventTime.slice(0, 10);
+      const key = `${e.customerId}${e.meterId}${day}`;
       let k = groupOf.get(key);
       if (k === undefined) {
         k = customerIds.length + 1;
         groupOf.set(key, k);
         customerIds.push(e.customerId);
         meterIds.push(e.meterId);
-        latestTimes.push(e.eventTime);
-      } else if (e.eventTime > latestTimes[k - 1]!) latestTimes[k - 1] = e.eventTime;
-      groupOfEvent[i] = k;
+        days.push(day);
+        counts.push(1);
+      } else counts[k - 1]!++;
+      if (e.value !== null) {
+        const sep = values === '' ? '' : ',';
+        valueGroups += `${sep}${k}`;
+        values += `${sep}${e.value}`;
+      }
     }
-    // The per-event arrays as literals rendered here: node-pg's generic array escaping cost half
-    // as much as all the rest of the writer (profile of bench:ingest). Group numbers and values (plain decimals, see meterValue) need no
-    // quoting; ids are always quoted, so that an id "NULL" stays a string.
-    let values = '';
-    let latestIds = '';
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!;
-      const sep = i === 0 ? '' : ',';
-      values += `${sep}${e.value ?? 'NULL'}`;
-      latestIds += e.eventTime === latestTimes[groupOfEvent[i]! - 1] ? `${sep}"${arrayText(e.eventId)}"` : `${sep}NULL`;
-    }
-    await client.query(DIRECT_COUNTERS_SQL, [
-      customerIds,
-      meterIds,
-      latestTimes,
-      `{${groupOfEvent.join(',')}}`,
-      `{${values}}`,
-      `{${latestIds}}`,
-    ]);
+    await client.query(DIRECT_COUNTERS_SQL, [customerIds, meterIds, days, counts, `{${valueGroups}}`, `{${values}}`]);
     return true;
   }
 
