@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { Agent, request, type Server } from 'node:http';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { unwrap } from '../src/api/refusal';
@@ -134,4 +134,70 @@ export function postEvents(opts: { base: string; key: string; connections: numbe
       },
     ],
   });
+}
+
+export interface PacedResult {
+  sent: number;
+  /** 2xx answers. */
+  ok: number;
+  failed: number;
+  /** Seconds from the first request's scheduled start to the last answer. */
+  duration: number;
+  /** Milliseconds, ascending: each from the request's scheduled start, so a stall counts for every request it delays. */
+  latencies: number[];
+}
+
+/**
+ * Open-loop load on POST /v1/events: a request every 1/`rate` s for `duration` seconds whatever
+ * the answers, as independent clients send, on as many connections as are in flight. What a
+ * closed loop cannot give: the latency at a given rate. With N requests in flight a closed loop's
+ * latency is N / throughput (Little's law), the load generator's own queue.
+ */
+export async function postEventsAtRate(opts: {
+  base: string;
+  key: string;
+  rate: number;
+  duration: number;
+  body: () => string;
+}): Promise<PacedResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
+  const url = new URL(`${opts.base}/v1/events`);
+  const latencies: number[] = [];
+  let ok = 0;
+  let failed = 0;
+  const send = (body: string, scheduled: number) =>
+    new Promise<void>((resolve) => {
+      const req = request(
+        url,
+        { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.key}` } },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            latencies.push(performance.now() - scheduled);
+            if (res.statusCode! >= 200 && res.statusCode! < 300) ok++;
+            else failed++;
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {
+        failed++;
+        resolve();
+      });
+      req.end(body);
+    });
+  const interval = 1000 / opts.rate;
+  const count = Math.round(opts.rate * opts.duration);
+  const inFlight: Array<Promise<void>> = [];
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    const scheduled = start + i * interval;
+    const wait = scheduled - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(send(opts.body(), scheduled));
+  }
+  await Promise.all(inFlight);
+  const duration = (performance.now() - start) / 1000;
+  agent.destroy();
+  return { sent: count, ok, failed, duration, latencies: latencies.sort((a, b) => a - b) };
 }
