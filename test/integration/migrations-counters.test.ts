@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
-import { ensureDatabase } from '../../src/db/embedded';
-import { createPool, type Pool } from '../../src/db/pool';
-import { migrateSteps, migrationsBefore } from '../support/migration-steps';
+import type { Pool } from '../../src/db/pool';
+import { migrateSteps, migrationsBefore, scratchDatabase, type ScratchDatabase } from '../support/migration-steps';
 
 /*
  * migrations/0028_counters_count_and_sum.sql: the daily counters keep their counts and sums; the
  * down migration brings back max and latest, recomputed from the stored events.
  */
-const name = `meterflow_counters_${randomBytes(6).toString('hex')}`;
+let scratch: ScratchDatabase | undefined;
 let url: string;
 let pool: Pool;
 
@@ -19,8 +16,8 @@ const LATEST = `select c.customer_id, c.meter_id, c.day::text, c.value_max::text
                   from usage_counters c order by 1, 2, 3`;
 
 before(async () => {
-  url = await ensureDatabase(process.env.TEST_PG_URL!, name);
-  pool = createPool(url, 2);
+  scratch = await scratchDatabase('counters', 2);
+  ({ url, pool } = scratch);
   await migrateSteps(url, 'up', migrationsBefore('0028'));
   await pool.query(`insert into meters (code, name, event_type, aggregation, value_property) values ('gb', 'GB', 'gb', 'max', 'gb')`);
   await pool.query(`insert into customers (external_id, name, currency) select 'c-' || g, 'C ' || g, 'USD' from generate_series(1, 3) g`);
@@ -40,13 +37,7 @@ before(async () => {
   );
 });
 
-after(async () => {
-  await pool?.end();
-  const admin = new pg.Client({ connectionString: process.env.TEST_PG_URL });
-  await admin.connect();
-  await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-  await admin.end();
-});
+after(() => scratch?.drop());
 
 test('0028 keeps counts and sums; its down migration recomputes max and latest from the events', async () => {
   const counts = (await pool.query(COUNTERS)).rows;

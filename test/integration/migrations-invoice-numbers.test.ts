@@ -1,20 +1,17 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
-import { ensureDatabase } from '../../src/db/embedded';
-import { createPool, type Pool } from '../../src/db/pool';
+import type { Pool } from '../../src/db/pool';
 import { createCustomer } from '../../src/customers/store';
 import { defaultIssuer } from '../../src/invoices/issuer';
 import { InvoiceService } from '../../src/invoices/service';
-import { migrateSteps, migrationsBefore } from '../support/migration-steps';
+import { migrateSteps, migrationsBefore, scratchDatabase, type ScratchDatabase } from '../support/migration-steps';
 
 /*
  * migrations/0019_invoice_numbers.sql on a database that already has invoices: those finalized
  * before it are numbered in the order they were finalized, per year, the series go on after
  * them, and drafts stay unnumbered; the down migration takes it all away again.
  */
-const name = `meterflow_numbers_${randomBytes(6).toString('hex')}`;
+let scratch: ScratchDatabase | undefined;
 let url: string;
 let pool: Pool;
 
@@ -33,8 +30,8 @@ const history = [
 const ids = new Map<string, string>();
 
 before(async () => {
-  url = await ensureDatabase(process.env.TEST_PG_URL!, name);
-  pool = createPool(url, 4);
+  scratch = await scratchDatabase('numbers', 4);
+  ({ url, pool } = scratch);
   await migrateTo('up', before19);
   const { customer } = await createCustomer(pool, { external_id: 'acme', name: 'Acme Ltd', currency: 'USD' }, 'system');
   // Rows as the schema before 0019 holds them, written in SQL: today's stores write columns of later migrations.
@@ -70,13 +67,7 @@ before(async () => {
   }
 });
 
-after(async () => {
-  await pool?.end();
-  const admin = new pg.Client({ connectionString: process.env.TEST_PG_URL });
-  await admin.connect();
-  await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-  await admin.end();
-});
+after(() => scratch?.drop());
 
 const numbers = async () =>
   Object.fromEntries(

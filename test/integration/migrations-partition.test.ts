@@ -2,16 +2,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { ensureDatabase } from '../../src/db/embedded';
-import { createPool, type Pool } from '../../src/db/pool';
-import { migrateSteps, migrationsBefore } from '../support/migration-steps';
+import type { Pool } from '../../src/db/pool';
+import { migrateSteps, migrationsBefore, scratchDatabase, type ScratchDatabase } from '../support/migration-steps';
 
 /*
  * migrations/0013_partition_usage_events.sql on a populated table: every row, the key, the index
  * and the grants survive the move into 16 hash partitions, and the down migration moves them back.
  */
-const name = `meterflow_partition_${randomBytes(6).toString('hex')}`;
 const role = `meterflow_reader_${randomBytes(4).toString('hex')}`;
+let scratch: ScratchDatabase | undefined;
 let url: string;
 let pool: Pool;
 
@@ -32,8 +31,8 @@ const canRead = async () =>
   (await pool.query<{ ok: boolean }>(`select has_table_privilege($1, 'usage_events', 'SELECT') as ok`, [role])).rows[0]!.ok;
 
 before(async () => {
-  url = await ensureDatabase(process.env.TEST_PG_URL!, name);
-  pool = createPool(url, 4);
+  scratch = await scratchDatabase('partition', 4);
+  ({ url, pool } = scratch);
   await migrateTo('up', before13);
   await pool.query(`create role ${pg.escapeIdentifier(role)}`);
   await pool.query(`grant select on usage_events to ${pg.escapeIdentifier(role)}`);
@@ -50,14 +49,7 @@ before(async () => {
   );
 });
 
-after(async () => {
-  await pool?.end();
-  const admin = new pg.Client({ connectionString: process.env.TEST_PG_URL });
-  await admin.connect();
-  await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-  await admin.query(`drop role if exists ${pg.escapeIdentifier(role)}`);
-  await admin.end();
-});
+after(() => scratch?.drop([role]));
 
 test('0013 moves a populated usage_events into 16 hash partitions and back, losing nothing', async () => {
   const original = (await pool.query(ROWS)).rows;

@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
-import { ensureDatabase } from '../../src/db/embedded';
 import { migrationsDir } from '../../src/db/migrate';
-import { createPool, type Pool } from '../../src/db/pool';
-import { migrateSteps } from '../support/migration-steps';
+import type { Pool } from '../../src/db/pool';
+import { migrateSteps, scratchDatabase, type ScratchDatabase } from '../support/migration-steps';
 
 /*
  * migrations/0021_spend_limits.sql down and up again on a database holding what it adds: a spend
  * cap, a spend block and a spend-threshold notice. Down removes them and restores the previous
  * constraints; up brings the columns back empty.
  */
-const name = `meterflow_spend_${randomBytes(6).toString('hex')}`;
+let scratch: ScratchDatabase | undefined;
 let url: string;
 let pool: Pool;
 
@@ -30,17 +28,11 @@ const columns = async (table: string) =>
   );
 
 before(async () => {
-  url = await ensureDatabase(process.env.TEST_PG_URL!, name);
-  pool = createPool(url, 2);
+  scratch = await scratchDatabase('spend', 2);
+  ({ url, pool } = scratch);
   await migrate('up', all);
 });
-after(async () => {
-  await pool?.end();
-  const admin = new pg.Client({ connectionString: process.env.TEST_PG_URL });
-  await admin.connect();
-  await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-  await admin.end();
-});
+after(() => scratch?.drop());
 
 test('0021 goes down with spend caps, spend blocks and spend notices in place, and up again', async () => {
   const { rows } = await pool.query<{ customer: string; subscription: string }>(

@@ -1,6 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
+import { ensureDatabase } from '../../src/db/embedded';
 import { migrationsDir } from '../../src/db/migrate';
+import { createPool, type Pool } from '../../src/db/pool';
 
 /**
  * For tests of one migration on a populated database: runs `count` of this repository's
@@ -20,3 +24,32 @@ export const migrateSteps = (databaseUrl: string, direction: 'up' | 'down', coun
 
 /** How many migrations come before the one whose file name starts with `prefix` (e.g. '0027'). */
 export const migrationsBefore = (prefix: string) => readdirSync(migrationsDir).filter((f) => f.endsWith('.sql') && f < prefix).length;
+
+export interface ScratchDatabase {
+  url: string;
+  pool: Pool;
+  /** Closes the pool, drops the database and the roles named. */
+  drop(roles?: string[]): Promise<void>;
+}
+
+/** A database of its own on TEST_PG_URL's server, for a test that migrates it step by step. */
+export async function scratchDatabase(prefix: string, poolSize: number): Promise<ScratchDatabase> {
+  const name = `meterflow_${prefix}_${randomBytes(6).toString('hex')}`;
+  const url = await ensureDatabase(process.env.TEST_PG_URL!, name);
+  const pool = createPool(url, poolSize);
+  return {
+    url,
+    pool,
+    async drop(roles = []) {
+      await pool.end();
+      const admin = new pg.Client({ connectionString: process.env.TEST_PG_URL });
+      await admin.connect();
+      try {
+        await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
+        for (const role of roles) await admin.query(`drop role if exists ${pg.escapeIdentifier(role)}`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
