@@ -7,7 +7,6 @@ import { after, before, describe, test } from 'node:test';
 import { defaultActivityInfo, MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { createDraftInvoice } from '../../src/activities/draft-invoice';
 import { createFinalizeInvoice } from '../../src/activities/finalize-invoice';
 import { createSubscription } from '../../src/subscriptions/store';
@@ -20,6 +19,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { realActivities } from '../support/activities';
 
 /*
  * The admin CLI as operators and scripts run it: the real binary in its own process, against a
@@ -559,14 +559,7 @@ describe('subscriptions, with their billing workflows on a Temporal dev server',
       connection: temporal.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
-      activities: createActivities({
-        pool: db.pool,
-        clock: systemClock,
-        webhookTimeoutMs: 1000,
-        lookbackInvoices: 3,
-        dunning: [],
-        provider,
-      }),
+      activities: realActivities(db.pool, provider),
     });
     running = worker.run();
   });

@@ -5,13 +5,11 @@ import { Worker } from '@temporalio/worker';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
 import { startEntitlements, type Entitlements } from '../../src/entitlements/entitlements';
 import { IngestWriter } from '../../src/metering/ingest-writer';
 import { UsageSignaler } from '../../src/metering/usage-signaler';
-import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { createSubscription } from '../../src/subscriptions/store';
 import { termsOf } from '../../src/subscriptions/temporal-lifecycle';
@@ -21,6 +19,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { realActivities } from '../support/activities';
 
 /*
  * How long a spend threshold takes to become a finalized interim invoice, end to end and in real
@@ -50,14 +49,7 @@ before(async () => {
     connection: env.nativeConnection,
     taskQueue: TASK_QUEUE,
     workflowsPath,
-    activities: createActivities({
-      pool: db.pool,
-      clock: systemClock,
-      webhookTimeoutMs: 1000,
-      lookbackInvoices: 3,
-      dunning: [],
-      provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 }),
-    }),
+    activities: realActivities(db.pool, simulator.url),
   });
   running = worker.run();
 });

@@ -5,7 +5,6 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createActivities } from '../../src/activities';
 import { Decimal } from '../../src/domain/money';
 import { EntitlementStore } from '../../src/entitlements/store';
 import { UsageSignaler } from '../../src/metering/usage-signaler';
@@ -23,6 +22,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { localEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { realActivities } from '../support/activities';
 
 /*
  * The usage signaler against a real Temporal dev server and the real billing workflow: usage far
@@ -46,15 +46,8 @@ before(async () => {
     connection: env.nativeConnection,
     taskQueue: TASK_QUEUE,
     workflowsPath,
-    activities: createActivities({
-      pool: db.pool,
-      clock: { now: () => new Date() },
-      webhookTimeoutMs: 1000,
-      lookbackInvoices: 3,
-      dunning: [],
-      // Monthly periods: nothing closes during the test, so the provider is never called.
-      provider: createHttpPaymentProvider({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000 }),
-    }),
+    // Monthly periods: nothing closes during the test, so the provider is never called.
+    activities: realActivities(db.pool, createHttpPaymentProvider({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000 })),
   });
   running = worker.run();
 });

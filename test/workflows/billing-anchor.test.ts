@@ -3,10 +3,7 @@ import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
-import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
-import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { createSubscription, type Subscription } from '../../src/subscriptions/store';
 import { temporalSubscriptionLifecycle } from '../../src/subscriptions/temporal-lifecycle';
@@ -16,6 +13,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
+import { realActivities } from '../support/activities';
 
 /*
  * A subscription that starts mid-period on a billing anchor, through the lifecycle the API uses,
@@ -50,14 +48,7 @@ const workerOn = (taskQueue: string) =>
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({
-      pool: db.pool,
-      clock: systemClock,
-      webhookTimeoutMs: 1000,
-      lookbackInvoices: 3,
-      dunning: [],
-      provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 }),
-    }),
+    activities: realActivities(db.pool, simulator.url),
   });
 
 /** The lifecycle the API starts subscriptions through. */

@@ -6,10 +6,8 @@ import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { cancelSubscription, createSubscription, type Subscription } from '../../src/subscriptions/store';
 import { temporalSubscriptionLifecycle } from '../../src/subscriptions/temporal-lifecycle';
-import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import type { PaymentProvider } from '../../src/provider/payment-provider';
@@ -22,6 +20,7 @@ import { timeSkippingEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
 import { collectionOf } from '../support/collection';
 import { withIssueAndCharge } from '../../src/activities/issue-and-charge';
+import { realActivities } from '../support/activities';
 
 /*
  * A subscription canceled after the end of the period its workflow is closing: inside the allowed
@@ -66,8 +65,7 @@ after(async () => {
   await db?.drop();
 });
 
-const activities = () =>
-  createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider });
+const activities = () => realActivities(db.pool, provider);
 const lifecycle = (taskQueue: string, allowedLatenessMs = LATENESS) =>
   temporalSubscriptionLifecycle({ client: env.client, taskQueue, allowedLatenessMs, dunning: [], usageReportIntervalMs: 300_000 });
 

@@ -4,7 +4,6 @@ import { WorkflowContinuedAsNewError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { systemClock } from '../../src/clock';
 import { CreditGrantInputSchema } from '../../src/credits/input';
 import { CreditService, purchaseRefFor } from '../../src/credits/service';
@@ -22,6 +21,7 @@ import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
 import { collectionOf } from '../support/collection';
+import { realActivities } from '../support/activities';
 
 /*
  * Prepaid credits with the real workflows and activities on the time-skipping server, Postgres
@@ -57,7 +57,7 @@ before(async () => {
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 0, dunning: [], provider }),
+    activities: realActivities(db.pool, provider, 0),
   });
   running = worker.run();
   ({

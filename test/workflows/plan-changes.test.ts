@@ -5,7 +5,6 @@ import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { CustomerService } from '../../src/customers/service';
 import { createCustomer } from '../../src/customers/store';
 import { Decimal } from '../../src/domain/money';
@@ -13,7 +12,6 @@ import { planSchema } from '../../src/domain/plan';
 import { getInvoice, type Invoice } from '../../src/invoices/store';
 import { createMeter } from '../../src/meters/store';
 import { createPlan } from '../../src/plans/store';
-import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { SubscriptionService } from '../../src/subscriptions/service';
 import type { Subscription } from '../../src/subscriptions/store';
@@ -24,6 +22,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { storeEvents } from '../support/usage-events';
 import { waitFor } from '../support/wait-for';
+import { realActivities } from '../support/activities';
 
 /*
  * Plan changes end to end on the time-skipping server, with real activities on Postgres and the
@@ -95,15 +94,7 @@ after(async () => {
   await db?.drop();
 });
 
-const activities = () =>
-  createActivities({
-    pool: db.pool,
-    clock: { now: () => new Date() },
-    webhookTimeoutMs: 1000,
-    lookbackInvoices: 3,
-    dunning: [],
-    provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 }),
-  });
+const activities = () => realActivities(db.pool, simulator.url);
 
 /** The subscription service as the API runs it, its "now" fixed at `at` (the test server's time moves in jumps). */
 const serviceAt = (taskQueue: string, at: Date) =>

@@ -4,7 +4,6 @@ import { WorkflowContinuedAsNewError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
 import { interimBilledLine, totalOf } from '../../src/domain/interim-billing';
@@ -32,6 +31,7 @@ import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
 import { collectionOf } from '../support/collection';
+import { realActivities } from '../support/activities';
 
 /*
  * Progressive billing end to end on the time-skipping server, with real activities on Postgres
@@ -65,8 +65,7 @@ after(async () => {
 });
 
 const provider = () => createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 });
-const activities = () =>
-  createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 3, dunning: [], provider: provider() });
+const activities = () => realActivities(db.pool, provider());
 
 /** A customer on the hourly plan with spend thresholds, its billing workflow started; events go through the real ingest writer. */
 async function subscribed(taskQueue: string, name: string, spendThresholds: SpendThresholds) {

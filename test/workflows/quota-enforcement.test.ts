@@ -4,11 +4,9 @@ import { WorkflowContinuedAsNewError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { scopes } from '../../src/keys/principal';
-import { systemClock } from '../../src/clock';
 import { Decimal } from '../../src/domain/money';
 import { billingState, workflowIdFor } from '../../src/workflows/billing-period';
 import { workflowsPath } from '../../src/temporal/worker';
@@ -16,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { realActivities } from '../support/activities';
 
 /*
  * The whole quota path with nothing replaced: the real API (keys, ingest, usage signaler,
@@ -47,14 +46,7 @@ before(async () => {
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({
-      pool: db.pool,
-      clock: systemClock,
-      webhookTimeoutMs: 1000,
-      lookbackInvoices: 3,
-      dunning: [],
-      provider: createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }),
-    }),
+    activities: realActivities(db.pool, provider.url),
   });
   running = worker.run();
   admin = (await app.issue({ scopes: [...scopes] })).secret;

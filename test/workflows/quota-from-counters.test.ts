@@ -6,12 +6,9 @@ import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
-import { systemClock } from '../../src/clock';
 import { createCustomer } from '../../src/customers/store';
 import type { MeterLimit } from '../../src/domain/quota-policy-schema';
 import { IngestWriter } from '../../src/metering/ingest-writer';
-import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { createSubscription } from '../../src/subscriptions/store';
 import {
@@ -26,6 +23,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { seedHourlyPlan } from '../support/hourly-plan';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { realActivities } from '../support/activities';
 
 /*
  * Quota state heals itself: the billing workflow takes its usage from the real-time counters
@@ -65,15 +63,7 @@ after(async () => {
   await db?.drop();
 });
 
-const activities = () =>
-  createActivities({
-    pool: db.pool,
-    clock: systemClock,
-    webhookTimeoutMs: 1000,
-    lookbackInvoices: 3,
-    dunning: [],
-    provider: createHttpPaymentProvider({ baseUrl: simulator.url, timeoutMs: 2000 }),
-  });
+const activities = () => realActivities(db.pool, simulator.url);
 
 const limits: MeterLimit[] = [
   { meter: 'api_calls', soft_thresholds: [{ percent: 80 }], hard_limit: '1000', grace_period: 'PT10M', at_hard_limit: 'block' },

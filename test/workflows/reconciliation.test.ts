@@ -6,7 +6,6 @@ import { Client, Connection, WorkflowContinuedAsNewError, type WorkflowHandle } 
 import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { InvoiceService } from '../../src/invoices/service';
 import { createSubscription } from '../../src/subscriptions/store';
 import { systemClock } from '../../src/clock';
@@ -28,6 +27,7 @@ import { seedHourlyPlan } from '../support/hourly-plan';
 import { storeEvents } from '../support/usage-events';
 import { waitFor } from '../support/wait-for';
 import { collectionOf, type CollectionOutcome } from '../support/collection';
+import { realActivities } from '../support/activities';
 
 /*
  * Reconciliation with nothing replaced: invoices produced by the real billing workflow and its
@@ -47,8 +47,7 @@ let running: Promise<void>;
 let meterId: string;
 let acme: Billed, intact: Billed, altered: Billed, voided: Billed, globex: Billed, cli: Billed;
 
-const activities = () =>
-  createActivities({ pool: db.pool, clock: systemClock, webhookTimeoutMs: 1000, lookbackInvoices: 0, dunning: [], provider });
+const activities = () => realActivities(db.pool, provider, 0);
 
 before(async () => {
   [env, bundle, db] = await Promise.all([timeSkippingEnvironment(), bundleWorkflowCode({ workflowsPath }), createTestDatabase()]);

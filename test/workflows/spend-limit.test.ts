@@ -3,7 +3,6 @@ import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { freePort } from '../../scripts/free-port';
-import { createActivities } from '../../src/activities';
 import { createHttpPaymentProvider } from '../../src/provider/http-payment-provider';
 import { startProviderSimulator } from '../../src/provider/simulator';
 import { scopes } from '../../src/keys/principal';
@@ -15,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startKeysApp, type KeysTestApp } from '../support/keys-app';
 import { timeSkippingEnvironment } from '../support/temporal';
 import { waitFor } from '../support/wait-for';
+import { realActivities } from '../support/activities';
 
 /*
  * The spend-limit path with nothing replaced: the real API (keys, ingest, usage signaler, blocks
@@ -49,14 +49,7 @@ before(async () => {
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({
-      pool: db.pool,
-      clock: systemClock,
-      webhookTimeoutMs: 1000,
-      lookbackInvoices: 3,
-      dunning: [],
-      provider: createHttpPaymentProvider({ baseUrl: provider.url, timeoutMs: 2000 }),
-    }),
+    activities: realActivities(db.pool, provider.url),
   });
   running = worker.run();
   admin = (await app.issue({ scopes: [...scopes] })).secret;
