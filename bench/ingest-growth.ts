@@ -15,6 +15,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
+import { USAGE_EVENTS_COPY_SQL } from '../src/metering/ingest-writer';
 import { createClient } from '../src/db/pool';
 import { bytesPerStoredEvent } from './storage';
 import { issueBenchKey, postEvents, serveBenchApi, startBenchDatabase } from './support';
@@ -122,14 +123,7 @@ async function main(): Promise<void> {
       await c.connect();
       for (let from = (next += COPY_CHUNK) - COPY_CHUNK; from < rows; from = (next += COPY_CHUNK) - COPY_CHUNK) {
         const to = Math.min(rows, from + COPY_CHUNK);
-        await pipeline(
-          Readable.from(lines(from, to)),
-          c.query(
-            copyFrom(
-              'copy usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin',
-            ),
-          ),
-        );
+        await pipeline(Readable.from(lines(from, to)), c.query(copyFrom(USAGE_EVENTS_COPY_SQL)));
         copied += to - from;
         process.stderr.write(`\r  pre-filled ${copied} / ${rows} rows (${Math.round(copied / ((performance.now() - t0) / 1000))} rows/s)`);
       }

@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
+import { USAGE_EVENTS_COPY_SQL } from '../src/metering/ingest-writer';
 import { createClient, createPool } from '../src/db/pool';
 import { repackEventIndexes } from '../src/retention/repack-indexes';
 import { peakResidentMegabytes, postgresCpuSeconds, processCpuSeconds } from './cpu';
@@ -182,14 +183,7 @@ async function main(): Promise<void> {
         await c.connect();
         // Batches of 10,000 rows per COPY and commit, like the writer's transactions.
         for (let i = 0; i < lines.length; i += 10_000) {
-          await pipeline(
-            Readable.from(lines.slice(i, i + 10_000)),
-            c.query(
-              copyFrom(
-                'copy usage_events (customer_short_id, event_id, meter_short_id, event_time, received_at, value, properties, timestamp_provided, late) from stdin',
-              ),
-            ),
-          );
+          await pipeline(Readable.from(lines.slice(i, i + 10_000)), c.query(copyFrom(USAGE_EVENTS_COPY_SQL)));
         }
         await c.end();
       }),

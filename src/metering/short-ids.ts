@@ -10,11 +10,17 @@ export class ShortIds {
   private readonly customers = new Map<string, number>();
   private readonly meters = new Map<string, number>();
 
-  /** Reads the short ids of the customers and meters not cached yet; throws for an id that does not exist. */
-  async load(db: Queryable, customerIds: Iterable<string>, meterIds: Iterable<string>): Promise<void> {
-    const customers = missing(this.customers, customerIds);
-    const meters = missing(this.meters, meterIds);
-    if (customers.length === 0 && meters.length === 0) return;
+  /** Reads the short ids of the events' customers and meters not cached yet; throws for an id that does not exist. */
+  async load(db: Queryable, events: Iterable<{ customerId: string; meterId: string }>): Promise<void> {
+    const missingCustomers = new Set<string>();
+    const missingMeters = new Set<string>();
+    for (const e of events) {
+      if (!this.customers.has(e.customerId)) missingCustomers.add(e.customerId);
+      if (!this.meters.has(e.meterId)) missingMeters.add(e.meterId);
+    }
+    if (missingCustomers.size === 0 && missingMeters.size === 0) return;
+    const customers = [...missingCustomers];
+    const meters = [...missingMeters];
     const { rows } = await db.query<{ kind: 'customer' | 'meter'; id: string; short_id: number }>(
       `select 'customer' as kind, id, short_id from customers where id = any($1::uuid[])
        union all
@@ -35,10 +41,4 @@ export class ShortIds {
   meter(id: string): number {
     return this.meters.get(id)!;
   }
-}
-
-function missing(cache: ReadonlyMap<string, number>, ids: Iterable<string>): string[] {
-  const out = new Set<string>();
-  for (const id of ids) if (!cache.has(id)) out.add(id);
-  return [...out];
 }
