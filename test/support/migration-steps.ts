@@ -32,24 +32,43 @@ export interface ScratchDatabase {
   drop(roles?: string[]): Promise<void>;
 }
 
-/** A database of its own on TEST_PG_URL's server, for a test that migrates it step by step. */
-export async function scratchDatabase(prefix: string, poolSize: number): Promise<ScratchDatabase> {
+async function asAdmin<T>(run: (admin: pg.Client) => Promise<T>): Promise<T> {
+  const admin = new pg.Client({ connectionString: process.env.TEST_PG_URL });
+  await admin.connect();
+  try {
+    return await run(admin);
+  } finally {
+    await admin.end();
+  }
+}
+
+/**
+ * A database of its own on TEST_PG_URL's server, for a test that migrates it step by step; with
+ * `icuLocale`, its default collation is that ICU locale instead of the server's.
+ */
+export async function scratchDatabase(prefix: string, poolSize: number, options: { icuLocale?: string } = {}): Promise<ScratchDatabase> {
   const name = `meterflow_${prefix}_${randomBytes(6).toString('hex')}`;
-  const url = await ensureDatabase(process.env.TEST_PG_URL!, name);
+  const { icuLocale } = options;
+  const url = icuLocale
+    ? await asAdmin(async (admin) => {
+        await admin.query(
+          `create database ${pg.escapeIdentifier(name)} template template0 locale_provider icu icu_locale ${pg.escapeLiteral(icuLocale)}`,
+        );
+        const u = new URL(process.env.TEST_PG_URL!);
+        u.pathname = `/${name}`;
+        return u.toString();
+      })
+    : await ensureDatabase(process.env.TEST_PG_URL!, name);
   const pool = createPool(url, poolSize);
   return {
     url,
     pool,
     async drop(roles = []) {
       await pool.end();
-      const admin = new pg.Client({ connectionString: process.env.TEST_PG_URL });
-      await admin.connect();
-      try {
+      await asAdmin(async (admin) => {
         await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
         for (const role of roles) await admin.query(`drop role if exists ${pg.escapeIdentifier(role)}`);
-      } finally {
-        await admin.end();
-      }
+      });
     },
   };
 }
