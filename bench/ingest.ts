@@ -220,18 +220,23 @@ async function main(): Promise<void> {
   const pacedRun = await pacedLoad(seconds);
   paced.child.kill('SIGTERM');
   await once(paced.child, 'exit');
+  const pacedStored = await settledRows();
+  const pacedCounted = await countedRows();
+  const pacedAcknowledged = ((pacedWarmup?.ok ?? 0) + pacedRun.ok) * batchSize;
   const ms = (p: number) => Math.round(percentile(pacedRun.latencies, p));
   console.log(
     `at 60% of the ceiling (${Math.round(pacedRate * batchSize)} events/s offered, open loop, ${seconds} s): ${Math.round((pacedRun.ok * batchSize) / pacedRun.duration)} events/s acknowledged, ` +
       `request latency p50 ${ms(50)} ms, p99 ${ms(99)} ms, max ${ms(100)} ms` +
-      (pacedRun.failed ? `, ${pacedRun.failed} requests failed` : ''),
+      (pacedRun.refused ? `; ${pacedRun.refused} requests refused with 503 (queue full: more than this machine takes)` : '') +
+      (pacedRun.failed ? `; ${pacedRun.failed} requests failed` : ''),
   );
 
   await admin.end();
   await db.stop();
-  const refused =
+  // A 503 under the open loop's overload is the API's designed answer; under the closed loop's 8 connections it is not.
+  const failed =
     result.non2xx + result.errors + (warmup ? warmup.non2xx + warmup.errors : 0) + pacedRun.failed + (pacedWarmup?.failed ?? 0);
-  if (stored !== counted || stored < acknowledged || refused > 0) {
+  if (stored !== counted || stored < acknowledged || pacedStored !== pacedCounted || pacedStored < pacedAcknowledged || failed > 0) {
     console.error('FAILED: lost, double-counted or refused events');
     process.exit(1);
   }

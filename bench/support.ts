@@ -139,10 +139,16 @@ export function postEvents(opts: { base: string; key: string; connections: numbe
 export interface PacedResult {
   /** 2xx answers. */
   ok: number;
+  /** 503 answers: the API's queue was full, its designed answer to more load than it takes. */
+  refused: number;
+  /** Any other answer, or none. */
   failed: number;
   /** Seconds from the first request's scheduled start to the last answer. */
   duration: number;
-  /** Milliseconds, ascending: each from the request's scheduled start, so a stall counts for every request it delays. */
+  /**
+   * Of the 2xx answers (a refusal is quick and would flatter them), milliseconds, ascending: each
+   * from the request's scheduled start, so a stall counts for every request it delays.
+   */
   latencies: number[];
 }
 
@@ -163,6 +169,7 @@ export async function postEventsAtRate(opts: {
   const url = new URL(`${opts.base}/v1/events`);
   const latencies: number[] = [];
   let ok = 0;
+  let refused = 0;
   let failed = 0;
   const send = (body: string, scheduled: number) =>
     new Promise<void>((resolve) => {
@@ -172,8 +179,10 @@ export async function postEventsAtRate(opts: {
         (res) => {
           res.resume();
           res.on('end', () => {
-            latencies.push(performance.now() - scheduled);
-            if (res.statusCode! >= 200 && res.statusCode! < 300) ok++;
+            if (res.statusCode! >= 200 && res.statusCode! < 300) {
+              ok++;
+              latencies.push(performance.now() - scheduled);
+            } else if (res.statusCode === 503) refused++;
             else failed++;
             resolve();
           });
@@ -198,5 +207,5 @@ export async function postEventsAtRate(opts: {
   await Promise.all(inFlight);
   const duration = (performance.now() - start) / 1000;
   agent.destroy();
-  return { ok, failed, duration, latencies: latencies.sort((a, b) => a - b) };
+  return { ok, refused, failed, duration, latencies: latencies.sort((a, b) => a - b) };
 }
