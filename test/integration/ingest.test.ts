@@ -12,16 +12,10 @@ import type { IngestService } from '../../src/metering/ingest';
 import { createMeter, getMeter } from '../../src/meters/store';
 import { queryUsage } from '../../src/metering/usage-query';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { eventWriter as admin } from '../support/principals';
 
 const NOW = new Date('2026-03-15T12:00:00.000Z');
 const clock: Clock = { now: () => NOW };
-const admin: Principal = {
-  keyId: 'test',
-  environment: 'test',
-  scopes: ['events:write'],
-  customer: null,
-  limits: { ratePerSecond: 1000, burst: 1000, expiresAt: null },
-};
 
 const meters: MeterInput[] = [
   { code: 'api_calls', name: 'API calls', event_type: 'api_call', aggregation: 'count', filter: {} },

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { Principal } from '../../src/keys/principal';
 import { createCustomer } from '../../src/customers/store';
 import { defaultEventTimePolicy } from '../../src/domain/metering/event-time';
 import { createMetering } from '../../src/metering/metering';
 import { createMeter } from '../../src/meters/store';
 import type { Pool } from '../../src/db/pool';
+import { eventWriter } from '../support/principals';
 import { migrateSteps, migrationsBefore, scratchDatabase, type ScratchDatabase } from '../support/migration-steps';
 
 /*
@@ -21,13 +21,6 @@ let pool: Pool;
 
 const AT = '2026-03-15T11:00:00.000Z';
 const NOW = new Date('2026-03-15T12:00:00.000Z');
-const principal: Principal = {
-  keyId: 'test',
-  environment: 'test',
-  scopes: ['events:write'],
-  customer: null,
-  limits: { ratePerSecond: 1000, burst: 1000, expiresAt: null },
-};
 
 // The tie-break of a `latest` meter, as src/metering/usage-query.ts and reconciliation write it.
 const LATEST = `select (array_agg(e.value order by e.event_time desc, e.event_id desc))[1]::text as v from usage_events e`;
@@ -81,7 +74,7 @@ test('0029 makes event ids compare byte by byte whatever the database locale, an
   // A stored key sends the whole group down the staging path, which joins the stage on event_id.
   const { ingest } = createMetering({ pool, clock: { now: () => NOW }, timePolicy: defaultEventTimePolicy });
   const event = (id: string, gb: string) => ({ id, customer: 'acme', type: 'storage', timestamp: AT, properties: { gb } });
-  const result = await ingest.ingest([event('a-1', '1'), event('B-1', '3'), event('c-1', '4')], principal, false);
+  const result = await ingest.ingest([event('a-1', '1'), event('B-1', '3'), event('c-1', '4')], eventWriter, false);
   assert.deepEqual(
     result.outcomes.map((o) => o.status),
     ['duplicate', 'conflict', 'accepted'],
