@@ -66,8 +66,11 @@ export function createApp(deps: AppDeps): Express {
         return id;
       },
       // Successful requests at debug: at ingest rates an info line per request drowns everything
-      // else (LOG_LEVEL=debug shows them); refusals and failures stay visible.
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'debug'),
+      // else (LOG_LEVEL=debug shows them); refusals and failures stay visible. A 503 is a warning,
+      // as the problem handler logs it: a dependency away or the ingest queue full is expected to
+      // pass, and under overload an error line per refused request would page for the designed answer.
+      customLogLevel: (_req, res, err) =>
+        res.statusCode === 503 ? 'warn' : err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'debug',
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
     }),
   );

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { createApp } from '../../src/api/app';
 import { problemHandler } from '../../src/api/error-handler';
+import { ProblemError } from '../../src/api/problem';
 import { createApiMetrics } from '../../src/api/metrics';
 import { redactPaths } from '../../src/logger';
 import { createPool } from '../../src/db/pool';
@@ -171,6 +172,35 @@ describe('errors are RFC 9457 problem+json', () => {
       const entry = logged.find((l) => l.msg === 'unhandled error');
       assert.equal(entry?.req?.id, 'req-500');
       assert.match(entry?.err?.stack ?? '', /hunter2/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a 503 (a dependency away, the ingest queue full) is logged as a warning; a 500 as an error', async () => {
+    const local = capturingLogger();
+    const routes = express.Router();
+    routes.get('/v1/away', () => {
+      throw new ProblemError('unavailable', 'PostgreSQL is unreachable; retry shortly.');
+    });
+    routes.get('/v1/boom', () => {
+      throw new Error('a bug');
+    });
+    const app = createApp({
+      logger: local.logger,
+      readiness: {},
+      authenticate: (_req, _res, next) => next(),
+      routers: [routes],
+      metrics: createApiMetrics(),
+    });
+    const s = await listen(app, { openApi: false }); // two routes of the test's own, not of the API
+    try {
+      assert.equal((await fetch(`${s.url}/v1/away`)).status, 503);
+      assert.equal((await fetch(`${s.url}/v1/boom`)).status, 500);
+      const logged = local.lines.map((l) => JSON.parse(l) as { level: number; req?: { url: string } });
+      const levels = (url: string) => logged.filter((l) => l.req?.url === url).map((l) => pino.levels.labels[l.level]);
+      assert.deepEqual(levels('/v1/away'), ['warn', 'warn']);
+      assert.deepEqual(levels('/v1/boom'), ['error', 'error']);
     } finally {
       await s.close();
     }
