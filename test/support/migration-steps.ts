@@ -49,16 +49,15 @@ async function asAdmin<T>(run: (admin: pg.Client) => Promise<T>): Promise<T> {
 export async function scratchDatabase(prefix: string, poolSize: number, options: { icuLocale?: string } = {}): Promise<ScratchDatabase> {
   const name = `meterflow_${prefix}_${randomBytes(6).toString('hex')}`;
   const { icuLocale } = options;
-  const url = icuLocale
-    ? await asAdmin(async (admin) => {
-        await admin.query(
-          `create database ${pg.escapeIdentifier(name)} template template0 locale_provider icu icu_locale ${pg.escapeLiteral(icuLocale)}`,
-        );
-        const u = new URL(process.env.TEST_PG_URL!);
-        u.pathname = `/${name}`;
-        return u.toString();
-      })
-    : await ensureDatabase(process.env.TEST_PG_URL!, name);
+  if (icuLocale) {
+    await asAdmin((admin) =>
+      admin.query(
+        `create database ${pg.escapeIdentifier(name)} template template0 locale_provider icu icu_locale ${pg.escapeLiteral(icuLocale)}`,
+      ),
+    );
+  }
+  // Creates the database unless it was just created above; either way, its URL.
+  const url = await ensureDatabase(process.env.TEST_PG_URL!, name);
   const pool = createPool(url, poolSize);
   return {
     url,
