@@ -3,7 +3,7 @@ import express, { type Express, type RequestHandler, type Router } from 'express
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { notFoundHandler, problemHandler } from './error-handler';
+import { logLevelOf, notFoundHandler, problemHandler } from './error-handler';
 import { ProblemError } from './problem';
 import type { ApiMetrics } from './metrics';
 import { docsRouter } from './routes/docs';
@@ -65,12 +65,8 @@ export function createApp(deps: AppDeps): Express {
         res.setHeader('X-Request-Id', id);
         return id;
       },
-      // Successful requests at debug: at ingest rates an info line per request drowns everything
-      // else (LOG_LEVEL=debug shows them); refusals and failures stay visible. A 503 is a warning,
-      // as the problem handler logs it: a dependency away or the ingest queue full is expected to
-      // pass, and under overload an error line per refused request would page for the designed answer.
-      customLogLevel: (_req, res, err) =>
-        res.statusCode === 503 ? 'warn' : err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'debug',
+      // By status (LOG_LEVEL=debug shows successes); a response that failed otherwise is an error.
+      customLogLevel: (_req, res, err) => (err && res.statusCode !== 503 ? 'error' : logLevelOf(res.statusCode)),
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
     }),
   );

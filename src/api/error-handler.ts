@@ -46,6 +46,18 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 };
 
 /**
+ * How loudly an answer is logged, here and by the request logger (src/api/app.ts). A 503 is a
+ * warning: a dependency away or the ingest queue full is expected to pass, and under overload an
+ * error line per refused request would page for the designed answer. Other 5xx are errors, other
+ * refusals warnings, successes debug (at ingest rates an info line per request drowns the rest).
+ */
+export function logLevelOf(status: number): 'debug' | 'warn' | 'error' {
+  if (status === 503) return 'warn';
+  if (status >= 500) return 'error';
+  return status >= 400 ? 'warn' : 'debug';
+}
+
+/**
  * Renders every failure as RFC 9457 problem+json. Anything unexpected becomes a 500 that names
  * only the request id; the stack goes to the log, never to the client.
  */
@@ -67,7 +79,7 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, next) => {
     res.status(500).type('application/problem+json').json(body);
     return;
   }
-  if (problem.status >= 500) req.log[problem.code === 'unavailable' ? 'warn' : 'error']({ err }, problem.detail);
+  if (problem.status >= 500) req.log[logLevelOf(problem.status)]({ err }, problem.detail);
   // A 503 always says when to come back: every dependency outage is expected to pass.
   const headers = problem.status === 503 ? { 'Retry-After': '1', ...problem.headers } : problem.headers;
   res.status(problem.status).set(headers).type('application/problem+json').json(problem.toBody(instance));
