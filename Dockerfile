@@ -16,4 +16,4 @@ ENV HOST=0.0.0.0 PORT=3000
 EXPOSE 3000
 # node itself, not `npm run`: npm does not pass SIGTERM on, so the API would be killed instead of
 # draining (test/integration/compose.test.ts stops every service and expects a clean exit).
-CMD ["node", "--import", "tsx", "src/main/api.ts"]
+CMD ["node", "--max-semi-space-size=64", "--import", "tsx", "src/main/api.ts"]

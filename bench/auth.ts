@@ -12,6 +12,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import autocannon from 'autocannon';
 import { freePort } from '../scripts/free-port';
+import { API_NODE_FLAGS } from '../src/main/api-node-flags';
 import { issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
 
 async function main(): Promise<void> {
@@ -19,7 +20,10 @@ async function main(): Promise<void> {
   const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
   const db = await startBenchDatabase('auth');
   const port = await freePort();
-  const child = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const child = fork(import.meta.filename, ['serve', db.url, String(port)], {
+    execArgv: [...API_NODE_FLAGS, '--import', 'tsx'],
+    stdio: 'inherit',
+  });
   try {
     await once(child, 'message');
     const secret = await issueBenchKey(db.url, ['usage:read']);

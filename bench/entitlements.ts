@@ -15,6 +15,7 @@ import { createSetEntitlement } from '../src/activities/set-entitlement';
 import { systemClock } from '../src/clock';
 import { createPool } from '../src/db/pool';
 import { freePort } from '../scripts/free-port';
+import { API_NODE_FLAGS } from '../src/main/api-node-flags';
 import { issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
 
 async function main(): Promise<void> {
@@ -35,7 +36,10 @@ async function main(): Promise<void> {
   );
   const secret = await issueBenchKey(db.url, ['usage:read']);
   const port = await freePort();
-  const child = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const child = fork(import.meta.filename, ['serve', db.url, String(port)], {
+    execArgv: [...API_NODE_FLAGS, '--import', 'tsx'],
+    stdio: 'inherit',
+  });
   try {
     await once(child, 'message');
     const url = `http://127.0.0.1:${port}/v1/entitlements/check`;

@@ -15,6 +15,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
+import { API_NODE_FLAGS } from '../src/main/api-node-flags';
 import { USAGE_EVENTS_COPY_SQL } from '../src/metering/ingest-writer';
 import { createClient } from '../src/db/pool';
 import { bytesPerStoredEvent } from './storage';
@@ -52,7 +53,10 @@ async function main(): Promise<void> {
   );
   const key = await issueBenchKey(db.url, ['events:write']);
   const port = await freePort();
-  const server = fork(import.meta.filename, ['serve', db.url, String(port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const server = fork(import.meta.filename, ['serve', db.url, String(port)], {
+    execArgv: [...API_NODE_FLAGS, '--import', 'tsx'],
+    stdio: 'inherit',
+  });
   await once(server, 'message');
 
   // The API's event shape, as in bench/ingest.ts; ids never repeat across the two HTTP runs.

@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
+import { API_NODE_FLAGS } from '../src/main/api-node-flags';
 import { USAGE_EVENTS_COPY_SQL } from '../src/metering/ingest-writer';
 import { createClient, createPool } from '../src/db/pool';
 import { repackEventIndexes } from '../src/retention/repack-indexes';
@@ -55,7 +56,12 @@ async function main(): Promise<void> {
   async function startApi() {
     const port = await freePort();
     const child = fork(import.meta.filename, ['serve', db.url, String(port)], {
-      execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])],
+      execArgv: [
+        ...API_NODE_FLAGS,
+        '--import',
+        'tsx',
+        ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+      ],
       stdio: 'inherit',
     });
     await once(child, 'message');

@@ -65,6 +65,7 @@ import { rmSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { freePort } from '../scripts/free-port';
+import { API_NODE_FLAGS } from '../src/main/api-node-flags';
 import { createPool, type Pool } from '../src/db/pool';
 import { startChildServer, type ChildServer } from '../src/process/child-server';
 import { temporalCliPath } from '../src/temporal/binaries';
@@ -109,7 +110,10 @@ async function inParallel<T>(items: T[], limit: number, task: (item: T, index: n
   );
 }
 
-const node = (entry: string) => ({ command: process.execPath, args: ['--import', 'tsx', path.resolve(import.meta.dirname, '..', entry)] });
+const node = (entry: string, flags: readonly string[] = []) => ({
+  command: process.execPath,
+  args: [...flags, '--import', 'tsx', path.resolve(import.meta.dirname, '..', entry)],
+});
 
 async function answers(url: string): Promise<boolean> {
   try {
@@ -209,7 +213,7 @@ async function main(): Promise<void> {
       bases.map((base, i) =>
         startChildServer({
           name: `API ${i + 1}`,
-          ...node('src/main/api.ts'),
+          ...node('src/main/api.ts', API_NODE_FLAGS),
           spawnOptions: { ...spawnOptions, env: { ...env, PORT: String(apiPorts[i]) } },
           ready: async () => (await answers(`${base}/healthz`)) && (await fetch(`${base}/readyz`)).ok,
           timeoutMs: 60_000,
