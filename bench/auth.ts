@@ -8,22 +8,17 @@
  *
  *   BENCH_SECONDS (10)  BENCH_CONNECTIONS (32)
  */
-import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import autocannon from 'autocannon';
 import { freePort } from '../scripts/free-port';
-import { API_NODE_FLAGS } from '../src/main/api-node-flags';
-import { issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
+import { forkBenchApi, issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
 
 async function main(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
   const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
   const db = await startBenchDatabase('auth');
   const port = await freePort();
-  const child = fork(import.meta.filename, ['serve', db.url, String(port)], {
-    execArgv: [...API_NODE_FLAGS, '--import', 'tsx'],
-    stdio: 'inherit',
-  });
+  const child = forkBenchApi(import.meta.filename, ['serve', db.url, String(port)]);
   try {
     await once(child, 'message');
     const secret = await issueBenchKey(db.url, ['usage:read']);

@@ -8,15 +8,13 @@
  *
  *   BENCH_SECONDS (10)  BENCH_CONNECTIONS (32)  BENCH_CUSTOMERS (1000)  BENCH_BLOCKED_EVERY (10)
  */
-import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import autocannon from 'autocannon';
 import { createSetEntitlement } from '../src/activities/set-entitlement';
 import { systemClock } from '../src/clock';
 import { createPool } from '../src/db/pool';
 import { freePort } from '../scripts/free-port';
-import { API_NODE_FLAGS } from '../src/main/api-node-flags';
-import { issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
+import { forkBenchApi, issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
 
 async function main(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -36,10 +34,7 @@ async function main(): Promise<void> {
   );
   const secret = await issueBenchKey(db.url, ['usage:read']);
   const port = await freePort();
-  const child = fork(import.meta.filename, ['serve', db.url, String(port)], {
-    execArgv: [...API_NODE_FLAGS, '--import', 'tsx'],
-    stdio: 'inherit',
-  });
+  const child = forkBenchApi(import.meta.filename, ['serve', db.url, String(port)]);
   try {
     await once(child, 'message');
     const url = `http://127.0.0.1:${port}/v1/entitlements/check`;

@@ -9,17 +9,15 @@
  *   BENCH_ROWS (30000000)  BENCH_SECONDS (20)  BENCH_CONNECTIONS (8)  BENCH_BATCH (1000)  BENCH_CUSTOMERS (100)
  *   BENCH_COPY_WRITERS (2)
  */
-import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
-import { API_NODE_FLAGS } from '../src/main/api-node-flags';
 import { USAGE_EVENTS_COPY_SQL } from '../src/metering/ingest-writer';
 import { createClient } from '../src/db/pool';
 import { bytesPerStoredEvent } from './storage';
-import { issueBenchKey, postEvents, serveBenchApi, startBenchDatabase } from './support';
+import { forkBenchApi, issueBenchKey, postEvents, serveBenchApi, startBenchDatabase } from './support';
 
 const YEAR_MS = 365 * 86_400_000;
 /** Rows per COPY statement (and transaction): progress is reported after each. */
@@ -53,10 +51,7 @@ async function main(): Promise<void> {
   );
   const key = await issueBenchKey(db.url, ['events:write']);
   const port = await freePort();
-  const server = fork(import.meta.filename, ['serve', db.url, String(port)], {
-    execArgv: [...API_NODE_FLAGS, '--import', 'tsx'],
-    stdio: 'inherit',
-  });
+  const server = forkBenchApi(import.meta.filename, ['serve', db.url, String(port)]);
   await once(server, 'message');
 
   // The API's event shape, as in bench/ingest.ts; ids never repeat across the two HTTP runs.

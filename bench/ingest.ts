@@ -11,18 +11,16 @@
  *
  *   BENCH_SECONDS (20)  BENCH_WARMUP_SECONDS (3)  BENCH_CONNECTIONS (8)  BENCH_BATCH (1000)  BENCH_CUSTOMERS (100)
  */
-import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { from as copyFrom } from 'pg-copy-streams';
 import { freePort } from '../scripts/free-port';
-import { API_NODE_FLAGS } from '../src/main/api-node-flags';
 import { USAGE_EVENTS_COPY_SQL } from '../src/metering/ingest-writer';
 import { createClient, createPool } from '../src/db/pool';
 import { repackEventIndexes } from '../src/retention/repack-indexes';
 import { peakResidentMegabytes, postgresCpuSeconds, processCpuSeconds } from './cpu';
-import { issueBenchKey, percentile, postEvents, postEventsAtRate, serveBenchApi, startBenchDatabase } from './support';
+import { forkBenchApi, issueBenchKey, percentile, postEvents, postEventsAtRate, serveBenchApi, startBenchDatabase } from './support';
 
 if (process.argv[2] === 'serve') {
   // Child: the production API composition; the load generator runs in the parent process.
@@ -55,15 +53,11 @@ async function main(): Promise<void> {
 
   async function startApi() {
     const port = await freePort();
-    const child = fork(import.meta.filename, ['serve', db.url, String(port)], {
-      execArgv: [
-        ...API_NODE_FLAGS,
-        '--import',
-        'tsx',
-        ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-      ],
-      stdio: 'inherit',
-    });
+    const child = forkBenchApi(
+      import.meta.filename,
+      ['serve', db.url, String(port)],
+      process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+    );
     await once(child, 'message');
     return { child, base: `http://127.0.0.1:${port}` };
   }

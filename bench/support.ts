@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { Agent, request, type Server } from 'node:http';
@@ -13,6 +13,7 @@ import { startEntitlements } from '../src/entitlements/entitlements';
 import { startKeys, type Keys } from '../src/keys/keys';
 import { parsePeppers } from '../src/keys/pepper';
 import { buildApiApp } from '../src/main/api-app';
+import { API_NODE_FLAGS } from '../src/main/api-node-flags';
 import { freePort } from '../scripts/free-port';
 import { countQueries } from '../scripts/query-counter';
 import path from 'node:path';
@@ -81,6 +82,14 @@ export async function issueBenchKey(databaseUrl: string, scopes: Scope[]): Promi
 }
 
 /** The production API composition on the bench database, for a benchmark's server process. */
+/**
+ * Forks the bench file `entry` as the API child, with the node flags the API is deployed with
+ * (src/main/api-node-flags.ts) and `moreFlags` after them.
+ */
+export function forkBenchApi(entry: string, args: readonly string[], moreFlags: readonly string[] = []): ChildProcess {
+  return fork(entry, args, { execArgv: [...API_NODE_FLAGS, '--import', 'tsx', ...moreFlags], stdio: 'inherit' });
+}
+
 export async function serveBenchApi(databaseUrl: string, port: number): Promise<Server> {
   const pool = createPool(databaseUrl, 10);
   const keys = await benchKeys(databaseUrl, pool, 100);

@@ -9,6 +9,6 @@
  * most of them survive a scavenge or two and are copied, then promoted. Share of the API's CPU
  * profile spent in the garbage collector under `npm run bench:ingest`: 10.8 % at 16 MB, 6.9 % at 32,
  * 4.3 % at 64, 5.1 % at 128. The price is memory: the young generation may grow to 3 × 64 MB
- * (peak resident memory in that bench 462–477 MB instead of 372–390).
+ * (peak resident memory in that bench 455–491 MB instead of 371–397).
  */
 export const API_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
