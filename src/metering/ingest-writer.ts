@@ -160,10 +160,37 @@ function copyText(value: string): string {
     : value;
 }
 
-/** Orders events by customer, then event id (code-unit order: the same in every API process, whatever the database's collation). */
-function compareKeys(a: PreparedEvent, b: PreparedEvent): number {
-  if (a.customerId !== b.customerId) return a.customerId < b.customerId ? -1 : 1;
-  return a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0;
+/**
+ * A group's events unique by key, in key order: the customer's short id, then the event id in
+ * code-unit order (the same in every API process, whatever the database's collation); and for each
+ * event, the index among them of its key's first occurrence. Sorted by position rather than built
+ * through maps of key strings: a tenth less writer CPU (profile of `npm run bench:ingest`).
+ */
+function uniqueInKeyOrder(events: readonly PreparedEvent[], ids: ShortIds): { unique: PreparedEvent[]; uniqueIndex: Int32Array } {
+  const count = events.length;
+  const customers = new Int32Array(count);
+  const order = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    customers[i] = ids.customer(events[i]!.customerId);
+    order[i] = i;
+  }
+  // Ties by position: of a key sent more than once, the first sent is the one the database judges.
+  order.sort((a, b) => {
+    if (customers[a] !== customers[b]) return customers[a]! - customers[b]!;
+    const idA = events[a]!.eventId;
+    const idB = events[b]!.eventId;
+    return idA < idB ? -1 : idA > idB ? 1 : a - b;
+  });
+  const unique: PreparedEvent[] = [];
+  const uniqueIndex = new Int32Array(count);
+  let previous = -1;
+  for (const i of order) {
+    if (previous === -1 || customers[i] !== customers[previous] || events[i]!.eventId !== events[previous]!.eventId)
+      unique.push(events[i]!);
+    uniqueIndex[i] = unique.length - 1;
+    previous = i;
+  }
+  return { unique, uniqueIndex };
 }
 
 /** An event's columns as a text-format COPY line, in the order both COPY statements name them from `customer_short_id` on. */
@@ -324,22 +351,16 @@ export class IngestWriter {
 
   /** One transaction on `client`, which it releases. */
   private async commit(client: PoolClient, events: PreparedEvent[], atomic: boolean): Promise<WriteOutcome[]> {
-    // Repeats of a key within the group go to the database once; the rest are judged against it.
-    const firstOf = new Map<string, PreparedEvent>();
-    const keys = events.map((e) => `${e.customerId}\u0000${e.eventId}`);
-    events.forEach((e, i) => {
-      if (!firstOf.has(keys[i]!)) firstOf.set(keys[i]!, e);
-    });
-    // In key order, whichever path stores them: two groups holding the same new keys at once (a
-    // client retrying while its first attempt is still in flight) then meet on the first shared
-    // key, the later waiting for the earlier's commit, instead of deadlocking until deadlock_timeout.
-    const unique = [...firstOf.values()].sort(compareKeys);
-    const position = new Map(unique.map((e, i) => [e, i]));
-    const uniqueIndex = keys.map((key) => position.get(firstOf.get(key)!)!);
-
+    let unique: PreparedEvent[];
+    let uniqueIndex: Int32Array;
     let uniqueOutcomes: WriteOutcome[];
     try {
-      await this.shortIds.load(client, unique);
+      await this.shortIds.load(client, events);
+      // Repeats of a key within the group go to the database once; the rest are judged against it.
+      // In key order, whichever path stores them: two groups holding the same new keys at once (a
+      // client retrying while its first attempt is still in flight) then meet on the first shared
+      // key, the later waiting for the earlier's commit, instead of deadlocking until deadlock_timeout.
+      ({ unique, uniqueIndex } = uniqueInKeyOrder(events, this.shortIds));
       await client.query('begin');
       if (await this.storeDirect(client, unique)) {
         this.metrics.paths.inc({ path: 'direct' });
