@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import { DecimalSum } from '../domain/metering/decimal-sum';
 import { Decimal } from '../domain/money';
 import { reportDue, type MeterUsageEstimate, type UsageReportKind } from '../domain/usage-urgency';
 import {
@@ -103,6 +104,32 @@ function subtract(amounts: Map<string, Decimal>, key: string, amount: Decimal): 
 }
 
 /**
+ * A batch's usage summed per customer, meter and bucket, in the order first seen: the signaler
+ * then adds each sum to its queues once, not each event (a batch of 1,000 events of one customer
+ * and meter is one Decimal addition per map instead of 1,000), and parses a timestamp once per run
+ * of events that share it.
+ */
+function foldByBucket(
+  usage: readonly AcceptedUsage[],
+): Iterable<{ usage: AcceptedUsage; bucket: string; quantity: DecimalSum; events: number }> {
+  const folded = new Map<string, { usage: AcceptedUsage; bucket: string; quantity: DecimalSum; events: number }>();
+  let time: string | undefined;
+  let bucket = '';
+  for (const u of usage) {
+    if (u.eventTime !== time) {
+      time = u.eventTime;
+      bucket = new Date(Math.floor(Date.parse(time) / USAGE_BUCKET_MS) * USAGE_BUCKET_MS).toISOString();
+    }
+    const key = `${u.customer}\u0000${u.meter}\u0000${bucket}`;
+    let sum = folded.get(key);
+    if (!sum) folded.set(key, (sum = { usage: u, bucket, quantity: new DecimalSum(), events: 0 }));
+    sum.quantity.add(u.quantity);
+    sum.events++;
+  }
+  return folded.values();
+}
+
+/**
  * Feeds the billing workflows without one signal per event, and without one per second either:
  * stored usage is summed per customer, meter and second, and a customer's workflow is signalled
  * at the next tick only when the usage it would estimate for a meter (what it published, plus
@@ -157,7 +184,7 @@ export class UsageSignaler {
 
   record(usage: readonly AcceptedUsage[]): void {
     const now = this.now();
-    for (const u of usage) {
+    for (const { usage: u, bucket, quantity, events } of foldByBucket(usage)) {
       const skipUntil = this.noWorkflowUntil.get(u.customer);
       if (skipUntil !== undefined) {
         if (skipUntil > now) continue;
@@ -171,16 +198,16 @@ export class UsageSignaler {
         // Idle for a whole interval: this usage starts the clock again rather than being sent at once.
         queue.since = now;
       }
-      const bucket = new Date(Math.floor(Date.parse(u.eventTime) / USAGE_BUCKET_MS) * USAGE_BUCKET_MS).toISOString();
       const key = `${u.meter}\u0000${bucket}`;
-      queue.pending.set(key, (queue.pending.get(key) ?? new Decimal(0)).plus(u.quantity));
-      queue.pendingByMeter.set(u.meter, (queue.pendingByMeter.get(u.meter) ?? new Decimal(0)).plus(u.quantity));
+      const amount = new Decimal(quantity.toString());
+      queue.pending.set(key, (queue.pending.get(key) ?? new Decimal(0)).plus(amount));
+      queue.pendingByMeter.set(u.meter, (queue.pendingByMeter.get(u.meter) ?? new Decimal(0)).plus(amount));
       let chunk = queue.chunks.at(-1);
       if (!chunk || Math.floor(chunk.storedAt / 1000) !== Math.floor(now / 1000))
         queue.chunks.push((chunk = { storedAt: now, amounts: new Map() }));
       chunk.storedAt = now;
-      chunk.amounts.set(key, (chunk.amounts.get(key) ?? new Decimal(0)).plus(u.quantity));
-      this.metrics.events.inc();
+      chunk.amounts.set(key, (chunk.amounts.get(key) ?? new Decimal(0)).plus(amount));
+      this.metrics.events.inc(events);
     }
   }
 

@@ -248,6 +248,33 @@ describe('usage signaler', () => {
   });
 });
 
+describe('usage signaler: one batch', () => {
+  test('is reported per meter and second, each sum exact, every event counted', async () => {
+    const { signaler, registry } = manualSignaler();
+    await subscribe('fold-1');
+    const second = Math.floor(Date.now() / 1000) * 1000;
+    const at = (ms: number, quantity: string, meter = 'api_calls') => ({
+      ...usage('fold-1', quantity, meter),
+      eventTime: new Date(second + ms).toISOString(),
+    });
+    signaler.record([at(100, '0.1'), at(900, '7', 'tokens'), at(1000, '2'), at(900, '0.2'), at(100, '1.50')]);
+    await signaler.stop();
+    const history = await env.client.workflow.getHandle(workflowIdFor('fold-1')).fetchHistory();
+    const deltas = (history.events ?? []).flatMap((event) => {
+      const signal = event.workflowExecutionSignaledEventAttributes;
+      if (signal?.signalName !== usageReported.name) return [];
+      return (signal.input?.payloads ?? []).flatMap((payload) => defaultPayloadConverter.fromPayload<UsageReport>(payload).deltas);
+    });
+    const first = new Date(second).toISOString();
+    const next = new Date(second + 1000).toISOString();
+    assert.deepEqual(
+      deltas.map((d) => `${d.meter} ${d.at} ${d.quantity}`).sort(),
+      [`api_calls ${first} 1.8`, `api_calls ${next} 2`, `tokens ${first} 7`].sort(),
+    );
+    assert.equal((await registry.getSingleMetric('usage_signal_events_total')!.get()).values[0]?.value, 5);
+  });
+});
+
 describe('usage signalers of several API processes', () => {
   test("the first slow report's read of the counters retires what the others stored before it; they report what came after, a full interval later", async () => {
     const stagger = 5000;
