@@ -84,21 +84,23 @@ async function subscribe(customer: string): Promise<void> {
   });
 }
 
+/** The deltas of every usageReported signal in the customer's workflow history. */
+async function deltasIn(customer: string): Promise<UsageReport['deltas']> {
+  const history = await env.client.workflow.getHandle(workflowIdFor(customer)).fetchHistory();
+  return (history.events ?? []).flatMap((event) => {
+    const signal = event.workflowExecutionSignaledEventAttributes;
+    if (signal?.signalName !== usageReported.name) return [];
+    return (signal.input?.payloads ?? []).flatMap((payload) => defaultPayloadConverter.fromPayload<UsageReport>(payload).deltas);
+  });
+}
+
 /**
- * The usage delivered to the customer's workflow: the deltas of every usageReported signal in its
- * history. (The workflow counts from the counters, which these hand-made reports never touched.)
+ * The usage delivered to the customer's workflow: the sum of its reports' deltas. (The workflow
+ * counts from the counters, which these hand-made reports never touched.)
  */
 async function usageIn(customer: string, meter = 'api_calls'): Promise<string> {
-  const history = await env.client.workflow.getHandle(workflowIdFor(customer)).fetchHistory();
   let total = new Decimal(0);
-  for (const event of history.events ?? []) {
-    const signal = event.workflowExecutionSignaledEventAttributes;
-    if (signal?.signalName !== usageReported.name) continue;
-    for (const payload of signal.input?.payloads ?? []) {
-      const report = defaultPayloadConverter.fromPayload<UsageReport>(payload);
-      for (const delta of report.deltas) if (delta.meter === meter) total = total.plus(delta.quantity);
-    }
-  }
+  for (const delta of await deltasIn(customer)) if (delta.meter === meter) total = total.plus(delta.quantity);
   return total.toFixed();
 }
 
@@ -259,11 +261,10 @@ describe('usage signaler: one batch', () => {
     });
     signaler.record([at(100, '0.1'), at(900, '7', 'tokens'), at(1000, '2'), at(900, '0.2'), at(100, '1.50')]);
     await signaler.stop();
-    const history = await env.client.workflow.getHandle(workflowIdFor('fold-1')).fetchHistory();
-    const deltas = (history.events ?? []).flatMap((event) => {
-      const signal = event.workflowExecutionSignaledEventAttributes;
-      if (signal?.signalName !== usageReported.name) return [];
-      return (signal.input?.payloads ?? []).flatMap((payload) => defaultPayloadConverter.fromPayload<UsageReport>(payload).deltas);
+    // Signals reach the history a moment after the signaler is done sending them.
+    const deltas = await waitFor(() => deltasIn('fold-1'), {
+      description: 'three deltas reached the workflow',
+      until: (d) => d.length >= 3,
     });
     const first = new Date(second).toISOString();
     const next = new Date(second + 1000).toISOString();
