@@ -1,4 +1,4 @@
-import type { PoolClient } from 'pg';
+import { escapeLiteral, type PoolClient } from 'pg';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -113,12 +113,18 @@ export const USAGE_EVENTS_COPY_SQL =
 const UNIQUE_VIOLATION = '23505';
 
 // The fast path's counters: per customer, meter and UTC day, its new events and the exact sum of
-// their values (summed here, see DecimalSum).
-const DIRECT_COUNTERS_SQL = `
+// their values (summed here, see DecimalSum), as array literals: this statement travels in the
+// COPY's simple-query message (`storeDirect`), which carries no parameters. Every element is the
+// writer's own rendering (uuids read from the database, days of `toISOString()`, integers, decimal
+// sums), and each array is escaped as a whole.
+function directCountersSql(customerIds: string[], meterIds: string[], days: string[], counts: number[], sums: string[]): string {
+  const array = (values: readonly unknown[], type: string) => `${escapeLiteral(`{${values.join(',')}}`)}::${type}[]`;
+  return `
 insert into usage_counters as uc (customer_id, meter_id, day, event_count, value_sum)
-select * from unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[], $5::numeric[])
+select * from unnest(${array(customerIds, 'uuid')}, ${array(meterIds, 'uuid')}, ${array(days, 'date')}, ${array(counts, 'int8')}, ${array(sums, 'numeric')})
  order by 1, 2, 3
 ${COUNTERS_UPSERT}`;
+}
 
 // Staging path: one statement stores the new events and folds only those into the daily counters:
 // rows that hit the unique key are skipped by ON CONFLICT and never reach the counter CTE. Rows are
@@ -362,7 +368,6 @@ export class IngestWriter {
       // client retrying while its first attempt is still in flight) then meet on the first shared
       // key, the later waiting for the earlier's commit, instead of deadlocking until deadlock_timeout.
       ({ unique, uniqueIndex } = uniqueInKeyOrder(events, this.shortIds));
-      await client.query('begin');
       if (await this.storeDirect(client, unique)) {
         this.metrics.paths.inc({ path: 'direct' });
         uniqueOutcomes = new Array<WriteOutcome>(unique.length).fill(ACCEPTED);
@@ -377,9 +382,9 @@ export class IngestWriter {
         }
         await client.query('begin');
         uniqueOutcomes = await this.store(client, unique);
+        const failed = uniqueOutcomes.some((o) => o.status === 'conflict');
+        await client.query(atomic && failed ? 'rollback' : 'commit');
       }
-      const failed = uniqueOutcomes.some((o) => o.status === 'conflict');
-      await client.query(atomic && failed ? 'rollback' : 'commit');
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
       client.release(true);
@@ -396,19 +401,14 @@ export class IngestWriter {
   }
 
   /**
-   * The fast path: every event (unique by key within `events`) stored and counted, and true; or
-   * false when some key is already stored, leaving the transaction aborted.
+   * The fast path: every event (unique by key within `events`) stored and counted and the
+   * transaction committed, and true; or false when some key is already stored, leaving the
+   * transaction aborted. One simple-query message carries BEGIN, the COPY, the counters' upsert
+   * and COMMIT: two round trips instead of five. Each round trip waits for the API's event loop,
+   * busy with other requests' JSON; while it waits, the transaction holds its counter rows, which
+   * every concurrent transaction of the same customers queues on.
    */
   private async storeDirect(client: PoolClient, events: PreparedEvent[]): Promise<boolean> {
-    let text = '';
-    for (const e of events) text += copyLine(e, this.shortIds);
-    try {
-      await pipeline(Readable.from([text]), client.query(copyFrom(USAGE_EVENTS_COPY_SQL)));
-    } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION) return false;
-      throw err;
-    }
-    // The counters' inputs, only once the rows are in: a COPY that hits a stored key wastes none.
     // Events come in customer order: most share the previous event's counter, found without a lookup.
     const groupOf = new Map<string, number>();
     const customerIds: string[] = [];
@@ -418,7 +418,9 @@ export class IngestWriter {
     const sums: DecimalSum[] = [];
     let previous: PreparedEvent | undefined;
     let k = -1;
+    let text = '';
     for (const e of events) {
+      text += copyLine(e, this.shortIds);
       if (
         previous === undefined ||
         e.customerId !== previous.customerId ||
@@ -442,7 +444,13 @@ export class IngestWriter {
       counts[k]!++;
       if (e.value !== null) sums[k]!.add(e.value);
     }
-    await client.query(DIRECT_COUNTERS_SQL, [customerIds, meterIds, days, counts, sums.map(String)]);
+    const sql = `begin; ${USAGE_EVENTS_COPY_SQL}; ${directCountersSql(customerIds, meterIds, days, counts, sums.map(String))}; commit`;
+    try {
+      await pipeline(Readable.from([text]), client.query(copyFrom(sql)));
+    } catch (err) {
+      if ((err as { code?: string }).code === UNIQUE_VIOLATION) return false;
+      throw err;
+    }
     return true;
   }
 
