@@ -6,6 +6,7 @@ import { migrateSteps, migrationsBefore, scratchDatabase, type ScratchDatabase }
 /*
  * migrations/0028_counters_count_and_sum.sql: the daily counters keep their counts and sums; the
  * down migration brings back max and latest, recomputed from the stored events.
+ * migrations/0030_counters_fillfactor.sql: the counters' pages keep half their room for updates.
  */
 let scratch: ScratchDatabase | undefined;
 let url: string;
@@ -52,4 +53,17 @@ test('0028 keeps counts and sums; its down migration recomputes max and latest f
   await migrateSteps(url, 'down', 1);
   assert.deepEqual((await pool.query(COUNTERS)).rows, counts);
   assert.deepEqual((await pool.query(LATEST)).rows, latest);
+});
+
+const FILLFACTOR = `select coalesce(array_to_string(reloptions, ','), '') as options from pg_class where oid = 'usage_counters'::regclass`;
+
+test('0030 leaves half of each new counters page to updates, and its down migration gives the default back', async () => {
+  await migrateSteps(url, 'up', migrationsBefore('0030') - migrationsBefore('0028'));
+  assert.equal((await pool.query<{ options: string }>(FILLFACTOR)).rows[0]!.options, '');
+  const counters = (await pool.query(COUNTERS)).rows;
+  await migrateSteps(url, 'up', 1);
+  assert.equal((await pool.query<{ options: string }>(FILLFACTOR)).rows[0]!.options, 'fillfactor=50');
+  assert.deepEqual((await pool.query(COUNTERS)).rows, counters);
+  await migrateSteps(url, 'down', 1);
+  assert.equal((await pool.query<{ options: string }>(FILLFACTOR)).rows[0]!.options, '');
 });
