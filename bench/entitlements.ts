@@ -14,7 +14,7 @@ import { createSetEntitlement } from '../src/activities/set-entitlement';
 import { systemClock } from '../src/clock';
 import { createPool } from '../src/db/pool';
 import { freePort } from '../scripts/free-port';
-import { forkBenchApi, issueBenchKey, queriesSoFar, serveCountingQueries, startBenchDatabase } from './support';
+import { forkBenchApi, issueBenchKey, queriesSoFar, seedTokensCatalog, serveCountingQueries, startBenchDatabase } from './support';
 
 async function main(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -24,14 +24,7 @@ async function main(): Promise<void> {
 
   const db = await startBenchDatabase('entitlements');
   const pool = createPool(db.url, 4);
-  await pool.query(
-    `insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`,
-  );
-  const { rows } = await pool.query<{ id: string; n: number }>(
-    `insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g
-     returning id, substr(external_id, 6)::int as n`,
-    [customers],
-  );
+  const { customerIds } = await seedTokensCatalog(pool, customers);
   const secret = await issueBenchKey(db.url, ['usage:read']);
   const port = await freePort();
   const child = forkBenchApi(import.meta.filename, ['serve', db.url, String(port)]);
@@ -46,7 +39,7 @@ async function main(): Promise<void> {
     // Blocks go through the activity and the server's listener, as in production.
     const setEntitlement = createSetEntitlement({ pool, clock: systemClock });
     const periodEnd = new Date(Date.now() + 3_600_000).toISOString();
-    const blocked = rows.filter((c) => c.n % blockedEvery === 0);
+    const blocked = customerIds.map((id, n) => ({ id, n })).filter((c) => c.n % blockedEvery === 0);
     for (const { id } of blocked) await setEntitlement({ customerId: id, meter: 'tokens', blocked: true, periodEnd });
     const lastBlocked = Math.max(...blocked.map((c) => c.n));
     const waitStart = performance.now();

@@ -17,7 +17,7 @@ import { freePort } from '../scripts/free-port';
 import { USAGE_EVENTS_COPY_SQL } from '../src/metering/ingest-writer';
 import { createClient } from '../src/db/pool';
 import { bytesPerStoredEvent } from './storage';
-import { forkBenchApi, issueBenchKey, postEvents, serveBenchApi, startBenchDatabase } from './support';
+import { forkBenchApi, issueBenchKey, postEvents, seedTokensCatalog, serveBenchApi, startBenchDatabase } from './support';
 
 const YEAR_MS = 365 * 86_400_000;
 /** Rows per COPY statement (and transaction): progress is reported after each. */
@@ -42,13 +42,7 @@ async function main(): Promise<void> {
   const db = await startBenchDatabase('growth');
   const admin = createClient({ connectionString: db.url });
   await admin.connect();
-  await admin.query(
-    `insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`,
-  );
-  await admin.query(
-    `insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g`,
-    [customers],
-  );
+  await seedTokensCatalog(admin, customers);
   const key = await issueBenchKey(db.url, ['events:write']);
   const port = await freePort();
   const server = forkBenchApi(import.meta.filename, ['serve', db.url, String(port)]);

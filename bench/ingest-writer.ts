@@ -12,7 +12,7 @@
 import { createClient, createPool } from '../src/db/pool';
 import { IngestWriter, type PreparedEvent } from '../src/metering/ingest-writer';
 import { postgresCpuSeconds } from './cpu';
-import { startBenchDatabase } from './support';
+import { seedTokensCatalog, startBenchDatabase } from './support';
 
 const rows = Number(process.env.BENCH_ROWS ?? 600_000);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 8);
@@ -22,17 +22,7 @@ const customers = Number(process.env.BENCH_CUSTOMERS ?? 100);
 const db = await startBenchDatabase('ingest-writer');
 const admin = createClient({ connectionString: db.url });
 await admin.connect();
-const meterId = (
-  await admin.query<{ id: string }>(
-    `insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens') returning id`,
-  )
-).rows[0]!.id;
-const customerIds = (
-  await admin.query<{ id: string }>(
-    `insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g returning id`,
-    [customers],
-  )
-).rows.map((r) => r.id);
+const { meterId, customerIds } = await seedTokensCatalog(admin, customers);
 
 const timestamp = new Date().toISOString();
 const batches: PreparedEvent[][] = [];

@@ -20,7 +20,16 @@ import { USAGE_EVENTS_COPY_SQL } from '../src/metering/ingest-writer';
 import { createClient, createPool } from '../src/db/pool';
 import { repackEventIndexes } from '../src/retention/repack-indexes';
 import { peakResidentMegabytes, postgresCpuSeconds, processCpuSeconds } from './cpu';
-import { forkBenchApi, issueBenchKey, percentile, postEvents, postEventsAtRate, serveBenchApi, startBenchDatabase } from './support';
+import {
+  forkBenchApi,
+  issueBenchKey,
+  percentile,
+  postEvents,
+  postEventsAtRate,
+  seedTokensCatalog,
+  serveBenchApi,
+  startBenchDatabase,
+} from './support';
 
 if (process.argv[2] === 'serve') {
   // Child: the production API composition; the load generator runs in the parent process.
@@ -42,13 +51,7 @@ async function main(): Promise<void> {
   const db = await startBenchDatabase('ingest');
   const admin = createClient({ connectionString: db.url });
   await admin.connect();
-  await admin.query(
-    `insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens')`,
-  );
-  await admin.query(
-    `insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g`,
-    [customers],
-  );
+  await seedTokensCatalog(admin, customers);
   const key = await issueBenchKey(db.url, ['events:write']);
 
   async function startApi() {

@@ -19,6 +19,7 @@ import { countQueries } from '../scripts/query-counter';
 import path from 'node:path';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded';
 import { migrate } from '../src/db/migrate';
+import type { Queryable } from '../src/db/transaction';
 
 export interface BenchDatabase {
   url: string;
@@ -46,6 +47,24 @@ export async function startBenchDatabase(name: string, settings?: Record<string,
       if (pg?.startedHere) rmSync(pg.dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The benches' catalog: the meter `tokens` (the sum of each event's `tokens` property) and the
+ * customers `cust-0` … `cust-${customers - 1}`. Returns their ids, the n-th customer's at index n.
+ */
+export async function seedTokensCatalog(db: Queryable, customers: number): Promise<{ meterId: string; customerIds: string[] }> {
+  const meter = await db.query<{ id: string }>(
+    `insert into meters (code, name, event_type, aggregation, value_property) values ('tokens', 'Tokens', 'tokens', 'sum', 'tokens') returning id`,
+  );
+  const { rows } = await db.query<{ id: string; n: number }>(
+    `insert into customers (external_id, name, currency) select 'cust-' || g, 'Customer ' || g, 'USD' from generate_series(0, $1 - 1) g
+     returning id, substr(external_id, 6)::int as n`,
+    [customers],
+  );
+  const customerIds = new Array<string>(customers);
+  for (const r of rows) customerIds[r.n] = r.id;
+  return { meterId: meter.rows[0]!.id, customerIds };
 }
 
 export const percentile = (sorted: number[], p: number) =>
