@@ -13,7 +13,7 @@ import {
   statSync,
   symlinkSync,
 } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -65,6 +65,31 @@ async function accepts(url: string): Promise<boolean> {
 
 async function untilDown(url: string): Promise<void> {
   while (await accepts(url)) await new Promise((r) => setTimeout(r, 200));
+}
+
+/**
+ * Until the postmaster of `dataDir` has exited. It stops accepting connections early in its
+ * shutdown and still writes its shutdown checkpoint after that, so a caller that removes the data
+ * directory once the port is down races those writes (`rm` failed with ENOTEMPTY in CI). The
+ * postmaster removes postmaster.pid last; one killed outright leaves the file behind, naming a
+ * process that no longer exists.
+ */
+async function untilExited(dataDir: string): Promise<void> {
+  for (;;) {
+    let pid: number;
+    try {
+      pid = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    } catch {
+      return;
+    }
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      // EPERM: the process exists, under another user: still running.
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /*
@@ -278,8 +303,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   }
   opts.logger?.info({ port: opts.port, dataDir }, 'PostgreSQL started');
   // A terminal's Ctrl-C also reaches postgres directly; server.stop() alone would then wait forever
-  // for an exit that already happened, so stopping also ends once the port stops answering.
-  return { url, dataDir, startedHere: true, stop: () => Promise.race([server.stop(), untilDown(url)]) };
+  // for an exit that already happened, so stopping also ends once the port stops answering and the
+  // postmaster has exited.
+  const stop = async () => {
+    await Promise.race([server.stop(), untilDown(url)]);
+    await untilExited(dataDir);
+  };
+  return { url, dataDir, startedHere: true, stop };
 }
 
 /** Creates the database if missing (CREATE DATABASE cannot run inside a transaction or take IF NOT EXISTS). */

@@ -7,6 +7,7 @@
  * connections, and have stored every acknowledged event exactly once.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -319,5 +320,24 @@ test('a Postgres outage under sustained ingest: the API stays up, answers 503 me
     throw err;
   } finally {
     await workerPool.end();
+  }
+});
+
+test('stopping an embedded cluster returns once its postmaster has exited, so its data directory can go at once', async () => {
+  const other = await startEmbeddedPostgres({
+    dataDir: path.resolve(import.meta.dirname, '../../.data', `stop-pg-${process.pid}`),
+    port: await freePort(),
+    durability: 'full',
+  });
+  try {
+    const client = createClient({ connectionString: other.url });
+    await client.connect();
+    // Dirty pages, for a shutdown checkpoint that goes on after the port has closed.
+    await client.query('create table stop_probe (n int); insert into stop_probe select generate_series(1, 200000)');
+    await client.end();
+    await other.stop();
+    assert.equal(existsSync(path.join(other.dataDir, 'postmaster.pid')), false, 'stop() returned while the postmaster was still running');
+  } finally {
+    await rm(other.dataDir, { recursive: true, force: true });
   }
 });
