@@ -21,6 +21,7 @@ import { createClient, createPool } from '../src/db/pool';
 import { repackEventIndexes } from '../src/retention/repack-indexes';
 import { peakResidentMegabytes, postgresCpuSeconds, processCpuSeconds } from './cpu';
 import {
+  describeFailures,
   forkBenchApi,
   issueBenchKey,
   percentile,
@@ -220,6 +221,8 @@ async function main(): Promise<void> {
   const pacedRate = (0.6 * ceiling) / batchSize;
   const pacedLoad = (duration: number) => postEventsAtRate({ base: paced.base, key, rate: pacedRate, duration, body: nextBody });
   const pacedWarmup = warmupSeconds > 0 ? await pacedLoad(warmupSeconds) : undefined;
+  if (pacedWarmup?.failed)
+    console.log(`open loop's warm-up: ${pacedWarmup.failed} requests failed (${describeFailures(pacedWarmup.failures)})`);
   const pacedWalBefore = await walAndCheckpoints();
   const pacedRun = await pacedLoad(seconds);
   const pacedWal = await walAndCheckpoints();
@@ -233,7 +236,7 @@ async function main(): Promise<void> {
     `at 60% of the ceiling (${Math.round(pacedRate * batchSize)} events/s offered, open loop, ${seconds} s): ${Math.round((pacedRun.ok * batchSize) / pacedRun.duration)} events/s acknowledged, ` +
       `request latency p50 ${ms(50)} ms, p99 ${ms(99)} ms, max ${ms(100)} ms` +
       (pacedRun.refused ? `; ${pacedRun.refused} requests refused with 503 (queue full: more than this machine takes)` : '') +
-      (pacedRun.failed ? `; ${pacedRun.failed} requests failed` : ''),
+      (pacedRun.failed ? `; ${pacedRun.failed} requests failed (${describeFailures(pacedRun.failures)})` : ''),
   );
   // A checkpoint's full-page images and data-file flushes are what a latency outlier most often meets here.
   console.log(

@@ -24,6 +24,8 @@ import { startEntitlements } from '../src/entitlements/entitlements';
 import { startKeys } from '../src/keys/keys';
 import { parsePeppers } from '../src/keys/pepper';
 import { buildApiApp } from '../src/main/api-app';
+import { serveHttp } from '../src/main/http-server';
+import { loadConfig } from '../src/config';
 import { createHttpPaymentProvider } from '../src/provider/http-payment-provider';
 import { temporalCliPath } from '../src/temporal/binaries';
 import { billingState, workflowIdFor } from '../src/workflows/billing-period';
@@ -76,9 +78,7 @@ async function main(): Promise<void> {
     usageSignals: { reportIntervalSeconds, signalMargin },
   });
   const port = await freePort();
-  const server = await new Promise<ReturnType<typeof app.listen>>((resolve) => {
-    const s = app.listen(port, '127.0.0.1', () => resolve(s));
-  });
+  const api = await serveHttp(app, { port, host: '127.0.0.1', keepAliveTimeoutSeconds: loadConfig({}).HTTP_KEEP_ALIVE_TIMEOUT_SECONDS });
   const worker = await Worker.create({
     connection: temporal.nativeConnection,
     taskQueue,
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     );
     if (inWorkflows !== stored || result.non2xx > 0) process.exitCode = 1;
   } finally {
-    server.close();
+    await api.close();
     worker.shutdown();
     await running;
     await entitlements.close();

@@ -14,6 +14,8 @@ import { startKeys, type Keys } from '../src/keys/keys';
 import { parsePeppers } from '../src/keys/pepper';
 import { buildApiApp } from '../src/main/api-app';
 import { API_NODE_FLAGS } from '../src/main/api-node-flags';
+import { serveHttp } from '../src/main/http-server';
+import { loadConfig } from '../src/config';
 import { freePort } from '../scripts/free-port';
 import { countQueries } from '../scripts/query-counter';
 import path from 'node:path';
@@ -123,9 +125,8 @@ export async function serveBenchApi(databaseUrl: string, port: number): Promise<
     readiness: { postgres: () => pool.query('select 1') },
     timePolicy: defaultEventTimePolicy,
   });
-  return new Promise((resolve) => {
-    const server = app.listen(port, '127.0.0.1', () => resolve(server));
-  });
+  return (await serveHttp(app, { port, host: '127.0.0.1', keepAliveTimeoutSeconds: loadConfig({}).HTTP_KEEP_ALIVE_TIMEOUT_SECONDS }))
+    .server;
 }
 
 type QueryCount = { queries: number };
@@ -171,6 +172,8 @@ export interface PacedResult {
   refused: number;
   /** Any other answer, or none. */
   failed: number;
+  /** The failed requests by what they got: `HTTP 500`, `ECONNRESET`, … */
+  failures: Record<string, number>;
   /** Seconds from the first request's scheduled start to the last answer. */
   duration: number;
   /**
@@ -179,6 +182,12 @@ export interface PacedResult {
    */
   latencies: number[];
 }
+
+/** `2 × ECONNRESET, 1 × HTTP 500`: what a run's failed requests got. */
+export const describeFailures = (failures: Record<string, number>): string =>
+  Object.entries(failures)
+    .map(([reason, n]) => `${n} × ${reason}`)
+    .join(', ');
 
 /**
  * Open-loop load on POST /v1/events: a request every 1/`rate` s for `duration` seconds whatever
@@ -199,6 +208,11 @@ export async function postEventsAtRate(opts: {
   let ok = 0;
   let refused = 0;
   let failed = 0;
+  const failures: Record<string, number> = {};
+  const fail = (reason: string) => {
+    failed++;
+    failures[reason] = (failures[reason] ?? 0) + 1;
+  };
   const send = (body: string, scheduled: number) =>
     new Promise<void>((resolve) => {
       const req = request(
@@ -211,13 +225,13 @@ export async function postEventsAtRate(opts: {
               ok++;
               latencies.push(performance.now() - scheduled);
             } else if (res.statusCode === 503) refused++;
-            else failed++;
+            else fail(`HTTP ${res.statusCode}`);
             resolve();
           });
         },
       );
-      req.on('error', () => {
-        failed++;
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        fail(err.code ?? err.message);
         resolve();
       });
       req.end(body);
@@ -235,5 +249,5 @@ export async function postEventsAtRate(opts: {
   await Promise.all(inFlight);
   const duration = (performance.now() - start) / 1000;
   agent.destroy();
-  return { ok, refused, failed, duration, latencies: latencies.sort((a, b) => a - b) };
+  return { ok, refused, failed, failures, duration, latencies: latencies.sort((a, b) => a - b) };
 }

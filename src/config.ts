@@ -12,6 +12,8 @@ const port = z.coerce.number().int().min(1).max(65535);
 export const envSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   PORT: port.default(3000),
+  // How long the API keeps an idle client connection open: longer than any proxy's or client's idle timeout in front of it (src/main/http-server.ts).
+  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(65),
   DEMO: z
     .enum(['true', 'false'])
     .default('true')
@@ -45,7 +47,6 @@ export const envSchema = z.object({
   UPGRADE_URL: z.string().min(1).default('/upgrade'),
   // Where the customer portal links a customer whose meter is blocked; unset: UPGRADE_URL.
   PORTAL_UPGRADE_URL: z.string().min(1).optional(),
-  // Where a customer refused for its spend limit (402) can top up credits or raise its spend cap.
   // Where a customer refused for its spend limit (402) tops up; `{customer}` becomes its external id.
   TOP_UP_URL: z.string().min(1).default(DEFAULT_TOP_UP_URL),
   // Waits between declined charge attempts, as ISO 8601 durations; after the last, payment_failed.

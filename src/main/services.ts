@@ -15,6 +15,7 @@ import { createWorker, poolSizeFor, type WorkerLimits } from '../temporal/worker
 import { createActivities } from '../activities';
 import { createHttpPaymentProvider } from '../provider/http-payment-provider';
 import { buildApiApp } from './api-app';
+import { serveHttp } from './http-server';
 
 /** The long-lived pieces of one process; `close()` releases them in reverse order. */
 export interface Services {
@@ -107,13 +108,15 @@ export async function startApi(config: Config, services: Services, logger: Logge
   if (!(await services.keys.service.hasUsableAdminKey())) {
     logger.warn(`No API key can administer keys yet. Create the first one with: ${BOOTSTRAP_COMMAND}`);
   }
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
+  const http = await serveHttp(app, {
+    port: config.PORT,
+    host: config.HOST,
+    keepAliveTimeoutSeconds: config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS,
   });
   return {
-    server,
+    server: http.server,
     stop: async () => {
-      await closeServer(server);
+      await http.close();
       await stop();
     },
   };
@@ -174,13 +177,6 @@ export async function startWorker(config: Config, databaseUrl: string, temporalA
       await done;
     },
   };
-}
-
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeIdleConnections();
-  });
 }
 
 /** Separate API / worker processes never start servers: they need both addresses. */
