@@ -24,13 +24,11 @@ import { startEntitlements } from '../src/entitlements/entitlements';
 import { startKeys } from '../src/keys/keys';
 import { parsePeppers } from '../src/keys/pepper';
 import { buildApiApp } from '../src/main/api-app';
-import { serveHttp } from '../src/main/http-server';
-import { loadConfig } from '../src/config';
 import { createHttpPaymentProvider } from '../src/provider/http-payment-provider';
 import { temporalCliPath } from '../src/temporal/binaries';
 import { billingState, workflowIdFor } from '../src/workflows/billing-period';
 import { workflowsPath } from '../src/temporal/worker';
-import { issueBenchKey, startBenchDatabase } from './support';
+import { issueBenchKey, serveBenchHttp, startBenchDatabase } from './support';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -78,7 +76,7 @@ async function main(): Promise<void> {
     usageSignals: { reportIntervalSeconds, signalMargin },
   });
   const port = await freePort();
-  const api = await serveHttp(app, { port, host: '127.0.0.1', keepAliveTimeoutSeconds: loadConfig({}).HTTP_KEEP_ALIVE_TIMEOUT_SECONDS });
+  const api = await serveBenchHttp(app, port);
   const worker = await Worker.create({
     connection: temporal.nativeConnection,
     taskQueue,

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { Agent, request, type Server } from 'node:http';
 import autocannon from 'autocannon';
+import type { Express } from 'express';
 import { pino } from 'pino';
 import { unwrap } from '../src/api/refusal';
 import type { Scope } from '../src/keys/principal';
@@ -14,7 +15,7 @@ import { startKeys, type Keys } from '../src/keys/keys';
 import { parsePeppers } from '../src/keys/pepper';
 import { buildApiApp } from '../src/main/api-app';
 import { API_NODE_FLAGS } from '../src/main/api-node-flags';
-import { serveHttp } from '../src/main/http-server';
+import { serveHttp, type HttpServer } from '../src/main/http-server';
 import { loadConfig } from '../src/config';
 import { freePort } from '../scripts/free-port';
 import { countQueries } from '../scripts/query-counter';
@@ -125,9 +126,12 @@ export async function serveBenchApi(databaseUrl: string, port: number): Promise<
     readiness: { postgres: () => pool.query('select 1') },
     timePolicy: defaultEventTimePolicy,
   });
-  return (await serveHttp(app, { port, host: '127.0.0.1', keepAliveTimeoutSeconds: loadConfig({}).HTTP_KEEP_ALIVE_TIMEOUT_SECONDS }))
-    .server;
+  return (await serveBenchHttp(app, port)).server;
 }
+
+/** Serves a bench's API app on loopback as production serves it (src/main/http-server.ts), with the default settings. */
+export const serveBenchHttp = (app: Express, port: number): Promise<HttpServer> =>
+  serveHttp(app, { port, host: '127.0.0.1', keepAliveTimeoutSeconds: loadConfig({}).HTTP_KEEP_ALIVE_TIMEOUT_SECONDS });
 
 type QueryCount = { queries: number };
 
