@@ -33,8 +33,8 @@ export async function serveHttp(app: Express, opts: { port: number; host: string
       return;
     }
     unanswered.add(res);
-    const answered = () => unanswered.delete(res);
-    res.once('finish', answered).once('close', answered);
+    // 'close' follows every response, sent in full or cut off with its connection.
+    res.once('close', () => unanswered.delete(res));
   });
   return {
     server,
