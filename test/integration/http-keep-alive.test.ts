@@ -14,9 +14,12 @@ import { serveHttp, type HttpServer } from '../../src/main/http-server';
  */
 const KEEP_ALIVE_SECONDS = loadConfig({}).HTTP_KEEP_ALIVE_TIMEOUT_SECONDS;
 
+/** A response, read to its end, and the connection it came on. */
+type Answer = { res: IncomingMessage; reused: boolean; localPort: number; socket: Socket };
+
 async function serve(): Promise<{
   http: HttpServer;
-  get(path: string, agent: Agent): Promise<{ res: IncomingMessage; reused: boolean; localPort: number; socket: Socket }>;
+  get(path: string, agent: Agent): Promise<Answer>;
 }> {
   const app = express();
   app.get('/ping', (_req, res) => {
@@ -28,7 +31,7 @@ async function serve(): Promise<{
   const http = await serveHttp(app, { port: 0, host: '127.0.0.1', keepAliveTimeoutSeconds: KEEP_ALIVE_SECONDS });
   const { port } = http.server.address() as AddressInfo;
   const get = (path: string, agent: Agent) =>
-    new Promise<{ res: IncomingMessage; reused: boolean; localPort: number; socket: Socket }>((resolve, reject) => {
+    new Promise<Answer>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
         res.resume();
         res.on('end', () => resolve({ res, reused: req.reusedSocket, localPort: req.socket!.localPort!, socket: req.socket! }));
